@@ -1,0 +1,45 @@
+# Loa: the two commands a new user runs are `make demo` and `make test`.
+# Every target installs what it needs first (scripts/install-deps) and says what it did.
+
+GO      ?= go
+BIN     := bin
+# Keep the race-enabled test run inside CI's budget on 2 cores.
+TESTFLAGS ?= -race -timeout 20m
+
+.PHONY: all deps build test vet fmt-check bench demo fuzz clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+build: deps
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+	@echo "build: binaries in $(BIN)/: $$(ls $(BIN) | tr '\n' ' ')"
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi; \
+	echo "fmt-check: gofmt clean"
+
+vet:
+	$(GO) vet ./...
+
+test: deps fmt-check vet
+	$(GO) test $(TESTFLAGS) ./...
+
+# Short fuzz runs of every parser of outside input; `FUZZTIME=1m make fuzz` for longer.
+FUZZTIME ?= 20s
+fuzz: deps
+	@./scripts/fuzz-all $(FUZZTIME)
+
+# Benchmarks print figures beside their reference measured in the same run.
+bench: build
+	@./scripts/bench
+
+demo: build
+	@./scripts/demo
+
+clean:
+	rm -rf $(BIN)
