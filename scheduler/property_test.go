@@ -16,13 +16,13 @@ import (
 func TestTimelineProperties(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		type progSpec struct {
-			id                string
-			class, prio       int
-			hour, min         int
-			items             []int // minutes
-			maxDur            int   // minutes, 0 for none
-			policy            string
-			outputs           []string
+			id          string
+			class, prio int
+			hour, min   int
+			items       []int // minutes
+			maxDur      int   // minutes, 0 for none
+			policy      string
+			outputs     []string
 		}
 		n := rapid.IntRange(1, 7).Draw(rt, "programs")
 		var specs []progSpec
