@@ -2,13 +2,73 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"time"
+
+	"github.com/loa-project/loa/player"
 )
 
-// playCmd is replaced by the audio player issue's command.
+// playCmd plays one file or stream and prints its proof of output as one JSON line.
 func playCmd(ctx context.Context, args []string, log *slog.Logger) int {
-	fmt.Fprintln(os.Stderr, "loa-agent play: the audio player is not built yet")
-	return 2
+	fs := flag.NewFlagSet("play", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: loa-agent play FILE|URL [--out alsa[:DEVICE]|wav:PATH|null] [--duration D] [--volume V]")
+		fs.PrintDefaults()
+	}
+	out := fs.String("out", "alsa", "output: alsa, alsa:DEVICE, wav:PATH (written as fast as decoding goes) or null")
+	dur := fs.Duration("duration", 0, "how long to play (required for a stream URL; cuts a file)")
+	vol := fs.Float64("volume", 1, "gain from 0 to 1")
+	rate := fs.Int("rate", 48000, "output sample rate in Hz")
+	buf := fs.Duration("buffer", 100*time.Millisecond, "ALSA buffer length")
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return 2
+	}
+	item := player.Item{Path: pos[0], Duration: *dur}
+	if strings.HasPrefix(pos[0], "http://") || strings.HasPrefix(pos[0], "https://") {
+		item = player.Item{URL: pos[0], Duration: *dur}
+	}
+	o, err := player.OpenOutput(ctx, *out, *rate, *buf, log.With("component", "output"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent play:", err)
+		return 1
+	}
+	defer o.Close()
+	p, err := player.New(player.Config{Output: o, Log: log.With("component", "player")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent play:", err)
+		return 1
+	}
+	pb, err := p.Play(ctx, player.Program{Items: []player.Item{item}, Gain: *vol})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent play:", err)
+		return 2
+	}
+	res := pb.Wait()
+	line, err := json.Marshal(res.Items[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent play:", err)
+		return 1
+	}
+	fmt.Println(string(line))
+	if res.Items[0].Ended == player.EndFailed {
+		return 1
+	}
+	return 0
 }

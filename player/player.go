@@ -1,0 +1,733 @@
+// Package player plays programs (ordered queues of files and HTTP streams) through one
+// long-lived Output, gaplessly, with ramped gain, stop, pause/resume and a hard end time, and
+// measures for each item what actually reached the output (its proof of output).
+//
+// Decoding is libmpg123 (MP1/2/3) and Go (WAV); everything is resampled to the output rate
+// with libsyn123, the resampler of the mpg123 command. See docs/player.md.
+package player
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Clock gives wall times for proofs and waits for reconnect backoff.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now implements Clock.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// After implements Clock.
+func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Item is one entry of a program: a local file or an HTTP stream.
+type Item struct {
+	// Path of a local audio file (MP3, MP2, WAV). The format is read from the content.
+	Path string `json:"path,omitempty"`
+	// URL of an HTTP MP3 stream (Icecast/SHOUTcast) to relay.
+	URL string `json:"url,omitempty"`
+	// Duration is how long a stream is relayed (required for URL); for a file, 0 plays it
+	// whole and more than 0 cuts it there.
+	Duration time.Duration `json:"duration,omitempty"`
+}
+
+func (it Item) String() string {
+	if it.URL != "" {
+		return it.URL
+	}
+	return it.Path
+}
+
+// Position is a point in a program: an item and a frame (at the output rate) inside it.
+type Position struct {
+	Item  int   `json:"item"`
+	Frame int64 `json:"frame"`
+}
+
+// Program is what Play plays.
+type Program struct {
+	Items []Item
+	// Gain is the program's volume, 0 (silence) to 1 (as recorded). There is no default.
+	Gain float64
+	// Until is a hard end (the scheduler's cut); zero means none.
+	Until time.Time
+	// Start resumes the program at a position (zero: from the top).
+	Start Position
+	// OnItemStart is called when the first sample of an item is handed to the output.
+	OnItemStart func(index int, at time.Time)
+	// OnItemEnd is called with an item's proof once its last frame has been consumed by the
+	// output (or it failed, or the program stopped inside it). Callbacks run on the
+	// playback goroutine: they must return quickly.
+	OnItemEnd func(index int, proof Proof)
+}
+
+// How an item or a program ended.
+const (
+	EndCompleted = "completed" // played to its end (a stream: for its duration)
+	EndStopped   = "stopped"   // Stop was called (preemption)
+	EndUntil     = "until"     // the program's hard end time came
+	EndCancelled = "cancelled" // the context given to Play ended
+	EndFailed    = "failed"    // could not be played (see Error)
+	EndSkipped   = "skipped"   // not reached: the program ended before it
+)
+
+// Proof is what reached the output for one item.
+type Proof struct {
+	Item   int    `json:"item"`
+	Source string `json:"source"`
+	// Start is the wall time the first sample was handed to the output; zero if none was.
+	Start time.Time `json:"start"`
+	// End is the wall time the output had consumed the item's last frame.
+	End time.Time `json:"end"`
+	// Frames is how many frames of this item the output consumed, at Rate.
+	Frames  int64   `json:"frames"`
+	Rate    int     `json:"rate"`
+	PlayedS float64 `json:"played_s"`
+	// Levels after gain, in dBFS (-120 stands for no signal).
+	PeakDBFS float64 `json:"peak_dbfs"`
+	RMSDBFS  float64 `json:"rms_dbfs"`
+	// SilenceS is the time spent below -50 dBFS (in 10 ms blocks).
+	SilenceS float64 `json:"silence_s"`
+	// Gaps counts stream drop-outs heard (the output ran out until the stream came back).
+	Gaps      int     `json:"gaps"`
+	GapS      float64 `json:"gap_s"`
+	Underruns int64   `json:"underruns"`
+	// SkippedBytes of input were jumped over as corrupt, in SkippedPlaces places.
+	SkippedBytes  int64  `json:"skipped_bytes"`
+	SkippedPlaces int64  `json:"skipped_places"`
+	Ended         string `json:"ended"`
+	Error         string `json:"error,omitempty"`
+}
+
+// Result is a finished program.
+type Result struct {
+	Items []Proof `json:"items"`
+	Ended string  `json:"ended"`
+	// Position is where playback stopped, to resume it later (on_interrupt: resume).
+	Position Position `json:"position"`
+}
+
+// Progress is a snapshot for checkpoints.
+type Progress struct {
+	Item int
+	// ItemFrames and ProgramFrames: consumed by the output so far in the current item and
+	// in the whole playback.
+	ItemFrames    int64
+	ProgramFrames int64
+	Paused        bool
+}
+
+// Config builds a Player.
+type Config struct {
+	Output Output
+	Clock  Clock
+	Log    *slog.Logger
+	// HTTP fetches streams (default NewStreamClient()).
+	HTTP *http.Client
+	// Ramp is the fade applied on start, stop, pause and gain changes (default 20 ms).
+	Ramp time.Duration
+	// Reconnect backoff for streams (defaults 500 ms doubling to 10 s).
+	BackoffMin, BackoffMax time.Duration
+}
+
+// Player plays one program at a time through its output.
+type Player struct {
+	cfg     Config
+	out     Output
+	mu      sync.Mutex
+	current *Playback
+}
+
+// New makes a Player.
+func New(cfg Config) (*Player, error) {
+	if cfg.Output == nil {
+		return nil, errors.New("player: no output")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = NewStreamClient()
+	}
+	if cfg.Ramp <= 0 {
+		cfg.Ramp = 20 * time.Millisecond
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 500 * time.Millisecond
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = max(10*time.Second, cfg.BackoffMin)
+	}
+	return &Player{cfg: cfg, out: cfg.Output}, nil
+}
+
+// Play starts a program. A program already playing is stopped first (with its ramp).
+func (p *Player) Play(ctx context.Context, prog Program) (*Playback, error) {
+	if err := validate(prog); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.current != nil {
+		p.current.Stop()
+	}
+	pb := &Playback{
+		p:    p,
+		prog: prog,
+		cmds: make(chan command, 8),
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	pb.gainBits.Store(math.Float64bits(prog.Gain))
+	p.current = pb
+	go pb.run(ctx)
+	return pb, nil
+}
+
+func validate(prog Program) error {
+	if len(prog.Items) == 0 {
+		return errors.New("player: program has no items")
+	}
+	if !(prog.Gain >= 0 && prog.Gain <= 1) {
+		return fmt.Errorf("player: gain %v is outside 0..1", prog.Gain)
+	}
+	if prog.Start.Item < 0 || prog.Start.Item >= len(prog.Items) || prog.Start.Frame < 0 {
+		return fmt.Errorf("player: start position %+v is outside the program", prog.Start)
+	}
+	for i, it := range prog.Items {
+		switch {
+		case (it.Path == "") == (it.URL == ""):
+			return fmt.Errorf("player: item %d needs exactly one of a path or a URL", i)
+		case it.URL != "" && it.Duration <= 0:
+			return fmt.Errorf("player: item %d (stream %s) needs a duration", i, it.URL)
+		case it.Duration < 0:
+			return fmt.Errorf("player: item %d has a negative duration", i)
+		}
+	}
+	return nil
+}
+
+type cmdKind int
+
+const (
+	cmdStop cmdKind = iota
+	cmdPause
+	cmdResume
+	cmdGain
+)
+
+type command struct {
+	kind  cmdKind
+	gain  float64
+	reply chan Position
+}
+
+// Playback is a program being played.
+type Playback struct {
+	p    *Player
+	prog Program
+	cmds chan command
+	wake chan struct{}
+	done chan struct{}
+
+	result    Result
+	gainBits  atomic.Uint64
+	item      atomic.Int64
+	itemStart atomic.Int64 // output frame where the current item began
+	base      atomic.Int64 // output frame where the playback began
+	paused    atomic.Bool
+}
+
+func (pb *Playback) send(c command) bool {
+	select {
+	case pb.cmds <- c:
+		select {
+		case pb.wake <- struct{}{}:
+		default:
+		}
+		return true
+	case <-pb.done:
+		return false
+	}
+}
+
+// Stop ends playback at once, with a short fade, and returns the result.
+func (pb *Playback) Stop() Result {
+	pb.send(command{kind: cmdStop})
+	<-pb.done
+	return pb.result
+}
+
+// Pause fades out and holds the position; it returns that position.
+func (pb *Playback) Pause() (Position, error) {
+	reply := make(chan Position, 1)
+	if !pb.send(command{kind: cmdPause, reply: reply}) {
+		return Position{}, errors.New("player: playback has ended")
+	}
+	select {
+	case pos := <-reply:
+		return pos, nil
+	case <-pb.done:
+		return pb.result.Position, errors.New("player: playback ended while pausing")
+	}
+}
+
+// Resume continues a paused playback where it was, fading in.
+func (pb *Playback) Resume() error {
+	if !pb.send(command{kind: cmdResume}) {
+		return errors.New("player: playback has ended")
+	}
+	return nil
+}
+
+// SetGain changes the gain (0..1) with a ramp.
+func (pb *Playback) SetGain(g float64) error {
+	if !(g >= 0 && g <= 1) {
+		return fmt.Errorf("player: gain %v is outside 0..1", g)
+	}
+	pb.gainBits.Store(math.Float64bits(g))
+	if !pb.send(command{kind: cmdGain, gain: g}) {
+		return errors.New("player: playback has ended")
+	}
+	return nil
+}
+
+// Progress reports what the output has consumed so far.
+func (pb *Playback) Progress() Progress {
+	c := pb.p.out.Consumed()
+	is := pb.itemStart.Load()
+	return Progress{
+		Item:          int(pb.item.Load()),
+		ItemFrames:    max(0, c-is),
+		ProgramFrames: max(0, c-pb.base.Load()),
+		Paused:        pb.paused.Load(),
+	}
+}
+
+// Done is closed when the playback has ended.
+func (pb *Playback) Done() <-chan struct{} { return pb.done }
+
+// Wait waits for the end and returns the result.
+func (pb *Playback) Wait() Result {
+	<-pb.done
+	return pb.result
+}
+
+const chunkFrames = 1024
+
+// itemState is the bookkeeping of the item being played.
+type itemState struct {
+	index     int
+	proof     Proof
+	lvl       *meter
+	startPos  int64 // output frame of the item's first frame
+	written   int64 // frames of this item written
+	limit     int64 // frames after which the item is cut (0: none)
+	deadline  time.Time
+	underruns int64
+	gapSince  time.Time
+	started   bool
+}
+
+func (pb *Playback) run(ctx context.Context) {
+	defer close(pb.done)
+	p := pb.p
+	e := &engine{pb: pb, out: p.out, clock: p.cfg.Clock, log: p.cfg.Log, rate: p.out.Rate()}
+	e.rampStep = 1 / (p.cfg.Ramp.Seconds() * float64(e.rate))
+	e.target = pb.prog.Gain
+	e.buf = make([]float32, 2*chunkFrames)
+	// Frame accounting starts from an output with nothing pending.
+	if err := p.out.Drain(ctx); err != nil && ctx.Err() == nil {
+		p.cfg.Log.Error("audio output failed", "err", err)
+	}
+	e.base = p.out.Consumed()
+	pb.base.Store(e.base)
+	res := e.play(ctx)
+	pb.result = res
+	pb.p.mu.Lock()
+	if pb.p.current == pb {
+		pb.p.current = nil
+	}
+	pb.p.mu.Unlock()
+}
+
+type engine struct {
+	pb       *Playback
+	out      Output
+	clock    Clock
+	log      *slog.Logger
+	rate     int
+	cur      float64 // gain applied now
+	target   float64 // gain being ramped to
+	rampStep float64
+	buf      []float32
+	pendEnd  []pendingEnd
+	proofs   []Proof
+	base     int64     // output frame count when this playback began
+	written  int64     // frames written by this playback
+	leftover []float32 // frames read but held back by a pause
+}
+
+type pendingEnd struct {
+	st  *itemState
+	end int64
+}
+
+// play runs the program and returns its result.
+func (e *engine) play(ctx context.Context) Result {
+	prog := e.pb.prog
+	e.proofs = make([]Proof, len(prog.Items))
+	for i, it := range prog.Items {
+		e.proofs[i] = Proof{Item: i, Source: it.String(), Rate: e.rate, Ended: EndSkipped, PeakDBFS: floorDBFS, RMSDBFS: floorDBFS}
+	}
+	ended := EndCompleted
+	pos := Position{Item: len(prog.Items)}
+	for i := prog.Start.Item; i < len(prog.Items); i++ {
+		skip := int64(0)
+		if i == prog.Start.Item {
+			skip = prog.Start.Frame
+		}
+		reason, at := e.playItem(ctx, i, skip)
+		if reason != EndCompleted && reason != EndFailed {
+			ended = reason
+			pos = at
+			break
+		}
+	}
+	if ended != EndCancelled {
+		if err := e.out.Drain(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("audio output failed while finishing the program", "err", err)
+		}
+	}
+	e.settle(true)
+	return Result{Items: e.proofs, Ended: ended, Position: pos}
+}
+
+// settle reports items whose last frame the output has consumed (all of them when final).
+func (e *engine) settle(final bool) {
+	if len(e.pendEnd) == 0 {
+		return
+	}
+	consumed := e.out.Consumed()
+	now := e.clock.Now()
+	k := 0
+	for _, pe := range e.pendEnd {
+		if consumed < pe.end && !final {
+			e.pendEnd[k] = pe
+			k++
+			continue
+		}
+		st := pe.st
+		frames := min(consumed, pe.end) - st.startPos
+		if frames < 0 {
+			frames = 0
+		}
+		st.proof.Frames = frames
+		st.proof.PlayedS = float64(frames) / float64(e.rate)
+		if st.started {
+			st.proof.End = now
+		}
+		st.proof.Underruns = e.out.Underruns() - st.underruns
+		e.proofs[st.index] = st.proof
+		if f := e.pb.prog.OnItemEnd; f != nil {
+			f(st.index, st.proof)
+		}
+	}
+	e.pendEnd = e.pendEnd[:k]
+}
+
+func (e *engine) openItem(ctx context.Context, it Item, skip int64) (source, error) {
+	if it.URL != "" {
+		cfg := e.pb.p.cfg
+		return openStream(ctx, it.URL, e.rate, e.pb.wake, streamConfig{
+			client: cfg.HTTP, log: e.log, clock: e.clock, backoffMin: cfg.BackoffMin, backoffMax: cfg.BackoffMax,
+		})
+	}
+	return openFile(it.Path, e.rate, skip)
+}
+
+// playItem plays item i from frame skip. It returns why it ended and, if the program is
+// to stop, the position to resume from.
+func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Position) {
+	it := e.pb.prog.Items[i]
+	st := &itemState{index: i, proof: e.proofs[i], lvl: newMeter(e.rate)}
+	st.startPos = e.base + e.written
+	st.underruns = e.out.Underruns()
+	e.pb.item.Store(int64(i))
+	e.pb.itemStart.Store(st.startPos)
+	if it.Duration > 0 {
+		st.limit = int64(it.Duration.Seconds() * float64(e.rate))
+		if it.URL == "" {
+			st.limit -= skip
+		}
+	}
+	itemCtx, cancel := context.WithCancel(ctx)
+	if it.URL != "" {
+		// A stream lasts its duration of wall time, drop-outs included, and never past Until;
+		// the context bounds reads that wait on a silent network.
+		now := e.clock.Now()
+		st.deadline = now.Add(it.Duration)
+		d := it.Duration
+		if u := e.pb.prog.Until; !u.IsZero() && u.Sub(now) < d {
+			d = u.Sub(now)
+		}
+		cancel()
+		itemCtx, cancel = context.WithTimeout(ctx, d)
+	}
+	defer cancel()
+	src, err := e.openItem(itemCtx, it, skip)
+	if err != nil {
+		e.log.Error("cannot play item", "item", i, "source", it.String(), "err", err)
+		st.proof.Error = err.Error()
+		st.proof.Ended = EndFailed
+		e.finishItem(st)
+		return EndFailed, Position{}
+	}
+	defer src.Close()
+	pos := func() Position { return Position{Item: i, Frame: skip + st.written} }
+	end := func(reason string, err error) (string, Position) {
+		st.proof.Ended = reason
+		if err != nil {
+			st.proof.Error = err.Error()
+		}
+		b, places := src.Skipped()
+		st.proof.SkippedBytes, st.proof.SkippedPlaces = b, places
+		if ss, ok := src.(*streamSource); ok && st.written == 0 && st.proof.Error == "" {
+			if err := ss.lastErr(); err != nil {
+				st.proof.Error = "nothing played: " + err.Error()
+			}
+		}
+		e.finishItem(st)
+		return reason, pos()
+	}
+	var pauseReply chan Position
+	stopping, pausing := "", false
+	for {
+		// Commands, the hard end and the item's own length.
+		select {
+		case c := <-e.pb.cmds:
+			switch c.kind {
+			case cmdStop:
+				stopping = EndStopped
+				e.target = 0
+			case cmdPause:
+				if stopping == "" {
+					pausing, pauseReply = true, c.reply
+					e.target = 0
+				}
+			case cmdGain:
+				if stopping == "" && !pausing {
+					e.target = c.gain
+				}
+			}
+			continue
+		default:
+		}
+		if ctx.Err() != nil {
+			return end(EndCancelled, nil)
+		}
+		now := e.clock.Now()
+		if u := e.pb.prog.Until; !u.IsZero() && stopping == "" && !now.Before(u.Add(-e.rampDur())) {
+			stopping = EndUntil
+			e.target = 0
+		}
+		if !st.deadline.IsZero() && !now.Before(st.deadline) && stopping == "" {
+			return end(EndCompleted, nil)
+		}
+		if stopping != "" && (e.cur == 0 || !st.started) {
+			return end(stopping, nil)
+		}
+		if pausing && (e.cur == 0 || !st.started) {
+			r, ok := e.pause(ctx, pos(), pauseReply)
+			if !ok {
+				return end(r, nil)
+			}
+			pausing, pauseReply = false, nil
+			continue
+		}
+		want := chunkFrames
+		if st.limit > 0 {
+			left := st.limit - st.written
+			if left <= 0 {
+				return end(EndCompleted, nil)
+			}
+			want = int(min(int64(want), left))
+		}
+		var n int
+		var err error
+		if len(e.leftover) > 0 {
+			n = copy(e.buf[:2*want], e.leftover) / 2
+			e.leftover = e.leftover[2*n:]
+		} else {
+			n, err = src.Read(itemCtx, e.buf[:2*want])
+		}
+		if errors.Is(err, errDropout) {
+			// The stream broke: let what is buffered play out, then count the silence
+			// until it comes back as a gap; fade the return in.
+			if derr := e.out.Drain(ctx); derr != nil && ctx.Err() == nil {
+				return end(EndFailed, derr)
+			}
+			if st.gapSince.IsZero() {
+				st.gapSince = e.clock.Now()
+			}
+			e.cur = 0
+			continue
+		}
+		if err == io.EOF {
+			return end(EndCompleted, nil)
+		}
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return end(EndCancelled, nil)
+			case itemCtx.Err() != nil && !e.pb.prog.Until.IsZero() && !e.clock.Now().Before(e.pb.prog.Until):
+				return end(EndUntil, nil)
+			case itemCtx.Err() != nil:
+				return end(EndCompleted, nil)
+			}
+			return end(EndFailed, err)
+		}
+		if n == 0 {
+			continue
+		}
+		chunk := e.buf[:2*n]
+		k := e.applyGain(chunk, st, stopping != "" || pausing)
+		if k < n && pausing {
+			// Keep the frames after the fade for Resume: a pause loses nothing.
+			e.leftover = append(e.leftover[:0], chunk[2*k:]...)
+		}
+		n = k
+		chunk = chunk[:2*n]
+		if !st.gapSince.IsZero() {
+			st.proof.Gaps++
+			st.proof.GapS += e.clock.Now().Sub(st.gapSince).Seconds()
+			st.gapSince = time.Time{}
+		}
+		if !st.started {
+			st.started = true
+			st.proof.Start = e.clock.Now()
+			if f := e.pb.prog.OnItemStart; f != nil {
+				f(i, st.proof.Start)
+			}
+		}
+		st.lvl.add(chunk)
+		st.written += int64(n)
+		e.written += int64(n)
+		if err := e.out.Write(ctx, chunk); err != nil {
+			if ctx.Err() != nil {
+				return end(EndCancelled, nil)
+			}
+			return end(EndFailed, err)
+		}
+		e.settle(false)
+	}
+}
+
+// pause waits, silent, for Resume. It returns false and why when the program must end.
+func (e *engine) pause(ctx context.Context, at Position, reply chan Position) (string, bool) {
+	if err := e.out.Drain(ctx); err != nil {
+		return EndCancelled, false
+	}
+	e.settle(false)
+	e.pb.paused.Store(true)
+	defer e.pb.paused.Store(false)
+	if reply != nil {
+		reply <- at
+	}
+	var untilC <-chan time.Time
+	if u := e.pb.prog.Until; !u.IsZero() {
+		untilC = e.clock.After(u.Sub(e.clock.Now()))
+	}
+	for {
+		select {
+		case c := <-e.pb.cmds:
+			switch c.kind {
+			case cmdStop:
+				return EndStopped, false
+			case cmdResume:
+				e.target = math.Float64frombits(e.pb.gainBits.Load())
+				e.cur = 0
+				return "", true
+			case cmdPause:
+				if c.reply != nil {
+					c.reply <- at
+				}
+			}
+		case <-untilC:
+			return EndUntil, false
+		case <-ctx.Done():
+			return EndCancelled, false
+		}
+	}
+}
+
+// finishItem queues the item's proof until the output has consumed its last frame.
+func (e *engine) finishItem(st *itemState) {
+	if !st.gapSince.IsZero() {
+		st.proof.Gaps++
+		st.proof.GapS += e.clock.Now().Sub(st.gapSince).Seconds()
+		st.gapSince = time.Time{}
+	}
+	m := st.lvl
+	m.closeBlock()
+	st.proof.PeakDBFS = m.peakDBFS()
+	st.proof.RMSDBFS = m.rmsDBFS()
+	st.proof.SilenceS = float64(m.silentFrms) / float64(e.rate)
+	e.pendEnd = append(e.pendEnd, pendingEnd{st: st, end: e.base + e.written})
+	e.settle(false)
+}
+
+func (e *engine) rampDur() time.Duration {
+	return time.Duration(float64(time.Second) / (e.rampStep * float64(e.rate)))
+}
+
+// applyGain ramps the gain toward its target frame by frame. When fading out to end or pause
+// it returns how many frames to play: up to where the gain reached zero.
+func (e *engine) applyGain(s []float32, st *itemState, fadingOut bool) int {
+	n := len(s) / 2
+	var fadeFrames int64 = -1
+	if st.limit > 0 && e.pb.prog.Items[st.index].Duration > 0 {
+		// An item cut by its duration fades out over the last ramp.
+		fadeFrames = int64(1 / e.rampStep)
+	}
+	for f := 0; f < n; f++ {
+		if e.cur != e.target {
+			if e.cur < e.target {
+				e.cur = math.Min(e.target, e.cur+e.rampStep)
+			} else {
+				e.cur = math.Max(e.target, e.cur-e.rampStep)
+			}
+		}
+		g := e.cur
+		if fadeFrames > 0 {
+			left := st.limit - st.written - int64(f)
+			if left < fadeFrames {
+				g *= float64(left) / float64(fadeFrames)
+			}
+		}
+		gf := float32(g)
+		s[2*f] *= gf
+		s[2*f+1] *= gf
+		if fadingOut && e.cur == 0 {
+			return f + 1
+		}
+	}
+	return n
+}
