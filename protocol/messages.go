@@ -1,0 +1,361 @@
+package protocol
+
+import (
+	"fmt"
+	"time"
+)
+
+// ScheduleRef names one revision of one schedule.
+type ScheduleRef struct {
+	ID       string `json:"id"`
+	Revision uint64 `json:"revision"`
+}
+
+func (c *checker) scheduleRef(field string, r *ScheduleRef) {
+	if r == nil {
+		return
+	}
+	c.id(field+".id", r.ID)
+	if r.Revision == 0 {
+		c.fail(field+".revision", ErrMissingField, "required (revisions start at 1)")
+	}
+}
+
+// JournalState is where the agent's journal of confirmations stands.
+type JournalState struct {
+	// HighWater is the highest sequence number written (0: none yet).
+	HighWater uint64 `json:"high_water"`
+	// Acked is the highest sequence the agent knows the hub holds (0: none).
+	Acked uint64 `json:"acked"`
+}
+
+// StoreSummary describes the agent's content store.
+type StoreSummary struct {
+	Items     int64 `json:"items"`
+	Bytes     int64 `json:"bytes"`
+	FreeBytes int64 `json:"free_bytes"`
+}
+
+// Hello is the agent's first message on every connection.
+type Hello struct {
+	Header
+	DeviceID        string `json:"device_id"`
+	SoftwareVersion string `json:"software_version"`
+	// Versions lists the protocol versions the agent speaks; absent means [1]. A hub that
+	// speaks a higher common version answers in it (see versioning in docs/protocol.md).
+	Versions []int `json:"versions,omitempty"`
+	// SentAt is the agent's clock when it sent the hello (informational: the agent keeps its
+	// own monotonic reading for ClockOffset).
+	SentAt time.Time `json:"sent_at,omitzero"`
+	// ActiveSchedule is the revision playing now; PendingSchedule one received and waiting
+	// for its content. Either is absent when there is none.
+	ActiveSchedule  *ScheduleRef `json:"active_schedule,omitempty"`
+	PendingSchedule *ScheduleRef `json:"pending_schedule,omitempty"`
+	Journal         JournalState `json:"journal"`
+	Store           StoreSummary `json:"store"`
+}
+
+func (*Hello) Type() Type { return TypeHello }
+
+func (m *Hello) validate(c *checker) {
+	c.header(&m.Header)
+	c.id("device_id", m.DeviceID)
+	if m.SoftwareVersion == "" {
+		c.fail("software_version", ErrMissingField, "required")
+	}
+	for i, v := range m.Versions {
+		if v < 1 {
+			c.fail(fmt.Sprintf("versions[%d]", i), ErrInvalidField, "%d is not a protocol version", v)
+		}
+	}
+	c.scheduleRef("active_schedule", m.ActiveSchedule)
+	c.scheduleRef("pending_schedule", m.PendingSchedule)
+}
+
+// Welcome is the hub's answer to Hello: its clock, and what the agent lacks.
+type Welcome struct {
+	Header
+	// HelloReceivedAt (t1) and HubTime (t2, when the welcome was sent) are the hub's clock;
+	// with the agent's own send and receive times they give its clock offset: ClockOffset.
+	HelloReceivedAt time.Time `json:"hello_received_at"`
+	HubTime         time.Time `json:"hub_time"`
+	// LatestSchedule is the newest revision the hub holds for this device when it is newer
+	// than what the hello reported; the hub sends it in a schedule message next.
+	LatestSchedule *ScheduleRef `json:"latest_schedule,omitempty"`
+	// ResendFrom is the first confirmation sequence the hub lacks: its highest contiguous
+	// stored sequence + 1. The agent sends its journal from there. It is also an ack of
+	// everything below it.
+	ResendFrom uint64 `json:"resend_from"`
+	// StatusIntervalS is how often the hub wants a status message, in seconds (0: agent's
+	// default).
+	StatusIntervalS int `json:"status_interval_s,omitempty"`
+}
+
+func (*Welcome) Type() Type { return TypeWelcome }
+
+func (m *Welcome) validate(c *checker) {
+	c.header(&m.Header)
+	c.time("hello_received_at", m.HelloReceivedAt)
+	c.time("hub_time", m.HubTime)
+	c.scheduleRef("latest_schedule", m.LatestSchedule)
+	if m.ResendFrom == 0 {
+		c.fail("resend_from", ErrMissingField, "required (sequences start at 1)")
+	}
+	if m.StatusIntervalS < 0 {
+		c.fail("status_interval_s", ErrInvalidField, "%d is negative", m.StatusIntervalS)
+	}
+}
+
+// Schedule carries a signed schedule document (SchedulePayload) from the hub to an agent.
+// Decoding checks only that "signed" is there; Verifier.VerifySchedule decides trust.
+type Schedule struct {
+	Header
+	Signed *Signed `json:"signed"`
+}
+
+func (*Schedule) Type() Type { return TypeSchedule }
+
+func (m *Schedule) validate(c *checker) {
+	c.header(&m.Header)
+	if m.Signed == nil {
+		c.fail("signed", ErrMissingField, "required (the signed schedule document)")
+	}
+}
+
+// Command carries a signed command (CommandPayload) from the hub to an agent.
+type Command struct {
+	Header
+	Signed *Signed `json:"signed"`
+}
+
+func (*Command) Type() Type { return TypeCommand }
+
+func (m *Command) validate(c *checker) {
+	c.header(&m.Header)
+	if m.Signed == nil {
+		c.fail("signed", ErrMissingField, "required (the signed command)")
+	}
+}
+
+// Results of a play, as the journal records them.
+const (
+	ResultCompleted   = "completed"
+	ResultPreempted   = "preempted"
+	ResultInterrupted = "interrupted"
+	ResultFailed      = "failed"
+	ResultMissed      = "missed"
+	ResultSuppressed  = "suppressed"
+)
+
+// Clock states of the agent when it recorded a play.
+const (
+	ClockSynced   = "synced"   // NTP (or the hub's time) agrees
+	ClockUnsynced = "unsynced" // never synchronised since boot: times may be far off
+	ClockStepped  = "stepped"  // the clock was stepped during the play
+)
+
+// Confirmation is one closed journal record: what was actually played, where and when.
+type Confirmation struct {
+	Device     string    `json:"device"`
+	Seq        uint64    `json:"seq"`
+	Output     string    `json:"output,omitempty"`
+	ScheduleID string    `json:"schedule_id,omitempty"`
+	Revision   uint64    `json:"revision,omitempty"`
+	Program    string    `json:"program,omitempty"`
+	CommandID  string    `json:"command_id,omitempty"` // set when a play_now command caused the play
+	ItemIndex  int       `json:"item_index"`
+	Item       string    `json:"item,omitempty"` // sha256:…, a stream URL or file:…
+	Scheduled  time.Time `json:"scheduled,omitzero"`
+	Start      time.Time `json:"start,omitzero"`
+	End        time.Time `json:"end,omitzero"`
+	PlayedS    float64   `json:"played_s"`            // measured from the samples the output consumed
+	PeakDBFS   *float64  `json:"peak_dbfs,omitempty"` // absent when nothing was measured
+	RMSDBFS    *float64  `json:"rms_dbfs,omitempty"`
+	SilenceS   float64   `json:"silence_s"`
+	Gaps       int       `json:"gaps"`
+	Underruns  int       `json:"underruns"`
+	Result     string    `json:"result"`
+	Error      string    `json:"error,omitempty"`
+	Clock      string    `json:"clock,omitempty"`
+}
+
+// Confirmations is a batch of journal records from an agent. Records are refused only for
+// structural faults; odd values (an end before its start after a clock step) are carried as
+// they are, because refusing a record would stall the journal behind it for ever.
+type Confirmations struct {
+	Header
+	Records []Confirmation `json:"records"`
+}
+
+func (*Confirmations) Type() Type { return TypeConfirmations }
+
+func (m *Confirmations) validate(c *checker) {
+	c.header(&m.Header)
+	if len(m.Records) == 0 {
+		c.fail("records", ErrMissingField, "required (at least one record)")
+		return
+	}
+	if len(m.Records) > c.limits.MaxRecords {
+		c.fail("records", ErrTooLarge, "%d records, at most %d per batch", len(m.Records), c.limits.MaxRecords)
+		return
+	}
+	for i := range m.Records {
+		r := &m.Records[i]
+		p := fmt.Sprintf("records[%d].", i)
+		c.id(p+"device", r.Device)
+		if r.Seq == 0 {
+			c.fail(p+"seq", ErrMissingField, "required (sequences start at 1)")
+		}
+		c.optID(p+"schedule_id", r.ScheduleID)
+		c.optID(p+"command_id", r.CommandID)
+		c.word(p+"result", r.Result)
+		c.optWord(p+"clock", r.Clock)
+		c.nonNegative(p+"played_s", r.PlayedS)
+		c.nonNegative(p+"silence_s", r.SilenceS)
+		c.optFinite(p+"peak_dbfs", r.PeakDBFS)
+		c.optFinite(p+"rms_dbfs", r.RMSDBFS)
+		if r.Gaps < 0 || r.Underruns < 0 {
+			c.fail(p+"gaps", ErrInvalidField, "gaps and underruns are counts, not negative")
+		}
+		if c.err != nil {
+			return
+		}
+	}
+}
+
+// Ack tells the agent the highest contiguous confirmation sequence the hub has stored; the
+// agent may delete its records up to it.
+type Ack struct {
+	Header
+	Seq uint64 `json:"seq"`
+}
+
+func (*Ack) Type() Type { return TypeAck }
+
+func (m *Ack) validate(c *checker) { c.header(&m.Header) }
+
+// NowPlaying is what one output is playing.
+type NowPlaying struct {
+	Output     string    `json:"output"`
+	ScheduleID string    `json:"schedule_id,omitempty"`
+	Revision   uint64    `json:"revision,omitempty"`
+	Program    string    `json:"program,omitempty"`
+	Class      string    `json:"class,omitempty"`
+	Item       string    `json:"item,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
+}
+
+// LinkQuality is what the agent knows of its uplink; every field is optional.
+type LinkQuality struct {
+	Kind      string   `json:"kind,omitempty"` // ethernet | wifi | cellular
+	SignalDBM *float64 `json:"signal_dbm,omitempty"`
+	Quality   *float64 `json:"quality,omitempty"` // 0..1
+	RTTMS     *float64 `json:"rtt_ms,omitempty"`  // websocket ping round trip
+}
+
+// Status is the agent's heartbeat. Fields the device cannot know are absent.
+type Status struct {
+	Header
+	At            time.Time    `json:"at"` // the agent's clock
+	NowPlaying    []NowPlaying `json:"now_playing,omitempty"`
+	Volume        *float64     `json:"volume,omitempty"` // 0..1
+	Amplifier     *bool        `json:"amplifier,omitempty"`
+	ClockOffsetS  *float64     `json:"clock_offset_s,omitempty"` // hub minus agent
+	ClockState    string       `json:"clock_state,omitempty"`
+	DiskFreeBytes *int64       `json:"disk_free_bytes,omitempty"`
+	TemperatureC  *float64     `json:"temperature_c,omitempty"`
+	UptimeS       float64      `json:"uptime_s"`
+	Link          *LinkQuality `json:"link,omitempty"`
+}
+
+func (*Status) Type() Type { return TypeStatus }
+
+func (m *Status) validate(c *checker) {
+	c.header(&m.Header)
+	c.time("at", m.At)
+	for i, p := range m.NowPlaying {
+		if p.Output == "" {
+			c.fail(fmt.Sprintf("now_playing[%d].output", i), ErrMissingField, "required")
+		}
+	}
+	c.unit("volume", m.Volume)
+	c.optFinite("clock_offset_s", m.ClockOffsetS)
+	c.optWord("clock_state", m.ClockState)
+	c.optFinite("temperature_c", m.TemperatureC)
+	c.nonNegative("uptime_s", m.UptimeS)
+	if m.Link != nil {
+		c.optFinite("link.signal_dbm", m.Link.SignalDBM)
+		c.unit("link.quality", m.Link.Quality)
+		c.optFinite("link.rtt_ms", m.Link.RTTMS)
+	}
+}
+
+// Delivery states: how far a pushed schedule revision or command got on the agent.
+const (
+	DeliveryReceived     = "received"      // verified and stored, content not all there yet
+	DeliveryContentReady = "content_ready" // every item it needs is in the store
+	DeliveryActive       = "active"        // it is the schedule playing now
+	DeliveryRefused      = "refused"       // refused: Code and Reason say why
+	DeliveryExecuted     = "executed"      // a command was carried out
+	DeliveryFailed       = "failed"        // accepted but could not be carried out: Reason
+)
+
+// Delivery reports how far a schedule revision or a command got. Re is the id of the schedule
+// or command message; for a refusal the agent may not know the schedule id or command id
+// (the payload was not trusted), so Re is what ties it to the push.
+type Delivery struct {
+	Header
+	ScheduleID string `json:"schedule_id,omitempty"`
+	Revision   uint64 `json:"revision,omitempty"`
+	CommandID  string `json:"command_id,omitempty"`
+	State      string `json:"state"`
+	Code       string `json:"code,omitempty"` // refusal code: see CodeOf
+	Reason     string `json:"reason,omitempty"`
+}
+
+func (*Delivery) Type() Type { return TypeDelivery }
+
+func (m *Delivery) validate(c *checker) {
+	c.header(&m.Header)
+	c.word("state", m.State)
+	c.optID("schedule_id", m.ScheduleID)
+	c.optID("command_id", m.CommandID)
+	if m.ScheduleID != "" && m.Revision == 0 {
+		c.fail("revision", ErrMissingField, "required with schedule_id")
+	}
+	if m.State == DeliveryRefused {
+		c.word("code", m.Code)
+		if m.Reason == "" {
+			c.fail("reason", ErrMissingField, "required when state is refused")
+		}
+		return
+	}
+	c.optWord("code", m.Code)
+	if m.ScheduleID == "" && m.CommandID == "" {
+		c.fail("schedule_id", ErrMissingField, "a delivery names a schedule_id and revision, or a command_id")
+	}
+}
+
+// ErrorMessage reports a fault to the peer: a message it could not accept, or the hub being
+// too busy. Code is machine-readable (CodeOf gives it for this package's errors).
+type ErrorMessage struct {
+	Header
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// RetryAfterS asks the agent to wait at least this long before reconnecting (load
+	// shedding after an outage); it adds jitter of up to the same again.
+	RetryAfterS int `json:"retry_after_s,omitempty"`
+}
+
+func (*ErrorMessage) Type() Type { return TypeError }
+
+func (m *ErrorMessage) validate(c *checker) {
+	c.header(&m.Header)
+	c.word("code", m.Code)
+	if m.Message == "" {
+		c.fail("message", ErrMissingField, "required")
+	}
+	if m.RetryAfterS < 0 {
+		c.fail("retry_after_s", ErrInvalidField, "%d is negative", m.RetryAfterS)
+	}
+}
