@@ -188,9 +188,9 @@ func TestVerifyWrongDeviceAndKind(t *testing.T) {
 	// Validly signed but malformed, or carrying a field this agent does not know.
 	for payload, reason := range map[string]string{
 		`{"kind":"schedule","schedule_id":"s","revision":1,"devices":["cl-07"],"issued_at":"2026-11-26T00:00:00Z","format":"yaml","document":"x","priority":"high"}`: `unknown field "priority"`,
-		`{"kind":"schedule","schedule_id":"s","revision":0,"devices":["cl-07"],"issued_at":"2026-11-26T00:00:00Z","format":"yaml","document":"x"}`:                     "field revision: required",
-		`{"kind":"schedule","schedule_id":"s","revision":1,"devices":["cl-07"],"issued_at":"2026-11-26T00:00:00Z","format":"toml","document":"x"}`:                     `field format: "toml", want "yaml" or "json"`,
-		`{"kind":"schedule","schedule_id":"s","revision":1,"devices":["cl-07"],"issued_at":"2026-11-26T00:00:00Z","format":"yaml","document":"x"} {}`:                  "data after the JSON object",
+		`{"kind":"schedule","schedule_id":"s","revision":0,"devices":["cl-07"],"issued_at":"2026-11-26T00:00:00Z","format":"yaml","document":"x"}`:                   "field revision: required",
+		`{"kind":"schedule","schedule_id":"s","revision":1,"devices":["cl-07"],"issued_at":"2026-11-26T00:00:00Z","format":"toml","document":"x"}`:                   `field format: "toml", want "yaml" or "json"`,
+		`{"kind":"schedule","schedule_id":"s","revision":1,"devices":["cl-07"],"issued_at":"2026-11-26T00:00:00Z","format":"yaml","document":"x"} {}`:                "data after the JSON object",
 		`not json`: "invalid character",
 	} {
 		_, err := verifier(t, "cl-07", t0).VerifySchedule(s.Sign([]byte(payload)), nil)
