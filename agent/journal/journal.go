@@ -1,0 +1,664 @@
+// Package journal is the agent's confirmation journal: one record per play, written when the
+// play starts (write-ahead) and closed when it ends, kept in a bbolt file until the hub has
+// acknowledged it. Every bbolt commit is fsync'd, so a record whose Begin returned survives a
+// power cut; a record a crash left open is closed as `interrupted` by the next Open.
+//
+// Records carry a per-device sequence number: strictly +1, no gaps, no repeats, also across
+// crashes (the counter is committed in the same transaction as the record). The hub
+// acknowledges the highest contiguous sequence it holds; only acknowledged records are ever
+// dropped to respect the size cap. See docs/journal.md.
+package journal
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Result is the outcome of a play.
+type Result string
+
+const (
+	Playing     Result = "playing"     // open: the play is going on (or the agent died during it)
+	Completed   Result = "completed"   // played to its end
+	Preempted   Result = "preempted"   // cut by a higher-class or higher-priority program
+	Interrupted Result = "interrupted" // cut by a crash, power loss or shutdown
+	Failed      Result = "failed"      // could not play (missing content, output error...)
+	Missed      Result = "missed"      // start passed while off or unsynced, beyond the grace window
+	Suppressed  Result = "suppressed"  // not played on purpose (quiet hours, policy)
+)
+
+func (r Result) valid() bool {
+	switch r {
+	case Playing, Completed, Preempted, Interrupted, Failed, Missed, Suppressed:
+		return true
+	}
+	return false
+}
+
+// Clock states.
+const (
+	ClockSynced   = "synced"
+	ClockUnsynced = "unsynced"
+)
+
+// ClockState is what the agent knew about its wall clock when it wrote the record.
+type ClockState struct {
+	State string `json:"state"` // ClockSynced or ClockUnsynced
+	// Offset is the known error of the local clock (reference minus local), when known,
+	// e.g. learnt from the hub's time.
+	Offset *time.Duration `json:"offset_ns,omitempty"`
+}
+
+// MinDBFS is the floor of recorded levels: digital silence (-Inf dBFS) and NaN are stored as
+// this, because JSON has no infinity.
+const MinDBFS = -120.0
+
+// Levels are the proof figures the player measured on what the output consumed.
+type Levels struct {
+	PeakDBFS  float64       `json:"peak_dbfs"`
+	RMSDBFS   float64       `json:"rms_dbfs"`
+	Silence   time.Duration `json:"silence_ns"` // total time below the silence threshold
+	Gaps      int           `json:"gaps"`       // silent stretches long enough to count as dead air
+	Underruns int           `json:"underruns"`  // times the output ran dry
+}
+
+// Proof is what Finish records about a play that ended.
+type Proof struct {
+	Played time.Duration // from the frames the output consumed, not from wall time
+	Levels
+	Error string
+}
+
+// Record is one confirmation. Field names are the JSON the hub receives and
+// `loa-agent journal --json` prints.
+type Record struct {
+	Seq              uint64        `json:"seq"`
+	DeviceID         string        `json:"device_id"`
+	Output           string        `json:"output"` // speakers | screen | board
+	ScheduleID       string        `json:"schedule_id"`
+	ScheduleRevision uint64        `json:"schedule_revision"`
+	ProgramID        string        `json:"program_id"`
+	ItemIndex        int           `json:"item_index"`
+	ItemRef          string        `json:"item_ref,omitempty"` // sha256:<hex>, a file path or a stream URL
+	Scheduled        time.Time     `json:"scheduled"`
+	Start            time.Time     `json:"start,omitzero"`
+	End              time.Time     `json:"end,omitzero"`
+	Played           time.Duration `json:"played_ns"`
+	Levels
+	Result Result     `json:"result"`
+	Error  string     `json:"error,omitempty"`
+	Clock  ClockState `json:"clock"`
+	// Checkpoint is when the open record was last brought up to date; a crash closes the
+	// record with End = Checkpoint (or Start if none).
+	Checkpoint time.Time `json:"checkpoint,omitzero"`
+}
+
+// Clock gives the wall time of checkpoints.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Options configure Open.
+type Options struct {
+	DeviceID string // required; a journal belongs to one device
+	// MaxRecords and MaxBytes cap the journal (0: no cap). Bytes count keys and encoded
+	// records; the file is larger by bbolt's page overhead (see the benchmark). Only
+	// acknowledged records are dropped to respect the cap.
+	MaxRecords int
+	MaxBytes   int64
+	Logger     *slog.Logger
+	Clock      Clock // nil: the system clock
+}
+
+// Stats describes the journal.
+type Stats struct {
+	Records   int    `json:"records"`
+	Bytes     int64  `json:"bytes"`
+	Open      int    `json:"open"`
+	Unacked   uint64 `json:"unacked"`
+	HighWater uint64 `json:"high_water"`
+	Acked     uint64 `json:"acked"`
+}
+
+// Journal is an open journal file. Its methods are safe for concurrent use; one process at a
+// time can hold the file.
+type Journal struct {
+	db    *bolt.DB
+	path  string
+	opts  Options
+	log   *slog.Logger
+	clock Clock
+
+	mu        sync.Mutex
+	written   uint64 // highest sequence ever written
+	acked     uint64 // highest contiguous sequence the hub acknowledged
+	count     int    // records held
+	bytes     int64  // key + value bytes held
+	capWarnAt uint64 // high water when the cap of unacked records was last reported
+}
+
+var (
+	bucketRecords = []byte("records")
+	bucketOpen    = []byte("open")
+	bucketMeta    = []byte("meta")
+	keyDevice     = []byte("device")
+	keyWritten    = []byte("written")
+	keyAcked      = []byte("acked")
+	keyFormat     = []byte("format")
+)
+
+const format = "loa-journal-1"
+
+// ErrNotFound is returned (wrapped) for a sequence the journal does not hold.
+var ErrNotFound = errors.New("no such record in the journal")
+
+// Open opens or creates the journal at path. Records a crash left open are closed as
+// `interrupted`, with the played duration of their last checkpoint and End at that checkpoint.
+func Open(path string, opts Options) (*Journal, error) {
+	if opts.DeviceID == "" {
+		return nil, fmt.Errorf("journal %s: no device id given", path)
+	}
+	if opts.MaxRecords < 0 || opts.MaxBytes < 0 {
+		return nil, fmt.Errorf("journal %s: negative cap", path)
+	}
+	j := &Journal{path: path, opts: opts, log: opts.Logger, clock: opts.Clock}
+	if j.log == nil {
+		j.log = slog.New(slog.DiscardHandler)
+	}
+	if j.clock == nil {
+		j.clock = systemClock{}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: 2 * time.Second,
+		// Not writing the freelist on every commit means fewer page writes per record (SD
+		// wear); bbolt rebuilds it by a scan at Open, which is quick for a journal.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("journal %s is in use by another process; stop it first", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal %s cannot be opened: %w (if the file is damaged, move it aside: a new journal restarts sequence numbers at 1, which the hub must be told)", path, err)
+	}
+	j.db = db
+	var closed []Record
+	err = db.Update(func(tx *bolt.Tx) error {
+		recs, err := tx.CreateBucketIfNotExists(bucketRecords)
+		if err != nil {
+			return err
+		}
+		open, err := tx.CreateBucketIfNotExists(bucketOpen)
+		if err != nil {
+			return err
+		}
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if f := meta.Get(keyFormat); f == nil {
+			if err := meta.Put(keyFormat, []byte(format)); err != nil {
+				return err
+			}
+		} else if string(f) != format {
+			return fmt.Errorf("journal %s has format %q, this agent reads %q", path, f, format)
+		}
+		if d := meta.Get(keyDevice); d == nil {
+			if err := meta.Put(keyDevice, []byte(opts.DeviceID)); err != nil {
+				return err
+			}
+		} else if string(d) != opts.DeviceID {
+			return fmt.Errorf("journal %s belongs to device %q, the config says %q: fix device_id or move the journal aside", path, d, opts.DeviceID)
+		}
+		j.written = getU64(meta, keyWritten)
+		j.acked = getU64(meta, keyAcked)
+
+		// Close what a crash left open.
+		var seqs [][]byte
+		open.ForEach(func(k, _ []byte) error { seqs = append(seqs, append([]byte(nil), k...)); return nil })
+		for _, k := range seqs {
+			v := recs.Get(k)
+			if v == nil {
+				if err := open.Delete(k); err != nil {
+					return err
+				}
+				continue
+			}
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("journal %s: record %d is unreadable: %w", path, binary.BigEndian.Uint64(k), err)
+			}
+			r.Result = Interrupted
+			r.End = r.Checkpoint
+			if r.End.IsZero() {
+				r.End = r.Start
+			}
+			r.Error = "the agent stopped during the play (crash or power loss); played duration is up to the last checkpoint"
+			normalize(&r)
+			b, err := json.Marshal(&r)
+			if err != nil {
+				return err
+			}
+			if err := recs.Put(k, b); err != nil {
+				return err
+			}
+			if err := open.Delete(k); err != nil {
+				return err
+			}
+			closed = append(closed, r)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+			j.count++
+			j.bytes += int64(len(k) + len(v))
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	for _, r := range closed {
+		j.log.Warn("a play was cut by a crash or power loss; closed its record as interrupted",
+			"seq", r.Seq, "program", r.ProgramID, "item", r.ItemIndex, "played", r.Played, "last_checkpoint", r.End)
+	}
+	j.log.Info("journal opened", "path", path, "records", j.count, "high_water", j.written, "acked", j.acked)
+	return j, nil
+}
+
+// Close closes the file. Open records stay open (the next Open closes them as interrupted).
+func (j *Journal) Close() error { return j.db.Close() }
+
+func key(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+func getU64(b *bolt.Bucket, k []byte) uint64 {
+	v := b.Get(k)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// normalize keeps records honest and encodable: no infinite levels; and an end earlier than
+// the start (the wall clock stepped back during the play) becomes start + played, with the
+// clock marked unsynced, rather than a record that ends before it began.
+func normalize(r *Record) {
+	r.PeakDBFS = clampDB(r.PeakDBFS)
+	r.RMSDBFS = clampDB(r.RMSDBFS)
+	if r.Played < 0 {
+		r.Played = 0
+	}
+	if !r.Start.IsZero() && !r.End.IsZero() && r.End.Before(r.Start) {
+		r.End = r.Start.Add(r.Played)
+		r.Clock.State = ClockUnsynced
+	}
+}
+
+func clampDB(v float64) float64 {
+	if math.IsNaN(v) || v < MinDBFS {
+		return MinDBFS
+	}
+	if math.IsInf(v, 1) {
+		return math.MaxFloat32
+	}
+	return v
+}
+
+func check(r *Record) error {
+	var missing []string
+	if r.Output == "" {
+		missing = append(missing, "output")
+	}
+	if r.ProgramID == "" {
+		missing = append(missing, "program_id")
+	}
+	if r.Scheduled.IsZero() {
+		missing = append(missing, "scheduled")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("journal record of program %q: missing %v", r.ProgramID, missing)
+	}
+	if r.Clock.State != ClockSynced && r.Clock.State != ClockUnsynced {
+		return fmt.Errorf("journal record of program %q: clock state %q, want %q or %q", r.ProgramID, r.Clock.State, ClockSynced, ClockUnsynced)
+	}
+	if r.ItemIndex < 0 {
+		return fmt.Errorf("journal record of program %q: negative item index %d", r.ProgramID, r.ItemIndex)
+	}
+	return nil
+}
+
+// Begin writes the record of a play that is about to start and returns its sequence number.
+// Call it before the first sample goes out: when it returns, the record is on disk. rec.Start
+// is required; Seq, DeviceID and Result are set by the journal (Result = playing).
+func (j *Journal) Begin(rec Record) (uint64, error) {
+	if rec.Result != "" && rec.Result != Playing {
+		return 0, fmt.Errorf("journal: Begin of program %q with result %q: use Record for one-shot results", rec.ProgramID, rec.Result)
+	}
+	if rec.Start.IsZero() {
+		return 0, fmt.Errorf("journal: Begin of program %q without a start time", rec.ProgramID)
+	}
+	rec.Result = Playing
+	rec.End = time.Time{}
+	rec.Checkpoint = time.Time{}
+	return j.append(rec)
+}
+
+// Record writes a one-shot record (missed, failed, suppressed, or a play recorded after the
+// fact) and returns its sequence number.
+func (j *Journal) Record(rec Record) (uint64, error) {
+	if !rec.Result.valid() || rec.Result == Playing {
+		return 0, fmt.Errorf("journal: Record of program %q with result %q: want one of completed, preempted, interrupted, failed, missed, suppressed", rec.ProgramID, rec.Result)
+	}
+	return j.append(rec)
+}
+
+func (j *Journal) append(rec Record) (uint64, error) {
+	if err := check(&rec); err != nil {
+		return 0, err
+	}
+	rec.DeviceID = j.opts.DeviceID
+	normalize(&rec)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	seq := j.written + 1
+	rec.Seq = seq
+	b, err := json.Marshal(&rec)
+	if err != nil {
+		return 0, fmt.Errorf("journal: encoding record of program %q: %w", rec.ProgramID, err)
+	}
+	var dropped int
+	var droppedBytes int64
+	err = j.db.Update(func(tx *bolt.Tx) error {
+		k := key(seq)
+		if err := tx.Bucket(bucketRecords).Put(k, b); err != nil {
+			return err
+		}
+		if rec.Result == Playing {
+			if err := tx.Bucket(bucketOpen).Put(k, nil); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyWritten, key(seq)); err != nil {
+			return err
+		}
+		dropped, droppedBytes, err = j.trimLocked(tx, 1, int64(len(k)+len(b)))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal %s: writing record %d: %w", j.path, seq, err)
+	}
+	j.written = seq
+	j.count += 1 - dropped
+	j.bytes += int64(8+len(b)) - droppedBytes
+	j.reportCapLocked()
+	return seq, nil
+}
+
+// trimLocked drops the oldest acknowledged records while the journal, with addCount records
+// and addBytes bytes about to be counted, is over its cap.
+func (j *Journal) trimLocked(tx *bolt.Tx, addCount int, addBytes int64) (int, int64, error) {
+	if j.opts.MaxRecords == 0 && j.opts.MaxBytes == 0 {
+		return 0, 0, nil
+	}
+	count, size := j.count+addCount, j.bytes+addBytes
+	over := func() bool {
+		return j.opts.MaxRecords > 0 && count > j.opts.MaxRecords || j.opts.MaxBytes > 0 && size > j.opts.MaxBytes
+	}
+	var dropped int
+	var droppedBytes int64
+	c := tx.Bucket(bucketRecords).Cursor()
+	for k, v := c.First(); k != nil && over(); k, v = c.First() {
+		if binary.BigEndian.Uint64(k) > j.acked {
+			break // never drop what the hub has not acknowledged
+		}
+		n := int64(len(k) + len(v))
+		if err := c.Delete(); err != nil {
+			return 0, 0, err
+		}
+		count--
+		size -= n
+		dropped++
+		droppedBytes += n
+	}
+	return dropped, droppedBytes, nil
+}
+
+// reportCapLocked says loudly when the cap is reached with only unacknowledged records: they
+// are all kept (losing proof of play is worse than a bigger file), and the log says so at the
+// first record over the cap and every 100 records after.
+func (j *Journal) reportCapLocked() {
+	over := j.opts.MaxRecords > 0 && j.count > j.opts.MaxRecords || j.opts.MaxBytes > 0 && j.bytes > j.opts.MaxBytes
+	if !over {
+		j.capWarnAt = 0
+		return
+	}
+	if j.capWarnAt != 0 && j.written-j.capWarnAt < 100 {
+		return
+	}
+	j.capWarnAt = j.written
+	j.log.Error("journal is over its size cap and every record in it is still unacknowledged by the hub: keeping them all; check the link to the hub",
+		"path", j.path, "records", j.count, "bytes", j.bytes, "max_records", j.opts.MaxRecords, "max_bytes", j.opts.MaxBytes,
+		"unacked", j.written-j.acked, "acked", j.acked)
+}
+
+// update rewrites the open record seq with fn.
+func (j *Journal) update(seq uint64, fn func(*Record) error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var delta int64
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		k := key(seq)
+		recs := tx.Bucket(bucketRecords)
+		v := recs.Get(k)
+		if v == nil {
+			return fmt.Errorf("record %d: %w", seq, ErrNotFound)
+		}
+		var r Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("record %d is unreadable: %w", seq, err)
+		}
+		if r.Result != Playing {
+			return fmt.Errorf("record %d is not playing any more (result %s)", seq, r.Result)
+		}
+		old := len(v)
+		if err := fn(&r); err != nil {
+			return err
+		}
+		normalize(&r)
+		b, err := json.Marshal(&r)
+		if err != nil {
+			return err
+		}
+		if err := recs.Put(k, b); err != nil {
+			return err
+		}
+		if r.Result != Playing {
+			if err := tx.Bucket(bucketOpen).Delete(k); err != nil {
+				return err
+			}
+		}
+		delta = int64(len(b) - old)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.bytes += delta
+	return nil
+}
+
+// Checkpoint brings an open record up to date: the duration the output has consumed so far
+// and the levels so far, stamped with the clock's time. If the agent dies, the record is closed
+// with these figures. Call it every few seconds, not more: each call is a bbolt commit (two
+// fsyncs and a few 4 KiB page writes), and SD cards wear out by writes. Every 5 s is about
+// 17,000 commits a day of playing.
+func (j *Journal) Checkpoint(seq uint64, played time.Duration, lv Levels) error {
+	now := j.clock.Now()
+	return j.update(seq, func(r *Record) error {
+		r.Played = played
+		r.Levels = lv
+		r.Checkpoint = now
+		return nil
+	})
+}
+
+// Finish closes an open record with its result, end time and proof.
+func (j *Journal) Finish(seq uint64, result Result, end time.Time, p Proof) error {
+	if !result.valid() || result == Playing {
+		return fmt.Errorf("journal: Finish of record %d with result %q: want one of completed, preempted, interrupted, failed, missed, suppressed", seq, result)
+	}
+	if end.IsZero() {
+		return fmt.Errorf("journal: Finish of record %d without an end time", seq)
+	}
+	return j.update(seq, func(r *Record) error {
+		r.Result = result
+		r.End = end
+		r.Played = p.Played
+		r.Levels = p.Levels
+		r.Error = p.Error
+		return nil
+	})
+}
+
+// Get returns one record.
+func (j *Journal) Get(seq uint64) (Record, error) {
+	var r Record
+	err := j.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRecords).Get(key(seq))
+		if v == nil {
+			return fmt.Errorf("record %d: %w", seq, ErrNotFound)
+		}
+		return json.Unmarshal(v, &r)
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return r, nil
+}
+
+// List returns up to limit records (0: all) with a sequence above after, open ones included:
+// for display.
+func (j *Journal) List(after uint64, limit int) ([]Record, error) {
+	return j.scan(after, limit, false)
+}
+
+// Since returns up to limit closed records (0: all) with a sequence above after, in order, for
+// sending to the hub. It stops before the first record still playing, so that an
+// acknowledgement (the highest contiguous sequence) can never cover an open record.
+func (j *Journal) Since(after uint64, limit int) ([]Record, error) {
+	return j.scan(after, limit, true)
+}
+
+func (j *Journal) scan(after uint64, limit int, closedOnly bool) ([]Record, error) {
+	var out []Record
+	err := j.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		start := key(after + 1)
+		if after == math.MaxUint64 {
+			return nil
+		}
+		for k, v := c.Seek(start); k != nil; k, v = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("record %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if closedOnly && r.Result == Playing {
+				break
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return out, nil
+}
+
+// Ack records that the hub holds every record up to seq. A seq at or below the current ack is
+// ignored (acks may arrive late or twice); one above the last written record, or covering a
+// record still playing, is refused.
+func (j *Journal) Ack(seq uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if seq <= j.acked {
+		return nil
+	}
+	if seq > j.written {
+		return fmt.Errorf("journal: ack of %d refused: the last record written is %d", seq, j.written)
+	}
+	var dropped int
+	var droppedBytes int64
+	prev := j.acked
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOpen).Cursor()
+		if k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq {
+			return fmt.Errorf("ack of %d refused: record %d is still playing", seq, binary.BigEndian.Uint64(k))
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyAcked, key(seq)); err != nil {
+			return err
+		}
+		j.acked = seq // trimLocked reads it; restored below if the commit fails
+		var err error
+		dropped, droppedBytes, err = j.trimLocked(tx, 0, 0)
+		return err
+	})
+	if err != nil {
+		j.acked = prev
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.count -= dropped
+	j.bytes -= droppedBytes
+	j.reportCapLocked()
+	return nil
+}
+
+// HighWater returns the highest sequence written (0: none yet). The agent sends it in its hello.
+func (j *Journal) HighWater() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.written
+}
+
+// Acked returns the highest acknowledged sequence.
+func (j *Journal) Acked() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.acked
+}
+
+// Stats reports the journal's size and state.
+func (j *Journal) Stats() (Stats, error) {
+	j.mu.Lock()
+	s := Stats{Records: j.count, Bytes: j.bytes, HighWater: j.written, Acked: j.acked, Unacked: j.written - j.acked}
+	j.mu.Unlock()
+	err := j.db.View(func(tx *bolt.Tx) error {
+		s.Open = tx.Bucket(bucketOpen).Stats().KeyN
+		return nil
+	})
+	return s, err
+}
