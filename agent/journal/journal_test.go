@@ -196,7 +196,7 @@ func TestCrashLeftOpenIsInterrupted(t *testing.T) {
 	clk.Add(5 * time.Second)
 	j.Checkpoint(a, 10*time.Second, Levels{PeakDBFS: -5, RMSDBFS: -19})
 	b, _ := j.Begin(play("b", t0.Add(time.Minute))) // never checkpointed
-	j.Close()                                        // as if the process died: nothing finished
+	j.Close()                                       // as if the process died: nothing finished
 
 	var logs bytes.Buffer
 	j = open(t, path, Options{DeviceID: "d", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
