@@ -89,6 +89,10 @@ type Welcome struct {
 	// StatusIntervalS is how often the hub wants a status message, in seconds (0: agent's
 	// default).
 	StatusIntervalS int `json:"status_interval_s,omitempty"`
+	// ReconnectBaseS, when set, is the Backoff.Base the agent uses after it loses this
+	// connection, in seconds. The hub sets it from its fleet size so that its devices return
+	// from a hub restart at a rate it can take (10,000 devices with 20 s: about 500 a second).
+	ReconnectBaseS int `json:"reconnect_base_s,omitempty"`
 }
 
 func (*Welcome) Type() Type { return TypeWelcome }
@@ -103,6 +107,9 @@ func (m *Welcome) validate(c *checker) {
 	}
 	if m.StatusIntervalS < 0 {
 		c.fail("status_interval_s", ErrInvalidField, "%d is negative", m.StatusIntervalS)
+	}
+	if m.ReconnectBaseS < 0 {
+		c.fail("reconnect_base_s", ErrInvalidField, "%d is negative", m.ReconnectBaseS)
 	}
 }
 

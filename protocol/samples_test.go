@@ -88,7 +88,7 @@ func samples(tb testing.TB) []Message {
 			Store:           StoreSummary{Items: 214, Bytes: 1_873_200_640, FreeBytes: 9_310_212_096}},
 		&Welcome{Header: Header{ID: "h-1", Re: "a-1"}, HelloReceivedAt: t0.Add(7*time.Minute + 40*time.Millisecond),
 			HubTime:        t0.Add(7*time.Minute + 52*time.Millisecond),
-			LatestSchedule: &ScheduleRef{ID: "dev-cl-07", Revision: 14}, ResendFrom: 1018, StatusIntervalS: 60},
+			LatestSchedule: &ScheduleRef{ID: "dev-cl-07", Revision: 14}, ResendFrom: 1018, StatusIntervalS: 60, ReconnectBaseS: 20},
 		&Schedule{Header: Header{ID: "h-2"}, Signed: sch},
 		&Command{Header: Header{ID: "h-3"}, Signed: cmd},
 		&Confirmations{Header: Header{ID: "a-2"}, Records: []Confirmation{exampleRecord(1042), missed}},
