@@ -214,3 +214,23 @@ func TestEncodeConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestNewErrorMessage(t *testing.T) {
+	_, err := Decode([]byte(`{"v":1,"type":"ack"}`))
+	m := NewErrorMessage("h-9", "", err)
+	b, encErr := Encode(m)
+	if encErr != nil {
+		t.Fatal(encErr)
+	}
+	got, decErr := Decode(b)
+	if decErr != nil {
+		t.Fatal(decErr)
+	}
+	e := got.(*ErrorMessage)
+	if e.Code != "missing_field" || e.Message != "protocol: ack message: field id: required" {
+		t.Errorf("got %+v", e)
+	}
+	if CodeOf(errors.New("disk full")) != CodeInternal {
+		t.Error("a foreign error is not internal")
+	}
+}

@@ -343,6 +343,20 @@ func (m *Delivery) validate(c *checker) {
 	}
 }
 
+// Error codes of connection handling, beside those CodeOf gives for this package's errors.
+const (
+	CodeHelloFirst   = "hello_first"  // a message before hello
+	CodeBusy         = "busy"         // the hub sheds load: reconnect after RetryAfterS
+	CodeUnauthorized = "unauthorized" // device unknown, revoked, or not the one authenticated
+	CodeInternal     = "internal"     // the receiver failed; not the sender's fault
+)
+
+// NewErrorMessage builds the error message answering message re (may be "") that failed
+// with err: its code is CodeOf(err) and its message err's text.
+func NewErrorMessage(id, re string, err error) *ErrorMessage {
+	return &ErrorMessage{Header: Header{ID: id, Re: re}, Code: CodeOf(err), Message: err.Error()}
+}
+
 // ErrorMessage reports a fault to the peer: a message it could not accept, or the hub being
 // too busy. Code is machine-readable (CodeOf gives it for this package's errors).
 type ErrorMessage struct {

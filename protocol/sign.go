@@ -213,7 +213,7 @@ func CodeOf(err error) string {
 			return codes[s]
 		}
 	}
-	return "internal"
+	return CodeInternal
 }
 
 // Signer signs schedules and commands on the hub.
