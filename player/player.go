@@ -723,8 +723,9 @@ func (e *engine) applyGain(s []float32, st *itemState, fadingOut bool) int {
 			}
 		}
 		gf := float32(g)
-		s[2*f] *= gf
-		s[2*f+1] *= gf
+		// Clip: a false frame decoded from junk can exceed full scale; keep it off the amplifier.
+		s[2*f] = max(-1, min(1, s[2*f]*gf))
+		s[2*f+1] = max(-1, min(1, s[2*f+1]*gf))
 		if fadingOut && e.cur == 0 {
 			return f + 1
 		}

@@ -196,7 +196,7 @@ type mpegSource struct {
 	tail    int64 // junk after the last frame (a frame cut short), computed at the end
 }
 
-func newMPEGSource(path string, size int64, outRate int) (*mpegSource, error) {
+func newMPEGSource(path string, size int64, outRate int) (source, error) {
 	dec, err := mpg123.Open(path)
 	if err != nil {
 		return nil, err
@@ -209,9 +209,134 @@ func newMPEGSource(path string, size int64, outRate int) (*mpegSource, error) {
 	}
 	if s.pend.empty() {
 		s.Close()
+		if claimed, ok := id3v2Size(path); ok && claimed+10 >= size {
+			// The ID3v2 header claims more than the file holds, so libmpg123 skipped all of
+			// it. Look for the audio right after the header instead.
+			fs, err := newFeedFileSource(path, 10, outRate)
+			if err != nil {
+				return nil, fmt.Errorf("%s: its ID3v2 tag claims %d bytes, more than the file's %d, and no audio follows the tag header: %w", path, claimed, size, err)
+			}
+			return fs, nil
+		}
 		return nil, fmt.Errorf("%s: not an MP3/MP2 or WAV file: no audio frame found in its %d bytes", path, size)
 	}
 	return s, nil
+}
+
+// id3v2Size reads the size an ID3v2 header at the start of the file claims.
+func id3v2Size(path string) (int64, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var h [10]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:3]) != "ID3" {
+		return 0, false
+	}
+	return int64(h[6]&0x7f)<<21 | int64(h[7]&0x7f)<<14 | int64(h[8]&0x7f)<<7 | int64(h[9]&0x7f), true
+}
+
+// feedFileSource decodes a file from an offset through a feed decoder, for files whose
+// header misleads libmpg123's own reader.
+type feedFileSource struct {
+	f    *os.File
+	dec  *mpg123.Decoder
+	conv rateConverter
+	pend pending
+	buf  []byte
+	eof  bool
+	skip int64
+}
+
+func newFeedFileSource(path string, offset int64, outRate int) (*feedFileSource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	dec, err := mpg123.NewFeed()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &feedFileSource{f: f, dec: dec, conv: rateConverter{out: outRate}, buf: make([]byte, 16<<10)}
+	if err := s.fill(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.pend.empty() {
+		s.Close()
+		return nil, errors.New("no audio frame found")
+	}
+	// What came before the first frame was the tag's (or junk): count it as skipped.
+	s.skip = s.dec.FirstFramePos()
+	return s, nil
+}
+
+func (s *feedFileSource) fill() error {
+	for s.pend.empty() {
+		samples, err := s.dec.Frame()
+		switch {
+		case err == nil:
+			if len(samples) > 0 {
+				s.pend.buf, err = s.conv.convert(s.pend.buf[:0], samples, s.dec.Rate())
+				s.pend.off = 0
+				if err != nil {
+					return err
+				}
+			}
+			continue
+		case err == mpg123.ErrNeedMore:
+		case err == mpg123.ErrDone:
+			return io.EOF
+		default:
+			if s.dec.Frames() > 0 {
+				return io.EOF
+			}
+			return err
+		}
+		if s.eof {
+			return io.EOF
+		}
+		n, rerr := s.f.Read(s.buf)
+		if n > 0 {
+			if err := s.dec.Feed(s.buf[:n]); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			s.eof = true
+		} else if rerr != nil {
+			return rerr
+		}
+	}
+	return nil
+}
+
+func (s *feedFileSource) Read(ctx context.Context, dst []float32) (int, error) {
+	if err := s.fill(); err != nil {
+		return 0, err
+	}
+	return s.pend.take(dst), nil
+}
+
+func (s *feedFileSource) Skipped() (int64, int64) {
+	b, p := s.dec.Skipped()
+	if s.skip > 0 {
+		b += s.skip
+		p++
+	}
+	return b, p
+}
+
+func (s *feedFileSource) Close() {
+	s.conv.close()
+	s.dec.Close()
+	s.f.Close()
 }
 
 // fill decodes frames until some audio is pending or the file ends.
