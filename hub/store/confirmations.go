@@ -1,0 +1,328 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Confirmation is one play record from a device's journal: what was scheduled and what was
+// actually heard. (DeviceID, Seq) identifies it; it is stored exactly once.
+type Confirmation struct {
+	DeviceID       string // set by AddConfirmations
+	Seq            int64  // per-device sequence number, from 1
+	Area           string // the device's area when the record was stored (set by the store)
+	Output         string
+	ScheduleID     string
+	Revision       int64 // effective schedule revision it was played from
+	Program        string
+	ItemIndex      int
+	ItemRef        string // sha256:… for library content; a URL or file name otherwise
+	Scheduled      time.Time
+	Start          time.Time // zero when nothing started (missed, suppressed)
+	End            time.Time
+	PlayedSeconds  float64 // measured from the samples the output consumed
+	PeakDBFS       float64 // -Inf for digital silence; NaN when not measured
+	RMSDBFS        float64
+	SilenceSeconds float64
+	Gaps           int
+	Underruns      int
+	Result         string // completed, preempted, interrupted, failed, missed, suppressed
+	Error          string
+	ClockState     string // e.g. synced, unsynced, stepped
+	ReceivedAt     time.Time
+}
+
+// MaxBatch is the largest batch AddConfirmations takes in one call.
+const MaxBatch = 10000
+
+func checkConfirmation(i int, c Confirmation) error {
+	where := func() string { return fmt.Sprintf("confirmation %d of the batch (seq %d)", i+1, c.Seq) }
+	if c.Seq <= 0 {
+		return fmt.Errorf("%w: %s: seq must be 1 or more", ErrInvalid, where())
+	}
+	for what, v := range map[string]string{"output": c.Output, "schedule id": c.ScheduleID, "program": c.Program,
+		"item ref": c.ItemRef, "result": c.Result, "clock state": c.ClockState} {
+		if err := checkText(what, v, false, 1024); err != nil {
+			return fmt.Errorf("%s: %w", where(), err)
+		}
+	}
+	if err := checkText("error", c.Error, false, maxText); err != nil {
+		return fmt.Errorf("%s: %w", where(), err)
+	}
+	if c.Result == "" {
+		return fmt.Errorf("%w: %s: empty result", ErrInvalid, where())
+	}
+	for what, v := range map[string]float64{"played seconds": c.PlayedSeconds, "silence seconds": c.SilenceSeconds} {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return fmt.Errorf("%w: %s: %s is %v", ErrInvalid, where(), what, v)
+		}
+	}
+	return nil
+}
+
+// level turns a dBFS figure into its stored form: NaN (not measured) is NULL; ±Inf are kept.
+func level(v float64) any {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return v
+}
+
+// AddConfirmations stores a batch from one device in one transaction. Records already stored
+// are ignored (the device resends what was not acknowledged), in any order. It returns the
+// acknowledgement: the highest seq S such that every seq 1..S of the device is stored. A gap
+// keeps the ack below it until the missing record arrives.
+func (db *DB) AddConfirmations(ctx context.Context, deviceID string, cs []Confirmation) (int64, error) {
+	if len(cs) > MaxBatch {
+		return 0, fmt.Errorf("%w: batch of %d confirmations from device %q; at most %d", ErrInvalid, len(cs), deviceID, MaxBatch)
+	}
+	for i, c := range cs {
+		if err := checkConfirmation(i, c); err != nil {
+			return 0, fmt.Errorf("device %q: %w", deviceID, err)
+		}
+		if c.DeviceID != "" && c.DeviceID != deviceID {
+			return 0, fmt.Errorf("%w: confirmation %d of the batch from device %q names device %q", ErrInvalid, i+1, deviceID, c.DeviceID)
+		}
+	}
+	var ack int64
+	now := ts(db.now())
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var area string
+		err := tx.QueryRowContext(ctx, "SELECT area_id, acked_seq FROM devices WHERE id = ?", deviceID).Scan(&area, &ack)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
+		}
+		if err != nil {
+			return fmt.Errorf("confirmations of device %q: %w", deviceID, err)
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		// ON CONFLICT on the key only, not INSERT OR IGNORE: that would also drop rows that
+		// break a CHECK or NOT NULL without a word.
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
+			revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs,
+			silence_s, gaps, underruns, result, error, clock_state, received_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(device_id, seq) DO NOTHING`)
+		if err != nil {
+			return fmt.Errorf("confirmations of device %q: %w", deviceID, err)
+		}
+		defer stmt.Close()
+		next := false // whether the batch holds ack+1, the only way the ack can move
+		for _, c := range cs {
+			if c.Seq <= ack {
+				continue // stored and acknowledged already
+			}
+			next = next || c.Seq == ack+1
+			at := c.Start
+			if at.IsZero() {
+				at = c.Scheduled
+			}
+			if _, err := stmt.ExecContext(ctx, deviceID, c.Seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
+				c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
+				level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
+				c.ClockState, now); err != nil {
+				return fmt.Errorf("store confirmation seq %d of device %q: %w", c.Seq, deviceID, err)
+			}
+		}
+		if !next {
+			return nil
+		}
+		// Walk forward from the ack over stored seqs; stop at the first gap.
+		rows, err := tx.QueryContext(ctx, "SELECT seq FROM confirmations WHERE device_id = ? AND seq > ? ORDER BY seq", deviceID, ack)
+		if err != nil {
+			return fmt.Errorf("advance ack of device %q: %w", deviceID, err)
+		}
+		for rows.Next() {
+			var s int64
+			if err := rows.Scan(&s); err != nil {
+				rows.Close()
+				return err
+			}
+			if s != ack+1 {
+				break
+			}
+			ack = s
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("advance ack of device %q: %w", deviceID, err)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE devices SET acked_seq = ? WHERE id = ?", ack, deviceID); err != nil {
+			return fmt.Errorf("advance ack of device %q: %w", deviceID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return ack, nil
+}
+
+// AckedSeq is the device's acknowledgement: the highest contiguous seq stored (0: none).
+func (db *DB) AckedSeq(ctx context.Context, deviceID string) (int64, error) {
+	var ack int64
+	err := db.r.QueryRowContext(ctx, "SELECT acked_seq FROM devices WHERE id = ?", deviceID).Scan(&ack)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
+	}
+	return ack, err
+}
+
+// ConfirmationFilter selects confirmations; empty fields do not filter. Times apply to the
+// play's start, or its scheduled time when nothing started.
+type ConfirmationFilter struct {
+	Area     string // the area the device was in when it played, and below
+	DeviceID string
+	Since    time.Time // at or after
+	Until    time.Time // before
+	Result   string
+	Limit    int // 0: no limit
+}
+
+const confirmationCols = `device_id, seq, area_id, output, schedule_id, revision, program, item_index, item_ref,
+	scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs, silence_s, gaps, underruns, result, error,
+	clock_state, received_at`
+
+// ListConfirmations returns confirmations matching f in time order (then device, seq).
+func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Confirmation, error) {
+	cond, args := subtree("area_id", f.Area)
+	conds := []string{cond}
+	if f.DeviceID != "" {
+		conds, args = append(conds, "device_id = ?"), append(args, f.DeviceID)
+	}
+	if !f.Since.IsZero() {
+		conds, args = append(conds, "at >= ?"), append(args, ts(f.Since))
+	}
+	if !f.Until.IsZero() {
+		conds, args = append(conds, "at < ?"), append(args, ts(f.Until))
+	}
+	if f.Result != "" {
+		conds, args = append(conds, "result = ?"), append(args, f.Result)
+	}
+	rows, err := db.r.QueryContext(ctx, "SELECT "+confirmationCols+" FROM confirmations WHERE "+
+		strings.Join(conds, " AND ")+" ORDER BY at, device_id, seq"+limitClause(f.Limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list confirmations: %w", err)
+	}
+	defer rows.Close()
+	var out []Confirmation
+	for rows.Next() {
+		var c Confirmation
+		var sched, start, end, recv sql.NullInt64
+		var peak, rms sql.NullFloat64
+		if err := rows.Scan(&c.DeviceID, &c.Seq, &c.Area, &c.Output, &c.ScheduleID, &c.Revision, &c.Program,
+			&c.ItemIndex, &c.ItemRef, &sched, &start, &end, &c.PlayedSeconds, &peak, &rms, &c.SilenceSeconds,
+			&c.Gaps, &c.Underruns, &c.Result, &c.Error, &c.ClockState, &recv); err != nil {
+			return nil, fmt.Errorf("list confirmations: %w", err)
+		}
+		c.Scheduled, c.Start, c.End, c.ReceivedAt = fromTS(sched), fromTS(start), fromTS(end), fromTS(recv)
+		c.PeakDBFS, c.RMSDBFS = math.NaN(), math.NaN()
+		if peak.Valid {
+			c.PeakDBFS = peak.Float64
+		}
+		if rms.Valid {
+			c.RMSDBFS = rms.Float64
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ReportFilter selects the plays a report counts.
+type ReportFilter struct {
+	Area    string    // the area played in, and below ("" = everywhere)
+	From    time.Time // at or after (required)
+	To      time.Time // before (required)
+	Results []string  // count only these results; empty: every play that was heard (played > 0 s)
+	GroupBy []Dimension
+}
+
+// ReportRow is one group of a report. Dimensions not grouped by are empty; plays of items not
+// in the library (streams, local files) have empty metadata.
+type ReportRow struct {
+	Theme, Language, Format, ProducingUnit string
+	Plays                                  int64
+	PlayedSeconds                          float64
+	Devices                                int64 // distinct devices that played it
+	Items                                  int64 // distinct items played
+}
+
+// Report counts plays and played seconds over [From, To), grouped by the chosen taxonomy
+// dimensions of the content played: what the annual report needs (share of broadcasts in
+// minority languages, by theme, by format, by producing unit).
+func (db *DB) Report(ctx context.Context, f ReportFilter) ([]ReportRow, error) {
+	if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
+		return nil, fmt.Errorf("%w: report period [%v, %v) is empty or open; give both ends, from before to", ErrInvalid, f.From, f.To)
+	}
+	var dims []Dimension
+	var cols []string
+	for _, d := range f.GroupBy {
+		if !d.valid() {
+			return nil, fmt.Errorf("%w: report group %q; want one of %v", ErrInvalid, d, Dimensions())
+		}
+		if !slices.Contains(dims, d) {
+			dims = append(dims, d)
+			cols = append(cols, "COALESCE(k."+d.column()+", '')")
+		}
+	}
+	cond, args := subtree("c.area_id", f.Area)
+	conds := []string{cond, "c.at >= ?", "c.at < ?"}
+	args = append(args, ts(f.From), ts(f.To))
+	if len(f.Results) == 0 {
+		conds = append(conds, "c.played_s > 0")
+	} else {
+		conds = append(conds, "c.result IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.Results)), ",")+")")
+		for _, r := range f.Results {
+			args = append(args, r)
+		}
+	}
+	sel := "COUNT(*), COALESCE(SUM(c.played_s), 0), COUNT(DISTINCT c.device_id), COUNT(DISTINCT c.item_ref)"
+	q := "SELECT " + strings.Join(append(append([]string{}, cols...), sel), ", ") +
+		" FROM confirmations c LEFT JOIN content k ON k.ref = c.item_ref WHERE " + strings.Join(conds, " AND ")
+	if len(cols) > 0 {
+		q += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer rows.Close()
+	var out []ReportRow
+	for rows.Next() {
+		var r ReportRow
+		vals := make([]string, len(cols))
+		dest := make([]any, 0, len(cols)+4)
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		dest = append(dest, &r.Plays, &r.PlayedSeconds, &r.Devices, &r.Items)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		for i, d := range dims {
+			switch d {
+			case DimTheme:
+				r.Theme = vals[i]
+			case DimLanguage:
+				r.Language = vals[i]
+			case DimFormat:
+				r.Format = vals[i]
+			case DimUnit:
+				r.ProducingUnit = vals[i]
+			}
+		}
+		if len(cols) == 0 && r.Plays == 0 {
+			continue // no plays at all: no row rather than a row of zeros
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,289 @@
+package store
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// DeviceKind says what a device is.
+type DeviceKind string
+
+// The kinds of device the hub manages.
+const (
+	KindCluster DeviceKind = "cluster" // a loudspeaker cluster
+	KindBoard   DeviceKind = "board"   // an electronic bulletin board or screen
+)
+
+// Device is an enrolled agent. Its secret is kept only as a SHA-256 hash.
+type Device struct {
+	ID         string
+	Name       string
+	Area       string
+	Kind       DeviceKind
+	Outputs    []string // e.g. speakers, screen, board
+	EnrolledAt time.Time
+	Revoked    bool
+	RevokedAt  time.Time
+	LastSeen   time.Time
+	AckedSeq   int64 // highest contiguous confirmation seq stored (0: none)
+	Status     Status
+	StatusAt   time.Time
+}
+
+// Status is the latest snapshot a device reported in its heartbeat.
+type Status struct {
+	NowPlaying      string
+	Volume          float64
+	ClockOffset     time.Duration // device clock minus hub clock
+	DiskFreeBytes   int64
+	DiskTotalBytes  int64
+	TemperatureC    float64 // NaN when the device does not know
+	Uptime          time.Duration
+	Link            string // link quality where known, e.g. "4g -87dBm"
+	SoftwareVersion string
+}
+
+func checkDevice(d Device) error {
+	if err := ValidateDeviceID(d.ID); err != nil {
+		return err
+	}
+	if err := checkText("device "+d.ID+" name", d.Name, true, 200); err != nil {
+		return err
+	}
+	if err := ValidateAreaID(d.Area); err != nil {
+		return fmt.Errorf("device %q: %w", d.ID, err)
+	}
+	switch d.Kind {
+	case KindCluster, KindBoard:
+	default:
+		return fmt.Errorf("%w: device %q has kind %q; want %q or %q", ErrInvalid, d.ID, d.Kind, KindCluster, KindBoard)
+	}
+	for i, o := range d.Outputs {
+		if err := checkSegment(o); err != nil {
+			return fmt.Errorf("%w: device %q output %d: %v", ErrInvalid, d.ID, i+1, err)
+		}
+	}
+	return nil
+}
+
+// EnrolDevice records a new device in an existing area with the hash of the secret the caller
+// generated and gave the device.
+func (db *DB) EnrolDevice(ctx context.Context, d Device, secretHash [32]byte) (Device, error) {
+	if err := checkDevice(d); err != nil {
+		return Device{}, err
+	}
+	if secretHash == [32]byte{} {
+		return Device{}, fmt.Errorf("%w: device %q: empty secret hash", ErrInvalid, d.ID)
+	}
+	outputs := d.Outputs
+	if outputs == nil {
+		outputs = []string{}
+	}
+	outJSON, _ := json.Marshal(outputs)
+	out := Device{ID: d.ID, Name: d.Name, Area: d.Area, Kind: d.Kind, Outputs: outputs, EnrolledAt: db.now(),
+		Status: Status{TemperatureC: math.NaN()}}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if err := areaExists(ctx, tx, d.Area); err != nil {
+			return fmt.Errorf("enrol device %q: %w", d.ID, err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO devices(id, name, area_id, kind, outputs, secret_hash, enrolled_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+			d.ID, d.Name, d.Area, string(d.Kind), string(outJSON), secretHash[:], ts(out.EnrolledAt))
+		if err != nil {
+			return fmt.Errorf("enrol device %q: %w", d.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: device %q is already enrolled; revoke it and pick another id, or replace its secret", ErrExists, d.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return Device{}, err
+	}
+	return out, nil
+}
+
+func areaExists(ctx context.Context, q queryer, id string) error {
+	var one int
+	err := q.QueryRowContext(ctx, "SELECT 1 FROM areas WHERE id = ?", id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: area %q does not exist", ErrNotFound, id)
+	}
+	return err
+}
+
+const deviceCols = `id, name, area_id, kind, outputs, enrolled_at, revoked_at, last_seen, acked_seq,
+	status_at, now_playing, volume, clock_offset_ns, disk_free_bytes, disk_total_bytes, temperature_c,
+	uptime_ns, link, software_version`
+
+// scanDevice scans deviceCols, after any extra columns selected before them.
+func scanDevice(s interface{ Scan(...any) error }, extra ...any) (Device, error) {
+	var d Device
+	var kind, outputs string
+	var enrolled, revoked, seen, statusAt sql.NullInt64
+	var temp sql.NullFloat64
+	var offset, uptime int64
+	err := s.Scan(append(extra, &d.ID, &d.Name, &d.Area, &kind, &outputs, &enrolled, &revoked, &seen, &d.AckedSeq,
+		&statusAt, &d.Status.NowPlaying, &d.Status.Volume, &offset, &d.Status.DiskFreeBytes,
+		&d.Status.DiskTotalBytes, &temp, &uptime, &d.Status.Link, &d.Status.SoftwareVersion)...)
+	if err != nil {
+		return Device{}, err
+	}
+	d.Kind = DeviceKind(kind)
+	if err := json.Unmarshal([]byte(outputs), &d.Outputs); err != nil {
+		return Device{}, fmt.Errorf("device %q: stored outputs %q: %w", d.ID, outputs, err)
+	}
+	d.EnrolledAt, d.RevokedAt, d.LastSeen, d.StatusAt = fromTS(enrolled), fromTS(revoked), fromTS(seen), fromTS(statusAt)
+	d.Revoked = revoked.Valid
+	d.Status.ClockOffset, d.Status.Uptime = time.Duration(offset), time.Duration(uptime)
+	d.Status.TemperatureC = math.NaN()
+	if temp.Valid {
+		d.Status.TemperatureC = temp.Float64
+	}
+	return d, nil
+}
+
+// GetDevice returns one device.
+func (db *DB) GetDevice(ctx context.Context, id string) (Device, error) {
+	return getDevice(ctx, db.r, id)
+}
+
+func getDevice(ctx context.Context, q queryer, id string) (Device, error) {
+	d, err := scanDevice(q.QueryRowContext(ctx, "SELECT "+deviceCols+" FROM devices WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Device{}, fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, id)
+	}
+	if err != nil {
+		return Device{}, fmt.Errorf("get device %q: %w", id, err)
+	}
+	return d, nil
+}
+
+// ListDevices returns the devices in area and every area below it, by id ("" = all).
+func (db *DB) ListDevices(ctx context.Context, area string) ([]Device, error) {
+	cond, args := subtree("area_id", area)
+	rows, err := db.r.QueryContext(ctx, "SELECT "+deviceCols+" FROM devices WHERE "+cond+" ORDER BY id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list devices under %q: %w", area, err)
+	}
+	defer rows.Close()
+	var out []Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list devices under %q: %w", area, err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// updateDevice runs one UPDATE on a device and turns "no row" into ErrNotFound.
+func (db *DB) updateDevice(ctx context.Context, what, id, query string, args ...any) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("%s device %q: %w", what, id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, id)
+		}
+		return nil
+	})
+}
+
+// RevokeDevice marks a device revoked: its secret no longer authenticates. Revoking twice
+// keeps the first time.
+func (db *DB) RevokeDevice(ctx context.Context, id string) error {
+	return db.updateDevice(ctx, "revoke", id,
+		"UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", ts(db.now()), id)
+}
+
+// ReplaceSecret stores the hash of a new secret for a device (a box was replaced or its secret
+// leaked). It does not lift a revocation.
+func (db *DB) ReplaceSecret(ctx context.Context, id string, secretHash [32]byte) error {
+	if secretHash == [32]byte{} {
+		return fmt.Errorf("%w: device %q: empty secret hash", ErrInvalid, id)
+	}
+	return db.updateDevice(ctx, "replace secret of", id,
+		"UPDATE devices SET secret_hash = ? WHERE id = ?", secretHash[:], id)
+}
+
+// CheckSecret authenticates a device: the hash of the secret it presented must equal the
+// stored one (constant-time compare) and the device must not be revoked. Every failure wraps
+// ErrUnauthorized; the message says which (for the hub's log, not for the device).
+func (db *DB) CheckSecret(ctx context.Context, id string, secretHash [32]byte) (Device, error) {
+	var stored []byte
+	d, err := scanDevice(db.r.QueryRowContext(ctx, "SELECT secret_hash, "+deviceCols+" FROM devices WHERE id = ?", id), &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Compare anyway so the time taken does not tell which ids exist.
+		var dummy [32]byte
+		subtle.ConstantTimeCompare(dummy[:], secretHash[:])
+		return Device{}, fmt.Errorf("%w: device %q is not enrolled", ErrUnauthorized, id)
+	}
+	if err != nil {
+		return Device{}, fmt.Errorf("check secret of device %q: %w", id, err)
+	}
+	if subtle.ConstantTimeCompare(stored, secretHash[:]) != 1 {
+		return Device{}, fmt.Errorf("%w: device %q presented a wrong secret", ErrUnauthorized, id)
+	}
+	if d.Revoked {
+		return Device{}, fmt.Errorf("%w: device %q was revoked at %s", ErrUnauthorized, id, d.RevokedAt.Format(time.RFC3339))
+	}
+	return d, nil
+}
+
+// Seen records that a device was heard from now.
+func (db *DB) Seen(ctx context.Context, id string) error {
+	return db.updateDevice(ctx, "mark seen", id, "UPDATE devices SET last_seen = ? WHERE id = ?", ts(db.now()), id)
+}
+
+// UpdateStatus stores a device's status snapshot and marks it seen now.
+func (db *DB) UpdateStatus(ctx context.Context, id string, s Status) error {
+	for what, v := range map[string]string{"now playing": s.NowPlaying, "link": s.Link, "software version": s.SoftwareVersion} {
+		if err := checkText("device "+id+" "+what, v, false, 1024); err != nil {
+			return err
+		}
+	}
+	var temp any
+	if !math.IsNaN(s.TemperatureC) && !math.IsInf(s.TemperatureC, 0) {
+		temp = s.TemperatureC
+	}
+	vol := s.Volume
+	if math.IsNaN(vol) || math.IsInf(vol, 0) {
+		return fmt.Errorf("%w: device %q volume %v", ErrInvalid, id, vol)
+	}
+	now := ts(db.now())
+	return db.updateDevice(ctx, "update status of", id, `UPDATE devices SET last_seen = ?, status_at = ?,
+		now_playing = ?, volume = ?, clock_offset_ns = ?, disk_free_bytes = ?, disk_total_bytes = ?,
+		temperature_c = ?, uptime_ns = ?, link = ?, software_version = ? WHERE id = ?`,
+		now, now, s.NowPlaying, vol, int64(s.ClockOffset), s.DiskFreeBytes, s.DiskTotalBytes, temp,
+		int64(s.Uptime), s.Link, s.SoftwareVersion, id)
+}
+
+// MoveDevice puts a device in another existing area. Its past confirmations keep the area they
+// were played in.
+func (db *DB) MoveDevice(ctx context.Context, id, area string) error {
+	if err := ValidateAreaID(area); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if err := areaExists(ctx, tx, area); err != nil {
+			return fmt.Errorf("move device %q: %w", id, err)
+		}
+		res, err := tx.ExecContext(ctx, "UPDATE devices SET area_id = ? WHERE id = ?", area, id)
+		if err != nil {
+			return fmt.Errorf("move device %q: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, id)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,222 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DeliveryState is how far a device has got with one revision of its effective schedule.
+type DeliveryState string
+
+// Delivery states, in the order a revision normally goes through them. Refused is final.
+const (
+	StateComposed     DeliveryState = "composed"      // stored, not sent yet
+	StateSent         DeliveryState = "sent"          // written to the device's connection
+	StateReceived     DeliveryState = "received"      // the device validated and stored it
+	StateContentReady DeliveryState = "content_ready" // every item it needs is in the device's store
+	StateActive       DeliveryState = "active"        // the device is playing from it
+	StateRefused      DeliveryState = "refused"       // the device refused it (see Reason)
+)
+
+// SourceRevision names one schedule revision an effective schedule was composed from, so the
+// hub can tell whether anything it depends on has changed since.
+type SourceRevision struct {
+	Target   Target `json:"target"`
+	Revision int64  `json:"revision"`
+}
+
+// Delivery is the delivery state of one (device, revision), with the time of each transition
+// (zero when it has not happened).
+type Delivery struct {
+	State          DeliveryState
+	SentAt         time.Time
+	ReceivedAt     time.Time
+	ContentReadyAt time.Time
+	ActiveAt       time.Time
+	RefusedAt      time.Time
+	RefusedReason  string
+}
+
+// EffectiveSchedule is the composed, signed document the hub sends one device.
+type EffectiveSchedule struct {
+	DeviceID  string
+	Revision  int64  // strictly increasing per device
+	Document  []byte // the exact bytes sent
+	Signature []byte // if kept beside the bytes rather than inside them
+	Sources   []SourceRevision
+	CreatedAt time.Time
+	Delivery  Delivery
+}
+
+// AddEffective stores a newly composed effective schedule for a device. Its revision must be
+// above the device's latest (ErrStaleRevision otherwise): the revision is inside the signed
+// bytes, so the store cannot pick it. Two composers racing for one device: one wins.
+func (db *DB) AddEffective(ctx context.Context, e EffectiveSchedule) (EffectiveSchedule, error) {
+	if err := ValidateDeviceID(e.DeviceID); err != nil {
+		return EffectiveSchedule{}, err
+	}
+	if e.Revision <= 0 {
+		return EffectiveSchedule{}, fmt.Errorf("%w: effective schedule revision %d for device %q; want 1 or more", ErrInvalid, e.Revision, e.DeviceID)
+	}
+	if len(e.Document) == 0 || len(e.Document) > MaxDocument {
+		return EffectiveSchedule{}, fmt.Errorf("%w: effective schedule for device %q is %d bytes; want 1 to %d", ErrInvalid, e.DeviceID, len(e.Document), MaxDocument)
+	}
+	sources := e.Sources
+	if sources == nil {
+		sources = []SourceRevision{}
+	}
+	src, err := json.Marshal(sources)
+	if err != nil {
+		return EffectiveSchedule{}, fmt.Errorf("%w: sources of effective schedule for %q: %v", ErrInvalid, e.DeviceID, err)
+	}
+	out := EffectiveSchedule{DeviceID: e.DeviceID, Revision: e.Revision, Document: append([]byte(nil), e.Document...),
+		Signature: append([]byte(nil), e.Signature...), Sources: sources, CreatedAt: db.now(),
+		Delivery: Delivery{State: StateComposed}}
+	if len(e.Signature) == 0 {
+		out.Signature = nil
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if err := targetExists(ctx, tx, DeviceTarget(e.DeviceID)); err != nil {
+			return err
+		}
+		var latest int64
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(revision), 0) FROM effective WHERE device_id = ?",
+			e.DeviceID).Scan(&latest); err != nil {
+			return fmt.Errorf("latest effective revision of device %q: %w", e.DeviceID, err)
+		}
+		if e.Revision <= latest {
+			return fmt.Errorf("%w: device %q already has effective revision %d; compose %d or above",
+				ErrStaleRevision, e.DeviceID, latest, latest+1)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO effective(device_id, revision, document, signature, sources, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, e.DeviceID, e.Revision, out.Document, out.Signature, string(src), ts(out.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("store effective schedule %d of device %q: %w", e.Revision, e.DeviceID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return EffectiveSchedule{}, err
+	}
+	return out, nil
+}
+
+const effectiveCols = `device_id, revision, document, signature, sources, created_at, sent_at, received_at,
+	content_ready_at, active_at, refused_at, refused_reason`
+
+func scanEffective(s interface{ Scan(...any) error }) (EffectiveSchedule, error) {
+	var e EffectiveSchedule
+	var src string
+	var created, sent, recv, ready, active, refused sql.NullInt64
+	if err := s.Scan(&e.DeviceID, &e.Revision, &e.Document, &e.Signature, &src, &created, &sent, &recv, &ready,
+		&active, &refused, &e.Delivery.RefusedReason); err != nil {
+		return EffectiveSchedule{}, err
+	}
+	if err := json.Unmarshal([]byte(src), &e.Sources); err != nil {
+		return EffectiveSchedule{}, fmt.Errorf("effective schedule %d of %q: stored sources: %w", e.Revision, e.DeviceID, err)
+	}
+	e.CreatedAt = fromTS(created)
+	d := &e.Delivery
+	d.SentAt, d.ReceivedAt, d.ContentReadyAt, d.ActiveAt, d.RefusedAt = fromTS(sent), fromTS(recv), fromTS(ready), fromTS(active), fromTS(refused)
+	d.State = d.derive()
+	return e, nil
+}
+
+// derive is the furthest state reached; a refusal overrides the rest.
+func (d Delivery) derive() DeliveryState {
+	switch {
+	case !d.RefusedAt.IsZero():
+		return StateRefused
+	case !d.ActiveAt.IsZero():
+		return StateActive
+	case !d.ContentReadyAt.IsZero():
+		return StateContentReady
+	case !d.ReceivedAt.IsZero():
+		return StateReceived
+	case !d.SentAt.IsZero():
+		return StateSent
+	}
+	return StateComposed
+}
+
+// LatestEffective returns the device's newest effective schedule with its delivery state.
+func (db *DB) LatestEffective(ctx context.Context, deviceID string) (EffectiveSchedule, error) {
+	e, err := scanEffective(db.r.QueryRowContext(ctx, "SELECT "+effectiveCols+
+		" FROM effective WHERE device_id = ? ORDER BY revision DESC LIMIT 1", deviceID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return EffectiveSchedule{}, fmt.Errorf("%w: no effective schedule for device %q", ErrNotFound, deviceID)
+	}
+	if err != nil {
+		return EffectiveSchedule{}, fmt.Errorf("latest effective schedule of device %q: %w", deviceID, err)
+	}
+	return e, nil
+}
+
+// LatestActiveEffective returns the newest revision the device reported active.
+func (db *DB) LatestActiveEffective(ctx context.Context, deviceID string) (EffectiveSchedule, error) {
+	e, err := scanEffective(db.r.QueryRowContext(ctx, "SELECT "+effectiveCols+
+		" FROM effective WHERE device_id = ? AND active_at IS NOT NULL ORDER BY revision DESC LIMIT 1", deviceID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return EffectiveSchedule{}, fmt.Errorf("%w: device %q has reported no revision active", ErrNotFound, deviceID)
+	}
+	if err != nil {
+		return EffectiveSchedule{}, fmt.Errorf("active effective schedule of device %q: %w", deviceID, err)
+	}
+	return e, nil
+}
+
+// Effective returns one revision of a device's effective schedule.
+func (db *DB) Effective(ctx context.Context, deviceID string, revision int64) (EffectiveSchedule, error) {
+	e, err := scanEffective(db.r.QueryRowContext(ctx, "SELECT "+effectiveCols+
+		" FROM effective WHERE device_id = ? AND revision = ?", deviceID, revision))
+	if errors.Is(err, sql.ErrNoRows) {
+		return EffectiveSchedule{}, fmt.Errorf("%w: device %q has no effective revision %d", ErrNotFound, deviceID, revision)
+	}
+	if err != nil {
+		return EffectiveSchedule{}, fmt.Errorf("effective schedule %d of device %q: %w", revision, deviceID, err)
+	}
+	return e, nil
+}
+
+// MarkDelivery records that (device, revision) reached state now. Each transition keeps the
+// time it was first recorded, so a repeated report changes nothing; reports arriving out of
+// order are kept as they come (the state is the furthest one reached). reason is required for
+// StateRefused and ignored otherwise. It returns the delivery after the change.
+func (db *DB) MarkDelivery(ctx context.Context, deviceID string, revision int64, state DeliveryState, reason string) (Delivery, error) {
+	col := map[DeliveryState]string{StateSent: "sent_at", StateReceived: "received_at",
+		StateContentReady: "content_ready_at", StateActive: "active_at", StateRefused: "refused_at"}[state]
+	if col == "" {
+		return Delivery{}, fmt.Errorf("%w: delivery state %q; want sent, received, content_ready, active or refused", ErrInvalid, state)
+	}
+	if state == StateRefused {
+		if err := checkText("refusal reason", reason, true, maxText); err != nil {
+			return Delivery{}, fmt.Errorf("device %q revision %d: %w", deviceID, revision, err)
+		}
+	} else {
+		reason = ""
+	}
+	var out Delivery
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		q := "UPDATE effective SET " + col + " = COALESCE(" + col + ", ?)"
+		args := []any{ts(db.now())}
+		if state == StateRefused {
+			q += ", refused_reason = CASE WHEN refused_reason = '' THEN ? ELSE refused_reason END"
+			args = append(args, reason)
+		}
+		res, err := tx.ExecContext(ctx, q+" WHERE device_id = ? AND revision = ?", append(args, deviceID, revision)...)
+		if err != nil {
+			return fmt.Errorf("mark device %q revision %d %s: %w", deviceID, revision, state, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: device %q has no effective revision %d", ErrNotFound, deviceID, revision)
+		}
+		e, err := scanEffective(tx.QueryRowContext(ctx, "SELECT "+effectiveCols+" FROM effective WHERE device_id = ? AND revision = ?", deviceID, revision))
+		out = e.Delivery
+		return err
+	})
+	return out, err
+}

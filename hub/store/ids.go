@@ -1,0 +1,124 @@
+package store
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits on ids; generous for real names, small enough to keep indexes and logs sane.
+const (
+	MaxSegment   = 63  // characters in one segment of an id
+	MaxIDLength  = 255 // characters in a whole id
+	MaxAreaDepth = 32  // levels in the area tree
+	MaxDeviceSeg = 4   // segments in a device id
+	maxText      = 4096
+)
+
+// checkSegment reports what is wrong with one segment of an id: lowercase ASCII letters,
+// digits, '-', '_' and '.', starting with a letter or digit (slugs such as "tam-thanh").
+func checkSegment(seg string) error {
+	if seg == "" {
+		return fmt.Errorf("empty segment (two '/' in a row, or a leading or trailing '/')")
+	}
+	if len(seg) > MaxSegment {
+		return fmt.Errorf("segment %q is longer than %d characters", seg, MaxSegment)
+	}
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if i > 0 {
+			ok = ok || c == '-' || c == '_' || c == '.'
+		}
+		if !ok {
+			return fmt.Errorf("segment %q has %q at position %d: use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit (e.g. tam-thanh)", seg, rune(c), i+1)
+		}
+	}
+	return nil
+}
+
+func checkPath(what, id string, maxSegs int) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty %s id", ErrInvalid, what)
+	}
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("%w: %s id %.40q… is longer than %d characters", ErrInvalid, what, id, MaxIDLength)
+	}
+	segs := strings.Split(id, "/")
+	if len(segs) > maxSegs {
+		return fmt.Errorf("%w: %s id %q has %d levels, at most %d", ErrInvalid, what, id, len(segs), maxSegs)
+	}
+	for _, s := range segs {
+		if err := checkSegment(s); err != nil {
+			return fmt.Errorf("%w: %s id %q: %v", ErrInvalid, what, id, err)
+		}
+	}
+	return nil
+}
+
+// ValidateAreaID checks an area id: its path from the root, segments joined by '/', e.g.
+// "quang-nam/tam-ky/tam-thanh" (or "quang-nam/tam-thanh" where there is no district level).
+func ValidateAreaID(id string) error { return checkPath("area", id, MaxAreaDepth) }
+
+// ValidateDeviceID checks a device id: one to four slug segments. The convention is
+// "<commune>/<device>" (e.g. "tam-thanh/cl-07"), but the id does not encode the area: a device
+// can move between areas without a new id, secret or agent config.
+func ValidateDeviceID(id string) error { return checkPath("device", id, MaxDeviceSeg) }
+
+// ParentArea is the parent of an area id ("" for a root).
+func ParentArea(id string) string {
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		return id[:i]
+	}
+	return ""
+}
+
+// IsWithin reports whether area is ancestor or lies below it. Area ids are paths from the
+// root, so this is a prefix test on whole segments and needs no lookup. Empty ids are never
+// within anything and nothing is within an empty ancestor.
+func IsWithin(area, ancestor string) bool {
+	if area == "" || ancestor == "" {
+		return false
+	}
+	return area == ancestor || strings.HasPrefix(area, ancestor) && area[len(ancestor)] == '/'
+}
+
+// Allowed reports whether staff scoped to scope may act on target (an area id): only on their
+// own area and the areas below it. A commune's staff cannot act on another commune.
+func Allowed(scope, target string) bool { return IsWithin(target, scope) }
+
+// ParseRef checks a content reference "sha256:<64 hex>" and returns it in canonical form
+// (lowercase hex) with the digest.
+func ParseRef(ref string) (string, [32]byte, error) {
+	var d [32]byte
+	hexPart, ok := strings.CutPrefix(ref, "sha256:")
+	if !ok {
+		return "", d, fmt.Errorf("%w: content ref %.80q must start with \"sha256:\"", ErrInvalid, ref)
+	}
+	if len(hexPart) != 64 {
+		return "", d, fmt.Errorf("%w: content ref %.80q: want 64 hex digits after \"sha256:\", got %d characters", ErrInvalid, ref, len(hexPart))
+	}
+	hexPart = strings.ToLower(hexPart)
+	if _, err := hex.Decode(d[:], []byte(hexPart)); err != nil {
+		return "", d, fmt.Errorf("%w: content ref %.80q: %v", ErrInvalid, ref, err)
+	}
+	return "sha256:" + hexPart, d, nil
+}
+
+// checkText refuses text that would make a bad row: invalid UTF-8, NUL bytes or too long.
+func checkText(what, s string, required bool, max int) error {
+	if required && strings.TrimSpace(s) == "" {
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+	}
+	if len(s) > max {
+		return fmt.Errorf("%w: %s is %d bytes, at most %d", ErrInvalid, what, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, what)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%w: %s contains a NUL byte", ErrInvalid, what)
+	}
+	return nil
+}

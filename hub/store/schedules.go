@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxDocument is the largest schedule document the store accepts (bytes).
+const MaxDocument = 4 << 20
+
+// TargetKind says whether a schedule is attached to an area or to one device.
+type TargetKind string
+
+// The two kinds of schedule target.
+const (
+	TargetArea   TargetKind = "area"
+	TargetDevice TargetKind = "device"
+)
+
+// Target is what a schedule is attached to. Area and device ids are separate namespaces.
+type Target struct {
+	Kind TargetKind `json:"kind"`
+	ID   string     `json:"id"`
+}
+
+// AreaTarget and DeviceTarget build targets.
+func AreaTarget(id string) Target   { return Target{TargetArea, id} }
+func DeviceTarget(id string) Target { return Target{TargetDevice, id} }
+
+func (t Target) String() string { return string(t.Kind) + ":" + t.ID }
+
+func (t Target) check() error {
+	switch t.Kind {
+	case TargetArea:
+		return ValidateAreaID(t.ID)
+	case TargetDevice:
+		return ValidateDeviceID(t.ID)
+	}
+	return fmt.Errorf("%w: schedule target kind %q; want %q or %q", ErrInvalid, t.Kind, TargetArea, TargetDevice)
+}
+
+// column is the schedules column that holds this kind's id.
+func (t Target) column() string {
+	if t.Kind == TargetDevice {
+		return "device_id"
+	}
+	return "area_id"
+}
+
+// Schedule is one revision of the schedule document attached to a target, stored as given.
+type Schedule struct {
+	Target    Target
+	Revision  int64  // strictly increasing per target
+	ID        string // the document's schedule id
+	Document  []byte // YAML or JSON, byte for byte as given
+	Author    string
+	CreatedAt time.Time
+}
+
+// PutSchedule stores a new revision for s.Target. With Revision 0 the store picks the next one
+// (latest + 1, starting at 1); a given Revision must be above the latest or ErrStaleRevision is
+// returned. The target must exist.
+func (db *DB) PutSchedule(ctx context.Context, s Schedule) (Schedule, error) {
+	if err := s.Target.check(); err != nil {
+		return Schedule{}, err
+	}
+	if err := checkText("schedule id for "+s.Target.String(), s.ID, true, MaxIDLength); err != nil {
+		return Schedule{}, err
+	}
+	if err := checkText("schedule author for "+s.Target.String(), s.Author, true, 200); err != nil {
+		return Schedule{}, err
+	}
+	if len(s.Document) == 0 || len(s.Document) > MaxDocument {
+		return Schedule{}, fmt.Errorf("%w: schedule document for %s is %d bytes; want 1 to %d", ErrInvalid, s.Target, len(s.Document), MaxDocument)
+	}
+	if s.Revision < 0 {
+		return Schedule{}, fmt.Errorf("%w: schedule revision %d for %s is negative", ErrInvalid, s.Revision, s.Target)
+	}
+	out := s
+	out.Document = append([]byte(nil), s.Document...)
+	out.CreatedAt = db.now()
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if err := targetExists(ctx, tx, s.Target); err != nil {
+			return err
+		}
+		var latest int64
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(revision), 0) FROM schedules WHERE "+s.Target.column()+" = ?",
+			s.Target.ID).Scan(&latest); err != nil {
+			return fmt.Errorf("latest schedule revision of %s: %w", s.Target, err)
+		}
+		if out.Revision == 0 {
+			out.Revision = latest + 1
+		} else if out.Revision <= latest {
+			return fmt.Errorf("%w: %s already has revision %d; a new schedule needs a revision above it (or 0 to pick the next)",
+				ErrStaleRevision, s.Target, latest)
+		}
+		var area, device any
+		if s.Target.Kind == TargetArea {
+			area = s.Target.ID
+		} else {
+			device = s.Target.ID
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO schedules(area_id, device_id, revision, schedule_id, document, author, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, area, device, out.Revision, out.ID, out.Document, out.Author, ts(out.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("store schedule for %s: %w", s.Target, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Schedule{}, err
+	}
+	return out, nil
+}
+
+func targetExists(ctx context.Context, q queryer, t Target) error {
+	table := "areas"
+	if t.Kind == TargetDevice {
+		table = "devices"
+	}
+	var one int
+	err := q.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE id = ?", t.ID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %s %q does not exist", ErrNotFound, t.Kind, t.ID)
+	}
+	return err
+}
+
+const scheduleCols = "COALESCE(area_id, ''), COALESCE(device_id, ''), revision, schedule_id, document, author, created_at"
+
+func scanSchedule(s interface{ Scan(...any) error }) (Schedule, error) {
+	var out Schedule
+	var area, device string
+	var created sql.NullInt64
+	if err := s.Scan(&area, &device, &out.Revision, &out.ID, &out.Document, &out.Author, &created); err != nil {
+		return Schedule{}, err
+	}
+	if area != "" {
+		out.Target = AreaTarget(area)
+	} else {
+		out.Target = DeviceTarget(device)
+	}
+	out.CreatedAt = fromTS(created)
+	return out, nil
+}
+
+func latestSchedule(ctx context.Context, q queryer, t Target) (Schedule, error) {
+	s, err := scanSchedule(q.QueryRowContext(ctx, "SELECT "+scheduleCols+" FROM schedules WHERE "+t.column()+
+		" = ? ORDER BY revision DESC LIMIT 1", t.ID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Schedule{}, fmt.Errorf("%w: no schedule for %s", ErrNotFound, t)
+	}
+	if err != nil {
+		return Schedule{}, fmt.Errorf("latest schedule of %s: %w", t, err)
+	}
+	return s, nil
+}
+
+// LatestSchedule returns the newest revision attached to t.
+func (db *DB) LatestSchedule(ctx context.Context, t Target) (Schedule, error) {
+	if err := t.check(); err != nil {
+		return Schedule{}, err
+	}
+	return latestSchedule(ctx, db.r, t)
+}
+
+// ScheduleRevision returns one past or present revision attached to t.
+func (db *DB) ScheduleRevision(ctx context.Context, t Target, revision int64) (Schedule, error) {
+	if err := t.check(); err != nil {
+		return Schedule{}, err
+	}
+	s, err := scanSchedule(db.r.QueryRowContext(ctx, "SELECT "+scheduleCols+" FROM schedules WHERE "+t.column()+
+		" = ? AND revision = ?", t.ID, revision))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Schedule{}, fmt.Errorf("%w: no revision %d of the schedule for %s", ErrNotFound, revision, t)
+	}
+	if err != nil {
+		return Schedule{}, fmt.Errorf("schedule revision %d of %s: %w", revision, t, err)
+	}
+	return s, nil
+}
+
+// SchedulesForDevice returns the latest schedule of every area above and including the
+// device's area, root first, then the device's own; targets without a schedule are left out.
+// All are read in one snapshot. The hub composes them into the device's effective schedule.
+func (db *DB) SchedulesForDevice(ctx context.Context, deviceID string) ([]Schedule, error) {
+	var out []Schedule
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		d, err := getDevice(ctx, tx, deviceID)
+		if err != nil {
+			return err
+		}
+		areas, err := ancestors(ctx, tx, d.Area, true)
+		if err != nil {
+			return fmt.Errorf("device %q: %w", deviceID, err)
+		}
+		targets := make([]Target, 0, len(areas)+1)
+		for _, a := range areas {
+			targets = append(targets, AreaTarget(a.ID))
+		}
+		targets = append(targets, DeviceTarget(deviceID))
+		for _, t := range targets {
+			s, err := latestSchedule(ctx, tx, t)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migration is one step of the schema. Steps are append-only: a released step is never
+// edited, a change is a new step. Each runs with the others in one transaction at Open.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations is a function, not a variable, so nothing can change the list at run time.
+func migrations() []migration {
+	return []migration{
+		{1, "initial schema", `
+CREATE TABLE areas (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	parent_id  TEXT REFERENCES areas(id),
+	depth      INTEGER NOT NULL,
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX areas_parent ON areas(parent_id, id);
+
+CREATE TABLE devices (
+	id                TEXT PRIMARY KEY,
+	name              TEXT NOT NULL,
+	area_id           TEXT NOT NULL REFERENCES areas(id),
+	kind              TEXT NOT NULL,
+	outputs           TEXT NOT NULL,            -- JSON array of output names
+	secret_hash       BLOB NOT NULL CHECK (length(secret_hash) = 32),
+	enrolled_at       INTEGER NOT NULL,
+	revoked_at        INTEGER,
+	last_seen         INTEGER,
+	acked_seq         INTEGER NOT NULL DEFAULT 0, -- highest contiguous confirmation seq stored
+	status_at         INTEGER,
+	now_playing       TEXT NOT NULL DEFAULT '',
+	volume            REAL NOT NULL DEFAULT 0,
+	clock_offset_ns   INTEGER NOT NULL DEFAULT 0,
+	disk_free_bytes   INTEGER NOT NULL DEFAULT 0,
+	disk_total_bytes  INTEGER NOT NULL DEFAULT 0,
+	temperature_c     REAL,
+	uptime_ns         INTEGER NOT NULL DEFAULT 0,
+	link              TEXT NOT NULL DEFAULT '',
+	software_version  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX devices_area ON devices(area_id, id);
+
+CREATE TABLE taxonomy (
+	dimension TEXT NOT NULL,
+	value     TEXT NOT NULL,
+	label     TEXT NOT NULL,
+	PRIMARY KEY (dimension, value)
+) WITHOUT ROWID;
+
+CREATE TABLE content (
+	ref            TEXT PRIMARY KEY,             -- sha256:<64 lowercase hex>
+	size           INTEGER NOT NULL,
+	duration_ns    INTEGER NOT NULL,
+	mime           TEXT NOT NULL,
+	title          TEXT NOT NULL,
+	theme          TEXT NOT NULL,
+	language       TEXT NOT NULL,
+	format         TEXT NOT NULL,
+	producing_unit TEXT NOT NULL,
+	uploaded_by    TEXT NOT NULL,
+	uploaded_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX content_uploaded ON content(uploaded_at);
+
+-- A schedule targets an area or a device: two nullable foreign keys, exactly one set.
+CREATE TABLE schedules (
+	area_id     TEXT REFERENCES areas(id),
+	device_id   TEXT REFERENCES devices(id),
+	revision    INTEGER NOT NULL CHECK (revision > 0),
+	schedule_id TEXT NOT NULL,
+	document    BLOB NOT NULL,
+	author      TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	CHECK ((area_id IS NULL) <> (device_id IS NULL))
+);
+CREATE UNIQUE INDEX schedules_area_rev ON schedules(area_id, revision) WHERE area_id IS NOT NULL;
+CREATE UNIQUE INDEX schedules_device_rev ON schedules(device_id, revision) WHERE device_id IS NOT NULL;
+
+CREATE TABLE effective (
+	device_id        TEXT NOT NULL REFERENCES devices(id),
+	revision         INTEGER NOT NULL CHECK (revision > 0),
+	document         BLOB NOT NULL,
+	signature        BLOB,
+	sources          TEXT NOT NULL,             -- JSON: the schedule revisions composed
+	created_at       INTEGER NOT NULL,
+	sent_at          INTEGER,
+	received_at      INTEGER,
+	content_ready_at INTEGER,
+	active_at        INTEGER,
+	refused_at       INTEGER,
+	refused_reason   TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (device_id, revision)
+) WITHOUT ROWID;
+
+CREATE TABLE confirmations (
+	device_id      TEXT NOT NULL REFERENCES devices(id),
+	seq            INTEGER NOT NULL CHECK (seq > 0),
+	area_id        TEXT NOT NULL,              -- the device's area when it was stored
+	at             INTEGER,                    -- start, or scheduled time when nothing started
+	output         TEXT NOT NULL,
+	schedule_id    TEXT NOT NULL,
+	revision       INTEGER NOT NULL,
+	program        TEXT NOT NULL,
+	item_index     INTEGER NOT NULL,
+	item_ref       TEXT NOT NULL,
+	scheduled_at   INTEGER,
+	started_at     INTEGER,
+	ended_at       INTEGER,
+	played_s       REAL NOT NULL,
+	peak_dbfs      REAL,
+	rms_dbfs       REAL,
+	silence_s      REAL NOT NULL,
+	gaps           INTEGER NOT NULL,
+	underruns      INTEGER NOT NULL,
+	result         TEXT NOT NULL,
+	error          TEXT NOT NULL,
+	clock_state    TEXT NOT NULL,
+	received_at    INTEGER NOT NULL,
+	PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX confirmations_at ON confirmations(at);
+CREATE INDEX confirmations_area_at ON confirmations(area_id, at);
+
+CREATE TABLE users (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	scope_area TEXT NOT NULL REFERENCES areas(id),
+	created_at INTEGER NOT NULL,
+	disabled_at INTEGER
+) WITHOUT ROWID;
+
+CREATE TABLE tokens (
+	hash       BLOB PRIMARY KEY CHECK (length(hash) = 32),
+	user_id    TEXT NOT NULL REFERENCES users(id),
+	label      TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER,
+	revoked_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX tokens_user ON tokens(user_id);
+
+CREATE TABLE audit (
+	id     INTEGER PRIMARY KEY AUTOINCREMENT,
+	at     INTEGER NOT NULL,
+	actor  TEXT NOT NULL,
+	action TEXT NOT NULL,
+	target TEXT NOT NULL,
+	detail TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit(at);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+	BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+	BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+`},
+	}
+}
+
+// SchemaVersion is the newest schema this code knows.
+func SchemaVersion() int { m := migrations(); return m[len(m)-1].version }
+
+// migrate applies every step newer than the file's version in one transaction, so a failure
+// leaves the file as it was. A file newer than this code is refused rather than guessed at.
+func (db *DB) migrate(ctx context.Context) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_version: %w", err)
+		}
+		var have int
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_version").Scan(&have); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if want := SchemaVersion(); have > want {
+			return fmt.Errorf("the file has schema version %d but this loa-hub knows only up to %d: run a newer loa-hub", have, want)
+		}
+		for _, m := range migrations() {
+			if m.version <= have {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO schema_version(version, name, applied_at) VALUES (?, ?, ?)",
+				m.version, m.name, db.now().UnixNano()); err != nil {
+				return fmt.Errorf("record migration %d: %w", m.version, err)
+			}
+			db.log.Info("hub store schema migrated", "path", db.path, "version", m.version, "step", m.name)
+		}
+		return nil
+	})
+}
+
+// FileSchemaVersion is the schema version recorded in the open file.
+func (db *DB) FileSchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := db.r.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_version").Scan(&v)
+	return v, err
+}

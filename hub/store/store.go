@@ -1,0 +1,189 @@
+// Package store is the hub's storage: the area tree, devices, the content library, schedules,
+// effective schedules with their delivery state, play confirmations, staff and the audit log,
+// all in one SQLite file (modernc.org/sqlite, pure Go, WAL).
+//
+// The methods of *DB are the contract a PostgreSQL store would implement later; the hub server
+// declares the interface it consumes. Every method is safe for concurrent use.
+//
+// Times are stored as INTEGER Unix nanoseconds (UTC) so that range queries use indexes and
+// values round-trip exactly; a zero time.Time is stored as NULL.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Clock is the time source for every created-at, sent-at and last-seen the store records.
+type Clock interface{ Now() time.Time }
+
+// Errors callers branch on; they are wrapped with a message naming what and where.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrExists        = errors.New("already exists")
+	ErrInvalid       = errors.New("invalid")
+	ErrStaleRevision = errors.New("revision not newer than the stored one")
+	ErrUnauthorized  = errors.New("unauthorized")
+)
+
+// DB is the hub store on one SQLite file.
+//
+// SQLite has one writer at a time. Writes go through a pool of exactly one connection so our
+// own goroutines queue in Go instead of failing with SQLITE_BUSY; reads use a separate
+// read-only pool, which WAL lets run beside the writer. busy_timeout covers other processes
+// (a backup, the sqlite3 shell) holding the file.
+type DB struct {
+	w     *sql.DB
+	r     *sql.DB
+	clock Clock
+	log   *slog.Logger
+	path  string
+}
+
+// BusyTimeout is how long a connection waits for a lock held by another process.
+const BusyTimeout = 10 * time.Second
+
+// Open opens (creating if need be) the store at path, applies pending migrations in one
+// transaction and returns it. The file is put in WAL mode with synchronous=NORMAL: a power cut
+// may lose the last transactions but never corrupts the file.
+func Open(ctx context.Context, path string, clock Clock, log *slog.Logger) (*DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("open hub store: %w: empty path", ErrInvalid)
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open hub store %q: %w: the path must not contain '?' or '#'", path, ErrInvalid)
+	}
+	if clock == nil {
+		return nil, fmt.Errorf("open hub store %q: %w: nil clock", path, ErrInvalid)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	busy := fmt.Sprint(BusyTimeout.Milliseconds())
+	w, err := sql.Open("sqlite", path+"?_busy_timeout="+busy+
+		"&_foreign_keys=1&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open hub store %q: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	db := &DB{w: w, clock: clock, log: log, path: path}
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open hub store %q: %w (is the directory writable?)", path, err)
+	}
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open hub store %q: read journal mode: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		w.Close()
+		return nil, fmt.Errorf("open hub store %q: journal mode is %q, want wal (is it on a filesystem without shared memory?)", path, mode)
+	}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open hub store %q: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", path+"?_busy_timeout="+busy+"&_foreign_keys=1&_query_only=1")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open hub store %q for reading: %w", path, err)
+	}
+	n := 2 * runtime.GOMAXPROCS(0)
+	if n < 4 {
+		n = 4
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	db.r = r
+	return db, nil
+}
+
+// Close closes both pools. Pending writes have been committed when their call returned.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// Path is the file the store lives in.
+func (db *DB) Path() string { return db.path }
+
+// write runs fn in one write transaction (BEGIN IMMEDIATE on the single writer connection).
+// fn must use tx only: touching db.w inside would wait for itself.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// read runs fn in one read transaction, so several queries see one snapshot.
+func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// now is the clock's time, in UTC.
+func (db *DB) now() time.Time { return db.clock.Now().UTC() }
+
+// ts turns a time into its stored form: Unix nanoseconds, NULL for the zero time.
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+// fromTS is the inverse of ts.
+func fromTS(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// subtree returns a condition true when col names area or an area below it. It is a range on
+// the id, which the index serves: every id below "a/b" sorts in ["a/b/", "a/b0") because '0'
+// follows '/' in byte order. An empty area means the whole tree.
+func subtree(col, area string) (string, []any) {
+	if area == "" {
+		return "1", nil
+	}
+	return "(" + col + " = ? OR (" + col + " >= ? AND " + col + " < ?))", []any{area, area + "/", area + "0"}
+}
+
+// queryer is what *sql.DB and *sql.Tx share, so lookups work inside and outside transactions.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// limitClause renders a LIMIT; 0 or less means no limit.
+func limitClause(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" LIMIT %d", n)
+}
