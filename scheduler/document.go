@@ -4,6 +4,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -259,7 +260,7 @@ func Parse(name string, data []byte) (*Document, error) {
 		return nil, fmt.Errorf("%s: a schedule must be a mapping with version, id, revision, timezone and programs", name)
 	}
 	var doc Document
-	if err := decodeStrict(root.Content[0], &doc); err != nil {
+	if err := decodeStrict(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	recordProgramLines(root.Content[0], &doc)
@@ -269,15 +270,10 @@ func Parse(name string, data []byte) (*Document, error) {
 	return &doc, nil
 }
 
-// decodeStrict decodes a node refusing unknown fields, so a misspelt "max_duraton" is an
-// error rather than a silently ignored limit.
-func decodeStrict(n *yaml.Node, v any) error {
-	// yaml.v3 only refuses unknown fields through a Decoder; re-encode the node for one.
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+// decodeStrict decodes refusing unknown fields, so a misspelt "max_duraton" is an error rather
+// than a silently ignored limit. (yaml.v3 offers that only on a Decoder.)
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%v", cleanYAMLError(err))

@@ -130,3 +130,54 @@ func FuzzParse(f *testing.F) {
 		_, _ = Compile(doc, from, from.Add(24*3600e9), CompileOptions{})
 	})
 }
+
+// The example in docs/schedule.md is the one users copy: it must stay valid.
+func TestDocumentedExampleIsValid(t *testing.T) {
+	md, err := os.ReadFile("../docs/schedule.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(md)
+	start := strings.Index(s, "```yaml\n")
+	if start < 0 {
+		t.Fatal("docs/schedule.md has no yaml example")
+	}
+	s = s[start+len("```yaml\n"):]
+	end := strings.Index(s, "```")
+	doc, err := Parse("docs/schedule.md", []byte(s[:end]))
+	if err != nil {
+		t.Fatalf("the documented example is refused: %v", err)
+	}
+	from := mustTime(t, "2026-11-27T00:00:00+07:00")
+	tl, err := Compile(doc, from, from.AddDate(0, 0, 2), CompileOptions{})
+	if err != nil || len(tl.Segments) == 0 {
+		t.Fatalf("the documented example compiles to %v segments, err %v", tl, err)
+	}
+}
+
+func TestPlanOutputs(t *testing.T) {
+	doc := mustParse(t, header+`programs:
+  - {id: a, title: "Bản tin", cron: "0 0 6 * * *", repeat: {count: 1, gap: 1m}, items: [{file: a.mp3, duration: 2m}]}`)
+	from := mustTime(t, "2026-11-27T00:00:00+07:00")
+	tl, _ := Compile(doc, from, from.Add(24*3600e9), CompileOptions{})
+	var js, table strings.Builder
+	if err := tl.WriteJSONLines(&js); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(js.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("json lines: %q", lines)
+	}
+	for _, want := range []string{`"output":"speakers"`, `"program":"a"`, `"item":0`, `"class":"normal"`,
+		`"start":"2026-11-27T06:00:00+07:00"`, `"end":"2026-11-27T06:02:00+07:00"`, `"status":"play"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("first line %s lacks %s", lines[0], want)
+		}
+	}
+	if err := tl.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "a (repeat 1)") || !strings.Contains(table.String(), "2026-11-27 06:03:00") {
+		t.Errorf("table:\n%s", table.String())
+	}
+}

@@ -66,9 +66,13 @@ func (tl *Timeline) WriteTable(w io.Writer) error {
 		if s.Offset > 0 {
 			item += fmt.Sprintf(" (from %s)", s.Offset.Round(time.Second))
 		}
+		program := s.Program
+		if s.Play > 0 {
+			program += fmt.Sprintf(" (repeat %d)", s.Play)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			s.Start.Format("2006-01-02 15:04:05"), s.End.Format("15:04:05"),
-			s.Output, s.Program, s.Class, strings.ReplaceAll(item, "\t", " "), s.Status)
+			s.Output, program, s.Class, strings.ReplaceAll(item, "\t", " "), s.Status)
 	}
 	return tw.Flush()
 }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// agentBinary builds loa-agent once for the tests that run it as a user would.
+func agentBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "loa-agent")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestPlanAndValidateCommands(t *testing.T) {
+	bin := agentBinary(t)
+	demo := "../../scheduler/testdata/demo.yaml"
+
+	out, _, code := run(t, bin, "validate", "--schedule", demo)
+	if code != 0 || !strings.Contains(out, "is valid") {
+		t.Fatalf("validate demo: exit %d, %q", code, out)
+	}
+
+	out, errOut, code := run(t, bin, "plan", "--schedule", demo, "--from", "2026-11-27T00:00:00+07:00", "--until", "2026-11-28T00:00:00+07:00")
+	if code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("plan printed %d lines", len(lines))
+	}
+	for _, l := range lines {
+		var seg map[string]any
+		if err := json.Unmarshal([]byte(l), &seg); err != nil {
+			t.Fatalf("plan line is not JSON: %q", l)
+		}
+		for _, k := range []string{"output", "program", "item", "class", "start", "end", "status"} {
+			if _, ok := seg[k]; !ok {
+				t.Errorf("plan line lacks %q: %s", k, l)
+			}
+		}
+		if !strings.HasSuffix(seg["start"].(string), "+07:00") {
+			t.Errorf("start %v is not in the schedule's zone", seg["start"])
+		}
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("version: 1\nid: x\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - {id: morning, cron: \"61 6 * * *\", items: [{file: a.mp3, duration: 1m}]}\n"), 0o644)
+	_, errOut, code = run(t, bin, "validate", "--schedule", bad)
+	if code != 1 || !strings.Contains(errOut, `program "morning"`) || !strings.Contains(errOut, `minute "61"`) {
+		t.Fatalf("validate bad: exit %d, %q", code, errOut)
+	}
+	_, errOut, code = run(t, bin, "plan", "--schedule", bad)
+	if code != 1 || !strings.Contains(errOut, `minute "61"`) {
+		t.Fatalf("plan bad: exit %d, %q", code, errOut)
+	}
+	_, errOut, code = run(t, bin, "plan", "--schedule", demo, "--from", "yesterday")
+	if code != 2 || !strings.Contains(errOut, "RFC 3339") {
+		t.Fatalf("plan bad --from: exit %d, %q", code, errOut)
+	}
+}

@@ -1,0 +1,58 @@
+package scheduler
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bigSchedule is a commune-district mix: 500 programmes of every class with weekday crons,
+// quiet hours, repeats and three outputs, like a district pushing to a busy board cluster.
+func bigSchedule(n int) string {
+	var b strings.Builder
+	b.WriteString(header + "quiet_hours: [{from: \"22:00\", to: \"05:00\"}]\nprograms:\n")
+	for i := 0; i < n; i++ {
+		class := []string{"normal", "normal", "normal", "priority", "emergency"}[i%5]
+		outs := []string{"speakers", "speakers, board", "screen"}[i%3]
+		fmt.Fprintf(&b, "  - id: p%d\n    class: %s\n    priority: %d\n    cron: \"0 %d %d * * %s\"\n    max_duration: 20m\n    outputs: [%s]\n    on_interrupt: %s\n",
+			i, class, i%4, (i*7)%60, 5+(i%17), []string{"*", "MON-FRI", "SAT,SUN"}[i%3], outs, []string{"resume", "restart", "skip"}[i%3])
+		if i%10 == 0 {
+			b.WriteString("    repeat: {count: 2, gap: 10m}\n")
+		}
+		fmt.Fprintf(&b, "    items:\n      - {file: a%d.mp3, duration: %ds}\n      - {file: b%d.mp3, duration: %ds}\n", i, 60+i%300, i, 30+i%90)
+	}
+	return b.String()
+}
+
+// BenchmarkCompile500Programs7Days is the figure the issue names: the agent compiles on every
+// push and every clock step, on a Pi.
+func BenchmarkCompile500Programs7Days(b *testing.B) {
+	doc, err := Parse("big", []byte(bigSchedule(500)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := time.Date(2026, 11, 2, 0, 0, 0, 0, doc.Location())
+	b.ReportAllocs()
+	b.ResetTimer()
+	var segs int
+	for i := 0; i < b.N; i++ {
+		tl, err := Compile(doc, from, from.AddDate(0, 0, 7), CompileOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		segs = len(tl.Segments)
+	}
+	b.ReportMetric(float64(segs), "segments")
+}
+
+// BenchmarkParse500Programs is the cost of reading and validating the same document.
+func BenchmarkParse500Programs(b *testing.B) {
+	src := []byte(bigSchedule(500))
+	b.SetBytes(int64(len(src)))
+	for i := 0; i < b.N; i++ {
+		if _, err := Parse("big", src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

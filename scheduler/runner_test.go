@@ -1,0 +1,220 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// drive steps the runner as its loop would, sleeping on the fake clock for what Step asks,
+// until the wall clock reaches until; it returns every event in order.
+func drive(r *Runner, c *FakeClock, until time.Time) []Event {
+	var all []Event
+	for c.Now().Before(until) {
+		evs, wake := r.Step()
+		all = append(all, evs...)
+		c.Advance(wake)
+	}
+	evs, _ := r.Step()
+	return append(all, evs...)
+}
+
+// describe renders events as "15:04:05 kind program[#play] item.. (reason) +offset".
+func describe(evs []Event) []string {
+	var out []string
+	for _, e := range evs {
+		s := fmt.Sprintf("%s %s %s", e.At.In(e.Run.Start.Location()).Format("15:04:05"), e.Kind, e.Run.Program)
+		if e.Run.Play > 0 {
+			s += fmt.Sprintf("#%d", e.Run.Play)
+		}
+		if e.Reason != "" {
+			s += " (" + string(e.Reason) + ")"
+		}
+		if e.Offset > 0 {
+			s += " +" + e.Offset.String()
+		}
+		if !e.ClockSynced {
+			s += " unsynced"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func expectEvents(t *testing.T, got []Event, want ...string) {
+	t.Helper()
+	g := describe(got)
+	if strings.Join(g, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n got: %s\nwant: %s", strings.Join(g, "\n      "), strings.Join(want, "\n      "))
+	}
+}
+
+const threeProgrammes = header + `programs:
+  - {id: morning, cron: "0 30 6 * * *", max_duration: 20m, items: [{file: a.mp3, duration: 10m}, {file: b.mp3, duration: 2m}]}
+  - {id: notice, class: priority, cron: "0 35 6 * * *", items: [{file: p.mp3, duration: 3m}]}
+  - {id: noon, cron: "0 0 12 * * *", items: [{file: c.mp3, duration: 5m}]}
+`
+
+func newTestRunner(t *testing.T, src string, start time.Time, opts RunnerOptions) (*Runner, *FakeClock) {
+	t.Helper()
+	c := NewFakeClock(start)
+	opts.Clock = c
+	if opts.Tick == 0 {
+		opts.Tick = 20 * time.Second // keeps the fake-clock walk short; steps are still seen
+	}
+	r := NewRunner(opts)
+	r.SetSchedule(mustParse(t, src))
+	return r, c
+}
+
+func TestRunnerPlaysInOrderWithPreemption(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	r, c := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 0, 0, 0, hcm), RunnerOptions{})
+	evs := drive(r, c, time.Date(2026, 11, 2, 13, 0, 0, 0, hcm))
+	expectEvents(t, evs,
+		"06:30:00 start morning",
+		"06:35:00 stop morning (preempted)",
+		"06:35:00 start notice",
+		"06:38:00 stop notice (end)",
+		"06:38:00 start morning +5m0s",
+		"06:45:00 stop morning (end)",
+		"12:00:00 start noon",
+		"12:05:00 stop noon (end)",
+	)
+	// The resumed run carries both remaining items for gapless play.
+	for _, e := range evs {
+		if e.Kind == EventStart && e.Run.Program == "morning" && e.Offset > 0 && len(e.Run.Segments) != 2 {
+			t.Errorf("resumed morning run has %d segments, want 2", len(e.Run.Segments))
+		}
+	}
+}
+
+func TestRunnerGraceWindow(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	// Booted 3 minutes after the start: plays, from the beginning.
+	r, c := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 33, 0, 0, hcm), RunnerOptions{})
+	evs := drive(r, c, time.Date(2026, 11, 2, 6, 34, 0, 0, hcm))
+	expectEvents(t, evs, "06:33:00 start morning")
+	if evs[0].Late != 3*time.Minute || evs[0].Offset != 0 {
+		t.Errorf("late start: late %s offset %s, want 3m0s and 0", evs[0].Late, evs[0].Offset)
+	}
+	// Booted 8 minutes after (grace 5 min), during the priority notice: morning is missed,
+	// the notice (started 3 min ago) plays.
+	r, c = newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 38, 30, 0, hcm), RunnerOptions{NotBefore: time.Date(2026, 11, 2, 6, 0, 0, 0, hcm)})
+	evs = drive(r, c, time.Date(2026, 11, 2, 6, 39, 0, 0, hcm))
+	// One record per missed occurrence, although morning had two runs around the notice.
+	expectEvents(t, evs, "06:38:30 missed morning", "06:38:30 missed notice")
+	// Grace configurable: 1 minute makes a 3-minute-late start a miss.
+	r, c = newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 33, 0, 0, hcm), RunnerOptions{Grace: time.Minute})
+	evs = drive(r, c, time.Date(2026, 11, 2, 6, 34, 0, 0, hcm))
+	expectEvents(t, evs, "06:33:00 missed morning")
+}
+
+func TestRunnerClockStepForwardDuringProgramme(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	src := header + `programs:
+  - {id: relay, cron: "0 0 11 * * *", items: [{stream: "http://radio.example/a.mp3", duration: 2h}]}
+  - {id: short, cron: "0 20 11 * * *", class: priority, items: [{file: s.mp3, duration: 5m}]}
+`
+	r, c := newTestRunner(t, src, time.Date(2026, 11, 2, 10, 59, 0, 0, hcm), RunnerOptions{})
+	evs := drive(r, c, time.Date(2026, 11, 2, 11, 10, 0, 0, hcm))
+	expectEvents(t, evs, "11:00:00 start relay")
+	c.Step(time.Hour) // NTP corrects the clock forward by an hour: 12:10
+	evs = drive(r, c, time.Date(2026, 11, 2, 12, 11, 0, 0, hcm))
+	// The relay's first run ended at 11:20 (the priority notice), so it stops; the notice's
+	// time passed unseen: missed. The relay's resumed run joins where the timeline is.
+	expectEvents(t, evs,
+		"12:10:00 stop relay (preempted)",
+		"12:10:00 missed short",
+		"12:10:00 start relay +1h5m0s", // 20m played before the notice, 45m late
+	)
+}
+
+func TestRunnerClockStepBackDuringProgramme(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	r, c := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 11, 55, 0, 0, hcm), RunnerOptions{})
+	evs := drive(r, c, time.Date(2026, 11, 2, 12, 2, 0, 0, hcm))
+	expectEvents(t, evs, "12:00:00 start noon")
+	c.Step(-time.Hour) // back to 11:02
+	evs = drive(r, c, time.Date(2026, 11, 2, 12, 30, 0, 0, hcm))
+	// noon keeps playing for its real length (by the monotonic clock), ending at 11:05 on the
+	// stepped wall clock, and is not played again when the wall clock reaches 12:00 again.
+	expectEvents(t, evs, "11:05:00 stop noon (end)")
+}
+
+func TestRunnerBootAt1970ThenSync(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	lastSeen := time.Date(2026, 11, 2, 5, 0, 0, 0, hcm) // saved by the previous run
+	src := threeProgrammes + `  - {id: alarm, class: emergency, cron: "0 0 7 * * *", items: [{file: e.mp3, duration: 1m}]}
+  - {id: epoch, cron: "0 0 7 * * *", items: [{file: e.mp3, duration: 1m}]}
+`
+	boot := time.Date(1970, 1, 1, 7, 0, 0, 0, hcm)
+	r, c := newTestRunner(t, src, boot.Add(-time.Minute), RunnerOptions{NotBefore: lastSeen})
+	evs := drive(r, c, boot.Add(10*time.Minute))
+	// At 1970 07:00 the emergency's cron fires: emergencies play on an untrusted clock;
+	// the normal programme at the same time does not.
+	expectEvents(t, evs, "07:00:00 start alarm unsynced", "07:01:00 stop alarm (end) unsynced")
+	// NTP steps to 06:37 on the real day. Morning (06:30) is 7 min late: missed, not a
+	// stale start; the notice (06:35, 2 min ago) plays from its start; nothing else bursts.
+	c.Step(time.Date(2026, 11, 2, 6, 37, 0, 0, hcm).Sub(c.Now()))
+	evs = drive(r, c, time.Date(2026, 11, 2, 6, 37, 30, 0, hcm))
+	expectEvents(t, evs,
+		"06:37:00 missed morning",
+		"06:37:00 start notice",
+	)
+	if evs[1].Late != 2*time.Minute || evs[1].Offset != 0 {
+		t.Errorf("notice: late %s offset %s, want 2m0s late from the start", evs[1].Late, evs[1].Offset)
+	}
+}
+
+func TestRunnerReplacedSchedule(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	r, c := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 11, 59, 0, 0, hcm), RunnerOptions{})
+	drive(r, c, time.Date(2026, 11, 2, 12, 1, 0, 0, hcm))
+	r.SetSchedule(mustParse(t, strings.Replace(threeProgrammes, `"0 0 12 * * *"`, `"0 0 13 * * *"`, 1)))
+	evs := drive(r, c, time.Date(2026, 11, 2, 12, 2, 0, 0, hcm))
+	expectEvents(t, evs, "12:01:00 stop noon (replaced)")
+}
+
+func TestRunnerQuietHoursAndSkipAreReported(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	src := header + `quiet_hours: [{from: "22:00", to: "05:00"}]
+programs:
+  - {id: late, cron: "0 30 22 * * *", items: [{file: a.mp3, duration: 5m}]}
+`
+	r, c := newTestRunner(t, src, time.Date(2026, 11, 2, 22, 0, 0, 0, hcm), RunnerOptions{})
+	evs := drive(r, c, time.Date(2026, 11, 2, 23, 0, 0, 0, hcm))
+	expectEvents(t, evs, "22:30:00 suppressed late")
+}
+
+func TestRunnerLoopWithRealTimers(t *testing.T) {
+	// The loop itself, on the system clock: an `at` a moment from now starts and stops.
+	now := time.Now()
+	src := fmt.Sprintf(`version: 1
+id: loop
+revision: 1
+timezone: UTC
+programs:
+  - {id: soon, at: "%s", items: [{text: "hello", duration: 1s}], outputs: [board]}
+`, now.Add(1500*time.Millisecond).UTC().Format(time.RFC3339))
+	r := NewRunner(RunnerOptions{Tick: 100 * time.Millisecond})
+	r.SetSchedule(mustParse(t, src))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	events := make(chan Event, 16)
+	go r.Run(ctx, events)
+	var kinds []string
+	for len(kinds) < 2 {
+		select {
+		case e := <-events:
+			kinds = append(kinds, string(e.Kind)+" "+e.Run.Program)
+		case <-ctx.Done():
+			t.Fatalf("loop gave %v before the deadline", kinds)
+		}
+	}
+	if strings.Join(kinds, ",") != "start soon,stop soon" {
+		t.Fatalf("events %v", kinds)
+	}
+}
