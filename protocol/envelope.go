@@ -181,6 +181,28 @@ func (l Limits) DecodeReader(r io.Reader) (Message, error) {
 	return l.Decode(b)
 }
 
+// canonicalPrefix is how Encode starts every message. When a message starts so, its version
+// and type are read from the prefix and the message is parsed once; otherwise a first pass
+// (probe) finds them. (A key repeated in the envelope is undefined JSON; here the first "v"
+// and "type" count when they lead the object, the last otherwise.)
+const canonicalPrefix = `{"v":1,"type":"`
+
+func canonicalType(b []byte) (Type, bool) {
+	if !bytes.HasPrefix(b, []byte(canonicalPrefix)) {
+		return "", false
+	}
+	rest := b[len(canonicalPrefix):]
+	for i, c := range rest {
+		switch {
+		case c == '"' && i > 0:
+			return Type(rest[:i]), true
+		case c < 'a' || c > 'z':
+			return "", false // an escape, or not a type name: take the slow path
+		}
+	}
+	return "", false
+}
+
 // probe is the first pass of Decode: just enough to choose the message type.
 type probe struct {
 	V    *int    `json:"v"`
@@ -196,26 +218,29 @@ func (l Limits) Decode(b []byte) (Message, error) {
 		return nil, &MessageError{Offset: -1, Err: ErrTooLarge,
 			Reason: fmt.Sprintf("message is %d bytes, the limit is %d", len(b), l.MaxMessageBytes)}
 	}
-	var p probe
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, jsonError("", b, err)
+	t, ok := canonicalType(b)
+	if !ok {
+		var p probe
+		if err := json.Unmarshal(b, &p); err != nil {
+			return nil, jsonError("", b, err)
+		}
+		if p.V == nil {
+			return nil, &MessageError{Field: "v", Offset: -1, Err: ErrMissingField,
+				Reason: fmt.Sprintf("required (the protocol version, %d)", Version)}
+		}
+		if *p.V != Version {
+			return nil, &MessageError{Field: "v", Offset: -1, Err: ErrUnsupportedVersion,
+				Reason: fmt.Sprintf("version %d is not supported; this side speaks version %d", *p.V, Version)}
+		}
+		if p.Type == nil || *p.Type == "" {
+			return nil, &MessageError{Field: "type", Offset: -1, Err: ErrMissingField, Reason: "required"}
+		}
+		t = Type(*p.Type)
 	}
-	if p.V == nil {
-		return nil, &MessageError{Field: "v", Offset: -1, Err: ErrMissingField,
-			Reason: fmt.Sprintf("required (the protocol version, %d)", Version)}
-	}
-	if *p.V != Version {
-		return nil, &MessageError{Field: "v", Offset: -1, Err: ErrUnsupportedVersion,
-			Reason: fmt.Sprintf("version %d is not supported; this side speaks version %d", *p.V, Version)}
-	}
-	if p.Type == nil || *p.Type == "" {
-		return nil, &MessageError{Field: "type", Offset: -1, Err: ErrMissingField, Reason: "required"}
-	}
-	t := Type(*p.Type)
 	m := newMessage(t)
 	if m == nil {
 		return nil, &MessageError{Field: "type", Offset: -1, Err: ErrUnknownType,
-			Reason: fmt.Sprintf("unknown message type %q (known: %s)", clip(*p.Type), typeList())}
+			Reason: fmt.Sprintf("unknown message type %q (known: %s)", clip(string(t)), typeList())}
 	}
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, jsonError(t, b, err)

@@ -31,6 +31,19 @@ func TestRoundTripEveryMessage(t *testing.T) {
 			if !reflect.DeepEqual(got, m) {
 				t.Fatalf("round trip changed the message\nsent %+v\ngot  %+v", m, got)
 			}
+			// Not in Encode's canonical form (indented, type after id): same message.
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, b, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			reordered := bytes.Replace(pretty.Bytes(), []byte(`"type": "`+string(m.Type())+`",`), nil, 1)
+			reordered = bytes.Replace(reordered, []byte(`"id": `), []byte(`"type": "`+string(m.Type())+`", "id": `), 1)
+			for _, form := range [][]byte{pretty.Bytes(), reordered} {
+				slow, err := Decode(form)
+				if err != nil || !reflect.DeepEqual(slow, m) {
+					t.Fatalf("non-canonical form decodes differently (%v):\n%s", err, form)
+				}
+			}
 			again, err := Encode(got)
 			if err != nil || !bytes.Equal(again, b) {
 				t.Fatalf("re-encoding differs (%v):\n%s\n%s", err, b, again)
@@ -59,9 +72,9 @@ func TestDecodeMalformed(t *testing.T) {
 		text     string
 	}{
 		{"empty", ``, ErrBadJSON, "protocol: bad JSON: unexpected end of JSON input (at byte 0)"},
-		{"truncated", `{"v":1,"type":"ack","id":"x"`, ErrBadJSON, "protocol: bad JSON: unexpected end of JSON input (at byte 28)"},
-		{"garbage", `{"v":1,"type":"ack",,}`, ErrBadJSON, "protocol: bad JSON: invalid character ',' looking for beginning of object key string (at byte 21)"},
-		{"trailing data", `{"v":1,"type":"ack","id":"x"} {}`, ErrBadJSON, "protocol: bad JSON: invalid character '{' after top-level value (at byte 31)"},
+		{"truncated", `{"v":1,"type":"ack","id":"x"`, ErrBadJSON, "protocol: ack message: bad JSON: unexpected end of JSON input (at byte 28)"},
+		{"garbage", `{"v":1,"type":"ack",,}`, ErrBadJSON, "protocol: ack message: bad JSON: invalid character ',' looking for beginning of object key string (at byte 21)"},
+		{"trailing data", `{"v":1,"type":"ack","id":"x"} {}`, ErrBadJSON, "protocol: ack message: bad JSON: invalid character '{' after top-level value (at byte 31)"},
 		{"array", `[{"v":1}]`, ErrBadJSON, "protocol: a message must be a JSON object, not array (at byte 1)"},
 		{"null", `null`, ErrMissingField, "protocol: field v: required (the protocol version, 1)"},
 		{"no version", `{"type":"ack","id":"x"}`, ErrMissingField, "protocol: field v: required (the protocol version, 1)"},

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -207,26 +208,34 @@ func (m *Confirmations) validate(c *checker) {
 		return
 	}
 	for i := range m.Records {
-		r := &m.Records[i]
-		p := fmt.Sprintf("records[%d].", i)
-		c.id(p+"device", r.Device)
-		if r.Seq == 0 {
-			c.fail(p+"seq", ErrMissingField, "required (sequences start at 1)")
-		}
-		c.optID(p+"schedule_id", r.ScheduleID)
-		c.optID(p+"command_id", r.CommandID)
-		c.word(p+"result", r.Result)
-		c.optWord(p+"clock", r.Clock)
-		c.nonNegative(p+"played_s", r.PlayedS)
-		c.nonNegative(p+"silence_s", r.SilenceS)
-		c.optFinite(p+"peak_dbfs", r.PeakDBFS)
-		c.optFinite(p+"rms_dbfs", r.RMSDBFS)
-		if r.Gaps < 0 || r.Underruns < 0 {
-			c.fail(p+"gaps", ErrInvalidField, "gaps and underruns are counts, not negative")
-		}
-		if c.err != nil {
+		// Field names are built only on failure: a 500-record batch is checked on every
+		// delivery and most batches are good.
+		rc := checker{t: c.t, limits: c.limits}
+		rc.record(&m.Records[i])
+		if rc.err != nil {
+			me := rc.err.(*MessageError)
+			me.Field = "records[" + strconv.Itoa(i) + "]." + me.Field
+			c.err = me
 			return
 		}
+	}
+}
+
+func (c *checker) record(r *Confirmation) {
+	c.id("device", r.Device)
+	if r.Seq == 0 {
+		c.fail("seq", ErrMissingField, "required (sequences start at 1)")
+	}
+	c.optID("schedule_id", r.ScheduleID)
+	c.optID("command_id", r.CommandID)
+	c.word("result", r.Result)
+	c.optWord("clock", r.Clock)
+	c.nonNegative("played_s", r.PlayedS)
+	c.nonNegative("silence_s", r.SilenceS)
+	c.optFinite("peak_dbfs", r.PeakDBFS)
+	c.optFinite("rms_dbfs", r.RMSDBFS)
+	if r.Gaps < 0 || r.Underruns < 0 {
+		c.fail("gaps", ErrInvalidField, "gaps and underruns are counts, not negative")
 	}
 }
 
