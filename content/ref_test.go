@@ -72,3 +72,22 @@ func FuzzParseRef(f *testing.F) {
 		}
 	})
 }
+
+func FuzzContentRange(f *testing.F) {
+	f.Add("bytes 0-99/100")
+	f.Add("bytes 100-199/*")
+	f.Add("bytes -1-2/3")
+	f.Add("bytes 5-/")
+	f.Fuzz(func(t *testing.T, v string) {
+		start, total, err := parseContentRange(v)
+		if err != nil {
+			if !strings.Contains(err.Error(), "Content-Range") {
+				t.Fatalf("error does not say what: %v", err)
+			}
+			return
+		}
+		if start < 0 || total < -1 {
+			t.Fatalf("%q parsed to start %d total %d", v, start, total)
+		}
+	})
+}
