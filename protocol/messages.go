@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -364,6 +365,17 @@ const (
 // with err: its code is CodeOf(err) and its message err's text.
 func NewErrorMessage(id, re string, err error) *ErrorMessage {
 	return &ErrorMessage{Header: Header{ID: id, Re: re}, Code: CodeOf(err), Message: err.Error()}
+}
+
+// RefusedDelivery builds the delivery report of a push that Verifier refused (or that did not
+// decode): state refused, the code of err, and its reason. re is the id of the push message.
+func RefusedDelivery(id, re string, err error) *Delivery {
+	reason := err.Error()
+	var r *RefusedError
+	if errors.As(err, &r) {
+		reason = r.Reason
+	}
+	return &Delivery{Header: Header{ID: id, Re: re}, State: DeliveryRefused, Code: CodeOf(err), Reason: reason}
 }
 
 // ErrorMessage reports a fault to the peer: a message it could not accept, or the hub being
