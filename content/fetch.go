@@ -52,8 +52,9 @@ func (s *Store) Fetch(ctx context.Context, url string, ref Ref, size int64) erro
 	}
 	for {
 		if s.Has(ref) {
-			err := s.Verify(ref)
+			f, err := s.open(ref, false)
 			if err == nil {
+				f.Close()
 				return nil
 			}
 			var ce *CorruptError

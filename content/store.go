@@ -25,7 +25,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -117,16 +116,21 @@ func (e *MismatchError) Error() string {
 
 // BudgetError: an item does not fit in the budget even after evicting everything evictable.
 type BudgetError struct {
-	Need      int64 // size of the item (for Put from a reader: at least this many bytes)
+	Need      int64 // size of the item
+	AtLeast   bool  // Put from a reader stopped reading at Need bytes: the item is larger
 	Used      int64 // bytes stored now, including downloads in flight
 	Protected int64 // bytes of items the schedules need (not evictable)
 	Budget    int64
 }
 
 func (e *BudgetError) Error() string {
-	return fmt.Sprintf("content store budget exceeded: an item of %d bytes does not fit: budget %d bytes, "+
+	size := fmt.Sprintf("%d bytes", e.Need)
+	if e.AtLeast {
+		size = fmt.Sprintf("at least %d bytes", e.Need)
+	}
+	return fmt.Sprintf("content store budget exceeded: an item of %s does not fit: budget %d bytes, "+
 		"%d bytes stored of which %d needed by the schedules; raise the storage budget or remove programs",
-		e.Need, e.Budget, e.Used, e.Protected)
+		size, e.Budget, e.Used, e.Protected)
 }
 
 // Open opens (creating if needed) the store in dir. It removes temp files a crash left behind
@@ -527,7 +531,8 @@ func (s *Store) PutFile(path string, want Ref) (Ref, error) {
 
 func (s *Store) put(r io.Reader, want Ref, source string) (Ref, error) {
 	if !want.IsZero() && s.Has(want) {
-		if err := s.Verify(want); err == nil {
+		if f, err := s.open(want, false); err == nil {
+			f.Close()
 			return want, nil
 		}
 		// corrupt and removed (logged): store it again from r
@@ -536,7 +541,7 @@ func (s *Store) put(r io.Reader, want Ref, source string) (Ref, error) {
 	room := s.roomLocked()
 	s.mu.Unlock()
 
-	tmp, err := s.fs.OpenFile(filepath.Join(s.dir, "tmp", "put-"+strconv.FormatInt(time.Now().UnixNano(), 36)+"-"+randSuffix()),
+	tmp, err := s.fs.OpenFile(filepath.Join(s.dir, "tmp", "put-"+rand.Text()),
 		os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return Ref{}, fmt.Errorf("content store: creating a temp file: %w", err)
@@ -559,9 +564,10 @@ func (s *Store) put(r io.Reader, want Ref, source string) (Ref, error) {
 	}
 	if room >= 0 && n > room {
 		s.mu.Lock()
-		err := s.budgetErrLocked(n)
+		be := s.budgetErrLocked(n).(*BudgetError)
 		s.mu.Unlock()
-		return Ref{}, fmt.Errorf("storing %s: %w", source, err)
+		be.AtLeast = true
+		return Ref{}, fmt.Errorf("storing %s: %w", source, be)
 	}
 	var got Ref
 	h.Sum(got[:0])
@@ -638,6 +644,3 @@ func copyTo(f io.Writer, h io.Writer, src io.Reader) (int64, error) {
 		}
 	}
 }
-
-// randSuffix makes temp names unique between concurrent Puts without global state.
-func randSuffix() string { return rand.Text()[:10] }

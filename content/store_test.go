@@ -255,7 +255,7 @@ func TestBudgetAndEviction(t *testing.T) {
 	}
 	// Larger than the whole budget.
 	_, err = s.Put(bytes.NewReader(data(5000, 4)), Ref{})
-	if !errors.As(err, &be) {
+	if !errors.As(err, &be) || !be.AtLeast || !strings.Contains(err.Error(), "at least") {
 		t.Fatalf("item larger than budget: %v", err)
 	}
 	if !s.Has(b) {
