@@ -312,3 +312,62 @@ func TestFetchConcurrentSameItem(t *testing.T) {
 		t.Fatalf("Usage = %+v", u)
 	}
 }
+
+func TestFetchStalledLinkIsCutAndResumed(t *testing.T) {
+	b := data(300_000, 10)
+	var mu sync.Mutex
+	n := 0
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if first { // send a little, then hang without closing, like a dead 4G link
+			w.Header().Set("Content-Length", "300000")
+			w.Write(b[:1000])
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	}))
+	defer srv.Close()
+	s := openStore(t, t.TempDir(), Options{FetchStall: 200 * time.Millisecond})
+	if err := s.Fetch(context.Background(), srv.URL, RefOf(b), int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d requests, want 2 (stalled one, then resume)", n)
+	}
+}
+
+func TestFetchDiskFull(t *testing.T) {
+	b := data(500_000, 11)
+	srv := httptest.NewServer(&mediaServer{body: b})
+	defer srv.Close()
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{})
+	s.fs = &faultFS{diskLeft: 200_000}
+	err := s.Fetch(context.Background(), srv.URL, RefOf(b), int64(len(b)))
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("fetch to a full disk: %v", err)
+	}
+	if s.Has(RefOf(b)) {
+		t.Fatal("item stored from a failed download")
+	}
+	// Space is freed: the download resumes from what was written.
+	s.fs = osFS{}
+	if err := s.Fetch(context.Background(), srv.URL, RefOf(b), int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(RefOf(b)); err != nil {
+		t.Fatal(err)
+	}
+}
