@@ -148,7 +148,10 @@ func (e *MessageError) Error() string {
 	b.WriteString("protocol: ")
 	if e.Type != "" {
 		b.WriteString(string(e.Type))
-		b.WriteString(" message: ")
+		if !strings.HasSuffix(string(e.Type), " payload") { // signed payloads are not messages
+			b.WriteString(" message")
+		}
+		b.WriteString(": ")
 	}
 	if e.Field != "" {
 		b.WriteString("field ")
@@ -290,7 +293,7 @@ func jsonError(t Type, b []byte, err error) error {
 	switch {
 	case errors.As(err, &syn):
 		return &MessageError{Type: t, Offset: syn.Offset, Err: ErrBadJSON, Reason: "bad JSON: " + syn.Error()}
-	case errors.As(err, &typ):
+	case errors.As(err, &typ) && typ.Type != nil:
 		if typ.Field == "" {
 			return &MessageError{Type: t, Offset: typ.Offset, Err: ErrBadJSON,
 				Reason: fmt.Sprintf("a message must be a JSON object, not %s", typ.Value)}

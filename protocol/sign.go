@@ -283,6 +283,12 @@ func NewVerifier(keys TrustedKeys, deviceID string, clock Clock) (*Verifier, err
 	if len(keys) == 0 {
 		return nil, errors.New("protocol: no trusted keys: every push would be refused; add the hub's public key to the agent config")
 	}
+	for _, id := range keys.IDs() {
+		// ed25519.Verify panics on a key of the wrong size: refuse it here, once.
+		if len(keys[id]) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("protocol: trusted key %s: %d bytes, an ed25519 public key has %d", id, len(keys[id]), ed25519.PublicKeySize)
+		}
+	}
 	if deviceID == "" {
 		return nil, errors.New("protocol: verifier needs the device id")
 	}
@@ -317,7 +323,7 @@ func decodeSigned(b []byte, dst any) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(dst); err != nil {
-		return err
+		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if _, err := d.Token(); err != io.EOF {
 		return errors.New("data after the JSON object")

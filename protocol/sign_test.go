@@ -326,6 +326,9 @@ func TestNewVerifierErrors(t *testing.T) {
 	if _, err := NewVerifier(nil, "cl-07", fixedClock(t0)); err == nil || !strings.Contains(err.Error(), "add the hub's public key") {
 		t.Errorf("no keys: %v", err)
 	}
+	if _, err := NewVerifier(TrustedKeys{"k": make([]byte, 31)}, "cl-07", fixedClock(t0)); err == nil || !strings.Contains(err.Error(), "trusted key k: 31 bytes") {
+		t.Errorf("short key: %v", err)
+	}
 	if _, err := NewVerifier(exampleKeys(), "", fixedClock(t0)); err == nil {
 		t.Error("no device id accepted")
 	}
