@@ -59,7 +59,7 @@ type Store struct {
 	mu      sync.Mutex
 	index   map[Ref]entry
 	bytes   int64        // sum of index sizes
-	keep    map[Ref]bool // nil until Keep or GC is called: then nothing is evictable
+	keep    map[Ref]bool // nil before the first Keep or GC: nothing is evictable then
 	reserve int64        // bytes promised to Fetch calls in flight
 	fetches map[Ref]chan struct{}
 	hashes  atomic.Int64 // full hashes done by Open/Path/Verify (tests check the marker is trusted)
@@ -333,6 +333,12 @@ func (s *Store) open(ref Ref, force bool) (*os.File, error) {
 	if after, err := f.Stat(); err == nil && sameFile(before, after) {
 		s.writeMarker(ref, after)
 	}
+	s.mu.Lock()
+	if _, ok := s.index[ref]; !ok { // copied in by hand since Open: count it
+		s.index[ref] = entry{size: n, mtime: before.ModTime()}
+		s.bytes += n
+	}
+	s.mu.Unlock()
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("content %s: %w", ref, err)
