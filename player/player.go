@@ -196,6 +196,7 @@ func (p *Player) Play(ctx context.Context, prog Program) (*Playback, error) {
 		done: make(chan struct{}),
 	}
 	pb.gainBits.Store(math.Float64bits(prog.Gain))
+	pb.base.Store(-1) // not started: Progress reports nothing yet
 	p.current = pb
 	go pb.run(ctx)
 	return pb, nil
@@ -311,12 +312,16 @@ func (pb *Playback) SetGain(g float64) error {
 
 // Progress reports what the output has consumed so far.
 func (pb *Playback) Progress() Progress {
+	base := pb.base.Load()
+	if base < 0 {
+		return Progress{}
+	}
 	c := pb.p.out.Consumed()
 	is := pb.itemStart.Load()
 	return Progress{
 		Item:          int(pb.item.Load()),
 		ItemFrames:    max(0, c-is),
-		ProgramFrames: max(0, c-pb.base.Load()),
+		ProgramFrames: max(0, c-base),
 		Paused:        pb.paused.Load(),
 	}
 }
@@ -358,6 +363,7 @@ func (pb *Playback) run(ctx context.Context) {
 		p.cfg.Log.Error("audio output failed", "err", err)
 	}
 	e.base = p.out.Consumed()
+	pb.itemStart.Store(e.base)
 	pb.base.Store(e.base)
 	res := e.play(ctx)
 	pb.result = res

@@ -103,9 +103,10 @@ func Open(ctx context.Context, cfg Config) (*Output, error) {
 		bufTime: cfg.Buffer,
 	}
 	o.player = octx.NewPlayer(reader{o})
-	// oto keeps its own queue in front of ALSA; as long as the ALSA buffer (two periods)
-	// so that every period is filled, and no longer so that stop and gain act quickly.
-	bytes := int(int64(cfg.Rate)*int64(cfg.Buffer)/int64(time.Second)) * 8
+	// oto keeps its own queue in front of ALSA. At two ALSA buffers (four periods): with
+	// only one buffer, ALSA taking periods back to back outran oto's refill and whole
+	// periods of silence went out (seen in the FIFO test); longer would slow stop and gain.
+	bytes := 2 * int(int64(cfg.Rate)*int64(cfg.Buffer)/int64(time.Second)) * 8
 	if bytes < 4096*8 {
 		bytes = 4096 * 8
 	}
@@ -194,6 +195,10 @@ func (o *Output) Consumed() int64 {
 
 // Drain implements player.Output.
 func (o *Output) Drain(ctx context.Context) error {
+	// What is queued plays out; running dry after it is the end, not an underrun.
+	o.mu.Lock()
+	o.active = false
+	o.mu.Unlock()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -201,9 +206,6 @@ func (o *Output) Drain(ctx context.Context) error {
 		empty := o.size == 0
 		o.mu.Unlock()
 		if empty && o.player.BufferedSize() == 0 {
-			o.mu.Lock()
-			o.active = false
-			o.mu.Unlock()
 			return o.ctx.Err()
 		}
 		select {
