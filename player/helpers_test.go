@@ -114,7 +114,7 @@ func correlation(a, b []float64) float64 {
 // window, then returns the correlation of the whole signals at that lag.
 func alignedCorrelation(a, b []float64, maxLag int) (float64, int) {
 	n := min(len(a), len(b))
-	probeStart, probeLen := n/3, min(rate/10, n/3)
+	probeStart, probeLen := n/3, min(rate/2, n/3)
 	best, bestLag := math.Inf(-1), 0
 	for lag := -maxLag; lag <= maxLag; lag++ {
 		var s float64
