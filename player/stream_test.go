@@ -1,0 +1,133 @@
+package player_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loa-project/loa/player"
+)
+
+// icyWrite sends audio with SHOUTcast metadata every metaint bytes, as Icecast does.
+func icyWrite(w http.ResponseWriter, audio []byte, metaint int, title string) {
+	meta := []byte(fmt.Sprintf("StreamTitle='%s';", title))
+	meta = append(meta, make([]byte, (16-len(meta)%16)%16)...)
+	block := 0
+	for len(audio) > 0 {
+		n := min(metaint, len(audio))
+		w.Write(audio[:n])
+		audio = audio[n:]
+		if n == metaint {
+			if block%2 == 0 {
+				w.Write([]byte{byte(len(meta) / 16)})
+				w.Write(meta)
+			} else {
+				w.Write([]byte{0}) // no new title
+			}
+			block++
+		}
+		w.(http.Flusher).Flush()
+	}
+}
+
+// TestStreamDropAndResume relays a stream from a real loopback HTTP server that drops the
+// connection part-way, refuses the next try, then comes back: playback resumes, the gap is
+// reported, and the ICY metadata never reaches the decoder.
+func TestStreamDropAndResume(t *testing.T) {
+	dir := t.TempDir()
+	wavPath, mp3 := filepath.Join(dir, "radio.wav"), filepath.Join(dir, "radio.mp3")
+	run(t, "sox", "-n", "-r", "44100", "-c", "2", "-b", "16", wavPath, "synth", "6", "sine", "200-2000", "sine", "440", "vol", "0.5")
+	run(t, "lame", "--quiet", "-b", "128", wavPath, mp3)
+	audio, err := os.ReadFile(mp3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := len(audio) * 4 / 10
+	var conns atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := conns.Add(1)
+		if r.Header.Get("Icy-MetaData") != "1" {
+			http.Error(w, "want Icy-MetaData", http.StatusBadRequest)
+			return
+		}
+		const metaint = 4000
+		w.Header().Set("Content-Type", "audio/mpeg")
+		w.Header().Set("icy-metaint", fmt.Sprint(metaint))
+		switch n {
+		case 1: // the first part, then the connection drops
+			icyWrite(w, audio[:cut], metaint, "Bản tin sáng")
+		case 2: // the encoder is still down
+			http.Error(w, "source not connected", http.StatusServiceUnavailable)
+		default: // back: the rest, then a live stream that stays open
+			icyWrite(w, audio[cut:], metaint, "Thời tiết")
+			<-r.Context().Done()
+		}
+	}))
+	defer srv.Close()
+
+	o := &memOutput{}
+	p, err := player.New(player.Config{Output: o, BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pb, err := p.Play(ctx, player.Program{Items: []player.Item{{URL: srv.URL + "/vov1.mp3", Duration: 5 * time.Second}}, Gain: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := pb.Wait()
+	proof := res.Items[0]
+	t.Logf("proof %s", fmtProof(proof))
+	if proof.Ended != player.EndCompleted || proof.Error != "" {
+		t.Fatalf("stream did not complete: %s", fmtProof(proof))
+	}
+	if proof.Frames != 5*rate {
+		t.Errorf("played %d frames, want the item's 5 s = %d", proof.Frames, 5*rate)
+	}
+	if proof.Gaps != 1 || proof.GapS <= 0 {
+		t.Errorf("gaps %d (%.3f s), want one gap of some length", proof.Gaps, proof.GapS)
+	}
+	if proof.SkippedBytes != 0 {
+		t.Errorf("%d bytes skipped: ICY metadata reached the decoder", proof.SkippedBytes)
+	}
+	if c := conns.Load(); c < 3 {
+		t.Errorf("%d connections, want a reconnect after the refusal", c)
+	}
+	// The first part is the file's start, decoded as mpg123 does.
+	ref := filepath.Join(dir, "ref.wav")
+	run(t, "mpg123", "-q", "-r", "48000", "-e", "f32", "-w", ref, mp3)
+	want, _ := readWAV(t, ref)
+	got := o.get()
+	part := rate * 3 / 2 // well inside the first connection's 2.4 s
+	if corr, lag := alignedCorrelation(left(want[:2*part]), left(got[:2*part]), 600); corr < 0.99 {
+		t.Errorf("first part correlates %.4f (lag %d) with mpg123's decode", corr, lag)
+	}
+}
+
+// TestStreamUnreachable: a stream that never answers ends at its duration with the reason.
+func TestStreamUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such mount", http.StatusNotFound)
+	}))
+	defer srv.Close()
+	p, err := player.New(player.Config{Output: player.NewNullOutput(rate), BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := p.Play(context.Background(), player.Program{Items: []player.Item{{URL: srv.URL + "/x.mp3", Duration: 300 * time.Millisecond}}, Gain: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := pb.Wait().Items[0]
+	if proof.Frames != 0 || !strings.Contains(proof.Error, "404") {
+		t.Errorf("want no frames and the 404 named: %s", fmtProof(proof))
+	}
+}
