@@ -303,3 +303,32 @@ func TestProgramValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestPlayPreempts: playing a new program stops the one playing (faded), then plays.
+func TestPlayPreempts(t *testing.T) {
+	a, b, _, sb := twoTones(t, t.TempDir())
+	o := &memOutput{delay: time.Millisecond}
+	p := newPlayer(t, o, nil)
+	first, err := p.Play(context.Background(), player.Program{Items: []player.Item{{Path: a}}, Gain: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o.Consumed() < rate/10 {
+		time.Sleep(time.Millisecond)
+	}
+	second, err := p.Play(context.Background(), player.Program{Items: []player.Item{{Path: b}}, Gain: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, r2 := first.Wait(), second.Wait()
+	if r1.Ended != player.EndStopped || r2.Ended != player.EndCompleted {
+		t.Fatalf("first %s, second %s", r1.Ended, r2.Ended)
+	}
+	got := o.get()
+	if n := int64(len(got) / 2); n != r1.Items[0].Frames+int64(len(sb)/2) {
+		t.Errorf("output %d frames, proofs %d + %d", n, r1.Items[0].Frames, len(sb)/2)
+	}
+	if step, at := maxStep(got); step > 0.1 {
+		t.Errorf("step of %.3f at frame %d: a click", step, at)
+	}
+}

@@ -148,8 +148,8 @@ type Config struct {
 type Player struct {
 	cfg     Config
 	out     Output
-	mu      sync.Mutex
-	current *Playback
+	mu      sync.Mutex // serialises Play
+	current atomic.Pointer[Playback]
 }
 
 // New makes a Player.
@@ -185,8 +185,8 @@ func (p *Player) Play(ctx context.Context, prog Program) (*Playback, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.current != nil {
-		p.current.Stop()
+	if cur := p.current.Load(); cur != nil {
+		cur.Stop()
 	}
 	pb := &Playback{
 		p:    p,
@@ -197,7 +197,7 @@ func (p *Player) Play(ctx context.Context, prog Program) (*Playback, error) {
 	}
 	pb.gainBits.Store(math.Float64bits(prog.Gain))
 	pb.base.Store(-1) // not started: Progress reports nothing yet
-	p.current = pb
+	p.current.Store(pb)
 	go pb.run(ctx)
 	return pb, nil
 }
@@ -367,11 +367,7 @@ func (pb *Playback) run(ctx context.Context) {
 	pb.base.Store(e.base)
 	res := e.play(ctx)
 	pb.result = res
-	pb.p.mu.Lock()
-	if pb.p.current == pb {
-		pb.p.current = nil
-	}
-	pb.p.mu.Unlock()
+	pb.p.current.CompareAndSwap(pb, nil)
 }
 
 type engine struct {
