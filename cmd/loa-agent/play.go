@@ -55,12 +55,19 @@ func playCmd(ctx context.Context, args []string, log *slog.Logger) int {
 		fmt.Fprintln(os.Stderr, "loa-agent play:", err)
 		return 1
 	}
-	pb, err := p.Play(ctx, player.Program{Items: []player.Item{item}, Gain: *vol})
+	// Ctrl-C or SIGTERM stops with the usual fade (the proof then says "stopped").
+	pb, err := p.Play(context.WithoutCancel(ctx), player.Program{Items: []player.Item{item}, Gain: *vol})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loa-agent play:", err)
 		return 2
 	}
-	res := pb.Wait()
+	var res player.Result
+	select {
+	case <-pb.Done():
+		res = pb.Wait()
+	case <-ctx.Done():
+		res = pb.Stop()
+	}
 	line, err := json.Marshal(res.Items[0])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loa-agent play:", err)
