@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,9 +39,14 @@ func TestALSAChild(t *testing.T) {
 	if spec == "" {
 		t.Skip("run by TestALSAThroughFIFO")
 	}
-	var args struct{ A, B, Device string }
+	var args struct{ A, B, Device, Mode, URL string }
 	if err := json.Unmarshal([]byte(spec), &args); err != nil {
 		t.Fatal(err)
+	}
+	if args.Mode == "open" {
+		_, err := player.OpenOutput(context.Background(), "alsa:"+args.Device, rate, 0, nil)
+		os.Stdout.WriteString(fmt.Sprintf("\nOPENERR:%v\n", err))
+		return
 	}
 	var res alsaChildResult
 	defer func() {
@@ -55,6 +62,16 @@ func TestALSAChild(t *testing.T) {
 	p, err := player.New(player.Config{Output: o})
 	if err != nil {
 		res.Err = err.Error()
+		return
+	}
+	if args.Mode == "stream" {
+		pb, err := p.Play(ctx, player.Program{Items: []player.Item{{URL: args.URL, Duration: 4 * time.Second}}, Gain: 1})
+		if err != nil {
+			res.Err = err.Error()
+			return
+		}
+		res.First = pb.Wait()
+		time.Sleep(600 * time.Millisecond)
 		return
 	}
 	// Program 1: two tones back to back. Program 2, on the same output: a tone stopped early.
@@ -264,6 +281,92 @@ func alsaAttempt(t *testing.T, a, b string, sa, sb []float32) (problems []string
 		errorf("step of %.3f at frame %d of program 2: a click", step, at)
 	}
 	return problems
+}
+
+// TestALSAUnderrunReported: a stream that stalls (without dropping) starves the device; the
+// proof must say so rather than claim clean playback.
+func TestALSAUnderrunReported(t *testing.T) {
+	dir := t.TempDir()
+	wavPath, mp3 := filepath.Join(dir, "s.wav"), filepath.Join(dir, "s.mp3")
+	run(t, "sox", "-n", "-r", "48000", "-c", "2", "-b", "16", wavPath, "synth", "3", "sine", "440", "vol", "0.5")
+	run(t, "lame", "--quiet", "-b", "128", wavPath, mp3)
+	audio, err := os.ReadFile(mp3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "audio/mpeg")
+		third := len(audio) / 3
+		w.Write(audio[:third]) // one second of audio
+		w.(http.Flusher).Flush()
+		select { // then nothing for two seconds: the output runs dry
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(audio[third:])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	conf, capture := alsaFIFO(t)
+	spec, _ := json.Marshal(map[string]string{"Device": "loafifo", "Mode": "stream", "URL": srv.URL + "/live.mp3"})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestALSAChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "LOA_ALSA_CHILD="+string(spec), "ALSA_CONFIG_PATH="+conf)
+	out, err := cmd.CombinedOutput()
+	got := capture()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	i := strings.LastIndex(string(out), "RESULT:")
+	if i < 0 {
+		t.Fatalf("child printed no result:\n%s", out)
+	}
+	var res alsaChildResult
+	if err := json.Unmarshal([]byte(strings.SplitN(string(out[i+7:]), "\n", 2)[0]), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Err != "" {
+		t.Fatal(res.Err)
+	}
+	proof := res.First.Items[0]
+	t.Logf("proof %s", fmtProof(proof))
+	if proof.Underruns < 1 {
+		t.Errorf("the stream stalled for 2 s but the proof reports %d underruns", proof.Underruns)
+	}
+	if proof.Gaps != 0 {
+		t.Errorf("a stall without a drop reported as %d gaps", proof.Gaps)
+	}
+	s0, last := firstNonZero(got, 0), lastNonZero(got)
+	if s0 < 0 {
+		t.Fatal("nothing reached the FIFO")
+	}
+	if z := longestZeroRun(got[2*s0 : 2*last]); z < rate/2 {
+		t.Errorf("longest silence inside the stream is %d frames; the stall should leave at least %d", z, rate/2)
+	}
+}
+
+// TestALSAOpenError: a device that does not exist gives an error naming it and what to check.
+func TestALSAOpenError(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "asound.conf")
+	if err := os.WriteFile(conf, []byte("pcm.null { type null }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestALSAChild$", "-test.v")
+	cmd.Env = append(os.Environ(), `LOA_ALSA_CHILD={"Device":"hw:CARD=Loa9","Mode":"open"}`, "ALSA_CONFIG_PATH="+conf)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	i := strings.LastIndex(string(out), "OPENERR:")
+	if i < 0 {
+		t.Fatalf("child printed no result:\n%s", out)
+	}
+	msg := strings.SplitN(string(out[i+8:]), "\n", 2)[0]
+	t.Logf("open error: %s", msg)
+	if !strings.Contains(msg, "hw:CARD=Loa9") || !strings.Contains(msg, "aplay -L") {
+		t.Errorf("open error %q should name the device and say what to check", msg)
+	}
 }
 
 func firstNonZero(s []float32, from int) int {
