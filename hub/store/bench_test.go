@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const benchBatch = 500
+
+// benchStore is a store with the seed tree and n enrolled devices in two communes.
+func benchStore(b *testing.B, n int) *DB {
+	db, _, _ := openTest(b)
+	seedTree(b, db)
+	ctx := context.Background()
+	for i := range n {
+		area := "quang-nam/tam-ky/tam-thanh"
+		if i%2 == 1 {
+			area = "quang-nam/tam-ky/tam-phu"
+		}
+		if _, err := db.EnrolDevice(ctx, Device{ID: fmt.Sprintf("cl-%05d", i), Name: "x", Area: area, Kind: KindCluster,
+			Outputs: []string{"speakers"}}, hashOf(fmt.Sprint("s", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return db
+}
+
+// batchFor builds batch k of device d (seqs 500k+1..500k+500). In the "steady" pattern play
+// times rise across the whole hub, as when devices report what they play now; in "catchup"
+// every device resends the same past hours, interleaved, as after a hub outage. The second
+// scatters inserts over the time indexes and is the slower case.
+func batchFor(batch []Confirmation, pattern string, d, k, devices int) {
+	for j := range batch {
+		seq := int64(k*benchBatch + j + 1)
+		c := conf(seq)
+		if pattern == "steady" {
+			at := t0.Add(time.Duration((k*devices+d)*benchBatch+j) * time.Second)
+			c.Scheduled, c.Start, c.End = at, at, at.Add(95*time.Second)
+		}
+		batch[j] = c
+	}
+}
+
+var patterns = []string{"steady", "catchup"}
+
+// BenchmarkAddConfirmations: one op = one batch of 500 new, contiguous confirmations from one
+// device (100 devices in turn), through AddConfirmations: validation, insert, ack walk and
+// update, commit (WAL, synchronous=NORMAL).
+func BenchmarkAddConfirmations(b *testing.B) {
+	for _, pattern := range patterns {
+		b.Run(pattern, func(b *testing.B) {
+			const devices = 100
+			db := benchStore(b, devices)
+			ctx := context.Background()
+			batch := make([]Confirmation, benchBatch)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d, k := i%devices, i/devices
+				batchFor(batch, pattern, d, k, devices)
+				ack, err := db.AddConfirmations(ctx, fmt.Sprintf("cl-%05d", d), batch)
+				if err != nil || ack != int64(k+1)*benchBatch {
+					b.Fatalf("ack %d, %v", ack, err)
+				}
+			}
+			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "confirmations/s")
+		})
+	}
+}
+
+// BenchmarkAddConfirmationsParallel: as above from 8 goroutines at once (one device each), as
+// a hub with many connected agents calls it; the single writer serialises them.
+func BenchmarkAddConfirmationsParallel(b *testing.B) {
+	for _, pattern := range patterns {
+		b.Run(pattern, func(b *testing.B) {
+			const devices = 8
+			db := benchStore(b, devices)
+			ctx := context.Background()
+			var dev atomic.Int64
+			b.SetParallelism((devices + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				d := int(dev.Add(1) - 1)
+				id := fmt.Sprintf("cl-%05d", d)
+				batch := make([]Confirmation, benchBatch)
+				for k := 0; pb.Next(); k++ {
+					batchFor(batch, pattern, d, k, devices)
+					ack, err := db.AddConfirmations(ctx, id, batch)
+					if err != nil || ack != int64(k+1)*benchBatch {
+						b.Errorf("ack %d, %v", ack, err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "confirmations/s")
+		})
+	}
+}
+
+// BenchmarkRawInsertConfirmations is the floor for BenchmarkAddConfirmations: the same rows
+// into the same table with its indexes, one prepared INSERT per row in one transaction per
+// 500, on the same connection, without any store logic (no validation, device lookup or ack).
+func BenchmarkRawInsertConfirmations(b *testing.B) {
+	for _, pattern := range patterns {
+		b.Run(pattern, func(b *testing.B) {
+			const devices = 100
+			db := benchStore(b, devices)
+			ctx := context.Background()
+			batch := make([]Confirmation, benchBatch)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d, k := i%devices, i/devices
+				batchFor(batch, pattern, d, k, devices)
+				id := fmt.Sprintf("cl-%05d", d)
+				tx, err := db.w.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				stmt, err := tx.PrepareContext(ctx, `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
+					revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs,
+					silence_s, gaps, underruns, result, error, clock_state, received_at)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, c := range batch {
+					if _, err := stmt.ExecContext(ctx, id, c.Seq, "quang-nam/tam-ky/tam-thanh", c.Start.UnixNano(), c.Output,
+						c.ScheduleID, c.Revision, c.Program, c.ItemIndex, c.ItemRef, c.Scheduled.UnixNano(), c.Start.UnixNano(),
+						c.End.UnixNano(), c.PlayedSeconds, c.PeakDBFS, c.RMSDBFS, c.SilenceSeconds, c.Gaps, c.Underruns,
+						c.Result, c.Error, c.ClockState, c.Start.UnixNano()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				stmt.Close()
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "confirmations/s")
+		})
+	}
+}
+
+const benchDevices = 5000
+
+// BenchmarkGetDevice: full device records by id from 5,000, from parallel goroutines.
+func BenchmarkGetDevice(b *testing.B) {
+	db := benchStore(b, benchDevices)
+	ctx := context.Background()
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(7919) % benchDevices
+			if _, err := db.GetDevice(ctx, fmt.Sprintf("cl-%05d", i)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+}
+
+// BenchmarkCheckSecret: device authentication (what every connect costs), parallel.
+func BenchmarkCheckSecret(b *testing.B) {
+	db := benchStore(b, benchDevices)
+	ctx := context.Background()
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(7919) % benchDevices
+			if _, err := db.CheckSecret(ctx, fmt.Sprintf("cl-%05d", i), hashOf(fmt.Sprint("s", i))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+}
+
+// BenchmarkRawDeviceLookup is the floor for the two above: one indexed column by primary key
+// through the same read pool, no scanning into a Device.
+func BenchmarkRawDeviceLookup(b *testing.B) {
+	db := benchStore(b, benchDevices)
+	ctx := context.Background()
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var name string
+		for pb.Next() {
+			i := n.Add(7919) % benchDevices
+			if err := db.r.QueryRowContext(ctx, "SELECT name FROM devices WHERE id = ?", fmt.Sprintf("cl-%05d", i)).Scan(&name); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+}
