@@ -19,7 +19,7 @@ func media(t *testing.T) (speech, music string) {
 	speech = filepath.Join(dir, "vi.wav")
 	run(t, "espeak-ng", "-v", "vi", "-w", speech, "Thông báo lịch tiêm chủng cho trẻ em dưới năm tuổi tại trạm y tế xã vào sáng thứ bảy")
 	music = filepath.Join(dir, "music.wav")
-	run(t, "sox", "-n", "-r", "44100", "-c", "2", "-b", "16", music, "synth", "3", "sine", "300-900", "sine", "500", "tremolo", "3", "60", "vol", "0.6")
+	run(t, "sox", "-D", "-n", "-r", "44100", "-c", "2", "-b", "16", music, "synth", "3", "sine", "300-900", "sine", "500", "tremolo", "3", "60", "vol", "0.6")
 	return speech, music
 }
 
