@@ -183,3 +183,34 @@ func sox(src string, args ...string) func(*testing.T, string) string {
 		return out
 	}
 }
+
+// TestMP3ResumeAtPosition starts an MP3 one second in (on_interrupt: resume): the output is
+// the full decode from that frame on.
+func TestMP3ResumeAtPosition(t *testing.T) {
+	_, music := media(t)
+	mp3 := filepath.Join(t.TempDir(), "m.mp3")
+	run(t, "lame", "--quiet", "-b", "128", music, mp3)
+	_, full := playFile(t, mp3)
+	o := &memOutput{}
+	p, err := player.New(player.Config{Output: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := p.Play(t.Context(), player.Program{Items: []player.Item{{Path: mp3}}, Gain: 1, Start: player.Position{Frame: rate}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := pb.Wait()
+	got := o.get()
+	want := full[2*rate:]
+	if d := len(got)/2 - len(want)/2; d > 2 || d < -2 {
+		t.Errorf("resumed output has %d frames, the rest of the file %d", len(got)/2, len(want)/2)
+	}
+	corr, lag := alignedCorrelation(left(want), left(got), 600)
+	if corr < 0.99 || lag < -2 || lag > 2 {
+		t.Errorf("resumed output correlates %.4f at lag %d with the file from 1 s on", corr, lag)
+	}
+	if res.Items[0].Frames != int64(len(got)/2) {
+		t.Errorf("proof %d frames, output %d", res.Items[0].Frames, len(got)/2)
+	}
+}

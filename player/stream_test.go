@@ -1,8 +1,10 @@
 package player_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,5 +131,56 @@ func TestStreamUnreachable(t *testing.T) {
 	proof := pb.Wait().Items[0]
 	if proof.Frames != 0 || !strings.Contains(proof.Error, "404") {
 		t.Errorf("want no frames and the 404 named: %s", fmtProof(proof))
+	}
+}
+
+// TestShoutcastStatusLine: SHOUTcast v1 servers answer "ICY 200 OK"; the relay accepts it.
+func TestShoutcastStatusLine(t *testing.T) {
+	dir := t.TempDir()
+	wavPath, mp3 := filepath.Join(dir, "s.wav"), filepath.Join(dir, "s.mp3")
+	run(t, "sox", "-D", "-n", "-r", "44100", "-c", "2", "-b", "16", wavPath, "synth", "2", "sine", "440", "vol", "0.5")
+	run(t, "lame", "--quiet", "-b", "128", wavPath, mp3)
+	audio, err := os.ReadFile(mp3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for { // the request head
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		fmt.Fprintf(c, "ICY 200 OK\r\nicy-name: Dai phat thanh\r\ncontent-type: audio/mpeg\r\nicy-metaint: 1000\r\n\r\n")
+		for i := 0; i < len(audio); i += 1000 {
+			c.Write(audio[i:min(i+1000, len(audio))])
+			c.Write([]byte{1})
+			c.Write([]byte("StreamTitle='';\x00"))
+		}
+		time.Sleep(2 * time.Second) // then stay quiet: the item ends by its duration first
+	}()
+	o := &memOutput{}
+	p, err := player.New(player.Config{Output: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := p.Play(t.Context(), player.Program{Items: []player.Item{{URL: "http://" + ln.Addr().String() + "/", Duration: time.Second}}, Gain: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := pb.Wait().Items[0]
+	if proof.Frames != rate || proof.Error != "" || proof.SkippedBytes != 0 {
+		t.Errorf("want one clean second from a SHOUTcast server: %s", fmtProof(proof))
 	}
 }
