@@ -214,3 +214,35 @@ func TestMP3ResumeAtPosition(t *testing.T) {
 		t.Errorf("proof %d frames, output %d", res.Items[0].Frames, len(got)/2)
 	}
 }
+
+// TestLengthMatchesPlay: Length (headers and frame scan, no decoding) predicts the frames
+// a complete play yields.
+func TestLengthMatchesPlay(t *testing.T) {
+	speech, music := media(t)
+	dir := t.TempDir()
+	files := map[string][]string{
+		"cbr.mp3":   {"lame", "--quiet", "-b", "128", music},
+		"vbr.mp3":   {"lame", "--quiet", "-V", "5", music},
+		"mono.mp3":  {"lame", "--quiet", "-b", "32", speech},
+		"8k.mp3":    {"lame", "--quiet", "--resample", "8", "-b", "16", speech},
+		"music.mp2": {"sox", music, "-C", "192"},
+	}
+	for name, cmd := range files {
+		out := filepath.Join(dir, name)
+		run(t, cmd[0], append(cmd[1:], out)...)
+	}
+	for _, p := range []string{speech, music, filepath.Join(dir, "cbr.mp3"), filepath.Join(dir, "vbr.mp3"),
+		filepath.Join(dir, "mono.mp3"), filepath.Join(dir, "8k.mp3"), filepath.Join(dir, "music.mp2")} {
+		n, err := player.Length(p, rate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof, _ := playFile(t, p)
+		if n != proof.Frames {
+			t.Errorf("%s: Length says %d frames, playing gave %d", filepath.Base(p), n, proof.Frames)
+		}
+	}
+	if _, err := player.Length(filepath.Join(dir, "none.mp3"), rate); err == nil {
+		t.Error("no error for a missing file")
+	}
+}

@@ -46,6 +46,13 @@ static int loa_frame(mpg123_handle *mh, unsigned char **audio, size_t *bytes, lo
 
 static off_t loa_seek(mpg123_handle *mh, long long sample) { return mpg123_seek(mh, (off_t)sample, SEEK_SET); }
 static long long loa_length(mpg123_handle *mh) { return (long long)mpg123_length(mh); }
+static long long loa_scan_length(mpg123_handle *mh, long *rate) {
+	int ch, enc;
+	if (mpg123_scan(mh) != MPG123_OK) return -1;
+	if (mpg123_getformat(mh, rate, &ch, &enc) != MPG123_OK) return -1;
+	return (long long)mpg123_length(mh);
+}
+static long long loa_resample_total(long in, long out, long long ins) { return (long long)syn123_resample_total(in, out, (off_t)ins); }
 */
 import "C"
 
@@ -206,6 +213,25 @@ func (d *Decoder) SeekSample(sample int64) error {
 
 // Length is the stream length in samples per channel, -1 if unknown.
 func (d *Decoder) Length() int64 { return int64(C.loa_length(d.h)) }
+
+// ScanLength reads the whole file's frame headers (no decoding) and returns its exact length
+// in samples per channel, after gapless trimming, and its sample rate.
+func (d *Decoder) ScanLength() (samples int64, rate int, err error) {
+	var r C.long
+	n := int64(C.loa_scan_length(d.h, &r))
+	if n < 0 {
+		return 0, 0, fmt.Errorf("mpg123: scan: %s", C.GoString(C.mpg123_strerror(d.h)))
+	}
+	return n, int(r), nil
+}
+
+// ResampledLength is how many frames the resampler yields for in frames at inRate.
+func ResampledLength(inRate, outRate int, in int64) int64 {
+	if inRate == outRate {
+		return in
+	}
+	return int64(C.loa_resample_total(C.long(inRate), C.long(outRate), C.longlong(in)))
+}
 
 // Close frees the decoder.
 func (d *Decoder) Close() {

@@ -140,6 +140,15 @@ func (w *Reader) parseFmt(b []byte, off int64) error {
 	return nil
 }
 
+// Frames is the number of frames the header announces, or -1 when it does not say
+// (streamed files read to the end).
+func (w *Reader) Frames() int64 {
+	if w.remaining < 0 {
+		return -1
+	}
+	return w.remaining / int64(w.frameSize)
+}
+
 // Format is the file's sample format.
 func (w *Reader) Format() Format { return w.f }
 
