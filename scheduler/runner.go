@@ -138,6 +138,13 @@ type Runner struct {
 	lastMono     time.Duration
 	lastPlausibe time.Time
 	started      bool
+	resumeHints  []resumeHint
+}
+
+// resumeHint is a play a crash cut: its occurrence counts as begun.
+type resumeHint struct {
+	output, program string
+	startedAt       time.Time
 }
 
 type playing struct {
@@ -186,6 +193,13 @@ func (r *Runner) SetSchedule(doc *Document) {
 // MarkDone tells the runner a run already played (from the journal after a restart), so it is
 // never played twice.
 func (r *Runner) MarkDone(key string, end time.Time) { r.done[key] = end }
+
+// ResumeAfterRestart tells the runner that a play of program on output started at startedAt
+// and was cut by a crash or power loss. If that occurrence is still in its window, it
+// continues where the timeline is now rather than starting over or counting as missed.
+func (r *Runner) ResumeAfterRestart(output, program string, startedAt time.Time) {
+	r.resumeHints = append(r.resumeHints, resumeHint{output, program, startedAt})
+}
 
 // Run loops until ctx ends, sending events in order. At the end it stops what is playing.
 func (r *Runner) Run(ctx context.Context, events chan<- Event) error {
@@ -359,6 +373,11 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		late := now.Sub(run.Start)
 		offset := run.Segments[0].Offset
 		_, began := r.occStarted[run.occurrenceKey()]
+		for _, h := range r.resumeHints {
+			if h.output == run.Output && h.program == run.Program && !h.startedAt.Before(run.Scheduled) && h.startedAt.Before(run.End) {
+				began = true
+			}
+		}
 		switch {
 		case late <= r.opts.OnTime:
 		case began:

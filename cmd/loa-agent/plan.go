@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/loa-project/loa/agent"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -51,7 +53,7 @@ func planCmd(ctx context.Context, args []string, log *slog.Logger) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	tl, err := scheduler.Compile(doc, start, end, scheduler.CompileOptions{})
+	tl, err := scheduler.Compile(doc, start, end, agent.FileLengths(filepath.Dir(*file), 48000, log))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", *file, err)
 		return 1

@@ -1,0 +1,297 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/player"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// minPlausible is a wall time no real clock can be before: a Pi without RTC boots at 1970 or
+// at its fake-hwclock, and a clock earlier than this (or than the last time the agent saw)
+// is not trusted.
+var minPlausible = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Agent is the daemon. Build it with New and call Run.
+type Agent struct {
+	cfg     *Config
+	log     *slog.Logger
+	clock   scheduler.Clock
+	store   *content.Store
+	journal *journal.Journal
+	runner  *scheduler.Runner
+	lengths *lengthCache
+	reload  chan struct{}
+
+	mu         sync.Mutex
+	doc        *scheduler.Document
+	nowPlaying map[string]*NowPlaying
+	synced     bool
+
+	fileStamp   string
+	fileWarned  bool
+	interrupted []journal.Record
+}
+
+// NowPlaying is what an output is playing, for status.
+type NowPlaying struct {
+	Output  string    `json:"output"`
+	Program string    `json:"program"`
+	Title   string    `json:"title,omitempty"`
+	Class   string    `json:"class"`
+	Item    int       `json:"item"`
+	Ref     string    `json:"ref"`
+	Since   time.Time `json:"since"`
+	Until   time.Time `json:"until"`
+	Seq     uint64    `json:"seq"`
+}
+
+// New prepares an agent: it opens nothing yet; Run does.
+func New(cfg *Config, log *slog.Logger, clock scheduler.Clock) *Agent {
+	if clock == nil {
+		clock = scheduler.NewSystemClock()
+	}
+	return &Agent{cfg: cfg, log: log, clock: clock, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{}}
+}
+
+// Reload asks the agent to look at its schedule file now (SIGHUP).
+func (a *Agent) Reload() {
+	select {
+	case a.reload <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) activeDoc() *scheduler.Document {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.doc
+}
+
+// Run plays until ctx ends. It returns an error only when the agent cannot work at all
+// (no data directory, journal or output); everything else is logged and played around.
+func (a *Agent) Run(ctx context.Context) error {
+	cfg := a.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	var err error
+	a.store, err = content.Open(cfg.contentDir(), content.Options{Budget: cfg.Content.BudgetMB << 20, Logger: a.log.With("component", "content")})
+	if err != nil {
+		return fmt.Errorf("content store: %w", err)
+	}
+	defer a.store.Close()
+	a.journal, err = journal.Open(cfg.journalPath(), journal.Options{
+		DeviceID: cfg.DeviceID, MaxRecords: cfg.Journal.MaxRecords,
+		Logger: a.log.With("component", "journal"), Clock: a.clock,
+	})
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer a.journal.Close()
+	a.resumeInterrupted()
+
+	out, err := player.OpenOutput(ctx, cfg.Audio.Output, cfg.Audio.Rate, cfg.Audio.Buffer.D(), a.log.With("component", "output"))
+	if err != nil {
+		return fmt.Errorf("audio output %q: %w", cfg.Audio.Output, err)
+	}
+	defer out.Close()
+	pl, err := player.New(player.Config{Output: out, Log: a.log.With("component", "player")})
+	if err != nil {
+		return err
+	}
+	a.lengths = newLengthCache(cfg.Audio.Rate, a.log.With("component", "lengths"))
+
+	st, err := loadState(cfg.statePath())
+	if err != nil {
+		a.log.Warn(err.Error())
+	}
+	notBefore := minPlausible
+	if st.LastWall.After(notBefore) {
+		notBefore = st.LastWall
+	}
+	var synced func() bool
+	if cfg.Clock.SyncFile != "" {
+		synced = func() bool { _, err := os.Stat(cfg.Clock.SyncFile); return err == nil }
+	}
+	a.runner = scheduler.NewRunner(scheduler.RunnerOptions{
+		Clock: a.clock, Log: a.log.With("component", "scheduler"), Grace: cfg.Grace.D(),
+		NotBefore: notBefore, Synced: synced, Outputs: cfg.Outputs,
+		Compile: scheduler.CompileOptions{ItemLength: a.itemLength},
+	})
+	for _, r := range a.interrupted {
+		a.runner.ResumeAfterRestart(r.Output, r.ProgramID, r.Start)
+	}
+	a.loadActive()
+	a.checkScheduleFile(true)
+	if a.activeDoc() == nil {
+		a.log.Warn("no schedule yet: nothing will play until one is given (schedule: in the config, or a push from the hub)")
+	}
+
+	sp := &speakers{
+		player: pl, journal: a.journal, store: a.store, log: a.log.With("component", "speakers"),
+		rate: cfg.Audio.Rate, checkpoint: cfg.Journal.Checkpoint.D(),
+		schedule: func() (string, int64) {
+			if d := a.activeDoc(); d != nil {
+				return d.ID, d.Revision
+			}
+			return "", 0
+		},
+		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
+	}
+
+	ctl, err := a.serveControl(ctx)
+	if err != nil {
+		a.log.Warn("control socket unavailable; `loa-agent status` and `journal` will read files instead", "err", err)
+	} else {
+		defer ctl.Close()
+	}
+
+	events := make(chan scheduler.Event, 64)
+	runCtx, stopRunner := context.WithCancel(ctx)
+	runnerDone := make(chan struct{})
+	go func() {
+		defer close(runnerDone)
+		a.runner.Run(runCtx, events)
+	}()
+
+	watch := time.NewTicker(2 * time.Second)
+	defer watch.Stop()
+	save := time.NewTicker(30 * time.Second)
+	defer save.Stop()
+	a.log.Info("agent running", "device", cfg.DeviceID, "output", cfg.Audio.Output, "data_dir", cfg.DataDir)
+	for {
+		select {
+		case ev := <-events:
+			a.handle(ctx, sp, ev)
+		case <-a.reload:
+			a.checkScheduleFile(true)
+		case <-watch.C:
+			a.checkScheduleFile(false)
+		case <-save.C:
+			a.saveState()
+		case <-ctx.Done():
+			stopRunner()
+			<-runnerDone
+			// Drain the stops the runner sent on its way out.
+			for {
+				select {
+				case ev := <-events:
+					a.handle(context.Background(), sp, ev)
+					continue
+				default:
+				}
+				break
+			}
+			if sp.cur != nil {
+				sp.stop(sp.cur.run.Key, scheduler.StopShutdown)
+			}
+			a.saveState()
+			a.log.Info("agent stopped")
+			return nil
+		}
+	}
+}
+
+// handle acts on one runner event.
+func (a *Agent) handle(ctx context.Context, sp *speakers, ev scheduler.Event) {
+	a.mu.Lock()
+	a.synced = ev.ClockSynced
+	a.mu.Unlock()
+	if ev.Run.Output != "speakers" {
+		// Screens and boards come with their own issue; their programmes are recorded, not
+		// silently dropped.
+		if ev.Kind == scheduler.EventStart {
+			a.log.Warn("output not supported by this build yet; recorded as failed", "output", ev.Run.Output, "program", ev.Run.Program)
+			a.recordOnce(ev, journal.Failed, "output "+ev.Run.Output+" is not supported by this agent build")
+		}
+		return
+	}
+	switch ev.Kind {
+	case scheduler.EventStart:
+		a.log.Info("programme starts", "program", ev.Run.Program, "class", ev.Run.Class.String(), "until", ev.Run.End.Format(time.RFC3339),
+			"late", ev.Late.Round(time.Millisecond), "offset", ev.Offset.Round(time.Millisecond))
+		sp.start(ctx, ev)
+	case scheduler.EventStop:
+		a.log.Info("programme stops", "program", ev.Run.Program, "reason", string(ev.Reason))
+		sp.stop(ev.Run.Key, ev.Reason)
+	case scheduler.EventMissed:
+		a.log.Warn("programme missed: its start passed while the device could not play", "program", ev.Run.Program,
+			"scheduled", ev.Run.Scheduled.Format(time.RFC3339), "late", ev.Late.Round(time.Second))
+		a.recordOnce(ev, journal.Missed, fmt.Sprintf("start passed %s ago, beyond the grace window", ev.Late.Round(time.Second)))
+	case scheduler.EventSuppressed:
+		a.recordOnce(ev, journal.Suppressed, "quiet hours")
+	case scheduler.EventSkipped:
+		a.recordOnce(ev, journal.Suppressed, "on_interrupt: skip")
+	}
+}
+
+// recordOnce writes a one-shot confirmation for a run's first item.
+func (a *Agent) recordOnce(ev scheduler.Event, result journal.Result, msg string) {
+	seg := ev.Run.Segments[0]
+	id, rev := "", int64(0)
+	if d := a.activeDoc(); d != nil {
+		id, rev = d.ID, d.Revision
+	}
+	rec := journal.Record{
+		Output: seg.Output, ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: seg.Program,
+		ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Start, End: ev.At,
+		Result: result, Error: msg, Clock: clockState(ev.ClockSynced),
+	}
+	if _, err := a.journal.Record(rec); err != nil {
+		a.log.Error("journal: cannot record a confirmation", "program", seg.Program, "result", result, "err", err)
+	}
+}
+
+func (a *Agent) setNowPlaying(output string, np *NowPlaying) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if np == nil {
+		delete(a.nowPlaying, output)
+		return
+	}
+	a.nowPlaying[output] = np
+}
+
+func (a *Agent) saveState() {
+	now := a.clock.Now()
+	a.mu.Lock()
+	synced := a.synced
+	a.mu.Unlock()
+	if !synced || now.Before(minPlausible) {
+		return // never save a wrong clock as "the latest time seen"
+	}
+	if err := saveState(a.cfg.statePath(), state{LastWall: now}); err != nil {
+		a.log.Warn("cannot save state", "err", err)
+	}
+}
+
+// resumeInterrupted remembers the plays a crash cut (closed as interrupted by journal.Open),
+// so the programme they belong to continues where the timeline is instead of starting over.
+func (a *Agent) resumeInterrupted() {
+	hw := a.journal.HighWater()
+	from := uint64(0)
+	if hw > 50 {
+		from = hw - 50
+	}
+	recs, err := a.journal.List(from, 0)
+	if err != nil {
+		a.log.Warn("cannot read the journal's last records", "err", err)
+		return
+	}
+	for _, r := range recs {
+		if r.Result == journal.Interrupted && !r.Start.IsZero() {
+			a.interrupted = append(a.interrupted, r)
+		}
+	}
+}
+
+var errNoDaemon = errors.New("the agent is not running")

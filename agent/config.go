@@ -1,0 +1,169 @@
+// Package agent is the daemon on each cluster box: it keeps the active schedule, runs its
+// timeline through the scheduler's runner, plays through the player, and writes a
+// confirmation for every play to the journal.
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/loa-project/loa/scheduler"
+)
+
+// Config is the agent's configuration file (docs/agent.md; firmware-config/agent.yaml).
+type Config struct {
+	DeviceID string `yaml:"device_id"`
+	// DataDir holds the content store, the journal, the active schedule and the state file.
+	DataDir string `yaml:"data_dir"`
+	// Schedule is a local schedule file, for a device used without a hub (optional).
+	Schedule string `yaml:"schedule"`
+	// Outputs this device has (default: speakers). Programmes for others are not played.
+	Outputs []string    `yaml:"outputs"`
+	Audio   AudioConfig `yaml:"audio"`
+	// Grace is how late a missed start may still play (default 5m).
+	Grace scheduler.Duration `yaml:"grace"`
+	// Timezone is used to show times when no schedule is active (default: the system's).
+	Timezone string      `yaml:"timezone"`
+	Clock    ClockConfig `yaml:"clock"`
+	Content  struct {
+		// BudgetMB caps the content store (0: no cap).
+		BudgetMB int64 `yaml:"budget_mb"`
+	} `yaml:"content"`
+	Journal struct {
+		// MaxRecords caps the journal; only acknowledged records are dropped (default 200000).
+		MaxRecords int `yaml:"max_records"`
+		// Checkpoint is how often a playing record is brought up to date (default 5s; SD
+		// cards wear with every write).
+		Checkpoint scheduler.Duration `yaml:"checkpoint"`
+	} `yaml:"journal"`
+	Log LogConfig `yaml:"log"`
+}
+
+// AudioConfig chooses the audio output.
+type AudioConfig struct {
+	// Output is "alsa", "alsa:DEVICE", "wav:PATH" or "null" (default alsa).
+	Output string `yaml:"output"`
+	// Buffer is the ALSA buffer length (default 100ms; raise it on a Pi that underruns).
+	Buffer scheduler.Duration `yaml:"buffer"`
+	// Rate is the output sample rate (default 48000).
+	Rate int `yaml:"rate"`
+}
+
+// ClockConfig says when the wall clock is trusted.
+type ClockConfig struct {
+	// SyncFile, when set, must exist before the clock is trusted, e.g.
+	// /run/systemd/timesync/synchronized (systemd-timesyncd creates it on first sync).
+	SyncFile string `yaml:"sync_file"`
+}
+
+// LogConfig sets the log format.
+type LogConfig struct {
+	Format string `yaml:"format"` // text | json (default text)
+	Level  string `yaml:"level"`  // debug | info | warn | error (default info)
+}
+
+// LoadConfig reads and checks a config file; unknown fields are errors, so a misspelt key
+// does not silently fall back to a default.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %v", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if c.Schedule != "" && !filepath.IsAbs(c.Schedule) {
+		c.Schedule = filepath.Join(filepath.Dir(path), c.Schedule)
+	}
+	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
+		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) check() error {
+	c.defaults()
+	var errs []error
+	if c.DeviceID == "" {
+		errs = append(errs, errors.New("device_id is missing"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is missing"))
+	}
+	for _, o := range c.Outputs {
+		if o != "speakers" && o != "screen" && o != "board" {
+			errs = append(errs, fmt.Errorf("outputs: %q is not speakers, screen or board", o))
+		}
+	}
+	out := c.Audio.Output
+	if out != "null" && out != "alsa" && !strings.HasPrefix(out, "alsa:") && !strings.HasPrefix(out, "wav:") {
+		errs = append(errs, fmt.Errorf("audio.output %q: use alsa, alsa:DEVICE, wav:PATH or null", out))
+	}
+	if c.Audio.Rate < 8000 || c.Audio.Rate > 192000 {
+		errs = append(errs, fmt.Errorf("audio.rate %d is not a sample rate", c.Audio.Rate))
+	}
+	if c.Timezone != "" {
+		if _, err := time.LoadLocation(c.Timezone); err != nil {
+			errs = append(errs, fmt.Errorf("timezone %q is not an IANA zone name", c.Timezone))
+		}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: use text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) defaults() {
+	if len(c.Outputs) == 0 {
+		c.Outputs = []string{"speakers"}
+	}
+	if c.Audio.Output == "" {
+		c.Audio.Output = "alsa"
+	}
+	if c.Audio.Buffer == 0 {
+		c.Audio.Buffer = scheduler.Duration(100 * time.Millisecond)
+	}
+	if c.Audio.Rate == 0 {
+		c.Audio.Rate = 48000
+	}
+	if c.Grace == 0 {
+		c.Grace = scheduler.Duration(5 * time.Minute)
+	}
+	if c.Journal.MaxRecords == 0 {
+		c.Journal.MaxRecords = 200000
+	}
+	if c.Journal.Checkpoint == 0 {
+		c.Journal.Checkpoint = scheduler.Duration(5 * time.Second)
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+}
+
+// Paths inside the data directory.
+func (c *Config) contentDir() string  { return filepath.Join(c.DataDir, "content") }
+func (c *Config) journalPath() string { return filepath.Join(c.DataDir, "journal.db") }
+func (c *Config) activePath() string  { return filepath.Join(c.DataDir, "schedule-active.json") }
+func (c *Config) statePath() string   { return filepath.Join(c.DataDir, "state.json") }
+func (c *Config) SocketPath() string  { return filepath.Join(c.DataDir, "agent.sock") }
+func (c *Config) JournalPath() string { return c.journalPath() }
+func (c *Config) StatusPath() string  { return filepath.Join(c.DataDir, "status.json") }
+func (c *Config) ContentDir() string  { return c.contentDir() }

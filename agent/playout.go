@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/player"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// speakers plays the runs of the speakers output through the player and writes each item's
+// confirmation: Begin when its first sample goes to the output, Finish with the proof the
+// player measured.
+type speakers struct {
+	player     *player.Player
+	journal    *journal.Journal
+	store      *content.Store
+	log        *slog.Logger
+	rate       int
+	checkpoint time.Duration
+	schedule   func() (id string, revision int64)
+	onChange   func(nowPlaying *NowPlaying)
+
+	cur *speakerPlay
+}
+
+// speakerPlay is one run being played.
+type speakerPlay struct {
+	run      *scheduler.Run
+	pb       *player.Playback
+	segs     []scheduler.Segment // the run's segments that were handed to the player, in order
+	clock    journal.ClockState
+	schedID  string
+	schedRev int64
+
+	mu      sync.Mutex
+	reason  scheduler.StopReason
+	seqs    map[int]uint64 // player item index -> journal sequence
+	current uint64
+}
+
+// start plays a run from offset into its first item.
+func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
+	if s.cur != nil {
+		s.stop(s.cur.run.Key, scheduler.StopPreempted)
+	}
+	id, rev := s.schedule()
+	sp := &speakerPlay{run: ev.Run, seqs: map[int]uint64{}, schedID: id, schedRev: rev, clock: clockState(ev.ClockSynced)}
+	var items []player.Item
+	for _, seg := range ev.Run.Segments {
+		// Cut each item where the timeline ends it (a file longer than its stated duration
+		// must not push the next item late). A segment the timeline ends early (preempted,
+		// cut) is left to Until, so that its record says how it really ended.
+		cut := seg.Offset + seg.End.Sub(seg.Start)
+		if seg.Status == scheduler.StatusPreempted || seg.Status == scheduler.StatusCut {
+			cut = 0
+		}
+		it, err := s.item(seg, cut)
+		if err != nil {
+			s.log.Error("item cannot play; recorded as failed", "program", seg.Program, "item", seg.Item, "ref", seg.Ref, "err", err)
+			s.record(sp, seg, journal.Failed, ev.At, err.Error())
+			continue
+		}
+		items = append(items, it)
+		sp.segs = append(sp.segs, seg)
+	}
+	if len(items) == 0 {
+		return
+	}
+	prog := player.Program{
+		Items: items,
+		Gain:  ev.Run.Gain,
+		Until: ev.Run.End,
+		OnItemStart: func(i int, at time.Time) {
+			seq, err := s.journal.Begin(s.recordFor(sp, sp.segs[i], at))
+			if err != nil {
+				s.log.Error("journal: cannot record the start of a play; playing anyway", "program", ev.Run.Program, "err", err)
+				return
+			}
+			sp.mu.Lock()
+			sp.seqs[i], sp.current = seq, seq
+			sp.mu.Unlock()
+			if s.onChange != nil {
+				s.onChange(&NowPlaying{Output: "speakers", Program: ev.Run.Program, Title: ev.Run.Title,
+					Class: ev.Run.Class.String(), Item: sp.segs[i].Item, Ref: sp.segs[i].Ref, Since: at, Until: ev.Run.End, Seq: seq})
+			}
+		},
+		OnItemEnd: func(i int, proof player.Proof) { s.finish(sp, i, proof) },
+	}
+	// Skipping into the first item: the player counts frames at the output rate.
+	if off := ev.Offset; off > 0 {
+		prog.Start = player.Position{Item: 0, Frame: int64(off.Seconds() * float64(s.rate))}
+	}
+	pb, err := s.player.Play(ctx, prog)
+	if err != nil {
+		s.log.Error("player refused the programme; recorded as failed", "program", ev.Run.Program, "err", err)
+		for _, seg := range sp.segs {
+			s.record(sp, seg, journal.Failed, ev.At, err.Error())
+		}
+		return
+	}
+	sp.pb = pb
+	s.cur = sp
+	go s.checkpoints(sp)
+}
+
+// item turns a timeline segment into a player item cut at the segment's planned end.
+func (s *speakers) item(seg scheduler.Segment, cut time.Duration) (player.Item, error) {
+	ref := seg.Ref
+	switch {
+	case strings.HasPrefix(ref, "sha256:"):
+		r, err := content.ParseRef(ref)
+		if err != nil {
+			return player.Item{}, err
+		}
+		path, err := s.store.Path(r)
+		if err != nil {
+			return player.Item{}, fmt.Errorf("content %s: %w", ref, err)
+		}
+		return player.Item{Path: path, Duration: cut}, nil
+	case strings.HasPrefix(ref, "file:"):
+		return player.Item{Path: strings.TrimPrefix(ref, "file:"), Duration: cut}, nil
+	case strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://"):
+		d := seg.End.Sub(seg.Start)
+		if cut == 0 {
+			d += time.Minute // Until ends it first, as planned
+		}
+		return player.Item{URL: ref, Duration: d}, nil
+	default:
+		return player.Item{}, fmt.Errorf("text items are for screens and boards; the speakers cannot show %q", ref)
+	}
+}
+
+// stop ends the run with the given key, if it is the one playing.
+func (s *speakers) stop(key string, reason scheduler.StopReason) {
+	sp := s.cur
+	if sp == nil || sp.run.Key != key {
+		return
+	}
+	sp.mu.Lock()
+	sp.reason = reason
+	sp.mu.Unlock()
+	sp.pb.Stop() // returns once every item's OnItemEnd has run
+	s.cur = nil
+	if s.onChange != nil {
+		s.onChange(nil)
+	}
+}
+
+func (s *speakers) checkpoints(sp *speakerPlay) {
+	t := time.NewTicker(s.checkpoint)
+	defer t.Stop()
+	for {
+		select {
+		case <-sp.pb.Done():
+			return
+		case <-t.C:
+			p := sp.pb.Progress()
+			sp.mu.Lock()
+			seq := sp.current
+			sp.mu.Unlock()
+			if seq == 0 {
+				continue
+			}
+			played := time.Duration(p.ItemFrames) * time.Second / time.Duration(s.rate)
+			if err := s.journal.Checkpoint(seq, played, journal.Levels{PeakDBFS: journal.MinDBFS, RMSDBFS: journal.MinDBFS}); err != nil {
+				s.log.Debug("journal checkpoint skipped", "seq", seq, "err", err)
+			}
+		}
+	}
+}
+
+// finish closes an item's record with what the player measured.
+func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
+	sp.mu.Lock()
+	seq, began := sp.seqs[i]
+	reason := sp.reason
+	sp.mu.Unlock()
+	if !began {
+		if proof.Ended == player.EndFailed {
+			s.record(sp, sp.segs[i], journal.Failed, time.Now(), proof.Error)
+		}
+		return // never reached the output: not a play
+	}
+	result := resultOf(proof.Ended, reason, sp.segs[i].Status)
+	end := proof.End
+	if end.IsZero() {
+		end = time.Now()
+	}
+	err := s.journal.Finish(seq, result, end, journal.Proof{
+		Played: time.Duration(proof.Frames) * time.Second / time.Duration(max(proof.Rate, 1)),
+		Levels: journal.Levels{
+			PeakDBFS: proof.PeakDBFS, RMSDBFS: proof.RMSDBFS,
+			Silence: time.Duration(proof.SilenceS * float64(time.Second)),
+			Gaps:    proof.Gaps, Underruns: int(proof.Underruns),
+		},
+		Error: proof.Error,
+	})
+	if err != nil {
+		s.log.Error("journal: cannot close a play's record", "seq", seq, "err", err)
+	}
+	if result == journal.Failed {
+		s.log.Error("play failed", "program", sp.run.Program, "ref", sp.segs[i].Ref, "err", proof.Error)
+	}
+}
+
+// resultOf maps how the player ended an item, why the runner stopped it, and how the
+// timeline planned its segment to end, to a confirmation result.
+func resultOf(ended string, reason scheduler.StopReason, planned scheduler.Status) journal.Result {
+	switch ended {
+	case player.EndCompleted:
+		return journal.Completed
+	case player.EndFailed:
+		return journal.Failed
+	case player.EndUntil: // the timeline's planned end of the run
+		if planned == scheduler.StatusPreempted {
+			return journal.Preempted
+		}
+		return journal.Completed
+	}
+	switch reason {
+	case scheduler.StopPreempted:
+		return journal.Preempted
+	case scheduler.StopEnd, scheduler.StopCut:
+		return journal.Completed
+	}
+	return journal.Interrupted
+}
+
+func (s *speakers) recordFor(sp *speakerPlay, seg scheduler.Segment, start time.Time) journal.Record {
+	return journal.Record{
+		Output: seg.Output, ScheduleID: sp.schedID, ScheduleRevision: uint64(sp.schedRev),
+		ProgramID: seg.Program, ItemIndex: seg.Item, ItemRef: seg.Ref,
+		Scheduled: seg.Start, Start: start, Clock: sp.clock,
+	}
+}
+
+// record writes a one-shot confirmation (failed, missed, suppressed) for a segment.
+func (s *speakers) record(sp *speakerPlay, seg scheduler.Segment, result journal.Result, at time.Time, msg string) {
+	rec := s.recordFor(sp, seg, time.Time{})
+	rec.Result, rec.Error, rec.End = result, msg, at
+	if _, err := s.journal.Record(rec); err != nil {
+		s.log.Error("journal: cannot record a confirmation", "program", seg.Program, "result", result, "err", err)
+	}
+}
+
+func clockState(synced bool) journal.ClockState {
+	if synced {
+		return journal.ClockState{State: journal.ClockSynced}
+	}
+	return journal.ClockState{State: journal.ClockUnsynced}
+}

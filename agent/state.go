@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// state is what the agent keeps between runs besides the journal and the store.
+type state struct {
+	// LastWall is the latest wall time the agent saw on a trusted clock: after a reboot with
+	// no RTC, a clock earlier than this is known to be wrong.
+	LastWall time.Time `json:"last_wall"`
+}
+
+func loadState(path string) (state, error) {
+	var s state
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		// A state file is only a hint; a broken one is replaced, not fatal.
+		return state{}, fmt.Errorf("state file %s is unreadable (%v); starting without it", path, err)
+	}
+	return s, nil
+}
+
+func saveState(path string, s state) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b)
+}
+
+// writeFileAtomic replaces path with data so that a power cut leaves either the old file or
+// the new one, never a torn one: temp file, fsync, rename, fsync the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,182 @@
+// Package alsafifo stands in for a sound card: an ALSA configuration whose default device
+// writes to a FIFO, and a reader that drains the FIFO at real-time rate, as a card would,
+// keeping what it reads. Tests and `make demo` use it on machines without audio hardware.
+package alsafifo
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// config is the ALSA configuration: the default PCM is the file plugin writing raw samples
+// (oto: float32 LE interleaved) to the FIFO; its slave is null, which has no clock, so the
+// reader sets the pace. Defining pcm.null is needed because ALSA_CONFIG_PATH replaces the
+// system configuration that normally defines it.
+const config = `pcm.!default {
+	type file
+	slave.pcm "null"
+	file "%s"
+	format "raw"
+}
+pcm.null {
+	type null
+}
+`
+
+// Setup makes dir/alsa.conf and the FIFO dir/alsa.fifo. Start the playing process with
+// ALSA_CONFIG_PATH set to the returned config path.
+func Setup(dir string) (configPath, fifoPath string, err error) {
+	fifoPath = filepath.Join(dir, "alsa.fifo")
+	configPath = filepath.Join(dir, "alsa.conf")
+	os.Remove(fifoPath)
+	if err := syscall.Mkfifo(fifoPath, 0o600); err != nil {
+		return "", "", fmt.Errorf("mkfifo %s: %w", fifoPath, err)
+	}
+	if err := os.WriteFile(configPath, []byte(fmt.Sprintf(config, fifoPath)), 0o644); err != nil {
+		return "", "", err
+	}
+	return configPath, fifoPath, nil
+}
+
+// Capture drains a FIFO at rate frames per second of stereo float32, like a sound card.
+type Capture struct {
+	mu      sync.Mutex
+	samples []float32 // interleaved stereo, as read
+	start   time.Time // when the first byte arrived
+	keep    bool
+	frames  int64
+	wav     *os.File
+}
+
+// Drain opens fifo for reading and consumes it in real time until ctx ends or every writer
+// closes it. keep holds samples in memory for tests; wavPath, if set, receives them as a
+// 32-bit float stereo WAV file (the demo's "sound card").
+func Drain(ctx context.Context, fifo string, rate int, keep bool, wavPath string) (*Capture, <-chan error, error) {
+	c := &Capture{keep: keep}
+	if wavPath != "" {
+		f, err := os.Create(wavPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.wav = f
+		f.Write(make([]byte, 44)) // header written at the end, when the length is known
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.run(ctx, fifo, rate) }()
+	return c, done, nil
+}
+
+func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
+	defer c.finishWAV(rate)
+	// Opening a FIFO for reading blocks until a writer comes; open non-blocking and poll so
+	// that ctx can end the wait.
+	fd, err := syscall.Open(fifo, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), fifo)
+	defer f.Close()
+	const frameBytes = 8
+	chunk := rate / 100 * frameBytes // 10 ms
+	buf := make([]byte, chunk)
+	var begun time.Time
+	var readBytes int64
+	writerSeen := false
+	for ctx.Err() == nil {
+		n, err := f.Read(buf)
+		if n > 0 {
+			writerSeen = true
+			if begun.IsZero() {
+				begun = time.Now()
+				c.mu.Lock()
+				c.start = begun
+				c.mu.Unlock()
+			}
+			c.add(buf[:n])
+			readBytes += int64(n)
+			// Pace: never run ahead of real time.
+			due := begun.Add(time.Duration(float64(readBytes/frameBytes) / float64(rate) * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+				}
+			}
+			continue
+		}
+		if err == io.EOF && writerSeen {
+			return nil // the writer closed: playback process ended
+		}
+		if err != nil && err != io.EOF && !errors.Is(err, syscall.EAGAIN) {
+			return err
+		}
+		select {
+		case <-time.After(2 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	return nil
+}
+
+func (c *Capture) add(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(b) / 4
+	c.frames += int64(n / 2)
+	if c.keep {
+		for i := 0; i < n; i++ {
+			c.samples = append(c.samples, math.Float32frombits(binary.LittleEndian.Uint32(b[i*4:])))
+		}
+	}
+	if c.wav != nil {
+		c.wav.Write(b[:n*4])
+	}
+}
+
+func (c *Capture) finishWAV(rate int) {
+	if c.wav == nil {
+		return
+	}
+	c.mu.Lock()
+	dataLen := uint32(c.frames * 8)
+	c.mu.Unlock()
+	h := make([]byte, 44)
+	copy(h[0:], "RIFF")
+	binary.LittleEndian.PutUint32(h[4:], 36+dataLen)
+	copy(h[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(h[16:], 16)
+	binary.LittleEndian.PutUint16(h[20:], 3) // IEEE float
+	binary.LittleEndian.PutUint16(h[22:], 2)
+	binary.LittleEndian.PutUint32(h[24:], uint32(rate))
+	binary.LittleEndian.PutUint32(h[28:], uint32(rate*8))
+	binary.LittleEndian.PutUint16(h[32:], 8)
+	binary.LittleEndian.PutUint16(h[34:], 32)
+	copy(h[36:], "data")
+	binary.LittleEndian.PutUint32(h[40:], dataLen)
+	c.wav.WriteAt(h, 0)
+	c.wav.Close()
+}
+
+// Samples returns a copy of the interleaved samples read so far (when kept) and the wall time
+// the first one arrived.
+func (c *Capture) Samples() ([]float32, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]float32(nil), c.samples...), c.start
+}
+
+// Frames is how many frames have been consumed.
+func (c *Capture) Frames() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.frames
+}
