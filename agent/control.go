@@ -138,8 +138,16 @@ func ReadJournal(cfg *Config, since uint64, limit int) ([]journal.Record, error)
 	if !errors.Is(err, errNoDaemon) {
 		return recs, err
 	}
+	if _, err := os.Stat(cfg.JournalPath()); os.IsNotExist(err) {
+		return nil, nil // no play recorded yet
+	}
 	j, err := journal.Open(cfg.JournalPath(), journal.Options{DeviceID: cfg.DeviceID})
 	if err != nil {
+		// The agent may be starting: it holds the file before its socket is up.
+		time.Sleep(time.Second)
+		if err2 := askAgent(cfg.SocketPath(), fmt.Sprintf("/journal?since=%d&limit=%d", since, limit), &recs); err2 == nil {
+			return recs, nil
+		}
 		return nil, err
 	}
 	defer j.Close()

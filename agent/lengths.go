@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,8 +12,8 @@ import (
 	"github.com/loa-project/loa/scheduler"
 )
 
-// lengthCache knows how long media files play, by decoding each once to a null output (as
-// fast as the decoder goes) and remembering the answer by path, size and modification time.
+// lengthCache knows how long media files play (player.Length reads headers or scans frames),
+// remembering the answer by path, size and modification time.
 type lengthCache struct {
 	rate int
 	log  *slog.Logger
@@ -46,24 +45,12 @@ func (c *lengthCache) lengthOf(path string) (time.Duration, bool) {
 }
 
 func (c *lengthCache) probe(path string) time.Duration {
-	out := player.NewNullOutput(c.rate)
-	defer out.Close()
-	p, err := player.New(player.Config{Output: out, Log: c.log})
+	frames, err := player.Length(path, c.rate)
 	if err != nil {
+		c.log.Warn("cannot tell how long a media file plays", "file", path, "err", err)
 		return 0
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pb, err := p.Play(ctx, player.Program{Items: []player.Item{{Path: path}}, Gain: 0})
-	if err != nil {
-		return 0
-	}
-	res := pb.Wait()
-	if len(res.Items) != 1 || res.Items[0].Ended != player.EndCompleted {
-		c.log.Warn("cannot tell how long a media file plays", "file", path, "ended", res.Ended)
-		return 0
-	}
-	return time.Duration(res.Items[0].Frames) * time.Second / time.Duration(c.rate)
+	return time.Duration(frames) * time.Second / time.Duration(c.rate)
 }
 
 // FileLengths returns compile options that learn the length of `file:` items by decoding
