@@ -38,6 +38,15 @@ type Confirmation struct {
 	ReceivedAt     time.Time
 }
 
+// insertConfirmation stores one record unless (device, seq) is there already. ON CONFLICT on
+// the key only, not INSERT OR IGNORE: that would also drop rows that break a CHECK or NOT NULL
+// without a word.
+const insertConfirmation = `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
+	revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs,
+	silence_s, gaps, underruns, result, error, clock_state, received_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT(device_id, seq) DO NOTHING`
+
 // MaxBatch is the largest batch AddConfirmations takes in one call.
 const MaxBatch = 10000
 
@@ -104,16 +113,7 @@ func (db *DB) AddConfirmations(ctx context.Context, deviceID string, cs []Confir
 		if len(cs) == 0 {
 			return nil
 		}
-		// ON CONFLICT on the key only, not INSERT OR IGNORE: that would also drop rows that
-		// break a CHECK or NOT NULL without a word.
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
-			revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs,
-			silence_s, gaps, underruns, result, error, clock_state, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT(device_id, seq) DO NOTHING`)
-		if err != nil {
-			return fmt.Errorf("confirmations of device %q: %w", deviceID, err)
-		}
+		stmt := tx.StmtContext(ctx, db.insertConf)
 		defer stmt.Close()
 		next := false // whether the batch holds ack+1, the only way the ack can move
 		for _, c := range cs {
@@ -193,6 +193,18 @@ const confirmationCols = `device_id, seq, area_id, output, schedule_id, revision
 
 // ListConfirmations returns confirmations matching f in time order (then device, seq).
 func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Confirmation, error) {
+	var out []Confirmation
+	err := db.EachConfirmation(ctx, f, func(c Confirmation) error {
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
+// EachConfirmation calls fn for each confirmation matching f in time order (then device, seq)
+// without holding them all in memory: a year's CSV export streams through it. An error from fn
+// stops the iteration and is returned.
+func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn func(Confirmation) error) error {
 	cond, args := subtree("area_id", f.Area)
 	conds := []string{cond}
 	if f.DeviceID != "" {
@@ -210,10 +222,9 @@ func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Co
 	rows, err := db.r.QueryContext(ctx, "SELECT "+confirmationCols+" FROM confirmations WHERE "+
 		strings.Join(conds, " AND ")+" ORDER BY at, device_id, seq"+limitClause(f.Limit), args...)
 	if err != nil {
-		return nil, fmt.Errorf("list confirmations: %w", err)
+		return fmt.Errorf("list confirmations: %w", err)
 	}
 	defer rows.Close()
-	var out []Confirmation
 	for rows.Next() {
 		var c Confirmation
 		var sched, start, end, recv sql.NullInt64
@@ -221,7 +232,7 @@ func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Co
 		if err := rows.Scan(&c.DeviceID, &c.Seq, &c.Area, &c.Output, &c.ScheduleID, &c.Revision, &c.Program,
 			&c.ItemIndex, &c.ItemRef, &sched, &start, &end, &c.PlayedSeconds, &peak, &rms, &c.SilenceSeconds,
 			&c.Gaps, &c.Underruns, &c.Result, &c.Error, &c.ClockState, &recv); err != nil {
-			return nil, fmt.Errorf("list confirmations: %w", err)
+			return fmt.Errorf("list confirmations: %w", err)
 		}
 		c.Scheduled, c.Start, c.End, c.ReceivedAt = fromTS(sched), fromTS(start), fromTS(end), fromTS(recv)
 		c.PeakDBFS, c.RMSDBFS = math.NaN(), math.NaN()
@@ -231,9 +242,11 @@ func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Co
 		if rms.Valid {
 			c.RMSDBFS = rms.Float64
 		}
-		out = append(out, c)
+		if err := fn(c); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // ReportFilter selects the plays a report counts.

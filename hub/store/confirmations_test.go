@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -224,6 +225,17 @@ func TestConfirmationFiltersAndReport(t *testing.T) {
 		if got := count(c.f); got != c.want {
 			t.Errorf("%s: %d confirmations, want %d", c.name, got, c.want)
 		}
+	}
+	// Streaming stops at the caller's error and returns it.
+	seen := 0
+	stop := errors.New("enough")
+	if err := db.EachConfirmation(ctx, ConfirmationFilter{}, func(Confirmation) error {
+		if seen++; seen == 3 {
+			return stop
+		}
+		return nil
+	}); !errors.Is(err, stop) || seen != 3 {
+		t.Fatalf("EachConfirmation: %v after %d", err, seen)
 	}
 	first := must[[]Confirmation](t)(db.ListConfirmations(ctx, ConfirmationFilter{Limit: 2}))
 	if first[0].Start.After(first[1].Start) {

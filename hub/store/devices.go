@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -122,6 +123,15 @@ const deviceCols = `id, name, area_id, kind, outputs, enrolled_at, revoked_at, l
 	status_at, now_playing, volume, clock_offset_ns, disk_free_bytes, disk_total_bytes, temperature_c,
 	uptime_ns, link, software_version`
 
+// qualified returns a column list with each column prefixed by a table alias ("d.id, d.name…").
+func qualified(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
 // scanDevice scans deviceCols, after any extra columns selected before them.
 func scanDevice(s interface{ Scan(...any) error }, extra ...any) (Device, error) {
 	var d Device
@@ -151,11 +161,15 @@ func scanDevice(s interface{ Scan(...any) error }, extra ...any) (Device, error)
 
 // GetDevice returns one device.
 func (db *DB) GetDevice(ctx context.Context, id string) (Device, error) {
-	return getDevice(ctx, db.r, id)
+	return deviceRow(db.getDevice.QueryRowContext(ctx, id), id)
 }
 
 func getDevice(ctx context.Context, q queryer, id string) (Device, error) {
-	d, err := scanDevice(q.QueryRowContext(ctx, "SELECT "+deviceCols+" FROM devices WHERE id = ?", id))
+	return deviceRow(q.QueryRowContext(ctx, "SELECT "+deviceCols+" FROM devices WHERE id = ?", id), id)
+}
+
+func deviceRow(row *sql.Row, id string) (Device, error) {
+	d, err := scanDevice(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, id)
 	}
@@ -220,7 +234,7 @@ func (db *DB) ReplaceSecret(ctx context.Context, id string, secretHash [32]byte)
 // ErrUnauthorized; the message says which (for the hub's log, not for the device).
 func (db *DB) CheckSecret(ctx context.Context, id string, secretHash [32]byte) (Device, error) {
 	var stored []byte
-	d, err := scanDevice(db.r.QueryRowContext(ctx, "SELECT secret_hash, "+deviceCols+" FROM devices WHERE id = ?", id), &stored)
+	d, err := scanDevice(db.checkSecret.QueryRowContext(ctx, id), &stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Compare anyway so the time taken does not tell which ids exist.
 		var dummy [32]byte

@@ -220,3 +220,53 @@ func (db *DB) MarkDelivery(ctx context.Context, deviceID string, revision int64,
 	})
 	return out, err
 }
+
+// DeviceOverview is one line of the staff's status table: the device with the newest revision
+// composed for it and how far it got, and the newest revision it reported active.
+type DeviceOverview struct {
+	Device
+	LatestRevision int64 // 0: nothing composed yet
+	LatestState    DeliveryState
+	ActiveRevision int64 // 0: none reported active
+}
+
+// ListDeviceOverview returns the overview of every device in area and below ("" = all), by
+// id, in one query.
+func (db *DB) ListDeviceOverview(ctx context.Context, area string) ([]DeviceOverview, error) {
+	cond, args := subtree("d.area_id", area)
+	rows, err := db.r.QueryContext(ctx, "SELECT "+qualified("d", deviceCols)+`,
+		COALESCE(e.revision, 0), e.sent_at, e.received_at, e.content_ready_at, e.active_at, e.refused_at,
+		COALESCE((SELECT MAX(a.revision) FROM effective a WHERE a.device_id = d.id AND a.active_at IS NOT NULL), 0)
+		FROM devices d LEFT JOIN effective e ON e.device_id = d.id
+			AND e.revision = (SELECT MAX(m.revision) FROM effective m WHERE m.device_id = d.id)
+		WHERE `+cond+" ORDER BY d.id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("device overview under %q: %w", area, err)
+	}
+	defer rows.Close()
+	var out []DeviceOverview
+	for rows.Next() {
+		var o DeviceOverview
+		var sent, recv, ready, active, refused sql.NullInt64
+		// scanDevice takes its extra columns first; these come last, so scan through a shim.
+		d, err := scanDevice(tailScanner{rows, []any{&o.LatestRevision, &sent, &recv, &ready, &active, &refused, &o.ActiveRevision}})
+		if err != nil {
+			return nil, fmt.Errorf("device overview under %q: %w", area, err)
+		}
+		o.Device = d
+		if o.LatestRevision > 0 {
+			o.LatestState = Delivery{SentAt: fromTS(sent), ReceivedAt: fromTS(recv), ContentReadyAt: fromTS(ready),
+				ActiveAt: fromTS(active), RefusedAt: fromTS(refused)}.derive()
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// tailScanner appends extra destinations after the ones its caller scans.
+type tailScanner struct {
+	rows *sql.Rows
+	tail []any
+}
+
+func (t tailScanner) Scan(dest ...any) error { return t.rows.Scan(append(dest, t.tail...)...) }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +161,48 @@ func TestEffectiveAndDelivery(t *testing.T) {
 	wantErr(t, err, ErrInvalid, "unknown state")
 	_, err = db.AddEffective(ctx, EffectiveSchedule{DeviceID: dev, Revision: 2, Document: []byte("x")})
 	wantErr(t, err, ErrStaleRevision, "a refused revision is still used up")
+}
+
+func TestDeviceOverview(t *testing.T) {
+	db, _, _ := openTest(t)
+	ctx := context.Background()
+	seedTree(t, db)
+	enrol(t, db, "tam-thanh/cl-07", "quang-nam/tam-ky/tam-thanh")
+	enrol(t, db, "tam-thanh/cl-08", "quang-nam/tam-ky/tam-thanh")
+	enrol(t, db, "tam-phu/cl-01", "quang-nam/tam-ky/tam-phu")
+	enrol(t, db, "dh-01", "quang-nam/duy-hai")
+	add := func(dev string, rev int64, states ...DeliveryState) {
+		t.Helper()
+		must[EffectiveSchedule](t)(db.AddEffective(ctx, EffectiveSchedule{DeviceID: dev, Revision: rev, Document: []byte("x")}))
+		for _, s := range states {
+			reason := ""
+			if s == StateRefused {
+				reason = "bad signature"
+			}
+			must[Delivery](t)(db.MarkDelivery(ctx, dev, rev, s, reason))
+		}
+	}
+	add("tam-thanh/cl-07", 1, StateSent, StateReceived, StateContentReady, StateActive)
+	add("tam-thanh/cl-07", 2, StateSent, StateReceived)
+	add("tam-thanh/cl-08", 5, StateSent, StateRefused)
+	add("tam-phu/cl-01", 3, StateSent, StateReceived, StateActive)
+	noErr(t, db.UpdateStatus(ctx, "tam-thanh/cl-07", Status{NowPlaying: "morning", Volume: 0.7}))
+
+	got := must[[]DeviceOverview](t)(db.ListDeviceOverview(ctx, "quang-nam/tam-ky"))
+	var lines []string
+	for _, o := range got {
+		lines = append(lines, fmt.Sprintf("%s %d %s %d %q", o.ID, o.LatestRevision, o.LatestState, o.ActiveRevision, o.Status.NowPlaying))
+	}
+	want := []string{
+		`tam-phu/cl-01 3 active 3 ""`,
+		`tam-thanh/cl-07 2 received 1 "morning"`,
+		`tam-thanh/cl-08 5 refused 0 ""`,
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("overview:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	all := must[[]DeviceOverview](t)(db.ListDeviceOverview(ctx, ""))
+	if len(all) != 4 || all[0].ID != "dh-01" || all[0].LatestRevision != 0 || all[0].LatestState != "" || all[0].Area != "quang-nam/duy-hai" {
+		t.Fatalf("overview of all: %+v", all[0])
+	}
 }

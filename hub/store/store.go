@@ -46,6 +46,11 @@ type DB struct {
 	clock Clock
 	log   *slog.Logger
 	path  string
+
+	// Hot statements, prepared once: parsing SQL costs more than running these.
+	getDevice   *sql.Stmt // on r
+	checkSecret *sql.Stmt // on r
+	insertConf  *sql.Stmt // on w
 }
 
 // BusyTimeout is how long a connection waits for a lock held by another process.
@@ -107,12 +112,36 @@ func Open(ctx context.Context, path string, clock Clock, log *slog.Logger) (*DB,
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	db.r = r
+	if err := db.prepare(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open hub store %q: %w", path, err)
+	}
 	return db, nil
+}
+
+func (db *DB) prepare(ctx context.Context) error {
+	var err error
+	if db.getDevice, err = db.r.PrepareContext(ctx, "SELECT "+deviceCols+" FROM devices WHERE id = ?"); err != nil {
+		return fmt.Errorf("prepare device lookup: %w", err)
+	}
+	if db.checkSecret, err = db.r.PrepareContext(ctx, "SELECT secret_hash, "+deviceCols+" FROM devices WHERE id = ?"); err != nil {
+		return fmt.Errorf("prepare secret check: %w", err)
+	}
+	if db.insertConf, err = db.w.PrepareContext(ctx, insertConfirmation); err != nil {
+		return fmt.Errorf("prepare confirmation insert: %w", err)
+	}
+	return nil
 }
 
 // Close closes both pools. Pending writes have been committed when their call returned.
 func (db *DB) Close() error {
-	return errors.Join(db.r.Close(), db.w.Close())
+	var errs []error
+	for _, st := range []*sql.Stmt{db.getDevice, db.checkSecret, db.insertConf} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, db.r.Close(), db.w.Close())...)
 }
 
 // Path is the file the store lives in.
