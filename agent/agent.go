@@ -124,7 +124,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.runner = scheduler.NewRunner(scheduler.RunnerOptions{
 		Clock: a.clock, Log: a.log.With("component", "scheduler"), Grace: cfg.Grace.D(),
-		NotBefore: notBefore, Synced: synced, Outputs: cfg.Outputs,
+		NotBefore: notBefore, LastRun: st.LastWall, Synced: synced, Outputs: cfg.Outputs,
 		Compile: scheduler.CompileOptions{ItemLength: a.itemLength},
 	})
 	for _, r := range a.interrupted {

@@ -106,6 +106,9 @@ type RunnerOptions struct {
 	NotBefore time.Time
 	// Synced, when set, must also say yes before the clock is trusted (systemd-timesyncd).
 	Synced func() bool
+	// LastRun is the last wall time the previous run of the agent saw (zero: first boot).
+	// Runs between it and now are reported missed; at first boot nothing is.
+	LastRun time.Time
 	// MissedLookback bounds how far back missed runs are reported after a long outage (24 h).
 	MissedLookback time.Duration
 	// Outputs this device has; nil plays every output.
@@ -275,8 +278,8 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	}
 	plausible := r.plausible(now)
 	if !r.started {
-		r.lastPlausibe = r.opts.NotBefore
-		if plausible && r.lastPlausibe.IsZero() {
+		r.lastPlausibe = r.opts.LastRun
+		if r.lastPlausibe.IsZero() {
 			r.lastPlausibe = now
 		}
 		if !plausible {

@@ -102,7 +102,7 @@ func TestRunnerGraceWindow(t *testing.T) {
 	}
 	// Booted 8 minutes after (grace 5 min), during the priority notice: morning is missed,
 	// the notice (started 3 min ago) plays.
-	r, c = newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 38, 30, 0, hcm), RunnerOptions{NotBefore: time.Date(2026, 11, 2, 6, 0, 0, 0, hcm)})
+	r, c = newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 38, 30, 0, hcm), RunnerOptions{NotBefore: time.Date(2026, 11, 2, 6, 0, 0, 0, hcm), LastRun: time.Date(2026, 11, 2, 6, 0, 0, 0, hcm)})
 	evs = drive(r, c, time.Date(2026, 11, 2, 6, 39, 0, 0, hcm))
 	// One record per missed occurrence, although morning had two runs around the notice.
 	expectEvents(t, evs, "06:38:30 missed morning", "06:38:30 missed notice")
@@ -151,7 +151,7 @@ func TestRunnerBootAt1970ThenSync(t *testing.T) {
   - {id: epoch, cron: "0 0 7 * * *", items: [{file: e.mp3, duration: 1m}]}
 `
 	boot := time.Date(1970, 1, 1, 7, 0, 0, 0, hcm)
-	r, c := newTestRunner(t, src, boot.Add(-time.Minute), RunnerOptions{NotBefore: lastSeen})
+	r, c := newTestRunner(t, src, boot.Add(-time.Minute), RunnerOptions{NotBefore: lastSeen, LastRun: lastSeen})
 	evs := drive(r, c, boot.Add(10*time.Minute))
 	// At 1970 07:00 the emergency's cron fires: emergencies play on an untrusted clock;
 	// the normal programme at the same time does not.
@@ -217,4 +217,16 @@ programs:
 	if strings.Join(kinds, ",") != "start soon,stop soon" {
 		t.Fatalf("events %v", kinds)
 	}
+}
+
+func TestRunnerFirstBootReportsNothingMissed(t *testing.T) {
+	// A new device switched on in the afternoon has not "missed" the morning's programmes.
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	r, c := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 15, 0, 0, 0, hcm), RunnerOptions{})
+	if evs := drive(r, c, time.Date(2026, 11, 2, 15, 1, 0, 0, hcm)); len(evs) != 0 {
+		t.Fatalf("first boot produced %v", describe(evs))
+	}
+	// The same device after a restart knows when it last ran: what fell between is missed.
+	r, c = newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 15, 0, 0, 0, hcm), RunnerOptions{LastRun: time.Date(2026, 11, 2, 11, 0, 0, 0, hcm)})
+	expectEvents(t, drive(r, c, time.Date(2026, 11, 2, 15, 1, 0, 0, hcm)), "15:00:00 missed noon")
 }
