@@ -100,6 +100,38 @@ func BenchmarkAddConfirmationsParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkAddConfirmationsSmall: agents sending a few records at a time, 32 goroutines at
+// once; group commit folds their batches into shared transactions.
+func BenchmarkAddConfirmationsSmall(b *testing.B) {
+	for _, size := range []int{1, 10} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			db := benchStore(b, 64)
+			ctx := context.Background()
+			var dev atomic.Int64
+			b.SetParallelism(32 / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				d := int(dev.Add(1) - 1)
+				id := fmt.Sprintf("cl-%05d", d)
+				batch := make([]Confirmation, size)
+				var next int64
+				for pb.Next() {
+					for j := range batch {
+						batch[j] = conf(next + int64(j) + 1)
+					}
+					ack, err := db.AddConfirmations(ctx, id, batch)
+					if err != nil || ack != next+int64(size) {
+						b.Errorf("ack %d, %v", ack, err)
+						return
+					}
+					next = ack
+				}
+			})
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "confirmations/s")
+		})
+	}
+}
+
 // BenchmarkRawInsertConfirmations is the floor for BenchmarkAddConfirmations: the same rows
 // into the same table with its indexes, one prepared INSERT per row in one transaction per
 // 500, on the same connection, without any store logic (no validation, device lookup or ack).

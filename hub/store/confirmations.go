@@ -83,10 +83,16 @@ func level(v float64) any {
 	return v
 }
 
-// AddConfirmations stores a batch from one device in one transaction. Records already stored
-// are ignored (the device resends what was not acknowledged), in any order. It returns the
+// AddConfirmations stores a batch from one device atomically. Records already stored are
+// ignored (the device resends what was not acknowledged), in any order. It returns the
 // acknowledgement: the highest seq S such that every seq 1..S of the device is stored. A gap
 // keeps the ack below it until the missing record arrives.
+//
+// Batches from concurrent callers are committed together (group commit): one transaction, a
+// savepoint per batch so a failing batch changes nothing and fails alone. A commit costs far
+// more than a small batch, and a hub with thousands of agents calls this from as many
+// goroutines. If ctx ends while the batch waits, the batch may still be stored: resending it
+// is harmless.
 func (db *DB) AddConfirmations(ctx context.Context, deviceID string, cs []Confirmation) (int64, error) {
 	if len(cs) > MaxBatch {
 		return 0, fmt.Errorf("%w: batch of %d confirmations from device %q; at most %d", ErrInvalid, len(cs), deviceID, MaxBatch)
@@ -99,69 +105,163 @@ func (db *DB) AddConfirmations(ctx context.Context, deviceID string, cs []Confir
 			return 0, fmt.Errorf("%w: confirmation %d of the batch from device %q names device %q", ErrInvalid, i+1, deviceID, c.DeviceID)
 		}
 	}
-	var ack int64
+	req := &confRequest{ctx: ctx, device: deviceID, batch: cs, done: make(chan struct{})}
+	select {
+	case db.confQ <- req:
+	case <-db.quit:
+		return 0, fmt.Errorf("confirmations of device %q: %w", deviceID, ErrClosed)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("confirmations of device %q not stored: %w", deviceID, ctx.Err())
+	}
+	select {
+	case <-req.done:
+		return req.ack, req.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("confirmations of device %q: %w (they may still be stored; resending is harmless)", deviceID, ctx.Err())
+	}
+}
+
+// confRequest is one AddConfirmations call waiting for the ingester.
+type confRequest struct {
+	ctx    context.Context
+	device string
+	batch  []Confirmation
+	ack    int64
+	err    error
+	done   chan struct{} // closed when ack and err are set
+}
+
+// Bounds on one group commit, so one transaction stays short.
+const (
+	maxGroupRequests = 256
+	maxGroupRecords  = 20000
+)
+
+// ingest is the goroutine that commits confirmation batches, started by Open and stopped by
+// Close. confQ is unbuffered: a request is either taken by ingest or its caller sees quit, so
+// none is left waiting at Close.
+func (db *DB) ingest() {
+	defer close(db.ingestDone)
+	for {
+		var group []*confRequest
+		select {
+		case r := <-db.confQ:
+			group = append(group, r)
+		case <-db.quit:
+			return
+		}
+		n := len(group[0].batch)
+	more:
+		for len(group) < maxGroupRequests && n < maxGroupRecords {
+			select {
+			case r := <-db.confQ:
+				group = append(group, r)
+				n += len(r.batch)
+			default:
+				break more
+			}
+		}
+		db.commitGroup(group)
+	}
+}
+
+// commitGroup stores the batches of a group in one transaction, each under its own savepoint.
+func (db *DB) commitGroup(group []*confRequest) {
+	var live []*confRequest
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.err = fmt.Errorf("confirmations of device %q not stored: %w", r.device, err)
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The group is not cancelled by any one caller's context.
+	ctx := context.Background()
 	now := ts(db.now())
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		var area string
-		err := tx.QueryRowContext(ctx, "SELECT area_id, acked_seq FROM devices WHERE id = ?", deviceID).Scan(&area, &ack)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
-		}
-		if err != nil {
-			return fmt.Errorf("confirmations of device %q: %w", deviceID, err)
-		}
-		if len(cs) == 0 {
-			return nil
-		}
-		stmt := tx.StmtContext(ctx, db.insertConf)
-		defer stmt.Close()
-		next := false // whether the batch holds ack+1, the only way the ack can move
-		for _, c := range cs {
-			if c.Seq <= ack {
-				continue // stored and acknowledged already
-			}
-			next = next || c.Seq == ack+1
-			at := c.Start
-			if at.IsZero() {
-				at = c.Scheduled
-			}
-			if _, err := stmt.ExecContext(ctx, deviceID, c.Seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
-				c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
-				level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
-				c.ClockState, now); err != nil {
-				return fmt.Errorf("store confirmation seq %d of device %q: %w", c.Seq, deviceID, err)
-			}
-		}
-		if !next {
-			return nil
-		}
-		// Walk forward from the ack over stored seqs; stop at the first gap.
-		rows, err := tx.QueryContext(ctx, "SELECT seq FROM confirmations WHERE device_id = ? AND seq > ? ORDER BY seq", deviceID, ack)
-		if err != nil {
-			return fmt.Errorf("advance ack of device %q: %w", deviceID, err)
-		}
-		for rows.Next() {
-			var s int64
-			if err := rows.Scan(&s); err != nil {
-				rows.Close()
+		for _, r := range live {
+			if _, err := tx.StmtContext(ctx, db.savepoint).ExecContext(ctx); err != nil {
 				return err
 			}
-			if s != ack+1 {
-				break
+			r.ack, r.err = db.storeBatch(ctx, tx, r.device, r.batch, now)
+			if r.err != nil {
+				if _, err := tx.StmtContext(ctx, db.rollbackTo).ExecContext(ctx); err != nil {
+					return err
+				}
 			}
-			ack = s
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("advance ack of device %q: %w", deviceID, err)
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE devices SET acked_seq = ? WHERE id = ?", ack, deviceID); err != nil {
-			return fmt.Errorf("advance ack of device %q: %w", deviceID, err)
+			if _, err := tx.StmtContext(ctx, db.release).ExecContext(ctx); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+	for _, r := range live {
+		if err != nil {
+			r.ack, r.err = 0, fmt.Errorf("confirmations of device %q: %w", r.device, err)
+		}
+		close(r.done)
+	}
+}
+
+// storeBatch inserts one device's batch inside tx and advances its ack.
+func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []Confirmation, now any) (int64, error) {
+	var area string
+	var ack int64
+	err := tx.StmtContext(ctx, db.deviceAck).QueryRowContext(ctx, deviceID).Scan(&area, &ack)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
+	}
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("confirmations of device %q: %w", deviceID, err)
+	}
+	stmt := tx.StmtContext(ctx, db.insertConf)
+	defer stmt.Close()
+	next := false // whether the batch holds ack+1, the only way the ack can move
+	for _, c := range cs {
+		if c.Seq <= ack {
+			continue // stored and acknowledged already
+		}
+		next = next || c.Seq == ack+1
+		at := c.Start
+		if at.IsZero() {
+			at = c.Scheduled
+		}
+		if _, err := stmt.ExecContext(ctx, deviceID, c.Seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
+			c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
+			level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
+			c.ClockState, now); err != nil {
+			return 0, fmt.Errorf("store confirmation seq %d of device %q: %w", c.Seq, deviceID, err)
+		}
+	}
+	if !next {
+		return ack, nil
+	}
+	// Walk forward from the ack over stored seqs; stop at the first gap.
+	rows, err := tx.StmtContext(ctx, db.walkAck).QueryContext(ctx, deviceID, ack)
+	if err != nil {
+		return 0, fmt.Errorf("advance ack of device %q: %w", deviceID, err)
+	}
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if s != ack+1 {
+			break
+		}
+		ack = s
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("advance ack of device %q: %w", deviceID, err)
+	}
+	if _, err := tx.StmtContext(ctx, db.setAck).ExecContext(ctx, ack, deviceID); err != nil {
+		return 0, fmt.Errorf("advance ack of device %q: %w", deviceID, err)
 	}
 	return ack, nil
 }

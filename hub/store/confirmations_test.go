@@ -283,3 +283,49 @@ func TestConfirmationFiltersAndReport(t *testing.T) {
 	_, err = db.Report(ctx, ReportFilter{From: day(1), To: day(2), GroupBy: []Dimension{"colour"}})
 	wantErr(t, err, ErrInvalid, "unknown group")
 }
+
+// One group commit holding a good batch, a batch for an unknown device and another good batch
+// for the first device: the bad one fails alone and the others see each other's records.
+func TestGroupCommitIsolatesBatches(t *testing.T) {
+	db, _, _ := openTest(t)
+	ctx := context.Background()
+	seedTree(t, db)
+	enrol(t, db, "cl-1", "quang-nam/duy-hai")
+	mk := func(dev string, seqs ...int64) *confRequest {
+		return &confRequest{ctx: ctx, device: dev, batch: confs(seqs...), done: make(chan struct{})}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	group := []*confRequest{mk("cl-1", 2, 3), mk("nobody", 1), mk("cl-1", 1), mk("cl-1", 4)}
+	group[3].ctx = cancelled
+	db.commitGroup(group)
+	for i, r := range group {
+		<-r.done
+		t.Logf("request %d: ack %d err %v", i, r.ack, r.err)
+	}
+	if group[0].err != nil || group[0].ack != 0 {
+		t.Fatalf("first batch (gap at 1): ack %d err %v", group[0].ack, group[0].err)
+	}
+	wantErr(t, group[1].err, ErrNotFound, "batch of an unknown device in a group")
+	if group[2].err != nil || group[2].ack != 3 {
+		t.Fatalf("third batch fills the gap: ack %d err %v", group[2].ack, group[2].err)
+	}
+	wantErr(t, group[3].err, context.Canceled, "batch whose caller gave up before the commit")
+	if got := storedSeqs(t, db, "cl-1"); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Fatalf("stored %v", got)
+	}
+}
+
+func TestAddConfirmationsAfterCloseAndCancel(t *testing.T) {
+	db, _, _ := openTest(t)
+	ctx := context.Background()
+	seedTree(t, db)
+	enrol(t, db, "cl-1", "quang-nam/duy-hai")
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := db.AddConfirmations(cctx, "cl-1", confs(1))
+	wantErr(t, err, context.Canceled, "cancelled context")
+	noErr(t, db.Close())
+	_, err = db.AddConfirmations(ctx, "cl-1", confs(1))
+	wantErr(t, err, ErrClosed, "after Close")
+}

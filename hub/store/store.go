@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -32,6 +33,7 @@ var (
 	ErrInvalid       = errors.New("invalid")
 	ErrStaleRevision = errors.New("revision not newer than the stored one")
 	ErrUnauthorized  = errors.New("unauthorized")
+	ErrClosed        = errors.New("the hub store is closed")
 )
 
 // DB is the hub store on one SQLite file.
@@ -51,6 +53,18 @@ type DB struct {
 	getDevice   *sql.Stmt // on r
 	checkSecret *sql.Stmt // on r
 	insertConf  *sql.Stmt // on w
+	deviceAck   *sql.Stmt // on w
+	walkAck     *sql.Stmt // on w
+	setAck      *sql.Stmt // on w
+	savepoint   *sql.Stmt // on w
+	release     *sql.Stmt // on w
+	rollbackTo  *sql.Stmt // on w
+
+	// Group commit of confirmations (see AddConfirmations).
+	confQ      chan *confRequest
+	quit       chan struct{}
+	ingestDone chan struct{}
+	closeOnce  sync.Once
 }
 
 // BusyTimeout is how long a connection waits for a lock held by another process.
@@ -112,6 +126,8 @@ func Open(ctx context.Context, path string, clock Clock, log *slog.Logger) (*DB,
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	db.r = r
+	db.confQ, db.quit, db.ingestDone = make(chan *confRequest), make(chan struct{}), make(chan struct{})
+	go db.ingest()
 	if err := db.prepare(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open hub store %q: %w", path, err)
@@ -127,16 +143,33 @@ func (db *DB) prepare(ctx context.Context) error {
 	if db.checkSecret, err = db.r.PrepareContext(ctx, "SELECT secret_hash, "+deviceCols+" FROM devices WHERE id = ?"); err != nil {
 		return fmt.Errorf("prepare secret check: %w", err)
 	}
-	if db.insertConf, err = db.w.PrepareContext(ctx, insertConfirmation); err != nil {
-		return fmt.Errorf("prepare confirmation insert: %w", err)
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&db.insertConf, insertConfirmation},
+		{&db.deviceAck, "SELECT area_id, acked_seq FROM devices WHERE id = ?"},
+		{&db.walkAck, "SELECT seq FROM confirmations WHERE device_id = ? AND seq > ? ORDER BY seq"},
+		{&db.setAck, "UPDATE devices SET acked_seq = ? WHERE id = ?"},
+		{&db.savepoint, "SAVEPOINT batch"},
+		{&db.release, "RELEASE batch"},
+		{&db.rollbackTo, "ROLLBACK TO batch"},
+	} {
+		if *p.st, err = db.w.PrepareContext(ctx, p.sql); err != nil {
+			return fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
 	}
 	return nil
 }
 
-// Close closes both pools. Pending writes have been committed when their call returned.
+// Close stops the confirmation ingester and closes both pools. Every write whose call has
+// returned is committed; calls made after Close fail with ErrClosed.
 func (db *DB) Close() error {
+	db.closeOnce.Do(func() { close(db.quit) })
+	<-db.ingestDone
 	var errs []error
-	for _, st := range []*sql.Stmt{db.getDevice, db.checkSecret, db.insertConf} {
+	for _, st := range []*sql.Stmt{db.getDevice, db.checkSecret, db.insertConf, db.deviceAck, db.walkAck, db.setAck,
+		db.savepoint, db.release, db.rollbackTo} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
