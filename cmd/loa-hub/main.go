@@ -1,0 +1,157 @@
+// Command loa-hub is the district server: `loa-hub serve --config FILE`, `loa-hub keygen`,
+// `loa-hub user add`. The work is done in package hub.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/loa-project/loa/hub"
+	"github.com/loa-project/loa/hub/store"
+)
+
+const usage = `usage:
+  loa-hub serve --config FILE                 run the hub
+  loa-hub keygen --out FILE [--key-id ID]     write a signing key; prints the agents' trusted_keys line
+  loa-hub user add NAME --scope AREA --config FILE [--name TEXT] [--area-name TEXT]
+                                              create a staff user; prints its token once
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:])
+	case "keygen":
+		return keygen(args[1:])
+	case "user":
+		if len(args) < 2 || args[1] != "add" {
+			fmt.Fprint(os.Stderr, usage)
+			return 2
+		}
+		return userAdd(args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "loa-hub: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func logger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "config file (YAML)")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(os.Stderr, "loa-hub serve: --config FILE is required")
+		return 2
+	}
+	cfg, err := hub.LoadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := hub.Run(ctx, cfg, logger(*level)); err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub:", err)
+		return 1
+	}
+	return 0
+}
+
+func keygen(args []string) int {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	out := fs.String("out", "", "file to write the private key to (mode 0600)")
+	keyID := fs.String("key-id", "hub", "the id agents know the key by (signing_key_id in the hub config)")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if *out == "" {
+		fmt.Fprintln(os.Stderr, "loa-hub keygen: --out FILE is required")
+		return 2
+	}
+	line, err := hub.Keygen(*out, *keyID)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub keygen:", err)
+		return 1
+	}
+	fmt.Printf("wrote %s; put this under trusted_keys in every agent's config:\n  %s\n", *out, line)
+	return 0
+}
+
+func userAdd(args []string) int {
+	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
+	scope := fs.String("scope", "", "area whose subtree the user may act on")
+	cfgPath := fs.String("config", "", "hub config file (for its data dir)")
+	name := fs.String("name", "", "the person's name")
+	areaName := fs.String("area-name", "", "create the scope area with this name if it does not exist")
+	// The user id comes first (loa-hub user add lan --scope …); flags may follow it.
+	var id string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if id == "" || *scope == "" || *cfgPath == "" {
+		fmt.Fprintln(os.Stderr, "loa-hub user add NAME --scope AREA --config FILE: NAME, --scope and --config are required")
+		return 2
+	}
+	cfg, err := hub.LoadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub:", err)
+		return 1
+	}
+	ctx := context.Background()
+	log := logger("warn")
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub:", err)
+		return 1
+	}
+	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), clock{}, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub:", err)
+		return 1
+	}
+	defer db.Close()
+	tok, err := hub.AddUser(ctx, db, id, *name, *scope, *areaName)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
+		return 1
+	}
+	fmt.Printf("user %s (scope %s) created; their token, shown only now:\n%s\n", id, *scope, tok)
+	return 0
+}
+
+type clock struct{}
+
+func (clock) Now() time.Time { return time.Now() }

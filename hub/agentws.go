@@ -1,0 +1,403 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+)
+
+const (
+	helloTimeout = 30 * time.Second
+	writeTimeout = 15 * time.Second
+)
+
+// agentConn is one device's live websocket. Writes are serialised by wmu; the handler
+// goroutine is the only reader.
+type agentConn struct {
+	s        *Server
+	ws       *websocket.Conn
+	device   string
+	software string
+	limits   protocol.Limits
+	wmu      sync.Mutex
+	seq      atomic.Uint64
+	mu       sync.Mutex
+	sent     map[string]int64 // schedule message id -> revision, to tie refusals to a push
+	once     sync.Once
+}
+
+func (c *agentConn) nextID() string { return "h-" + strconv.FormatUint(c.seq.Add(1), 10) }
+
+func (c *agentConn) close() {
+	c.once.Do(func() {
+		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "closed by the hub"), time.Now().Add(time.Second))
+		c.ws.Close()
+	})
+}
+
+func (c *agentConn) send(m protocol.Message) error {
+	b, err := c.limits.Encode(m)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// sendSchedule sends one effective revision and records it as sent.
+func (c *agentConn) sendSchedule(ctx context.Context, e store.EffectiveSchedule) error {
+	id := c.nextID()
+	msg := &protocol.Schedule{Header: protocol.Header{ID: id},
+		Signed: &protocol.Signed{KeyID: c.s.signer.KeyID(), Payload: e.Document, Sig: e.Signature}}
+	c.mu.Lock()
+	c.sent[id] = e.Revision
+	c.mu.Unlock()
+	if err := c.send(msg); err != nil {
+		c.s.log.Warn("schedule send failed", "device", c.device, "revision", e.Revision, "err", err)
+		return err
+	}
+	if _, err := c.s.st.MarkDelivery(ctx, c.device, e.Revision, store.StateSent, ""); err != nil {
+		c.s.log.Error("delivery state not recorded", "device", c.device, "revision", e.Revision, "state", "sent", "err", err)
+	}
+	return nil
+}
+
+// fail answers a message the hub cannot accept with an error and closes the connection.
+func (c *agentConn) fail(re string, err error, closeCode int) {
+	c.s.log.Warn("closing agent connection", "device", c.device, "err", err)
+	m := protocol.NewErrorMessage(c.nextID(), re, err)
+	var ce *codeError
+	if errors.As(err, &ce) {
+		m.Code = ce.code // CodeOf knows only protocol's own errors
+	}
+	if b, e := c.limits.Encode(m); e == nil {
+		c.wmu.Lock()
+		c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+		c.ws.WriteMessage(websocket.TextMessage, b)
+		c.wmu.Unlock()
+	}
+	msg := err.Error()
+	if len(msg) > 120 { // a close reason must fit in a control frame
+		msg = msg[:120]
+	}
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeCode, msg), time.Now().Add(time.Second))
+}
+
+var errUnexpected = errors.New("unexpected message")
+
+func (s *Server) upgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize: 1024, WriteBufferSize: 1024, WriteBufferPool: &sync.Pool{},
+		HandshakeTimeout: 10 * time.Second,
+		// Agents are not browsers; they authenticate with their secret, not with cookies.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+}
+
+func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
+	dev, ok := s.deviceAuth(w, r)
+	if !ok {
+		return
+	}
+	ws, err := s.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	lim := s.opts.Limits
+	if lim.MaxMessageBytes == 0 {
+		lim.MaxMessageBytes = protocol.DefaultMaxMessageBytes
+	}
+	ws.SetReadLimit(int64(lim.MaxMessageBytes))
+	c := &agentConn{s: s, ws: ws, device: dev.ID, limits: lim, sent: map[string]int64{}}
+	defer c.close()
+	ctx := r.Context()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+
+	ws.SetReadDeadline(time.Now().Add(helloTimeout))
+	m, err := c.read()
+	if err != nil {
+		c.readFailed("", err)
+		return
+	}
+	hello, ok := m.(*protocol.Hello)
+	if !ok {
+		c.fail(m.Envelope().ID, &codeError{code: protocol.CodeHelloFirst, msg: fmt.Sprintf("send hello first, not %s", m.Type())}, websocket.ClosePolicyViolation)
+		return
+	}
+	t1 := s.clock.Now()
+	if hello.DeviceID != dev.ID {
+		c.fail(hello.ID, &codeError{code: protocol.CodeUnauthorized, msg: fmt.Sprintf("hello names device %q but the connection authenticated as %q", hello.DeviceID, dev.ID)}, websocket.ClosePolicyViolation)
+		return
+	}
+	c.software = hello.SoftwareVersion
+	s.mu.Lock()
+	old := s.conns[dev.ID]
+	s.conns[dev.ID] = c
+	s.mu.Unlock()
+	if old != nil {
+		old.close() // the device reconnected before the hub noticed it was gone
+	}
+	defer func() {
+		s.mu.Lock()
+		if s.conns[dev.ID] == c {
+			delete(s.conns, dev.ID)
+		}
+		s.mu.Unlock()
+	}()
+	log := s.log.With("device", dev.ID)
+	log.Info("agent connected", "remote", r.RemoteAddr, "software", hello.SoftwareVersion)
+	if err := s.st.Seen(ctx, dev.ID); err != nil {
+		log.Error("last seen not recorded", "err", err)
+	}
+
+	// What the device holds of its own lineage.
+	var held int64
+	for _, ref := range []*protocol.ScheduleRef{hello.ActiveSchedule, hello.PendingSchedule} {
+		if ref != nil && ref.ID == ScheduleIDFor(dev.ID) && ref.Revision <= math.MaxInt64 {
+			held = max(held, int64(ref.Revision))
+		}
+	}
+	// Compose if anything changed while it was away; never below what it already holds, or
+	// it would refuse the new revision as replayed.
+	e, _, err := s.composeDevice(ctx, dev.ID, 0)
+	if err != nil {
+		log.Error("effective schedule not composed", "err", err)
+	} else if e.Revision > 0 && e.Revision <= held && held > 0 {
+		// The device holds a revision the hub does not know as newer (a hub restored from a
+		// backup): compose above it.
+		if e2, _, err := s.composeDevice(ctx, dev.ID, held+1); err == nil {
+			e = e2
+		}
+	}
+	acked, err := s.st.AckedSeq(ctx, dev.ID)
+	if err != nil {
+		log.Error("acked sequence not read", "err", err)
+		c.fail(hello.ID, &codeError{code: protocol.CodeInternal, msg: "the hub cannot read its store; retry later"}, websocket.CloseInternalServerErr)
+		return
+	}
+	welcome := &protocol.Welcome{Header: protocol.Header{ID: c.nextID(), Re: hello.ID}, HelloReceivedAt: t1,
+		ResendFrom: uint64(acked) + 1, StatusIntervalS: int(s.opts.StatusInterval / time.Second)}
+	if e.Revision > held {
+		welcome.LatestSchedule = &protocol.ScheduleRef{ID: ScheduleIDFor(dev.ID), Revision: uint64(e.Revision)}
+	}
+	welcome.HubTime = s.clock.Now()
+	if err := c.send(welcome); err != nil {
+		log.Warn("welcome not sent", "err", err)
+		return
+	}
+	if e.Revision > held {
+		c.sendSchedule(ctx, e)
+	}
+
+	idle := 3*s.opts.StatusInterval + 30*time.Second
+	ws.SetPingHandler(func(data string) error {
+		ws.SetReadDeadline(time.Now().Add(idle))
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeTimeout))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
+	for {
+		ws.SetReadDeadline(time.Now().Add(idle))
+		m, err := c.read()
+		if err != nil {
+			c.readFailed("", err)
+			log.Info("agent disconnected", "reason", err)
+			return
+		}
+		if err := s.handleAgentMessage(ctx, c, m); err != nil {
+			var ce *codeError
+			if errors.As(err, &ce) && ce.code == protocol.CodeInternal {
+				c.fail(m.Envelope().ID, err, websocket.CloseInternalServerErr)
+			} else {
+				c.fail(m.Envelope().ID, err, websocket.ClosePolicyViolation)
+			}
+			return
+		}
+	}
+}
+
+// read reads and decodes one message.
+func (c *agentConn) read() (protocol.Message, error) {
+	mt, rd, err := c.ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	if mt != websocket.TextMessage {
+		return nil, &codeError{code: "bad_json", msg: "binary frame: messages are JSON text frames"}
+	}
+	return c.limits.DecodeReader(rd)
+}
+
+// readFailed answers a malformed message; transport errors just end the connection.
+func (c *agentConn) readFailed(re string, err error) {
+	var me *protocol.MessageError
+	var ce *codeError
+	switch {
+	case errors.As(err, &me):
+		code := websocket.ClosePolicyViolation
+		if errors.Is(err, protocol.ErrTooLarge) {
+			code = websocket.CloseMessageTooBig
+		}
+		c.fail(re, err, code)
+	case errors.As(err, &ce):
+		c.fail(re, err, websocket.CloseUnsupportedData)
+	case errors.Is(err, websocket.ErrReadLimit):
+		// gorilla has already sent close 1009.
+		c.s.log.Warn("agent message over the size limit", "device", c.device, "limit", c.limits.MaxMessageBytes)
+	}
+}
+
+// codeError is a connection-handling error with a wire code.
+type codeError struct{ code, msg string }
+
+func (e *codeError) Error() string { return e.msg }
+
+func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.Message) error {
+	switch m := m.(type) {
+	case *protocol.Confirmations:
+		recs := make([]store.Confirmation, 0, len(m.Records))
+		for i, r := range m.Records {
+			if r.Device != c.device {
+				return &codeError{code: protocol.CodeUnauthorized, msg: fmt.Sprintf("records[%d].device is %q; this connection is device %q", i, r.Device, c.device)}
+			}
+			if r.Seq == 0 || r.Seq > math.MaxInt64 {
+				return &codeError{code: "invalid_field", msg: fmt.Sprintf("records[%d].seq %d is out of range", i, r.Seq)}
+			}
+			recs = append(recs, storeConfirmation(r))
+		}
+		ack, err := s.st.AddConfirmations(ctx, c.device, recs)
+		if err != nil {
+			if errors.Is(err, store.ErrInvalid) {
+				return &codeError{code: "invalid_field", msg: err.Error()}
+			}
+			s.log.Error("confirmations not stored", "device", c.device, "err", err)
+			return &codeError{code: protocol.CodeInternal, msg: "the hub could not store the confirmations; they stay in your journal"}
+		}
+		return c.send(&protocol.Ack{Header: protocol.Header{ID: c.nextID(), Re: m.ID}, Seq: uint64(ack)})
+	case *protocol.Delivery:
+		return s.recordDelivery(ctx, c, m)
+	case *protocol.Status:
+		if err := s.st.UpdateStatus(ctx, c.device, storeStatus(m, c.software)); err != nil {
+			s.log.Warn("status not stored", "device", c.device, "err", err)
+		}
+		return nil
+	case *protocol.ErrorMessage:
+		s.log.Warn("agent reported an error", "device", c.device, "code", m.Code, "message", m.Message, "re", m.Re)
+		return nil
+	default:
+		return &codeError{code: "unknown_type", msg: fmt.Sprintf("a hub does not accept %s messages from agents", m.Type())}
+	}
+}
+
+func (s *Server) recordDelivery(ctx context.Context, c *agentConn, d *protocol.Delivery) error {
+	if d.CommandID != "" || d.State == protocol.DeliveryExecuted || d.State == protocol.DeliveryFailed {
+		s.log.Info("command delivery", "device", c.device, "command", d.CommandID, "state", d.State, "reason", d.Reason)
+		return nil
+	}
+	rev := int64(-1)
+	if d.ScheduleID == ScheduleIDFor(c.device) && d.Revision > 0 && d.Revision <= math.MaxInt64 {
+		rev = int64(d.Revision)
+	} else {
+		c.mu.Lock()
+		if r, ok := c.sent[d.Re]; ok {
+			rev = r
+		}
+		c.mu.Unlock()
+	}
+	if rev < 0 {
+		s.log.Warn("delivery report for an unknown push", "device", c.device, "re", d.Re, "schedule", d.ScheduleID, "revision", d.Revision, "state", d.State)
+		return nil
+	}
+	var st store.DeliveryState
+	reason := ""
+	switch d.State {
+	case protocol.DeliveryReceived:
+		st = store.StateReceived
+	case protocol.DeliveryContentReady:
+		st = store.StateContentReady
+	case protocol.DeliveryActive:
+		st = store.StateActive
+	case protocol.DeliveryRefused:
+		st = store.StateRefused
+		reason = strings.TrimSpace(d.Code + ": " + d.Reason)
+		s.log.Warn("device refused its schedule", "device", c.device, "revision", rev, "code", d.Code, "reason", d.Reason)
+	default:
+		s.log.Info("delivery state not tracked", "device", c.device, "state", d.State)
+		return nil
+	}
+	if _, err := s.st.MarkDelivery(ctx, c.device, rev, st, reason); err != nil {
+		s.log.Warn("delivery state not recorded", "device", c.device, "revision", rev, "state", st, "err", err)
+	}
+	return nil
+}
+
+func storeConfirmation(r protocol.Confirmation) store.Confirmation {
+	f := func(p *float64) float64 {
+		if p == nil {
+			return math.NaN()
+		}
+		return *p
+	}
+	return store.Confirmation{Seq: int64(r.Seq), Output: r.Output, ScheduleID: r.ScheduleID, Revision: int64(min(r.Revision, math.MaxInt64)),
+		Program: r.Program, ItemIndex: r.ItemIndex, ItemRef: r.Item, Scheduled: r.Scheduled, Start: r.Start, End: r.End,
+		PlayedSeconds: r.PlayedS, PeakDBFS: f(r.PeakDBFS), RMSDBFS: f(r.RMSDBFS), SilenceSeconds: r.SilenceS,
+		Gaps: r.Gaps, Underruns: r.Underruns, Result: r.Result, Error: r.Error, ClockState: r.Clock}
+}
+
+func storeStatus(m *protocol.Status, software string) store.Status {
+	st := store.Status{TemperatureC: math.NaN(), Uptime: time.Duration(m.UptimeS * float64(time.Second)), SoftwareVersion: software}
+	var np []string
+	for _, p := range m.NowPlaying {
+		s := p.Output + ": " + p.Program
+		if p.Item != "" {
+			s += " (" + p.Item + ")"
+		}
+		np = append(np, s)
+	}
+	st.NowPlaying = strings.Join(np, "; ")
+	if len(st.NowPlaying) > 1000 {
+		st.NowPlaying = st.NowPlaying[:1000]
+	}
+	if m.Volume != nil {
+		st.Volume = *m.Volume
+	}
+	if m.ClockOffsetS != nil {
+		st.ClockOffset = -time.Duration(*m.ClockOffsetS * float64(time.Second)) // store: device minus hub
+	}
+	if m.DiskFreeBytes != nil {
+		st.DiskFreeBytes = *m.DiskFreeBytes
+	}
+	if m.TemperatureC != nil {
+		st.TemperatureC = *m.TemperatureC
+	}
+	if l := m.Link; l != nil {
+		st.Link = l.Kind
+		if l.SignalDBM != nil {
+			st.Link += fmt.Sprintf(" %.0fdBm", *l.SignalDBM)
+		}
+		if l.RTTMS != nil {
+			st.Link += fmt.Sprintf(" rtt %.0fms", *l.RTTMS)
+		}
+		st.Link = strings.TrimSpace(st.Link)
+	}
+	return st
+}

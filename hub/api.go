@@ -1,0 +1,728 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// maxJSONBody bounds a JSON request body; schedule documents are the largest.
+const maxJSONBody = store.MaxDocument + 64<<10
+
+type staffKey struct{}
+
+type principal struct {
+	User  store.User
+	Scope string
+}
+
+// staff authenticates a bearer token and hands the user and scope to h.
+func (s *Server) staff(h func(w http.ResponseWriter, r *http.Request, p principal)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || strings.TrimSpace(tok) == "" {
+			writeError(w, http.StatusUnauthorized, "missing staff token: pass --token or set LOA_TOKEN (a token is made with `loa-hub user add`)")
+			return
+		}
+		u, scope, err := s.st.Authenticate(r.Context(), HashToken(strings.TrimSpace(tok)))
+		if err != nil {
+			s.log.Warn("staff token refused", "remote", r.RemoteAddr, "err", err)
+			writeError(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
+			return
+		}
+		h(w, r, principal{User: u, Scope: scope})
+	})
+}
+
+// HashToken is what the store keeps of a staff token.
+func HashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// NewToken makes a staff token: 32 random bytes, "loa-st1-" and base32.
+func NewToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "loa-st1-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, apiError{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// storeError maps a store error to an HTTP status and writes it.
+func storeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, store.ErrExists):
+		code = http.StatusConflict
+	case errors.Is(err, store.ErrInvalid):
+		code = http.StatusBadRequest
+	case errors.Is(err, store.ErrStaleRevision):
+		code = http.StatusConflict
+	case errors.Is(err, store.ErrUnauthorized):
+		code = http.StatusForbidden
+	}
+	writeError(w, code, err.Error())
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "bad JSON request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) audit(ctx context.Context, p principal, action, target string, detail any) {
+	var raw json.RawMessage
+	if detail != nil {
+		raw, _ = json.Marshal(detail)
+	}
+	if _, err := s.st.AppendAudit(ctx, store.AuditEntry{Actor: p.User.ID, Action: action, Target: target, Detail: raw}); err != nil {
+		s.log.Error("audit log write failed", "action", action, "target", target, "err", err)
+	}
+}
+
+// inScope checks that p may act on area and writes a 403 saying what to do when not.
+func inScope(w http.ResponseWriter, p principal, what, area string) bool {
+	if store.Allowed(p.Scope, area) {
+		return true
+	}
+	writeError(w, http.StatusForbidden, fmt.Sprintf("%s is in area %s, outside your scope %s: ask staff of %s, or use a target under %s",
+		what, area, p.Scope, area, p.Scope))
+	return false
+}
+
+// areaParam is the ?area= filter, defaulting to the caller's scope.
+func areaParam(w http.ResponseWriter, r *http.Request, p principal) (string, bool) {
+	a := r.URL.Query().Get("area")
+	if a == "" {
+		return p.Scope, true
+	}
+	if !inScope(w, p, "area "+a, a) {
+		return "", false
+	}
+	return a, true
+}
+
+func (s *Server) apiWhoami(w http.ResponseWriter, r *http.Request, p principal) {
+	writeJSON(w, http.StatusOK, map[string]any{"user": p.User.ID, "name": p.User.Name, "scope": p.Scope,
+		"key_id": s.signer.KeyID(), "public_url": s.opts.PublicURL})
+}
+
+// AreaJSON is an area in API answers.
+type AreaJSON struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Parent string `json:"parent,omitempty"`
+	Depth  int    `json:"depth"`
+}
+
+func (s *Server) apiListAreas(w http.ResponseWriter, r *http.Request, p principal) {
+	area, ok := areaParam(w, r, p)
+	if !ok {
+		return
+	}
+	as, err := s.st.ListSubtree(r.Context(), area)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	out := make([]AreaJSON, 0, len(as))
+	for _, a := range as {
+		out = append(out, AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiAddArea(w http.ResponseWriter, r *http.Request, p principal) {
+	var req AreaJSON
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if err := store.ValidateAreaID(req.ID); err != nil {
+		storeError(w, err)
+		return
+	}
+	if req.ID == p.Scope || !store.Allowed(p.Scope, req.ID) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("you may add areas only below your scope %s: use an id like %s/<name>", p.Scope, p.Scope))
+		return
+	}
+	if req.Name == "" {
+		req.Name = req.ID[strings.LastIndex(req.ID, "/")+1:]
+	}
+	a, err := s.st.AddArea(r.Context(), store.Area{ID: req.ID, Name: req.Name})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("%v: add the parent area %s first", err, store.ParentArea(req.ID)))
+			return
+		}
+		storeError(w, err)
+		return
+	}
+	s.audit(r.Context(), p, "area.add", "area:"+a.ID, map[string]string{"name": a.Name})
+	writeJSON(w, http.StatusCreated, AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
+}
+
+// EnrolRequest is the body of POST /api/devices.
+type EnrolRequest struct {
+	ID      string   `json:"id"`
+	Area    string   `json:"area"`
+	Name    string   `json:"name,omitempty"`
+	Kind    string   `json:"kind,omitempty"`
+	Outputs []string `json:"outputs,omitempty"`
+}
+
+// EnrolResponse is the answer of POST /api/devices: the secret is shown this once.
+type EnrolResponse struct {
+	ID     string `json:"id"`
+	Area   string `json:"area"`
+	Secret string `json:"secret"`
+	KeyID  string `json:"key_id"`
+	Hub    string `json:"hub_url,omitempty"`
+}
+
+func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p principal) {
+	var req EnrolRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Area == "" {
+		writeError(w, http.StatusBadRequest, "enrolment needs an area: use --area AREA")
+		return
+	}
+	if !inScope(w, p, "device "+req.ID, req.Area) {
+		return
+	}
+	secret, err := protocol.NewDeviceSecret(rand.Reader)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	h, err := secretHash(secret)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if req.Name == "" {
+		req.Name = req.ID
+	}
+	kind := store.DeviceKind(req.Kind)
+	if kind == "" {
+		kind = store.KindCluster
+	}
+	d, err := s.st.EnrolDevice(r.Context(), store.Device{ID: req.ID, Name: req.Name, Area: req.Area, Kind: kind, Outputs: req.Outputs}, h)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	s.audit(r.Context(), p, "device.enrol", "device:"+d.ID, map[string]string{"area": d.Area})
+	writeJSON(w, http.StatusCreated, EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(), Hub: s.opts.PublicURL})
+}
+
+// secretHash converts protocol's "sha256:<hex>" form into the store's bytes.
+func secretHash(secret string) ([32]byte, error) {
+	var out [32]byte
+	h, err := protocol.HashDeviceSecret(secret)
+	if err != nil {
+		return out, err
+	}
+	_, digest, err := store.ParseRef(h)
+	if err != nil {
+		return out, fmt.Errorf("device secret hash: %w", err)
+	}
+	return digest, nil
+}
+
+// DeviceJSON is a device in API answers, with what the hub knows of its state.
+type DeviceJSON struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name,omitempty"`
+	Area           string     `json:"area"`
+	Kind           string     `json:"kind"`
+	Outputs        []string   `json:"outputs,omitempty"`
+	EnrolledAt     time.Time  `json:"enrolled_at"`
+	Revoked        bool       `json:"revoked,omitempty"`
+	Online         bool       `json:"online"`
+	LastSeen       *time.Time `json:"last_seen,omitempty"`
+	AckedSeq       int64      `json:"acked_seq"`
+	Revision       int64      `json:"revision,omitempty"`        // newest composed revision
+	Delivery       string     `json:"delivery,omitempty"`        // its delivery state
+	RefusedReason  string     `json:"refused_reason,omitempty"`  // when refused
+	ActiveRevision int64      `json:"active_revision,omitempty"` // newest the device reported active
+	NowPlaying     string     `json:"now_playing,omitempty"`
+	Software       string     `json:"software,omitempty"`
+	Link           string     `json:"link,omitempty"`
+	DiskFreeBytes  int64      `json:"disk_free_bytes,omitempty"`
+	TemperatureC   *float64   `json:"temperature_c,omitempty"`
+	ClockOffsetS   float64    `json:"clock_offset_s,omitempty"`
+}
+
+func (s *Server) deviceJSON(ctx context.Context, d store.Device) DeviceJSON {
+	j := DeviceJSON{ID: d.ID, Name: d.Name, Area: d.Area, Kind: string(d.Kind), Outputs: d.Outputs,
+		EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, AckedSeq: d.AckedSeq, NowPlaying: d.Status.NowPlaying,
+		Software: d.Status.SoftwareVersion, Link: d.Status.Link, DiskFreeBytes: d.Status.DiskFreeBytes,
+		ClockOffsetS: d.Status.ClockOffset.Seconds()}
+	if !d.LastSeen.IsZero() {
+		t := d.LastSeen
+		j.LastSeen = &t
+	}
+	if !math.IsNaN(d.Status.TemperatureC) && d.Status.TemperatureC != 0 {
+		t := d.Status.TemperatureC
+		j.TemperatureC = &t
+	}
+	s.mu.Lock()
+	_, j.Online = s.conns[d.ID]
+	s.mu.Unlock()
+	if e, err := s.st.LatestEffective(ctx, d.ID); err == nil {
+		j.Revision, j.Delivery, j.RefusedReason = e.Revision, string(e.Delivery.State), e.Delivery.RefusedReason
+	}
+	if e, err := s.st.LatestActiveEffective(ctx, d.ID); err == nil {
+		j.ActiveRevision = e.Revision
+	}
+	return j
+}
+
+func (s *Server) apiListDevices(w http.ResponseWriter, r *http.Request, p principal) {
+	area, ok := areaParam(w, r, p)
+	if !ok {
+		return
+	}
+	ds, err := s.st.ListDevices(r.Context(), area)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	out := make([]DeviceJSON, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, s.deviceJSON(r.Context(), d))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// lookupDevice finds a device the caller may see, suggesting the full id when they typed a
+// short one.
+func (s *Server) lookupDevice(w http.ResponseWriter, r *http.Request, p principal, id string) (store.Device, bool) {
+	d, err := s.st.GetDevice(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		msg := fmt.Sprintf("no device %s in your scope %s", id, p.Scope)
+		if hint := s.suggest(r.Context(), p, id); hint != "" {
+			msg += "; did you mean " + hint + "?"
+		}
+		writeError(w, http.StatusNotFound, msg)
+		return d, false
+	}
+	if err != nil {
+		storeError(w, err)
+		return d, false
+	}
+	if !store.Allowed(p.Scope, d.Area) {
+		// Same answer as for an unknown id, so other areas' devices cannot be probed.
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no device %s in your scope %s", id, p.Scope))
+		return d, false
+	}
+	return d, true
+}
+
+// suggest returns device or area ids in scope whose last segment is name's last segment.
+func (s *Server) suggest(ctx context.Context, p principal, name string) string {
+	last := name[strings.LastIndex(name, "/")+1:]
+	var hits []string
+	if ds, err := s.st.ListDevices(ctx, p.Scope); err == nil {
+		for _, d := range ds {
+			if d.ID != name && (d.ID == last || strings.HasSuffix(d.ID, "/"+last)) {
+				hits = append(hits, d.ID)
+			}
+		}
+	}
+	if as, err := s.st.ListSubtree(ctx, p.Scope); err == nil {
+		for _, a := range as {
+			if a.ID != name && strings.HasSuffix("/"+a.ID, "/"+last) {
+				hits = append(hits, a.ID)
+			}
+		}
+	}
+	sort.Strings(hits)
+	if len(hits) > 5 {
+		hits = hits[:5]
+	}
+	return strings.Join(hits, " or ")
+}
+
+func (s *Server) apiShowDevice(w http.ResponseWriter, r *http.Request, p principal) {
+	d, ok := s.lookupDevice(w, r, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
+}
+
+func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p principal) {
+	d, ok := s.lookupDevice(w, r, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	if err := s.st.RevokeDevice(r.Context(), d.ID); err != nil {
+		storeError(w, err)
+		return
+	}
+	s.audit(r.Context(), p, "device.revoke", "device:"+d.ID, nil)
+	// A revoked device loses its live connection at once, not at its next reconnect.
+	s.mu.Lock()
+	if c := s.conns[d.ID]; c != nil {
+		c.close()
+	}
+	s.mu.Unlock()
+	d, _ = s.st.GetDevice(r.Context(), d.ID)
+	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
+}
+
+// PushRequest is the body of POST /api/schedules.
+type PushRequest struct {
+	// To is an area id or a device id; "area:" or "device:" makes it explicit.
+	To       string `json:"to"`
+	Name     string `json:"name,omitempty"` // file name, for error messages
+	Document string `json:"document"`
+}
+
+// PushResponse says what a push did.
+type PushResponse struct {
+	Target   string   `json:"target"`
+	Revision int64    `json:"revision"`
+	Devices  int      `json:"devices"` // devices whose effective schedule changed
+	Sent     int      `json:"sent"`    // of those, connected ones it was sent to
+	Failures []string `json:"failures,omitempty"`
+}
+
+func (s *Server) resolveTarget(w http.ResponseWriter, r *http.Request, p principal, to string) (store.Target, string, bool) {
+	ctx := r.Context()
+	if id, ok := strings.CutPrefix(to, "area:"); ok {
+		if _, err := s.st.GetArea(ctx, id); err != nil {
+			s.notFoundTarget(w, r, p, id, "area")
+			return store.Target{}, "", false
+		}
+		return store.AreaTarget(id), id, inScope(w, p, "area "+id, id)
+	}
+	if id, ok := strings.CutPrefix(to, "device:"); ok {
+		d, ok := s.lookupDevice(w, r, p, id)
+		return store.DeviceTarget(d.ID), d.Area, ok
+	}
+	_, aerr := s.st.GetArea(ctx, to)
+	d, derr := s.st.GetDevice(ctx, to)
+	switch {
+	case aerr == nil && derr == nil:
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s is both an area and a device: use --to area:%s or --to device:%s", to, to, to))
+		return store.Target{}, "", false
+	case aerr == nil:
+		return store.AreaTarget(to), to, inScope(w, p, "area "+to, to)
+	case derr == nil:
+		if !store.Allowed(p.Scope, d.Area) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("device %s is in area %s, outside your scope %s: you may push only to areas and devices under %s",
+				d.ID, d.Area, p.Scope, p.Scope))
+			return store.Target{}, "", false
+		}
+		return store.DeviceTarget(to), d.Area, true
+	}
+	s.notFoundTarget(w, r, p, to, "area or device")
+	return store.Target{}, "", false
+}
+
+func (s *Server) notFoundTarget(w http.ResponseWriter, r *http.Request, p principal, id, what string) {
+	msg := fmt.Sprintf("no %s %s", what, id)
+	if hint := s.suggest(r.Context(), p, id); hint != "" {
+		msg += fmt.Sprintf(" in your scope %s; use --to %s", p.Scope, hint)
+	} else {
+		msg += fmt.Sprintf(" in your scope %s; `loa device list` and `loa area list` show the ids", p.Scope)
+	}
+	writeError(w, http.StatusNotFound, msg)
+}
+
+func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p principal) {
+	var req PushRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.To == "" {
+		writeError(w, http.StatusBadRequest, "a push needs a target: use --to AREA or --to DEVICE")
+		return
+	}
+	name := req.Name
+	if name == "" {
+		name = "pushed document"
+	}
+	doc, err := scheduler.Parse(name, []byte(req.Document))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	target, _, ok := s.resolveTarget(w, r, p, req.To)
+	if !ok {
+		return
+	}
+	if err := s.checkContent(r.Context(), doc); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sch, err := s.st.PutSchedule(r.Context(), store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	s.audit(r.Context(), p, "schedule.push", target.String(), map[string]any{"schedule_id": doc.ID, "revision": sch.Revision, "programs": len(doc.Programs)})
+	res := s.pushTarget(r.Context(), target)
+	res.Target, res.Revision = target.String(), sch.Revision
+	writeJSON(w, http.StatusOK, res)
+}
+
+// checkContent refuses a document naming library content the hub does not have: agents would
+// wait for it for ever.
+func (s *Server) checkContent(ctx context.Context, doc *scheduler.Document) error {
+	for _, pr := range doc.Programs {
+		for i, it := range pr.Items {
+			if it.Content == "" {
+				continue
+			}
+			if _, err := s.st.GetContent(ctx, it.Content); err != nil {
+				return fmt.Errorf("program %s item %d: content %s is not in the hub's library: upload it with `loa content add FILE` and use the sha256 it prints", pr.ID, i, it.Content)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, p principal) {
+	s.apiListDevices(w, r, p)
+}
+
+// ConfirmationJSON is one confirmation in API answers.
+type ConfirmationJSON struct {
+	Device     string     `json:"device"`
+	Seq        int64      `json:"seq"`
+	Area       string     `json:"area"`
+	Output     string     `json:"output,omitempty"`
+	ScheduleID string     `json:"schedule_id,omitempty"`
+	Revision   int64      `json:"revision,omitempty"`
+	Program    string     `json:"program,omitempty"`
+	ItemIndex  int        `json:"item_index"`
+	Item       string     `json:"item,omitempty"`
+	Scheduled  *time.Time `json:"scheduled,omitempty"`
+	Start      *time.Time `json:"start,omitempty"`
+	End        *time.Time `json:"end,omitempty"`
+	PlayedS    float64    `json:"played_s"`
+	PeakDBFS   *float64   `json:"peak_dbfs,omitempty"`
+	RMSDBFS    *float64   `json:"rms_dbfs,omitempty"`
+	SilenceS   float64    `json:"silence_s"`
+	Gaps       int        `json:"gaps"`
+	Underruns  int        `json:"underruns"`
+	Result     string     `json:"result"`
+	Error      string     `json:"error,omitempty"`
+	Clock      string     `json:"clock,omitempty"`
+	ReceivedAt time.Time  `json:"received_at"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func finitePtr(f float64) *float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return &f
+}
+
+func confirmationJSON(c store.Confirmation) ConfirmationJSON {
+	return ConfirmationJSON{Device: c.DeviceID, Seq: c.Seq, Area: c.Area, Output: c.Output, ScheduleID: c.ScheduleID,
+		Revision: c.Revision, Program: c.Program, ItemIndex: c.ItemIndex, Item: c.ItemRef,
+		Scheduled: timePtr(c.Scheduled), Start: timePtr(c.Start), End: timePtr(c.End), PlayedS: c.PlayedSeconds,
+		PeakDBFS: finitePtr(c.PeakDBFS), RMSDBFS: finitePtr(c.RMSDBFS), SilenceS: c.SilenceSeconds, Gaps: c.Gaps,
+		Underruns: c.Underruns, Result: c.Result, Error: c.Error, Clock: c.ClockState, ReceivedAt: c.ReceivedAt}
+}
+
+// ParseTimeParam reads a time filter: RFC 3339, a date (YYYY-MM-DD, UTC midnight), or a
+// duration back from now ("24h").
+func ParseTimeParam(name, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q: write an RFC 3339 time (2026-11-26T06:00:00+07:00), a date (2026-11-26) or a duration back from now (24h)", name, v)
+}
+
+func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p principal) {
+	q := r.URL.Query()
+	f := store.ConfirmationFilter{Result: q.Get("result")}
+	area, ok := areaParam(w, r, p)
+	if !ok {
+		return
+	}
+	f.Area = area
+	if id := q.Get("device"); id != "" {
+		d, ok := s.lookupDevice(w, r, p, id)
+		if !ok {
+			return
+		}
+		// The area filter is where the play was heard; a device's own plays are filtered by
+		// the caller's scope only through its current area.
+		f.DeviceID, f.Area = d.ID, ""
+		if q.Get("area") != "" {
+			f.Area = area
+		}
+	}
+	var err error
+	now := s.clock.Now()
+	if f.Since, err = ParseTimeParam("since", q.Get("since"), now); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if f.Until, err = ParseTimeParam("until", q.Get("until"), now); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: write a non-negative whole number", l))
+			return
+		}
+	}
+	cs, err := s.st.ListConfirmations(r.Context(), f)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if f.DeviceID != "" && q.Get("area") == "" {
+		// Keep only plays heard inside the caller's scope (a device may have moved in).
+		kept := cs[:0]
+		for _, c := range cs {
+			if store.Allowed(p.Scope, c.Area) {
+				kept = append(kept, c)
+			}
+		}
+		cs = kept
+	}
+	out := make([]ConfirmationJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, confirmationJSON(c))
+	}
+	if q.Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		WriteConfirmationsCSV(w, out)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ConfirmationCSVHeader is the header row of the CSV form.
+var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
+	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
+	"gaps", "underruns", "result", "error", "clock", "received_at"}
+
+// WriteConfirmationsCSV writes confirmations as CSV with a header row.
+func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
+	cw := csv.NewWriter(w)
+	cw.Write(confirmationCSVHeader)
+	ft := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.Format(time.RFC3339Nano)
+	}
+	ff := func(f *float64) string {
+		if f == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*f, 'f', -1, 64)
+	}
+	for _, c := range cs {
+		cw.Write([]string{c.Device, strconv.FormatInt(c.Seq, 10), c.Area, c.Output, c.ScheduleID,
+			strconv.FormatInt(c.Revision, 10), c.Program, strconv.Itoa(c.ItemIndex), c.Item, ft(c.Scheduled),
+			ft(c.Start), ft(c.End), strconv.FormatFloat(c.PlayedS, 'f', -1, 64), ff(c.PeakDBFS), ff(c.RMSDBFS),
+			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
+			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// AuditJSON is one audit entry in API answers.
+type AuditJSON struct {
+	At     time.Time       `json:"at"`
+	Actor  string          `json:"actor"`
+	Action string          `json:"action"`
+	Target string          `json:"target"`
+	Detail json.RawMessage `json:"detail,omitempty"`
+}
+
+func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) {
+	q := r.URL.Query()
+	es, err := s.st.ListAudit(r.Context(), store.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), Limit: 1000})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	out := []AuditJSON{}
+	for _, e := range es {
+		if !s.auditVisible(r.Context(), p, e.Target) {
+			continue
+		}
+		out = append(out, AuditJSON{At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// auditVisible shows staff the entries about their own subtree.
+func (s *Server) auditVisible(ctx context.Context, p principal, target string) bool {
+	if id, ok := strings.CutPrefix(target, "area:"); ok {
+		return store.Allowed(p.Scope, id)
+	}
+	if id, ok := strings.CutPrefix(target, "device:"); ok {
+		d, err := s.st.GetDevice(ctx, id)
+		return err == nil && store.Allowed(p.Scope, d.Area)
+	}
+	return strings.Count(p.Scope, "/") == 0 // library-wide entries: province staff
+}

@@ -1,0 +1,191 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// ScheduleIDFor is the schedule id of a device's effective schedule: one lineage per device,
+// so revisions never compete across devices.
+func ScheduleIDFor(deviceID string) string { return "dev-" + deviceID }
+
+// programPrefix is what a source's program ids are prefixed with in the composed document:
+// the area id for an area's schedule, "device:<id>" for the device's own, so ids stay unique
+// and say where a programme comes from (quang-nam/relay).
+func programPrefix(t store.Target) string {
+	if t.Kind == store.TargetDevice {
+		return "device:" + t.ID
+	}
+	return t.ID
+}
+
+// Compose builds a device's effective schedule from its sources (root area first, the device's
+// own last) with the given revision. It returns the document's bytes (JSON) as the agent will
+// store them. Exposed for tests and tools; the hub calls it through composeDevice.
+func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, sources []store.Schedule) ([]byte, error) {
+	doc := scheduler.Document{Version: scheduler.SchemaVersion, ID: ScheduleIDFor(deviceID), Revision: revision, Programs: []scheduler.Program{}}
+	durations := map[string]scheduler.Duration{}
+	for _, src := range sources {
+		d, err := scheduler.Parse(src.Target.String()+" revision "+fmt.Sprint(src.Revision), src.Document)
+		if err != nil {
+			return nil, fmt.Errorf("schedule of %s no longer parses: %w", src.Target, err)
+		}
+		// The nearest schedule (the last one) decides the zone and the quiet hours.
+		doc.Timezone, doc.QuietHours = d.Timezone, d.QuietHours
+		for _, p := range d.Programs {
+			p.ID = programPrefix(src.Target) + "/" + p.ID
+			items := slices.Clone(p.Items)
+			for i, it := range items {
+				if it.Content == "" || it.Duration != 0 {
+					continue
+				}
+				dur, ok := durations[it.Content]
+				if !ok {
+					c, err := s.st.GetContent(ctx, it.Content)
+					if err != nil {
+						return nil, fmt.Errorf("%s program %s: content %s: %w", src.Target, p.ID, it.Content, err)
+					}
+					dur = scheduler.Duration(c.Duration)
+					durations[it.Content] = dur
+				}
+				items[i].Duration = dur
+			}
+			p.Items = items
+			doc.Programs = append(doc.Programs, p)
+		}
+	}
+	b, err := doc.Encode()
+	if err != nil {
+		return nil, err
+	}
+	// What the agent will parse must parse here first.
+	if _, err := scheduler.Parse("effective schedule of device "+deviceID, b); err != nil {
+		return nil, fmt.Errorf("composed schedule is invalid: %w", err)
+	}
+	return b, nil
+}
+
+func sameSources(a []store.SourceRevision, b []store.Schedule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Target != b[i].Target || a[i].Revision != b[i].Revision {
+			return false
+		}
+	}
+	return true
+}
+
+// composeDevice makes sure the device's newest effective schedule reflects its current sources
+// and is above minRevision, composing and signing a new revision when not. It returns the
+// newest effective schedule (zero Revision when the device has nothing to play) and whether it
+// is new.
+func (s *Server) composeDevice(ctx context.Context, deviceID string, minRevision int64) (store.EffectiveSchedule, bool, error) {
+	unlock := s.composeMu.lock(deviceID)
+	defer unlock()
+	srcs, err := s.st.SchedulesForDevice(ctx, deviceID)
+	if err != nil {
+		return store.EffectiveSchedule{}, false, err
+	}
+	latest, err := s.st.LatestEffective(ctx, deviceID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.EffectiveSchedule{}, false, err
+	}
+	if len(srcs) == 0 && latest.Revision == 0 {
+		return latest, false, nil
+	}
+	if latest.Revision > 0 && latest.Revision >= minRevision && sameSources(latest.Sources, srcs) {
+		return latest, false, nil
+	}
+	rev := max(latest.Revision+1, minRevision, 1)
+	doc, err := s.Compose(ctx, deviceID, rev, srcs)
+	if err != nil {
+		return store.EffectiveSchedule{}, false, err
+	}
+	signed, err := s.signer.SignSchedule(protocol.SchedulePayload{ScheduleID: ScheduleIDFor(deviceID), Revision: uint64(rev),
+		Devices: []string{deviceID}, IssuedAt: s.clock.Now().UTC(), Format: protocol.FormatJSON, Document: string(doc)})
+	if err != nil {
+		return store.EffectiveSchedule{}, false, err
+	}
+	sources := make([]store.SourceRevision, len(srcs))
+	for i, sc := range srcs {
+		sources[i] = store.SourceRevision{Target: sc.Target, Revision: sc.Revision}
+	}
+	e, err := s.st.AddEffective(ctx, store.EffectiveSchedule{DeviceID: deviceID, Revision: rev, Document: signed.Payload,
+		Signature: signed.Sig, Sources: sources})
+	if err != nil {
+		return store.EffectiveSchedule{}, false, err
+	}
+	s.log.Info("composed effective schedule", "device", deviceID, "revision", rev, "sources", len(srcs))
+	return e, true, nil
+}
+
+// pushTarget recomposes every device a target feeds and sends new revisions to the connected
+// ones.
+func (s *Server) pushTarget(ctx context.Context, t store.Target) PushResponse {
+	var ids []string
+	if t.Kind == store.TargetDevice {
+		ids = []string{t.ID}
+	} else {
+		ds, err := s.st.ListDevices(ctx, t.ID)
+		if err != nil {
+			return PushResponse{Failures: []string{err.Error()}}
+		}
+		for _, d := range ds {
+			if !d.Revoked {
+				ids = append(ids, d.ID)
+			}
+		}
+	}
+	var (
+		changed, sent atomic.Int64
+		mu            sync.Mutex
+		failures      []string
+		wg            sync.WaitGroup
+		next          atomic.Int64
+	)
+	workers := min(4, len(ids))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(ids) {
+					return
+				}
+				e, isNew, err := s.composeDevice(ctx, ids[i], 0)
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("device %s: %v", ids[i], err))
+					mu.Unlock()
+					continue
+				}
+				if !isNew {
+					continue
+				}
+				changed.Add(1)
+				s.mu.Lock()
+				c := s.conns[ids[i]]
+				s.mu.Unlock()
+				if c != nil && c.sendSchedule(ctx, e) == nil {
+					sent.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 20 {
+		failures = append(failures[:20], fmt.Sprintf("… and %d more", len(failures)-20))
+	}
+	return PushResponse{Devices: int(changed.Load()), Sent: int(sent.Load()), Failures: failures}
+}

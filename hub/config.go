@@ -1,0 +1,151 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultListen is where the hub listens when the config names no address: loopback only, so a
+// hub started without TLS is not reachable from the network by accident.
+const DefaultListen = "127.0.0.1:8470"
+
+// Config is the hub's configuration file (YAML). Unknown fields are refused so that a typo
+// does not silently leave a setting at its default.
+type Config struct {
+	// Listen is the address the HTTP and websocket server listens on.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite file (hub.db) and the content library (content/).
+	DataDir string `yaml:"data_dir"`
+	// SigningKeyFile holds the ed25519 private key ("ed25519-seed:…") schedules are signed with.
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// SigningKeyID is the id agents know the public key by (their trusted_keys).
+	SigningKeyID string `yaml:"signing_key_id"`
+	// TLSCert and TLSKey enable HTTPS/WSS. Without them the hub serves plain HTTP, which is
+	// refused on a non-loopback address unless InsecureListen is set.
+	TLSCert        string `yaml:"tls_cert"`
+	TLSKey         string `yaml:"tls_key"`
+	InsecureListen bool   `yaml:"insecure_listen"`
+	// PublicURL is the base URL agents fetch content from (e.g. https://hub.example.vn).
+	PublicURL string `yaml:"public_url"`
+	// Loudness is the integrated loudness target of transcoded content, in LUFS (EBU R128);
+	// speech is usually normalised to -16.
+	LoudnessLUFS float64 `yaml:"loudness_lufs"`
+	// MaxUploadBytes bounds one content upload.
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// FFmpeg and FFprobe are the programs used to transcode and probe content.
+	FFmpeg  string `yaml:"ffmpeg"`
+	FFprobe string `yaml:"ffprobe"`
+	// StatusInterval is how often agents are asked to send their status.
+	StatusInterval time.Duration `yaml:"status_interval"`
+}
+
+// Defaults fills the fields left empty.
+func (c *Config) Defaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.SigningKeyID == "" {
+		c.SigningKeyID = "hub"
+	}
+	if c.LoudnessLUFS == 0 {
+		c.LoudnessLUFS = -16
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = 512 << 20
+	}
+	if c.FFmpeg == "" {
+		c.FFmpeg = "ffmpeg"
+	}
+	if c.FFprobe == "" {
+		c.FFprobe = "ffprobe"
+	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = 60 * time.Second
+	}
+	if c.PublicURL == "" {
+		scheme := "http"
+		if c.TLSCert != "" {
+			scheme = "https"
+		}
+		c.PublicURL = scheme + "://" + c.Listen
+	}
+}
+
+// Check validates a config after Defaults; errors name the field and what to do.
+func (c *Config) Check() error {
+	if c.DataDir == "" {
+		return errors.New("config: data_dir is required (the directory for hub.db and content/)")
+	}
+	if c.SigningKeyFile == "" {
+		return errors.New("config: signing_key_file is required; create one with `loa-hub keygen --out FILE`")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: tls_cert and tls_key must be given together")
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("config: listen %q: %v (write host:port, e.g. 127.0.0.1:8470)", c.Listen, err)
+	}
+	if c.TLSCert == "" && !c.InsecureListen && !isLoopback(host) {
+		return fmt.Errorf("config: listen %q is not a loopback address and no tls_cert is given: "+
+			"device secrets and staff tokens would cross the network in clear; give tls_cert/tls_key, "+
+			"or set insecure_listen: true behind a TLS-terminating proxy", c.Listen)
+	}
+	if c.LoudnessLUFS > -5 || c.LoudnessLUFS < -70 {
+		return fmt.Errorf("config: loudness_lufs %v is outside -70..-5 (speech is usually -16)", c.LoudnessLUFS)
+	}
+	if c.StatusInterval < time.Second {
+		return fmt.Errorf("config: status_interval %v is under a second", c.StatusInterval)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ParseConfig reads a config document; relative paths are resolved against dir (the
+// directory of the config file).
+func ParseConfig(data []byte, dir string) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %v", err)
+	}
+	for _, p := range []*string{&c.DataDir, &c.SigningKeyFile, &c.TLSCert, &c.TLSKey} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	c.Defaults()
+	if err := c.Check(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// LoadConfig reads and checks the config file at path.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %v", err)
+	}
+	c, err := ParseConfig(data, filepath.Dir(path))
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

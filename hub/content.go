@@ -1,0 +1,371 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+)
+
+// Transcoder turns any common audio file into the library's form: MP3 at 48 kHz, mono kept
+// mono (most speech is), loudness-normalised to an EBU R128 target, at a speech-friendly
+// bitrate.
+type Transcoder struct {
+	FFmpeg, FFprobe string
+	LoudnessLUFS    float64 // e.g. -16
+	TempDir         string  // "" = the OS default
+}
+
+// ErrNotAudio is returned for an upload ffprobe finds no audio stream in.
+var ErrNotAudio = errors.New("not audio")
+
+type probeResult struct {
+	Streams []struct {
+		CodecType string `json:"codec_type"`
+		Channels  int    `json:"channels"`
+	} `json:"streams"`
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+}
+
+func (t *Transcoder) probe(ctx context.Context, path string) (channels int, dur time.Duration, err error) {
+	out, err := exec.CommandContext(ctx, t.FFprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path).Output()
+	if err != nil {
+		msg := err.Error()
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			msg = strings.TrimSpace(string(ee.Stderr))
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			return 0, 0, fmt.Errorf("ffprobe is not installed on the hub (apt-get install ffmpeg): %w", err)
+		}
+		return 0, 0, fmt.Errorf("%w: ffprobe cannot read it as media: %s", ErrNotAudio, firstLine(msg))
+	}
+	var pr probeResult
+	if err := json.Unmarshal(out, &pr); err != nil {
+		return 0, 0, fmt.Errorf("ffprobe output: %w", err)
+	}
+	for _, s := range pr.Streams {
+		if s.CodecType == "audio" {
+			channels = s.Channels
+			break
+		}
+	}
+	if channels == 0 {
+		return 0, 0, fmt.Errorf("%w: the file has no audio stream", ErrNotAudio)
+	}
+	if f, err := strconv.ParseFloat(pr.Format.Duration, 64); err == nil {
+		dur = time.Duration(f * float64(time.Second))
+	}
+	return channels, dur, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Transcode converts src into dst (MP3) and returns the duration of dst.
+func (t *Transcoder) Transcode(ctx context.Context, src, dst string) (time.Duration, error) {
+	ch, _, err := t.probe(ctx, src)
+	if err != nil {
+		return 0, err
+	}
+	channels, bitrate := "1", "64k"
+	if ch >= 2 {
+		channels, bitrate = "2", "96k"
+	}
+	af := fmt.Sprintf("loudnorm=I=%g:TP=-1.5:LRA=11", t.LoudnessLUFS)
+	cmd := exec.CommandContext(ctx, t.FFmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src,
+		"-vn", "-map_metadata", "-1", "-af", af, "-ac", channels, "-ar", "48000",
+		"-c:a", "libmp3lame", "-b:a", bitrate, "-f", "mp3", dst)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return 0, fmt.Errorf("ffmpeg is not installed on the hub (apt-get install ffmpeg): %w", err)
+		}
+		return 0, fmt.Errorf("%w: ffmpeg could not transcode it: %s", ErrNotAudio, firstLine(strings.TrimSpace(stderr.String())))
+	}
+	_, dur, err := t.probe(ctx, dst)
+	if err != nil {
+		return 0, fmt.Errorf("transcoded file: %w", err)
+	}
+	return dur, nil
+}
+
+// ContentJSON is a library item in API answers.
+type ContentJSON struct {
+	Ref       string    `json:"ref"`
+	Size      int64     `json:"size"`
+	DurationS float64   `json:"duration_s"`
+	MIME      string    `json:"mime"`
+	Title     string    `json:"title"`
+	Theme     string    `json:"theme,omitempty"`
+	Language  string    `json:"language,omitempty"`
+	Format    string    `json:"format,omitempty"`
+	Unit      string    `json:"unit,omitempty"`
+	By        string    `json:"uploaded_by,omitempty"`
+	At        time.Time `json:"uploaded_at"`
+	Created   bool      `json:"created"`
+	URL       string    `json:"url,omitempty"`
+}
+
+func contentJSON(c store.Content, base string) ContentJSON {
+	j := ContentJSON{Ref: c.Ref, Size: c.Size, DurationS: c.Duration.Seconds(), MIME: c.MIME, Title: c.Title,
+		Theme: c.Theme, Language: c.Language, Format: c.Format, Unit: c.ProducingUnit, By: c.UploadedBy, At: c.UploadedAt}
+	if base != "" {
+		j.URL = strings.TrimRight(base, "/") + "/content/" + c.Ref
+	}
+	return j
+}
+
+func (s *Server) apiListContent(w http.ResponseWriter, r *http.Request, p principal) {
+	q := r.URL.Query()
+	cs, err := s.st.ListContent(r.Context(), store.ContentFilter{Theme: q.Get("theme"), Language: q.Get("language"),
+		Format: q.Get("format"), ProducingUnit: q.Get("unit")})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	out := make([]ContentJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, contentJSON(c, s.opts.PublicURL))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// apiUploadContent takes multipart/form-data (a "file" part and title, language, theme, format,
+// unit fields) or a raw body with those as query parameters.
+func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p principal) {
+	if s.tc == nil {
+		writeError(w, http.StatusServiceUnavailable, "this hub has no transcoder configured; uploads are disabled")
+		return
+	}
+	body := http.MaxBytesReader(w, r.Body, s.opts.MaxUploadBytes)
+	tmpDir := s.tc.TempDir
+	if tmpDir != "" {
+		os.MkdirAll(tmpDir, 0o750)
+	}
+	in, err := os.CreateTemp(tmpDir, "upload-*")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	defer os.Remove(in.Name())
+	defer in.Close()
+	meta := map[string]string{}
+	q := r.URL.Query()
+	for _, k := range []string{"title", "language", "theme", "format", "unit", "filename"} {
+		meta[k] = q.Get(k)
+	}
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		mr, err := r.MultipartReader()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad multipart body: "+err.Error())
+			return
+		}
+		_ = params
+		gotFile := false
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "bad multipart body: "+err.Error())
+				return
+			}
+			name := part.FormName()
+			if name == "file" {
+				meta["filename"] = part.FileName()
+				if _, err := io.Copy(in, part); err != nil {
+					writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload failed: %v (the limit is %d MiB)", err, s.opts.MaxUploadBytes>>20))
+					return
+				}
+				gotFile = true
+				continue
+			}
+			if _, known := meta[name]; !known {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown form field %q: use title, language, theme, format, unit and file", name))
+				return
+			}
+			v, _ := io.ReadAll(io.LimitReader(part, 4096))
+			meta[name] = string(v)
+		}
+		if !gotFile {
+			writeError(w, http.StatusBadRequest, "the upload has no \"file\" part")
+			return
+		}
+	} else if _, err := io.Copy(in, body); err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload failed: %v (the limit is %d MiB)", err, s.opts.MaxUploadBytes>>20))
+		return
+	}
+	if meta["title"] == "" {
+		writeError(w, http.StatusBadRequest, "content needs a title: use --title")
+		return
+	}
+	if err := in.Sync(); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := in.Name() + ".mp3"
+	defer os.Remove(out)
+	dur, err := s.tc.Transcode(r.Context(), in.Name(), out)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrNotAudio) {
+			code = http.StatusUnsupportedMediaType
+			err = fmt.Errorf("%s is not audio the hub can use (%v); upload MP3, WAV, M4A, OGG or FLAC", orDefault(meta["filename"], "the upload"), err)
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	ref, size, err := s.storeFile(out)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	c, created, err := s.st.AddContent(r.Context(), store.Content{Ref: ref, Size: size, Duration: dur, MIME: "audio/mpeg",
+		Title: meta["title"], Theme: meta["theme"], Language: meta["language"], Format: meta["format"],
+		ProducingUnit: meta["unit"], UploadedBy: p.User.ID})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	s.audit(r.Context(), p, "content.add", "content:"+c.Ref, map[string]any{"title": c.Title, "created": created, "file": meta["filename"]})
+	j := contentJSON(c, s.opts.PublicURL)
+	j.Created = created
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, j)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// storeFile moves a finished file into the content dir under its sha256, atomically.
+func (s *Server) storeFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return "", 0, err
+	}
+	hexsum := hex.EncodeToString(h.Sum(nil))
+	dst := filepath.Join(s.dir, hexsum)
+	if _, err := os.Stat(dst); err == nil {
+		return "sha256:" + hexsum, size, nil
+	}
+	tmp := dst + ".tmp"
+	if err := copyFile(path, tmp); err != nil {
+		os.Remove(tmp)
+		return "", 0, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", 0, err
+	}
+	if d, err := os.Open(s.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return "sha256:" + hexsum, size, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// handleContentDownload serves library content to devices, with Range.
+func (s *Server) handleContentDownload(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.deviceAuth(w, r); !ok {
+		return
+	}
+	ref, digest, err := store.ParseRef(r.PathValue("ref"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	c, err := s.st.GetContent(r.Context(), ref)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "content "+ref+" is not in the hub's library")
+		return
+	}
+	f, err := os.Open(filepath.Join(s.dir, hex.EncodeToString(digest[:])))
+	if err != nil {
+		s.log.Error("library file missing", "ref", ref, "err", err)
+		writeError(w, http.StatusNotFound, "content "+ref+" is recorded but its file is missing on the hub")
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", c.MIME)
+	w.Header().Set("ETag", `"`+ref+`"`)
+	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", c.UploadedAt, f)
+}
+
+// deviceAuth checks the Loa-Device header of a request and answers 401 when it fails.
+func (s *Server) deviceAuth(w http.ResponseWriter, r *http.Request) (store.Device, bool) {
+	id, secret, err := protocol.ParseDeviceAuth(r.Header.Get("Authorization"))
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "device authentication required: "+err.Error())
+		return store.Device{}, false
+	}
+	h, err := secretHash(secret)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "device "+id+": malformed secret")
+		return store.Device{}, false
+	}
+	d, err := s.st.CheckSecret(r.Context(), id, h)
+	if err != nil {
+		s.log.Warn("device refused", "device", id, "remote", r.RemoteAddr, "err", err)
+		writeError(w, http.StatusUnauthorized, "device "+id+": unknown, revoked, or wrong secret")
+		return store.Device{}, false
+	}
+	return d, true
+}
