@@ -179,7 +179,7 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	e, _, err := s.composeDevice(ctx, dev.ID, 0)
 	if err != nil {
 		log.Error("effective schedule not composed", "err", err)
-	} else if e.Revision > 0 && e.Revision <= held && held > 0 {
+	} else if e.Revision > 0 && e.Revision < held {
 		// The device holds a revision the hub does not know as newer (a hub restored from a
 		// backup): compose above it.
 		if e2, _, err := s.composeDevice(ctx, dev.ID, held+1); err == nil {
