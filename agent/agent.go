@@ -30,6 +30,7 @@ type Agent struct {
 	runner  *scheduler.Runner
 	lengths *lengthCache
 	reload  chan struct{}
+	health  health
 
 	mu         sync.Mutex
 	doc        *scheduler.Document
@@ -125,7 +126,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.runner = scheduler.NewRunner(scheduler.RunnerOptions{
 		Clock: a.clock, Log: a.log.With("component", "scheduler"), Grace: cfg.Grace.D(),
 		NotBefore: notBefore, LastRun: st.LastWall, Synced: synced, Outputs: cfg.Outputs,
-		Compile: scheduler.CompileOptions{ItemLength: a.itemLength},
+		Compile:   scheduler.CompileOptions{ItemLength: a.itemLength},
+		Heartbeat: a.health.stepped,
 	})
 	for _, r := range a.interrupted {
 		a.runner.ResumeAfterRestart(r.Output, r.ProgramID, r.Start)
@@ -146,6 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return "", 0
 		},
 		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
+		health:   &a.health,
 	}
 
 	ctl, err := a.serveControl(ctx)
@@ -163,6 +166,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.runner.Run(runCtx, events)
 	}()
 
+	notify := newNotifier()
+	defer notify.close()
+	go a.health.watch(ctx, notify, watchdogInterval(), func(msg string, args ...any) { a.log.Error(msg, args...) })
+	notify.send("READY=1")
+
 	watch := time.NewTicker(2 * time.Second)
 	defer watch.Stop()
 	save := time.NewTicker(30 * time.Second)
@@ -179,6 +187,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-save.C:
 			a.saveState()
 		case <-ctx.Done():
+			notify.send("STOPPING=1")
 			stopRunner()
 			<-runnerDone
 			// Drain the stops the runner sent on its way out.

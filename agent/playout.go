@@ -26,6 +26,7 @@ type speakers struct {
 	checkpoint time.Duration
 	schedule   func() (id string, revision int64)
 	onChange   func(nowPlaying *NowPlaying)
+	health     *health
 
 	cur *speakerPlay
 }
@@ -107,6 +108,9 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 	}
 	sp.pb = pb
 	s.cur = sp
+	if s.health != nil {
+		s.health.playing.Store(pb)
+	}
 	go s.checkpoints(sp)
 }
 
@@ -148,6 +152,9 @@ func (s *speakers) stop(key string, reason scheduler.StopReason) {
 	sp.mu.Unlock()
 	sp.pb.Stop() // returns once every item's OnItemEnd has run
 	s.cur = nil
+	if s.health != nil {
+		s.health.playing.Store(nil)
+	}
 	if s.onChange != nil {
 		s.onChange(nil)
 	}

@@ -114,6 +114,9 @@ type RunnerOptions struct {
 	// Outputs this device has; nil plays every output.
 	Outputs []string
 	Compile CompileOptions
+	// Heartbeat, when set, is called after every step: the agent's watchdog uses it to tell a
+	// live loop from a stuck one.
+	Heartbeat func()
 }
 
 // Runner drives a schedule's timeline against a clock: it says start X now, stop Y now,
@@ -208,6 +211,9 @@ func (r *Runner) ResumeAfterRestart(output, program string, startedAt time.Time)
 func (r *Runner) Run(ctx context.Context, events chan<- Event) error {
 	for {
 		evs, wake := r.Step()
+		if r.opts.Heartbeat != nil {
+			r.opts.Heartbeat()
+		}
 		for _, e := range evs {
 			select {
 			case events <- e:
