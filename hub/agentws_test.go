@@ -180,7 +180,7 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 	h.mustCall(h.admin, "GET", "/api/status", nil, nil, http.StatusOK)
 }
 
-func addFakeContent(t *testing.T, h *testHub, hexByte string, dur time.Duration) string {
+func addFakeContent(t testing.TB, h *testHub, hexByte string, dur time.Duration) string {
 	t.Helper()
 	ref := "sha256:" + strings.Repeat(hexByte, 32)
 	if _, _, err := h.db.AddContent(context.Background(), store.Content{Ref: ref, Size: 1000, Duration: dur, MIME: "audio/mpeg", Title: "clip " + hexByte}); err != nil {

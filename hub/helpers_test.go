@@ -29,7 +29,7 @@ func (realClock) Now() time.Time { return time.Now() }
 
 // testHub is a hub on a real SQLite file behind a real loopback HTTP server.
 type testHub struct {
-	t      *testing.T
+	t      testing.TB
 	db     *store.DB
 	srv    *Server
 	http   *httptest.Server
@@ -39,7 +39,7 @@ type testHub struct {
 	dbPath string
 }
 
-func newTestHub(t *testing.T) *testHub {
+func newTestHub(t testing.TB) *testHub {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -61,7 +61,7 @@ func newTestHub(t *testing.T) *testHub {
 		t.Fatal(err)
 	}
 	srv, err := New(Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
-		Transcoder: &Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")},
+		Transcoder:     &Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")},
 		StatusInterval: 60 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func (h *testHub) push(token, to, doc string) (int, PushResponse, string) {
 
 // fakeAgent is a minimal agent: gorilla/websocket and protocol, nothing of agent/.
 type fakeAgent struct {
-	t    *testing.T
+	t    testing.TB
 	id   string
 	ws   *websocket.Conn
 	n    int
@@ -231,7 +231,6 @@ func (a *fakeAgent) send(m protocol.Message) {
 		a.t.Fatal(err)
 	}
 }
-
 
 // next returns the next message, failing after 10 s.
 func (a *fakeAgent) next() protocol.Message {

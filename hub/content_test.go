@@ -1,0 +1,179 @@
+package hub
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loa-project/loa/protocol"
+)
+
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (scripts/install-deps installs it): %v", tool, err)
+		}
+	}
+}
+
+func upload(t *testing.T, h *testHub, path string, fields map[string]string) (int, ContentJSON, string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("file", filepath.Base(path))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(b)
+	mw.Close()
+	req, _ := http.NewRequest("POST", h.http.URL+"/api/content", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+h.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var c ContentJSON
+	var e apiError
+	json.Unmarshal(raw, &c)
+	json.Unmarshal(raw, &e)
+	return resp.StatusCode, c, e.Error
+}
+
+// Upload a stereo 44.1 kHz WAV: the library keeps a loudness-normalised 48 kHz MP3 by sha256,
+// with its duration, and serves it to devices with Range.
+func TestUploadTranscodeAndRangeDownload(t *testing.T) {
+	needTools(t, "sox", "ffmpeg", "ffprobe")
+	h := newTestHub(t)
+	h.addArea("qn/c1")
+	secret := h.enrol("c1/cl-01", "qn/c1")
+	wav := filepath.Join(t.TempDir(), "tone.wav")
+	if out, err := exec.Command("sox", "-D", "-n", "-r", "44100", "-c", "2", "-b", "16", wav, "synth", "3", "sine", "440", "vol", "0.1").CombinedOutput(); err != nil {
+		t.Fatalf("sox: %v %s", err, out)
+	}
+	code, c, msg := upload(t, h, wav, map[string]string{"title": "Bản tin thử", "language": "vi", "theme": "health", "format": "radio-report", "unit": "tam-ky"})
+	if code != http.StatusCreated {
+		t.Fatalf("upload: %d %q", code, msg)
+	}
+	if !strings.HasPrefix(c.Ref, "sha256:") || c.MIME != "audio/mpeg" || c.Title != "Bản tin thử" || c.Language != "vi" || c.Unit != "tam-ky" {
+		t.Fatalf("content %+v", c)
+	}
+	if c.DurationS < 2.9 || c.DurationS > 3.2 {
+		t.Fatalf("duration %.3f s, want about 3 s", c.DurationS)
+	}
+	file := filepath.Join(h.dir, "content", strings.TrimPrefix(c.Ref, "sha256:"))
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != c.Ref || int64(len(data)) != c.Size {
+		t.Fatalf("stored file does not match its ref/size")
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate,channels", "-of", "csv=p=0", file).Output()
+	if err != nil || strings.TrimSpace(string(out)) != "mp3,48000,2" {
+		t.Fatalf("stored file is %q (%v), want mp3,48000,2", out, err)
+	}
+	// Loudness: the 0.1-amplitude tone was raised towards -16 LUFS.
+	ebur, _ := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-i", file, "-af", "ebur128", "-f", "null", "-").CombinedOutput()
+	if i := bytes.LastIndex(ebur, []byte("I:")); i < 0 || !bytes.Contains(ebur[i:i+30], []byte("-1")) {
+		t.Fatalf("integrated loudness not near -16 LUFS: %s", ebur[max(0, len(ebur)-400):])
+	}
+	// The same upload again is the same item.
+	code, c2, _ := upload(t, h, wav, map[string]string{"title": "again"})
+	if code != http.StatusOK || c2.Ref != c.Ref || c2.Created || c2.Title != "Bản tin thử" {
+		t.Fatalf("re-upload: %d %+v", code, c2)
+	}
+	var list []ContentJSON
+	h.mustCall(h.admin, "GET", "/api/content?language=vi", nil, &list, http.StatusOK)
+	if len(list) != 1 || list[0].Ref != c.Ref {
+		t.Fatalf("library list %+v", list)
+	}
+
+	// Download: devices only, with Range.
+	get := func(auth, rng string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", h.http.URL+"/content/"+c.Ref, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	if resp, _ := get("", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous download: %d", resp.StatusCode)
+	}
+	if resp, _ := get("Bearer "+h.admin, ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("staff token on the device route: %d", resp.StatusCode)
+	}
+	auth := protocol.FormatDeviceAuth("c1/cl-01", secret)
+	resp, b := get(auth, "")
+	if resp.StatusCode != 200 || !bytes.Equal(b, data) {
+		t.Fatalf("full download: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	resp, b = get(auth, "bytes=100-")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, data[100:]) {
+		t.Fatalf("range resume: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+	req, _ := http.NewRequest("GET", h.http.URL+"/content/sha256:"+strings.Repeat("0", 64), nil)
+	req.Header.Set("Authorization", auth)
+	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown content: %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("GET", h.http.URL+"/content/sha256:../../etc", nil)
+	req.Header.Set("Authorization", auth)
+	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("bad ref: %d", resp.StatusCode)
+	}
+}
+
+func TestUploadRefusesNonAudio(t *testing.T) {
+	needTools(t, "ffmpeg", "ffprobe")
+	h := newTestHub(t)
+	txt := filepath.Join(t.TempDir(), "minutes.txt")
+	os.WriteFile(txt, []byte("Biên bản họp thôn, không phải âm thanh.\n"), 0o644)
+	code, _, msg := upload(t, h, txt, map[string]string{"title": "minutes"})
+	if code != http.StatusUnsupportedMediaType || !strings.Contains(msg, "minutes.txt is not audio") || !strings.Contains(msg, "MP3, WAV") {
+		t.Fatalf("text upload: %d %q", code, msg)
+	}
+	png := filepath.Join(t.TempDir(), "pic.png")
+	if out, err := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=16x16", "-frames:v", "1", png).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v %s", err, out)
+	}
+	code, _, msg = upload(t, h, png, map[string]string{"title": "pic"})
+	if code != http.StatusUnsupportedMediaType || !strings.Contains(msg, "no audio stream") {
+		t.Fatalf("image upload: %d %q", code, msg)
+	}
+	wavNoTitle := filepath.Join(t.TempDir(), "x.wav")
+	os.WriteFile(wavNoTitle, []byte("RIFF"), 0o644)
+	if code, _, msg = upload(t, h, wavNoTitle, nil); code != http.StatusBadRequest || !strings.Contains(msg, "--title") {
+		t.Fatalf("no title: %d %q", code, msg)
+	}
+	var list []ContentJSON
+	h.mustCall(h.admin, "GET", "/api/content", nil, &list, http.StatusOK)
+	if len(list) != 0 {
+		t.Fatalf("refused uploads left %d library items", len(list))
+	}
+}
