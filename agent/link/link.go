@@ -1,0 +1,374 @@
+// Package link is the agent's connection to the district hub: one websocket the agent dials
+// out, over which it says hello, sends its journal of confirmations until the hub has
+// acknowledged them, receives signed schedules and commands (verified here, handed to the
+// daemon), fetches the content a pushed schedule lacks, and sends a heartbeat. It reconnects
+// with capped exponential backoff and full jitter. Nothing in it ever blocks playback: the
+// daemon runs Run beside its player and everything it consumes is an interface declared here.
+//
+// See docs/agent-link.md for the split of work between the link and the daemon.
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/protocol"
+)
+
+// Clock is the link's source of wall time (hello, status, clock offset, command expiry).
+type Clock interface{ Now() time.Time }
+
+// Journal is the confirmation journal; *journal.Journal implements it.
+type Journal interface {
+	// Since returns up to limit closed records with a sequence above after, in order.
+	Since(after uint64, limit int) ([]journal.Record, error)
+	// Ack records that the hub holds every record up to seq.
+	Ack(seq uint64) error
+	HighWater() uint64
+	Acked() uint64
+}
+
+// Store is the content store; *content.Store implements it.
+type Store interface {
+	Has(ref content.Ref) bool
+	// Fetch downloads url into the store (Range resume, verified). Its HTTP client must send
+	// the device's Authorization header to the hub: see DeviceTransport.
+	Fetch(ctx context.Context, url string, ref content.Ref, size int64) error
+	Usage() content.Usage
+	Dir() string
+}
+
+// Progress is how far a schedule revision got on the device.
+type Progress struct {
+	// State is protocol.DeliveryReceived (stored, waiting for the content in Missing),
+	// protocol.DeliveryContentReady (all there, not playing yet) or protocol.DeliveryActive.
+	State string
+	// Missing lists the items the revision needs that the store lacks; the link fetches
+	// them from the hub and then calls Schedules.Advance.
+	Missing []content.Ref
+}
+
+// Schedules is the daemon's schedule keeper.
+type Schedules interface {
+	// Active is the revision playing now, Pending one stored and waiting for its content;
+	// nil when there is none. They go into every hello.
+	Active() *protocol.ScheduleRef
+	Pending() *protocol.ScheduleRef
+	// HeldRevision is the highest revision of a schedule id ever accepted (active, pending
+	// or since replaced): a push not above it is refused as replayed.
+	HeldRevision(scheduleID string) (revision uint64, ok bool)
+	// Offer takes a verified schedule whose document the link has parsed and found to name
+	// the payload's id and revision. The daemon validates it as it would a local file,
+	// stores it (recording its revision for HeldRevision before returning), activates it at
+	// once if every item is in the store, and otherwise keeps it pending and returns what is
+	// missing. An error refuses the push: wrap ErrInvalidDocument for a document fault.
+	Offer(ctx context.Context, p *protocol.SchedulePayload) (Progress, error)
+	// Advance looks again at a pending revision after the link fetched its content (or at
+	// connect, for a revision left pending by a restart), activating it when it is complete.
+	Advance(ctx context.Context, ref protocol.ScheduleRef) (Progress, error)
+}
+
+// ErrInvalidDocument marks an Offer error caused by the document itself (refused with code
+// "invalid_document" rather than "internal").
+var ErrInvalidDocument = errors.New("invalid schedule document")
+
+// Commands carries out verified commands (play_now, stop, volume, reload).
+type Commands interface {
+	// Execute acts on a command whose replay memory is already persisted. It must not block
+	// for long (start the play, do not wait for its end). An error is reported as failed.
+	Execute(ctx context.Context, c *protocol.CommandPayload) error
+}
+
+// CommandMemory persists the replay memory of commands (protocol.CommandLogState), so a
+// reboot does not let an old command be replayed. FileCommandMemory is one.
+type CommandMemory interface {
+	LoadCommandLog() (protocol.CommandLogState, error)
+	SaveCommandLog(protocol.CommandLogState) error
+}
+
+// StatusSource gives the heartbeat's content: now playing, volume, disk, temperature, uptime.
+// The link fills in the message id, At when zero, the clock offset and the link's ping RTT.
+type StatusSource interface {
+	Status() protocol.Status
+}
+
+// Config is what the agent config says about the hub.
+type Config struct {
+	// HubURL is the hub's base URL: https://hub.example (or http:// on loopback) or the same
+	// with wss:// / ws://. The link dials <base>/agent/ws and fetches <base>/content/<ref>.
+	HubURL          string
+	DeviceID        string
+	Secret          string
+	SoftwareVersion string
+	TrustedKeys     protocol.TrustedKeys
+	// Heartbeat is the status interval unless the welcome sets one (default 60s).
+	Heartbeat time.Duration
+	// Backoff is the reconnect policy (zero fields: protocol defaults); the welcome's
+	// reconnect_base_s overrides Base.
+	Backoff protocol.Backoff
+	// Poll is how often the journal is read for new closed records besides Notify
+	// (default 1s).
+	Poll time.Duration
+	// Batch is the largest confirmations batch (default 500, at most the protocol's 1000).
+	Batch int
+	// Ping is the websocket ping interval; a link silent for 2×Ping+10s is dropped (default 30s).
+	Ping time.Duration
+	// HandshakeTimeout bounds dialling and waiting for the welcome (default 30s).
+	HandshakeTimeout time.Duration
+	// FetchBackoff is the retry policy of content fetches (default 2s..5m).
+	FetchBackoff protocol.Backoff
+}
+
+// Deps are the parts the link uses. Logger, Clock, Rand, Journal, Store, Schedules, Commands,
+// CommandMemory and Status are required.
+type Deps struct {
+	Logger *slog.Logger
+	Clock  Clock
+	// Rand draws backoff jitter (*math/rand/v2.Rand); it is used from Run's goroutines
+	// under a lock.
+	Rand protocol.Rand
+	// Dialer dials the websocket; nil: a dialer with the handshake timeout.
+	Dialer *websocket.Dialer
+	// HTTPClient asks the hub for content sizes (HEAD); nil: http.DefaultClient.
+	HTTPClient    *http.Client
+	Journal       Journal
+	Store         Store
+	Schedules     Schedules
+	Commands      Commands
+	CommandMemory CommandMemory
+	Status        StatusSource
+}
+
+// Link is the agent's link to the hub. Create it with New, run it with Run.
+type Link struct {
+	cfg      Config
+	d        Deps
+	log      *slog.Logger
+	base     *url.URL // http(s) base
+	wsURL    string
+	verifier *protocol.Verifier
+	cmdLog   *protocol.CommandLog
+	limits   protocol.Limits
+
+	randMu sync.Mutex
+
+	offsetNS  atomic.Int64
+	hasOffset atomic.Bool
+	rttNS     atomic.Int64
+	connected atomic.Bool
+
+	notify chan struct{} // a record closed: look at the journal now
+	wake   chan struct{} // deliveries queued
+
+	mu     sync.Mutex
+	outbox []*protocol.Delivery
+
+	fetchWant chan fetchJob
+
+	// Outage state, used by Run's goroutine only.
+	down      bool
+	downSince time.Time
+	everUp    bool
+}
+
+const maxOutbox = 1000
+
+// New checks the configuration and returns a link. It loads the command replay memory.
+func New(cfg Config, d Deps) (*Link, error) {
+	if d.Logger == nil || d.Clock == nil || d.Rand == nil || d.Journal == nil || d.Store == nil ||
+		d.Schedules == nil || d.Commands == nil || d.CommandMemory == nil || d.Status == nil {
+		return nil, errors.New("link: Logger, Clock, Rand, Journal, Store, Schedules, Commands, CommandMemory and Status are all required")
+	}
+	if cfg.DeviceID == "" || cfg.Secret == "" {
+		return nil, errors.New("link: hub configured without device_id or secret")
+	}
+	if len(cfg.TrustedKeys) == 0 {
+		return nil, errors.New("link: no trusted_keys: the agent could accept no schedule or command from the hub")
+	}
+	base, err := hubBase(cfg.HubURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SoftwareVersion == "" {
+		cfg.SoftwareVersion = "loa-agent"
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Minute
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	cfg.Batch = min(cfg.Batch, protocol.DefaultMaxRecords)
+	if cfg.Ping <= 0 {
+		cfg.Ping = 30 * time.Second
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 30 * time.Second
+	}
+	if cfg.FetchBackoff.Base <= 0 {
+		cfg.FetchBackoff.Base = 2 * time.Second
+	}
+	if cfg.FetchBackoff.Max <= 0 {
+		cfg.FetchBackoff.Max = 5 * time.Minute
+	}
+	l := &Link{
+		cfg:       cfg,
+		d:         d,
+		log:       d.Logger,
+		base:      base,
+		limits:    protocol.DefaultLimits(),
+		notify:    make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		fetchWant: make(chan fetchJob, 1),
+	}
+	ws := *base
+	ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[base.Scheme]
+	ws.Path = strings.TrimSuffix(base.Path, "/") + "/agent/ws"
+	l.wsURL = ws.String()
+	l.verifier, err = protocol.NewVerifier(cfg.TrustedKeys, cfg.DeviceID, hubClock{l})
+	if err != nil {
+		return nil, fmt.Errorf("link: %w", err)
+	}
+	st, err := d.CommandMemory.LoadCommandLog()
+	if err != nil {
+		return nil, fmt.Errorf("link: loading the command replay memory: %w", err)
+	}
+	l.cmdLog = protocol.NewCommandLog(st)
+	return l, nil
+}
+
+// hubBase turns the configured hub URL into its http(s) base.
+func hubBase(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("link: hub URL %q is not an absolute URL like https://hub.example", s)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "http"
+	case "https", "wss":
+		u.Scheme = "https"
+	default:
+		return nil, fmt.Errorf("link: hub URL %q: scheme must be https, wss, http or ws", s)
+	}
+	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/agent/ws")
+	u.RawQuery, u.Fragment = "", ""
+	return u, nil
+}
+
+// hubClock is the device clock corrected by the offset learnt at welcome: it judges expiry.
+type hubClock struct{ l *Link }
+
+func (c hubClock) Now() time.Time {
+	return c.l.d.Clock.Now().Add(time.Duration(c.l.offsetNS.Load()))
+}
+
+// ClockOffset is the hub's clock minus the device's, learnt at the last welcome, and whether
+// one has been learnt. The daemon may use it to mark its clock state.
+func (l *Link) ClockOffset() (time.Duration, bool) {
+	return time.Duration(l.offsetNS.Load()), l.hasOffset.Load()
+}
+
+// Connected reports whether a welcomed connection is up now.
+func (l *Link) Connected() bool { return l.connected.Load() }
+
+// Notify tells the link a journal record has closed, so it sends it without waiting for the
+// next poll. It never blocks.
+func (l *Link) Notify() {
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+}
+
+// ContentURL is where the hub serves an item.
+func (l *Link) ContentURL(ref content.Ref) string {
+	return strings.TrimSuffix(l.base.String(), "/") + "/content/" + ref.String()
+}
+
+// ReportSchedule queues a delivery report for a schedule revision (state one of the
+// protocol.Delivery* states, reason for failed/refused) and sends it when connected. The
+// daemon calls it for a change the link did not cause itself, e.g. a pending revision it
+// activated later. Reports made while the hub is unreachable wait (up to 1000, oldest
+// dropped first); the hello's active/pending revisions tell the hub the rest.
+func (l *Link) ReportSchedule(ref protocol.ScheduleRef, state, reason string) {
+	l.queue(&protocol.Delivery{ScheduleID: ref.ID, Revision: ref.Revision, State: state, Reason: reason})
+}
+
+// ReportCommand queues a delivery report for a command.
+func (l *Link) ReportCommand(commandID, state, reason string) {
+	l.queue(&protocol.Delivery{CommandID: commandID, State: state, Reason: reason})
+}
+
+func (l *Link) queue(d *protocol.Delivery) {
+	l.mu.Lock()
+	if len(l.outbox) >= maxOutbox {
+		l.outbox = l.outbox[1:]
+	}
+	l.outbox = append(l.outbox, d)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Link) takeOutbox() []*protocol.Delivery {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.outbox
+	l.outbox = nil
+	return out
+}
+
+// requeue puts back reports a lost connection did not send, ahead of newer ones.
+func (l *Link) requeue(ds []*protocol.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	l.mu.Lock()
+	l.outbox = append(ds, l.outbox...)
+	if len(l.outbox) > maxOutbox {
+		l.outbox = l.outbox[len(l.outbox)-maxOutbox:]
+	}
+	l.mu.Unlock()
+}
+
+func (l *Link) delay(b protocol.Backoff, attempt int) time.Duration {
+	l.randMu.Lock()
+	defer l.randMu.Unlock()
+	return b.Delay(attempt, l.d.Rand)
+}
+
+func (l *Link) retryAfter(hint time.Duration) time.Duration {
+	l.randMu.Lock()
+	defer l.randMu.Unlock()
+	return protocol.RetryAfter(hint, l.d.Rand)
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return true
+	case <-t.C:
+		return false
+	}
+}
