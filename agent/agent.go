@@ -105,7 +105,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("audio output %q: %w", cfg.Audio.Output, err)
 	}
 	defer out.Close()
-	pl, err := player.New(player.Config{Output: out, Log: a.log.With("component", "player")})
+	pl, err := player.New(player.Config{Output: out, Clock: a.clock, Log: a.log.With("component", "player")})
 	if err != nil {
 		return err
 	}

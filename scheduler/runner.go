@@ -285,9 +285,6 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	plausible := r.plausible(now)
 	if !r.started {
 		r.lastPlausibe = r.opts.LastRun
-		if r.lastPlausibe.IsZero() {
-			r.lastPlausibe = now
-		}
 		if !plausible {
 			r.log.Warn("clock not trusted yet; only emergency programmes will play until it is",
 				"now", now.Format(time.RFC3339), "not_before", r.opts.NotBefore.Format(time.RFC3339))
@@ -338,7 +335,11 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	}
 
 	// 2. Runs whose whole time passed unseen (device off, clock step): missed; and quiet-hours
-	// or skip notes whose time has come.
+	// or skip notes whose time has come. With no earlier run known (first boot), nothing
+	// before the first trusted look counts as missed.
+	if plausible && r.lastPlausibe.IsZero() {
+		r.lastPlausibe = now
+	}
 	since := r.lastPlausibe
 	if plausible && since.Before(now.Add(-r.opts.MissedLookback)) {
 		since = now.Add(-r.opts.MissedLookback)

@@ -1,0 +1,83 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/loa-project/loa/agent"
+	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// TestAgentBootsAt1970ThenSyncs runs the agent in-process on a fake clock that starts at
+// 1970 (a Pi without RTC) and then steps to the real date (NTP): only the emergency plays on
+// the untrusted clock and its record says so; after the step, nothing stale bursts out and
+// programmes play with records marked synced.
+func TestAgentBootsAt1970ThenSyncs(t *testing.T) {
+	dir := t.TempDir()
+	wav := filepath.Join(dir, "beep.wav")
+	if out, err := exec.Command("sox", "-n", "-r", "48000", "-c", "2", wav, "synth", "0.3", "sine", "440").CombinedOutput(); err != nil {
+		t.Fatalf("sox: %v %s", err, out)
+	}
+	os.WriteFile(filepath.Join(dir, "schedule.yaml"), []byte(fmt.Sprintf(`version: 1
+id: clock
+revision: 1
+timezone: UTC
+programs:
+  - {id: alarm, class: emergency, cron: "0 0 7 * * *", items: [{file: %s}]}
+  - {id: news, cron: "0 0 7 * * *", items: [{file: %s}]}
+  - {id: later, cron: "0 0 8 * * *", items: [{file: %s}]}
+`, wav, wav, wav)), 0o644)
+	os.WriteFile(filepath.Join(dir, "agent.yaml"), []byte("device_id: clock-test\ndata_dir: data\nschedule: schedule.yaml\naudio: {output: \"null\"}\n"), 0o644)
+	cfg, err := agent.LoadConfig(filepath.Join(dir, "agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := scheduler.NewFakeClock(time.Date(1970, 1, 1, 6, 59, 50, 0, time.UTC))
+	a := agent.New(cfg, slog.New(slog.DiscardHandler), clock)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	advanceUntil := func(t0 time.Time) {
+		for clock.Now().Before(t0) {
+			time.Sleep(2 * time.Millisecond)
+			clock.Advance(50 * time.Millisecond)
+		}
+	}
+	advanceUntil(time.Date(1970, 1, 1, 7, 0, 5, 0, time.UTC))
+	// NTP: the real date, twenty seconds before the next hour's programme.
+	clock.Step(time.Date(2026, 11, 26, 7, 59, 40, 0, time.UTC).Sub(clock.Now()))
+	advanceUntil(time.Date(2026, 11, 26, 8, 0, 5, 0, time.UTC))
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	recs, err := agent.ReadJournal(cfg, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, fmt.Sprintf("%s %s %s %s", r.ProgramID, r.Scheduled.UTC().Format("2006-01-02T15:04"), r.Result, r.Clock.State))
+	}
+	want := []string{
+		"alarm 1970-01-01T07:00 completed unsynced", // an emergency plays even on a wrong clock
+		"later 2026-11-26T08:00 completed synced",   // after the step: no burst of the day's 07:00 programmes
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("journal:\n got %q\nwant %q", got, want)
+	}
+	for _, r := range recs {
+		if r.Played <= 0 || r.Result != journal.Completed {
+			t.Errorf("record %d: played %s", r.Seq, r.Played)
+		}
+	}
+}
