@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"github.com/loa-project/loa/hub/api"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,7 +93,7 @@ func TestConfirmationsExactlyOnce(t *testing.T) {
 	if got := ackOf(a, batch(1, 2, 3, 4, 5, 6)); got != 6 {
 		t.Fatalf("ack of a full resend = %d, want 6", got)
 	}
-	var cs []ConfirmationJSON
+	var cs []api.ConfirmationJSON
 	h.mustCall(h.admin, "GET", "/api/confirmations?device="+id, nil, &cs, http.StatusOK)
 	if len(cs) != 6 {
 		t.Fatalf("hub holds %d confirmations, want 6 (each once)", len(cs))
@@ -288,12 +289,12 @@ func TestCompositionAndPushToConnectedAgent(t *testing.T) {
 	a.send(&protocol.Status{At: time.Now(), UptimeS: 12, NowPlaying: []protocol.NowPlaying{{Output: "speakers", Program: "qn/relay"}}})
 	b.send(&protocol.Delivery{Header: protocol.Header{Re: "h-3"}, State: protocol.DeliveryRefused, Code: "bad_signature", Reason: "test refusal"})
 	waitFor(t, "cl-07 active", func() bool {
-		var d DeviceJSON
+		var d api.DeviceJSON
 		h.call(h.admin, "GET", "/api/devices/"+id, nil, &d)
 		return d.ActiveRevision == 4 && d.Delivery == "active" && d.Online && strings.Contains(d.NowPlaying, "qn/relay")
 	})
 	waitFor(t, "cl-01 refused", func() bool {
-		var d DeviceJSON
+		var d api.DeviceJSON
 		h.call(h.admin, "GET", "/api/devices/tam-ky/cl-01", nil, &d)
 		return d.Delivery == "refused" && strings.Contains(d.RefusedReason, "test refusal")
 	})

@@ -5,11 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/loa-project/loa/hub/api"
 	"math"
 	"net/http"
 	"sort"
@@ -63,12 +62,8 @@ func NewToken() (string, error) {
 	return "loa-st1-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
 }
 
-type apiError struct {
-	Error string `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, apiError{Error: msg})
+	writeJSON(w, code, api.Error{Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -144,14 +139,6 @@ func (s *Server) apiWhoami(w http.ResponseWriter, r *http.Request, p principal) 
 		"key_id": s.signer.KeyID(), "public_url": s.opts.PublicURL})
 }
 
-// AreaJSON is an area in API answers.
-type AreaJSON struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Parent string `json:"parent,omitempty"`
-	Depth  int    `json:"depth"`
-}
-
 func (s *Server) apiListAreas(w http.ResponseWriter, r *http.Request, p principal) {
 	area, ok := areaParam(w, r, p)
 	if !ok {
@@ -162,15 +149,15 @@ func (s *Server) apiListAreas(w http.ResponseWriter, r *http.Request, p principa
 		storeError(w, err)
 		return
 	}
-	out := make([]AreaJSON, 0, len(as))
+	out := make([]api.AreaJSON, 0, len(as))
 	for _, a := range as {
-		out = append(out, AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
+		out = append(out, api.AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) apiAddArea(w http.ResponseWriter, r *http.Request, p principal) {
-	var req AreaJSON
+	var req api.AreaJSON
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -195,29 +182,11 @@ func (s *Server) apiAddArea(w http.ResponseWriter, r *http.Request, p principal)
 		return
 	}
 	s.audit(r.Context(), p, "area.add", "area:"+a.ID, map[string]string{"name": a.Name})
-	writeJSON(w, http.StatusCreated, AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
-}
-
-// EnrolRequest is the body of POST /api/devices.
-type EnrolRequest struct {
-	ID      string   `json:"id"`
-	Area    string   `json:"area"`
-	Name    string   `json:"name,omitempty"`
-	Kind    string   `json:"kind,omitempty"`
-	Outputs []string `json:"outputs,omitempty"`
-}
-
-// EnrolResponse is the answer of POST /api/devices: the secret is shown this once.
-type EnrolResponse struct {
-	ID     string `json:"id"`
-	Area   string `json:"area"`
-	Secret string `json:"secret"`
-	KeyID  string `json:"key_id"`
-	Hub    string `json:"hub_url,omitempty"`
+	writeJSON(w, http.StatusCreated, api.AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
 }
 
 func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p principal) {
-	var req EnrolRequest
+	var req api.EnrolRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -251,7 +220,7 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	s.audit(r.Context(), p, "device.enrol", "device:"+d.ID, map[string]string{"area": d.Area})
-	writeJSON(w, http.StatusCreated, EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(), Hub: s.opts.PublicURL})
+	writeJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(), Hub: s.opts.PublicURL})
 }
 
 // secretHash converts protocol's "sha256:<hex>" form into the store's bytes.
@@ -268,32 +237,8 @@ func secretHash(secret string) ([32]byte, error) {
 	return digest, nil
 }
 
-// DeviceJSON is a device in API answers, with what the hub knows of its state.
-type DeviceJSON struct {
-	ID             string     `json:"id"`
-	Name           string     `json:"name,omitempty"`
-	Area           string     `json:"area"`
-	Kind           string     `json:"kind"`
-	Outputs        []string   `json:"outputs,omitempty"`
-	EnrolledAt     time.Time  `json:"enrolled_at"`
-	Revoked        bool       `json:"revoked,omitempty"`
-	Online         bool       `json:"online"`
-	LastSeen       *time.Time `json:"last_seen,omitempty"`
-	AckedSeq       int64      `json:"acked_seq"`
-	Revision       int64      `json:"revision,omitempty"`        // newest composed revision
-	Delivery       string     `json:"delivery,omitempty"`        // its delivery state
-	RefusedReason  string     `json:"refused_reason,omitempty"`  // when refused
-	ActiveRevision int64      `json:"active_revision,omitempty"` // newest the device reported active
-	NowPlaying     string     `json:"now_playing,omitempty"`
-	Software       string     `json:"software,omitempty"`
-	Link           string     `json:"link,omitempty"`
-	DiskFreeBytes  int64      `json:"disk_free_bytes,omitempty"`
-	TemperatureC   *float64   `json:"temperature_c,omitempty"`
-	ClockOffsetS   float64    `json:"clock_offset_s,omitempty"`
-}
-
-func (s *Server) deviceJSON(ctx context.Context, d store.Device) DeviceJSON {
-	j := DeviceJSON{ID: d.ID, Name: d.Name, Area: d.Area, Kind: string(d.Kind), Outputs: d.Outputs,
+func (s *Server) deviceJSON(ctx context.Context, d store.Device) api.DeviceJSON {
+	j := api.DeviceJSON{ID: d.ID, Name: d.Name, Area: d.Area, Kind: string(d.Kind), Outputs: d.Outputs,
 		EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, AckedSeq: d.AckedSeq, NowPlaying: d.Status.NowPlaying,
 		Software: d.Status.SoftwareVersion, Link: d.Status.Link, DiskFreeBytes: d.Status.DiskFreeBytes,
 		ClockOffsetS: d.Status.ClockOffset.Seconds()}
@@ -327,7 +272,7 @@ func (s *Server) apiListDevices(w http.ResponseWriter, r *http.Request, p princi
 		storeError(w, err)
 		return
 	}
-	out := make([]DeviceJSON, 0, len(ds))
+	out := make([]api.DeviceJSON, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, s.deviceJSON(r.Context(), d))
 	}
@@ -411,23 +356,6 @@ func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p princ
 	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
 }
 
-// PushRequest is the body of POST /api/schedules.
-type PushRequest struct {
-	// To is an area id or a device id; "area:" or "device:" makes it explicit.
-	To       string `json:"to"`
-	Name     string `json:"name,omitempty"` // file name, for error messages
-	Document string `json:"document"`
-}
-
-// PushResponse says what a push did.
-type PushResponse struct {
-	Target   string   `json:"target"`
-	Revision int64    `json:"revision"`
-	Devices  int      `json:"devices"` // devices whose effective schedule changed
-	Sent     int      `json:"sent"`    // of those, connected ones it was sent to
-	Failures []string `json:"failures,omitempty"`
-}
-
 func (s *Server) resolveTarget(w http.ResponseWriter, r *http.Request, p principal, to string) (store.Target, string, bool) {
 	ctx := r.Context()
 	if id, ok := strings.CutPrefix(to, "area:"); ok {
@@ -472,7 +400,7 @@ func (s *Server) notFoundTarget(w http.ResponseWriter, r *http.Request, p princi
 }
 
 func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p principal) {
-	var req PushRequest
+	var req api.PushRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -528,32 +456,6 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, p principal) 
 	s.apiListDevices(w, r, p)
 }
 
-// ConfirmationJSON is one confirmation in API answers.
-type ConfirmationJSON struct {
-	Device     string     `json:"device"`
-	Seq        int64      `json:"seq"`
-	Area       string     `json:"area"`
-	Output     string     `json:"output,omitempty"`
-	ScheduleID string     `json:"schedule_id,omitempty"`
-	Revision   int64      `json:"revision,omitempty"`
-	Program    string     `json:"program,omitempty"`
-	ItemIndex  int        `json:"item_index"`
-	Item       string     `json:"item,omitempty"`
-	Scheduled  *time.Time `json:"scheduled,omitempty"`
-	Start      *time.Time `json:"start,omitempty"`
-	End        *time.Time `json:"end,omitempty"`
-	PlayedS    float64    `json:"played_s"`
-	PeakDBFS   *float64   `json:"peak_dbfs,omitempty"`
-	RMSDBFS    *float64   `json:"rms_dbfs,omitempty"`
-	SilenceS   float64    `json:"silence_s"`
-	Gaps       int        `json:"gaps"`
-	Underruns  int        `json:"underruns"`
-	Result     string     `json:"result"`
-	Error      string     `json:"error,omitempty"`
-	Clock      string     `json:"clock,omitempty"`
-	ReceivedAt time.Time  `json:"received_at"`
-}
-
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -568,8 +470,8 @@ func finitePtr(f float64) *float64 {
 	return &f
 }
 
-func confirmationJSON(c store.Confirmation) ConfirmationJSON {
-	return ConfirmationJSON{Device: c.DeviceID, Seq: c.Seq, Area: c.Area, Output: c.Output, ScheduleID: c.ScheduleID,
+func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
+	return api.ConfirmationJSON{Device: c.DeviceID, Seq: c.Seq, Area: c.Area, Output: c.Output, ScheduleID: c.ScheduleID,
 		Revision: c.Revision, Program: c.Program, ItemIndex: c.ItemIndex, Item: c.ItemRef,
 		Scheduled: timePtr(c.Scheduled), Start: timePtr(c.Start), End: timePtr(c.End), PlayedS: c.PlayedSeconds,
 		PeakDBFS: finitePtr(c.PeakDBFS), RMSDBFS: finitePtr(c.RMSDBFS), SilenceS: c.SilenceSeconds, Gaps: c.Gaps,
@@ -645,57 +547,16 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 		}
 		cs = kept
 	}
-	out := make([]ConfirmationJSON, 0, len(cs))
+	out := make([]api.ConfirmationJSON, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, confirmationJSON(c))
 	}
 	if q.Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		WriteConfirmationsCSV(w, out)
+		api.WriteConfirmationsCSV(w, out)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// ConfirmationCSVHeader is the header row of the CSV form.
-var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
-	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
-	"gaps", "underruns", "result", "error", "clock", "received_at"}
-
-// WriteConfirmationsCSV writes confirmations as CSV with a header row.
-func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
-	cw := csv.NewWriter(w)
-	cw.Write(confirmationCSVHeader)
-	ft := func(t *time.Time) string {
-		if t == nil {
-			return ""
-		}
-		return t.Format(time.RFC3339Nano)
-	}
-	ff := func(f *float64) string {
-		if f == nil {
-			return ""
-		}
-		return strconv.FormatFloat(*f, 'f', -1, 64)
-	}
-	for _, c := range cs {
-		cw.Write([]string{c.Device, strconv.FormatInt(c.Seq, 10), c.Area, c.Output, c.ScheduleID,
-			strconv.FormatInt(c.Revision, 10), c.Program, strconv.Itoa(c.ItemIndex), c.Item, ft(c.Scheduled),
-			ft(c.Start), ft(c.End), strconv.FormatFloat(c.PlayedS, 'f', -1, 64), ff(c.PeakDBFS), ff(c.RMSDBFS),
-			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
-			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano)})
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// AuditJSON is one audit entry in API answers.
-type AuditJSON struct {
-	At     time.Time       `json:"at"`
-	Actor  string          `json:"actor"`
-	Action string          `json:"action"`
-	Target string          `json:"target"`
-	Detail json.RawMessage `json:"detail,omitempty"`
 }
 
 func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) {
@@ -705,12 +566,12 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) {
 		storeError(w, err)
 		return
 	}
-	out := []AuditJSON{}
+	out := []api.AuditJSON{}
 	for _, e := range es {
 		if !s.auditVisible(r.Context(), p, e.Target) {
 			continue
 		}
-		out = append(out, AuditJSON{At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
+		out = append(out, api.AuditJSON{At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"github.com/loa-project/loa/hub/api"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ programs:
 
 func TestStaffTokenRequired(t *testing.T) {
 	h := newTestHub(t)
-	var e apiError
+	var e api.Error
 	if code := h.call("", "GET", "/api/devices", nil, &e); code != http.StatusUnauthorized || !strings.Contains(e.Error, "LOA_TOKEN") {
 		t.Fatalf("no token: %d %q, want 401 naming LOA_TOKEN", code, e.Error)
 	}
@@ -56,8 +57,8 @@ func TestCommuneScope(t *testing.T) {
 	if code, _, msg := h.push(lan, "qn/tam-ky", relayDoc); code != http.StatusForbidden {
 		t.Fatalf("push to the district above: %d %q, want 403", code, msg)
 	}
-	var e apiError
-	if code := h.call(lan, "POST", "/api/devices", EnrolRequest{ID: "an-son/cl-02", Area: "qn/tam-ky/an-son"}, &e); code != http.StatusForbidden {
+	var e api.Error
+	if code := h.call(lan, "POST", "/api/devices", api.EnrolRequest{ID: "an-son/cl-02", Area: "qn/tam-ky/an-son"}, &e); code != http.StatusForbidden {
 		t.Fatalf("enrol in another commune: %d %q", code, e.Error)
 	}
 	if code := h.call(lan, "GET", "/api/devices/an-son/cl-01", nil, &e); code != http.StatusNotFound {
@@ -69,7 +70,7 @@ func TestCommuneScope(t *testing.T) {
 	if code := h.call(lan, "GET", "/api/confirmations?area=qn/tam-ky/an-son", nil, &e); code != http.StatusForbidden {
 		t.Fatalf("confirmations of another commune: %d, want 403", code)
 	}
-	var ds []DeviceJSON
+	var ds []api.DeviceJSON
 	h.mustCall(lan, "GET", "/api/devices", nil, &ds, http.StatusOK)
 	if len(ds) != 1 || ds[0].ID != "tam-thanh/cl-07" {
 		t.Fatalf("lan sees devices %v, want only tam-thanh/cl-07", ds)
@@ -111,7 +112,7 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("audit: no %s by %q (log: %v)", action, actor, got)
 		}
 	}
-	var list []AuditJSON
+	var list []api.AuditJSON
 	h.mustCall(lan, "GET", "/api/audit", nil, &list, http.StatusOK)
 	for _, e := range list {
 		if !strings.Contains(e.Target, "duy-hai") {
@@ -142,14 +143,14 @@ func TestPushErrorsSayWhatToDo(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(msg, "loa content add") {
 		t.Fatalf("unknown content: %d %q, want a hint to upload it", code, msg)
 	}
-	var e apiError
+	var e api.Error
 	if code := h.call(h.admin, "POST", "/api/areas", map[string]string{"id": "qn/x", "colour": "red"}, &e); code != http.StatusBadRequest || !strings.Contains(e.Error, "colour") {
 		t.Fatalf("unknown JSON field: %d %q", code, e.Error)
 	}
-	if code := h.call(h.admin, "POST", "/api/areas", AreaJSON{ID: "qn/a/b"}, &e); code != http.StatusNotFound || !strings.Contains(e.Error, "add the parent area qn/a first") {
+	if code := h.call(h.admin, "POST", "/api/areas", api.AreaJSON{ID: "qn/a/b"}, &e); code != http.StatusNotFound || !strings.Contains(e.Error, "add the parent area qn/a first") {
 		t.Fatalf("missing parent: %d %q", code, e.Error)
 	}
-	if code := h.call(h.admin, "POST", "/api/areas", AreaJSON{ID: "hue"}, &e); code != http.StatusForbidden {
+	if code := h.call(h.admin, "POST", "/api/areas", api.AreaJSON{ID: "hue"}, &e); code != http.StatusForbidden {
 		t.Fatalf("area outside scope: %d %q", code, e.Error)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/loa-project/loa/hub/api"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -131,14 +132,14 @@ func (s *Server) composeDevice(ctx context.Context, deviceID string, minRevision
 
 // pushTarget recomposes every device a target feeds and sends new revisions to the connected
 // ones.
-func (s *Server) pushTarget(ctx context.Context, t store.Target) PushResponse {
+func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushResponse {
 	var ids []string
 	if t.Kind == store.TargetDevice {
 		ids = []string{t.ID}
 	} else {
 		ds, err := s.st.ListDevices(ctx, t.ID)
 		if err != nil {
-			return PushResponse{Failures: []string{err.Error()}}
+			return api.PushResponse{Failures: []string{err.Error()}}
 		}
 		for _, d := range ds {
 			if !d.Revoked {
@@ -187,5 +188,5 @@ func (s *Server) pushTarget(ctx context.Context, t store.Target) PushResponse {
 	if len(failures) > 20 {
 		failures = append(failures[:20], fmt.Sprintf("… and %d more", len(failures)-20))
 	}
-	return PushResponse{Devices: int(changed.Load()), Sent: int(sent.Load()), Failures: failures}
+	return api.PushResponse{Devices: int(changed.Load()), Sent: int(sent.Load()), Failures: failures}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loa-project/loa/hub/api"
 	"io"
 	"mime"
 	"net/http"
@@ -111,25 +112,8 @@ func (t *Transcoder) Transcode(ctx context.Context, src, dst string) (time.Durat
 	return dur, nil
 }
 
-// ContentJSON is a library item in API answers.
-type ContentJSON struct {
-	Ref       string    `json:"ref"`
-	Size      int64     `json:"size"`
-	DurationS float64   `json:"duration_s"`
-	MIME      string    `json:"mime"`
-	Title     string    `json:"title"`
-	Theme     string    `json:"theme,omitempty"`
-	Language  string    `json:"language,omitempty"`
-	Format    string    `json:"format,omitempty"`
-	Unit      string    `json:"unit,omitempty"`
-	By        string    `json:"uploaded_by,omitempty"`
-	At        time.Time `json:"uploaded_at"`
-	Created   bool      `json:"created"`
-	URL       string    `json:"url,omitempty"`
-}
-
-func contentJSON(c store.Content, base string) ContentJSON {
-	j := ContentJSON{Ref: c.Ref, Size: c.Size, DurationS: c.Duration.Seconds(), MIME: c.MIME, Title: c.Title,
+func contentJSON(c store.Content, base string) api.ContentJSON {
+	j := api.ContentJSON{Ref: c.Ref, Size: c.Size, DurationS: c.Duration.Seconds(), MIME: c.MIME, Title: c.Title,
 		Theme: c.Theme, Language: c.Language, Format: c.Format, Unit: c.ProducingUnit, By: c.UploadedBy, At: c.UploadedAt}
 	if base != "" {
 		j.URL = strings.TrimRight(base, "/") + "/content/" + c.Ref
@@ -145,7 +129,7 @@ func (s *Server) apiListContent(w http.ResponseWriter, r *http.Request, p princi
 		storeError(w, err)
 		return
 	}
-	out := make([]ContentJSON, 0, len(cs))
+	out := make([]api.ContentJSON, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, contentJSON(c, s.opts.PublicURL))
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/loa-project/loa/hub/api"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -26,7 +27,7 @@ func needTools(t *testing.T, tools ...string) {
 	}
 }
 
-func upload(t *testing.T, h *testHub, path string, fields map[string]string) (int, ContentJSON, string) {
+func upload(t *testing.T, h *testHub, path string, fields map[string]string) (int, api.ContentJSON, string) {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -49,8 +50,8 @@ func upload(t *testing.T, h *testHub, path string, fields map[string]string) (in
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var c ContentJSON
-	var e apiError
+	var c api.ContentJSON
+	var e api.Error
 	json.Unmarshal(raw, &c)
 	json.Unmarshal(raw, &e)
 	return resp.StatusCode, c, e.Error
@@ -99,7 +100,7 @@ func TestUploadTranscodeAndRangeDownload(t *testing.T) {
 	if code != http.StatusOK || c2.Ref != c.Ref || c2.Created || c2.Title != "Bản tin thử" {
 		t.Fatalf("re-upload: %d %+v", code, c2)
 	}
-	var list []ContentJSON
+	var list []api.ContentJSON
 	h.mustCall(h.admin, "GET", "/api/content?language=vi", nil, &list, http.StatusOK)
 	if len(list) != 1 || list[0].Ref != c.Ref {
 		t.Fatalf("library list %+v", list)
@@ -171,7 +172,7 @@ func TestUploadRefusesNonAudio(t *testing.T) {
 	if code, _, msg = upload(t, h, wavNoTitle, nil); code != http.StatusBadRequest || !strings.Contains(msg, "--title") {
 		t.Fatalf("no title: %d %q", code, msg)
 	}
-	var list []ContentJSON
+	var list []api.ContentJSON
 	h.mustCall(h.admin, "GET", "/api/content", nil, &list, http.StatusOK)
 	if len(list) != 0 {
 		t.Fatalf("refused uploads left %d library items", len(list))

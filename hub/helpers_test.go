@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"github.com/loa-project/loa/hub/api"
 	"io"
 	"log/slog"
 	"net/http"
@@ -123,13 +124,13 @@ func (h *testHub) mustCall(token, method, path string, body any, out any, want i
 
 func (h *testHub) addArea(id string) {
 	h.t.Helper()
-	h.mustCall(h.admin, "POST", "/api/areas", AreaJSON{ID: id, Name: id}, nil, http.StatusCreated)
+	h.mustCall(h.admin, "POST", "/api/areas", api.AreaJSON{ID: id, Name: id}, nil, http.StatusCreated)
 }
 
 func (h *testHub) enrol(id, area string) string {
 	h.t.Helper()
-	var res EnrolResponse
-	h.mustCall(h.admin, "POST", "/api/devices", EnrolRequest{ID: id, Area: area}, &res, http.StatusCreated)
+	var res api.EnrolResponse
+	h.mustCall(h.admin, "POST", "/api/devices", api.EnrolRequest{ID: id, Area: area}, &res, http.StatusCreated)
 	if !strings.HasPrefix(res.Secret, "loa-ds1-") {
 		h.t.Fatalf("enrolment secret %q is not a device secret", res.Secret)
 	}
@@ -145,12 +146,12 @@ func (h *testHub) userToken(id, scope string) string {
 	return tok
 }
 
-func (h *testHub) push(token, to, doc string) (int, PushResponse, string) {
+func (h *testHub) push(token, to, doc string) (int, api.PushResponse, string) {
 	h.t.Helper()
 	var raw json.RawMessage
-	code := h.call(token, "POST", "/api/schedules", PushRequest{To: to, Document: doc}, &raw)
-	var res PushResponse
-	var e apiError
+	code := h.call(token, "POST", "/api/schedules", api.PushRequest{To: to, Document: doc}, &raw)
+	var res api.PushResponse
+	var e api.Error
 	json.Unmarshal(raw, &res)
 	json.Unmarshal(raw, &e)
 	return code, res, e.Error

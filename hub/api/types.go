@@ -1,0 +1,167 @@
+// Package api holds the JSON shapes of the hub's staff HTTP API, shared by the hub and its
+// clients (the loa CLI) so the CLI does not link the server.
+package api
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Error is the body of every error answer: what went wrong and what to do.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// AreaJSON is an area in API answers.
+type AreaJSON struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Parent string `json:"parent,omitempty"`
+	Depth  int    `json:"depth"`
+}
+
+// EnrolRequest is the body of POST /api/devices.
+type EnrolRequest struct {
+	ID      string   `json:"id"`
+	Area    string   `json:"area"`
+	Name    string   `json:"name,omitempty"`
+	Kind    string   `json:"kind,omitempty"`
+	Outputs []string `json:"outputs,omitempty"`
+}
+
+// EnrolResponse is the answer of POST /api/devices: the secret is shown this once.
+type EnrolResponse struct {
+	ID     string `json:"id"`
+	Area   string `json:"area"`
+	Secret string `json:"secret"`
+	KeyID  string `json:"key_id"`
+	Hub    string `json:"hub_url,omitempty"`
+}
+
+// DeviceJSON is a device in API answers, with what the hub knows of its state.
+type DeviceJSON struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name,omitempty"`
+	Area           string     `json:"area"`
+	Kind           string     `json:"kind"`
+	Outputs        []string   `json:"outputs,omitempty"`
+	EnrolledAt     time.Time  `json:"enrolled_at"`
+	Revoked        bool       `json:"revoked,omitempty"`
+	Online         bool       `json:"online"`
+	LastSeen       *time.Time `json:"last_seen,omitempty"`
+	AckedSeq       int64      `json:"acked_seq"`
+	Revision       int64      `json:"revision,omitempty"`        // newest composed revision
+	Delivery       string     `json:"delivery,omitempty"`        // its delivery state
+	RefusedReason  string     `json:"refused_reason,omitempty"`  // when refused
+	ActiveRevision int64      `json:"active_revision,omitempty"` // newest the device reported active
+	NowPlaying     string     `json:"now_playing,omitempty"`
+	Software       string     `json:"software,omitempty"`
+	Link           string     `json:"link,omitempty"`
+	DiskFreeBytes  int64      `json:"disk_free_bytes,omitempty"`
+	TemperatureC   *float64   `json:"temperature_c,omitempty"`
+	ClockOffsetS   float64    `json:"clock_offset_s,omitempty"`
+}
+
+// PushRequest is the body of POST /api/schedules.
+type PushRequest struct {
+	// To is an area id or a device id; "area:" or "device:" makes it explicit.
+	To       string `json:"to"`
+	Name     string `json:"name,omitempty"` // file name, for error messages
+	Document string `json:"document"`
+}
+
+// PushResponse says what a push did.
+type PushResponse struct {
+	Target   string   `json:"target"`
+	Revision int64    `json:"revision"`
+	Devices  int      `json:"devices"` // devices whose effective schedule changed
+	Sent     int      `json:"sent"`    // of those, connected ones it was sent to
+	Failures []string `json:"failures,omitempty"`
+}
+
+// ConfirmationJSON is one confirmation in API answers.
+type ConfirmationJSON struct {
+	Device     string     `json:"device"`
+	Seq        int64      `json:"seq"`
+	Area       string     `json:"area"`
+	Output     string     `json:"output,omitempty"`
+	ScheduleID string     `json:"schedule_id,omitempty"`
+	Revision   int64      `json:"revision,omitempty"`
+	Program    string     `json:"program,omitempty"`
+	ItemIndex  int        `json:"item_index"`
+	Item       string     `json:"item,omitempty"`
+	Scheduled  *time.Time `json:"scheduled,omitempty"`
+	Start      *time.Time `json:"start,omitempty"`
+	End        *time.Time `json:"end,omitempty"`
+	PlayedS    float64    `json:"played_s"`
+	PeakDBFS   *float64   `json:"peak_dbfs,omitempty"`
+	RMSDBFS    *float64   `json:"rms_dbfs,omitempty"`
+	SilenceS   float64    `json:"silence_s"`
+	Gaps       int        `json:"gaps"`
+	Underruns  int        `json:"underruns"`
+	Result     string     `json:"result"`
+	Error      string     `json:"error,omitempty"`
+	Clock      string     `json:"clock,omitempty"`
+	ReceivedAt time.Time  `json:"received_at"`
+}
+
+// AuditJSON is one audit entry in API answers.
+type AuditJSON struct {
+	At     time.Time       `json:"at"`
+	Actor  string          `json:"actor"`
+	Action string          `json:"action"`
+	Target string          `json:"target"`
+	Detail json.RawMessage `json:"detail,omitempty"`
+}
+
+// ContentJSON is a library item in API answers.
+type ContentJSON struct {
+	Ref       string    `json:"ref"`
+	Size      int64     `json:"size"`
+	DurationS float64   `json:"duration_s"`
+	MIME      string    `json:"mime"`
+	Title     string    `json:"title"`
+	Theme     string    `json:"theme,omitempty"`
+	Language  string    `json:"language,omitempty"`
+	Format    string    `json:"format,omitempty"`
+	Unit      string    `json:"unit,omitempty"`
+	By        string    `json:"uploaded_by,omitempty"`
+	At        time.Time `json:"uploaded_at"`
+	Created   bool      `json:"created"`
+	URL       string    `json:"url,omitempty"`
+}
+
+// confirmationCSVHeader is the header row of the CSV form.
+var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
+	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
+	"gaps", "underruns", "result", "error", "clock", "received_at"}
+
+// WriteConfirmationsCSV writes confirmations as CSV with a header row.
+func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
+	cw := csv.NewWriter(w)
+	cw.Write(confirmationCSVHeader)
+	ft := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.Format(time.RFC3339Nano)
+	}
+	ff := func(f *float64) string {
+		if f == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*f, 'f', -1, 64)
+	}
+	for _, c := range cs {
+		cw.Write([]string{c.Device, strconv.FormatInt(c.Seq, 10), c.Area, c.Output, c.ScheduleID,
+			strconv.FormatInt(c.Revision, 10), c.Program, strconv.Itoa(c.ItemIndex), c.Item, ft(c.Scheduled),
+			ft(c.Start), ft(c.End), strconv.FormatFloat(c.PlayedS, 'f', -1, 64), ff(c.PeakDBFS), ff(c.RMSDBFS),
+			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
+			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
