@@ -252,19 +252,26 @@ func Parse(name string, data []byte) (*Document, error) {
 	if strings.TrimSpace(string(data)) == "" {
 		return nil, fmt.Errorf("%s: schedule is empty", name)
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: not valid YAML or JSON: %v", name, cleanYAMLError(err))
-	}
-	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: a schedule must be a mapping with version, id, revision, timezone and programs", name)
-	}
 	var doc Document
 	if err := decodeStrict(data, &doc); err != nil {
+		// Say what is wrong in the words of a schedule, not of the decoder, where we can.
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
+			return nil, fmt.Errorf("%s: not valid YAML or JSON: %v", name, cleanYAMLError(err))
+		}
+		if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s: a schedule must be a mapping with version, id, revision, timezone and programs", name)
+		}
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
-	recordProgramLines(root.Content[0], &doc)
 	if err := doc.prepare(); err != nil {
+		// Errors name the line of each programme: find them now (parsing for lines costs as
+		// much as decoding, so it is done only when there is something to report).
+		var root yaml.Node
+		if yaml.Unmarshal(data, &root) == nil && len(root.Content) > 0 {
+			recordProgramLines(root.Content[0], &doc)
+			err = doc.prepare()
+		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &doc, nil
