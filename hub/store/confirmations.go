@@ -303,7 +303,8 @@ func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Co
 
 // EachConfirmation calls fn for each confirmation matching f in time order (then device, seq)
 // without holding them all in memory: a year's CSV export streams through it. An error from fn
-// stops the iteration and is returned.
+// stops the iteration and is returned. fn runs while a read connection is held: keep it to
+// writing out the record.
 func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn func(Confirmation) error) error {
 	cond, args := subtree("area_id", f.Area)
 	conds := []string{cond}
