@@ -51,6 +51,10 @@ func (l *Link) fetcher(ctx context.Context) {
 				job, attempt, warned = &j, 0, false
 			}
 		}
+		if p := l.d.Schedules.Pending(); p == nil || *p != job.ref {
+			job = nil // activated meanwhile, or replaced by a newer revision
+			continue
+		}
 		err := l.fetchAll(ctx, job.missing)
 		if err == nil {
 			var prog Progress

@@ -24,7 +24,7 @@ const writeTimeout = 30 * time.Second
 // goroutine only, except the reader.
 type session struct {
 	l     *Link
-	conn  *websocket.Conn
+	out   func([]byte) error // writes one frame
 	n     uint64 // message ids
 	sent  uint64 // highest confirmation seq sent on this connection
 	acked uint64 // highest seq the hub acknowledged
@@ -44,8 +44,7 @@ func (s *session) write(m protocol.Message) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", m.Type(), err)
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+	if err := s.out(b); err != nil {
 		return fmt.Errorf("sending %s: %w", m.Type(), err)
 	}
 	return nil
@@ -64,7 +63,10 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 	if conn == nil {
 		return end
 	}
-	s := &session{l: l, conn: conn, batch: l.cfg.Batch}
+	s := &session{l: l, batch: l.cfg.Batch, out: func(b []byte) error {
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return conn.WriteMessage(websocket.TextMessage, b)
+	}}
 	conn.SetReadLimit(int64(l.limits.MaxMessageBytes))
 	idle := 2*l.cfg.Ping + 10*time.Second
 
