@@ -25,9 +25,9 @@ const writeTimeout = 30 * time.Second
 type session struct {
 	l     *Link
 	out   func([]byte) error // writes one frame
-	n     uint64 // message ids
-	sent  uint64 // highest confirmation seq sent on this connection
-	acked uint64 // highest seq the hub acknowledged
+	n     uint64             // message ids
+	sent  uint64             // highest confirmation seq sent on this connection
+	acked uint64             // highest seq the hub acknowledged
 	batch int
 }
 
