@@ -56,6 +56,9 @@ func AddUser(ctx context.Context, st Store, id, name, scope, areaName string) (s
 	} else if err != nil {
 		return "", err
 	}
+	if name == "" {
+		name = id
+	}
 	if _, err := st.AddUser(ctx, store.User{ID: id, Name: name, Scope: scope}); err != nil {
 		return "", err
 	}

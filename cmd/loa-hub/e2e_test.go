@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/loa-project/loa/protocol"
+)
+
+// buildTools builds loa-hub and loa into dir.
+func buildTools(t *testing.T, dir string) (hubBin, loaBin string) {
+	t.Helper()
+	hubBin, loaBin = filepath.Join(dir, "loa-hub"), filepath.Join(dir, "loa")
+	for bin, pkg := range map[string]string{hubBin: ".", loaBin: "../loa"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return hubBin, loaBin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func runOK(t *testing.T, env []string, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// The whole staff loop with real processes: keygen, bootstrap an admin, serve, then the CLI
+// adds areas, enrols a device, pushes a schedule that a websocket agent receives signed and
+// verifies, and reads back the agent's confirmations; a commune token is refused elsewhere.
+func TestHubAndCLIProcesses(t *testing.T) {
+	dir := t.TempDir()
+	hubBin, loaBin := buildTools(t, dir)
+	addr := freePort(t)
+	keyFile := filepath.Join(dir, "hub.key")
+	out := runOK(t, nil, hubBin, "keygen", "--out", keyFile, "--key-id", "hub-test")
+	m := regexp.MustCompile(`hub-test: "(ed25519:[^"]+)"`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("keygen printed no trusted key line:\n%s", out)
+	}
+	pub, err := protocol.ParsePublicKey(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.Command(hubBin, "keygen", "--out", keyFile).CombinedOutput(); err == nil {
+		t.Fatal("keygen overwrote an existing key")
+	}
+	cfg := filepath.Join(dir, "hub.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: hub.key\nsigning_key_id: hub-test\n", addr)), 0o644)
+	out = runOK(t, nil, hubBin, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", cfg)
+	admin := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+	if !strings.HasPrefix(admin, "loa-st1-") {
+		t.Fatalf("user add printed no token:\n%s", out)
+	}
+
+	hub := exec.Command(hubBin, "serve", "--config", cfg)
+	logf, _ := os.Create(filepath.Join(dir, "hub.log"))
+	hub.Stdout, hub.Stderr = logf, logf
+	if err := hub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		hub.Process.Signal(os.Interrupt)
+		hub.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("hub log:\n%s", b)
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hub did not start listening")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	env := []string{"LOA_HUB=" + base, "LOA_TOKEN=" + admin, "HOME=" + dir}
+	runOK(t, env, loaBin, "area", "add", "qn/tam-ky", "--name", "Tam Kỳ")
+	runOK(t, env, loaBin, "area", "add", "qn/tam-ky/tam-thanh", "--name", "Tam Thanh")
+	runOK(t, env, loaBin, "area", "add", "qn/tam-ky/an-son")
+	out = runOK(t, env, loaBin, "device", "enroll", "tam-thanh/cl-07", "--area", "qn/tam-ky/tam-thanh")
+	sm := regexp.MustCompile(`secret: (loa-ds1-\S+)`).FindStringSubmatch(out)
+	if sm == nil {
+		t.Fatalf("enroll printed no secret:\n%s", out)
+	}
+	secret := sm[1]
+
+	// A commune user made on the server: their token cannot push to the neighbouring commune.
+	out = runOK(t, nil, hubBin, "user", "add", "lan", "--scope", "qn/tam-ky/tam-thanh", "--config", cfg)
+	lan := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+	doc := filepath.Join(dir, "commune.yaml")
+	os.WriteFile(doc, []byte("version: 1\nid: commune\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: relay\n    cron: \"0 0 11 * * *\"\n    items:\n      - stream: http://radio.example/qnr.mp3\n        duration: 30m\n"), 0o644)
+	cmd := exec.Command(loaBin, "--hub", base, "--token", lan, "schedule", "push", doc, "--to", "qn/tam-ky/an-son")
+	cmd.Env = []string{"HOME=" + dir}
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "outside your scope") {
+		t.Fatalf("commune token pushed to another commune: %v\n%s", err, b)
+	}
+	cmd = exec.Command(loaBin, "schedule", "push", doc, "--to", "cl-07")
+	cmd.Env = append(os.Environ(), env...)
+	b, _ = cmd.CombinedOutput()
+	if !strings.Contains(string(b), "use --to tam-thanh/cl-07") {
+		t.Fatalf("short device id gave no hint:\n%s", b)
+	}
+
+	// An agent connects (gorilla + protocol only) before the push.
+	u := "ws://" + addr + "/agent/ws"
+	if _, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {protocol.FormatDeviceAuth("tam-thanh/cl-07", secret+"x")}}); err == nil || resp.StatusCode != 401 {
+		t.Fatalf("wrong secret connected: %v", err)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {protocol.FormatDeviceAuth("tam-thanh/cl-07", secret)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	send := func(m protocol.Message) {
+		b, err := protocol.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.WriteMessage(websocket.TextMessage, b)
+	}
+	recv := func() protocol.Message {
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := protocol.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	send(&protocol.Hello{Header: protocol.Header{ID: "a-1"}, DeviceID: "tam-thanh/cl-07", SoftwareVersion: "test"})
+	if _, ok := recv().(*protocol.Welcome); !ok {
+		t.Fatal("no welcome")
+	}
+	out = runOK(t, append(env, "LOA_TOKEN="+lan), loaBin, "schedule", "push", doc, "--to", "qn/tam-ky/tam-thanh")
+	if !strings.Contains(out, "1 of them online") {
+		t.Fatalf("push output: %s", out)
+	}
+	sch, ok := recv().(*protocol.Schedule)
+	if !ok {
+		t.Fatal("the pushed schedule did not reach the agent")
+	}
+	v, _ := protocol.NewVerifier(protocol.TrustedKeys{"hub-test": pub}, "tam-thanh/cl-07", clock{})
+	p, err := v.VerifySchedule(sch.Signed, func(string) (uint64, bool) { return 0, false })
+	if err != nil {
+		t.Fatalf("agent refuses the push: %v", err)
+	}
+	send(&protocol.Delivery{Header: protocol.Header{ID: "a-2", Re: sch.ID}, ScheduleID: p.ScheduleID, Revision: p.Revision, State: protocol.DeliveryActive})
+	start := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	send(&protocol.Confirmations{Header: protocol.Header{ID: "a-3"}, Records: []protocol.Confirmation{{Device: "tam-thanh/cl-07", Seq: 1,
+		ScheduleID: p.ScheduleID, Revision: p.Revision, Program: "qn/tam-ky/tam-thanh/relay", Item: "http://radio.example/qnr.mp3",
+		Start: start, End: start.Add(30 * time.Minute), PlayedS: 1800, Result: protocol.ResultCompleted}}})
+	if ack, ok := recv().(*protocol.Ack); !ok || ack.Seq != 1 {
+		t.Fatalf("no ack 1")
+	}
+	csv := runOK(t, env, loaBin, "confirmations", "--csv", "--device", "tam-thanh/cl-07", "--since", "2026-11-26")
+	r := bufio.NewScanner(strings.NewReader(csv))
+	var lines []string
+	for r.Scan() {
+		lines = append(lines, r.Text())
+	}
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "device,seq,area") || !strings.Contains(lines[1], "tam-thanh/cl-07,1,qn/tam-ky/tam-thanh") {
+		t.Fatalf("confirmations CSV:\n%s", csv)
+	}
+	var status string
+	for range 100 {
+		status = runOK(t, env, loaBin, "status")
+		if strings.Contains(status, "active") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !regexp.MustCompile(`tam-thanh/cl-07\s+qn/tam-ky/tam-thanh\s+yes\s+just now\s+1\s+active\s+1`).MatchString(status) {
+		t.Fatalf("status table:\n%s", status)
+	}
+	table := runOK(t, env, loaBin, "confirmations")
+	if !strings.Contains(table, "completed") || !strings.Contains(table, "1 confirmation(s)") {
+		t.Fatalf("confirmations table:\n%s", table)
+	}
+}

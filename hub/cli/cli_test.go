@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loa-project/loa/hub"
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+)
+
+type clock struct{}
+
+func (clock) Now() time.Time { return time.Now() }
+
+// startHub runs a real hub (SQLite file, loopback HTTP) and returns its URL and an admin token.
+func startHub(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := store.Open(context.Background(), filepath.Join(dir, "hub.db"), clock{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := protocol.GenerateKey(nil)
+	signer, _ := protocol.NewSigner("k", priv)
+	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
+		Transcoder: &hub.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { hs.Close(); srv.Close(); db.Close() })
+	tok, err := hub.AddUser(context.Background(), db, "admin", "", "qn", "Quảng Nam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hs.URL, tok
+}
+
+func runCLI(env Env, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	env.Stdout, env.Stderr = &out, &errb
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	code := Run(context.Background(), args, env)
+	return code, out.String(), errb.String()
+}
+
+func TestHubURLAndTokenSources(t *testing.T) {
+	url, tok := startHub(t)
+	home := t.TempDir()
+	// Nothing configured: a clear error.
+	if code, _, e := runCLI(Env{Home: home}, "status"); code != 1 || !strings.Contains(e, "LOA_HUB") {
+		t.Fatalf("no hub: %d %q", code, e)
+	}
+	// The config file.
+	os.MkdirAll(filepath.Join(home, ".config", "loa"), 0o755)
+	os.WriteFile(filepath.Join(home, ".config", "loa", "config.yaml"), []byte("hub: "+url+"\ntoken: "+tok+"\n"), 0o600)
+	if code, out, e := runCLI(Env{Home: home}, "whoami"); code != 0 || !strings.Contains(out, "scope qn") {
+		t.Fatalf("config file: %d %q %q", code, out, e)
+	}
+	// The environment overrides the file; flags override both.
+	env := Env{Home: home, Getenv: func(k string) string {
+		if k == "LOA_TOKEN" {
+			return "loa-st1-wrong"
+		}
+		return ""
+	}}
+	if code, _, e := runCLI(env, "whoami"); code != 1 || !strings.Contains(e, "unknown, revoked or expired") {
+		t.Fatalf("env token: %d %q", code, e)
+	}
+	if code, _, e := runCLI(env, "--token", tok, "whoami"); code != 0 {
+		t.Fatalf("flag before command: %d %q", code, e)
+	}
+	if code, _, e := runCLI(env, "whoami", "--token", tok); code != 0 {
+		t.Fatalf("flag after command: %d %q", code, e)
+	}
+	os.WriteFile(filepath.Join(home, ".config", "loa", "config.yaml"), []byte("hub_url: x\n"), 0o600)
+	if code, _, e := runCLI(Env{Home: home}, "status"); code != 1 || !strings.Contains(e, "hub_url") {
+		t.Fatalf("unknown config field: %d %q", code, e)
+	}
+	if code, _, e := runCLI(Env{Home: home}, "device", "frobnicate"); code != 2 || !strings.Contains(e, `unknown command "device frobnicate"`) {
+		t.Fatalf("unknown command: %d %q", code, e)
+	}
+	if code, _, e := runCLI(Env{Home: home}, "device", "enroll", "x/y"); code != 2 || !strings.Contains(e, "--area") {
+		t.Fatalf("enroll without area: %d %q", code, e)
+	}
+}
+
+func TestCommandsAgainstHub(t *testing.T) {
+	url, tok := startHub(t)
+	env := Env{Getenv: func(k string) string {
+		return map[string]string{"LOA_HUB": url, "LOA_TOKEN": tok}[k]
+	}}
+	must := func(args ...string) string {
+		t.Helper()
+		code, out, e := runCLI(env, args...)
+		if code != 0 {
+			t.Fatalf("loa %s: %d %s", strings.Join(args, " "), code, e)
+		}
+		return out
+	}
+	must("area", "add", "qn/duy-hai", "--name", "Duy Hải")
+	if out := must("area", "list"); !strings.Contains(out, "qn/duy-hai") || !strings.Contains(out, "Duy Hải") {
+		t.Fatalf("area list:\n%s", out)
+	}
+	out := must("device", "enroll", "duy-hai/cl-01", "--area", "qn/duy-hai", "--outputs", "speakers,board")
+	if !strings.Contains(out, "secret: loa-ds1-") {
+		t.Fatalf("enroll:\n%s", out)
+	}
+	if out := must("device", "list"); !strings.Contains(out, "duy-hai/cl-01") || !strings.Contains(out, "never") {
+		t.Fatalf("device list:\n%s", out)
+	}
+	if out := must("device", "show", "duy-hai/cl-01"); !strings.Contains(out, "qn/duy-hai") {
+		t.Fatalf("device show:\n%s", out)
+	}
+	if out := must("device", "show", "duy-hai/cl-01", "--json"); !strings.Contains(out, `"area": "qn/duy-hai"`) {
+		t.Fatalf("device show --json:\n%s", out)
+	}
+	if _, err := exec.LookPath("espeak-ng"); err == nil {
+		if _, err := exec.LookPath("ffmpeg"); err == nil {
+			wav := filepath.Join(t.TempDir(), "speech.wav")
+			if b, err := exec.Command("espeak-ng", "-v", "vi", "-w", wav, "Thông báo lịch tiêm chủng").CombinedOutput(); err != nil {
+				t.Fatalf("espeak-ng: %v %s", err, b)
+			}
+			out := must("content", "add", wav, "--title", "Tiêm chủng", "--language", "vi", "--theme", "health")
+			if !strings.Contains(out, "sha256:") || !strings.Contains(out, "added") {
+				t.Fatalf("content add:\n%s", out)
+			}
+			if out := must("content", "list"); !strings.Contains(out, "Tiêm chủng") {
+				t.Fatalf("content list:\n%s", out)
+			}
+		}
+	}
+	doc := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(doc, []byte("version: 1\nid: s\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: p\n    cron: \"0 0 6 * * *\"\n    items:\n      - stream: http://r.example/x.mp3\n        duration: 1m\n"), 0o644)
+	if out := must("schedule", "push", doc, "--to", "qn/duy-hai"); !strings.Contains(out, "area:qn/duy-hai revision 1 stored; 1 device(s)") {
+		t.Fatalf("push:\n%s", out)
+	}
+	if out := must("status"); !strings.Contains(out, "composed") {
+		t.Fatalf("status after push to an offline device:\n%s", out)
+	}
+	if out := must("confirmations", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("confirmations --json: %q", out)
+	}
+	if code, _, e := runCLI(env, "confirmations", "--since", "last tuesday"); code != 1 || !strings.Contains(e, "RFC 3339") {
+		t.Fatalf("bad --since: %d %q", code, e)
+	}
+	if out := must("device", "revoke", "duy-hai/cl-01"); !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke: %s", out)
+	}
+	if out := must("status"); !strings.Contains(out, "revoked") {
+		t.Fatalf("status after revoke:\n%s", out)
+	}
+}
+
+func FuzzParseFileConfig(f *testing.F) {
+	f.Add([]byte("hub: http://x\ntoken: t\n"))
+	f.Add([]byte("hub: [\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ParseFileConfig(b)
+	})
+}

@@ -1,0 +1,251 @@
+// Package client is a Go client of the hub's staff HTTP API (what the loa CLI uses).
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/loa-project/loa/hub/api"
+)
+
+// Client talks to one hub with one staff token.
+type Client struct {
+	BaseURL string // e.g. https://hub.example.vn
+	Token   string
+	HTTP    *http.Client // default http.DefaultClient
+}
+
+// Error is an error answer of the hub: its HTTP status and its message (which says what to do).
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+func (c *Client) request(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	if c.BaseURL == "" {
+		return nil, fmt.Errorf("no hub URL: pass --hub URL, set LOA_HUB, or write hub: in ~/.config/loa/config.yaml")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the hub at %s: %w", c.BaseURL, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e api.Error
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("hub answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: e.Error}
+	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	resp, err := c.request(ctx, method, path, body, ct)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("the hub's answer to %s %s is not the JSON expected: %w", method, path, err)
+	}
+	return nil
+}
+
+// Whoami returns the token's user, scope and the hub's signing key id.
+func (c *Client) Whoami(ctx context.Context) (map[string]any, error) {
+	var out map[string]any
+	return out, c.do(ctx, "GET", "/api/whoami", nil, &out)
+}
+
+// AddArea adds an area below an existing one.
+func (c *Client) AddArea(ctx context.Context, id, name string) (api.AreaJSON, error) {
+	var out api.AreaJSON
+	return out, c.do(ctx, "POST", "/api/areas", api.AreaJSON{ID: id, Name: name}, &out)
+}
+
+// ListAreas lists an area's subtree ("" = the token's scope).
+func (c *Client) ListAreas(ctx context.Context, area string) ([]api.AreaJSON, error) {
+	var out []api.AreaJSON
+	return out, c.do(ctx, "GET", "/api/areas"+query("area", area), nil, &out)
+}
+
+// Enrol enrols a device and returns its secret (shown once).
+func (c *Client) Enrol(ctx context.Context, r api.EnrolRequest) (api.EnrolResponse, error) {
+	var out api.EnrolResponse
+	return out, c.do(ctx, "POST", "/api/devices", r, &out)
+}
+
+// ListDevices lists the devices of an area's subtree with their state.
+func (c *Client) ListDevices(ctx context.Context, area string) ([]api.DeviceJSON, error) {
+	var out []api.DeviceJSON
+	return out, c.do(ctx, "GET", "/api/devices"+query("area", area), nil, &out)
+}
+
+// Status is ListDevices through the status route.
+func (c *Client) Status(ctx context.Context, area string) ([]api.DeviceJSON, error) {
+	var out []api.DeviceJSON
+	return out, c.do(ctx, "GET", "/api/status"+query("area", area), nil, &out)
+}
+
+// ShowDevice returns one device.
+func (c *Client) ShowDevice(ctx context.Context, id string) (api.DeviceJSON, error) {
+	var out api.DeviceJSON
+	return out, c.do(ctx, "GET", "/api/devices/"+escapePath(id), nil, &out)
+}
+
+// RevokeDevice revokes a device's secret and drops its connection.
+func (c *Client) RevokeDevice(ctx context.Context, id string) (api.DeviceJSON, error) {
+	var out api.DeviceJSON
+	return out, c.do(ctx, "DELETE", "/api/devices/"+escapePath(id), nil, &out)
+}
+
+// ContentMeta is the metadata of an upload.
+type ContentMeta struct {
+	Title, Language, Theme, Format, Unit string
+}
+
+// AddContent uploads an audio file to the library (the hub transcodes it).
+func (c *Client) AddContent(ctx context.Context, path string, m ContentMeta) (api.ContentJSON, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return api.ContentJSON{}, err
+	}
+	defer f.Close()
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		for _, kv := range [][2]string{{"title", m.Title}, {"language", m.Language}, {"theme", m.Theme}, {"format", m.Format}, {"unit", m.Unit}} {
+			if kv[1] != "" {
+				mw.WriteField(kv[0], kv[1])
+			}
+		}
+		fw, err := mw.CreateFormFile("file", filepath.Base(path))
+		if err == nil {
+			_, err = io.Copy(fw, f)
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	resp, err := c.request(ctx, "POST", "/api/content", pr, mw.FormDataContentType())
+	pr.Close()
+	if err != nil {
+		return api.ContentJSON{}, err
+	}
+	defer resp.Body.Close()
+	var out api.ContentJSON
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("the hub's answer to an upload is not the JSON expected: %w", err)
+	}
+	return out, nil
+}
+
+// ListContent lists the library.
+func (c *Client) ListContent(ctx context.Context) ([]api.ContentJSON, error) {
+	var out []api.ContentJSON
+	return out, c.do(ctx, "GET", "/api/content", nil, &out)
+}
+
+// PushSchedule attaches a schedule document to an area or device and pushes it.
+func (c *Client) PushSchedule(ctx context.Context, to, name string, doc []byte) (api.PushResponse, error) {
+	var out api.PushResponse
+	return out, c.do(ctx, "POST", "/api/schedules", api.PushRequest{To: to, Name: name, Document: string(doc)}, &out)
+}
+
+// ConfirmationFilter selects confirmations; empty fields do not filter.
+type ConfirmationFilter struct {
+	Area, Device, Since, Until, Result string
+	Limit                              int
+}
+
+func (f ConfirmationFilter) query(format string) string {
+	v := url.Values{}
+	for k, s := range map[string]string{"area": f.Area, "device": f.Device, "since": f.Since, "until": f.Until, "result": f.Result, "format": format} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if f.Limit > 0 {
+		v.Set("limit", fmt.Sprint(f.Limit))
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// Confirmations returns the confirmations matching f.
+func (c *Client) Confirmations(ctx context.Context, f ConfirmationFilter) ([]api.ConfirmationJSON, error) {
+	var out []api.ConfirmationJSON
+	return out, c.do(ctx, "GET", "/api/confirmations"+f.query(""), nil, &out)
+}
+
+// ConfirmationsCSV copies the CSV form to w.
+func (c *Client) ConfirmationsCSV(ctx context.Context, f ConfirmationFilter, w io.Writer) error {
+	resp, err := c.request(ctx, "GET", "/api/confirmations"+f.query("csv"), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func query(k, v string) string {
+	if v == "" {
+		return ""
+	}
+	return "?" + url.Values{k: {v}}.Encode()
+}
+
+// escapePath escapes each segment of a device id, keeping its slashes.
+func escapePath(id string) string {
+	segs := strings.Split(id, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
