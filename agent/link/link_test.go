@@ -373,3 +373,41 @@ func TestBusyHubRetryAfter(t *testing.T) {
 		t.Errorf("%d hellos, want 2 (busy, then welcome)", n)
 	}
 }
+
+// Content the hub does not have yet: the revision stays pending (the warning says why), the
+// fetcher retries with backoff, and once the hub has the item the revision becomes active.
+func TestPendingScheduleCompletesWhenContentArrives(t *testing.T) {
+	h := newHub(t, testSecret)
+	item := []byte(strings.Repeat("a clip ", 5000))
+	ref := content.RefOf(item)
+	a := newTestAgent(t, h, testSecret, nil)
+	a.start()
+	hc := h.nextConn(t)
+	hc.send(t, &protocol.Schedule{Header: protocol.Header{ID: "h-30"}, Signed: h.signSchedule(t, "dev-cl-07", 2, scheduleDoc("dev-cl-07", 2, ref))})
+	if d := h.nextDelivery(t); d.State != protocol.DeliveryReceived {
+		t.Fatalf("delivery %+v, want received", d)
+	}
+	waitFor(t, "the fetch failure to be logged", 10*time.Second, func() bool {
+		return a.logs.count(slog.LevelWarn, "cannot complete the pending schedule yet") == 1
+	})
+	if w, _ := a.logs.find(slog.LevelWarn, "cannot complete the pending schedule yet"); !strings.Contains(w.attrs["err"], "404") {
+		t.Errorf("the warning does not say the hub lacks the item: %v", w.attrs)
+	}
+	if p := a.sch.Pending(); p == nil || p.Revision != 2 {
+		t.Fatalf("pending = %v, want revision 2", p)
+	}
+	h.mu.Lock()
+	h.blobs[ref.String()] = item
+	h.mu.Unlock()
+	for _, want := range []string{protocol.DeliveryContentReady, protocol.DeliveryActive} {
+		if d := h.nextDelivery(t); d.State != want || d.Revision != 2 {
+			t.Fatalf("delivery %+v, want %s of revision 2", d, want)
+		}
+	}
+	if !a.store.Has(ref) || a.sch.Active() == nil || a.sch.Active().Revision != 2 {
+		t.Errorf("after the fetch: store has item %v, active %v", a.store.Has(ref), a.sch.Active())
+	}
+	if n := a.logs.count(slog.LevelWarn, "cannot complete the pending schedule yet"); n != 1 {
+		t.Errorf("the failing fetch was warned about %d times, want once", n)
+	}
+}
