@@ -199,9 +199,13 @@ func (db *DB) ListDevices(ctx context.Context, area string) ([]Device, error) {
 }
 
 // updateDevice runs one UPDATE on a device and turns "no row" into ErrNotFound.
+// One statement commits on its own; no BEGIN/COMMIT round trip.
 func (db *DB) updateDevice(ctx context.Context, what, id, query string, args ...any) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
+	return deviceUpdated(db.w.ExecContext(ctx, query, args...))(what, id)
+}
+
+func deviceUpdated(res sql.Result, err error) func(what, id string) error {
+	return func(what, id string) error {
 		if err != nil {
 			return fmt.Errorf("%s device %q: %w", what, id, err)
 		}
@@ -209,7 +213,7 @@ func (db *DB) updateDevice(ctx context.Context, what, id, query string, args ...
 			return fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, id)
 		}
 		return nil
-	})
+	}
 }
 
 // RevokeDevice marks a device revoked: its secret no longer authenticates. Revoking twice
@@ -260,8 +264,8 @@ func (db *DB) Seen(ctx context.Context, id string) error {
 
 // UpdateStatus stores a device's status snapshot and marks it seen now.
 func (db *DB) UpdateStatus(ctx context.Context, id string, s Status) error {
-	for what, v := range map[string]string{"now playing": s.NowPlaying, "link": s.Link, "software version": s.SoftwareVersion} {
-		if err := checkText("device "+id+" "+what, v, false, 1024); err != nil {
+	for _, f := range [...]struct{ what, v string }{{"now playing", s.NowPlaying}, {"link", s.Link}, {"software version", s.SoftwareVersion}} {
+		if err := checkText("device "+id+" "+f.what, f.v, false, 1024); err != nil {
 			return err
 		}
 	}
@@ -274,12 +278,13 @@ func (db *DB) UpdateStatus(ctx context.Context, id string, s Status) error {
 		return fmt.Errorf("%w: device %q volume %v", ErrInvalid, id, vol)
 	}
 	now := ts(db.now())
-	return db.updateDevice(ctx, "update status of", id, `UPDATE devices SET last_seen = ?, status_at = ?,
-		now_playing = ?, volume = ?, clock_offset_ns = ?, disk_free_bytes = ?, disk_total_bytes = ?,
-		temperature_c = ?, uptime_ns = ?, link = ?, software_version = ? WHERE id = ?`,
-		now, now, s.NowPlaying, vol, int64(s.ClockOffset), s.DiskFreeBytes, s.DiskTotalBytes, temp,
-		int64(s.Uptime), s.Link, s.SoftwareVersion, id)
+	return deviceUpdated(db.setStatus.ExecContext(ctx, now, now, s.NowPlaying, vol, int64(s.ClockOffset),
+		s.DiskFreeBytes, s.DiskTotalBytes, temp, int64(s.Uptime), s.Link, s.SoftwareVersion, id))("update status of", id)
 }
+
+const updateStatus = `UPDATE devices SET last_seen = ?, status_at = ?, now_playing = ?, volume = ?,
+	clock_offset_ns = ?, disk_free_bytes = ?, disk_total_bytes = ?, temperature_c = ?, uptime_ns = ?, link = ?,
+	software_version = ? WHERE id = ?`
 
 // MoveDevice puts a device in another existing area. Its past confirmations keep the area they
 // were played in.

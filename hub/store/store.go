@@ -59,6 +59,7 @@ type DB struct {
 	savepoint   *sql.Stmt // on w
 	release     *sql.Stmt // on w
 	rollbackTo  *sql.Stmt // on w
+	setStatus   *sql.Stmt // on w
 
 	// Group commit of confirmations (see AddConfirmations).
 	confQ      chan *confRequest
@@ -154,6 +155,7 @@ func (db *DB) prepare(ctx context.Context) error {
 		{&db.savepoint, "SAVEPOINT batch"},
 		{&db.release, "RELEASE batch"},
 		{&db.rollbackTo, "ROLLBACK TO batch"},
+		{&db.setStatus, updateStatus},
 	} {
 		if *p.st, err = db.w.PrepareContext(ctx, p.sql); err != nil {
 			return fmt.Errorf("prepare %q: %w", p.sql, err)
@@ -169,7 +171,7 @@ func (db *DB) Close() error {
 	<-db.ingestDone
 	var errs []error
 	for _, st := range []*sql.Stmt{db.getDevice, db.checkSecret, db.insertConf, db.deviceAck, db.walkAck, db.setAck,
-		db.savepoint, db.release, db.rollbackTo} {
+		db.savepoint, db.release, db.rollbackTo, db.setStatus} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
