@@ -117,8 +117,11 @@ func inScope(w http.ResponseWriter, p principal, what, area string) bool {
 	if store.Allowed(p.Scope, area) {
 		return true
 	}
-	writeError(w, http.StatusForbidden, fmt.Sprintf("%s is in area %s, outside your scope %s: ask staff of %s, or use a target under %s",
-		what, area, p.Scope, area, p.Scope))
+	if what != "area "+area {
+		what += " (in area " + area + ")"
+	}
+	writeError(w, http.StatusForbidden, fmt.Sprintf("%s is outside your scope %s: you may act only on %s and the areas below it; ask staff of that area",
+		what, p.Scope, p.Scope))
 	return false
 }
 
