@@ -38,7 +38,7 @@ type hubConn struct {
 	wmu sync.Mutex
 }
 
-func (hc *hubConn) send(t *testing.T, m protocol.Message) {
+func (hc *hubConn) send(t testing.TB, m protocol.Message) {
 	t.Helper()
 	b, err := protocol.Encode(m)
 	if err != nil {
@@ -52,7 +52,7 @@ func (hc *hubConn) send(t *testing.T, m protocol.Message) {
 }
 
 type testHub struct {
-	t      *testing.T
+	t      testing.TB
 	secret string
 	signer *protocol.Signer
 	pub    ed25519.PublicKey
@@ -81,7 +81,7 @@ type testHub struct {
 	connected  chan *hubConn
 }
 
-func newHub(t *testing.T, secret string) *testHub {
+func newHub(t testing.TB, secret string) *testHub {
 	pub, priv, err := protocol.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +283,7 @@ type logEntry struct {
 }
 
 type logRecorder struct {
-	t  *testing.T
+	t  testing.TB
 	mu sync.Mutex
 	es []logEntry
 }
@@ -556,7 +556,7 @@ func (a *testAgent) record(n int) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
