@@ -56,6 +56,12 @@ func (a *Agent) prepareSchedule(name string, data []byte, base string) (*activat
 		return nil, fmt.Errorf("%s revision %d: not every item is on this device yet, keeping the current schedule; missing: %s",
 			name, doc.Revision, strings.Join(missing, "; "))
 	}
+	// Compile the window the runner will use, so that a schedule it could not run (an item
+	// of unknown length, a cron firing every second) is refused now, not found out later.
+	now := a.clock.Now()
+	if _, err := scheduler.Compile(doc, now.Add(-26*time.Hour), now.Add(6*time.Hour), scheduler.CompileOptions{ItemLength: a.itemLength}); err != nil {
+		return nil, fmt.Errorf("%s revision %d cannot be played: %w", name, doc.Revision, err)
+	}
 	return &activation{doc: doc, refs: refs}, nil
 }
 

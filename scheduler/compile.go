@@ -68,7 +68,7 @@ var defaultOutputs = []string{"speakers"}
 
 // MaxPlaysPerCompile bounds the work one compile may do, so that a schedule firing every second
 // cannot stall an agent. A busy real schedule has a few hundred plays a day.
-const MaxPlaysPerCompile = 200_000
+const MaxPlaysPerCompile = 100_000
 
 // maxLookback bounds how far before `from` the compiler looks for occurrences still running.
 const maxLookback = 48 * time.Hour
