@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -128,6 +129,10 @@ func (l *Link) Fetch(ctx context.Context, ref content.Ref) error {
 	}
 	start := time.Now()
 	if err := l.d.Store.Fetch(ctx, u, ref, size); err != nil {
+		var he *content.HTTPError
+		if errors.As(err, &he) && he.Code == http.StatusUnauthorized {
+			return fmt.Errorf("%w (the content store's HTTP client does not send the device's credentials: give it link.DeviceTransport)", err)
+		}
 		return err
 	}
 	l.log.Info("content fetched from the hub", "ref", ref.String(), "bytes", size, "took", time.Since(start).Round(time.Millisecond))

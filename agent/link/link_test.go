@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -409,5 +411,66 @@ func TestPendingScheduleCompletesWhenContentArrives(t *testing.T) {
 	}
 	if n := a.logs.count(slog.LevelWarn, "cannot complete the pending schedule yet"); n != 1 {
 		t.Errorf("the failing fetch was warned about %d times, want once", n)
+	}
+}
+
+// The device's secret goes to the hub and nowhere else (a stream relay, a mirror).
+func TestDeviceTransportSendsSecretOnlyToHub(t *testing.T) {
+	var hubAuth, otherAuth string
+	hubSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hubAuth = r.Header.Get("Authorization") }))
+	defer hubSrv.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherAuth = r.Header.Get("Authorization") }))
+	defer other.Close()
+	tr, err := DeviceTransport(strings.Replace(hubSrv.URL, "http://", "ws://", 1)+"/agent/ws", testDevice, testSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: tr}
+	for _, u := range []string{hubSrv.URL + "/content/x", other.URL + "/stream.mp3"} {
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if hubAuth != protocol.FormatDeviceAuth(testDevice, testSecret) {
+		t.Errorf("the hub got Authorization %q", hubAuth)
+	}
+	if otherAuth != "" {
+		t.Errorf("another server got the device's Authorization %q", otherAuth)
+	}
+	if _, err := DeviceTransport("ftp://hub", testDevice, testSecret, nil); err == nil || !strings.Contains(err.Error(), "scheme") {
+		t.Errorf("an ftp hub URL gave %v, want an error about the scheme", err)
+	}
+}
+
+func TestNewRefusesIncompleteConfig(t *testing.T) {
+	h := newHub(t, testSecret)
+	a := newTestAgent(t, h, testSecret, nil)
+	good := a.link.cfg
+	deps := a.link.d
+	for _, c := range []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Secret = "" }, "secret"},
+		{func(c *Config) { c.DeviceID = "" }, "device_id"},
+		{func(c *Config) { c.TrustedKeys = nil }, "trusted_keys"},
+		{func(c *Config) { c.HubURL = "hub.example" }, "hub URL"},
+		{func(c *Config) { c.HubURL = "ftp://hub.example" }, "scheme"},
+	} {
+		cfg := good
+		c.mod(&cfg)
+		if _, err := New(cfg, deps); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New with a config lacking %s: %v", c.want, err)
+		}
+	}
+	d := deps
+	d.Journal = nil
+	if _, err := New(good, d); err == nil || !strings.Contains(err.Error(), "Journal") {
+		t.Errorf("New without a journal: %v", err)
+	}
+	if _, err := New(good, deps); err != nil {
+		t.Errorf("New with the good config: %v", err)
 	}
 }
