@@ -23,7 +23,7 @@ type sessionEnd struct {
 }
 
 // Run keeps the link up until ctx ends, then returns nil. Failures are logged, never
-// returned: the daemon plays on whatever happens to the hub.
+// returned: the daemon plays on whatever happens to the hub. Call it once per Link.
 func (l *Link) Run(ctx context.Context) error {
 	fetchDone := make(chan struct{})
 	go func() {
