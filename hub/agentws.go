@@ -60,6 +60,15 @@ func (c *agentConn) send(m protocol.Message) error {
 
 // sendSchedule sends one effective revision and records it as sent.
 func (c *agentConn) sendSchedule(ctx context.Context, e store.EffectiveSchedule) error {
+	if err := c.writeSchedule(e); err != nil {
+		return err
+	}
+	c.s.markSent(ctx, c.device, e.Revision)
+	return nil
+}
+
+// writeSchedule writes one effective revision to the connection.
+func (c *agentConn) writeSchedule(e store.EffectiveSchedule) error {
 	id := c.nextID()
 	msg := &protocol.Schedule{Header: protocol.Header{ID: id},
 		Signed: &protocol.Signed{KeyID: c.s.signer.KeyID(), Payload: e.Document, Sig: e.Signature}}
@@ -70,10 +79,13 @@ func (c *agentConn) sendSchedule(ctx context.Context, e store.EffectiveSchedule)
 		c.s.log.Warn("schedule send failed", "device", c.device, "revision", e.Revision, "err", err)
 		return err
 	}
-	if _, err := c.s.st.MarkDelivery(ctx, c.device, e.Revision, store.StateSent, ""); err != nil {
-		c.s.log.Error("delivery state not recorded", "device", c.device, "revision", e.Revision, "state", "sent", "err", err)
-	}
 	return nil
+}
+
+func (s *Server) markSent(ctx context.Context, device string, revision int64) {
+	if _, err := s.st.MarkDelivery(ctx, device, revision, store.StateSent, ""); err != nil {
+		s.log.Error("delivery state not recorded", "device", device, "revision", revision, "state", "sent", "err", err)
+	}
 }
 
 // fail answers a message the hub cannot accept with an error and closes the connection.

@@ -34,11 +34,13 @@ func programPrefix(t store.Target) string {
 func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, sources []store.Schedule) ([]byte, error) {
 	doc := scheduler.Document{Version: scheduler.SchemaVersion, ID: ScheduleIDFor(deviceID), Revision: revision, Programs: []scheduler.Program{}}
 	durations := map[string]scheduler.Duration{}
+	key := ""
 	for _, src := range sources {
-		d, err := scheduler.Parse(src.Target.String()+" revision "+fmt.Sprint(src.Revision), src.Document)
+		d, err := s.parsed(src)
 		if err != nil {
 			return nil, fmt.Errorf("schedule of %s no longer parses: %w", src.Target, err)
 		}
+		key += src.Target.String() + "@" + fmt.Sprint(src.Revision) + " "
 		// The nearest schedule (the last one) decides the zone and the quiet hours.
 		doc.Timezone, doc.QuietHours = d.Timezone, d.QuietHours
 		for _, p := range d.Programs {
@@ -67,11 +69,34 @@ func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, s
 	if err != nil {
 		return nil, err
 	}
-	// What the agent will parse must parse here first.
-	if _, err := scheduler.Parse("effective schedule of device "+deviceID, b); err != nil {
-		return nil, fmt.Errorf("composed schedule is invalid: %w", err)
+	// What the agent will parse must parse here first. Documents composed from the same
+	// sources differ only in id and revision, so one check per source set is enough.
+	if _, ok := s.validSets.Load(key); !ok {
+		if _, err := scheduler.Parse("effective schedule of device "+deviceID, b); err != nil {
+			return nil, fmt.Errorf("composed schedule is invalid: %w", err)
+		}
+		s.validSets.Store(key, true)
 	}
 	return b, nil
+}
+
+// parsed returns a source schedule parsed, from a cache: a (target, revision) never changes.
+func (s *Server) parsed(src store.Schedule) (*scheduler.Document, error) {
+	key := src.Target.String() + "@" + fmt.Sprint(src.Revision)
+	if d, ok := s.parsedDocs.Load(key); ok {
+		return d.(*scheduler.Document), nil
+	}
+	d, err := scheduler.Parse(src.Target.String()+" revision "+fmt.Sprint(src.Revision), src.Document)
+	if err != nil {
+		return nil, err
+	}
+	if s.parsedCount.Add(1) > 4096 { // bound the caches; they refill on demand
+		s.parsedDocs.Clear()
+		s.validSets.Clear()
+		s.parsedCount.Store(0)
+	}
+	s.parsedDocs.Store(key, d)
+	return d, nil
 }
 
 func sameSources(a []store.SourceRevision, b []store.Schedule) bool {
@@ -153,6 +178,7 @@ func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushRespons
 		failures      []string
 		wg            sync.WaitGroup
 		next          atomic.Int64
+		sentRevs      = make([]int64, len(ids)) // recorded after the fan-out, off its path
 	)
 	workers := min(4, len(ids))
 	for range workers {
@@ -178,13 +204,19 @@ func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushRespons
 				s.mu.Lock()
 				c := s.conns[ids[i]]
 				s.mu.Unlock()
-				if c != nil && c.sendSchedule(ctx, e) == nil {
+				if c != nil && c.writeSchedule(e) == nil {
+					sentRevs[i] = e.Revision
 					sent.Add(1)
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	for i, rev := range sentRevs {
+		if rev > 0 {
+			s.markSent(ctx, ids[i], rev)
+		}
+	}
 	if len(failures) > 20 {
 		failures = append(failures[:20], fmt.Sprintf("… and %d more", len(failures)-20))
 	}
