@@ -168,10 +168,13 @@ func (db *DB) AddContent(ctx context.Context, c Content) (stored Content, create
 			return Content{}, false, err
 		}
 	}
-	for _, v := range []string{c.Theme, c.Language, c.Format, c.ProducingUnit} {
-		if v != "" {
-			if err := checkSegment(v); err != nil {
-				return Content{}, false, fmt.Errorf("%w: content %s metadata: %v", ErrInvalid, ref, err)
+	for _, f := range [...]struct {
+		d Dimension
+		v string
+	}{{DimTheme, c.Theme}, {DimLanguage, c.Language}, {DimFormat, c.Format}, {DimUnit, c.ProducingUnit}} {
+		if f.v != "" {
+			if err := checkSegment(f.v); err != nil {
+				return Content{}, false, fmt.Errorf("%w: content %s %s: %v", ErrInvalid, ref, f.d, err)
 			}
 		}
 	}
