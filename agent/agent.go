@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/scheduler"
@@ -32,14 +33,21 @@ type Agent struct {
 	reload  chan struct{}
 	health  health
 
+	activateMu sync.Mutex // one activation at a time: the schedule file and hub pushes both activate
 	mu         sync.Mutex
 	doc        *scheduler.Document
+	pending    *activation // a pushed revision waiting for its content
+	held       map[string]int64
+	link       *link.Link
 	nowPlaying map[string]*NowPlaying
 	synced     bool
 
 	fileStamp   string
 	fileWarned  bool
 	interrupted []journal.Record
+	started     time.Time
+	lastWall    time.Time
+	stateMu     sync.Mutex
 }
 
 // NowPlaying is what an output is playing, for status.
@@ -85,7 +93,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	var err error
-	a.store, err = content.Open(cfg.contentDir(), content.Options{Budget: cfg.Content.BudgetMB << 20, Logger: a.log.With("component", "content")})
+	a.started = time.Now()
+	a.store, err = content.Open(cfg.contentDir(), content.Options{Budget: cfg.Content.BudgetMB << 20,
+		Logger: a.log.With("component", "content"), HTTPClient: a.contentClient()})
 	if err != nil {
 		return fmt.Errorf("content store: %w", err)
 	}
@@ -115,6 +125,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		a.log.Warn(err.Error())
 	}
+	a.held = st.Held
+	a.lastWall = st.LastWall
 	notBefore := minPlausible
 	if st.LastWall.After(notBefore) {
 		notBefore = st.LastWall
@@ -133,7 +145,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.runner.ResumeAfterRestart(r.Output, r.ProgramID, r.Start)
 	}
 	a.loadActive()
+	a.loadPending()
 	a.checkScheduleFile(true)
+	if a.link, err = a.newLink(); err != nil {
+		return fmt.Errorf("hub link: %w", err)
+	}
+	if a.link != nil {
+		go a.link.Run(ctx)
+	}
 	if a.activeDoc() == nil {
 		a.log.Warn("no schedule yet: nothing will play until one is given (schedule: in the config, or a push from the hub)")
 	}
@@ -149,6 +168,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		},
 		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
 		health:   &a.health,
+		recorded: a.notifyLink,
 	}
 
 	ctl, err := a.serveControl(ctx)
@@ -258,6 +278,7 @@ func (a *Agent) recordOnce(ev scheduler.Event, result journal.Result, msg string
 	if _, err := a.journal.Record(rec); err != nil {
 		a.log.Error("journal: cannot record a confirmation", "program", seg.Program, "result", result, "err", err)
 	}
+	a.notifyLink()
 }
 
 func (a *Agent) setNowPlaying(output string, np *NowPlaying) {
@@ -270,15 +291,22 @@ func (a *Agent) setNowPlaying(output string, np *NowPlaying) {
 	a.nowPlaying[output] = np
 }
 
+// saveState writes the latest trusted wall time and the accepted revisions. A wrong clock is
+// never saved as "the latest time seen".
 func (a *Agent) saveState() {
 	now := a.clock.Now()
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
 	a.mu.Lock()
-	synced := a.synced
-	a.mu.Unlock()
-	if !synced || now.Before(minPlausible) {
-		return // never save a wrong clock as "the latest time seen"
+	if a.synced && !now.Before(minPlausible) && now.After(a.lastWall) {
+		a.lastWall = now
 	}
-	if err := saveState(a.cfg.statePath(), state{LastWall: now}); err != nil {
+	st := state{LastWall: a.lastWall, Held: map[string]int64{}}
+	for k, v := range a.held {
+		st.Held[k] = v
+	}
+	a.mu.Unlock()
+	if err := saveState(a.cfg.statePath(), st); err != nil {
 		a.log.Warn("cannot save state", "err", err)
 	}
 }

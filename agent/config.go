@@ -44,6 +44,9 @@ type Config struct {
 		Checkpoint scheduler.Duration `yaml:"checkpoint"`
 	} `yaml:"journal"`
 	Log LogConfig `yaml:"log"`
+	// Hub connects the agent to the district hub (optional: without it the agent plays its
+	// local schedule stand-alone).
+	Hub HubConfig `yaml:"hub"`
 }
 
 // AudioConfig chooses the audio output.
@@ -88,6 +91,9 @@ func LoadConfig(path string) (*Config, error) {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
 	}
+	if c.Hub.SecretFile != "" && !filepath.IsAbs(c.Hub.SecretFile) {
+		c.Hub.SecretFile = filepath.Join(filepath.Dir(path), c.Hub.SecretFile)
+	}
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -118,6 +124,18 @@ func (c *Config) check() error {
 	if c.Timezone != "" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
 			errs = append(errs, fmt.Errorf("timezone %q is not an IANA zone name", c.Timezone))
+		}
+	}
+	if c.Hub.URL != "" {
+		if c.Hub.Secret == "" && c.Hub.SecretFile == "" {
+			errs = append(errs, errors.New("hub.secret (or hub.secret_file) is missing: run `loa device enroll` at the hub to get one"))
+		}
+		if len(c.Hub.TrustedKeys) == 0 {
+			errs = append(errs, errors.New("hub.trusted_keys is empty: add the key `loa-hub keygen` printed, or every push will be refused"))
+		}
+		if !strings.HasPrefix(c.Hub.URL, "http://") && !strings.HasPrefix(c.Hub.URL, "https://") &&
+			!strings.HasPrefix(c.Hub.URL, "ws://") && !strings.HasPrefix(c.Hub.URL, "wss://") {
+			errs = append(errs, fmt.Errorf("hub.url %q: give the hub's base URL, e.g. https://hub.example", c.Hub.URL))
 		}
 	}
 	switch c.Log.Format {

@@ -27,6 +27,7 @@ type speakers struct {
 	schedule   func() (id string, revision int64)
 	onChange   func(nowPlaying *NowPlaying)
 	health     *health
+	recorded   func() // a record closed: the hub link may send it
 
 	cur *speakerPlay
 }
@@ -211,6 +212,8 @@ func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 	})
 	if err != nil {
 		s.log.Error("journal: cannot close a play's record", "seq", seq, "err", err)
+	} else if s.recorded != nil {
+		s.recorded()
 	}
 	if result == journal.Failed {
 		s.log.Error("play failed", "program", sp.run.Program, "ref", sp.segs[i].Ref, "err", proof.Error)
@@ -254,6 +257,8 @@ func (s *speakers) record(sp *speakerPlay, seg scheduler.Segment, result journal
 	rec.Result, rec.Error, rec.End = result, msg, at
 	if _, err := s.journal.Record(rec); err != nil {
 		s.log.Error("journal: cannot record a confirmation", "program", seg.Program, "result", result, "err", err)
+	} else if s.recorded != nil {
+		s.recorded()
 	}
 }
 

@@ -14,20 +14,23 @@ import (
 
 // activation is a schedule accepted by validation, with what it needs from the store.
 type activation struct {
-	doc  *scheduler.Document
-	refs []content.Ref
+	doc     *scheduler.Document
+	data    []byte // the document as received, kept for a pending revision
+	refs    []content.Ref
+	missing []content.Ref // store items not on the device yet
 }
 
 // prepareSchedule parses a schedule, resolves its local files against base (the directory of
-// the file it came from), and checks every item it needs is on the device. A schedule that
-// fails any check is refused whole; the running one keeps playing.
+// the file it came from), and checks it can be played: its files exist and the runner can
+// compile it. Store items it lacks are listed in missing; the caller decides whether that
+// refuses it (a local file) or makes it pending (a push: the link fetches them).
 func (a *Agent) prepareSchedule(name string, data []byte, base string) (*activation, error) {
 	doc, err := scheduler.Parse(name, data)
 	if err != nil {
 		return nil, err
 	}
-	var refs []content.Ref
-	var missing []string
+	act := &activation{doc: doc, data: data}
+	var missingFiles []string
 	for pi := range doc.Programs {
 		p := &doc.Programs[pi]
 		for ii := range p.Items {
@@ -38,23 +41,26 @@ func (a *Agent) prepareSchedule(name string, data []byte, base string) (*activat
 				if err != nil {
 					return nil, fmt.Errorf("%s: program %q items[%d]: %v", name, p.ID, ii, err)
 				}
-				refs = append(refs, ref)
+				act.refs = append(act.refs, ref)
 				if !a.store.Has(ref) {
-					missing = append(missing, fmt.Sprintf("program %q items[%d] %s", p.ID, ii, it.Content))
+					act.missing = append(act.missing, ref)
 				}
 			case it.File != "":
 				if !filepath.IsAbs(it.File) && base != "" {
 					it.File = filepath.Join(base, it.File)
 				}
 				if _, err := os.Stat(it.File); err != nil {
-					missing = append(missing, fmt.Sprintf("program %q items[%d] file %s", p.ID, ii, it.File))
+					missingFiles = append(missingFiles, fmt.Sprintf("program %q items[%d] file %s", p.ID, ii, it.File))
 				}
 			}
 		}
 	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%s revision %d: not every item is on this device yet, keeping the current schedule; missing: %s",
-			name, doc.Revision, strings.Join(missing, "; "))
+	if len(missingFiles) > 0 {
+		return nil, fmt.Errorf("%s revision %d: files missing on this device, keeping the current schedule: %s",
+			name, doc.Revision, strings.Join(missingFiles, "; "))
+	}
+	if len(act.missing) > 0 {
+		return act, nil // compiled once complete
 	}
 	// Compile the window the runner will use, so that a schedule it could not run (an item
 	// of unknown length, a cron firing every second) is refused now, not found out later.
@@ -62,13 +68,30 @@ func (a *Agent) prepareSchedule(name string, data []byte, base string) (*activat
 	if _, err := scheduler.Compile(doc, now.Add(-26*time.Hour), now.Add(6*time.Hour), scheduler.CompileOptions{ItemLength: a.itemLength}); err != nil {
 		return nil, fmt.Errorf("%s revision %d cannot be played: %w", name, doc.Revision, err)
 	}
-	return &activation{doc: doc, refs: refs}, nil
+	return act, nil
+}
+
+// requireComplete turns missing store items into an error, for schedules that have no one to
+// fetch them (a local file).
+func (act *activation) requireComplete(name string) error {
+	if len(act.missing) == 0 {
+		return nil
+	}
+	var refs []string
+	for _, r := range act.missing {
+		refs = append(refs, r.String())
+	}
+	return fmt.Errorf("%s revision %d: not every item is on this device yet, keeping the current schedule; missing: %s",
+		name, act.doc.Revision, strings.Join(refs, "; "))
 }
 
 // offerSchedule activates a schedule if it is newer than the active one (or the same one
 // unchanged, which is a no-op). It returns whether the active schedule changed.
 func (a *Agent) offerSchedule(name string, data []byte, base string) (bool, error) {
 	act, err := a.prepareSchedule(name, data, base)
+	if err == nil {
+		err = act.requireComplete(name)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -95,6 +118,8 @@ func (a *Agent) offerSchedule(name string, data []byte, base string) (bool, erro
 // activate makes a prepared schedule the one that plays, saving it first so a reboot
 // comes back to it even with no network.
 func (a *Agent) activate(act *activation, save bool) error {
+	a.activateMu.Lock()
+	defer a.activateMu.Unlock()
 	if save {
 		b, err := act.doc.Encode()
 		if err != nil {
@@ -104,10 +129,15 @@ func (a *Agent) activate(act *activation, save bool) error {
 			return fmt.Errorf("saving the active schedule: %w", err)
 		}
 	}
-	a.store.Keep(act.refs)
 	a.mu.Lock()
 	a.doc = act.doc
+	keep := append([]content.Ref(nil), act.refs...)
+	if a.pending != nil {
+		keep = append(keep, a.pending.refs...)
+	}
 	a.mu.Unlock()
+	a.store.Keep(keep)
+	a.rememberRevision(act.doc.ID, act.doc.Revision)
 	a.runner.SetSchedule(act.doc)
 	a.log.Info("schedule active", "schedule", act.doc.ID, "revision", act.doc.Revision, "programs", len(act.doc.Programs))
 	return nil
@@ -122,7 +152,9 @@ func (a *Agent) loadActive() {
 	if err == nil {
 		var act *activation
 		if act, err = a.prepareSchedule(a.cfg.activePath(), data, ""); err == nil {
-			err = a.activate(act, false)
+			if err = act.requireComplete(a.cfg.activePath()); err == nil {
+				err = a.activate(act, false)
+			}
 		}
 	}
 	if err != nil {

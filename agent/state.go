@@ -13,6 +13,9 @@ type state struct {
 	// LastWall is the latest wall time the agent saw on a trusted clock: after a reboot with
 	// no RTC, a clock earlier than this is known to be wrong.
 	LastWall time.Time `json:"last_wall"`
+	// Held is the highest schedule revision ever accepted per schedule id: an older push
+	// replayed after a reboot is still refused.
+	Held map[string]int64 `json:"held,omitempty"`
 }
 
 func loadState(path string) (state, error) {
