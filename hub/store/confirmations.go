@@ -357,11 +357,16 @@ type ReportFilter struct {
 	To      time.Time // before (required)
 	Results []string  // count only these results; empty: every play that was heard (played > 0 s)
 	GroupBy []Dimension
+	// AreaDepth > 0 also groups by the area at that depth of the tree (1 = province, then
+	// district or commune…): one row set per commune for the annual report. Plays in areas
+	// shallower than that group under their own area.
+	AreaDepth int
 }
 
 // ReportRow is one group of a report. Dimensions not grouped by are empty; plays of items not
 // in the library (streams, local files) have empty metadata.
 type ReportRow struct {
+	Area                                   string // with AreaDepth
 	Theme, Language, Format, ProducingUnit string
 	Plays                                  int64
 	PlayedSeconds                          float64
@@ -398,9 +403,41 @@ func (db *DB) Report(ctx context.Context, f ReportFilter) ([]ReportRow, error) {
 			args = append(args, r)
 		}
 	}
+	if f.AreaDepth < 0 || f.AreaDepth > MaxAreaDepth {
+		return nil, fmt.Errorf("%w: report area depth %d; want 0 to %d", ErrInvalid, f.AreaDepth, MaxAreaDepth)
+	}
+	// Grouping by area: map every deeper area to its ancestor at AreaDepth (a prefix of its
+	// id) in a CTE, so SQLite groups, and counts distinct devices and items, per group.
+	with, join := "", ""
+	if f.AreaDepth > 0 {
+		acond, aargs := subtree("id", f.Area)
+		deeper, err := queryAreas(ctx, db.r, "SELECT "+areaCols+" FROM areas WHERE depth > ? AND "+acond,
+			append([]any{f.AreaDepth}, aargs...)...)
+		if err != nil {
+			return nil, fmt.Errorf("report: areas: %w", err)
+		}
+		if len(deeper) > 15000 {
+			return nil, fmt.Errorf("%w: report by area over %d areas; narrow it to a part of the tree", ErrInvalid, len(deeper))
+		}
+		if len(deeper) > 0 {
+			var vals []string
+			var wargs []any
+			for _, a := range deeper {
+				segs := strings.SplitN(a.ID, "/", f.AreaDepth+1)
+				vals = append(vals, "(?, ?)")
+				wargs = append(wargs, a.ID, strings.Join(segs[:f.AreaDepth], "/"))
+			}
+			with = "WITH amap(area_id, grp) AS (VALUES " + strings.Join(vals, ", ") + ") "
+			join = " LEFT JOIN amap m ON m.area_id = c.area_id"
+			args = append(wargs, args...)
+			cols = append([]string{"COALESCE(m.grp, c.area_id)"}, cols...)
+		} else {
+			cols = append([]string{"c.area_id"}, cols...)
+		}
+	}
 	sel := "COUNT(*), COALESCE(SUM(c.played_s), 0), COUNT(DISTINCT c.device_id), COUNT(DISTINCT c.item_ref)"
-	q := "SELECT " + strings.Join(append(append([]string{}, cols...), sel), ", ") +
-		" FROM confirmations c LEFT JOIN content k ON k.ref = c.item_ref WHERE " + strings.Join(conds, " AND ")
+	q := with + "SELECT " + strings.Join(append(append([]string{}, cols...), sel), ", ") +
+		" FROM confirmations c LEFT JOIN content k ON k.ref = c.item_ref" + join + " WHERE " + strings.Join(conds, " AND ")
 	if len(cols) > 0 {
 		q += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
 	}
@@ -420,6 +457,9 @@ func (db *DB) Report(ctx context.Context, f ReportFilter) ([]ReportRow, error) {
 		dest = append(dest, &r.Plays, &r.PlayedSeconds, &r.Devices, &r.Items)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("report: %w", err)
+		}
+		if f.AreaDepth > 0 {
+			r.Area, vals = vals[0], vals[1:]
 		}
 		for i, d := range dims {
 			switch d {

@@ -275,10 +275,34 @@ func TestConfirmationFiltersAndReport(t *testing.T) {
 	if len(rows) != 1 || rows[0].Plays != 8 || rows[0].PlayedSeconds != 4440 {
 		t.Fatalf("ungrouped total: %+v", rows)
 	}
+	// Per commune (depth 3); duy-hai hangs directly under the province and stays itself.
+	rows = must[[]ReportRow](t)(db.Report(ctx, ReportFilter{From: jan.From, To: jan.To, AreaDepth: 3, GroupBy: []Dimension{DimLanguage}}))
+	want = []ReportRow{
+		{Area: "quang-nam/duy-hai", Language: "ctu", Plays: 1, PlayedSeconds: 600, Devices: 1, Items: 1},
+		{Area: "quang-nam/tam-ky/tam-phu", Language: "ctu", Plays: 1, PlayedSeconds: 600, Devices: 1, Items: 1},
+		{Area: "quang-nam/tam-ky/tam-phu", Language: "vi", Plays: 2, PlayedSeconds: 420, Devices: 2, Items: 2},
+		{Area: "quang-nam/tam-ky/tam-thanh", Language: "", Plays: 1, PlayedSeconds: 1800, Devices: 1, Items: 1},
+		{Area: "quang-nam/tam-ky/tam-thanh", Language: "ctu", Plays: 1, PlayedSeconds: 600, Devices: 1, Items: 1},
+		{Area: "quang-nam/tam-ky/tam-thanh", Language: "vi", Plays: 2, PlayedSeconds: 420, Devices: 1, Items: 2},
+	}
+	if !slices.Equal(rows, want) {
+		t.Fatalf("report by commune and language:\n got %+v\nwant %+v", rows, want)
+	}
+	// Per district (depth 2): the communes of tam-ky roll up, distinct counts stay distinct.
+	rows = must[[]ReportRow](t)(db.Report(ctx, ReportFilter{From: jan.From, To: jan.To, AreaDepth: 2}))
+	want = []ReportRow{
+		{Area: "quang-nam/duy-hai", Plays: 1, PlayedSeconds: 600, Devices: 1, Items: 1},
+		{Area: "quang-nam/tam-ky", Plays: 7, PlayedSeconds: 3840, Devices: 3, Items: 4},
+	}
+	if !slices.Equal(rows, want) {
+		t.Fatalf("report by district:\n got %+v\nwant %+v", rows, want)
+	}
+	_, err := db.Report(ctx, ReportFilter{From: jan.From, To: jan.To, AreaDepth: -1})
+	wantErr(t, err, ErrInvalid, "negative area depth")
 	if rows := must[[]ReportRow](t)(db.Report(ctx, ReportFilter{From: day(1).AddDate(1, 0, 0), To: day(1).AddDate(2, 0, 0)})); len(rows) != 0 {
 		t.Fatalf("empty period: %+v", rows)
 	}
-	_, err := db.Report(ctx, ReportFilter{From: day(2), To: day(1)})
+	_, err = db.Report(ctx, ReportFilter{From: day(2), To: day(1)})
 	wantErr(t, err, ErrInvalid, "reversed period")
 	_, err = db.Report(ctx, ReportFilter{From: day(1), To: day(2), GroupBy: []Dimension{"colour"}})
 	wantErr(t, err, ErrInvalid, "unknown group")
