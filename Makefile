@@ -15,7 +15,7 @@ deps:
 
 build: deps
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... ./internal/alsafifo/capture
 	@echo "build: binaries in $(BIN)/: $$(ls $(BIN) | tr '\n' ' ')"
 
 fmt-check:
