@@ -141,14 +141,21 @@ func ReadJournal(cfg *Config, since uint64, limit int) ([]journal.Record, error)
 	if _, err := os.Stat(cfg.JournalPath()); os.IsNotExist(err) {
 		return nil, nil // no play recorded yet
 	}
-	j, err := journal.Open(cfg.JournalPath(), journal.Options{DeviceID: cfg.DeviceID})
-	if err != nil {
-		// The agent may be starting: it holds the file before its socket is up.
+	// The agent may be starting (it holds the file before its socket is up) or a crashed
+	// one's leftovers may be settling: try a few times, the socket first each time.
+	var j *journal.Journal
+	for attempt := 0; ; attempt++ {
+		j, err = journal.Open(cfg.JournalPath(), journal.Options{DeviceID: cfg.DeviceID})
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			return nil, err
+		}
 		time.Sleep(time.Second)
 		if err2 := askAgent(cfg.SocketPath(), fmt.Sprintf("/journal?since=%d&limit=%d", since, limit), &recs); err2 == nil {
 			return recs, nil
 		}
-		return nil, err
 	}
 	defer j.Close()
 	return j.List(since, limit)

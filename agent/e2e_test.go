@@ -163,9 +163,12 @@ func (b *box) logText() string {
 // journal reads the confirmations as `loa-agent journal --json` prints them.
 func (b *box) journal() []journal.Record {
 	b.t.Helper()
-	out, err := exec.Command(agentBinary(b.t), "journal", "--config", b.config, "--json").Output()
+	cmd := exec.Command(agentBinary(b.t), "journal", "--config", b.config, "--json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		b.t.Fatalf("loa-agent journal: %v", err)
+		b.t.Fatalf("loa-agent journal: %v: %s", err, stderr.String())
 	}
 	var recs []journal.Record
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
