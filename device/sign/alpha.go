@@ -138,6 +138,12 @@ type Alpha struct {
 type request struct {
 	commands [][]byte
 	reply    chan error
+	// What the sign should keep showing once this is handled; recorded by
+	// the worker (not the caller) so a request queued during a reconnect is
+	// not sent twice.
+	text     []byte
+	setText  bool
+	setClock bool
 }
 
 var _ Sign = (*Alpha)(nil)
@@ -168,10 +174,7 @@ func (a *Alpha) Show(ctx context.Context, t Text) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.lastText = cmd
-	a.mu.Unlock()
-	return a.do(ctx, cmd)
+	return a.do(ctx, request{commands: [][]byte{cmd}, text: cmd, setText: true})
 }
 
 // Clear blanks the display by writing an empty TEXT file (memory and file
@@ -181,28 +184,19 @@ func (a *Alpha) Clear(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.lastText = cmd
-	a.mu.Unlock()
-	return a.do(ctx, cmd)
+	return a.do(ctx, request{commands: [][]byte{cmd}, text: cmd, setText: true})
 }
 
 // ClearMemory deletes every file on the sign ('E' '$'): for a technician
 // resetting a sign, not for routine blanking.
 func (a *Alpha) ClearMemory(ctx context.Context) error {
-	a.mu.Lock()
-	a.lastText = nil
-	a.mu.Unlock()
-	return a.do(ctx, ClearMemory())
+	return a.do(ctx, request{commands: [][]byte{ClearMemory()}, setText: true})
 }
 
 // SetClock sets 24-hour format, date, weekday and time of day, in the
 // location of now (pass local time).
 func (a *Alpha) SetClock(ctx context.Context, now time.Time) error {
-	a.mu.Lock()
-	a.clockSet = true
-	a.mu.Unlock()
-	return a.do(ctx, clockCommands(now)...)
+	return a.do(ctx, request{commands: clockCommands(now), setClock: true})
 }
 
 func clockCommands(now time.Time) [][]byte {
@@ -238,13 +232,13 @@ func (a *Alpha) Close() error {
 	return nil
 }
 
-func (a *Alpha) do(ctx context.Context, cmds ...[]byte) error {
+func (a *Alpha) do(ctx context.Context, r request) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, a.cfg.Timeout)
 		defer cancel()
 	}
-	r := request{commands: cmds, reply: make(chan error, 1)}
+	r.reply = make(chan error, 1)
 	select {
 	case a.reqs <- r:
 	case <-a.done:
@@ -302,6 +296,7 @@ func (a *Alpha) run() {
 			c = nil
 			a.failed(fmt.Errorf("line lost: %w", err))
 		case r := <-a.reqs:
+			a.remember(r)
 			err := a.send(c, r.commands)
 			if err != nil {
 				a.drop(c)
@@ -311,6 +306,17 @@ func (a *Alpha) run() {
 			}
 			r.reply <- err
 		}
+	}
+}
+
+func (a *Alpha) remember(r request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r.setText {
+		a.lastText = r.text
+	}
+	if r.setClock {
+		a.clockSet = true
 	}
 }
 
@@ -325,6 +331,7 @@ func (a *Alpha) wait(d time.Duration) bool {
 		case <-t.C:
 			return true
 		case r := <-a.reqs:
+			a.remember(r)
 			st := a.State()
 			r.reply <- fmt.Errorf("%w: %s: %s (kept; it is sent again when the sign is back)", ErrUnavailable, a.cfg.Port, st.LastError)
 		}
