@@ -79,12 +79,28 @@ func TestHubAndCLIProcesses(t *testing.T) {
 		t.Fatalf("user add printed no token:\n%s", out)
 	}
 
-	hub := exec.Command(hubBin, "serve", "--config", cfg)
 	logf, _ := os.Create(filepath.Join(dir, "hub.log"))
-	hub.Stdout, hub.Stderr = logf, logf
-	if err := hub.Start(); err != nil {
-		t.Fatal(err)
+	base := "http://" + addr
+	var hub *exec.Cmd
+	startHub := func() {
+		hub = exec.Command(hubBin, "serve", "--config", cfg)
+		hub.Stdout, hub.Stderr = logf, logf
+		if err := hub.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if resp, err := http.Get(base + "/healthz"); err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("hub did not start listening")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
+	startHub()
 	t.Cleanup(func() {
 		hub.Process.Signal(os.Interrupt)
 		hub.Wait()
@@ -93,18 +109,6 @@ func TestHubAndCLIProcesses(t *testing.T) {
 			t.Logf("hub log:\n%s", b)
 		}
 	})
-	base := "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("hub did not start listening")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 
 	env := []string{"LOA_HUB=" + base, "LOA_TOKEN=" + admin, "HOME=" + dir}
 	runOK(t, env, loaBin, "area", "add", "qn/tam-ky", "--name", "Tam Kỳ")
@@ -189,13 +193,39 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	if ack, ok := recv().(*protocol.Ack); !ok || ack.Seq != 1 {
 		t.Fatalf("no ack 1")
 	}
+
+	// Kill the hub (SIGKILL, no shutdown) and restart it: the agent reconnects, is told to
+	// resend from 2, and a duplicate of 1 with the new 2 ends with both stored once.
+	hub.Process.Kill()
+	hub.Wait()
+	ws.Close()
+	startHub()
+	ws, _, err = websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {protocol.FormatDeviceAuth("tam-thanh/cl-07", secret)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	send(&protocol.Hello{Header: protocol.Header{ID: "a-4"}, DeviceID: "tam-thanh/cl-07", SoftwareVersion: "test",
+		ActiveSchedule: &protocol.ScheduleRef{ID: p.ScheduleID, Revision: p.Revision}, Journal: protocol.JournalState{HighWater: 2, Acked: 1}})
+	w, ok := recv().(*protocol.Welcome)
+	if !ok || w.ResendFrom != 2 || w.LatestSchedule != nil {
+		t.Fatalf("welcome after a hub restart: %+v", w)
+	}
+	rec2 := protocol.Confirmation{Device: "tam-thanh/cl-07", Seq: 2, ScheduleID: p.ScheduleID, Revision: p.Revision,
+		Program: "qn/tam-ky/tam-thanh/relay", Start: start.Add(time.Hour), End: start.Add(90 * time.Minute), PlayedS: 1800, Result: protocol.ResultCompleted}
+	rec1 := protocol.Confirmation{Device: "tam-thanh/cl-07", Seq: 1, Start: start, PlayedS: 5, Result: protocol.ResultFailed}
+	send(&protocol.Confirmations{Header: protocol.Header{ID: "a-5"}, Records: []protocol.Confirmation{rec1, rec2}})
+	if ack, ok := recv().(*protocol.Ack); !ok || ack.Seq != 2 {
+		t.Fatalf("no ack 2 after the restart")
+	}
 	csv := runOK(t, env, loaBin, "confirmations", "--csv", "--device", "tam-thanh/cl-07", "--since", "2026-11-26")
 	r := bufio.NewScanner(strings.NewReader(csv))
 	var lines []string
 	for r.Scan() {
 		lines = append(lines, r.Text())
 	}
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "device,seq,area") || !strings.Contains(lines[1], "tam-thanh/cl-07,1,qn/tam-ky/tam-thanh") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "device,seq,area") || !strings.Contains(lines[1], "tam-thanh/cl-07,1,qn/tam-ky/tam-thanh") ||
+		!strings.Contains(lines[1], ",completed,") || !strings.Contains(lines[2], "tam-thanh/cl-07,2,") {
 		t.Fatalf("confirmations CSV:\n%s", csv)
 	}
 	var status string
@@ -210,7 +240,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 		t.Fatalf("status table:\n%s", status)
 	}
 	table := runOK(t, env, loaBin, "confirmations")
-	if !strings.Contains(table, "completed") || !strings.Contains(table, "1 confirmation(s)") {
+	if !strings.Contains(table, "completed") || !strings.Contains(table, "2 confirmation(s)") {
 		t.Fatalf("confirmations table:\n%s", table)
 	}
 }
