@@ -100,6 +100,20 @@ func TestUploadTranscodeAndRangeDownload(t *testing.T) {
 	if code != http.StatusOK || c2.Ref != c.Ref || c2.Created || c2.Title != "Bản tin thử" {
 		t.Fatalf("re-upload: %d %+v", code, c2)
 	}
+	// A raw body with the metadata as query parameters is the same upload.
+	req, _ := http.NewRequest("POST", h.http.URL+"/api/content?title=raw&language=vi", bytes.NewReader(mustRead(t, wav)))
+	req.Header.Set("Authorization", "Bearer "+h.admin)
+	req.Header.Set("Content-Type", "audio/wav")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw api.ContentJSON
+	json.NewDecoder(resp.Body).Decode(&raw)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || raw.Ref != c.Ref {
+		t.Fatalf("raw-body upload: %d %+v", resp.StatusCode, raw)
+	}
 	var list []api.ContentJSON
 	h.mustCall(h.admin, "GET", "/api/content?language=vi", nil, &list, http.StatusOK)
 	if len(list) != 1 || list[0].Ref != c.Ref {
@@ -138,7 +152,7 @@ func TestUploadTranscodeAndRangeDownload(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, data[100:]) {
 		t.Fatalf("range resume: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
 	}
-	req, _ := http.NewRequest("GET", h.http.URL+"/content/sha256:"+strings.Repeat("0", 64), nil)
+	req, _ = http.NewRequest("GET", h.http.URL+"/content/sha256:"+strings.Repeat("0", 64), nil)
 	req.Header.Set("Authorization", auth)
 	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown content: %d", resp.StatusCode)
@@ -177,4 +191,13 @@ func TestUploadRefusesNonAudio(t *testing.T) {
 	if len(list) != 0 {
 		t.Fatalf("refused uploads left %d library items", len(list))
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
