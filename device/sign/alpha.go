@@ -127,12 +127,12 @@ type Alpha struct {
 	done chan struct{}
 	quit chan struct{} // closed when the worker has returned
 
-	mu       sync.Mutex
-	state    State
-	port     serial.Port // for Close to unblock a stuck write
-	lastText []byte      // command to re-send on reconnect
-	clockSet bool        // SetClock was called: re-send the time on reconnect
-	closed   bool
+	mu        sync.Mutex
+	state     State
+	port      serial.Port    // for Close to unblock a stuck write
+	lastText  []byte         // command to re-send on reconnect
+	clockZone *time.Location // set by SetClock: re-send the time on reconnect
+	closed    bool
 }
 
 type request struct {
@@ -143,7 +143,7 @@ type request struct {
 	// not sent twice.
 	text     []byte
 	setText  bool
-	setClock bool
+	setClock *time.Location // zone of the clock the sign shows
 }
 
 var _ Sign = (*Alpha)(nil)
@@ -196,7 +196,7 @@ func (a *Alpha) ClearMemory(ctx context.Context) error {
 // SetClock sets 24-hour format, date, weekday and time of day, in the
 // location of now (pass local time).
 func (a *Alpha) SetClock(ctx context.Context, now time.Time) error {
-	return a.do(ctx, request{commands: clockCommands(now), setClock: true})
+	return a.do(ctx, request{commands: clockCommands(now), setClock: now.Location()})
 }
 
 func clockCommands(now time.Time) [][]byte {
@@ -315,8 +315,8 @@ func (a *Alpha) remember(r request) {
 	if r.setText {
 		a.lastText = r.text
 	}
-	if r.setClock {
-		a.clockSet = true
+	if r.setClock != nil {
+		a.clockZone = r.setClock
 	}
 }
 
@@ -396,8 +396,8 @@ func (a *Alpha) drop(c *conn) {
 func (a *Alpha) restore(c *conn) error {
 	a.mu.Lock()
 	var cmds [][]byte
-	if a.clockSet {
-		cmds = append(cmds, clockCommands(a.clk.Now())...)
+	if a.clockZone != nil {
+		cmds = append(cmds, clockCommands(a.clk.Now().In(a.clockZone))...)
 	}
 	if a.lastText != nil {
 		cmds = append(cmds, a.lastText)

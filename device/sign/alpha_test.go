@@ -177,7 +177,8 @@ func openTestAlpha(t *testing.T, cfg AlphaConfig) (*Alpha, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	clk := fixedClock{time.Date(2026, 11, 26, 7, 5, 0, 0, hanoi)}
+	// In UTC on purpose: the sign must get its time in the zone SetClock used.
+	clk := fixedClock{time.Date(2026, 11, 26, 0, 5, 0, 0, time.UTC)}
 	a, err := OpenAlpha(cfg, clk, log)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +252,12 @@ func TestAlphaUnplugReplug(t *testing.T) {
 	if got := sign.next(t); got != wantFrame("AA\x1b0oone") {
 		t.Fatalf("got %q", got)
 	}
+	if err := a.SetClock(ctx, time.Date(2026, 11, 26, 6, 0, 0, 0, hanoi)); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		sign.next(t)
+	}
 
 	p.unplug()
 	waitFor(t, "the outage to be reported", func() bool { return !a.State().Connected && a.State().Failures >= 3 })
@@ -276,7 +283,13 @@ func TestAlphaUnplugReplug(t *testing.T) {
 	p.plug()
 	sign = openFakeSign(t, p.B, false)
 	waitFor(t, "the sign to be back", func() bool { return a.State().Connected })
-	// On reconnect the text the sign should show is sent again.
+	// On reconnect the clock (now, in the zone SetClock used) and the text
+	// the sign should show are sent again.
+	for _, cmd := range []string{"E'M", "E;112626", "E&5", "E 0705"} {
+		if got, want := sign.next(t), wantFrame(cmd); got != want {
+			t.Fatalf("restored clock:\n got %q\nwant %q", got, want)
+		}
+	}
 	if got := sign.next(t); got != wantFrame("AA\x1b0otwo") {
 		t.Fatalf("restored frame %q", got)
 	}
@@ -331,6 +344,23 @@ func TestAlphaMissingPort(t *testing.T) {
 	waitFor(t, "the failure to be logged", func() bool { return strings.Contains(logs.String(), "cannot open") })
 	if st := a.State(); st.Connected || !strings.Contains(st.LastError, "cannot open") {
 		t.Fatalf("state %+v", st)
+	}
+}
+
+func TestOpenProtocols(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	if _, err := Open(Config{Protocol: "daktronics"}, fixedClock{}, log); err == nil || !strings.Contains(err.Error(), "daktronics") {
+		t.Fatalf("unknown protocol: %v", err)
+	}
+	s, err := Open(Config{Alpha: AlphaConfig{Port: filepath.Join(t.TempDir(), "tty")}}, fixedClock{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.(*Alpha); !ok {
+		t.Fatalf("default protocol gave %T", s)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -13,6 +13,8 @@ package sign
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -83,3 +85,20 @@ type Clock interface{ Now() time.Time }
 // ErrUnavailable wraps every error returned while the sign is away; the
 // request has been remembered and is re-sent when the sign comes back.
 var ErrUnavailable = errors.New("sign unavailable")
+
+// Config selects a sign protocol and its settings. The agent maps its own
+// configuration onto it; a new protocol adds a field and a case in Open.
+type Config struct {
+	Protocol string // "alpha" (the default)
+	Alpha    AlphaConfig
+}
+
+// Open starts the driver for cfg.Protocol. A sign that is not plugged in yet
+// is not an error here: it shows in State and is retried.
+func Open(cfg Config, clk Clock, log *slog.Logger) (Sign, error) {
+	switch cfg.Protocol {
+	case "alpha", "":
+		return OpenAlpha(cfg.Alpha, clk, log)
+	}
+	return nil, fmt.Errorf("sign: unknown protocol %q (known: alpha)", cfg.Protocol)
+}
