@@ -267,6 +267,11 @@ func (a *Alpha) run() {
 	var c *conn
 	for {
 		if c == nil {
+			select {
+			case <-a.done: // Close while the line was down or a write failed
+				return
+			default:
+			}
 			var err error
 			c, err = a.open()
 			if err == nil {
@@ -478,9 +483,9 @@ func (a *Alpha) failed(err error) {
 	a.state.Connected = false
 	a.mu.Unlock()
 	if first {
-		a.log.Warn("LED sign unreachable; retrying in the background (check the USB/serial cable, the sign's power and the port name in the config)", "port", a.cfg.Port, "err", err)
+		a.log.Warn("LED sign unreachable; retrying in the background (check the USB/serial cable, the sign's power and the port name in the config)", "err", err)
 	} else {
-		a.log.Debug("LED sign still unreachable", "port", a.cfg.Port, "err", err)
+		a.log.Debug("LED sign still unreachable", "err", err)
 	}
 }
 
@@ -493,6 +498,6 @@ func (a *Alpha) recovered() {
 	a.state.DownSince = time.Time{}
 	a.mu.Unlock()
 	if was {
-		a.log.Info("LED sign back; last text and clock re-sent", "port", a.cfg.Port, "down", now.Sub(since).String())
+		a.log.Info("LED sign back; last text and clock re-sent", "down", now.Sub(since).String())
 	}
 }
