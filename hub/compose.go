@@ -99,6 +99,20 @@ func (s *Server) parsed(src store.Schedule) (*scheduler.Document, error) {
 	return d, nil
 }
 
+// covers reports whether srcs holds every target of prev at the same or a newer revision.
+func covers(srcs []store.Schedule, prev []store.SourceRevision) bool {
+	have := make(map[store.Target]int64, len(srcs))
+	for _, s := range srcs {
+		have[s.Target] = s.Revision
+	}
+	for _, p := range prev {
+		if r, ok := have[p.Target]; !ok || r < p.Revision {
+			return false
+		}
+	}
+	return true
+}
+
 func sameSources(a []store.SourceRevision, b []store.Schedule) bool {
 	if len(a) != len(b) {
 		return false
@@ -116,15 +130,31 @@ func sameSources(a []store.SourceRevision, b []store.Schedule) bool {
 // newest effective schedule (zero Revision when the device has nothing to play) and whether it
 // is new.
 func (s *Server) composeDevice(ctx context.Context, deviceID string, minRevision int64) (store.EffectiveSchedule, bool, error) {
+	return s.composeDeviceFrom(ctx, deviceID, minRevision, nil)
+}
+
+// composeDeviceFrom is composeDevice with the device's sources given by the caller (a push
+// reads its area's schedules once for all its devices); nil reads them from the store.
+func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevision int64, srcs []store.Schedule) (store.EffectiveSchedule, bool, error) {
 	unlock := s.composeMu.lock(deviceID)
 	defer unlock()
-	srcs, err := s.st.SchedulesForDevice(ctx, deviceID)
-	if err != nil {
-		return store.EffectiveSchedule{}, false, err
+	var err error
+	given := srcs != nil
+	if !given {
+		if srcs, err = s.st.SchedulesForDevice(ctx, deviceID); err != nil {
+			return store.EffectiveSchedule{}, false, err
+		}
 	}
 	latest, err := s.st.LatestEffective(ctx, deviceID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.EffectiveSchedule{}, false, err
+	}
+	if given && !covers(srcs, latest.Sources) {
+		// The latest revision was composed from something the given sources lack or hold
+		// older (a concurrent push, a moved device): read them afresh rather than go back.
+		if srcs, err = s.st.SchedulesForDevice(ctx, deviceID); err != nil {
+			return store.EffectiveSchedule{}, false, err
+		}
 	}
 	if len(srcs) == 0 && latest.Revision == 0 {
 		return latest, false, nil
@@ -158,9 +188,9 @@ func (s *Server) composeDevice(ctx context.Context, deviceID string, minRevision
 // pushTarget recomposes every device a target feeds and sends new revisions to the connected
 // ones.
 func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushResponse {
-	var ids []string
+	var ids, areas []string
 	if t.Kind == store.TargetDevice {
-		ids = []string{t.ID}
+		ids, areas = []string{t.ID}, []string{""}
 	} else {
 		ds, err := s.st.ListDevices(ctx, t.ID)
 		if err != nil {
@@ -168,9 +198,37 @@ func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushRespons
 		}
 		for _, d := range ds {
 			if !d.Revoked {
-				ids = append(ids, d.ID)
+				ids, areas = append(ids, d.ID), append(areas, d.Area)
 			}
 		}
+	}
+	// The schedules of each area chain are read once, not once per device.
+	var chainMu sync.Mutex
+	chains := map[string][]store.Schedule{}
+	sourcesOf := func(i int) ([]store.Schedule, error) {
+		if areas[i] == "" {
+			return nil, nil // read by composeDevice
+		}
+		chainMu.Lock()
+		chain, ok := chains[areas[i]]
+		chainMu.Unlock()
+		if !ok {
+			var err error
+			if chain, err = s.areaChain(ctx, areas[i]); err != nil {
+				return nil, err
+			}
+			chainMu.Lock()
+			chains[areas[i]] = chain
+			chainMu.Unlock()
+		}
+		own, err := s.st.LatestSchedule(ctx, store.DeviceTarget(ids[i]))
+		if errors.Is(err, store.ErrNotFound) {
+			return chain, nil // shared, read only
+		}
+		if err != nil {
+			return nil, err
+		}
+		return append(slices.Clip(chain), own), nil
 	}
 	var (
 		changed, sent atomic.Int64
@@ -190,7 +248,12 @@ func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushRespons
 				if i >= len(ids) {
 					return
 				}
-				e, isNew, err := s.composeDevice(ctx, ids[i], 0)
+				srcs, err := sourcesOf(i)
+				var e store.EffectiveSchedule
+				var isNew bool
+				if err == nil {
+					e, isNew, err = s.composeDeviceFrom(ctx, ids[i], 0, srcs)
+				}
 				if err != nil {
 					mu.Lock()
 					failures = append(failures, fmt.Sprintf("device %s: %v", ids[i], err))
@@ -221,4 +284,24 @@ func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushRespons
 		failures = append(failures[:20], fmt.Sprintf("… and %d more", len(failures)-20))
 	}
 	return api.PushResponse{Devices: int(changed.Load()), Sent: int(sent.Load()), Failures: failures}
+}
+
+// areaChain returns the latest schedule of area and of every area above it, root first.
+func (s *Server) areaChain(ctx context.Context, area string) ([]store.Schedule, error) {
+	anc, err := s.st.Ancestors(ctx, area)
+	if err != nil {
+		return nil, err
+	}
+	chain := []store.Schedule{}
+	for _, a := range append(anc, store.Area{ID: area}) {
+		sc, err := s.st.LatestSchedule(ctx, store.AreaTarget(a.ID))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, sc)
+	}
+	return chain, nil
 }

@@ -48,7 +48,9 @@ type Store interface {
 	GetContent(ctx context.Context, ref string) (store.Content, error)
 	ListContent(ctx context.Context, f store.ContentFilter) ([]store.Content, error)
 
+	Ancestors(ctx context.Context, id string) ([]store.Area, error)
 	PutSchedule(ctx context.Context, s store.Schedule) (store.Schedule, error)
+	LatestSchedule(ctx context.Context, t store.Target) (store.Schedule, error)
 	SchedulesForDevice(ctx context.Context, deviceID string) ([]store.Schedule, error)
 	AddEffective(ctx context.Context, e store.EffectiveSchedule) (store.EffectiveSchedule, error)
 	LatestEffective(ctx context.Context, deviceID string) (store.EffectiveSchedule, error)
