@@ -10,6 +10,7 @@ package amplifier
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -86,20 +87,24 @@ type Amplifier struct {
 
 	wake chan struct{} // capacity 1: "the relay may need writing"
 
-	mu          sync.Mutex
-	users       int
-	want        bool          // the relay should be on
-	warm        chan struct{} // closed when this on-cycle's warm-up is over; nil while off
-	warmStarted bool          // the warm-up timer of the current cycle is running
-	offGen      uint64        // invalidates off-delay timers that lost a race with Acquire
-	offTimer    Timer
-	retryTimer  Timer
-	relayKnown  bool // the last write succeeded, so relayOn is what the relay is doing
-	relayOn     bool
-	lastErr     error
-	errSince    time.Time
-	failures    int
+	mu         sync.Mutex
+	users      int
+	want       bool          // the relay should be on
+	warm       chan struct{} // closed when this on-cycle's warm-up is over; nil while off
+	offGen     uint64        // invalidates off-delay timers that lost a race with Acquire
+	offTimer   Timer
+	retryTimer Timer
+	relayKnown bool // the last write succeeded, so relayOn is what the relay is doing
+	relayOn    bool
+	lastErr    error
+	errSince   time.Time
+	failures   int
+	writeSince time.Time // a relay write in progress started then; zero when none
 }
+
+// stallAfter is how long a relay write may take before State reports it as stuck (a hung USB
+// serial adapter can block a write; the plays go on regardless).
+const stallAfter = 5 * time.Second
 
 // New returns an Amplifier driving relay (nil: no relay, e.g. an amplifier that is always on).
 // Timing comes from cfg (WarmUp, OffDelay, Refresh, RetryMax); the driver fields are not used
@@ -140,8 +145,12 @@ func (a *Amplifier) Acquire(ctx context.Context) error {
 	}
 	if !a.want {
 		a.want = true
-		a.warm = make(chan struct{})
-		a.warmStarted = false
+		// The warm-up runs from the switch-on request, alongside the relay write (milliseconds
+		// at 9600 baud), so a play never waits on the relay: a stalled or broken one delays it
+		// by the warm-up and no more.
+		w := make(chan struct{})
+		a.warm = w
+		a.clock.AfterFunc(a.warmUp, func() { close(w) })
 		a.kick()
 	}
 	warm := a.warm
@@ -190,7 +199,6 @@ func (a *Amplifier) Release() {
 func (a *Amplifier) switchOffLocked() {
 	a.want = false
 	a.warm = nil // the next Acquire starts a new warm-up
-	a.warmStarted = false
 	a.kick()
 }
 
@@ -216,6 +224,12 @@ func (a *Amplifier) State() State {
 	if a.lastErr != nil {
 		s.Error = a.lastErr.Error()
 		s.ErrorSince = a.errSince
+	}
+	if !a.writeSince.IsZero() {
+		if d := a.clock.Now().Sub(a.writeSince); d >= stallAfter {
+			s.Error = fmt.Sprintf("relay write has not returned for %v (USB serial adapter hung? replug it)", d.Round(time.Second))
+			s.ErrorSince = a.writeSince
+		}
 	}
 	return s
 }
@@ -301,12 +315,14 @@ func (a *Amplifier) apply() {
 		a.retryTimer.Stop()
 		a.retryTimer = nil
 	}
+	a.writeSince = a.clock.Now()
 	a.mu.Unlock()
 
 	err := a.relay.Set(want)
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.writeSince = time.Time{}
 	word := map[bool]string{true: "on", false: "off"}[want]
 	if err != nil {
 		a.failures++
@@ -333,13 +349,6 @@ func (a *Amplifier) apply() {
 		}
 		a.lastErr, a.failures, a.errSince = nil, 0, time.Time{}
 		a.relayKnown, a.relayOn = true, want
-	}
-	// The warm-up counts from the first switch-on attempt of the cycle, failed or not, so a
-	// broken relay delays a play by the warm-up and no more.
-	if want && a.want && a.warm != nil && !a.warmStarted {
-		a.warmStarted = true
-		w := a.warm
-		a.clock.AfterFunc(a.warmUp, func() { close(w) })
 	}
 	if want != a.want {
 		a.kick()

@@ -406,3 +406,43 @@ func TestReleaseWithoutAcquireIsIgnored(t *testing.T) {
 		t.Fatal("misuse not logged")
 	}
 }
+
+// blockingRelay's Set hangs until unblocked, like a write to a hung USB serial adapter.
+type blockingRelay struct {
+	*fakeRelay
+	unblock chan struct{}
+}
+
+func (r blockingRelay) Set(on bool) error {
+	err := r.fakeRelay.Set(on)
+	<-r.unblock
+	return err
+}
+
+func TestStuckRelayWriteDoesNotHoldBackThePlay(t *testing.T) {
+	fr := newFakeRelay()
+	r := blockingRelay{fakeRelay: fr, unblock: make(chan struct{})}
+	clk := newFakeClock()
+	a := New(testConfig(), r, clk, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	defer func() { close(r.unblock); cancel(); <-done }()
+
+	if fr.next(t) { // the initial off write hangs
+		t.Fatal("initial write was on")
+	}
+	res := acquire(a)
+	eventually(t, "play waiting for warm-up", func() bool { return a.State().Users == 1 })
+	clk.Advance(2 * time.Second)
+	if err := waitResult(t, res); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.State(); s.Error != "" {
+		t.Fatalf("stuck write reported too early: %+v", s)
+	}
+	clk.Advance(5 * time.Second)
+	if s := a.State(); !strings.Contains(s.Error, "has not returned for 7s") {
+		t.Fatalf("stuck write not reported: %+v", s)
+	}
+}
