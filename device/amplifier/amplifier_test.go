@@ -193,7 +193,7 @@ func waitResult(t *testing.T, ch <-chan error) error {
 }
 
 // eventually polls cond; it bounds a wait for another goroutine, it does not measure time.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

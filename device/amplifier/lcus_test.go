@@ -18,20 +18,20 @@ import (
 // ptyPair is a socat-made serial line: the driver opens Driver, the test plays the relay
 // board on Board.
 type ptyPair struct {
-	t      *testing.T
+	t      testing.TB
 	Driver string
 	Board  string
 	cmd    *exec.Cmd
 	board  serial.Port
 }
 
-func needSocat(t *testing.T) {
+func needSocat(t testing.TB) {
 	if _, err := exec.LookPath("socat"); err != nil {
 		t.Skip("socat not installed (scripts/install-deps installs it)")
 	}
 }
 
-func newPtyPair(t *testing.T) *ptyPair {
+func newPtyPair(t testing.TB) *ptyPair {
 	dir := t.TempDir()
 	p := &ptyPair{t: t, Driver: filepath.Join(dir, "relay"), Board: filepath.Join(dir, "board")}
 	p.plug()
