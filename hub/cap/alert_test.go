@@ -225,6 +225,15 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	areas, err := ParseAreaMap(readFile(f, "quang-nam-areas.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	m, err := NewMapper(Config{AllowTest: true, AllowExercise: true}, areas)
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := Parse(data)
 		if err != nil {
@@ -248,6 +257,18 @@ func FuzzParse(f *testing.F) {
 					}
 				}
 			}
+		}
+		// Whatever parses maps without panicking, and never to a broadcast without areas.
+		d, err := m.Map(a, now)
+		switch {
+		case err != nil:
+			if !errors.Is(err, ErrUnmapped) {
+				t.Fatalf("Map error that is not ErrUnmapped: %v", err)
+			}
+		case d.Action == Ignore && d.Reason == "":
+			t.Fatal("ignored without a reason")
+		case (d.Action == Create || d.Action == Replace) && (len(d.Areas) == 0 || d.Text == "" || !d.Expires.After(now)):
+			t.Fatalf("broadcast decision without areas, text or future expiry: %+v", d)
 		}
 	})
 }
