@@ -332,6 +332,10 @@ func (a *Amplifier) apply() {
 			a.log.Error("amplifier relay failed; playback continues but the loudspeakers may be silent"+
 				" (check the relay's USB cable/port or GPIO wiring); retrying in the background",
 				"want", word, "err", err)
+		} else if a.failures%10 == 0 {
+			// A reminder in the log for whoever reads it later, without a line per retry.
+			a.log.Warn("amplifier relay still failing", "want", word, "failures", a.failures,
+				"since", a.errSince, "err", err)
 		} else {
 			a.log.Debug("amplifier relay still failing", "want", word, "failures", a.failures, "err", err)
 		}
