@@ -22,6 +22,13 @@ const Namespace = "urn:oasis:names:tc:emergency:cap:1.2"
 // MaxSize bounds an alert document. Real alerts are a few kB; anything near this is abuse.
 const MaxSize = 1 << 20
 
+// The CAP 1.2 schema lets an alert carry an XML signature or encryption block; the hub does
+// not check them (the HTTP layer authenticates the sender) but must not refuse them.
+const (
+	nsDSig = "http://www.w3.org/2000/09/xmldsig#"
+	nsXEnc = "http://www.w3.org/2001/04/xmlenc#"
+)
+
 // maxDepth bounds element nesting; CAP needs 4 levels (alert/info/area/geocode/value is 5).
 const maxDepth = 16
 
@@ -210,6 +217,9 @@ func scan(data []byte) error {
 					}
 					return fail(fmt.Sprintf("namespace is %q, want %q", t.Name.Space, Namespace))
 				}
+			}
+			if t.Name.Space != Namespace && t.Name.Space != nsDSig && t.Name.Space != nsXEnc {
+				return fail(fmt.Sprintf("element <%s> is in namespace %q; CAP elements must be in %s (only XML signature and encryption elements may be added)", t.Name.Local, t.Name.Space, Namespace))
 			}
 			depth++
 			if depth > maxDepth {

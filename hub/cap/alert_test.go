@@ -164,6 +164,7 @@ func TestParseRefusesMalformed(t *testing.T) {
 		{"latin-1", mutate(t, `encoding = "UTF-8"`, `encoding = "ISO-8859-1"`), "alert", "UTF-8"},
 		{"processing instruction", mutate(t, "<alert ", "<?php echo 1 ?><alert "), "alert", "processing instruction"},
 		{"two roots", append(readFile(t, "oasis-a2-thunderstorm.xml"), []byte("<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"/>")...), "alert", "more than one root"},
+		{"foreign element", mutate(t, "<contact>", `<x:identifier xmlns:x="urn:evil">1</x:identifier><contact>`), "alert", `<identifier> is in namespace "urn:evil"`},
 		{"deep nesting", mutate(t, "<contact>", strings.Repeat("<x>", 20)+strings.Repeat("</x>", 20)+"<contact>"), "alert", "nested deeper"},
 	}
 	for _, c := range cases {
@@ -185,6 +186,14 @@ func TestParseRefusesMalformed(t *testing.T) {
 				t.Errorf("error does not say it refused: %q", err)
 			}
 		})
+	}
+}
+
+func TestParseAcceptsSignature(t *testing.T) {
+	doc := mutate(t, "</alert>", `<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo><Reference URI=""/></SignedInfo><SignatureValue>AAAA</SignatureValue></Signature></alert>`)
+	a, err := Parse(doc)
+	if err != nil || a.Identifier != "KSTO1055887203" {
+		t.Fatalf("signed alert: %v", err)
 	}
 }
 

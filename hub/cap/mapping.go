@@ -1,8 +1,10 @@
 package cap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"sort"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/scheduler"
+	"gopkg.in/yaml.v3"
 )
 
 // Action is what the hub does with a CAP message.
@@ -154,36 +157,36 @@ func checkClass(where, c string) error {
 // Decision is what the hub should do with one CAP message: a plain value it turns into a
 // program (create), a replacement of the series' program (replace), or an end (cancel).
 type Decision struct {
-	Action Action
-	Reason string // for Ignore: why, in words for the log and the HTTP answer
+	Action Action `json:"action"`
+	Reason string `json:"reason,omitempty"` // for Ignore: why, in words for the log and the HTTP answer
 
 	// SeriesID identifies the bulletin series: "sender,identifier" of its first message.
 	// An Update or Cancel names it through references; References lists every message it
 	// names, so the hub can also match a series it knows by a later message.
-	SeriesID   string
-	MessageID  string // this message's "sender,identifier"
-	References []string
+	SeriesID   string   `json:"series_id"`
+	MessageID  string   `json:"message_id"` // this message's "sender,identifier"
+	References []string `json:"references,omitempty"`
 
-	Status   string // Actual, or Test/Exercise when the config lets them through
-	Class    scheduler.Class
-	Areas    []string // hub area ids, sorted
-	Title    string
-	Text     string // issue time, then headline, description, instruction
-	Language string
-	Event    string
-	Severity string
-	Urgency  string
+	Status   string          `json:"status"` // Actual, or Test/Exercise when the config lets them through
+	Class    scheduler.Class `json:"class"`
+	Areas    []string        `json:"areas"` // hub area ids, sorted
+	Title    string          `json:"title"`
+	Text     string          `json:"text"` // issue time, then headline, description, instruction
+	Language string          `json:"language"`
+	Event    string          `json:"event"`
+	Severity string          `json:"severity"`
+	Urgency  string          `json:"urgency"`
 
-	AudioURL      string // an audio/* resource to play, when the alert carries one
-	AudioMimeType string
-	AudioDigest   string // CAP's SHA-1 of the resource, when given
+	AudioURL      string `json:"audio_url,omitempty"` // an audio/* resource to play, when the alert carries one
+	AudioMimeType string `json:"audio_mime_type,omitempty"`
+	AudioDigest   string `json:"audio_digest,omitempty"` // CAP's SHA-1 of the resource, when given
 
-	IssuedAt time.Time     // alert/sent: stated in every re-broadcast
-	Start    time.Time     // info/effective when it is still ahead; zero means now
-	Expires  time.Time     // latest info/expires, or IssuedAt+Lifetime
-	Repeat   time.Duration // 0: once
+	IssuedAt time.Time     `json:"issued_at"` // alert/sent: stated in every re-broadcast
+	Start    time.Time     `json:"start"`     // info/effective when it is still ahead; zero means now
+	Expires  time.Time     `json:"expires"`   // latest info/expires, or IssuedAt+Lifetime
+	Repeat   time.Duration `json:"repeat_ns"` // 0: once; nanoseconds in JSON
 
-	Warnings []string // e.g. an area block that matched no hub area
+	Warnings []string `json:"warnings,omitempty"` // e.g. an area block that matched no hub area
 }
 
 // Map decides what to do with a validated alert at time now. It is a pure function.
@@ -445,4 +448,16 @@ func testSentence(lang, status string) string {
 	default:
 		return "This is a test."
 	}
+}
+
+// ParseConfig reads the mapping configuration as YAML (the form shown in docs/cap.md).
+// Unknown keys are refused; NewMapper checks the values.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	d := yaml.NewDecoder(bytes.NewReader(data))
+	d.KnownFields(true)
+	if err := d.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("CAP config: %w", err)
+	}
+	return c, nil
 }

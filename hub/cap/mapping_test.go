@@ -145,7 +145,7 @@ areas:
 }
 
 // stormWith returns the parsed Quảng Nam alert with f applied.
-func stormWith(t *testing.T, f func(a *Alert)) *Alert {
+func stormWith(t testing.TB, f func(a *Alert)) *Alert {
 	a := mustParse(t, "quang-nam-storm.xml")
 	if f != nil {
 		f(a)
@@ -369,4 +369,68 @@ func TestNewMapperRefusesBadConfig(t *testing.T) {
 	if _, err := NewMapper(Config{}, nil); err == nil {
 		t.Error("nil area map accepted")
 	}
+}
+
+// The configuration shown in docs/cap.md is the default: it must parse and decide the same.
+const documentedConfig = `
+languages: [vi, en]
+rules:
+  - {severity: [Extreme, Severe], urgency: [Immediate, Expected], class: emergency}
+default_class: priority
+allow_test: false
+allow_exercise: false
+repeats:
+  - {categories: [Met], class: emergency, every: 2h}
+lifetime: 12h        # ends a bulletin whose info blocks carry no expires
+`
+
+func TestParseConfigDocumentedEqualsDefault(t *testing.T) {
+	cfg, err := ParseConfig([]byte(documentedConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Repeats[0].Every != 2*time.Hour || cfg.Lifetime != 12*time.Hour {
+		t.Fatalf("durations: %+v", cfg)
+	}
+	for _, edit := range []func(a *Alert){nil, eachInfo(func(in *Info) { in.Severity = "Moderate" }), func(a *Alert) { a.Infos = a.Infos[:1] }} {
+		a := stormWith(t, edit)
+		want, err1 := newMapper(t, Config{}).Map(a, stormNow)
+		got, err2 := newMapper(t, cfg).Map(a, stormNow)
+		if err1 != nil || err2 != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("documented config decides\n%+v (%v)\ndefault decides\n%+v (%v)", got, err2, want, err1)
+		}
+	}
+	for y, want := range map[string]string{
+		"allow_tests: true\n":                              "field allow_tests not found",
+		"repeats:\n  - {class: emergency, every: often}\n": "often",
+		"lifetime: [1]\n":                                  "CAP config",
+	} {
+		if _, err := ParseConfig([]byte(y)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", y, err, want)
+		}
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(documentedConfig))
+	f.Add([]byte("rules:\n  - {urgency: [Past], class: ignore}\nlifetime: 1h\n"))
+	areas, err := ParseAreaMap(readFile(f, "quang-nam-areas.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	a := mustParse(f, "quang-nam-storm.xml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		m, err := NewMapper(cfg, areas)
+		if err != nil {
+			return
+		}
+		d, err := m.Map(a, stormNow)
+		if err == nil && d.Action != Ignore && d.Action != Create {
+			t.Fatalf("an Alert became %s", d.Action)
+		}
+	})
 }
