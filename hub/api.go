@@ -351,10 +351,11 @@ func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p princ
 	s.audit(r.Context(), p, "device.revoke", "device:"+d.ID, nil)
 	// A revoked device loses its live connection at once, not at its next reconnect.
 	s.mu.Lock()
-	if c := s.conns[d.ID]; c != nil {
+	c := s.conns[d.ID]
+	s.mu.Unlock()
+	if c != nil {
 		c.close()
 	}
-	s.mu.Unlock()
 	d, _ = s.st.GetDevice(r.Context(), d.ID)
 	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
 }

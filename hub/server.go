@@ -145,10 +145,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Close closes every agent connection and waits for their goroutines.
 func (s *Server) Close() {
 	s.mu.Lock()
+	conns := make([]*agentConn, 0, len(s.conns))
 	for _, c := range s.conns {
-		c.close()
+		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	for _, c := range conns { // outside the lock: each close may wait on a slow peer
+		c.close()
+	}
 	s.wg.Wait()
 }
 
