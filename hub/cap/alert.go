@@ -176,7 +176,31 @@ func Parse(data []byte) (*Alert, error) {
 // scan walks the tokens once before decoding: it refuses DTDs (entity expansion bombs,
 // external entities), deep nesting and a wrong root or namespace, with a message that says so.
 func scan(data []byte) error {
-	fail := func(msg string) error { return &Error{[]Problem{{"alert", msg}}} }
+	return scanXML(data, "alert", "a CAP alert", checkAlertElement)
+}
+
+func checkAlertElement(t xml.StartElement, depth int) string {
+	if depth == 0 {
+		if t.Name.Local != "alert" {
+			return fmt.Sprintf("root element is <%s>, want <alert>", t.Name.Local)
+		}
+		if t.Name.Space != Namespace {
+			if strings.HasPrefix(t.Name.Space, "urn:oasis:names:tc:emergency:cap:") {
+				return fmt.Sprintf("namespace %q is another CAP version; only CAP 1.2 (%s) is accepted", t.Name.Space, Namespace)
+			}
+			return fmt.Sprintf("namespace is %q, want %q", t.Name.Space, Namespace)
+		}
+	}
+	if t.Name.Space != Namespace && t.Name.Space != nsDSig && t.Name.Space != nsXEnc {
+		return fmt.Sprintf("element <%s> is in namespace %q; CAP elements must be in %s (only XML signature and encryption elements may be added)", t.Name.Local, t.Name.Space, Namespace)
+	}
+	return ""
+}
+
+// scanXML is the shared safety pass: what names the document in messages (path, what) and a
+// check of each start element at its depth (0 for the root) returning a problem or "".
+func scanXML(data []byte, path, what string, check func(t xml.StartElement, depth int) string) error {
+	fail := func(msg string) error { return &Error{[]Problem{{path, msg}}} }
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
 	depth, roots := 0, 0
@@ -194,7 +218,7 @@ func scan(data []byte) error {
 		}
 		switch t := tok.(type) {
 		case xml.Directive:
-			return fail("DOCTYPE and entity declarations are not allowed in a CAP alert")
+			return fail("DOCTYPE and entity declarations are not allowed in " + what)
 		case xml.ProcInst:
 			if t.Target != "xml" {
 				return fail(fmt.Sprintf("processing instruction <?%s?> is not allowed", t.Target))
@@ -208,18 +232,9 @@ func scan(data []byte) error {
 				if roots > 1 {
 					return fail("more than one root element")
 				}
-				if t.Name.Local != "alert" {
-					return fail(fmt.Sprintf("root element is <%s>, want <alert>", t.Name.Local))
-				}
-				if t.Name.Space != Namespace {
-					if strings.HasPrefix(t.Name.Space, "urn:oasis:names:tc:emergency:cap:") {
-						return fail(fmt.Sprintf("namespace %q is another CAP version; only CAP 1.2 (%s) is accepted", t.Name.Space, Namespace))
-					}
-					return fail(fmt.Sprintf("namespace is %q, want %q", t.Name.Space, Namespace))
-				}
 			}
-			if t.Name.Space != Namespace && t.Name.Space != nsDSig && t.Name.Space != nsXEnc {
-				return fail(fmt.Sprintf("element <%s> is in namespace %q; CAP elements must be in %s (only XML signature and encryption elements may be added)", t.Name.Local, t.Name.Space, Namespace))
+			if msg := check(t, depth); msg != "" {
+				return fail(msg)
 			}
 			depth++
 			if depth > maxDepth {
@@ -230,7 +245,7 @@ func scan(data []byte) error {
 		}
 	}
 	if roots == 0 {
-		return fail("no <alert> element (empty document, or not XML)")
+		return fail(fmt.Sprintf("no <%s> element (empty document, or not XML)", path))
 	}
 	return nil
 }
