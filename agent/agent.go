@@ -169,6 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
 		health:   &a.health,
 		recorded: a.notifyLink,
+		speech:   newSpeech(cfg.DataDir, cfg.Voice),
 	}
 
 	ctl, err := a.serveControl(ctx)

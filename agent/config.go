@@ -44,6 +44,8 @@ type Config struct {
 		Checkpoint scheduler.Duration `yaml:"checkpoint"`
 	} `yaml:"journal"`
 	Log LogConfig `yaml:"log"`
+	// Voice is the espeak-ng voice that speaks text items on the speakers (default vi).
+	Voice string `yaml:"voice"`
 	// Hub connects the agent to the district hub (optional: without it the agent plays its
 	// local schedule stand-alone).
 	Hub HubConfig `yaml:"hub"`

@@ -86,7 +86,7 @@ func newBox(t *testing.T, extraConfig string) *box {
 		t.Fatal(err)
 	}
 	b := &box{t: t, dir: dir, alsaConf: conf, fifo: fifo, config: filepath.Join(dir, "agent.yaml")}
-	cfg := "device_id: test-cluster\ndata_dir: data\nschedule: schedule.yaml\naudio: {output: alsa, buffer: 100ms}\ngrace: 1m\njournal: {checkpoint: 1s}\nlog: {format: json, level: debug}\n" + extraConfig
+	cfg := "device_id: test-cluster\ndata_dir: data\nschedule: schedule.yaml\naudio: {output: alsa, buffer: 300ms}\ngrace: 1m\njournal: {checkpoint: 1s}\nlog: {format: json, level: debug}\n" + extraConfig
 	if err := os.WriteFile(b.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

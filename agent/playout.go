@@ -28,6 +28,7 @@ type speakers struct {
 	onChange   func(nowPlaying *NowPlaying)
 	health     *health
 	recorded   func() // a record closed: the hub link may send it
+	speech     *speech
 
 	cur *speakerPlay
 }
@@ -137,8 +138,15 @@ func (s *speakers) item(seg scheduler.Segment, cut time.Duration) (player.Item, 
 			d += time.Minute // Until ends it first, as planned
 		}
 		return player.Item{URL: ref, Duration: d}, nil
+	case strings.HasPrefix(ref, "text:") && s.speech != nil:
+		// A text on the speakers is spoken (espeak-ng), so a warning given as text is heard.
+		path, err := s.speech.path(context.Background(), strings.TrimPrefix(ref, "text:"))
+		if err != nil {
+			return player.Item{}, err
+		}
+		return player.Item{Path: path, Duration: cut}, nil
 	default:
-		return player.Item{}, fmt.Errorf("text items are for screens and boards; the speakers cannot show %q", ref)
+		return player.Item{}, fmt.Errorf("item %q cannot be played on the speakers", ref)
 	}
 }
 

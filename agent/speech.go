@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// speech turns a text item into audio with espeak-ng, so that a bulletin given only as text
+// (an emergency whose recording could not be fetched, a CAP alert) is still heard. Results
+// are cached by voice and text in the data directory; the files are written atomically.
+type speech struct {
+	dir   string
+	voice string // espeak-ng voice, "vi" by default
+	bin   string
+}
+
+func newSpeech(dataDir, voice string) *speech {
+	if voice == "" {
+		voice = "vi"
+	}
+	return &speech{dir: filepath.Join(dataDir, "speech"), voice: voice, bin: "espeak-ng"}
+}
+
+// path returns a WAV file speaking text, making it if needed.
+func (s *speech) path(ctx context.Context, text string) (string, error) {
+	sum := sha256.Sum256([]byte(s.voice + "\x00" + text))
+	out := filepath.Join(s.dir, hex.EncodeToString(sum[:16])+".wav")
+	if fi, err := os.Stat(out); err == nil && fi.Size() > 44 {
+		return out, nil
+	}
+	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+		return "", err
+	}
+	tmp := out + ".tmp"
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, "-v", s.voice, "-s", "145", "-w", tmp, "--", text)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("text to speech with %s (voice %s) failed: %v %s; install espeak-ng", s.bin, s.voice, err, msg)
+	}
+	if err := syncFile(tmp); err != nil {
+		return "", err
+	}
+	return out, os.Rename(tmp, out)
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

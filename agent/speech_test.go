@@ -1,0 +1,30 @@
+package agent_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/loa-project/loa/agent/journal"
+)
+
+// TestAgentSpeaksTextOnTheSpeakers: a bulletin given only as text is spoken (espeak-ng,
+// Vietnamese voice) rather than silent.
+func TestAgentSpeaksTextOnTheSpeakers(t *testing.T) {
+	b := newBox(t, "")
+	start := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second)
+	b.writeSchedule(fmt.Sprintf("version: 1\nid: tts\nrevision: 1\ntimezone: UTC\nprograms:\n"+
+		"  - {id: storm, class: emergency, at: %q, items: [{text: \"Cảnh báo bão số 13. Đề nghị bà con không ra biển.\", duration: 10s}]}\n", at(start)))
+	b.start()
+	recs := b.waitFor("the spoken warning", 30*time.Second, func(r []journal.Record) bool { return len(closed(r)) >= 1 })
+	time.Sleep(time.Second)
+	b.stop()
+	r := recs[0]
+	if r.Result != journal.Completed || r.Played < time.Second || r.PeakDBFS < -30 {
+		t.Fatalf("spoken warning: %s, played %s, peak %.1f dBFS\n%s", r.Result, r.Played, r.PeakDBFS, b.logText())
+	}
+	samples, _ := b.captures[0].Samples()
+	if runs := soundRuns(samples, 48000); len(runs) == 0 {
+		t.Fatal("the sound card heard nothing")
+	}
+}
