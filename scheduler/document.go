@@ -165,6 +165,9 @@ type Item struct {
 	// files it is the length of the media when known (the hub fills it in), or a cut.
 	Duration Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
 	Title    string   `yaml:"title,omitempty" json:"title,omitempty"`
+	// Fallback is spoken (text to speech) on the speakers in place of a content or file item
+	// that is not on the device when it is due, so an emergency is never silent.
+	Fallback string `yaml:"fallback_text,omitempty" json:"fallback_text,omitempty"`
 }
 
 // Ref names the item the way confirmations do: its content reference, path, URL or text.

@@ -35,6 +35,8 @@ func TestParseRefusesWithUsefulErrors(t *testing.T) {
 		{"stream without duration", prog(`cron: "0 6 * * *", items: [{stream: "http://radio.example/a.mp3"}]`),
 			[]string{"items[0]", "needs a duration"}},
 		{"bad content ref", prog(`cron: "0 6 * * *", items: [{content: "sha256:xyz", duration: 1m}]`), []string{`content "sha256:xyz"`}},
+		{"fallback on a stream", prog(`cron: "0 6 * * *", items: [{stream: "http://radio.example/a.mp3", duration: 1m, fallback_text: hi}]`),
+			[]string{"items[0]", "fallback_text", "neither"}},
 		{"two kinds in one item", prog(`cron: "0 6 * * *", items: [{file: a.mp3, text: hi, duration: 1m}]`), []string{"exactly one of"}},
 		{"cron and at", prog(`cron: "0 6 * * *", at: "2026-11-01T06:00:00+07:00", ` + item), []string{"both cron and at"}},
 		{"bad at", prog(`at: "tomorrow", ` + item), []string{`at "tomorrow"`, "RFC 3339"}},
