@@ -164,6 +164,36 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 	BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 `},
+		{2, "emergencies", `
+-- Emergencies, priority bulletins and live relays the hub adds to the effective schedules of an
+-- area's devices while active (see emergencies.go). Rows are only ever ended, never edited.
+CREATE TABLE emergencies (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	series      TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	area_id     TEXT NOT NULL REFERENCES areas(id),
+	class       TEXT NOT NULL,
+	title       TEXT NOT NULL,
+	text        TEXT NOT NULL,
+	items       TEXT NOT NULL,               -- JSON: the programme's items
+	issued_at   INTEGER NOT NULL,
+	start_at    INTEGER NOT NULL,
+	every_ns    INTEGER NOT NULL,
+	until_at    INTEGER NOT NULL,
+	volume      REAL NOT NULL,
+	source      TEXT NOT NULL,               -- cli, or cap:<sender,identifier>
+	created_by  TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	ended_at    INTEGER,
+	end_reason  TEXT NOT NULL DEFAULT '',
+	ended_by    TEXT NOT NULL DEFAULT '',
+	replaced_by INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX emergencies_series ON emergencies(series) WHERE ended_at IS NULL;
+CREATE INDEX emergencies_active ON emergencies(until_at) WHERE ended_at IS NULL;
+CREATE INDEX emergencies_area ON emergencies(area_id, id);
+CREATE INDEX emergencies_source ON emergencies(source);
+`},
 	}
 }
 
@@ -173,7 +203,7 @@ func SchemaVersion() int { m := migrations(); return m[len(m)-1].version }
 // migrate applies every step newer than the file's version in one transaction, so a failure
 // leaves the file as it was. A file newer than this code is refused rather than guessed at.
 func (db *DB) migrate(ctx context.Context) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.writeDirect(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
 			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 			return fmt.Errorf("create schema_version: %w", err)
