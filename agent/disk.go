@@ -8,5 +8,6 @@ func diskFree(dir string) (int64, bool) {
 	if err := syscall.Statfs(dir, &s); err != nil {
 		return 0, false
 	}
-	return int64(s.Bavail) * s.Bsize, true
+	// Bsize is int32 on 32-bit ARM: convert both (the armhf package is cross-built).
+	return int64(s.Bavail) * int64(s.Bsize), true
 }
