@@ -102,10 +102,22 @@ type Proof struct {
 	RMSDBFS  float64 `json:"rms_dbfs"`
 	// SilenceS is the time spent below -50 dBFS (in 10 ms blocks).
 	SilenceS float64 `json:"silence_s"`
-	// Gaps counts stream drop-outs heard (the output ran out until the stream came back).
+	// Gaps counts stream drop-outs heard (the output ran out until the stream came back);
+	// GapS is their total length, from the output running dry to the stream's audio coming
+	// back (or the item's end).
 	Gaps      int     `json:"gaps"`
 	GapS      float64 `json:"gap_s"`
 	Underruns int64   `json:"underruns"`
+	// For streams: Dropouts counts connections lost after audio had come (closed, failed, or
+	// quiet for Config.StallTimeout); Reconnects the connections that brought audio back
+	// after one; ConnectFailures the tries that brought no audio (refused, an HTTP error
+	// such as Icecast's 404 while its source is away, timed out).
+	Dropouts        int `json:"dropouts,omitempty"`
+	Reconnects      int `json:"reconnects,omitempty"`
+	ConnectFailures int `json:"connect_failures,omitempty"`
+	// MissingS is the time of a stream item's window with none of its audio reaching the
+	// output: waiting for the first audio, plus the gaps.
+	MissingS float64 `json:"missing_s,omitempty"`
 	// SkippedBytes of input were jumped over as corrupt, in SkippedPlaces places.
 	SkippedBytes  int64  `json:"skipped_bytes"`
 	SkippedPlaces int64  `json:"skipped_places"`
@@ -142,6 +154,9 @@ type Config struct {
 	Ramp time.Duration
 	// Reconnect backoff for streams (defaults 500 ms doubling to 10 s).
 	BackoffMin, BackoffMax time.Duration
+	// StallTimeout: a stream connection (or its connecting) that brings nothing for this
+	// long is dropped and reconnected (default 10 s).
+	StallTimeout time.Duration
 }
 
 // Player plays one program at a time through its output.
@@ -174,6 +189,9 @@ func New(cfg Config) (*Player, error) {
 	}
 	if cfg.BackoffMax < cfg.BackoffMin {
 		cfg.BackoffMax = max(10*time.Second, cfg.BackoffMin)
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 10 * time.Second
 	}
 	return &Player{cfg: cfg, out: cfg.Output}, nil
 }
@@ -349,6 +367,8 @@ type itemState struct {
 	underruns int64
 	gapSince  time.Time
 	started   bool
+	openedAt  time.Time // a stream item began waiting for audio
+	lastWrite time.Time // the item's last frames were handed to the output
 }
 
 func (pb *Playback) run(ctx context.Context) {
@@ -460,6 +480,7 @@ func (e *engine) openItem(ctx context.Context, it Item, skip int64) (source, err
 		cfg := e.pb.p.cfg
 		return openStream(ctx, it.URL, e.rate, e.pb.wake, streamConfig{
 			client: cfg.HTTP, log: e.log, clock: e.clock, backoffMin: cfg.BackoffMin, backoffMax: cfg.BackoffMax,
+			stall: cfg.StallTimeout,
 		})
 	}
 	return openFile(it.Path, e.rate, skip)
@@ -486,6 +507,7 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		// the context bounds reads that wait on a silent network.
 		now := e.clock.Now()
 		st.deadline = now.Add(it.Duration)
+		st.openedAt = now
 		d := it.Duration
 		if u := e.pb.prog.Until; !u.IsZero() && u.Sub(now) < d {
 			d = u.Sub(now)
@@ -511,10 +533,12 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		}
 		b, places := src.Skipped()
 		st.proof.SkippedBytes, st.proof.SkippedPlaces = b, places
-		if ss, ok := src.(*streamSource); ok && st.written == 0 && st.proof.Error == "" {
-			if err := ss.lastErr(); err != nil {
+		if ss, ok := src.(*streamSource); ok {
+			if err := ss.lastErr(); err != nil && st.written == 0 && st.proof.Error == "" {
 				st.proof.Error = "nothing played: " + err.Error()
 			}
+			c := ss.stats()
+			st.proof.Dropouts, st.proof.Reconnects, st.proof.ConnectFailures = int(c.dropouts), int(c.reconnects), int(c.failures)
 		}
 		e.finishItem(st)
 		return reason, pos()
@@ -582,12 +606,18 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		}
 		if errors.Is(err, errDropout) {
 			// The stream broke: let what is buffered play out, then count the silence
-			// until it comes back as a gap; fade the return in.
+			// until it comes back as a gap; fade the return in. If the output had already
+			// run dry (the link stalled before it dropped), the gap began about when the
+			// last frames were handed over.
+			dry := e.out.Consumed() >= e.base+e.written
 			if derr := e.out.Drain(ctx); derr != nil && ctx.Err() == nil {
 				return end(EndFailed, derr)
 			}
 			if st.gapSince.IsZero() {
 				st.gapSince = e.clock.Now()
+				if dry && !st.lastWrite.IsZero() {
+					st.gapSince = st.lastWrite
+				}
 			}
 			e.cur = 0
 			continue
@@ -638,6 +668,7 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			}
 			return end(EndFailed, err)
 		}
+		st.lastWrite = e.clock.Now()
 		e.settle(false)
 	}
 }
@@ -682,10 +713,18 @@ func (e *engine) pause(ctx context.Context, at Position, reply chan Position) (s
 
 // finishItem queues the item's proof until the output has consumed its last frame.
 func (e *engine) finishItem(st *itemState) {
+	now := e.clock.Now()
 	if !st.gapSince.IsZero() {
 		st.proof.Gaps++
-		st.proof.GapS += e.clock.Now().Sub(st.gapSince).Seconds()
+		st.proof.GapS += now.Sub(st.gapSince).Seconds()
 		st.gapSince = time.Time{}
+	}
+	if !st.openedAt.IsZero() {
+		waited := now.Sub(st.openedAt)
+		if st.started {
+			waited = st.proof.Start.Sub(st.openedAt)
+		}
+		st.proof.MissingS = max(0, waited.Seconds()) + st.proof.GapS
 	}
 	m := st.lvl
 	m.closeBlock()

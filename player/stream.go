@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/loa-project/loa/player/mpg123"
@@ -25,6 +26,11 @@ type streamChunk struct {
 // streamSource relays an HTTP MP3 stream (Icecast/SHOUTcast). A goroutine keeps it connected,
 // reconnecting with capped exponential backoff until the item's context ends.
 type streamSource struct {
+	// Counted by the network goroutine, read for the proof.
+	dropouts   atomic.Int64 // connections lost after audio had come
+	reconnects atomic.Int64 // connections that brought audio back after a drop-out
+	failures   atomic.Int64 // connection tries that brought no audio
+
 	url    string
 	dec    *mpg123.Decoder
 	conv   rateConverter
@@ -42,6 +48,16 @@ type streamConfig struct {
 	clock      Clock
 	backoffMin time.Duration
 	backoffMax time.Duration
+	stall      time.Duration // a connection quiet this long is dropped
+}
+
+// streamStats is what the proof reports about a stream's connections.
+type streamStats struct {
+	dropouts, reconnects, failures int64
+}
+
+func (s *streamSource) stats() streamStats {
+	return streamStats{s.dropouts.Load(), s.reconnects.Load(), s.failures.Load()}
 }
 
 func openStream(ctx context.Context, url string, outRate int, wake <-chan struct{}, cfg streamConfig) (*streamSource, error) {
@@ -85,29 +101,38 @@ func (s *streamSource) run(ctx context.Context, cfg streamConfig) {
 	defer close(s.done)
 	backoff := cfg.backoffMin
 	connectedOnce := false
+	var lostAt time.Time // when the last drop-out happened, for the log
 	for ctx.Err() == nil {
-		got, err := s.connectAndRead(ctx, cfg.client)
+		got, err := s.connectAndRead(ctx, cfg, func() {
+			if connectedOnce {
+				s.reconnects.Add(1)
+				cfg.log.Info("stream back", "url", s.url, "down_for", cfg.clock.Now().Sub(lostAt).Round(time.Millisecond))
+			}
+		})
 		if ctx.Err() != nil {
 			return
-		}
-		if got > 0 {
-			backoff = cfg.backoffMin
 		}
 		if err != nil {
 			s.setErr(err)
 		}
-		if got > 0 || connectedOnce {
-			cfg.log.Warn("stream dropped; reconnecting", "url", s.url, "err", err, "retry_in", backoff)
-		}
 		if got > 0 {
+			backoff = cfg.backoffMin
 			connectedOnce = true
+			lostAt = cfg.clock.Now()
+			s.dropouts.Add(1)
+			cfg.log.Warn("stream dropped; reconnecting", "url", s.url, "err", err, "retry_in", backoff)
 			select {
 			case s.chunks <- streamChunk{drop: true}:
 			case <-ctx.Done():
 				return
 			}
-		} else if !connectedOnce {
-			cfg.log.Warn("stream cannot be reached; retrying", "url", s.url, "err", err, "retry_in", backoff)
+		} else {
+			s.failures.Add(1)
+			if connectedOnce {
+				cfg.log.Warn("stream still down; retrying", "url", s.url, "err", err, "retry_in", backoff)
+			} else {
+				cfg.log.Warn("stream cannot be reached; retrying", "url", s.url, "err", err, "retry_in", backoff)
+			}
 		}
 		select {
 		case <-cfg.clock.After(backoff):
@@ -122,16 +147,30 @@ func (s *streamSource) run(ctx context.Context, cfg streamConfig) {
 }
 
 // connectAndRead streams until the connection ends; it returns how many audio bytes came.
-func (s *streamSource) connectAndRead(ctx context.Context, client *http.Client) (int64, error) {
+// onAudio is called when the first audio bytes of the connection arrive. A connection (or
+// its connecting) quiet for cfg.stall is abandoned: a stalled link counts as a drop-out.
+func (s *streamSource) connectAndRead(ctx context.Context, cfg streamConfig, onAudio func()) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stalled atomic.Bool
+	// A network read timeout, so real time rather than the Clock (as a socket deadline would be).
+	watchdog := time.AfterFunc(cfg.stall, func() { stalled.Store(true); cancel() })
+	defer watchdog.Stop()
+	quiet := func(err error) error {
+		if stalled.Load() {
+			return fmt.Errorf("stream %s: nothing received for %s", s.url, cfg.stall)
+		}
+		return err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Icy-MetaData", "1")
 	req.Header.Set("User-Agent", "loa-agent")
-	resp, err := client.Do(req)
+	resp, err := cfg.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, quiet(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -150,18 +189,24 @@ func (s *streamSource) connectAndRead(ctx context.Context, client *http.Client) 
 		buf := make([]byte, 4096)
 		n, err := r.Read(buf)
 		if n > 0 {
+			// Waiting for the decoder (a paused program) is not the network being quiet.
+			watchdog.Stop()
+			if total == 0 {
+				onAudio()
+			}
 			total += int64(n)
 			select {
 			case s.chunks <- streamChunk{data: buf[:n]}:
 			case <-ctx.Done():
-				return total, ctx.Err()
+				return total, quiet(ctx.Err())
 			}
+			watchdog.Reset(cfg.stall)
 		}
 		if err != nil {
 			if err == io.EOF {
 				err = errors.New("server closed the connection")
 			}
-			return total, err
+			return total, quiet(err)
 		}
 	}
 }
@@ -287,7 +332,8 @@ func (c *icyConn) Read(p []byte) (int, error) {
 }
 
 // NewStreamClient is an HTTP client fit for radio streams: it accepts SHOUTcast's ICY
-// status line and times out a connection that goes quiet, but never a whole long stream.
+// status line and has no overall timeout (a relay lasts as long as its item; the player
+// abandons a connection that goes quiet, Config.StallTimeout).
 func NewStreamClient() *http.Client {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -297,23 +343,10 @@ func NewStreamClient() *http.Client {
 			if err != nil {
 				return nil, err
 			}
-			return &idleConn{Conn: &icyConn{Conn: c}, idle: 15 * time.Second}, nil
+			return &icyConn{Conn: c}, nil
 		},
 		ResponseHeaderTimeout: 15 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 	}
 	return &http.Client{Transport: tr}
-}
-
-// idleConn fails a read that waits longer than idle: a stalled stream counts as a drop.
-type idleConn struct {
-	net.Conn
-	idle time.Duration
-}
-
-func (c *idleConn) Read(p []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
-		return 0, err
-	}
-	return c.Conn.Read(p)
 }

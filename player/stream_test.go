@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,6 +101,13 @@ func TestStreamDropAndResume(t *testing.T) {
 	if proof.SkippedBytes != 0 {
 		t.Errorf("%d bytes skipped: ICY metadata reached the decoder", proof.SkippedBytes)
 	}
+	if proof.Dropouts != 1 || proof.Reconnects != 1 || proof.ConnectFailures < 1 {
+		t.Errorf("dropouts %d, reconnects %d, connect failures %d; want 1, 1 and at least the refusal",
+			proof.Dropouts, proof.Reconnects, proof.ConnectFailures)
+	}
+	if proof.MissingS < proof.GapS || proof.MissingS >= 5 {
+		t.Errorf("missing %.3f s: want the gap (%.3f s) plus the wait for the first audio, under the item's 5 s", proof.MissingS, proof.GapS)
+	}
 	if c := conns.Load(); c < 3 {
 		t.Errorf("%d connections, want a reconnect after the refusal", c)
 	}
@@ -131,6 +139,11 @@ func TestStreamUnreachable(t *testing.T) {
 	proof := pb.Wait().Items[0]
 	if proof.Frames != 0 || !strings.Contains(proof.Error, "404") {
 		t.Errorf("want no frames and the 404 named: %s", fmtProof(proof))
+	}
+	// Never connected: no drop-out, failed tries, the whole window missing.
+	if proof.Dropouts != 0 || proof.Reconnects != 0 || proof.ConnectFailures < 1 || proof.MissingS < 0.3 {
+		t.Errorf("dropouts %d, reconnects %d, connect failures %d, missing %.3f s; want 0, 0, ≥1, ≥0.3 s",
+			proof.Dropouts, proof.Reconnects, proof.ConnectFailures, proof.MissingS)
 	}
 }
 
@@ -182,5 +195,64 @@ func TestShoutcastStatusLine(t *testing.T) {
 	proof := pb.Wait().Items[0]
 	if proof.Frames != rate || proof.Error != "" || proof.SkippedBytes != 0 {
 		t.Errorf("want one clean second from a SHOUTcast server: %s", fmtProof(proof))
+	}
+}
+
+// TestStreamStallIsADropout: a server that keeps the connection open but sends nothing more
+// (a dead 4G link, a hung encoder) is abandoned after the stall timeout and reconnected; the
+// gap is counted from when the audio ran out, not from when the stall was noticed.
+func TestStreamStallIsADropout(t *testing.T) {
+	dir := t.TempDir()
+	wavPath, mp3 := filepath.Join(dir, "s.wav"), filepath.Join(dir, "s.mp3")
+	run(t, "sox", "-D", "-n", "-r", "44100", "-c", "2", "-b", "16", wavPath, "synth", "3", "sine", "440", "vol", "0.5")
+	run(t, "lame", "--quiet", "-b", "128", wavPath, mp3)
+	audio, err := os.ReadFile(mp3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	stalled := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "audio/mpeg")
+		if conns.Add(1) == 1 {
+			w.Write(audio[:len(audio)/3])
+			w.(http.Flusher).Flush()
+			once.Do(func() { close(stalled) })
+			<-r.Context().Done() // open and silent until the client gives up
+			return
+		}
+		w.Write(audio)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	const stall = 400 * time.Millisecond
+	p, err := player.New(player.Config{Output: player.NewNullOutput(rate), StallTimeout: stall,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := p.Play(t.Context(), player.Program{Items: []player.Item{{URL: srv.URL + "/live.mp3", Duration: 3 * time.Second}}, Gain: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := pb.Wait().Items[0]
+	t.Logf("proof %s", fmtProof(proof))
+	select {
+	case <-stalled:
+	default:
+		t.Fatal("the server never sent its first part")
+	}
+	if proof.Ended != player.EndCompleted || proof.Error != "" {
+		t.Errorf("want the item completed without error: %s", fmtProof(proof))
+	}
+	if proof.Dropouts != 1 || proof.Reconnects != 1 || proof.Gaps != 1 {
+		t.Errorf("dropouts %d, reconnects %d, gaps %d; want one of each", proof.Dropouts, proof.Reconnects, proof.Gaps)
+	}
+	// The null output runs dry as soon as the first part is decoded: the gap covers the
+	// whole stall, at least the timeout.
+	if proof.GapS < stall.Seconds() {
+		t.Errorf("gap %.3f s, shorter than the %.1f s stall", proof.GapS, stall.Seconds())
 	}
 }
