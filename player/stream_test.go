@@ -250,9 +250,10 @@ func TestStreamStallIsADropout(t *testing.T) {
 	if proof.Dropouts != 1 || proof.Reconnects != 1 || proof.Gaps != 1 {
 		t.Errorf("dropouts %d, reconnects %d, gaps %d; want one of each", proof.Dropouts, proof.Reconnects, proof.Gaps)
 	}
-	// The null output runs dry as soon as the first part is decoded: the gap covers the
-	// whole stall, at least the timeout.
-	if proof.GapS < stall.Seconds() {
-		t.Errorf("gap %.3f s, shorter than the %.1f s stall", proof.GapS, stall.Seconds())
+	// The null output runs dry as soon as the first part is decoded: the gap covers about
+	// the whole stall (the last decode may finish a little after the last byte came), not just
+	// the moment it was noticed.
+	if proof.GapS < 0.75*stall.Seconds() {
+		t.Errorf("gap %.3f s, much shorter than the %.1f s stall", proof.GapS, stall.Seconds())
 	}
 }
