@@ -88,11 +88,10 @@ func level(v float64) any {
 // acknowledgement: the highest seq S such that every seq 1..S of the device is stored. A gap
 // keeps the ack below it until the missing record arrives.
 //
-// Batches from concurrent callers are committed together (group commit): one transaction, a
-// savepoint per batch so a failing batch changes nothing and fails alone. A commit costs far
-// more than a small batch, and a hub with thousands of agents calls this from as many
-// goroutines. If ctx ends while the batch waits, the batch may still be stored: resending it
-// is harmless.
+// Batches from concurrent callers are committed together (the group commit of every write, see
+// write): one transaction, a savepoint per batch so a failing batch changes nothing and fails
+// alone. A commit costs far more than a small batch, and a hub with thousands of agents calls
+// this from as many goroutines. The ack is returned after the commit.
 func (db *DB) AddConfirmations(ctx context.Context, deviceID string, cs []Confirmation) (int64, error) {
 	if len(cs) > MaxBatch {
 		return 0, fmt.Errorf("%w: batch of %d confirmations from device %q; at most %d", ErrInvalid, len(cs), deviceID, MaxBatch)
@@ -105,106 +104,32 @@ func (db *DB) AddConfirmations(ctx context.Context, deviceID string, cs []Confir
 			return 0, fmt.Errorf("%w: confirmation %d of the batch from device %q names device %q", ErrInvalid, i+1, deviceID, c.DeviceID)
 		}
 	}
-	req := &confRequest{ctx: ctx, device: deviceID, batch: cs, done: make(chan struct{})}
+	req, ack := db.confRequest(ctx, deviceID, cs)
 	select {
-	case db.confQ <- req:
+	case db.writeQ <- req:
 	case <-db.quit:
 		return 0, fmt.Errorf("confirmations of device %q: %w", deviceID, ErrClosed)
 	case <-ctx.Done():
 		return 0, fmt.Errorf("confirmations of device %q not stored: %w", deviceID, ctx.Err())
 	}
-	select {
-	case <-req.done:
-		return req.ack, req.err
-	case <-ctx.Done():
-		return 0, fmt.Errorf("confirmations of device %q: %w (they may still be stored; resending is harmless)", deviceID, ctx.Err())
+	<-req.done
+	if req.err != nil {
+		if req.ctx.Err() != nil && errors.Is(req.err, req.ctx.Err()) {
+			return 0, fmt.Errorf("confirmations of device %q not stored: %w", deviceID, req.err)
+		}
+		return 0, req.err
 	}
+	return *ack, nil
 }
 
-// confRequest is one AddConfirmations call waiting for the ingester.
-type confRequest struct {
-	ctx    context.Context
-	device string
-	batch  []Confirmation
-	ack    int64
-	err    error
-	done   chan struct{} // closed when ack and err are set
-}
-
-// Bounds on one group commit, so one transaction stays short.
-const (
-	maxGroupRequests = 256
-	maxGroupRecords  = 20000
-)
-
-// ingest is the goroutine that commits confirmation batches, started by Open and stopped by
-// Close. confQ is unbuffered: a request is either taken by ingest or its caller sees quit, so
-// none is left waiting at Close.
-func (db *DB) ingest() {
-	defer close(db.ingestDone)
-	for {
-		var group []*confRequest
-		select {
-		case r := <-db.confQ:
-			group = append(group, r)
-		case <-db.quit:
-			return
-		}
-		n := len(group[0].batch)
-	more:
-		for len(group) < maxGroupRequests && n < maxGroupRecords {
-			select {
-			case r := <-db.confQ:
-				group = append(group, r)
-				n += len(r.batch)
-			default:
-				break more
-			}
-		}
-		db.commitGroup(group)
-	}
-}
-
-// commitGroup stores the batches of a group in one transaction, each under its own savepoint.
-func (db *DB) commitGroup(group []*confRequest) {
-	var live []*confRequest
-	for _, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			r.err = fmt.Errorf("confirmations of device %q not stored: %w", r.device, err)
-			close(r.done)
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
-	// The group is not cancelled by any one caller's context.
-	ctx := context.Background()
-	now := ts(db.now())
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		for _, r := range live {
-			if _, err := tx.StmtContext(ctx, db.savepoint).ExecContext(ctx); err != nil {
-				return err
-			}
-			r.ack, r.err = db.storeBatch(ctx, tx, r.device, r.batch, now)
-			if r.err != nil {
-				if _, err := tx.StmtContext(ctx, db.rollbackTo).ExecContext(ctx); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.StmtContext(ctx, db.release).ExecContext(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	for _, r := range live {
-		if err != nil {
-			r.ack, r.err = 0, fmt.Errorf("confirmations of device %q: %w", r.device, err)
-		}
-		close(r.done)
-	}
+// confRequest is the group writer's request storing one batch; *ack is set when it ran.
+func (db *DB) confRequest(ctx context.Context, deviceID string, cs []Confirmation) (*writeReq, *int64) {
+	ack := new(int64)
+	return &writeReq{ctx: ctx, weight: max(1, len(cs)), done: make(chan struct{}), fn: func(tx *sql.Tx) error {
+		a, err := db.storeBatch(context.Background(), tx, deviceID, cs, ts(db.now()))
+		*ack = a
+		return err
+	}}, ack
 }
 
 // storeBatch inserts one device's batch inside tx and advances its ack.

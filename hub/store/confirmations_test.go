@@ -315,24 +315,27 @@ func TestGroupCommitIsolatesBatches(t *testing.T) {
 	ctx := context.Background()
 	seedTree(t, db)
 	enrol(t, db, "cl-1", "quang-nam/duy-hai")
-	mk := func(dev string, seqs ...int64) *confRequest {
-		return &confRequest{ctx: ctx, device: dev, batch: confs(seqs...), done: make(chan struct{})}
+	var acks []*int64
+	mk := func(dev string, seqs ...int64) *writeReq {
+		r, ack := db.confRequest(ctx, dev, confs(seqs...))
+		acks = append(acks, ack)
+		return r
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	group := []*confRequest{mk("cl-1", 2, 3), mk("nobody", 1), mk("cl-1", 1), mk("cl-1", 4)}
+	group := []*writeReq{mk("cl-1", 2, 3), mk("nobody", 1), mk("cl-1", 1), mk("cl-1", 4)}
 	group[3].ctx = cancelled
 	db.commitGroup(group)
 	for i, r := range group {
 		<-r.done
-		t.Logf("request %d: ack %d err %v", i, r.ack, r.err)
+		t.Logf("request %d: ack %d err %v", i, *acks[i], r.err)
 	}
-	if group[0].err != nil || group[0].ack != 0 {
-		t.Fatalf("first batch (gap at 1): ack %d err %v", group[0].ack, group[0].err)
+	if group[0].err != nil || *acks[0] != 0 {
+		t.Fatalf("first batch (gap at 1): ack %d err %v", *acks[0], group[0].err)
 	}
 	wantErr(t, group[1].err, ErrNotFound, "batch of an unknown device in a group")
-	if group[2].err != nil || group[2].ack != 3 {
-		t.Fatalf("third batch fills the gap: ack %d err %v", group[2].ack, group[2].err)
+	if group[2].err != nil || *acks[2] != 3 {
+		t.Fatalf("third batch fills the gap: ack %d err %v", *acks[2], group[2].err)
 	}
 	wantErr(t, group[3].err, context.Canceled, "batch whose caller gave up before the commit")
 	if got := storedSeqs(t, db, "cl-1"); !slices.Equal(got, []int64{1, 2, 3}) {

@@ -198,10 +198,15 @@ func (db *DB) ListDevices(ctx context.Context, area string) ([]Device, error) {
 	return out, rows.Err()
 }
 
-// updateDevice runs one UPDATE on a device and turns "no row" into ErrNotFound.
-// One statement commits on its own; no BEGIN/COMMIT round trip.
-func (db *DB) updateDevice(ctx context.Context, what, id, query string, args ...any) error {
-	return deviceUpdated(db.w.ExecContext(ctx, query, args...))(what, id)
+// updateDevice runs one UPDATE on a device (group-committed with other writes) and turns
+// "no row" into ErrNotFound. stmt, when not nil, is the prepared form of query.
+func (db *DB) updateDevice(ctx context.Context, what, id string, stmt *sql.Stmt, query string, args ...any) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if stmt != nil {
+			return deviceUpdated(tx.StmtContext(ctx, stmt).ExecContext(ctx, args...))(what, id)
+		}
+		return deviceUpdated(tx.ExecContext(ctx, query, args...))(what, id)
+	})
 }
 
 func deviceUpdated(res sql.Result, err error) func(what, id string) error {
@@ -219,7 +224,7 @@ func deviceUpdated(res sql.Result, err error) func(what, id string) error {
 // RevokeDevice marks a device revoked: its secret no longer authenticates. Revoking twice
 // keeps the first time.
 func (db *DB) RevokeDevice(ctx context.Context, id string) error {
-	return db.updateDevice(ctx, "revoke", id,
+	return db.updateDevice(ctx, "revoke", id, nil,
 		"UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", ts(db.now()), id)
 }
 
@@ -229,7 +234,7 @@ func (db *DB) ReplaceSecret(ctx context.Context, id string, secretHash [32]byte)
 	if secretHash == [32]byte{} {
 		return fmt.Errorf("%w: device %q: empty secret hash", ErrInvalid, id)
 	}
-	return db.updateDevice(ctx, "replace secret of", id,
+	return db.updateDevice(ctx, "replace secret of", id, nil,
 		"UPDATE devices SET secret_hash = ? WHERE id = ?", secretHash[:], id)
 }
 
@@ -259,7 +264,7 @@ func (db *DB) CheckSecret(ctx context.Context, id string, secretHash [32]byte) (
 
 // Seen records that a device was heard from now.
 func (db *DB) Seen(ctx context.Context, id string) error {
-	return db.updateDevice(ctx, "mark seen", id, "UPDATE devices SET last_seen = ? WHERE id = ?", ts(db.now()), id)
+	return db.updateDevice(ctx, "mark seen", id, db.setSeen, "", ts(db.now()), id)
 }
 
 // UpdateStatus stores a device's status snapshot and marks it seen now.
@@ -278,8 +283,8 @@ func (db *DB) UpdateStatus(ctx context.Context, id string, s Status) error {
 		return fmt.Errorf("%w: device %q volume %v", ErrInvalid, id, vol)
 	}
 	now := ts(db.now())
-	return deviceUpdated(db.setStatus.ExecContext(ctx, now, now, s.NowPlaying, vol, int64(s.ClockOffset),
-		s.DiskFreeBytes, s.DiskTotalBytes, temp, int64(s.Uptime), s.Link, s.SoftwareVersion, id))("update status of", id)
+	return db.updateDevice(ctx, "update status of", id, db.setStatus, "", now, now, s.NowPlaying, vol, int64(s.ClockOffset),
+		s.DiskFreeBytes, s.DiskTotalBytes, temp, int64(s.Uptime), s.Link, s.SoftwareVersion, id)
 }
 
 const updateStatus = `UPDATE devices SET last_seen = ?, status_at = ?, now_playing = ?, volume = ?,

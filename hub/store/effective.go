@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -56,14 +57,73 @@ type EffectiveSchedule struct {
 // above the device's latest (ErrStaleRevision otherwise): the revision is inside the signed
 // bytes, so the store cannot pick it. Two composers racing for one device: one wins.
 func (db *DB) AddEffective(ctx context.Context, e EffectiveSchedule) (EffectiveSchedule, error) {
-	if err := ValidateDeviceID(e.DeviceID); err != nil {
+	out, errs, err := db.AddEffectives(ctx, []EffectiveSchedule{e})
+	if err != nil {
 		return EffectiveSchedule{}, err
 	}
+	if errs[0] != nil {
+		return EffectiveSchedule{}, errs[0]
+	}
+	return out[0], nil
+}
+
+// AddEffectives stores many newly composed effective schedules (one push to a whole area) in
+// one transaction, each under the rules of AddEffective. It returns, per schedule, the stored
+// form or the error that kept it out (errs[i]; one device's stale revision does not keep the
+// others out); err is for the whole call (nothing stored).
+func (db *DB) AddEffectives(ctx context.Context, es []EffectiveSchedule) (out []EffectiveSchedule, errs []error, err error) {
+	out, errs = make([]EffectiveSchedule, len(es)), make([]error, len(es))
+	srcs := make([]string, len(es))
+	now := db.now()
+	valid := 0
+	for i, e := range es {
+		out[i], srcs[i], errs[i] = checkEffective(e, now)
+		if errs[i] == nil {
+			valid++
+		}
+	}
+	if valid == 0 {
+		return out, errs, nil
+	}
+	res := make([]error, len(es)) // per schedule, set inside the transaction
+
+	err = db.writeWeighted(ctx, valid, func(tx *sql.Tx) error {
+		head, ins := tx.StmtContext(ctx, db.effHead), tx.StmtContext(ctx, db.insertEff)
+		defer head.Close()
+		defer ins.Close()
+		for i := range es {
+			if errs[i] != nil {
+				continue
+			}
+			// A refused schedule has written nothing, so it needs no savepoint.
+			res[i] = db.addEffective(ctx, head, ins, out[i], srcs[i])
+			if res[i] != nil && !errors.Is(res[i], ErrNotFound) && !errors.Is(res[i], ErrStaleRevision) {
+				return res[i] // the database failed, not this one schedule
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range es {
+		if errs[i] == nil && res[i] != nil {
+			errs[i], out[i] = res[i], EffectiveSchedule{}
+		}
+	}
+	return out, errs, nil
+}
+
+// checkEffective validates e and returns its stored form and its sources as JSON.
+func checkEffective(e EffectiveSchedule, now time.Time) (EffectiveSchedule, string, error) {
+	if err := ValidateDeviceID(e.DeviceID); err != nil {
+		return EffectiveSchedule{}, "", err
+	}
 	if e.Revision <= 0 {
-		return EffectiveSchedule{}, fmt.Errorf("%w: effective schedule revision %d for device %q; want 1 or more", ErrInvalid, e.Revision, e.DeviceID)
+		return EffectiveSchedule{}, "", fmt.Errorf("%w: effective schedule revision %d for device %q; want 1 or more", ErrInvalid, e.Revision, e.DeviceID)
 	}
 	if len(e.Document) == 0 || len(e.Document) > MaxDocument {
-		return EffectiveSchedule{}, fmt.Errorf("%w: effective schedule for device %q is %d bytes; want 1 to %d", ErrInvalid, e.DeviceID, len(e.Document), MaxDocument)
+		return EffectiveSchedule{}, "", fmt.Errorf("%w: effective schedule for device %q is %d bytes; want 1 to %d", ErrInvalid, e.DeviceID, len(e.Document), MaxDocument)
 	}
 	sources := e.Sources
 	if sources == nil {
@@ -71,36 +131,73 @@ func (db *DB) AddEffective(ctx context.Context, e EffectiveSchedule) (EffectiveS
 	}
 	src, err := json.Marshal(sources)
 	if err != nil {
-		return EffectiveSchedule{}, fmt.Errorf("%w: sources of effective schedule for %q: %v", ErrInvalid, e.DeviceID, err)
+		return EffectiveSchedule{}, "", fmt.Errorf("%w: sources of effective schedule for %q: %v", ErrInvalid, e.DeviceID, err)
 	}
 	out := EffectiveSchedule{DeviceID: e.DeviceID, Revision: e.Revision, Document: append([]byte(nil), e.Document...),
-		Signature: append([]byte(nil), e.Signature...), Sources: sources, CreatedAt: db.now(),
+		Signature: append([]byte(nil), e.Signature...), Sources: sources, CreatedAt: now,
 		Delivery: Delivery{State: StateComposed}}
 	if len(e.Signature) == 0 {
 		out.Signature = nil
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		if err := targetExists(ctx, tx, DeviceTarget(e.DeviceID)); err != nil {
-			return err
-		}
-		var latest int64
-		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(revision), 0) FROM effective WHERE device_id = ?",
-			e.DeviceID).Scan(&latest); err != nil {
-			return fmt.Errorf("latest effective revision of device %q: %w", e.DeviceID, err)
-		}
-		if e.Revision <= latest {
-			return fmt.Errorf("%w: device %q already has effective revision %d; compose %d or above",
-				ErrStaleRevision, e.DeviceID, latest, latest+1)
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO effective(device_id, revision, document, signature, sources, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, e.DeviceID, e.Revision, out.Document, out.Signature, string(src), ts(out.CreatedAt))
-		if err != nil {
-			return fmt.Errorf("store effective schedule %d of device %q: %w", e.Revision, e.DeviceID, err)
-		}
-		return nil
-	})
+	return out, string(src), nil
+}
+
+const insertEffective = `INSERT INTO effective(device_id, revision, document, signature, sources, created_at)
+	VALUES (?, ?, ?, ?, ?, ?)`
+
+// addEffective inserts one checked effective schedule inside a write transaction.
+func (db *DB) addEffective(ctx context.Context, head, ins *sql.Stmt, e EffectiveSchedule, src string) error {
+	var exists sql.NullInt64
+	var latest int64
+	if err := head.QueryRowContext(ctx, e.DeviceID).Scan(&exists, &latest); err != nil {
+		return fmt.Errorf("latest effective revision of device %q: %w", e.DeviceID, err)
+	}
+	if !exists.Valid {
+		return fmt.Errorf("%w: %s %q does not exist", ErrNotFound, TargetDevice, e.DeviceID)
+	}
+	if e.Revision <= latest {
+		return fmt.Errorf("%w: device %q already has effective revision %d; compose %d or above",
+			ErrStaleRevision, e.DeviceID, latest, latest+1)
+	}
+	if _, err := ins.ExecContext(ctx, e.DeviceID, e.Revision, e.Document, e.Signature, src, ts(e.CreatedAt)); err != nil {
+		return fmt.Errorf("store effective schedule %d of device %q: %w", e.Revision, e.DeviceID, err)
+	}
+	return nil
+}
+
+// EffectiveHead is what a push needs to know of a device's newest effective schedule: its
+// revision and what it was composed from.
+type EffectiveHead struct {
+	Revision int64
+	Sources  []SourceRevision
+}
+
+// LatestEffectiveHeads returns the newest effective revision of every device in area and below
+// ("" = all) that has one, by device id, in one query: a push to a province reads this once
+// instead of once per device.
+func (db *DB) LatestEffectiveHeads(ctx context.Context, area string) (map[string]EffectiveHead, error) {
+	cond, args := subtree("d.area_id", area)
+	// SQLite returns the other columns from the row holding MAX(revision).
+	rows, err := db.r.QueryContext(ctx, `SELECT e.device_id, MAX(e.revision), e.sources FROM devices d
+		JOIN effective e ON e.device_id = d.id WHERE `+cond+" GROUP BY e.device_id", args...)
 	if err != nil {
-		return EffectiveSchedule{}, err
+		return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
+	}
+	defer rows.Close()
+	out := map[string]EffectiveHead{}
+	for rows.Next() {
+		var id, src string
+		var h EffectiveHead
+		if err := rows.Scan(&id, &h.Revision, &src); err != nil {
+			return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
+		}
+		if err := json.Unmarshal([]byte(src), &h.Sources); err != nil {
+			return nil, fmt.Errorf("effective schedule %d of %q: stored sources: %w", h.Revision, id, err)
+		}
+		out[id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
 	}
 	return out, nil
 }
@@ -182,14 +279,31 @@ func (db *DB) Effective(ctx context.Context, deviceID string, revision int64) (E
 	return e, nil
 }
 
+var deliveryColumn = map[DeliveryState]string{StateSent: "sent_at", StateReceived: "received_at",
+	StateContentReady: "content_ready_at", StateActive: "active_at", StateRefused: "refused_at"}
+
+// markDeliveryQueries are the prepared updates of MarkDelivery, one per state: ?1 time, ?2
+// device, ?3 revision, ?4 refusal reason (StateRefused only). Each returns the delivery
+// columns after the change.
+func markDeliveryQueries() map[DeliveryState]string {
+	out := map[DeliveryState]string{}
+	for state, col := range deliveryColumn {
+		q := "UPDATE effective SET " + col + " = COALESCE(" + col + ", ?1)"
+		if state == StateRefused {
+			q += ", refused_reason = CASE WHEN refused_reason = '' THEN ?4 ELSE refused_reason END"
+		}
+		out[state] = q + " WHERE device_id = ?2 AND revision = ?3" +
+			" RETURNING sent_at, received_at, content_ready_at, active_at, refused_at, refused_reason"
+	}
+	return out
+}
+
 // MarkDelivery records that (device, revision) reached state now. Each transition keeps the
 // time it was first recorded, so a repeated report changes nothing; reports arriving out of
 // order are kept as they come (the state is the furthest one reached). reason is required for
 // StateRefused and ignored otherwise. It returns the delivery after the change.
 func (db *DB) MarkDelivery(ctx context.Context, deviceID string, revision int64, state DeliveryState, reason string) (Delivery, error) {
-	col := map[DeliveryState]string{StateSent: "sent_at", StateReceived: "received_at",
-		StateContentReady: "content_ready_at", StateActive: "active_at", StateRefused: "refused_at"}[state]
-	if col == "" {
+	if _, ok := deliveryColumn[state]; !ok {
 		return Delivery{}, fmt.Errorf("%w: delivery state %q; want sent, received, content_ready, active or refused", ErrInvalid, state)
 	}
 	if state == StateRefused {
@@ -201,24 +315,76 @@ func (db *DB) MarkDelivery(ctx context.Context, deviceID string, revision int64,
 	}
 	var out Delivery
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		q := "UPDATE effective SET " + col + " = COALESCE(" + col + ", ?)"
-		args := []any{ts(db.now())}
-		if state == StateRefused {
-			q += ", refused_reason = CASE WHEN refused_reason = '' THEN ? ELSE refused_reason END"
-			args = append(args, reason)
-		}
-		res, err := tx.ExecContext(ctx, q+" WHERE device_id = ? AND revision = ?", append(args, deviceID, revision)...)
-		if err != nil {
-			return fmt.Errorf("mark device %q revision %d %s: %w", deviceID, revision, state, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: device %q has no effective revision %d", ErrNotFound, deviceID, revision)
-		}
-		e, err := scanEffective(tx.QueryRowContext(ctx, "SELECT "+effectiveCols+" FROM effective WHERE device_id = ? AND revision = ?", deviceID, revision))
-		out = e.Delivery
+		d, err := db.markDelivery(ctx, tx, state, ts(db.now()), deviceID, revision, reason)
+		out = d
 		return err
 	})
 	return out, err
+}
+
+func (db *DB) markDelivery(ctx context.Context, tx *sql.Tx, state DeliveryState, now any, deviceID string, revision int64, reason string) (Delivery, error) {
+	var d Delivery
+	var sent, recv, ready, active, refused sql.NullInt64
+	args := []any{now, deviceID, revision}
+	if state == StateRefused {
+		args = append(args, reason)
+	}
+	err := tx.StmtContext(ctx, db.markDeliv[state]).QueryRowContext(ctx, args...).
+		Scan(&sent, &recv, &ready, &active, &refused, &d.RefusedReason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, fmt.Errorf("%w: device %q has no effective revision %d", ErrNotFound, deviceID, revision)
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("mark device %q revision %d %s: %w", deviceID, revision, state, err)
+	}
+	d.SentAt, d.ReceivedAt, d.ContentReadyAt, d.ActiveAt, d.RefusedAt = fromTS(sent), fromTS(recv), fromTS(ready), fromTS(active), fromTS(refused)
+	d.State = d.derive()
+	return d, nil
+}
+
+// DeviceRevision names one revision of one device's effective schedule.
+type DeviceRevision struct {
+	DeviceID string
+	Revision int64
+}
+
+// MarkSent records that each (device, revision) was written to its device's connection now,
+// in one transaction: a push to a province marks thousands at once. A revision that is not
+// stored is skipped and named in the returned error; the others are marked.
+func (db *DB) MarkSent(ctx context.Context, revs []DeviceRevision) error {
+	if len(revs) == 0 {
+		return nil
+	}
+	var missing []string
+	err := db.writeWeighted(ctx, len(revs), func(tx *sql.Tx) error {
+		missing = missing[:0]
+		now := ts(db.now())
+		st := tx.StmtContext(ctx, db.markDeliv[StateSent])
+		defer st.Close()
+		for _, r := range revs {
+			var a, b, c, d, e sql.NullInt64
+			var reason string
+			err := st.QueryRowContext(ctx, now, r.DeviceID, r.Revision).Scan(&a, &b, &c, &d, &e, &reason)
+			if errors.Is(err, sql.ErrNoRows) {
+				missing = append(missing, fmt.Sprintf("%s revision %d", r.DeviceID, r.Revision))
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("mark device %q revision %d sent: %w", r.DeviceID, r.Revision, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n := len(missing); n > 0 {
+		if n > 5 {
+			missing = append(missing[:5], fmt.Sprintf("and %d more", n-5))
+		}
+		return fmt.Errorf("%w: no effective schedule %s", ErrNotFound, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // DeviceOverview is one line of the staff's status table: the device with the newest revision

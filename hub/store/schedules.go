@@ -216,3 +216,55 @@ func (db *DB) SchedulesForDevice(ctx context.Context, deviceID string) ([]Schedu
 	})
 	return out, err
 }
+
+// SubtreeSchedules is the newest schedule of every area and every device in one subtree.
+type SubtreeSchedules struct {
+	Areas   map[string]Schedule // by area id
+	Devices map[string]Schedule // by device id
+}
+
+// LatestSchedulesUnder returns the newest schedule attached to area and to every area and
+// device below it ("" = all), read in one snapshot with two queries: a push to a province
+// composes for thousands of devices from these instead of reading them per device. Targets
+// without a schedule are absent.
+func (db *DB) LatestSchedulesUnder(ctx context.Context, area string) (SubtreeSchedules, error) {
+	out := SubtreeSchedules{Areas: map[string]Schedule{}, Devices: map[string]Schedule{}}
+	// SQLite returns the other columns from the row holding MAX(revision).
+	acond, aargs := subtree("s.area_id", area)
+	dcond, dargs := subtree("d.area_id", area)
+	queries := []struct {
+		q    string
+		args []any
+		into map[string]Schedule
+	}{
+		{`SELECT s.area_id, '', MAX(s.revision), s.schedule_id, s.document, s.author, s.created_at
+			FROM schedules s WHERE s.area_id IS NOT NULL AND ` + acond + " GROUP BY s.area_id", aargs, out.Areas},
+		{`SELECT '', s.device_id, MAX(s.revision), s.schedule_id, s.document, s.author, s.created_at
+			FROM devices d JOIN schedules s ON s.device_id = d.id WHERE ` + dcond + " GROUP BY s.device_id", dargs, out.Devices},
+	}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		for _, q := range queries {
+			rows, err := tx.QueryContext(ctx, q.q, q.args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				s, err := scanSchedule(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				q.into[s.Target.ID] = s
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return SubtreeSchedules{}, fmt.Errorf("latest schedules under %q: %w", area, err)
+	}
+	return out, nil
+}
