@@ -145,6 +145,9 @@ func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevi
 			return store.EffectiveSchedule{}, false, err
 		}
 	}
+	if srcs, err = s.withEmergencies(ctx, deviceID, srcs); err != nil { // active broadcasts (emergency.go)
+		return store.EffectiveSchedule{}, false, err
+	}
 	latest, err := s.st.LatestEffective(ctx, deviceID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.EffectiveSchedule{}, false, err
@@ -153,6 +156,9 @@ func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevi
 		// The latest revision was composed from something the given sources lack or hold
 		// older (a concurrent push, a moved device): read them afresh rather than go back.
 		if srcs, err = s.st.SchedulesForDevice(ctx, deviceID); err != nil {
+			return store.EffectiveSchedule{}, false, err
+		}
+		if srcs, err = s.withEmergencies(ctx, deviceID, srcs); err != nil {
 			return store.EffectiveSchedule{}, false, err
 		}
 	}

@@ -45,6 +45,8 @@ type Config struct {
 	FFprobe string `yaml:"ffprobe"`
 	// StatusInterval is how often agents are asked to send their status.
 	StatusInterval time.Duration `yaml:"status_interval"`
+	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.
+	CAP *CAPConfig `yaml:"cap"`
 }
 
 // Defaults fills the fields left empty.
@@ -125,7 +127,11 @@ func ParseConfig(data []byte, dir string) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("config: %v", err)
 	}
-	for _, p := range []*string{&c.DataDir, &c.SigningKeyFile, &c.TLSCert, &c.TLSKey} {
+	paths := []*string{&c.DataDir, &c.SigningKeyFile, &c.TLSCert, &c.TLSKey}
+	if c.CAP != nil {
+		paths = append(paths, &c.CAP.AreaMap)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

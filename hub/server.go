@@ -108,6 +108,7 @@ type Server struct {
 	parsedDocs, validSets sync.Map
 	parsedCount           atomic.Int64
 	wg                    sync.WaitGroup
+	emerg                 emergencyState // active emergencies, bulletins and relays; CAP (emergency.go)
 }
 
 // New returns a server over opts.Store.
@@ -176,6 +177,11 @@ func (s *Server) routes() {
 	m.Handle("GET /api/status", s.staff(s.apiStatus))
 	m.Handle("GET /api/confirmations", s.staff(s.apiConfirmations))
 	m.Handle("GET /api/audit", s.staff(s.apiAudit))
+	m.Handle("POST /api/emergencies", s.staff(s.apiCreateEmergency))
+	m.Handle("GET /api/emergencies", s.staff(s.apiListEmergencies))
+	m.Handle("POST /api/emergencies/cancel", s.staff(s.apiCancelSeries))
+	m.Handle("POST /api/emergencies/{id}/cancel", s.staff(s.apiCancelEmergency))
+	m.Handle("POST /api/cap", s.staff(s.apiCAP))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
 	})
@@ -214,6 +220,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.CAP != nil {
+		if err := srv.ConfigureCAP(*cfg.CAP); err != nil {
+			return err
+		}
+	}
+	go srv.RunEmergencies(ctx) // expiry of broadcasts, the CAP feed
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -165,3 +165,82 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+// EmergencyRequest is the body of POST /api/emergencies: an emergency broadcast (`loa
+// emergency`), a priority bulletin at the next session (`loa bulletin`) or a live relay
+// (`loa live start`) for every device of an area.
+type EmergencyRequest struct {
+	To   string `json:"to"`             // area id
+	Kind string `json:"kind,omitempty"` // emergency (default), bulletin or live
+	// Class is emergency (default for kind emergency) or priority; bulletins and relays are
+	// always priority.
+	Class   string `json:"class,omitempty"`
+	Content string `json:"content,omitempty"` // sha256:… from the library
+	Text    string `json:"text,omitempty"`    // spoken and shown; the recording's fallback
+	Stream  string `json:"stream,omitempty"`  // live: the http(s) stream URL
+	Title   string `json:"title,omitempty"`
+	Series  string `json:"series,omitempty"` // a newer broadcast of the same series replaces the older
+	// RepeatEvery is a Go duration ("2h"); empty: play once.
+	RepeatEvery string `json:"repeat_every,omitempty"`
+	// Until is when it expires: RFC 3339, or a duration from now ("6h"). Default: 12 h for a
+	// repeating emergency, 1 h for a one-off, the relay's length for a relay.
+	Until string `json:"until,omitempty"`
+	// For is a relay's length (a Go duration, default 1h).
+	For    string   `json:"for,omitempty"`
+	Volume *float64 `json:"volume,omitempty"` // 0..1, default 1
+	// NextSession places a bulletin at the start of the next normal session of the area's
+	// devices (required for kind bulletin).
+	NextSession bool `json:"next_session,omitempty"`
+}
+
+// EmergencyJSON is one emergency, bulletin or relay in API answers.
+type EmergencyJSON struct {
+	ID          int64      `json:"id"`
+	Series      string     `json:"series"`
+	Kind        string     `json:"kind"`
+	Area        string     `json:"area"`
+	Class       string     `json:"class"`
+	Title       string     `json:"title,omitempty"`
+	Text        string     `json:"text,omitempty"`
+	Content     string     `json:"content,omitempty"`
+	Stream      string     `json:"stream,omitempty"`
+	IssuedAt    time.Time  `json:"issued_at"`
+	Start       time.Time  `json:"start"`
+	RepeatEvery string     `json:"repeat_every,omitempty"`
+	Plays       int        `json:"plays"` // how many times it is scheduled to start
+	Until       time.Time  `json:"until"`
+	Volume      float64    `json:"volume"`
+	Source      string     `json:"source"`
+	CreatedBy   string     `json:"created_by"`
+	Active      bool       `json:"active"`
+	EndedAt     *time.Time `json:"ended_at,omitempty"`
+	EndReason   string     `json:"end_reason,omitempty"`
+	ReplacedBy  int64      `json:"replaced_by,omitempty"`
+	Program     string     `json:"program"` // the programme id devices play it under (journal, confirmations)
+}
+
+// EmergencyResponse says what creating or ending broadcasts did.
+type EmergencyResponse struct {
+	Emergencies []EmergencyJSON `json:"emergencies"` // created, or ended
+	Replaced    []int64         `json:"replaced,omitempty"`
+	Devices     int             `json:"devices"` // devices whose effective schedule changed
+	Sent        int             `json:"sent"`    // of those, connected ones it was sent to at once
+	Failures    []string        `json:"failures,omitempty"`
+	Warnings    []string        `json:"warnings,omitempty"`
+}
+
+// CancelRequest is the body of POST /api/emergencies/cancel: every active broadcast of a
+// series, or (kind live) every active relay of an area and below.
+type CancelRequest struct {
+	Series string `json:"series,omitempty"`
+	Kind   string `json:"kind,omitempty"`
+	To     string `json:"to,omitempty"`
+}
+
+// CAPResponse is the answer of POST /api/cap: the mapping decision and what the hub did.
+type CAPResponse struct {
+	Decision json.RawMessage   `json:"decision"`
+	Result   EmergencyResponse `json:"result"`
+	Applied  bool              `json:"applied"` // false for ignore, or a message already applied
+	Note     string            `json:"note,omitempty"`
+}

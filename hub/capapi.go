@@ -1,0 +1,329 @@
+package hub
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/cap"
+	"github.com/loa-project/loa/hub/store"
+)
+
+// CAPConfig is the `cap:` block of the hub config: where CAP alerts' areas go, how alerts
+// become bulletins, and an optional feed the hub polls.
+type CAPConfig struct {
+	// AreaMap is the YAML file mapping CAP geocodes and polygons to hub areas (docs/cap.md).
+	AreaMap string `yaml:"area_map"`
+	// FeedURL is an Atom/RSS feed of CAP alerts, or a URL serving the current alert; empty:
+	// no polling (alerts still arrive by POST /api/cap).
+	FeedURL string `yaml:"feed_url"`
+	// FeedInterval is how often the feed is fetched (default 60s).
+	FeedInterval time.Duration `yaml:"feed_interval"`
+	// Mapping tunes the alert-to-bulletin rules (cap.Config; defaults in docs/cap.md).
+	Mapping cap.Config `yaml:"mapping"`
+	// FetchAudio fetches an alert's audio resource into the library and plays it, with the
+	// alert's text as its spoken fallback (default true).
+	FetchAudio *bool `yaml:"fetch_audio"`
+}
+
+// capFeedActor is who feed alerts are attributed to in the audit log and the emergencies.
+const capFeedActor = "cap-feed"
+
+// ConfigureCAP reads the area map and turns CAP handling on. Call it before serving.
+func (s *Server) ConfigureCAP(c CAPConfig) error {
+	if c.AreaMap == "" {
+		return errors.New("cap: area_map is required (the YAML file mapping CAP areas to hub areas, see docs/cap.md)")
+	}
+	b, err := os.ReadFile(c.AreaMap)
+	if err != nil {
+		return fmt.Errorf("cap: area map: %w", err)
+	}
+	am, err := cap.ParseAreaMap(b)
+	if err != nil {
+		return fmt.Errorf("cap: area map %s: %w", c.AreaMap, err)
+	}
+	cfg := c.Mapping
+	if cfg.Location == nil {
+		cfg.Location = s.emLocation()
+	}
+	m, err := cap.NewMapper(cfg, am)
+	if err != nil {
+		return fmt.Errorf("cap: mapping: %w", err)
+	}
+	if c.FeedInterval == 0 {
+		c.FeedInterval = time.Minute
+	}
+	if c.FeedInterval < time.Second {
+		return fmt.Errorf("cap: feed_interval %s is under a second", c.FeedInterval)
+	}
+	cs := &capState{mapper: m, feedURL: c.FeedURL, feedInterval: c.FeedInterval, actor: capFeedActor,
+		fetcher: &cap.Fetcher{UserAgent: "loa-hub"}, fetchAudio: c.FetchAudio == nil || *c.FetchAudio}
+	s.emerg.mu.Lock()
+	s.emerg.cap = cs
+	s.emerg.mu.Unlock()
+	return nil
+}
+
+func (s *Server) capConfig() *capState {
+	s.emerg.mu.Lock()
+	defer s.emerg.mu.Unlock()
+	return s.emerg.cap
+}
+
+// mayAct: staff act on their subtree; the hub itself (the CAP feed, empty scope) on any area.
+func mayAct(p principal, area string) bool { return p.Scope == "" || store.Allowed(p.Scope, area) }
+
+func (s *Server) apiCAP(w http.ResponseWriter, r *http.Request, p principal) {
+	cs := s.capConfig()
+	if cs == nil {
+		writeError(w, http.StatusServiceUnavailable, "this hub takes no CAP alerts: set cap.area_map in the hub config (see docs/cap.md)")
+		return
+	}
+	a, err := cap.Read(r.Body)
+	if err != nil {
+		s.log.Warn("CAP alert refused", "by", p.User.ID, "err", err)
+		s.audit(r.Context(), p, "cap.refused", "area:"+p.Scope, map[string]string{"error": err.Error()})
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := s.applyCAP(r.Context(), p, cs, a)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// applyCAP maps one validated alert and carries out the decision.
+func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap.Alert) (api.CAPResponse, error) {
+	var out api.CAPResponse
+	now := s.clock.Now()
+	target := "area:" + p.Scope
+	if p.Scope == "" {
+		target = "cap:" + a.Key()
+	}
+	d, err := cs.mapper.Map(a, now)
+	if err != nil {
+		s.audit(ctx, p, "cap.refused", target, map[string]string{"message": a.Key(), "error": err.Error()})
+		code := http.StatusInternalServerError
+		if errors.Is(err, cap.ErrUnmapped) {
+			code = http.StatusUnprocessableEntity
+		}
+		return out, &httpError{code, err.Error()}
+	}
+	out.Decision, _ = json.Marshal(d)
+	detail := map[string]any{"message": d.MessageID, "action": d.Action, "series": d.SeriesID, "areas": d.Areas,
+		"class": d.Class.String(), "status": d.Status, "reason": d.Reason}
+	es, err := s.emStore()
+	if err != nil {
+		return out, &httpError{http.StatusNotImplemented, err.Error()}
+	}
+	if d.Action != cap.Ignore {
+		// A feed lists an alert many times, and senders retry: apply each message once.
+		done, err := es.ListEmergencies(ctx, store.EmergencyFilter{Source: "cap:" + d.MessageID, Limit: 1})
+		if err != nil {
+			return out, err
+		}
+		if len(done) > 0 {
+			out.Note = fmt.Sprintf("message %s was already applied (emergency %d)", d.MessageID, done[0].ID)
+			return out, nil
+		}
+	}
+	for _, area := range d.Areas {
+		if !mayAct(p, area) {
+			return out, &httpError{http.StatusForbidden, fmt.Sprintf("the alert reaches %s, outside your scope %s: send it with a token of a wider scope", area, p.Scope)}
+		}
+	}
+	series := "cap:" + d.SeriesID
+	switch d.Action {
+	case cap.Ignore:
+		out.Note = d.Reason
+		s.audit(ctx, p, "cap.ignore", target, detail)
+		s.log.Info("CAP alert ignored", "message", d.MessageID, "reason", d.Reason)
+		return out, nil
+	case cap.Cancel:
+		var rows []store.Emergency
+		for _, ser := range append([]string{d.SeriesID}, d.References...) {
+			r, err := es.ListEmergencies(ctx, store.EmergencyFilter{Series: "cap:" + ser, ActiveAt: now})
+			if err != nil {
+				return out, err
+			}
+			rows = append(rows, r...)
+		}
+		s.audit(ctx, p, "cap.cancel", target, detail)
+		if len(rows) == 0 {
+			out.Note = "nothing of series " + d.SeriesID + " is on the air"
+			return out, nil
+		}
+		out.Result, err = s.end(ctx, p, rows, "cancelled")
+		out.Applied = err == nil
+		return out, err
+	}
+	// create or replace: one broadcast per area, in one series.
+	b := broadcast{kind: store.KindEmergency, class: d.Class.String(), title: d.Title, text: d.Text, series: series,
+		source: "cap:" + d.MessageID, start: d.Start, until: d.Expires, every: d.Repeat, volume: 1}
+	var warnings []string
+	if d.AudioURL != "" && cs.fetchAudio {
+		ref, err := s.fetchCAPAudio(ctx, p, cs, d)
+		if err != nil {
+			warnings = append(warnings, "the alert's audio is not used, its text is spoken instead: "+err.Error())
+			s.log.Warn("CAP audio not fetched; speaking the text", "message", d.MessageID, "url", d.AudioURL, "err", err)
+		} else {
+			b.content = ref
+		}
+	}
+	if b.start.IsZero() || b.start.Before(now) {
+		b.start = now
+	}
+	bs := make([]broadcast, 0, len(d.Areas))
+	for _, area := range d.Areas {
+		b.area = area
+		bs = append(bs, b)
+	}
+	s.audit(ctx, p, "cap."+string(d.Action), target, detail)
+	out.Result, err = s.put(ctx, p, bs, now)
+	if err != nil {
+		return out, err
+	}
+	out.Applied = true
+	out.Result.Warnings = append(append(warnings, d.Warnings...), out.Result.Warnings...)
+	s.log.Info("CAP alert applied", "message", d.MessageID, "action", d.Action, "series", d.SeriesID, "areas", d.Areas,
+		"class", d.Class, "devices", out.Result.Devices, "sent", out.Result.Sent)
+	return out, nil
+}
+
+// maxCAPAudio bounds an alert's audio resource: a spoken warning is well under a minute.
+const maxCAPAudio = 20 << 20
+
+// fetchCAPAudio downloads the alert's audio into the library (transcoded like an upload).
+func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d cap.Decision) (string, error) {
+	if s.tc == nil {
+		return "", errors.New("this hub has no transcoder")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.AudioURL, nil)
+	if err != nil {
+		return "", err
+	}
+	client := http.DefaultClient
+	if cs.fetcher != nil && cs.fetcher.Client != nil {
+		client = cs.fetcher.Client
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("fetch %s: %w", d.AudioURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("fetch %s: HTTP %s", d.AudioURL, resp.Status)
+	}
+	if s.tc.TempDir != "" {
+		os.MkdirAll(s.tc.TempDir, 0o750)
+	}
+	in, err := os.CreateTemp(s.tc.TempDir, "cap-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(in.Name())
+	defer in.Close()
+	h := sha1.New()
+	n, err := io.Copy(io.MultiWriter(in, h), io.LimitReader(resp.Body, maxCAPAudio+1))
+	if err != nil {
+		return "", fmt.Errorf("fetch %s: %w", d.AudioURL, err)
+	}
+	if n > maxCAPAudio {
+		return "", fmt.Errorf("%s is larger than %d MiB", d.AudioURL, maxCAPAudio>>20)
+	}
+	if d.AudioDigest != "" {
+		// CAP 1.2 digest: SHA-1, written as hex (most senders) or base64.
+		sum := h.Sum(nil)
+		want := strings.TrimSpace(d.AudioDigest)
+		if !strings.EqualFold(want, fmt.Sprintf("%x", sum)) && want != base64.StdEncoding.EncodeToString(sum) {
+			return "", fmt.Errorf("%s does not match the alert's digest %s", d.AudioURL, want)
+		}
+	}
+	out := in.Name() + ".mp3"
+	defer os.Remove(out)
+	dur, err := s.tc.Transcode(ctx, in.Name(), out)
+	if err != nil {
+		return "", err
+	}
+	ref, size, err := s.storeFile(out)
+	if err != nil {
+		return "", err
+	}
+	actor := p.User.ID
+	if actor == "" {
+		actor = cs.actor
+	}
+	c, _, err := s.st.AddContent(ctx, store.Content{Ref: ref, Size: size, Duration: dur, MIME: "audio/mpeg", Title: d.Title,
+		Language: d.Language, Theme: "emergency", Format: "cap", ProducingUnit: strings.SplitN(d.MessageID, ",", 2)[0], UploadedBy: actor})
+	if err != nil {
+		return "", err
+	}
+	return c.Ref, nil
+}
+
+// pollCAPFeed fetches the feed every interval and applies each alert not applied yet.
+func (s *Server) pollCAPFeed(ctx context.Context, cs *capState) {
+	p := principal{User: store.User{ID: cs.actor}}
+	seen := map[string]bool{} // feed entries fetched and handled, so unchanged entries are not refetched
+	for {
+		s.pollCAPOnce(ctx, cs, p, seen)
+		t := time.NewTimer(cs.feedInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pollCAPOnce is one fetch of the feed.
+func (s *Server) pollCAPOnce(ctx context.Context, cs *capState, p principal, seen map[string]bool) {
+	entries, warnings, err := cs.fetcher.Feed(ctx, cs.feedURL)
+	if err != nil {
+		s.log.Warn("CAP feed not read", "url", cs.feedURL, "err", err)
+		return
+	}
+	for _, w := range warnings {
+		s.log.Warn("CAP feed", "url", cs.feedURL, "warning", w)
+	}
+	for _, e := range entries {
+		key := e.ID + "@" + e.Updated.String()
+		if seen[key] {
+			continue
+		}
+		a, err := cs.fetcher.Alert(ctx, e)
+		if err != nil {
+			s.log.Warn("CAP feed entry refused", "entry", e.ID, "err", err)
+			s.audit(ctx, p, "cap.refused", "cap:"+e.ID, map[string]string{"entry": e.ID, "error": err.Error()})
+			seen[key] = true // a malformed entry is not refetched until it changes
+			continue
+		}
+		res, err := s.applyCAP(ctx, p, cs, a)
+		if err != nil {
+			var he *httpError
+			if errors.As(err, &he) && he.code < 500 {
+				seen[key] = true // refused for what it says: retrying will not help
+			}
+			s.log.Warn("CAP feed alert not applied", "message", a.Key(), "err", err)
+			continue
+		}
+		seen[key] = true
+		if res.Applied {
+			s.log.Info("CAP feed alert applied", "message", a.Key(), "devices", res.Result.Devices)
+		}
+	}
+}

@@ -1,0 +1,896 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/cap"
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// Emergencies, priority bulletins and live relays are rows of the store's emergencies table.
+// While a row is active (not ended, until ahead) the hub composes it into the effective
+// schedule of every device in its area and below as an extra source, placed before the area
+// schedules so that the nearest area still decides the time zone and quiet hours. The source
+// is named by the row id and never changes, so the composition's "same sources" test notices
+// a new, replaced, cancelled or expired broadcast and nothing else.
+
+// emergencyStore is what the emergency code needs beyond Store; *store.DB provides it.
+type emergencyStore interface {
+	AddEmergencies(ctx context.Context, es []store.Emergency) (added, replaced []store.Emergency, err error)
+	GetEmergency(ctx context.Context, id int64) (store.Emergency, error)
+	EndEmergencies(ctx context.Context, ids []int64, reason, by string) ([]store.Emergency, error)
+	ListEmergencies(ctx context.Context, f store.EmergencyFilter) ([]store.Emergency, error)
+}
+
+// emergencyState is the server's view of active broadcasts. Its zero value is ready: the
+// active set is read from the store on first use and after every change.
+type emergencyState struct {
+	mu     sync.Mutex
+	loaded bool
+	active []activeEmergency
+	wake   chan struct{} // nudges the expiry loop after a change
+	loc    *time.Location
+	cap    *capState
+}
+
+type activeEmergency struct {
+	e   store.Emergency
+	src store.Schedule // the source composed into devices' schedules
+}
+
+// emergencyZone is the zone broadcasts are written and announced in when the hub is not told.
+const emergencyZone = "Asia/Ho_Chi_Minh"
+
+func (s *Server) emStore() (emergencyStore, error) {
+	es, ok := s.st.(emergencyStore)
+	if !ok {
+		return nil, errors.New("this hub's store keeps no emergencies")
+	}
+	return es, nil
+}
+
+func (s *Server) emLocation() *time.Location {
+	s.emerg.mu.Lock()
+	defer s.emerg.mu.Unlock()
+	return s.emLocationLocked()
+}
+
+func (s *Server) emLocationLocked() *time.Location {
+	if s.emerg.loc == nil {
+		loc, err := time.LoadLocation(emergencyZone)
+		if err != nil {
+			loc = time.FixedZone("ICT", 7*3600) // no tzdata on the host: Vietnam has no DST
+		}
+		s.emerg.loc = loc
+	}
+	return s.emerg.loc
+}
+
+// emergenciesChanged drops the cached active set and wakes the expiry loop.
+func (s *Server) emergenciesChanged() {
+	s.emerg.mu.Lock()
+	s.emerg.loaded = false
+	w := s.emerg.wake
+	s.emerg.mu.Unlock()
+	if w != nil {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// activeEmergencies returns the broadcasts active at the clock's now, by id.
+func (s *Server) activeEmergencies(ctx context.Context) ([]activeEmergency, error) {
+	now := s.clock.Now()
+	s.emerg.mu.Lock()
+	defer s.emerg.mu.Unlock()
+	if !s.emerg.loaded {
+		st, err := s.emStore()
+		if err != nil {
+			return nil, nil // a store without emergencies composes none
+		}
+		es, err := st.ListEmergencies(ctx, store.EmergencyFilter{ActiveAt: now})
+		if err != nil {
+			return nil, fmt.Errorf("active emergencies: %w", err)
+		}
+		loc := s.emLocationLocked()
+		act := make([]activeEmergency, 0, len(es))
+		for _, e := range es {
+			doc, err := emergencyDocument(e, loc)
+			if err != nil {
+				s.log.Error("emergency cannot be composed; left out", "id", e.ID, "series", e.Series, "err", err)
+				continue
+			}
+			act = append(act, activeEmergency{e: e, src: store.Schedule{Target: emergencyTarget(e), Revision: 1,
+				ID: "emergency-" + strconv.FormatInt(e.ID, 10), Document: doc}})
+		}
+		sort.Slice(act, func(i, j int) bool { return act[i].e.ID < act[j].e.ID })
+		s.emerg.active, s.emerg.loaded = act, true
+	}
+	out := make([]activeEmergency, 0, len(s.emerg.active))
+	for _, a := range s.emerg.active {
+		if a.e.Until.After(now) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// emergencyTarget names a broadcast as a composition source; its id is also the prefix of
+// its programme ids on the devices (emergency:12/speakers).
+func emergencyTarget(e store.Emergency) store.Target {
+	return store.Target{Kind: store.TargetEmergency, ID: e.Kind + ":" + strconv.FormatInt(e.ID, 10)}
+}
+
+// withEmergencies puts the active broadcasts covering a device before its schedule sources.
+// It is the composition hook (compose.go).
+func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []store.Schedule) ([]store.Schedule, error) {
+	act, err := s.activeEmergencies(ctx)
+	if err != nil || len(act) == 0 {
+		return srcs, err
+	}
+	d, err := s.st.GetDevice(ctx, deviceID)
+	if err != nil {
+		return nil, err
+	}
+	var pre []store.Schedule
+	for _, a := range act {
+		if store.Allowed(a.e.Area, d.Area) {
+			pre = append(pre, a.src)
+		}
+	}
+	if len(pre) == 0 {
+		return srcs, nil
+	}
+	return append(pre, srcs...), nil // a new slice: srcs may be shared between devices
+}
+
+// emergencyDocument is the schedule source of one broadcast: a programme on the speakers (the
+// stored items) and, when it has a text, one for boards and screens, both starting at Start and
+// repeating every Every while a start is before Until.
+func emergencyDocument(e store.Emergency, loc *time.Location) ([]byte, error) {
+	var items []scheduler.Item
+	if err := json.Unmarshal(e.Items, &items); err != nil {
+		return nil, fmt.Errorf("emergency %d items: %w", e.ID, err)
+	}
+	class, err := scheduler.ParseClass(e.Class)
+	if err != nil {
+		return nil, err
+	}
+	vol := e.Volume
+	base := scheduler.Program{Title: e.Title, Class: class, At: e.Start.In(loc).Format(time.RFC3339), Volume: &vol}
+	if n := repeatCount(e.Start, e.Until, e.Every); n > 0 {
+		base.Repeat = &scheduler.Repeat{Count: n, Every: scheduler.Duration(e.Every)}
+	}
+	speakers := base
+	speakers.ID, speakers.Outputs, speakers.Items = "speakers", []string{"speakers"}, items
+	doc := scheduler.Document{Version: scheduler.SchemaVersion, ID: "emergency-" + strconv.FormatInt(e.ID, 10), Revision: 1,
+		Timezone: loc.String(), Programs: []scheduler.Program{speakers}}
+	if e.Text != "" && e.Kind != store.KindLive {
+		display := base
+		display.ID, display.Outputs = "display", []string{"board", "screen"}
+		display.Items = []scheduler.Item{{Text: e.Text, Duration: scheduler.Duration(max(itemsLength(items), time.Minute))}}
+		doc.Programs = append(doc.Programs, display)
+	}
+	if doc.Timezone == "" || doc.Timezone == "Local" {
+		doc.Timezone = emergencyZone
+	}
+	b, err := doc.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := scheduler.Parse("emergency "+strconv.FormatInt(e.ID, 10), b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// maxRepeats is the scheduler's bound on repeat.count.
+const maxRepeats = 1000
+
+// repeatCount is how many more starts every apart fall before until.
+func repeatCount(start, until time.Time, every time.Duration) int {
+	if every <= 0 || !until.After(start) {
+		return 0
+	}
+	n := int((until.Sub(start) - 1) / every) // starts at start+k*every < until, k >= 1
+	return min(n, maxRepeats)
+}
+
+func itemsLength(items []scheduler.Item) time.Duration {
+	var d time.Duration
+	for _, it := range items {
+		d += it.Duration.D()
+	}
+	return d
+}
+
+// speechLength is a generous estimate of how long espeak-ng takes to say text: about 0.5 s a
+// word (Vietnamese is one syllable a word; espeak-ng's default is 175 words a minute) and 2 s
+// of margin. The agent plays the speech to its real end or this cut, whichever is first.
+func speechLength(text string) time.Duration {
+	words := len(strings.Fields(text))
+	return time.Duration(words)*500*time.Millisecond + 2*time.Second
+}
+
+// issuedSentence is the spoken intro of an emergency: each repeat states when it was issued
+// (the domain rule for re-broadcasts).
+func issuedSentence(t time.Time, loc *time.Location) string {
+	t = t.In(loc)
+	return fmt.Sprintf("Bản tin phát lúc %02d:%02d ngày %02d/%02d/%04d.", t.Hour(), t.Minute(), t.Day(), int(t.Month()), t.Year())
+}
+
+// defaultFallback is spoken when an emergency recording is missing on a device and the staff
+// gave no text: the warning is never silent.
+const defaultFallback = "Có thông báo khẩn cấp. Đề nghị người dân chú ý theo dõi loa truyền thanh và làm theo hướng dẫn của chính quyền."
+
+// broadcast is a validated request to put on the air, before it is stored.
+type broadcast struct {
+	kind, class, title, text, content, stream, series, source string
+	area                                                      string
+	start, until                                              time.Time
+	every, length                                             time.Duration
+	volume                                                    float64
+	intro                                                     bool // say the issue time first
+}
+
+// httpError carries a status with a message that says what to do.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, a ...any) error {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	var he *httpError
+	if errors.As(err, &he) {
+		writeError(w, he.code, he.msg)
+		return
+	}
+	storeError(w, err)
+}
+
+// items builds the speakers programme of a broadcast.
+func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Time) ([]scheduler.Item, error) {
+	var items []scheduler.Item
+	if b.intro {
+		intro := issuedSentence(issued, s.emLocation())
+		items = append(items, scheduler.Item{Text: intro, Duration: scheduler.Duration(speechLength(intro))})
+	}
+	switch {
+	case b.content != "":
+		c, err := s.st.GetContent(ctx, b.content)
+		if err != nil {
+			return nil, badRequest("content %s is not in the hub's library: upload the file with `loa content add FILE` (or give FILE to this command) and use the sha256 it prints", b.content)
+		}
+		fb := b.text
+		if fb == "" && b.kind == store.KindEmergency {
+			fb = strings.TrimSpace(b.title + ". " + defaultFallback)
+			if b.title == "" {
+				fb = defaultFallback
+			}
+		}
+		items = append(items, scheduler.Item{Content: c.Ref, Duration: scheduler.Duration(c.Duration), Title: b.title, Fallback: fb})
+	case b.stream != "":
+		items = append(items, scheduler.Item{Stream: b.stream, Duration: scheduler.Duration(b.length), Title: b.title})
+	default:
+		items = append(items, scheduler.Item{Text: b.text, Duration: scheduler.Duration(speechLength(b.text)), Title: b.title})
+	}
+	return items, nil
+}
+
+// parseUntil reads an expiry: RFC 3339, or a duration from now.
+func parseUntil(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(d), nil
+	}
+	return time.Time{}, badRequest("--until %q: write an RFC 3339 time (2026-11-27T18:00:00+07:00) or a duration from now (6h)", v)
+}
+
+func positiveDuration(flag, v string, def time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, badRequest("%s %q: write a positive duration like 20s, 30m or 2h", flag, v)
+	}
+	return d, nil
+}
+
+// resolveArea checks that to names an area in the caller's scope.
+func (s *Server) resolveArea(ctx context.Context, p principal, to string) (string, error) {
+	to = strings.TrimPrefix(to, "area:")
+	if to == "" {
+		return "", badRequest("say where: use --to AREA (e.g. --to %s)", p.Scope)
+	}
+	if _, err := s.st.GetArea(ctx, to); err != nil {
+		if d, derr := s.st.GetDevice(ctx, to); derr == nil && store.Allowed(p.Scope, d.Area) {
+			return "", badRequest("%s is a device; broadcasts go to areas: use --to %s (its area)", to, d.Area)
+		}
+		msg := fmt.Sprintf("no area %s in your scope %s", to, p.Scope)
+		if hint := s.suggest(ctx, p, to); hint != "" {
+			msg += "; use --to " + hint
+		} else {
+			msg += "; `loa area list` shows the ids"
+		}
+		return "", &httpError{http.StatusNotFound, msg}
+	}
+	if !store.Allowed(p.Scope, to) {
+		return "", &httpError{http.StatusForbidden, fmt.Sprintf("area %s is outside your scope %s: you may broadcast only to %s and the areas below it; ask staff of that area",
+			to, p.Scope, p.Scope)}
+	}
+	return to, nil
+}
+
+// parseBroadcast validates a request into a broadcast (its start still to be decided for a
+// next-session bulletin).
+func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.EmergencyRequest, now time.Time) (broadcast, error) {
+	b := broadcast{kind: req.Kind, class: req.Class, title: strings.TrimSpace(req.Title), text: strings.TrimSpace(req.Text),
+		content: req.Content, stream: req.Stream, series: strings.TrimSpace(req.Series), source: "cli", volume: 1}
+	if b.kind == "" {
+		b.kind = store.KindEmergency
+	}
+	area, err := s.resolveArea(ctx, p, req.To)
+	if err != nil {
+		return b, err
+	}
+	b.area = area
+	given := 0
+	for _, v := range []string{b.content, b.text, b.stream} {
+		if v != "" {
+			given++
+		}
+	}
+	switch b.kind {
+	case store.KindEmergency:
+		if b.class == "" {
+			b.class = "emergency"
+		}
+		if b.class != "emergency" && b.class != "priority" {
+			return b, badRequest("class %q: an emergency broadcast is emergency or priority", b.class)
+		}
+		if b.stream != "" || (b.content == "" && b.text == "") {
+			return b, badRequest("an emergency needs what to say: give a FILE, --content sha256:… or --text \"…\" (a text is spoken by the devices; with a recording it is spoken if the recording cannot be fetched)")
+		}
+		b.intro = true
+	case store.KindBulletin:
+		if b.class != "" && b.class != "priority" {
+			return b, badRequest("a bulletin is always class priority; use `loa emergency` for an emergency")
+		}
+		b.class = "priority"
+		if b.content == "" && b.text == "" || b.stream != "" {
+			return b, badRequest("a bulletin needs a FILE or --content sha256:… (or --text)")
+		}
+		if !req.NextSession {
+			return b, badRequest("say when the bulletin plays: --next-session (the start of the next session of the area's devices)")
+		}
+	case store.KindLive:
+		if b.class != "" && b.class != "priority" {
+			return b, badRequest("a live relay is class priority")
+		}
+		b.class = "priority"
+		if b.stream == "" || given != 1 {
+			return b, badRequest("a live relay needs only --url http(s)://… of the stream")
+		}
+		u, err := url.Parse(b.stream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return b, badRequest("--url %q: give the http:// or https:// address of the stream (an Icecast mount, e.g. http://radio.example/qnr.mp3)", b.stream)
+		}
+		if b.length, err = positiveDuration("--for", req.For, time.Hour); err != nil {
+			return b, err
+		}
+	default:
+		return b, badRequest("kind %q is not emergency, bulletin or live", b.kind)
+	}
+	if b.kind != store.KindLive && b.content != "" && b.stream != "" {
+		return b, badRequest("give a recording or a stream, not both")
+	}
+	if b.content != "" {
+		ref, _, err := store.ParseRef(b.content)
+		if err != nil {
+			return b, badRequest("--content %q: give the sha256:… reference `loa content add` printed", b.content)
+		}
+		b.content = ref
+	}
+	if len(b.text) > 4000 || !utf8.ValidString(b.text) {
+		return b, badRequest("--text is longer than 4000 bytes or not UTF-8: keep a spoken warning short")
+	}
+	if req.Volume != nil {
+		if *req.Volume < 0 || *req.Volume > 1 {
+			return b, badRequest("--volume %g: give a number from 0 to 1 (1 is full volume)", *req.Volume)
+		}
+		b.volume = *req.Volume
+	}
+	if b.every, err = positiveDuration("--repeat-every", req.RepeatEvery, 0); err != nil {
+		return b, err
+	}
+	if b.kind != store.KindEmergency && b.every > 0 {
+		return b, badRequest("--repeat-every is for emergencies")
+	}
+	if req.Until != "" {
+		if b.until, err = parseUntil(req.Until, now); err != nil {
+			return b, err
+		}
+		if !b.until.After(now) {
+			return b, badRequest("--until %s is already past", req.Until)
+		}
+	}
+	if b.series == "" {
+		b.series = fmt.Sprintf("%s/%s/%s", b.kind, b.area, now.In(s.emLocation()).Format("20060102T150405.000"))
+	}
+	return b, nil
+}
+
+// put stores broadcasts of one series (replacing its active rows) and pushes to every area
+// they and the rows they replace cover.
+func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.Time) (api.EmergencyResponse, error) {
+	var res api.EmergencyResponse
+	es, err := s.emStore()
+	if err != nil {
+		return res, &httpError{http.StatusNotImplemented, err.Error()}
+	}
+	// Replacing a series is acting on its areas: they must be the caller's too.
+	old, err := es.ListEmergencies(ctx, store.EmergencyFilter{Series: bs[0].series})
+	if err != nil {
+		return res, err
+	}
+	for _, o := range old {
+		if o.EndedAt.IsZero() && !mayAct(p, o.Area) {
+			return res, &httpError{http.StatusForbidden, fmt.Sprintf("series %q has a broadcast for %s, outside your scope %s: choose another --series",
+				bs[0].series, o.Area, p.Scope)}
+		}
+	}
+	rows := make([]store.Emergency, 0, len(bs))
+	for _, b := range bs {
+		items, err := s.broadcastItems(ctx, b, now)
+		if err != nil {
+			return res, err
+		}
+		length := itemsLength(items)
+		if b.every > 0 && b.every < length {
+			return res, badRequest("--repeat-every %s is shorter than the broadcast itself (%s): repeat it less often", b.every, length.Round(time.Second))
+		}
+		start := b.start
+		if start.IsZero() {
+			start = now
+		}
+		until := b.until
+		if until.IsZero() {
+			switch {
+			case b.kind == store.KindLive:
+				until = start.Add(b.length)
+			case b.kind == store.KindBulletin:
+				until = start.Add(length + 30*time.Minute)
+			case b.every > 0:
+				until = start.Add(12 * time.Hour)
+			default:
+				until = start.Add(time.Hour)
+			}
+		}
+		if !until.After(start) {
+			return res, badRequest("it would expire (%s) before it starts (%s)", until.Format(time.RFC3339), start.Format(time.RFC3339))
+		}
+		if b.every > 0 && until.Sub(start)/b.every > maxRepeats {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%d repeats is the most a schedule holds: the last starts at %s", maxRepeats,
+				start.Add(maxRepeats*b.every).Format(time.RFC3339)))
+		}
+		ib, _ := json.Marshal(items)
+		rows = append(rows, store.Emergency{Series: b.series, Kind: b.kind, Area: b.area, Class: b.class, Title: b.title,
+			Text: b.text, Items: ib, IssuedAt: now, Start: start, Every: b.every, Until: until, Volume: b.volume,
+			Source: b.source, CreatedBy: p.User.ID})
+	}
+	added, replaced, err := es.AddEmergencies(ctx, rows)
+	if err != nil {
+		return res, err
+	}
+	s.emergenciesChanged()
+	areas := []string{}
+	for _, e := range added {
+		res.Emergencies = append(res.Emergencies, s.emergencyJSON(e, now))
+		areas = append(areas, e.Area)
+	}
+	for _, e := range replaced {
+		res.Replaced = append(res.Replaced, e.ID)
+		areas = append(areas, e.Area)
+	}
+	action := added[0].Kind + ".create"
+	if added[0].Kind == store.KindLive {
+		action = "live.start"
+	}
+	if len(replaced) > 0 {
+		action = added[0].Kind + ".replace"
+	}
+	for _, e := range added {
+		s.audit(ctx, p, action, "area:"+e.Area, map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
+			"start": e.Start, "until": e.Until, "every": e.Every.String(), "source": e.Source, "replaced": res.Replaced})
+	}
+	s.pushAreas(ctx, areas, &res)
+	return res, nil
+}
+
+// pushAreas recomposes and pushes the devices of each area (once for nested areas).
+func (s *Server) pushAreas(ctx context.Context, areas []string, res *api.EmergencyResponse) {
+	slices.Sort(areas)
+	areas = slices.Compact(areas)
+	var top []string
+	for _, a := range areas {
+		if len(top) > 0 && store.Allowed(top[len(top)-1], a) {
+			continue // below one already pushed
+		}
+		top = append(top, a)
+	}
+	for _, a := range top {
+		r := s.pushTarget(ctx, store.AreaTarget(a))
+		res.Devices += r.Devices
+		res.Sent += r.Sent
+		res.Failures = append(res.Failures, r.Failures...)
+	}
+}
+
+func (s *Server) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJSON {
+	j := api.EmergencyJSON{ID: e.ID, Series: e.Series, Kind: e.Kind, Area: e.Area, Class: e.Class, Title: e.Title, Text: e.Text,
+		IssuedAt: e.IssuedAt, Start: e.Start, Plays: 1 + repeatCount(e.Start, e.Until, e.Every), Until: e.Until,
+		Volume: e.Volume, Source: e.Source, CreatedBy: e.CreatedBy, Active: e.Active(now), EndedAt: timePtr(e.EndedAt),
+		EndReason: e.EndReason, ReplacedBy: e.ReplacedBy, Program: emergencyTarget(e).ID + "/speakers"}
+	if e.Every > 0 {
+		j.RepeatEvery = e.Every.String()
+	}
+	var items []scheduler.Item
+	json.Unmarshal(e.Items, &items)
+	for _, it := range items {
+		if it.Content != "" {
+			j.Content = it.Content
+		}
+		if it.Stream != "" {
+			j.Stream = it.Stream
+		}
+	}
+	return j
+}
+
+func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p principal) {
+	var req api.EmergencyRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	now := s.clock.Now()
+	b, err := s.parseBroadcast(r.Context(), p, req, now)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	var warnings []string
+	if b.kind == store.KindBulletin {
+		start, w2, err := s.nextSession(r.Context(), b.area, now)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		b.start, warnings = start, w2
+	}
+	res, err := s.put(r.Context(), p, []broadcast{b}, now)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	res.Warnings = append(warnings, res.Warnings...)
+	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "area", b.area, "class", b.class,
+		"devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
+	writeJSON(w, http.StatusCreated, res)
+}
+
+// visible: staff see the broadcasts of their subtree and those above that reach it.
+func visible(p principal, e store.Emergency) bool {
+	return store.Allowed(p.Scope, e.Area) || store.Allowed(e.Area, p.Scope)
+}
+
+func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p principal) {
+	es, err := s.emStore()
+	if err != nil {
+		writeError(w, http.StatusNotImplemented, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	now := s.clock.Now()
+	f := store.EmergencyFilter{Series: q.Get("series"), Kind: q.Get("kind"), Limit: 1000}
+	if q.Get("all") == "" {
+		f.ActiveAt = now
+	}
+	rows, err := es.ListEmergencies(r.Context(), f)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	out := []api.EmergencyJSON{}
+	for _, e := range rows {
+		if visible(p, e) {
+			out = append(out, s.emergencyJSON(e, now))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiCancelEmergency(w http.ResponseWriter, r *http.Request, p principal) {
+	es, err := s.emStore()
+	if err != nil {
+		writeError(w, http.StatusNotImplemented, err.Error())
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not an emergency id: `loa emergency list` shows them", r.PathValue("id")))
+		return
+	}
+	e, err := es.GetEmergency(r.Context(), id)
+	if err != nil || !visible(p, e) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no emergency %d in your scope %s; `loa emergency list --all` shows them", id, p.Scope))
+		return
+	}
+	res, err := s.end(r.Context(), p, []store.Emergency{e}, "cancelled")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p principal) {
+	es, err := s.emStore()
+	if err != nil {
+		writeError(w, http.StatusNotImplemented, err.Error())
+		return
+	}
+	var req api.CancelRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	now := s.clock.Now()
+	f := store.EmergencyFilter{ActiveAt: now, Series: req.Series, Kind: req.Kind}
+	reason := "cancelled"
+	switch {
+	case req.Series != "":
+	case req.Kind == store.KindLive:
+		area, err := s.resolveArea(r.Context(), p, req.To)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		f.Area, reason = area, "stopped"
+	default:
+		writeError(w, http.StatusBadRequest, "say what to end: an id (`loa emergency cancel ID`), --series NAME, or `loa live stop --to AREA`")
+		return
+	}
+	rows, err := es.ListEmergencies(r.Context(), f)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if len(rows) == 0 {
+		what := "series " + strconv.Quote(req.Series)
+		if req.Series == "" {
+			what = "live relay in " + f.Area
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no active %s; `loa emergency list` shows what is on the air", what))
+		return
+	}
+	res, err := s.end(r.Context(), p, rows, reason)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// end ends rows the caller may act on and pushes their areas.
+func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, reason string) (api.EmergencyResponse, error) {
+	var res api.EmergencyResponse
+	es, err := s.emStore()
+	if err != nil {
+		return res, err
+	}
+	ids := []int64{}
+	for _, e := range rows {
+		if !mayAct(p, e.Area) {
+			return res, &httpError{http.StatusForbidden, fmt.Sprintf("emergency %d is for %s, outside your scope %s: ask staff of that area to cancel it", e.ID, e.Area, p.Scope)}
+		}
+		ids = append(ids, e.ID)
+	}
+	ended, err := es.EndEmergencies(ctx, ids, reason, p.User.ID)
+	if err != nil {
+		return res, err
+	}
+	if len(ended) == 0 {
+		return res, &httpError{http.StatusConflict, fmt.Sprintf("emergency %d has already ended (%s)", rows[0].ID, rows[0].EndReason)}
+	}
+	s.emergenciesChanged()
+	now := s.clock.Now()
+	areas := []string{}
+	for _, e := range ended {
+		res.Emergencies = append(res.Emergencies, s.emergencyJSON(e, now))
+		areas = append(areas, e.Area)
+		action := e.Kind + ".cancel"
+		if e.Kind == store.KindLive {
+			action = "live.stop"
+		}
+		s.audit(ctx, p, action, "area:"+e.Area, map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
+	}
+	s.pushAreas(ctx, areas, &res)
+	s.log.Info("broadcasts ended", "count", len(ended), "reason", reason, "devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
+	return res, nil
+}
+
+// nextSession is the start of the next normal programme on the speakers of the area's devices
+// (from their effective schedules): the earliest one, with a warning when devices differ.
+func (s *Server) nextSession(ctx context.Context, area string, now time.Time) (time.Time, []string, error) {
+	ds, err := s.st.ListDevices(ctx, area)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	var starts []time.Time
+	var none []string
+	for _, d := range ds {
+		if d.Revoked {
+			continue
+		}
+		t, ok, err := s.deviceNextSession(ctx, d.ID, now)
+		if err != nil {
+			return time.Time{}, nil, err
+		}
+		if !ok {
+			none = append(none, d.ID)
+			continue
+		}
+		starts = append(starts, t)
+	}
+	if len(starts) == 0 {
+		return time.Time{}, nil, &httpError{http.StatusConflict, fmt.Sprintf("no device of %s has a normal programme on its speakers in the next 7 days: push a schedule first, or use `loa emergency --class priority`", area)}
+	}
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	var warnings []string
+	if later := len(starts) - countEqual(starts, starts[0]); later > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d device(s) start their next session later than %s; the bulletin plays at %s on all of them",
+			later, starts[0].In(s.emLocation()).Format("15:04 02/01"), starts[0].In(s.emLocation()).Format("15:04 02/01")))
+	}
+	if len(none) > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d device(s) have no session in the next 7 days and play it then too: %s", len(none), strings.Join(first(none, 5), ", ")))
+	}
+	return starts[0], warnings, nil
+}
+
+func countEqual(ts []time.Time, t time.Time) int {
+	n := 0
+	for _, x := range ts {
+		if x.Equal(t) {
+			n++
+		}
+	}
+	return n
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], "…")
+	}
+	return s
+}
+
+// deviceNextSession compiles the device's newest effective schedule for the coming week and
+// returns the first start of a normal programme that plays on its speakers.
+func (s *Server) deviceNextSession(ctx context.Context, deviceID string, now time.Time) (time.Time, bool, error) {
+	e, err := s.st.LatestEffective(ctx, deviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	var payload struct {
+		Document string `json:"document"`
+	}
+	doc := e.Document
+	if json.Unmarshal(e.Document, &payload) == nil && payload.Document != "" {
+		doc = []byte(payload.Document) // the signed payload wraps the document
+	}
+	d, err := scheduler.Parse("effective schedule of "+deviceID, doc)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("device %s: %w", deviceID, err)
+	}
+	tl, err := scheduler.Compile(d, now, now.Add(7*24*time.Hour), scheduler.CompileOptions{})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("device %s: %w", deviceID, err)
+	}
+	for _, seg := range tl.Segments {
+		if seg.Output == "speakers" && seg.Class == scheduler.Normal && seg.Audible() && seg.Scheduled.After(now) {
+			return seg.Scheduled, true, nil
+		}
+	}
+	return time.Time{}, false, nil
+}
+
+// RunEmergencies drops expired broadcasts from the devices' schedules when they expire and
+// polls the CAP feed when one is configured, until ctx ends. The agents never play a
+// broadcast past its until anyway (its repeats stop before); this keeps what the hub holds
+// and what a device reconnecting later receives free of them.
+func (s *Server) RunEmergencies(ctx context.Context) {
+	s.emerg.mu.Lock()
+	if s.emerg.wake == nil {
+		s.emerg.wake = make(chan struct{}, 1)
+	}
+	wake := s.emerg.wake
+	feed := s.emerg.cap
+	s.emerg.mu.Unlock()
+	if feed != nil && feed.feedURL != "" {
+		go s.pollCAPFeed(ctx, feed)
+	}
+	var pushed []activeEmergency // as of the last sweep
+	for {
+		act, err := s.activeEmergencies(ctx)
+		if err != nil {
+			s.log.Error("emergency expiry check", "err", err)
+		}
+		// What was active at the last sweep and is not now has expired (or ended through the
+		// API, which pushed already; pushing again is a no-op).
+		var gone []string
+		for _, p := range pushed {
+			if !slices.ContainsFunc(act, func(a activeEmergency) bool { return a.e.ID == p.e.ID }) {
+				gone = append(gone, p.e.Area)
+			}
+		}
+		if len(gone) > 0 {
+			var res api.EmergencyResponse
+			s.pushAreas(ctx, gone, &res)
+			s.log.Info("expired broadcasts dropped from schedules", "areas", len(gone), "devices", res.Devices, "sent", res.Sent)
+		}
+		pushed = act
+		wait := 30 * time.Second
+		now := s.clock.Now()
+		for _, a := range act {
+			if d := a.e.Until.Sub(now) + 10*time.Millisecond; d < wait {
+				wait = max(d, 10*time.Millisecond)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// capState is the hub's CAP configuration.
+type capState struct {
+	mapper       *cap.Mapper
+	feedURL      string
+	feedInterval time.Duration
+	actor        string // the audit actor and created_by of feed alerts
+	fetcher      *cap.Fetcher
+	fetchAudio   bool
+}
