@@ -257,3 +257,51 @@ func TestStreamStallIsADropout(t *testing.T) {
 		t.Errorf("gap %.3f s, much shorter than the %.1f s stall", proof.GapS, stall.Seconds())
 	}
 }
+
+// TestStreamPauseIsNotAStall: while a relay is paused the decoder takes nothing and the
+// network side waits on it; that wait must not be taken for a quiet link.
+func TestStreamPauseIsNotAStall(t *testing.T) {
+	dir := t.TempDir()
+	wavPath, mp3 := filepath.Join(dir, "s.wav"), filepath.Join(dir, "s.mp3")
+	run(t, "sox", "-D", "-n", "-r", "44100", "-c", "2", "-b", "16", wavPath, "synth", "20", "sine", "440", "vol", "0.5")
+	run(t, "lame", "--quiet", "-b", "128", wavPath, mp3)
+	audio, err := os.ReadFile(mp3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "audio/mpeg")
+		w.Write(audio) // more than the relay buffers: it must wait for the decoder
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	const stall = 200 * time.Millisecond
+	o := &memOutput{delay: time.Millisecond}
+	p, err := player.New(player.Config{Output: o, StallTimeout: stall, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	pb, err := p.Play(t.Context(), player.Program{Items: []player.Item{{URL: srv.URL + "/live.mp3", Duration: 3 * time.Second}}, Gain: 1,
+		OnItemStart: func(int, time.Time) { close(started) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if _, err := pb.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * stall)
+	if err := pb.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	proof := pb.Wait().Items[0]
+	t.Logf("proof %s", fmtProof(proof))
+	if proof.Dropouts != 0 || proof.Gaps != 0 || proof.Reconnects != 0 {
+		t.Errorf("a pause was taken for a drop-out: dropouts %d, gaps %d, reconnects %d", proof.Dropouts, proof.Gaps, proof.Reconnects)
+	}
+	if proof.Ended != player.EndCompleted || proof.Frames == 0 {
+		t.Errorf("want the relay to carry on after the pause: %s", fmtProof(proof))
+	}
+}
