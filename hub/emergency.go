@@ -141,23 +141,63 @@ func emergencyTarget(e store.Emergency) store.Target {
 // It is the composition hook (compose.go).
 func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []store.Schedule) ([]store.Schedule, error) {
 	act, err := s.activeEmergencies(ctx)
-	if err != nil || len(act) == 0 {
-		return srcs, err
-	}
-	d, err := s.st.GetDevice(ctx, deviceID)
 	if err != nil {
 		return nil, err
 	}
 	var pre []store.Schedule
-	for _, a := range act {
-		if store.Allowed(a.e.Area, d.Area) {
-			pre = append(pre, a.src)
+	if len(act) > 0 {
+		d, err := s.st.GetDevice(ctx, deviceID)
+		if err != nil {
+			return nil, err
 		}
+		for _, a := range act {
+			if store.Allowed(a.e.Area, d.Area) {
+				pre = append(pre, a.src)
+			}
+		}
+	}
+	if len(pre) == 0 && len(srcs) == 0 {
+		// Nothing left to play. A device that played a broadcast and has no schedule must
+		// still be told it is over; a document needs a programme, so it gets one that never
+		// plays. A device that never had anything keeps getting nothing.
+		latest, err := s.st.LatestEffective(ctx, deviceID)
+		if err == nil && latest.Revision > 0 {
+			return []store.Schedule{idleSource()}, nil
+		}
+		return srcs, nil
 	}
 	if len(pre) == 0 {
 		return srcs, nil
 	}
 	return append(pre, srcs...), nil // a new slice: srcs may be shared between devices
+}
+
+// idleSource is a schedule whose one programme lies in the past: what a device with no
+// schedule of its own is left with once its last broadcast ended.
+func idleSource() store.Schedule {
+	doc := `{"version":1,"id":"idle","revision":1,"timezone":"` + emergencyZone + `","programs":[{"id":"idle","at":"2000-01-01T00:00:00+07:00","outputs":["board"],"items":[{"text":"-","duration":"1s"}]}]}`
+	return store.Schedule{Target: store.Target{Kind: store.TargetEmergency, ID: "none:0"}, Revision: 1, ID: "idle", Document: []byte(doc)}
+}
+
+// emergenciesFor reads the active broadcasts once and returns a function that puts those
+// covering a device's area before its sources: the hook of a push composing many devices.
+func (s *Server) emergenciesFor(ctx context.Context) (func(area string, srcs []store.Schedule) []store.Schedule, error) {
+	act, err := s.activeEmergencies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(area string, srcs []store.Schedule) []store.Schedule {
+		var pre []store.Schedule
+		for _, a := range act {
+			if store.Allowed(a.e.Area, area) {
+				pre = append(pre, a.src)
+			}
+		}
+		if len(pre) == 0 {
+			return srcs
+		}
+		return append(pre, srcs...)
+	}, nil
 }
 
 // emergencyDocument is the schedule source of one broadcast: a programme on the speakers (the

@@ -249,3 +249,45 @@ func escapePath(id string) string {
 	}
 	return strings.Join(segs, "/")
 }
+
+// CreateEmergency puts an emergency, a next-session bulletin or a live relay on the air.
+func (c *Client) CreateEmergency(ctx context.Context, r api.EmergencyRequest) (api.EmergencyResponse, error) {
+	var out api.EmergencyResponse
+	return out, c.do(ctx, "POST", "/api/emergencies", r, &out)
+}
+
+// ListEmergencies lists the broadcasts that reach the token's scope: active ones, or all.
+func (c *Client) ListEmergencies(ctx context.Context, all bool) ([]api.EmergencyJSON, error) {
+	var out []api.EmergencyJSON
+	q := ""
+	if all {
+		q = "?all=1"
+	}
+	return out, c.do(ctx, "GET", "/api/emergencies"+q, nil, &out)
+}
+
+// CancelEmergency ends one broadcast now.
+func (c *Client) CancelEmergency(ctx context.Context, id int64) (api.EmergencyResponse, error) {
+	var out api.EmergencyResponse
+	return out, c.do(ctx, "POST", fmt.Sprintf("/api/emergencies/%d/cancel", id), nil, &out)
+}
+
+// CancelSeries ends every active broadcast of a series, or every live relay of an area.
+func (c *Client) CancelSeries(ctx context.Context, r api.CancelRequest) (api.EmergencyResponse, error) {
+	var out api.EmergencyResponse
+	return out, c.do(ctx, "POST", "/api/emergencies/cancel", r, &out)
+}
+
+// PostCAP sends one CAP 1.2 alert document.
+func (c *Client) PostCAP(ctx context.Context, alert []byte) (api.CAPResponse, error) {
+	resp, err := c.request(ctx, "POST", "/api/cap", bytes.NewReader(alert), "application/cap+xml")
+	if err != nil {
+		return api.CAPResponse{}, err
+	}
+	defer resp.Body.Close()
+	var out api.CAPResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("the hub's answer to a CAP alert is not the JSON expected: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/client"
+)
+
+// broadcastUsage is the part of Usage about emergencies, bulletins and relays.
+const broadcastUsage = `  loa emergency --to AREA (FILE|--content SHA256|--text TEXT) [--text TEXT] [--repeat-every 2h]
+                [--until TIME] [--volume 1.0] [--series NAME] [--title T] [--class priority]
+  loa emergency list [--all] [--json]
+  loa emergency cancel ID | --series NAME
+  loa bulletin --to AREA (FILE|--content SHA256) --next-session [--title T]
+  loa live start --to AREA --url URL [--for 1h]
+  loa live stop --to AREA
+`
+
+// isBroadcast says whether cmd is one of the broadcast commands.
+func isBroadcast(cmd string) bool { return cmd == "emergency" || cmd == "bulletin" || cmd == "live" }
+
+// runBroadcast runs `loa emergency|bulletin|live …`.
+func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, hub, token string) error {
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch {
+		case cmdName == "emergency" && (args[0] == "list" || args[0] == "cancel"),
+			cmdName == "live":
+			sub, args = args[0], args[1:]
+		}
+	}
+	c := newCommand(strings.TrimSpace(cmdName+" "+sub), env)
+	*c.hub, *c.token = hub, token
+	out := env.Stdout
+	switch cmdName + " " + sub {
+	case "emergency ", "bulletin ":
+		to := c.fs.String("to", "", "area")
+		content := c.fs.String("content", "", "sha256:… of library content")
+		text := c.fs.String("text", "", "text spoken (and shown); with a recording, spoken if it cannot be played")
+		title := c.fs.String("title", "", "title")
+		series := c.fs.String("series", "", "series name: a newer broadcast of the same series replaces the older")
+		every := c.fs.String("repeat-every", "", "repeat interval, e.g. 2h")
+		until := c.fs.String("until", "", "expiry: RFC 3339 or a duration from now (6h)")
+		volume := c.fs.Float64("volume", -1, "0..1 (default 1)")
+		class := c.fs.String("class", "", "emergency (default) or priority")
+		next := c.fs.Bool("next-session", false, "bulletin: at the start of the next session")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if len(pos) > 1 {
+			return usageError{fmt.Sprintf("%s takes at most one FILE (got %d); quote a --text with spaces", cmdName, len(pos))}
+		}
+		if *to == "" {
+			return usageError{cmdName + " needs --to AREA (the area whose devices play it)"}
+		}
+		file := ""
+		if len(pos) == 1 {
+			file = pos[0]
+		}
+		if file != "" && *content != "" {
+			return usageError{"give a FILE or --content, not both"}
+		}
+		if file == "" && *content == "" && (*text == "" || cmdName == "bulletin" && *text == "") {
+			if cmdName == "bulletin" {
+				return usageError{"bulletin needs a FILE or --content sha256:…"}
+			}
+			return usageError{"emergency needs a FILE, --content sha256:… or --text \"…\""}
+		}
+		if cmdName == "bulletin" && !*next {
+			return usageError{"say when the bulletin plays: --next-session"}
+		}
+		req := api.EmergencyRequest{To: *to, Kind: cmdName, Class: *class, Content: *content, Text: *text, Title: *title,
+			Series: *series, RepeatEvery: *every, Until: *until, NextSession: *next}
+		if *volume >= 0 {
+			req.Volume = volume
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		if file != "" {
+			t := *title
+			if t == "" {
+				t = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+			}
+			r, err := cl.AddContent(ctx, file, client.ContentMeta{Title: t, Theme: cmdName})
+			if err != nil {
+				return fmt.Errorf("uploading %s: %w", file, err)
+			}
+			fmt.Fprintf(out, "%s uploaded as %s (%.1f s)\n", file, r.Ref, r.DurationS)
+			req.Content = r.Ref
+			req.Title = t
+		}
+		res, err := cl.CreateEmergency(ctx, req)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, res)
+		}
+		return printBroadcastResult(out, res, "on the air")
+	case "emergency list":
+		all := c.fs.Bool("all", false, "include ended and expired ones")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		es, err := cl.ListEmergencies(ctx, *all)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, es)
+		}
+		return EmergenciesTable(out, es, time.Now())
+	case "emergency cancel":
+		series := c.fs.String("series", "", "every active broadcast of this series")
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if (len(pos) == 1) == (*series != "") || len(pos) > 1 {
+			return usageError{"emergency cancel takes one ID (from `loa emergency list`) or --series NAME"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		var res api.EmergencyResponse
+		if *series != "" {
+			res, err = cl.CancelSeries(ctx, api.CancelRequest{Series: *series})
+		} else {
+			id, perr := strconv.ParseInt(pos[0], 10, 64)
+			if perr != nil || id <= 0 {
+				return usageError{fmt.Sprintf("%q is not an emergency ID: `loa emergency list` shows them", pos[0])}
+			}
+			res, err = cl.CancelEmergency(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		return printBroadcastResult(out, res, "ended")
+	case "live start":
+		to := c.fs.String("to", "", "area")
+		u := c.fs.String("url", "", "http(s) URL of the stream")
+		dur := c.fs.String("for", "", "how long (default 1h)")
+		title := c.fs.String("title", "", "title")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		if *to == "" || *u == "" {
+			return usageError{"live start needs --to AREA and --url http(s)://… of the stream"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		res, err := cl.CreateEmergency(ctx, api.EmergencyRequest{To: *to, Kind: "live", Stream: *u, For: *dur, Title: *title})
+		if err != nil {
+			return err
+		}
+		return printBroadcastResult(out, res, "relaying")
+	case "live stop":
+		to := c.fs.String("to", "", "area")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		if *to == "" {
+			return usageError{"live stop needs --to AREA"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		res, err := cl.CancelSeries(ctx, api.CancelRequest{Kind: "live", To: *to})
+		if err != nil {
+			return err
+		}
+		return printBroadcastResult(out, res, "stopped")
+	}
+	if cmdName == "live" {
+		return usageError{"live takes start or stop"}
+	}
+	return usageError{fmt.Sprintf("unknown command %q", strings.TrimSpace(cmdName+" "+sub))}
+}
+
+func printBroadcastResult(out io.Writer, res api.EmergencyResponse, verb string) error {
+	for _, e := range res.Emergencies {
+		what := e.Kind
+		fmt.Fprintf(out, "%s %d (series %s) for %s %s", what, e.ID, e.Series, e.Area, verb)
+		if verb != "ended" && verb != "stopped" {
+			fmt.Fprintf(out, ": class %s, starts %s", e.Class, e.Start.Local().Format("2006-01-02 15:04:05"))
+			if e.RepeatEvery != "" {
+				fmt.Fprintf(out, ", %d plays every %s", e.Plays, e.RepeatEvery)
+			}
+			fmt.Fprintf(out, ", expires %s", e.Until.Local().Format("2006-01-02 15:04"))
+		}
+		fmt.Fprintln(out)
+	}
+	if len(res.Replaced) > 0 {
+		fmt.Fprintf(out, "replaced: %v\n", res.Replaced)
+	}
+	fmt.Fprintf(out, "%d device(s) got a new schedule, %d of them online and sent it now (the others get it when they reconnect)\n", res.Devices, res.Sent)
+	for _, w := range res.Warnings {
+		fmt.Fprintln(out, "  warning:", w)
+	}
+	for _, f := range res.Failures {
+		fmt.Fprintln(out, "  failed:", f)
+	}
+	if len(res.Failures) > 0 {
+		return fmt.Errorf("%d device(s) could not be given it; see above", len(res.Failures))
+	}
+	return nil
+}
+
+// EmergenciesTable prints broadcasts for people.
+func EmergenciesTable(w io.Writer, es []api.EmergencyJSON, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tCLASS\tAREA\tSERIES\tSTARTS\tREPEAT\tEXPIRES\tSTATE\tWHAT")
+	for _, e := range es {
+		state := "active"
+		switch {
+		case e.EndReason != "":
+			state = e.EndReason
+		case !e.Active:
+			state = "expired"
+		}
+		what := e.Title
+		switch {
+		case what != "":
+		case e.Text != "":
+			what = e.Text
+		case e.Stream != "":
+			what = e.Stream
+		default:
+			what = e.Content
+		}
+		if r := []rune(what); len(r) > 40 {
+			what = string(r[:39]) + "…"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Kind, e.Class, e.Area, e.Series,
+			e.Start.Local().Format("01-02 15:04"), dash(e.RepeatEvery), e.Until.Local().Format("01-02 15:04"), state, what)
+	}
+	if len(es) == 0 {
+		fmt.Fprintln(tw, "nothing on the air (--all shows ended ones)")
+	}
+	return tw.Flush()
+}
