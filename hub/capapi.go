@@ -267,7 +267,7 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d
 		actor = cs.actor
 	}
 	c, _, err := s.st.AddContent(ctx, store.Content{Ref: ref, Size: size, Duration: dur, MIME: "audio/mpeg", Title: d.Title,
-		Language: d.Language, Theme: "emergency", Format: "cap", ProducingUnit: strings.SplitN(d.MessageID, ",", 2)[0], UploadedBy: actor})
+		Language: slug(d.Language), Theme: "emergency", Format: "cap", ProducingUnit: slug(strings.SplitN(d.MessageID, ",", 2)[0]), UploadedBy: actor})
 	if err != nil {
 		return "", err
 	}
@@ -326,4 +326,18 @@ func (s *Server) pollCAPOnce(ctx context.Context, cs *capState, p principal, see
 			s.log.Info("CAP feed alert applied", "message", a.Key(), "devices", res.Result.Devices)
 		}
 	}
+}
+
+// slug makes a CAP value (vi-VN, an e-mail sender) fit the library's taxonomy values.
+func slug(v string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(v) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), "-_.")
 }
