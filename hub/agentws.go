@@ -35,8 +35,16 @@ type agentConn struct {
 	seq      atomic.Uint64
 	mu       sync.Mutex
 	sent     map[string]int64 // schedule message id -> revision, to tie refusals to a push
+	maxSent  int64            // the newest revision written to this connection
 	once     sync.Once
+	// ready is closed once the welcome (and the schedule the connection starts with) is
+	// written: a push must not reach the device before its welcome, nor before an older
+	// revision it would then refuse as replayed.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
+
+func (c *agentConn) setReady() { c.readyOnce.Do(func() { close(c.ready) }) }
 
 func (c *agentConn) nextID() string { return "h-" + strconv.FormatUint(c.seq.Add(1), 10) }
 
@@ -67,15 +75,47 @@ func (c *agentConn) sendSchedule(ctx context.Context, e store.EffectiveSchedule)
 	return nil
 }
 
-// writeSchedule writes one effective revision to the connection.
+var errNotReady = errors.New("the connection did not finish its welcome")
+
+// writeSchedule writes one effective revision to the connection, once it is ready.
 func (c *agentConn) writeSchedule(e store.EffectiveSchedule) error {
+	select {
+	case <-c.ready:
+	default:
+		t := time.NewTimer(writeTimeout)
+		select {
+		case <-c.ready:
+			t.Stop()
+		case <-t.C:
+			return errNotReady
+		}
+	}
+	return c.writeScheduleNow(e)
+}
+
+// writeScheduleNow writes one effective revision to the connection, unless this connection
+// has already carried it or a newer one (a push and the connection's own start can both
+// offer the same revision; the agent would refuse the second as replayed). The check and
+// the write are under the write lock, so revisions go out in increasing order.
+func (c *agentConn) writeScheduleNow(e store.EffectiveSchedule) error {
 	id := c.nextID()
-	msg := &protocol.Schedule{Header: protocol.Header{ID: id},
-		Signed: &protocol.Signed{KeyID: c.s.signer.KeyID(), Payload: e.Document, Sig: e.Signature}}
+	b, err := c.limits.Encode(&protocol.Schedule{Header: protocol.Header{ID: id},
+		Signed: &protocol.Signed{KeyID: c.s.signer.KeyID(), Payload: e.Document, Sig: e.Signature}})
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.mu.Lock()
+	if e.Revision <= c.maxSent {
+		c.mu.Unlock()
+		return nil
+	}
+	c.maxSent = e.Revision
 	c.sent[id] = e.Revision
 	c.mu.Unlock()
-	if err := c.send(msg); err != nil {
+	c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
 		c.s.log.Warn("schedule send failed", "device", c.device, "revision", e.Revision, "err", err)
 		return err
 	}
@@ -136,8 +176,9 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 		lim.MaxMessageBytes = protocol.DefaultMaxMessageBytes
 	}
 	ws.SetReadLimit(int64(lim.MaxMessageBytes))
-	c := &agentConn{s: s, ws: ws, device: dev.ID, limits: lim, sent: map[string]int64{}}
+	c := &agentConn{s: s, ws: ws, device: dev.ID, limits: lim, sent: map[string]int64{}, ready: make(chan struct{})}
 	defer c.close()
+	defer c.setReady() // a push waiting on a connection that failed its welcome gives up at once
 	ctx := r.Context()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -214,9 +255,10 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 		log.Warn("welcome not sent", "err", err)
 		return
 	}
-	if e.Revision > held {
-		c.sendSchedule(ctx, e)
+	if e.Revision > held && c.writeScheduleNow(e) == nil {
+		s.markSent(ctx, dev.ID, e.Revision)
 	}
+	c.setReady()
 
 	idle := 3*s.opts.StatusInterval + 30*time.Second
 	ws.SetPingHandler(func(data string) error {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/loa-project/loa/hub/api"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/loa-project/loa/hub/api"
 
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
@@ -133,8 +136,9 @@ func (s *Server) composeDevice(ctx context.Context, deviceID string, minRevision
 	return s.composeDeviceFrom(ctx, deviceID, minRevision, nil)
 }
 
-// composeDeviceFrom is composeDevice with the device's sources given by the caller (a push
-// reads its area's schedules once for all its devices); nil reads them from the store.
+// composeDeviceFrom is composeDevice with the device's sources given by the caller; nil reads
+// them from the store. A push to an area composes without this per-device path (see
+// pushArea) and comes here only for a device whose stored state moved under it.
 func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevision int64, srcs []store.Schedule) (store.EffectiveSchedule, bool, error) {
 	unlock := s.composeMu.lock(deviceID)
 	defer unlock()
@@ -148,148 +152,284 @@ func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevi
 	if srcs, err = s.withEmergencies(ctx, deviceID, srcs); err != nil { // active broadcasts (emergency.go)
 		return store.EffectiveSchedule{}, false, err
 	}
-	latest, err := s.st.LatestEffective(ctx, deviceID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return store.EffectiveSchedule{}, false, err
-	}
-	if given && !covers(srcs, latest.Sources) {
-		// The latest revision was composed from something the given sources lack or hold
-		// older (a concurrent push, a moved device): read them afresh rather than go back.
-		if srcs, err = s.st.SchedulesForDevice(ctx, deviceID); err != nil {
+	// A batch push does not take this lock: it may store a revision between our read and our
+	// write, which the store refuses as stale. Then read again; a few tries settle it.
+	for attempt := 0; ; attempt++ {
+		latest, err := s.st.LatestEffective(ctx, deviceID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return store.EffectiveSchedule{}, false, err
 		}
-		if srcs, err = s.withEmergencies(ctx, deviceID, srcs); err != nil {
+		if (given || attempt > 0) && !covers(srcs, latest.Sources) {
+			// The latest revision was composed from something the given sources lack or hold
+			// older (a concurrent push, a moved device): read them afresh rather than go back.
+			if srcs, err = s.st.SchedulesForDevice(ctx, deviceID); err != nil {
+				return store.EffectiveSchedule{}, false, err
+			}
+			if srcs, err = s.withEmergencies(ctx, deviceID, srcs); err != nil { // emergency.go
+				return store.EffectiveSchedule{}, false, err
+			}
+		}
+		if len(srcs) == 0 && latest.Revision == 0 {
+			return latest, false, nil
+		}
+		if latest.Revision > 0 && latest.Revision >= minRevision && sameSources(latest.Sources, srcs) {
+			return latest, false, nil
+		}
+		e, err := s.signEffective(ctx, deviceID, max(latest.Revision+1, minRevision, 1), srcs)
+		if err != nil {
 			return store.EffectiveSchedule{}, false, err
 		}
+		e, err = s.st.AddEffective(ctx, e)
+		if errors.Is(err, store.ErrStaleRevision) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return store.EffectiveSchedule{}, false, err
+		}
+		s.log.Info("composed effective schedule", "device", deviceID, "revision", e.Revision, "sources", len(srcs))
+		return e, true, nil
 	}
-	if len(srcs) == 0 && latest.Revision == 0 {
-		return latest, false, nil
-	}
-	if latest.Revision > 0 && latest.Revision >= minRevision && sameSources(latest.Sources, srcs) {
-		return latest, false, nil
-	}
-	rev := max(latest.Revision+1, minRevision, 1)
+}
+
+// signEffective composes the device's effective schedule at revision rev from srcs and signs
+// it for that device alone. Each device's document differs (its schedule id and revision are
+// inside), so one signature per device is needed.
+func (s *Server) signEffective(ctx context.Context, deviceID string, rev int64, srcs []store.Schedule) (store.EffectiveSchedule, error) {
 	doc, err := s.Compose(ctx, deviceID, rev, srcs)
 	if err != nil {
-		return store.EffectiveSchedule{}, false, err
+		return store.EffectiveSchedule{}, err
 	}
 	signed, err := s.signer.SignSchedule(protocol.SchedulePayload{ScheduleID: ScheduleIDFor(deviceID), Revision: uint64(rev),
 		Devices: []string{deviceID}, IssuedAt: s.clock.Now().UTC(), Format: protocol.FormatJSON, Document: string(doc)})
 	if err != nil {
-		return store.EffectiveSchedule{}, false, err
+		return store.EffectiveSchedule{}, err
 	}
 	sources := make([]store.SourceRevision, len(srcs))
 	for i, sc := range srcs {
 		sources[i] = store.SourceRevision{Target: sc.Target, Revision: sc.Revision}
 	}
-	e, err := s.st.AddEffective(ctx, store.EffectiveSchedule{DeviceID: deviceID, Revision: rev, Document: signed.Payload,
-		Signature: signed.Sig, Sources: sources})
-	if err != nil {
-		return store.EffectiveSchedule{}, false, err
-	}
-	s.log.Info("composed effective schedule", "device", deviceID, "revision", rev, "sources", len(srcs))
-	return e, true, nil
+	return store.EffectiveSchedule{DeviceID: deviceID, Revision: rev, Document: signed.Payload, Signature: signed.Sig, Sources: sources}, nil
 }
 
 // pushTarget recomposes every device a target feeds and sends new revisions to the connected
 // ones.
 func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushResponse {
-	var ids, areas []string
-	if t.Kind == store.TargetDevice {
-		ids, areas = []string{t.ID}, []string{""}
-	} else {
-		ds, err := s.st.ListDevices(ctx, t.ID)
-		if err != nil {
-			return api.PushResponse{Failures: []string{err.Error()}}
+	if t.Kind != store.TargetDevice {
+		return s.pushArea(ctx, t.ID)
+	}
+	e, isNew, err := s.composeDevice(ctx, t.ID, 0)
+	if err != nil {
+		return api.PushResponse{Failures: []string{fmt.Sprintf("device %s: %v", t.ID, err)}}
+	}
+	if !isNew {
+		return api.PushResponse{}
+	}
+	res := api.PushResponse{Devices: 1}
+	if c := s.conn(t.ID); c != nil && c.sendSchedule(ctx, e) == nil {
+		res.Sent = 1
+	}
+	return res
+}
+
+func (s *Server) conn(deviceID string) *agentConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[deviceID]
+}
+
+// Batches of a push: how many composed revisions are stored in one transaction at most. The
+// first batches are small (whatever is composed when the store is free), so the first devices
+// get theirs at once; later ones grow while composing runs ahead of storing.
+const pushBatch = 512
+
+// pushArea recomposes every device in the area's subtree and sends new revisions to the
+// connected ones. It reads what it needs in a few queries (devices, the subtree's schedules,
+// every device's newest revision), composes and signs on every core, stores the new revisions
+// in batches (one transaction each), sends each batch as soon as it is stored, and marks them
+// all sent in one write at the end. A device whose stored state moved meanwhile (a concurrent
+// push or connection) is composed again on its own.
+func (s *Server) pushArea(ctx context.Context, area string) api.PushResponse {
+	fail := func(err error) api.PushResponse { return api.PushResponse{Failures: []string{err.Error()}} }
+	ds, err := s.st.ListDevices(ctx, area)
+	if err != nil {
+		return fail(err)
+	}
+	under, err := s.st.LatestSchedulesUnder(ctx, area)
+	if err != nil {
+		return fail(err)
+	}
+	heads, err := s.st.LatestEffectiveHeads(ctx, area)
+	if err != nil {
+		return fail(err)
+	}
+	above, err := s.areaChain(ctx, area) // the area and every area above it
+	if err != nil {
+		return fail(err)
+	}
+	// The chain of each area in the subtree: the chain above the pushed area, then each area
+	// on the path down (area ids are paths).
+	chains := map[string][]store.Schedule{area: above}
+	var chainOf func(a string) []store.Schedule
+	chainOf = func(a string) []store.Schedule {
+		if c, ok := chains[a]; ok {
+			return c
 		}
-		for _, d := range ds {
-			if !d.Revoked {
-				ids, areas = append(ids, d.ID), append(areas, d.Area)
-			}
+		c := chainOf(a[:strings.LastIndexByte(a, '/')])
+		if sc, ok := under.Areas[a]; ok {
+			c = append(slices.Clip(c), sc)
+		}
+		chains[a] = c
+		return c
+	}
+	type job struct {
+		id   string
+		srcs []store.Schedule
+		rev  int64
+	}
+	emFor, err := s.emergenciesFor(ctx) // active broadcasts come first (emergency.go)
+	if err != nil {
+		return fail(err)
+	}
+	var jobs []job
+	for _, d := range ds {
+		if d.Revoked {
+			continue
+		}
+		srcs := emFor(d.Area, chainOf(d.Area))
+		if own, ok := under.Devices[d.ID]; ok {
+			srcs = append(slices.Clip(srcs), own)
+		}
+		h := heads[d.ID]
+		switch {
+		case !covers(srcs, h.Sources):
+			jobs = append(jobs, job{id: d.ID}) // read afresh on its own (composeDevice)
+		case len(srcs) == 0 && h.Revision == 0:
+		case h.Revision > 0 && sameSources(h.Sources, srcs):
+		default:
+			jobs = append(jobs, job{id: d.ID, srcs: srcs, rev: h.Revision + 1})
 		}
 	}
-	// The schedules of each area chain are read once, not once per device.
-	var chainMu sync.Mutex
-	chains := map[string][]store.Schedule{}
-	sourcesOf := func(i int) ([]store.Schedule, error) {
-		if areas[i] == "" {
-			return nil, nil // read by composeDevice
-		}
-		chainMu.Lock()
-		chain, ok := chains[areas[i]]
-		chainMu.Unlock()
-		if !ok {
-			var err error
-			if chain, err = s.areaChain(ctx, areas[i]); err != nil {
-				return nil, err
-			}
-			chainMu.Lock()
-			chains[areas[i]] = chain
-			chainMu.Unlock()
-		}
-		own, err := s.st.LatestSchedule(ctx, store.DeviceTarget(ids[i]))
-		if errors.Is(err, store.ErrNotFound) {
-			return chain, nil // shared, read only
-		}
-		if err != nil {
-			return nil, err
-		}
-		return append(slices.Clip(chain), own), nil
-	}
+
 	var (
-		changed, sent atomic.Int64
-		mu            sync.Mutex
-		failures      []string
-		wg            sync.WaitGroup
-		next          atomic.Int64
-		sentRevs      = make([]int64, len(ids)) // recorded after the fan-out, off its path
+		mu       sync.Mutex
+		failures []string
+		changed  atomic.Int64
+		sentRevs []store.DeviceRevision
 	)
-	workers := min(4, len(ids))
-	for range workers {
-		wg.Add(1)
+	failed := func(id string, err error) {
+		mu.Lock()
+		failures = append(failures, fmt.Sprintf("device %s: %v", id, err))
+		mu.Unlock()
+	}
+	composed := make(chan store.EffectiveSchedule, pushBatch)
+	toSend := make(chan store.EffectiveSchedule, pushBatch)
+	alone := make(chan string, 64) // composed on their own, under the device's lock
+
+	// Compose and sign on every core.
+	var next atomic.Int64
+	var cwg sync.WaitGroup
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		cwg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer cwg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(ids) {
+				if i >= len(jobs) {
 					return
 				}
-				srcs, err := sourcesOf(i)
-				var e store.EffectiveSchedule
-				var isNew bool
-				if err == nil {
-					e, isNew, err = s.composeDeviceFrom(ctx, ids[i], 0, srcs)
+				j := jobs[i]
+				if j.rev == 0 {
+					alone <- j.id
+					continue
 				}
+				e, err := s.signEffective(ctx, j.id, j.rev, j.srcs)
 				if err != nil {
-					mu.Lock()
-					failures = append(failures, fmt.Sprintf("device %s: %v", ids[i], err))
-					mu.Unlock()
+					failed(j.id, err)
 					continue
 				}
-				if !isNew {
-					continue
+				composed <- e
+			}
+		}()
+	}
+	go func() { cwg.Wait(); close(composed) }()
+
+	// Store in batches: whatever has been composed when the previous batch is committed.
+	var owg sync.WaitGroup
+	owg.Add(2)
+	go func() {
+		defer owg.Done()
+		// composed is closed once every composer is done, so nothing else sends to alone.
+		defer close(alone)
+		for e := range composed {
+			batch := []store.EffectiveSchedule{e}
+		more:
+			for len(batch) < pushBatch {
+				select {
+				case e, ok := <-composed:
+					if !ok {
+						break more
+					}
+					batch = append(batch, e)
+				default:
+					break more
 				}
+			}
+			stored, errs, err := s.st.AddEffectives(ctx, batch)
+			for i, e := range batch {
+				switch {
+				case err != nil:
+					failed(e.DeviceID, err)
+				case errors.Is(errs[i], store.ErrStaleRevision):
+					alone <- e.DeviceID // stored meanwhile by a connection or another push
+				case errs[i] != nil:
+					failed(e.DeviceID, errs[i])
+				default:
+					changed.Add(1)
+					toSend <- stored[i]
+				}
+			}
+		}
+	}()
+	// Devices composed on their own, one at a time: few, and each takes the device's lock.
+	go func() {
+		defer owg.Done()
+		for id := range alone {
+			e, isNew, err := s.composeDevice(ctx, id, 0)
+			if err != nil {
+				failed(id, err)
+			} else if isNew {
 				changed.Add(1)
-				s.mu.Lock()
-				c := s.conns[ids[i]]
-				s.mu.Unlock()
-				if c != nil && c.writeSchedule(e) == nil {
-					sentRevs[i] = e.Revision
-					sent.Add(1)
+				toSend <- e
+			}
+		}
+	}()
+
+	// Send as they are stored, with as many writers as the floor benchmark uses.
+	var swg sync.WaitGroup
+	for range 4 {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			for e := range toSend {
+				if c := s.conn(e.DeviceID); c != nil && c.writeSchedule(e) == nil {
+					mu.Lock()
+					sentRevs = append(sentRevs, store.DeviceRevision{DeviceID: e.DeviceID, Revision: e.Revision})
+					mu.Unlock()
 				}
 			}
 		}()
 	}
-	wg.Wait()
-	for i, rev := range sentRevs {
-		if rev > 0 {
-			s.markSent(ctx, ids[i], rev)
-		}
+	owg.Wait()
+	close(toSend)
+	swg.Wait()
+	// "sent" is recorded after the fan-out, in one write, so the store is off the send path.
+	if err := s.st.MarkSent(ctx, sentRevs); err != nil {
+		s.log.Error("delivery state not recorded", "state", "sent", "err", err)
 	}
 	if len(failures) > 20 {
 		failures = append(failures[:20], fmt.Sprintf("… and %d more", len(failures)-20))
 	}
-	return api.PushResponse{Devices: int(changed.Load()), Sent: int(sent.Load()), Failures: failures}
+	return api.PushResponse{Devices: int(changed.Load()), Sent: len(sentRevs), Failures: failures}
 }
 
 // areaChain returns the latest schedule of area and of every area above it, root first.

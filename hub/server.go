@@ -54,6 +54,11 @@ type Store interface {
 	SchedulesForDevice(ctx context.Context, deviceID string) ([]store.Schedule, error)
 	AddEffective(ctx context.Context, e store.EffectiveSchedule) (store.EffectiveSchedule, error)
 	LatestEffective(ctx context.Context, deviceID string) (store.EffectiveSchedule, error)
+	// For a push to an area: a few queries and batched writes instead of several per device.
+	LatestSchedulesUnder(ctx context.Context, area string) (store.SubtreeSchedules, error)
+	LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error)
+	AddEffectives(ctx context.Context, es []store.EffectiveSchedule) ([]store.EffectiveSchedule, []error, error)
+	MarkSent(ctx context.Context, revs []store.DeviceRevision) error
 	LatestActiveEffective(ctx context.Context, deviceID string) (store.EffectiveSchedule, error)
 	MarkDelivery(ctx context.Context, deviceID string, revision int64, state store.DeliveryState, reason string) (store.Delivery, error)
 
