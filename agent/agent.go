@@ -30,6 +30,7 @@ type Agent struct {
 	journal *journal.Journal
 	runner  *scheduler.Runner
 	lengths *lengthCache
+	speech  *speech
 	reload  chan struct{}
 	health  health
 
@@ -120,6 +121,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.lengths = newLengthCache(cfg.Audio.Rate, a.log.With("component", "lengths"))
+	a.speech = newSpeech(cfg.DataDir, cfg.Voice)
 
 	st, err := loadState(cfg.statePath())
 	if err != nil {
@@ -169,7 +171,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
 		health:   &a.health,
 		recorded: a.notifyLink,
-		speech:   newSpeech(cfg.DataDir, cfg.Voice),
+		speech:   a.speech,
 	}
 
 	ctl, err := a.serveControl(ctx)

@@ -173,8 +173,27 @@ func (a *Agent) Advance(ctx context.Context, ref protocol.ScheduleRef) (link.Pro
 	return a.settle(act)
 }
 
-// settle activates a complete revision, or stores it as pending.
+// settle activates a complete revision, or stores it as pending. A revision carrying an
+// emergency is activated at once even while its content is still being fetched (it also stays
+// pending so the fetch goes on): a warning late by a slow 3G download is worse than one spoken
+// from its fallback text.
 func (a *Agent) settle(act *activation) (link.Progress, error) {
+	if len(act.missing) > 0 && a.urgent(act) {
+		if err := writeFileAtomic(a.cfg.pendingPath(), act.data); err != nil {
+			return link.Progress{}, fmt.Errorf("saving the pending schedule: %w", err)
+		}
+		a.mu.Lock()
+		a.pending = act
+		a.mu.Unlock()
+		if cur := a.activeDoc(); cur == nil || cur.ID != act.doc.ID || cur.Revision < act.doc.Revision {
+			if err := a.activate(act, true); err != nil {
+				return link.Progress{}, err
+			}
+			a.log.Warn("emergency schedule active before all its content arrived; missing items are spoken from their fallback text until fetched",
+				"schedule", act.doc.ID, "revision", act.doc.Revision, "missing", len(act.missing))
+		}
+		return link.Progress{State: protocol.DeliveryActive, Missing: act.missing}, nil
+	}
 	if len(act.missing) > 0 {
 		if err := writeFileAtomic(a.cfg.pendingPath(), act.data); err != nil {
 			return link.Progress{}, fmt.Errorf("saving the pending schedule: %w", err)
@@ -192,12 +211,20 @@ func (a *Agent) settle(act *activation) (link.Progress, error) {
 		return link.Progress{State: protocol.DeliveryReceived, Missing: act.missing}, nil
 	}
 	a.mu.Lock()
+	completed := false
 	if a.pending != nil && a.pending.doc.ID == act.doc.ID && a.pending.doc.Revision <= act.doc.Revision {
 		a.pending = nil
 		os.Remove(a.cfg.pendingPath())
+		completed = true
 	}
 	a.mu.Unlock()
 	if cur := a.activeDoc(); cur != nil && cur.ID == act.doc.ID && cur.Revision >= act.doc.Revision {
+		if completed && cur.Revision == act.doc.Revision {
+			// An emergency that went active early now has its content: plan again with the
+			// real lengths, so its next plays are the recording, not the fallback.
+			a.log.Info("content of the active emergency schedule arrived", "schedule", cur.ID, "revision", cur.Revision)
+			a.runner.SetSchedule(cur)
+		}
 		return link.Progress{State: protocol.DeliveryActive}, nil
 	}
 	if err := a.activate(act, true); err != nil {
@@ -271,4 +298,25 @@ func (a *Agent) Status() protocol.Status {
 		st.DiskFreeBytes = &free
 	}
 	return st
+}
+
+// urgent reports whether an incomplete revision should play now: it carries an emergency
+// programme and can be compiled with what is on the device (missing items have a length
+// from the hub or from their fallback text).
+func (a *Agent) urgent(act *activation) bool {
+	emergency := false
+	for _, p := range act.doc.Programs {
+		if p.Class == scheduler.Emergency {
+			emergency = true
+		}
+	}
+	if !emergency {
+		return false
+	}
+	now := a.clock.Now()
+	if _, err := scheduler.Compile(act.doc, now.Add(-26*time.Hour), now.Add(6*time.Hour), scheduler.CompileOptions{ItemLength: a.itemLength}); err != nil {
+		a.log.Warn("an emergency schedule cannot play before its content arrives", "schedule", act.doc.ID, "revision", act.doc.Revision, "err", err)
+		return false
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,15 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 	go s.checkpoints(sp)
 }
 
+// spoken is a text said by text to speech, as a player item.
+func (s *speakers) spoken(text string, cut time.Duration) (player.Item, error) {
+	path, err := s.speech.path(context.Background(), text)
+	if err != nil {
+		return player.Item{}, err
+	}
+	return player.Item{Path: path, Duration: cut}, nil
+}
+
 // item turns a timeline segment into a player item cut at the segment's planned end.
 func (s *speakers) item(seg scheduler.Segment, cut time.Duration) (player.Item, error) {
 	ref := seg.Ref
@@ -127,11 +137,20 @@ func (s *speakers) item(seg scheduler.Segment, cut time.Duration) (player.Item, 
 		}
 		path, err := s.store.Path(r)
 		if err != nil {
+			if seg.Fallback != "" && s.speech != nil {
+				s.log.Warn("content not on this device; speaking its fallback text instead", "program", seg.Program, "ref", ref, "err", err)
+				return s.spoken(seg.Fallback, cut)
+			}
 			return player.Item{}, fmt.Errorf("content %s: %w", ref, err)
 		}
 		return player.Item{Path: path, Duration: cut}, nil
 	case strings.HasPrefix(ref, "file:"):
-		return player.Item{Path: strings.TrimPrefix(ref, "file:"), Duration: cut}, nil
+		path := strings.TrimPrefix(ref, "file:")
+		if _, err := os.Stat(path); err != nil && seg.Fallback != "" && s.speech != nil {
+			s.log.Warn("file missing on this device; speaking its fallback text instead", "program", seg.Program, "file", path, "err", err)
+			return s.spoken(seg.Fallback, cut)
+		}
+		return player.Item{Path: path, Duration: cut}, nil
 	case strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://"):
 		d := seg.End.Sub(seg.Start)
 		if cut == 0 {
@@ -140,11 +159,7 @@ func (s *speakers) item(seg scheduler.Segment, cut time.Duration) (player.Item, 
 		return player.Item{URL: ref, Duration: d}, nil
 	case strings.HasPrefix(ref, "text:") && s.speech != nil:
 		// A text on the speakers is spoken (espeak-ng), so a warning given as text is heard.
-		path, err := s.speech.path(context.Background(), strings.TrimPrefix(ref, "text:"))
-		if err != nil {
-			return player.Item{}, err
-		}
-		return player.Item{Path: path, Duration: cut}, nil
+		return s.spoken(strings.TrimPrefix(ref, "text:"), cut)
 	default:
 		return player.Item{}, fmt.Errorf("item %q cannot be played on the speakers", ref)
 	}
@@ -215,11 +230,13 @@ func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 			PeakDBFS: proof.PeakDBFS, RMSDBFS: proof.RMSDBFS,
 			Silence: time.Duration(proof.SilenceS * float64(time.Second)),
 			Gaps:    proof.Gaps, Underruns: int(proof.Underruns),
+			Dropouts: proof.Dropouts, Reconnects: proof.Reconnects,
+			Missing: time.Duration(proof.MissingS * float64(time.Second)),
 		},
 		Error: proof.Error,
 	})
 	if err != nil {
-		s.log.Error("journal: cannot close a play's record", "seq", seq, "err", err)
+		s.log.Error("journal: cannot record the end of a play", "seq", seq, "err", err)
 	} else if s.recorded != nil {
 		s.recorded()
 	}

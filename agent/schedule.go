@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,7 +50,7 @@ func (a *Agent) prepareSchedule(name string, data []byte, base string) (*activat
 				if !filepath.IsAbs(it.File) && base != "" {
 					it.File = filepath.Join(base, it.File)
 				}
-				if _, err := os.Stat(it.File); err != nil {
+				if _, err := os.Stat(it.File); err != nil && it.Fallback == "" {
 					missingFiles = append(missingFiles, fmt.Sprintf("program %q items[%d] file %s", p.ID, ii, it.File))
 				}
 			}
@@ -152,7 +153,8 @@ func (a *Agent) loadActive() {
 	if err == nil {
 		var act *activation
 		if act, err = a.prepareSchedule(a.cfg.activePath(), data, ""); err == nil {
-			if err = act.requireComplete(a.cfg.activePath()); err == nil {
+			// An emergency activated before its content arrived plays on after a reboot.
+			if err = act.requireComplete(a.cfg.activePath()); err == nil || a.urgent(act) {
 				err = a.activate(act, false)
 			}
 		}
@@ -206,11 +208,21 @@ func (a *Agent) itemLength(it scheduler.Item) (time.Duration, bool) {
 		if err != nil {
 			return 0, false
 		}
-		if path, err = a.store.Path(ref); err != nil {
-			return 0, false
-		}
+		path, _ = a.store.Path(ref)
 	default:
 		return 0, false
+	}
+	if _, err := os.Stat(path); path == "" || err != nil {
+		// Missing on the device: it is the fallback text that will be heard, if any.
+		if it.Fallback == "" || a.speech == nil {
+			return 0, false
+		}
+		p, err := a.speech.path(context.Background(), it.Fallback)
+		if err != nil {
+			a.log.Warn("cannot speak the fallback text of a missing item", "err", err)
+			return 0, false
+		}
+		path = p
 	}
 	return a.lengths.lengthOf(path)
 }

@@ -183,6 +183,9 @@ type Confirmation struct {
 	SilenceS   float64   `json:"silence_s"`
 	Gaps       int       `json:"gaps"`
 	Underruns  int       `json:"underruns"`
+	Dropouts   int       `json:"dropouts,omitempty"`   // relays: connections lost after audio came
+	Reconnects int       `json:"reconnects,omitempty"` // relays: connections that brought it back
+	MissingS   float64   `json:"missing_s,omitempty"`  // relays: window time with nothing heard
 	Result     string    `json:"result"`
 	Error      string    `json:"error,omitempty"`
 	Clock      string    `json:"clock,omitempty"`
@@ -235,9 +238,10 @@ func (c *checker) record(r *Confirmation) {
 	c.nonNegative("silence_s", r.SilenceS)
 	c.optFinite("peak_dbfs", r.PeakDBFS)
 	c.optFinite("rms_dbfs", r.RMSDBFS)
-	if r.Gaps < 0 || r.Underruns < 0 {
-		c.fail("gaps", ErrInvalidField, "gaps and underruns are counts, not negative")
+	if r.Gaps < 0 || r.Underruns < 0 || r.Dropouts < 0 || r.Reconnects < 0 {
+		c.fail("gaps", ErrInvalidField, "gaps, underruns, dropouts and reconnects are counts, not negative")
 	}
+	c.nonNegative("missing_s", r.MissingS)
 }
 
 // Ack tells the agent the highest contiguous confirmation sequence the hub has stored; the

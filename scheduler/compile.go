@@ -35,6 +35,8 @@ type Segment struct {
 	End       time.Time     `json:"end"`
 	Status    Status        `json:"status"`
 	Gain      float64       `json:"gain"`
+	// Fallback is the item's fallback_text: spoken when the item is missing on the device.
+	Fallback string `json:"fallback,omitempty"`
 }
 
 // Key identifies a segment across recompiles of the same document.
@@ -269,7 +271,7 @@ func resolve(occs []*occurrence, loc *time.Location) []Segment {
 			Output: o.output, Program: o.prog.ID, Title: o.prog.Title, Class: o.prog.Class,
 			Priority: o.prog.Priority, Scheduled: o.start.In(loc), Play: o.play, Item: item,
 			Ref: it.Ref(), Offset: offset, Start: start.In(loc), End: end.In(loc), Status: st,
-			Gain: o.prog.Gain(),
+			Gain: o.prog.Gain(), Fallback: it.Fallback,
 		}
 	}
 	var active []*occurrence

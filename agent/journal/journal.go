@@ -69,6 +69,11 @@ type Levels struct {
 	Silence   time.Duration `json:"silence_ns"` // total time below the silence threshold
 	Gaps      int           `json:"gaps"`       // silent stretches long enough to count as dead air
 	Underruns int           `json:"underruns"`  // times the output ran dry
+	// For relayed streams: connections lost after audio had come, connections that brought
+	// it back, and the time of the item's window with none of its audio heard.
+	Dropouts   int           `json:"dropouts,omitempty"`
+	Reconnects int           `json:"reconnects,omitempty"`
+	Missing    time.Duration `json:"missing_ns,omitempty"`
 }
 
 // Proof is what Finish records about a play that ended.

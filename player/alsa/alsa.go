@@ -47,6 +47,7 @@ type Output struct {
 	closed  bool
 	active  bool  // between the first Write and Drain: running dry is an underrun
 	dry     bool  // current dry spell already counted
+	primed  bool  // oto's first queue fill is done (until then idle reads give silence)
 	handed  int64 // frames given to oto
 	under   int64
 	bufTime time.Duration
@@ -111,7 +112,16 @@ func Open(ctx context.Context, cfg Config) (*Output, error) {
 		bytes = 4096 * 8
 	}
 	o.player.SetBufferSize(bytes)
+	// Play fills oto's queue before the player joins the mixer. Filled from an idle output it
+	// would wait for real samples, and a first play shorter than the queue would then sit in
+	// it unheard for ever (a 0.5 s chime with a 300 ms buffer). So the first fill is silence.
 	o.player.Play()
+	for i := 0; o.player.BufferedSize() < bytes && i < 2000; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	o.mu.Lock()
+	o.primed = true
+	o.mu.Unlock()
 	cfg.Log.Info("audio output open", "device", dev, "rate", cfg.Rate, "buffer", cfg.Buffer)
 	return o, nil
 }
@@ -263,6 +273,13 @@ func (r reader) Read(p []byte) (int, error) {
 			o.dry = false
 			o.mu.Unlock()
 			signal(o.spaceCh)
+			return n * 8, nil
+		}
+		if !o.primed {
+			n := len(p) / 8
+			clear(p[:n*8])
+			o.handed += int64(n)
+			o.mu.Unlock()
 			return n * 8, nil
 		}
 		watch := o.active && !o.dry
