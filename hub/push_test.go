@@ -1,0 +1,118 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// movingStore is the real store, with a hook run after a push has read every device's newest
+// revision: what another push or a connecting device could store in that moment.
+type movingStore struct {
+	*store.DB
+	once  sync.Once
+	after func()
+}
+
+func (m *movingStore) LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error) {
+	h, err := m.DB.LatestEffectiveHeads(ctx, area)
+	m.once.Do(m.after)
+	return h, err
+}
+
+// A push to an area whose devices' stored revisions move under it: the batch refuses the
+// stale revisions and those devices are composed again alone, above what was stored meanwhile;
+// every device ends with one new revision from the pushed sources; connected agents get it once,
+// after their welcome, verified for them.
+func TestPushAreaWhileRevisionsMove(t *testing.T) {
+	h := newTestHub(t)
+	h.addArea("qn/c1")
+	h.addArea("qn/c1/x")
+	ctx := context.Background()
+	const n = 30
+	secrets := map[string]string{}
+	var ids []string
+	for i := range n {
+		area := "qn/c1"
+		if i%3 == 0 {
+			area = "qn/c1/x" // a deeper area: its chain is read from the subtree
+		}
+		id := fmt.Sprintf("c1/cl-%02d", i)
+		secrets[id] = h.enrol(id, area)
+		ids = append(ids, id)
+	}
+	// A device with its own schedule composes it after the areas'.
+	if code, _, msg := h.push(h.admin, "device:c1/cl-05", "version: 1\nid: own\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: bell\n    cron: \"0 0 7 * * *\"\n    items:\n      - stream: http://r.example/b.mp3\n        duration: 1m\n"); code != http.StatusOK {
+		t.Fatal(code, msg)
+	}
+	moved := []string{"c1/cl-03", "c1/cl-04", "c1/cl-05"}
+	agents := map[string]*fakeAgent{}
+	for _, id := range []string{"c1/cl-00", "c1/cl-03", "c1/cl-05"} {
+		hello := protocol.Hello{}
+		if id == "c1/cl-05" {
+			hello.ActiveSchedule = &protocol.ScheduleRef{ID: ScheduleIDFor(id), Revision: 1}
+		}
+		agents[id], _ = h.connect(id, secrets[id], hello)
+	}
+	h.srv.st = &movingStore{DB: h.db, after: func() {
+		for _, id := range moved {
+			// Revision 7, composed from nothing the push knows of: the push must go above it.
+			if _, err := h.db.AddEffective(ctx, store.EffectiveSchedule{DeviceID: id, Revision: 7, Document: []byte("{}")}); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	code, res, msg := h.push(h.admin, "qn/c1", "version: 1\nid: c1\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: news\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n")
+	if code != http.StatusOK || res.Devices != n || res.Sent != len(agents) || len(res.Failures) != 0 {
+		t.Fatalf("push: %d %+v %s", code, res, msg)
+	}
+	for _, id := range ids {
+		e, err := h.db.LatestEffective(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(1)
+		if slices.Contains(moved, id) {
+			want = 8
+		} else if id == "c1/cl-05" {
+			want = 2
+		}
+		var srcs []string
+		for _, s := range e.Sources {
+			srcs = append(srcs, s.Target.String())
+		}
+		wantSrcs := "area:qn/c1"
+		if id == "c1/cl-05" {
+			wantSrcs += " device:c1/cl-05"
+		}
+		if e.Revision != want || strings.Join(srcs, " ") != wantSrcs {
+			t.Errorf("%s: revision %d from %v, want %d from %s", id, e.Revision, srcs, want, wantSrcs)
+		}
+		if _, ok := agents[id]; ok && e.Delivery.State != store.StateSent {
+			t.Errorf("%s (connected): delivery %s, want sent", id, e.Delivery.State)
+		}
+	}
+	for id, a := range agents {
+		e, _ := h.db.LatestEffective(ctx, id)
+		held := uint64(0)
+		if id == "c1/cl-05" {
+			held = 1
+		}
+		p, doc := verifySchedule(t, h, id, a.next(), held)
+		if int64(p.Revision) != e.Revision || !slices.ContainsFunc(doc.Programs, func(p scheduler.Program) bool { return p.ID == "qn/c1/news" }) {
+			t.Errorf("%s got revision %d with %v; stored %d", id, p.Revision, doc.Programs, e.Revision)
+		}
+	}
+	// Pushing again with no source changed composes and sends nothing.
+	if res := h.srv.pushTarget(ctx, store.AreaTarget("qn/c1")); res.Devices != 0 || res.Sent != 0 || len(res.Failures) != 0 {
+		t.Fatalf("push with nothing changed: %+v", res)
+	}
+}
