@@ -6,7 +6,7 @@ BIN     := bin
 # Keep the race-enabled test run inside CI's budget on 2 cores.
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: all deps build test vet fmt-check bench demo fuzz clean
+.PHONY: all deps build test vet fmt-check bench demo fuzz clean package
 
 all: build
 
@@ -40,6 +40,11 @@ bench: build
 
 demo: build
 	@./scripts/demo
+
+# Debian packages in dist/: loa-agent (arm64, armhf, amd64), loa-hub and loa (arm64, amd64),
+# cross-built with cgo; installs the cross toolchain first when root (docs/install.md).
+package: deps
+	@./scripts/package
 
 clean:
 	rm -rf $(BIN)
