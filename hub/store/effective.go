@@ -142,11 +142,23 @@ func checkEffective(e EffectiveSchedule, now time.Time) (EffectiveSchedule, stri
 	return out, string(src), nil
 }
 
+// insertEffective stores one effective schedule only if its device exists and its revision is
+// above the device's latest (?1 device, ?2 revision): one statement in the common case.
 const insertEffective = `INSERT INTO effective(device_id, revision, document, signature, sources, created_at)
-	VALUES (?, ?, ?, ?, ?, ?)`
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6
+	WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1)
+		AND ?2 > (SELECT COALESCE(MAX(revision), 0) FROM effective WHERE device_id = ?1)`
 
-// addEffective inserts one checked effective schedule inside a write transaction.
+// addEffective inserts one checked effective schedule inside a write transaction; when the
+// insert is refused, head says why.
 func (db *DB) addEffective(ctx context.Context, head, ins *sql.Stmt, e EffectiveSchedule, src string) error {
+	res, err := ins.ExecContext(ctx, e.DeviceID, e.Revision, e.Document, e.Signature, src, ts(e.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("store effective schedule %d of device %q: %w", e.Revision, e.DeviceID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		return nil
+	}
 	var exists sql.NullInt64
 	var latest int64
 	if err := head.QueryRowContext(ctx, e.DeviceID).Scan(&exists, &latest); err != nil {
@@ -159,10 +171,7 @@ func (db *DB) addEffective(ctx context.Context, head, ins *sql.Stmt, e Effective
 		return fmt.Errorf("%w: device %q already has effective revision %d; compose %d or above",
 			ErrStaleRevision, e.DeviceID, latest, latest+1)
 	}
-	if _, err := ins.ExecContext(ctx, e.DeviceID, e.Revision, e.Document, e.Signature, src, ts(e.CreatedAt)); err != nil {
-		return fmt.Errorf("store effective schedule %d of device %q: %w", e.Revision, e.DeviceID, err)
-	}
-	return nil
+	return fmt.Errorf("store effective schedule %d of device %q: not inserted", e.Revision, e.DeviceID)
 }
 
 // EffectiveHead is what a push needs to know of a device's newest effective schedule: its
@@ -177,9 +186,12 @@ type EffectiveHead struct {
 // instead of once per device.
 func (db *DB) LatestEffectiveHeads(ctx context.Context, area string) (map[string]EffectiveHead, error) {
 	cond, args := subtree("d.area_id", area)
-	// SQLite returns the other columns from the row holding MAX(revision).
-	rows, err := db.r.QueryContext(ctx, `SELECT e.device_id, MAX(e.revision), e.sources FROM devices d
-		JOIN effective e ON e.device_id = d.id WHERE `+cond+" GROUP BY e.device_id", args...)
+	// One primary-key seek per device to its newest revision; a GROUP BY would read every
+	// revision ever composed (documents included: rows are stored whole in the key's b-tree).
+	rows, err := db.r.QueryContext(ctx, `SELECT e.device_id, e.revision, e.sources FROM devices d
+		JOIN effective e ON e.device_id = d.id
+			AND e.revision = (SELECT m.revision FROM effective m WHERE m.device_id = d.id ORDER BY m.revision DESC LIMIT 1)
+		WHERE `+cond, args...)
 	if err != nil {
 		return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
 	}

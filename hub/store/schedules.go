@@ -229,18 +229,22 @@ type SubtreeSchedules struct {
 // without a schedule are absent.
 func (db *DB) LatestSchedulesUnder(ctx context.Context, area string) (SubtreeSchedules, error) {
 	out := SubtreeSchedules{Areas: map[string]Schedule{}, Devices: map[string]Schedule{}}
-	// SQLite returns the other columns from the row holding MAX(revision).
-	acond, aargs := subtree("s.area_id", area)
+	// One index seek per target to its newest revision (the unique (target, revision) indexes).
+	acond, aargs := subtree("a.id", area)
 	dcond, dargs := subtree("d.area_id", area)
 	queries := []struct {
 		q    string
 		args []any
 		into map[string]Schedule
 	}{
-		{`SELECT s.area_id, '', MAX(s.revision), s.schedule_id, s.document, s.author, s.created_at
-			FROM schedules s WHERE s.area_id IS NOT NULL AND ` + acond + " GROUP BY s.area_id", aargs, out.Areas},
-		{`SELECT '', s.device_id, MAX(s.revision), s.schedule_id, s.document, s.author, s.created_at
-			FROM devices d JOIN schedules s ON s.device_id = d.id WHERE ` + dcond + " GROUP BY s.device_id", dargs, out.Devices},
+		{`SELECT s.area_id, '', s.revision, s.schedule_id, s.document, s.author, s.created_at
+			FROM areas a JOIN schedules s ON s.area_id = a.id AND s.revision =
+				(SELECT m.revision FROM schedules m WHERE m.area_id = a.id ORDER BY m.revision DESC LIMIT 1)
+			WHERE ` + acond, aargs, out.Areas},
+		{`SELECT '', s.device_id, s.revision, s.schedule_id, s.document, s.author, s.created_at
+			FROM devices d JOIN schedules s ON s.device_id = d.id AND s.revision =
+				(SELECT m.revision FROM schedules m WHERE m.device_id = d.id ORDER BY m.revision DESC LIMIT 1)
+			WHERE ` + dcond, dargs, out.Devices},
 	}
 	err := db.read(ctx, func(tx *sql.Tx) error {
 		for _, q := range queries {
