@@ -12,6 +12,7 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -31,6 +32,8 @@ type Agent struct {
 	runner  *scheduler.Runner
 	lengths *lengthCache
 	speech  *speech
+	amp     *amplifier.Amplifier
+	volume  *volume
 	reload  chan struct{}
 	health  health
 
@@ -122,6 +125,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.lengths = newLengthCache(cfg.Audio.Rate, a.log.With("component", "lengths"))
 	a.speech = newSpeech(cfg.DataDir, cfg.Voice)
+	if a.volume, err = newVolume(cfg.Volume, cfg.VolumeSchedule); err != nil {
+		return err
+	}
+	relay, err := amplifier.OpenRelay(cfg.Amplifier)
+	if err != nil {
+		return fmt.Errorf("amplifier: %w", err)
+	}
+	a.amp = amplifier.New(cfg.Amplifier, relay, amplifier.SystemClock{}, a.log.With("component", "amplifier"))
+	ampDone := make(chan struct{})
+	ampCtx, stopAmp := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { defer close(ampDone); a.amp.Run(ampCtx) }()
+	defer func() { stopAmp(); <-ampDone }() // switched off after the last play stopped
 
 	st, err := loadState(cfg.statePath())
 	if err != nil {
@@ -141,6 +156,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Clock: a.clock, Log: a.log.With("component", "scheduler"), Grace: cfg.Grace.D(),
 		NotBefore: notBefore, LastRun: st.LastWall, Synced: synced, Outputs: cfg.Outputs,
 		Compile:   scheduler.CompileOptions{ItemLength: a.itemLength},
+		Lead:      cfg.Amplifier.WarmUp + time.Second,
 		Heartbeat: a.health.stepped,
 	})
 	for _, r := range a.interrupted {
@@ -172,6 +188,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		health:   &a.health,
 		recorded: a.notifyLink,
 		speech:   a.speech,
+		amp:      a.amp,
+		volume:   a.volume,
 	}
 
 	ctl, err := a.serveControl(ctx)
@@ -248,6 +266,8 @@ func (a *Agent) handle(ctx context.Context, sp *speakers, ev scheduler.Event) {
 		return
 	}
 	switch ev.Kind {
+	case scheduler.EventUpcoming:
+		sp.warmUp(ctx, ev.Run)
 	case scheduler.EventStart:
 		a.log.Info("programme starts", "program", ev.Run.Program, "class", ev.Run.Class.String(), "until", ev.Run.End.Format(time.RFC3339),
 			"late", ev.Late.Round(time.Millisecond), "offset", ev.Offset.Round(time.Millisecond))

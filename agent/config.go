@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -44,6 +45,13 @@ type Config struct {
 		Checkpoint scheduler.Duration `yaml:"checkpoint"`
 	} `yaml:"journal"`
 	Log LogConfig `yaml:"log"`
+	// Amplifier is the relay that switches the loudspeaker amplifier (docs/amplifier.md);
+	// without it the amplifier is taken to be always on.
+	Amplifier amplifier.Config `yaml:"amplifier"`
+	// Volume is this device's volume, 0..1 (default 1), applied on top of each programme's.
+	Volume *float64 `yaml:"volume"`
+	// VolumeSchedule changes the device volume at times of day (not for emergencies).
+	VolumeSchedule []VolumeStep `yaml:"volume_schedule"`
 	// Voice is the espeak-ng voice that speaks text items on the speakers (default vi).
 	Voice string `yaml:"voice"`
 	// Hub connects the agent to the district hub (optional: without it the agent plays its
@@ -81,7 +89,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %v", err)
 	}
-	var c Config
+	c := Config{Amplifier: amplifier.DefaultConfig()}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -110,6 +118,12 @@ func (c *Config) check() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is missing"))
+	}
+	if err := c.Amplifier.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := newVolume(c.Volume, c.VolumeSchedule); err != nil {
+		errs = append(errs, err)
 	}
 	for _, o := range c.Outputs {
 		if o != "speakers" && o != "screen" && o != "board" {
@@ -151,6 +165,9 @@ func (c *Config) check() error {
 func (c *Config) defaults() {
 	if len(c.Outputs) == 0 {
 		c.Outputs = []string{"speakers"}
+	}
+	if c.Amplifier.Driver == "" || c.Amplifier.Driver == amplifier.DriverNone {
+		c.Amplifier.Driver, c.Amplifier.WarmUp = amplifier.DriverNone, 0 // no relay: nothing warms up
 	}
 	if c.Audio.Output == "" {
 		c.Audio.Output = "alsa"

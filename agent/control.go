@@ -14,21 +14,24 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/scheduler"
 )
 
 // Status is what `loa-agent status` shows.
 type Status struct {
-	DeviceID         string        `json:"device_id"`
-	Running          bool          `json:"running"`
-	Now              time.Time     `json:"now"`
-	ClockSynced      bool          `json:"clock_synced"`
-	ScheduleID       string        `json:"schedule_id,omitempty"`
-	ScheduleRevision int64         `json:"schedule_revision,omitempty"`
-	NowPlaying       []*NowPlaying `json:"now_playing"`
-	Next             []NextRun     `json:"next"`
-	Store            content.Usage `json:"store"`
-	Journal          journal.Stats `json:"journal"`
+	DeviceID         string           `json:"device_id"`
+	Running          bool             `json:"running"`
+	Now              time.Time        `json:"now"`
+	ClockSynced      bool             `json:"clock_synced"`
+	ScheduleID       string           `json:"schedule_id,omitempty"`
+	ScheduleRevision int64            `json:"schedule_revision,omitempty"`
+	NowPlaying       []*NowPlaying    `json:"now_playing"`
+	Next             []NextRun        `json:"next"`
+	Store            content.Usage    `json:"store"`
+	Journal          journal.Stats    `json:"journal"`
+	Amplifier        *amplifier.State `json:"amplifier,omitempty"`
+	Volume           float64          `json:"volume"` // device volume now (its schedule applied)
 }
 
 // NextRun is an upcoming programme.
@@ -60,6 +63,11 @@ func (a *Agent) status() Status {
 			}
 		}
 	}
+	if a.amp != nil {
+		as := a.amp.State()
+		st.Amplifier = &as
+	}
+	st.Volume = a.volume.at(&scheduler.Run{Start: now.In(loc(doc))})
 	st.Store = a.store.Usage()
 	st.Journal, _ = a.journal.Stats()
 	return st
@@ -183,4 +191,14 @@ func ReadStatus(cfg *Config) (Status, error) {
 		j.Close()
 	}
 	return st, nil
+}
+
+// loc is the schedule's time zone, in which the volume schedule is read (UTC without one).
+func loc(doc *scheduler.Document) *time.Location {
+	if doc != nil {
+		if l, err := time.LoadLocation(doc.Timezone); err == nil {
+			return l
+		}
+	}
+	return time.UTC
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -30,6 +31,8 @@ type speakers struct {
 	health     *health
 	recorded   func() // a record closed: the hub link may send it
 	speech     *speech
+	amp        *amplifier.Amplifier // switches the amplifier relay around plays
+	volume     *volume              // device volume and its schedule
 
 	cur *speakerPlay
 }
@@ -43,6 +46,10 @@ type speakerPlay struct {
 	schedID  string
 	schedRev int64
 
+	held      bool    // holds the amplifier on until the playback is done
+	volume    float64 // device volume applied to the run's own
+	amplifier string  // the relay's state when the play began
+
 	mu      sync.Mutex
 	reason  scheduler.StopReason
 	seqs    map[int]uint64 // player item index -> journal sequence
@@ -51,6 +58,13 @@ type speakerPlay struct {
 
 // start plays a run from offset into its first item.
 func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
+	// The amplifier is switched on before the running programme is stopped, so that a
+	// preemption keeps it on with no second warm-up. Usually it is warm already (switched on
+	// at the upcoming event); only an unannounced start (an emergency pushed now) waits.
+	held := false
+	if s.amp != nil {
+		held = s.amp.Acquire(ctx) == nil
+	}
 	if s.cur != nil {
 		s.stop(s.cur.run.Key, scheduler.StopPreempted)
 	}
@@ -75,11 +89,19 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 		sp.segs = append(sp.segs, seg)
 	}
 	if len(items) == 0 {
+		if held {
+			s.amp.Release()
+		}
 		return
 	}
+	sp.held = held
+	if s.amp != nil {
+		sp.amplifier = amplifierSummary(s.amp.State())
+	}
+	sp.volume = s.volume.at(ev.Run)
 	prog := player.Program{
 		Items: items,
-		Gain:  ev.Run.Gain,
+		Gain:  ev.Run.Gain * sp.volume,
 		Until: ev.Run.End,
 		OnItemStart: func(i int, at time.Time) {
 			seq, err := s.journal.Begin(s.recordFor(sp, sp.segs[i], at))
@@ -104,6 +126,9 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 	pb, err := s.player.Play(ctx, prog)
 	if err != nil {
 		s.log.Error("player refused the programme; recorded as failed", "program", ev.Run.Program, "err", err)
+		if held {
+			s.amp.Release()
+		}
 		for _, seg := range sp.segs {
 			s.record(sp, seg, journal.Failed, ev.At, err.Error())
 		}
@@ -190,6 +215,9 @@ func (s *speakers) checkpoints(sp *speakerPlay) {
 	for {
 		select {
 		case <-sp.pb.Done():
+			if sp.held {
+				s.amp.Release()
+			}
 			return
 		case <-t.C:
 			p := sp.pb.Progress()
@@ -273,6 +301,7 @@ func (s *speakers) recordFor(sp *speakerPlay, seg scheduler.Segment, start time.
 		Output: seg.Output, ScheduleID: sp.schedID, ScheduleRevision: uint64(sp.schedRev),
 		ProgramID: seg.Program, ItemIndex: seg.Item, ItemRef: seg.Ref,
 		Scheduled: seg.Start, Start: start, Clock: sp.clock,
+		Volume: seg.Gain * sp.volume, Amplifier: sp.amplifier,
 	}
 }
 

@@ -186,6 +186,8 @@ type Confirmation struct {
 	Dropouts   int       `json:"dropouts,omitempty"`   // relays: connections lost after audio came
 	Reconnects int       `json:"reconnects,omitempty"` // relays: connections that brought it back
 	MissingS   float64   `json:"missing_s,omitempty"`  // relays: window time with nothing heard
+	Volume     float64   `json:"volume,omitempty"`     // gain given: programme volume × device volume
+	Amplifier  string    `json:"amplifier,omitempty"`  // relay state at the start: on, or what is wrong
 	Result     string    `json:"result"`
 	Error      string    `json:"error,omitempty"`
 	Clock      string    `json:"clock,omitempty"`

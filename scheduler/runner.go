@@ -60,6 +60,9 @@ const (
 	EventMissed     EventKind = "missed"     // the run's time passed and it could not play
 	EventSuppressed EventKind = "suppressed" // scheduled in quiet hours: not played, on purpose
 	EventSkipped    EventKind = "skipped"    // interrupted with on_interrupt: skip
+	// EventUpcoming says a run will start within RunnerOptions.Lead: time to switch the
+	// amplifier on so that its warm-up does not delay the first sample. Once per run.
+	EventUpcoming EventKind = "upcoming"
 )
 
 // StopReason says why a run stopped.
@@ -92,6 +95,8 @@ type RunnerOptions struct {
 	Log   *slog.Logger
 	// Grace is how late a programme may still start after a missed start (default 5 min).
 	Grace time.Duration
+	// Lead is how long before a run's start an EventUpcoming is sent (0: never).
+	Lead time.Duration
 	// OnTime is lateness treated as on time (loop wake-up jitter; default 2 s).
 	OnTime time.Duration
 	// StepThreshold is how far wall and monotonic time may drift apart between two looks
@@ -140,6 +145,7 @@ type Runner struct {
 	done         map[string]time.Time
 	occStarted   map[string]time.Time
 	occMissed    map[string]time.Time // one missed record per occurrence, not per run
+	announced    map[string]time.Time // runs an EventUpcoming was sent for
 	lastWall     time.Time
 	lastMono     time.Duration
 	lastPlausibe time.Time
@@ -180,7 +186,7 @@ func NewRunner(opts RunnerOptions) *Runner {
 	return &Runner{
 		opts: opts, log: opts.Log, changed: make(chan struct{}, 1),
 		current: map[string]*playing{}, done: map[string]time.Time{}, occStarted: map[string]time.Time{},
-		occMissed: map[string]time.Time{},
+		occMissed: map[string]time.Time{}, announced: map[string]time.Time{},
 	}
 }
 
@@ -425,6 +431,20 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		}
 	}
 
+	// 5. Runs starting soon, for what must get ready before their first sample.
+	if r.opts.Lead > 0 {
+		for _, run := range r.runs {
+			if !run.Start.After(now) || run.Start.Sub(now) > r.opts.Lead || !run.Segments[0].Audible() || !r.wantsOutput(run.Output) {
+				continue
+			}
+			if _, ok := r.announced[run.Key]; ok || (!plausible && run.Class != Emergency) {
+				continue
+			}
+			r.announced[run.Key] = run.End
+			evs = append(evs, Event{Kind: EventUpcoming, Run: run, At: now, ClockSynced: plausible})
+		}
+	}
+
 	if plausible {
 		r.lastPlausibe = now
 	}
@@ -466,6 +486,9 @@ func (r *Runner) nextWake(now time.Time, mono time.Duration) time.Duration {
 	}
 	for _, run := range r.runs {
 		consider(run.Start.Sub(now))
+		if r.opts.Lead > 0 {
+			consider(run.Start.Sub(now) - r.opts.Lead)
+		}
 	}
 	for _, p := range r.current {
 		consider(p.run.End.Sub(now))
@@ -482,7 +505,7 @@ func (r *Runner) prune(now time.Time) {
 			delete(r.done, k)
 		}
 	}
-	for _, m := range []map[string]time.Time{r.occStarted, r.occMissed} {
+	for _, m := range []map[string]time.Time{r.occStarted, r.occMissed, r.announced} {
 		for k, end := range m {
 			if end.Before(horizon) {
 				delete(m, k)

@@ -230,3 +230,24 @@ func TestRunnerFirstBootReportsNothingMissed(t *testing.T) {
 	r, c = newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 15, 0, 0, 0, hcm), RunnerOptions{LastRun: time.Date(2026, 11, 2, 11, 0, 0, 0, hcm)})
 	expectEvents(t, drive(r, c, time.Date(2026, 11, 2, 15, 1, 0, 0, hcm)), "15:00:00 missed noon")
 }
+
+// TestRunnerAnnouncesUpcomingRuns: with a Lead, each audible run is announced once, Lead
+// before its start (the amplifier warms up then), and never for a suppressed one.
+func TestRunnerAnnouncesUpcomingRuns(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	r, c := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 0, 0, 0, hcm), RunnerOptions{Lead: 3 * time.Second})
+	evs := drive(r, c, time.Date(2026, 11, 2, 12, 1, 0, 0, hcm))
+	expectEvents(t, evs,
+		"06:29:57 upcoming morning",
+		"06:30:00 start morning",
+		"06:34:57 upcoming notice",
+		"06:35:00 stop morning (preempted)",
+		"06:35:00 start notice",
+		"06:37:57 upcoming morning",
+		"06:38:00 stop notice (end)",
+		"06:38:00 start morning +5m0s",
+		"06:45:00 stop morning (end)",
+		"11:59:57 upcoming noon",
+		"12:00:00 start noon",
+	)
+}

@@ -102,6 +102,10 @@ type Record struct {
 	Result Result     `json:"result"`
 	Error  string     `json:"error,omitempty"`
 	Clock  ClockState `json:"clock"`
+	// Volume is the gain the play was given (programme volume times device volume); Amplifier
+	// the amplifier relay's state when it began ("on", or what is wrong with it).
+	Volume    float64 `json:"volume,omitempty"`
+	Amplifier string  `json:"amplifier,omitempty"`
 	// Checkpoint is when the open record was last brought up to date; a crash closes the
 	// record with End = Checkpoint (or Start if none).
 	Checkpoint time.Time `json:"checkpoint,omitzero"`

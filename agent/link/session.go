@@ -321,6 +321,8 @@ func confirmation(r *journal.Record, device string) protocol.Confirmation {
 		Dropouts:   r.Dropouts,
 		Reconnects: r.Reconnects,
 		MissingS:   r.Missing.Seconds(),
+		Volume:     r.Volume,
+		Amplifier:  r.Amplifier,
 		Result:     string(r.Result),
 		Error:      r.Error,
 		Clock:      r.Clock.State,
