@@ -408,7 +408,13 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 			continue
 		}
 		if cur != nil {
-			evs = append(evs, Event{Kind: EventStop, Run: cur.run, At: now, Reason: reason, ClockSynced: plausible})
+			why := reason
+			if replaced && !stepped && outranks(run, cur.run) {
+				// A new revision that brings a higher programme (an emergency pushed now)
+				// preempts the running one; it is not replaced.
+				why = StopPreempted
+			}
+			evs = append(evs, Event{Kind: EventStop, Run: cur.run, At: now, Reason: why, ClockSynced: plausible})
 			r.done[cur.run.Key] = cur.run.End
 		}
 		r.current[run.Output] = &playing{run: run, monoEnd: mono + run.End.Sub(now)}
@@ -512,4 +518,13 @@ func (r *Runner) prune(now time.Time) {
 			}
 		}
 	}
+}
+
+// outranks reports whether run a takes the output from run b: a higher class, or a higher
+// priority inside the same class.
+func outranks(a, b *Run) bool {
+	if a.Class != b.Class {
+		return a.Class > b.Class
+	}
+	return a.Priority > b.Priority
 }

@@ -251,3 +251,21 @@ func TestRunnerAnnouncesUpcomingRuns(t *testing.T) {
 		"12:00:00 start noon",
 	)
 }
+
+// TestRunnerEmergencyPushedPreempts: a new revision that adds an emergency starting now stops
+// the running programme as preempted (its journal says so), and the programme resumes after.
+func TestRunnerEmergencyPushedPreempts(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	r, c := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 11, 59, 0, 0, hcm), RunnerOptions{})
+	drive(r, c, time.Date(2026, 11, 2, 12, 1, 0, 0, hcm))
+	r.SetSchedule(mustParse(t, threeProgrammes+`  - {id: storm, class: emergency, at: "2026-11-02T12:01:00+07:00", items: [{file: s.mp3, duration: 1m}]}
+`))
+	evs := drive(r, c, time.Date(2026, 11, 2, 12, 7, 0, 0, hcm))
+	expectEvents(t, evs,
+		"12:01:00 stop noon (preempted)",
+		"12:01:00 start storm",
+		"12:02:00 stop storm (end)",
+		"12:02:00 start noon +1m0s",
+		"12:05:00 stop noon (cut)", // never past its window
+	)
+}
