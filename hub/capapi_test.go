@@ -257,3 +257,26 @@ func TestCAPFeedPolled(t *testing.T) {
 		t.Fatalf("feed audit: %s", acts)
 	}
 }
+
+func TestCAPConfigBlock(t *testing.T) {
+	dir := t.TempDir()
+	c, err := ParseConfig([]byte("data_dir: d\nsigning_key_file: k\ncap:\n  area_map: areas.yaml\n  feed_url: https://x.example/feed\n  feed_interval: 30s\n"+
+		"  mapping:\n    allow_test: true\n    lifetime: 6h\n    repeats: [{categories: [Met], class: emergency, every: 1h}]\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CAP == nil || c.CAP.AreaMap != filepath.Join(dir, "areas.yaml") || c.CAP.FeedInterval != 30*time.Second ||
+		!c.CAP.Mapping.AllowTest || c.CAP.Mapping.Lifetime != 6*time.Hour || c.CAP.Mapping.Repeats[0].Every != time.Hour {
+		t.Fatalf("cap block: %+v", c.CAP)
+	}
+	if _, err := ParseConfig([]byte("data_dir: d\nsigning_key_file: k\ncap:\n  area_mapp: x\n"), dir); err == nil {
+		t.Fatal("a misspelt cap key was accepted")
+	}
+	h := newTestHub(t)
+	for _, bad := range []CAPConfig{{}, {AreaMap: filepath.Join(dir, "missing.yaml")},
+		{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"), FeedInterval: time.Millisecond}} {
+		if err := h.srv.ConfigureCAP(bad); err == nil || !strings.HasPrefix(err.Error(), "cap: ") {
+			t.Errorf("ConfigureCAP(%+v) = %v, want an error naming cap", bad, err)
+		}
+	}
+}
