@@ -13,6 +13,7 @@ import (
 	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
+	"github.com/loa-project/loa/device/sign"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -33,6 +34,7 @@ type Agent struct {
 	lengths *lengthCache
 	speech  *speech
 	amp     *amplifier.Amplifier
+	sign    sign.Sign // the board output's LED sign, when the device has one
 	volume  *volume
 	reload  chan struct{}
 	health  health
@@ -191,6 +193,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		amp:      a.amp,
 		volume:   a.volume,
 	}
+	outs := outputs{"speakers": sp}
+	if a.cfg.has("board") {
+		bd, closeBoard, err := a.openBoard(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeBoard()
+		outs["board"] = bd
+	}
 
 	ctl, err := a.serveControl(ctx)
 	if err != nil {
@@ -220,7 +231,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case ev := <-events:
-			a.handle(ctx, sp, ev)
+			a.handle(ctx, outs, ev)
 		case <-a.reload:
 			a.checkScheduleFile(true)
 		case <-watch.C:
@@ -235,14 +246,16 @@ func (a *Agent) Run(ctx context.Context) error {
 			for {
 				select {
 				case ev := <-events:
-					a.handle(context.Background(), sp, ev)
+					a.handle(context.Background(), outs, ev)
 					continue
 				default:
 				}
 				break
 			}
-			if sp.cur != nil {
-				sp.stop(sp.cur.run.Key, scheduler.StopShutdown)
+			for _, o := range outs {
+				if key := o.playing(); key != "" {
+					o.stop(key, scheduler.StopShutdown)
+				}
 			}
 			a.saveState()
 			a.log.Info("agent stopped")
@@ -252,22 +265,25 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // handle acts on one runner event.
-func (a *Agent) handle(ctx context.Context, sp *speakers, ev scheduler.Event) {
+func (a *Agent) handle(ctx context.Context, outs outputs, ev scheduler.Event) {
 	a.mu.Lock()
 	a.synced = ev.ClockSynced
 	a.mu.Unlock()
-	if ev.Run.Output != "speakers" {
-		// Screens and boards come with their own issue; their programmes are recorded, not
-		// silently dropped.
+	sp := outs[ev.Run.Output]
+	if sp == nil {
+		// The runner only plans the outputs this device has; an output it has but this build
+		// cannot drive is recorded, not silently dropped.
 		if ev.Kind == scheduler.EventStart {
-			a.log.Warn("output not supported by this build yet; recorded as failed", "output", ev.Run.Output, "program", ev.Run.Program)
+			a.log.Warn("output not supported by this build; recorded as failed", "output", ev.Run.Output, "program", ev.Run.Program)
 			a.recordOnce(ev, journal.Failed, "output "+ev.Run.Output+" is not supported by this agent build")
 		}
 		return
 	}
 	switch ev.Kind {
 	case scheduler.EventUpcoming:
-		sp.warmUp(ctx, ev.Run)
+		if s, ok := sp.(*speakers); ok {
+			s.warmUp(ctx, ev.Run)
+		}
 	case scheduler.EventStart:
 		a.log.Info("programme starts", "program", ev.Run.Program, "class", ev.Run.Class.String(), "until", ev.Run.End.Format(time.RFC3339),
 			"late", ev.Late.Round(time.Millisecond), "offset", ev.Offset.Round(time.Millisecond))

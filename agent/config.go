@@ -52,6 +52,8 @@ type Config struct {
 	Volume *float64 `yaml:"volume"`
 	// VolumeSchedule changes the device volume at times of day (not for emergencies).
 	VolumeSchedule []VolumeStep `yaml:"volume_schedule"`
+	// Board is the LED text sign of the board output (docs/signs.md).
+	Board BoardConfig `yaml:"board"`
 	// Voice is the espeak-ng voice that speaks text items on the speakers (default vi).
 	Voice string `yaml:"voice"`
 	// Hub connects the agent to the district hub (optional: without it the agent plays its
@@ -118,6 +120,12 @@ func (c *Config) check() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is missing"))
+	}
+	if c.has("board") && c.Board.Port == "" {
+		errs = append(errs, errors.New("outputs has board but board: port is missing (e.g. port: /dev/loa-sign)"))
+	}
+	if _, err := parseMode(c.Board.Mode); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Amplifier.Validate(); err != nil {
 		errs = append(errs, err)

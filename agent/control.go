@@ -15,6 +15,7 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
+	"github.com/loa-project/loa/device/sign"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -31,7 +32,8 @@ type Status struct {
 	Store            content.Usage    `json:"store"`
 	Journal          journal.Stats    `json:"journal"`
 	Amplifier        *amplifier.State `json:"amplifier,omitempty"`
-	Volume           float64          `json:"volume"` // device volume now (its schedule applied)
+	Board            *sign.State      `json:"board,omitempty"` // the LED sign: connected, last error
+	Volume           float64          `json:"volume"`          // device volume now (its schedule applied)
 }
 
 // NextRun is an upcoming programme.
@@ -62,6 +64,10 @@ func (a *Agent) status() Status {
 				}
 			}
 		}
+	}
+	if a.sign != nil {
+		bs := a.sign.State()
+		st.Board = &bs
 	}
 	if a.amp != nil {
 		as := a.amp.State()

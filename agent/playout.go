@@ -322,3 +322,10 @@ func clockState(synced bool) journal.ClockState {
 	}
 	return journal.ClockState{State: journal.ClockUnsynced}
 }
+
+func (s *speakers) playing() string {
+	if s.cur == nil {
+		return ""
+	}
+	return s.cur.run.Key
+}

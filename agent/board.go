@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/device/sign"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// BoardConfig is the LED text sign of the `board` output (docs/signs.md).
+type BoardConfig struct {
+	Protocol string `yaml:"protocol"` // alpha (default)
+	Port     string `yaml:"port"`     // e.g. /dev/loa-sign (the udev name) or /dev/ttyUSB0
+	Baud     int    `yaml:"baud"`     // 9600
+	Parity   string `yaml:"parity"`   // even (none, odd, even, mark, space)
+	DataBits int    `yaml:"data_bits"`
+	StopBits int    `yaml:"stop_bits"`
+	Address  string `yaml:"address"` // "00": every sign on the line
+	Verify   bool   `yaml:"verify"`  // the sign answers on a return line: a silent sign is an outage
+	Mode     string `yaml:"mode"`    // how texts are shown: auto (default), hold, scroll, rotate…
+}
+
+func (c BoardConfig) sign() sign.Config {
+	return sign.Config{Protocol: c.Protocol, Alpha: sign.AlphaConfig{
+		Port: c.Port, Baud: c.Baud, Parity: c.Parity, DataBits: c.DataBits, StopBits: c.StopBits,
+		Address: c.Address, Verify: c.Verify,
+	}}
+}
+
+// board drives the LED sign from the timeline: a run's text items are shown one after the
+// other at their planned times (the first at once, so a bulletin whose audio comes first has its
+// text up while it is heard); a run with no text shows its programme's title. Each text shown is
+// a confirmation like a play: start when the sign took it, end when it was replaced or cleared.
+type board struct {
+	sign    sign.Sign
+	journal *journal.Journal
+	log     *slog.Logger
+	mode    sign.Mode
+	// schedule names the active schedule for records.
+	schedule func() (string, int64)
+	recorded func()
+
+	cur *boardRun
+}
+
+type boardRun struct {
+	run    *scheduler.Run
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	reason scheduler.StopReason
+}
+
+// shown is one text on the sign, as the run's goroutine tracks it.
+type shown struct {
+	seq   uint64
+	start time.Time
+}
+
+func (b *board) start(ctx context.Context, ev scheduler.Event) {
+	if b.cur != nil {
+		b.stop(b.cur.run.Key, scheduler.StopPreempted)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	br := &boardRun{run: ev.Run, cancel: cancel, done: make(chan struct{})}
+	b.cur = br
+	go b.show(ctx, br, ev)
+}
+
+// texts are the run's segments the board shows, with the text of each.
+func boardTexts(run *scheduler.Run) ([]scheduler.Segment, []string) {
+	var segs []scheduler.Segment
+	var texts []string
+	for _, seg := range run.Segments {
+		if t, ok := strings.CutPrefix(seg.Ref, "text:"); ok {
+			segs, texts = append(segs, seg), append(texts, t)
+		}
+	}
+	if len(segs) == 0 && run.Title != "" && len(run.Segments) > 0 {
+		seg := run.Segments[0]
+		seg.Ref = "text:" + run.Title
+		segs, texts = append(segs, seg), append(texts, run.Title)
+	}
+	return segs, texts
+}
+
+func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
+	defer close(br.done)
+	segs, texts := boardTexts(br.run)
+	id, rev := b.schedule()
+	clock := clockState(ev.ClockSynced)
+	if len(segs) == 0 {
+		b.record(journal.Record{Output: "board", ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: br.run.Program,
+			ItemRef: br.run.Segments[0].Ref, Scheduled: br.run.Start, End: time.Now(), Result: journal.Failed,
+			Error: "nothing to show: the programme has no text item and no title", Clock: clock})
+		return
+	}
+	var open *shown
+	finish := func(result journal.Result, msg string) {
+		if open == nil {
+			return
+		}
+		end := time.Now()
+		err := b.journal.Finish(open.seq, result, end, journal.Proof{Played: end.Sub(open.start), Error: msg})
+		if err != nil {
+			b.log.Error("journal: cannot record the end of a bulletin on the board", "seq", open.seq, "err", err)
+		} else if b.recorded != nil {
+			b.recorded()
+		}
+		open = nil
+	}
+	for i, seg := range segs {
+		if i > 0 { // later texts wait for their planned time
+			t := time.NewTimer(time.Until(seg.Start))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		rec := journal.Record{Output: "board", ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: seg.Program,
+			ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Start, Clock: clock}
+		err := b.sign.Show(ctx, sign.Text{Message: texts[i], Mode: b.mode})
+		if err != nil {
+			// The driver re-sends it when the sign is back; the record says it was not shown now.
+			b.log.Warn("the LED sign did not take the bulletin; it is sent again when the sign is back", "program", seg.Program, "err", err)
+			finish(journal.Completed, "")
+			rec.End, rec.Result, rec.Error = time.Now(), journal.Failed, "sign: "+err.Error()
+			b.record(rec)
+			continue
+		}
+		finish(journal.Completed, "")
+		rec.Start = time.Now()
+		seq, err := b.journal.Begin(rec)
+		if err != nil {
+			b.log.Error("journal: cannot record a bulletin shown on the board", "program", seg.Program, "err", err)
+			continue
+		}
+		open = &shown{seq: seq, start: rec.Start}
+	}
+	<-ctx.Done() // the runner ends the run (stop), or the agent stops
+	br.mu.Lock()
+	reason := br.reason
+	br.mu.Unlock()
+	result := resultOf("", reason, scheduler.StatusPlay)
+	finish(result, "")
+	// Blank the sign unless another run takes it at once (it will write over it anyway).
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if reason != scheduler.StopPreempted {
+		if err := b.sign.Clear(cctx); err != nil && !errors.Is(err, sign.ErrUnavailable) {
+			b.log.Warn("the LED sign was not cleared", "err", err)
+		}
+	}
+}
+
+func (b *board) stop(key string, reason scheduler.StopReason) {
+	br := b.cur
+	if br == nil || br.run.Key != key {
+		return
+	}
+	br.mu.Lock()
+	br.reason = reason
+	br.mu.Unlock()
+	br.cancel()
+	<-br.done
+	b.cur = nil
+}
+
+func (b *board) record(rec journal.Record) {
+	if _, err := b.journal.Record(rec); err != nil {
+		b.log.Error("journal: cannot record a confirmation", "program", rec.ProgramID, "result", rec.Result, "err", err)
+	} else if b.recorded != nil {
+		b.recorded()
+	}
+}
+
+// parseMode reads the board's display mode from the config.
+func parseMode(s string) (sign.Mode, error) {
+	switch m := sign.Mode(s); m {
+	case "":
+		return sign.Auto, nil
+	case sign.Auto, sign.Hold, sign.Rotate, sign.Scroll, sign.Flash, sign.RollUp, sign.WipeIn, sign.Compact:
+		return m, nil
+	}
+	return "", fmt.Errorf("board: mode %q is not auto, hold, rotate, scroll, flash, roll_up, wipe_in or compressed_rotate", s)
+}
+
+func (b *board) playing() string {
+	if b.cur == nil {
+		return ""
+	}
+	return b.cur.run.Key
+}
+
+// openBoard starts the sign driver of the board output. A sign not plugged in yet is not an
+// error: it is retried, and reported in status.
+func (a *Agent) openBoard(ctx context.Context) (*board, func(), error) {
+	mode, err := parseMode(a.cfg.Board.Mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := a.log.With("component", "board")
+	s, err := sign.Open(a.cfg.Board.sign(), a.clock, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("board: %w", err)
+	}
+	a.sign = s
+	go func() { // the sign's own clock, for the time it shows between bulletins
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = s.SetClock(cctx, a.clock.Now())
+	}()
+	bd := &board{sign: s, journal: a.journal, log: log, mode: mode, recorded: a.notifyLink,
+		schedule: func() (string, int64) {
+			if d := a.activeDoc(); d != nil {
+				return d.ID, d.Revision
+			}
+			return "", 0
+		}}
+	return bd, func() { s.Close() }, nil
+}
