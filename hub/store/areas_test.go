@@ -11,13 +11,14 @@ func TestOpenSetsPragmasAndMigrates(t *testing.T) {
 	db, _, _ := openTest(t)
 	ctx := context.Background()
 	var mode string
-	var fk, sync, busy int
+	var fk, sync, busy, temp int
 	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode))
+	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&temp))
 	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk))
 	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync))
 	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy))
-	if mode != "wal" || fk != 1 || sync != 1 || busy != int(BusyTimeout.Milliseconds()) {
-		t.Fatalf("writer pragmas: journal_mode=%s foreign_keys=%d synchronous=%d busy_timeout=%d", mode, fk, sync, busy)
+	if mode != "wal" || fk != 1 || sync != 1 || busy != int(BusyTimeout.Milliseconds()) || temp != 2 {
+		t.Fatalf("writer pragmas: journal_mode=%s foreign_keys=%d synchronous=%d busy_timeout=%d temp_store=%d", mode, fk, sync, busy, temp)
 	}
 	noErr(t, db.r.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk))
 	if fk != 1 {

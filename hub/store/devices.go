@@ -201,7 +201,7 @@ func (db *DB) ListDevices(ctx context.Context, area string) ([]Device, error) {
 // updateDevice runs one UPDATE on a device (group-committed with other writes) and turns
 // "no row" into ErrNotFound. stmt, when not nil, is the prepared form of query.
 func (db *DB) updateDevice(ctx context.Context, what, id string, stmt *sql.Stmt, query string, args ...any) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.writeOne(ctx, func(tx *sql.Tx) error {
 		if stmt != nil {
 			return deviceUpdated(tx.StmtContext(ctx, stmt).ExecContext(ctx, args...))(what, id)
 		}

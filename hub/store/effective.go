@@ -326,7 +326,7 @@ func (db *DB) MarkDelivery(ctx context.Context, deviceID string, revision int64,
 		reason = ""
 	}
 	var out Delivery
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.writeOne(ctx, func(tx *sql.Tx) error {
 		d, err := db.markDelivery(ctx, tx, state, ts(db.now()), deviceID, revision, reason)
 		out = d
 		return err

@@ -92,8 +92,10 @@ func Open(ctx context.Context, path string, clock Clock, log *slog.Logger) (*DB,
 		log = slog.New(slog.DiscardHandler)
 	}
 	busy := fmt.Sprint(BusyTimeout.Milliseconds())
+	// temp_store=memory keeps the savepoint journal of a group commit (a copy of every page a
+	// write changes) in memory rather than in a temporary file written with a syscall per page.
 	w, err := sql.Open("sqlite", path+"?_busy_timeout="+busy+
-		"&_foreign_keys=1&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate")
+		"&_foreign_keys=1&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate&_pragma=temp_store(memory)")
 	if err != nil {
 		return nil, fmt.Errorf("open hub store %q: %w", path, err)
 	}
@@ -207,6 +209,9 @@ func (db *DB) Path() string { return db.path }
 type writeReq struct {
 	ctx    context.Context
 	weight int // rows it writes, roughly: bounds the size of one group
+	// single: fn runs one statement, which SQLite undoes by itself when it fails, so it needs
+	// no savepoint of its own.
+	single bool
 	fn     func(tx *sql.Tx) error
 	err    error
 	done   chan struct{} // closed when err is set
@@ -231,8 +236,17 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.writeWeighted(ctx, 1, fn)
 }
 
+// writeOne is write for an fn that runs exactly one statement.
+func (db *DB) writeOne(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.submit(&writeReq{ctx: ctx, weight: 1, single: true, fn: fn, done: make(chan struct{})})
+}
+
 func (db *DB) writeWeighted(ctx context.Context, weight int, fn func(tx *sql.Tx) error) error {
-	req := &writeReq{ctx: ctx, weight: weight, fn: fn, done: make(chan struct{})}
+	return db.submit(&writeReq{ctx: ctx, weight: weight, fn: fn, done: make(chan struct{})})
+}
+
+func (db *DB) submit(req *writeReq) error {
+	ctx := req.ctx
 	select {
 	case db.writeQ <- req:
 	case <-db.quit:
@@ -295,6 +309,10 @@ func (db *DB) commitGroup(group []*writeReq) {
 			return live[0].err
 		}
 		for _, r := range live {
+			if r.single {
+				r.err = r.fn(tx)
+				continue
+			}
 			if _, err := tx.StmtContext(ctx, db.savepoint).ExecContext(ctx); err != nil {
 				return err
 			}
