@@ -35,9 +35,13 @@ type Agent struct {
 	speech  *speech
 	amp     *amplifier.Amplifier
 	sign    sign.Sign // the board output's LED sign, when the device has one
-	volume  *volume
-	reload  chan struct{}
-	health  health
+
+	commands  chan func(outputs)  // hub commands, carried out on the main loop
+	adhoc     []scheduler.Program // play_now programmes beside the schedule
+	volumeSet *float64            // device volume set by a command (kept in state.json)
+	volume    *volume
+	reload    chan struct{}
+	health    health
 
 	activateMu sync.Mutex // one activation at a time: the schedule file and hub pushes both activate
 	mu         sync.Mutex
@@ -74,7 +78,8 @@ func New(cfg *Config, log *slog.Logger, clock scheduler.Clock) *Agent {
 	if clock == nil {
 		clock = scheduler.NewSystemClock()
 	}
-	return &Agent{cfg: cfg, log: log, clock: clock, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{}}
+	return &Agent{cfg: cfg, log: log, clock: clock, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{},
+		commands: make(chan func(outputs))}
 }
 
 // Reload asks the agent to look at its schedule file now (SIGHUP).
@@ -146,6 +151,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.held = st.Held
 	a.lastWall = st.LastWall
+	if st.Volume != nil && *st.Volume >= 0 && *st.Volume <= 1 {
+		a.volume.setDevice(*st.Volume) // the hub's last volume command outlives a reboot
+		a.volumeSet = st.Volume
+	}
 	notBefore := minPlausible
 	if st.LastWall.After(notBefore) {
 		notBefore = st.LastWall
@@ -232,6 +241,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case ev := <-events:
 			a.handle(ctx, outs, ev)
+		case f := <-a.commands:
+			f(outs)
 		case <-a.reload:
 			a.checkScheduleFile(true)
 		case <-watch.C:
@@ -340,7 +351,7 @@ func (a *Agent) saveState() {
 	if a.synced && !now.Before(minPlausible) && now.After(a.lastWall) {
 		a.lastWall = now
 	}
-	st := state{LastWall: a.lastWall, Held: map[string]int64{}}
+	st := state{LastWall: a.lastWall, Held: map[string]int64{}, Volume: a.volumeSet}
 	for k, v := range a.held {
 		st.Held[k] = v
 	}

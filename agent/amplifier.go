@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/loa-project/loa/device/amplifier"
@@ -21,8 +22,15 @@ type VolumeStep struct {
 // are), and a daily schedule. Emergencies take the device volume but not the schedule: a
 // warning at dawn is not played softer.
 type volume struct {
+	mu     sync.Mutex
 	device float64
 	steps  []volumeStep
+}
+
+func (v *volume) setDevice(g float64) {
+	v.mu.Lock()
+	v.device = g
+	v.mu.Unlock()
 }
 
 type volumeStep struct {
@@ -65,7 +73,9 @@ func (v *volume) at(run *scheduler.Run) float64 {
 	if v == nil {
 		return 1
 	}
+	v.mu.Lock()
 	g := v.device
+	v.mu.Unlock()
 	if run.Class == scheduler.Emergency {
 		return g
 	}

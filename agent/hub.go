@@ -223,7 +223,9 @@ func (a *Agent) settle(act *activation) (link.Progress, error) {
 			// An emergency that went active early now has its content: plan again with the
 			// real lengths, so its next plays are the recording, not the fallback.
 			a.log.Info("content of the active emergency schedule arrived", "schedule", cur.ID, "revision", cur.Revision)
-			a.runner.SetSchedule(cur)
+			if err := a.plan(cur); err != nil {
+				a.log.Error("cannot plan again", "err", err)
+			}
 		}
 		return link.Progress{State: protocol.DeliveryActive}, nil
 	}
@@ -264,19 +266,6 @@ func (a *Agent) loadPending() {
 		return
 	}
 	a.settle(act)
-}
-
-// Execute implements link.Commands. Reload is carried out; the others come with the
-// emergency and amplifier work and are refused for now, so the hub shows them as failed
-// rather than silently done.
-func (a *Agent) Execute(ctx context.Context, c *protocol.CommandPayload) error {
-	switch c.Action {
-	case protocol.ActionReload:
-		a.Reload()
-		return nil
-	default:
-		return fmt.Errorf("command %q is not supported by this agent version", c.Action)
-	}
 }
 
 // Status implements link.StatusSource.

@@ -139,7 +139,13 @@ func (a *Agent) activate(act *activation, save bool) error {
 	a.mu.Unlock()
 	a.store.Keep(keep)
 	a.rememberRevision(act.doc.ID, act.doc.Revision)
-	a.runner.SetSchedule(act.doc)
+	if err := a.plan(act.doc); err != nil {
+		a.log.Error("play_now commands dropped from the plan", "err", err)
+		a.mu.Lock()
+		a.adhoc = nil
+		a.mu.Unlock()
+		a.runner.SetSchedule(act.doc)
+	}
 	a.log.Info("schedule active", "schedule", act.doc.ID, "revision", act.doc.Revision, "programs", len(act.doc.Programs))
 	return nil
 }

@@ -16,6 +16,8 @@ type state struct {
 	// Held is the highest schedule revision ever accepted per schedule id: an older push
 	// replayed after a reboot is still refused.
 	Held map[string]int64 `json:"held,omitempty"`
+	// Volume is the device volume the hub last set by command, overriding the config's.
+	Volume *float64 `json:"volume,omitempty"`
 }
 
 func loadState(path string) (state, error) {

@@ -81,6 +81,10 @@ const (
 	ActionReload  = "reload"
 )
 
+// CommandProgram prefixes the programme id an agent gives a play_now (command:<id>), so its
+// confirmations name the command (Confirmation.CommandID).
+const CommandProgram = "command:"
+
 // MaxCommandLifetime bounds expires_at - issued_at. A command is an immediate act; a bounded
 // lifetime also bounds how long the agent must remember command ids against replay.
 const MaxCommandLifetime = 24 * time.Hour

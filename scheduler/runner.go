@@ -75,6 +75,7 @@ const (
 	StopClockStep StopReason = "clock-step" // the wall clock jumped and the timeline moved under it
 	StopReplaced  StopReason = "replaced"   // a new schedule no longer has it
 	StopShutdown  StopReason = "shutdown"   // the agent is stopping
+	StopCommand   StopReason = "command"    // a stop command from the hub (not the runner's own)
 )
 
 // Event is one instruction from the runner.

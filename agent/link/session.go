@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -321,11 +322,15 @@ func confirmation(r *journal.Record, device string) protocol.Confirmation {
 		Dropouts:   r.Dropouts,
 		Reconnects: r.Reconnects,
 		MissingS:   r.Missing.Seconds(),
+		CommandID:  strings.TrimPrefix(r.ProgramID, protocol.CommandProgram),
 		Volume:     r.Volume,
 		Amplifier:  r.Amplifier,
 		Result:     string(r.Result),
 		Error:      r.Error,
 		Clock:      r.Clock.State,
+	}
+	if c.CommandID == r.ProgramID { // not a play_now
+		c.CommandID = ""
 	}
 	if r.Played > 0 { // levels were measured only if something played
 		peak, rms := r.PeakDBFS, r.RMSDBFS
