@@ -313,35 +313,62 @@ func TestShippedAgentConfig(t *testing.T) {
 		t.Errorf("the unit's ReadWritePaths is not the config's data_dir %s", c.DataDir)
 	}
 
-	// The commented hub example, uncommented as a technician would, must load too.
-	var lines []string
-	inHub := false
-	for _, l := range strings.Split(string(data), "\n") {
-		switch {
-		case l == "#hub:":
-			inHub = true
-			l = "hub:"
-		case inHub && strings.HasPrefix(l, "#  "):
-			l = l[1:]
-		default:
-			inHub = false
+	// Each commented example block, uncommented as a technician would, must load too.
+	for _, block := range []struct{ start, nth, extra string }{
+		{"#hub:", "1", ""}, {"#amplifier:", "1", ""}, {"#amplifier:", "2", ""},
+		{"#board:", "1", "outputs: [speakers, board]\n"},
+	} {
+		text, ok := uncomment(string(data), block.start, block.nth)
+		if !ok {
+			t.Errorf("the shipped config has no commented %s example number %s", block.start, block.nth)
+			continue
 		}
-		lines = append(lines, l)
+		text = strings.Replace(text, "outputs: [speakers]\n", block.extra, 1)
+		if err := os.WriteFile(set, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err = agent.LoadConfig(set)
+		if err != nil {
+			t.Errorf("the shipped %s example %s, uncommented: %v", block.start, block.nth, err)
+			continue
+		}
+		switch block.start {
+		case "#hub:":
+			if c.Hub.URL == "" || c.Hub.SecretFile == "" || len(c.Hub.TrustedKeys) == 0 {
+				t.Errorf("the uncommented hub example gives %+v, want a URL, a secret file and a trusted key", c.Hub)
+			}
+		case "#amplifier:":
+			if c.Amplifier.Driver == "" || c.Amplifier.Driver == "none" {
+				t.Errorf("the uncommented amplifier example %s gives driver %q", block.nth, c.Amplifier.Driver)
+			}
+		case "#board:":
+			if c.Board.Port != "/dev/loa-sign" {
+				t.Errorf("the uncommented board example gives port %q", c.Board.Port)
+			}
+		}
 	}
-	withHub := strings.Join(lines, "\n")
-	if !strings.Contains(withHub, "\nhub:\n") {
-		t.Fatal("the shipped config has no commented `#hub:` example")
+}
+
+// uncomment removes the "#" of the nth (1-based) block that starts with the line start and
+// goes on with "#  " lines.
+func uncomment(text, start, nth string) (string, bool) {
+	lines := strings.Split(text, "\n")
+	seen, in, found := 0, false, false
+	for i, l := range lines {
+		switch {
+		case l == start:
+			seen++
+			in = strconv.Itoa(seen) == nth
+		case in && strings.HasPrefix(l, "#  "):
+		default:
+			in = false
+		}
+		if in {
+			lines[i] = l[1:]
+			found = true
+		}
 	}
-	if err := os.WriteFile(set, []byte(withHub), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c, err = agent.LoadConfig(set)
-	if err != nil {
-		t.Fatalf("the shipped hub example, uncommented: %v", err)
-	}
-	if c.Hub.URL == "" || c.Hub.SecretFile == "" || len(c.Hub.TrustedKeys) == 0 {
-		t.Errorf("the uncommented hub example gives %+v, want a URL, a secret file and a trusted key", c.Hub)
-	}
+	return strings.Join(lines, "\n"), found
 }
 
 // TestShippedHubConfig loads firmware-config/hub.yaml with the hub's own loader.
