@@ -415,7 +415,7 @@ func TestUdevRules(t *testing.T) {
 	}
 }
 
-// TestMaintainerScripts checks the maintainer scripts with sh -n and, when installed,
+// TestMaintainerScripts checks the maintainer scripts and the packaging scripts with sh -n and, when installed,
 // shellcheck (installed by scripts/install-cross-deps). What they do is checked by
 // TestPackages/InstallUpgradePurge.
 func TestMaintainerScripts(t *testing.T) {
@@ -431,6 +431,18 @@ func TestMaintainerScripts(t *testing.T) {
 		if noShellcheck == nil {
 			if out, err := exec.Command("shellcheck", "-s", "sh", s).CombinedOutput(); err != nil {
 				t.Errorf("shellcheck %s: %v\n%s", filepath.Base(s), err, out)
+			}
+		}
+	}
+	// The build scripts (bash) too.
+	for _, s := range []string{"package", "install-cross-deps", "bench-package"} {
+		path := filepath.Join(repoRoot(t), "scripts", s)
+		if out, err := exec.Command("bash", "-n", path).CombinedOutput(); err != nil {
+			t.Errorf("bash -n scripts/%s: %v\n%s", s, err, out)
+		}
+		if noShellcheck == nil {
+			if out, err := exec.Command("shellcheck", path).CombinedOutput(); err != nil {
+				t.Errorf("shellcheck scripts/%s: %v\n%s", s, err, out)
 			}
 		}
 	}
