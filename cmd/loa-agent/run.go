@@ -129,6 +129,21 @@ func statusCmd(ctx context.Context, args []string, _ *slog.Logger) int {
 	for _, n := range st.Next {
 		fmt.Printf("next:      %s %s %s (%s) until %s\n", n.Start.Format("2006-01-02 15:04:05"), n.Output, n.Program, n.Class, n.End.Format("15:04:05"))
 	}
+	fmt.Printf("volume:    %.2f\n", st.Volume)
+	if a := st.Amplifier; a != nil {
+		line := fmt.Sprintf("%s (relay %s)", a.Phase, a.Relay)
+		if a.Error != "" {
+			line += fmt.Sprintf(", failing since %s: %s", a.ErrorSince.Format("15:04:05"), a.Error)
+		}
+		fmt.Printf("amplifier: %s\n", line)
+	}
+	if b := st.Board; b != nil {
+		line := "connected"
+		if !b.Connected {
+			line = fmt.Sprintf("NOT CONNECTED since %s: %s", b.DownSince.Format("15:04:05"), b.LastError)
+		}
+		fmt.Printf("board:     %s %s\n", b.Port, line)
+	}
 	fmt.Printf("store:     %d items, %.1f MB\n", st.Store.Items, float64(st.Store.Bytes)/1e6)
 	fmt.Printf("journal:   %d records, %d unacknowledged, high-water %d\n", st.Journal.Records, st.Journal.Unacked, st.Journal.HighWater)
 	return 0
