@@ -30,7 +30,9 @@ type HubConfig struct {
 }
 
 // SoftwareVersion is reported to the hub; set by the build (-ldflags) where known.
-const SoftwareVersion = "loa-agent/dev"
+// SoftwareVersion is told to the hub in hello. scripts/package stamps the package version in
+// with -ldflags -X; a development build says dev.
+var SoftwareVersion = "loa-agent/dev"
 
 func (c *Config) pendingPath() string  { return filepath.Join(c.DataDir, "schedule-pending.json") }
 func (c *Config) commandsPath() string { return filepath.Join(c.DataDir, "commands.json") }
