@@ -29,7 +29,6 @@ type HubConfig struct {
 	Heartbeat   scheduler.Duration `yaml:"heartbeat"`
 }
 
-// SoftwareVersion is reported to the hub; set by the build (-ldflags) where known.
 // SoftwareVersion is told to the hub in hello. scripts/package stamps the package version in
 // with -ldflags -X; a development build says dev.
 var SoftwareVersion = "loa-agent/dev"
