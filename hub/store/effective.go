@@ -88,15 +88,16 @@ func (db *DB) AddEffectives(ctx context.Context, es []EffectiveSchedule) (out []
 	res := make([]error, len(es)) // per schedule, set inside the transaction
 
 	err = db.writeWeighted(ctx, valid, func(tx *sql.Tx) error {
-		head, ins := tx.StmtContext(ctx, db.effHead), tx.StmtContext(ctx, db.insertEff)
+		head, ins, insDoc := tx.StmtContext(ctx, db.effHead), tx.StmtContext(ctx, db.insertEff), tx.StmtContext(ctx, db.insertEffDoc)
 		defer head.Close()
 		defer ins.Close()
+		defer insDoc.Close()
 		for i := range es {
 			if errs[i] != nil {
 				continue
 			}
 			// A refused schedule has written nothing, so it needs no savepoint.
-			res[i] = db.addEffective(ctx, head, ins, out[i], srcs[i])
+			res[i] = db.addEffective(ctx, head, ins, insDoc, out[i], srcs[i])
 			if res[i] != nil && !errors.Is(res[i], ErrNotFound) && !errors.Is(res[i], ErrStaleRevision) {
 				return res[i] // the database failed, not this one schedule
 			}
@@ -143,20 +144,27 @@ func checkEffective(e EffectiveSchedule, now time.Time) (EffectiveSchedule, stri
 }
 
 // insertEffective stores one effective schedule only if its device exists and its revision is
-// above the device's latest (?1 device, ?2 revision): one statement in the common case.
-const insertEffective = `INSERT INTO effective(device_id, revision, document, signature, sources, created_at)
-	SELECT ?1, ?2, ?3, ?4, ?5, ?6
+// above the device's latest (?1 device, ?2 revision): one statement in the common case. Its
+// signed bytes go to effective_documents (insertEffectiveDoc) once it is in.
+const (
+	insertEffective = `INSERT INTO effective(device_id, revision, sources, created_at)
+	SELECT ?1, ?2, ?3, ?4
 	WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1)
 		AND ?2 > (SELECT COALESCE(MAX(revision), 0) FROM effective WHERE device_id = ?1)`
+	insertEffectiveDoc = `INSERT INTO effective_documents(device_id, revision, document, signature) VALUES (?, ?, ?, ?)`
+)
 
 // addEffective inserts one checked effective schedule inside a write transaction; when the
 // insert is refused, head says why.
-func (db *DB) addEffective(ctx context.Context, head, ins *sql.Stmt, e EffectiveSchedule, src string) error {
-	res, err := ins.ExecContext(ctx, e.DeviceID, e.Revision, e.Document, e.Signature, src, ts(e.CreatedAt))
+func (db *DB) addEffective(ctx context.Context, head, ins, insDoc *sql.Stmt, e EffectiveSchedule, src string) error {
+	res, err := ins.ExecContext(ctx, e.DeviceID, e.Revision, src, ts(e.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("store effective schedule %d of device %q: %w", e.Revision, e.DeviceID, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		if _, err := insDoc.ExecContext(ctx, e.DeviceID, e.Revision, e.Document, e.Signature); err != nil {
+			return fmt.Errorf("store effective schedule %d of device %q: %w", e.Revision, e.DeviceID, err)
+		}
 		return nil
 	}
 	var exists sql.NullInt64
@@ -187,7 +195,7 @@ type EffectiveHead struct {
 func (db *DB) LatestEffectiveHeads(ctx context.Context, area string) (map[string]EffectiveHead, error) {
 	cond, args := subtree("d.area_id", area)
 	// One primary-key seek per device to its newest revision; a GROUP BY would read every
-	// revision ever composed (documents included: rows are stored whole in the key's b-tree).
+	// revision ever composed.
 	rows, err := db.r.QueryContext(ctx, `SELECT e.device_id, e.revision, e.sources FROM devices d
 		JOIN effective e ON e.device_id = d.id
 			AND e.revision = (SELECT m.revision FROM effective m WHERE m.device_id = d.id ORDER BY m.revision DESC LIMIT 1)
@@ -214,8 +222,10 @@ func (db *DB) LatestEffectiveHeads(ctx context.Context, area string) (map[string
 	return out, nil
 }
 
-const effectiveCols = `device_id, revision, document, signature, sources, created_at, sent_at, received_at,
-	content_ready_at, active_at, refused_at, refused_reason`
+// effectiveSelect reads what scanEffective scans; conditions are on e.
+const effectiveSelect = `SELECT e.device_id, e.revision, x.document, x.signature, e.sources, e.created_at, e.sent_at,
+	e.received_at, e.content_ready_at, e.active_at, e.refused_at, e.refused_reason
+	FROM effective e JOIN effective_documents x ON x.device_id = e.device_id AND x.revision = e.revision`
 
 func scanEffective(s interface{ Scan(...any) error }) (EffectiveSchedule, error) {
 	var e EffectiveSchedule
@@ -254,8 +264,8 @@ func (d Delivery) derive() DeliveryState {
 
 // LatestEffective returns the device's newest effective schedule with its delivery state.
 func (db *DB) LatestEffective(ctx context.Context, deviceID string) (EffectiveSchedule, error) {
-	e, err := scanEffective(db.r.QueryRowContext(ctx, "SELECT "+effectiveCols+
-		" FROM effective WHERE device_id = ? ORDER BY revision DESC LIMIT 1", deviceID))
+	e, err := scanEffective(db.r.QueryRowContext(ctx, effectiveSelect+
+		" WHERE e.device_id = ? ORDER BY e.revision DESC LIMIT 1", deviceID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return EffectiveSchedule{}, fmt.Errorf("%w: no effective schedule for device %q", ErrNotFound, deviceID)
 	}
@@ -267,8 +277,8 @@ func (db *DB) LatestEffective(ctx context.Context, deviceID string) (EffectiveSc
 
 // LatestActiveEffective returns the newest revision the device reported active.
 func (db *DB) LatestActiveEffective(ctx context.Context, deviceID string) (EffectiveSchedule, error) {
-	e, err := scanEffective(db.r.QueryRowContext(ctx, "SELECT "+effectiveCols+
-		" FROM effective WHERE device_id = ? AND active_at IS NOT NULL ORDER BY revision DESC LIMIT 1", deviceID))
+	e, err := scanEffective(db.r.QueryRowContext(ctx, effectiveSelect+
+		" WHERE e.device_id = ? AND e.active_at IS NOT NULL ORDER BY e.revision DESC LIMIT 1", deviceID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return EffectiveSchedule{}, fmt.Errorf("%w: device %q has reported no revision active", ErrNotFound, deviceID)
 	}
@@ -280,8 +290,8 @@ func (db *DB) LatestActiveEffective(ctx context.Context, deviceID string) (Effec
 
 // Effective returns one revision of a device's effective schedule.
 func (db *DB) Effective(ctx context.Context, deviceID string, revision int64) (EffectiveSchedule, error) {
-	e, err := scanEffective(db.r.QueryRowContext(ctx, "SELECT "+effectiveCols+
-		" FROM effective WHERE device_id = ? AND revision = ?", deviceID, revision))
+	e, err := scanEffective(db.r.QueryRowContext(ctx, effectiveSelect+
+		" WHERE e.device_id = ? AND e.revision = ?", deviceID, revision))
 	if errors.Is(err, sql.ErrNoRows) {
 		return EffectiveSchedule{}, fmt.Errorf("%w: device %q has no effective revision %d", ErrNotFound, deviceID, revision)
 	}

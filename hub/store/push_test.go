@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -147,5 +149,66 @@ func TestGroupCommitOfConcurrentWrites(t *testing.T) {
 		if dev := must[Device](t)(db.GetDevice(ctx, fmt.Sprintf("tt/%02d", i))); dev.LastSeen.IsZero() {
 			t.Fatalf("device %d not marked seen", i)
 		}
+	}
+}
+
+// A file written before the signed bytes moved to their own table (schema step 3) keeps every
+// effective schedule, its bytes and its delivery state.
+func TestMigrateEffectiveDocumentsApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hub.db")
+	ctx := context.Background()
+	raw, err := sql.Open("sqlite", path+"?_foreign_keys=1&_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noErr(t, raw.PingContext(ctx))
+	_, err = raw.ExecContext(ctx, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+	noErr(t, err)
+	for _, m := range migrations() {
+		if m.version >= 3 {
+			break
+		}
+		_, err := raw.ExecContext(ctx, m.sql)
+		noErr(t, err)
+		_, err = raw.ExecContext(ctx, "INSERT INTO schema_version VALUES (?, ?, 0)", m.version, m.name)
+		noErr(t, err)
+	}
+	for _, q := range []string{
+		"INSERT INTO areas(id, name, parent_id, depth, created_at) VALUES ('qn', 'Quảng Nam', NULL, 1, 1)",
+		"INSERT INTO devices(id, name, area_id, kind, outputs, secret_hash, enrolled_at) VALUES ('cl-1', 'x', 'qn', 'cluster', '[]', zeroblob(32), 1)",
+		`INSERT INTO effective(device_id, revision, document, signature, sources, created_at, sent_at, received_at, refused_at, refused_reason)
+			VALUES ('cl-1', 1, 'doc one', x'5151', '[]', 10, 11, 12, NULL, ''),
+			       ('cl-1', 2, 'doc two', NULL, '[{"target":{"Kind":"area","ID":"qn"},"revision":4}]', 20, 21, NULL, 23, 'bad_signature: x')`,
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	noErr(t, raw.Close())
+
+	db, err := Open(ctx, path, newClock(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v := must[int](t)(db.FileSchemaVersion(ctx)); v != SchemaVersion() {
+		t.Fatalf("schema version %d after Open", v)
+	}
+	e1 := must[EffectiveSchedule](t)(db.Effective(ctx, "cl-1", 1))
+	e2 := must[EffectiveSchedule](t)(db.LatestEffective(ctx, "cl-1"))
+	if string(e1.Document) != "doc one" || string(e1.Signature) != "QQ" || e1.Delivery.State != StateReceived ||
+		e1.Delivery.SentAt.UnixNano() != 11 || e1.CreatedAt.UnixNano() != 10 {
+		t.Fatalf("revision 1 after the migration: %+v", e1)
+	}
+	if e2.Revision != 2 || string(e2.Document) != "doc two" || e2.Signature != nil || e2.Delivery.State != StateRefused ||
+		e2.Delivery.RefusedReason != "bad_signature: x" || len(e2.Sources) != 1 || e2.Sources[0] != (SourceRevision{AreaTarget("qn"), 4}) {
+		t.Fatalf("revision 2 after the migration: %+v", e2)
+	}
+	// And the table takes new revisions above the migrated ones.
+	_, err = db.AddEffective(ctx, EffectiveSchedule{DeviceID: "cl-1", Revision: 2, Document: []byte("x")})
+	wantErr(t, err, ErrStaleRevision, "revision 2 again after the migration")
+	must[EffectiveSchedule](t)(db.AddEffective(ctx, EffectiveSchedule{DeviceID: "cl-1", Revision: 3, Document: []byte("three")}))
+	if e := must[EffectiveSchedule](t)(db.LatestEffective(ctx, "cl-1")); string(e.Document) != "three" {
+		t.Fatalf("latest after a new revision: %+v", e)
 	}
 }

@@ -194,6 +194,38 @@ CREATE INDEX emergencies_active ON emergencies(until_at) WHERE ended_at IS NULL;
 CREATE INDEX emergencies_area ON emergencies(area_id, id);
 CREATE INDEX emergencies_source ON emergencies(source);
 `},
+		{3, "effective documents apart", `
+-- The signed bytes (about 1 kB and up) move out of the effective table, whose rows become small:
+-- a WITHOUT ROWID row that large spills into overflow pages, so every delivery mark rewrote the
+-- document and every read of the sources walked it. Documents are written once, appended in
+-- rowid order, and read by key.
+CREATE TABLE effective_documents (
+	device_id TEXT NOT NULL,
+	revision  INTEGER NOT NULL,
+	document  BLOB NOT NULL,
+	signature BLOB
+);
+INSERT INTO effective_documents(device_id, revision, document, signature)
+	SELECT device_id, revision, document, signature FROM effective ORDER BY device_id, revision;
+CREATE UNIQUE INDEX effective_documents_key ON effective_documents(device_id, revision);
+CREATE TABLE effective_new (
+	device_id        TEXT NOT NULL REFERENCES devices(id),
+	revision         INTEGER NOT NULL CHECK (revision > 0),
+	sources          TEXT NOT NULL,             -- JSON: the schedule revisions composed
+	created_at       INTEGER NOT NULL,
+	sent_at          INTEGER,
+	received_at      INTEGER,
+	content_ready_at INTEGER,
+	active_at        INTEGER,
+	refused_at       INTEGER,
+	refused_reason   TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (device_id, revision)
+) WITHOUT ROWID;
+INSERT INTO effective_new SELECT device_id, revision, sources, created_at, sent_at, received_at,
+	content_ready_at, active_at, refused_at, refused_reason FROM effective;
+DROP TABLE effective;
+ALTER TABLE effective_new RENAME TO effective;
+`},
 	}
 }
 

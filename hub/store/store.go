@@ -50,20 +50,21 @@ type DB struct {
 	path  string
 
 	// Hot statements, prepared once: parsing SQL costs more than running these.
-	getDevice   *sql.Stmt                   // on r
-	checkSecret *sql.Stmt                   // on r
-	insertConf  *sql.Stmt                   // on w
-	deviceAck   *sql.Stmt                   // on w
-	walkAck     *sql.Stmt                   // on w
-	setAck      *sql.Stmt                   // on w
-	savepoint   *sql.Stmt                   // on w
-	release     *sql.Stmt                   // on w
-	rollbackTo  *sql.Stmt                   // on w
-	setStatus   *sql.Stmt                   // on w
-	setSeen     *sql.Stmt                   // on w
-	effHead     *sql.Stmt                   // on w: device exists, latest effective revision
-	insertEff   *sql.Stmt                   // on w
-	markDeliv   map[DeliveryState]*sql.Stmt // on w
+	getDevice    *sql.Stmt                   // on r
+	checkSecret  *sql.Stmt                   // on r
+	insertConf   *sql.Stmt                   // on w
+	deviceAck    *sql.Stmt                   // on w
+	walkAck      *sql.Stmt                   // on w
+	setAck       *sql.Stmt                   // on w
+	savepoint    *sql.Stmt                   // on w
+	release      *sql.Stmt                   // on w
+	rollbackTo   *sql.Stmt                   // on w
+	setStatus    *sql.Stmt                   // on w
+	setSeen      *sql.Stmt                   // on w
+	effHead      *sql.Stmt                   // on w: device exists, latest effective revision
+	insertEff    *sql.Stmt                   // on w
+	insertEffDoc *sql.Stmt                   // on w
+	markDeliv    map[DeliveryState]*sql.Stmt // on w
 
 	// Group commit of every write (see write).
 	writeQ    chan *writeReq
@@ -165,6 +166,7 @@ func (db *DB) prepare(ctx context.Context) error {
 		{&db.setSeen, "UPDATE devices SET last_seen = ? WHERE id = ?"},
 		{&db.effHead, "SELECT (SELECT 1 FROM devices WHERE id = ?1), (SELECT COALESCE(MAX(revision), 0) FROM effective WHERE device_id = ?1)"},
 		{&db.insertEff, insertEffective},
+		{&db.insertEffDoc, insertEffectiveDoc},
 	} {
 		if *p.st, err = db.w.PrepareContext(ctx, p.sql); err != nil {
 			return fmt.Errorf("prepare %q: %w", p.sql, err)
@@ -190,7 +192,7 @@ func (db *DB) Close() error {
 	}
 	var errs []error
 	sts := []*sql.Stmt{db.getDevice, db.checkSecret, db.insertConf, db.deviceAck, db.walkAck, db.setAck,
-		db.savepoint, db.release, db.rollbackTo, db.setStatus, db.setSeen, db.effHead, db.insertEff}
+		db.savepoint, db.release, db.rollbackTo, db.setStatus, db.setSeen, db.effHead, db.insertEff, db.insertEffDoc}
 	for _, st := range db.markDeliv {
 		sts = append(sts, st)
 	}
