@@ -79,7 +79,7 @@ func TestEmergencyLatencyBench(t *testing.T) {
 		}
 		return out.Bytes()
 	}
-	measure := func(what string, refs func(i int) string) {
+	measure := func(what string, refs func(i int) string, checkClip bool) {
 		var lat []time.Duration
 		for i := range runs {
 			t0 := time.Now()
@@ -101,10 +101,10 @@ func TestEmergencyLatencyBench(t *testing.T) {
 						item = r
 					}
 				}
-				return !item.Start.IsZero()
+				return !first.Start.IsZero() && (!checkClip || !item.Start.IsZero())
 			}, logs)
 			lat = append(lat, first.Start.Sub(t0))
-			if item.ItemRef != refs(i) {
+			if checkClip && item.ItemRef != refs(i) {
 				t.Errorf("%s run %d: the clip was not played (item %q): its fallback was spoken", what, i, item.ItemRef)
 			}
 			post(fmt.Sprintf("/api/emergencies/%d/cancel", res.Emergencies[0].ID), nil)
@@ -122,8 +122,10 @@ func TestEmergencyLatencyBench(t *testing.T) {
 		fmt.Printf("emergency %-24s runs %d: POST -> first sample median %6.1f ms  p99 %6.1f ms  min %6.1f ms  max %6.1f ms\n",
 			what, runs, ms(pct(lat, 0.5)), ms(pct(lat, 0.99)), ms(lat[0]), ms(lat[len(lat)-1]))
 	}
-	measure("clip cached", func(int) string { return cached })
-	measure("100 kB clip not cached", func(i int) string { return fresh[i] })
+	measure("clip cached", func(int) string { return cached }, false)
+	// Not cached: the agent activates the emergency at once and fetches the clip while the
+	// issue time is spoken; each run also checks that the clip itself, not its fallback, played.
+	measure("100 kB clip not cached", func(i int) string { return fresh[i] }, true)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
