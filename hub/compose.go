@@ -274,7 +274,10 @@ func (s *Server) pushArea(ctx context.Context, area string) api.PushResponse {
 		if c, ok := chains[a]; ok {
 			return c
 		}
-		c := chainOf(a[:strings.LastIndexByte(a, '/')])
+		var c []store.Schedule
+		if i := strings.LastIndexByte(a, '/'); i > 0 { // always, for an area below the pushed one
+			c = chainOf(a[:i])
+		}
 		if sc, ok := under.Areas[a]; ok {
 			c = append(slices.Clip(c), sc)
 		}
