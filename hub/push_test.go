@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
@@ -114,5 +116,67 @@ func TestPushAreaWhileRevisionsMove(t *testing.T) {
 	// Pushing again with no source changed composes and sends nothing.
 	if res := h.srv.pushTarget(ctx, store.AreaTarget("qn/c1")); res.Devices != 0 || res.Sent != 0 || len(res.Failures) != 0 {
 		t.Fatalf("push with nothing changed: %+v", res)
+	}
+}
+
+// hookedStore runs a hook once right after a push's batch of revisions is stored, before they
+// are sent.
+type hookedStore struct {
+	*store.DB
+	once  sync.Once
+	after func()
+}
+
+func (h *hookedStore) AddEffectives(ctx context.Context, es []store.EffectiveSchedule) ([]store.EffectiveSchedule, []error, error) {
+	out, errs, err := h.DB.AddEffectives(ctx, es)
+	h.once.Do(h.after)
+	return out, errs, err
+}
+
+// A device connecting between the store and the send of a push gets the new revision with its
+// welcome; the push's own send of that revision is not repeated (the agent would refuse it as
+// replayed), and the next push's revision is the next message it sees.
+func TestPushNotRepeatedToDeviceThatJustConnected(t *testing.T) {
+	h := newTestHub(t)
+	h.addArea("qn/c1")
+	secret := h.enrol("c1/a", "qn/c1")
+	doc := func(rev int, prog string) string {
+		return fmt.Sprintf("version: 1\nid: c1\nrevision: %d\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: %s\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n", rev, prog)
+	}
+	var a *fakeAgent
+	h.srv.st = &hookedStore{DB: h.db, after: func() {
+		// The test goroutine is in the push call: connect by hand, report with t.Error.
+		ws, _, err := h.dial("c1/a", secret)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		t.Cleanup(func() { ws.Close() })
+		b, _ := protocol.Encode(&protocol.Hello{Header: protocol.Header{ID: "a-hello"}, DeviceID: "c1/a", SoftwareVersion: "fake-agent 0"})
+		if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			t.Error(err)
+			return
+		}
+		_, b, err = ws.ReadMessage()
+		if m, derr := protocol.Decode(b); err != nil || derr != nil || m.Type() != "welcome" || m.(*protocol.Welcome).LatestSchedule == nil {
+			t.Errorf("answer to hello: %s %v %v", b, err, derr)
+			return
+		}
+		a = &fakeAgent{t: t, id: "c1/a", ws: ws, msgs: make(chan protocol.Message, 100), errc: make(chan error, 1)}
+		go a.readLoop()
+	}}
+	if code, res, msg := h.push(h.admin, "qn/c1", doc(1, "news")); code != http.StatusOK || res.Devices != 1 || res.Sent != 1 {
+		t.Fatalf("push: %d %+v %s", code, res, msg)
+	}
+	if a == nil {
+		t.Fatal("the device did not connect during the push")
+	}
+	p1, _ := verifySchedule(t, h, "c1/a", a.next(), 0)
+	if code, res, msg := h.push(h.admin, "qn/c1", doc(2, "evening")); code != http.StatusOK || res.Sent != 1 {
+		t.Fatalf("second push: %d %+v %s", code, res, msg)
+	}
+	p2, d2 := verifySchedule(t, h, "c1/a", a.next(), p1.Revision)
+	if p2.Revision != p1.Revision+1 || d2.Programs[0].ID != "qn/c1/evening" {
+		t.Fatalf("after revision %d the agent got revision %d with %+v", p1.Revision, p2.Revision, d2.Programs)
 	}
 }
