@@ -214,8 +214,16 @@ func emergencyDocument(e store.Emergency, loc *time.Location) ([]byte, error) {
 	}
 	vol := e.Volume
 	base := scheduler.Program{Title: e.Title, Class: class, At: e.Start.In(loc).Format(time.RFC3339), Volume: &vol}
+	// The window of each play reaches the next repeat (or the expiry): a device that gets the
+	// broadcast late (a link back up, a reboot) still plays it from its beginning, where its
+	// natural length alone would have closed the window seconds after the start.
+	window := e.Until.Sub(e.Start)
 	if n := repeatCount(e.Start, e.Until, e.Every); n > 0 {
 		base.Repeat = &scheduler.Repeat{Count: n, Every: scheduler.Duration(e.Every)}
+		window = e.Every
+	}
+	if window > itemsLength(items) {
+		base.MaxDuration = scheduler.Duration(window)
 	}
 	speakers := base
 	speakers.ID, speakers.Outputs, speakers.Items = "speakers", []string{"speakers"}, items

@@ -76,7 +76,7 @@ func TestEmergencyComposedPushedReplacedCancelled(t *testing.T) {
 	sp := eps[0]
 	at, _ := time.Parse(time.RFC3339, sp.At)
 	if sp.Class != scheduler.Emergency || !at.Equal(clk.Now()) || sp.Repeat == nil || sp.Repeat.Count != 2 ||
-		sp.Repeat.Every.D() != 20*time.Minute || sp.Gain() != 0.9 || len(sp.Outputs) != 1 || sp.Outputs[0] != "speakers" {
+		sp.Repeat.Every.D() != 20*time.Minute || sp.MaxDuration.D() != 20*time.Minute || sp.Gain() != 0.9 || len(sp.Outputs) != 1 || sp.Outputs[0] != "speakers" {
 		t.Fatalf("speakers programme: %+v", sp)
 	}
 	if !strings.HasPrefix(sp.Items[0].Text, "Bản tin phát lúc ") || sp.Items[1].Text != "Bão số 13 sắp đổ bộ. Không ra khơi." {
@@ -239,7 +239,7 @@ func TestEmergencyExpiry(t *testing.T) {
 	var res api.EmergencyResponse
 	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk", Text: "Cháy rừng", Until: "10m"}, &res, http.StatusCreated)
 	p, doc := verifySchedule(t, h, "tk/cl-01", a1.next(), 0)
-	if len(emergencyPrograms(doc)) != 2 || emergencyPrograms(doc)[0].Repeat != nil {
+	if len(emergencyPrograms(doc)) != 2 || emergencyPrograms(doc)[0].Repeat != nil || emergencyPrograms(doc)[0].MaxDuration.D() != 10*time.Minute {
 		t.Fatalf("one-off emergency: %+v", doc.Programs)
 	}
 	// Within its life, a device that was offline gets it when it connects.

@@ -158,15 +158,9 @@ func TestEmergencyEndToEnd(t *testing.T) {
 			})) > 0
 		}, logs)
 	}
-	t.Run("normal recorded preempted", func(t *testing.T) {
-		if stoppedAs["interrupted"] {
-			// Reported to the lead (agent/ is theirs): a pushed revision that adds an emergency
-			// stops the running normal programme with reason "replaced", so its record is
-			// closed `interrupted`; the scheduler's timeline for the new revision says
-			// `preempted`, which is what the journal should say.
-			t.Skip("agent bug, waiting for the fix in agent/: the normal programme stopped by a pushed emergency is journaled interrupted (reason replaced), not preempted")
-		}
-	})
+	if stoppedAs["interrupted"] {
+		t.Errorf("the normal programme stopped by the pushed emergency is journaled interrupted, not preempted\n%s", logs())
+	}
 	for i, b := range []*agentBox{a1, a2} {
 		waitFor(t, fmt.Sprintf("agent %d: the emergency repeated", i+1), 40*time.Second, func() bool {
 			return len(having(b.records(bins), func(r jrec) bool { return prog(em1, "completed")(r) && r.ItemRef == refE })) >= 2
