@@ -34,7 +34,8 @@ type Confirmation struct {
 	Underruns      int
 	Result         string // completed, preempted, interrupted, failed, missed, suppressed
 	Error          string
-	ClockState     string // e.g. synced, unsynced, stepped
+	ClockState     string  // e.g. synced, unsynced, stepped
+	Volume         float64 // gain the play was given (programme × device volume); 0: not reported
 	ReceivedAt     time.Time
 }
 
@@ -43,8 +44,8 @@ type Confirmation struct {
 // without a word.
 const insertConfirmation = `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
 	revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs,
-	silence_s, gaps, underruns, result, error, clock_state, received_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	silence_s, gaps, underruns, result, error, clock_state, received_at, volume)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT(device_id, seq) DO NOTHING`
 
 // MaxBatch is the largest batch AddConfirmations takes in one call.
@@ -73,6 +74,14 @@ func checkConfirmation(i int, c Confirmation) error {
 		}
 	}
 	return nil
+}
+
+// volume turns a play's gain into its stored form: NULL when not reported (0 or not finite).
+func volume(v float64) any {
+	if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return v
 }
 
 // level turns a dBFS figure into its stored form: NaN (not measured) is NULL; ±Inf are kept.
@@ -158,7 +167,7 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 		if _, err := stmt.ExecContext(ctx, deviceID, c.Seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
 			c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
 			level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
-			c.ClockState, now); err != nil {
+			c.ClockState, now, volume(c.Volume)); err != nil {
 			return 0, fmt.Errorf("store confirmation seq %d of device %q: %w", c.Seq, deviceID, err)
 		}
 	}
@@ -214,7 +223,7 @@ type ConfirmationFilter struct {
 
 const confirmationCols = `device_id, seq, area_id, output, schedule_id, revision, program, item_index, item_ref,
 	scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs, silence_s, gaps, underruns, result, error,
-	clock_state, received_at`
+	clock_state, received_at, volume`
 
 // ListConfirmations returns confirmations matching f in time order (then device, seq).
 func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Confirmation, error) {
@@ -254,10 +263,10 @@ func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn fun
 	for rows.Next() {
 		var c Confirmation
 		var sched, start, end, recv sql.NullInt64
-		var peak, rms sql.NullFloat64
+		var peak, rms, vol sql.NullFloat64
 		if err := rows.Scan(&c.DeviceID, &c.Seq, &c.Area, &c.Output, &c.ScheduleID, &c.Revision, &c.Program,
 			&c.ItemIndex, &c.ItemRef, &sched, &start, &end, &c.PlayedSeconds, &peak, &rms, &c.SilenceSeconds,
-			&c.Gaps, &c.Underruns, &c.Result, &c.Error, &c.ClockState, &recv); err != nil {
+			&c.Gaps, &c.Underruns, &c.Result, &c.Error, &c.ClockState, &recv, &vol); err != nil {
 			return fmt.Errorf("list confirmations: %w", err)
 		}
 		c.Scheduled, c.Start, c.End, c.ReceivedAt = fromTS(sched), fromTS(start), fromTS(end), fromTS(recv)
@@ -268,6 +277,7 @@ func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn fun
 		if rms.Valid {
 			c.RMSDBFS = rms.Float64
 		}
+		c.Volume = vol.Float64
 		if err := fn(c); err != nil {
 			return err
 		}

@@ -226,6 +226,53 @@ INSERT INTO effective_new SELECT device_id, revision, sources, created_at, sent_
 DROP TABLE effective;
 ALTER TABLE effective_new RENAME TO effective;
 `},
+		{4, "commands", `
+-- Signed commands (play_now, stop, volume, reload; see commands.go). seq increases strictly
+-- over every command: the agents refuse a seq not above the highest they accepted, so a
+-- restarted hub must never reuse one. A command is signed in parts of a few dozen devices.
+CREATE TABLE commands (
+	id          TEXT PRIMARY KEY,
+	seq         INTEGER NOT NULL UNIQUE CHECK (seq > 0),
+	key_id      TEXT NOT NULL,
+	target      TEXT NOT NULL,               -- area:<id> or device:<id>, as staff named it
+	area_id     TEXT NOT NULL,               -- the target's area, for scope
+	action      TEXT NOT NULL,
+	output      TEXT NOT NULL,
+	volume      REAL,
+	content     TEXT NOT NULL,
+	stream      TEXT NOT NULL,
+	class       TEXT NOT NULL,
+	title       TEXT NOT NULL,
+	issued_by   TEXT NOT NULL,
+	issued_at   INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE command_payloads (
+	command_id TEXT NOT NULL REFERENCES commands(id),
+	part       INTEGER NOT NULL,
+	payload    BLOB NOT NULL,                -- the exact signed bytes
+	signature  BLOB NOT NULL,
+	PRIMARY KEY (command_id, part)
+);
+CREATE TABLE command_devices (
+	command_id  TEXT NOT NULL REFERENCES commands(id),
+	device_id   TEXT NOT NULL REFERENCES devices(id),
+	area_id     TEXT NOT NULL,               -- the device's area when issued
+	part        INTEGER NOT NULL,
+	state       TEXT NOT NULL,               -- pending, sent, executed, failed, refused, received
+	code        TEXT NOT NULL DEFAULT '',
+	reason      TEXT NOT NULL DEFAULT '',
+	sends       INTEGER NOT NULL DEFAULT 0,
+	sent_at     INTEGER,
+	reported_at INTEGER,
+	PRIMARY KEY (command_id, device_id)
+) WITHOUT ROWID;
+-- What a connecting device has not answered yet.
+CREATE INDEX command_devices_open ON command_devices(device_id) WHERE reported_at IS NULL;
+-- The gain a play was given (programme volume x device volume), as the agent reports it.
+ALTER TABLE confirmations ADD COLUMN volume REAL;
+`},
 	}
 }
 
