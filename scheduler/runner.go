@@ -163,6 +163,7 @@ type resumeHint struct {
 type playing struct {
 	run     *Run
 	monoEnd time.Duration // the run ends by monotonic time too, so a backward step cannot stretch it
+	late    bool          // a late emergency moved to start when it could
 }
 
 // NewRunner returns a runner with no schedule; SetSchedule gives it one.
@@ -367,6 +368,9 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 			}
 			continue
 		}
+		if _, late := r.lateEmergency(run, now); late {
+			continue // step 3 plays it now
+		}
 		if !run.End.After(now) && plausible && !run.Start.Before(since) {
 			evs = r.missed(evs, run, now, plausible)
 		}
@@ -374,12 +378,20 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 
 	// 3. What should be playing now on each output.
 	for _, run := range r.runs {
+		lateBy := now.Sub(run.Start)
+		moved, movedLate := r.lateEmergency(run, now)
+		if movedLate {
+			run = moved
+		}
 		if run.Start.After(now) || !run.End.After(now) || !run.Segments[0].Audible() || !r.wantsOutput(run.Output) {
 			continue
 		}
 		cur := r.current[run.Output]
 		if cur != nil && cur.run.Key == run.Key {
 			continue // already playing; a forward step inside it does not restart it
+		}
+		if cur != nil && cur.late && !movedLate && !outranks(run, cur.run) {
+			continue // a late emergency holds the output against what the timeline put after it
 		}
 		if _, ok := r.done[run.Key]; ok {
 			continue // played (or missed) already: a backward step must not replay it
@@ -418,9 +430,12 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 			evs = append(evs, Event{Kind: EventStop, Run: cur.run, At: now, Reason: why, ClockSynced: plausible})
 			r.done[cur.run.Key] = cur.run.End
 		}
-		r.current[run.Output] = &playing{run: run, monoEnd: mono + run.End.Sub(now)}
+		r.current[run.Output] = &playing{run: run, monoEnd: mono + run.End.Sub(now), late: movedLate}
 		r.occStarted[run.occurrenceKey()] = run.End
-		evs = append(evs, Event{Kind: EventStart, Run: run, At: now, Offset: offset, Late: late, ClockSynced: plausible})
+		if !movedLate {
+			lateBy = late
+		}
+		evs = append(evs, Event{Kind: EventStart, Run: run, At: now, Offset: offset, Late: lateBy, ClockSynced: plausible})
 	}
 
 	// 4. A playing run that the timeline no longer has (schedule replaced) stops.
@@ -528,4 +543,50 @@ func outranks(a, b *Run) bool {
 		return a.Class > b.Class
 	}
 	return a.Priority > b.Priority
+}
+
+// lateEmergency moves an emergency that could not start on time (the device was off, or cut
+// off from the hub when it was sent) to start now, while its window — max_duration from the
+// scheduled start — is still open: the warning must still be given, whatever the grace window.
+// Only an occurrence that has not begun, from its first item.
+func (r *Runner) lateEmergency(run *Run, now time.Time) (*Run, bool) {
+	if run.Class != Emergency || !now.After(run.Start.Add(r.opts.Grace)) || run.Segments[0].Offset != 0 || !run.Segments[0].Audible() {
+		return nil, false
+	}
+	if _, done := r.done[run.Key]; done {
+		return nil, false
+	}
+	if _, began := r.occStarted[run.occurrenceKey()]; began {
+		return nil, false
+	}
+	var window time.Duration
+	if r.compiledFor != nil {
+		for _, p := range r.compiledFor.Programs {
+			if p.ID == run.Program {
+				window = p.MaxDuration.D()
+			}
+		}
+	}
+	closes := run.Scheduled.Add(window)
+	if window <= 0 || !now.Before(closes) {
+		return nil, false
+	}
+	d := now.Sub(run.Start)
+	moved := *run
+	moved.Start, moved.End = now, minTime(run.End.Add(d), closes)
+	moved.Segments = nil
+	for _, s := range run.Segments {
+		s.Start, s.End = s.Start.Add(d), minTime(s.End.Add(d), closes)
+		if s.Start.Before(closes) {
+			moved.Segments = append(moved.Segments, s)
+		}
+	}
+	return &moved, true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -269,3 +269,24 @@ func TestRunnerEmergencyPushedPreempts(t *testing.T) {
 		"12:05:00 stop noon (cut)", // never past its window
 	)
 }
+
+// TestRunnerLateEmergencyPlaysInsideItsWindow: beyond the grace window a normal programme is
+// missed, but an emergency whose window is still open plays from its beginning.
+func TestRunnerLateEmergencyPlaysInsideItsWindow(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	src := header + `programs:
+  - {id: storm, class: emergency, at: "2026-11-02T12:00:00+07:00", max_duration: 2h, items: [{file: s.mp3, duration: 1m}]}
+  - {id: news, at: "2026-11-02T12:00:00+07:00", max_duration: 2h, items: [{file: n.mp3, duration: 1m}]}
+`
+	// The box comes back 40 minutes after both were due (grace 5 min).
+	r, c := newTestRunner(t, src, time.Date(2026, 11, 2, 12, 40, 0, 0, hcm), RunnerOptions{LastRun: time.Date(2026, 11, 2, 11, 0, 0, 0, hcm)})
+	evs := drive(r, c, time.Date(2026, 11, 2, 12, 45, 0, 0, hcm))
+	var got []string
+	for _, e := range evs {
+		got = append(got, string(e.Kind)+" "+e.Run.Program)
+	}
+	want := "missed news|start storm|stop storm"
+	if g := strings.Join(got, "|"); g != want && g != "start storm|missed news|stop storm" {
+		t.Errorf("events %q, want the storm played and the news missed (%q)", g, want)
+	}
+}
