@@ -36,7 +36,12 @@ type agentConn struct {
 	mu       sync.Mutex
 	sent     map[string]int64 // schedule message id -> revision, to tie refusals to a push
 	maxSent  int64            // the newest revision written to this connection
-	once     sync.Once
+	// Commands (commands.go): message id -> command id (refusals name only the message), the
+	// newest seq written, and whether the connection takes commands from a fan-out yet.
+	cmdSent   map[string]string
+	maxCmdSeq int64
+	cmdOpen   bool
+	once      sync.Once
 	// ready is closed once the welcome (and the schedule the connection starts with) is
 	// written: a push must not reach the device before its welcome, nor before an older
 	// revision it would then refuse as replayed.
@@ -250,6 +255,8 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	if e.Revision > held {
 		welcome.LatestSchedule = &protocol.ScheduleRef{ID: ScheduleIDFor(dev.ID), Revision: uint64(e.Revision)}
 	}
+	cmdStart := s.beginCommands(ctx, c) // what it has not answered (commands.go)
+	defer cmdStart.release()
 	welcome.HubTime = s.clock.Now()
 	if err := c.send(welcome); err != nil {
 		log.Warn("welcome not sent", "err", err)
@@ -258,6 +265,7 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	if e.Revision > held && c.writeScheduleNow(e) == nil {
 		s.markSent(ctx, dev.ID, e.Revision)
 	}
+	cmdStart.finish(ctx)
 	c.setReady()
 
 	idle := 3*s.opts.StatusInterval + 30*time.Second
@@ -363,8 +371,7 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 }
 
 func (s *Server) recordDelivery(ctx context.Context, c *agentConn, d *protocol.Delivery) error {
-	if d.CommandID != "" || d.State == protocol.DeliveryExecuted || d.State == protocol.DeliveryFailed {
-		s.log.Info("command delivery", "device", c.device, "command", d.CommandID, "state", d.State, "reason", d.Reason)
+	if s.commandDelivery(ctx, c, d) {
 		return nil
 	}
 	rev := int64(-1)
@@ -414,7 +421,7 @@ func storeConfirmation(r protocol.Confirmation) store.Confirmation {
 	return store.Confirmation{Seq: int64(r.Seq), Output: r.Output, ScheduleID: r.ScheduleID, Revision: int64(min(r.Revision, math.MaxInt64)),
 		Program: r.Program, ItemIndex: r.ItemIndex, ItemRef: r.Item, Scheduled: r.Scheduled, Start: r.Start, End: r.End,
 		PlayedSeconds: r.PlayedS, PeakDBFS: f(r.PeakDBFS), RMSDBFS: f(r.RMSDBFS), SilenceSeconds: r.SilenceS,
-		Gaps: r.Gaps, Underruns: r.Underruns, Result: r.Result, Error: r.Error, ClockState: r.Clock}
+		Gaps: r.Gaps, Underruns: r.Underruns, Result: r.Result, Error: r.Error, ClockState: r.Clock, Volume: r.Volume}
 }
 
 func storeStatus(m *protocol.Status, software string) store.Status {

@@ -479,7 +479,8 @@ func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
 		Revision: c.Revision, Program: c.Program, ItemIndex: c.ItemIndex, Item: c.ItemRef,
 		Scheduled: timePtr(c.Scheduled), Start: timePtr(c.Start), End: timePtr(c.End), PlayedS: c.PlayedSeconds,
 		PeakDBFS: finitePtr(c.PeakDBFS), RMSDBFS: finitePtr(c.RMSDBFS), SilenceS: c.SilenceSeconds, Gaps: c.Gaps,
-		Underruns: c.Underruns, Result: c.Result, Error: c.Error, Clock: c.ClockState, ReceivedAt: c.ReceivedAt}
+		Underruns: c.Underruns, Result: c.Result, Error: c.Error, Clock: c.ClockState, ReceivedAt: c.ReceivedAt,
+		CommandID: commandIDOf(c.Program), Volume: positivePtr(c.Volume)}
 }
 
 // ParseTimeParam reads a time filter: RFC 3339, a date (YYYY-MM-DD, UTC midnight), or a

@@ -72,6 +72,8 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
+
+	commandStore // commands.go
 }
 
 // Options configure a Server.
@@ -114,6 +116,7 @@ type Server struct {
 	parsedCount           atomic.Int64
 	wg                    sync.WaitGroup
 	emerg                 emergencyState // active emergencies, bulletins and relays; CAP (emergency.go)
+	cmds                  commandState   // the order of signed commands (commands.go)
 }
 
 // New returns a server over opts.Store.
@@ -187,6 +190,9 @@ func (s *Server) routes() {
 	m.Handle("POST /api/emergencies/cancel", s.staff(s.apiCancelSeries))
 	m.Handle("POST /api/emergencies/{id}/cancel", s.staff(s.apiCancelEmergency))
 	m.Handle("POST /api/cap", s.staff(s.apiCAP))
+	m.Handle("POST /api/commands", s.staff(s.apiIssueCommand))
+	m.Handle("GET /api/commands", s.staff(s.apiListCommands))
+	m.Handle("GET /api/commands/{id}", s.staff(s.apiShowCommand))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
 	})

@@ -91,6 +91,7 @@ type ConfirmationJSON struct {
 	ScheduleID string     `json:"schedule_id,omitempty"`
 	Revision   int64      `json:"revision,omitempty"`
 	Program    string     `json:"program,omitempty"`
+	CommandID  string     `json:"command_id,omitempty"` // the play_now command that caused it
 	ItemIndex  int        `json:"item_index"`
 	Item       string     `json:"item,omitempty"`
 	Scheduled  *time.Time `json:"scheduled,omitempty"`
@@ -105,6 +106,7 @@ type ConfirmationJSON struct {
 	Result     string     `json:"result"`
 	Error      string     `json:"error,omitempty"`
 	Clock      string     `json:"clock,omitempty"`
+	Volume     *float64   `json:"volume,omitempty"` // gain given: programme × device volume
 	ReceivedAt time.Time  `json:"received_at"`
 }
 
@@ -137,7 +139,7 @@ type ContentJSON struct {
 // confirmationCSVHeader is the header row of the CSV form.
 var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
 	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
-	"gaps", "underruns", "result", "error", "clock", "received_at"}
+	"gaps", "underruns", "result", "error", "clock", "received_at", "command_id", "volume"}
 
 // WriteConfirmationsCSV writes confirmations as CSV with a header row.
 func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
@@ -160,7 +162,7 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 			strconv.FormatInt(c.Revision, 10), c.Program, strconv.Itoa(c.ItemIndex), c.Item, ft(c.Scheduled),
 			ft(c.Start), ft(c.End), strconv.FormatFloat(c.PlayedS, 'f', -1, 64), ff(c.PeakDBFS), ff(c.RMSDBFS),
 			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
-			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano)})
+			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano), c.CommandID, ff(c.Volume)})
 	}
 	cw.Flush()
 	return cw.Error()
