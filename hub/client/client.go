@@ -291,3 +291,43 @@ func (c *Client) PostCAP(ctx context.Context, alert []byte) (api.CAPResponse, er
 	}
 	return out, nil
 }
+
+// IssueCommand signs and sends a command (play_now, stop, volume, reload) to an area's
+// devices or one device.
+func (c *Client) IssueCommand(ctx context.Context, r api.CommandRequest) (api.CommandJSON, error) {
+	var out api.CommandJSON
+	return out, c.do(ctx, "POST", "/api/commands", r, &out)
+}
+
+// CommandFilter selects commands; empty fields do not filter.
+type CommandFilter struct {
+	Area, Device string
+	Limit        int // default 20 at the hub
+}
+
+// ListCommands returns the newest commands reaching the token's scope, with each device's
+// outcome.
+func (c *Client) ListCommands(ctx context.Context, f CommandFilter) ([]api.CommandJSON, error) {
+	v := url.Values{}
+	if f.Area != "" {
+		v.Set("area", f.Area)
+	}
+	if f.Device != "" {
+		v.Set("device", f.Device)
+	}
+	if f.Limit > 0 {
+		v.Set("limit", fmt.Sprint(f.Limit))
+	}
+	q := ""
+	if len(v) > 0 {
+		q = "?" + v.Encode()
+	}
+	var out []api.CommandJSON
+	return out, c.do(ctx, "GET", "/api/commands"+q, nil, &out)
+}
+
+// GetCommand returns one command with each device's outcome.
+func (c *Client) GetCommand(ctx context.Context, id string) (api.CommandJSON, error) {
+	var out api.CommandJSON
+	return out, c.do(ctx, "GET", "/api/commands/"+url.PathEscape(id), nil, &out)
+}
