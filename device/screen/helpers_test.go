@@ -77,7 +77,8 @@ func openPaced(t testing.TB, cfg screen.Config, clk screen.Clock) *screen.Screen
 	t.Helper()
 	mustMpv(t)
 	cfg.VO = "null"
-	cfg.Args = append(cfg.Args, "--vo-null-fps=25")
+	// No hardware decoder to probe on a test machine (and no log lines about it).
+	cfg.Args = append(cfg.Args, "--vo-null-fps=25", "--hwdec=no")
 	if cfg.Dir == "" {
 		cfg.Dir = shortDir(t)
 	}

@@ -240,6 +240,10 @@ func Open(cfg Config, clk Clock, log *slog.Logger) (*Screen, error) {
 	if cfg.Width < 64 || cfg.Height < 64 {
 		return nil, fmt.Errorf("screen config: canvas %dx%d is too small (at least 64x64)", cfg.Width, cfg.Height)
 	}
+	// mpv reads per-file option values as lists split on ':' and ','.
+	if strings.ContainsAny(cfg.Dir, ":,") {
+		return nil, fmt.Errorf("screen config: dir %q: mpv cannot take a path with ':' or ','", cfg.Dir)
+	}
 	s.dir = cfg.Dir
 	if s.dir == "" {
 		if s.dir, err = os.MkdirTemp("", "loa-screen-"); err != nil {
@@ -248,10 +252,6 @@ func Open(cfg Config, clk Clock, log *slog.Logger) (*Screen, error) {
 		s.own = true
 	} else if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("screen: runtime directory %s: %w", s.dir, err)
-	}
-	// mpv reads per-file option values as lists split on ':' and ','.
-	if strings.ContainsAny(s.dir, ":,") {
-		return nil, fmt.Errorf("screen config: dir %q: mpv cannot take a path with ':' or ','", s.dir)
 	}
 	p, err := s.start()
 	if err != nil {
