@@ -24,6 +24,7 @@ func commands() []command {
 		{"plan", "print the timeline a schedule compiles to", planCmd},
 		{"validate", "check a schedule file and print what is wrong", validateCmd},
 		{"play", "play one file or stream and print its proof of output", playCmd},
+		{"show", "show one video, image or text on the screen or LED board and print its proof", showCmd},
 		{"run", "run the daemon: play the schedule, keep the journal", runCmd},
 		{"journal", "print the confirmations in the journal", journalCmd},
 		{"status", "print what plays now and next, the schedule, the clock and the store", statusCmd},

@@ -636,7 +636,8 @@ func (s *Screen) prepare(it Item, seq, i int, at time.Duration) prepared {
 			rate = 25
 		}
 		pr.url = fmt.Sprintf("av://lavfi:color=c=%s:s=%dx%d:r=%d:d=%s", bg.lavfi(), s.cfg.Width, s.cfg.Height, rate, secs(it.Duration))
-		pr.opts = append(pr.opts, "sub-files="+quote(ass))
+		// A bulletin shorter than two frames is one frame, which mpv treats as a still image.
+		pr.opts = append(pr.opts, "sub-files="+quote(ass), "image-display-duration="+secs(it.Duration))
 		if at > 0 {
 			pr.opts = append(pr.opts, "start="+secs(at))
 		}

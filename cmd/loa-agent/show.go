@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/loa-project/loa/device/screen"
+	"github.com/loa-project/loa/device/sign"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// showCmd shows one file or text on the screen (mpv) or the LED board and prints its proof of
+// display as one JSON line.
+func showCmd(ctx context.Context, args []string, log *slog.Logger) int {
+	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: loa-agent show FILE|TEXT [--out screen|board] [--duration D] [--ticker TEXT]")
+		fmt.Fprintln(fs.Output(), "  FILE is a video or image; anything that is not an existing file is shown as a text bulletin.")
+		fs.PrintDefaults()
+	}
+	out := fs.String("out", "screen", "output: screen (HDMI, through mpv) or board (serial LED sign)")
+	dur := fs.Duration("duration", 0, "how long to show: text and images (default 10s); cuts a video; on the board, clear after it (0: leave the text up)")
+	ticker := fs.String("ticker", "", "screen: a line scrolling along the bottom")
+	asText := fs.Bool("text", false, "show the argument as text even if a file of that name exists")
+	vo := fs.String("vo", "", "screen: mpv video output (drm, gpu, x11, null…; default drm, or gpu on a desktop)")
+	audio := fs.String("audio", "", `screen: video sound: "" (muted), auto, or an mpv audio device`)
+	bg := fs.String("background", "", "screen: bulletin background #RRGGBB")
+	shotPath := fs.String("screenshot", "", "screen: write a screenshot here once the item is on screen")
+	var mpvArgs stringList
+	fs.Var(&mpvArgs, "mpv-arg", "screen: an extra mpv option (repeatable), e.g. --mpv-arg=--drm-connector=HDMI-A-1")
+	port := fs.String("port", "/dev/ttyUSB0", "board: serial port of the Alpha-protocol sign")
+	mode := fs.String("mode", "", "board: auto, hold, rotate, scroll, flash, roll_up, wipe_in, compressed_rotate")
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return 2
+	}
+	arg := pos[0]
+	isFile := false
+	if !*asText {
+		if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
+			isFile = true
+		}
+	}
+	switch *out {
+	case "screen":
+		it := screen.Item{Ticker: *ticker, Duration: *dur, Background: *bg}
+		if isFile {
+			it.Path = arg
+		} else {
+			it.Text = arg
+			if it.Duration == 0 {
+				it.Duration = 10 * time.Second
+			}
+		}
+		return showScreen(ctx, it, screen.Config{VO: *vo, Audio: *audio, Args: mpvArgs}, *shotPath, log)
+	case "board":
+		if isFile {
+			fmt.Fprintf(os.Stderr, "loa-agent show: %s is a file; the LED board shows text only (use --text to show the name)\n", arg)
+			return 2
+		}
+		return showBoard(ctx, arg, *port, sign.Mode(*mode), *dur, log)
+	}
+	fmt.Fprintf(os.Stderr, "loa-agent show: --out %q: want screen or board\n", *out)
+	return 2
+}
+
+func showScreen(ctx context.Context, it screen.Item, cfg screen.Config, shotPath string, log *slog.Logger) int {
+	scr, err := screen.Open(cfg, screen.SystemClock{}, log.With("component", "screen"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent show:", err)
+		return 1
+	}
+	defer scr.Close()
+	started := make(chan struct{})
+	prog := screen.Program{Items: []screen.Item{it}, OnItemStart: func(int, time.Time) { close(started) }}
+	// Ctrl-C or SIGTERM takes the item off the screen (the proof then says "stopped").
+	sh, err := scr.Show(context.WithoutCancel(ctx), prog)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent show:", err)
+		return 1
+	}
+	if shotPath != "" {
+		select {
+		case <-started:
+			if err := scr.Screenshot(ctx, shotPath); err != nil {
+				fmt.Fprintln(os.Stderr, "loa-agent show:", err)
+			}
+		case <-sh.Done():
+		case <-ctx.Done():
+		}
+	}
+	var res screen.Result
+	select {
+	case <-sh.Done():
+		res = sh.Wait()
+	case <-ctx.Done():
+		res = sh.Stop()
+	}
+	line, err := json.Marshal(res.Items[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent show:", err)
+		return 1
+	}
+	fmt.Println(string(line))
+	if res.Items[0].Ended == screen.EndFailed {
+		return 1
+	}
+	return 0
+}
+
+// boardProof is what `show --out board` prints: the board has no playback events, so the
+// proof is that the sign took the text (and, with --duration, the clear).
+type boardProof struct {
+	Output string    `json:"output"`
+	Port   string    `json:"port"`
+	Text   string    `json:"text"`
+	Sent   string    `json:"sent"` // as the sign's character set shows it
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end,omitzero"`
+	Ended  string    `json:"ended"`
+	Error  string    `json:"error,omitempty"`
+}
+
+func showBoard(ctx context.Context, text, port string, mode sign.Mode, dur time.Duration, log *slog.Logger) int {
+	clk := screen.SystemClock{}
+	s, err := sign.Open(sign.Config{Alpha: sign.AlphaConfig{Port: port}}, clk, log.With("component", "sign"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent show:", err)
+		return 1
+	}
+	defer s.Close()
+	p := boardProof{Output: "board", Port: port, Text: text, Sent: sign.Sanitize(text)}
+	// The driver opens the port in the background; give it a moment before calling it away.
+	for deadline := time.Now().Add(3 * time.Second); !s.State().Connected && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.Start = clk.Now()
+	err = s.Show(ctx, sign.Text{Message: text, Mode: mode})
+	if err == nil && dur > 0 {
+		select {
+		case <-time.After(dur):
+		case <-ctx.Done():
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = s.Clear(cctx)
+		cancel()
+		p.End = clk.Now()
+	}
+	p.Ended = screen.EndCompleted
+	if err != nil {
+		p.Ended, p.Error = screen.EndFailed, err.Error()
+		if errors.Is(err, sign.ErrUnavailable) {
+			p.Error += " (check the cable, the sign's power and --port)"
+		}
+	}
+	line, _ := json.Marshal(p)
+	fmt.Println(string(line))
+	if err != nil {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestShowCommand runs `loa-agent show` as a user would: a bulletin on the screen (mpv with a
+// paced null output) with a screenshot, and a text on an LED board behind a socat pty pair.
+func TestShowCommand(t *testing.T) {
+	bin := agentBinary(t)
+	dir := t.TempDir()
+
+	shot := filepath.Join(dir, "shot.png")
+	out, errOut, code := run(t, bin, "show", "Thông báo: Bão số 13", "--vo", "null", "--mpv-arg=--vo-null-fps=25",
+		"--duration", "500ms", "--ticker", "Tin khẩn", "--screenshot", shot)
+	if code != 0 {
+		t.Fatalf("show text: exit %d: %s", code, errOut)
+	}
+	var p struct {
+		Kind   string  `json:"kind"`
+		Ended  string  `json:"ended"`
+		ShownS float64 `json:"shown_s"`
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil || p.Kind != "text" || p.Ended != "completed" || p.ShownS <= 0 {
+		t.Fatalf("proof %q: %+v %v", out, p, err)
+	}
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil || img.Bounds().Dx() != 1920 {
+		t.Fatalf("screenshot: %v %v", err, img.Bounds())
+	}
+
+	out, _, code = run(t, bin, "show", "/no/such/file.mp4", "--out", "board", "--text", "--port", filepath.Join(dir, "absent"))
+	if code != 1 || !strings.Contains(out, `"ended":"failed"`) || !strings.Contains(out, "--port") {
+		t.Errorf("board on an absent port: exit %d, %s", code, out)
+	}
+
+	// A board on a pty: the Alpha frame arrives with the text transliterated.
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	socat := exec.Command("socat", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
+	if err := socat.Start(); err != nil {
+		t.Fatalf("socat (scripts/install-deps): %v", err)
+	}
+	defer func() { socat.Process.Kill(); socat.Wait() }()
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(b); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		pf, err := os.Open(b)
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer pf.Close()
+		var all []byte
+		buf := make([]byte, 256)
+		for !bytes.Contains(all, []byte{0x04}) {
+			n, err := pf.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		got <- all
+	}()
+	out, errOut, code = run(t, bin, "show", "Bão số 13", "--out", "board", "--port", a)
+	if code != 0 || !strings.Contains(out, `"sent":"Bao so 13"`) {
+		t.Fatalf("show on board: exit %d %s %s", code, out, errOut)
+	}
+	select {
+	case frame := <-got:
+		if !bytes.Contains(frame, []byte("Bao so 13\x03")) {
+			t.Errorf("the sign received %q", frame)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing reached the sign")
+	}
+}
