@@ -5,7 +5,6 @@ import (
 	"flag"
 	"image"
 	"image/draw"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -90,17 +89,11 @@ func TestTickerRunsAlongTheBottom(t *testing.T) {
 	defer sh.Stop()
 	ev.waitStart(t, 0)
 	first := shot(t, s, dir, "a.png")
-	if os.Getenv("LOA_KEEP_SHOT") != "" {
-		writePNG(t, os.Getenv("LOA_KEEP_SHOT"), first)
-	}
 	_, at0 := sh.Progress()
 	for _, at := sh.Progress(); at < at0+2*time.Second; _, at = sh.Progress() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	second := shot(t, s, dir, "b.png")
-	if os.Getenv("LOA_KEEP_SHOT") != "" {
-		writePNG(t, os.Getenv("LOA_KEEP_SHOT")+".2.png", second)
-	}
 	band := 360 / 9
 	top := image.Rect(0, 0, 640, 360-band)
 	bottom := image.Rect(0, 360-band, 640, 360)
@@ -120,4 +113,38 @@ func crop(img image.Image, r image.Rectangle) image.Image {
 	out := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
 	draw.Draw(out, out.Bounds(), img, r.Min, draw.Src)
 	return out
+}
+
+// TestTickerOverAStill: a still image with a ticker is repeated as frames so the ticker runs,
+// on the bulletin canvas, and still ends after its duration.
+func TestTickerOverAStill(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "s.png")
+	stillImage(t, img, "blue")
+	s := openPaced(t, screen.Config{Width: 640, Height: 360}, nil)
+	ev := newEvents(1)
+	sh, err := s.Show(context.Background(), ev.program(screen.Item{Path: img, Duration: 3 * time.Second, Ticker: "Tin mới: đường ĐT 603 ngập sâu"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.waitStart(t, 0)
+	a := shot(t, s, dir, "a.png")
+	for _, at := sh.Progress(); at < time.Second; _, at = sh.Progress() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	b := shot(t, s, dir, "b.png")
+	if a.Bounds().Dx() != 640 || a.Bounds().Dy() != 360 {
+		t.Fatalf("a still with a ticker is shown at %v, want the 640x360 canvas", a.Bounds())
+	}
+	band := image.Rect(0, 360-360/9, 640, 360)
+	if d := diffFraction(crop(a, band), crop(b, band)); d < 0.01 {
+		t.Errorf("the ticker over the still did not move (%.2f%% of its band changed)", 100*d)
+	}
+	if got := nameOf(centre(b)); got != "blue" {
+		t.Errorf("the still is %s at the centre", got)
+	}
+	res := waitDone(t, sh)
+	if p := res.Items[0]; p.Ended != screen.EndCompleted || p.Kind != "image" || p.ShownS < 2.9 {
+		t.Errorf("proof: %+v", p)
+	}
 }

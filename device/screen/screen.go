@@ -660,7 +660,15 @@ func (s *Screen) prepare(it Item, seq, i int, at time.Duration) prepared {
 		if d <= 0 {
 			d = s.cfg.ImageDuration
 		}
-		pr.opts = append(pr.opts, "image-display-duration="+secs(d))
+		if it.Ticker != "" {
+			// A still is one frame and subtitles move only when frames come: repeat it at
+			// 25 fps on the bulletin canvas so the ticker runs, and cut it at its duration.
+			w, h := s.cfg.Width, s.cfg.Height
+			vf := fmt.Sprintf("lavfi=[loop=loop=-1:size=1,fps=25,scale=%d:%d:force_original_aspect_ratio=decrease,pad=%d:%d:(ow-iw)/2:(oh-ih)/2]", w, h, w, h)
+			pr.opts = append(pr.opts, "vf="+quote(vf), "end="+secs(d))
+		} else {
+			pr.opts = append(pr.opts, "image-display-duration="+secs(d))
+		}
 	} else {
 		if it.Duration > 0 {
 			pr.opts = append(pr.opts, "end="+secs(it.Duration))
