@@ -411,6 +411,9 @@ func (s *Screen) Show(ctx context.Context, prog Program) (*Showing, error) {
 	}
 	s.cur = sh
 	s.live = append(s.live, sh)
+	// Events of unknown entries only matter while a Show registers its entries (Shows are
+	// serialised): anything left from before is stale.
+	clear(s.early)
 	for id, e := range s.entries {
 		if e.sh.finished {
 			delete(s.entries, id)
