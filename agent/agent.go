@@ -13,6 +13,7 @@ import (
 	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
+	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/device/sign"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/scheduler"
@@ -34,7 +35,8 @@ type Agent struct {
 	lengths *lengthCache
 	speech  *speech
 	amp     *amplifier.Amplifier
-	sign    sign.Sign // the board output's LED sign, when the device has one
+	sign    sign.Sign      // the board output's LED sign, when the device has one
+	screen  *screen.Screen // the screen output's mpv, when the device has one
 
 	commands  chan func(outputs)  // hub commands, carried out on the main loop
 	adhoc     []scheduler.Program // play_now programmes beside the schedule
@@ -210,6 +212,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer closeBoard()
 		outs["board"] = bd
+	}
+	if a.cfg.has("screen") {
+		so, closeScreen, err := a.openScreen()
+		if err != nil {
+			return err
+		}
+		defer closeScreen()
+		outs["screen"] = so
 	}
 
 	ctl, err := a.serveControl(ctx)

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loa-project/loa/device/amplifier"
+	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -52,6 +53,8 @@ type Config struct {
 	Volume *float64 `yaml:"volume"`
 	// VolumeSchedule changes the device volume at times of day (not for emergencies).
 	VolumeSchedule []VolumeStep `yaml:"volume_schedule"`
+	// Screen is the HDMI screen of the screen output, driven through mpv (docs/screen.md).
+	Screen screen.Config `yaml:"screen"`
 	// Board is the LED text sign of the board output (docs/signs.md).
 	Board BoardConfig `yaml:"board"`
 	// Voice is the espeak-ng voice that speaks text items on the speakers (default vi).

@@ -15,6 +15,7 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
+	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/device/sign"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -32,8 +33,9 @@ type Status struct {
 	Store            content.Usage    `json:"store"`
 	Journal          journal.Stats    `json:"journal"`
 	Amplifier        *amplifier.State `json:"amplifier,omitempty"`
-	Board            *sign.State      `json:"board,omitempty"` // the LED sign: connected, last error
-	Volume           float64          `json:"volume"`          // device volume now (its schedule applied)
+	Board            *sign.State      `json:"board,omitempty"`  // the LED sign: connected, last error
+	Screen           *screen.State    `json:"screen,omitempty"` // mpv: running, restarts, last error
+	Volume           float64          `json:"volume"`           // device volume now (its schedule applied)
 }
 
 // NextRun is an upcoming programme.
@@ -64,6 +66,10 @@ func (a *Agent) status() Status {
 				}
 			}
 		}
+	}
+	if a.screen != nil {
+		ss := a.screen.State()
+		st.Screen = &ss
 	}
 	if a.sign != nil {
 		bs := a.sign.State()

@@ -165,32 +165,33 @@ const (
 
 // Confirmation is one closed journal record: what was actually played, where and when.
 type Confirmation struct {
-	Device     string    `json:"device"`
-	Seq        uint64    `json:"seq"`
-	Output     string    `json:"output,omitempty"`
-	ScheduleID string    `json:"schedule_id,omitempty"`
-	Revision   uint64    `json:"revision,omitempty"`
-	Program    string    `json:"program,omitempty"`
-	CommandID  string    `json:"command_id,omitempty"` // set when a play_now command caused the play
-	ItemIndex  int       `json:"item_index"`
-	Item       string    `json:"item,omitempty"` // sha256:…, a stream URL or file:…
-	Scheduled  time.Time `json:"scheduled,omitzero"`
-	Start      time.Time `json:"start,omitzero"`
-	End        time.Time `json:"end,omitzero"`
-	PlayedS    float64   `json:"played_s"`            // measured from the samples the output consumed
-	PeakDBFS   *float64  `json:"peak_dbfs,omitempty"` // absent when nothing was measured
-	RMSDBFS    *float64  `json:"rms_dbfs,omitempty"`
-	SilenceS   float64   `json:"silence_s"`
-	Gaps       int       `json:"gaps"`
-	Underruns  int       `json:"underruns"`
-	Dropouts   int       `json:"dropouts,omitempty"`   // relays: connections lost after audio came
-	Reconnects int       `json:"reconnects,omitempty"` // relays: connections that brought it back
-	MissingS   float64   `json:"missing_s,omitempty"`  // relays: window time with nothing heard
-	Volume     float64   `json:"volume,omitempty"`     // gain given: programme volume × device volume
-	Amplifier  string    `json:"amplifier,omitempty"`  // relay state at the start: on, or what is wrong
-	Result     string    `json:"result"`
-	Error      string    `json:"error,omitempty"`
-	Clock      string    `json:"clock,omitempty"`
+	Device        string    `json:"device"`
+	Seq           uint64    `json:"seq"`
+	Output        string    `json:"output,omitempty"`
+	ScheduleID    string    `json:"schedule_id,omitempty"`
+	Revision      uint64    `json:"revision,omitempty"`
+	Program       string    `json:"program,omitempty"`
+	CommandID     string    `json:"command_id,omitempty"` // set when a play_now command caused the play
+	ItemIndex     int       `json:"item_index"`
+	Item          string    `json:"item,omitempty"` // sha256:…, a stream URL or file:…
+	Scheduled     time.Time `json:"scheduled,omitzero"`
+	Start         time.Time `json:"start,omitzero"`
+	End           time.Time `json:"end,omitzero"`
+	PlayedS       float64   `json:"played_s"`            // measured from the samples the output consumed
+	PeakDBFS      *float64  `json:"peak_dbfs,omitempty"` // absent when nothing was measured
+	RMSDBFS       *float64  `json:"rms_dbfs,omitempty"`
+	SilenceS      float64   `json:"silence_s"`
+	Gaps          int       `json:"gaps"`
+	Underruns     int       `json:"underruns"`
+	Dropouts      int       `json:"dropouts,omitempty"`       // relays: connections lost after audio came
+	Reconnects    int       `json:"reconnects,omitempty"`     // relays: connections that brought it back
+	MissingS      float64   `json:"missing_s,omitempty"`      // relays: window time with nothing heard
+	FramesDropped int       `json:"frames_dropped,omitempty"` // screens: video frames dropped
+	Volume        float64   `json:"volume,omitempty"`         // gain given: programme volume × device volume
+	Amplifier     string    `json:"amplifier,omitempty"`      // relay state at the start: on, or what is wrong
+	Result        string    `json:"result"`
+	Error         string    `json:"error,omitempty"`
+	Clock         string    `json:"clock,omitempty"`
 }
 
 // Confirmations is a batch of journal records from an agent. Records are refused only for

@@ -74,6 +74,8 @@ type Levels struct {
 	Dropouts   int           `json:"dropouts,omitempty"`
 	Reconnects int           `json:"reconnects,omitempty"`
 	Missing    time.Duration `json:"missing_ns,omitempty"`
+	// FramesDropped counts video frames a screen dropped while the item was shown.
+	FramesDropped int `json:"frames_dropped,omitempty"`
 }
 
 // Proof is what Finish records about a play that ended.

@@ -316,7 +316,7 @@ func TestShippedAgentConfig(t *testing.T) {
 	// Each commented example block, uncommented as a technician would, must load too.
 	for _, block := range []struct{ start, nth, extra string }{
 		{"#hub:", "1", ""}, {"#amplifier:", "1", ""}, {"#amplifier:", "2", ""},
-		{"#board:", "1", "outputs: [speakers, board]\n"},
+		{"#board:", "1", "outputs: [speakers, board]\n"}, {"#screen:", "1", "outputs: [speakers, screen]\n"},
 	} {
 		text, ok := uncomment(string(data), block.start, block.nth)
 		if !ok {
@@ -340,6 +340,10 @@ func TestShippedAgentConfig(t *testing.T) {
 		case "#amplifier:":
 			if c.Amplifier.Driver == "" || c.Amplifier.Driver == "none" {
 				t.Errorf("the uncommented amplifier example %s gives driver %q", block.nth, c.Amplifier.Driver)
+			}
+		case "#screen:":
+			if c.Screen.VO != "drm" {
+				t.Errorf("the uncommented screen example gives vo %q", c.Screen.VO)
 			}
 		case "#board:":
 			if c.Board.Port != "/dev/loa-sign" {

@@ -1,0 +1,215 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/device/screen"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// screenOut drives the HDMI screen (device/screen, one mpv) from the timeline, as the speakers
+// do the sound card: a run is one mpv playlist (gapless), a higher run takes the screen with one
+// replace (no black between), and each item is confirmed from mpv's own events: start at its
+// first frame, time shown, frames dropped.
+type screenOut struct {
+	screen   *screen.Screen
+	journal  *journal.Journal
+	store    *content.Store
+	log      *slog.Logger
+	schedule func() (string, int64)
+	recorded func()
+
+	cur *screenRun
+}
+
+type screenRun struct {
+	run      *scheduler.Run
+	sh       *screen.Showing
+	segs     []scheduler.Segment // the segments handed to the screen, in order
+	clock    journal.ClockState
+	schedID  string
+	schedRev int64
+
+	mu     sync.Mutex
+	reason scheduler.StopReason
+	seqs   map[int]uint64
+}
+
+func (s *screenOut) playing() string {
+	if s.cur == nil {
+		return ""
+	}
+	return s.cur.run.Key
+}
+
+func (s *screenOut) start(ctx context.Context, ev scheduler.Event) {
+	prev := s.cur
+	if prev != nil {
+		// The new run replaces it on the screen in one step; it ends "stopped", preempted.
+		prev.mu.Lock()
+		prev.reason = scheduler.StopPreempted
+		prev.mu.Unlock()
+		s.cur = nil
+	}
+	id, rev := s.schedule()
+	sr := &screenRun{run: ev.Run, clock: clockState(ev.ClockSynced), schedID: id, schedRev: rev, seqs: map[int]uint64{}}
+	var items []screen.Item
+	for _, seg := range ev.Run.Segments {
+		it, err := s.item(seg)
+		if err != nil {
+			s.log.Error("item cannot be shown; recorded as failed", "program", seg.Program, "item", seg.Item, "ref", seg.Ref, "err", err)
+			s.record(sr, seg, journal.Failed, ev.At, err.Error())
+			continue
+		}
+		items = append(items, it)
+		sr.segs = append(sr.segs, seg)
+	}
+	if len(items) == 0 {
+		if prev != nil {
+			prev.sh.Stop()
+		}
+		return
+	}
+	sh, err := s.screen.Show(ctx, screen.Program{
+		Items: items, Until: ev.Run.End, StartAt: ev.Offset,
+		OnItemStart: func(i int, at time.Time) {
+			seq, err := s.journal.Begin(s.recordFor(sr, sr.segs[i], at))
+			if err != nil {
+				s.log.Error("journal: cannot record what the screen shows; showing anyway", "program", ev.Run.Program, "err", err)
+				return
+			}
+			sr.mu.Lock()
+			sr.seqs[i] = seq
+			sr.mu.Unlock()
+		},
+		OnItemEnd: func(i int, p screen.Proof) { s.finish(sr, i, p) },
+	})
+	if err != nil {
+		s.log.Error("the screen refused the programme; recorded as failed", "program", ev.Run.Program, "err", err)
+		for _, seg := range sr.segs {
+			s.record(sr, seg, journal.Failed, ev.At, err.Error())
+		}
+		return
+	}
+	sr.sh = sh
+	s.cur = sr
+}
+
+// item turns a timeline segment into a screen item, shown until the segment's planned end.
+func (s *screenOut) item(seg scheduler.Segment) (screen.Item, error) {
+	shown := seg.Offset + seg.End.Sub(seg.Start)
+	ref := seg.Ref
+	switch {
+	case strings.HasPrefix(ref, "sha256:"):
+		r, err := content.ParseRef(ref)
+		if err != nil {
+			return screen.Item{}, err
+		}
+		path, err := s.store.Path(r)
+		if err != nil {
+			return screen.Item{}, fmt.Errorf("content %s: %w", ref, err)
+		}
+		return screen.Item{Path: path, Duration: shown}, nil
+	case strings.HasPrefix(ref, "file:"):
+		return screen.Item{Path: strings.TrimPrefix(ref, "file:"), Duration: shown}, nil
+	case strings.HasPrefix(ref, "text:"):
+		return screen.Item{Text: strings.TrimPrefix(ref, "text:"), Duration: shown}, nil
+	default:
+		return screen.Item{}, fmt.Errorf("%s is a sound stream; screens show files and texts", ref)
+	}
+}
+
+func (s *screenOut) stop(key string, reason scheduler.StopReason) {
+	sr := s.cur
+	if sr == nil || sr.run.Key != key {
+		return
+	}
+	sr.mu.Lock()
+	sr.reason = reason
+	sr.mu.Unlock()
+	sr.sh.Stop() // returns once every item's OnItemEnd has run
+	s.cur = nil
+}
+
+// finish closes an item's record with what mpv reported.
+func (s *screenOut) finish(sr *screenRun, i int, p screen.Proof) {
+	sr.mu.Lock()
+	seq, began := sr.seqs[i]
+	reason := sr.reason
+	sr.mu.Unlock()
+	if !began {
+		if p.Ended == screen.EndFailed {
+			s.record(sr, sr.segs[i], journal.Failed, time.Now(), p.Error)
+		}
+		return // never on screen: not a showing
+	}
+	var result journal.Result
+	switch p.Ended {
+	case screen.EndFailed:
+		result = journal.Failed
+	case screen.EndCompleted, screen.EndUntil:
+		result = journal.Completed
+		if sr.segs[i].Status == scheduler.StatusPreempted {
+			result = journal.Preempted
+		}
+	default: // stopped or cancelled: why the agent ended it
+		result = resultOf("", reason, sr.segs[i].Status)
+	}
+	end := p.End
+	if end.IsZero() {
+		end = time.Now()
+	}
+	err := s.journal.Finish(seq, result, end, journal.Proof{
+		Played: time.Duration(p.ShownS * float64(time.Second)),
+		Levels: journal.Levels{PeakDBFS: journal.MinDBFS, RMSDBFS: journal.MinDBFS, FramesDropped: int(p.FramesDropped)},
+		Error:  p.Error,
+	})
+	if err != nil {
+		s.log.Error("journal: cannot record the end of a showing", "seq", seq, "err", err)
+	} else if s.recorded != nil {
+		s.recorded()
+	}
+}
+
+func (s *screenOut) recordFor(sr *screenRun, seg scheduler.Segment, start time.Time) journal.Record {
+	return journal.Record{
+		Output: "screen", ScheduleID: sr.schedID, ScheduleRevision: uint64(sr.schedRev),
+		ProgramID: seg.Program, ItemIndex: seg.Item, ItemRef: seg.Ref,
+		Scheduled: seg.Start, Start: start, Clock: sr.clock,
+	}
+}
+
+func (s *screenOut) record(sr *screenRun, seg scheduler.Segment, result journal.Result, at time.Time, msg string) {
+	rec := s.recordFor(sr, seg, time.Time{})
+	rec.Result, rec.Error, rec.End = result, msg, at
+	if _, err := s.journal.Record(rec); err != nil {
+		s.log.Error("journal: cannot record a confirmation", "program", seg.Program, "result", result, "err", err)
+	} else if s.recorded != nil {
+		s.recorded()
+	}
+}
+
+// openScreen starts mpv for the screen output; it stays up for the life of the agent.
+func (a *Agent) openScreen() (*screenOut, func(), error) {
+	log := a.log.With("component", "screen")
+	sc, err := screen.Open(a.cfg.Screen, a.clock, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("screen: %w", err)
+	}
+	a.screen = sc
+	out := &screenOut{screen: sc, journal: a.journal, store: a.store, log: log, recorded: a.notifyLink,
+		schedule: func() (string, int64) {
+			if d := a.activeDoc(); d != nil {
+				return d.ID, d.Revision
+			}
+			return "", 0
+		}}
+	return out, func() { sc.Close() }, nil
+}
