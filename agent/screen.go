@@ -116,11 +116,11 @@ func (s *screenOut) item(seg scheduler.Segment) (screen.Item, error) {
 		if err != nil {
 			return screen.Item{}, fmt.Errorf("content %s: %w", ref, err)
 		}
-		return screen.Item{Path: path, Duration: shown}, nil
+		return screen.Item{Path: path, Duration: shown, Ticker: seg.Ticker}, nil
 	case strings.HasPrefix(ref, "file:"):
-		return screen.Item{Path: strings.TrimPrefix(ref, "file:"), Duration: shown}, nil
+		return screen.Item{Path: strings.TrimPrefix(ref, "file:"), Duration: shown, Ticker: seg.Ticker}, nil
 	case strings.HasPrefix(ref, "text:"):
-		return screen.Item{Text: strings.TrimPrefix(ref, "text:"), Duration: shown}, nil
+		return screen.Item{Text: strings.TrimPrefix(ref, "text:"), Duration: shown, Ticker: seg.Ticker}, nil
 	default:
 		return screen.Item{}, fmt.Errorf("%s is a sound stream; screens show files and texts", ref)
 	}

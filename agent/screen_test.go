@@ -27,7 +27,7 @@ func TestAgentShowsOnTheScreen(t *testing.T) {
 	}
 	start := time.Now().Add(4 * time.Second).UTC().Truncate(time.Second)
 	b.writeSchedule(fmt.Sprintf("version: 1\nid: screen\nrevision: 1\ntimezone: UTC\nprograms:\n"+
-		"  - {id: news, at: %q, outputs: [screen], max_duration: 20s, items: [{file: media/red.mp4, duration: 3s}, {text: \"Thông báo lịch tiêm chủng\", duration: 2s}]}\n"+
+		"  - {id: news, at: %q, outputs: [screen], max_duration: 20s, items: [{file: media/red.mp4, duration: 3s}, {text: \"Thông báo lịch tiêm chủng\", duration: 2s, ticker: \"Lịch tiêm: 7h sáng thứ Hai\"}]}\n"+
 		"  - {id: alert, class: priority, at: %q, outputs: [screen], items: [{text: \"Cảnh báo: nước lên\", duration: 2s}]}\n",
 		at(start), at(start.Add(time.Second))))
 	b.start()

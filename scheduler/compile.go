@@ -37,6 +37,8 @@ type Segment struct {
 	Gain      float64       `json:"gain"`
 	// Fallback is the item's fallback_text: spoken when the item is missing on the device.
 	Fallback string `json:"fallback,omitempty"`
+	// Ticker is the item's ticker line, for screens.
+	Ticker string `json:"ticker,omitempty"`
 }
 
 // Key identifies a segment across recompiles of the same document.
@@ -271,7 +273,7 @@ func resolve(occs []*occurrence, loc *time.Location) []Segment {
 			Output: o.output, Program: o.prog.ID, Title: o.prog.Title, Class: o.prog.Class,
 			Priority: o.prog.Priority, Scheduled: o.start.In(loc), Play: o.play, Item: item,
 			Ref: it.Ref(), Offset: offset, Start: start.In(loc), End: end.In(loc), Status: st,
-			Gain: o.prog.Gain(), Fallback: it.Fallback,
+			Gain: o.prog.Gain(), Fallback: it.Fallback, Ticker: it.Ticker,
 		}
 	}
 	var active []*occurrence

@@ -168,6 +168,9 @@ type Item struct {
 	// Fallback is spoken (text to speech) on the speakers in place of a content or file item
 	// that is not on the device when it is due, so an emergency is never silent.
 	Fallback string `yaml:"fallback_text,omitempty" json:"fallback_text,omitempty"`
+	// Ticker is a line that scrolls along the bottom of the screen while the item is shown
+	// (screens only; ignored by speakers and boards).
+	Ticker string `yaml:"ticker,omitempty" json:"ticker,omitempty"`
 }
 
 // Ref names the item the way confirmations do: its content reference, path, URL or text.

@@ -35,6 +35,8 @@ func TestParseRefusesWithUsefulErrors(t *testing.T) {
 		{"stream without duration", prog(`cron: "0 6 * * *", items: [{stream: "http://radio.example/a.mp3"}]`),
 			[]string{"items[0]", "needs a duration"}},
 		{"bad content ref", prog(`cron: "0 6 * * *", items: [{content: "sha256:xyz", duration: 1m}]`), []string{`content "sha256:xyz"`}},
+		{"ticker on a stream", prog(`cron: "0 6 * * *", items: [{stream: "http://radio.example/a.mp3", duration: 1m, ticker: hi}]`),
+			[]string{"items[0]", "ticker", "sound only"}},
 		{"fallback on a stream", prog(`cron: "0 6 * * *", items: [{stream: "http://radio.example/a.mp3", duration: 1m, fallback_text: hi}]`),
 			[]string{"items[0]", "fallback_text", "neither"}},
 		{"two kinds in one item", prog(`cron: "0 6 * * *", items: [{file: a.mp3, text: hi, duration: 1m}]`), []string{"exactly one of"}},

@@ -169,6 +169,9 @@ func validateItem(it Item) []error {
 	if it.Duration < 0 {
 		errs = append(errs, fmt.Errorf("duration %s is negative", it.Duration.D()))
 	}
+	if it.Ticker != "" && it.Stream != "" {
+		errs = append(errs, fmt.Errorf("ticker runs on screens under a picture or a bulletin; a stream is sound only"))
+	}
 	if it.Fallback != "" && it.Content == "" && it.File == "" {
 		errs = append(errs, fmt.Errorf("fallback_text is spoken in place of missing content or a missing file; this item has neither"))
 	}
