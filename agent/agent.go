@@ -191,12 +191,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	sp := &speakers{
 		player: pl, journal: a.journal, store: a.store, log: a.log.With("component", "speakers"),
 		rate: cfg.Audio.Rate, checkpoint: cfg.Journal.Checkpoint.D(),
-		schedule: func() (string, int64) {
-			if d := a.activeDoc(); d != nil {
-				return d.ID, d.Revision
-			}
-			return "", 0
-		},
+		schedule: a.activeRef,
 		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
 		health:   &a.health,
 		recorded: a.notifyLink,
@@ -326,19 +321,12 @@ func (a *Agent) handle(ctx context.Context, outs outputs, ev scheduler.Event) {
 // recordOnce writes a one-shot confirmation for a run's first item.
 func (a *Agent) recordOnce(ev scheduler.Event, result journal.Result, msg string) {
 	seg := ev.Run.Segments[0]
-	id, rev := "", int64(0)
-	if d := a.activeDoc(); d != nil {
-		id, rev = d.ID, d.Revision
-	}
-	rec := journal.Record{
+	id, rev := a.activeRef()
+	writeRecord(a.journal, a.log, a.notifyLink, journal.Record{
 		Output: seg.Output, ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: seg.Program,
 		ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Start, End: ev.At,
 		Result: result, Error: msg, Clock: clockState(ev.ClockSynced),
-	}
-	if _, err := a.journal.Record(rec); err != nil {
-		a.log.Error("journal: cannot record a confirmation", "program", seg.Program, "result", result, "err", err)
-	}
-	a.notifyLink()
+	})
 }
 
 func (a *Agent) setNowPlaying(output string, np *NowPlaying) {

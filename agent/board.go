@@ -178,13 +178,7 @@ func (b *board) stop(key string, reason scheduler.StopReason) {
 	b.cur = nil
 }
 
-func (b *board) record(rec journal.Record) {
-	if _, err := b.journal.Record(rec); err != nil {
-		b.log.Error("journal: cannot record a confirmation", "program", rec.ProgramID, "result", rec.Result, "err", err)
-	} else if b.recorded != nil {
-		b.recorded()
-	}
-}
+func (b *board) record(rec journal.Record) { writeRecord(b.journal, b.log, b.recorded, rec) }
 
 // parseMode reads the board's display mode from the config.
 func parseMode(s string) (sign.Mode, error) {
@@ -223,11 +217,6 @@ func (a *Agent) openBoard(ctx context.Context) (*board, func(), error) {
 		_ = s.SetClock(cctx, a.clock.Now())
 	}()
 	bd := &board{sign: s, journal: a.journal, log: log, mode: mode, recorded: a.notifyLink,
-		schedule: func() (string, int64) {
-			if d := a.activeDoc(); d != nil {
-				return d.ID, d.Revision
-			}
-			return "", 0
-		}}
+		schedule: a.activeRef}
 	return bd, func() { s.Close() }, nil
 }

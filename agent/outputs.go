@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 
+	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -19,3 +21,21 @@ type outputs map[string]output
 
 // has reports whether this device has the named output.
 func (c *Config) has(out string) bool { return slices.Contains(c.Outputs, out) }
+
+// writeRecord writes a one-shot confirmation (failed, missed…) and tells the hub link, or
+// logs why it could not.
+func writeRecord(j *journal.Journal, log *slog.Logger, recorded func(), rec journal.Record) {
+	if _, err := j.Record(rec); err != nil {
+		log.Error("journal: cannot record a confirmation", "program", rec.ProgramID, "result", rec.Result, "err", err)
+	} else if recorded != nil {
+		recorded()
+	}
+}
+
+// activeRef names the active schedule for records: id and revision ("" and 0 without one).
+func (a *Agent) activeRef() (string, int64) {
+	if d := a.activeDoc(); d != nil {
+		return d.ID, d.Revision
+	}
+	return "", 0
+}

@@ -309,11 +309,7 @@ func (s *speakers) recordFor(sp *speakerPlay, seg scheduler.Segment, start time.
 func (s *speakers) record(sp *speakerPlay, seg scheduler.Segment, result journal.Result, at time.Time, msg string) {
 	rec := s.recordFor(sp, seg, time.Time{})
 	rec.Result, rec.Error, rec.End = result, msg, at
-	if _, err := s.journal.Record(rec); err != nil {
-		s.log.Error("journal: cannot record a confirmation", "program", seg.Program, "result", result, "err", err)
-	} else if s.recorded != nil {
-		s.recorded()
-	}
+	writeRecord(s.journal, s.log, s.recorded, rec)
 }
 
 func clockState(synced bool) journal.ClockState {

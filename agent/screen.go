@@ -189,11 +189,7 @@ func (s *screenOut) recordFor(sr *screenRun, seg scheduler.Segment, start time.T
 func (s *screenOut) record(sr *screenRun, seg scheduler.Segment, result journal.Result, at time.Time, msg string) {
 	rec := s.recordFor(sr, seg, time.Time{})
 	rec.Result, rec.Error, rec.End = result, msg, at
-	if _, err := s.journal.Record(rec); err != nil {
-		s.log.Error("journal: cannot record a confirmation", "program", seg.Program, "result", result, "err", err)
-	} else if s.recorded != nil {
-		s.recorded()
-	}
+	writeRecord(s.journal, s.log, s.recorded, rec)
 }
 
 // openScreen starts mpv for the screen output; it stays up for the life of the agent.
@@ -205,11 +201,6 @@ func (a *Agent) openScreen() (*screenOut, func(), error) {
 	}
 	a.screen = sc
 	out := &screenOut{screen: sc, journal: a.journal, store: a.store, log: log, recorded: a.notifyLink,
-		schedule: func() (string, int64) {
-			if d := a.activeDoc(); d != nil {
-				return d.ID, d.Revision
-			}
-			return "", 0
-		}}
+		schedule: a.activeRef}
 	return out, func() { sc.Close() }, nil
 }
