@@ -69,7 +69,7 @@ func (a *Agent) setVolume(outs outputs, v float64) error {
 	a.volumeSet = &v
 	a.mu.Unlock()
 	a.saveState()
-	if sp, ok := outs["speakers"].(*speakers); ok && sp.cur != nil && sp.cur.pb != nil {
+	if sp, ok := outs["speakers"].(*speakers); ok && sp.cur != nil && sp.cur.pb != nil && !ended(sp.cur.pb.Done()) {
 		// The record of the play keeps the volume it started with.
 		if err := sp.cur.pb.SetGain(sp.cur.run.Gain * a.volume.at(sp.cur.run)); err != nil {
 			return fmt.Errorf("volume set, but the playing programme kept its gain: %w", err)
@@ -165,4 +165,15 @@ func (a *Agent) plan(doc *scheduler.Document) error {
 	}
 	a.runner.SetSchedule(parsed)
 	return nil
+}
+
+// ended reports whether a done channel is closed (a playback that finished before the
+// runner's stop for it arrived).
+func ended(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
