@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ type HubConfig struct {
 	// them ("ed25519:…"). Pushes signed by anything else are refused.
 	TrustedKeys map[string]string  `yaml:"trusted_keys"`
 	Heartbeat   scheduler.Duration `yaml:"heartbeat"`
+	// ReconnectMax caps the wait between reconnection attempts (default 1m: after a long
+	// outage thousands of agents must not all come back in the same second).
+	ReconnectMax scheduler.Duration `yaml:"reconnect_max"`
 }
 
 // SoftwareVersion is told to the hub in hello. scripts/package stamps the package version in
@@ -68,7 +72,7 @@ func (a *Agent) newLink() (*link.Link, error) {
 	}
 	return link.New(link.Config{
 		HubURL: hc.URL, DeviceID: a.cfg.DeviceID, Secret: secret, SoftwareVersion: SoftwareVersion,
-		TrustedKeys: keys, Heartbeat: hc.Heartbeat.D(),
+		TrustedKeys: keys, Heartbeat: hc.Heartbeat.D(), Backoff: protocol.Backoff{Max: hc.ReconnectMax.D()},
 	}, link.Deps{
 		Logger: a.log.With("component", "link"), Clock: a.clock,
 		Rand:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
@@ -287,6 +291,17 @@ func (a *Agent) Status() protocol.Status {
 	if free, ok := diskFree(a.cfg.DataDir); ok {
 		st.DiskFreeBytes = &free
 	}
+	if a.volume != nil {
+		v := a.volume.at(&scheduler.Run{Start: time.Now().In(loc(a.doc))})
+		st.Volume = &v
+	}
+	if a.amp != nil {
+		on := a.amp.State().Relay == "on"
+		st.Amplifier = &on
+	}
+	if c, ok := temperature(); ok {
+		st.TemperatureC = &c
+	}
 	return st
 }
 
@@ -309,4 +324,18 @@ func (a *Agent) urgent(act *activation) bool {
 		return false
 	}
 	return true
+}
+
+// temperature is the SoC's, from the kernel's first thermal zone (a Pi in a metal box on a
+// pole in the sun runs hot; the hub shows it).
+func temperature() (float64, bool) {
+	b, err := os.ReadFile("/sys/class/thermal/thermal_zone0/temp")
+	if err != nil {
+		return 0, false
+	}
+	milli, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, false
+	}
+	return float64(milli) / 1000, true
 }

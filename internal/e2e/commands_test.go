@@ -128,10 +128,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	t.Run("play_now plays the whole clip", func(t *testing.T) {
 		if cut > 0.1 {
-			// Reported to the lead (agent/ is not ours): agent/commands.go gives the play_now
-			// programme `at: now` truncated to the second, and a late start keeps its end
-			// where the timeline puts it, so the clip's end is cut.
-			t.Skipf("agent bug, waiting for the fix in agent/: a 2 s play_now clip was cut by up to %.2f s%s", cut, why)
+			t.Errorf("a 2 s play_now clip was cut by up to %.2f s%s", cut, why)
 		}
 	})
 

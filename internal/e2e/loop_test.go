@@ -175,7 +175,7 @@ func newAgent(t *testing.T, bins binaries, id, secret, hubURL, keyLine string) *
 	}
 	b := &agentBox{dir: dir, config: filepath.Join(dir, "agent.yaml"), alsaConf: conf, fifo: fifo}
 	cfg := fmt.Sprintf("device_id: %s\ndata_dir: data\naudio: {output: alsa}\ngrace: 1m\nlog: {format: json, level: debug}\n"+
-		"hub:\n  url: %s\n  secret: %s\n  heartbeat: 2s\n  trusted_keys:\n    %s\n", id, hubURL, secret, keyLine)
+		"hub:\n  url: %s\n  secret: %s\n  heartbeat: 2s\n  reconnect_max: 3s\n  trusted_keys:\n    %s\n", id, hubURL, secret, keyLine)
 	if err := os.WriteFile(b.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
