@@ -79,6 +79,9 @@ const (
 	ActionStop    = "stop"
 	ActionVolume  = "volume"
 	ActionReload  = "reload"
+	// ActionScreenshot asks the device for an image of its screen now; the agent uploads it
+	// to the hub (POST /agent/screenshot?command=ID) before it reports the command executed.
+	ActionScreenshot = "screenshot"
 )
 
 // CommandProgram prefixes the programme id an agent gives a play_now (command:<id>), so its
@@ -140,11 +143,11 @@ func (p *CommandPayload) check() error {
 			c.fail("volume", ErrMissingField, "required for the volume action")
 		}
 		c.unit("volume", p.Volume)
-	case ActionStop, ActionReload:
+	case ActionStop, ActionReload, ActionScreenshot:
 	case "":
 		c.fail("action", ErrMissingField, "required")
 	default:
-		c.fail("action", ErrInvalidField, "unknown action %q (known: play_now, stop, volume, reload)", clip(p.Action))
+		c.fail("action", ErrInvalidField, "unknown action %q (known: play_now, stop, volume, reload, screenshot)", clip(p.Action))
 	}
 	return c.err
 }

@@ -314,6 +314,16 @@ func TestSignerChecksPayloads(t *testing.T) {
 	if _, err := s.SignCommand(c); err == nil || !strings.Contains(err.Error(), "1.2 is outside 0..1") {
 		t.Errorf("volume 1.2: %v", err)
 	}
+	c = exampleCommandPayload()
+	c.Action, c.Content, c.Class, c.Title, c.Output = ActionScreenshot, "", "", "", "screen"
+	signed, err := s.SignCommand(c)
+	if err != nil {
+		t.Fatalf("screenshot command refused: %v", err)
+	}
+	got, err := verifier(t, "cl-07", t0.Add(time.Minute)).VerifyCommand(signed, NewCommandLog(CommandLogState{}))
+	if err != nil || got.Action != ActionScreenshot || got.Output != "screen" {
+		t.Fatalf("screenshot command verified as %+v, %v", got, err)
+	}
 	if _, err := NewSigner("hub 2026", ed25519.NewKeyFromSeed(exampleSeed)); err == nil {
 		t.Error("key id with a space accepted")
 	}
