@@ -421,7 +421,9 @@ func storeConfirmation(r protocol.Confirmation) store.Confirmation {
 	return store.Confirmation{Seq: int64(r.Seq), Output: r.Output, ScheduleID: r.ScheduleID, Revision: int64(min(r.Revision, math.MaxInt64)),
 		Program: r.Program, ItemIndex: r.ItemIndex, ItemRef: r.Item, Scheduled: r.Scheduled, Start: r.Start, End: r.End,
 		PlayedSeconds: r.PlayedS, PeakDBFS: f(r.PeakDBFS), RMSDBFS: f(r.RMSDBFS), SilenceSeconds: r.SilenceS,
-		Gaps: r.Gaps, Underruns: r.Underruns, Result: r.Result, Error: r.Error, ClockState: r.Clock, Volume: r.Volume}
+		Gaps: r.Gaps, Underruns: r.Underruns, Result: r.Result, Error: r.Error, ClockState: r.Clock, Volume: r.Volume,
+		Amplifier: r.Amplifier, Dropouts: r.Dropouts, Reconnects: r.Reconnects, MissingSeconds: r.MissingS,
+		FramesDropped: r.FramesDropped}
 }
 
 func storeStatus(m *protocol.Status, software string) store.Status {

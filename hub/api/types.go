@@ -84,30 +84,35 @@ type PushResponse struct {
 
 // ConfirmationJSON is one confirmation in API answers.
 type ConfirmationJSON struct {
-	Device     string     `json:"device"`
-	Seq        int64      `json:"seq"`
-	Area       string     `json:"area"`
-	Output     string     `json:"output,omitempty"`
-	ScheduleID string     `json:"schedule_id,omitempty"`
-	Revision   int64      `json:"revision,omitempty"`
-	Program    string     `json:"program,omitempty"`
-	CommandID  string     `json:"command_id,omitempty"` // the play_now command that caused it
-	ItemIndex  int        `json:"item_index"`
-	Item       string     `json:"item,omitempty"`
-	Scheduled  *time.Time `json:"scheduled,omitempty"`
-	Start      *time.Time `json:"start,omitempty"`
-	End        *time.Time `json:"end,omitempty"`
-	PlayedS    float64    `json:"played_s"`
-	PeakDBFS   *float64   `json:"peak_dbfs,omitempty"`
-	RMSDBFS    *float64   `json:"rms_dbfs,omitempty"`
-	SilenceS   float64    `json:"silence_s"`
-	Gaps       int        `json:"gaps"`
-	Underruns  int        `json:"underruns"`
-	Result     string     `json:"result"`
-	Error      string     `json:"error,omitempty"`
-	Clock      string     `json:"clock,omitempty"`
-	Volume     *float64   `json:"volume,omitempty"` // gain given: programme × device volume
-	ReceivedAt time.Time  `json:"received_at"`
+	Device        string     `json:"device"`
+	Seq           int64      `json:"seq"`
+	Area          string     `json:"area"`
+	Output        string     `json:"output,omitempty"`
+	ScheduleID    string     `json:"schedule_id,omitempty"`
+	Revision      int64      `json:"revision,omitempty"`
+	Program       string     `json:"program,omitempty"`
+	CommandID     string     `json:"command_id,omitempty"` // the play_now command that caused it
+	ItemIndex     int        `json:"item_index"`
+	Item          string     `json:"item,omitempty"`
+	Scheduled     *time.Time `json:"scheduled,omitempty"`
+	Start         *time.Time `json:"start,omitempty"`
+	End           *time.Time `json:"end,omitempty"`
+	PlayedS       float64    `json:"played_s"`
+	PeakDBFS      *float64   `json:"peak_dbfs,omitempty"`
+	RMSDBFS       *float64   `json:"rms_dbfs,omitempty"`
+	SilenceS      float64    `json:"silence_s"`
+	Gaps          int        `json:"gaps"`
+	Underruns     int        `json:"underruns"`
+	Result        string     `json:"result"`
+	Error         string     `json:"error,omitempty"`
+	Clock         string     `json:"clock,omitempty"`
+	Volume        *float64   `json:"volume,omitempty"`    // gain given: programme × device volume
+	Amplifier     string     `json:"amplifier,omitempty"` // relay when the play began: on, or what was wrong
+	Dropouts      int        `json:"dropouts,omitempty"`
+	Reconnects    int        `json:"reconnects,omitempty"`
+	MissingS      float64    `json:"missing_s,omitempty"`
+	FramesDropped int        `json:"frames_dropped,omitempty"`
+	ReceivedAt    time.Time  `json:"received_at"`
 }
 
 // AuditJSON is one audit entry in API answers.
@@ -139,7 +144,8 @@ type ContentJSON struct {
 // confirmationCSVHeader is the header row of the CSV form.
 var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
 	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
-	"gaps", "underruns", "result", "error", "clock", "received_at", "command_id", "volume"}
+	"gaps", "underruns", "result", "error", "clock", "received_at", "command_id", "volume",
+	"amplifier", "dropouts", "reconnects", "missing_s", "frames_dropped"}
 
 // WriteConfirmationsCSV writes confirmations as CSV with a header row.
 func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
@@ -162,7 +168,9 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 			strconv.FormatInt(c.Revision, 10), c.Program, strconv.Itoa(c.ItemIndex), c.Item, ft(c.Scheduled),
 			ft(c.Start), ft(c.End), strconv.FormatFloat(c.PlayedS, 'f', -1, 64), ff(c.PeakDBFS), ff(c.RMSDBFS),
 			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
-			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano), c.CommandID, ff(c.Volume)})
+			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano), c.CommandID, ff(c.Volume),
+			c.Amplifier, strconv.Itoa(c.Dropouts), strconv.Itoa(c.Reconnects),
+			strconv.FormatFloat(c.MissingS, 'f', -1, 64), strconv.Itoa(c.FramesDropped)})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -156,7 +156,10 @@ func TestMigrateCommands(t *testing.T) {
 		PeakDBFS: math.NaN(), RMSDBFS: math.NaN(), Result: "completed", Volume: 0.5}}))
 	// Undo step 4 by hand, as a step-3 file has it.
 	for _, q := range []string{"DROP TABLE command_devices", "DROP TABLE command_payloads", "DROP TABLE commands",
-		"ALTER TABLE confirmations DROP COLUMN volume", "DELETE FROM schema_version WHERE version >= 4"} {
+		"ALTER TABLE confirmations DROP COLUMN volume", "ALTER TABLE confirmations DROP COLUMN amplifier",
+		"ALTER TABLE confirmations DROP COLUMN dropouts", "ALTER TABLE confirmations DROP COLUMN reconnects",
+		"ALTER TABLE confirmations DROP COLUMN missing_s", "ALTER TABLE confirmations DROP COLUMN frames_dropped",
+		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

@@ -36,6 +36,11 @@ type Confirmation struct {
 	Error          string
 	ClockState     string  // e.g. synced, unsynced, stepped
 	Volume         float64 // gain the play was given (programme × device volume); 0: not reported
+	Amplifier      string  // the relay when the play began: "on", or what was wrong
+	Dropouts       int     // relays: connections lost after audio came
+	Reconnects     int     // relays: connections that brought it back
+	MissingSeconds float64 // relays: window time with nothing heard
+	FramesDropped  int     // screens: video frames dropped
 	ReceivedAt     time.Time
 }
 
@@ -44,8 +49,9 @@ type Confirmation struct {
 // without a word.
 const insertConfirmation = `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
 	revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs,
-	silence_s, gaps, underruns, result, error, clock_state, received_at, volume)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	silence_s, gaps, underruns, result, error, clock_state, received_at, volume,
+	amplifier, dropouts, reconnects, missing_s, frames_dropped)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT(device_id, seq) DO NOTHING`
 
 // MaxBatch is the largest batch AddConfirmations takes in one call.
@@ -167,7 +173,8 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 		if _, err := stmt.ExecContext(ctx, deviceID, c.Seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
 			c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
 			level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
-			c.ClockState, now, volume(c.Volume)); err != nil {
+			c.ClockState, now, volume(c.Volume), c.Amplifier, c.Dropouts, c.Reconnects, finite(c.MissingSeconds),
+			c.FramesDropped); err != nil {
 			return 0, fmt.Errorf("store confirmation seq %d of device %q: %w", c.Seq, deviceID, err)
 		}
 	}
@@ -223,7 +230,7 @@ type ConfirmationFilter struct {
 
 const confirmationCols = `device_id, seq, area_id, output, schedule_id, revision, program, item_index, item_ref,
 	scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs, silence_s, gaps, underruns, result, error,
-	clock_state, received_at, volume`
+	clock_state, received_at, volume, amplifier, dropouts, reconnects, missing_s, frames_dropped`
 
 // ListConfirmations returns confirmations matching f in time order (then device, seq).
 func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Confirmation, error) {
@@ -266,7 +273,8 @@ func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn fun
 		var peak, rms, vol sql.NullFloat64
 		if err := rows.Scan(&c.DeviceID, &c.Seq, &c.Area, &c.Output, &c.ScheduleID, &c.Revision, &c.Program,
 			&c.ItemIndex, &c.ItemRef, &sched, &start, &end, &c.PlayedSeconds, &peak, &rms, &c.SilenceSeconds,
-			&c.Gaps, &c.Underruns, &c.Result, &c.Error, &c.ClockState, &recv, &vol); err != nil {
+			&c.Gaps, &c.Underruns, &c.Result, &c.Error, &c.ClockState, &recv, &vol,
+			&c.Amplifier, &c.Dropouts, &c.Reconnects, &c.MissingSeconds, &c.FramesDropped); err != nil {
 			return fmt.Errorf("list confirmations: %w", err)
 		}
 		c.Scheduled, c.Start, c.End, c.ReceivedAt = fromTS(sched), fromTS(start), fromTS(end), fromTS(recv)
@@ -414,4 +422,12 @@ func (db *DB) Report(ctx context.Context, f ReportFilter) ([]ReportRow, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// finite stores a non-finite figure as 0 (SQLite REAL NOT NULL has no NaN).
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
 }

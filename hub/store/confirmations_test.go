@@ -21,7 +21,8 @@ func conf(seq int64) Confirmation {
 		Program: "morning", ItemIndex: int(seq % 3), ItemRef: refOf(fmt.Sprint("item", seq%3)),
 		Scheduled: start.Add(-time.Second), Start: start, End: start.Add(95 * time.Second),
 		PlayedSeconds: 95.25, PeakDBFS: -1.5, RMSDBFS: -18.25, SilenceSeconds: 0.5, Gaps: 1, Underruns: 2,
-		Result: "completed", ClockState: "synced"}
+		Result: "completed", ClockState: "synced", Volume: 0.75, Amplifier: "on", Dropouts: 2, Reconnects: 1,
+		MissingSeconds: 3.5, FramesDropped: 4}
 }
 
 func confs(seqs ...int64) []Confirmation {

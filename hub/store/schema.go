@@ -273,6 +273,17 @@ CREATE INDEX command_devices_open ON command_devices(device_id) WHERE reported_a
 -- The gain a play was given (programme volume x device volume), as the agent reports it.
 ALTER TABLE confirmations ADD COLUMN volume REAL;
 `},
+		{5, "confirmation proof details", `
+-- What the agent knew of the amplifier relay when the play began ("on", or what is wrong).
+ALTER TABLE confirmations ADD COLUMN amplifier TEXT NOT NULL DEFAULT '';
+-- Relayed streams: connections lost after audio came, connections that brought it back, and
+-- the seconds of the item's window with nothing heard.
+ALTER TABLE confirmations ADD COLUMN dropouts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE confirmations ADD COLUMN reconnects INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE confirmations ADD COLUMN missing_s REAL NOT NULL DEFAULT 0;
+-- Screens: video frames dropped while the item was shown.
+ALTER TABLE confirmations ADD COLUMN frames_dropped INTEGER NOT NULL DEFAULT 0;
+`},
 	}
 }
 
