@@ -87,6 +87,10 @@ func commandTemplate(req api.CommandRequest) (protocol.CommandPayload, time.Dura
 		}
 		pl.Volume = req.Volume
 	case protocol.ActionStop:
+	case protocol.ActionScreenshot:
+		if req.Output != "" && req.Output != "screen" {
+			return bad("screenshot takes an image of the screen output; leave out the output or give screen")
+		}
 	case protocol.ActionReload:
 		if req.Output != "" {
 			return bad("reload applies to the whole device; leave out the output")
@@ -116,9 +120,9 @@ func commandTemplate(req api.CommandRequest) (protocol.CommandPayload, time.Dura
 		}
 		pl.Content, pl.Stream, pl.Class, pl.Title = req.Content, req.Stream, req.Class, req.Title
 	case "":
-		return bad("a command needs an action: play_now, stop, volume or reload")
+		return bad("a command needs an action: play_now, stop, volume, reload or screenshot")
 	default:
-		return bad("unknown action %q: use play_now, stop, volume or reload", req.Action)
+		return bad("unknown action %q: use play_now, stop, volume, reload or screenshot", req.Action)
 	}
 	if req.ExpiresIn != "" {
 		d, err := time.ParseDuration(req.ExpiresIn)

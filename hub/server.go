@@ -170,6 +170,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /agent/ws", s.handleAgentWS)
 	m.HandleFunc("GET /content/{ref}", s.handleContentDownload)
 	m.HandleFunc("HEAD /content/{ref}", s.handleContentDownload)
+	m.HandleFunc("POST /agent/screenshot", s.handleScreenshotUpload)
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 
 	m.Handle("GET /api/whoami", s.staff(s.apiWhoami))
@@ -193,6 +194,8 @@ func (s *Server) routes() {
 	m.Handle("POST /api/commands", s.staff(s.apiIssueCommand))
 	m.Handle("GET /api/commands", s.staff(s.apiListCommands))
 	m.Handle("GET /api/commands/{id}", s.staff(s.apiShowCommand))
+	m.Handle("GET /api/commands/{id}/screenshot", s.staff(s.apiCommandScreenshot))
+	m.Handle("GET /api/screenshots/{device...}", s.staff(s.apiDeviceScreenshot))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
 	})

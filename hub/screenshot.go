@@ -1,0 +1,301 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image/png"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+)
+
+// Screenshots: a device answering a screenshot command uploads the image of its screen
+// (POST /agent/screenshot?command=ID, device credentials) before it reports the command
+// executed. The hub keeps them as plain files, data_dir/screenshots/<device>/<command>.png,
+// next to the content dir: no table, since the command row already says who asked, when, and
+// how the device answered, and a file per command is what staff fetch.
+
+// MaxScreenshotBytes bounds one screenshot (a 1080p PNG of a video frame is 1-4 MiB).
+const MaxScreenshotBytes = 8 << 20
+
+// screenshotGrace is how long after its command expired an upload is still taken: the device
+// checked the expiry before taking it, and the upload itself may take a minute over 4G.
+const screenshotGrace = 10 * time.Minute
+
+var pngMagic = []byte("\x89PNG\r\n\x1a\n")
+
+// screenshotDir is data_dir/screenshots: beside the content dir (data_dir/content).
+func (s *Server) screenshotDir() string {
+	return filepath.Join(filepath.Dir(filepath.Clean(s.dir)), "screenshots")
+}
+
+// screenshotPath is where the image of one device for one command lives. Device ids are
+// checked slugs joined by '/', so they nest as directories; command ids are the hub's own.
+func (s *Server) screenshotPath(device, command string) (string, error) {
+	if command == "" || strings.ContainsAny(command, `/\`) || strings.HasPrefix(command, ".") {
+		return "", fmt.Errorf("command id %q cannot name a screenshot file", command)
+	}
+	if err := store.ValidateDeviceID(device); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.screenshotDir(), filepath.FromSlash(device), command+".png"), nil
+}
+
+// handleScreenshotUpload is POST /agent/screenshot?command=ID from a device.
+func (s *Server) handleScreenshotUpload(w http.ResponseWriter, r *http.Request) {
+	dev, ok := s.deviceAuth(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	id := r.URL.Query().Get("command")
+	if id == "" {
+		writeError(w, http.StatusBadRequest, "screenshot upload: name the screenshot command it answers with ?command=ID")
+		return
+	}
+	c, err := s.st.GetCommand(ctx, id, dev.Area)
+	if err == nil && !slices.ContainsFunc(c.Devices, func(d store.CommandDevice) bool { return d.DeviceID == dev.ID }) {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("screenshot for a command not issued to the device refused", "device", dev.ID, "command", id)
+		writeError(w, http.StatusForbidden, fmt.Sprintf("command %s was not issued to device %s: a device uploads a screenshot only for a screenshot command it was given", id, dev.ID))
+		return
+	}
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if c.Action != protocol.ActionScreenshot {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("command %s is a %s command, not a screenshot: nothing to upload for it", id, c.Action))
+		return
+	}
+	if now := s.clock.Now(); now.After(c.ExpiresAt.Add(screenshotGrace)) {
+		writeError(w, http.StatusGone, fmt.Sprintf("screenshot command %s expired at %s; the hub no longer takes its image",
+			id, c.ExpiresAt.UTC().Format(time.RFC3339)))
+		return
+	}
+	if r.ContentLength > MaxScreenshotBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot of %d bytes: at most %d are accepted", r.ContentLength, MaxScreenshotBytes))
+		return
+	}
+	dst, err := s.screenshotPath(dev.ID, id)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	size, width, height, err := saveScreenshot(http.MaxBytesReader(w, r.Body, MaxScreenshotBytes), dst)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot over %d bytes refused", MaxScreenshotBytes))
+		return
+	case errors.Is(err, errNotPNG):
+		writeError(w, http.StatusUnsupportedMediaType, err.Error())
+		return
+	case err != nil:
+		s.log.Error("screenshot not stored", "device", dev.ID, "command", id, "err", err)
+		writeError(w, http.StatusInternalServerError, "the hub could not store the screenshot: "+err.Error())
+		return
+	}
+	s.log.Info("screenshot stored", "device", dev.ID, "command", id, "bytes", size, "width", width, "height", height)
+	writeJSON(w, http.StatusCreated, api.ScreenshotJSON{Device: dev.ID, Command: id, Bytes: size, Width: width, Height: height,
+		TakenAt: s.clock.Now().UTC()})
+}
+
+var errNotPNG = errors.New("not a PNG image")
+
+// saveScreenshot writes body to dst atomically (temp file, fsync, rename, fsync dir) after
+// checking it is a PNG: its signature and a readable header with the image's size.
+func saveScreenshot(body io.Reader, dst string) (size int64, width, height int, err error) {
+	dir := filepath.Dir(dst)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return 0, 0, 0, err
+	}
+	tmp, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	head := make([]byte, 64<<10)
+	n, rerr := io.ReadFull(body, head)
+	head = head[:n]
+	if rerr != nil && rerr != io.ErrUnexpectedEOF && rerr != io.EOF {
+		return 0, 0, 0, rerr
+	}
+	if !bytes.HasPrefix(head, pngMagic) {
+		return 0, 0, 0, fmt.Errorf("screenshot upload: %w (it does not start with the PNG signature; %d bytes)", errNotPNG, n)
+	}
+	cfg, cerr := png.DecodeConfig(bytes.NewReader(head))
+	if cerr != nil || cfg.Width <= 0 || cfg.Height <= 0 {
+		return 0, 0, 0, fmt.Errorf("screenshot upload: %w (its header does not read: %v)", errNotPNG, cerr)
+	}
+	if _, err := tmp.Write(head); err != nil {
+		return 0, 0, 0, err
+	}
+	rest, err := io.Copy(tmp, body)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return 0, 0, 0, err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return int64(n) + rest, cfg.Width, cfg.Height, nil
+}
+
+// apiDeviceScreenshot is GET /api/screenshots/{device...}[?command=ID]: the device's latest
+// screenshot, or the one taken for a command. (Not under /api/devices/{id}: device ids have
+// slashes, and the device route takes the whole rest of the path.)
+func (s *Server) apiDeviceScreenshot(w http.ResponseWriter, r *http.Request, p principal) {
+	d, ok := s.lookupDevice(w, r, p, r.PathValue("device"))
+	if !ok {
+		return
+	}
+	if id := r.URL.Query().Get("command"); id != "" {
+		s.serveCommandScreenshot(w, r, p, id, d.ID)
+		return
+	}
+	dir := filepath.Join(s.screenshotDir(), filepath.FromSlash(d.ID))
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		storeError(w, err)
+		return
+	}
+	// The newest is the one of the highest command seq (ids are cmd-<seq>).
+	best, bestSeq := "", int64(-1)
+	for _, e := range ents {
+		name := e.Name()
+		id, ok := strings.CutSuffix(name, ".png")
+		if !ok || e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		seq, _ := strconv.ParseInt(strings.TrimPrefix(id, "cmd-"), 10, 64)
+		if seq > bestSeq || (seq == bestSeq && id > best) {
+			best, bestSeq = id, seq
+		}
+	}
+	if best == "" {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no screenshot of device %s yet: take one with `loa screenshot %s`", d.ID, d.ID))
+		return
+	}
+	s.serveScreenshotFile(w, r, d.ID, best)
+}
+
+// apiCommandScreenshot is GET /api/commands/{id}/screenshot[?device=D]: the image a screenshot
+// command brought back (device needed when the command went to several).
+func (s *Server) apiCommandScreenshot(w http.ResponseWriter, r *http.Request, p principal) {
+	device := r.URL.Query().Get("device")
+	if device != "" {
+		d, ok := s.lookupDevice(w, r, p, device)
+		if !ok {
+			return
+		}
+		device = d.ID
+	}
+	s.serveCommandScreenshot(w, r, p, r.PathValue("id"), device)
+}
+
+// serveCommandScreenshot serves command id's image from device (""; the command's only device
+// in scope), or says why there is none: not answered yet, failed, another action.
+func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, p principal, id, device string) {
+	c, err := s.st.GetCommand(r.Context(), id, p.Scope)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no command %s reaching your scope %s; `loa commands` lists them", id, p.Scope))
+		return
+	}
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if c.Action != protocol.ActionScreenshot {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("command %s is a %s command, not a screenshot: it has no image", id, c.Action))
+		return
+	}
+	var cd *store.CommandDevice
+	for i := range c.Devices {
+		if device == "" && len(c.Devices) == 1 || c.Devices[i].DeviceID == device {
+			cd = &c.Devices[i]
+		}
+	}
+	if cd == nil {
+		if device == "" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("command %s went to %d devices: name one with ?device=ID", id, len(c.Devices)))
+		} else {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("command %s was not issued to device %s", id, device))
+		}
+		return
+	}
+	path, err := s.screenshotPath(cd.DeviceID, id)
+	if err == nil {
+		if _, err = os.Stat(path); err == nil {
+			s.serveScreenshotFile(w, r, cd.DeviceID, id)
+			return
+		}
+	}
+	now := s.clock.Now()
+	var msg string
+	switch {
+	case cd.State == store.CommandFailed || cd.State == store.CommandRefused:
+		msg = fmt.Sprintf("device %s could not take screenshot %s: %s", cd.DeviceID, id, cd.Reason)
+	case cd.State == store.CommandPending && now.Before(c.ExpiresAt):
+		msg = fmt.Sprintf("device %s is offline: it takes screenshot %s when it reconnects, until %s; ask again then",
+			cd.DeviceID, id, c.ExpiresAt.Local().Format("15:04:05"))
+	case cd.State == store.CommandPending:
+		msg = fmt.Sprintf("device %s did not connect before screenshot %s expired at %s: take a new one", cd.DeviceID, id,
+			c.ExpiresAt.Local().Format("15:04:05"))
+	case cd.State == store.CommandExecuted:
+		msg = fmt.Sprintf("device %s reported screenshot %s taken but the hub has no image of it (it may have been removed)", cd.DeviceID, id)
+	default:
+		msg = fmt.Sprintf("device %s has not sent screenshot %s yet (state %s); ask again in a few seconds", cd.DeviceID, id, cd.State)
+	}
+	writeError(w, http.StatusNotFound, msg)
+}
+
+func (s *Server) serveScreenshotFile(w http.ResponseWriter, r *http.Request, device, command string) {
+	path, err := s.screenshotPath(device, command)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("screenshot %s of device %s is gone", command, device))
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set(api.ScreenshotDeviceHeader, device)
+	w.Header().Set(api.ScreenshotCommandHeader, command)
+	w.Header().Set("Cache-Control", "private, no-cache")
+	http.ServeContent(w, r, "", st.ModTime(), f)
+}
