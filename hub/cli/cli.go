@@ -37,7 +37,7 @@ const Usage = `usage: loa [--hub URL] [--token TOKEN] COMMAND ...
   loa schedule push FILE --to AREA|DEVICE
   loa status [--area AREA]
   loa confirmations [--area A] [--device D] [--since T] [--until T] [--result R] [--limit N] [--json|--csv]
-` + broadcastUsage + commandUsage + `
+` + broadcastUsage + commandUsage + screenshotUsage + `
 The hub URL and token come from --hub/--token, else LOA_HUB/LOA_TOKEN, else
 ~/.config/loa/config.yaml (hub: URL, token: TOKEN). Times: RFC 3339, a date, or a duration back (24h).
 `
@@ -170,6 +170,9 @@ func run(ctx context.Context, args []string, env Env) error {
 	args = args[1:]
 	if isBroadcast(cmdName) {
 		return runBroadcast(ctx, cmdName, args, env, *pre.hub, *pre.token)
+	}
+	if cmdName == "screenshot" {
+		return runScreenshot(ctx, args, env, *pre.hub, *pre.token)
 	}
 	if isDeviceCommand(cmdName) {
 		return runDeviceCommand(ctx, cmdName, args, env, *pre.hub, *pre.token)
