@@ -44,10 +44,10 @@ func TestEmergencyLatencyBench(t *testing.T) {
 		return refRe.FindString(run(t, env, bins.cli, "content", "add", p, "--title", name))
 	}
 	cached := clip("cached", "2", "900")
-	// 100 kB: about 12.5 s of 64 kbit/s mono MP3, one distinct clip per run.
+	// 100 kB: about 16.7 s of 48 kbit/s mono MP3, one distinct clip per run.
 	var fresh []string
 	for i := range runs {
-		fresh = append(fresh, clip(fmt.Sprintf("fresh-%d", i), "12.5", strconv.Itoa(300+7*i)))
+		fresh = append(fresh, clip(fmt.Sprintf("fresh-%d", i), "16.7", strconv.Itoa(300+7*i)))
 	}
 	// The cached clip reaches the device through a programme that never plays.
 	sched := filepath.Join(media, "s.yaml")
