@@ -257,3 +257,33 @@ func TestScreenshotUploadAuthCheckAndScope(t *testing.T) {
 		t.Errorf("revoked device upload: %d %s", code, msg)
 	}
 }
+
+// FuzzScreenshotBody: any upload body is either stored whole with a PNG header that decodes,
+// or refused, leaving no file behind.
+func FuzzScreenshotBody(f *testing.F) {
+	img := image.NewRGBA(image.Rect(0, 0, 8, 4))
+	var buf bytes.Buffer
+	png.Encode(&buf, img)
+	red := buf.Bytes()
+	f.Add(red)
+	f.Add(red[:40])
+	f.Add(pngMagic)
+	f.Add([]byte("GIF89a"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		dir := t.TempDir()
+		dst := filepath.Join(dir, "cmd-1.png")
+		n, w, h, err := saveScreenshot(bytes.NewReader(body), dst)
+		ents, _ := os.ReadDir(dir)
+		if err != nil {
+			if len(ents) != 0 {
+				t.Fatalf("refused (%v) but left %v", err, ents)
+			}
+			return
+		}
+		got, rerr := os.ReadFile(dst)
+		cfg, cerr := png.DecodeConfig(bytes.NewReader(body))
+		if rerr != nil || !bytes.Equal(got, body) || n != int64(len(body)) || len(ents) != 1 || cerr != nil || cfg.Width != w || cfg.Height != h || w <= 0 || h <= 0 {
+			t.Fatalf("stored %d bytes (%v), %dx%d; header %v %v; files %v", n, rerr, w, h, cfg, cerr, ents)
+		}
+	})
+}
