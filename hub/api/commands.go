@@ -6,7 +6,7 @@ import "time"
 // area (and below) or for one device.
 type CommandRequest struct {
 	To     string   `json:"to"`     // area id or device id ("area:"/"device:" disambiguate)
-	Action string   `json:"action"` // play_now, stop, volume or reload
+	Action string   `json:"action"` // play_now, stop, volume, reload or screenshot
 	Volume *float64 `json:"volume,omitempty"`
 	// play_now: one of Content (sha256:… in the library) or Stream (http(s) URL).
 	Content string `json:"content,omitempty"`
