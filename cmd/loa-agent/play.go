@@ -68,13 +68,18 @@ func playCmd(ctx context.Context, args []string, log *slog.Logger) int {
 	case <-ctx.Done():
 		res = pb.Stop()
 	}
-	line, err := json.Marshal(res.Items[0])
+	return printProof("play", res.Items[0], res.Items[0].Ended == player.EndFailed)
+}
+
+// printProof prints one item's proof as a JSON line; the exit code says whether it failed.
+func printProof(cmd string, proof any, failed bool) int {
+	line, err := json.Marshal(proof)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "loa-agent play:", err)
+		fmt.Fprintln(os.Stderr, "loa-agent "+cmd+":", err)
 		return 1
 	}
 	fmt.Println(string(line))
-	if res.Items[0].Ended == player.EndFailed {
+	if failed {
 		return 1
 	}
 	return 0

@@ -119,16 +119,7 @@ func showScreen(ctx context.Context, it screen.Item, cfg screen.Config, shotPath
 	case <-ctx.Done():
 		res = sh.Stop()
 	}
-	line, err := json.Marshal(res.Items[0])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loa-agent show:", err)
-		return 1
-	}
-	fmt.Println(string(line))
-	if res.Items[0].Ended == screen.EndFailed {
-		return 1
-	}
-	return 0
+	return printProof("show", res.Items[0], res.Items[0].Ended == screen.EndFailed)
 }
 
 // boardProof is what `show --out board` prints: the board has no playback events, so the
