@@ -100,6 +100,12 @@ func FuzzHubMessage(f *testing.F) {
 					answered = true
 				}
 			}
+			// A verified command is carried out beside the session; its report is queued.
+			for deadline := time.Now().Add(5 * time.Second); !answered && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				for _, d := range l.takeOutbox() {
+					answered = answered || d.Re == m.Envelope().ID
+				}
+			}
 			if !answered {
 				t.Fatalf("%s push %q got no delivery report; sent %v", m.Type(), m.Envelope().ID, sent)
 			}
