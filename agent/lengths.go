@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,11 +49,44 @@ func (c *lengthCache) lengthOf(path string) (time.Duration, bool) {
 
 func (c *lengthCache) probe(path string) time.Duration {
 	frames, err := player.Length(path, c.rate)
-	if err != nil {
-		c.log.Warn("cannot tell how long a media file plays", "file", path, "err", err)
-		return 0
+	if err == nil {
+		return time.Duration(frames) * time.Second / time.Duration(c.rate)
 	}
-	return time.Duration(frames) * time.Second / time.Duration(c.rate)
+	// Not audio: a video or a still for the screen. ffprobe (with mpv's ffmpeg libraries on
+	// a screen device) tells a video's length; a still shows for stillDuration.
+	if d, ok := visualLength(path); ok {
+		return d
+	}
+	c.log.Warn("cannot tell how long a media file plays; give the item a duration", "file", path, "err", err)
+	return 0
+}
+
+// stillDuration is how long a still image without a duration shows (as device/screen does).
+const stillDuration = 10 * time.Second
+
+// visualLength asks ffprobe for a video's length, or recognises a still image.
+func visualLength(path string) (time.Duration, bool) {
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration,format_name",
+		"-of", "default=noprint_wrappers=1", path).Output()
+	if err != nil {
+		return 0, false
+	}
+	var dur, format string
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "duration="); ok {
+			dur = v
+		}
+		if v, ok := strings.CutPrefix(line, "format_name="); ok {
+			format = v
+		}
+	}
+	if s, err := strconv.ParseFloat(dur, 64); err == nil && s > 0 && !strings.Contains(format, "image2") && !strings.HasSuffix(format, "_pipe") {
+		return time.Duration(s * float64(time.Second)), true
+	}
+	if strings.Contains(format, "image2") || strings.HasSuffix(format, "_pipe") {
+		return stillDuration, true
+	}
+	return 0, false
 }
 
 // FileLengths returns compile options that learn the length of `file:` items by decoding
