@@ -37,12 +37,98 @@ var ErrNotAudio = errors.New("not audio")
 
 type probeResult struct {
 	Streams []struct {
-		CodecType string `json:"codec_type"`
-		Channels  int    `json:"channels"`
+		CodecType   string `json:"codec_type"`
+		CodecName   string `json:"codec_name"`
+		PixFmt      string `json:"pix_fmt"`
+		Channels    int    `json:"channels"`
+		Disposition struct {
+			AttachedPic int `json:"attached_pic"` // an MP3's cover art, not a video
+		} `json:"disposition"`
 	} `json:"streams"`
 	Format struct {
-		Duration string `json:"duration"`
+		Duration   string `json:"duration"`
+		FormatName string `json:"format_name"`
 	} `json:"format"`
+}
+
+// visual is what a probe says of a picture: "" for sound, else "image" or "video".
+func (pr probeResult) visual() string {
+	for _, s := range pr.Streams {
+		if s.CodecType != "video" || s.Disposition.AttachedPic != 0 {
+			continue
+		}
+		if strings.Contains(pr.Format.FormatName, "image2") || strings.HasSuffix(pr.Format.FormatName, "_pipe") {
+			return "image"
+		}
+		return "video"
+	}
+	return ""
+}
+
+func (t *Transcoder) probeAll(ctx context.Context, path string) (probeResult, error) {
+	var pr probeResult
+	out, err := exec.CommandContext(ctx, t.FFprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path).Output()
+	if err != nil {
+		msg := err.Error()
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			msg = strings.TrimSpace(string(ee.Stderr))
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			return pr, fmt.Errorf("ffprobe is not installed on the hub (apt-get install ffmpeg): %w", err)
+		}
+		return pr, fmt.Errorf("%w: ffprobe cannot read it as media: %s", ErrNotAudio, firstLine(msg))
+	}
+	if err := json.Unmarshal(out, &pr); err != nil {
+		return pr, fmt.Errorf("ffprobe output: %w", err)
+	}
+	return pr, nil
+}
+
+// Prepare turns an upload into the library's form: sound as Transcode does; a video for
+// the screens as H.264 in MP4 (what a Pi decodes in hardware), at most 1080p, its sound kept
+// as AAC (screens mute it unless told otherwise), copied as it is when it is that already; a
+// PNG or JPEG still as it is. It returns the stored form's duration (0 for a still) and MIME.
+func (t *Transcoder) Prepare(ctx context.Context, src, dst string) (time.Duration, string, error) {
+	pr, err := t.probeAll(ctx, src)
+	if err != nil {
+		return 0, "", err
+	}
+	switch pr.visual() {
+	case "image":
+		mime := map[string]string{"png": "image/png", "mjpeg": "image/jpeg"}[pr.Streams[0].CodecName]
+		if mime == "" {
+			return 0, "", fmt.Errorf("%w: a %s still; upload PNG or JPEG", ErrNotAudio, pr.Streams[0].CodecName)
+		}
+		return 0, mime, copyFile(src, dst)
+	case "video":
+		args := []string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-map_metadata", "-1"}
+		h264 := false
+		for _, s := range pr.Streams {
+			h264 = h264 || (s.CodecType == "video" && s.CodecName == "h264" && s.PixFmt == "yuv420p")
+		}
+		if h264 && strings.Contains(pr.Format.FormatName, "mp4") {
+			args = append(args, "-c", "copy")
+		} else {
+			args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+				"-vf", "scale='min(1920,iw)':'min(1080,ih)':force_original_aspect_ratio=decrease:force_divisible_by=2",
+				"-c:a", "aac", "-b:a", "96k")
+		}
+		args = append(args, "-movflags", "+faststart", "-f", "mp4", dst)
+		cmd := exec.CommandContext(ctx, t.FFmpeg, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return 0, "", fmt.Errorf("%w: ffmpeg could not make an MP4 of it: %s", ErrNotAudio, firstLine(strings.TrimSpace(stderr.String())))
+		}
+		out, err := t.probeAll(ctx, dst)
+		if err != nil {
+			return 0, "", fmt.Errorf("transcoded video: %w", err)
+		}
+		d, _ := strconv.ParseFloat(out.Format.Duration, 64)
+		return time.Duration(d * float64(time.Second)), "video/mp4", nil
+	}
+	d, err := t.Transcode(ctx, src, dst)
+	return d, "audio/mpeg", err
 }
 
 func (t *Transcoder) probe(ctx context.Context, path string) (channels int, dur time.Duration, err error) {
@@ -213,14 +299,14 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	out := in.Name() + ".mp3"
+	out := in.Name() + ".out"
 	defer os.Remove(out)
-	dur, err := s.tc.Transcode(r.Context(), in.Name(), out)
+	dur, mimeType, err := s.tc.Prepare(r.Context(), in.Name(), out)
 	if err != nil {
 		code := http.StatusInternalServerError
 		if errors.Is(err, ErrNotAudio) {
 			code = http.StatusUnsupportedMediaType
-			err = fmt.Errorf("%s is not audio the hub can use (%v); upload MP3, WAV, M4A, OGG or FLAC", orDefault(meta["filename"], "the upload"), err)
+			err = fmt.Errorf("%s is not audio the hub can use (%v); upload MP3, WAV, M4A, OGG or FLAC (or, for screens, a video or a PNG/JPEG still)", orDefault(meta["filename"], "the upload"), err)
 		}
 		writeError(w, code, err.Error())
 		return
@@ -230,7 +316,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	c, created, err := s.st.AddContent(r.Context(), store.Content{Ref: ref, Size: size, Duration: dur, MIME: "audio/mpeg",
+	c, created, err := s.st.AddContent(r.Context(), store.Content{Ref: ref, Size: size, Duration: dur, MIME: mimeType,
 		Title: meta["title"], Theme: meta["theme"], Language: meta["language"], Format: meta["format"],
 		ProducingUnit: meta["unit"], UploadedBy: p.User.ID})
 	if err != nil {

@@ -173,13 +173,13 @@ func TestUploadRefusesNonAudio(t *testing.T) {
 	if code != http.StatusUnsupportedMediaType || !strings.Contains(msg, "minutes.txt is not audio") || !strings.Contains(msg, "MP3, WAV") {
 		t.Fatalf("text upload: %d %q", code, msg)
 	}
-	png := filepath.Join(t.TempDir(), "pic.png")
-	if out, err := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=16x16", "-frames:v", "1", png).CombinedOutput(); err != nil {
+	bmp := filepath.Join(t.TempDir(), "pic.bmp")
+	if out, err := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=16x16", "-frames:v", "1", bmp).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v %s", err, out)
 	}
-	code, _, msg = upload(t, h, png, map[string]string{"title": "pic"})
-	if code != http.StatusUnsupportedMediaType || !strings.Contains(msg, "no audio stream") {
-		t.Fatalf("image upload: %d %q", code, msg)
+	code, _, msg = upload(t, h, bmp, map[string]string{"title": "pic"})
+	if code != http.StatusUnsupportedMediaType || !strings.Contains(msg, "PNG or JPEG") {
+		t.Fatalf("BMP still upload: %d %q", code, msg)
 	}
 	wavNoTitle := filepath.Join(t.TempDir(), "x.wav")
 	os.WriteFile(wavNoTitle, []byte("RIFF"), 0o644)
@@ -200,4 +200,52 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Pictures for the screens: a PNG still is kept as it is (duration 0: the schedule or the
+// device decides how long it shows); a video that is not H.264 is made H.264/MP4 (what a Pi
+// decodes in hardware), within 1080p; an H.264 MP4 is kept bit for bit in its streams.
+func TestUploadPicturesForScreens(t *testing.T) {
+	needTools(t, "ffmpeg", "ffprobe")
+	h := newTestHub(t)
+	dir := t.TempDir()
+	make := func(name string, args ...string) string {
+		p := filepath.Join(dir, name)
+		if out, err := exec.Command("ffmpeg", append(append([]string{"-nostdin", "-loglevel", "error"}, args...), p)...).CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg %s: %v %s", name, err, out)
+		}
+		return p
+	}
+	png := make("notice.png", "-f", "lavfi", "-i", "color=c=red:s=64x32", "-frames:v", "1")
+	code, c, msg := upload(t, h, png, map[string]string{"title": "Thông báo"})
+	if code != http.StatusCreated || c.MIME != "image/png" || c.DurationS != 0 {
+		t.Fatalf("PNG upload: %d %+v %q", code, c, msg)
+	}
+	if sum := sha256.Sum256(mustRead(t, png)); c.Ref != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("the still was changed on the way in: %s", c.Ref)
+	}
+	// VP8 in WebM, 2560 wide: becomes H.264 in MP4, at most 1920 wide.
+	webm := make("clip.webm", "-f", "lavfi", "-i", "testsrc2=s=2560x1440:r=25:d=1", "-c:v", "libvpx", "-b:v", "1M")
+	code, c, msg = upload(t, h, webm, map[string]string{"title": "clip"})
+	if code != http.StatusCreated || c.MIME != "video/mp4" || c.DurationS < 0.9 || c.DurationS > 1.2 {
+		t.Fatalf("WebM upload: %d %+v %q", code, c, msg)
+	}
+	stored := filepath.Join(h.dir, "content", strings.TrimPrefix(c.Ref, "sha256:"))
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,pix_fmt",
+		"-of", "csv=p=0", stored).Output()
+	if err != nil || strings.TrimSpace(string(out)) != "h264,1920,yuv420p" {
+		t.Errorf("stored video is %q (%v), want h264,1920,yuv420p", out, err)
+	}
+	// Already H.264 in MP4: streams copied, not re-encoded.
+	mp4 := make("ready.mp4", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1", "-c:v", "libx264", "-pix_fmt", "yuv420p")
+	code, c, msg = upload(t, h, mp4, map[string]string{"title": "ready"})
+	if code != http.StatusCreated || c.MIME != "video/mp4" {
+		t.Fatalf("MP4 upload: %d %+v %q", code, c, msg)
+	}
+	orig, _ := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=size", "-of", "csv=p=0", mp4).Output()
+	kept, _ := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=size", "-of", "csv=p=0",
+		filepath.Join(h.dir, "content", strings.TrimPrefix(c.Ref, "sha256:"))).Output()
+	if len(orig) == 0 || string(orig) != string(kept) {
+		t.Errorf("an H.264 MP4 was re-encoded: packet sizes differ")
+	}
 }
