@@ -32,6 +32,8 @@ func (systemClock) Now() time.Time { return time.Now() }
 // Store is what the hub needs from its storage; *store.DB provides it (a PostgreSQL store
 // would too).
 type Store interface {
+	PruneEffective(ctx context.Context, keep int) (int64, error)
+	PruneCommands(ctx context.Context, expiredBefore time.Time) (int64, error)
 	AddArea(ctx context.Context, a store.Area) (store.Area, error)
 	GetArea(ctx context.Context, id string) (store.Area, error)
 	ListSubtree(ctx context.Context, area string) ([]store.Area, error)
@@ -240,6 +242,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	go srv.RunEmergencies(ctx) // expiry of broadcasts, the CAP feed
+	go srv.RunHousekeeping(ctx)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
