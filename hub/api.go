@@ -253,6 +253,10 @@ func (s *Server) deviceJSON(ctx context.Context, d store.Device) api.DeviceJSON 
 		t := d.Status.TemperatureC
 		j.TemperatureC = &t
 	}
+	if !d.LastSeen.IsZero() && d.Status.Volume > 0 {
+		v := d.Status.Volume
+		j.Volume = &v
+	}
 	s.mu.Lock()
 	_, j.Online = s.conns[d.ID]
 	s.mu.Unlock()

@@ -63,6 +63,7 @@ type DeviceJSON struct {
 	DiskFreeBytes  int64      `json:"disk_free_bytes,omitempty"`
 	TemperatureC   *float64   `json:"temperature_c,omitempty"`
 	ClockOffsetS   float64    `json:"clock_offset_s,omitempty"`
+	Volume         *float64   `json:"volume,omitempty"` // the device volume its last heartbeat gave
 }
 
 // PushRequest is the body of POST /api/schedules.

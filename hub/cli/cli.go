@@ -511,6 +511,18 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON) error {
 	row("confirmations acked", d.AckedSeq)
 	row("software", dash(d.Software))
 	row("link", dash(d.Link))
+	if d.Volume != nil {
+		row("volume", fmt.Sprintf("%.2f", *d.Volume))
+	}
+	if d.TemperatureC != nil {
+		row("temperature", fmt.Sprintf("%.1f °C", *d.TemperatureC))
+	}
+	if d.DiskFreeBytes > 0 {
+		row("disk free", fmt.Sprintf("%.0f MB", float64(d.DiskFreeBytes)/1e6))
+	}
+	if d.Online {
+		row("clock offset", fmt.Sprintf("%+.3f s (device minus hub)", d.ClockOffsetS))
+	}
 	return tw.Flush()
 }
 

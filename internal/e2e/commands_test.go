@@ -151,6 +151,10 @@ func TestCommandsEndToEnd(t *testing.T) {
 			t.Errorf("agent %d: loa-agent status says volume %v after `loa volume 0.3` was executed", i+1, v)
 		}
 	}
+	// The hub learns it from the next heartbeat (every 2 s here): `loa device show` says so.
+	waitFor(t, "the hub to show volume 0.30 for cl-01", 20*time.Second, func() bool {
+		return regexp.MustCompile(`(?m)^volume\s+0\.30$`).MatchString(run(t, env, bins.cli, "device", "show", "qn/tk/cl-01"))
+	}, func() string { return run(t, env, bins.cli, "device", "show", "qn/tk/cl-01") })
 	play2 := cmdRe.FindString(run(t, env, bins.cli, "play", "--to", "qn/tk", "--content", ref))
 	for dev, c := range ofCommand(play2, "completed") {
 		if c.Volume == nil || *c.Volume != 0.3 {
