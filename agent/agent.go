@@ -113,10 +113,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("content store: %w", err)
 	}
 	defer a.store.Close()
-	a.journal, err = journal.Open(cfg.journalPath(), journal.Options{
+	jopts := journal.Options{
 		DeviceID: cfg.DeviceID, MaxRecords: cfg.Journal.MaxRecords,
 		Logger: a.log.With("component", "journal"), Clock: a.clock,
-	})
+	}
+	a.journal, err = journal.Open(cfg.journalPath(), jopts)
+	if errors.Is(err, journal.ErrDamaged) {
+		// Playing matters more than the old records: set the file aside for recovery and start
+		// a new journal. Its id is new, so the hub places its records after the old ones.
+		aside := fmt.Sprintf("%s.damaged-%s", cfg.journalPath(), time.Now().UTC().Format("20060102T150405"))
+		if rerr := os.Rename(cfg.journalPath(), aside); rerr != nil {
+			return fmt.Errorf("journal: %w (and it cannot be set aside: %v)", err, rerr)
+		}
+		a.log.Error("the journal file is damaged: set aside and a new journal started; confirmations it held that the hub had not received are lost unless recovered from the file",
+			"aside", aside, "err", err)
+		a.journal, err = journal.Open(cfg.journalPath(), jopts)
+	}
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}

@@ -244,6 +244,12 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 			e = e2
 		}
 	}
+	if restarted, oldAck, err := s.st.SeeJournal(ctx, dev.ID, hello.Journal.ID); err != nil {
+		log.Error("journal id not recorded", "err", err)
+	} else if restarted {
+		log.Warn("the device's journal restarted (damaged file set aside or replaced): its new records follow the old ones; any of the old journal not received by now are lost",
+			"old_journal_acked", oldAck, "journal", hello.Journal.ID)
+	}
 	acked, err := s.st.AckedSeq(ctx, dev.ID)
 	if err != nil {
 		log.Error("acked sequence not read", "err", err)

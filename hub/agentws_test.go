@@ -351,3 +351,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestJournalRestartOverTheWire: a device that reconnects with a new journal (its old file was
+// damaged and set aside) numbers from 1 again; the hub's welcome asks for everything of the new
+// journal, and its records are stored after the old ones rather than dropped as duplicates.
+func TestJournalRestartOverTheWire(t *testing.T) {
+	h := newTestHub(t)
+	h.addArea("qn/c1")
+	const id = "c1/cl-01"
+	secret := h.enrol(id, "qn/c1")
+	a, w := h.connect(id, secret, protocol.Hello{Journal: protocol.JournalState{ID: "old-journal"}})
+	if w.ResendFrom != 1 {
+		t.Fatalf("first welcome resend_from %d", w.ResendFrom)
+	}
+	a.send(&protocol.Confirmations{Records: []protocol.Confirmation{confirmation(id, 1), confirmation(id, 2), confirmation(id, 3)}})
+	if ack := a.next().(*protocol.Ack); ack.Seq != 3 {
+		t.Fatalf("ack %d, want 3", ack.Seq)
+	}
+	a.ws.Close()
+
+	a, w = h.connect(id, secret, protocol.Hello{Journal: protocol.JournalState{ID: "new-journal", HighWater: 1}})
+	if w.ResendFrom != 1 {
+		t.Fatalf("welcome to the new journal: resend_from %d, want 1", w.ResendFrom)
+	}
+	a.send(&protocol.Confirmations{Records: []protocol.Confirmation{confirmation(id, 1)}})
+	if ack := a.next().(*protocol.Ack); ack.Seq != 1 {
+		t.Fatalf("ack of the new journal's first record %d, want 1", ack.Seq)
+	}
+	var cs []api.ConfirmationJSON
+	h.mustCall(h.admin, "GET", "/api/confirmations?device="+id, nil, &cs, http.StatusOK)
+	if len(cs) != 4 {
+		t.Fatalf("%d confirmations at the hub, want 4 (three old, one new)", len(cs))
+	}
+}

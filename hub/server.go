@@ -33,6 +33,7 @@ func (systemClock) Now() time.Time { return time.Now() }
 // would too).
 type Store interface {
 	PruneEffective(ctx context.Context, keep int) (int64, error)
+	SeeJournal(ctx context.Context, deviceID, journalID string) (restarted bool, oldAck int64, err error)
 	PruneCommands(ctx context.Context, expiredBefore time.Time) (int64, error)
 	AddArea(ctx context.Context, a store.Area) (store.Area, error)
 	GetArea(ctx context.Context, id string) (store.Area, error)

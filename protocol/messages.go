@@ -29,6 +29,10 @@ type JournalState struct {
 	HighWater uint64 `json:"high_water"`
 	// Acked is the highest sequence the agent knows the hub holds (0: none).
 	Acked uint64 `json:"acked"`
+	// ID names this journal (random, made with the journal file). A new id means the journal
+	// restarted its numbering at 1 (its file was damaged and set aside, or replaced); the hub
+	// then shifts the new numbers past what it holds. Empty: not told (older agents).
+	ID string `json:"id,omitempty"`
 }
 
 // StoreSummary describes the agent's content store.

@@ -10,7 +10,9 @@
 package journal
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,6 +134,14 @@ type Options struct {
 	Clock      Clock // nil: the system clock
 }
 
+// ErrDamaged marks a journal file that cannot be read (a torn SD card write, a bad block):
+// the agent sets it aside and starts a new one rather than stop playing.
+var ErrDamaged = errors.New("the journal file is damaged")
+
+// ID names this journal: made at random with the file, so the hub can tell a journal that
+// restarted its numbering (a damaged file set aside) from the one it knew.
+func (j *Journal) ID() string { return j.id }
+
 // Stats describes the journal.
 type Stats struct {
 	Records   int    `json:"records"`
@@ -150,6 +160,7 @@ type Journal struct {
 	opts  Options
 	log   *slog.Logger
 	clock Clock
+	id    string // random, made with the file: names this journal to the hub
 
 	mu        sync.Mutex
 	written   uint64 // highest sequence ever written
@@ -166,6 +177,7 @@ var (
 	keyDevice     = []byte("device")
 	keyWritten    = []byte("written")
 	keyAcked      = []byte("acked")
+	keyID         = []byte("id")
 	keyFormat     = []byte("format")
 )
 
@@ -176,7 +188,17 @@ var ErrNotFound = errors.New("no such record in the journal")
 
 // Open opens or creates the journal at path. Records a crash left open are closed as
 // `interrupted`, with the played duration of their last checkpoint and End at that checkpoint.
-func Open(path string, opts Options) (*Journal, error) {
+func Open(path string, opts Options) (j *Journal, err error) {
+	// bbolt panics on some damaged pages; a damaged file is an error the agent can act on.
+	defer func() {
+		if p := recover(); p != nil {
+			j, err = nil, fmt.Errorf("journal %s: %w: %v", path, ErrDamaged, p)
+		}
+	}()
+	return openFile(path, opts)
+}
+
+func openFile(path string, opts Options) (*Journal, error) {
 	if opts.DeviceID == "" {
 		return nil, fmt.Errorf("journal %s: no device id given", path)
 	}
@@ -201,7 +223,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("journal %s is in use by another process; stop it first", path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("journal %s cannot be opened: %w (if the file is damaged, move it aside: a new journal restarts sequence numbers at 1, which the hub must be told)", path, err)
+		return nil, fmt.Errorf("journal %s cannot be opened: %w: %w", path, ErrDamaged, err)
 	}
 	j.db = db
 	var closed []Record
@@ -234,6 +256,20 @@ func Open(path string, opts Options) (*Journal, error) {
 		}
 		j.written = getU64(meta, keyWritten)
 		j.acked = getU64(meta, keyAcked)
+		if id := meta.Get(keyID); id != nil {
+			j.id = string(id)
+		} else {
+			// Journals made before ids existed get one now: the hub records the first id it
+			// is told without shifting anything.
+			b := make([]byte, 8)
+			if _, err := rand.Read(b); err != nil {
+				return err
+			}
+			j.id = hex.EncodeToString(b)
+			if err := meta.Put(keyID, []byte(j.id)); err != nil {
+				return err
+			}
+		}
 
 		// Close what a crash left open.
 		var seqs [][]byte
@@ -248,7 +284,7 @@ func Open(path string, opts Options) (*Journal, error) {
 			}
 			var r Record
 			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("journal %s: record %d is unreadable: %w", path, binary.BigEndian.Uint64(k), err)
+				return fmt.Errorf("journal %s: record %d is unreadable: %w: %w", path, binary.BigEndian.Uint64(k), ErrDamaged, err)
 			}
 			r.Result = Interrupted
 			r.End = r.Checkpoint
@@ -284,7 +320,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("journal %s: %w", path, err)
+		return nil, fmt.Errorf("journal %s: %w: %w", path, ErrDamaged, err)
 	}
 	for _, r := range closed {
 		j.log.Warn("a play was cut by a crash or power loss; closed its record as interrupted",

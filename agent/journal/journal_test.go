@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -343,5 +344,47 @@ func TestDeviceAndLock(t *testing.T) {
 	_, err = Open(path, Options{DeviceID: "b"})
 	if err == nil || !strings.Contains(err.Error(), `belongs to device "a"`) {
 		t.Fatalf("Open with another device id: %v", err)
+	}
+}
+
+// TestDamagedFileAndID: a file whose pages are garbage is reported as ErrDamaged (the agent
+// sets it aside); a journal keeps its random id across reopenings and a new file has another.
+func TestDamagedFileAndID(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "journal.db")
+	j := open(t, path, Options{DeviceID: "cl-1"})
+	id := j.ID()
+	if len(id) != 16 {
+		t.Fatalf("journal id %q, want 16 hex digits", id)
+	}
+	j.Close()
+	j = open(t, path, Options{DeviceID: "cl-1"})
+	if j.ID() != id {
+		t.Errorf("id changed on reopening: %q then %q", id, j.ID())
+	}
+	j.Close()
+	other := open(t, filepath.Join(dir, "other.db"), Options{DeviceID: "cl-1"})
+	if other.ID() == id {
+		t.Errorf("two journal files have the same id %q", id)
+	}
+	other.Close()
+
+	// A torn write over the file's first pages (its meta pages).
+	garbage := make([]byte, 8192)
+	for i := range garbage {
+		garbage[i] = byte(i*7 + 3)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(garbage, 0)
+	f.Close()
+	if _, err := Open(path, Options{DeviceID: "cl-1"}); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("opening a damaged file: %v, want ErrDamaged", err)
+	}
+	// A journal of another device is a configuration mistake, not damage.
+	if _, err := Open(filepath.Join(dir, "other.db"), Options{DeviceID: "cl-2"}); err == nil || errors.Is(err, ErrDamaged) {
+		t.Fatalf("another device's journal: %v, want an error that is not ErrDamaged", err)
 	}
 }

@@ -43,6 +43,7 @@ func (j *memJournal) Ack(seq uint64) error {
 }
 func (j *memJournal) HighWater() uint64 { j.mu.Lock(); defer j.mu.Unlock(); return uint64(len(j.recs)) }
 func (j *memJournal) Acked() uint64     { j.mu.Lock(); defer j.mu.Unlock(); return j.acked }
+func (j *memJournal) ID() string        { return "mem" }
 
 const benchRecords = 10000
 

@@ -38,6 +38,7 @@ type Journal interface {
 	Ack(seq uint64) error
 	HighWater() uint64
 	Acked() uint64
+	ID() string // names the journal: a new one restarts numbering at 1
 }
 
 // Store is the content store; *content.Store implements it.

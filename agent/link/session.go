@@ -84,7 +84,7 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 		SentAt:          t0,
 		ActiveSchedule:  l.d.Schedules.Active(),
 		PendingSchedule: l.d.Schedules.Pending(),
-		Journal:         protocol.JournalState{HighWater: l.d.Journal.HighWater(), Acked: l.d.Journal.Acked()},
+		Journal:         protocol.JournalState{HighWater: l.d.Journal.HighWater(), Acked: l.d.Journal.Acked(), ID: l.d.Journal.ID()},
 		Store:           l.storeSummary(),
 	}
 	if err := s.write(hello); err != nil {

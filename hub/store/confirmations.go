@@ -101,7 +101,9 @@ func level(v float64) any {
 // AddConfirmations stores a batch from one device atomically. Records already stored are
 // ignored (the device resends what was not acknowledged), in any order. It returns the
 // acknowledgement: the highest seq S such that every seq 1..S of the device is stored. A gap
-// keeps the ack below it until the missing record arrives.
+// keeps the ack below it until the missing record arrives. Seqs and the ack are in the device's
+// journal numbering: after its journal restarted (SeeJournal) they are shifted by the offset
+// the hub stores, so the new journal's seq 1 follows what the hub held of the old one.
 //
 // Batches from concurrent callers are committed together (the group commit of every write, see
 // write): one transaction, a savepoint per batch so a failing batch changes nothing and fails
@@ -150,8 +152,8 @@ func (db *DB) confRequest(ctx context.Context, deviceID string, cs []Confirmatio
 // storeBatch inserts one device's batch inside tx and advances its ack.
 func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []Confirmation, now any) (int64, error) {
 	var area string
-	var ack int64
-	err := tx.StmtContext(ctx, db.deviceAck).QueryRowContext(ctx, deviceID).Scan(&area, &ack)
+	var ack, off int64
+	err := tx.StmtContext(ctx, db.deviceAck).QueryRowContext(ctx, deviceID).Scan(&area, &ack, &off)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
 	}
@@ -162,15 +164,16 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 	defer stmt.Close()
 	next := false // whether the batch holds ack+1, the only way the ack can move
 	for _, c := range cs {
-		if c.Seq <= ack {
+		seq := c.Seq + off // the device's numbering, after its journal restarts, is shifted
+		if seq <= ack {
 			continue // stored and acknowledged already
 		}
-		next = next || c.Seq == ack+1
+		next = next || seq == ack+1
 		at := c.Start
 		if at.IsZero() {
 			at = c.Scheduled
 		}
-		if _, err := stmt.ExecContext(ctx, deviceID, c.Seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
+		if _, err := stmt.ExecContext(ctx, deviceID, seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
 			c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
 			level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
 			c.ClockState, now, volume(c.Volume), c.Amplifier, c.Dropouts, c.Reconnects, finite(c.MissingSeconds),
@@ -179,7 +182,7 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 		}
 	}
 	if !next {
-		return ack, nil
+		return ack - off, nil
 	}
 	// Walk forward from the ack over stored seqs; stop at the first gap.
 	rows, err := tx.StmtContext(ctx, db.walkAck).QueryContext(ctx, deviceID, ack)
@@ -204,17 +207,61 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 	if _, err := tx.StmtContext(ctx, db.setAck).ExecContext(ctx, ack, deviceID); err != nil {
 		return 0, fmt.Errorf("advance ack of device %q: %w", deviceID, err)
 	}
-	return ack, nil
+	return ack - off, nil
 }
 
-// AckedSeq is the device's acknowledgement: the highest contiguous seq stored (0: none).
+// AckedSeq is the device's acknowledgement: the highest contiguous seq stored (0: none), in
+// its journal's numbering.
 func (db *DB) AckedSeq(ctx context.Context, deviceID string) (int64, error) {
-	var ack int64
-	err := db.r.QueryRowContext(ctx, "SELECT acked_seq FROM devices WHERE id = ?", deviceID).Scan(&ack)
+	var ack, off int64
+	err := db.r.QueryRowContext(ctx, "SELECT acked_seq, seq_offset FROM devices WHERE id = ?", deviceID).Scan(&ack, &off)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
 	}
-	return ack, err
+	return ack - off, err
+}
+
+// SeeJournal records the journal a device says it writes (hello). A device whose journal is
+// new — its file was damaged and set aside, or the SD card replaced — numbers its records from
+// 1 again; without this the hub would drop them as duplicates of the old journal's. So when
+// the id changes, the device's numbering is shifted past everything the hub holds of it (the
+// old journal's records not received by then are lost with it, and the ack moves past them).
+// An empty id (an agent that does not say) changes nothing. It returns whether the journal
+// was restarted and the hub's ack of the old one.
+func (db *DB) SeeJournal(ctx context.Context, deviceID, journalID string) (restarted bool, oldAck int64, err error) {
+	if journalID == "" {
+		return false, 0, nil
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		var known string
+		var ack, off int64
+		err := tx.QueryRowContext(ctx, "SELECT journal_id, acked_seq, seq_offset FROM devices WHERE id = ?", deviceID).Scan(&known, &ack, &off)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
+		}
+		if err != nil {
+			return err
+		}
+		if known == journalID {
+			return nil
+		}
+		if known == "" {
+			_, err = tx.ExecContext(ctx, "UPDATE devices SET journal_id = ? WHERE id = ?", journalID, deviceID)
+			return err
+		}
+		var top int64
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM confirmations WHERE device_id = ?", deviceID).Scan(&top); err != nil {
+			return err
+		}
+		top = max(top, ack)
+		restarted, oldAck = true, ack-off
+		_, err = tx.ExecContext(ctx, "UPDATE devices SET journal_id = ?, seq_offset = ?, acked_seq = ? WHERE id = ?", journalID, top, top, deviceID)
+		return err
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("journal of device %q: %w", deviceID, err)
+	}
+	return restarted, oldAck, nil
 }
 
 // ConfirmationFilter selects confirmations; empty fields do not filter. Times apply to the

@@ -357,3 +357,47 @@ func TestAddConfirmationsAfterCloseAndCancel(t *testing.T) {
 	_, err = db.AddConfirmations(ctx, "cl-1", confs(1))
 	wantErr(t, err, ErrClosed, "after Close")
 }
+
+// TestJournalRestart: a device whose journal is new numbers from 1 again; its records follow
+// what the hub holds of the old journal instead of being dropped as duplicates, and records of
+// the old journal the hub never got (a gap) are passed over.
+func TestJournalRestart(t *testing.T) {
+	db, _, _ := openTest(t)
+	ctx := context.Background()
+	seedTree(t, db)
+	const dev = "tam-thanh/cl-07"
+	enrol(t, db, dev, "quang-nam/tam-ky/tam-thanh")
+	if r, _, err := db.SeeJournal(ctx, dev, "journal-a"); err != nil || r {
+		t.Fatalf("first journal seen: restarted=%v err=%v", r, err)
+	}
+	if ack := must[int64](t)(db.AddConfirmations(ctx, dev, confs(1, 2, 3, 5))); ack != 3 {
+		t.Fatalf("ack %d, want 3 (4 never came)", ack)
+	}
+	if r, _, err := db.SeeJournal(ctx, dev, "journal-a"); err != nil || r {
+		t.Fatalf("same journal again: restarted=%v err=%v", r, err)
+	}
+	r, oldAck, err := db.SeeJournal(ctx, dev, "journal-b")
+	if err != nil || !r || oldAck != 3 {
+		t.Fatalf("new journal: restarted=%v oldAck=%d err=%v, want true, 3", r, oldAck, err)
+	}
+	if a := must[int64](t)(db.AckedSeq(ctx, dev)); a != 0 {
+		t.Fatalf("ack in the new journal's numbering %d, want 0", a)
+	}
+	if ack := must[int64](t)(db.AddConfirmations(ctx, dev, confs(1, 2))); ack != 2 {
+		t.Fatalf("new journal's ack %d, want 2", ack)
+	}
+	if got, want := storedSeqs(t, db, dev), []int64{1, 2, 3, 5, 6, 7}; !slices.Equal(got, want) {
+		t.Fatalf("stored seqs %v, want %v (the new records after the old journal's 5)", got, want)
+	}
+	// A resend of the new journal's records is still a duplicate.
+	if ack := must[int64](t)(db.AddConfirmations(ctx, dev, confs(1, 2, 3))); ack != 3 {
+		t.Fatalf("ack after a resend plus one %d, want 3", ack)
+	}
+	if got := storedSeqs(t, db, dev); len(got) != 7 {
+		t.Fatalf("stored %v after a resend, want 7 records", got)
+	}
+	// An agent that does not say which journal changes nothing.
+	if r, _, err := db.SeeJournal(ctx, dev, ""); err != nil || r {
+		t.Fatalf("no journal id: restarted=%v err=%v", r, err)
+	}
+}

@@ -284,6 +284,13 @@ ALTER TABLE confirmations ADD COLUMN missing_s REAL NOT NULL DEFAULT 0;
 -- Screens: video frames dropped while the item was shown.
 ALTER TABLE confirmations ADD COLUMN frames_dropped INTEGER NOT NULL DEFAULT 0;
 `},
+		{6, "journal restarts", `
+-- The journal a device last said it writes, and how far its seqs are shifted: a device whose
+-- journal restarted at 1 (damaged file set aside, SD card replaced) continues after what the
+-- hub holds (SeeJournal).
+ALTER TABLE devices ADD COLUMN journal_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN seq_offset INTEGER NOT NULL DEFAULT 0;
+`},
 	}
 }
 
