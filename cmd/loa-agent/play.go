@@ -25,19 +25,11 @@ func playCmd(ctx context.Context, args []string, log *slog.Logger) int {
 	vol := fs.Float64("volume", 1, "gain from 0 to 1")
 	rate := fs.Int("rate", 48000, "output sample rate in Hz")
 	buf := fs.Duration("buffer", 100*time.Millisecond, "ALSA buffer length")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return 2
+	pos, ok := parseMixed(fs, args)
+	if !ok || len(pos) != 1 {
+		if ok {
+			fs.Usage()
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(pos) != 1 {
-		fs.Usage()
 		return 2
 	}
 	item := player.Item{Path: pos[0], Duration: *dur}
@@ -83,4 +75,20 @@ func printProof(cmd string, proof any, failed bool) int {
 		return 1
 	}
 	return 0
+}
+
+// parseMixed parses flags that may come before or after the positional arguments (`play
+// FILE --out wav:x` as well as `play --out wav:x FILE`) and returns the positional ones.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, false
+		}
+		if fs.NArg() == 0 {
+			return pos, true
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

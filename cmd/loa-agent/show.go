@@ -42,19 +42,11 @@ func showCmd(ctx context.Context, args []string, log *slog.Logger) int {
 	fs.Var(&mpvArgs, "mpv-arg", "screen: an extra mpv option (repeatable), e.g. --mpv-arg=--drm-connector=HDMI-A-1")
 	port := fs.String("port", "/dev/ttyUSB0", "board: serial port of the Alpha-protocol sign")
 	mode := fs.String("mode", "", "board: auto, hold, rotate, scroll, flash, roll_up, wipe_in, compressed_rotate")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return 2
+	pos, ok := parseMixed(fs, args)
+	if !ok || len(pos) != 1 {
+		if ok {
+			fs.Usage()
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(pos) != 1 {
-		fs.Usage()
 		return 2
 	}
 	arg := pos[0]
