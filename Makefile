@@ -26,8 +26,14 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# Packages whose tests play in real time (ALSA through a paced FIFO, mpv, real agents) run one
+# at a time after the others: beside a cross-compile or another real-time package, a starved
+# agent underruns and a test hears a gap that is the machine's, not the code's.
+REALTIME_PKGS = ./agent ./internal/e2e ./player ./device/screen
+
 test: deps fmt-check vet
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v -x -F $(patsubst ./%,-e github.com/loa-project/loa/%,$(REALTIME_PKGS)))
+	$(GO) test $(TESTFLAGS) -p 1 $(REALTIME_PKGS)
 
 # Short fuzz runs of every parser of outside input; `FUZZTIME=1m make fuzz` for longer.
 FUZZTIME ?= 20s
