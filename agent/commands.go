@@ -166,9 +166,7 @@ func (a *Agent) playNow(ctx context.Context, c *protocol.CommandPayload) error {
 	}
 	p := scheduler.Program{
 		ID: commandProgram + c.ID, Title: title, Class: class, Outputs: outs,
-		// To the millisecond: a start rounded down to the second is a late start, which keeps
-		// its planned end and would cut the clip's tail.
-		At: a.clock.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"), Items: []scheduler.Item{it},
+		At: a.clock.Now().UTC().Format(scheduler.AtLayout), Items: []scheduler.Item{it},
 	}
 	a.mu.Lock()
 	a.adhoc = append(a.adhoc, p)

@@ -79,7 +79,7 @@ func (a *Agent) status() Status {
 		as := a.amp.State()
 		st.Amplifier = &as
 	}
-	st.Volume = a.volume.at(&scheduler.Run{Start: now.In(loc(doc))})
+	st.Volume = a.volume.now(now, doc)
 	st.Store = a.store.Usage()
 	st.Journal, _ = a.journal.Stats()
 	return st
@@ -203,14 +203,4 @@ func ReadStatus(cfg *Config) (Status, error) {
 		j.Close()
 	}
 	return st, nil
-}
-
-// loc is the schedule's time zone, in which the volume schedule is read (UTC without one).
-func loc(doc *scheduler.Document) *time.Location {
-	if doc != nil {
-		if l, err := time.LoadLocation(doc.Timezone); err == nil {
-			return l
-		}
-	}
-	return time.UTC
 }

@@ -292,7 +292,7 @@ func (a *Agent) Status() protocol.Status {
 		st.DiskFreeBytes = &free
 	}
 	if a.volume != nil {
-		v := a.volume.at(&scheduler.Run{Start: time.Now().In(loc(a.doc))})
+		v := a.volume.now(a.clock.Now(), a.doc)
 		st.Volume = &v
 	}
 	if a.amp != nil {

@@ -484,7 +484,7 @@ func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
 		Scheduled: timePtr(c.Scheduled), Start: timePtr(c.Start), End: timePtr(c.End), PlayedS: c.PlayedSeconds,
 		PeakDBFS: finitePtr(c.PeakDBFS), RMSDBFS: finitePtr(c.RMSDBFS), SilenceS: c.SilenceSeconds, Gaps: c.Gaps,
 		Underruns: c.Underruns, Result: c.Result, Error: c.Error, Clock: c.ClockState, ReceivedAt: c.ReceivedAt,
-		CommandID: commandIDOf(c.Program), Volume: positivePtr(c.Volume), Amplifier: c.Amplifier,
+		CommandID: protocol.CommandOf(c.Program), Volume: positivePtr(c.Volume), Amplifier: c.Amplifier,
 		Dropouts: c.Dropouts, Reconnects: c.Reconnects, MissingS: c.MissingSeconds, FramesDropped: c.FramesDropped}
 }
 

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -506,15 +505,6 @@ func (s *Server) apiShowCommand(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	writeJSON(w, http.StatusOK, commandJSON(c, s.clock.Now()))
-}
-
-// commandIDOf is the command a confirmation's programme names (command:<id>), or "".
-func commandIDOf(program string) string {
-	id, ok := strings.CutPrefix(program, protocol.CommandProgram)
-	if !ok {
-		return ""
-	}
-	return id
 }
 
 // positivePtr is v when above 0 (a reported volume), else nil.

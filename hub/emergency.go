@@ -213,7 +213,7 @@ func emergencyDocument(e store.Emergency, loc *time.Location) ([]byte, error) {
 		return nil, err
 	}
 	vol := e.Volume
-	base := scheduler.Program{Title: e.Title, Class: class, At: e.Start.In(loc).Format(atLayout), Volume: &vol}
+	base := scheduler.Program{Title: e.Title, Class: class, At: e.Start.In(loc).Format(scheduler.AtLayout), Volume: &vol}
 	// The window of each play reaches the next repeat (or the expiry): a device that gets the
 	// broadcast late (a link back up, a reboot) still plays it from its beginning, where its
 	// natural length alone would have closed the window seconds after the start.
@@ -942,8 +942,3 @@ type capState struct {
 	fetcher      *cap.Fetcher
 	fetchAudio   bool
 }
-
-// atLayout keeps the milliseconds of an emergency's start: truncated to the second it would
-// start up to a second before it was sent, and a programme that ended in that second would be
-// planned as preempted and replay its tail after the emergency.
-const atLayout = "2006-01-02T15:04:05.000Z07:00"

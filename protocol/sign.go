@@ -88,6 +88,15 @@ const (
 // confirmations name the command (Confirmation.CommandID).
 const CommandProgram = "command:"
 
+// CommandOf is the command id a play_now's programme id carries ("" for a scheduled one).
+func CommandOf(program string) string {
+	id, ok := strings.CutPrefix(program, CommandProgram)
+	if !ok {
+		return ""
+	}
+	return id
+}
+
 // MaxCommandLifetime bounds expires_at - issued_at. A command is an immediate act; a bounded
 // lifetime also bounds how long the agent must remember command ids against replay.
 const MaxCommandLifetime = 24 * time.Hour

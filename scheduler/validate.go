@@ -245,6 +245,13 @@ func parseCron(spec string) (cron.Schedule, error) {
 
 // parseAt reads a one-off time: RFC 3339 with an offset, or a local date-time read in the
 // schedule's time zone.
+// AtLayout writes an `at:` time to the millisecond, for programmes made to start now (an
+// emergency, a play_now): rounded down to the second, the start would lie up to a second in
+// the past, and a late start keeps its planned end — the tail would be cut, or a programme that
+// ended within that second planned as preempted and replayed. parseAt reads it (RFC 3339
+// takes fractional seconds).
+const AtLayout = "2006-01-02T15:04:05.000Z07:00"
+
 func parseAt(s string, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -323,15 +322,12 @@ func confirmation(r *journal.Record, device string) protocol.Confirmation {
 		Reconnects:    r.Reconnects,
 		MissingS:      r.Missing.Seconds(),
 		FramesDropped: r.FramesDropped,
-		CommandID:     strings.TrimPrefix(r.ProgramID, protocol.CommandProgram),
+		CommandID:     protocol.CommandOf(r.ProgramID),
 		Volume:        r.Volume,
 		Amplifier:     r.Amplifier,
 		Result:        string(r.Result),
 		Error:         r.Error,
 		Clock:         r.Clock.State,
-	}
-	if c.CommandID == r.ProgramID { // not a play_now
-		c.CommandID = ""
 	}
 	if r.Played > 0 { // levels were measured only if something played
 		peak, rms := r.PeakDBFS, r.RMSDBFS
