@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -37,25 +38,14 @@ func (s *speech) path(ctx context.Context, text string) (string, error) {
 	if err := os.MkdirAll(s.dir, 0o750); err != nil {
 		return "", err
 	}
-	tmp := out + ".tmp"
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.bin, "-v", s.voice, "-s", "145", "-w", tmp, "--", text)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("text to speech with %s (voice %s) failed: %v %s; install espeak-ng", s.bin, s.voice, err, msg)
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, s.bin, "-v", s.voice, "-s", "145", "--stdout", "--", text)
+	cmd.Stderr = &stderr
+	wav, err := cmd.Output()
+	if err != nil || len(wav) <= 44 {
+		return "", fmt.Errorf("text to speech with %s (voice %s) failed: %v %s; install espeak-ng", s.bin, s.voice, err, stderr.String())
 	}
-	if err := syncFile(tmp); err != nil {
-		return "", err
-	}
-	return out, os.Rename(tmp, out)
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return out, writeFileAtomic(out, wav)
 }
