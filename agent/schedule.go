@@ -218,17 +218,22 @@ func (a *Agent) itemLength(it scheduler.Item) (time.Duration, bool) {
 	default:
 		return 0, false
 	}
-	if _, err := os.Stat(path); path == "" || err != nil {
-		// Missing on the device: it is the fallback text that will be heard, if any.
-		if it.Fallback == "" || a.speech == nil {
-			return 0, false
+	if path != "" {
+		if d, ok := a.lengths.lengthOf(path); ok || it.Fallback == "" {
+			return d, ok
 		}
-		p, err := a.speech.path(context.Background(), it.Fallback)
-		if err != nil {
-			a.log.Warn("cannot speak the fallback text of a missing item", "err", err)
-			return 0, false
+		if _, err := os.Stat(path); err == nil {
+			return 0, false // on the device, but of no length we can tell: not a missing item
 		}
-		path = p
 	}
-	return a.lengths.lengthOf(path)
+	// Missing on the device: it is the fallback text that will be heard, if any.
+	if it.Fallback == "" || a.speech == nil {
+		return 0, false
+	}
+	p, err := a.speech.path(context.Background(), it.Fallback)
+	if err != nil {
+		a.log.Warn("cannot speak the fallback text of a missing item", "err", err)
+		return 0, false
+	}
+	return a.lengths.lengthOf(p)
 }
