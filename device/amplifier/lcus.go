@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"go.bug.st/serial"
+
+	"github.com/loa-project/loa/device/serialio"
 )
 
 // LCUS drives an LCUS-type USB relay board (CH340 serial, 9600 8N1). The board takes four-byte
@@ -47,13 +49,10 @@ func (r *LCUS) Set(on bool) error {
 		r.port = p
 	}
 	frame := lcusFrame(r.channel, on)
-	n, err := r.port.Write(frame)
-	if err == nil && n != len(frame) {
-		err = fmt.Errorf("short write (%d of %d bytes)", n, len(frame))
-	}
+	err := serialio.WriteAll(r.port, frame)
 	if err == nil {
 		// The board acts on the whole frame only; make sure it has left the UART.
-		err = r.port.Drain()
+		err = serialio.Drain(r.port)
 	}
 	if err != nil {
 		_ = r.port.Close()

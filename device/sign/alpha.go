@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.bug.st/serial"
+
+	"github.com/loa-project/loa/device/serialio"
 )
 
 // AlphaConfig configures an Alpha sign on a serial line. Zero values take
@@ -420,7 +422,7 @@ func (a *Alpha) send(c *conn, cmds [][]byte) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.port.Write(f); err != nil {
+		if err := serialio.WriteAll(c.port, f); err != nil {
 			return fmt.Errorf("write to %s failed: %w", a.cfg.Port, err)
 		}
 	}
@@ -439,7 +441,7 @@ func (a *Alpha) verify(c *conn) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.port.Write(f); err != nil {
+	if err := serialio.WriteAll(c.port, f); err != nil {
 		return fmt.Errorf("write to %s failed: %w", a.cfg.Port, err)
 	}
 	t := time.NewTimer(a.cfg.ReplyTimeout)
