@@ -54,12 +54,11 @@ type Agent struct {
 	nowPlaying map[string]*NowPlaying
 	synced     bool
 
-	fileStamp   string
-	fileWarned  bool
-	interrupted []journal.Record
-	started     time.Time
-	lastWall    time.Time
-	stateMu     sync.Mutex
+	fileStamp  string
+	fileWarned bool
+	started    time.Time
+	lastWall   time.Time
+	stateMu    sync.Mutex
 }
 
 // NowPlaying is what an output is playing, for status.
@@ -133,7 +132,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer a.journal.Close()
-	a.resumeInterrupted()
 
 	out, err := player.OpenOutput(ctx, cfg.Audio.Output, cfg.Audio.Rate, cfg.Audio.Buffer.D(), a.log.With("component", "output"))
 	if err != nil {
@@ -173,20 +171,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	if st.LastWall.After(notBefore) {
 		notBefore = st.LastWall
 	}
+	past, lastAlive := a.journalPast()
+	lastRun := st.LastWall
+	if lastAlive.After(lastRun) && !lastAlive.Before(minPlausible) {
+		// The journal was written after the state file was last saved (every 30 s): the
+		// agent was alive then, so nothing before it went unseen.
+		lastRun = lastAlive
+	}
 	var synced func() bool
 	if cfg.Clock.SyncFile != "" {
 		synced = func() bool { _, err := os.Stat(cfg.Clock.SyncFile); return err == nil }
 	}
 	a.runner = scheduler.NewRunner(scheduler.RunnerOptions{
 		Clock: a.clock, Log: a.log.With("component", "scheduler"), Grace: cfg.Grace.D(),
-		NotBefore: notBefore, LastRun: st.LastWall, Synced: synced, Outputs: cfg.Outputs,
+		NotBefore: notBefore, LastRun: lastRun, Synced: synced, Outputs: cfg.Outputs,
 		Compile:   scheduler.CompileOptions{ItemLength: a.itemLength},
 		Lead:      cfg.Amplifier.WarmUp + time.Second,
 		Heartbeat: a.health.stepped,
 	})
-	for _, r := range a.interrupted {
-		a.runner.ResumeAfterRestart(r.Output, r.ProgramID, r.Start)
-	}
+	a.runner.Remember(past...)
 	a.loadActive()
 	a.loadPending()
 	a.checkScheduleFile(true)
@@ -314,15 +317,15 @@ func (a *Agent) handle(ctx context.Context, outs outputs, ev scheduler.Event) {
 		}
 	case scheduler.EventStart:
 		a.log.Info("programme starts", "program", ev.Run.Program, "class", ev.Run.Class.String(), "until", ev.Run.End.Format(time.RFC3339),
-			"late", ev.Late.Round(time.Millisecond), "offset", ev.Offset.Round(time.Millisecond))
+			"late", ev.Late.Round(time.Millisecond), "item", ev.Run.Segments[ev.From.Segment].Item, "from", ev.From.Offset.Round(time.Millisecond))
 		sp.start(ctx, ev)
 	case scheduler.EventStop:
 		a.log.Info("programme stops", "program", ev.Run.Program, "reason", string(ev.Reason))
 		sp.stop(ev.Run.Key, ev.Reason)
 	case scheduler.EventMissed:
-		a.log.Warn("programme missed: its start passed while the device could not play", "program", ev.Run.Program,
-			"scheduled", ev.Run.Scheduled.Format(time.RFC3339), "late", ev.Late.Round(time.Second))
-		a.recordOnce(ev, journal.Missed, fmt.Sprintf("start passed %s ago, beyond the grace window", ev.Late.Round(time.Second)))
+		a.log.Warn("programme missed", "program", ev.Run.Program,
+			"scheduled", ev.Run.Scheduled.Format(time.RFC3339), "late", ev.Late.Round(time.Second), "why", ev.Why)
+		a.recordOnce(ev, journal.Missed, ev.Why)
 	case scheduler.EventSuppressed:
 		a.recordOnce(ev, journal.Suppressed, "quiet hours")
 	case scheduler.EventSkipped:
@@ -336,7 +339,7 @@ func (a *Agent) recordOnce(ev scheduler.Event, result journal.Result, msg string
 	id, rev := a.activeRef()
 	writeRecord(a.journal, a.log, a.notifyLink, journal.Record{
 		Output: seg.Output, ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: seg.Program,
-		ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Start, End: ev.At,
+		ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Planned(), End: ev.At,
 		Result: result, Error: msg, Clock: clockState(ev.ClockSynced),
 	})
 }
@@ -371,24 +374,36 @@ func (a *Agent) saveState() {
 	}
 }
 
-// resumeInterrupted remembers the plays a crash cut (closed as interrupted by journal.Open),
-// so the programme they belong to continues where the timeline is instead of starting over.
-func (a *Agent) resumeInterrupted() {
-	hw := a.journal.HighWater()
-	from := uint64(0)
-	if hw > 50 {
-		from = hw - 50
-	}
-	recs, err := a.journal.List(from, 0)
+// pastLimit bounds how many journal records a restart reads: a busy day has a few hundred.
+const pastLimit = 5000
+
+// journalPast reads what the journal shows of the last day (and a bit) for the runner, and
+// the latest time a record shows the agent alive. Records a crash left open were closed as
+// interrupted by journal.Open.
+func (a *Agent) journalPast() ([]scheduler.Past, time.Time) {
+	recs, err := a.journal.Recent(a.clock.Now().Add(-26*time.Hour), pastLimit)
 	if err != nil {
-		a.log.Warn("cannot read the journal's last records", "err", err)
-		return
+		a.log.Warn("cannot read the journal's last records; programmes cut by the restart may start over and be recorded twice", "err", err)
+		return nil, time.Time{}
 	}
+	var past []scheduler.Past
+	var alive time.Time
 	for _, r := range recs {
-		if r.Result == journal.Interrupted && !r.Start.IsZero() {
-			a.interrupted = append(a.interrupted, r)
+		if l := r.Latest(); l.After(alive) {
+			alive = l
 		}
+		p := scheduler.Past{Output: r.Output, Program: r.ProgramID, Item: r.ItemIndex, Planned: r.Scheduled, Start: r.Start, From: r.From}
+		switch r.Result {
+		case journal.Interrupted, journal.Playing:
+			p.Was = scheduler.PastCut
+		case journal.Missed, journal.Suppressed:
+			p.Was = scheduler.PastNoted
+		default:
+			p.Was = scheduler.PastDone
+		}
+		past = append(past, p)
 	}
+	return past, alive
 }
 
 var errNoDaemon = errors.New("the agent is not running")

@@ -75,17 +75,21 @@ func (b *board) start(ctx context.Context, ev scheduler.Event) {
 	go b.show(ctx, br, ev)
 }
 
-// texts are the run's segments the board shows, with the text of each.
-func boardTexts(run *scheduler.Run) ([]scheduler.Segment, []string) {
+// texts are the run's segments the board shows from position from on, with the text of each.
+// Segments the timeline is already past (a restart joins where it is) are not shown.
+func boardTexts(run *scheduler.Run, from int) ([]scheduler.Segment, []string) {
 	var segs []scheduler.Segment
 	var texts []string
-	for _, seg := range run.Segments {
+	for i, seg := range run.Segments {
+		if i < from {
+			continue
+		}
 		if t, ok := strings.CutPrefix(seg.Ref, "text:"); ok {
 			segs, texts = append(segs, seg), append(texts, t)
 		}
 	}
-	if len(segs) == 0 && run.Title != "" && len(run.Segments) > 0 {
-		seg := run.Segments[0]
+	if len(segs) == 0 && run.Title != "" && from < len(run.Segments) {
+		seg := run.Segments[from]
 		seg.Ref = "text:" + run.Title
 		segs, texts = append(segs, seg), append(texts, run.Title)
 	}
@@ -94,12 +98,12 @@ func boardTexts(run *scheduler.Run) ([]scheduler.Segment, []string) {
 
 func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
 	defer close(br.done)
-	segs, texts := boardTexts(br.run)
+	segs, texts := boardTexts(br.run, ev.From.Segment)
 	id, rev := b.schedule()
 	clock := clockState(ev.ClockSynced)
 	if len(segs) == 0 {
 		b.record(journal.Record{Output: "board", ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: br.run.Program,
-			ItemRef: br.run.Segments[0].Ref, Scheduled: br.run.Start, End: time.Now(), Result: journal.Failed,
+			ItemRef: br.run.Segments[0].Ref, Scheduled: br.run.Segments[0].Planned(), End: time.Now(), Result: journal.Failed,
 			Error: "nothing to show: the programme has no text item and no title", Clock: clock})
 		return
 	}
@@ -130,7 +134,12 @@ func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
 			break
 		}
 		rec := journal.Record{Output: "board", ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: seg.Program,
-			ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Start, Clock: clock}
+			ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Planned(), Clock: clock}
+		if i == 0 && br.run.Segments[ev.From.Segment].Key() == seg.Key() {
+			rec.From = ev.From.Offset
+		} else {
+			rec.From = seg.Offset
+		}
 		err := b.sign.Show(ctx, sign.Text{Message: texts[i], Mode: b.mode})
 		if err != nil {
 			// The driver re-sends it when the sign is back; the record says it was not shown now.

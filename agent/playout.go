@@ -42,6 +42,7 @@ type speakerPlay struct {
 	run      *scheduler.Run
 	pb       *player.Playback
 	segs     []scheduler.Segment // the run's segments that were handed to the player, in order
+	froms    []time.Duration     // where in each of those items the play begins
 	clock    journal.ClockState
 	schedID  string
 	schedRev int64
@@ -56,7 +57,9 @@ type speakerPlay struct {
 	current uint64
 }
 
-// start plays a run from offset into its first item.
+// start plays a run from the event's position: the segment the timeline has, from where in its
+// item the timeline is (so a restart continues the programme rather than starting it over).
+// Segments before that position are not played.
 func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 	// The amplifier is switched on before the running programme is stopped, so that a
 	// preemption keeps it on with no second warm-up. Usually it is warm already (switched on
@@ -71,7 +74,11 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 	id, rev := s.schedule()
 	sp := &speakerPlay{run: ev.Run, seqs: map[int]uint64{}, schedID: id, schedRev: rev, clock: clockState(ev.ClockSynced)}
 	var items []player.Item
-	for _, seg := range ev.Run.Segments {
+	var first int64 // frames to skip into the first item handed to the player
+	for i, seg := range ev.Run.Segments {
+		if i < ev.From.Segment {
+			continue
+		}
 		// Cut each item where the timeline ends it (a file longer than its stated duration
 		// must not push the next item late). A segment the timeline ends early (preempted,
 		// cut) is left to Until, so that its record says how it really ended.
@@ -85,8 +92,21 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 			s.record(sp, seg, journal.Failed, ev.At, err.Error())
 			continue
 		}
+		from := seg.Offset
+		if i == ev.From.Segment {
+			from = ev.From.Offset
+		}
+		if it.URL != "" {
+			// A relay is live: joined mid-way it plays what is on air now, for what is left
+			// of its time, rather than skipping ahead in a stream that has no ahead.
+			it.Duration -= from - seg.Offset
+		} else if len(items) == 0 {
+			// The player counts frames at the output rate.
+			first = int64(from.Seconds() * float64(s.rate))
+		}
 		items = append(items, it)
 		sp.segs = append(sp.segs, seg)
+		sp.froms = append(sp.froms, from)
 	}
 	if len(items) == 0 {
 		if held {
@@ -104,7 +124,9 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 		Gain:  ev.Run.Gain * sp.volume,
 		Until: ev.Run.End,
 		OnItemStart: func(i int, at time.Time) {
-			seq, err := s.journal.Begin(s.recordFor(sp, sp.segs[i], at))
+			rec := s.recordFor(sp, sp.segs[i], at)
+			rec.From = sp.froms[i]
+			seq, err := s.journal.Begin(rec)
 			if err != nil {
 				s.log.Error("journal: cannot record the start of a play; playing anyway", "program", ev.Run.Program, "err", err)
 				return
@@ -119,9 +141,8 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 		},
 		OnItemEnd: func(i int, proof player.Proof) { s.finish(sp, i, proof) },
 	}
-	// Skipping into the first item: the player counts frames at the output rate.
-	if off := ev.Offset; off > 0 {
-		prog.Start = player.Position{Item: 0, Frame: int64(off.Seconds() * float64(s.rate))}
+	if first > 0 {
+		prog.Start = player.Position{Item: 0, Frame: first}
 	}
 	pb, err := s.player.Play(ctx, prog)
 	if err != nil {
@@ -300,7 +321,7 @@ func (s *speakers) recordFor(sp *speakerPlay, seg scheduler.Segment, start time.
 	return journal.Record{
 		Output: seg.Output, ScheduleID: sp.schedID, ScheduleRevision: uint64(sp.schedRev),
 		ProgramID: seg.Program, ItemIndex: seg.Item, ItemRef: seg.Ref,
-		Scheduled: seg.Start, Start: start, Clock: sp.clock,
+		Scheduled: seg.Planned(), Start: start, Clock: sp.clock,
 		Volume: seg.Gain * sp.volume, Amplifier: sp.amplifier,
 	}
 }

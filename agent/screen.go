@@ -33,6 +33,7 @@ type screenRun struct {
 	run      *scheduler.Run
 	sh       *screen.Showing
 	segs     []scheduler.Segment // the segments handed to the screen, in order
+	froms    []time.Duration     // where in each of those items the showing begins
 	clock    journal.ClockState
 	schedID  string
 	schedRev int64
@@ -61,15 +62,27 @@ func (s *screenOut) start(ctx context.Context, ev scheduler.Event) {
 	id, rev := s.schedule()
 	sr := &screenRun{run: ev.Run, clock: clockState(ev.ClockSynced), schedID: id, schedRev: rev, seqs: map[int]uint64{}}
 	var items []screen.Item
-	for _, seg := range ev.Run.Segments {
+	var startAt time.Duration
+	for i, seg := range ev.Run.Segments {
+		if i < ev.From.Segment {
+			continue // the timeline is past it (a restart joins where the timeline is)
+		}
 		it, err := s.item(seg)
 		if err != nil {
 			s.log.Error("item cannot be shown; recorded as failed", "program", seg.Program, "item", seg.Item, "ref", seg.Ref, "err", err)
 			s.record(sr, seg, journal.Failed, ev.At, err.Error())
 			continue
 		}
+		from := seg.Offset
+		if i == ev.From.Segment {
+			from = ev.From.Offset
+		}
+		if len(items) == 0 {
+			startAt = from
+		}
 		items = append(items, it)
 		sr.segs = append(sr.segs, seg)
+		sr.froms = append(sr.froms, from)
 	}
 	if len(items) == 0 {
 		if prev != nil {
@@ -78,9 +91,11 @@ func (s *screenOut) start(ctx context.Context, ev scheduler.Event) {
 		return
 	}
 	sh, err := s.screen.Show(ctx, screen.Program{
-		Items: items, Until: ev.Run.End, StartAt: ev.Offset,
+		Items: items, Until: ev.Run.End, StartAt: startAt,
 		OnItemStart: func(i int, at time.Time) {
-			seq, err := s.journal.Begin(s.recordFor(sr, sr.segs[i], at))
+			rec := s.recordFor(sr, sr.segs[i], at)
+			rec.From = sr.froms[i]
+			seq, err := s.journal.Begin(rec)
 			if err != nil {
 				s.log.Error("journal: cannot record what the screen shows; showing anyway", "program", ev.Run.Program, "err", err)
 				return
@@ -182,7 +197,7 @@ func (s *screenOut) recordFor(sr *screenRun, seg scheduler.Segment, start time.T
 	return journal.Record{
 		Output: "screen", ScheduleID: sr.schedID, ScheduleRevision: uint64(sr.schedRev),
 		ProgramID: seg.Program, ItemIndex: seg.Item, ItemRef: seg.Ref,
-		Scheduled: seg.Start, Start: start, Clock: sr.clock,
+		Scheduled: seg.Planned(), Start: start, Clock: sr.clock,
 	}
 }
 

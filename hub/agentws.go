@@ -429,7 +429,7 @@ func storeConfirmation(r protocol.Confirmation) store.Confirmation {
 		PlayedSeconds: r.PlayedS, PeakDBFS: f(r.PeakDBFS), RMSDBFS: f(r.RMSDBFS), SilenceSeconds: r.SilenceS,
 		Gaps: r.Gaps, Underruns: r.Underruns, Result: r.Result, Error: r.Error, ClockState: r.Clock, Volume: r.Volume,
 		Amplifier: r.Amplifier, Dropouts: r.Dropouts, Reconnects: r.Reconnects, MissingSeconds: r.MissingS,
-		FramesDropped: r.FramesDropped}
+		FramesDropped: r.FramesDropped, FromSeconds: r.FromS}
 }
 
 func storeStatus(m *protocol.Status, software string) store.Status {

@@ -485,7 +485,8 @@ func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
 		PeakDBFS: finitePtr(c.PeakDBFS), RMSDBFS: finitePtr(c.RMSDBFS), SilenceS: c.SilenceSeconds, Gaps: c.Gaps,
 		Underruns: c.Underruns, Result: c.Result, Error: c.Error, Clock: c.ClockState, ReceivedAt: c.ReceivedAt,
 		CommandID: protocol.CommandOf(c.Program), Volume: positivePtr(c.Volume), Amplifier: c.Amplifier,
-		Dropouts: c.Dropouts, Reconnects: c.Reconnects, MissingS: c.MissingSeconds, FramesDropped: c.FramesDropped}
+		Dropouts: c.Dropouts, Reconnects: c.Reconnects, MissingS: c.MissingSeconds, FramesDropped: c.FramesDropped,
+		FromS: c.FromSeconds}
 }
 
 // ParseTimeParam reads a time filter: RFC 3339, a date (YYYY-MM-DD, UTC midnight), or a

@@ -67,7 +67,8 @@ type Program struct {
 	Until time.Time
 	// Start resumes the program at a position (zero: from the top).
 	Start Position
-	// OnItemStart is called when the first sample of an item is handed to the output.
+	// OnItemStart is called when the first sample of an item is handed to the output, with
+	// the time it will reach the output (Proof.Start).
 	OnItemStart func(index int, at time.Time)
 	// OnItemEnd is called with an item's proof once its last frame has been consumed by the
 	// output (or it failed, or the program stopped inside it). Callbacks run on the
@@ -89,7 +90,8 @@ const (
 type Proof struct {
 	Item   int    `json:"item"`
 	Source string `json:"source"`
-	// Start is the wall time the first sample was handed to the output; zero if none was.
+	// Start is the wall time the first sample reaches the output: when it was handed over plus
+	// what was queued before it (the rest of the previous item in a gapless run); zero if none was.
 	Start time.Time `json:"start"`
 	// End is the wall time the output had consumed the item's last frame.
 	End time.Time `json:"end"`
@@ -654,7 +656,12 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		}
 		if !st.started {
 			st.started = true
+			// The item is heard when the output has played what is queued before it: in a
+			// gapless run that is the rest of the previous item, up to the queue's length.
 			st.proof.Start = e.clock.Now()
+			if ahead := st.startPos - e.out.Consumed(); ahead > 0 {
+				st.proof.Start = st.proof.Start.Add(time.Duration(ahead) * time.Second / time.Duration(e.rate))
+			}
 			if f := e.pb.prog.OnItemStart; f != nil {
 				f(i, st.proof.Start)
 			}

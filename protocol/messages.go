@@ -181,6 +181,7 @@ type Confirmation struct {
 	Scheduled     time.Time `json:"scheduled,omitzero"`
 	Start         time.Time `json:"start,omitzero"`
 	End           time.Time `json:"end,omitzero"`
+	FromS         float64   `json:"from_s,omitempty"`    // how far into the item the play began (joined mid-way)
 	PlayedS       float64   `json:"played_s"`            // measured from the samples the output consumed
 	PeakDBFS      *float64  `json:"peak_dbfs,omitempty"` // absent when nothing was measured
 	RMSDBFS       *float64  `json:"rms_dbfs,omitempty"`

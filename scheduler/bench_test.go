@@ -56,3 +56,39 @@ func BenchmarkParse500Programs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRestartFirstStep is what a restart costs the runner: its first step (a day's
+// timeline compiled) with the journal's last day remembered, beside the same first step
+// with nothing remembered (a first boot), for the 500-programme schedule.
+func BenchmarkRestartFirstStep(b *testing.B) {
+	doc, err := Parse("big", []byte(bigSchedule(500)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2026, 11, 3, 10, 0, 0, 0, doc.Location())
+	tl, err := Compile(doc, now.Add(-24*time.Hour), now, CompileOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var past []Past
+	for _, s := range tl.Segments {
+		if s.Audible() {
+			past = append(past, Past{Output: s.Output, Program: s.Program, Item: s.Item, Planned: s.Planned(), Start: s.Start, Was: PastDone})
+		}
+	}
+	for _, c := range []struct {
+		name string
+		past []Past
+	}{{"first-boot", nil}, {"restart", past}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				r := NewRunner(RunnerOptions{Clock: NewFakeClock(now), LastRun: now.Add(-time.Minute)})
+				r.SetSchedule(doc)
+				r.Remember(c.past...)
+				r.Step()
+			}
+			b.ReportMetric(float64(len(c.past)), "records")
+		})
+	}
+}

@@ -34,12 +34,20 @@ type Segment struct {
 	Start     time.Time     `json:"start"`
 	End       time.Time     `json:"end"`
 	Status    Status        `json:"status"`
-	Gain      float64       `json:"gain"`
+	// Late is how much later than scheduled the occurrence began (a device booting, a schedule
+	// arriving after the start: CompileOptions.Began); its segments are that much later than
+	// planned. Zero for an occurrence that began on time.
+	Late time.Duration `json:"late,omitempty"`
+	Gain float64       `json:"gain"`
 	// Fallback is the item's fallback_text: spoken when the item is missing on the device.
 	Fallback string `json:"fallback,omitempty"`
 	// Ticker is the item's ticker line, for screens.
 	Ticker string `json:"ticker,omitempty"`
 }
+
+// Planned is when the segment would have started had its occurrence begun on time: what a
+// confirmation calls the item's scheduled time.
+func (s Segment) Planned() time.Time { return s.Start.Add(-s.Late) }
 
 // Key identifies a segment across recompiles of the same document.
 func (s Segment) Key() string {
@@ -48,7 +56,11 @@ func (s Segment) Key() string {
 
 // OccurrenceKey identifies the programme occurrence a segment belongs to.
 func (s Segment) OccurrenceKey() string {
-	return fmt.Sprintf("%s|%s|%d|%d", s.Output, s.Program, s.Scheduled.UnixNano(), s.Play)
+	return occurrenceKey(s.Output, s.Program, s.Scheduled, s.Play)
+}
+
+func occurrenceKey(output, program string, scheduled time.Time, play int) string {
+	return fmt.Sprintf("%s|%s|%d|%d", output, program, scheduled.UnixNano(), play)
 }
 
 // Audible reports whether the segment is meant to reach the output.
@@ -65,6 +77,11 @@ type CompileOptions struct {
 	// ItemLength tells the length of an item whose document gives none (the agent asks its
 	// content store). Nil means only lengths written in the document are known.
 	ItemLength func(Item) (time.Duration, bool)
+	// Began holds, by occurrence key (Segment.OccurrenceKey), the time an occurrence actually
+	// began when that was later than scheduled: the timeline starts it then, from its first
+	// item, and it keeps the window its max_duration gives from the scheduled time (without
+	// one, its natural length from the late start).
+	Began map[string]time.Time
 }
 
 // DefaultOutputs is where a programme plays when it names no outputs.
@@ -134,14 +151,20 @@ func Compile(doc *Document, from, until time.Time, opts CompileOptions) (*Timeli
 				}
 				for _, out := range outs {
 					o := &occurrence{
-						prog: p, index: i, play: k, start: start, output: out,
+						prog: p, index: i, play: k, scheduled: start, start: start, output: out,
 						items: sh.items, total: sh.total,
 					}
 					o.windowEnd = start.Add(windowLength(p, sh.total))
+					if began, ok := opts.Began[occurrenceKey(out, p.ID, start, k)]; ok && began.After(start) {
+						o.start = began
+						if p.MaxDuration <= 0 && sh.total >= 0 {
+							o.windowEnd = began.Add(sh.total)
+						}
+					}
 					if out == "speakers" && p.Class != Emergency {
-						if inQuiet(doc, start) {
+						if inQuiet(doc, start) || inQuiet(doc, o.start) {
 							o.suppressed = true
-						} else if q, ok := nextQuietStart(doc, start); ok && q.Before(o.windowEnd) {
+						} else if q, ok := nextQuietStart(doc, o.start); ok && q.Before(o.windowEnd) {
 							o.windowEnd = q
 						}
 					}
@@ -205,7 +228,8 @@ type occurrence struct {
 	index      int // programme index in the document, for deterministic ties
 	play       int
 	output     string
-	start      time.Time
+	scheduled  time.Time // when it was due
+	start      time.Time // when it begins: scheduled, or later (CompileOptions.Began)
 	windowEnd  time.Time
 	items      []time.Duration // -1: unknown, runs until cut
 	total      time.Duration
@@ -227,8 +251,8 @@ func (a *occurrence) outranks(b *occurrence) bool {
 	if a.prog.Priority != b.prog.Priority {
 		return a.prog.Priority > b.prog.Priority
 	}
-	if !a.start.Equal(b.start) {
-		return a.start.Before(b.start)
+	if !a.scheduled.Equal(b.scheduled) {
+		return a.scheduled.Before(b.scheduled)
 	}
 	if a.index != b.index {
 		return a.index < b.index
@@ -271,8 +295,8 @@ func resolve(occs []*occurrence, loc *time.Location) []Segment {
 		it := o.prog.Items[item]
 		return Segment{
 			Output: o.output, Program: o.prog.ID, Title: o.prog.Title, Class: o.prog.Class,
-			Priority: o.prog.Priority, Scheduled: o.start.In(loc), Play: o.play, Item: item,
-			Ref: it.Ref(), Offset: offset, Start: start.In(loc), End: end.In(loc), Status: st,
+			Priority: o.prog.Priority, Scheduled: o.scheduled.In(loc), Play: o.play, Item: item,
+			Ref: it.Ref(), Offset: offset, Start: start.In(loc), End: end.In(loc), Status: st, Late: o.start.Sub(o.scheduled),
 			Gain: o.prog.Gain(), Fallback: it.Fallback, Ticker: it.Ticker,
 		}
 	}
@@ -312,7 +336,7 @@ func resolve(occs []*occurrence, loc *time.Location) []Segment {
 			// The holder loses the output to a higher programme.
 			holder.interrupted = true
 			if n := len(segs); n > 0 && segs[n-1].End.Equal(t) && segs[n-1].Program == holder.prog.ID &&
-				segs[n-1].Scheduled.Equal(holder.start) && segs[n-1].Play == holder.play {
+				segs[n-1].Scheduled.Equal(holder.scheduled) && segs[n-1].Play == holder.play {
 				segs[n-1].Status = StatusPreempted
 			}
 			switch holder.policy() {

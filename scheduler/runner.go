@@ -2,9 +2,62 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+)
+
+// Position is a point in a run: which of its segments, and how far into that segment's item
+// (the item's own time, so a segment that begins mid-item starts at its Offset). A start that
+// joins a run where the timeline is (after a crash, a clock step) names the segment the
+// timeline has then, whatever the lengths of the items before it.
+type Position struct {
+	Segment int           `json:"segment"`
+	Offset  time.Duration `json:"offset"`
+}
+
+// Beginning is the run's own start: its first segment, at that segment's offset.
+func (r *Run) Beginning() Position { return Position{Segment: 0, Offset: r.Segments[0].Offset} }
+
+// PositionAt is where the run's timeline is at t. Before the run it is the beginning; at or
+// after its end it is the end of its last segment.
+func (r *Run) PositionAt(t time.Time) Position {
+	for i, s := range r.Segments {
+		if t.Before(s.End) {
+			if !t.After(s.Start) {
+				return Position{Segment: i, Offset: s.Offset}
+			}
+			return Position{Segment: i, Offset: s.Offset + t.Sub(s.Start)}
+		}
+	}
+	last := r.Segments[len(r.Segments)-1]
+	return Position{Segment: len(r.Segments) - 1, Offset: last.Offset + last.End.Sub(last.Start)}
+}
+
+// Past is what the journal shows of one segment of a play before the agent restarted. The
+// runner is told (Remember) so that after a crash nothing heard is played again or called
+// missed, and nothing missed is recorded twice.
+type Past struct {
+	Output  string
+	Program string
+	Item    int
+	// Planned is the segment's planned start (Segment.Planned, a confirmation's scheduled).
+	Planned time.Time
+	// Start is when its first sample went out (zero: it never played); From how far into the
+	// item that was.
+	Start time.Time
+	From  time.Duration
+	Was   PastResult
+}
+
+// PastResult is what became of a segment before a restart.
+type PastResult int
+
+const (
+	PastDone  PastResult = iota // played to its end, preempted, or failed: not to play again
+	PastCut                     // cut by the crash (interrupted): the programme goes on
+	PastNoted                   // recorded missed or suppressed: not to be recorded again
 )
 
 // Run is a stretch of one programme occurrence on one output with nothing else in between:
@@ -55,7 +108,7 @@ func (tl *Timeline) Runs() []*Run {
 type EventKind string
 
 const (
-	EventStart      EventKind = "start"      // play the run now, from Offset into its first item
+	EventStart      EventKind = "start"      // play the run now, from the event's From
 	EventStop       EventKind = "stop"       // stop the run now; Reason says why
 	EventMissed     EventKind = "missed"     // the run's time passed and it could not play
 	EventSuppressed EventKind = "suppressed" // scheduled in quiet hours: not played, on purpose
@@ -82,10 +135,12 @@ const (
 type Event struct {
 	Kind   EventKind     `json:"kind"`
 	Run    *Run          `json:"run"`
-	At     time.Time     `json:"at"`               // wall time when decided
-	Offset time.Duration `json:"offset,omitempty"` // start: where in the first item to begin
-	Late   time.Duration `json:"late,omitempty"`   // start: how long after the run's start
+	At     time.Time     `json:"at"`             // wall time when decided
+	From   Position      `json:"from"`           // start: where in the run to begin
+	Late   time.Duration `json:"late,omitempty"` // start and missed: how long after the run's start
 	Reason StopReason    `json:"reason,omitempty"`
+	// Why says, for a missed run, what kept it from playing, in words for the journal.
+	Why string `json:"why,omitempty"`
 	// ClockSynced is false when the decision was made on a clock not yet trusted.
 	ClockSynced bool `json:"clock_synced"`
 }
@@ -151,19 +206,15 @@ type Runner struct {
 	lastMono     time.Duration
 	lastPlausibe time.Time
 	started      bool
-	resumeHints  []resumeHint
-}
-
-// resumeHint is a play a crash cut: its occurrence counts as begun.
-type resumeHint struct {
-	output, program string
-	startedAt       time.Time
+	firstLook    time.Time            // wall time of the first step: before it the agent was not running
+	began        map[string]time.Time // occurrence key -> when an occurrence that began late began
+	segDone      map[string]time.Time // segment keys played to their end before a restart
+	past         []Past               // from the journal, matched at the first compile
 }
 
 type playing struct {
 	run     *Run
 	monoEnd time.Duration // the run ends by monotonic time too, so a backward step cannot stretch it
-	late    bool          // a late emergency moved to start when it could
 }
 
 // NewRunner returns a runner with no schedule; SetSchedule gives it one.
@@ -189,6 +240,7 @@ func NewRunner(opts RunnerOptions) *Runner {
 		opts: opts, log: opts.Log, changed: make(chan struct{}, 1),
 		current: map[string]*playing{}, done: map[string]time.Time{}, occStarted: map[string]time.Time{},
 		occMissed: map[string]time.Time{}, announced: map[string]time.Time{},
+		began: map[string]time.Time{}, segDone: map[string]time.Time{},
 	}
 }
 
@@ -204,16 +256,11 @@ func (r *Runner) SetSchedule(doc *Document) {
 	}
 }
 
-// MarkDone tells the runner a run already played (from the journal after a restart), so it is
-// never played twice.
-func (r *Runner) MarkDone(key string, end time.Time) { r.done[key] = end }
-
-// ResumeAfterRestart tells the runner that a play of program on output started at startedAt
-// and was cut by a crash or power loss. If that occurrence is still in its window, it
-// continues where the timeline is now rather than starting over or counting as missed.
-func (r *Runner) ResumeAfterRestart(output, program string, startedAt time.Time) {
-	r.resumeHints = append(r.resumeHints, resumeHint{output, program, startedAt})
-}
+// Remember tells the runner, before it runs, what the journal shows was played, cut or noted
+// before a restart. An occurrence with a record counts as begun: if its time is not over it
+// continues where the timeline is now (a segment played to its end is not played again), and
+// it is never recorded missed; one recorded missed is not recorded again.
+func (r *Runner) Remember(past ...Past) { r.past = append(r.past, past...) }
 
 // Run loops until ctx ends, sending events in order. At the end it stops what is playing.
 func (r *Runner) Run(ctx context.Context, events chan<- Event) error {
@@ -293,6 +340,7 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	plausible := r.plausible(now)
 	if !r.started {
 		r.lastPlausibe = r.opts.LastRun
+		r.firstLook = now
 		if !plausible {
 			r.log.Warn("clock not trusted yet; only emergency programmes will play until it is",
 				"now", now.Format(time.RFC3339), "not_before", r.opts.NotBefore.Format(time.RFC3339))
@@ -305,16 +353,16 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	if doc == nil {
 		return r.stopAll(now, StopReplaced, plausible), r.opts.Tick
 	}
+	// A compile takes a while on a Pi (a day's timeline of a busy schedule): decide on the
+	// time after it, or a restart joins its programme where the timeline was before it.
+	refresh := func() { now, mono = r.opts.Clock.Now(), r.opts.Clock.Monotonic() }
 	if replaced || stepped || now.Before(r.compiledFrom.Add(2*time.Hour)) || now.After(r.compiledTo.Add(-r.opts.Horizon/2)) {
-		from, to := now.Add(-2*time.Hour-r.opts.MissedLookback), now.Add(r.opts.Horizon)
-		tl, err := Compile(doc, from, to, r.opts.Compile)
-		if err != nil {
-			r.log.Error("schedule cannot be compiled; nothing new will start", "schedule", doc.ID, "revision", doc.Revision, "err", err)
-			r.compiledFor, r.runs = doc, nil
-		} else {
-			r.compiledFor, r.tl, r.compiledFrom, r.compiledTo = doc, tl, from, to
-			r.runs = tl.Runs()
-		}
+		r.compile(doc, now)
+		refresh()
+	}
+	if len(r.past) > 0 && r.compiledFor == doc && r.runs != nil {
+		r.learnPast(doc, now)
+		refresh()
 	}
 
 	var evs []Event
@@ -342,9 +390,8 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		}
 	}
 
-	// 2. Runs whose whole time passed unseen (device off, clock step): missed; and quiet-hours
-	// or skip notes whose time has come. With no earlier run known (first boot), nothing
-	// before the first trusted look counts as missed.
+	// With no earlier run known (first boot), nothing before the first trusted look counts as
+	// missed.
 	if plausible && r.lastPlausibe.IsZero() {
 		r.lastPlausibe = now
 	}
@@ -352,6 +399,19 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	if plausible && since.Before(now.Add(-r.opts.MissedLookback)) {
 		since = now.Add(-r.opts.MissedLookback)
 	}
+
+	// 2. Occurrences that should have begun but have not (the device was booting, the
+	// schedule came after their start, an emergency sent while the link was down) begin now,
+	// from their first item, while the grace window (for an emergency: its own window) is
+	// open. The timeline is compiled again around them, so what outranks them still does,
+	// and they resume after it as any programme would.
+	if r.beginLate(now, since, plausible) {
+		r.compile(doc, now)
+		refresh()
+	}
+
+	// 3. Runs whose whole time passed unseen (device off, clock step): missed; and quiet-hours
+	// or skip notes whose time has come.
 	for _, run := range r.runs {
 		if _, ok := r.done[run.Key]; ok || !r.wantsOutput(run.Output) || run.Start.After(now) {
 			continue
@@ -368,30 +428,19 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 			}
 			continue
 		}
-		if _, late := r.lateEmergency(run, now); late {
-			continue // step 3 plays it now
-		}
 		if !run.End.After(now) && plausible && !run.Start.Before(since) {
-			evs = r.missed(evs, run, now, plausible)
+			evs = r.missed(evs, run, now, plausible, stepped)
 		}
 	}
 
-	// 3. What should be playing now on each output.
+	// 4. What should be playing now on each output.
 	for _, run := range r.runs {
-		lateBy := now.Sub(run.Start)
-		moved, movedLate := r.lateEmergency(run, now)
-		if movedLate {
-			run = moved
-		}
 		if run.Start.After(now) || !run.End.After(now) || !run.Segments[0].Audible() || !r.wantsOutput(run.Output) {
 			continue
 		}
 		cur := r.current[run.Output]
 		if cur != nil && cur.run.Key == run.Key {
 			continue // already playing; a forward step inside it does not restart it
-		}
-		if cur != nil && cur.late && !movedLate && !outranks(run, cur.run) {
-			continue // a late emergency holds the output against what the timeline put after it
 		}
 		if _, ok := r.done[run.Key]; ok {
 			continue // played (or missed) already: a backward step must not replay it
@@ -400,24 +449,21 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 			continue
 		}
 		late := now.Sub(run.Start)
-		offset := run.Segments[0].Offset
+		from := run.Beginning()
 		_, began := r.occStarted[run.occurrenceKey()]
-		for _, h := range r.resumeHints {
-			if h.output == run.Output && h.program == run.Program && !h.startedAt.Before(run.Scheduled) && h.startedAt.Before(run.End) {
-				began = true
-			}
-		}
 		switch {
-		case late <= r.opts.OnTime:
 		case began:
-			// The occurrence was playing before (a clock step, a resume): join it where the
-			// timeline is now.
-			offset += late
-		case now.Sub(run.Scheduled) <= r.opts.Grace:
-			// A late start inside the grace window plays from the beginning; its end stays
-			// where the timeline puts it.
+			// The occurrence was playing before (a crash, a clock step, a preemption it
+			// resumes from): join it where the timeline is now, past what was heard whole.
+			var ok bool
+			if from, ok = r.joinAt(run, now); !ok {
+				r.done[run.Key] = run.End
+				continue
+			}
+		case late <= r.opts.OnTime:
 		default:
-			evs = r.missed(evs, run, now, plausible)
+			// Not begun, and too late to begin (step 2 would have begun it otherwise).
+			evs = r.missed(evs, run, now, plausible, stepped)
 			continue
 		}
 		if cur != nil {
@@ -430,15 +476,13 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 			evs = append(evs, Event{Kind: EventStop, Run: cur.run, At: now, Reason: why, ClockSynced: plausible})
 			r.done[cur.run.Key] = cur.run.End
 		}
-		r.current[run.Output] = &playing{run: run, monoEnd: mono + run.End.Sub(now), late: movedLate}
+		r.current[run.Output] = &playing{run: run, monoEnd: mono + run.End.Sub(now)}
 		r.occStarted[run.occurrenceKey()] = run.End
-		if !movedLate {
-			lateBy = late
-		}
-		evs = append(evs, Event{Kind: EventStart, Run: run, At: now, Offset: offset, Late: lateBy, ClockSynced: plausible})
+		// Late counts from when the run was planned, had its occurrence begun on time.
+		evs = append(evs, Event{Kind: EventStart, Run: run, At: now, From: from, Late: now.Sub(run.Segments[0].Planned()), ClockSynced: plausible})
 	}
 
-	// 4. A playing run that the timeline no longer has (schedule replaced) stops.
+	// 5. A playing run that the timeline no longer has (schedule replaced) stops.
 	if replaced {
 		keys := map[string]bool{}
 		for _, run := range r.runs {
@@ -453,7 +497,7 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		}
 	}
 
-	// 5. Runs starting soon, for what must get ready before their first sample.
+	// 6. Runs starting soon, for what must get ready before their first sample.
 	if r.opts.Lead > 0 {
 		for _, run := range r.runs {
 			if !run.Start.After(now) || run.Start.Sub(now) > r.opts.Lead || !run.Segments[0].Audible() || !r.wantsOutput(run.Output) {
@@ -474,9 +518,165 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	return evs, r.nextWake(now, mono)
 }
 
+// compile makes the timeline around now, with the occurrences known to have begun late.
+func (r *Runner) compile(doc *Document, now time.Time) {
+	from, to := now.Add(-2*time.Hour-r.opts.MissedLookback), now.Add(r.opts.Horizon)
+	opts := r.opts.Compile
+	opts.Began = r.began
+	tl, err := Compile(doc, from, to, opts)
+	if err != nil {
+		r.log.Error("schedule cannot be compiled; nothing new will start", "schedule", doc.ID, "revision", doc.Revision, "err", err)
+		r.compiledFor, r.runs = doc, nil
+		return
+	}
+	r.compiledFor, r.tl, r.compiledFrom, r.compiledTo = doc, tl, from, to
+	r.runs = tl.Runs()
+}
+
+// beginLate records, for each occurrence that should be playing (or should have played
+// since the last look) but has not begun, that it begins now, when it may still; it reports
+// whether any did, so that the caller compiles again.
+func (r *Runner) beginLate(now, since time.Time, plausible bool) bool {
+	any := false
+	for _, run := range r.runs {
+		seg := run.Segments[0]
+		occ := run.occurrenceKey()
+		if seg.Item != 0 || seg.Offset != 0 || seg.Status == StatusResumed || !seg.Audible() || seg.Late != 0 || !r.wantsOutput(run.Output) {
+			continue // not the occurrence's beginning, or already moved
+		}
+		if now.Sub(run.Start) <= r.lateBegin() || run.Start.After(now) {
+			continue // on time: step 4 starts it
+		}
+		if _, ok := r.done[run.Key]; ok {
+			continue
+		}
+		if _, ok := r.occStarted[occ]; ok {
+			continue
+		}
+		if _, ok := r.occMissed[occ]; ok {
+			continue
+		}
+		if !run.End.After(now) && run.Start.Before(since) {
+			continue // its time passed while the agent was running: it was seen then
+		}
+		if !plausible && run.Class != Emergency {
+			continue
+		}
+		closes, bounded := r.windowClose(run)
+		if bounded && !now.Before(closes) {
+			continue
+		}
+		inGrace := now.Sub(run.Scheduled) <= r.opts.Grace
+		if !inGrace && !(run.Class == Emergency && bounded) {
+			continue // an emergency plays while its window is open; anything else is missed
+		}
+		r.began[occ] = now
+		any = true
+	}
+	return any
+}
+
+// lateBegin is how late an occurrence may begin and keep its timeline; one that begins later
+// has its timeline moved to when it began (beginLate), so that what is heard and the timeline
+// a restart joins agree. A busy Pi wakes a few milliseconds late; a boot or a late push is
+// seconds late.
+func (r *Runner) lateBegin() time.Duration { return min(200*time.Millisecond, r.opts.OnTime) }
+
+// windowClose is when the occurrence's window closes (scheduled + max_duration) and whether
+// its programme has one.
+func (r *Runner) windowClose(run *Run) (time.Time, bool) {
+	if r.compiledFor != nil {
+		for _, p := range r.compiledFor.Programs {
+			if p.ID == run.Program && p.MaxDuration > 0 {
+				return run.Scheduled.Add(p.MaxDuration.D()), true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// joinAt is where a begun run goes on at now: the timeline's position, moved past segments
+// the journal shows were played to their end. False when nothing of it is left to play.
+func (r *Runner) joinAt(run *Run, now time.Time) (Position, bool) {
+	pos := run.PositionAt(now)
+	for pos.Segment < len(run.Segments) {
+		seg := run.Segments[pos.Segment]
+		if _, heard := r.segDone[seg.Key()]; !heard {
+			return pos, true
+		}
+		pos.Segment++
+		if pos.Segment < len(run.Segments) {
+			pos.Offset = run.Segments[pos.Segment].Offset
+		}
+	}
+	return pos, false
+}
+
+// learnPast matches what the journal showed (Remember) against the timeline, once: an
+// occurrence that began late begins then again, played segments are not played again, and
+// recorded occurrences are neither missed nor recorded twice.
+func (r *Runner) learnPast(doc *Document, now time.Time) {
+	past := r.past
+	r.past = nil
+	type segRef struct {
+		output, program string
+		item            int
+		planned         int64
+	}
+	index := func() map[segRef]*Run {
+		m := map[segRef]*Run{}
+		for _, run := range r.runs {
+			for _, s := range run.Segments {
+				m[segRef{s.Output, s.Program, s.Item, s.Planned().UnixNano()}] = run
+			}
+		}
+		return m
+	}
+	// An occurrence whose first item began late (and not by joining it mid-way) was moved to
+	// begin then: compile it so again, so that its segments are where they were.
+	runs := index()
+	moved := false
+	for _, p := range past {
+		run := runs[segRef{p.Output, p.Program, p.Item, p.Planned.UnixNano()}]
+		if run == nil || p.Item != 0 || p.From != 0 || p.Start.IsZero() || !p.Planned.Equal(run.Scheduled) {
+			continue
+		}
+		if seg := run.Segments[0]; seg.Late == 0 && p.Start.Sub(p.Planned) > r.lateBegin() {
+			r.began[run.occurrenceKey()] = p.Start
+			moved = true
+		}
+	}
+	if moved {
+		r.compile(doc, now)
+		runs = index()
+	}
+	for _, p := range past {
+		key := segRef{p.Output, p.Program, p.Item, p.Planned.UnixNano()}
+		run := runs[key]
+		if run == nil {
+			continue // a schedule since replaced, or older than the timeline
+		}
+		occ := run.occurrenceKey()
+		switch p.Was {
+		case PastNoted:
+			r.occMissed[occ] = run.End
+			r.done[run.Key] = run.End
+		case PastDone, PastCut:
+			r.occStarted[occ] = run.End
+			if p.Was == PastDone {
+				for _, s := range run.Segments {
+					if s.Item == p.Item && s.Planned().Equal(p.Planned) {
+						r.segDone[s.Key()] = run.End
+					}
+				}
+			}
+		}
+	}
+}
+
 // missed records that a run could not play: one event per occurrence (a programme split by a
 // preemption is still one play), none for an occurrence that did play in part.
-func (r *Runner) missed(evs []Event, run *Run, now time.Time, plausible bool) []Event {
+func (r *Runner) missed(evs []Event, run *Run, now time.Time, plausible, stepped bool) []Event {
 	r.done[run.Key] = run.End
 	occ := run.occurrenceKey()
 	_, began := r.occStarted[occ]
@@ -485,7 +685,27 @@ func (r *Runner) missed(evs []Event, run *Run, now time.Time, plausible bool) []
 		return evs
 	}
 	r.occMissed[occ] = run.End
-	return append(evs, Event{Kind: EventMissed, Run: run, At: now, Late: now.Sub(run.Start), ClockSynced: plausible})
+	return append(evs, Event{Kind: EventMissed, Run: run, At: now, Late: now.Sub(run.Start), Why: r.whyMissed(run, now, stepped), ClockSynced: plausible})
+}
+
+// whyMissed says in words what kept a run from playing.
+func (r *Runner) whyMissed(run *Run, now time.Time, stepped bool) string {
+	at := func(t time.Time) string { return t.In(run.Start.Location()).Format("2006-01-02 15:04:05") }
+	late := now.Sub(run.Scheduled).Round(time.Second)
+	switch {
+	case stepped:
+		return fmt.Sprintf("the wall clock jumped forward past its time (%s to %s)", at(run.Start), at(run.End))
+	case run.End.After(now):
+		return fmt.Sprintf("could only start %s after it was due, beyond the grace window of %s", late, r.opts.Grace)
+	case run.Start.Before(r.firstLook):
+		down := "before " + at(r.firstLook)
+		if !r.opts.LastRun.IsZero() {
+			down = "from " + at(r.opts.LastRun) + " to " + at(r.firstLook)
+		}
+		return fmt.Sprintf("the agent was not running when it was due (%s to %s): it was off or restarting %s", at(run.Start), at(run.End), down)
+	default:
+		return fmt.Sprintf("the clock was not trusted when it was due (%s to %s)", at(run.Start), at(run.End))
+	}
 }
 
 func (r *Runner) stopAll(now time.Time, why StopReason, plausible bool) []Event {
@@ -527,7 +747,7 @@ func (r *Runner) prune(now time.Time) {
 			delete(r.done, k)
 		}
 	}
-	for _, m := range []map[string]time.Time{r.occStarted, r.occMissed, r.announced} {
+	for _, m := range []map[string]time.Time{r.occStarted, r.occMissed, r.announced, r.segDone, r.began} {
 		for k, end := range m {
 			if end.Before(horizon) {
 				delete(m, k)
@@ -543,50 +763,4 @@ func outranks(a, b *Run) bool {
 		return a.Class > b.Class
 	}
 	return a.Priority > b.Priority
-}
-
-// lateEmergency moves an emergency that could not start on time (the device was off, or cut
-// off from the hub when it was sent) to start now, while its window — max_duration from the
-// scheduled start — is still open: the warning must still be given, whatever the grace window.
-// Only an occurrence that has not begun, from its first item.
-func (r *Runner) lateEmergency(run *Run, now time.Time) (*Run, bool) {
-	if run.Class != Emergency || !now.After(run.Start.Add(r.opts.Grace)) || run.Segments[0].Offset != 0 || !run.Segments[0].Audible() {
-		return nil, false
-	}
-	if _, done := r.done[run.Key]; done {
-		return nil, false
-	}
-	if _, began := r.occStarted[run.occurrenceKey()]; began {
-		return nil, false
-	}
-	var window time.Duration
-	if r.compiledFor != nil {
-		for _, p := range r.compiledFor.Programs {
-			if p.ID == run.Program {
-				window = p.MaxDuration.D()
-			}
-		}
-	}
-	closes := run.Scheduled.Add(window)
-	if window <= 0 || !now.Before(closes) {
-		return nil, false
-	}
-	d := now.Sub(run.Start)
-	moved := *run
-	moved.Start, moved.End = now, minTime(run.End.Add(d), closes)
-	moved.Segments = nil
-	for _, s := range run.Segments {
-		s.Start, s.End = s.Start.Add(d), minTime(s.End.Add(d), closes)
-		if s.Start.Before(closes) {
-			moved.Segments = append(moved.Segments, s)
-		}
-	}
-	return &moved, true
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

@@ -32,8 +32,11 @@ func describe(evs []Event) []string {
 		if e.Reason != "" {
 			s += " (" + string(e.Reason) + ")"
 		}
-		if e.Offset > 0 {
-			s += " +" + e.Offset.String()
+		if e.From != (Position{}) {
+			s += " +" + e.From.Offset.String()
+			if e.From.Segment > 0 {
+				s += fmt.Sprintf(" (segment %d)", e.From.Segment)
+			}
 		}
 		if !e.ClockSynced {
 			s += " unsynced"
@@ -85,7 +88,7 @@ func TestRunnerPlaysInOrderWithPreemption(t *testing.T) {
 	)
 	// The resumed run carries both remaining items for gapless play.
 	for _, e := range evs {
-		if e.Kind == EventStart && e.Run.Program == "morning" && e.Offset > 0 && len(e.Run.Segments) != 2 {
+		if e.Kind == EventStart && e.Run.Program == "morning" && e.From.Offset > 0 && len(e.Run.Segments) != 2 {
 			t.Errorf("resumed morning run has %d segments, want 2", len(e.Run.Segments))
 		}
 	}
@@ -97,15 +100,15 @@ func TestRunnerGraceWindow(t *testing.T) {
 	r, c := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 33, 0, 0, hcm), RunnerOptions{})
 	evs := drive(r, c, time.Date(2026, 11, 2, 6, 34, 0, 0, hcm))
 	expectEvents(t, evs, "06:33:00 start morning")
-	if evs[0].Late != 3*time.Minute || evs[0].Offset != 0 {
-		t.Errorf("late start: late %s offset %s, want 3m0s and 0", evs[0].Late, evs[0].Offset)
+	if evs[0].Late != 3*time.Minute || evs[0].From != (Position{}) {
+		t.Errorf("late start: late %s from %+v, want 3m0s and the beginning", evs[0].Late, evs[0].From)
 	}
-	// Booted 8 minutes after (grace 5 min), during the priority notice: morning is missed,
-	// the notice (started 3 min ago) plays.
+	// Booted 8 minutes after (grace 5 min), just after the priority notice's time: morning is
+	// missed, the notice (due 3.5 min ago, inside the grace window) plays late, whole.
 	r, c = newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 38, 30, 0, hcm), RunnerOptions{NotBefore: time.Date(2026, 11, 2, 6, 0, 0, 0, hcm), LastRun: time.Date(2026, 11, 2, 6, 0, 0, 0, hcm)})
 	evs = drive(r, c, time.Date(2026, 11, 2, 6, 39, 0, 0, hcm))
 	// One record per missed occurrence, although morning had two runs around the notice.
-	expectEvents(t, evs, "06:38:30 missed morning", "06:38:30 missed notice")
+	expectEvents(t, evs, "06:38:30 missed morning", "06:38:30 start notice")
 	// Grace configurable: 1 minute makes a 3-minute-late start a miss.
 	r, c = newTestRunner(t, threeProgrammes, time.Date(2026, 11, 2, 6, 33, 0, 0, hcm), RunnerOptions{Grace: time.Minute})
 	evs = drive(r, c, time.Date(2026, 11, 2, 6, 34, 0, 0, hcm))
@@ -164,8 +167,8 @@ func TestRunnerBootAt1970ThenSync(t *testing.T) {
 		"06:37:00 missed morning",
 		"06:37:00 start notice",
 	)
-	if evs[1].Late != 2*time.Minute || evs[1].Offset != 0 {
-		t.Errorf("notice: late %s offset %s, want 2m0s late from the start", evs[1].Late, evs[1].Offset)
+	if evs[1].Late != 2*time.Minute || evs[1].From != (Position{}) {
+		t.Errorf("notice: late %s from %+v, want 2m0s late from the start", evs[1].Late, evs[1].From)
 	}
 }
 

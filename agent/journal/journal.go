@@ -90,18 +90,21 @@ type Proof struct {
 // Record is one confirmation. Field names are the JSON the hub receives and
 // `loa-agent journal --json` prints.
 type Record struct {
-	Seq              uint64        `json:"seq"`
-	DeviceID         string        `json:"device_id"`
-	Output           string        `json:"output"` // speakers | screen | board
-	ScheduleID       string        `json:"schedule_id"`
-	ScheduleRevision uint64        `json:"schedule_revision"`
-	ProgramID        string        `json:"program_id"`
-	ItemIndex        int           `json:"item_index"`
-	ItemRef          string        `json:"item_ref,omitempty"` // sha256:<hex>, a file path or a stream URL
-	Scheduled        time.Time     `json:"scheduled"`
-	Start            time.Time     `json:"start,omitzero"`
-	End              time.Time     `json:"end,omitzero"`
-	Played           time.Duration `json:"played_ns"`
+	Seq              uint64    `json:"seq"`
+	DeviceID         string    `json:"device_id"`
+	Output           string    `json:"output"` // speakers | screen | board
+	ScheduleID       string    `json:"schedule_id"`
+	ScheduleRevision uint64    `json:"schedule_revision"`
+	ProgramID        string    `json:"program_id"`
+	ItemIndex        int       `json:"item_index"`
+	ItemRef          string    `json:"item_ref,omitempty"` // sha256:<hex>, a file path or a stream URL
+	Scheduled        time.Time `json:"scheduled"`
+	Start            time.Time `json:"start,omitzero"`
+	// From is how far into the item the play began: non-zero when it joined the item mid-way
+	// (resumed after a higher programme, or after a crash where the timeline was then).
+	From   time.Duration `json:"from_ns,omitempty"`
+	End    time.Time     `json:"end,omitzero"`
+	Played time.Duration `json:"played_ns"`
 	Levels
 	Result Result     `json:"result"`
 	Error  string     `json:"error,omitempty"`
@@ -609,6 +612,24 @@ func (j *Journal) Get(seq uint64) (Record, error) {
 	return r, nil
 }
 
+// Recent returns the records whose latest time (end, checkpoint or start) is at or after
+// since, newest first, at most max of them: what the agent's runner must know after a restart.
+func (j *Journal) Recent(since time.Time, max int) ([]Record, error) {
+	return j.walk(true, 0, func(n int, r Record) bool { return n < max && !r.Latest().Before(since) })
+}
+
+// Latest is the latest wall time the record holds: when the agent was last known to be alive
+// writing it.
+func (r Record) Latest() time.Time {
+	t := r.Scheduled
+	for _, u := range []time.Time{r.Start, r.Checkpoint, r.End} {
+		if u.After(t) {
+			t = u
+		}
+	}
+	return t
+}
+
 // List returns up to limit records (0: all) with a sequence above after, open ones included:
 // for display.
 func (j *Journal) List(after uint64, limit int) ([]Record, error) {
@@ -623,22 +644,32 @@ func (j *Journal) Since(after uint64, limit int) ([]Record, error) {
 }
 
 func (j *Journal) scan(after uint64, limit int, closedOnly bool) ([]Record, error) {
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	return j.walk(false, after+1, func(n int, r Record) bool {
+		return (limit <= 0 || n < limit) && !(closedOnly && r.Result == Playing)
+	})
+}
+
+// walk reads records in sequence order from first, or backwards from the last, for as long as
+// more (given how many it has and the next one) says to take the next.
+func (j *Journal) walk(backwards bool, first uint64, more func(n int, r Record) bool) ([]Record, error) {
 	var out []Record
 	err := j.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
-		start := key(after + 1)
-		if after == math.MaxUint64 {
-			return nil
+		k, v := c.Seek(key(first))
+		next := c.Next
+		if backwards {
+			k, v = c.Last()
+			next = c.Prev
 		}
-		for k, v := c.Seek(start); k != nil; k, v = c.Next() {
-			if limit > 0 && len(out) >= limit {
-				break
-			}
+		for ; k != nil; k, v = next() {
 			var r Record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("record %d is unreadable: %w", binary.BigEndian.Uint64(k), err)
 			}
-			if closedOnly && r.Result == Playing {
+			if !more(len(out), r) {
 				break
 			}
 			out = append(out, r)

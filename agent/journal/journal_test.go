@@ -388,3 +388,30 @@ func TestDamagedFileAndID(t *testing.T) {
 		t.Fatalf("another device's journal: %v, want an error that is not ErrDamaged", err)
 	}
 }
+
+// TestRecent: the records of the last stretch of time, newest first and bounded, as a
+// restarted agent reads them; a record still open counts by its start, a missed one by when
+// it was written.
+func TestRecent(t *testing.T) {
+	j := open(t, filepath.Join(t.TempDir(), "journal.db"), Options{})
+	for i, p := range []string{"a", "b", "c", "d"} {
+		if _, err := j.Begin(play(p, t0.Add(time.Duration(i)*time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Record(Record{Output: "speakers", ProgramID: "e", Scheduled: t0, End: t0.Add(5 * time.Hour), Result: Missed, Clock: ClockState{State: ClockSynced}})
+	got, err := j.Recent(t0.Add(90*time.Minute), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range got {
+		names = append(names, r.ProgramID)
+	}
+	if strings.Join(names, "") != "edc" {
+		t.Errorf("Recent = %v, want e d c (newest first, only since 01:30)", names)
+	}
+	if got, _ := j.Recent(t0, 2); len(got) != 2 || got[0].ProgramID != "e" {
+		t.Errorf("Recent with max 2 = %+v", got)
+	}
+}

@@ -314,6 +314,7 @@ func confirmation(r *journal.Record, device string) protocol.Confirmation {
 		Scheduled:     r.Scheduled,
 		Start:         r.Start,
 		End:           r.End,
+		FromS:         r.From.Seconds(),
 		PlayedS:       r.Played.Seconds(),
 		SilenceS:      r.Silence.Seconds(),
 		Gaps:          r.Gaps,

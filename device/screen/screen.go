@@ -663,6 +663,9 @@ func (s *Screen) prepare(it Item, seq, i int, at time.Duration) prepared {
 		if d <= 0 {
 			d = s.cfg.ImageDuration
 		}
+		if at > 0 && at < d {
+			d -= at // a still joined mid-way shows for what is left of its time
+		}
 		if it.Ticker != "" {
 			// A still is one frame and subtitles move only when frames come: repeat it at
 			// 25 fps on the bulletin canvas so the ticker runs, and cut it at its duration.

@@ -183,3 +183,22 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareStillJoinedMidway: a still joined part-way through its time (a restart continues
+// where the timeline is) shows for what is left of it, not its whole duration again.
+func TestPrepareStillJoinedMidway(t *testing.T) {
+	s := &Screen{cfg: Config{Width: 320, Height: 180, ImageDuration: 10 * time.Second}}
+	opts := func(at time.Duration) string {
+		pr := s.prepare(Item{Path: "testdata/bulletin-vi.png", Duration: 8 * time.Second}, 1, 0, at)
+		if pr.err != nil || pr.kind != "image" {
+			t.Fatalf("prepare: %v (%s)", pr.err, pr.kind)
+		}
+		return strings.Join(pr.opts, " ")
+	}
+	if got := opts(0); !strings.Contains(got, "image-display-duration=8.000") {
+		t.Errorf("from its beginning: %s", got)
+	}
+	if got := opts(3 * time.Second); !strings.Contains(got, "image-display-duration=5.000") {
+		t.Errorf("joined 3 s in: %s, want the 5 s left", got)
+	}
+}

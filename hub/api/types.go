@@ -113,6 +113,7 @@ type ConfirmationJSON struct {
 	Reconnects    int        `json:"reconnects,omitempty"`
 	MissingS      float64    `json:"missing_s,omitempty"`
 	FramesDropped int        `json:"frames_dropped,omitempty"`
+	FromS         float64    `json:"from_s,omitempty"` // how far into the item the play began
 	ReceivedAt    time.Time  `json:"received_at"`
 }
 
@@ -146,7 +147,7 @@ type ContentJSON struct {
 var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
 	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
 	"gaps", "underruns", "result", "error", "clock", "received_at", "command_id", "volume",
-	"amplifier", "dropouts", "reconnects", "missing_s", "frames_dropped"}
+	"amplifier", "dropouts", "reconnects", "missing_s", "frames_dropped", "from_s"}
 
 // WriteConfirmationsCSV writes confirmations as CSV with a header row.
 func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
@@ -171,7 +172,8 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
 			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano), c.CommandID, ff(c.Volume),
 			c.Amplifier, strconv.Itoa(c.Dropouts), strconv.Itoa(c.Reconnects),
-			strconv.FormatFloat(c.MissingS, 'f', -1, 64), strconv.Itoa(c.FramesDropped)})
+			strconv.FormatFloat(c.MissingS, 'f', -1, 64), strconv.Itoa(c.FramesDropped),
+			strconv.FormatFloat(c.FromS, 'f', -1, 64)})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -41,6 +41,7 @@ type Confirmation struct {
 	Reconnects     int     // relays: connections that brought it back
 	MissingSeconds float64 // relays: window time with nothing heard
 	FramesDropped  int     // screens: video frames dropped
+	FromSeconds    float64 // how far into the item the play began (joined mid-way: resumed, restarted)
 	ReceivedAt     time.Time
 }
 
@@ -50,8 +51,8 @@ type Confirmation struct {
 const insertConfirmation = `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
 	revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs,
 	silence_s, gaps, underruns, result, error, clock_state, received_at, volume,
-	amplifier, dropouts, reconnects, missing_s, frames_dropped)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	amplifier, dropouts, reconnects, missing_s, frames_dropped, from_s)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT(device_id, seq) DO NOTHING`
 
 // MaxBatch is the largest batch AddConfirmations takes in one call.
@@ -177,7 +178,7 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 			c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
 			level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
 			c.ClockState, now, volume(c.Volume), c.Amplifier, c.Dropouts, c.Reconnects, finite(c.MissingSeconds),
-			c.FramesDropped); err != nil {
+			c.FramesDropped, finite(c.FromSeconds)); err != nil {
 			return 0, fmt.Errorf("store confirmation seq %d of device %q: %w", c.Seq, deviceID, err)
 		}
 	}
@@ -284,7 +285,7 @@ type ConfirmationFilter struct {
 
 const confirmationCols = `device_id, seq, area_id, output, schedule_id, revision, program, item_index, item_ref,
 	scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs, silence_s, gaps, underruns, result, error,
-	clock_state, received_at, volume, amplifier, dropouts, reconnects, missing_s, frames_dropped`
+	clock_state, received_at, volume, amplifier, dropouts, reconnects, missing_s, frames_dropped, from_s`
 
 // ListConfirmations returns confirmations matching f in time order (then device, seq).
 func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Confirmation, error) {
@@ -328,7 +329,7 @@ func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn fun
 		if err := rows.Scan(&c.DeviceID, &c.Seq, &c.Area, &c.Output, &c.ScheduleID, &c.Revision, &c.Program,
 			&c.ItemIndex, &c.ItemRef, &sched, &start, &end, &c.PlayedSeconds, &peak, &rms, &c.SilenceSeconds,
 			&c.Gaps, &c.Underruns, &c.Result, &c.Error, &c.ClockState, &recv, &vol,
-			&c.Amplifier, &c.Dropouts, &c.Reconnects, &c.MissingSeconds, &c.FramesDropped); err != nil {
+			&c.Amplifier, &c.Dropouts, &c.Reconnects, &c.MissingSeconds, &c.FramesDropped, &c.FromSeconds); err != nil {
 			return fmt.Errorf("list confirmations: %w", err)
 		}
 		c.Scheduled, c.Start, c.End, c.ReceivedAt = fromTS(sched), fromTS(start), fromTS(end), fromTS(recv)

@@ -291,6 +291,11 @@ ALTER TABLE confirmations ADD COLUMN frames_dropped INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN journal_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN seq_offset INTEGER NOT NULL DEFAULT 0;
 `},
+		{7, "confirmation start position", `
+-- How far into the item a play began: non-zero when the agent joined it mid-way (a programme
+-- resumed after a higher one, or continued where its timeline was after a crash).
+ALTER TABLE confirmations ADD COLUMN from_s REAL NOT NULL DEFAULT 0;
+`},
 	}
 }
 

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,22 +17,8 @@ import (
 // agents' trusted key line and the hub process.
 func hubEnv(t *testing.T, bins binaries) ([]string, string, string, *proc) {
 	t.Helper()
-	hubDir := t.TempDir()
-	addr := freePort(t)
-	keyOut := run(t, nil, bins.hub, "keygen", "--out", filepath.Join(hubDir, "key"), "--key-id", "hub-e2e")
-	keyLine := strings.TrimSpace(regexp.MustCompile(`(?m)^\s*(hub-e2e: "ed25519:[^"]+")`).FindStringSubmatch(keyOut)[1])
-	os.WriteFile(filepath.Join(hubDir, "hub.yaml"), []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: key\nsigning_key_id: hub-e2e\nstatus_interval: 2s\n", addr)), 0o644)
-	userOut := run(t, nil, bins.hub, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", filepath.Join(hubDir, "hub.yaml"))
-	token := regexp.MustCompile(`loa-st1-[a-z0-9]+`).FindString(userOut)
-	p := start(t, nil, bins.hub, "serve", "--config", filepath.Join(hubDir, "hub.yaml"))
-	waitFor(t, "the hub to listen", 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, p.String)
-	return []string{"LOA_HUB=http://" + addr, "LOA_TOKEN=" + token}, "http://" + addr, keyLine, p
+	h := newHub(t, bins)
+	return h.env, h.url, h.keyLine, h.proc
 }
 
 // jrec is a journal record with the fields these tests look at.
@@ -48,14 +33,17 @@ type jrec struct {
 	Error     string    `json:"error"`
 }
 
-func (b *agentBox) records(bins binaries) []jrec {
+func (b *agentBox) records(bins binaries) []jrec { return journalOf[jrec](b, bins) }
+
+// journalOf reads the agent's journal (`loa-agent journal --json`) into records of type R.
+func journalOf[R any](b *agentBox, bins binaries) []R {
 	out, err := exec.Command(bins.agent, "journal", "--config", b.config, "--json").Output()
 	if err != nil {
 		return nil
 	}
-	var recs []jrec
+	var recs []R
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		var r jrec
+		var r R
 		if json.Unmarshal([]byte(l), &r) == nil {
 			recs = append(recs, r)
 		}

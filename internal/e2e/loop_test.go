@@ -24,6 +24,46 @@ import (
 
 type binaries struct{ hub, cli, agent string }
 
+// hubBox is a hub on loopback with an admin user, which a test may kill and start again on
+// the same address and data.
+type hubBox struct {
+	bins                   binaries
+	dir, addr, url, config string
+	keyLine                string // the agents' trusted key line
+	token                  string // the admin's
+	env                    []string
+	proc                   *proc
+}
+
+// newHub makes a hub's key, config and admin user, and starts it.
+func newHub(t *testing.T, bins binaries) *hubBox {
+	t.Helper()
+	h := &hubBox{bins: bins, dir: t.TempDir(), addr: freePort(t)}
+	h.url, h.config = "http://"+h.addr, filepath.Join(h.dir, "hub.yaml")
+	keyOut := run(t, nil, bins.hub, "keygen", "--out", filepath.Join(h.dir, "key"), "--key-id", "hub-e2e")
+	h.keyLine = strings.TrimSpace(regexp.MustCompile(`(?m)^\s*(hub-e2e: "ed25519:[^"]+")`).FindStringSubmatch(keyOut)[1])
+	os.WriteFile(h.config, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: key\nsigning_key_id: hub-e2e\nstatus_interval: 2s\n", h.addr)), 0o644)
+	userOut := run(t, nil, bins.hub, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", h.config)
+	h.token = regexp.MustCompile(`loa-st1-[a-z0-9]+`).FindString(userOut)
+	h.env = []string{"LOA_HUB=" + h.url, "LOA_TOKEN=" + h.token}
+	h.start(t)
+	return h
+}
+
+// start runs the hub and waits until it listens.
+func (h *hubBox) start(t *testing.T) *proc {
+	t.Helper()
+	h.proc = start(t, nil, h.bins.hub, "serve", "--config", h.config)
+	waitFor(t, "the hub to listen", 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", h.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, h.proc.String)
+	return h.proc
+}
+
 func build(t *testing.T) binaries {
 	t.Helper()
 	dir := t.TempDir()
@@ -198,20 +238,7 @@ type record struct {
 	Result    string `json:"result"`
 }
 
-func (b *agentBox) journal(t *testing.T, bins binaries) []record {
-	out, err := exec.Command(bins.agent, "journal", "--config", b.config, "--json").Output()
-	if err != nil {
-		return nil
-	}
-	var recs []record
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		var r record
-		if json.Unmarshal([]byte(l), &r) == nil {
-			recs = append(recs, r)
-		}
-	}
-	return recs
-}
+func (b *agentBox) journal(t *testing.T, bins binaries) []record { return journalOf[record](b, bins) }
 
 func completed(recs []record, program string) int {
 	n := 0
@@ -225,27 +252,9 @@ func completed(recs []record, program string) int {
 
 func TestPushPlayConfirmWithOutages(t *testing.T) {
 	bins := build(t)
-	hubDir := t.TempDir()
-	addr := freePort(t)
-	hubURL := "http://" + addr
-	keyOut := run(t, nil, bins.hub, "keygen", "--out", filepath.Join(hubDir, "key"), "--key-id", "hub-e2e")
-	keyLine := strings.TrimSpace(regexp.MustCompile(`(?m)^\s*(hub-e2e: "ed25519:[^"]+")`).FindStringSubmatch(keyOut)[1])
-	os.WriteFile(filepath.Join(hubDir, "hub.yaml"), []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: key\nsigning_key_id: hub-e2e\nstatus_interval: 2s\n", addr)), 0o644)
-	userOut := run(t, nil, bins.hub, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", filepath.Join(hubDir, "hub.yaml"))
-	token := regexp.MustCompile(`loa-st1-[a-z0-9]+`).FindString(userOut)
-	env := []string{"LOA_HUB=" + hubURL, "LOA_TOKEN=" + token}
-	startHub := func() *proc {
-		p := start(t, nil, bins.hub, "serve", "--config", filepath.Join(hubDir, "hub.yaml"))
-		waitFor(t, "the hub to listen", 10*time.Second, func() bool {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}, p.String)
-		return p
-	}
-	hub := startHub()
+	h := newHub(t, bins)
+	hubURL, addr, keyLine, env, token, hub := h.url, h.addr, h.keyLine, h.env, h.token, h.proc
+	startHub := func() *proc { return h.start(t) }
 
 	run(t, env, bins.cli, "area", "add", "qn/tk", "--name", "Tam Kỳ")
 	secretRe := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`)
