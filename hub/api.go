@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"github.com/loa-project/loa/hub/api"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,7 +141,23 @@ func areaParam(w http.ResponseWriter, r *http.Request, p principal) (string, boo
 
 func (s *Server) apiWhoami(w http.ResponseWriter, r *http.Request, p principal) {
 	writeJSON(w, http.StatusOK, map[string]any{"user": p.User.ID, "name": p.User.Name, "scope": p.Scope,
-		"key_id": s.signer.KeyID(), "public_url": s.opts.PublicURL})
+		"key_id": s.signer.KeyID(), "public_key": protocol.FormatPublicKey(s.signer.PublicKey()), "public_url": s.opts.PublicURL})
+}
+
+// publicURLWarning says why devices may not reach the hub at u: a loopback or wildcard host
+// is what public_url defaults to when the hub's config leaves it out.
+func publicURLWarning(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Sprintf("the hub's public_url %q is not a URL: set public_url in the hub's config to the address devices reach it at", u)
+	}
+	host := pu.Hostname()
+	ip := net.ParseIP(host)
+	if host == "localhost" || (ip != nil && (ip.IsLoopback() || ip.IsUnspecified())) {
+		return fmt.Sprintf("the hub's URL %s is its own listen address, which devices cannot reach: "+
+			"set public_url in the hub's config (e.g. public_url: https://hub.example.vn), restart it, and write that URL in hub.url", u)
+	}
+	return ""
 }
 
 func (s *Server) apiListAreas(w http.ResponseWriter, r *http.Request, p principal) {
@@ -223,7 +241,8 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	s.audit(r.Context(), p, "device.enrol", "device:"+d.ID, map[string]string{"area": d.Area})
-	writeJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(), Hub: s.opts.PublicURL})
+	writeJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
+		PublicKey: protocol.FormatPublicKey(s.signer.PublicKey()), Hub: s.opts.PublicURL, Warning: publicURLWarning(s.opts.PublicURL)})
 }
 
 // secretHash converts protocol's "sha256:<hex>" form into the store's bytes.

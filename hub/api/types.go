@@ -38,7 +38,12 @@ type EnrolResponse struct {
 	Area   string `json:"area"`
 	Secret string `json:"secret"`
 	KeyID  string `json:"key_id"`
-	Hub    string `json:"hub_url,omitempty"`
+	// PublicKey is the hub's signing key ("ed25519:…"), trusted by agents under KeyID.
+	PublicKey string `json:"public_key"`
+	// Hub is the URL agents reach the hub at (public_url in the hub's config).
+	Hub string `json:"hub_url,omitempty"`
+	// Warning says why Hub may not be reachable from a device (public_url unset).
+	Warning string `json:"warning,omitempty"`
 }
 
 // DeviceJSON is a device in API answers, with what the hub knows of its state.

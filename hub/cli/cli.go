@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -200,7 +201,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "user %v, scope %v, hub signing key %v\n", w["user"], w["scope"], w["key_id"])
+		fmt.Fprintf(out, "user %v, scope %v\nhub URL for devices: %v\nhub signing key (agents' hub.trusted_keys):\n  %v: %q\n",
+			w["user"], w["scope"], w["public_url"], w["key_id"], w["public_key"])
 		return nil
 	case "area add":
 		name := c.fs.String("name", "", "area name")
@@ -267,8 +269,10 @@ func run(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "device %s enrolled in %s.\nIts secret, shown only now (the hub keeps only a hash); put it in the device's agent config:\n\n", r.ID, r.Area)
-		fmt.Fprintf(out, "  device_id: %s\n  secret: %s\n  hub: %s\n  trusted key id: %s\n", r.ID, r.Secret, r.Hub, r.KeyID)
+		EnrolBlock(out, r)
+		if r.Warning != "" {
+			fmt.Fprintln(c.env.Stderr, "loa: warning:", r.Warning)
+		}
 		return nil
 	case "device list", "status ":
 		area := c.fs.String("area", "", "subtree (default: your scope)")
@@ -432,6 +436,23 @@ func run(ctx context.Context, args []string, env Env) error {
 		return ConfirmationsTable(out, cs)
 	}
 	return usageError{fmt.Sprintf("unknown command %q", strings.TrimSpace(cmdName+" "+sub))}
+}
+
+// EnrolBlock prints an enrolment as agent.yaml lines: everything it writes is YAML (the prose
+// is comments), so a technician can paste all of it into the agent's config as it is.
+func EnrolBlock(w io.Writer, r api.EnrolResponse) {
+	fmt.Fprintf(w, "# device %s enrolled in %s. Its secret is shown only now (the hub keeps only a hash).\n", r.ID, r.Area)
+	fmt.Fprintf(w, "# Paste these lines into the device's /etc/loa/agent.yaml in place of its device_id: line\n")
+	fmt.Fprintf(w, "# and its hub: block (docs/install.md, step 6):\n")
+	fmt.Fprintf(w, "device_id: %q\n", r.ID)
+	fmt.Fprintf(w, "hub:\n  url: %q\n", r.Hub)
+	// Unquoted: scripts and tests find it with `secret: (loa-ds1-[a-z0-9]+)`; it is plain YAML.
+	fmt.Fprintf(w, "  secret: %s\n", r.Secret)
+	key := r.KeyID
+	if strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		key = strconv.Quote(key) // a key id with YAML's special characters
+	}
+	fmt.Fprintf(w, "  trusted_keys:\n    %s: %q\n", key, r.PublicKey)
 }
 
 func printJSON(w io.Writer, v any) error {
