@@ -212,7 +212,17 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	if req.Area == "" {
-		writeError(w, http.StatusBadRequest, "enrolment needs an area: use --area AREA")
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("enrolment needs an area: use --area AREA, its full path from the root (e.g. --area %s/…)", p.Scope))
+		return
+	}
+	if err := store.ValidateDeviceID(req.ID); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v (device ids are like tam-thanh/cl-07)", err))
+		return
+	}
+	// A missing area is said so before the scope test, which would send staff to "staff of
+	// that area" for a short name or a typo.
+	if _, err := s.st.GetArea(r.Context(), req.Area); errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, s.noArea(r.Context(), p, req.Area, "--area"))
 		return
 	}
 	if !inScope(w, p, "device "+req.ID, req.Area) {
@@ -352,6 +362,39 @@ func (s *Server) suggest(ctx context.Context, p principal, name string) string {
 		hits = hits[:5]
 	}
 	return strings.Join(hits, " or ")
+}
+
+// noArea says that area does not exist, what does, and the full path expected: an area
+// named by its last segment gets the full paths ending so; otherwise the areas in the scope
+// are listed (the first 12).
+func (s *Server) noArea(ctx context.Context, p principal, area, flag string) string {
+	msg := fmt.Sprintf("no area %s in your scope %s: areas are named by their full path from %s", area, p.Scope, p.Scope)
+	as, err := s.st.ListSubtree(ctx, p.Scope)
+	if err != nil {
+		return msg + "; `loa area list` shows them"
+	}
+	last := area[strings.LastIndex(area, "/")+1:]
+	var hits, all []string
+	for _, a := range as {
+		all = append(all, a.ID)
+		if strings.HasSuffix("/"+a.ID, "/"+last) {
+			hits = append(hits, a.ID)
+		}
+	}
+	sort.Strings(hits)
+	if len(hits) > 0 {
+		return msg + "; use " + flag + " " + strings.Join(hits, " or "+flag+" ")
+	}
+	more := ""
+	if len(all) > 12 {
+		all, more = all[:12], fmt.Sprintf(" and %d more", len(all)-12)
+	}
+	parent := store.ParentArea(area)
+	add := ""
+	if store.ValidateAreaID(area) == nil && store.Allowed(p.Scope, area) && area != p.Scope {
+		add = fmt.Sprintf("; to make it, `loa area add %s` (its parent %s must exist)", area, parent)
+	}
+	return fmt.Sprintf("%s; the areas are %s%s (`loa area list`)%s", msg, strings.Join(all, ", "), more, add)
 }
 
 func (s *Server) apiShowDevice(w http.ResponseWriter, r *http.Request, p principal) {
