@@ -31,6 +31,7 @@ type staffKey struct{}
 type principal struct {
 	User  store.User
 	Scope string
+	Zone  *time.Location // dates and times of the request are in it
 }
 
 // staff authenticates a bearer token and hands the user and scope to h.
@@ -48,7 +49,9 @@ func (s *Server) staff(h func(w http.ResponseWriter, r *http.Request, p principa
 			writeError(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
 			return
 		}
-		h(w, r, principal{User: u, Scope: scope})
+		zone := s.zone(r)
+		w.Header().Set(api.ZoneHeader, zone.String())
+		h(w, r, principal{User: u, Scope: scope, Zone: zone})
 	})
 }
 
@@ -550,22 +553,38 @@ func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
 		Dropouts: c.Dropouts, Reconnects: c.Reconnects, MissingS: c.MissingSeconds, FramesDropped: c.FramesDropped}
 }
 
-// ParseTimeParam reads a time filter: RFC 3339, a date (YYYY-MM-DD, UTC midnight), or a
-// duration back from now ("24h").
-func ParseTimeParam(name, v string, now time.Time) (time.Time, error) {
+// ParseTimeParam reads a time filter that looks back (api.TimeRule, dates in loc). A duration
+// without a sign would be ahead of now, never what a filter of past plays means: refused
+// saying how to write it.
+func ParseTimeParam(name, v string, now time.Time, loc *time.Location) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
+	t, unsigned, err := api.ParseTime(v, now, loc)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %v", name, err)
 	}
-	if t, err := time.Parse("2006-01-02", v); err == nil {
-		return t, nil
+	if unsigned {
+		return time.Time{}, fmt.Errorf("--%s %s: a duration counts from now, so this is %s ahead; for %s ago write -%s", name, v, v, v, v)
 	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return now.Add(-d), nil
+	return t, nil
+}
+
+// zoneOf loads the config's zone (checked by Config.Check; nil falls back to the default).
+func zoneOf(name string) *time.Location {
+	loc, _ := api.LoadZone(name)
+	return loc
+}
+
+// zone is the zone a staff request's dates and times are in: the user's, when the CLI names
+// one (api.ZoneHeader), else the hub's.
+func (s *Server) zone(r *http.Request) *time.Location {
+	if name := r.Header.Get(api.ZoneHeader); name != "" {
+		if loc, err := api.LoadZone(name); err == nil {
+			return loc
+		}
 	}
-	return time.Time{}, fmt.Errorf("%s %q: write an RFC 3339 time (2026-11-26T06:00:00+07:00), a date (2026-11-26) or a duration back from now (24h)", name, v)
+	return s.opts.Location
 }
 
 func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p principal) {
@@ -590,11 +609,11 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 	}
 	var err error
 	now := s.clock.Now()
-	if f.Since, err = ParseTimeParam("since", q.Get("since"), now); err != nil {
+	if f.Since, err = ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if f.Until, err = ParseTimeParam("until", q.Get("until"), now); err != nil {
+	if f.Until, err = ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -604,6 +623,8 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 			return
 		}
 	}
+	// A limit keeps the newest plays (what staff look for), newest first.
+	f.Newest = f.Limit > 0
 	cs, err := s.st.ListConfirmations(r.Context(), f)
 	if err != nil {
 		storeError(w, err)
@@ -620,8 +641,11 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 		cs = kept
 	}
 	out := make([]api.ConfirmationJSON, 0, len(cs))
+	titles := newTitler(r.Context(), s)
 	for _, c := range cs {
-		out = append(out, confirmationJSON(c))
+		j := confirmationJSON(c)
+		j.Title, j.ItemTitle = titles.program(c), titles.item(c.ItemRef)
+		out = append(out, j)
 	}
 	if q.Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -57,6 +58,7 @@ type Store interface {
 	SchedulesForDevice(ctx context.Context, deviceID string) ([]store.Schedule, error)
 	AddEffective(ctx context.Context, e store.EffectiveSchedule) (store.EffectiveSchedule, error)
 	LatestEffective(ctx context.Context, deviceID string) (store.EffectiveSchedule, error)
+	Effective(ctx context.Context, deviceID string, revision int64) (store.EffectiveSchedule, error)
 	// For a push to an area: a few queries and batched writes instead of several per device.
 	LatestSchedulesUnder(ctx context.Context, area string) (store.SubtreeSchedules, error)
 	LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error)
@@ -96,6 +98,8 @@ type Options struct {
 	MaxUploadBytes int64
 	// PublicURL is the base URL agents fetch content from, reported by GET /api/hub.
 	PublicURL string
+	// Location is the zone staff times are read and shown in (default Asia/Ho_Chi_Minh).
+	Location *time.Location
 }
 
 // Server is the hub: an http.Handler for staff, agents and content.
@@ -135,6 +139,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.StatusInterval == 0 {
 		opts.StatusInterval = 60 * time.Second
+	}
+	if opts.Location == nil {
+		opts.Location, _ = api.LoadZone(emergencyZone)
 	}
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = 512 << 20
@@ -230,7 +237,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	srv, err := New(Options{
 		Store: db, Signer: signer, ContentDir: filepath.Join(cfg.DataDir, "content"),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
-		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL,
+		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
 		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
 			TempDir: filepath.Join(cfg.DataDir, "tmp")},
 	})

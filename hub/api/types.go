@@ -97,6 +97,8 @@ type ConfirmationJSON struct {
 	ScheduleID    string     `json:"schedule_id,omitempty"`
 	Revision      int64      `json:"revision,omitempty"`
 	Program       string     `json:"program,omitempty"`
+	Title         string     `json:"title,omitempty"`      // the programme's, when the hub still knows it
+	ItemTitle     string     `json:"item_title,omitempty"` // the library content's
 	CommandID     string     `json:"command_id,omitempty"` // the play_now command that caused it
 	ItemIndex     int        `json:"item_index"`
 	Item          string     `json:"item,omitempty"`
@@ -151,7 +153,7 @@ type ContentJSON struct {
 var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
 	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
 	"gaps", "underruns", "result", "error", "clock", "received_at", "command_id", "volume",
-	"amplifier", "dropouts", "reconnects", "missing_s", "frames_dropped"}
+	"amplifier", "dropouts", "reconnects", "missing_s", "frames_dropped", "title", "item_title"}
 
 // WriteConfirmationsCSV writes confirmations as CSV with a header row.
 func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
@@ -176,7 +178,7 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
 			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano), c.CommandID, ff(c.Volume),
 			c.Amplifier, strconv.Itoa(c.Dropouts), strconv.Itoa(c.Reconnects),
-			strconv.FormatFloat(c.MissingS, 'f', -1, 64), strconv.Itoa(c.FramesDropped)})
+			strconv.FormatFloat(c.MissingS, 'f', -1, 64), strconv.Itoa(c.FramesDropped), c.Title, c.ItemTitle})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -40,7 +40,9 @@ const Usage = `usage: loa [--hub URL] [--token TOKEN] COMMAND ...
   loa confirmations [--area A] [--device D] [--since T] [--until T] [--result R] [--limit N] [--json|--csv]
 ` + broadcastUsage + commandUsage + screenshotUsage + `
 The hub URL and token come from --hub/--token, else LOA_HUB/LOA_TOKEN, else
-~/.config/loa/config.yaml (hub: URL, token: TOKEN). Times: RFC 3339, a date, or a duration back (24h).
+~/.config/loa/config.yaml (hub: URL, token: TOKEN, timezone: ZONE). Times: a date (2026-12-03,
+03/12/2026), a date and time (2026-12-03 05:30) or a time today (05:30) in the hub's zone,
+RFC 3339, or a duration from now: -24h before, 6h after.
 `
 
 // Env is what the CLI reads from its surroundings.
@@ -55,6 +57,8 @@ type Env struct {
 type FileConfig struct {
 	Hub   string `yaml:"hub"`
 	Token string `yaml:"token"`
+	// Timezone (IANA name) is the zone the user writes and reads times in; default the hub's.
+	Timezone string `yaml:"timezone"`
 }
 
 // ParseFileConfig reads the CLI config file; unknown fields are refused.
@@ -135,7 +139,13 @@ func (c *command) client() (*client.Client, error) {
 		}
 		return fileV
 	}
-	cl := &client.Client{BaseURL: pick(*c.hub, "LOA_HUB", fc.Hub), Token: pick(*c.token, "LOA_TOKEN", fc.Token)}
+	cl := &client.Client{BaseURL: pick(*c.hub, "LOA_HUB", fc.Hub), Token: pick(*c.token, "LOA_TOKEN", fc.Token),
+		Zone: pick("", "LOA_TIMEZONE", fc.Timezone)}
+	if cl.Zone != "" {
+		if _, err := api.LoadZone(cl.Zone); err != nil {
+			return nil, fmt.Errorf("LOA_TIMEZONE or timezone: in ~/.config/loa/config.yaml: %v", err)
+		}
+	}
 	if cl.BaseURL == "" {
 		return nil, errors.New("no hub URL: pass --hub URL, set LOA_HUB, or write hub: URL in ~/.config/loa/config.yaml")
 	}
@@ -291,7 +301,7 @@ func run(ctx context.Context, args []string, env Env) error {
 		if *asJSON {
 			return printJSON(out, ds)
 		}
-		return StatusTable(out, ds, time.Now())
+		return StatusTable(out, ds, time.Now().In(cl.Location()))
 	case "device show", "device revoke":
 		asJSON := c.fs.Bool("json", false, "print JSON")
 		pos, err := c.parse(args)
@@ -321,7 +331,7 @@ func run(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(out, "device %s revoked: its secret no longer connects; enrol it again under a new id to bring it back\n", d.ID)
 			return nil
 		}
-		return DeviceDetail(out, d)
+		return DeviceDetail(out, d, time.Now().In(cl.Location()))
 	case "content add":
 		var m client.ContentMeta
 		c.fs.StringVar(&m.Title, "title", "", "title")
@@ -433,7 +443,7 @@ func run(ctx context.Context, args []string, env Env) error {
 		if *asJSON {
 			return printJSON(out, cs)
 		}
-		return ConfirmationsTable(out, cs)
+		return ConfirmationsTable(out, cs, cl.Location())
 	}
 	return usageError{fmt.Sprintf("unknown command %q", strings.TrimSpace(cmdName+" "+sub))}
 }
@@ -474,7 +484,7 @@ func ago(t *time.Time, now time.Time) string {
 	case d < 48*time.Hour:
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	}
-	return t.Local().Format("2006-01-02 15:04")
+	return t.In(now.Location()).Format("2006-01-02 15:04")
 }
 
 func dash(s string) string {
@@ -513,7 +523,7 @@ func StatusTable(w io.Writer, ds []api.DeviceJSON, now time.Time) error {
 }
 
 // DeviceDetail prints one device.
-func DeviceDetail(w io.Writer, d api.DeviceJSON) error {
+func DeviceDetail(w io.Writer, d api.DeviceJSON, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("device", d.ID)
@@ -522,7 +532,7 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON) error {
 	row("kind", d.Kind)
 	row("online", d.Online)
 	row("revoked", d.Revoked)
-	row("last seen", ago(d.LastSeen, time.Now()))
+	row("last seen", ago(d.LastSeen, now))
 	row("revision", rev(d.Revision)+" ("+dash(d.Delivery)+")")
 	if d.RefusedReason != "" {
 		row("refused", d.RefusedReason)
@@ -547,27 +557,35 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON) error {
 	return tw.Flush()
 }
 
-// ConfirmationsTable prints confirmations for people.
-func ConfirmationsTable(w io.Writer, cs []api.ConfirmationJSON) error {
+// ConfirmationsTable prints confirmations for people, times in loc, titles where the hub
+// knows them (the programme id and a short hash otherwise; --json has both).
+func ConfirmationsTable(w io.Writer, cs []api.ConfirmationJSON, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "START\tDEVICE\tSEQ\tPROGRAM\tITEM\tRESULT\tPLAYED")
+	fmt.Fprintln(tw, "START\tDEVICE\tPROGRAMME\tITEM\tRESULT\tPLAYED")
 	for _, c := range cs {
 		start := "-"
 		if c.Start != nil {
-			start = c.Start.Local().Format("2006-01-02 15:04:05")
+			start = c.Start.In(loc).Format("2006-01-02 15:04:05")
 		} else if c.Scheduled != nil {
-			start = c.Scheduled.Local().Format("2006-01-02 15:04:05") + " (sched.)"
+			start = c.Scheduled.In(loc).Format("2006-01-02 15:04:05") + " (sched.)"
 		}
-		item := c.Item
-		if len(item) > 19 && strings.HasPrefix(item, "sha256:") {
-			item = item[:19] + "…"
+		prog := c.Title
+		if prog == "" {
+			prog = dash(c.Program)
+		}
+		item := c.ItemTitle
+		if item == "" {
+			item = c.Item
+			if len(item) > 19 && strings.HasPrefix(item, "sha256:") {
+				item = item[:19] + "…"
+			}
 		}
 		res := c.Result
 		if c.Error != "" {
 			res += ": " + c.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%.1fs\n", start, c.Device, c.Seq, dash(c.Program), dash(item), res, c.PlayedS)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fs\n", start, c.Device, prog, dash(item), res, c.PlayedS)
 	}
-	fmt.Fprintf(tw, "%d confirmation(s)\n", len(cs))
+	fmt.Fprintf(tw, "%d confirmation(s), times in %s\n", len(cs), loc)
 	return tw.Flush()
 }

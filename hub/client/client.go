@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 )
@@ -22,6 +23,24 @@ type Client struct {
 	BaseURL string // e.g. https://hub.example.vn
 	Token   string
 	HTTP    *http.Client // default http.DefaultClient
+	// Zone is the user's time zone (IANA name), sent so the hub reads dates and times in it;
+	// "" leaves them in the hub's zone.
+	Zone string
+
+	hubZone string // the zone the hub's last answer named (api.ZoneHeader)
+}
+
+// Location is the zone to show times in: the user's, else the one the hub named in its last
+// answer, else the machine's.
+func (c *Client) Location() *time.Location {
+	for _, name := range []string{c.Zone, c.hubZone} {
+		if name != "" {
+			if loc, err := api.LoadZone(name); err == nil {
+				return loc
+			}
+		}
+	}
+	return time.Local
 }
 
 // Error is an error answer of the hub: its HTTP status and its message (which says what to do).
@@ -53,9 +72,15 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
+	if c.Zone != "" {
+		req.Header.Set(api.ZoneHeader, c.Zone)
+	}
 	resp, err := c.http().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the hub at %s: %w", c.BaseURL, err)
+	}
+	if z := resp.Header.Get(api.ZoneHeader); z != "" {
+		c.hubZone = z
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
