@@ -51,6 +51,9 @@ type Store interface {
 	AddContent(ctx context.Context, c store.Content) (store.Content, bool, error)
 	GetContent(ctx context.Context, ref string) (store.Content, error)
 	ListContent(ctx context.Context, f store.ContentFilter) ([]store.Content, error)
+	UpdateContent(ctx context.Context, ref string, u store.ContentUpdate) (store.Content, error)
+	AddTerm(ctx context.Context, t store.Term) error
+	ListTerms(ctx context.Context, dim store.Dimension) ([]store.Term, error)
 
 	Ancestors(ctx context.Context, id string) ([]store.Area, error)
 	PutSchedule(ctx context.Context, s store.Schedule) (store.Schedule, error)
@@ -192,6 +195,9 @@ func (s *Server) routes() {
 	m.Handle("DELETE /api/devices/{id...}", s.staff(s.apiRevokeDevice))
 	m.Handle("GET /api/content", s.staff(s.apiListContent))
 	m.Handle("POST /api/content", s.staff(s.apiUploadContent))
+	m.Handle("PATCH /api/content/{ref}", s.staff(s.apiEditContent))
+	m.Handle("GET /api/terms", s.staff(s.apiListTerms))
+	m.Handle("POST /api/terms", s.staff(s.apiAddTerm))
 	m.Handle("POST /api/schedules", s.staff(s.apiPushSchedule))
 	m.Handle("GET /api/status", s.staff(s.apiStatus))
 	m.Handle("GET /api/confirmations", s.staff(s.apiConfirmations))

@@ -134,19 +134,57 @@ type AuditJSON struct {
 
 // ContentJSON is a library item in API answers.
 type ContentJSON struct {
-	Ref       string    `json:"ref"`
-	Size      int64     `json:"size"`
-	DurationS float64   `json:"duration_s"`
-	MIME      string    `json:"mime"`
-	Title     string    `json:"title"`
-	Theme     string    `json:"theme,omitempty"`
-	Language  string    `json:"language,omitempty"`
-	Format    string    `json:"format,omitempty"`
-	Unit      string    `json:"unit,omitempty"`
-	By        string    `json:"uploaded_by,omitempty"`
-	At        time.Time `json:"uploaded_at"`
-	Created   bool      `json:"created"`
-	URL       string    `json:"url,omitempty"`
+	Ref       string  `json:"ref"`
+	Size      int64   `json:"size"`
+	DurationS float64 `json:"duration_s"`
+	MIME      string  `json:"mime"`
+	Title     string  `json:"title"`
+	Theme     string  `json:"theme,omitempty"`
+	Language  string  `json:"language,omitempty"`
+	Format    string  `json:"format,omitempty"`
+	Unit      string  `json:"unit,omitempty"`
+	// The labels of the codes above, from the hub's lists (empty when not in a list).
+	LanguageLabel string    `json:"language_label,omitempty"`
+	ThemeLabel    string    `json:"theme_label,omitempty"`
+	FormatLabel   string    `json:"format_label,omitempty"`
+	UnitLabel     string    `json:"unit_label,omitempty"`
+	By            string    `json:"uploaded_by,omitempty"`
+	At            time.Time `json:"uploaded_at"`
+	Created       bool      `json:"created"`
+	URL           string    `json:"url,omitempty"`
+	Note          string    `json:"note,omitempty"` // an upload of bytes already there: what was kept
+}
+
+// TermJSON is one entry of a metadata list (GET/POST /api/terms): a language, theme, format
+// or producing unit, its code (stored on content; ISO 639-3 for languages where one exists)
+// and the Vietnamese label staff read and may type.
+type TermJSON struct {
+	Dimension string `json:"dimension"`
+	Code      string `json:"code"`
+	Label     string `json:"label"`
+}
+
+// ContentEdit is the body of PATCH /api/content/{ref}: absent fields are kept, "" clears one.
+// Metadata may be given by code or label.
+type ContentEdit struct {
+	Title    *string `json:"title,omitempty"`
+	Language *string `json:"language,omitempty"`
+	Theme    *string `json:"theme,omitempty"`
+	Format   *string `json:"format,omitempty"`
+	Unit     *string `json:"unit,omitempty"`
+}
+
+// WriteContentCSV writes library items as CSV, one row each, codes and labels both.
+func WriteContentCSV(w io.Writer, cs []ContentJSON) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"ref", "title", "duration_s", "mime", "language", "language_label", "theme", "theme_label",
+		"format", "format_label", "unit", "unit_label", "uploaded_by", "uploaded_at", "size"})
+	for _, c := range cs {
+		cw.Write([]string{c.Ref, c.Title, strconv.FormatFloat(c.DurationS, 'f', -1, 64), c.MIME, c.Language, c.LanguageLabel,
+			c.Theme, c.ThemeLabel, c.Format, c.FormatLabel, c.Unit, c.UnitLabel, c.By, c.At.Format(time.RFC3339), strconv.FormatInt(c.Size, 10)})
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 // confirmationCSVHeader is the header row of the CSV form.

@@ -34,7 +34,11 @@ const Usage = `usage: loa [--hub URL] [--token TOKEN] COMMAND ...
   loa device show ID
   loa device revoke ID
   loa content add FILE --title T [--language L] [--theme T] [--format F] [--unit U]
-  loa content list
+  loa content edit REF [--title T] [--language L] [--theme T] [--format F] [--unit U]
+  loa content list [--language L] [--theme T] [--format F] [--unit U] [--title TEXT] [--by USER]
+                   [--since T] [--until T] [--json|--csv]
+  loa term list [language|theme|format|unit] [--json]
+  loa term add language|theme|format|unit CODE --label NAME
   loa schedule push FILE --to AREA|DEVICE
   loa status [--area AREA]
   loa confirmations [--area A] [--device D] [--since T] [--until T] [--result R] [--limit N] [--json|--csv]
@@ -189,7 +193,7 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runDeviceCommand(ctx, cmdName, args, env, *pre.hub, *pre.token)
 	}
 	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && (cmdName == "area" || cmdName == "device" || cmdName == "content" || cmdName == "schedule") {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && (cmdName == "area" || cmdName == "device" || cmdName == "content" || cmdName == "schedule" || cmdName == "term") {
 		sub, args = args[0], args[1:]
 	}
 	c := newCommand(strings.TrimSpace(cmdName+" "+sub), env)
@@ -335,10 +339,10 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "content add":
 		var m client.ContentMeta
 		c.fs.StringVar(&m.Title, "title", "", "title")
-		c.fs.StringVar(&m.Language, "language", "", "language (e.g. vi, ctu)")
-		c.fs.StringVar(&m.Theme, "theme", "", "theme")
-		c.fs.StringVar(&m.Format, "format", "", "format (radio-report, drama…)")
-		c.fs.StringVar(&m.Unit, "unit", "", "producing unit")
+		c.fs.StringVar(&m.Language, "language", "", "language, by name or code (Cơ Tu, ktv)")
+		c.fs.StringVar(&m.Theme, "theme", "", "theme, by name or code")
+		c.fs.StringVar(&m.Format, "format", "", "format, by name or code")
+		c.fs.StringVar(&m.Unit, "unit", "", "producing unit, by name or code")
 		pos, err := c.parse(args)
 		if err != nil {
 			return err
@@ -361,26 +365,127 @@ func run(ctx context.Context, args []string, env Env) error {
 		if !r.Created {
 			state = "already in the library (same bytes)"
 		}
-		fmt.Fprintf(out, "%s %s: %q, %.1f s, %d bytes\n", r.Ref, state, r.Title, r.DurationS, r.Size)
+		fmt.Fprintf(out, "%s %s: %q, %.1f s, %d bytes%s\n", r.Ref, state, r.Title, r.DurationS, r.Size, metaLine(r))
+		if r.Note != "" {
+			fmt.Fprintln(out, "  note:", r.Note)
+		}
 		return nil
-	case "content list":
-		if _, err := c.parse(args); err != nil {
+	case "content edit":
+		var e api.ContentEdit
+		fields := map[string]**string{"title": &e.Title, "language": &e.Language, "theme": &e.Theme, "format": &e.Format, "unit": &e.Unit}
+		vals := map[string]*string{}
+		for _, k := range []string{"title", "language", "theme", "format", "unit"} {
+			vals[k] = c.fs.String(k, "", k+" (\"\" clears it)")
+		}
+		pos, err := c.parse(args)
+		if err != nil {
 			return err
+		}
+		if err := wantArgs("content edit", pos, 1, "one content reference (sha256:…, from `loa content list`)"); err != nil {
+			return err
+		}
+		c.fs.Visit(func(f *flag.Flag) {
+			if dst, ok := fields[f.Name]; ok {
+				*dst = vals[f.Name]
+			}
+		})
+		if e == (api.ContentEdit{}) {
+			return usageError{"content edit needs at least one of --title, --language, --theme, --format, --unit"}
 		}
 		cl, err := c.client()
 		if err != nil {
 			return err
 		}
-		cs, err := cl.ListContent(ctx)
+		r, err := cl.EditContent(ctx, pos[0], e)
 		if err != nil {
 			return err
 		}
+		fmt.Fprintf(out, "%s now: %q%s\n", r.Ref, r.Title, metaLine(r))
+		return nil
+	case "content list":
+		var f client.ContentFilter
+		c.fs.StringVar(&f.Language, "language", "", "language, by name or code")
+		c.fs.StringVar(&f.Theme, "theme", "", "theme")
+		c.fs.StringVar(&f.Format, "format", "", "format")
+		c.fs.StringVar(&f.Unit, "unit", "", "producing unit")
+		c.fs.StringVar(&f.Title, "title", "", "the title contains this")
+		c.fs.StringVar(&f.By, "by", "", "uploaded by this user")
+		c.fs.StringVar(&f.Since, "since", "", "uploaded at or after")
+		c.fs.StringVar(&f.Until, "until", "", "uploaded before")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		asCSV := c.fs.Bool("csv", false, "print CSV")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		if *asJSON && *asCSV {
+			return usageError{"choose one of --json and --csv"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		cs, err := cl.ListContent(ctx, f)
+		if err != nil {
+			return err
+		}
+		switch {
+		case *asJSON:
+			return printJSON(out, cs)
+		case *asCSV:
+			return api.WriteContentCSV(out, cs)
+		}
+		return ContentTable(out, cs, cl.Location())
+	case "term list":
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if len(pos) > 1 {
+			return usageError{"term list takes at most one of language, theme, format, unit"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		ts, err := cl.ListTerms(ctx, strings.Join(pos, ""))
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, ts)
+		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "REF\tTITLE\tDURATION\tLANGUAGE\tTHEME\tFORMAT\tUNIT")
-		for _, x := range cs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Ref, x.Title, time.Duration(x.DurationS*float64(time.Second)).Round(time.Second), x.Language, x.Theme, x.Format, x.Unit)
+		fmt.Fprintln(tw, "LIST\tCODE\tNAME")
+		for _, t := range ts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Dimension, t.Code, t.Label)
+		}
+		if len(ts) == 0 {
+			fmt.Fprintln(tw, "no lists kept yet: `loa term add language vie --label \"Tiếng Việt\"` starts one")
 		}
 		return tw.Flush()
+	case "term add":
+		label := c.fs.String("label", "", "the name staff read, in Vietnamese (e.g. Cơ Tu)")
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs("term add", pos, 2, "a list (language, theme, format or unit) and a CODE, e.g. term add language ktv --label \"Cơ Tu\""); err != nil {
+			return err
+		}
+		if *label == "" {
+			return usageError{"term add needs --label NAME (what staff read and may type)"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		t, err := cl.AddTerm(ctx, api.TermJSON{Dimension: pos[0], Code: pos[1], Label: *label})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s %s (%s) is in the list\n", t.Dimension, t.Code, t.Label)
+		return nil
 	case "schedule push":
 		to := c.fs.String("to", "", "area or device")
 		pos, err := c.parse(args)
@@ -446,6 +551,45 @@ func run(ctx context.Context, args []string, env Env) error {
 		return ConfirmationsTable(out, cs, cl.Location())
 	}
 	return usageError{fmt.Sprintf("unknown command %q", strings.TrimSpace(cmdName+" "+sub))}
+}
+
+// metaLine is an item's metadata for people: labels, codes where no label is kept.
+func metaLine(r api.ContentJSON) string {
+	var parts []string
+	for _, f := range [][3]string{{"language", r.LanguageLabel, r.Language}, {"theme", r.ThemeLabel, r.Theme},
+		{"format", r.FormatLabel, r.Format}, {"unit", r.UnitLabel, r.Unit}} {
+		if v := orCode(f[1], f[2]); v != "" {
+			parts = append(parts, f[0]+" "+v)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, ", ")
+}
+
+func orCode(label, code string) string {
+	if label != "" {
+		return label
+	}
+	return code
+}
+
+// ContentTable prints the library for people: titles and labels, upload times in loc.
+func ContentTable(w io.Writer, cs []api.ContentJSON, loc *time.Location) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TITLE\tDURATION\tLANGUAGE\tTHEME\tFORMAT\tUNIT\tUPLOADED\tREF")
+	for _, x := range cs {
+		ref := x.Ref
+		if len(ref) > 19 {
+			ref = ref[:19] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Title, time.Duration(x.DurationS*float64(time.Second)).Round(time.Second),
+			dash(orCode(x.LanguageLabel, x.Language)), dash(orCode(x.ThemeLabel, x.Theme)), dash(orCode(x.FormatLabel, x.Format)),
+			dash(orCode(x.UnitLabel, x.Unit)), x.At.In(loc).Format("02/01/2006 15:04"), ref)
+	}
+	fmt.Fprintf(tw, "%d item(s); `--json` has the full references\n", len(cs))
+	return tw.Flush()
 }
 
 // EnrolBlock prints an enrolment as agent.yaml lines: everything it writes is YAML (the prose

@@ -209,9 +209,46 @@ func (c *Client) AddContent(ctx context.Context, path string, m ContentMeta) (ap
 }
 
 // ListContent lists the library.
-func (c *Client) ListContent(ctx context.Context) ([]api.ContentJSON, error) {
+func (c *Client) ListContent(ctx context.Context, f ContentFilter) ([]api.ContentJSON, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"language": f.Language, "theme": f.Theme, "format": f.Format, "unit": f.Unit,
+		"title": f.Title, "by": f.By, "since": f.Since, "until": f.Until} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	path := "/api/content"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
 	var out []api.ContentJSON
-	return out, c.do(ctx, "GET", "/api/content", nil, &out)
+	return out, c.do(ctx, "GET", path, nil, &out)
+}
+
+// ContentFilter selects library items; metadata by code or label; empty fields do not filter.
+type ContentFilter struct {
+	Language, Theme, Format, Unit string
+	Title                         string // the title contains it
+	By                            string // uploaded by this user
+	Since, Until                  string // uploaded in [Since, Until)
+}
+
+// EditContent changes a library item's title and metadata.
+func (c *Client) EditContent(ctx context.Context, ref string, e api.ContentEdit) (api.ContentJSON, error) {
+	var out api.ContentJSON
+	return out, c.do(ctx, "PATCH", "/api/content/"+url.PathEscape(ref), e, &out)
+}
+
+// ListTerms lists the hub's metadata lists (dimension "" = all).
+func (c *Client) ListTerms(ctx context.Context, dimension string) ([]api.TermJSON, error) {
+	var out []api.TermJSON
+	return out, c.do(ctx, "GET", "/api/terms"+query("dimension", dimension), nil, &out)
+}
+
+// AddTerm adds an entry to a metadata list, or relabels it.
+func (c *Client) AddTerm(ctx context.Context, t api.TermJSON) (api.TermJSON, error) {
+	var out api.TermJSON
+	return out, c.do(ctx, "POST", "/api/terms", t, &out)
 }
 
 // PushSchedule attaches a schedule document to an area or device and pushes it.
