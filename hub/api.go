@@ -490,12 +490,27 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	target, _, ok := s.resolveTarget(w, r, p, req.To)
+	target, area, ok := s.resolveTarget(w, r, p, req.To)
 	if !ok {
 		return
 	}
 	if err := s.checkContent(r.Context(), doc); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.DryRun {
+		res, err := s.dryRun(r.Context(), target, area, doc)
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	// The same schedule again (a revision bump aside) makes no new revision: devices would
+	// get a new signed document that plays exactly as the one they have.
+	if latest, err := s.st.LatestSchedule(r.Context(), target); err == nil && sameSchedule(latest, doc) {
+		writeJSON(w, http.StatusOK, api.PushResponse{Target: target.String(), Revision: latest.Revision, Unchanged: true})
 		return
 	}
 	sch, err := s.st.PutSchedule(r.Context(), store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID})

@@ -44,14 +44,13 @@ func (t *titler) program(c store.Confirmation) string {
 		m = map[string]string{}
 		t.progs[key] = m
 		if e, err := t.s.st.Effective(t.ctx, c.DeviceID, c.Revision); err == nil {
-			var p protocol.SchedulePayload
 			var doc struct {
 				Programs []struct {
 					ID    string `json:"id"`
 					Title string `json:"title"`
 				} `json:"programs"`
 			}
-			if json.Unmarshal(e.Document, &p) == nil && json.Unmarshal([]byte(p.Document), &doc) == nil {
+			if b, err := payloadDocument(e.Document); err == nil && json.Unmarshal(b, &doc) == nil {
 				for _, pr := range doc.Programs {
 					m[pr.ID] = pr.Title
 				}

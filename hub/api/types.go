@@ -77,6 +77,8 @@ type PushRequest struct {
 	To       string `json:"to"`
 	Name     string `json:"name,omitempty"` // file name, for error messages
 	Document string `json:"document"`
+	// DryRun checks the document and says what would change, storing and sending nothing.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // PushResponse says what a push did.
@@ -86,6 +88,50 @@ type PushResponse struct {
 	Devices  int      `json:"devices"` // devices whose effective schedule changed
 	Sent     int      `json:"sent"`    // of those, connected ones it was sent to
 	Failures []string `json:"failures,omitempty"`
+	// Unchanged: the document is the target's newest revision already (revision numbers
+	// aside); nothing was stored or sent and Revision is that one.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// DryRun: nothing was stored; Revision is what it would be, Devices how many devices are
+	// under the target, Changes what differs from the stored revision by programme.
+	DryRun  bool     `json:"dry_run,omitempty"`
+	Changes []string `json:"changes,omitempty"`
+}
+
+// ScheduleJSON is one stored revision of a schedule attached to an area or a device.
+type ScheduleJSON struct {
+	Target     string    `json:"target"` // area:ID or device:ID
+	Revision   int64     `json:"revision"`
+	ScheduleID string    `json:"schedule_id"`
+	Programs   int       `json:"programs"`
+	Author     string    `json:"author"`
+	CreatedAt  time.Time `json:"created_at"`
+	Document   string    `json:"document,omitempty"` // GET /api/schedules/show only
+}
+
+// PlanJSON is what a device (or any device of an area without a schedule of its own) will
+// play over a time range, from the hub's composed document.
+type PlanJSON struct {
+	Target   string        `json:"target"`
+	Device   string        `json:"device,omitempty"`
+	Revision int64         `json:"revision,omitempty"` // the signed effective revision; 0 when composed for an area
+	Timezone string        `json:"timezone"`
+	From     time.Time     `json:"from"`
+	Until    time.Time     `json:"until"`
+	Segments []PlanSegment `json:"segments"`
+}
+
+// PlanSegment is one stretch of one output playing one item.
+type PlanSegment struct {
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Scheduled time.Time `json:"scheduled"`
+	Output    string    `json:"output"`
+	Class     string    `json:"class"`
+	Program   string    `json:"program"`
+	Title     string    `json:"title,omitempty"`
+	Item      string    `json:"item"`
+	ItemTitle string    `json:"item_title,omitempty"`
+	Status    string    `json:"status"`
 }
 
 // ConfirmationJSON is one confirmation in API answers.

@@ -39,7 +39,10 @@ const Usage = `usage: loa [--hub URL] [--token TOKEN] COMMAND ...
                    [--since T] [--until T] [--json|--csv]
   loa term list [language|theme|format|unit] [--json]
   loa term add language|theme|format|unit CODE --label NAME
-  loa schedule push FILE --to AREA|DEVICE
+  loa schedule push FILE --to AREA|DEVICE [--dry-run]
+  loa schedule list [--to AREA|DEVICE] [--json]
+  loa schedule show AREA|DEVICE [--revision N] [--json]
+  loa schedule plan --to AREA|DEVICE [--week] [--from T] [--until T] [--json]
   loa status [--area AREA]
   loa confirmations [--area A] [--device D] [--since T] [--until T] [--result R] [--limit N] [--json|--csv]
 ` + broadcastUsage + commandUsage + screenshotUsage + `
@@ -488,6 +491,7 @@ func run(ctx context.Context, args []string, env Env) error {
 		return nil
 	case "schedule push":
 		to := c.fs.String("to", "", "area or device")
+		dry := c.fs.Bool("dry-run", false, "check and say what would change; store and send nothing")
 		pos, err := c.parse(args)
 		if err != nil {
 			return err
@@ -506,9 +510,29 @@ func run(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
+		if *dry {
+			r, err := cl.DryRunSchedule(ctx, *to, filepath.Base(pos[0]), doc)
+			if err != nil {
+				return err
+			}
+			if r.Unchanged {
+				fmt.Fprintf(out, "dry run: %s is valid and the same as %s revision %d: a push would change nothing\n", pos[0], r.Target, r.Revision)
+				return nil
+			}
+			fmt.Fprintf(out, "dry run: %s is valid; a push would store %s revision %d for %d device(s):\n", pos[0], r.Target, r.Revision, r.Devices)
+			for _, ch := range r.Changes {
+				fmt.Fprintln(out, "  "+ch)
+			}
+			fmt.Fprintln(out, "nothing was stored or sent")
+			return nil
+		}
 		r, err := cl.PushSchedule(ctx, *to, filepath.Base(pos[0]), doc)
 		if err != nil {
 			return err
+		}
+		if r.Unchanged {
+			fmt.Fprintf(out, "%s revision %d already is this schedule: no new revision, nothing sent\n", r.Target, r.Revision)
+			return nil
 		}
 		fmt.Fprintf(out, "%s revision %d stored; %d device(s) got a new effective schedule, %d of them online and sent it now\n", r.Target, r.Revision, r.Devices, r.Sent)
 		for _, f := range r.Failures {
@@ -518,6 +542,92 @@ func run(ctx context.Context, args []string, env Env) error {
 			return fmt.Errorf("%d device(s) could not be composed; see above", len(r.Failures))
 		}
 		return nil
+	case "schedule list":
+		to := c.fs.String("to", "", "area or device: its revisions (default: the newest of each in your scope)")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		ss, err := cl.ListSchedules(ctx, *to)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, ss)
+		}
+		loc := cl.Location()
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TARGET\tREVISION\tSCHEDULE\tPROGRAMMES\tBY\tAT")
+		for _, x := range ss {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", x.Target, x.Revision, x.ScheduleID, x.Programs, x.Author, x.CreatedAt.In(loc).Format("02/01/2006 15:04"))
+		}
+		if len(ss) == 0 {
+			fmt.Fprintln(tw, "no schedules stored (`loa schedule push FILE --to AREA` stores one)")
+		}
+		return tw.Flush()
+	case "schedule show":
+		revision := c.fs.Int64("revision", 0, "a stored revision (default: the newest)")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs("schedule show", pos, 1, "one AREA or DEVICE"); err != nil {
+			return err
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		x, err := cl.ShowSchedule(ctx, pos[0], *revision)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, x)
+		}
+		fmt.Fprintf(out, "# %s revision %d (schedule %s), by %s at %s\n", x.Target, x.Revision, x.ScheduleID, x.Author,
+			x.CreatedAt.In(cl.Location()).Format("02/01/2006 15:04"))
+		fmt.Fprint(out, x.Document)
+		if !strings.HasSuffix(x.Document, "\n") {
+			fmt.Fprintln(out)
+		}
+		return nil
+	case "schedule plan":
+		to := c.fs.String("to", "", "area or device")
+		week := c.fs.Bool("week", false, "the week from today's midnight")
+		from := c.fs.String("from", "", "start (default: now; a date means its midnight)")
+		until := c.fs.String("until", "", "end (default: a day after the start)")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		if *to == "" {
+			return usageError{"schedule plan needs --to AREA or --to DEVICE"}
+		}
+		days := 0
+		if *week {
+			days = 7
+			if *from == "" {
+				*from = "00:00" // today's midnight in the hub's zone
+			}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		pl, err := cl.Plan(ctx, *to, *from, *until, days)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, pl)
+		}
+		return PlanTable(out, pl, cl.Location())
 	case "confirmations ":
 		var f client.ConfirmationFilter
 		c.fs.StringVar(&f.Area, "area", "", "area where played (and below)")
@@ -591,6 +701,43 @@ func ContentTable(w io.Writer, cs []api.ContentJSON, loc *time.Location) error {
 	fmt.Fprintf(tw, "%d item(s); `--json` has the full references\n", len(cs))
 	return tw.Flush()
 }
+
+// PlanTable prints a plan for people: one line per stretch of an output, times in loc,
+// titles where known.
+func PlanTable(w io.Writer, pl api.PlanJSON, loc *time.Location) error {
+	who := pl.Target
+	if pl.Revision > 0 {
+		who += fmt.Sprintf(" (signed revision %d)", pl.Revision)
+	} else if pl.Device == "" {
+		who += " (a device there without a schedule of its own)"
+	}
+	fmt.Fprintf(w, "plan of %s from %s to %s, times in %s\n", who, pl.From.In(loc).Format("02/01/2006 15:04"), pl.Until.In(loc).Format("02/01/2006 15:04"), loc)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DAY\tSTART\tEND\tOUTPUT\tCLASS\tPROGRAMME\tITEM\tSTATUS")
+	for _, sg := range pl.Segments {
+		prog := sg.Title
+		if prog == "" {
+			prog = sg.Program
+		}
+		item := sg.ItemTitle
+		if item == "" {
+			item = sg.Item
+			if r := []rune(item); len(r) > 40 {
+				item = string(r[:39]) + "…"
+			}
+		}
+		st := sg.Start.In(loc)
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", weekdayVI[st.Weekday()], st.Format("02/01"), st.Format("15:04:05"),
+			sg.End.In(loc).Format("15:04:05"), sg.Output, sg.Class, prog, item, sg.Status)
+	}
+	if len(pl.Segments) == 0 {
+		fmt.Fprintln(tw, "nothing plays in this time")
+	}
+	return tw.Flush()
+}
+
+// weekdayVI are the days as staff write them (GLOSSARY-vi.md: the week starts on Monday).
+var weekdayVI = [...]string{"CN", "T2", "T3", "T4", "T5", "T6", "T7"}
 
 // EnrolBlock prints an enrolment as agent.yaml lines: everything it writes is YAML (the prose
 // is comments), so a technician can paste all of it into the agent's config as it is.

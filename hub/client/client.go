@@ -257,6 +257,45 @@ func (c *Client) PushSchedule(ctx context.Context, to, name string, doc []byte) 
 	return out, c.do(ctx, "POST", "/api/schedules", api.PushRequest{To: to, Name: name, Document: string(doc)}, &out)
 }
 
+// DryRunSchedule checks a document for a target and says what a push would change.
+func (c *Client) DryRunSchedule(ctx context.Context, to, name string, doc []byte) (api.PushResponse, error) {
+	var out api.PushResponse
+	return out, c.do(ctx, "POST", "/api/schedules", api.PushRequest{To: to, Name: name, Document: string(doc), DryRun: true}, &out)
+}
+
+// ListSchedules lists a target's stored revisions, or ("") the newest of every target in scope.
+func (c *Client) ListSchedules(ctx context.Context, to string) ([]api.ScheduleJSON, error) {
+	var out []api.ScheduleJSON
+	return out, c.do(ctx, "GET", "/api/schedules"+query("to", to), nil, &out)
+}
+
+// ShowSchedule returns a stored revision (0: the newest) with its document.
+func (c *Client) ShowSchedule(ctx context.Context, to string, revision int64) (api.ScheduleJSON, error) {
+	v := url.Values{"to": {to}}
+	if revision > 0 {
+		v.Set("revision", fmt.Sprint(revision))
+	}
+	var out api.ScheduleJSON
+	return out, c.do(ctx, "GET", "/api/schedules/show?"+v.Encode(), nil, &out)
+}
+
+// Plan returns what a device or an area's devices will play over [from, until) ("" = defaults;
+// days > 0 sets until that many days after from).
+func (c *Client) Plan(ctx context.Context, to, from, until string, days int) (api.PlanJSON, error) {
+	v := url.Values{"to": {to}}
+	if days > 0 {
+		v.Set("days", fmt.Sprint(days))
+	}
+	if from != "" {
+		v.Set("from", from)
+	}
+	if until != "" {
+		v.Set("until", until)
+	}
+	var out api.PlanJSON
+	return out, c.do(ctx, "GET", "/api/schedules/plan?"+v.Encode(), nil, &out)
+}
+
 // ConfirmationFilter selects confirmations; empty fields do not filter.
 type ConfirmationFilter struct {
 	Area, Device, Since, Until, Result string
