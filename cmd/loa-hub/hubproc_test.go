@@ -61,6 +61,12 @@ type hubProc struct {
 // or nil); the admin's scope is qn.
 func startHubProc(t *testing.T, extra func(port string) string) *hubProc {
 	t.Helper()
+	return startHubAs(t, "qn", "Quảng Nam", extra)
+}
+
+// startHubAs is startHubProc with the admin's scope (a root area) named.
+func startHubAs(t *testing.T, scope, scopeName string, extra func(port string) string) *hubProc {
+	t.Helper()
 	h := &hubProc{dir: t.TempDir()}
 	h.hubBin, h.loaBin, _ = bins(t)
 	addr := freePort(t)
@@ -71,7 +77,7 @@ func startHubProc(t *testing.T, extra func(port string) string) *hubProc {
 	runOK(t, nil, h.hubBin, "keygen", "--out", filepath.Join(h.dir, "hub.key"), "--key-id", "hub-test")
 	h.cfg = filepath.Join(h.dir, "hub.yaml")
 	os.WriteFile(h.cfg, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: hub.key\nsigning_key_id: hub-test\n%s", addr, more)), 0o644)
-	out := runOK(t, nil, h.hubBin, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", h.cfg)
+	out := runOK(t, nil, h.hubBin, "user", "add", "admin", "--scope", scope, "--area-name", scopeName, "--config", h.cfg)
 	h.admin = lastLine(out)
 	h.base = "http://" + addr
 	logf, _ := os.Create(filepath.Join(h.dir, "hub.log"))
