@@ -14,10 +14,11 @@ import (
 // an item's from the library. Staff read titles; ids and hashes stay in the JSON beside them.
 // Revisions pruned by housekeeping have no title left: the id is shown then.
 type titler struct {
-	s     *Server
-	ctx   context.Context
-	progs map[string]map[string]string // "device\x00revision" -> program id -> title
-	items map[string]string            // content ref -> title
+	s      *Server
+	device string // the device whose status it titles (a connection's)
+	ctx    context.Context
+	progs  map[string]map[string]string // "device\x00revision" -> program id -> title
+	items  map[string]string            // content ref -> title
 }
 
 func newTitler(ctx context.Context, s *Server) *titler {
@@ -25,6 +26,19 @@ func newTitler(ctx context.Context, s *Server) *titler {
 }
 
 func (t *titler) program(c store.Confirmation) string {
+	return t.programOf(c.DeviceID, c.Revision, c.Program)
+}
+
+// bound empties the caches when they grow past n entries (a long-lived connection).
+func (t *titler) bound(n int) {
+	if len(t.progs)+len(t.items) > n {
+		clear(t.progs)
+		clear(t.items)
+	}
+}
+
+func (t *titler) programOf(device string, revision int64, program string) string {
+	c := store.Confirmation{DeviceID: device, Revision: revision, Program: program}
 	if id := protocol.CommandOf(c.Program); id != "" {
 		key := "command\x00" + id
 		if _, ok := t.progs[key]; !ok {

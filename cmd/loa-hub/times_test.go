@@ -82,6 +82,18 @@ func TestConfirmationTimesInHubZone(t *testing.T) {
 		t.Fatalf("--since 24h: %d %s", code, errs)
 	}
 	h.loaOK(t, "confirmations", "--since", "-7d", "--until", "+1h")
+	// What plays now, by title in `loa status` too.
+	a.send(&protocol.Status{Header: protocol.Header{ID: "st-1"}, At: time.Now(), NowPlaying: []protocol.NowPlaying{{Output: "speakers",
+		ScheduleID: p.ScheduleID, Revision: p.Revision, Program: "qn/tk/morning", Item: ref}}})
+	var status string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if status = h.loaOK(t, "status"); strings.Contains(status, "speakers: Bản tin sáng (Thông báo tiêm chủng)") {
+			break
+		}
+	}
+	if !strings.Contains(status, "speakers: Bản tin sáng (Thông báo tiêm chủng)") {
+		t.Fatalf("loa status does not name what plays by its titles:\n%s", status)
+	}
 	// A user's own zone, from LOA_TIMEZONE: the same instant shown in it, and dates in it.
 	h.env = append(h.env, "LOA_TIMEZONE=Asia/Tokyo")
 	tokyo := h.loaOK(t, "confirmations", "--since", "2026-12-03 07:00", "--until", "2026-12-03 08:00")
