@@ -47,6 +47,7 @@ type agentConn struct {
 	// revision it would then refuse as replayed.
 	ready     chan struct{}
 	readyOnce sync.Once
+	titles    *titler // titles of what the device reports playing; the reader goroutine's
 }
 
 func (c *agentConn) setReady() { c.readyOnce.Do(func() { close(c.ready) }) }
@@ -364,7 +365,12 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 	case *protocol.Delivery:
 		return s.recordDelivery(ctx, c, m)
 	case *protocol.Status:
-		if err := s.st.UpdateStatus(ctx, c.device, storeStatus(m, c.software)); err != nil {
+		if c.titles == nil {
+			c.titles = newTitler(ctx, s)
+			c.titles.device = c.device
+		}
+		c.titles.bound(1000)
+		if err := s.st.UpdateStatus(ctx, c.device, storeStatus(m, c.software, c.titles)); err != nil {
 			s.log.Warn("status not stored", "device", c.device, "err", err)
 		}
 		return nil
@@ -432,13 +438,24 @@ func storeConfirmation(r protocol.Confirmation) store.Confirmation {
 		FramesDropped: r.FramesDropped, FromSeconds: r.FromS}
 }
 
-func storeStatus(m *protocol.Status, software string) store.Status {
+// storeStatus is what the hub keeps of a status message; what plays is kept by title where
+// titles knows it (staff read `loa status`), by id and reference otherwise.
+func storeStatus(m *protocol.Status, software string, titles *titler) store.Status {
 	st := store.Status{TemperatureC: math.NaN(), Uptime: time.Duration(m.UptimeS * float64(time.Second)), SoftwareVersion: software}
 	var np []string
 	for _, p := range m.NowPlaying {
-		s := p.Output + ": " + p.Program
-		if p.Item != "" {
-			s += " (" + p.Item + ")"
+		prog, item := p.Program, p.Item
+		if titles != nil {
+			if t := titles.programOf(titles.device, int64(p.Revision), p.Program); t != "" {
+				prog = t
+			}
+			if t := titles.item(p.Item); t != "" {
+				item = t
+			}
+		}
+		s := p.Output + ": " + prog
+		if item != "" {
+			s += " (" + item + ")"
 		}
 		np = append(np, s)
 	}

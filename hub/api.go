@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"github.com/loa-project/loa/hub/api"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +31,7 @@ type staffKey struct{}
 type principal struct {
 	User  store.User
 	Scope string
+	Zone  *time.Location // dates and times of the request are in it
 }
 
 // staff authenticates a bearer token and hands the user and scope to h.
@@ -46,7 +49,9 @@ func (s *Server) staff(h func(w http.ResponseWriter, r *http.Request, p principa
 			writeError(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
 			return
 		}
-		h(w, r, principal{User: u, Scope: scope})
+		zone := s.zone(r)
+		w.Header().Set(api.ZoneHeader, zone.String())
+		h(w, r, principal{User: u, Scope: scope, Zone: zone})
 	})
 }
 
@@ -139,7 +144,23 @@ func areaParam(w http.ResponseWriter, r *http.Request, p principal) (string, boo
 
 func (s *Server) apiWhoami(w http.ResponseWriter, r *http.Request, p principal) {
 	writeJSON(w, http.StatusOK, map[string]any{"user": p.User.ID, "name": p.User.Name, "scope": p.Scope,
-		"key_id": s.signer.KeyID(), "public_url": s.opts.PublicURL})
+		"key_id": s.signer.KeyID(), "public_key": protocol.FormatPublicKey(s.signer.PublicKey()), "public_url": s.opts.PublicURL})
+}
+
+// publicURLWarning says why devices may not reach the hub at u: a loopback or wildcard host
+// is what public_url defaults to when the hub's config leaves it out.
+func publicURLWarning(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Sprintf("the hub's public_url %q is not a URL: set public_url in the hub's config to the address devices reach it at", u)
+	}
+	host := pu.Hostname()
+	ip := net.ParseIP(host)
+	if host == "localhost" || (ip != nil && (ip.IsLoopback() || ip.IsUnspecified())) {
+		return fmt.Sprintf("the hub's URL %s is its own listen address, which devices cannot reach: "+
+			"set public_url in the hub's config (e.g. public_url: https://hub.example.vn), restart it, and write that URL in hub.url", u)
+	}
+	return ""
 }
 
 func (s *Server) apiListAreas(w http.ResponseWriter, r *http.Request, p principal) {
@@ -194,7 +215,17 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	if req.Area == "" {
-		writeError(w, http.StatusBadRequest, "enrolment needs an area: use --area AREA")
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("enrolment needs an area: use --area AREA, its full path from the root (e.g. --area %s/…)", p.Scope))
+		return
+	}
+	if err := store.ValidateDeviceID(req.ID); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v (device ids are like tam-thanh/cl-07)", err))
+		return
+	}
+	// A missing area is said so before the scope test, which would send staff to "staff of
+	// that area" for a short name or a typo.
+	if _, err := s.st.GetArea(r.Context(), req.Area); errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, s.noArea(r.Context(), p, req.Area, "--area"))
 		return
 	}
 	if !inScope(w, p, "device "+req.ID, req.Area) {
@@ -223,7 +254,8 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	s.audit(r.Context(), p, "device.enrol", "device:"+d.ID, map[string]string{"area": d.Area})
-	writeJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(), Hub: s.opts.PublicURL})
+	writeJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
+		PublicKey: protocol.FormatPublicKey(s.signer.PublicKey()), Hub: s.opts.PublicURL, Warning: publicURLWarning(s.opts.PublicURL)})
 }
 
 // secretHash converts protocol's "sha256:<hex>" form into the store's bytes.
@@ -335,6 +367,39 @@ func (s *Server) suggest(ctx context.Context, p principal, name string) string {
 	return strings.Join(hits, " or ")
 }
 
+// noArea says that area does not exist, what does, and the full path expected: an area
+// named by its last segment gets the full paths ending so; otherwise the areas in the scope
+// are listed (the first 12).
+func (s *Server) noArea(ctx context.Context, p principal, area, flag string) string {
+	msg := fmt.Sprintf("no area %s in your scope %s: areas are named by their full path from %s", area, p.Scope, p.Scope)
+	as, err := s.st.ListSubtree(ctx, p.Scope)
+	if err != nil {
+		return msg + "; `loa area list` shows them"
+	}
+	last := area[strings.LastIndex(area, "/")+1:]
+	var hits, all []string
+	for _, a := range as {
+		all = append(all, a.ID)
+		if strings.HasSuffix("/"+a.ID, "/"+last) {
+			hits = append(hits, a.ID)
+		}
+	}
+	sort.Strings(hits)
+	if len(hits) > 0 {
+		return msg + "; use " + flag + " " + strings.Join(hits, " or "+flag+" ")
+	}
+	more := ""
+	if len(all) > 12 {
+		all, more = all[:12], fmt.Sprintf(" and %d more", len(all)-12)
+	}
+	parent := store.ParentArea(area)
+	add := ""
+	if store.ValidateAreaID(area) == nil && store.Allowed(p.Scope, area) && area != p.Scope {
+		add = fmt.Sprintf("; to make it, `loa area add %s` (its parent %s must exist)", area, parent)
+	}
+	return fmt.Sprintf("%s; the areas are %s%s (`loa area list`)%s", msg, strings.Join(all, ", "), more, add)
+}
+
 func (s *Server) apiShowDevice(w http.ResponseWriter, r *http.Request, p principal) {
 	d, ok := s.lookupDevice(w, r, p, r.PathValue("id"))
 	if !ok {
@@ -425,12 +490,27 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	target, _, ok := s.resolveTarget(w, r, p, req.To)
+	target, area, ok := s.resolveTarget(w, r, p, req.To)
 	if !ok {
 		return
 	}
 	if err := s.checkContent(r.Context(), doc); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.DryRun {
+		res, err := s.dryRun(r.Context(), target, area, doc)
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	// The same schedule again (a revision bump aside) makes no new revision: devices would
+	// get a new signed document that plays exactly as the one they have.
+	if latest, err := s.st.LatestSchedule(r.Context(), target); err == nil && sameSchedule(latest, doc) {
+		writeJSON(w, http.StatusOK, api.PushResponse{Target: target.String(), Revision: latest.Revision, Unchanged: true})
 		return
 	}
 	sch, err := s.st.PutSchedule(r.Context(), store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID})
@@ -489,22 +569,38 @@ func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
 		FromS: c.FromSeconds}
 }
 
-// ParseTimeParam reads a time filter: RFC 3339, a date (YYYY-MM-DD, UTC midnight), or a
-// duration back from now ("24h").
-func ParseTimeParam(name, v string, now time.Time) (time.Time, error) {
+// ParseTimeParam reads a time filter that looks back (api.TimeRule, dates in loc). A duration
+// without a sign would be ahead of now, never what a filter of past plays means: refused
+// saying how to write it.
+func ParseTimeParam(name, v string, now time.Time, loc *time.Location) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
+	t, unsigned, err := api.ParseTime(v, now, loc)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %v", name, err)
 	}
-	if t, err := time.Parse("2006-01-02", v); err == nil {
-		return t, nil
+	if unsigned {
+		return time.Time{}, fmt.Errorf("--%s %s: a duration counts from now, so this is %s ahead; for %s ago write -%s", name, v, v, v, v)
 	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return now.Add(-d), nil
+	return t, nil
+}
+
+// zoneOf loads the config's zone (checked by Config.Check; nil falls back to the default).
+func zoneOf(name string) *time.Location {
+	loc, _ := api.LoadZone(name)
+	return loc
+}
+
+// zone is the zone a staff request's dates and times are in: the user's, when the CLI names
+// one (api.ZoneHeader), else the hub's.
+func (s *Server) zone(r *http.Request) *time.Location {
+	if name := r.Header.Get(api.ZoneHeader); name != "" {
+		if loc, err := api.LoadZone(name); err == nil {
+			return loc
+		}
 	}
-	return time.Time{}, fmt.Errorf("%s %q: write an RFC 3339 time (2026-11-26T06:00:00+07:00), a date (2026-11-26) or a duration back from now (24h)", name, v)
+	return s.opts.Location
 }
 
 func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p principal) {
@@ -529,11 +625,11 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 	}
 	var err error
 	now := s.clock.Now()
-	if f.Since, err = ParseTimeParam("since", q.Get("since"), now); err != nil {
+	if f.Since, err = ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if f.Until, err = ParseTimeParam("until", q.Get("until"), now); err != nil {
+	if f.Until, err = ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -543,6 +639,8 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 			return
 		}
 	}
+	// A limit keeps the newest plays (what staff look for), newest first.
+	f.Newest = f.Limit > 0
 	cs, err := s.st.ListConfirmations(r.Context(), f)
 	if err != nil {
 		storeError(w, err)
@@ -559,8 +657,11 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 		cs = kept
 	}
 	out := make([]api.ConfirmationJSON, 0, len(cs))
+	titles := newTitler(r.Context(), s)
 	for _, c := range cs {
-		out = append(out, confirmationJSON(c))
+		j := confirmationJSON(c)
+		j.Title, j.ItemTitle = titles.program(c), titles.item(c.ItemRef)
+		out = append(out, j)
 	}
 	if q.Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")

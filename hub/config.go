@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/loa-project/loa/hub/api"
 )
 
 // DefaultListen is where the hub listens when the config names no address: loopback only, so a
@@ -45,6 +47,9 @@ type Config struct {
 	FFprobe string `yaml:"ffprobe"`
 	// StatusInterval is how often agents are asked to send their status.
 	StatusInterval time.Duration `yaml:"status_interval"`
+	// Timezone is the zone staff dates and times are read and shown in (IANA name; default
+	// Asia/Ho_Chi_Minh); a user's CLI may name another.
+	Timezone string `yaml:"timezone"`
 	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.
 	CAP *CAPConfig `yaml:"cap"`
 }
@@ -71,6 +76,9 @@ func (c *Config) Defaults() {
 	}
 	if c.StatusInterval == 0 {
 		c.StatusInterval = 60 * time.Second
+	}
+	if c.Timezone == "" {
+		c.Timezone = "Asia/Ho_Chi_Minh"
 	}
 	if c.PublicURL == "" {
 		scheme := "http"
@@ -103,6 +111,9 @@ func (c *Config) Check() error {
 	}
 	if c.LoudnessLUFS > -5 || c.LoudnessLUFS < -70 {
 		return fmt.Errorf("config: loudness_lufs %v is outside -70..-5 (speech is usually -16)", c.LoudnessLUFS)
+	}
+	if _, err := api.LoadZone(c.Timezone); err != nil {
+		return fmt.Errorf("config: timezone: %v", err)
 	}
 	if c.StatusInterval < time.Second {
 		return fmt.Errorf("config: status_interval %v is under a second", c.StatusInterval)

@@ -40,21 +40,31 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// One rule for every time flag: dates and clock times in the hub's zone, a duration counted
+// from now (signed); a filter that looks back refuses an unsigned one, saying how to write it.
 func TestParseTimeParam(t *testing.T) {
-	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC) // 17:00 in Vietnam
+	vn := zoneOf("Asia/Ho_Chi_Minh")
 	for in, want := range map[string]time.Time{
 		"2026-11-26T06:00:00+07:00": time.Date(2026, 11, 25, 23, 0, 0, 0, time.UTC),
-		"2026-11-20":                time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC),
-		"24h":                       now.Add(-24 * time.Hour),
+		"2026-11-20":                time.Date(2026, 11, 19, 17, 0, 0, 0, time.UTC),
+		"20/11/2026":                time.Date(2026, 11, 19, 17, 0, 0, 0, time.UTC),
+		"2026-11-20 05:30":          time.Date(2026, 11, 19, 22, 30, 0, 0, time.UTC),
+		"05:30":                     time.Date(2026, 11, 25, 22, 30, 0, 0, time.UTC),
+		"-24h":                      now.Add(-24 * time.Hour),
+		"-7d":                       now.Add(-7 * 24 * time.Hour),
 		"":                          {},
 	} {
-		got, err := ParseTimeParam("since", in, now)
+		got, err := ParseTimeParam("since", in, now, vn)
 		if err != nil || !got.Equal(want) {
 			t.Errorf("%q: %v %v, want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"yesterday", "-5h", "2026-13-01"} {
-		if _, err := ParseTimeParam("since", bad, now); err == nil || !strings.Contains(err.Error(), "since") {
+	if _, err := ParseTimeParam("since", "24h", now, vn); err == nil || !strings.Contains(err.Error(), "write -24h") {
+		t.Errorf("an unsigned duration looking back: %v", err)
+	}
+	for _, bad := range []string{"yesterday", "2026-13-01", "-0h", "5"} {
+		if _, err := ParseTimeParam("since", bad, now, vn); err == nil || !strings.Contains(err.Error(), "--since") {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
@@ -77,7 +87,7 @@ func FuzzParseTimeParam(f *testing.F) {
 	}
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := ParseTimeParam("since", s, now)
+		got, err := ParseTimeParam("since", s, now, time.UTC)
 		if err == nil && s != "" && got.IsZero() && s != "0001-01-01" {
 			t.Logf("%q -> zero time", s)
 		}

@@ -233,15 +233,44 @@ func contentJSON(c store.Content, base string) api.ContentJSON {
 
 func (s *Server) apiListContent(w http.ResponseWriter, r *http.Request, p principal) {
 	q := r.URL.Query()
-	cs, err := s.st.ListContent(r.Context(), store.ContentFilter{Theme: q.Get("theme"), Language: q.Get("language"),
-		Format: q.Get("format"), ProducingUnit: q.Get("unit")})
+	in := map[string]*string{}
+	for _, k := range []string{"language", "theme", "format", "unit"} {
+		if v := q.Get(k); v != "" {
+			in[k] = &v
+		}
+	}
+	m, err := s.resolveMeta(r.Context(), in)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	f := store.ContentFilter{Title: q.Get("title"), UploadedBy: q.Get("by")}
+	for _, x := range []struct {
+		dst *string
+		v   *string
+	}{{&f.Language, m.language}, {&f.Theme, m.theme}, {&f.Format, m.format}, {&f.ProducingUnit, m.unit}} {
+		if x.v != nil {
+			*x.dst = *x.v
+		}
+	}
+	now := s.clock.Now()
+	if f.Since, err = ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if f.Until, err = ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	cs, err := s.st.ListContent(r.Context(), f)
 	if err != nil {
 		storeError(w, err)
 		return
 	}
+	labels := s.labels(r.Context())
 	out := make([]api.ContentJSON, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, contentJSON(c, s.opts.PublicURL))
+		out = append(out, withLabels(contentJSON(c, s.opts.PublicURL), labels))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -317,6 +346,18 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		writeError(w, http.StatusBadRequest, "content needs a title: use --title")
 		return
 	}
+	// Metadata is checked before the (long) transcode and before anything is stored, so a
+	// refusal costs nothing and leaves nothing behind.
+	given := map[string]*string{}
+	for _, k := range []string{"language", "theme", "format", "unit"} {
+		v := meta[k]
+		given[k] = &v
+	}
+	m, err := s.resolveMeta(r.Context(), given)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	if err := in.Sync(); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -339,15 +380,21 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		return
 	}
 	c, created, err := s.st.AddContent(r.Context(), store.Content{Ref: ref, Size: size, Duration: dur, MIME: mimeType,
-		Title: meta["title"], Theme: meta["theme"], Language: meta["language"], Format: meta["format"],
-		ProducingUnit: meta["unit"], UploadedBy: p.User.ID})
+		Title: meta["title"], Theme: *m.theme, Language: *m.language, Format: *m.format,
+		ProducingUnit: *m.unit, UploadedBy: p.User.ID})
 	if err != nil {
+		if _, gerr := s.st.GetContent(r.Context(), ref); errors.Is(gerr, store.ErrNotFound) {
+			os.Remove(filepath.Join(s.dir, strings.TrimPrefix(ref, "sha256:"))) // no record names it
+		}
 		storeError(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "content.add", "content:"+c.Ref, map[string]any{"title": c.Title, "created": created, "file": meta["filename"]})
-	j := contentJSON(c, s.opts.PublicURL)
+	j := withLabels(contentJSON(c, s.opts.PublicURL), s.labels(r.Context()))
 	j.Created = created
+	if !created && (c.Title != meta["title"] || c.Language != *m.language || c.Theme != *m.theme || c.Format != *m.format || c.ProducingUnit != *m.unit) {
+		j.Note = fmt.Sprintf("the library already had these bytes with their own title and metadata, kept; change them with `loa content edit %s`", c.Ref)
+	}
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated

@@ -71,11 +71,7 @@ func (s *Server) emLocation() *time.Location {
 
 func (s *Server) emLocationLocked() *time.Location {
 	if s.emerg.loc == nil {
-		loc, err := time.LoadLocation(emergencyZone)
-		if err != nil {
-			loc = time.FixedZone("ICT", 7*3600) // no tzdata on the host: Vietnam has no DST
-		}
-		s.emerg.loc = loc
+		s.emerg.loc = s.opts.Location
 	}
 	return s.emerg.loc
 }
@@ -347,15 +343,21 @@ func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Ti
 	return items, nil
 }
 
-// parseUntil reads an expiry: RFC 3339, or a duration from now.
-func parseUntil(v string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
+// zone is the principal's zone, or the hub's for a principal made without a request (CAP).
+func (p principal) zone(s *Server) *time.Location {
+	if p.Zone != nil {
+		return p.Zone
 	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return now.Add(d), nil
+	return s.opts.Location
+}
+
+// parseUntil reads an expiry (api.TimeRule, dates and times in loc).
+func parseUntil(v string, now time.Time, loc *time.Location) (time.Time, error) {
+	t, _, err := api.ParseTime(v, now, loc)
+	if err != nil {
+		return time.Time{}, badRequest("--until %v", err)
 	}
-	return time.Time{}, badRequest("--until %q: write an RFC 3339 time (2026-11-27T18:00:00+07:00) or a duration from now (6h)", v)
+	return t, nil
 }
 
 func positiveDuration(flag, v string, def time.Duration) (time.Duration, error) {
@@ -480,7 +482,7 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 		return b, badRequest("--repeat-every is for emergencies")
 	}
 	if req.Until != "" {
-		if b.until, err = parseUntil(req.Until, now); err != nil {
+		if b.until, err = parseUntil(req.Until, now, p.zone(s)); err != nil {
 			return b, err
 		}
 		if !b.until.After(now) {

@@ -264,10 +264,10 @@ func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, 
 		msg = fmt.Sprintf("device %s could not take screenshot %s: %s", cd.DeviceID, id, cd.Reason)
 	case cd.State == store.CommandPending && now.Before(c.ExpiresAt):
 		msg = fmt.Sprintf("device %s is offline: it takes screenshot %s when it reconnects, until %s; ask again then",
-			cd.DeviceID, id, c.ExpiresAt.Local().Format("15:04:05"))
+			cd.DeviceID, id, c.ExpiresAt.In(s.opts.Location).Format("15:04:05"))
 	case cd.State == store.CommandPending:
 		msg = fmt.Sprintf("device %s did not connect before screenshot %s expired at %s: take a new one", cd.DeviceID, id,
-			c.ExpiresAt.Local().Format("15:04:05"))
+			c.ExpiresAt.In(s.opts.Location).Format("15:04:05"))
 	case cd.State == store.CommandExecuted:
 		msg = fmt.Sprintf("device %s reported screenshot %s taken but the hub has no image of it (it may have been removed)", cd.DeviceID, id)
 	default:

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -50,13 +51,19 @@ type Store interface {
 	AddContent(ctx context.Context, c store.Content) (store.Content, bool, error)
 	GetContent(ctx context.Context, ref string) (store.Content, error)
 	ListContent(ctx context.Context, f store.ContentFilter) ([]store.Content, error)
+	UpdateContent(ctx context.Context, ref string, u store.ContentUpdate) (store.Content, error)
+	AddTerm(ctx context.Context, t store.Term) error
+	ListTerms(ctx context.Context, dim store.Dimension) ([]store.Term, error)
 
 	Ancestors(ctx context.Context, id string) ([]store.Area, error)
 	PutSchedule(ctx context.Context, s store.Schedule) (store.Schedule, error)
 	LatestSchedule(ctx context.Context, t store.Target) (store.Schedule, error)
+	ScheduleRevision(ctx context.Context, t store.Target, revision int64) (store.Schedule, error)
+	ScheduleRevisions(ctx context.Context, t store.Target, limit int) ([]store.Schedule, error)
 	SchedulesForDevice(ctx context.Context, deviceID string) ([]store.Schedule, error)
 	AddEffective(ctx context.Context, e store.EffectiveSchedule) (store.EffectiveSchedule, error)
 	LatestEffective(ctx context.Context, deviceID string) (store.EffectiveSchedule, error)
+	Effective(ctx context.Context, deviceID string, revision int64) (store.EffectiveSchedule, error)
 	// For a push to an area: a few queries and batched writes instead of several per device.
 	LatestSchedulesUnder(ctx context.Context, area string) (store.SubtreeSchedules, error)
 	LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error)
@@ -96,6 +103,8 @@ type Options struct {
 	MaxUploadBytes int64
 	// PublicURL is the base URL agents fetch content from, reported by GET /api/hub.
 	PublicURL string
+	// Location is the zone staff times are read and shown in (default Asia/Ho_Chi_Minh).
+	Location *time.Location
 }
 
 // Server is the hub: an http.Handler for staff, agents and content.
@@ -135,6 +144,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.StatusInterval == 0 {
 		opts.StatusInterval = 60 * time.Second
+	}
+	if opts.Location == nil {
+		opts.Location, _ = api.LoadZone(emergencyZone)
 	}
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = 512 << 20
@@ -185,7 +197,13 @@ func (s *Server) routes() {
 	m.Handle("DELETE /api/devices/{id...}", s.staff(s.apiRevokeDevice))
 	m.Handle("GET /api/content", s.staff(s.apiListContent))
 	m.Handle("POST /api/content", s.staff(s.apiUploadContent))
+	m.Handle("PATCH /api/content/{ref}", s.staff(s.apiEditContent))
+	m.Handle("GET /api/terms", s.staff(s.apiListTerms))
+	m.Handle("POST /api/terms", s.staff(s.apiAddTerm))
 	m.Handle("POST /api/schedules", s.staff(s.apiPushSchedule))
+	m.Handle("GET /api/schedules", s.staff(s.apiListSchedules))
+	m.Handle("GET /api/schedules/show", s.staff(s.apiShowSchedule))
+	m.Handle("GET /api/schedules/plan", s.staff(s.apiPlan))
 	m.Handle("GET /api/status", s.staff(s.apiStatus))
 	m.Handle("GET /api/confirmations", s.staff(s.apiConfirmations))
 	m.Handle("GET /api/audit", s.staff(s.apiAudit))
@@ -230,7 +248,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	srv, err := New(Options{
 		Store: db, Signer: signer, ContentDir: filepath.Join(cfg.DataDir, "content"),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
-		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL,
+		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
 		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
 			TempDir: filepath.Join(cfg.DataDir, "tmp")},
 	})

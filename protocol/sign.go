@@ -252,6 +252,9 @@ func NewSigner(keyID string, priv ed25519.PrivateKey) (*Signer, error) {
 // KeyID is the id agents know this signer's public key by.
 func (s *Signer) KeyID() string { return s.keyID }
 
+// PublicKey is the key agents list under KeyID in their trusted_keys.
+func (s *Signer) PublicKey() ed25519.PublicKey { return s.priv.Public().(ed25519.PublicKey) }
+
 // Sign signs payload as it is. The payload is not copied: do not modify it afterwards.
 func (s *Signer) Sign(payload []byte) *Signed {
 	return &Signed{KeyID: s.keyID, Payload: payload, Sig: ed25519.Sign(s.priv, payload)}

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/loa-project/loa/agent"
 	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/device/sign"
 )
@@ -40,7 +43,8 @@ func showCmd(ctx context.Context, args []string, log *slog.Logger) int {
 	shotPath := fs.String("screenshot", "", "screen: write a screenshot here once the item is on screen")
 	var mpvArgs stringList
 	fs.Var(&mpvArgs, "mpv-arg", "screen: an extra mpv option (repeatable), e.g. --mpv-arg=--drm-connector=HDMI-A-1")
-	port := fs.String("port", "/dev/ttyUSB0", "board: serial port of the Alpha-protocol sign")
+	port := fs.String("port", "", "board: serial port of the Alpha-protocol sign (default: board.port of --config, else /dev/loa-sign)")
+	cfgPath := fs.String("config", "/etc/loa/agent.yaml", "board: the agent config whose board: block gives the port and serial settings")
 	mode := fs.String("mode", "", "board: auto, hold, rotate, scroll, flash, roll_up, wipe_in, compressed_rotate")
 	pos, ok := parseMixed(fs, args)
 	if !ok || len(pos) != 1 {
@@ -73,7 +77,12 @@ func showCmd(ctx context.Context, args []string, log *slog.Logger) int {
 			fmt.Fprintf(os.Stderr, "loa-agent show: %s is a file; the LED board shows text only (use --text to show the name)\n", arg)
 			return 2
 		}
-		return showBoard(ctx, arg, *port, sign.Mode(*mode), *dur, log)
+		bc, err := boardSettings(*cfgPath, *port)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loa-agent show:", err)
+			return 1
+		}
+		return showBoard(ctx, arg, bc, sign.Mode(*mode), *dur, log)
 	}
 	fmt.Fprintf(os.Stderr, "loa-agent show: --out %q: want screen or board\n", *out)
 	return 2
@@ -127,9 +136,36 @@ type boardProof struct {
 	Error  string    `json:"error,omitempty"`
 }
 
-func showBoard(ctx context.Context, text, port string, mode sign.Mode, dur time.Duration, log *slog.Logger) int {
+// boardSettings reads the sign's port and serial settings from the agent config's board:
+// block, so a test from the shell talks to the sign as the agent does; a missing config is
+// fine (the package's udev name /dev/loa-sign and the Alpha defaults are used). Only that
+// block is read: an unfinished config (no device_id yet) must not stop a technician's test.
+func boardSettings(path, port string) (sign.AlphaConfig, error) {
+	var c struct {
+		Board agent.BoardConfig `yaml:"board"`
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		if err := yaml.Unmarshal(b, &c); err != nil {
+			return sign.AlphaConfig{}, fmt.Errorf("%s: %v (fix the board: block, or give --port)", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return sign.AlphaConfig{}, fmt.Errorf("%s: %v (give --port, or --config FILE)", path, err)
+	}
+	a := sign.AlphaConfig{Port: c.Board.Port, Baud: c.Board.Baud, Parity: c.Board.Parity, DataBits: c.Board.DataBits,
+		StopBits: c.Board.StopBits, Address: c.Board.Address, Verify: c.Board.Verify}
+	if port != "" {
+		a.Port = port
+	}
+	if a.Port == "" {
+		a.Port = "/dev/loa-sign"
+	}
+	return a, nil
+}
+
+func showBoard(ctx context.Context, text string, ac sign.AlphaConfig, mode sign.Mode, dur time.Duration, log *slog.Logger) int {
 	clk := screen.SystemClock{}
-	s, err := sign.Open(sign.Config{Alpha: sign.AlphaConfig{Port: port}}, clk, log.With("component", "sign"))
+	port := ac.Port
+	s, err := sign.Open(sign.Config{Alpha: ac}, clk, log.With("component", "sign"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loa-agent show:", err)
 		return 1
@@ -156,7 +192,8 @@ func showBoard(ctx context.Context, text, port string, mode sign.Mode, dur time.
 	if err != nil {
 		p.Ended, p.Error = screen.EndFailed, err.Error()
 		if errors.Is(err, sign.ErrUnavailable) {
-			p.Error += " (check the cable, the sign's power and --port)"
+			p.Error += " (check the cable, the sign's power, and the port: board.port in " +
+				"/etc/loa/agent.yaml or --port; `ls -l /dev/loa-sign /dev/serial/by-path/` lists the adapters)"
 		}
 	}
 	line, _ := json.Marshal(p)

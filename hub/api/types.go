@@ -38,7 +38,12 @@ type EnrolResponse struct {
 	Area   string `json:"area"`
 	Secret string `json:"secret"`
 	KeyID  string `json:"key_id"`
-	Hub    string `json:"hub_url,omitempty"`
+	// PublicKey is the hub's signing key ("ed25519:…"), trusted by agents under KeyID.
+	PublicKey string `json:"public_key"`
+	// Hub is the URL agents reach the hub at (public_url in the hub's config).
+	Hub string `json:"hub_url,omitempty"`
+	// Warning says why Hub may not be reachable from a device (public_url unset).
+	Warning string `json:"warning,omitempty"`
 }
 
 // DeviceJSON is a device in API answers, with what the hub knows of its state.
@@ -72,6 +77,8 @@ type PushRequest struct {
 	To       string `json:"to"`
 	Name     string `json:"name,omitempty"` // file name, for error messages
 	Document string `json:"document"`
+	// DryRun checks the document and says what would change, storing and sending nothing.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // PushResponse says what a push did.
@@ -81,6 +88,50 @@ type PushResponse struct {
 	Devices  int      `json:"devices"` // devices whose effective schedule changed
 	Sent     int      `json:"sent"`    // of those, connected ones it was sent to
 	Failures []string `json:"failures,omitempty"`
+	// Unchanged: the document is the target's newest revision already (revision numbers
+	// aside); nothing was stored or sent and Revision is that one.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// DryRun: nothing was stored; Revision is what it would be, Devices how many devices are
+	// under the target, Changes what differs from the stored revision by programme.
+	DryRun  bool     `json:"dry_run,omitempty"`
+	Changes []string `json:"changes,omitempty"`
+}
+
+// ScheduleJSON is one stored revision of a schedule attached to an area or a device.
+type ScheduleJSON struct {
+	Target     string    `json:"target"` // area:ID or device:ID
+	Revision   int64     `json:"revision"`
+	ScheduleID string    `json:"schedule_id"`
+	Programs   int       `json:"programs"`
+	Author     string    `json:"author"`
+	CreatedAt  time.Time `json:"created_at"`
+	Document   string    `json:"document,omitempty"` // GET /api/schedules/show only
+}
+
+// PlanJSON is what a device (or any device of an area without a schedule of its own) will
+// play over a time range, from the hub's composed document.
+type PlanJSON struct {
+	Target   string        `json:"target"`
+	Device   string        `json:"device,omitempty"`
+	Revision int64         `json:"revision,omitempty"` // the signed effective revision; 0 when composed for an area
+	Timezone string        `json:"timezone"`
+	From     time.Time     `json:"from"`
+	Until    time.Time     `json:"until"`
+	Segments []PlanSegment `json:"segments"`
+}
+
+// PlanSegment is one stretch of one output playing one item.
+type PlanSegment struct {
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Scheduled time.Time `json:"scheduled"`
+	Output    string    `json:"output"`
+	Class     string    `json:"class"`
+	Program   string    `json:"program"`
+	Title     string    `json:"title,omitempty"`
+	Item      string    `json:"item"`
+	ItemTitle string    `json:"item_title,omitempty"`
+	Status    string    `json:"status"`
 }
 
 // ConfirmationJSON is one confirmation in API answers.
@@ -92,6 +143,8 @@ type ConfirmationJSON struct {
 	ScheduleID    string     `json:"schedule_id,omitempty"`
 	Revision      int64      `json:"revision,omitempty"`
 	Program       string     `json:"program,omitempty"`
+	Title         string     `json:"title,omitempty"`      // the programme's, when the hub still knows it
+	ItemTitle     string     `json:"item_title,omitempty"` // the library content's
 	CommandID     string     `json:"command_id,omitempty"` // the play_now command that caused it
 	ItemIndex     int        `json:"item_index"`
 	Item          string     `json:"item,omitempty"`
@@ -128,26 +181,64 @@ type AuditJSON struct {
 
 // ContentJSON is a library item in API answers.
 type ContentJSON struct {
-	Ref       string    `json:"ref"`
-	Size      int64     `json:"size"`
-	DurationS float64   `json:"duration_s"`
-	MIME      string    `json:"mime"`
-	Title     string    `json:"title"`
-	Theme     string    `json:"theme,omitempty"`
-	Language  string    `json:"language,omitempty"`
-	Format    string    `json:"format,omitempty"`
-	Unit      string    `json:"unit,omitempty"`
-	By        string    `json:"uploaded_by,omitempty"`
-	At        time.Time `json:"uploaded_at"`
-	Created   bool      `json:"created"`
-	URL       string    `json:"url,omitempty"`
+	Ref       string  `json:"ref"`
+	Size      int64   `json:"size"`
+	DurationS float64 `json:"duration_s"`
+	MIME      string  `json:"mime"`
+	Title     string  `json:"title"`
+	Theme     string  `json:"theme,omitempty"`
+	Language  string  `json:"language,omitempty"`
+	Format    string  `json:"format,omitempty"`
+	Unit      string  `json:"unit,omitempty"`
+	// The labels of the codes above, from the hub's lists (empty when not in a list).
+	LanguageLabel string    `json:"language_label,omitempty"`
+	ThemeLabel    string    `json:"theme_label,omitempty"`
+	FormatLabel   string    `json:"format_label,omitempty"`
+	UnitLabel     string    `json:"unit_label,omitempty"`
+	By            string    `json:"uploaded_by,omitempty"`
+	At            time.Time `json:"uploaded_at"`
+	Created       bool      `json:"created"`
+	URL           string    `json:"url,omitempty"`
+	Note          string    `json:"note,omitempty"` // an upload of bytes already there: what was kept
+}
+
+// TermJSON is one entry of a metadata list (GET/POST /api/terms): a language, theme, format
+// or producing unit, its code (stored on content; ISO 639-3 for languages where one exists)
+// and the Vietnamese label staff read and may type.
+type TermJSON struct {
+	Dimension string `json:"dimension"`
+	Code      string `json:"code"`
+	Label     string `json:"label"`
+}
+
+// ContentEdit is the body of PATCH /api/content/{ref}: absent fields are kept, "" clears one.
+// Metadata may be given by code or label.
+type ContentEdit struct {
+	Title    *string `json:"title,omitempty"`
+	Language *string `json:"language,omitempty"`
+	Theme    *string `json:"theme,omitempty"`
+	Format   *string `json:"format,omitempty"`
+	Unit     *string `json:"unit,omitempty"`
+}
+
+// WriteContentCSV writes library items as CSV, one row each, codes and labels both.
+func WriteContentCSV(w io.Writer, cs []ContentJSON) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"ref", "title", "duration_s", "mime", "language", "language_label", "theme", "theme_label",
+		"format", "format_label", "unit", "unit_label", "uploaded_by", "uploaded_at", "size"})
+	for _, c := range cs {
+		cw.Write([]string{c.Ref, c.Title, strconv.FormatFloat(c.DurationS, 'f', -1, 64), c.MIME, c.Language, c.LanguageLabel,
+			c.Theme, c.ThemeLabel, c.Format, c.FormatLabel, c.Unit, c.UnitLabel, c.By, c.At.Format(time.RFC3339), strconv.FormatInt(c.Size, 10)})
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 // confirmationCSVHeader is the header row of the CSV form.
 var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
 	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
 	"gaps", "underruns", "result", "error", "clock", "received_at", "command_id", "volume",
-	"amplifier", "dropouts", "reconnects", "missing_s", "frames_dropped", "from_s"}
+	"amplifier", "dropouts", "reconnects", "missing_s", "frames_dropped", "title", "item_title", "from_s"}
 
 // WriteConfirmationsCSV writes confirmations as CSV with a header row.
 func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
@@ -172,7 +263,7 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
 			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano), c.CommandID, ff(c.Volume),
 			c.Amplifier, strconv.Itoa(c.Dropouts), strconv.Itoa(c.Reconnects),
-			strconv.FormatFloat(c.MissingS, 'f', -1, 64), strconv.Itoa(c.FramesDropped),
+			strconv.FormatFloat(c.MissingS, 'f', -1, 64), strconv.Itoa(c.FramesDropped), c.Title, c.ItemTitle,
 			strconv.FormatFloat(c.FromS, 'f', -1, 64)})
 	}
 	cw.Flush()

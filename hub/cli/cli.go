@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,13 +34,22 @@ const Usage = `usage: loa [--hub URL] [--token TOKEN] COMMAND ...
   loa device show ID
   loa device revoke ID
   loa content add FILE --title T [--language L] [--theme T] [--format F] [--unit U]
-  loa content list
-  loa schedule push FILE --to AREA|DEVICE
+  loa content edit REF [--title T] [--language L] [--theme T] [--format F] [--unit U]
+  loa content list [--language L] [--theme T] [--format F] [--unit U] [--title TEXT] [--by USER]
+                   [--since T] [--until T] [--json|--csv]
+  loa term list [language|theme|format|unit] [--json]
+  loa term add language|theme|format|unit CODE --label NAME
+  loa schedule push FILE --to AREA|DEVICE [--dry-run]
+  loa schedule list [--to AREA|DEVICE] [--json]
+  loa schedule show AREA|DEVICE [--revision N] [--json]
+  loa schedule plan --to AREA|DEVICE [--week] [--from T] [--until T] [--json]
   loa status [--area AREA]
   loa confirmations [--area A] [--device D] [--since T] [--until T] [--result R] [--limit N] [--json|--csv]
 ` + broadcastUsage + commandUsage + screenshotUsage + `
 The hub URL and token come from --hub/--token, else LOA_HUB/LOA_TOKEN, else
-~/.config/loa/config.yaml (hub: URL, token: TOKEN). Times: RFC 3339, a date, or a duration back (24h).
+~/.config/loa/config.yaml (hub: URL, token: TOKEN, timezone: ZONE). Times: a date (2026-12-03,
+03/12/2026), a date and time (2026-12-03 05:30) or a time today (05:30) in the hub's zone,
+RFC 3339, or a duration from now: -24h before, 6h after.
 `
 
 // Env is what the CLI reads from its surroundings.
@@ -54,6 +64,8 @@ type Env struct {
 type FileConfig struct {
 	Hub   string `yaml:"hub"`
 	Token string `yaml:"token"`
+	// Timezone (IANA name) is the zone the user writes and reads times in; default the hub's.
+	Timezone string `yaml:"timezone"`
 }
 
 // ParseFileConfig reads the CLI config file; unknown fields are refused.
@@ -134,7 +146,13 @@ func (c *command) client() (*client.Client, error) {
 		}
 		return fileV
 	}
-	cl := &client.Client{BaseURL: pick(*c.hub, "LOA_HUB", fc.Hub), Token: pick(*c.token, "LOA_TOKEN", fc.Token)}
+	cl := &client.Client{BaseURL: pick(*c.hub, "LOA_HUB", fc.Hub), Token: pick(*c.token, "LOA_TOKEN", fc.Token),
+		Zone: pick("", "LOA_TIMEZONE", fc.Timezone)}
+	if cl.Zone != "" {
+		if _, err := api.LoadZone(cl.Zone); err != nil {
+			return nil, fmt.Errorf("LOA_TIMEZONE or timezone: in ~/.config/loa/config.yaml: %v", err)
+		}
+	}
 	if cl.BaseURL == "" {
 		return nil, errors.New("no hub URL: pass --hub URL, set LOA_HUB, or write hub: URL in ~/.config/loa/config.yaml")
 	}
@@ -178,7 +196,7 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runDeviceCommand(ctx, cmdName, args, env, *pre.hub, *pre.token)
 	}
 	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && (cmdName == "area" || cmdName == "device" || cmdName == "content" || cmdName == "schedule") {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && (cmdName == "area" || cmdName == "device" || cmdName == "content" || cmdName == "schedule" || cmdName == "term") {
 		sub, args = args[0], args[1:]
 	}
 	c := newCommand(strings.TrimSpace(cmdName+" "+sub), env)
@@ -200,7 +218,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "user %v, scope %v, hub signing key %v\n", w["user"], w["scope"], w["key_id"])
+		fmt.Fprintf(out, "user %v, scope %v\nhub URL for devices: %v\nhub signing key (agents' hub.trusted_keys):\n  %v: %q\n",
+			w["user"], w["scope"], w["public_url"], w["key_id"], w["public_key"])
 		return nil
 	case "area add":
 		name := c.fs.String("name", "", "area name")
@@ -267,8 +286,10 @@ func run(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "device %s enrolled in %s.\nIts secret, shown only now (the hub keeps only a hash); put it in the device's agent config:\n\n", r.ID, r.Area)
-		fmt.Fprintf(out, "  device_id: %s\n  secret: %s\n  hub: %s\n  trusted key id: %s\n", r.ID, r.Secret, r.Hub, r.KeyID)
+		EnrolBlock(out, r)
+		if r.Warning != "" {
+			fmt.Fprintln(c.env.Stderr, "loa: warning:", r.Warning)
+		}
 		return nil
 	case "device list", "status ":
 		area := c.fs.String("area", "", "subtree (default: your scope)")
@@ -287,7 +308,7 @@ func run(ctx context.Context, args []string, env Env) error {
 		if *asJSON {
 			return printJSON(out, ds)
 		}
-		return StatusTable(out, ds, time.Now())
+		return StatusTable(out, ds, time.Now().In(cl.Location()))
 	case "device show", "device revoke":
 		asJSON := c.fs.Bool("json", false, "print JSON")
 		pos, err := c.parse(args)
@@ -317,14 +338,14 @@ func run(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(out, "device %s revoked: its secret no longer connects; enrol it again under a new id to bring it back\n", d.ID)
 			return nil
 		}
-		return DeviceDetail(out, d)
+		return DeviceDetail(out, d, time.Now().In(cl.Location()))
 	case "content add":
 		var m client.ContentMeta
 		c.fs.StringVar(&m.Title, "title", "", "title")
-		c.fs.StringVar(&m.Language, "language", "", "language (e.g. vi, ctu)")
-		c.fs.StringVar(&m.Theme, "theme", "", "theme")
-		c.fs.StringVar(&m.Format, "format", "", "format (radio-report, drama…)")
-		c.fs.StringVar(&m.Unit, "unit", "", "producing unit")
+		c.fs.StringVar(&m.Language, "language", "", "language, by name or code (Cơ Tu, ktv)")
+		c.fs.StringVar(&m.Theme, "theme", "", "theme, by name or code")
+		c.fs.StringVar(&m.Format, "format", "", "format, by name or code")
+		c.fs.StringVar(&m.Unit, "unit", "", "producing unit, by name or code")
 		pos, err := c.parse(args)
 		if err != nil {
 			return err
@@ -347,28 +368,130 @@ func run(ctx context.Context, args []string, env Env) error {
 		if !r.Created {
 			state = "already in the library (same bytes)"
 		}
-		fmt.Fprintf(out, "%s %s: %q, %.1f s, %d bytes\n", r.Ref, state, r.Title, r.DurationS, r.Size)
+		fmt.Fprintf(out, "%s %s: %q, %.1f s, %d bytes%s\n", r.Ref, state, r.Title, r.DurationS, r.Size, metaLine(r))
+		if r.Note != "" {
+			fmt.Fprintln(out, "  note:", r.Note)
+		}
 		return nil
-	case "content list":
-		if _, err := c.parse(args); err != nil {
+	case "content edit":
+		var e api.ContentEdit
+		fields := map[string]**string{"title": &e.Title, "language": &e.Language, "theme": &e.Theme, "format": &e.Format, "unit": &e.Unit}
+		vals := map[string]*string{}
+		for _, k := range []string{"title", "language", "theme", "format", "unit"} {
+			vals[k] = c.fs.String(k, "", k+" (\"\" clears it)")
+		}
+		pos, err := c.parse(args)
+		if err != nil {
 			return err
+		}
+		if err := wantArgs("content edit", pos, 1, "one content reference (sha256:…, from `loa content list`)"); err != nil {
+			return err
+		}
+		c.fs.Visit(func(f *flag.Flag) {
+			if dst, ok := fields[f.Name]; ok {
+				*dst = vals[f.Name]
+			}
+		})
+		if e == (api.ContentEdit{}) {
+			return usageError{"content edit needs at least one of --title, --language, --theme, --format, --unit"}
 		}
 		cl, err := c.client()
 		if err != nil {
 			return err
 		}
-		cs, err := cl.ListContent(ctx)
+		r, err := cl.EditContent(ctx, pos[0], e)
 		if err != nil {
 			return err
 		}
+		fmt.Fprintf(out, "%s now: %q%s\n", r.Ref, r.Title, metaLine(r))
+		return nil
+	case "content list":
+		var f client.ContentFilter
+		c.fs.StringVar(&f.Language, "language", "", "language, by name or code")
+		c.fs.StringVar(&f.Theme, "theme", "", "theme")
+		c.fs.StringVar(&f.Format, "format", "", "format")
+		c.fs.StringVar(&f.Unit, "unit", "", "producing unit")
+		c.fs.StringVar(&f.Title, "title", "", "the title contains this")
+		c.fs.StringVar(&f.By, "by", "", "uploaded by this user")
+		c.fs.StringVar(&f.Since, "since", "", "uploaded at or after")
+		c.fs.StringVar(&f.Until, "until", "", "uploaded before")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		asCSV := c.fs.Bool("csv", false, "print CSV")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		if *asJSON && *asCSV {
+			return usageError{"choose one of --json and --csv"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		cs, err := cl.ListContent(ctx, f)
+		if err != nil {
+			return err
+		}
+		switch {
+		case *asJSON:
+			return printJSON(out, cs)
+		case *asCSV:
+			return api.WriteContentCSV(out, cs)
+		}
+		return ContentTable(out, cs, cl.Location())
+	case "term list":
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if len(pos) > 1 {
+			return usageError{"term list takes at most one of language, theme, format, unit"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		ts, err := cl.ListTerms(ctx, strings.Join(pos, ""))
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, ts)
+		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "REF\tTITLE\tDURATION\tLANGUAGE\tTHEME\tFORMAT\tUNIT")
-		for _, x := range cs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Ref, x.Title, time.Duration(x.DurationS*float64(time.Second)).Round(time.Second), x.Language, x.Theme, x.Format, x.Unit)
+		fmt.Fprintln(tw, "LIST\tCODE\tNAME")
+		for _, t := range ts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Dimension, t.Code, t.Label)
+		}
+		if len(ts) == 0 {
+			fmt.Fprintln(tw, "no lists kept yet: `loa term add language vie --label \"Tiếng Việt\"` starts one")
 		}
 		return tw.Flush()
+	case "term add":
+		label := c.fs.String("label", "", "the name staff read, in Vietnamese (e.g. Cơ Tu)")
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs("term add", pos, 2, "a list (language, theme, format or unit) and a CODE, e.g. term add language ktv --label \"Cơ Tu\""); err != nil {
+			return err
+		}
+		if *label == "" {
+			return usageError{"term add needs --label NAME (what staff read and may type)"}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		t, err := cl.AddTerm(ctx, api.TermJSON{Dimension: pos[0], Code: pos[1], Label: *label})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s %s (%s) is in the list\n", t.Dimension, t.Code, t.Label)
+		return nil
 	case "schedule push":
 		to := c.fs.String("to", "", "area or device")
+		dry := c.fs.Bool("dry-run", false, "check and say what would change; store and send nothing")
 		pos, err := c.parse(args)
 		if err != nil {
 			return err
@@ -387,9 +510,29 @@ func run(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
+		if *dry {
+			r, err := cl.DryRunSchedule(ctx, *to, filepath.Base(pos[0]), doc)
+			if err != nil {
+				return err
+			}
+			if r.Unchanged {
+				fmt.Fprintf(out, "dry run: %s is valid and the same as %s revision %d: a push would change nothing\n", pos[0], r.Target, r.Revision)
+				return nil
+			}
+			fmt.Fprintf(out, "dry run: %s is valid; a push would store %s revision %d for %d device(s):\n", pos[0], r.Target, r.Revision, r.Devices)
+			for _, ch := range r.Changes {
+				fmt.Fprintln(out, "  "+ch)
+			}
+			fmt.Fprintln(out, "nothing was stored or sent")
+			return nil
+		}
 		r, err := cl.PushSchedule(ctx, *to, filepath.Base(pos[0]), doc)
 		if err != nil {
 			return err
+		}
+		if r.Unchanged {
+			fmt.Fprintf(out, "%s revision %d already is this schedule: no new revision, nothing sent\n", r.Target, r.Revision)
+			return nil
 		}
 		fmt.Fprintf(out, "%s revision %d stored; %d device(s) got a new effective schedule, %d of them online and sent it now\n", r.Target, r.Revision, r.Devices, r.Sent)
 		for _, f := range r.Failures {
@@ -399,6 +542,92 @@ func run(ctx context.Context, args []string, env Env) error {
 			return fmt.Errorf("%d device(s) could not be composed; see above", len(r.Failures))
 		}
 		return nil
+	case "schedule list":
+		to := c.fs.String("to", "", "area or device: its revisions (default: the newest of each in your scope)")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		ss, err := cl.ListSchedules(ctx, *to)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, ss)
+		}
+		loc := cl.Location()
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TARGET\tREVISION\tSCHEDULE\tPROGRAMMES\tBY\tAT")
+		for _, x := range ss {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", x.Target, x.Revision, x.ScheduleID, x.Programs, x.Author, x.CreatedAt.In(loc).Format("02/01/2006 15:04"))
+		}
+		if len(ss) == 0 {
+			fmt.Fprintln(tw, "no schedules stored (`loa schedule push FILE --to AREA` stores one)")
+		}
+		return tw.Flush()
+	case "schedule show":
+		revision := c.fs.Int64("revision", 0, "a stored revision (default: the newest)")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs("schedule show", pos, 1, "one AREA or DEVICE"); err != nil {
+			return err
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		x, err := cl.ShowSchedule(ctx, pos[0], *revision)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, x)
+		}
+		fmt.Fprintf(out, "# %s revision %d (schedule %s), by %s at %s\n", x.Target, x.Revision, x.ScheduleID, x.Author,
+			x.CreatedAt.In(cl.Location()).Format("02/01/2006 15:04"))
+		fmt.Fprint(out, x.Document)
+		if !strings.HasSuffix(x.Document, "\n") {
+			fmt.Fprintln(out)
+		}
+		return nil
+	case "schedule plan":
+		to := c.fs.String("to", "", "area or device")
+		week := c.fs.Bool("week", false, "the week from today's midnight")
+		from := c.fs.String("from", "", "start (default: now; a date means its midnight)")
+		until := c.fs.String("until", "", "end (default: a day after the start)")
+		asJSON := c.fs.Bool("json", false, "print JSON")
+		if _, err := c.parse(args); err != nil {
+			return err
+		}
+		if *to == "" {
+			return usageError{"schedule plan needs --to AREA or --to DEVICE"}
+		}
+		days := 0
+		if *week {
+			days = 7
+			if *from == "" {
+				*from = "00:00" // today's midnight in the hub's zone
+			}
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		pl, err := cl.Plan(ctx, *to, *from, *until, days)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, pl)
+		}
+		return PlanTable(out, pl, cl.Location())
 	case "confirmations ":
 		var f client.ConfirmationFilter
 		c.fs.StringVar(&f.Area, "area", "", "area where played (and below)")
@@ -429,9 +658,102 @@ func run(ctx context.Context, args []string, env Env) error {
 		if *asJSON {
 			return printJSON(out, cs)
 		}
-		return ConfirmationsTable(out, cs)
+		return ConfirmationsTable(out, cs, cl.Location())
 	}
 	return usageError{fmt.Sprintf("unknown command %q", strings.TrimSpace(cmdName+" "+sub))}
+}
+
+// metaLine is an item's metadata for people: labels, codes where no label is kept.
+func metaLine(r api.ContentJSON) string {
+	var parts []string
+	for _, f := range [][3]string{{"language", r.LanguageLabel, r.Language}, {"theme", r.ThemeLabel, r.Theme},
+		{"format", r.FormatLabel, r.Format}, {"unit", r.UnitLabel, r.Unit}} {
+		if v := orCode(f[1], f[2]); v != "" {
+			parts = append(parts, f[0]+" "+v)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, ", ")
+}
+
+func orCode(label, code string) string {
+	if label != "" {
+		return label
+	}
+	return code
+}
+
+// ContentTable prints the library for people: titles and labels, upload times in loc.
+func ContentTable(w io.Writer, cs []api.ContentJSON, loc *time.Location) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TITLE\tDURATION\tLANGUAGE\tTHEME\tFORMAT\tUNIT\tUPLOADED\tREF")
+	for _, x := range cs {
+		ref := x.Ref
+		if len(ref) > 19 {
+			ref = ref[:19] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Title, time.Duration(x.DurationS*float64(time.Second)).Round(time.Second),
+			dash(orCode(x.LanguageLabel, x.Language)), dash(orCode(x.ThemeLabel, x.Theme)), dash(orCode(x.FormatLabel, x.Format)),
+			dash(orCode(x.UnitLabel, x.Unit)), x.At.In(loc).Format("02/01/2006 15:04"), ref)
+	}
+	fmt.Fprintf(tw, "%d item(s); `--json` has the full references\n", len(cs))
+	return tw.Flush()
+}
+
+// PlanTable prints a plan for people: one line per stretch of an output, times in loc,
+// titles where known.
+func PlanTable(w io.Writer, pl api.PlanJSON, loc *time.Location) error {
+	who := pl.Target
+	if pl.Revision > 0 {
+		who += fmt.Sprintf(" (signed revision %d)", pl.Revision)
+	} else if pl.Device == "" {
+		who += " (a device there without a schedule of its own)"
+	}
+	fmt.Fprintf(w, "plan of %s from %s to %s, times in %s\n", who, pl.From.In(loc).Format("02/01/2006 15:04"), pl.Until.In(loc).Format("02/01/2006 15:04"), loc)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DAY\tSTART\tEND\tOUTPUT\tCLASS\tPROGRAMME\tITEM\tSTATUS")
+	for _, sg := range pl.Segments {
+		prog := sg.Title
+		if prog == "" {
+			prog = sg.Program
+		}
+		item := sg.ItemTitle
+		if item == "" {
+			item = sg.Item
+			if r := []rune(item); len(r) > 40 {
+				item = string(r[:39]) + "…"
+			}
+		}
+		st := sg.Start.In(loc)
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", weekdayVI[st.Weekday()], st.Format("02/01"), st.Format("15:04:05"),
+			sg.End.In(loc).Format("15:04:05"), sg.Output, sg.Class, prog, item, sg.Status)
+	}
+	if len(pl.Segments) == 0 {
+		fmt.Fprintln(tw, "nothing plays in this time")
+	}
+	return tw.Flush()
+}
+
+// weekdayVI are the days as staff write them (GLOSSARY-vi.md: the week starts on Monday).
+var weekdayVI = [...]string{"CN", "T2", "T3", "T4", "T5", "T6", "T7"}
+
+// EnrolBlock prints an enrolment as agent.yaml lines: everything it writes is YAML (the prose
+// is comments), so a technician can paste all of it into the agent's config as it is.
+func EnrolBlock(w io.Writer, r api.EnrolResponse) {
+	fmt.Fprintf(w, "# device %s enrolled in %s. Its secret is shown only now (the hub keeps only a hash).\n", r.ID, r.Area)
+	fmt.Fprintf(w, "# Paste these lines into the device's /etc/loa/agent.yaml in place of its device_id: line\n")
+	fmt.Fprintf(w, "# and its hub: block (docs/install.md, step 6):\n")
+	fmt.Fprintf(w, "device_id: %q\n", r.ID)
+	fmt.Fprintf(w, "hub:\n  url: %q\n", r.Hub)
+	// Unquoted: scripts and tests find it with `secret: (loa-ds1-[a-z0-9]+)`; it is plain YAML.
+	fmt.Fprintf(w, "  secret: %s\n", r.Secret)
+	key := r.KeyID
+	if strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		key = strconv.Quote(key) // a key id with YAML's special characters
+	}
+	fmt.Fprintf(w, "  trusted_keys:\n    %s: %q\n", key, r.PublicKey)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -453,7 +775,7 @@ func ago(t *time.Time, now time.Time) string {
 	case d < 48*time.Hour:
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	}
-	return t.Local().Format("2006-01-02 15:04")
+	return t.In(now.Location()).Format("2006-01-02 15:04")
 }
 
 func dash(s string) string {
@@ -492,7 +814,7 @@ func StatusTable(w io.Writer, ds []api.DeviceJSON, now time.Time) error {
 }
 
 // DeviceDetail prints one device.
-func DeviceDetail(w io.Writer, d api.DeviceJSON) error {
+func DeviceDetail(w io.Writer, d api.DeviceJSON, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("device", d.ID)
@@ -501,7 +823,7 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON) error {
 	row("kind", d.Kind)
 	row("online", d.Online)
 	row("revoked", d.Revoked)
-	row("last seen", ago(d.LastSeen, time.Now()))
+	row("last seen", ago(d.LastSeen, now))
 	row("revision", rev(d.Revision)+" ("+dash(d.Delivery)+")")
 	if d.RefusedReason != "" {
 		row("refused", d.RefusedReason)
@@ -526,27 +848,35 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON) error {
 	return tw.Flush()
 }
 
-// ConfirmationsTable prints confirmations for people.
-func ConfirmationsTable(w io.Writer, cs []api.ConfirmationJSON) error {
+// ConfirmationsTable prints confirmations for people, times in loc, titles where the hub
+// knows them (the programme id and a short hash otherwise; --json has both).
+func ConfirmationsTable(w io.Writer, cs []api.ConfirmationJSON, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "START\tDEVICE\tSEQ\tPROGRAM\tITEM\tRESULT\tPLAYED")
+	fmt.Fprintln(tw, "START\tDEVICE\tPROGRAMME\tITEM\tRESULT\tPLAYED")
 	for _, c := range cs {
 		start := "-"
 		if c.Start != nil {
-			start = c.Start.Local().Format("2006-01-02 15:04:05")
+			start = c.Start.In(loc).Format("2006-01-02 15:04:05")
 		} else if c.Scheduled != nil {
-			start = c.Scheduled.Local().Format("2006-01-02 15:04:05") + " (sched.)"
+			start = c.Scheduled.In(loc).Format("2006-01-02 15:04:05") + " (sched.)"
 		}
-		item := c.Item
-		if len(item) > 19 && strings.HasPrefix(item, "sha256:") {
-			item = item[:19] + "…"
+		prog := c.Title
+		if prog == "" {
+			prog = dash(c.Program)
+		}
+		item := c.ItemTitle
+		if item == "" {
+			item = c.Item
+			if len(item) > 19 && strings.HasPrefix(item, "sha256:") {
+				item = item[:19] + "…"
+			}
 		}
 		res := c.Result
 		if c.Error != "" {
 			res += ": " + c.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%.1fs\n", start, c.Device, c.Seq, dash(c.Program), dash(item), res, c.PlayedS)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1fs\n", start, c.Device, prog, dash(item), res, c.PlayedS)
 	}
-	fmt.Fprintf(tw, "%d confirmation(s)\n", len(cs))
+	fmt.Fprintf(tw, "%d confirmation(s), times in %s\n", len(cs), loc)
 	return tw.Flush()
 }

@@ -62,7 +62,7 @@ func runDeviceCommand(ctx context.Context, name string, args []string, env Env, 
 			if *asJSON {
 				return printJSON(out, cmd)
 			}
-			return CommandTable(out, cmd, 0, time.Now())
+			return CommandTable(out, cmd, 0, time.Now().In(cl.Location()))
 		}
 		cs, err := cl.ListCommands(ctx, f)
 		if err != nil {
@@ -78,7 +78,7 @@ func runDeviceCommand(ctx context.Context, name string, args []string, env Env, 
 			if i > 0 {
 				fmt.Fprintln(out)
 			}
-			if err := CommandTable(out, cmd, 10, time.Now()); err != nil {
+			if err := CommandTable(out, cmd, 10, time.Now().In(cl.Location())); err != nil {
 				return err
 			}
 		}
@@ -189,7 +189,7 @@ func runDeviceCommand(ctx context.Context, name string, args []string, env Env, 
 	if *asJSON {
 		return printJSON(out, cmd)
 	}
-	if err := CommandTable(out, cmd, 0, time.Now()); err != nil {
+	if err := CommandTable(out, cmd, 0, time.Now().In(cl.Location())); err != nil {
 		return err
 	}
 	if bad := cmd.Counts["refused"] + cmd.Counts["failed"]; bad > 0 {
@@ -243,12 +243,12 @@ func CommandTable(w io.Writer, c api.CommandJSON, limit int, now time.Time) erro
 			counts = append(counts, fmt.Sprintf("%d %s", n, st))
 		}
 	}
-	exp := "expires " + c.ExpiresAt.Local().Format("15:04:05")
+	exp := "expires " + c.ExpiresAt.In(now.Location()).Format("15:04:05")
 	if c.Expired {
-		exp = "expired " + c.ExpiresAt.Local().Format("2006-01-02 15:04:05")
+		exp = "expired " + c.ExpiresAt.In(now.Location()).Format("2006-01-02 15:04:05")
 	}
 	fmt.Fprintf(w, "%s  %s to %s, by %s at %s, %s: %s\n", c.ID, describeCommand(c), strings.TrimPrefix(strings.TrimPrefix(c.To, "area:"), "device:"),
-		c.IssuedBy, c.IssuedAt.Local().Format("2006-01-02 15:04:05"), exp, strings.Join(counts, ", "))
+		c.IssuedBy, c.IssuedAt.In(now.Location()).Format("2006-01-02 15:04:05"), exp, strings.Join(counts, ", "))
 	outs := append([]api.CommandOutcomeJSON(nil), c.Outcomes...)
 	sort.SliceStable(outs, func(i, j int) bool { return outcomeOrder[outs[i].State] < outcomeOrder[outs[j].State] })
 	more := 0
@@ -260,9 +260,9 @@ func CommandTable(w io.Writer, c api.CommandJSON, limit int, now time.Time) erro
 	for _, o := range outs {
 		at := "-"
 		if o.ReportedAt != nil {
-			at = o.ReportedAt.Local().Format("15:04:05")
+			at = o.ReportedAt.In(now.Location()).Format("15:04:05")
 		} else if o.SentAt != nil {
-			at = o.SentAt.Local().Format("15:04:05")
+			at = o.SentAt.In(now.Location()).Format("15:04:05")
 		}
 		detail := o.Reason
 		if o.Code != "" && o.State != "received" {
@@ -270,7 +270,7 @@ func CommandTable(w io.Writer, c api.CommandJSON, limit int, now time.Time) erro
 		}
 		switch o.State {
 		case "pending":
-			detail = "offline: it gets the command when it reconnects before " + c.ExpiresAt.Local().Format("15:04:05")
+			detail = "offline: it gets the command when it reconnects before " + c.ExpiresAt.In(now.Location()).Format("15:04:05")
 		case "sent":
 			detail = "no answer yet"
 		case "expired":

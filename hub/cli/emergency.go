@@ -108,7 +108,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		if *asJSON {
 			return printJSON(out, res)
 		}
-		return printBroadcastResult(out, res, "on the air")
+		return printBroadcastResult(out, res, "on the air", cl.Location())
 	case "emergency list":
 		all := c.fs.Bool("all", false, "include ended and expired ones")
 		asJSON := c.fs.Bool("json", false, "print JSON")
@@ -126,7 +126,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		if *asJSON {
 			return printJSON(out, es)
 		}
-		return EmergenciesTable(out, es, time.Now())
+		return EmergenciesTable(out, es, time.Now().In(cl.Location()))
 	case "emergency cancel":
 		series := c.fs.String("series", "", "every active broadcast of this series")
 		pos, err := c.parse(args)
@@ -153,7 +153,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		if err != nil {
 			return err
 		}
-		return printBroadcastResult(out, res, "ended")
+		return printBroadcastResult(out, res, "ended", cl.Location())
 	case "live start":
 		to := c.fs.String("to", "", "area")
 		u := c.fs.String("url", "", "http(s) URL of the stream")
@@ -173,7 +173,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		if err != nil {
 			return err
 		}
-		return printBroadcastResult(out, res, "relaying")
+		return printBroadcastResult(out, res, "relaying", cl.Location())
 	case "live stop":
 		to := c.fs.String("to", "", "area")
 		if _, err := c.parse(args); err != nil {
@@ -190,7 +190,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		if err != nil {
 			return err
 		}
-		return printBroadcastResult(out, res, "stopped")
+		return printBroadcastResult(out, res, "stopped", cl.Location())
 	}
 	if cmdName == "live" {
 		return usageError{"live takes start or stop"}
@@ -198,16 +198,16 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 	return usageError{fmt.Sprintf("unknown command %q", strings.TrimSpace(cmdName+" "+sub))}
 }
 
-func printBroadcastResult(out io.Writer, res api.EmergencyResponse, verb string) error {
+func printBroadcastResult(out io.Writer, res api.EmergencyResponse, verb string, loc *time.Location) error {
 	for _, e := range res.Emergencies {
 		what := e.Kind
 		fmt.Fprintf(out, "%s %d (series %s) for %s %s", what, e.ID, e.Series, e.Area, verb)
 		if verb != "ended" && verb != "stopped" {
-			fmt.Fprintf(out, ": class %s, starts %s", e.Class, e.Start.Local().Format("2006-01-02 15:04:05"))
+			fmt.Fprintf(out, ": class %s, starts %s", e.Class, e.Start.In(loc).Format("2006-01-02 15:04:05"))
 			if e.RepeatEvery != "" {
 				fmt.Fprintf(out, ", %d plays every %s", e.Plays, e.RepeatEvery)
 			}
-			fmt.Fprintf(out, ", expires %s", e.Until.Local().Format("2006-01-02 15:04"))
+			fmt.Fprintf(out, ", expires %s", e.Until.In(loc).Format("2006-01-02 15:04"))
 		}
 		fmt.Fprintln(out)
 	}
@@ -253,7 +253,7 @@ func EmergenciesTable(w io.Writer, es []api.EmergencyJSON, now time.Time) error 
 			what = string(r[:39]) + "…"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Kind, e.Class, e.Area, e.Series,
-			e.Start.Local().Format("01-02 15:04"), dash(e.RepeatEvery), e.Until.Local().Format("01-02 15:04"), state, what)
+			e.Start.In(now.Location()).Format("02/01 15:04"), dash(e.RepeatEvery), e.Until.In(now.Location()).Format("02/01 15:04"), state, what)
 	}
 	if len(es) == 0 {
 		fmt.Fprintln(tw, "nothing on the air (--all shows ended ones)")

@@ -49,7 +49,7 @@ func runScreenshot(ctx context.Context, args []string, env Env, hub, token strin
 		if err != nil {
 			return err
 		}
-		return saveShot(env, shot, *outFile)
+		return saveShot(env, shot, *outFile, cl.Location())
 	}
 
 	cmd, err := cl.IssueCommand(ctx, api.CommandRequest{To: device, Action: "screenshot", ExpiresIn: *expires})
@@ -76,14 +76,14 @@ func runScreenshot(ctx context.Context, args []string, env Env, hub, token strin
 			cmd, o = c2, c2.Outcomes[0]
 		}
 	}
-	until := cmd.ExpiresAt.Local().Format("15:04:05")
+	until := cmd.ExpiresAt.In(cl.Location()).Format("15:04:05")
 	switch o.State {
 	case "executed", "received":
 		shot, err := cl.DeviceScreenshot(ctx, device, cmd.ID)
 		if err != nil {
 			return err
 		}
-		return saveShot(env, shot, *outFile)
+		return saveShot(env, shot, *outFile, cl.Location())
 	case "failed", "refused":
 		return fmt.Errorf("device %s could not take a screenshot (command %s %s): %s", device, cmd.ID, o.State, o.Reason)
 	case "pending":
@@ -99,7 +99,7 @@ func runScreenshot(ctx context.Context, args []string, env Env, hub, token strin
 
 // saveShot writes a screenshot to file (default screenshot-<device>-<command>.png, with the
 // device's '/' as '-') and says what it saved.
-func saveShot(env Env, shot client.Screenshot, file string) error {
+func saveShot(env Env, shot client.Screenshot, file string, loc *time.Location) error {
 	if file == "" {
 		file = fmt.Sprintf("screenshot-%s-%s.png", strings.ReplaceAll(shot.Device, "/", "-"), shot.Command)
 	}
@@ -113,7 +113,7 @@ func saveShot(env Env, shot client.Screenshot, file string) error {
 	abs, _ := filepath.Abs(file)
 	taken := ""
 	if !shot.TakenAt.IsZero() {
-		taken = ", taken " + shot.TakenAt.Local().Format("2006-01-02 15:04:05")
+		taken = ", taken " + shot.TakenAt.In(loc).Format("2006-01-02 15:04:05")
 	}
 	fmt.Fprintf(env.Stdout, "screenshot of %s (command %s%s): %d×%d, %d bytes, saved to %s\n",
 		shot.Device, shot.Command, taken, cfg.Width, cfg.Height, len(shot.PNG), abs)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 )
@@ -22,6 +23,24 @@ type Client struct {
 	BaseURL string // e.g. https://hub.example.vn
 	Token   string
 	HTTP    *http.Client // default http.DefaultClient
+	// Zone is the user's time zone (IANA name), sent so the hub reads dates and times in it;
+	// "" leaves them in the hub's zone.
+	Zone string
+
+	hubZone string // the zone the hub's last answer named (api.ZoneHeader)
+}
+
+// Location is the zone to show times in: the user's, else the one the hub named in its last
+// answer, else the machine's.
+func (c *Client) Location() *time.Location {
+	for _, name := range []string{c.Zone, c.hubZone} {
+		if name != "" {
+			if loc, err := api.LoadZone(name); err == nil {
+				return loc
+			}
+		}
+	}
+	return time.Local
 }
 
 // Error is an error answer of the hub: its HTTP status and its message (which says what to do).
@@ -53,9 +72,15 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
+	if c.Zone != "" {
+		req.Header.Set(api.ZoneHeader, c.Zone)
+	}
 	resp, err := c.http().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the hub at %s: %w", c.BaseURL, err)
+	}
+	if z := resp.Header.Get(api.ZoneHeader); z != "" {
+		c.hubZone = z
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
@@ -184,15 +209,91 @@ func (c *Client) AddContent(ctx context.Context, path string, m ContentMeta) (ap
 }
 
 // ListContent lists the library.
-func (c *Client) ListContent(ctx context.Context) ([]api.ContentJSON, error) {
+func (c *Client) ListContent(ctx context.Context, f ContentFilter) ([]api.ContentJSON, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"language": f.Language, "theme": f.Theme, "format": f.Format, "unit": f.Unit,
+		"title": f.Title, "by": f.By, "since": f.Since, "until": f.Until} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	path := "/api/content"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
 	var out []api.ContentJSON
-	return out, c.do(ctx, "GET", "/api/content", nil, &out)
+	return out, c.do(ctx, "GET", path, nil, &out)
+}
+
+// ContentFilter selects library items; metadata by code or label; empty fields do not filter.
+type ContentFilter struct {
+	Language, Theme, Format, Unit string
+	Title                         string // the title contains it
+	By                            string // uploaded by this user
+	Since, Until                  string // uploaded in [Since, Until)
+}
+
+// EditContent changes a library item's title and metadata.
+func (c *Client) EditContent(ctx context.Context, ref string, e api.ContentEdit) (api.ContentJSON, error) {
+	var out api.ContentJSON
+	return out, c.do(ctx, "PATCH", "/api/content/"+url.PathEscape(ref), e, &out)
+}
+
+// ListTerms lists the hub's metadata lists (dimension "" = all).
+func (c *Client) ListTerms(ctx context.Context, dimension string) ([]api.TermJSON, error) {
+	var out []api.TermJSON
+	return out, c.do(ctx, "GET", "/api/terms"+query("dimension", dimension), nil, &out)
+}
+
+// AddTerm adds an entry to a metadata list, or relabels it.
+func (c *Client) AddTerm(ctx context.Context, t api.TermJSON) (api.TermJSON, error) {
+	var out api.TermJSON
+	return out, c.do(ctx, "POST", "/api/terms", t, &out)
 }
 
 // PushSchedule attaches a schedule document to an area or device and pushes it.
 func (c *Client) PushSchedule(ctx context.Context, to, name string, doc []byte) (api.PushResponse, error) {
 	var out api.PushResponse
 	return out, c.do(ctx, "POST", "/api/schedules", api.PushRequest{To: to, Name: name, Document: string(doc)}, &out)
+}
+
+// DryRunSchedule checks a document for a target and says what a push would change.
+func (c *Client) DryRunSchedule(ctx context.Context, to, name string, doc []byte) (api.PushResponse, error) {
+	var out api.PushResponse
+	return out, c.do(ctx, "POST", "/api/schedules", api.PushRequest{To: to, Name: name, Document: string(doc), DryRun: true}, &out)
+}
+
+// ListSchedules lists a target's stored revisions, or ("") the newest of every target in scope.
+func (c *Client) ListSchedules(ctx context.Context, to string) ([]api.ScheduleJSON, error) {
+	var out []api.ScheduleJSON
+	return out, c.do(ctx, "GET", "/api/schedules"+query("to", to), nil, &out)
+}
+
+// ShowSchedule returns a stored revision (0: the newest) with its document.
+func (c *Client) ShowSchedule(ctx context.Context, to string, revision int64) (api.ScheduleJSON, error) {
+	v := url.Values{"to": {to}}
+	if revision > 0 {
+		v.Set("revision", fmt.Sprint(revision))
+	}
+	var out api.ScheduleJSON
+	return out, c.do(ctx, "GET", "/api/schedules/show?"+v.Encode(), nil, &out)
+}
+
+// Plan returns what a device or an area's devices will play over [from, until) ("" = defaults;
+// days > 0 sets until that many days after from).
+func (c *Client) Plan(ctx context.Context, to, from, until string, days int) (api.PlanJSON, error) {
+	v := url.Values{"to": {to}}
+	if days > 0 {
+		v.Set("days", fmt.Sprint(days))
+	}
+	if from != "" {
+		v.Set("from", from)
+	}
+	if until != "" {
+		v.Set("until", until)
+	}
+	var out api.PlanJSON
+	return out, c.do(ctx, "GET", "/api/schedules/plan?"+v.Encode(), nil, &out)
 }
 
 // ConfirmationFilter selects confirmations; empty fields do not filter.

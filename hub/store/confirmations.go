@@ -280,7 +280,8 @@ type ConfirmationFilter struct {
 	Since    time.Time // at or after
 	Until    time.Time // before
 	Result   string
-	Limit    int // 0: no limit
+	Limit    int  // 0: no limit
+	Newest   bool // newest first (with Limit: the newest Limit); else in time order
 }
 
 const confirmationCols = `device_id, seq, area_id, output, schedule_id, revision, program, item_index, item_ref,
@@ -316,8 +317,12 @@ func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn fun
 	if f.Result != "" {
 		conds, args = append(conds, "result = ?"), append(args, f.Result)
 	}
+	order := " ORDER BY at, device_id, seq"
+	if f.Newest {
+		order = " ORDER BY at DESC, device_id DESC, seq DESC"
+	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+confirmationCols+" FROM confirmations WHERE "+
-		strings.Join(conds, " AND ")+" ORDER BY at, device_id, seq"+limitClause(f.Limit), args...)
+		strings.Join(conds, " AND ")+order+limitClause(f.Limit), args...)
 	if err != nil {
 		return fmt.Errorf("list confirmations: %w", err)
 	}

@@ -246,6 +246,7 @@ func (db *DB) GetContent(ctx context.Context, ref string) (Content, error) {
 // ContentFilter selects library items; empty fields do not filter.
 type ContentFilter struct {
 	Theme, Language, Format, ProducingUnit, UploadedBy string
+	Title                                              string    // the title contains it
 	Since, Until                                       time.Time // uploaded in [Since, Until)
 	Limit                                              int       // 0: no limit
 }
@@ -267,6 +268,11 @@ func (db *DB) ListContent(ctx context.Context, f ContentFilter) ([]Content, erro
 	if !f.Until.IsZero() {
 		conds, args = append(conds, "uploaded_at < ?"), append(args, ts(f.Until))
 	}
+	if f.Title != "" {
+		// instr, not LIKE: no wildcards to escape, and case kept as typed (Vietnamese letters
+		// have no ASCII case folding in SQLite anyway).
+		conds, args = append(conds, "instr(title, ?) > 0"), append(args, f.Title)
+	}
 	q := "SELECT " + contentCols + " FROM content"
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
@@ -285,4 +291,59 @@ func (db *DB) ListContent(ctx context.Context, f ContentFilter) ([]Content, erro
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// ContentUpdate changes an item's metadata; nil fields are kept, "" clears one.
+type ContentUpdate struct {
+	Title, Theme, Language, Format, ProducingUnit *string
+}
+
+// UpdateContent changes an item's title and metadata (the bytes and their hash never change),
+// checked as AddContent checks them, and returns the record after the change.
+func (db *DB) UpdateContent(ctx context.Context, ref string, u ContentUpdate) (Content, error) {
+	canon, _, err := ParseRef(ref)
+	if err != nil {
+		return Content{}, err
+	}
+	var out Content
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		c, err := getContent(ctx, tx, canon)
+		if err != nil {
+			return err
+		}
+		for _, f := range []struct {
+			dst *string
+			src *string
+		}{{&c.Title, u.Title}, {&c.Theme, u.Theme}, {&c.Language, u.Language}, {&c.Format, u.Format}, {&c.ProducingUnit, u.ProducingUnit}} {
+			if f.src != nil {
+				*f.dst = *f.src
+			}
+		}
+		if err := checkText("content "+canon+" title", c.Title, false, 1024); err != nil {
+			return err
+		}
+		if c.Title == "" {
+			return fmt.Errorf("%w: content %s: the title cannot be empty", ErrInvalid, canon)
+		}
+		for _, f := range [...]struct {
+			d Dimension
+			v string
+		}{{DimTheme, c.Theme}, {DimLanguage, c.Language}, {DimFormat, c.Format}, {DimUnit, c.ProducingUnit}} {
+			if f.v != "" {
+				if err := checkSegment(f.v); err != nil {
+					return fmt.Errorf("%w: content %s %s: %v", ErrInvalid, canon, f.d, err)
+				}
+			}
+		}
+		if err := checkTerms(ctx, tx, c); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE content SET title = ?, theme = ?, language = ?, format = ?,
+			producing_unit = ? WHERE ref = ?`, c.Title, c.Theme, c.Language, c.Format, c.ProducingUnit, canon); err != nil {
+			return fmt.Errorf("update content %s: %w", canon, err)
+		}
+		out = c
+		return nil
+	})
+	return out, err
 }

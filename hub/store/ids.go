@@ -25,14 +25,16 @@ func checkSegment(seg string) error {
 	if len(seg) > MaxSegment {
 		return fmt.Errorf("segment %q is longer than %d characters", seg, MaxSegment)
 	}
-	for i := 0; i < len(seg); i++ {
-		c := seg[i]
+	// By rune, so a Vietnamese letter is named as typed (not as one of its UTF-8 bytes).
+	pos := 0
+	for _, c := range seg {
+		pos++
 		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-		if i > 0 {
+		if pos > 1 {
 			ok = ok || c == '-' || c == '_' || c == '.'
 		}
 		if !ok {
-			return fmt.Errorf("segment %q has %q at position %d: use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit (e.g. tam-thanh)", seg, rune(c), i+1)
+			return fmt.Errorf("segment %q has %q at position %d: use lowercase letters without accents, digits, '-', '_' or '.', starting with a letter or digit (e.g. tam-thanh for Tam Thạnh)", seg, c, pos)
 		}
 	}
 	return nil

@@ -272,3 +272,25 @@ func (db *DB) LatestSchedulesUnder(ctx context.Context, area string) (SubtreeSch
 	}
 	return out, nil
 }
+
+// ScheduleRevisions returns the revisions attached to t, newest first, at most limit (0: all).
+func (db *DB) ScheduleRevisions(ctx context.Context, t Target, limit int) ([]Schedule, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	rows, err := db.r.QueryContext(ctx, "SELECT "+scheduleCols+" FROM schedules WHERE "+t.column()+
+		" = ? ORDER BY revision DESC"+limitClause(limit), t.ID)
+	if err != nil {
+		return nil, fmt.Errorf("schedule revisions of %s: %w", t, err)
+	}
+	defer rows.Close()
+	var out []Schedule
+	for rows.Next() {
+		s, err := scanSchedule(rows)
+		if err != nil {
+			return nil, fmt.Errorf("schedule revisions of %s: %w", t, err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

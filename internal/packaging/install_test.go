@@ -72,7 +72,8 @@ func installUpgradePurge(t *testing.T, b built) {
 	// Files.
 	for _, f := range []string{"/usr/bin/loa-agent", "/lib/systemd/system/loa-agent.service", cfgPath,
 		"/etc/alsa/conf.d/60-loa.conf", "/lib/udev/rules.d/99-loa-serial.rules",
-		"/usr/share/doc/loa-agent/copyright", "/usr/share/doc/loa-agent/changelog.gz", "/usr/share/doc/loa-agent/install.md"} {
+		"/usr/share/doc/loa-agent/copyright", "/usr/share/doc/loa-agent/changelog.gz", "/usr/share/doc/loa-agent/install.md",
+		"/usr/share/doc/loa-agent/signs.md", "/usr/share/doc/loa-agent/amplifier.md"} {
 		if !r.exists(f) {
 			t.Errorf("%s not installed", f)
 		}

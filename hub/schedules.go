@@ -1,0 +1,323 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+	"github.com/loa-project/loa/scheduler"
+)
+
+// canonical is a document's content without its revision: two pushes of the same schedule
+// with only the revision bumped are the same schedule.
+func canonical(d *scheduler.Document) string {
+	c := *d
+	c.Revision = 0
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// sameSchedule reports whether a stored revision holds the same schedule as doc.
+func sameSchedule(stored store.Schedule, doc *scheduler.Document) bool {
+	old, err := scheduler.Parse("stored", stored.Document)
+	return err == nil && canonical(old) == canonical(doc)
+}
+
+// scheduleChanges says, programme by programme, what doc changes from the stored revision.
+func scheduleChanges(stored *store.Schedule, doc *scheduler.Document) []string {
+	if stored == nil {
+		out := []string{"a first schedule for this target"}
+		for _, p := range doc.Programs {
+			out = append(out, "+ "+progName(p))
+		}
+		return out
+	}
+	old, err := scheduler.Parse("stored", stored.Document)
+	if err != nil {
+		return []string{"replaces revision " + strconv.FormatInt(stored.Revision, 10) + " (which no longer parses)"}
+	}
+	var out []string
+	if old.Timezone != doc.Timezone {
+		out = append(out, fmt.Sprintf("~ timezone %s → %s", old.Timezone, doc.Timezone))
+	}
+	if q1, q2 := jsonOf(old.QuietHours), jsonOf(doc.QuietHours); q1 != q2 {
+		out = append(out, fmt.Sprintf("~ quiet_hours %s → %s", q1, q2))
+	}
+	was := map[string]scheduler.Program{}
+	for _, p := range old.Programs {
+		was[p.ID] = p
+	}
+	for _, p := range doc.Programs {
+		o, ok := was[p.ID]
+		switch {
+		case !ok:
+			out = append(out, "+ "+progName(p))
+		case jsonOf(o) != jsonOf(p):
+			out = append(out, "~ "+progName(p))
+		}
+		delete(was, p.ID)
+	}
+	gone := make([]string, 0, len(was))
+	for _, p := range was {
+		gone = append(gone, "- "+progName(p))
+	}
+	sort.Strings(gone)
+	return append(out, gone...)
+}
+
+func progName(p scheduler.Program) string {
+	if p.Title != "" {
+		return fmt.Sprintf("%s (%s)", p.ID, p.Title)
+	}
+	return p.ID
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// dryRun answers a push with dry_run: what would be stored and whom it reaches.
+func (s *Server) dryRun(ctx context.Context, target store.Target, area string, doc *scheduler.Document) (api.PushResponse, error) {
+	res := api.PushResponse{Target: target.String(), DryRun: true, Devices: 1}
+	latest, err := s.st.LatestSchedule(ctx, target)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		res.Revision, res.Changes = 1, scheduleChanges(nil, doc)
+	case err != nil:
+		return res, err
+	case sameSchedule(latest, doc):
+		res.Revision, res.Unchanged, res.Devices = latest.Revision, true, 0
+		return res, nil
+	default:
+		res.Revision, res.Changes = latest.Revision+1, scheduleChanges(&latest, doc)
+	}
+	if target.Kind == store.TargetArea {
+		ds, err := s.st.ListDevices(ctx, area)
+		if err != nil {
+			return res, err
+		}
+		res.Devices = len(ds)
+	}
+	return res, nil
+}
+
+func scheduleJSON(sc store.Schedule, withDoc bool) api.ScheduleJSON {
+	j := api.ScheduleJSON{Target: sc.Target.String(), Revision: sc.Revision, ScheduleID: sc.ID, Author: sc.Author, CreatedAt: sc.CreatedAt}
+	if d, err := scheduler.Parse("stored", sc.Document); err == nil {
+		j.Programs = len(d.Programs)
+	}
+	if withDoc {
+		j.Document = string(sc.Document)
+	}
+	return j
+}
+
+// apiListSchedules lists the revisions of one target (?to=), newest first, or the newest
+// revision of every area and device in the caller's scope and of the areas above it.
+func (s *Server) apiListSchedules(w http.ResponseWriter, r *http.Request, p principal) {
+	ctx := r.Context()
+	out := []api.ScheduleJSON{}
+	if to := r.URL.Query().Get("to"); to != "" {
+		target, _, ok := s.resolveTarget(w, r, p, to)
+		if !ok {
+			return
+		}
+		scs, err := s.st.ScheduleRevisions(ctx, target, 100)
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		for _, sc := range scs {
+			out = append(out, scheduleJSON(sc, false))
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	chain, err := s.areaChain(ctx, p.Scope)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	under, err := s.st.LatestSchedulesUnder(ctx, p.Scope)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, sc := range chain {
+		seen[sc.Target.String()] = true
+		out = append(out, scheduleJSON(sc, false))
+	}
+	var rest []store.Schedule
+	for _, sc := range under.Areas {
+		if !seen[sc.Target.String()] {
+			rest = append(rest, sc)
+		}
+	}
+	for _, sc := range under.Devices {
+		rest = append(rest, sc)
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Target.String() < rest[j].Target.String() })
+	for _, sc := range rest {
+		out = append(out, scheduleJSON(sc, false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// apiShowSchedule answers one stored revision (?revision=, default the newest) with its document.
+func (s *Server) apiShowSchedule(w http.ResponseWriter, r *http.Request, p principal) {
+	q := r.URL.Query()
+	target, _, ok := s.resolveTarget(w, r, p, q.Get("to"))
+	if !ok {
+		return
+	}
+	var sc store.Schedule
+	var err error
+	if rv := q.Get("revision"); rv != "" {
+		n, perr := strconv.ParseInt(rv, 10, 64)
+		if perr != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("revision %q: write a revision number from `loa schedule list --to %s`", rv, target.ID))
+			return
+		}
+		sc, err = s.st.ScheduleRevision(r.Context(), target, n)
+	} else {
+		sc, err = s.st.LatestSchedule(r.Context(), target)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("%v: `loa schedule list` shows what is stored", err))
+			return
+		}
+		storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, scheduleJSON(sc, true))
+}
+
+// apiPlan compiles what a device will play over [from, until) from the hub's newest signed
+// document for it; for an area, from what a device there without a schedule of its own is
+// given (the area's and its ancestors' schedules and the broadcasts reaching it).
+func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	target, area, ok := s.resolveTarget(w, r, p, q.Get("to"))
+	if !ok {
+		return
+	}
+	now := s.clock.Now()
+	from, until := now, now.Add(24*time.Hour)
+	var err error
+	if v := q.Get("from"); v != "" {
+		if from, _, err = api.ParseTime(v, now, p.Zone); err != nil {
+			writeError(w, http.StatusBadRequest, "--from "+err.Error())
+			return
+		}
+		until = from.Add(24 * time.Hour)
+	}
+	if v := q.Get("days"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 31 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("days %q: write 1 to 31", v))
+			return
+		}
+		until = from.Add(time.Duration(n) * 24 * time.Hour)
+	}
+	if v := q.Get("until"); v != "" {
+		if until, _, err = api.ParseTime(v, now, p.Zone); err != nil {
+			writeError(w, http.StatusBadRequest, "--until "+err.Error())
+			return
+		}
+	}
+	if !until.After(from) || until.Sub(from) > 31*24*time.Hour {
+		writeError(w, http.StatusBadRequest, "the plan's --until must be after --from and at most 31 days later")
+		return
+	}
+	plan := api.PlanJSON{Target: target.String(), From: from, Until: until, Segments: []api.PlanSegment{}}
+	var docBytes []byte
+	if target.Kind == store.TargetDevice {
+		plan.Device = target.ID
+		e, err := s.st.LatestEffective(ctx, target.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			storeError(w, err)
+			return
+		default:
+			payload, perr := payloadDocument(e.Document)
+			if perr != nil {
+				writeError(w, http.StatusInternalServerError, perr.Error())
+				return
+			}
+			docBytes, plan.Revision = payload, e.Revision
+		}
+	} else {
+		srcs, err := s.areaChain(ctx, area)
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		act, err := s.activeEmergencies(ctx)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		var pre []store.Schedule
+		for _, a := range act {
+			if store.Allowed(a.e.Area, area) {
+				pre = append(pre, a.src)
+			}
+		}
+		if srcs = append(pre, srcs...); len(srcs) > 0 {
+			if docBytes, err = s.Compose(ctx, area, 1, srcs); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+	}
+	if docBytes == nil {
+		plan.Timezone = p.Zone.String()
+		writeJSON(w, http.StatusOK, plan) // nothing to play
+		return
+	}
+	doc, err := scheduler.Parse("composed schedule of "+target.String(), docBytes)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	plan.Timezone = doc.Timezone
+	tl, err := scheduler.Compile(doc, from, until, scheduler.CompileOptions{})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	titles := newTitler(ctx, s)
+	progTitle := map[string]string{}
+	for _, pr := range doc.Programs {
+		progTitle[pr.ID] = pr.Title
+	}
+	for _, seg := range tl.Segments {
+		plan.Segments = append(plan.Segments, api.PlanSegment{Start: seg.Start, End: seg.End, Scheduled: seg.Scheduled,
+			Output: seg.Output, Class: seg.Class.String(), Program: seg.Program, Title: progTitle[seg.Program],
+			Item: seg.Ref, ItemTitle: titles.item(seg.Ref), Status: string(seg.Status)})
+	}
+	sort.SliceStable(plan.Segments, func(i, j int) bool { return plan.Segments[i].Start.Before(plan.Segments[j].Start) })
+	writeJSON(w, http.StatusOK, plan)
+}
+
+// payloadDocument is the schedule document inside a stored effective revision's signed payload.
+func payloadDocument(payload []byte) ([]byte, error) {
+	var p protocol.SchedulePayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, fmt.Errorf("stored effective schedule: %w", err)
+	}
+	return []byte(p.Document), nil
+}

@@ -1,0 +1,89 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
+)
+
+// titler finds the titles of what confirmations name, once per thing per request: a
+// programme's from the effective revision it was played from (a play_now's from its command),
+// an item's from the library. Staff read titles; ids and hashes stay in the JSON beside them.
+// Revisions pruned by housekeeping have no title left: the id is shown then.
+type titler struct {
+	s      *Server
+	device string // the device whose status it titles (a connection's)
+	ctx    context.Context
+	progs  map[string]map[string]string // "device\x00revision" -> program id -> title
+	items  map[string]string            // content ref -> title
+}
+
+func newTitler(ctx context.Context, s *Server) *titler {
+	return &titler{s: s, ctx: ctx, progs: map[string]map[string]string{}, items: map[string]string{}}
+}
+
+func (t *titler) program(c store.Confirmation) string {
+	return t.programOf(c.DeviceID, c.Revision, c.Program)
+}
+
+// bound empties the caches when they grow past n entries (a long-lived connection).
+func (t *titler) bound(n int) {
+	if len(t.progs)+len(t.items) > n {
+		clear(t.progs)
+		clear(t.items)
+	}
+}
+
+func (t *titler) programOf(device string, revision int64, program string) string {
+	c := store.Confirmation{DeviceID: device, Revision: revision, Program: program}
+	if id := protocol.CommandOf(c.Program); id != "" {
+		key := "command\x00" + id
+		if _, ok := t.progs[key]; !ok {
+			t.progs[key] = map[string]string{}
+			if cmd, err := t.s.st.GetCommand(t.ctx, id, ""); err == nil {
+				t.progs[key][c.Program] = cmd.Title
+			}
+		}
+		return t.progs[key][c.Program]
+	}
+	if c.Revision == 0 {
+		return ""
+	}
+	key := c.DeviceID + "\x00" + strconv.FormatInt(c.Revision, 10)
+	m, ok := t.progs[key]
+	if !ok {
+		m = map[string]string{}
+		t.progs[key] = m
+		if e, err := t.s.st.Effective(t.ctx, c.DeviceID, c.Revision); err == nil {
+			var doc struct {
+				Programs []struct {
+					ID    string `json:"id"`
+					Title string `json:"title"`
+				} `json:"programs"`
+			}
+			if b, err := payloadDocument(e.Document); err == nil && json.Unmarshal(b, &doc) == nil {
+				for _, pr := range doc.Programs {
+					m[pr.ID] = pr.Title
+				}
+			}
+		}
+	}
+	return m[c.Program]
+}
+
+func (t *titler) item(ref string) string {
+	if _, _, err := store.ParseRef(ref); err != nil {
+		return ""
+	}
+	title, ok := t.items[ref]
+	if !ok {
+		if c, err := t.s.st.GetContent(t.ctx, ref); err == nil {
+			title = c.Title
+		}
+		t.items[ref] = title
+	}
+	return title
+}
