@@ -6,7 +6,7 @@ BIN     := bin
 # Keep the race-enabled test run inside CI's budget on 2 cores.
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: all deps build test vet fmt-check bench demo fuzz clean package
+.PHONY: all deps build test vet fmt-check tidy-check bench demo fuzz clean package
 
 all: build
 
@@ -26,12 +26,17 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# go.mod and go.sum say exactly what the code imports: nothing to add, nothing stale.
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go mod tidy would change go.mod/go.sum:"; $(GO) mod tidy -diff; exit 1; }
+	@echo "tidy-check: go.mod and go.sum are tidy"
+
 # Packages whose tests play in real time (ALSA through a paced FIFO, mpv, real agents) run one
 # at a time after the others: beside a cross-compile or another real-time package, a starved
 # agent underruns and a test hears a gap that is the machine's, not the code's.
 REALTIME_PKGS = ./agent ./internal/e2e ./player ./device/screen
 
-test: deps fmt-check vet
+test: deps fmt-check vet tidy-check
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v -x -F $(patsubst ./%,-e github.com/loa-project/loa/%,$(REALTIME_PKGS)))
 	$(GO) test $(TESTFLAGS) -p 1 $(REALTIME_PKGS)
 
