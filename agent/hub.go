@@ -13,6 +13,7 @@ import (
 
 	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -184,7 +185,7 @@ func (a *Agent) Advance(ctx context.Context, ref protocol.ScheduleRef) (link.Pro
 // from its fallback text.
 func (a *Agent) settle(act *activation) (link.Progress, error) {
 	if len(act.missing) > 0 && a.urgent(act) {
-		if err := writeFileAtomic(a.cfg.pendingPath(), act.data); err != nil {
+		if err := atomicfile.Write(a.cfg.pendingPath(), act.data, 0o600); err != nil {
 			return link.Progress{}, fmt.Errorf("saving the pending schedule: %w", err)
 		}
 		a.mu.Lock()
@@ -200,7 +201,7 @@ func (a *Agent) settle(act *activation) (link.Progress, error) {
 		return link.Progress{State: protocol.DeliveryActive, Missing: act.missing}, nil
 	}
 	if len(act.missing) > 0 {
-		if err := writeFileAtomic(a.cfg.pendingPath(), act.data); err != nil {
+		if err := atomicfile.Write(a.cfg.pendingPath(), act.data, 0o600); err != nil {
 			return link.Progress{}, fmt.Errorf("saving the pending schedule: %w", err)
 		}
 		a.mu.Lock()

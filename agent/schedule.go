@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -126,7 +127,7 @@ func (a *Agent) activate(act *activation, save bool) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(a.cfg.activePath(), b); err != nil {
+		if err := atomicfile.Write(a.cfg.activePath(), b, 0o600); err != nil {
 			return fmt.Errorf("saving the active schedule: %w", err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/loa-project/loa/internal/atomicfile"
 )
 
 // speech turns a text item into audio with espeak-ng, so that a bulletin given only as text
@@ -47,5 +49,5 @@ func (s *speech) path(ctx context.Context, text string) (string, error) {
 	if err != nil || len(wav) <= 44 {
 		return "", fmt.Errorf("text to speech with %s (voice %s) failed: %v %s; install espeak-ng", s.bin, s.voice, err, stderr.String())
 	}
-	return out, writeFileAtomic(out, wav)
+	return out, atomicfile.Write(out, wav, 0o600)
 }

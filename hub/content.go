@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -426,17 +427,17 @@ func (s *Server) storeFile(path string) (string, int64, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return "sha256:" + hexsum, size, nil
 	}
-	tmp := dst + ".tmp"
-	if err := copyFile(path, tmp); err != nil {
-		os.Remove(tmp)
+	err = atomicfile.WriteFrom(dst, 0o644, func(w io.Writer) error {
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		_, err = io.Copy(w, in)
+		return err
+	})
+	if err != nil {
 		return "", 0, err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return "", 0, err
-	}
-	if d, err := os.Open(s.dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return "sha256:" + hexsum, size, nil
 }

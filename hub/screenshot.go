@@ -16,6 +16,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -115,57 +116,37 @@ func (s *Server) handleScreenshotUpload(w http.ResponseWriter, r *http.Request) 
 
 var errNotPNG = errors.New("not a PNG image")
 
-// saveScreenshot writes body to dst atomically (temp file, fsync, rename, fsync dir) after
-// checking it is a PNG: its signature and a readable header with the image's size.
+// saveScreenshot writes body to dst atomically (internal/atomicfile) after checking it is a
+// PNG: its signature and a readable header with the image's size.
 func saveScreenshot(body io.Reader, dst string) (size int64, width, height int, err error) {
-	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 		return 0, 0, 0, err
 	}
-	tmp, err := os.CreateTemp(dir, ".upload-*")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	err = atomicfile.WriteFrom(dst, 0o640, func(w io.Writer) error {
+		head := make([]byte, 64<<10)
+		n, rerr := io.ReadFull(body, head)
+		head = head[:n]
+		if rerr != nil && rerr != io.ErrUnexpectedEOF && rerr != io.EOF {
+			return rerr
 		}
-	}()
-	head := make([]byte, 64<<10)
-	n, rerr := io.ReadFull(body, head)
-	head = head[:n]
-	if rerr != nil && rerr != io.ErrUnexpectedEOF && rerr != io.EOF {
-		return 0, 0, 0, rerr
-	}
-	if !bytes.HasPrefix(head, pngMagic) {
-		return 0, 0, 0, fmt.Errorf("screenshot upload: %w (it does not start with the PNG signature; %d bytes)", errNotPNG, n)
-	}
-	cfg, cerr := png.DecodeConfig(bytes.NewReader(head))
-	if cerr != nil || cfg.Width <= 0 || cfg.Height <= 0 {
-		return 0, 0, 0, fmt.Errorf("screenshot upload: %w (its header does not read: %v)", errNotPNG, cerr)
-	}
-	if _, err := tmp.Write(head); err != nil {
-		return 0, 0, 0, err
-	}
-	rest, err := io.Copy(tmp, body)
+		if !bytes.HasPrefix(head, pngMagic) {
+			return fmt.Errorf("screenshot upload: %w (it does not start with the PNG signature; %d bytes)", errNotPNG, n)
+		}
+		cfg, cerr := png.DecodeConfig(bytes.NewReader(head))
+		if cerr != nil || cfg.Width <= 0 || cfg.Height <= 0 {
+			return fmt.Errorf("screenshot upload: %w (its header does not read: %v)", errNotPNG, cerr)
+		}
+		if _, err := w.Write(head); err != nil {
+			return err
+		}
+		rest, err := io.Copy(w, body)
+		size, width, height = int64(n)+rest, cfg.Width, cfg.Height
+		return err
+	})
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return 0, 0, 0, err
-	}
-	if err := tmp.Close(); err != nil {
-		return 0, 0, 0, err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return 0, 0, 0, err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return int64(n) + rest, cfg.Width, cfg.Height, nil
+	return size, width, height, nil
 }
 
 // apiDeviceScreenshot is GET /api/screenshots/{device...}[?command=ID]: the device's latest

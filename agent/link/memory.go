@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -36,29 +36,8 @@ func (m FileCommandMemory) SaveCommandLog(st protocol.CommandLogState) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(m.Path)
-	f, err := os.CreateTemp(dir, ".commands-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, m.Path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("saving the command replay memory %s: %w", m.Path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := atomicfile.Write(m.Path, b, 0o600); err != nil {
+		return fmt.Errorf("saving the command replay memory: %w", err)
 	}
 	return nil
 }
