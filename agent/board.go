@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -84,8 +83,8 @@ func boardTexts(run *scheduler.Run, from int) ([]scheduler.Segment, []string) {
 		if i < from {
 			continue
 		}
-		if t, ok := strings.CutPrefix(seg.Ref, "text:"); ok {
-			segs, texts = append(segs, seg), append(texts, t)
+		if seg.Source.Kind() == scheduler.KindText {
+			segs, texts = append(segs, seg), append(texts, seg.Source.Text)
 		}
 	}
 	if len(segs) == 0 && run.Title != "" && from < len(run.Segments) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -174,41 +173,41 @@ func (s *speakers) spoken(text string, cut time.Duration) (player.Item, error) {
 
 // item turns a timeline segment into a player item cut at the segment's planned end.
 func (s *speakers) item(seg scheduler.Segment, cut time.Duration) (player.Item, error) {
-	ref := seg.Ref
-	switch {
-	case strings.HasPrefix(ref, "sha256:"):
-		r, err := content.ParseRef(ref)
+	it := seg.Source
+	switch it.Kind() {
+	case scheduler.KindContent:
+		r, err := content.ParseRef(it.Content)
 		if err != nil {
 			return player.Item{}, err
 		}
 		path, err := s.store.Path(r)
 		if err != nil {
-			if seg.Fallback != "" && s.speech != nil {
-				s.log.Warn("content not on this device; speaking its fallback text instead", "program", seg.Program, "ref", ref, "err", err)
-				return s.spoken(seg.Fallback, cut)
+			if it.Fallback != "" && s.speech != nil {
+				s.log.Warn("content not on this device; speaking its fallback text instead", "program", seg.Program, "ref", it.Content, "err", err)
+				return s.spoken(it.Fallback, cut)
 			}
-			return player.Item{}, fmt.Errorf("content %s: %w", ref, err)
+			return player.Item{}, fmt.Errorf("content %s: %w", it.Content, err)
 		}
 		return player.Item{Path: path, Duration: cut}, nil
-	case strings.HasPrefix(ref, "file:"):
-		path := strings.TrimPrefix(ref, "file:")
-		if _, err := os.Stat(path); err != nil && seg.Fallback != "" && s.speech != nil {
-			s.log.Warn("file missing on this device; speaking its fallback text instead", "program", seg.Program, "file", path, "err", err)
-			return s.spoken(seg.Fallback, cut)
+	case scheduler.KindFile:
+		if _, err := os.Stat(it.File); err != nil && it.Fallback != "" && s.speech != nil {
+			s.log.Warn("file missing on this device; speaking its fallback text instead", "program", seg.Program, "file", it.File, "err", err)
+			return s.spoken(it.Fallback, cut)
 		}
-		return player.Item{Path: path, Duration: cut}, nil
-	case strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://"):
+		return player.Item{Path: it.File, Duration: cut}, nil
+	case scheduler.KindStream:
 		d := seg.End.Sub(seg.Start)
 		if cut == 0 {
 			d += time.Minute // Until ends it first, as planned
 		}
-		return player.Item{URL: ref, Duration: d}, nil
-	case strings.HasPrefix(ref, "text:") && s.speech != nil:
-		// A text on the speakers is spoken (espeak-ng), so a warning given as text is heard.
-		return s.spoken(strings.TrimPrefix(ref, "text:"), cut)
-	default:
-		return player.Item{}, fmt.Errorf("item %q cannot be played on the speakers", ref)
+		return player.Item{URL: it.Stream, Duration: d}, nil
+	case scheduler.KindText:
+		if s.speech != nil {
+			// A text on the speakers is spoken (espeak-ng), so a warning given as text is heard.
+			return s.spoken(it.Text, cut)
+		}
 	}
+	return player.Item{}, fmt.Errorf("item %q cannot be played on the speakers", seg.Ref)
 }
 
 // stop ends the run with the given key, if it is the one playing.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -120,25 +119,24 @@ func (s *screenOut) start(ctx context.Context, ev scheduler.Event) {
 // item turns a timeline segment into a screen item, shown until the segment's planned end.
 func (s *screenOut) item(seg scheduler.Segment) (screen.Item, error) {
 	shown := seg.Offset + seg.End.Sub(seg.Start)
-	ref := seg.Ref
-	switch {
-	case strings.HasPrefix(ref, "sha256:"):
-		r, err := content.ParseRef(ref)
+	it := seg.Source
+	switch it.Kind() {
+	case scheduler.KindContent:
+		r, err := content.ParseRef(it.Content)
 		if err != nil {
 			return screen.Item{}, err
 		}
 		path, err := s.store.Path(r)
 		if err != nil {
-			return screen.Item{}, fmt.Errorf("content %s: %w", ref, err)
+			return screen.Item{}, fmt.Errorf("content %s: %w", it.Content, err)
 		}
-		return screen.Item{Path: path, Duration: shown, Ticker: seg.Ticker}, nil
-	case strings.HasPrefix(ref, "file:"):
-		return screen.Item{Path: strings.TrimPrefix(ref, "file:"), Duration: shown, Ticker: seg.Ticker}, nil
-	case strings.HasPrefix(ref, "text:"):
-		return screen.Item{Text: strings.TrimPrefix(ref, "text:"), Duration: shown, Ticker: seg.Ticker}, nil
-	default:
-		return screen.Item{}, fmt.Errorf("%s is a sound stream; screens show files and texts", ref)
+		return screen.Item{Path: path, Duration: shown, Ticker: it.Ticker}, nil
+	case scheduler.KindFile:
+		return screen.Item{Path: it.File, Duration: shown, Ticker: it.Ticker}, nil
+	case scheduler.KindText:
+		return screen.Item{Text: it.Text, Duration: shown, Ticker: it.Ticker}, nil
 	}
+	return screen.Item{}, fmt.Errorf("%s is a sound stream; screens show files and texts", seg.Ref)
 }
 
 func (s *screenOut) stop(key string, reason scheduler.StopReason) {

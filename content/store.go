@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // Options configure a Store. The zero value is usable: no budget, no logging, default HTTP.
@@ -207,7 +209,7 @@ func (s *Store) load() error {
 		return fmt.Errorf("content store: %w", err)
 	}
 	for _, o := range objs {
-		r, err := ParseRef(refPrefix + o.Name())
+		r, err := ParseRef(protocol.ContentRefPrefix + o.Name())
 		if err != nil || !o.Type().IsRegular() {
 			s.log.Warn("ignoring a file that is not a store item", "path", filepath.Join(s.dir, "objects", o.Name()))
 			continue
@@ -222,7 +224,7 @@ func (s *Store) load() error {
 	// Markers without an item are useless; drop them so they cannot match a later file.
 	marks, _ := os.ReadDir(filepath.Join(s.dir, "verified"))
 	for _, m := range marks {
-		r, err := ParseRef(refPrefix + m.Name())
+		r, err := ParseRef(protocol.ContentRefPrefix + m.Name())
 		if _, ok := s.index[r]; err != nil || !ok {
 			os.Remove(filepath.Join(s.dir, "verified", m.Name()))
 		}
@@ -435,7 +437,7 @@ func (s *Store) GC(keep []Ref) (GCResult, error) {
 	}
 	parts, _ := os.ReadDir(filepath.Join(s.dir, "partial"))
 	for _, p := range parts {
-		r, err := ParseRef(refPrefix + p.Name())
+		r, err := ParseRef(protocol.ContentRefPrefix + p.Name())
 		if err == nil && (s.keep[r] || s.fetches[r] != nil) {
 			continue
 		}

@@ -39,10 +39,9 @@ type Segment struct {
 	// planned. Zero for an occurrence that began on time.
 	Late time.Duration `json:"late,omitempty"`
 	Gain float64       `json:"gain"`
-	// Fallback is the item's fallback_text: spoken when the item is missing on the device.
-	Fallback string `json:"fallback,omitempty"`
-	// Ticker is the item's ticker line, for screens.
-	Ticker string `json:"ticker,omitempty"`
+	// Source is the schedule's item itself (its kind, content, fallback text, ticker…): what
+	// the outputs play. Ref is only its name in confirmations.
+	Source Item `json:"source"`
 }
 
 // Planned is when the segment would have started had its occurrence begun on time: what a
@@ -297,7 +296,7 @@ func resolve(occs []*occurrence, loc *time.Location) []Segment {
 			Output: o.output, Program: o.prog.ID, Title: o.prog.Title, Class: o.prog.Class,
 			Priority: o.prog.Priority, Scheduled: o.scheduled.In(loc), Play: o.play, Item: item,
 			Ref: it.Ref(), Offset: offset, Start: start.In(loc), End: end.In(loc), Status: st, Late: o.start.Sub(o.scheduled),
-			Gain: o.prog.Gain(), Fallback: it.Fallback, Ticker: it.Ticker,
+			Gain: o.prog.Gain(), Source: it,
 		}
 	}
 	var active []*occurrence

@@ -187,17 +187,27 @@ func (it Item) Ref() string {
 	}
 }
 
-// Kind is "content", "file", "stream" or "text".
-func (it Item) Kind() string {
+// ItemKind is what an item is; outputs switch on it rather than on the prefixes of its Ref.
+type ItemKind string
+
+const (
+	KindContent ItemKind = "content" // Content: a sha256 reference into the content store
+	KindFile    ItemKind = "file"    // File: a path on the device
+	KindStream  ItemKind = "stream"  // Stream: an HTTP(S)/Icecast URL relayed live
+	KindText    ItemKind = "text"    // Text: said on the speakers, shown on boards and screens
+)
+
+// Kind says which of its fields the item uses.
+func (it Item) Kind() ItemKind {
 	switch {
 	case it.Content != "":
-		return "content"
+		return KindContent
 	case it.File != "":
-		return "file"
+		return KindFile
 	case it.Stream != "":
-		return "stream"
+		return KindStream
 	default:
-		return "text"
+		return KindText
 	}
 }
 

@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // Known outputs. A device declares which of these it has; the scheduler treats each one alike.
 var knownOutputs = map[string]bool{"speakers": true, "screen": true, "board": true}
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`)
-
-var contentRef = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // prepare validates the whole document and compiles each programme's start rule. Every
 // problem found is reported, each naming its programme and field.
@@ -177,8 +177,8 @@ func validateItem(it Item) []error {
 	}
 	switch {
 	case it.Content != "":
-		if !contentRef.MatchString(it.Content) {
-			errs = append(errs, fmt.Errorf("content %q: write it as sha256: and 64 lowercase hex digits", it.Content))
+		if _, err := protocol.ParseContentRef(it.Content); err != nil {
+			errs = append(errs, fmt.Errorf("content %.80q: write it as sha256: and 64 lowercase hex digits (%v)", it.Content, err))
 		}
 	case it.Stream != "":
 		u, err := url.Parse(it.Stream)

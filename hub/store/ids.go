@@ -1,10 +1,11 @@
 package store
 
 import (
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // Limits on ids; generous for real names, small enough to keep indexes and logs sane.
@@ -90,22 +91,18 @@ func IsWithin(area, ancestor string) bool {
 // own area and the areas below it. A commune's staff cannot act on another commune.
 func Allowed(scope, target string) bool { return IsWithin(target, scope) }
 
-// ParseRef checks a content reference "sha256:<64 hex>" and returns it in canonical form
-// (lowercase hex) with the digest.
+// ParseRef checks a content reference "sha256:<64 hex>" typed by staff and returns it in
+// canonical form with the digest. Staff may type the hex in upper case (copied from another
+// tool); it is lowercased, then read by the one parser (protocol.ParseContentRef).
 func ParseRef(ref string) (string, [32]byte, error) {
-	var d [32]byte
-	hexPart, ok := strings.CutPrefix(ref, "sha256:")
-	if !ok {
-		return "", d, fmt.Errorf("%w: content ref %.80q must start with \"sha256:\"", ErrInvalid, ref)
+	if hexPart, ok := strings.CutPrefix(ref, protocol.ContentRefPrefix); ok {
+		ref = protocol.ContentRefPrefix + strings.ToLower(hexPart)
 	}
-	if len(hexPart) != 64 {
-		return "", d, fmt.Errorf("%w: content ref %.80q: want 64 hex digits after \"sha256:\", got %d characters", ErrInvalid, ref, len(hexPart))
+	r, err := protocol.ParseContentRef(ref)
+	if err != nil {
+		return "", [32]byte{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	hexPart = strings.ToLower(hexPart)
-	if _, err := hex.Decode(d[:], []byte(hexPart)); err != nil {
-		return "", d, fmt.Errorf("%w: content ref %.80q: %v", ErrInvalid, ref, err)
-	}
-	return "sha256:" + hexPart, d, nil
+	return r.String(), r, nil
 }
 
 // checkText refuses text that would make a bad row: invalid UTF-8, NUL bytes or too long.
