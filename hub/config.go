@@ -40,6 +40,12 @@ type Config struct {
 	LoudnessLUFS float64 `yaml:"loudness_lufs"`
 	// MaxUploadBytes bounds one content upload.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// TranscodeTimeout bounds one upload's probe and transcode (default 30m); MaxTranscodes
+	// run at once (default 2, four times as many wait); MaxContentDuration is the longest
+	// media taken (default 4h).
+	TranscodeTimeout   time.Duration `yaml:"transcode_timeout"`
+	MaxTranscodes      int           `yaml:"max_transcodes"`
+	MaxContentDuration time.Duration `yaml:"max_content_duration"`
 	// FFmpeg and FFprobe are the programs used to transcode and probe content.
 	FFmpeg  string `yaml:"ffmpeg"`
 	FFprobe string `yaml:"ffprobe"`
@@ -62,6 +68,15 @@ func (c *Config) Defaults() {
 	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = 512 << 20
+	}
+	if c.TranscodeTimeout == 0 {
+		c.TranscodeTimeout = 30 * time.Minute
+	}
+	if c.MaxTranscodes == 0 {
+		c.MaxTranscodes = 2
+	}
+	if c.MaxContentDuration == 0 {
+		c.MaxContentDuration = 4 * time.Hour
 	}
 	if c.FFmpeg == "" {
 		c.FFmpeg = "ffmpeg"
@@ -103,6 +118,10 @@ func (c *Config) Check() error {
 	}
 	if c.LoudnessLUFS > -5 || c.LoudnessLUFS < -70 {
 		return fmt.Errorf("config: loudness_lufs %v is outside -70..-5 (speech is usually -16)", c.LoudnessLUFS)
+	}
+	if c.TranscodeTimeout < time.Second || c.MaxTranscodes < 1 || c.MaxContentDuration < time.Second {
+		return fmt.Errorf("config: transcode_timeout (%v), max_transcodes (%d) and max_content_duration (%v) must be positive (leave them out for 30m, 2 and 4h)",
+			c.TranscodeTimeout, c.MaxTranscodes, c.MaxContentDuration)
 	}
 	if c.StatusInterval < time.Second {
 		return fmt.Errorf("config: status_interval %v is under a second", c.StatusInterval)

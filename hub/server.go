@@ -232,7 +232,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL,
 		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
-			TempDir: filepath.Join(cfg.DataDir, "tmp")},
+			TempDir: filepath.Join(cfg.DataDir, "tmp"), Timeout: cfg.TranscodeTimeout,
+			MaxConcurrent: cfg.MaxTranscodes, MaxDuration: cfg.MaxContentDuration},
 	})
 	if err != nil {
 		return err
