@@ -314,7 +314,6 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		writeError(w, http.StatusServiceUnavailable, "this hub has no transcoder configured; uploads are disabled")
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, s.opts.MaxUploadBytes)
 	tmpDir := s.tc.TempDir
 	if tmpDir != "" {
 		os.MkdirAll(tmpDir, 0o750)
@@ -326,52 +325,9 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 	}
 	defer os.Remove(in.Name())
 	defer in.Close()
-	meta := map[string]string{}
-	q := r.URL.Query()
-	for _, k := range []string{"title", "language", "theme", "format", "unit", "filename"} {
-		meta[k] = q.Get(k)
-	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "multipart/form-data" {
-		mr, err := r.MultipartReader()
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad multipart body: "+err.Error())
-			return
-		}
-		_ = params
-		gotFile := false
-		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "bad multipart body: "+err.Error())
-				return
-			}
-			name := part.FormName()
-			if name == "file" {
-				meta["filename"] = part.FileName()
-				if _, err := io.Copy(in, part); err != nil {
-					writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload failed: %v (the limit is %d MiB)", err, s.opts.MaxUploadBytes>>20))
-					return
-				}
-				gotFile = true
-				continue
-			}
-			if _, known := meta[name]; !known {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown form field %q: use title, language, theme, format, unit and file", name))
-				return
-			}
-			v, _ := io.ReadAll(io.LimitReader(part, 4096))
-			meta[name] = string(v)
-		}
-		if !gotFile {
-			writeError(w, http.StatusBadRequest, "the upload has no \"file\" part")
-			return
-		}
-	} else if _, err := io.Copy(in, body); err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload failed: %v (the limit is %d MiB)", err, s.opts.MaxUploadBytes>>20))
+	meta, err := readUpload(r, in)
+	if err != nil {
+		s.uploadReadError(w, err)
 		return
 	}
 	if meta["title"] == "" {
@@ -426,6 +382,69 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		code = http.StatusCreated
 	}
 	writeJSON(w, code, j)
+}
+
+// readUpload copies an upload's file into in and returns its metadata: from a multipart body
+// (a "file" part and title, language, theme, format, unit fields) or a raw body with those as
+// query parameters. r.Body is already bounded (limitBody).
+func readUpload(r *http.Request, in io.Writer) (map[string]string, error) {
+	meta := map[string]string{}
+	q := r.URL.Query()
+	for _, k := range []string{"title", "language", "theme", "format", "unit", "filename"} {
+		meta[k] = q.Get(k)
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		_, err := io.Copy(in, r.Body)
+		return meta, err
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, fmt.Errorf("bad multipart body: %w", err)
+	}
+	gotFile := false
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bad multipart body: %w", err)
+		}
+		name := part.FormName()
+		if name == "file" {
+			if gotFile {
+				return nil, errors.New("the upload has two \"file\" parts: send one file per upload")
+			}
+			meta["filename"] = part.FileName()
+			if _, err := io.Copy(in, part); err != nil {
+				return nil, err
+			}
+			gotFile = true
+			continue
+		}
+		if _, known := meta[name]; !known {
+			return nil, fmt.Errorf("unknown form field %q: use title, language, theme, format, unit and file", name)
+		}
+		v, err := io.ReadAll(io.LimitReader(part, 4096))
+		if err != nil {
+			return nil, fmt.Errorf("bad multipart body: %w", err)
+		}
+		meta[name] = string(v)
+	}
+	if !gotFile {
+		return nil, errors.New("the upload has no \"file\" part")
+	}
+	return meta, nil
+}
+
+// uploadReadError answers a body that could not be read: over the limit, or malformed.
+func (s *Server) uploadReadError(w http.ResponseWriter, err error) {
+	if tooLarge(err) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload is larger than this hub's max_upload_bytes (%d MiB, the file and its fields together)", s.opts.MaxUploadBytes>>20))
+		return
+	}
+	writeError(w, http.StatusBadRequest, "bad upload: "+err.Error())
 }
 
 func orDefault(s, d string) string {

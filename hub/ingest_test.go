@@ -1,12 +1,18 @@
 package hub
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 )
@@ -118,5 +124,65 @@ func TestSniffFormat(t *testing.T) {
 		if f.Demuxer != c.want || (c.want == "") != (err != nil) {
 			t.Errorf("sniff %q = %q, %v; want %q", c.head, f.Demuxer, err, c.want)
 		}
+	}
+}
+
+// max_upload_bytes holds multipart uploads too (what `loa content add` sends), on the body
+// itself: a chunked body over the limit is cut off, and a declared Content-Length over it is
+// refused before anything is read.
+func TestUploadBodyLimit(t *testing.T) {
+	needTools(t, "ffmpeg", "ffprobe")
+	h := newTestHub(t)
+	h.srv.opts.MaxUploadBytes = 64 << 10
+	wav := filepath.Join(t.TempDir(), "big.wav")
+	if out, err := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=2", "-ar", "48000", wav).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v %s", err, out)
+	}
+	// Multipart, chunked (no Content-Length): the client streams the parts.
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		mw.WriteField("title", "big")
+		fw, _ := mw.CreateFormFile("file", "big.wav")
+		fw.Write(mustRead(t, wav))
+		mw.Close()
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", h.http.URL+"/api/content", pr)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+h.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pr.CloseWithError(io.ErrClosedPipe)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "max_upload_bytes") {
+		t.Fatalf("multipart upload of 192 kB over a 64 kB limit: %d %s", resp.StatusCode, b)
+	}
+	var list []api.ContentJSON
+	h.mustCall(h.admin, "GET", "/api/content", nil, &list, http.StatusOK)
+	if len(list) != 0 {
+		t.Fatalf("an upload over the limit was stored: %+v", list)
+	}
+
+	// 10 GiB declared, 1 kB sent: answered at once from the header (the read deadline is only
+	// there so that a hang fails instead of stopping the test run).
+	conn, err := net.Dial("tcp", h.http.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/content HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: %d\r\n\r\n%s",
+		h.admin, int64(10)<<30, strings.Repeat("a", 1024))
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	r, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a 10 GiB Content-Length: %v", err)
+	}
+	b, _ = io.ReadAll(r.Body)
+	if r.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "at most 65536 bytes") {
+		t.Fatalf("10 GiB Content-Length: %d %s", r.StatusCode, b)
 	}
 }

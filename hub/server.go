@@ -170,39 +170,68 @@ func (s *Server) Close() {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /agent/ws", s.handleAgentWS)
-	m.HandleFunc("GET /content/{ref}", s.handleContentDownload)
-	m.HandleFunc("HEAD /content/{ref}", s.handleContentDownload)
-	m.HandleFunc("POST /agent/screenshot", s.handleScreenshotUpload)
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	// Every route's body is bounded on r.Body itself (limitBody), whatever reads it.
+	small := func() int64 { return maxJSONBody }
+	handle := func(pattern string, limit func() int64, h http.Handler) { m.Handle(pattern, limitBody(limit, h)) }
+	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p principal)) {
+		handle(pattern, small, s.staff(h))
+	}
+	handle("GET /agent/ws", small, http.HandlerFunc(s.handleAgentWS))
+	handle("GET /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
+	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
+	handle("POST /agent/screenshot", func() int64 { return MaxScreenshotBytes }, http.HandlerFunc(s.handleScreenshotUpload))
+	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 
-	m.Handle("GET /api/whoami", s.staff(s.apiWhoami))
-	m.Handle("GET /api/areas", s.staff(s.apiListAreas))
-	m.Handle("POST /api/areas", s.staff(s.apiAddArea))
-	m.Handle("GET /api/devices", s.staff(s.apiListDevices))
-	m.Handle("POST /api/devices", s.staff(s.apiEnrolDevice))
-	m.Handle("GET /api/devices/{id...}", s.staff(s.apiShowDevice))
-	m.Handle("DELETE /api/devices/{id...}", s.staff(s.apiRevokeDevice))
-	m.Handle("GET /api/content", s.staff(s.apiListContent))
-	m.Handle("POST /api/content", s.staff(s.apiUploadContent))
-	m.Handle("POST /api/schedules", s.staff(s.apiPushSchedule))
-	m.Handle("GET /api/status", s.staff(s.apiStatus))
-	m.Handle("GET /api/confirmations", s.staff(s.apiConfirmations))
-	m.Handle("GET /api/audit", s.staff(s.apiAudit))
-	m.Handle("POST /api/emergencies", s.staff(s.apiCreateEmergency))
-	m.Handle("GET /api/emergencies", s.staff(s.apiListEmergencies))
-	m.Handle("POST /api/emergencies/cancel", s.staff(s.apiCancelSeries))
-	m.Handle("POST /api/emergencies/{id}/cancel", s.staff(s.apiCancelEmergency))
-	m.Handle("POST /api/cap", s.staff(s.apiCAP))
-	m.Handle("POST /api/commands", s.staff(s.apiIssueCommand))
-	m.Handle("GET /api/commands", s.staff(s.apiListCommands))
-	m.Handle("GET /api/commands/{id}", s.staff(s.apiShowCommand))
-	m.Handle("GET /api/commands/{id}/screenshot", s.staff(s.apiCommandScreenshot))
-	m.Handle("GET /api/screenshots/{device...}", s.staff(s.apiDeviceScreenshot))
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	api("GET /api/whoami", s.apiWhoami)
+	api("GET /api/areas", s.apiListAreas)
+	api("POST /api/areas", s.apiAddArea)
+	api("GET /api/devices", s.apiListDevices)
+	api("POST /api/devices", s.apiEnrolDevice)
+	api("GET /api/devices/{id...}", s.apiShowDevice)
+	api("DELETE /api/devices/{id...}", s.apiRevokeDevice)
+	api("GET /api/content", s.apiListContent)
+	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.staff(s.apiUploadContent))
+	api("POST /api/schedules", s.apiPushSchedule)
+	api("GET /api/status", s.apiStatus)
+	api("GET /api/confirmations", s.apiConfirmations)
+	api("GET /api/audit", s.apiAudit)
+	api("POST /api/emergencies", s.apiCreateEmergency)
+	api("GET /api/emergencies", s.apiListEmergencies)
+	api("POST /api/emergencies/cancel", s.apiCancelSeries)
+	api("POST /api/emergencies/{id}/cancel", s.apiCancelEmergency)
+	api("POST /api/cap", s.apiCAP)
+	api("POST /api/commands", s.apiIssueCommand)
+	api("GET /api/commands", s.apiListCommands)
+	api("GET /api/commands/{id}", s.apiShowCommand)
+	api("GET /api/commands/{id}/screenshot", s.apiCommandScreenshot)
+	api("GET /api/screenshots/{device...}", s.apiDeviceScreenshot)
+	handle("/api/", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
-	})
+	}))
 	s.mux = m
+}
+
+// limitBody holds a request's body to limit() bytes on r.Body itself, so a multipart reader,
+// a JSON decoder or a raw copy all stop there, and refuses at once, before reading anything, a
+// request whose Content-Length declares more (the connection is then closed, not drained).
+func limitBody(limit func() int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := limit()
+		if r.ContentLength > n {
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes: %s %s takes at most %d bytes",
+				r.ContentLength, r.Method, r.URL.Path, n))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// tooLarge is true for a read stopped by limitBody.
+func tooLarge(err error) bool {
+	var mb *http.MaxBytesError
+	return errors.As(err, &mb)
 }
 
 // Run serves cfg until ctx is done, then shuts down gracefully.
