@@ -49,6 +49,15 @@ type Config struct {
 	// FFmpeg and FFprobe are the programs used to transcode and probe content.
 	FFmpeg  string `yaml:"ffmpeg"`
 	FFprobe string `yaml:"ffprobe"`
+	// ReadTimeout and WriteTimeout bound reading one request and writing its answer (default
+	// 1m); for content uploads and downloads they bound a pause in the transfer instead, so a
+	// large file over 3G still goes through. IdleTimeout closes a keep-alive connection left
+	// unused (default 2m). MaxConnections caps open connections, agents' websockets included
+	// (default 10000; raise LimitNOFILE with it); connections beyond it are closed at once.
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	MaxConnections int           `yaml:"max_connections"`
 	// StatusInterval is how often agents are asked to send their status.
 	StatusInterval time.Duration `yaml:"status_interval"`
 	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.
@@ -87,6 +96,18 @@ func (c *Config) Defaults() {
 	if c.StatusInterval == 0 {
 		c.StatusInterval = 60 * time.Second
 	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = time.Minute
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = time.Minute
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 10000
+	}
 	if c.PublicURL == "" {
 		scheme := "http"
 		if c.TLSCert != "" {
@@ -122,6 +143,10 @@ func (c *Config) Check() error {
 	if c.TranscodeTimeout < time.Second || c.MaxTranscodes < 1 || c.MaxContentDuration < time.Second {
 		return fmt.Errorf("config: transcode_timeout (%v), max_transcodes (%d) and max_content_duration (%v) must be positive (leave them out for 30m, 2 and 4h)",
 			c.TranscodeTimeout, c.MaxTranscodes, c.MaxContentDuration)
+	}
+	if c.ReadTimeout < 100*time.Millisecond || c.WriteTimeout < 100*time.Millisecond || c.IdleTimeout < 100*time.Millisecond || c.MaxConnections < 1 {
+		return fmt.Errorf("config: read_timeout (%v), write_timeout (%v), idle_timeout (%v) and max_connections (%d) must be positive (leave them out for 1m, 1m, 2m and 10000)",
+			c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.MaxConnections)
 	}
 	if c.StatusInterval < time.Second {
 		return fmt.Errorf("config: status_interval %v is under a second", c.StatusInterval)

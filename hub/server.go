@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -96,6 +97,9 @@ type Options struct {
 	MaxUploadBytes int64
 	// PublicURL is the base URL agents fetch content from, reported by GET /api/hub.
 	PublicURL string
+	// TransferIdle bounds a pause in a content upload or download (default 1m); the server's
+	// own read and write timeouts would cut a large file over a slow link.
+	TransferIdle time.Duration
 }
 
 // Server is the hub: an http.Handler for staff, agents and content.
@@ -139,6 +143,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = 512 << 20
 	}
+	if opts.TransferIdle == 0 {
+		opts.TransferIdle = time.Minute
+	}
 	if err := os.MkdirAll(opts.ContentDir, 0o755); err != nil {
 		return nil, fmt.Errorf("hub: content dir: %w", err)
 	}
@@ -177,9 +184,9 @@ func (s *Server) routes() {
 		handle(pattern, small, s.staff(h))
 	}
 	handle("GET /agent/ws", small, http.HandlerFunc(s.handleAgentWS))
-	handle("GET /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
+	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.handleContentDownload)))
 	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
-	handle("POST /agent/screenshot", func() int64 { return MaxScreenshotBytes }, http.HandlerFunc(s.handleScreenshotUpload))
+	handle("POST /agent/screenshot", func() int64 { return MaxScreenshotBytes }, s.transfer(http.HandlerFunc(s.handleScreenshotUpload)))
 	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 
 	api("GET /api/whoami", s.apiWhoami)
@@ -190,7 +197,7 @@ func (s *Server) routes() {
 	api("GET /api/devices/{id...}", s.apiShowDevice)
 	api("DELETE /api/devices/{id...}", s.apiRevokeDevice)
 	api("GET /api/content", s.apiListContent)
-	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.staff(s.apiUploadContent))
+	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(s.apiUploadContent)))
 	api("POST /api/schedules", s.apiPushSchedule)
 	api("GET /api/status", s.apiStatus)
 	api("GET /api/confirmations", s.apiConfirmations)
@@ -228,6 +235,44 @@ func limitBody(limit func() int64, h http.Handler) http.Handler {
 	})
 }
 
+// transfer replaces the server's whole-request read and write timeouts by a bound on each
+// pause (TransferIdle): every read of the body and every write of the answer pushes the
+// deadline on.
+func (s *Server) transfer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		idle := s.opts.TransferIdle
+		rc.SetReadDeadline(time.Now().Add(idle))
+		rc.SetWriteDeadline(time.Now().Add(idle))
+		r.Body = &progressBody{ReadCloser: r.Body, rc: rc, idle: idle}
+		h.ServeHTTP(&progressWriter{ResponseWriter: w, rc: rc, idle: idle}, r)
+	})
+}
+
+type progressBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	return b.ReadCloser.Read(p)
+}
+
+type progressWriter struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // tooLarge is true for a read stopped by limitBody.
 func tooLarge(err error) bool {
 	var mb *http.MaxBytesError
@@ -259,7 +304,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	srv, err := New(Options{
 		Store: db, Signer: signer, ContentDir: filepath.Join(cfg.DataDir, "content"),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
-		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL,
+		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout),
 		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
 			TempDir: filepath.Join(cfg.DataDir, "tmp"), Timeout: cfg.TranscodeTimeout,
 			MaxConcurrent: cfg.MaxTranscodes, MaxDuration: cfg.MaxContentDuration},
@@ -278,7 +323,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	ln = newLimitListener(ln, cfg.MaxConnections, log)
+	hs := newHTTPServer(cfg, srv, log)
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {
@@ -301,6 +347,62 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	srv.Close()
 	log.Info("hub stopped")
 	return nil
+}
+
+// newHTTPServer is the hub's HTTP server: every phase of a connection is bounded, so idle
+// keep-alives and slow bodies do not hold connections (agents' websockets clear these
+// deadlines when they upgrade and keep their own).
+func newHTTPServer(cfg Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout), ReadTimeout: cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+}
+
+// limitListener holds open connections to max: one accepted beyond it is closed at once (a
+// client retries later; agents back off with jitter), and the refusals are logged once a
+// minute with their count, not one line each.
+type limitListener struct {
+	net.Listener
+	sem     chan struct{}
+	log     *slog.Logger
+	refused atomic.Int64
+	logged  atomic.Int64 // unix seconds of the last refusal logged
+}
+
+func newLimitListener(ln net.Listener, max int, log *slog.Logger) *limitListener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, max), log: log}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+		}
+		c.Close()
+		n := l.refused.Add(1)
+		if now := time.Now().Unix(); now-l.logged.Load() >= 60 {
+			l.logged.Store(now)
+			l.log.Warn("connections refused: the hub is at max_connections", "max_connections", cap(l.sem), "refused_total", n)
+		}
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // keyedMutex serialises work per key (device id) without one lock for all devices.
