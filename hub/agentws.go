@@ -219,6 +219,13 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 	}()
+	// A revocation between the secret check and now found this connection in no map to close:
+	// now that it is registered, ask the store again (a revocation from here on closes it).
+	if d, err := s.st.GetDevice(ctx, dev.ID); err != nil || d.Revoked {
+		s.log.Warn("agent refused at hello: revoked after it authenticated", "device", dev.ID, "err", err)
+		c.fail(hello.ID, &codeError{code: protocol.CodeUnauthorized, msg: fmt.Sprintf("device %s was revoked; ask district staff to enrol it again", dev.ID)}, websocket.ClosePolicyViolation)
+		return
+	}
 	log := s.log.With("device", dev.ID)
 	log.Info("agent connected", "remote", r.RemoteAddr, "software", hello.SoftwareVersion)
 	if err := s.st.Seen(ctx, dev.ID); err != nil {
@@ -356,6 +363,9 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 		if err != nil {
 			if errors.Is(err, store.ErrInvalid) {
 				return &codeError{code: "invalid_field", msg: err.Error()}
+			}
+			if errors.Is(err, store.ErrUnauthorized) {
+				return &codeError{code: protocol.CodeUnauthorized, msg: err.Error()}
 			}
 			s.log.Error("confirmations not stored", "device", c.device, "err", err)
 			return &codeError{code: protocol.CodeInternal, msg: "the hub could not store the confirmations; they stay in your journal"}

@@ -153,12 +153,16 @@ func (db *DB) confRequest(ctx context.Context, deviceID string, cs []Confirmatio
 func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []Confirmation, now any) (int64, error) {
 	var area string
 	var ack, off int64
-	err := tx.StmtContext(ctx, db.deviceAck).QueryRowContext(ctx, deviceID).Scan(&area, &ack, &off)
+	var revoked bool
+	err := tx.StmtContext(ctx, db.deviceAck).QueryRowContext(ctx, deviceID).Scan(&area, &ack, &off, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("confirmations of device %q: %w", deviceID, err)
+	}
+	if revoked { // a batch in flight when the device was revoked
+		return 0, fmt.Errorf("%w: device %q was revoked; its confirmations are no longer taken", ErrUnauthorized, deviceID)
 	}
 	stmt := tx.StmtContext(ctx, db.insertConf)
 	defer stmt.Close()
