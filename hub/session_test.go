@@ -2,8 +2,11 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -47,5 +50,78 @@ func TestRevokedBeforeHelloGetsNoSession(t *testing.T) {
 	}
 	if _, err := h.db.AddConfirmations(context.Background(), "c1/cl-01", []store.Confirmation{storeConfirmation(confirmation("c1/cl-01", 1))}); !errors.Is(err, store.ErrUnauthorized) {
 		t.Fatalf("confirmations of a revoked device: %v, want ErrUnauthorized", err)
+	}
+}
+
+// helloRefused dials, sends a raw hello frame (protocol.Encode would refuse to write it) and
+// returns the hub's error before it closed.
+func (h *testHub) helloRefused(t *testing.T, id, secret, helloJSON string) *protocol.ErrorMessage {
+	t.Helper()
+	ws, _, err := h.dial(id, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	a := &fakeAgent{t: t, id: id, ws: ws, msgs: make(chan protocol.Message, 10), errc: make(chan error, 1)}
+	ws.WriteMessage(websocket.TextMessage, []byte(helloJSON))
+	go a.readLoop()
+	msgs, _ := a.closed()
+	for _, m := range msgs {
+		if e, ok := m.(*protocol.ErrorMessage); ok {
+			return e
+		}
+	}
+	t.Fatalf("hello %s: no error before the close (got %d messages)", helloJSON, len(msgs))
+	return nil
+}
+
+// Numbers a device sends are bounded before the hub does arithmetic with them: a hello
+// claiming a revision near the end of int64 is refused (it no longer stops every later push to
+// the device), and so is a sequence number there (it no longer makes a journal restart shift
+// every later record out of reach).
+func TestDeviceCountersAreBounded(t *testing.T) {
+	h := newTestHub(t)
+	h.addArea("qn/c1")
+	const id = "c1/cl-01"
+	secret := h.enrol(id, "qn/c1")
+
+	e := h.helloRefused(t, id, secret, `{"v":1,"type":"hello","id":"a-hello","device_id":"c1/cl-01","software_version":"x",`+
+		`"active_schedule":{"id":"dev-c1/cl-01","revision":9223372036854775806},"journal":{"high_water":0,"acked":0}}`)
+	if !strings.Contains(e.Message, "active_schedule.revision") {
+		t.Fatalf("refusal %q does not name the field", e.Message)
+	}
+	if code, _, msg := h.push(h.admin, "area:qn/c1", relayDoc); code != http.StatusOK {
+		t.Fatalf("push after the hello: %d %s", code, msg)
+	}
+	if code, _, msg := h.push(h.admin, "area:qn/c1", strings.Replace(relayDoc, "revision: 1", "revision: 2", 1)); code != http.StatusOK {
+		t.Fatalf("second push after the hello: %d %s", code, msg)
+	}
+
+	a, _ := h.connect(id, secret, protocol.Hello{Journal: protocol.JournalState{ID: "old-journal"}})
+	a.next() // the schedule
+	rec, _ := json.Marshal(confirmation(id, math.MaxInt64))
+	a.ws.WriteMessage(websocket.TextMessage, []byte(`{"v":1,"type":"confirmations","id":"a-c","records":[`+string(rec)+`]}`))
+	for {
+		m := a.next()
+		if ack, ok := m.(*protocol.Ack); ok {
+			t.Fatalf("seq 2^63-1 acknowledged: %d", ack.Seq)
+		}
+		if _, ok := m.(*protocol.ErrorMessage); ok {
+			break
+		}
+	}
+	a.ws.Close()
+	a, w := h.connect(id, secret, protocol.Hello{Journal: protocol.JournalState{ID: "new-journal", HighWater: 1}})
+	if w.ResendFrom != 1 {
+		t.Fatalf("resend_from %d, want 1", w.ResendFrom)
+	}
+	a.send(&protocol.Confirmations{Records: []protocol.Confirmation{confirmation(id, 1)}})
+	for {
+		if ack, ok := a.next().(*protocol.Ack); ok {
+			if ack.Seq != 1 {
+				t.Fatalf("the new journal's first record acked as %d, want 1", ack.Seq)
+			}
+			break
+		}
 	}
 }
