@@ -433,6 +433,10 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := s.playable(r.Context(), doc); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s would be refused by every device, which compiles it before playing: %v", name, err))
+		return
+	}
 	sch, err := s.st.PutSchedule(r.Context(), store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID})
 	if err != nil {
 		storeError(w, err)

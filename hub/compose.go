@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 
@@ -75,12 +76,48 @@ func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, s
 	// What the agent will parse must parse here first. Documents composed from the same
 	// sources differ only in id and revision, so one check per source set is enough.
 	if _, ok := s.validSets.Load(key); !ok {
-		if _, err := scheduler.Parse("effective schedule of device "+deviceID, b); err != nil {
+		parsed, err := scheduler.Parse("effective schedule of device "+deviceID, b)
+		if err != nil {
 			return nil, fmt.Errorf("composed schedule is invalid: %w", err)
+		}
+		if err := s.playable(ctx, parsed); err != nil {
+			return nil, fmt.Errorf("composed schedule would be refused by the device: %w", err)
 		}
 		s.validSets.Store(key, true)
 	}
 	return b, nil
+}
+
+// Agents compile a schedule they receive over this window (agent/schedule.go) and refuse it
+// when that fails: a cron that fires too often (scheduler.MaxPlaysPerCompile), an item of no
+// known length.
+const agentCompileBefore, agentCompileAfter = 26 * time.Hour, 6 * time.Hour
+
+// playable compiles doc as an agent will, so the hub refuses what every agent would: staff
+// get the error instead of a 200 and a refusal from each device. Library content has the
+// length the hub recorded; a device's local file: item, which only the device can measure,
+// counts as a second.
+func (s *Server) playable(ctx context.Context, doc *scheduler.Document) error {
+	lengths := map[string]time.Duration{}
+	length := func(it scheduler.Item) (time.Duration, bool) {
+		switch {
+		case it.File != "":
+			return time.Second, true
+		case it.Content != "":
+			d, ok := lengths[it.Content]
+			if !ok {
+				c, err := s.st.GetContent(ctx, it.Content)
+				ok = err == nil && c.Duration > 0
+				d = c.Duration
+				lengths[it.Content] = d
+			}
+			return d, d > 0
+		}
+		return 0, false
+	}
+	now := s.clock.Now()
+	_, err := scheduler.Compile(doc, now.Add(-agentCompileBefore), now.Add(agentCompileAfter), scheduler.CompileOptions{ItemLength: length})
+	return err
 }
 
 // parsed returns a source schedule parsed, from a cache: a (target, revision) never changes.

@@ -125,3 +125,19 @@ func TestDeviceCountersAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// A schedule every agent would refuse (a cron firing every second is more plays than an agent
+// compiles) is refused at the push, with the agent's reason, and nothing is stored or sent.
+func TestPushRefusesWhatAgentsWouldRefuse(t *testing.T) {
+	h := newTestHub(t)
+	h.addArea("qn/c1")
+	h.enrol("c1/cl-01", "qn/c1")
+	doc := "version: 1\nid: c1\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: tick\n    cron: \"* * * * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 1s\n"
+	code, _, msg := h.push(h.admin, "area:qn/c1", doc)
+	if code != http.StatusBadRequest || !strings.Contains(msg, "would be refused by every device") || !strings.Contains(msg, "plays") {
+		t.Fatalf("push of a cron every second: %d %q", code, msg)
+	}
+	if _, err := h.db.LatestSchedule(context.Background(), store.AreaTarget("qn/c1")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused schedule was stored: %v", err)
+	}
+}
