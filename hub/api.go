@@ -112,17 +112,37 @@ func (s *Server) audit(ctx context.Context, p principal, action, target string, 
 	}
 }
 
-// inScope checks that p may act on area and writes a 403 saying what to do when not.
-func inScope(w http.ResponseWriter, p principal, what, area string) bool {
+// inScope checks that p may act on area. It is decided from the ids alone, before anything
+// is looked up, and answered like an unknown area (404): whether an area outside the scope
+// exists is not the caller's to learn.
+func inScope(w http.ResponseWriter, p principal, area string) bool {
 	if store.Allowed(p.Scope, area) {
 		return true
 	}
-	if what != "area "+area {
-		what += " (in area " + area + ")"
-	}
-	writeError(w, http.StatusForbidden, fmt.Sprintf("%s is outside your scope %s: you may act only on %s and the areas below it; ask staff of that area",
-		what, p.Scope, p.Scope))
+	writeError(w, http.StatusNotFound, noArea(p, area))
 	return false
+}
+
+// noArea is the one answer for an area that is unknown or outside the caller's scope.
+func noArea(p principal, area string) string {
+	return fmt.Sprintf("no area %s in your scope %s (you act on %s and the areas below it); `loa area list` shows them", area, p.Scope, p.Scope)
+}
+
+// idTaken answers an id already used by a device or an area. Ids are one namespace across
+// the hub (a device authenticates by its id alone), so that it is taken cannot be hidden; what
+// holds it and where is said only when that is in the caller's scope.
+func (s *Server) idTaken(ctx context.Context, w http.ResponseWriter, p principal, id string) {
+	if d, err := s.st.GetDevice(ctx, id); err == nil && store.Allowed(p.Scope, d.Area) {
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s is already the id of device %s in area %s: pick another id, or revoke that device first", id, d.ID, d.Area))
+		return
+	}
+	if store.Allowed(p.Scope, id) {
+		if _, err := s.st.GetArea(ctx, id); err == nil {
+			writeError(w, http.StatusConflict, fmt.Sprintf("%s is already the id of an area: pick another id", id))
+			return
+		}
+	}
+	writeError(w, http.StatusConflict, fmt.Sprintf("the id %s is already in use on this hub (device and area ids are unique across all areas): pick another, e.g. one that starts with your commune's name", id))
 }
 
 // areaParam is the ?area= filter, defaulting to the caller's scope.
@@ -131,7 +151,7 @@ func areaParam(w http.ResponseWriter, r *http.Request, p principal) (string, boo
 	if a == "" {
 		return p.Scope, true
 	}
-	if !inScope(w, p, "area "+a, a) {
+	if !inScope(w, p, a) {
 		return "", false
 	}
 	return a, true
@@ -181,6 +201,10 @@ func (s *Server) apiAddArea(w http.ResponseWriter, r *http.Request, p principal)
 			writeError(w, http.StatusNotFound, fmt.Sprintf("%v: add the parent area %s first", err, store.ParentArea(req.ID)))
 			return
 		}
+		if errors.Is(err, store.ErrExists) {
+			s.idTaken(r.Context(), w, p, req.ID)
+			return
+		}
 		storeError(w, err)
 		return
 	}
@@ -197,7 +221,7 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		writeError(w, http.StatusBadRequest, "enrolment needs an area: use --area AREA")
 		return
 	}
-	if !inScope(w, p, "device "+req.ID, req.Area) {
+	if !inScope(w, p, req.Area) {
 		return
 	}
 	secret, err := protocol.NewDeviceSecret(rand.Reader)
@@ -218,6 +242,10 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		kind = store.KindCluster
 	}
 	d, err := s.st.EnrolDevice(r.Context(), store.Device{ID: req.ID, Name: req.Name, Area: req.Area, Kind: kind, Outputs: req.Outputs}, h)
+	if errors.Is(err, store.ErrExists) {
+		s.idTaken(r.Context(), w, p, req.ID)
+		return
+	}
 	if err != nil {
 		storeError(w, err)
 		return
@@ -364,33 +392,41 @@ func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p princ
 	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
 }
 
+// resolveTarget finds the area or device a push or command names, among those in the
+// caller's scope only: anything outside it is answered as unknown (404), and a bare id that an
+// area and a device share (possible only for ids made before ids were one namespace) is
+// resolved to the one the caller may act on.
 func (s *Server) resolveTarget(w http.ResponseWriter, r *http.Request, p principal, to string) (store.Target, string, bool) {
 	ctx := r.Context()
 	if id, ok := strings.CutPrefix(to, "area:"); ok {
+		if !store.Allowed(p.Scope, id) {
+			s.notFoundTarget(w, r, p, id, "area")
+			return store.Target{}, "", false
+		}
 		if _, err := s.st.GetArea(ctx, id); err != nil {
 			s.notFoundTarget(w, r, p, id, "area")
 			return store.Target{}, "", false
 		}
-		return store.AreaTarget(id), id, inScope(w, p, "area "+id, id)
+		return store.AreaTarget(id), id, true
 	}
 	if id, ok := strings.CutPrefix(to, "device:"); ok {
 		d, ok := s.lookupDevice(w, r, p, id)
 		return store.DeviceTarget(d.ID), d.Area, ok
 	}
-	_, aerr := s.st.GetArea(ctx, to)
+	area := false
+	if store.Allowed(p.Scope, to) {
+		_, err := s.st.GetArea(ctx, to)
+		area = err == nil
+	}
 	d, derr := s.st.GetDevice(ctx, to)
+	device := derr == nil && store.Allowed(p.Scope, d.Area)
 	switch {
-	case aerr == nil && derr == nil:
+	case area && device:
 		writeError(w, http.StatusConflict, fmt.Sprintf("%s is both an area and a device: use --to area:%s or --to device:%s", to, to, to))
 		return store.Target{}, "", false
-	case aerr == nil:
-		return store.AreaTarget(to), to, inScope(w, p, "area "+to, to)
-	case derr == nil:
-		if !store.Allowed(p.Scope, d.Area) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("device %s is in area %s, outside your scope %s: you may push only to areas and devices under %s",
-				d.ID, d.Area, p.Scope, p.Scope))
-			return store.Target{}, "", false
-		}
+	case area:
+		return store.AreaTarget(to), to, true
+	case device:
 		return store.DeviceTarget(to), d.Area, true
 	}
 	s.notFoundTarget(w, r, p, to, "area or device")

@@ -375,7 +375,8 @@ func (s *Server) resolveArea(ctx context.Context, p principal, to string) (strin
 	if to == "" {
 		return "", badRequest("say where: use --to AREA (e.g. --to %s)", p.Scope)
 	}
-	if _, err := s.st.GetArea(ctx, to); err != nil {
+	// Out of scope is answered as unknown: whether it exists is not the caller's to learn.
+	if _, err := s.st.GetArea(ctx, to); err != nil || !store.Allowed(p.Scope, to) {
 		if d, derr := s.st.GetDevice(ctx, to); derr == nil && store.Allowed(p.Scope, d.Area) {
 			return "", badRequest("%s is a device; broadcasts go to areas: use --to %s (its area)", to, d.Area)
 		}
@@ -386,10 +387,6 @@ func (s *Server) resolveArea(ctx context.Context, p principal, to string) (strin
 			msg += "; `loa area list` shows the ids"
 		}
 		return "", &httpError{http.StatusNotFound, msg}
-	}
-	if !store.Allowed(p.Scope, to) {
-		return "", &httpError{http.StatusForbidden, fmt.Sprintf("area %s is outside your scope %s: you may broadcast only to %s and the areas below it; ask staff of that area",
-			to, p.Scope, p.Scope)}
 	}
 	return to, nil
 }
