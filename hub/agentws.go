@@ -127,6 +127,13 @@ func (c *agentConn) writeScheduleNow(e store.EffectiveSchedule) error {
 	return nil
 }
 
+// carried reports whether this connection has written revision rev (or a newer one).
+func (c *agentConn) carried(rev int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxSent >= rev
+}
+
 func (s *Server) markSent(ctx context.Context, device string, revision int64) {
 	if _, err := s.st.MarkDelivery(ctx, device, revision, store.StateSent, ""); err != nil {
 		s.log.Error("delivery state not recorded", "device", device, "revision", revision, "state", "sent", "err", err)

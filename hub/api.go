@@ -473,13 +473,14 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s would be refused by every device, which compiles it before playing: %v", name, err))
 		return
 	}
+	before := s.headsBefore(r.Context(), target)
 	sch, err := s.st.PutSchedule(r.Context(), store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID})
 	if err != nil {
 		storeError(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "schedule.push", target.String(), map[string]any{"schedule_id": doc.ID, "revision": sch.Revision, "programs": len(doc.Programs)})
-	res := s.pushTarget(r.Context(), target)
+	res := s.pushTargetSince(r.Context(), target, before)
 	res.Target, res.Revision = target.String(), sch.Revision
 	writeJSON(w, http.StatusOK, res)
 }

@@ -548,6 +548,16 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 			Text: b.text, Items: ib, IssuedAt: now, Start: start, Every: b.every, Until: until, Volume: b.volume,
 			Source: b.source, CreatedBy: p.User.ID})
 	}
+	var touched []store.Target // what this change reaches: the new rows' areas, the series' old ones
+	for _, r := range rows {
+		touched = append(touched, store.AreaTarget(r.Area))
+	}
+	for _, o := range old {
+		if o.EndedAt.IsZero() {
+			touched = append(touched, store.AreaTarget(o.Area))
+		}
+	}
+	before := s.headsBefore(ctx, topAreas(touched)...)
 	added, replaced, err := es.AddEmergencies(ctx, rows)
 	if err != nil {
 		return res, err
@@ -573,23 +583,37 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		s.audit(ctx, p, action, "area:"+e.Area, map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
 			"start": e.Start, "until": e.Until, "every": e.Every.String(), "source": e.Source, "replaced": res.Replaced})
 	}
-	s.pushAreas(ctx, areas, &res)
+	s.pushAreas(ctx, areas, before, &res)
 	return res, nil
 }
 
-// pushAreas recomposes and pushes the devices of each area (once for nested areas).
-func (s *Server) pushAreas(ctx context.Context, areas []string, res *api.EmergencyResponse) {
+// topAreas is areas without those below another of them (each device is pushed once).
+func topAreas(ts []store.Target) []store.Target {
+	areas := make([]string, 0, len(ts))
+	for _, t := range ts {
+		areas = append(areas, t.ID)
+	}
 	slices.Sort(areas)
 	areas = slices.Compact(areas)
-	var top []string
+	var top []store.Target
 	for _, a := range areas {
-		if len(top) > 0 && store.Allowed(top[len(top)-1], a) {
+		if len(top) > 0 && store.Allowed(top[len(top)-1].ID, a) {
 			continue // below one already pushed
 		}
-		top = append(top, a)
+		top = append(top, store.AreaTarget(a))
 	}
-	for _, a := range top {
-		r := s.pushTarget(ctx, store.AreaTarget(a))
+	return top
+}
+
+// pushAreas recomposes and pushes the devices of each area (once for nested areas); devices
+// composed since before by another push count as changed (see Heads).
+func (s *Server) pushAreas(ctx context.Context, areas []string, before Heads, res *api.EmergencyResponse) {
+	ts := make([]store.Target, 0, len(areas))
+	for _, a := range areas {
+		ts = append(ts, store.AreaTarget(a))
+	}
+	for _, t := range topAreas(ts) {
+		r := s.pushTargetSince(ctx, t, before)
 		res.Devices += r.Devices
 		res.Sent += r.Sent
 		res.Failures = append(res.Failures, r.Failures...)
@@ -764,6 +788,11 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 		}
 		ids = append(ids, e.ID)
 	}
+	var touched []store.Target
+	for _, e := range rows {
+		touched = append(touched, store.AreaTarget(e.Area))
+	}
+	before := s.headsBefore(ctx, topAreas(touched)...)
 	ended, err := es.EndEmergencies(ctx, ids, reason, p.User.ID)
 	if err != nil {
 		return res, err
@@ -783,7 +812,7 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 		}
 		s.audit(ctx, p, action, "area:"+e.Area, map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
 	}
-	s.pushAreas(ctx, areas, &res)
+	s.pushAreas(ctx, areas, before, &res)
 	s.log.Info("broadcasts ended", "count", len(ended), "reason", reason, "devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	return res, nil
 }
@@ -907,7 +936,7 @@ func (s *Server) RunEmergencies(ctx context.Context) {
 		}
 		if len(gone) > 0 {
 			var res api.EmergencyResponse
-			s.pushAreas(ctx, gone, &res)
+			s.pushAreas(ctx, gone, nil, &res)
 			s.log.Info("expired broadcasts dropped from schedules", "areas", len(gone), "devices", res.Devices, "sent", res.Sent)
 		}
 		pushed = act

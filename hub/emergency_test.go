@@ -380,3 +380,64 @@ func TestRepeatCount(t *testing.T) {
 	}
 	_ = store.KindEmergency
 }
+
+// racingStore composes and pushes the devices of the whole tree right after each change to
+// the emergencies is stored, as the expiry loop (woken by the change) or a reconnecting device
+// may do before the request's own push.
+type racingStore struct {
+	*store.DB
+	srv *Server
+}
+
+func (r *racingStore) AddEmergencies(ctx context.Context, rows []store.Emergency) ([]store.Emergency, []store.Emergency, error) {
+	a, b, err := r.DB.AddEmergencies(ctx, rows)
+	r.srv.emergenciesChanged()
+	r.srv.pushTarget(ctx, store.AreaTarget("qn"))
+	return a, b, err
+}
+
+func (r *racingStore) EndEmergencies(ctx context.Context, ids []int64, reason, by string) ([]store.Emergency, error) {
+	ended, err := r.DB.EndEmergencies(ctx, ids, reason, by)
+	r.srv.emergenciesChanged()
+	r.srv.pushTarget(ctx, store.AreaTarget("qn"))
+	return ended, err
+}
+
+// The devices and sent counts of an emergency, its update and its cancel are what happened to
+// the devices, also when another push composed them first; a connected device gets each
+// change once.
+func TestEmergencyCountsWhenAnotherPushComposesFirst(t *testing.T) {
+	h := newTestHub(t)
+	h.addArea("qn/tk")
+	s1 := h.enrol("tk/cl-01", "qn/tk")
+	h.enrol("tk/cl-02", "qn/tk")
+	a1, _ := h.connect("tk/cl-01", s1, protocol.Hello{})
+	h.srv.st = &racingStore{DB: h.db, srv: h.srv}
+	held := uint64(0)
+	next := func() {
+		t.Helper()
+		p, _ := verifySchedule(t, h, "tk/cl-01", a1.next(), held)
+		held = p.Revision
+	}
+	var res api.EmergencyResponse
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk", Text: "Bão số 13.", Series: "storm-13"}, &res, http.StatusCreated)
+	if res.Devices != 2 || res.Sent != 1 {
+		t.Fatalf("create: devices %d sent %d, want 2 and 1", res.Devices, res.Sent)
+	}
+	next()
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk", Text: "Bão số 13 đã vào bờ.", Series: "storm-13"}, &res, http.StatusCreated)
+	if len(res.Replaced) != 1 || res.Devices != 2 || res.Sent != 1 {
+		t.Fatalf("update: replaced %v devices %d sent %d, want 1, 2 and 1", res.Replaced, res.Devices, res.Sent)
+	}
+	next()
+	h.mustCall(h.admin, "POST", "/api/emergencies/cancel", api.CancelRequest{Series: "storm-13"}, &res, http.StatusOK)
+	if res.Devices != 2 || res.Sent != 1 {
+		t.Fatalf("cancel: devices %d sent %d, want 2 and 1", res.Devices, res.Sent)
+	}
+	next()
+	select {
+	case m := <-a1.msgs:
+		t.Fatalf("a second message after the cancel: %T", m)
+	default:
+	}
+}
