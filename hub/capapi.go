@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,7 +144,36 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 			return out, &httpError{http.StatusForbidden, fmt.Sprintf("the alert reaches %s, outside your scope %s: send it with a token of a wider scope", area, p.Scope)}
 		}
 	}
-	series := "cap:" + d.SeriesID
+	// The series is matched through every message it holds that the hub applied (each row
+	// keeps its message as source), not only the first one.
+	var knownErr error
+	seriesID, others := d.ResolveSeries(func(msg string) (string, bool) {
+		rows, err := es.ListEmergencies(ctx, store.EmergencyFilter{Source: "cap:" + msg, Limit: 1})
+		if err != nil {
+			knownErr = err
+		}
+		if err != nil || len(rows) == 0 || !strings.HasPrefix(rows[0].Series, "cap:") {
+			return "", false
+		}
+		return strings.TrimPrefix(rows[0].Series, "cap:"), true
+	})
+	if knownErr != nil {
+		return out, knownErr
+	}
+	detail["series"] = seriesID
+	series := "cap:" + seriesID
+	// Rows of the other series the message reaches end with it (an update joining them).
+	activeOf := func(ids []string) ([]store.Emergency, error) {
+		var rows []store.Emergency
+		for _, ser := range ids {
+			r, err := es.ListEmergencies(ctx, store.EmergencyFilter{Series: "cap:" + ser, ActiveAt: now})
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, r...)
+		}
+		return rows, nil
+	}
 	switch d.Action {
 	case cap.Ignore:
 		out.Note = d.Reason
@@ -151,17 +181,17 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		s.log.Info("CAP alert ignored", "message", d.MessageID, "reason", d.Reason)
 		return out, nil
 	case cap.Cancel:
-		var rows []store.Emergency
-		for _, ser := range append([]string{d.SeriesID}, d.References...) {
-			r, err := es.ListEmergencies(ctx, store.EmergencyFilter{Series: "cap:" + ser, ActiveAt: now})
-			if err != nil {
-				return out, err
-			}
-			rows = append(rows, r...)
+		ids := append([]string{seriesID}, others...)
+		ids = append(ids, d.SeriesID)
+		ids = append(ids, d.References...) // a referenced message that began a series of its own
+		slices.Sort(ids)
+		rows, err := activeOf(slices.Compact(ids))
+		if err != nil {
+			return out, err
 		}
 		s.audit(ctx, p, "cap.cancel", target, detail)
 		if len(rows) == 0 {
-			out.Note = "nothing of series " + d.SeriesID + " is on the air"
+			out.Note = "nothing of series " + seriesID + " is on the air"
 			return out, nil
 		}
 		out.Result, err = s.end(ctx, p, rows, "cancelled")
@@ -189,10 +219,23 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		b.area = area
 		bs = append(bs, b)
 	}
+	stray, err := activeOf(others)
+	if err != nil {
+		return out, err
+	}
 	s.audit(ctx, p, "cap."+string(d.Action), target, detail)
 	out.Result, err = s.put(ctx, p, bs, now)
 	if err != nil {
 		return out, err
+	}
+	if len(stray) > 0 {
+		ended, err := s.end(ctx, p, stray, "replaced")
+		if err != nil {
+			return out, err
+		}
+		for _, e := range ended.Emergencies {
+			out.Result.Replaced = append(out.Result.Replaced, e.ID)
+		}
 	}
 	out.Applied = true
 	out.Result.Warnings = append(append(warnings, d.Warnings...), out.Result.Warnings...)
