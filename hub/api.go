@@ -381,13 +381,7 @@ func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p princ
 		return
 	}
 	s.audit(r.Context(), p, "device.revoke", "device:"+d.ID, nil)
-	// A revoked device loses its live connection at once, not at its next reconnect.
-	s.mu.Lock()
-	c := s.conns[d.ID]
-	s.mu.Unlock()
-	if c != nil {
-		c.close()
-	}
+	s.dropConn(d.ID) // a revoked device loses its live connection at once, not at its next reconnect
 	d, _ = s.st.GetDevice(r.Context(), d.ID)
 	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
 }
@@ -635,6 +629,12 @@ func (s *Server) auditVisible(ctx context.Context, p principal, target string) b
 	if id, ok := strings.CutPrefix(target, "device:"); ok {
 		d, err := s.st.GetDevice(ctx, id)
 		return err == nil && store.Allowed(p.Scope, d.Area)
+	}
+	if id, ok := strings.CutPrefix(target, "user:"); ok {
+		if cs, ok := s.st.(credentialStore); ok {
+			u, err := cs.GetUser(ctx, id)
+			return err == nil && store.Allowed(p.Scope, u.Scope)
+		}
 	}
 	return strings.Count(p.Scope, "/") == 0 // library-wide entries: province staff
 }

@@ -255,3 +255,38 @@ type CAPResponse struct {
 	Applied  bool              `json:"applied"` // false for ignore, or a message already applied
 	Note     string            `json:"note,omitempty"`
 }
+
+// TokenRequest is the body of POST /api/tokens (a new token for the caller: label and
+// valid_for optional) and of POST /api/tokens/revoke (token).
+type TokenRequest struct {
+	Label    string `json:"label,omitempty"`
+	ValidFor string `json:"valid_for,omitempty"` // Go duration; default a year
+	Token    string `json:"token,omitempty"`
+}
+
+// TokenResponse answers them: the new token is shown this once.
+type TokenResponse struct {
+	User    string    `json:"user"`
+	Token   string    `json:"token,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	Revoked bool      `json:"revoked,omitempty"`
+}
+
+// UserRequest is the body of POST /api/users/disable.
+type UserRequest struct {
+	ID string `json:"id"`
+}
+
+// UserJSON is a staff account in API answers.
+type UserJSON struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Scope    string `json:"scope"`
+	Disabled bool   `json:"disabled"`
+}
+
+// RekeyRequest is the body of POST /api/devices/rekey; the answer is an EnrolResponse with
+// the new secret.
+type RekeyRequest struct {
+	ID string `json:"id"`
+}

@@ -103,7 +103,7 @@ func (db *DB) EnrolDevice(ctx context.Context, d Device, secretHash [32]byte) (D
 			return fmt.Errorf("enrol device %q: %w", d.ID, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: device %q is already enrolled; revoke it and pick another id, or replace its secret", ErrExists, d.ID)
+			return fmt.Errorf("%w: device %q is already enrolled; revoke it and pick another id, or give it a new secret with `loa device rekey`", ErrExists, d.ID)
 		}
 		return nil
 	})
