@@ -21,6 +21,9 @@ import (
 const (
 	helloTimeout = 30 * time.Second
 	writeTimeout = 15 * time.Second
+	// helloRetryAfterS is the wait asked of an agent turned away busy (it adds up to as much
+	// again at random).
+	helloRetryAfterS = 20
 )
 
 // agentConn is one device's live websocket. Writes are serialised by wmu; the handler
@@ -147,6 +150,7 @@ func (c *agentConn) fail(re string, err error, closeCode int) {
 	var ce *codeError
 	if errors.As(err, &ce) {
 		m.Code = ce.code // CodeOf knows only protocol's own errors
+		m.RetryAfterS = ce.retryAfterS
 	}
 	if b, e := c.limits.Encode(m); e == nil {
 		c.wmu.Lock()
@@ -210,6 +214,20 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	if hello.DeviceID != dev.ID {
 		c.fail(hello.ID, &codeError{code: protocol.CodeUnauthorized, msg: fmt.Sprintf("hello names device %q but the connection authenticated as %q", hello.DeviceID, dev.ID)}, websocket.ClosePolicyViolation)
 		return
+	}
+	// Welcoming is the costly part of a reconnect storm (composition, the store): at most
+	// MaxHellos at once; the rest are told busy and come back after retry_after_s plus jitter.
+	if s.hellos != nil {
+		select {
+		case s.hellos <- struct{}{}:
+			// Freed once the welcome is written (or the handler ends: ready is closed then too).
+			go func() { <-c.ready; <-s.hellos }()
+		default:
+			s.log.Warn("agent told to come back later: too many welcomes at once", "device", dev.ID, "max_hellos", cap(s.hellos))
+			c.fail(hello.ID, &codeError{code: protocol.CodeBusy, msg: "the hub is welcoming many devices at once; come back later", retryAfterS: helloRetryAfterS},
+				websocket.CloseTryAgainLater)
+			return
+		}
 	}
 	c.software = hello.SoftwareVersion
 	s.mu.Lock()
@@ -348,8 +366,11 @@ func (c *agentConn) readFailed(re string, err error) {
 	}
 }
 
-// codeError is a connection-handling error with a wire code.
-type codeError struct{ code, msg string }
+// codeError is a connection-handling error with a wire code (and, for busy, the wait).
+type codeError struct {
+	code, msg   string
+	retryAfterS int
+}
 
 func (e *codeError) Error() string { return e.msg }
 

@@ -40,9 +40,12 @@ func (s *Server) staff(h func(w http.ResponseWriter, r *http.Request, p principa
 			writeError(w, http.StatusUnauthorized, "missing staff token: pass --token or set LOA_TOKEN (a token is made with `loa-hub user add`)")
 			return
 		}
+		if s.authLimit.refuse(w, r, s.clock.Now()) {
+			return
+		}
 		u, scope, err := s.st.Authenticate(r.Context(), HashToken(strings.TrimSpace(tok)))
 		if err != nil {
-			s.log.Warn("staff token refused", "remote", r.RemoteAddr, "err", err)
+			s.authLimit.failed(r, s.clock.Now(), "staff token", "err", err)
 			writeError(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
 			return
 		}

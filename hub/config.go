@@ -58,6 +58,13 @@ type Config struct {
 	WriteTimeout   time.Duration `yaml:"write_timeout"`
 	IdleTimeout    time.Duration `yaml:"idle_timeout"`
 	MaxConnections int           `yaml:"max_connections"`
+	// AuthFailureLimit is how many failed tokens or device secrets one address may present in
+	// a minute before it is answered 429 until the minute ends (default 60; -1: off, e.g.
+	// behind a proxy, where every request comes from the proxy's address).
+	AuthFailureLimit int `yaml:"auth_failure_limit"`
+	// MaxHellos bounds agents being welcomed at once; more are told busy and come back later
+	// (default 64; -1: off).
+	MaxHellos int `yaml:"max_hellos"`
 	// StatusInterval is how often agents are asked to send their status.
 	StatusInterval time.Duration `yaml:"status_interval"`
 	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.

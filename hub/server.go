@@ -97,6 +97,13 @@ type Options struct {
 	MaxUploadBytes int64
 	// PublicURL is the base URL agents fetch content from, reported by GET /api/hub.
 	PublicURL string
+	// AuthFailureLimit is how many failed credentials one address may present a minute before
+	// it is answered 429 until the minute ends (default 60; -1: no limit).
+	AuthFailureLimit int
+	// MaxHellos bounds agent connections being welcomed at once (their composition is the
+	// costly part of a reconnect storm); more are answered busy with retry_after_s (default
+	// 64; -1: no limit).
+	MaxHellos int
 	// TransferIdle bounds a pause in a content upload or download (default 1m); the server's
 	// own read and write timeouts would cut a large file over a slow link.
 	TransferIdle time.Duration
@@ -124,6 +131,8 @@ type Server struct {
 	wg                    sync.WaitGroup
 	emerg                 emergencyState // active emergencies, bulletins and relays; CAP (emergency.go)
 	cmds                  commandState   // the order of signed commands (commands.go)
+	authLimit             *authLimiter   // failed credentials per source (limiter.go)
+	hellos                chan struct{}  // welcomes in progress (agentws.go); nil: no limit
 }
 
 // New returns a server over opts.Store.
@@ -154,6 +163,17 @@ func New(opts Options) (*Server, error) {
 		tc: opts.Transcoder, opts: opts, conns: map[string]*agentConn{},
 	}
 	s.composeMu.m = map[string]*keyedEntry{}
+	if opts.AuthFailureLimit == 0 {
+		opts.AuthFailureLimit = 60
+	}
+	s.authLimit = newAuthLimiter(opts.AuthFailureLimit, time.Minute, opts.Log)
+	if opts.MaxHellos == 0 {
+		opts.MaxHellos = 64
+	}
+	if opts.MaxHellos > 0 {
+		s.hellos = make(chan struct{}, opts.MaxHellos)
+	}
+	s.opts = opts
 	s.routes()
 	return s, nil
 }
@@ -309,6 +329,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Store: db, Signer: signer, ContentDir: filepath.Join(cfg.DataDir, "content"),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout),
+		AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
 		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
 			TempDir: filepath.Join(cfg.DataDir, "tmp"), Timeout: cfg.TranscodeTimeout,
 			MaxConcurrent: cfg.MaxTranscodes, MaxDuration: cfg.MaxContentDuration},
