@@ -224,7 +224,7 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		return out, err
 	}
 	s.audit(ctx, p, "cap."+string(d.Action), target, detail)
-	out.Result, err = s.put(ctx, p, bs, now)
+	out.Result, err = s.put(ctx, p, bs, now, true) // the sender decides an update's areas
 	if err != nil {
 		return out, err
 	}

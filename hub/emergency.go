@@ -291,6 +291,7 @@ const defaultFallback = "Có thông báo khẩn cấp. Đề nghị người dâ
 type broadcast struct {
 	kind, class, title, text, content, stream, series, source string
 	area                                                      string
+	areas                                                     []string // every area of the request (area is one of them)
 	start, until                                              time.Time
 	every, length                                             time.Duration
 	volume                                                    float64
@@ -399,11 +400,11 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 	if b.kind == "" {
 		b.kind = store.KindEmergency
 	}
-	area, err := s.resolveArea(ctx, p, req.To)
+	areas, err := s.resolveAreas(ctx, p, req.To)
 	if err != nil {
 		return b, err
 	}
-	b.area = area
+	b.area, b.areas = areas[0], areas
 	given := 0
 	for _, v := range []string{b.content, b.text, b.stream} {
 		if v != "" {
@@ -485,14 +486,55 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 		}
 	}
 	if b.series == "" {
-		b.series = fmt.Sprintf("%s/%s/%s", b.kind, b.area, now.In(s.emLocation()).Format("20060102T150405.000"))
+		where := b.area
+		if len(areas) > 1 {
+			where += fmt.Sprintf("+%d", len(areas)-1)
+		}
+		b.series = fmt.Sprintf("%s/%s/%s", b.kind, where, now.In(s.emLocation()).Format("20060102T150405.000"))
 	}
 	return b, nil
 }
 
+// resolveAreas resolves a comma-separated list of areas (resolveArea each), in order, without
+// repeats; an area below another one named is dropped (its devices are reached already).
+func (s *Server) resolveAreas(ctx context.Context, p principal, to string) ([]string, error) {
+	var out []string
+	for _, part := range strings.Split(to, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" && to != "" {
+			continue
+		}
+		a, err := s.resolveArea(ctx, p, part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, badRequest("say where: use --to AREA (e.g. --to %s), or several: --to A,B,C", p.Scope)
+	}
+	var top []string
+	for _, t := range topAreas(areaTargets(out)) {
+		top = append(top, t.ID)
+	}
+	return top, nil
+}
+
+func areaTargets(areas []string) []store.Target {
+	ts := make([]store.Target, 0, len(areas))
+	for _, a := range areas {
+		ts = append(ts, store.AreaTarget(a))
+	}
+	return ts
+}
+
 // put stores broadcasts of one series (replacing its active rows) and pushes to every area
 // they and the rows they replace cover.
-func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.Time) (api.EmergencyResponse, error) {
+//
+// A series on the air in areas bs does not cover would end there: unless narrow allows it
+// (staff asked with replace_areas; a CAP Update, whose sender decides its areas), that is
+// refused with 409 naming those areas, so a warning is never narrowed by accident.
+func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.Time, narrow bool) (api.EmergencyResponse, error) {
 	var res api.EmergencyResponse
 	es, err := s.emStore()
 	if err != nil {
@@ -503,11 +545,29 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 	if err != nil {
 		return res, err
 	}
+	var dropped []string
 	for _, o := range old {
-		if o.EndedAt.IsZero() && !mayAct(p, o.Area) {
+		if !o.Active(now) {
+			continue
+		}
+		if !mayAct(p, o.Area) {
 			return res, &httpError{http.StatusForbidden, fmt.Sprintf("series %q has a broadcast for %s, outside your scope %s: choose another --series",
 				bs[0].series, o.Area, p.Scope)}
 		}
+		if !slices.ContainsFunc(bs, func(b broadcast) bool { return store.Allowed(b.area, o.Area) }) {
+			dropped = append(dropped, o.Area)
+		}
+	}
+	if len(dropped) > 0 && !narrow {
+		slices.Sort(dropped)
+		dropped = slices.Compact(dropped)
+		all := slices.Clone(dropped)
+		for _, b := range bs {
+			all = append(all, b.area)
+		}
+		return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q is also on the air in %s, which this broadcast does not name: it would end there. "+
+			"Name every area (--to %s), or add --replace-areas to end it there on purpose",
+			bs[0].series, strings.Join(dropped, ", "), strings.Join(all, ","))}
 	}
 	rows := make([]store.Emergency, 0, len(bs))
 	for _, b := range bs {
@@ -661,13 +721,28 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 		}
 		b.start, warnings = start, w2
 	}
-	res, err := s.put(r.Context(), p, []broadcast{b}, now)
+	// One row per area, one series: a typhoon warning for three communes is one broadcast.
+	bs := make([]broadcast, 0, len(b.areas))
+	for _, a := range b.areas {
+		ba := b
+		ba.area = a
+		if b.kind == store.KindBulletin && a != b.area {
+			start, w2, err := s.nextSession(r.Context(), a, now) // each area's own next session
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			ba.start, warnings = start, append(warnings, w2...)
+		}
+		bs = append(bs, ba)
+	}
+	res, err := s.put(r.Context(), p, bs, now, req.ReplaceAreas)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	res.Warnings = append(warnings, res.Warnings...)
-	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "area", b.area, "class", b.class,
+	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "areas", b.areas, "class", b.class,
 		"devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	writeJSON(w, http.StatusCreated, res)
 }
@@ -743,20 +818,34 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 	switch {
 	case req.Series != "":
 	case req.Kind == store.KindLive:
-		area, err := s.resolveArea(r.Context(), p, req.To)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		f.Area, reason = area, "stopped"
+		reason = "stopped"
 	default:
 		writeError(w, http.StatusBadRequest, "say what to end: an id (`loa emergency cancel ID`), --series NAME, or `loa live stop --to AREA`")
 		return
 	}
-	rows, err := es.ListEmergencies(r.Context(), f)
-	if err != nil {
-		storeError(w, err)
-		return
+	var rows []store.Emergency
+	if req.Series != "" {
+		var err error
+		if rows, err = es.ListEmergencies(r.Context(), f); err != nil {
+			storeError(w, err)
+			return
+		}
+	} else {
+		areas, err := s.resolveAreas(r.Context(), p, req.To) // live stop: one area or several
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		for _, a := range areas {
+			f.Area = a
+			rs, err := es.ListEmergencies(r.Context(), f)
+			if err != nil {
+				storeError(w, err)
+				return
+			}
+			rows = append(rows, rs...)
+		}
+		f.Area = strings.Join(areas, ", ")
 	}
 	if len(rows) == 0 {
 		what := "series " + strconv.Quote(req.Series)

@@ -441,3 +441,45 @@ func TestEmergencyCountsWhenAnotherPushComposesFirst(t *testing.T) {
 	default:
 	}
 }
+
+// A typhoon warning for three communes is one broadcast (one series, a row per commune); a
+// later broadcast of the series that names fewer areas is refused naming the others unless
+// asked to end it there; a relay starts and stops on several areas at once.
+func TestBroadcastToSeveralAreas(t *testing.T) {
+	h := newTestHub(t)
+	for _, a := range []string{"qn/tk", "qn/tk/c1", "qn/tk/c2", "qn/tk/c3"} {
+		h.addArea(a)
+	}
+	for _, c := range []string{"c1", "c2", "c3"} {
+		h.enrol(c+"/cl-01", "qn/tk/"+c)
+	}
+	var res api.EmergencyResponse
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c1, qn/tk/c2,qn/tk/c3", Text: "Bão số 13.", Series: "storm-13",
+		RepeatEvery: "2h"}, &res, http.StatusCreated)
+	if len(res.Emergencies) != 3 || res.Devices != 3 {
+		t.Fatalf("a warning for three communes: %+v", res)
+	}
+	// The docs' old way, once per commune: no longer silently narrows the warning.
+	var e api.Error
+	if code := h.call(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c3", Text: "Bão số 13 (c3).", Series: "storm-13"}, &e); code != http.StatusConflict ||
+		!strings.Contains(e.Error, "qn/tk/c1, qn/tk/c2") || !strings.Contains(e.Error, "--replace-areas") {
+		t.Fatalf("narrowing the series by accident: %d %q", code, e.Error)
+	}
+	var list []api.EmergencyJSON
+	h.mustCall(h.admin, "GET", "/api/emergencies?series=storm-13", nil, &list, http.StatusOK)
+	if len(list) != 3 {
+		t.Fatalf("after the refused narrowing %d rows are on the air, want 3", len(list))
+	}
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c3", Text: "Bão số 13 (c3).", Series: "storm-13", ReplaceAreas: true}, &res, http.StatusCreated)
+	if len(res.Replaced) != 3 || len(res.Emergencies) != 1 {
+		t.Fatalf("narrowing on purpose: %+v", res)
+	}
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{Kind: "live", To: "qn/tk/c1,qn/tk/c2", Stream: "http://radio.example/qnr.mp3"}, &res, http.StatusCreated)
+	if len(res.Emergencies) != 2 {
+		t.Fatalf("relay to two communes: %+v", res)
+	}
+	h.mustCall(h.admin, "POST", "/api/emergencies/cancel", api.CancelRequest{Kind: "live", To: "qn/tk/c1,qn/tk/c2"}, &res, http.StatusOK)
+	if len(res.Emergencies) != 2 {
+		t.Fatalf("stopping the relay on both: %+v", res)
+	}
+}

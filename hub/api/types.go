@@ -181,8 +181,12 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 // emergency`), a priority bulletin at the next session (`loa bulletin`) or a live relay
 // (`loa live start`) for every device of an area.
 type EmergencyRequest struct {
-	To   string `json:"to"`             // area id
-	Kind string `json:"kind,omitempty"` // emergency (default), bulletin or live
+	To string `json:"to"` // area id, or several separated by commas
+	// ReplaceAreas lets a broadcast of an existing series end it in areas it does not name.
+	// Without it such a request is refused (409) naming them: a warning is never narrowed
+	// by accident.
+	ReplaceAreas bool   `json:"replace_areas,omitempty"`
+	Kind         string `json:"kind,omitempty"` // emergency (default), bulletin or live
 	// Class is emergency (default for kind emergency) or priority; bulletins and relays are
 	// always priority.
 	Class   string `json:"class,omitempty"`
