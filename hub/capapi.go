@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
@@ -34,6 +36,11 @@ type CAPConfig struct {
 	// FetchAudio fetches an alert's audio resource into the library and plays it, with the
 	// alert's text as its spoken fallback (default true).
 	FetchAudio *bool `yaml:"fetch_audio"`
+	// AudioFromPrivate lets an alert's audio come from loopback, private and link-local
+	// addresses (an authority's server on the hub's own network). Off by default: the URL is
+	// written by whoever sends the alert, and the hub would otherwise fetch from its own
+	// network for them.
+	AudioFromPrivate bool `yaml:"audio_from_private"`
 }
 
 // capFeedActor is who feed alerts are attributed to in the audit log and the emergencies.
@@ -67,7 +74,8 @@ func (s *Server) ConfigureCAP(c CAPConfig) error {
 		return fmt.Errorf("cap: feed_interval %s is under a second", c.FeedInterval)
 	}
 	cs := &capState{mapper: m, feedURL: c.FeedURL, feedInterval: c.FeedInterval, actor: capFeedActor,
-		fetcher: &cap.Fetcher{UserAgent: "loa-hub"}, fetchAudio: c.FetchAudio == nil || *c.FetchAudio}
+		fetcher: &cap.Fetcher{UserAgent: "loa-hub"}, fetchAudio: c.FetchAudio == nil || *c.FetchAudio,
+		audioClient: audioClient(c.AudioFromPrivate)}
 	s.emerg.mu.Lock()
 	s.emerg.cap = cs
 	s.emerg.mu.Unlock()
@@ -258,10 +266,7 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d
 	if err != nil {
 		return "", err
 	}
-	client := http.DefaultClient
-	if cs.fetcher != nil && cs.fetcher.Client != nil {
-		client = cs.fetcher.Client
-	}
+	client := cs.audioClient
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("fetch %s: %w", d.AudioURL, err)
@@ -315,6 +320,36 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d
 		return "", err
 	}
 	return c.Ref, nil
+}
+
+// audioClient fetches alert audio: the address is checked after name resolution, on every
+// connection (redirects too), so a name that resolves to the hub's own network is refused as
+// well; no proxy (it would be such an address).
+func audioClient(allowPrivate bool) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	if !allowPrivate {
+		d.Control = func(network, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); ip == nil || !publicIP(ip) {
+				return fmt.Errorf("%s is not a public address: alert audio is fetched only from the Internet (cap.audio_from_private allows the hub's own network)", host)
+			}
+			return nil
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DialContext = d.DialContext
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+var cgnat = &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
+
+func publicIP(ip net.IP) bool {
+	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() || cgnat.Contains(ip))
 }
 
 // pollCAPFeed fetches the feed every interval and applies each alert not applied yet.

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +77,10 @@ func capHub(t *testing.T) (*testHub, *setClock, string) {
 func TestCAPAlertUpdateCancel(t *testing.T) {
 	h, clk, tok := capHub(t)
 	ctx := context.Background()
+	// The recording is served on loopback below: allowed here on purpose.
+	if err := h.srv.ConfigureCAP(CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"), AudioFromPrivate: true}); err != nil {
+		t.Fatal(err)
+	}
 	// The alert's recording, served locally with its SHA-1 in the alert.
 	wav := filepath.Join(t.TempDir(), "ts12.wav")
 	if b, err := exec.Command("sox", "-n", "-r", "16000", "-c", "1", wav, "synth", "2", "sine", "440").CombinedOutput(); err != nil {
@@ -323,5 +328,25 @@ func TestCAPSeriesMatchedThroughAnyMessage(t *testing.T) {
 	h.mustCall(tok, "GET", "/api/emergencies", nil, &list, 200)
 	if len(list) != 0 {
 		t.Fatalf("still on the air after the cancel: %+v", list)
+	}
+}
+
+// An alert's audio URL is written by whoever sends the alert: by default the hub does not
+// fetch it from its own network (loopback here), and speaks the alert's text instead.
+func TestCAPAudioNotFetchedFromPrivateAddresses(t *testing.T) {
+	h, _, tok := capHub(t)
+	var hits atomic.Int32
+	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer as.Close()
+	storm := strings.Replace(string(capFile(t, "quang-nam-storm.xml")), "https://canhbao.example.vn/audio/ts12-001.mp3", as.URL+"/internal", 1)
+	code, res, msg := h.postCAP(tok, []byte(storm))
+	if code != 200 || !res.Applied {
+		t.Fatalf("alert: %d %q %+v", code, msg, res)
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("the hub fetched the alert's audio from %s", as.URL)
+	}
+	if e := res.Result.Emergencies[0]; e.Content != "" || !strings.Contains(strings.Join(res.Result.Warnings, " "), "not a public address") {
+		t.Fatalf("emergency %+v warnings %v: want the text spoken and a warning naming the refusal", e, res.Result.Warnings)
 	}
 }

@@ -1055,5 +1055,6 @@ type capState struct {
 	feedInterval time.Duration
 	actor        string // the audit actor and created_by of feed alerts
 	fetcher      *cap.Fetcher
+	audioClient  *http.Client // alert audio: public addresses only unless allowed
 	fetchAudio   bool
 }
