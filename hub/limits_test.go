@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,5 +125,20 @@ func TestLimitListenerCapsConnections(t *testing.T) {
 	}
 	if err := get(a, ar); err != nil {
 		t.Fatalf("the first connection after the refusal: %v", err)
+	}
+}
+
+// Every answer forbids content sniffing: screenshots and library files reach browsers.
+func TestAnswersAreNotSniffed(t *testing.T) {
+	h := newTestHub(t)
+	for _, path := range []string{"/healthz", "/api/whoami", "/content/sha256:" + strings.Repeat("0", 64)} {
+		resp, err := http.Get(h.http.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", path, resp.Header.Get("X-Content-Type-Options"))
+		}
 	}
 }

@@ -247,6 +247,8 @@ func (s *Server) routes() {
 // request whose Content-Length declares more (the connection is then closed, not drained).
 func limitBody(limit func() int64, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Screenshots and library content are served to browsers too: never sniffed as HTML.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		n := limit()
 		if r.ContentLength > n {
 			w.Header().Set("Connection", "close")
