@@ -482,7 +482,9 @@ func storeStatus(m *protocol.Status, software string) store.Status {
 	}
 	st.NowPlaying = strings.Join(np, "; ")
 	if len(st.NowPlaying) > 1000 {
-		st.NowPlaying = st.NowPlaying[:1000]
+		// Cut on a character boundary: the store refuses invalid UTF-8, and the whole status
+		// would be lost for a long Vietnamese programme name.
+		st.NowPlaying = strings.ToValidUTF8(st.NowPlaying[:1000], "")
 	}
 	if m.Volume != nil {
 		st.Volume = *m.Volume

@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -139,5 +142,44 @@ func TestPushRefusesWhatAgentsWouldRefuse(t *testing.T) {
 	}
 	if _, err := h.db.LatestSchedule(context.Background(), store.AreaTarget("qn/c1")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the refused schedule was stored: %v", err)
+	}
+}
+
+// A status whose now-playing list is long and not ASCII is stored (cut on a character), not
+// refused by the store as invalid UTF-8.
+func TestLongNowPlayingStatusIsStored(t *testing.T) {
+	h := newTestHub(t)
+	h.addArea("qn/c1")
+	secret := h.enrol("c1/cl-01", "qn/c1")
+	a, _ := h.connect("c1/cl-01", secret, protocol.Hello{})
+	var np []protocol.NowPlaying
+	for shift := 0; ; shift++ { // until the hub's 1000-byte cut falls inside a character
+		np = np[:0]
+		for i := range 40 {
+			p := "bản-tin-sáng-thứ-hai"
+			if i == 0 {
+				p = strings.Repeat("x", shift) + p
+			}
+			np = append(np, protocol.NowPlaying{Output: "speakers", Program: p})
+		}
+		var parts []string
+		for _, p := range np {
+			parts = append(parts, p.Output+": "+p.Program)
+		}
+		if !utf8.ValidString(strings.Join(parts, "; ")[:1000]) {
+			break
+		}
+	}
+	a.send(&protocol.Status{At: time.Now(), NowPlaying: np, UptimeS: 5})
+	var d api.DeviceJSON
+	for range 100 {
+		h.mustCall(h.admin, "GET", "/api/devices/c1/cl-01", nil, &d, http.StatusOK)
+		if d.NowPlaying != "" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.HasPrefix(d.NowPlaying, "speakers: x") && !strings.HasPrefix(d.NowPlaying, "speakers: bản") {
+		t.Fatalf("now playing %q: the status was not stored", d.NowPlaying)
 	}
 }
