@@ -38,14 +38,14 @@ func (s CommandState) Final() bool {
 
 // Command is one signed command and, when read back, the outcome on each device.
 type Command struct {
-	ID     string // unique; the agent refuses an id it has seen
-	Seq    int64  // strictly increasing over every command the hub signs
-	KeyID  string // the key its parts are signed with
+	ID     string   // unique; the agent refuses an id it has seen
+	Seq    int64    // strictly increasing over every command the hub signs
+	KeyID  string   // the key its parts are signed with
 	Target Target   // what staff named: an area or a device (the first, when several)
 	Also   []Target // the further areas and devices named in the same command
 	Area   string   // the target area, the target device's area, or the area holding all targets (for scope)
-	Action string // play_now, stop, volume, reload
-	Output string // empty: every output
+	Action string   // play_now, stop, volume, reload
+	Output string   // empty: every output
 	Volume *float64
 	// play_now: one of Content (sha256:…) or Stream, with its class and title.
 	Content, Stream, Class, Title string
