@@ -156,7 +156,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		}
 		return printBroadcastResult(out, res, "ended")
 	case "live start":
-		to := c.fs.String("to", "", "area")
+		to := c.fs.String("to", "", "area, or several separated by commas")
 		u := c.fs.String("url", "", "http(s) URL of the stream")
 		dur := c.fs.String("for", "", "how long (default 1h)")
 		title := c.fs.String("title", "", "title")
@@ -176,7 +176,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		}
 		return printBroadcastResult(out, res, "relaying")
 	case "live stop":
-		to := c.fs.String("to", "", "area")
+		to := c.fs.String("to", "", "area, or several separated by commas")
 		if _, err := c.parse(args); err != nil {
 			return err
 		}
