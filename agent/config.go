@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/scheduler"
@@ -62,6 +63,9 @@ type Config struct {
 	// Hub connects the agent to the district hub (optional: without it the agent plays its
 	// local schedule stand-alone).
 	Hub HubConfig `yaml:"hub"`
+	// InsecureHub lets hub.url be plaintext (http://, ws://) to a host that is not this
+	// machine: only when something else (a VPN, an SSH or stunnel tunnel) encrypts the way.
+	InsecureHub bool `yaml:"insecure_hub"`
 }
 
 // AudioConfig chooses the audio output.
@@ -163,6 +167,8 @@ func (c *Config) check() error {
 		if !strings.HasPrefix(c.Hub.URL, "http://") && !strings.HasPrefix(c.Hub.URL, "https://") &&
 			!strings.HasPrefix(c.Hub.URL, "ws://") && !strings.HasPrefix(c.Hub.URL, "wss://") {
 			errs = append(errs, fmt.Errorf("hub.url %q: give the hub's base URL, e.g. https://hub.example", c.Hub.URL))
+		} else if err := link.CheckHubURL(c.Hub.URL, c.InsecureHub); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	switch c.Log.Format {

@@ -62,11 +62,8 @@ func AddUser(ctx context.Context, st Store, id, name, scope, areaName string) (s
 	if _, err := st.AddUser(ctx, store.User{ID: id, Name: name, Scope: scope}); err != nil {
 		return "", err
 	}
-	tok, err := NewToken()
+	tok, _, err := IssueToken(ctx, st, id, "loa-hub user add", 0, time.Now())
 	if err != nil {
-		return "", err
-	}
-	if err := st.AddToken(ctx, id, HashToken(tok), "loa-hub user add", time.Time{}); err != nil {
 		return "", err
 	}
 	st.AppendAudit(ctx, store.AuditEntry{Actor: "hub", Action: "user.add", Target: "area:" + scope, Detail: []byte(fmt.Sprintf(`{"user":%q}`, id))})

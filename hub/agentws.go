@@ -21,6 +21,9 @@ import (
 const (
 	helloTimeout = 30 * time.Second
 	writeTimeout = 15 * time.Second
+	// helloRetryAfterS is the wait asked of an agent turned away busy (it adds up to as much
+	// again at random).
+	helloRetryAfterS = 20
 )
 
 // agentConn is one device's live websocket. Writes are serialised by wmu; the handler
@@ -128,6 +131,13 @@ func (c *agentConn) writeScheduleNow(e store.EffectiveSchedule) error {
 	return nil
 }
 
+// carried reports whether this connection has written revision rev (or a newer one).
+func (c *agentConn) carried(rev int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxSent >= rev
+}
+
 func (s *Server) markSent(ctx context.Context, device string, revision int64) {
 	if _, err := s.st.MarkDelivery(ctx, device, revision, store.StateSent, ""); err != nil {
 		s.log.Error("delivery state not recorded", "device", device, "revision", revision, "state", "sent", "err", err)
@@ -141,6 +151,7 @@ func (c *agentConn) fail(re string, err error, closeCode int) {
 	var ce *codeError
 	if errors.As(err, &ce) {
 		m.Code = ce.code // CodeOf knows only protocol's own errors
+		m.RetryAfterS = ce.retryAfterS
 	}
 	if b, e := c.limits.Encode(m); e == nil {
 		c.wmu.Lock()
@@ -205,6 +216,20 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 		c.fail(hello.ID, &codeError{code: protocol.CodeUnauthorized, msg: fmt.Sprintf("hello names device %q but the connection authenticated as %q", hello.DeviceID, dev.ID)}, websocket.ClosePolicyViolation)
 		return
 	}
+	// Welcoming is the costly part of a reconnect storm (composition, the store): at most
+	// MaxHellos at once; the rest are told busy and come back after retry_after_s plus jitter.
+	if s.hellos != nil {
+		select {
+		case s.hellos <- struct{}{}:
+			// Freed once the welcome is written (or the handler ends: ready is closed then too).
+			go func() { <-c.ready; <-s.hellos }()
+		default:
+			s.log.Warn("agent told to come back later: too many welcomes at once", "device", dev.ID, "max_hellos", cap(s.hellos))
+			c.fail(hello.ID, &codeError{code: protocol.CodeBusy, msg: "the hub is welcoming many devices at once; come back later", retryAfterS: helloRetryAfterS},
+				websocket.CloseTryAgainLater)
+			return
+		}
+	}
 	c.software = hello.SoftwareVersion
 	s.mu.Lock()
 	old := s.conns[dev.ID]
@@ -220,6 +245,13 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 	}()
+	// A revocation between the secret check and now found this connection in no map to close:
+	// now that it is registered, ask the store again (a revocation from here on closes it).
+	if d, err := s.st.GetDevice(ctx, dev.ID); err != nil || d.Revoked {
+		s.log.Warn("agent refused at hello: revoked after it authenticated", "device", dev.ID, "err", err)
+		c.fail(hello.ID, &codeError{code: protocol.CodeUnauthorized, msg: fmt.Sprintf("device %s was revoked; ask district staff to enrol it again", dev.ID)}, websocket.ClosePolicyViolation)
+		return
+	}
 	log := s.log.With("device", dev.ID)
 	log.Info("agent connected", "remote", r.RemoteAddr, "software", hello.SoftwareVersion)
 	if err := s.st.Seen(ctx, dev.ID); err != nil {
@@ -335,8 +367,11 @@ func (c *agentConn) readFailed(re string, err error) {
 	}
 }
 
-// codeError is a connection-handling error with a wire code.
-type codeError struct{ code, msg string }
+// codeError is a connection-handling error with a wire code (and, for busy, the wait).
+type codeError struct {
+	code, msg   string
+	retryAfterS int
+}
 
 func (e *codeError) Error() string { return e.msg }
 
@@ -357,6 +392,9 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 		if err != nil {
 			if errors.Is(err, store.ErrInvalid) {
 				return &codeError{code: "invalid_field", msg: err.Error()}
+			}
+			if errors.Is(err, store.ErrUnauthorized) {
+				return &codeError{code: protocol.CodeUnauthorized, msg: err.Error()}
 			}
 			s.log.Error("confirmations not stored", "device", c.device, "err", err)
 			return &codeError{code: protocol.CodeInternal, msg: "the hub could not store the confirmations; they stay in your journal"}
@@ -461,7 +499,9 @@ func storeStatus(m *protocol.Status, software string, titles *titler) store.Stat
 	}
 	st.NowPlaying = strings.Join(np, "; ")
 	if len(st.NowPlaying) > 1000 {
-		st.NowPlaying = st.NowPlaying[:1000]
+		// Cut on a character boundary: the store refuses invalid UTF-8, and the whole status
+		// would be lost for a long Vietnamese programme name.
+		st.NowPlaying = strings.ToValidUTF8(st.NowPlaying[:1000], "")
 	}
 	if m.Volume != nil {
 		st.Volume = *m.Volume

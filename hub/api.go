@@ -43,9 +43,12 @@ func (s *Server) staff(h func(w http.ResponseWriter, r *http.Request, p principa
 			writeError(w, http.StatusUnauthorized, "missing staff token: pass --token or set LOA_TOKEN (a token is made with `loa-hub user add`)")
 			return
 		}
+		if s.authLimit.refuse(w, r, s.clock.Now()) {
+			return
+		}
 		u, scope, err := s.st.Authenticate(r.Context(), HashToken(strings.TrimSpace(tok)))
 		if err != nil {
-			s.log.Warn("staff token refused", "remote", r.RemoteAddr, "err", err)
+			s.authLimit.failed(r, s.clock.Now(), "staff token", "err", err)
 			writeError(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
 			return
 		}
@@ -117,17 +120,37 @@ func (s *Server) audit(ctx context.Context, p principal, action, target string, 
 	}
 }
 
-// inScope checks that p may act on area and writes a 403 saying what to do when not.
-func inScope(w http.ResponseWriter, p principal, what, area string) bool {
+// inScope checks that p may act on area. It is decided from the ids alone, before anything
+// is looked up, and answered like an unknown area (404): whether an area outside the scope
+// exists is not the caller's to learn.
+func inScope(w http.ResponseWriter, p principal, area string) bool {
 	if store.Allowed(p.Scope, area) {
 		return true
 	}
-	if what != "area "+area {
-		what += " (in area " + area + ")"
-	}
-	writeError(w, http.StatusForbidden, fmt.Sprintf("%s is outside your scope %s: you may act only on %s and the areas below it; ask staff of that area",
-		what, p.Scope, p.Scope))
+	writeError(w, http.StatusNotFound, noArea(p, area))
 	return false
+}
+
+// noArea is the one answer for an area that is unknown or outside the caller's scope.
+func noArea(p principal, area string) string {
+	return fmt.Sprintf("no area %s in your scope %s (you act on %s and the areas below it); `loa area list` shows them", area, p.Scope, p.Scope)
+}
+
+// idTaken answers an id already used by a device or an area. Ids are one namespace across
+// the hub (a device authenticates by its id alone), so that it is taken cannot be hidden; what
+// holds it and where is said only when that is in the caller's scope.
+func (s *Server) idTaken(ctx context.Context, w http.ResponseWriter, p principal, id string) {
+	if d, err := s.st.GetDevice(ctx, id); err == nil && store.Allowed(p.Scope, d.Area) {
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s is already the id of device %s in area %s: pick another id, or revoke that device first", id, d.ID, d.Area))
+		return
+	}
+	if store.Allowed(p.Scope, id) {
+		if _, err := s.st.GetArea(ctx, id); err == nil {
+			writeError(w, http.StatusConflict, fmt.Sprintf("%s is already the id of an area: pick another id", id))
+			return
+		}
+	}
+	writeError(w, http.StatusConflict, fmt.Sprintf("the id %s is already in use on this hub (device and area ids are unique across all areas): pick another, e.g. one that starts with your commune's name", id))
 }
 
 // areaParam is the ?area= filter, defaulting to the caller's scope.
@@ -136,7 +159,7 @@ func areaParam(w http.ResponseWriter, r *http.Request, p principal) (string, boo
 	if a == "" {
 		return p.Scope, true
 	}
-	if !inScope(w, p, "area "+a, a) {
+	if !inScope(w, p, a) {
 		return "", false
 	}
 	return a, true
@@ -202,6 +225,10 @@ func (s *Server) apiAddArea(w http.ResponseWriter, r *http.Request, p principal)
 			writeError(w, http.StatusNotFound, fmt.Sprintf("%v: add the parent area %s first", err, store.ParentArea(req.ID)))
 			return
 		}
+		if errors.Is(err, store.ErrExists) {
+			s.idTaken(r.Context(), w, p, req.ID)
+			return
+		}
 		storeError(w, err)
 		return
 	}
@@ -222,13 +249,11 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v (device ids are like tam-thanh/cl-07)", err))
 		return
 	}
-	// A missing area is said so before the scope test, which would send staff to "staff of
-	// that area" for a short name or a typo.
-	if _, err := s.st.GetArea(r.Context(), req.Area); errors.Is(err, store.ErrNotFound) {
+	// An area missing or outside the scope gets one answer (whether another commune's area
+	// exists is not the caller's to learn), saying what the scope has and the full path
+	// expected: staff who typed a short name or a typo learn what to write.
+	if _, err := s.st.GetArea(r.Context(), req.Area); errors.Is(err, store.ErrNotFound) || !store.Allowed(p.Scope, req.Area) {
 		writeError(w, http.StatusNotFound, s.noArea(r.Context(), p, req.Area, "--area"))
-		return
-	}
-	if !inScope(w, p, "device "+req.ID, req.Area) {
 		return
 	}
 	secret, err := protocol.NewDeviceSecret(rand.Reader)
@@ -249,6 +274,10 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		kind = store.KindCluster
 	}
 	d, err := s.st.EnrolDevice(r.Context(), store.Device{ID: req.ID, Name: req.Name, Area: req.Area, Kind: kind, Outputs: req.Outputs}, h)
+	if errors.Is(err, store.ErrExists) {
+		s.idTaken(r.Context(), w, p, req.ID)
+		return
+	}
 	if err != nil {
 		storeError(w, err)
 		return
@@ -418,44 +447,46 @@ func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p princ
 		return
 	}
 	s.audit(r.Context(), p, "device.revoke", "device:"+d.ID, nil)
-	// A revoked device loses its live connection at once, not at its next reconnect.
-	s.mu.Lock()
-	c := s.conns[d.ID]
-	s.mu.Unlock()
-	if c != nil {
-		c.close()
-	}
+	s.dropConn(d.ID) // a revoked device loses its live connection at once, not at its next reconnect
 	d, _ = s.st.GetDevice(r.Context(), d.ID)
 	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
 }
 
+// resolveTarget finds the area or device a push or command names, among those in the
+// caller's scope only: anything outside it is answered as unknown (404), and a bare id that an
+// area and a device share (possible only for ids made before ids were one namespace) is
+// resolved to the one the caller may act on.
 func (s *Server) resolveTarget(w http.ResponseWriter, r *http.Request, p principal, to string) (store.Target, string, bool) {
 	ctx := r.Context()
 	if id, ok := strings.CutPrefix(to, "area:"); ok {
+		if !store.Allowed(p.Scope, id) {
+			s.notFoundTarget(w, r, p, id, "area")
+			return store.Target{}, "", false
+		}
 		if _, err := s.st.GetArea(ctx, id); err != nil {
 			s.notFoundTarget(w, r, p, id, "area")
 			return store.Target{}, "", false
 		}
-		return store.AreaTarget(id), id, inScope(w, p, "area "+id, id)
+		return store.AreaTarget(id), id, true
 	}
 	if id, ok := strings.CutPrefix(to, "device:"); ok {
 		d, ok := s.lookupDevice(w, r, p, id)
 		return store.DeviceTarget(d.ID), d.Area, ok
 	}
-	_, aerr := s.st.GetArea(ctx, to)
+	area := false
+	if store.Allowed(p.Scope, to) {
+		_, err := s.st.GetArea(ctx, to)
+		area = err == nil
+	}
 	d, derr := s.st.GetDevice(ctx, to)
+	device := derr == nil && store.Allowed(p.Scope, d.Area)
 	switch {
-	case aerr == nil && derr == nil:
+	case area && device:
 		writeError(w, http.StatusConflict, fmt.Sprintf("%s is both an area and a device: use --to area:%s or --to device:%s", to, to, to))
 		return store.Target{}, "", false
-	case aerr == nil:
-		return store.AreaTarget(to), to, inScope(w, p, "area "+to, to)
-	case derr == nil:
-		if !store.Allowed(p.Scope, d.Area) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("device %s is in area %s, outside your scope %s: you may push only to areas and devices under %s",
-				d.ID, d.Area, p.Scope, p.Scope))
-			return store.Target{}, "", false
-		}
+	case area:
+		return store.AreaTarget(to), to, true
+	case device:
 		return store.DeviceTarget(to), d.Area, true
 	}
 	s.notFoundTarget(w, r, p, to, "area or device")
@@ -498,6 +529,10 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := s.playable(r.Context(), doc); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s would be refused by every device, which compiles it before playing: %v", name, err))
+		return
+	}
 	if req.DryRun {
 		res, err := s.dryRun(r.Context(), target, area, doc)
 		if err != nil {
@@ -513,13 +548,14 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		writeJSON(w, http.StatusOK, api.PushResponse{Target: target.String(), Revision: latest.Revision, Unchanged: true})
 		return
 	}
+	before := s.headsBefore(r.Context(), target)
 	sch, err := s.st.PutSchedule(r.Context(), store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID})
 	if err != nil {
 		storeError(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "schedule.push", target.String(), map[string]any{"schedule_id": doc.ID, "revision": sch.Revision, "programs": len(doc.Programs)})
-	res := s.pushTarget(r.Context(), target)
+	res := s.pushTargetSince(r.Context(), target, before)
 	res.Target, res.Revision = target.String(), sch.Revision
 	writeJSON(w, http.StatusOK, res)
 }
@@ -696,6 +732,12 @@ func (s *Server) auditVisible(ctx context.Context, p principal, target string) b
 	if id, ok := strings.CutPrefix(target, "device:"); ok {
 		d, err := s.st.GetDevice(ctx, id)
 		return err == nil && store.Allowed(p.Scope, d.Area)
+	}
+	if id, ok := strings.CutPrefix(target, "user:"); ok {
+		if cs, ok := s.st.(credentialStore); ok {
+			u, err := cs.GetUser(ctx, id)
+			return err == nil && store.Allowed(p.Scope, u.Scope)
+		}
 	}
 	return strings.Count(p.Scope, "/") == 0 // library-wide entries: province staff
 }

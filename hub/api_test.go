@@ -48,17 +48,17 @@ func TestCommuneScope(t *testing.T) {
 	h.enrol("an-son/cl-01", "qn/tam-ky/an-son")
 	lan := h.userToken("lan", "qn/tam-ky/tam-thanh")
 
-	if code, _, msg := h.push(lan, "qn/tam-ky/an-son", relayDoc); code != http.StatusForbidden || !strings.Contains(msg, "outside your scope qn/tam-ky/tam-thanh") {
-		t.Fatalf("push to another commune: %d %q, want 403 naming the scope", code, msg)
+	if code, _, msg := h.push(lan, "qn/tam-ky/an-son", relayDoc); code != http.StatusNotFound || !strings.Contains(msg, "in your scope qn/tam-ky/tam-thanh") {
+		t.Fatalf("push to another commune: %d %q, want 404 naming the scope", code, msg)
 	}
-	if code, _, msg := h.push(lan, "an-son/cl-01", relayDoc); code != http.StatusForbidden || !strings.Contains(msg, "an-son/cl-01") {
-		t.Fatalf("push to another commune's device: %d %q, want 403", code, msg)
+	if code, _, msg := h.push(lan, "an-son/cl-01", relayDoc); code != http.StatusNotFound || !strings.Contains(msg, "an-son/cl-01") {
+		t.Fatalf("push to another commune's device: %d %q, want 404", code, msg)
 	}
-	if code, _, msg := h.push(lan, "qn/tam-ky", relayDoc); code != http.StatusForbidden {
-		t.Fatalf("push to the district above: %d %q, want 403", code, msg)
+	if code, _, msg := h.push(lan, "qn/tam-ky", relayDoc); code != http.StatusNotFound {
+		t.Fatalf("push to the district above: %d %q, want 404", code, msg)
 	}
 	var e api.Error
-	if code := h.call(lan, "POST", "/api/devices", api.EnrolRequest{ID: "an-son/cl-02", Area: "qn/tam-ky/an-son"}, &e); code != http.StatusForbidden {
+	if code := h.call(lan, "POST", "/api/devices", api.EnrolRequest{ID: "an-son/cl-02", Area: "qn/tam-ky/an-son"}, &e); code != http.StatusNotFound {
 		t.Fatalf("enrol in another commune: %d %q", code, e.Error)
 	}
 	if code := h.call(lan, "GET", "/api/devices/an-son/cl-01", nil, &e); code != http.StatusNotFound {
@@ -67,8 +67,8 @@ func TestCommuneScope(t *testing.T) {
 	if code := h.call(lan, "DELETE", "/api/devices/an-son/cl-01", nil, &e); code != http.StatusNotFound {
 		t.Fatalf("revoke another commune's device: %d, want 404", code)
 	}
-	if code := h.call(lan, "GET", "/api/confirmations?area=qn/tam-ky/an-son", nil, &e); code != http.StatusForbidden {
-		t.Fatalf("confirmations of another commune: %d, want 403", code)
+	if code := h.call(lan, "GET", "/api/confirmations?area=qn/tam-ky/an-son", nil, &e); code != http.StatusNotFound {
+		t.Fatalf("confirmations of another commune: %d, want 404", code)
 	}
 	var ds []api.DeviceJSON
 	h.mustCall(lan, "GET", "/api/devices", nil, &ds, http.StatusOK)

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
@@ -33,6 +36,11 @@ type CAPConfig struct {
 	// FetchAudio fetches an alert's audio resource into the library and plays it, with the
 	// alert's text as its spoken fallback (default true).
 	FetchAudio *bool `yaml:"fetch_audio"`
+	// AudioFromPrivate lets an alert's audio come from loopback, private and link-local
+	// addresses (an authority's server on the hub's own network). Off by default: the URL is
+	// written by whoever sends the alert, and the hub would otherwise fetch from its own
+	// network for them.
+	AudioFromPrivate bool `yaml:"audio_from_private"`
 }
 
 // capFeedActor is who feed alerts are attributed to in the audit log and the emergencies.
@@ -66,7 +74,8 @@ func (s *Server) ConfigureCAP(c CAPConfig) error {
 		return fmt.Errorf("cap: feed_interval %s is under a second", c.FeedInterval)
 	}
 	cs := &capState{mapper: m, feedURL: c.FeedURL, feedInterval: c.FeedInterval, actor: capFeedActor,
-		fetcher: &cap.Fetcher{UserAgent: "loa-hub"}, fetchAudio: c.FetchAudio == nil || *c.FetchAudio}
+		fetcher: &cap.Fetcher{UserAgent: "loa-hub"}, fetchAudio: c.FetchAudio == nil || *c.FetchAudio,
+		audioClient: audioClient(c.AudioFromPrivate)}
 	s.emerg.mu.Lock()
 	s.emerg.cap = cs
 	s.emerg.mu.Unlock()
@@ -143,7 +152,36 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 			return out, &httpError{http.StatusForbidden, fmt.Sprintf("the alert reaches %s, outside your scope %s: send it with a token of a wider scope", area, p.Scope)}
 		}
 	}
-	series := "cap:" + d.SeriesID
+	// The series is matched through every message it holds that the hub applied (each row
+	// keeps its message as source), not only the first one.
+	var knownErr error
+	seriesID, others := d.ResolveSeries(func(msg string) (string, bool) {
+		rows, err := es.ListEmergencies(ctx, store.EmergencyFilter{Source: "cap:" + msg, Limit: 1})
+		if err != nil {
+			knownErr = err
+		}
+		if err != nil || len(rows) == 0 || !strings.HasPrefix(rows[0].Series, "cap:") {
+			return "", false
+		}
+		return strings.TrimPrefix(rows[0].Series, "cap:"), true
+	})
+	if knownErr != nil {
+		return out, knownErr
+	}
+	detail["series"] = seriesID
+	series := "cap:" + seriesID
+	// Rows of the other series the message reaches end with it (an update joining them).
+	activeOf := func(ids []string) ([]store.Emergency, error) {
+		var rows []store.Emergency
+		for _, ser := range ids {
+			r, err := es.ListEmergencies(ctx, store.EmergencyFilter{Series: "cap:" + ser, ActiveAt: now})
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, r...)
+		}
+		return rows, nil
+	}
 	switch d.Action {
 	case cap.Ignore:
 		out.Note = d.Reason
@@ -151,17 +189,17 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		s.log.Info("CAP alert ignored", "message", d.MessageID, "reason", d.Reason)
 		return out, nil
 	case cap.Cancel:
-		var rows []store.Emergency
-		for _, ser := range append([]string{d.SeriesID}, d.References...) {
-			r, err := es.ListEmergencies(ctx, store.EmergencyFilter{Series: "cap:" + ser, ActiveAt: now})
-			if err != nil {
-				return out, err
-			}
-			rows = append(rows, r...)
+		ids := append([]string{seriesID}, others...)
+		ids = append(ids, d.SeriesID)
+		ids = append(ids, d.References...) // a referenced message that began a series of its own
+		slices.Sort(ids)
+		rows, err := activeOf(slices.Compact(ids))
+		if err != nil {
+			return out, err
 		}
 		s.audit(ctx, p, "cap.cancel", target, detail)
 		if len(rows) == 0 {
-			out.Note = "nothing of series " + d.SeriesID + " is on the air"
+			out.Note = "nothing of series " + seriesID + " is on the air"
 			return out, nil
 		}
 		out.Result, err = s.end(ctx, p, rows, "cancelled")
@@ -189,10 +227,23 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		b.area = area
 		bs = append(bs, b)
 	}
-	s.audit(ctx, p, "cap."+string(d.Action), target, detail)
-	out.Result, err = s.put(ctx, p, bs, now)
+	stray, err := activeOf(others)
 	if err != nil {
 		return out, err
+	}
+	s.audit(ctx, p, "cap."+string(d.Action), target, detail)
+	out.Result, err = s.put(ctx, p, bs, now, true) // the sender decides an update's areas
+	if err != nil {
+		return out, err
+	}
+	if len(stray) > 0 {
+		ended, err := s.end(ctx, p, stray, "replaced")
+		if err != nil {
+			return out, err
+		}
+		for _, e := range ended.Emergencies {
+			out.Result.Replaced = append(out.Result.Replaced, e.ID)
+		}
 	}
 	out.Applied = true
 	out.Result.Warnings = append(append(warnings, d.Warnings...), out.Result.Warnings...)
@@ -215,10 +266,7 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d
 	if err != nil {
 		return "", err
 	}
-	client := http.DefaultClient
-	if cs.fetcher != nil && cs.fetcher.Client != nil {
-		client = cs.fetcher.Client
-	}
+	client := cs.audioClient
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("fetch %s: %w", d.AudioURL, err)
@@ -272,6 +320,36 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d
 		return "", err
 	}
 	return c.Ref, nil
+}
+
+// audioClient fetches alert audio: the address is checked after name resolution, on every
+// connection (redirects too), so a name that resolves to the hub's own network is refused as
+// well; no proxy (it would be such an address).
+func audioClient(allowPrivate bool) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	if !allowPrivate {
+		d.Control = func(network, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); ip == nil || !publicIP(ip) {
+				return fmt.Errorf("%s is not a public address: alert audio is fetched only from the Internet (cap.audio_from_private allows the hub's own network)", host)
+			}
+			return nil
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DialContext = d.DialContext
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+var cgnat = &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
+
+func publicIP(ip net.IP) bool {
+	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() || cgnat.Contains(ip))
 }
 
 // pollCAPFeed fetches the feed every interval and applies each alert not applied yet.

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +77,10 @@ func capHub(t *testing.T) (*testHub, *setClock, string) {
 func TestCAPAlertUpdateCancel(t *testing.T) {
 	h, clk, tok := capHub(t)
 	ctx := context.Background()
+	// The recording is served on loopback below: allowed here on purpose.
+	if err := h.srv.ConfigureCAP(CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"), AudioFromPrivate: true}); err != nil {
+		t.Fatal(err)
+	}
 	// The alert's recording, served locally with its SHA-1 in the alert.
 	wav := filepath.Join(t.TempDir(), "ts12.wav")
 	if b, err := exec.Command("sox", "-n", "-r", "16000", "-c", "1", wav, "synth", "2", "sine", "440").CombinedOutput(); err != nil {
@@ -278,5 +283,70 @@ func TestCAPConfigBlock(t *testing.T) {
 		if err := h.srv.ConfigureCAP(bad); err == nil || !strings.HasPrefix(err.Error(), "cap: ") {
 			t.Errorf("ConfigureCAP(%+v) = %v, want an error naming cap", bad, err)
 		}
+	}
+}
+
+// CAP 1.2 lets an Update or Cancel reference only the latest earlier message of its series.
+// Such an update replaces the series (no second broadcast of the same storm), and such a
+// cancel ends it (the warning does not go on repeating every two hours).
+func TestCAPSeriesMatchedThroughAnyMessage(t *testing.T) {
+	h, clk, tok := capHub(t)
+	storm := regexp.MustCompile(`(?s)<resource>.*</resource>`).ReplaceAll(capFile(t, "quang-nam-storm.xml"), nil)
+	if code, res, msg := h.postCAP(tok, storm); code != 200 || !res.Applied {
+		t.Fatalf("alert: %d %q %+v", code, msg, res)
+	}
+	clk.Advance(6 * time.Hour)
+	if code, res, msg := h.postCAP(tok, capFile(t, "quang-nam-storm-update.xml")); code != 200 || len(res.Result.Replaced) != 2 {
+		t.Fatalf("first update: %d %q %+v", code, msg, res)
+	}
+	// A second update naming only the first update.
+	clk.Advance(2 * time.Hour)
+	up2 := strings.NewReplacer("VNDMA-2026-TS12-002", "VNDMA-2026-TS12-004", "<sent>2026-11-26T14:00:00+07:00", "<sent>2026-11-26T16:00:00+07:00",
+		"VNDMA-2026-TS12-001,2026-11-26T08:00:00+07:00", "VNDMA-2026-TS12-002,2026-11-26T14:00:00+07:00").Replace(string(capFile(t, "quang-nam-storm-update.xml")))
+	code, res, msg := h.postCAP(tok, []byte(up2))
+	if code != 200 || !res.Applied || len(res.Result.Replaced) != 1 || len(res.Result.Emergencies) != 1 ||
+		res.Result.Emergencies[0].Series != "cap:canhbao@vndma.example.vn,VNDMA-2026-TS12-001" {
+		t.Fatalf("update naming only the previous update: %d %q %+v", code, msg, res)
+	}
+	var list []api.EmergencyJSON
+	h.mustCall(tok, "GET", "/api/emergencies", nil, &list, 200)
+	if len(list) != 1 {
+		t.Fatalf("%d broadcasts on the air for one storm, want 1: %+v", len(list), list)
+	}
+	// A cancel naming only the last update.
+	clk.Advance(2 * time.Hour)
+	cancel := strings.NewReplacer("VNDMA-2026-TS12-003", "VNDMA-2026-TS12-005",
+		"canhbao@vndma.example.vn,VNDMA-2026-TS12-002,2026-11-26T14:00:00+07:00 canhbao@vndma.example.vn,VNDMA-2026-TS12-001,2026-11-26T08:00:00+07:00",
+		"canhbao@vndma.example.vn,VNDMA-2026-TS12-004,2026-11-26T16:00:00+07:00").Replace(string(capFile(t, "quang-nam-storm-cancel.xml")))
+	if !strings.Contains(cancel, "TS12-004,") {
+		t.Fatal("the cancel fixture changed: fix the replacement")
+	}
+	code, res, msg = h.postCAP(tok, []byte(cancel))
+	if code != 200 || !res.Applied || len(res.Result.Emergencies) != 1 {
+		t.Fatalf("cancel naming only the last update: %d %q %+v", code, msg, res)
+	}
+	h.mustCall(tok, "GET", "/api/emergencies", nil, &list, 200)
+	if len(list) != 0 {
+		t.Fatalf("still on the air after the cancel: %+v", list)
+	}
+}
+
+// An alert's audio URL is written by whoever sends the alert: by default the hub does not
+// fetch it from its own network (loopback here), and speaks the alert's text instead.
+func TestCAPAudioNotFetchedFromPrivateAddresses(t *testing.T) {
+	h, _, tok := capHub(t)
+	var hits atomic.Int32
+	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer as.Close()
+	storm := strings.Replace(string(capFile(t, "quang-nam-storm.xml")), "https://canhbao.example.vn/audio/ts12-001.mp3", as.URL+"/internal", 1)
+	code, res, msg := h.postCAP(tok, []byte(storm))
+	if code != 200 || !res.Applied {
+		t.Fatalf("alert: %d %q %+v", code, msg, res)
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("the hub fetched the alert's audio from %s", as.URL)
+	}
+	if e := res.Result.Emergencies[0]; e.Content != "" || !strings.Contains(strings.Join(res.Result.Warnings, " "), "not a public address") {
+		t.Fatalf("emergency %+v warnings %v: want the text spoken and a warning naming the refusal", e, res.Result.Warnings)
 	}
 }

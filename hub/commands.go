@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -150,8 +152,25 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	target, area, ok := s.resolveTarget(w, r, p, req.To)
-	if !ok {
+	// One command may name several areas and devices ("--to A,B,device:C"): one id and seq,
+	// signed for the union of their devices.
+	var targets []store.Target
+	var area string
+	for _, part := range strings.Split(req.To, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		t, a, ok := s.resolveTarget(w, r, p, part)
+		if !ok {
+			return
+		}
+		if !slices.Contains(targets, t) {
+			targets = append(targets, t)
+			area = commonArea(area, a)
+		}
+	}
+	if len(targets) == 0 {
+		writeError(w, http.StatusBadRequest, "a command needs a target: use --to AREA or --to DEVICE (several separated by commas)")
 		return
 	}
 	if tmpl.Content != "" {
@@ -161,37 +180,43 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 		}
 	}
 	var devices []string
-	if target.Kind == store.TargetDevice {
-		d, err := s.st.GetDevice(ctx, target.ID)
-		if err != nil {
-			storeError(w, err)
-			return
+	for _, target := range targets {
+		if target.Kind == store.TargetDevice {
+			d, err := s.st.GetDevice(ctx, target.ID)
+			if err != nil {
+				storeError(w, err)
+				return
+			}
+			if d.Revoked {
+				writeError(w, http.StatusConflict, fmt.Sprintf("device %s is revoked: it can no longer connect, so it cannot be given commands", d.ID))
+				return
+			}
+			devices = append(devices, d.ID)
+			continue
 		}
-		if d.Revoked {
-			writeError(w, http.StatusConflict, fmt.Sprintf("device %s is revoked: it can no longer connect, so it cannot be given commands", d.ID))
-			return
-		}
-		devices = []string{d.ID}
-	} else {
 		ds, err := s.st.ListDevices(ctx, target.ID)
 		if err != nil {
 			storeError(w, err)
 			return
 		}
+		n := 0
 		for _, d := range ds {
 			if !d.Revoked {
 				devices = append(devices, d.ID)
+				n++
 			}
 		}
+		if n == 0 {
+			writeError(w, http.StatusConflict, fmt.Sprintf("no enrolled device in area %s (or below): enrol devices with `loa device enroll` first", target.ID))
+			return
+		}
 	}
-	if len(devices) == 0 {
-		writeError(w, http.StatusConflict, fmt.Sprintf("no enrolled device in area %s (or below): enrol devices with `loa device enroll` first", target.ID))
-		return
-	}
+	slices.Sort(devices)
+	devices = slices.Compact(devices) // a device named and also in a named area gets it once
 	tmpl.IssuedBy = p.User.ID
-	c, err := s.issueCommand(ctx, cst, target, area, tmpl, life, devices)
+	c, err := s.issueCommand(ctx, cst, targets, area, tmpl, life, devices)
 	if err != nil {
-		s.log.Error("command not issued", "to", target.String(), "action", tmpl.Action, "err", err)
+		s.log.Error("command not issued", "to", targetsText(targets), "action", tmpl.Action, "err", err)
 		storeError(w, fmt.Errorf("the command was not issued: %w", err))
 		return
 	}
@@ -204,7 +229,12 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 	if c.Volume != nil {
 		detail["volume"] = *c.Volume
 	}
-	s.audit(ctx, p, "command."+c.Action, target.String(), detail)
+	if len(targets) > 1 {
+		detail["targets"] = targetsText(targets)
+	}
+	for _, t := range targets { // an entry per target, so each area's staff see it in their audit
+		s.audit(ctx, p, "command."+c.Action, t.String(), detail)
+	}
 	got, err := cst.GetCommand(ctx, c.ID, p.Scope)
 	if err != nil {
 		storeError(w, err)
@@ -214,7 +244,7 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 }
 
 // issueCommand signs, stores and sends a command. See commandState for the ordering.
-func (s *Server) issueCommand(ctx context.Context, cst commandStore, target store.Target, area string,
+func (s *Server) issueCommand(ctx context.Context, cst commandStore, targets []store.Target, area string,
 	tmpl protocol.CommandPayload, life time.Duration, devices []string) (store.Command, error) {
 	s.cmds.mu.Lock()
 	defer s.cmds.mu.Unlock()
@@ -231,7 +261,7 @@ func (s *Server) issueCommand(ctx context.Context, cst commandStore, target stor
 	// replayed) unless its clock went back too.
 	seq := max(s.cmds.lastSeq+1, now.UnixMilli())
 	id := "cmd-" + strconv.FormatInt(seq, 10)
-	c := store.Command{ID: id, Seq: seq, KeyID: s.signer.KeyID(), Target: target, Area: area, Action: tmpl.Action,
+	c := store.Command{ID: id, Seq: seq, KeyID: s.signer.KeyID(), Target: targets[0], Also: targets[1:], Area: area, Action: tmpl.Action,
 		Output: tmpl.Output, Volume: tmpl.Volume, Content: tmpl.Content, Stream: tmpl.Stream, Class: tmpl.Class,
 		Title: tmpl.Title, IssuedBy: tmpl.IssuedBy, IssuedAt: now, ExpiresAt: now.Add(life)}
 	for start := 0; start < len(devices); start += commandPartDevices {
@@ -253,7 +283,7 @@ func (s *Server) issueCommand(ctx context.Context, cst commandStore, target stor
 		return store.Command{}, err
 	}
 	s.cmds.lastSeq = seq
-	s.log.Info("command issued", "id", id, "action", c.Action, "to", target.String(), "devices", len(devices), "by", c.IssuedBy,
+	s.log.Info("command issued", "id", id, "action", c.Action, "to", targetsText(targets), "devices", len(devices), "by", c.IssuedBy,
 		"expires_at", c.ExpiresAt)
 
 	// Fan-out to the devices connected now; the others get it when they connect.
@@ -436,7 +466,7 @@ func (s *Server) commandDelivery(ctx context.Context, c *agentConn, d *protocol.
 // commandJSON is a command in API answers; a device that has not answered by the expiry is
 // shown expired (never sent) or unanswered.
 func commandJSON(c store.Command, now time.Time) api.CommandJSON {
-	j := api.CommandJSON{ID: c.ID, Seq: c.Seq, Action: c.Action, To: c.Target.String(), Output: c.Output, Volume: c.Volume,
+	j := api.CommandJSON{ID: c.ID, Seq: c.Seq, Action: c.Action, To: targetsText(c.Targets()), Output: c.Output, Volume: c.Volume,
 		Content: c.Content, Stream: c.Stream, Class: c.Class, Title: c.Title, IssuedBy: c.IssuedBy, IssuedAt: c.IssuedAt,
 		ExpiresAt: c.ExpiresAt, Expired: !now.Before(c.ExpiresAt), Counts: map[string]int{}, Outcomes: []api.CommandOutcomeJSON{}}
 	for _, d := range c.Devices {
@@ -513,4 +543,24 @@ func positivePtr(v float64) *float64 {
 		return &v
 	}
 	return nil
+}
+
+// targetsText is how a command's targets are shown: separated by commas, as staff type them.
+func targetsText(ts []store.Target) string {
+	parts := make([]string, 0, len(ts))
+	for _, t := range ts {
+		parts = append(parts, t.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// commonArea is the nearest area holding both a and b ("" a: b).
+func commonArea(a, b string) string {
+	if a == "" {
+		return b
+	}
+	for a != "" && !store.Allowed(a, b) {
+		a = store.ParentArea(a)
+	}
+	return a
 }

@@ -229,11 +229,11 @@ func TestCommandRefusalsExpiryAndScope(t *testing.T) {
 	// Scope: the other commune's staff can neither command nor see these.
 	ha := h.userToken("ha-staff", "qn/ha")
 	var e api.Error
-	if code := h.call(ha, "POST", "/api/commands", api.CommandRequest{To: "qn/tk", Action: "stop"}, &e); code != http.StatusForbidden ||
-		!strings.Contains(e.Error, "outside your scope qn/ha") {
+	if code := h.call(ha, "POST", "/api/commands", api.CommandRequest{To: "qn/tk", Action: "stop"}, &e); code != http.StatusNotFound ||
+		!strings.Contains(e.Error, "in your scope qn/ha") {
 		t.Fatalf("command outside the scope: %d %s", code, e.Error)
 	}
-	if code := h.call(ha, "POST", "/api/commands", api.CommandRequest{To: "tk/cl-01", Action: "stop"}, &e); code != http.StatusForbidden {
+	if code := h.call(ha, "POST", "/api/commands", api.CommandRequest{To: "tk/cl-01", Action: "stop"}, &e); code != http.StatusNotFound {
 		t.Fatalf("command to a device outside the scope: %d %s", code, e.Error)
 	}
 	var list []api.CommandJSON
@@ -362,7 +362,7 @@ func TestCommandPartsAndSeqAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	next, err := srv.issueCommand(ctx, h.db, store.AreaTarget("qn/tk"), "qn/tk",
+	next, err := srv.issueCommand(ctx, h.db, []store.Target{store.AreaTarget("qn/tk")}, "qn/tk",
 		protocol.CommandPayload{Action: "stop", IssuedBy: "admin"}, time.Minute, []string{"tk/cl-000"})
 	if err != nil || next.Seq != c.Seq+1 {
 		t.Fatalf("seq after a restart: %d (%v), want %d", next.Seq, err, c.Seq+1)
@@ -407,4 +407,32 @@ func FuzzCommandTemplate(f *testing.F) {
 			t.Fatalf("accepted %+v, but the protocol refuses its payload: %v", req, err)
 		}
 	})
+}
+
+// One command may name several areas and devices: one id and seq for the union of their
+// devices (each once); staff of one of the areas see it with their own devices' outcomes.
+func TestCommandToSeveralTargets(t *testing.T) {
+	h := newTestHub(t)
+	for _, a := range []string{"qn/tk", "qn/tk/c1", "qn/tk/c2", "qn/tk/c3"} {
+		h.addArea(a)
+	}
+	h.enrol("c1/cl-01", "qn/tk/c1")
+	h.enrol("c2/cl-01", "qn/tk/c2")
+	h.enrol("c3/cl-01", "qn/tk/c3")
+	h.enrol("c3/cl-02", "qn/tk/c3")
+	var c api.CommandJSON
+	h.mustCall(h.admin, "POST", "/api/commands", api.CommandRequest{To: "qn/tk/c1, qn/tk/c2,device:c3/cl-01,c1/cl-01", Action: "stop"}, &c, http.StatusCreated)
+	if c.To != "area:qn/tk/c1,area:qn/tk/c2,device:c3/cl-01,device:c1/cl-01" || len(c.Outcomes) != 3 {
+		t.Fatalf("command to three communes' devices: to %q, %d outcomes %+v", c.To, len(c.Outcomes), c.Outcomes)
+	}
+	c1 := h.userToken("c1-staff", "qn/tk/c1")
+	var list []api.CommandJSON
+	h.mustCall(c1, "GET", "/api/commands", nil, &list, http.StatusOK)
+	if len(list) != 1 || list[0].ID != c.ID || len(list[0].Outcomes) != 1 || list[0].Outcomes[0].Device != "c1/cl-01" {
+		t.Fatalf("c1 staff see %+v, want the command with their one device", list)
+	}
+	var e api.Error
+	if code := h.call(c1, "POST", "/api/commands", api.CommandRequest{To: "qn/tk/c1,qn/tk/c2", Action: "stop"}, &e); code != http.StatusNotFound {
+		t.Fatalf("a commune naming another commune among its targets: %d %q", code, e.Error)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 
@@ -75,12 +76,48 @@ func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, s
 	// What the agent will parse must parse here first. Documents composed from the same
 	// sources differ only in id and revision, so one check per source set is enough.
 	if _, ok := s.validSets.Load(key); !ok {
-		if _, err := scheduler.Parse("effective schedule of device "+deviceID, b); err != nil {
+		parsed, err := scheduler.Parse("effective schedule of device "+deviceID, b)
+		if err != nil {
 			return nil, fmt.Errorf("composed schedule is invalid: %w", err)
+		}
+		if err := s.playable(ctx, parsed); err != nil {
+			return nil, fmt.Errorf("composed schedule would be refused by the device: %w", err)
 		}
 		s.validSets.Store(key, true)
 	}
 	return b, nil
+}
+
+// Agents compile a schedule they receive over this window (agent/schedule.go) and refuse it
+// when that fails: a cron that fires too often (scheduler.MaxPlaysPerCompile), an item of no
+// known length.
+const agentCompileBefore, agentCompileAfter = 26 * time.Hour, 6 * time.Hour
+
+// playable compiles doc as an agent will, so the hub refuses what every agent would: staff
+// get the error instead of a 200 and a refusal from each device. Library content has the
+// length the hub recorded; a device's local file: item, which only the device can measure,
+// counts as a second.
+func (s *Server) playable(ctx context.Context, doc *scheduler.Document) error {
+	lengths := map[string]time.Duration{}
+	length := func(it scheduler.Item) (time.Duration, bool) {
+		switch {
+		case it.File != "":
+			return time.Second, true
+		case it.Content != "":
+			d, ok := lengths[it.Content]
+			if !ok {
+				c, err := s.st.GetContent(ctx, it.Content)
+				ok = err == nil && c.Duration > 0
+				d = c.Duration
+				lengths[it.Content] = d
+			}
+			return d, d > 0
+		}
+		return 0, false
+	}
+	now := s.clock.Now()
+	_, err := scheduler.Compile(doc, now.Add(-agentCompileBefore), now.Add(agentCompileAfter), scheduler.CompileOptions{ItemLength: length})
+	return err
 }
 
 // parsed returns a source schedule parsed, from a cache: a (target, revision) never changes.
@@ -214,16 +251,69 @@ func (s *Server) signEffective(ctx context.Context, deviceID string, rev int64, 
 // pushTarget recomposes every device a target feeds and sends new revisions to the connected
 // ones.
 func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushResponse {
+	return s.pushTargetSince(ctx, t, nil)
+}
+
+// Heads is what devices held before a change (headsBefore): a push given it counts a device
+// as changed when its newest revision is newer than that, whoever composed it. The change
+// also wakes the emergency expiry loop and may meet a device reconnecting, either of which
+// can compose it first; without this the request that made the change answered 0 devices.
+type Heads map[string]store.EffectiveHead
+
+// headsBefore reads the newest revision of every device in areas (a device: "device:<id>").
+func (s *Server) headsBefore(ctx context.Context, targets ...store.Target) Heads {
+	out := Heads{}
+	for _, t := range targets {
+		if t.Kind == store.TargetDevice {
+			e, err := s.st.LatestEffective(ctx, t.ID)
+			if err == nil {
+				out[t.ID] = store.EffectiveHead{Revision: e.Revision}
+			} else {
+				out[t.ID] = store.EffectiveHead{}
+			}
+			continue
+		}
+		hs, err := s.st.LatestEffectiveHeads(ctx, t.ID)
+		if err != nil {
+			s.log.Warn("heads before a push not read: its counts leave out devices another push reaches first", "area", t.ID, "err", err)
+			continue
+		}
+		for id, h := range hs {
+			out[id] = h
+		}
+		if ds, err := s.st.ListDevices(ctx, t.ID); err == nil {
+			for _, d := range ds {
+				if _, ok := out[d.ID]; !ok {
+					out[d.ID] = store.EffectiveHead{} // none yet: any revision is newer
+				}
+			}
+		}
+	}
+	return out
+}
+
+// composedSince reports whether a device's revision rev was composed after before was read.
+func (before Heads) composedSince(id string, rev int64) bool {
+	if before == nil {
+		return false
+	}
+	h, ok := before[id]
+	return ok && rev > h.Revision
+}
+
+func (s *Server) pushTargetSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
 	if t.Kind != store.TargetDevice {
-		return s.pushArea(ctx, t.ID)
+		return s.pushArea(ctx, t.ID, before)
 	}
 	e, isNew, err := s.composeDevice(ctx, t.ID, 0)
 	if err != nil {
 		return api.PushResponse{Failures: []string{fmt.Sprintf("device %s: %v", t.ID, err)}}
 	}
-	if !isNew {
+	if !isNew && !before.composedSince(t.ID, e.Revision) {
 		return api.PushResponse{}
 	}
+	// Composed here, or by a concurrent push since the change: sendSchedule writes it unless
+	// the connection carried it already, and is nil either way.
 	res := api.PushResponse{Devices: 1}
 	if c := s.conn(t.ID); c != nil && c.sendSchedule(ctx, e) == nil {
 		res.Sent = 1
@@ -248,7 +338,7 @@ const pushBatch = 512
 // in batches (one transaction each), sends each batch as soon as it is stored, and marks them
 // all sent in one write at the end. A device whose stored state moved meanwhile (a concurrent
 // push or connection) is composed again on its own.
-func (s *Server) pushArea(ctx context.Context, area string) api.PushResponse {
+func (s *Server) pushArea(ctx context.Context, area string, before Heads) api.PushResponse {
 	fail := func(err error) api.PushResponse { return api.PushResponse{Failures: []string{err.Error()}} }
 	ds, err := s.st.ListDevices(ctx, area)
 	if err != nil {
@@ -294,6 +384,7 @@ func (s *Server) pushArea(ctx context.Context, area string) api.PushResponse {
 		return fail(err)
 	}
 	var jobs []job
+	var current []string // already composed from these sources by a concurrent push since before
 	for _, d := range ds {
 		if d.Revoked {
 			continue
@@ -308,6 +399,9 @@ func (s *Server) pushArea(ctx context.Context, area string) api.PushResponse {
 			jobs = append(jobs, job{id: d.ID}) // read afresh on its own (composeDevice)
 		case len(srcs) == 0 && h.Revision == 0:
 		case h.Revision > 0 && sameSources(h.Sources, srcs):
+			if before.composedSince(d.ID, h.Revision) {
+				current = append(current, d.ID)
+			}
 		default:
 			jobs = append(jobs, job{id: d.ID, srcs: srcs, rev: h.Revision + 1})
 		}
@@ -319,6 +413,23 @@ func (s *Server) pushArea(ctx context.Context, area string) api.PushResponse {
 		changed  atomic.Int64
 		sentRevs []store.DeviceRevision
 	)
+	// A device composed by a concurrent push since the change counts as changed, and as sent
+	// once its connection carries the revision (written here if the other push has not yet).
+	changed.Add(int64(len(current)))
+	alreadySent := 0
+	for _, id := range current {
+		c := s.conn(id)
+		if c == nil {
+			continue
+		}
+		if c.carried(heads[id].Revision) {
+			alreadySent++
+			continue
+		}
+		if e, err := s.st.LatestEffective(ctx, id); err == nil && c.writeSchedule(e) == nil {
+			sentRevs = append(sentRevs, store.DeviceRevision{DeviceID: id, Revision: e.Revision})
+		}
+	}
 	failed := func(id string, err error) {
 		mu.Lock()
 		failures = append(failures, fmt.Sprintf("device %s: %v", id, err))
@@ -400,9 +511,9 @@ func (s *Server) pushArea(ctx context.Context, area string) api.PushResponse {
 			e, isNew, err := s.composeDevice(ctx, id, 0)
 			if err != nil {
 				failed(id, err)
-			} else if isNew {
+			} else if isNew || before.composedSince(id, e.Revision) {
 				changed.Add(1)
-				toSend <- e
+				toSend <- e // written unless its connection carried it already
 			}
 		}
 	}()
@@ -432,7 +543,7 @@ func (s *Server) pushArea(ctx context.Context, area string) api.PushResponse {
 	if len(failures) > 20 {
 		failures = append(failures[:20], fmt.Sprintf("… and %d more", len(failures)-20))
 	}
-	return api.PushResponse{Devices: int(changed.Load()), Sent: len(sentRevs), Failures: failures}
+	return api.PushResponse{Devices: int(changed.Load()), Sent: len(sentRevs) + alreadySent, Failures: failures}
 }
 
 // areaChain returns the latest schedule of area and of every area above it, root first.

@@ -42,9 +42,31 @@ type Config struct {
 	LoudnessLUFS float64 `yaml:"loudness_lufs"`
 	// MaxUploadBytes bounds one content upload.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// TranscodeTimeout bounds one upload's probe and transcode (default 30m); MaxTranscodes
+	// run at once (default 2, four times as many wait); MaxContentDuration is the longest
+	// media taken (default 4h).
+	TranscodeTimeout   time.Duration `yaml:"transcode_timeout"`
+	MaxTranscodes      int           `yaml:"max_transcodes"`
+	MaxContentDuration time.Duration `yaml:"max_content_duration"`
 	// FFmpeg and FFprobe are the programs used to transcode and probe content.
 	FFmpeg  string `yaml:"ffmpeg"`
 	FFprobe string `yaml:"ffprobe"`
+	// ReadTimeout and WriteTimeout bound reading one request and writing its answer (default
+	// 1m); for content uploads and downloads they bound a pause in the transfer instead, so a
+	// large file over 3G still goes through. IdleTimeout closes a keep-alive connection left
+	// unused (default 2m). MaxConnections caps open connections, agents' websockets included
+	// (default 10000; raise LimitNOFILE with it); connections beyond it are closed at once.
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	MaxConnections int           `yaml:"max_connections"`
+	// AuthFailureLimit is how many failed tokens or device secrets one address may present in
+	// a minute before it is answered 429 until the minute ends (default 60; -1: off, e.g.
+	// behind a proxy, where every request comes from the proxy's address).
+	AuthFailureLimit int `yaml:"auth_failure_limit"`
+	// MaxHellos bounds agents being welcomed at once; more are told busy and come back later
+	// (default 64; -1: off).
+	MaxHellos int `yaml:"max_hellos"`
 	// StatusInterval is how often agents are asked to send their status.
 	StatusInterval time.Duration `yaml:"status_interval"`
 	// Timezone is the zone staff dates and times are read and shown in (IANA name; default
@@ -68,6 +90,15 @@ func (c *Config) Defaults() {
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = 512 << 20
 	}
+	if c.TranscodeTimeout == 0 {
+		c.TranscodeTimeout = 30 * time.Minute
+	}
+	if c.MaxTranscodes == 0 {
+		c.MaxTranscodes = 2
+	}
+	if c.MaxContentDuration == 0 {
+		c.MaxContentDuration = 4 * time.Hour
+	}
 	if c.FFmpeg == "" {
 		c.FFmpeg = "ffmpeg"
 	}
@@ -79,6 +110,18 @@ func (c *Config) Defaults() {
 	}
 	if c.Timezone == "" {
 		c.Timezone = "Asia/Ho_Chi_Minh"
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = time.Minute
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = time.Minute
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 10000
 	}
 	if c.PublicURL == "" {
 		scheme := "http"
@@ -114,6 +157,14 @@ func (c *Config) Check() error {
 	}
 	if _, err := api.LoadZone(c.Timezone); err != nil {
 		return fmt.Errorf("config: timezone: %v", err)
+	}
+	if c.TranscodeTimeout < time.Second || c.MaxTranscodes < 1 || c.MaxContentDuration < time.Second {
+		return fmt.Errorf("config: transcode_timeout (%v), max_transcodes (%d) and max_content_duration (%v) must be positive (leave them out for 30m, 2 and 4h)",
+			c.TranscodeTimeout, c.MaxTranscodes, c.MaxContentDuration)
+	}
+	if c.ReadTimeout < 100*time.Millisecond || c.WriteTimeout < 100*time.Millisecond || c.IdleTimeout < 100*time.Millisecond || c.MaxConnections < 1 {
+		return fmt.Errorf("config: read_timeout (%v), write_timeout (%v), idle_timeout (%v) and max_connections (%d) must be positive (leave them out for 1m, 1m, 2m and 10000)",
+			c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.MaxConnections)
 	}
 	if c.StatusInterval < time.Second {
 		return fmt.Errorf("config: status_interval %v is under a second", c.StatusInterval)

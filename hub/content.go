@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loa-project/loa/hub/store"
@@ -26,15 +28,83 @@ import (
 
 // Transcoder turns any common audio file into the library's form: MP3 at 48 kHz, mono kept
 // mono (most speech is), loudness-normalised to an EBU R128 target, at a speech-friendly
-// bitrate.
+// bitrate. Everything it is given comes from outside (staff uploads, CAP feeds), so it reads
+// only the formats sniffFormat recognises, each with its own demuxer and the file protocol
+// only, runs at most MaxConcurrent jobs, and stops one after Timeout.
 type Transcoder struct {
 	FFmpeg, FFprobe string
 	LoudnessLUFS    float64 // e.g. -16
 	TempDir         string  // "" = the OS default
+	// Timeout bounds one job (probe and transcode); default 30 min.
+	Timeout time.Duration
+	// MaxDuration is the longest media taken; default 4 h.
+	MaxDuration time.Duration
+	// MaxConcurrent jobs run at once (default 2); MaxQueued more wait (default 4×MaxConcurrent)
+	// and any beyond are answered ErrBusy.
+	MaxConcurrent, MaxQueued int
+
+	once   sync.Once
+	slots  chan struct{}
+	queued atomic.Int64
 }
 
-// ErrNotAudio is returned for an upload ffprobe finds no audio stream in.
-var ErrNotAudio = errors.New("not audio")
+var (
+	// ErrNotAudio is returned for an upload that is not media the hub takes.
+	ErrNotAudio = errors.New("not audio")
+	// ErrTooLong is returned for media longer than MaxDuration.
+	ErrTooLong = errors.New("too long")
+	// ErrBusy is returned when MaxConcurrent jobs run and MaxQueued wait.
+	ErrBusy = errors.New("transcoder busy")
+	// ErrTimeout is returned for a job stopped after Timeout.
+	ErrTimeout = errors.New("transcode timed out")
+)
+
+func (t *Transcoder) init() {
+	t.once.Do(func() {
+		if t.Timeout <= 0 {
+			t.Timeout = 30 * time.Minute
+		}
+		if t.MaxDuration <= 0 {
+			t.MaxDuration = 4 * time.Hour
+		}
+		if t.MaxConcurrent <= 0 {
+			t.MaxConcurrent = 2
+		}
+		if t.MaxQueued < 0 {
+			t.MaxQueued = 0
+		} else if t.MaxQueued == 0 {
+			t.MaxQueued = 4 * t.MaxConcurrent
+		}
+		t.slots = make(chan struct{}, t.MaxConcurrent)
+	})
+}
+
+// start recognises src's format, waits for a free slot and bounds the job by Timeout; done
+// must be called when the job ends.
+func (t *Transcoder) start(ctx context.Context, src string) (context.Context, inputFormat, func(), error) {
+	t.init()
+	f, err := sniffFile(src)
+	if err != nil {
+		return nil, f, nil, err
+	}
+	select {
+	case t.slots <- struct{}{}:
+	default:
+		if t.queued.Add(1) > int64(t.MaxQueued) {
+			t.queued.Add(-1)
+			return nil, f, nil, fmt.Errorf("%w: %d transcodes are running and %d waiting", ErrBusy, t.MaxConcurrent, t.MaxQueued)
+		}
+		select {
+		case t.slots <- struct{}{}:
+			t.queued.Add(-1)
+		case <-ctx.Done():
+			t.queued.Add(-1)
+			return nil, f, nil, ctx.Err()
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	return ctx, f, func() { cancel(); <-t.slots }, nil
+}
 
 type probeResult struct {
 	Streams []struct {
@@ -66,21 +136,45 @@ func (pr probeResult) visual() string {
 	return ""
 }
 
-func (t *Transcoder) probeAll(ctx context.Context, path string) (probeResult, error) {
+func (pr probeResult) duration() time.Duration {
+	d, err := strconv.ParseFloat(pr.Format.Duration, 64)
+	if err != nil || d < 0 || d > 1e9 {
+		return 0
+	}
+	return time.Duration(d * float64(time.Second))
+}
+
+// run runs one of the tools and says what went wrong in staff's terms.
+func (t *Transcoder) run(ctx context.Context, tool string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, tool, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second // a killed tool's pipes must not hold the request
+	err := cmd.Run()
+	switch {
+	case err == nil:
+		return stdout.Bytes(), nil
+	case errors.Is(err, exec.ErrNotFound):
+		return nil, fmt.Errorf("%s is not installed on the hub (apt-get install ffmpeg): %w", filepath.Base(tool), err)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return nil, fmt.Errorf("%w: %s ran longer than the hub's transcode_timeout (%v)", ErrTimeout, filepath.Base(tool), t.Timeout)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("%w: %s cannot read it: %s", ErrNotAudio, filepath.Base(tool), firstLine(strings.TrimSpace(stderr.String())))
+}
+
+func (t *Transcoder) probe(ctx context.Context, f inputFormat, path string) (probeResult, error) {
 	var pr probeResult
-	out, err := exec.CommandContext(ctx, t.FFprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path).Output()
+	out, err := t.run(ctx, t.FFprobe, append([]string{"-v", "error", "-print_format", "json", "-show_streams", "-show_format"}, f.inputArgs(path)...)...)
 	if err != nil {
-		msg := err.Error()
-		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		if errors.Is(err, exec.ErrNotFound) {
-			return pr, fmt.Errorf("ffprobe is not installed on the hub (apt-get install ffmpeg): %w", err)
-		}
-		return pr, fmt.Errorf("%w: ffprobe cannot read it as media: %s", ErrNotAudio, firstLine(msg))
+		return pr, err
 	}
 	if err := json.Unmarshal(out, &pr); err != nil {
 		return pr, fmt.Errorf("ffprobe output: %w", err)
+	}
+	if d := pr.duration(); d > t.MaxDuration {
+		return pr, fmt.Errorf("%w: it lasts %v; the hub takes at most %v (max_content_duration)", ErrTooLong, d.Round(time.Second), t.MaxDuration)
 	}
 	return pr, nil
 }
@@ -90,19 +184,27 @@ func (t *Transcoder) probeAll(ctx context.Context, path string) (probeResult, er
 // as AAC (screens mute it unless told otherwise), copied as it is when it is that already; a
 // PNG or JPEG still as it is. It returns the stored form's duration (0 for a still) and MIME.
 func (t *Transcoder) Prepare(ctx context.Context, src, dst string) (time.Duration, string, error) {
-	pr, err := t.probeAll(ctx, src)
+	ctx, f, done, err := t.start(ctx, src)
 	if err != nil {
 		return 0, "", err
 	}
-	switch pr.visual() {
-	case "image":
+	defer done()
+	pr, err := t.probe(ctx, f, src)
+	if err != nil {
+		return 0, "", err
+	}
+	switch v := pr.visual(); {
+	case f.Kind == "image" && v != "image", f.Kind != "image" && v == "image":
+		return 0, "", fmt.Errorf("%w: it starts as %s but ffprobe reads it as something else", ErrNotAudio, f.Name)
+	case v == "image":
 		mime := map[string]string{"png": "image/png", "mjpeg": "image/jpeg"}[pr.Streams[0].CodecName]
 		if mime == "" {
 			return 0, "", fmt.Errorf("%w: a %s still; upload PNG or JPEG", ErrNotAudio, pr.Streams[0].CodecName)
 		}
 		return 0, mime, copyFile(src, dst)
-	case "video":
-		args := []string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-map_metadata", "-1"}
+	case v == "video":
+		args := append([]string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y"}, f.inputArgs(src)...)
+		args = append(args, "-map_metadata", "-1", "-t", durationArg(t.MaxDuration))
 		h264 := false
 		for _, s := range pr.Streams {
 			h264 = h264 || (s.CodecType == "video" && s.CodecName == "h264" && s.PixFmt == "yuv420p")
@@ -115,53 +217,20 @@ func (t *Transcoder) Prepare(ctx context.Context, src, dst string) (time.Duratio
 				"-c:a", "aac", "-b:a", "96k")
 		}
 		args = append(args, "-movflags", "+faststart", "-f", "mp4", dst)
-		cmd := exec.CommandContext(ctx, t.FFmpeg, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			return 0, "", fmt.Errorf("%w: ffmpeg could not make an MP4 of it: %s", ErrNotAudio, firstLine(strings.TrimSpace(stderr.String())))
+		if _, err := t.run(ctx, t.FFmpeg, args...); err != nil {
+			return 0, "", fmt.Errorf("making an MP4 of it: %w", err)
 		}
-		out, err := t.probeAll(ctx, dst)
+		out, err := t.probe(ctx, fmtMP4, dst)
 		if err != nil {
 			return 0, "", fmt.Errorf("transcoded video: %w", err)
 		}
-		d, _ := strconv.ParseFloat(out.Format.Duration, 64)
-		return time.Duration(d * float64(time.Second)), "video/mp4", nil
+		return out.duration(), "video/mp4", nil
 	}
-	d, err := t.Transcode(ctx, src, dst)
+	d, err := t.transcode(ctx, f, pr, src, dst)
 	return d, "audio/mpeg", err
 }
 
-func (t *Transcoder) probe(ctx context.Context, path string) (channels int, dur time.Duration, err error) {
-	out, err := exec.CommandContext(ctx, t.FFprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path).Output()
-	if err != nil {
-		msg := err.Error()
-		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		if errors.Is(err, exec.ErrNotFound) {
-			return 0, 0, fmt.Errorf("ffprobe is not installed on the hub (apt-get install ffmpeg): %w", err)
-		}
-		return 0, 0, fmt.Errorf("%w: ffprobe cannot read it as media: %s", ErrNotAudio, firstLine(msg))
-	}
-	var pr probeResult
-	if err := json.Unmarshal(out, &pr); err != nil {
-		return 0, 0, fmt.Errorf("ffprobe output: %w", err)
-	}
-	for _, s := range pr.Streams {
-		if s.CodecType == "audio" {
-			channels = s.Channels
-			break
-		}
-	}
-	if channels == 0 {
-		return 0, 0, fmt.Errorf("%w: the file has no audio stream", ErrNotAudio)
-	}
-	if f, err := strconv.ParseFloat(pr.Format.Duration, 64); err == nil {
-		dur = time.Duration(f * float64(time.Second))
-	}
-	return channels, dur, nil
-}
+func durationArg(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -182,6 +251,7 @@ func (t *Transcoder) decodedLength(ctx context.Context, path string) (time.Durat
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	cmd.WaitDelay = 5 * time.Second // a killed tool's pipes must not hold the request
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("ffmpeg: %w", err)
 	}
@@ -194,9 +264,28 @@ func (t *Transcoder) decodedLength(ctx context.Context, path string) (time.Durat
 
 // Transcode converts src into dst (MP3) and returns the duration of dst as it plays.
 func (t *Transcoder) Transcode(ctx context.Context, src, dst string) (time.Duration, error) {
-	ch, _, err := t.probe(ctx, src)
+	ctx, f, done, err := t.start(ctx, src)
 	if err != nil {
 		return 0, err
+	}
+	defer done()
+	pr, err := t.probe(ctx, f, src)
+	if err != nil {
+		return 0, err
+	}
+	return t.transcode(ctx, f, pr, src, dst)
+}
+
+func (t *Transcoder) transcode(ctx context.Context, f inputFormat, pr probeResult, src, dst string) (time.Duration, error) {
+	ch := 0
+	for _, s := range pr.Streams {
+		if s.CodecType == "audio" {
+			ch = s.Channels
+			break
+		}
+	}
+	if ch == 0 {
+		return 0, fmt.Errorf("%w: the file has no audio stream", ErrNotAudio)
 	}
 	// Mono is speech for horn loudspeakers: 48 kbit/s keeps it clear and small over 3G (an
 	// emergency clip not yet on a device is fetched while its issue time is spoken).
@@ -205,16 +294,11 @@ func (t *Transcoder) Transcode(ctx context.Context, src, dst string) (time.Durat
 		channels, bitrate = "2", "96k"
 	}
 	af := fmt.Sprintf("loudnorm=I=%g:TP=-1.5:LRA=11", t.LoudnessLUFS)
-	cmd := exec.CommandContext(ctx, t.FFmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", src,
-		"-vn", "-map_metadata", "-1", "-af", af, "-ac", channels, "-ar", "48000",
+	args := append([]string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y"}, f.inputArgs(src)...)
+	args = append(args, "-vn", "-map_metadata", "-1", "-t", durationArg(t.MaxDuration), "-af", af, "-ac", channels, "-ar", "48000",
 		"-c:a", "libmp3lame", "-b:a", bitrate, "-f", "mp3", dst)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return 0, fmt.Errorf("ffmpeg is not installed on the hub (apt-get install ffmpeg): %w", err)
-		}
-		return 0, fmt.Errorf("%w: ffmpeg could not transcode it: %s", ErrNotAudio, firstLine(strings.TrimSpace(stderr.String())))
+	if _, err := t.run(ctx, t.FFmpeg, args...); err != nil {
+		return 0, fmt.Errorf("transcoding it: %w", err)
 	}
 	dur, err := t.decodedLength(ctx, dst)
 	if err != nil {
@@ -283,7 +367,6 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		writeError(w, http.StatusServiceUnavailable, "this hub has no transcoder configured; uploads are disabled")
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, s.opts.MaxUploadBytes)
 	tmpDir := s.tc.TempDir
 	if tmpDir != "" {
 		os.MkdirAll(tmpDir, 0o750)
@@ -295,52 +378,9 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 	}
 	defer os.Remove(in.Name())
 	defer in.Close()
-	meta := map[string]string{}
-	q := r.URL.Query()
-	for _, k := range []string{"title", "language", "theme", "format", "unit", "filename"} {
-		meta[k] = q.Get(k)
-	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "multipart/form-data" {
-		mr, err := r.MultipartReader()
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad multipart body: "+err.Error())
-			return
-		}
-		_ = params
-		gotFile := false
-		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "bad multipart body: "+err.Error())
-				return
-			}
-			name := part.FormName()
-			if name == "file" {
-				meta["filename"] = part.FileName()
-				if _, err := io.Copy(in, part); err != nil {
-					writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload failed: %v (the limit is %d MiB)", err, s.opts.MaxUploadBytes>>20))
-					return
-				}
-				gotFile = true
-				continue
-			}
-			if _, known := meta[name]; !known {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown form field %q: use title, language, theme, format, unit and file", name))
-				return
-			}
-			v, _ := io.ReadAll(io.LimitReader(part, 4096))
-			meta[name] = string(v)
-		}
-		if !gotFile {
-			writeError(w, http.StatusBadRequest, "the upload has no \"file\" part")
-			return
-		}
-	} else if _, err := io.Copy(in, body); err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload failed: %v (the limit is %d MiB)", err, s.opts.MaxUploadBytes>>20))
+	meta, err := readUpload(r, in)
+	if err != nil {
+		s.uploadReadError(w, err)
 		return
 	}
 	if meta["title"] == "" {
@@ -367,10 +407,22 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 	defer os.Remove(out)
 	dur, mimeType, err := s.tc.Prepare(r.Context(), in.Name(), out)
 	if err != nil {
+		name := orDefault(meta["filename"], "the upload")
 		code := http.StatusInternalServerError
-		if errors.Is(err, ErrNotAudio) {
+		switch {
+		case errors.Is(err, ErrNotAudio):
 			code = http.StatusUnsupportedMediaType
-			err = fmt.Errorf("%s is not audio the hub can use (%v); upload MP3, WAV, M4A, OGG or FLAC (or, for screens, a video or a PNG/JPEG still)", orDefault(meta["filename"], "the upload"), err)
+			err = fmt.Errorf("%s is not audio the hub can use (%v); upload MP3, WAV, M4A, OGG or FLAC (or, for screens, an MP4/WebM video or a PNG/JPEG still)", name, err)
+		case errors.Is(err, ErrTooLong):
+			code = http.StatusRequestEntityTooLarge
+			err = fmt.Errorf("%s: %v; cut it into parts", name, err)
+		case errors.Is(err, ErrTimeout):
+			code = http.StatusUnprocessableEntity
+			err = fmt.Errorf("%s: %v; shorten it or convert it to MP3 (audio) or H.264 MP4 (video) first", name, err)
+		case errors.Is(err, ErrBusy):
+			code = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "60")
+			err = fmt.Errorf("the hub is busy transcoding other uploads (%v); try again in a minute", err)
 		}
 		writeError(w, code, err.Error())
 		return
@@ -401,6 +453,69 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		code = http.StatusCreated
 	}
 	writeJSON(w, code, j)
+}
+
+// readUpload copies an upload's file into in and returns its metadata: from a multipart body
+// (a "file" part and title, language, theme, format, unit fields) or a raw body with those as
+// query parameters. r.Body is already bounded (limitBody).
+func readUpload(r *http.Request, in io.Writer) (map[string]string, error) {
+	meta := map[string]string{}
+	q := r.URL.Query()
+	for _, k := range []string{"title", "language", "theme", "format", "unit", "filename"} {
+		meta[k] = q.Get(k)
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		_, err := io.Copy(in, r.Body)
+		return meta, err
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, fmt.Errorf("bad multipart body: %w", err)
+	}
+	gotFile := false
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bad multipart body: %w", err)
+		}
+		name := part.FormName()
+		if name == "file" {
+			if gotFile {
+				return nil, errors.New("the upload has two \"file\" parts: send one file per upload")
+			}
+			meta["filename"] = part.FileName()
+			if _, err := io.Copy(in, part); err != nil {
+				return nil, err
+			}
+			gotFile = true
+			continue
+		}
+		if _, known := meta[name]; !known {
+			return nil, fmt.Errorf("unknown form field %q: use title, language, theme, format, unit and file", name)
+		}
+		v, err := io.ReadAll(io.LimitReader(part, 4096))
+		if err != nil {
+			return nil, fmt.Errorf("bad multipart body: %w", err)
+		}
+		meta[name] = string(v)
+	}
+	if !gotFile {
+		return nil, errors.New("the upload has no \"file\" part")
+	}
+	return meta, nil
+}
+
+// uploadReadError answers a body that could not be read: over the limit, or malformed.
+func (s *Server) uploadReadError(w http.ResponseWriter, err error) {
+	if tooLarge(err) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload is larger than this hub's max_upload_bytes (%d MiB, the file and its fields together)", s.opts.MaxUploadBytes>>20))
+		return
+	}
+	writeError(w, http.StatusBadRequest, "bad upload: "+err.Error())
 }
 
 func orDefault(s, d string) string {
@@ -493,19 +608,24 @@ func (s *Server) handleContentDownload(w http.ResponseWriter, r *http.Request) {
 
 // deviceAuth checks the Loa-Device header of a request and answers 401 when it fails.
 func (s *Server) deviceAuth(w http.ResponseWriter, r *http.Request) (store.Device, bool) {
+	if s.authLimit.refuse(w, r, s.clock.Now()) {
+		return store.Device{}, false
+	}
 	id, secret, err := protocol.ParseDeviceAuth(r.Header.Get("Authorization"))
 	if err != nil {
+		s.authLimit.failed(r, s.clock.Now(), "device credentials", "err", err)
 		writeError(w, http.StatusUnauthorized, "device authentication required: "+err.Error())
 		return store.Device{}, false
 	}
 	h, err := secretHash(secret)
 	if err != nil {
+		s.authLimit.failed(r, s.clock.Now(), "device secret", "device", id, "err", "malformed")
 		writeError(w, http.StatusUnauthorized, "device "+id+": malformed secret")
 		return store.Device{}, false
 	}
 	d, err := s.st.CheckSecret(r.Context(), id, h)
 	if err != nil {
-		s.log.Warn("device refused", "device", id, "remote", r.RemoteAddr, "err", err)
+		s.authLimit.failed(r, s.clock.Now(), "device secret", "device", id, "err", err)
 		writeError(w, http.StatusUnauthorized, "device "+id+": unknown, revoked, or wrong secret")
 		return store.Device{}, false
 	}

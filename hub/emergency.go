@@ -287,6 +287,7 @@ const defaultFallback = "Có thông báo khẩn cấp. Đề nghị người dâ
 type broadcast struct {
 	kind, class, title, text, content, stream, series, source string
 	area                                                      string
+	areas                                                     []string // every area of the request (area is one of them)
 	start, until                                              time.Time
 	every, length                                             time.Duration
 	volume                                                    float64
@@ -377,7 +378,8 @@ func (s *Server) resolveArea(ctx context.Context, p principal, to string) (strin
 	if to == "" {
 		return "", badRequest("say where: use --to AREA (e.g. --to %s)", p.Scope)
 	}
-	if _, err := s.st.GetArea(ctx, to); err != nil {
+	// Out of scope is answered as unknown: whether it exists is not the caller's to learn.
+	if _, err := s.st.GetArea(ctx, to); err != nil || !store.Allowed(p.Scope, to) {
 		if d, derr := s.st.GetDevice(ctx, to); derr == nil && store.Allowed(p.Scope, d.Area) {
 			return "", badRequest("%s is a device; broadcasts go to areas: use --to %s (its area)", to, d.Area)
 		}
@@ -388,10 +390,6 @@ func (s *Server) resolveArea(ctx context.Context, p principal, to string) (strin
 			msg += "; `loa area list` shows the ids"
 		}
 		return "", &httpError{http.StatusNotFound, msg}
-	}
-	if !store.Allowed(p.Scope, to) {
-		return "", &httpError{http.StatusForbidden, fmt.Sprintf("area %s is outside your scope %s: you may broadcast only to %s and the areas below it; ask staff of that area",
-			to, p.Scope, p.Scope)}
 	}
 	return to, nil
 }
@@ -404,11 +402,11 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 	if b.kind == "" {
 		b.kind = store.KindEmergency
 	}
-	area, err := s.resolveArea(ctx, p, req.To)
+	areas, err := s.resolveAreas(ctx, p, req.To)
 	if err != nil {
 		return b, err
 	}
-	b.area = area
+	b.area, b.areas = areas[0], areas
 	given := 0
 	for _, v := range []string{b.content, b.text, b.stream} {
 		if v != "" {
@@ -490,14 +488,55 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 		}
 	}
 	if b.series == "" {
-		b.series = fmt.Sprintf("%s/%s/%s", b.kind, b.area, now.In(s.emLocation()).Format("20060102T150405.000"))
+		where := b.area
+		if len(areas) > 1 {
+			where += fmt.Sprintf("+%d", len(areas)-1)
+		}
+		b.series = fmt.Sprintf("%s/%s/%s", b.kind, where, now.In(s.emLocation()).Format("20060102T150405.000"))
 	}
 	return b, nil
 }
 
+// resolveAreas resolves a comma-separated list of areas (resolveArea each), in order, without
+// repeats; an area below another one named is dropped (its devices are reached already).
+func (s *Server) resolveAreas(ctx context.Context, p principal, to string) ([]string, error) {
+	var out []string
+	for _, part := range strings.Split(to, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" && to != "" {
+			continue
+		}
+		a, err := s.resolveArea(ctx, p, part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, badRequest("say where: use --to AREA (e.g. --to %s), or several: --to A,B,C", p.Scope)
+	}
+	var top []string
+	for _, t := range topAreas(areaTargets(out)) {
+		top = append(top, t.ID)
+	}
+	return top, nil
+}
+
+func areaTargets(areas []string) []store.Target {
+	ts := make([]store.Target, 0, len(areas))
+	for _, a := range areas {
+		ts = append(ts, store.AreaTarget(a))
+	}
+	return ts
+}
+
 // put stores broadcasts of one series (replacing its active rows) and pushes to every area
 // they and the rows they replace cover.
-func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.Time) (api.EmergencyResponse, error) {
+//
+// A series on the air in areas bs does not cover would end there: unless narrow allows it
+// (staff asked with replace_areas; a CAP Update, whose sender decides its areas), that is
+// refused with 409 naming those areas, so a warning is never narrowed by accident.
+func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.Time, narrow bool) (api.EmergencyResponse, error) {
 	var res api.EmergencyResponse
 	es, err := s.emStore()
 	if err != nil {
@@ -508,11 +547,29 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 	if err != nil {
 		return res, err
 	}
+	var dropped []string
 	for _, o := range old {
-		if o.EndedAt.IsZero() && !mayAct(p, o.Area) {
+		if !o.Active(now) {
+			continue
+		}
+		if !mayAct(p, o.Area) {
 			return res, &httpError{http.StatusForbidden, fmt.Sprintf("series %q has a broadcast for %s, outside your scope %s: choose another --series",
 				bs[0].series, o.Area, p.Scope)}
 		}
+		if !slices.ContainsFunc(bs, func(b broadcast) bool { return store.Allowed(b.area, o.Area) }) {
+			dropped = append(dropped, o.Area)
+		}
+	}
+	if len(dropped) > 0 && !narrow {
+		slices.Sort(dropped)
+		dropped = slices.Compact(dropped)
+		all := slices.Clone(dropped)
+		for _, b := range bs {
+			all = append(all, b.area)
+		}
+		return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q is also on the air in %s, which this broadcast does not name: it would end there. "+
+			"Name every area (--to %s), or add --replace-areas to end it there on purpose",
+			bs[0].series, strings.Join(dropped, ", "), strings.Join(all, ","))}
 	}
 	rows := make([]store.Emergency, 0, len(bs))
 	for _, b := range bs {
@@ -553,6 +610,16 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 			Text: b.text, Items: ib, IssuedAt: now, Start: start, Every: b.every, Until: until, Volume: b.volume,
 			Source: b.source, CreatedBy: p.User.ID})
 	}
+	var touched []store.Target // what this change reaches: the new rows' areas, the series' old ones
+	for _, r := range rows {
+		touched = append(touched, store.AreaTarget(r.Area))
+	}
+	for _, o := range old {
+		if o.EndedAt.IsZero() {
+			touched = append(touched, store.AreaTarget(o.Area))
+		}
+	}
+	before := s.headsBefore(ctx, topAreas(touched)...)
 	added, replaced, err := es.AddEmergencies(ctx, rows)
 	if err != nil {
 		return res, err
@@ -578,23 +645,37 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		s.audit(ctx, p, action, "area:"+e.Area, map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
 			"start": e.Start, "until": e.Until, "every": e.Every.String(), "source": e.Source, "replaced": res.Replaced})
 	}
-	s.pushAreas(ctx, areas, &res)
+	s.pushAreas(ctx, areas, before, &res)
 	return res, nil
 }
 
-// pushAreas recomposes and pushes the devices of each area (once for nested areas).
-func (s *Server) pushAreas(ctx context.Context, areas []string, res *api.EmergencyResponse) {
+// topAreas is areas without those below another of them (each device is pushed once).
+func topAreas(ts []store.Target) []store.Target {
+	areas := make([]string, 0, len(ts))
+	for _, t := range ts {
+		areas = append(areas, t.ID)
+	}
 	slices.Sort(areas)
 	areas = slices.Compact(areas)
-	var top []string
+	var top []store.Target
 	for _, a := range areas {
-		if len(top) > 0 && store.Allowed(top[len(top)-1], a) {
+		if len(top) > 0 && store.Allowed(top[len(top)-1].ID, a) {
 			continue // below one already pushed
 		}
-		top = append(top, a)
+		top = append(top, store.AreaTarget(a))
 	}
-	for _, a := range top {
-		r := s.pushTarget(ctx, store.AreaTarget(a))
+	return top
+}
+
+// pushAreas recomposes and pushes the devices of each area (once for nested areas); devices
+// composed since before by another push count as changed (see Heads).
+func (s *Server) pushAreas(ctx context.Context, areas []string, before Heads, res *api.EmergencyResponse) {
+	ts := make([]store.Target, 0, len(areas))
+	for _, a := range areas {
+		ts = append(ts, store.AreaTarget(a))
+	}
+	for _, t := range topAreas(ts) {
+		r := s.pushTargetSince(ctx, t, before)
 		res.Devices += r.Devices
 		res.Sent += r.Sent
 		res.Failures = append(res.Failures, r.Failures...)
@@ -642,13 +723,28 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 		}
 		b.start, warnings = start, w2
 	}
-	res, err := s.put(r.Context(), p, []broadcast{b}, now)
+	// One row per area, one series: a typhoon warning for three communes is one broadcast.
+	bs := make([]broadcast, 0, len(b.areas))
+	for _, a := range b.areas {
+		ba := b
+		ba.area = a
+		if b.kind == store.KindBulletin && a != b.area {
+			start, w2, err := s.nextSession(r.Context(), a, now) // each area's own next session
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			ba.start, warnings = start, append(warnings, w2...)
+		}
+		bs = append(bs, ba)
+	}
+	res, err := s.put(r.Context(), p, bs, now, req.ReplaceAreas)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	res.Warnings = append(warnings, res.Warnings...)
-	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "area", b.area, "class", b.class,
+	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "areas", b.areas, "class", b.class,
 		"devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	writeJSON(w, http.StatusCreated, res)
 }
@@ -724,20 +820,34 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 	switch {
 	case req.Series != "":
 	case req.Kind == store.KindLive:
-		area, err := s.resolveArea(r.Context(), p, req.To)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		f.Area, reason = area, "stopped"
+		reason = "stopped"
 	default:
 		writeError(w, http.StatusBadRequest, "say what to end: an id (`loa emergency cancel ID`), --series NAME, or `loa live stop --to AREA`")
 		return
 	}
-	rows, err := es.ListEmergencies(r.Context(), f)
-	if err != nil {
-		storeError(w, err)
-		return
+	var rows []store.Emergency
+	if req.Series != "" {
+		var err error
+		if rows, err = es.ListEmergencies(r.Context(), f); err != nil {
+			storeError(w, err)
+			return
+		}
+	} else {
+		areas, err := s.resolveAreas(r.Context(), p, req.To) // live stop: one area or several
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		for _, a := range areas {
+			f.Area = a
+			rs, err := es.ListEmergencies(r.Context(), f)
+			if err != nil {
+				storeError(w, err)
+				return
+			}
+			rows = append(rows, rs...)
+		}
+		f.Area = strings.Join(areas, ", ")
 	}
 	if len(rows) == 0 {
 		what := "series " + strconv.Quote(req.Series)
@@ -769,6 +879,11 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 		}
 		ids = append(ids, e.ID)
 	}
+	var touched []store.Target
+	for _, e := range rows {
+		touched = append(touched, store.AreaTarget(e.Area))
+	}
+	before := s.headsBefore(ctx, topAreas(touched)...)
 	ended, err := es.EndEmergencies(ctx, ids, reason, p.User.ID)
 	if err != nil {
 		return res, err
@@ -788,7 +903,7 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 		}
 		s.audit(ctx, p, action, "area:"+e.Area, map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
 	}
-	s.pushAreas(ctx, areas, &res)
+	s.pushAreas(ctx, areas, before, &res)
 	s.log.Info("broadcasts ended", "count", len(ended), "reason", reason, "devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	return res, nil
 }
@@ -912,7 +1027,7 @@ func (s *Server) RunEmergencies(ctx context.Context) {
 		}
 		if len(gone) > 0 {
 			var res api.EmergencyResponse
-			s.pushAreas(ctx, gone, &res)
+			s.pushAreas(ctx, gone, nil, &res)
 			s.log.Info("expired broadcasts dropped from schedules", "areas", len(gone), "devices", res.Devices, "sent", res.Sent)
 		}
 		pushed = act
@@ -942,5 +1057,6 @@ type capState struct {
 	feedInterval time.Duration
 	actor        string // the audit actor and created_by of feed alerts
 	fetcher      *cap.Fetcher
+	audioClient  *http.Client // alert audio: public addresses only unless allowed
 	fetchAudio   bool
 }

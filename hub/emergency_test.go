@@ -177,8 +177,8 @@ func TestEmergencyScopeAndErrors(t *testing.T) {
 		code  int
 		want  string
 	}{
-		{"outside scope", commune, api.EmergencyRequest{To: "qn/tk/c2", Text: "x"}, 403, "outside your scope qn/tk/c1"},
-		{"above scope", commune, api.EmergencyRequest{To: "qn/tk", Text: "x"}, 403, "outside your scope"},
+		{"outside scope", commune, api.EmergencyRequest{To: "qn/tk/c2", Text: "x"}, 404, "no area qn/tk/c2 in your scope qn/tk/c1"},
+		{"above scope", commune, api.EmergencyRequest{To: "qn/tk", Text: "x"}, 404, "in your scope"},
 		{"other area's series", commune, api.EmergencyRequest{To: "qn/tk/c1", Text: "x", Series: "flood"}, 403, "choose another --series"},
 		{"nothing to say", h.admin, api.EmergencyRequest{To: "qn/tk"}, 400, "give a FILE, --content sha256:… or --text"},
 		{"unknown area", h.admin, api.EmergencyRequest{To: "c1", Text: "x"}, 404, "use --to qn/tk/c1"},
@@ -379,4 +379,107 @@ func TestRepeatCount(t *testing.T) {
 		}
 	}
 	_ = store.KindEmergency
+}
+
+// racingStore composes and pushes the devices of the whole tree right after each change to
+// the emergencies is stored, as the expiry loop (woken by the change) or a reconnecting device
+// may do before the request's own push.
+type racingStore struct {
+	*store.DB
+	srv *Server
+}
+
+func (r *racingStore) AddEmergencies(ctx context.Context, rows []store.Emergency) ([]store.Emergency, []store.Emergency, error) {
+	a, b, err := r.DB.AddEmergencies(ctx, rows)
+	r.srv.emergenciesChanged()
+	r.srv.pushTarget(ctx, store.AreaTarget("qn"))
+	return a, b, err
+}
+
+func (r *racingStore) EndEmergencies(ctx context.Context, ids []int64, reason, by string) ([]store.Emergency, error) {
+	ended, err := r.DB.EndEmergencies(ctx, ids, reason, by)
+	r.srv.emergenciesChanged()
+	r.srv.pushTarget(ctx, store.AreaTarget("qn"))
+	return ended, err
+}
+
+// The devices and sent counts of an emergency, its update and its cancel are what happened to
+// the devices, also when another push composed them first; a connected device gets each
+// change once.
+func TestEmergencyCountsWhenAnotherPushComposesFirst(t *testing.T) {
+	h := newTestHub(t)
+	h.addArea("qn/tk")
+	s1 := h.enrol("tk/cl-01", "qn/tk")
+	h.enrol("tk/cl-02", "qn/tk")
+	a1, _ := h.connect("tk/cl-01", s1, protocol.Hello{})
+	h.srv.st = &racingStore{DB: h.db, srv: h.srv}
+	held := uint64(0)
+	next := func() {
+		t.Helper()
+		p, _ := verifySchedule(t, h, "tk/cl-01", a1.next(), held)
+		held = p.Revision
+	}
+	var res api.EmergencyResponse
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk", Text: "Bão số 13.", Series: "storm-13"}, &res, http.StatusCreated)
+	if res.Devices != 2 || res.Sent != 1 {
+		t.Fatalf("create: devices %d sent %d, want 2 and 1", res.Devices, res.Sent)
+	}
+	next()
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk", Text: "Bão số 13 đã vào bờ.", Series: "storm-13"}, &res, http.StatusCreated)
+	if len(res.Replaced) != 1 || res.Devices != 2 || res.Sent != 1 {
+		t.Fatalf("update: replaced %v devices %d sent %d, want 1, 2 and 1", res.Replaced, res.Devices, res.Sent)
+	}
+	next()
+	h.mustCall(h.admin, "POST", "/api/emergencies/cancel", api.CancelRequest{Series: "storm-13"}, &res, http.StatusOK)
+	if res.Devices != 2 || res.Sent != 1 {
+		t.Fatalf("cancel: devices %d sent %d, want 2 and 1", res.Devices, res.Sent)
+	}
+	next()
+	select {
+	case m := <-a1.msgs:
+		t.Fatalf("a second message after the cancel: %T", m)
+	default:
+	}
+}
+
+// A typhoon warning for three communes is one broadcast (one series, a row per commune); a
+// later broadcast of the series that names fewer areas is refused naming the others unless
+// asked to end it there; a relay starts and stops on several areas at once.
+func TestBroadcastToSeveralAreas(t *testing.T) {
+	h := newTestHub(t)
+	for _, a := range []string{"qn/tk", "qn/tk/c1", "qn/tk/c2", "qn/tk/c3"} {
+		h.addArea(a)
+	}
+	for _, c := range []string{"c1", "c2", "c3"} {
+		h.enrol(c+"/cl-01", "qn/tk/"+c)
+	}
+	var res api.EmergencyResponse
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c1, qn/tk/c2,qn/tk/c3", Text: "Bão số 13.", Series: "storm-13",
+		RepeatEvery: "2h"}, &res, http.StatusCreated)
+	if len(res.Emergencies) != 3 || res.Devices != 3 {
+		t.Fatalf("a warning for three communes: %+v", res)
+	}
+	// The docs' old way, once per commune: no longer silently narrows the warning.
+	var e api.Error
+	if code := h.call(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c3", Text: "Bão số 13 (c3).", Series: "storm-13"}, &e); code != http.StatusConflict ||
+		!strings.Contains(e.Error, "qn/tk/c1, qn/tk/c2") || !strings.Contains(e.Error, "--replace-areas") {
+		t.Fatalf("narrowing the series by accident: %d %q", code, e.Error)
+	}
+	var list []api.EmergencyJSON
+	h.mustCall(h.admin, "GET", "/api/emergencies?series=storm-13", nil, &list, http.StatusOK)
+	if len(list) != 3 {
+		t.Fatalf("after the refused narrowing %d rows are on the air, want 3", len(list))
+	}
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c3", Text: "Bão số 13 (c3).", Series: "storm-13", ReplaceAreas: true}, &res, http.StatusCreated)
+	if len(res.Replaced) != 3 || len(res.Emergencies) != 1 {
+		t.Fatalf("narrowing on purpose: %+v", res)
+	}
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{Kind: "live", To: "qn/tk/c1,qn/tk/c2", Stream: "http://radio.example/qnr.mp3"}, &res, http.StatusCreated)
+	if len(res.Emergencies) != 2 {
+		t.Fatalf("relay to two communes: %+v", res)
+	}
+	h.mustCall(h.admin, "POST", "/api/emergencies/cancel", api.CancelRequest{Kind: "live", To: "qn/tk/c1,qn/tk/c2"}, &res, http.StatusOK)
+	if len(res.Emergencies) != 2 {
+		t.Fatalf("stopping the relay on both: %+v", res)
+	}
 }

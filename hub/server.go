@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -105,6 +106,16 @@ type Options struct {
 	PublicURL string
 	// Location is the zone staff times are read and shown in (default Asia/Ho_Chi_Minh).
 	Location *time.Location
+	// AuthFailureLimit is how many failed credentials one address may present a minute before
+	// it is answered 429 until the minute ends (default 60; -1: no limit).
+	AuthFailureLimit int
+	// MaxHellos bounds agent connections being welcomed at once (their composition is the
+	// costly part of a reconnect storm); more are answered busy with retry_after_s (default
+	// 64; -1: no limit).
+	MaxHellos int
+	// TransferIdle bounds a pause in a content upload or download (default 1m); the server's
+	// own read and write timeouts would cut a large file over a slow link.
+	TransferIdle time.Duration
 }
 
 // Server is the hub: an http.Handler for staff, agents and content.
@@ -129,6 +140,8 @@ type Server struct {
 	wg                    sync.WaitGroup
 	emerg                 emergencyState // active emergencies, bulletins and relays; CAP (emergency.go)
 	cmds                  commandState   // the order of signed commands (commands.go)
+	authLimit             *authLimiter   // failed credentials per source (limiter.go)
+	hellos                chan struct{}  // welcomes in progress (agentws.go); nil: no limit
 }
 
 // New returns a server over opts.Store.
@@ -151,6 +164,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = 512 << 20
 	}
+	if opts.TransferIdle == 0 {
+		opts.TransferIdle = time.Minute
+	}
 	if err := os.MkdirAll(opts.ContentDir, 0o755); err != nil {
 		return nil, fmt.Errorf("hub: content dir: %w", err)
 	}
@@ -159,6 +175,17 @@ func New(opts Options) (*Server, error) {
 		tc: opts.Transcoder, opts: opts, conns: map[string]*agentConn{},
 	}
 	s.composeMu.m = map[string]*keyedEntry{}
+	if opts.AuthFailureLimit == 0 {
+		opts.AuthFailureLimit = 60
+	}
+	s.authLimit = newAuthLimiter(opts.AuthFailureLimit, time.Minute, opts.Log)
+	if opts.MaxHellos == 0 {
+		opts.MaxHellos = 64
+	}
+	if opts.MaxHellos > 0 {
+		s.hellos = make(chan struct{}, opts.MaxHellos)
+	}
+	s.opts = opts
 	s.routes()
 	return s, nil
 }
@@ -182,45 +209,118 @@ func (s *Server) Close() {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /agent/ws", s.handleAgentWS)
-	m.HandleFunc("GET /content/{ref}", s.handleContentDownload)
-	m.HandleFunc("HEAD /content/{ref}", s.handleContentDownload)
-	m.HandleFunc("POST /agent/screenshot", s.handleScreenshotUpload)
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	// Every route's body is bounded on r.Body itself (limitBody), whatever reads it.
+	small := func() int64 { return maxJSONBody }
+	handle := func(pattern string, limit func() int64, h http.Handler) { m.Handle(pattern, limitBody(limit, h)) }
+	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p principal)) {
+		handle(pattern, small, s.staff(h))
+	}
+	handle("GET /agent/ws", small, http.HandlerFunc(s.handleAgentWS))
+	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.handleContentDownload)))
+	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
+	handle("POST /agent/screenshot", func() int64 { return MaxScreenshotBytes }, s.transfer(http.HandlerFunc(s.handleScreenshotUpload)))
+	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 
-	m.Handle("GET /api/whoami", s.staff(s.apiWhoami))
-	m.Handle("GET /api/areas", s.staff(s.apiListAreas))
-	m.Handle("POST /api/areas", s.staff(s.apiAddArea))
-	m.Handle("GET /api/devices", s.staff(s.apiListDevices))
-	m.Handle("POST /api/devices", s.staff(s.apiEnrolDevice))
-	m.Handle("GET /api/devices/{id...}", s.staff(s.apiShowDevice))
-	m.Handle("DELETE /api/devices/{id...}", s.staff(s.apiRevokeDevice))
-	m.Handle("GET /api/content", s.staff(s.apiListContent))
-	m.Handle("POST /api/content", s.staff(s.apiUploadContent))
-	m.Handle("PATCH /api/content/{ref}", s.staff(s.apiEditContent))
-	m.Handle("GET /api/terms", s.staff(s.apiListTerms))
-	m.Handle("POST /api/terms", s.staff(s.apiAddTerm))
-	m.Handle("POST /api/schedules", s.staff(s.apiPushSchedule))
-	m.Handle("GET /api/schedules", s.staff(s.apiListSchedules))
-	m.Handle("GET /api/schedules/show", s.staff(s.apiShowSchedule))
-	m.Handle("GET /api/schedules/plan", s.staff(s.apiPlan))
-	m.Handle("GET /api/status", s.staff(s.apiStatus))
-	m.Handle("GET /api/confirmations", s.staff(s.apiConfirmations))
-	m.Handle("GET /api/audit", s.staff(s.apiAudit))
-	m.Handle("POST /api/emergencies", s.staff(s.apiCreateEmergency))
-	m.Handle("GET /api/emergencies", s.staff(s.apiListEmergencies))
-	m.Handle("POST /api/emergencies/cancel", s.staff(s.apiCancelSeries))
-	m.Handle("POST /api/emergencies/{id}/cancel", s.staff(s.apiCancelEmergency))
-	m.Handle("POST /api/cap", s.staff(s.apiCAP))
-	m.Handle("POST /api/commands", s.staff(s.apiIssueCommand))
-	m.Handle("GET /api/commands", s.staff(s.apiListCommands))
-	m.Handle("GET /api/commands/{id}", s.staff(s.apiShowCommand))
-	m.Handle("GET /api/commands/{id}/screenshot", s.staff(s.apiCommandScreenshot))
-	m.Handle("GET /api/screenshots/{device...}", s.staff(s.apiDeviceScreenshot))
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	api("GET /api/whoami", s.apiWhoami)
+	api("GET /api/areas", s.apiListAreas)
+	api("POST /api/areas", s.apiAddArea)
+	api("GET /api/devices", s.apiListDevices)
+	api("POST /api/devices", s.apiEnrolDevice)
+	api("POST /api/devices/rekey", s.apiRekeyDevice)
+	api("GET /api/devices/{id...}", s.apiShowDevice)
+	api("DELETE /api/devices/{id...}", s.apiRevokeDevice)
+	api("POST /api/tokens", s.apiNewToken)
+	api("POST /api/tokens/revoke", s.apiRevokeToken)
+	api("POST /api/users/disable", s.apiDisableUser)
+	api("GET /api/content", s.apiListContent)
+	api("PATCH /api/content/{ref}", s.apiEditContent)
+	api("GET /api/terms", s.apiListTerms)
+	api("POST /api/terms", s.apiAddTerm)
+	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(s.apiUploadContent)))
+	api("POST /api/schedules", s.apiPushSchedule)
+	api("GET /api/schedules", s.apiListSchedules)
+	api("GET /api/schedules/show", s.apiShowSchedule)
+	api("GET /api/schedules/plan", s.apiPlan)
+	api("GET /api/status", s.apiStatus)
+	api("GET /api/confirmations", s.apiConfirmations)
+	api("GET /api/audit", s.apiAudit)
+	api("POST /api/emergencies", s.apiCreateEmergency)
+	api("GET /api/emergencies", s.apiListEmergencies)
+	api("POST /api/emergencies/cancel", s.apiCancelSeries)
+	api("POST /api/emergencies/{id}/cancel", s.apiCancelEmergency)
+	api("POST /api/cap", s.apiCAP)
+	api("POST /api/commands", s.apiIssueCommand)
+	api("GET /api/commands", s.apiListCommands)
+	api("GET /api/commands/{id}", s.apiShowCommand)
+	api("GET /api/commands/{id}/screenshot", s.apiCommandScreenshot)
+	api("GET /api/screenshots/{device...}", s.apiDeviceScreenshot)
+	handle("/api/", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
-	})
+	}))
 	s.mux = m
+}
+
+// limitBody holds a request's body to limit() bytes on r.Body itself, so a multipart reader,
+// a JSON decoder or a raw copy all stop there, and refuses at once, before reading anything, a
+// request whose Content-Length declares more (the connection is then closed, not drained).
+func limitBody(limit func() int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Screenshots and library content are served to browsers too: never sniffed as HTML.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		n := limit()
+		if r.ContentLength > n {
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes: %s %s takes at most %d bytes",
+				r.ContentLength, r.Method, r.URL.Path, n))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// transfer replaces the server's whole-request read and write timeouts by a bound on each
+// pause (TransferIdle): every read of the body and every write of the answer pushes the
+// deadline on.
+func (s *Server) transfer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		idle := s.opts.TransferIdle
+		rc.SetReadDeadline(time.Now().Add(idle))
+		rc.SetWriteDeadline(time.Now().Add(idle))
+		r.Body = &progressBody{ReadCloser: r.Body, rc: rc, idle: idle}
+		h.ServeHTTP(&progressWriter{ResponseWriter: w, rc: rc, idle: idle}, r)
+	})
+}
+
+type progressBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	return b.ReadCloser.Read(p)
+}
+
+type progressWriter struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// tooLarge is true for a read stopped by limitBody.
+func tooLarge(err error) bool {
+	var mb *http.MaxBytesError
+	return errors.As(err, &mb)
 }
 
 // Run serves cfg until ctx is done, then shuts down gracefully.
@@ -249,8 +349,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Store: db, Signer: signer, ContentDir: filepath.Join(cfg.DataDir, "content"),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
+		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
 		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
-			TempDir: filepath.Join(cfg.DataDir, "tmp")},
+			TempDir: filepath.Join(cfg.DataDir, "tmp"), Timeout: cfg.TranscodeTimeout,
+			MaxConcurrent: cfg.MaxTranscodes, MaxDuration: cfg.MaxContentDuration},
 	})
 	if err != nil {
 		return err
@@ -266,7 +368,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	ln = newLimitListener(ln, cfg.MaxConnections, log)
+	hs := newHTTPServer(cfg, srv, log)
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {
@@ -289,6 +392,62 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	srv.Close()
 	log.Info("hub stopped")
 	return nil
+}
+
+// newHTTPServer is the hub's HTTP server: every phase of a connection is bounded, so idle
+// keep-alives and slow bodies do not hold connections (agents' websockets clear these
+// deadlines when they upgrade and keep their own).
+func newHTTPServer(cfg Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout), ReadTimeout: cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+}
+
+// limitListener holds open connections to max: one accepted beyond it is closed at once (a
+// client retries later; agents back off with jitter), and the refusals are logged once a
+// minute with their count, not one line each.
+type limitListener struct {
+	net.Listener
+	sem     chan struct{}
+	log     *slog.Logger
+	refused atomic.Int64
+	logged  atomic.Int64 // unix seconds of the last refusal logged
+}
+
+func newLimitListener(ln net.Listener, max int, log *slog.Logger) *limitListener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, max), log: log}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+		}
+		c.Close()
+		n := l.refused.Add(1)
+		if now := time.Now().Unix(); now-l.logged.Load() >= 60 {
+			l.logged.Store(now)
+			l.log.Warn("connections refused: the hub is at max_connections", "max_connections", cap(l.sem), "refused_total", n)
+		}
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // keyedMutex serialises work per key (device id) without one lock for all devices.

@@ -110,6 +110,35 @@ func (c *checker) nonNegative(field string, f float64) {
 	}
 }
 
+// MaxCounter bounds every sequence number, revision and count on the wire: 2^53−1, exact in
+// every JSON implementation and far enough below the end of int64 that a peer's sums over
+// them (an offset added to a sequence, a revision plus one) cannot overflow.
+const MaxCounter = 1<<53 - 1
+
+// MaxSeconds bounds durations and clock offsets on the wire (a century): a peer turns them
+// into time.Duration, which ends at 292 years.
+const MaxSeconds = 100 * 365.25 * 86400
+
+func (c *checker) counter(field string, v uint64) {
+	if v > MaxCounter {
+		c.fail(field, ErrInvalidField, "%d is beyond the largest counter the protocol carries (2^53-1)", v)
+	}
+}
+
+func (c *checker) count(field string, v int) {
+	if v < 0 || uint64(v) > MaxCounter {
+		c.fail(field, ErrInvalidField, "%d is not a count between 0 and 2^53-1", v)
+	}
+}
+
+// seconds checks a duration: finite, not negative, at most MaxSeconds.
+func (c *checker) seconds(field string, f float64) {
+	c.nonNegative(field, f)
+	if f > MaxSeconds {
+		c.fail(field, ErrInvalidField, "%v s is more than a century", f)
+	}
+}
+
 func (c *checker) unit(field string, f *float64) {
 	if f == nil {
 		return

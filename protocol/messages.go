@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -21,6 +22,7 @@ func (c *checker) scheduleRef(field string, r *ScheduleRef) {
 	if r.Revision == 0 {
 		c.fail(field+".revision", ErrMissingField, "required (revisions start at 1)")
 	}
+	c.counter(field+".revision", r.Revision)
 }
 
 // JournalState is where the agent's journal of confirmations stands.
@@ -76,6 +78,9 @@ func (m *Hello) validate(c *checker) {
 	}
 	c.scheduleRef("active_schedule", m.ActiveSchedule)
 	c.scheduleRef("pending_schedule", m.PendingSchedule)
+	c.counter("journal.high_water", m.Journal.HighWater)
+	c.counter("journal.acked", m.Journal.Acked)
+	c.optID("journal.id", m.Journal.ID)
 }
 
 // Welcome is the hub's answer to Hello: its clock, and what the agent lacks.
@@ -111,6 +116,7 @@ func (m *Welcome) validate(c *checker) {
 	if m.ResendFrom == 0 {
 		c.fail("resend_from", ErrMissingField, "required (sequences start at 1)")
 	}
+	c.counter("resend_from", m.ResendFrom)
 	if m.StatusIntervalS < 0 {
 		c.fail("status_interval_s", ErrInvalidField, "%d is negative", m.StatusIntervalS)
 	}
@@ -238,18 +244,29 @@ func (c *checker) record(r *Confirmation) {
 	if r.Seq == 0 {
 		c.fail("seq", ErrMissingField, "required (sequences start at 1)")
 	}
+	c.counter("seq", r.Seq)
+	c.counter("revision", r.Revision)
 	c.optID("schedule_id", r.ScheduleID)
 	c.optID("command_id", r.CommandID)
 	c.word("result", r.Result)
 	c.optWord("clock", r.Clock)
-	c.nonNegative("played_s", r.PlayedS)
-	c.nonNegative("silence_s", r.SilenceS)
+	c.seconds("played_s", r.PlayedS)
+	c.seconds("silence_s", r.SilenceS)
 	c.optFinite("peak_dbfs", r.PeakDBFS)
 	c.optFinite("rms_dbfs", r.RMSDBFS)
 	if r.Gaps < 0 || r.Underruns < 0 || r.Dropouts < 0 || r.Reconnects < 0 {
 		c.fail("gaps", ErrInvalidField, "gaps, underruns, dropouts and reconnects are counts, not negative")
 	}
-	c.nonNegative("missing_s", r.MissingS)
+	c.count("gaps", r.Gaps)
+	c.count("underruns", r.Underruns)
+	c.count("dropouts", r.Dropouts)
+	c.count("reconnects", r.Reconnects)
+	c.count("frames_dropped", r.FramesDropped)
+	if r.ItemIndex < -1 || r.ItemIndex > MaxCounter {
+		c.fail("item_index", ErrInvalidField, "%d is not an item index", r.ItemIndex)
+	}
+	c.seconds("missing_s", r.MissingS)
+	c.finite("volume", r.Volume)
 }
 
 // Ack tells the agent the highest contiguous confirmation sequence the hub has stored; the
@@ -261,7 +278,10 @@ type Ack struct {
 
 func (*Ack) Type() Type { return TypeAck }
 
-func (m *Ack) validate(c *checker) { c.header(&m.Header) }
+func (m *Ack) validate(c *checker) {
+	c.header(&m.Header)
+	c.counter("seq", m.Seq)
+}
 
 // NowPlaying is what one output is playing.
 type NowPlaying struct {
@@ -306,12 +326,18 @@ func (m *Status) validate(c *checker) {
 		if p.Output == "" {
 			c.fail(fmt.Sprintf("now_playing[%d].output", i), ErrMissingField, "required")
 		}
+		c.counter(fmt.Sprintf("now_playing[%d].revision", i), p.Revision)
 	}
 	c.unit("volume", m.Volume)
-	c.optFinite("clock_offset_s", m.ClockOffsetS)
+	if o := m.ClockOffsetS; o != nil {
+		c.finite("clock_offset_s", *o)
+		if math.Abs(*o) > MaxSeconds {
+			c.fail("clock_offset_s", ErrInvalidField, "%v s is more than a century", *o)
+		}
+	}
 	c.optWord("clock_state", m.ClockState)
 	c.optFinite("temperature_c", m.TemperatureC)
-	c.nonNegative("uptime_s", m.UptimeS)
+	c.seconds("uptime_s", m.UptimeS)
 	if m.Link != nil {
 		c.optFinite("link.signal_dbm", m.Link.SignalDBM)
 		c.unit("link.quality", m.Link.Quality)
@@ -352,6 +378,7 @@ func (m *Delivery) validate(c *checker) {
 	if m.ScheduleID != "" && m.Revision == 0 {
 		c.fail("revision", ErrMissingField, "required with schedule_id")
 	}
+	c.counter("revision", m.Revision)
 	if m.State == DeliveryRefused {
 		c.word("code", m.Code)
 		if m.Reason == "" {

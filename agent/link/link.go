@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -253,6 +254,26 @@ func New(cfg Config, d Deps) (*Link, error) {
 	return l, nil
 }
 
+// CheckHubURL refuses a plaintext hub URL (http://, ws://) on a host that is not loopback
+// unless allowInsecure: the device secret would cross the network in clear, and a hub posed
+// by anyone on the path would be believed for everything not signed. The agent's config check
+// calls it.
+func CheckHubURL(s string, allowInsecure bool) error {
+	u, err := hubBase(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "https" || allowInsecure {
+		return nil
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("hub.url %q is plaintext to %s, which is not this machine: the device secret would cross the network in clear; "+
+		"use https:// (or wss://), or set insecure_hub: true if a TLS tunnel carries it", s, host)
+}
+
 // hubBase turns the configured hub URL into its http(s) base.
 func hubBase(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
@@ -272,11 +293,19 @@ func hubBase(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// hubClock is the device clock corrected by the offset learnt at welcome: it judges expiry.
+// hubClock judges command expiry: the device clock, moved forward by the offset learnt at
+// welcome when the hub is ahead (a Pi without an RTC boots slow), never back. The welcome is
+// not signed: whoever can pose as the hub could otherwise wind the clock back and deliver a
+// captured expired command. A device clock that is really ahead makes commands expire early:
+// a refusal, never a replay.
 type hubClock struct{ l *Link }
 
 func (c hubClock) Now() time.Time {
-	return c.l.d.Clock.Now().Add(time.Duration(c.l.offsetNS.Load()))
+	now := c.l.d.Clock.Now()
+	if off := time.Duration(c.l.offsetNS.Load()); off > 0 {
+		return now.Add(off)
+	}
+	return now
 }
 
 // ClockOffset is the hub's clock minus the device's, learnt at the last welcome, and whether

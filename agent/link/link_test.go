@@ -474,3 +474,49 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		t.Errorf("New with the good config: %v", err)
 	}
 }
+
+// The welcome is not signed: a hub (or whoever poses as one) that says its clock is an hour
+// behind must not make a command that expired ten minutes ago acceptable again.
+func TestWelcomeCannotWindExpiryBack(t *testing.T) {
+	h := newHub(t, testSecret)
+	h.skew = -time.Hour
+	a := newTestAgent(t, h, testSecret, nil)
+	a.start()
+	hc := h.nextConn(t)
+	real := time.Now()
+	captured := h.signCommand(t, protocol.CommandPayload{ID: "cmd-old", Seq: 1, IssuedAt: real.Add(-20 * time.Minute),
+		ExpiresAt: real.Add(-10 * time.Minute), Action: protocol.ActionStop})
+	hc.send(t, &protocol.Command{Header: protocol.Header{ID: "h-30"}, Signed: captured})
+	d := h.nextDelivery(t)
+	if d.State != protocol.DeliveryRefused || d.Code != "expired" {
+		t.Fatalf("a command expired 10 min ago, delivered by a hub claiming to be an hour behind: %+v, want refused expired", d)
+	}
+	if got := a.cmds.executed(); len(got) != 0 {
+		t.Fatalf("executed %v", got)
+	}
+}
+
+func TestCheckHubURL(t *testing.T) {
+	for _, c := range []struct {
+		url      string
+		insecure bool
+		ok       bool
+	}{
+		{"https://hub.example.vn", false, true},
+		{"wss://hub.example.vn", false, true},
+		{"http://127.0.0.1:8470", false, true},
+		{"ws://localhost:8470", false, true},
+		{"http://[::1]:8470", false, true},
+		{"http://hub.example.vn", false, false},
+		{"ws://10.0.0.5:8470", false, false},
+		{"http://10.0.0.5:8470", true, true},
+	} {
+		err := CheckHubURL(c.url, c.insecure)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckHubURL(%q, %v) = %v, want ok %v", c.url, c.insecure, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "insecure_hub") {
+			t.Errorf("refusal %q does not say how to allow it", err)
+		}
+	}
+}

@@ -129,7 +129,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	cmd := exec.Command(loaBin, "--hub", base, "--token", lan, "schedule", "push", doc, "--to", "qn/tam-ky/an-son")
 	cmd.Env = []string{"HOME=" + dir}
 	b, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(b), "outside your scope") {
+	if err == nil || !strings.Contains(string(b), "in your scope qn/tam-ky/tam-thanh") {
 		t.Fatalf("commune token pushed to another commune: %v\n%s", err, b)
 	}
 	cmd = exec.Command(loaBin, "schedule", "push", doc, "--to", "cl-07")
@@ -242,5 +242,38 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	table := runOK(t, env, loaBin, "confirmations")
 	if !strings.Contains(table, "completed") || !strings.Contains(table, "2 confirmation(s)") {
 		t.Fatalf("confirmations table:\n%s", table)
+	}
+}
+
+// loa-hub user token, user disable and token revoke retire credentials on the server itself.
+func TestCredentialCommands(t *testing.T) {
+	dir := t.TempDir()
+	hubBin := filepath.Join(dir, "loa-hub")
+	if out, err := exec.Command("go", "build", "-o", hubBin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	runOK(t, nil, hubBin, "keygen", "--out", filepath.Join(dir, "hub.key"))
+	cfg := filepath.Join(dir, "hub.yaml")
+	os.WriteFile(cfg, []byte("data_dir: data\nsigning_key_file: hub.key\n"), 0o600)
+	last := func(out string) string {
+		return strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+	}
+	first := last(runOK(t, nil, hubBin, "user", "add", "admin", "--scope", "qn", "--area-name", "QN", "--config", cfg))
+	second := last(runOK(t, nil, hubBin, "user", "token", "admin", "--config", cfg, "--valid-for", "24h"))
+	if !strings.HasPrefix(second, "loa-st1-") || second == first {
+		t.Fatalf("user token printed %q", second)
+	}
+	cmd := exec.Command(hubBin, "token", "revoke", "--config", cfg)
+	cmd.Stdin = strings.NewReader(first + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "token of admin is revoked") {
+		t.Fatalf("token revoke: %v %s", err, out)
+	}
+	cmd = exec.Command(hubBin, "token", "revoke", "--config", cfg)
+	cmd.Stdin = strings.NewReader(first + "\n")
+	if out, _ := cmd.CombinedOutput(); !strings.Contains(string(out), "did not work already") {
+		t.Fatalf("second revoke: %s", out)
+	}
+	if out := runOK(t, nil, hubBin, "user", "disable", "admin", "--config", cfg); !strings.Contains(out, "disabled") {
+		t.Fatalf("user disable: %s", out)
 	}
 }

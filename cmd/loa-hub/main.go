@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,8 +22,12 @@ import (
 const usage = `usage:
   loa-hub serve --config FILE                 run the hub
   loa-hub keygen --out FILE [--key-id ID]     write a signing key; prints the agents' trusted_keys line
-  loa-hub user add NAME --scope AREA --config FILE [--name TEXT] [--area-name TEXT]
-                                              create a staff user; prints its token once
+  loa-hub user add NAME --scope AREA --config FILE [--name TEXT] [--area-name TEXT] [--valid-for DURATION]
+                                              create a staff user; prints its token once (valid a year by default)
+  loa-hub user token NAME --config FILE [--valid-for DURATION]
+                                              a new token for a user (rotation); prints it once
+  loa-hub user disable NAME --config FILE     no token of the user works any more
+  loa-hub token revoke --config FILE          revoke the token read from standard input
 `
 
 func main() {
@@ -38,12 +44,19 @@ func run(args []string) int {
 		return serve(args[1:])
 	case "keygen":
 		return keygen(args[1:])
-	case "user":
-		if len(args) < 2 || args[1] != "add" {
+	case "user", "token":
+		if len(args) < 2 {
 			fmt.Fprint(os.Stderr, usage)
 			return 2
 		}
-		return userAdd(args[2:])
+		switch args[0] + " " + args[1] {
+		case "user add":
+			return userAdd(args[2:])
+		case "user token", "user disable", "token revoke":
+			return credential(args[0]+" "+args[1], args[2:])
+		}
+		fmt.Fprintf(os.Stderr, "loa-hub: unknown command %q\n%s", args[0]+" "+args[1], usage)
+		return 2
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return 0
@@ -111,6 +124,7 @@ func userAdd(args []string) int {
 	cfgPath := fs.String("config", "", "hub config file (for its data dir)")
 	name := fs.String("name", "", "the person's name")
 	areaName := fs.String("area-name", "", "create the scope area with this name if it does not exist")
+	validFor := fs.Duration("valid-for", hub.DefaultTokenLifetime, "how long the token is valid")
 	// The user id comes first (loa-hub user add lan --scope …); flags may follow it.
 	var id string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -148,7 +162,92 @@ func userAdd(args []string) int {
 		fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
 		return 1
 	}
+	if *validFor != hub.DefaultTokenLifetime {
+		// The token AddUser made has the default lifetime: replace it by one as asked.
+		if err := db.RevokeToken(ctx, hub.HashToken(tok)); err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
+			return 1
+		}
+		if tok, _, err = hub.IssueToken(ctx, db, id, "loa-hub user add", *validFor, time.Now()); err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
+			return 1
+		}
+	}
 	fmt.Printf("user %s (scope %s) created; their token, shown only now:\n%s\n", id, *scope, tok)
+	return 0
+}
+
+// credential runs user token, user disable and token revoke on the hub's store, on the
+// server itself (like user add: the way back in when no administrator token works).
+func credential(cmd string, args []string) int {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "hub config file (for its data dir)")
+	validFor := fs.Duration("valid-for", hub.DefaultTokenLifetime, "how long the new token is valid")
+	var id string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if *cfgPath == "" || (id == "") != (cmd == "token revoke") {
+		fmt.Fprintf(os.Stderr, "loa-hub %s: see usage\n%s", cmd, usage)
+		return 2
+	}
+	cfg, err := hub.LoadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub:", err)
+		return 1
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), clock{}, logger("warn"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub:", err)
+		return 1
+	}
+	defer db.Close()
+	audit := func(action, target string) {
+		db.AppendAudit(ctx, store.AuditEntry{Actor: "hub", Action: action, Target: target, Detail: []byte(`{"by":"loa-hub ` + cmd + `"}`)})
+	}
+	switch cmd {
+	case "user token":
+		tok, expires, err := hub.IssueToken(ctx, db, id, "loa-hub user token", *validFor, time.Now())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user token:", err)
+			return 1
+		}
+		audit("token.add", "user:"+id)
+		fmt.Printf("a new token for %s, valid until %s, shown only now (revoke the old one with `loa-hub token revoke`):\n%s\n",
+			id, expires.Format(time.RFC3339), tok)
+	case "user disable":
+		if err := db.DisableUser(ctx, id); err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user disable:", err)
+			return 1
+		}
+		audit("user.disable", "user:"+id)
+		fmt.Printf("user %s disabled: none of their tokens works any more\n", id)
+	case "token revoke":
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if strings.TrimSpace(line) == "" {
+			fmt.Fprintln(os.Stderr, "loa-hub token revoke: give the token on standard input (so it stays out of the shell history):", err)
+			return 2
+		}
+		u, _, aerr := db.Authenticate(ctx, hub.HashToken(strings.TrimSpace(line)))
+		if err := db.RevokeToken(ctx, hub.HashToken(strings.TrimSpace(line))); err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub token revoke:", err)
+			return 1
+		}
+		if aerr == nil {
+			audit("token.revoke", "user:"+u.ID)
+			fmt.Printf("the token of %s is revoked\n", u.ID)
+		} else {
+			audit("token.revoke", "token")
+			fmt.Println("the token is revoked (it did not work already:", aerr, ")")
+		}
+	}
 	return 0
 }
 

@@ -274,8 +274,12 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 // emergency`), a priority bulletin at the next session (`loa bulletin`) or a live relay
 // (`loa live start`) for every device of an area.
 type EmergencyRequest struct {
-	To   string `json:"to"`             // area id
-	Kind string `json:"kind,omitempty"` // emergency (default), bulletin or live
+	To string `json:"to"` // area id, or several separated by commas
+	// ReplaceAreas lets a broadcast of an existing series end it in areas it does not name.
+	// Without it such a request is refused (409) naming them: a warning is never narrowed
+	// by accident.
+	ReplaceAreas bool   `json:"replace_areas,omitempty"`
+	Kind         string `json:"kind,omitempty"` // emergency (default), bulletin or live
 	// Class is emergency (default for kind emergency) or priority; bulletins and relays are
 	// always priority.
 	Class   string `json:"class,omitempty"`
@@ -347,4 +351,39 @@ type CAPResponse struct {
 	Result   EmergencyResponse `json:"result"`
 	Applied  bool              `json:"applied"` // false for ignore, or a message already applied
 	Note     string            `json:"note,omitempty"`
+}
+
+// TokenRequest is the body of POST /api/tokens (a new token for the caller: label and
+// valid_for optional) and of POST /api/tokens/revoke (token).
+type TokenRequest struct {
+	Label    string `json:"label,omitempty"`
+	ValidFor string `json:"valid_for,omitempty"` // Go duration; default a year
+	Token    string `json:"token,omitempty"`
+}
+
+// TokenResponse answers them: the new token is shown this once.
+type TokenResponse struct {
+	User    string    `json:"user"`
+	Token   string    `json:"token,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	Revoked bool      `json:"revoked,omitempty"`
+}
+
+// UserRequest is the body of POST /api/users/disable.
+type UserRequest struct {
+	ID string `json:"id"`
+}
+
+// UserJSON is a staff account in API answers.
+type UserJSON struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Scope    string `json:"scope"`
+	Disabled bool   `json:"disabled"`
+}
+
+// RekeyRequest is the body of POST /api/devices/rekey; the answer is an EnrolResponse with
+// the new secret.
+type RekeyRequest struct {
+	ID string `json:"id"`
 }

@@ -189,22 +189,49 @@ type Decision struct {
 	Warnings []string `json:"warnings,omitempty"` // e.g. an area block that matched no hub area
 }
 
+// ResolveSeries names the series an Update or Cancel belongs to. CAP 1.2 lets such a message
+// reference only the latest earlier message of its series, so the first message, which names
+// the series (SeriesID's guess), is often not among its references: the series is found
+// through any referenced message the hub applied, earliest first (known gives the series the
+// hub put a message in). others are further series its references reach (a sender joining two
+// series), which the hub ends with it. A message referencing nothing the hub knows keeps
+// SeriesID; an Alert is always its own series.
+func (d Decision) ResolveSeries(known func(messageID string) (series string, ok bool)) (series string, others []string) {
+	if d.Action != Replace && d.Action != Cancel {
+		return d.SeriesID, nil
+	}
+	seen := map[string]bool{}
+	for _, ref := range d.References {
+		s, ok := known(ref)
+		if !ok || seen[s] {
+			continue
+		}
+		seen[s] = true
+		if series == "" {
+			series = s
+		} else {
+			others = append(others, s)
+		}
+	}
+	if series == "" {
+		series = d.SeriesID
+	}
+	return series, others
+}
+
 // Map decides what to do with a validated alert at time now. It is a pure function.
 func (m *Mapper) Map(a *Alert, now time.Time) (Decision, error) {
 	d := Decision{MessageID: a.Key(), Status: a.Status, IssuedAt: a.Sent}
-	for _, r := range a.References {
+	// Earliest first: the series is named by its first message, and ResolveSeries tries the
+	// references in this order.
+	refs := slices.Clone(a.References)
+	slices.SortStableFunc(refs, func(x, y Reference) int { return x.Sent.Compare(y.Sent) })
+	for _, r := range refs {
 		d.References = append(d.References, r.Key())
 	}
 	d.SeriesID = d.MessageID
-	if len(a.References) > 0 && a.MsgType != "Alert" {
-		// The series is named by its first message: the earliest referenced one.
-		first := a.References[0]
-		for _, r := range a.References[1:] {
-			if r.Sent.Before(first.Sent) {
-				first = r
-			}
-		}
-		d.SeriesID = first.Key()
+	if len(refs) > 0 && a.MsgType != "Alert" {
+		d.SeriesID = refs[0].Key()
 	}
 	ignore := func(format string, args ...any) (Decision, error) {
 		d.Action = Ignore

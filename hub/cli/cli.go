@@ -33,6 +33,7 @@ const Usage = `usage: loa [--hub URL] [--token TOKEN] COMMAND ...
   loa device list [--area AREA]
   loa device show ID
   loa device revoke ID
+  loa device rekey ID                  a new secret for the device (the old one stops working)
   loa content add FILE --title T [--language L] [--theme T] [--format F] [--unit U]
   loa content edit REF [--title T] [--language L] [--theme T] [--format F] [--unit U]
   loa content list [--language L] [--theme T] [--format F] [--unit U] [--title TEXT] [--by USER]
@@ -309,6 +310,25 @@ func run(ctx context.Context, args []string, env Env) error {
 			return printJSON(out, ds)
 		}
 		return StatusTable(out, ds, time.Now().In(cl.Location()))
+	case "device rekey":
+		pos, err := c.parse(args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs("device rekey", pos, 1, "one device ID"); err != nil {
+			return err
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		r, err := cl.RekeyDevice(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "device %s has a new secret; the old one no longer connects. Shown only now; put it in the device's agent config:\n\n", r.ID)
+		fmt.Fprintf(out, "  device_id: %s\n  secret: %s\n  hub: %s\n  trusted key id: %s\n", r.ID, r.Secret, r.Hub, r.KeyID)
+		return nil
 	case "device show", "device revoke":
 		asJSON := c.fs.Bool("json", false, "print JSON")
 		pos, err := c.parse(args)

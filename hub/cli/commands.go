@@ -85,7 +85,7 @@ func runDeviceCommand(ctx context.Context, name string, args []string, env Env, 
 		return nil
 	}
 
-	to := c.fs.String("to", "", "area or device")
+	to := c.fs.String("to", "", "area or device, or several separated by commas")
 	output := c.fs.String("output", "", "one output (speakers, board…); all when absent")
 	expires := c.fs.String("expires", "", "how long devices that are offline may still get it (default 10m)")
 	wait := c.fs.Duration("wait", 10*time.Second, "how long to wait for the devices' answers (0: do not wait)")

@@ -15,13 +15,13 @@ import (
 )
 
 // broadcastUsage is the part of Usage about emergencies, bulletins and relays.
-const broadcastUsage = `  loa emergency --to AREA (FILE|--content SHA256|--text TEXT) [--text TEXT] [--repeat-every 2h]
-                [--until TIME] [--volume 1.0] [--series NAME] [--title T] [--class priority]
+const broadcastUsage = `  loa emergency --to AREA[,AREA…] (FILE|--content SHA256|--text TEXT) [--text TEXT] [--repeat-every 2h]
+                [--until TIME] [--volume 1.0] [--series NAME [--replace-areas]] [--title T] [--class priority]
   loa emergency list [--all] [--json]
   loa emergency cancel ID | --series NAME
-  loa bulletin --to AREA (FILE|--content SHA256) --next-session [--title T]
-  loa live start --to AREA --url URL [--for 1h]
-  loa live stop --to AREA
+  loa bulletin --to AREA[,AREA…] (FILE|--content SHA256) --next-session [--title T]
+  loa live start --to AREA[,AREA…] --url URL [--for 1h]
+  loa live stop --to AREA[,AREA…]
 `
 
 // isBroadcast says whether cmd is one of the broadcast commands.
@@ -42,7 +42,8 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 	out := env.Stdout
 	switch cmdName + " " + sub {
 	case "emergency ", "bulletin ":
-		to := c.fs.String("to", "", "area")
+		to := c.fs.String("to", "", "area, or several separated by commas")
+		replaceAreas := c.fs.Bool("replace-areas", false, "with --series: end the series in the areas --to does not name")
 		content := c.fs.String("content", "", "sha256:… of library content")
 		text := c.fs.String("text", "", "text spoken (and shown); with a recording, spoken if it cannot be played")
 		title := c.fs.String("title", "", "title")
@@ -80,7 +81,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 			return usageError{"say when the bulletin plays: --next-session"}
 		}
 		req := api.EmergencyRequest{To: *to, Kind: cmdName, Class: *class, Content: *content, Text: *text, Title: *title,
-			Series: *series, RepeatEvery: *every, Until: *until, NextSession: *next}
+			Series: *series, RepeatEvery: *every, Until: *until, NextSession: *next, ReplaceAreas: *replaceAreas}
 		if *volume >= 0 {
 			req.Volume = volume
 		}
@@ -155,7 +156,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		}
 		return printBroadcastResult(out, res, "ended", cl.Location())
 	case "live start":
-		to := c.fs.String("to", "", "area")
+		to := c.fs.String("to", "", "area, or several separated by commas")
 		u := c.fs.String("url", "", "http(s) URL of the stream")
 		dur := c.fs.String("for", "", "how long (default 1h)")
 		title := c.fs.String("title", "", "title")
@@ -175,7 +176,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 		}
 		return printBroadcastResult(out, res, "relaying", cl.Location())
 	case "live stop":
-		to := c.fs.String("to", "", "area")
+		to := c.fs.String("to", "", "area, or several separated by commas")
 		if _, err := c.parse(args); err != nil {
 			return err
 		}

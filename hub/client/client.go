@@ -166,6 +166,30 @@ func (c *Client) RevokeDevice(ctx context.Context, id string) (api.DeviceJSON, e
 	return out, c.do(ctx, "DELETE", "/api/devices/"+escapePath(id), nil, &out)
 }
 
+// RekeyDevice gives a device a new secret; the answer carries it, shown this once.
+func (c *Client) RekeyDevice(ctx context.Context, id string) (api.EnrolResponse, error) {
+	var out api.EnrolResponse
+	return out, c.do(ctx, "POST", "/api/devices/rekey", api.RekeyRequest{ID: id}, &out)
+}
+
+// NewToken issues the caller a new token (valid for validFor, "" = a year).
+func (c *Client) NewToken(ctx context.Context, label, validFor string) (api.TokenResponse, error) {
+	var out api.TokenResponse
+	return out, c.do(ctx, "POST", "/api/tokens", api.TokenRequest{Label: label, ValidFor: validFor}, &out)
+}
+
+// RevokeToken revokes a token of the caller or of a user in the caller's scope.
+func (c *Client) RevokeToken(ctx context.Context, token string) (api.TokenResponse, error) {
+	var out api.TokenResponse
+	return out, c.do(ctx, "POST", "/api/tokens/revoke", api.TokenRequest{Token: token}, &out)
+}
+
+// DisableUser disables a user of the caller's scope.
+func (c *Client) DisableUser(ctx context.Context, id string) (api.UserJSON, error) {
+	var out api.UserJSON
+	return out, c.do(ctx, "POST", "/api/users/disable", api.UserRequest{ID: id}, &out)
+}
+
 // ContentMeta is the metadata of an upload.
 type ContentMeta struct {
 	Title, Language, Theme, Format, Unit string

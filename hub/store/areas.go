@@ -50,6 +50,9 @@ func (db *DB) AddArea(ctx context.Context, a Area) (Area, error) {
 				return fmt.Errorf("look up parent area %q: %w", parent, err)
 			}
 		}
+		if err := idFree(ctx, tx, "devices", a.ID); err != nil {
+			return err
+		}
 		var parentArg any
 		if parent != "" {
 			parentArg = parent

@@ -38,13 +38,14 @@ func (s CommandState) Final() bool {
 
 // Command is one signed command and, when read back, the outcome on each device.
 type Command struct {
-	ID     string // unique; the agent refuses an id it has seen
-	Seq    int64  // strictly increasing over every command the hub signs
-	KeyID  string // the key its parts are signed with
-	Target Target // what staff named: an area or a device
-	Area   string // the target area, or the target device's area (for scope)
-	Action string // play_now, stop, volume, reload
-	Output string // empty: every output
+	ID     string   // unique; the agent refuses an id it has seen
+	Seq    int64    // strictly increasing over every command the hub signs
+	KeyID  string   // the key its parts are signed with
+	Target Target   // what staff named: an area or a device (the first, when several)
+	Also   []Target // the further areas and devices named in the same command
+	Area   string   // the target area, the target device's area, or the area holding all targets (for scope)
+	Action string   // play_now, stop, volume, reload
+	Output string   // empty: every output
 	Volume *float64
 	// play_now: one of Content (sha256:…) or Stream, with its class and title.
 	Content, Stream, Class, Title string
@@ -114,8 +115,10 @@ func (c *Command) check() error {
 	if c.Seq <= 0 {
 		errs = append(errs, fmt.Sprintf("seq %d: sequences start at 1", c.Seq))
 	}
-	if err := c.Target.check(); err != nil {
-		errs = append(errs, err.Error())
+	for _, t := range c.Targets() {
+		if err := t.check(); err != nil {
+			errs = append(errs, err.Error())
+		}
 	}
 	if err := ValidateAreaID(c.Area); err != nil {
 		errs = append(errs, err.Error())
@@ -177,7 +180,7 @@ func (db *DB) AddCommand(ctx context.Context, c Command) error {
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO commands("+commandCols+`, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.Seq, c.KeyID, c.Target.String(), c.Area, c.Action, c.Output, vol, c.Content, c.Stream, c.Class,
+			c.ID, c.Seq, c.KeyID, c.targetText(), c.Area, c.Action, c.Output, vol, c.Content, c.Stream, c.Class,
 			c.Title, c.IssuedBy, ts(c.IssuedAt), ts(c.ExpiresAt), ts(db.now())); err != nil {
 			return fmt.Errorf("store command %s: %w", c.ID, err)
 		}
@@ -330,6 +333,18 @@ func scanCommandDevice(s interface{ Scan(...any) error }) (CommandDevice, error)
 	return d, nil
 }
 
+// Targets are every target of the command, the first one first.
+func (c Command) Targets() []Target { return append([]Target{c.Target}, c.Also...) }
+
+// targetText is the stored form: the targets separated by spaces (ids have none).
+func (c Command) targetText() string {
+	var parts []string
+	for _, t := range c.Targets() {
+		parts = append(parts, t.String())
+	}
+	return strings.Join(parts, " ")
+}
+
 func scanCommand(s interface{ Scan(...any) error }) (Command, error) {
 	var c Command
 	var target string
@@ -339,8 +354,14 @@ func scanCommand(s interface{ Scan(...any) error }) (Command, error) {
 		&c.Class, &c.Title, &c.IssuedBy, &issued, &expires); err != nil {
 		return c, err
 	}
-	kind, id, _ := strings.Cut(target, ":")
-	c.Target = Target{Kind: TargetKind(kind), ID: id}
+	for i, f := range strings.Fields(target) {
+		kind, id, _ := strings.Cut(f, ":")
+		if i == 0 {
+			c.Target = Target{Kind: TargetKind(kind), ID: id}
+		} else {
+			c.Also = append(c.Also, Target{Kind: TargetKind(kind), ID: id})
+		}
+	}
 	if vol.Valid {
 		v := vol.Float64
 		c.Volume = &v

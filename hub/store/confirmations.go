@@ -60,8 +60,8 @@ const MaxBatch = 10000
 
 func checkConfirmation(i int, c Confirmation) error {
 	where := func() string { return fmt.Sprintf("confirmation %d of the batch (seq %d)", i+1, c.Seq) }
-	if c.Seq <= 0 {
-		return fmt.Errorf("%w: %s: seq must be 1 or more", ErrInvalid, where())
+	if c.Seq <= 0 || c.Seq > MaxSeq {
+		return fmt.Errorf("%w: %s: seq must be 1 to 2^53-1", ErrInvalid, where())
 	}
 	for what, v := range map[string]string{"output": c.Output, "schedule id": c.ScheduleID, "program": c.Program,
 		"item ref": c.ItemRef, "result": c.Result, "clock state": c.ClockState} {
@@ -82,6 +82,9 @@ func checkConfirmation(i int, c Confirmation) error {
 	}
 	return nil
 }
+
+// MaxSeq is the largest sequence number taken from a device (the protocol's counter bound).
+const MaxSeq = 1<<53 - 1
 
 // volume turns a play's gain into its stored form: NULL when not reported (0 or not finite).
 func volume(v float64) any {
@@ -154,18 +157,28 @@ func (db *DB) confRequest(ctx context.Context, deviceID string, cs []Confirmatio
 func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []Confirmation, now any) (int64, error) {
 	var area string
 	var ack, off int64
-	err := tx.StmtContext(ctx, db.deviceAck).QueryRowContext(ctx, deviceID).Scan(&area, &ack, &off)
+	var revoked bool
+	err := tx.StmtContext(ctx, db.deviceAck).QueryRowContext(ctx, deviceID).Scan(&area, &ack, &off, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: device %q is not enrolled", ErrNotFound, deviceID)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("confirmations of device %q: %w", deviceID, err)
 	}
+	if revoked { // a batch in flight when the device was revoked
+		return 0, fmt.Errorf("%w: device %q was revoked; its confirmations are no longer taken", ErrUnauthorized, deviceID)
+	}
 	stmt := tx.StmtContext(ctx, db.insertConf)
 	defer stmt.Close()
 	next := false // whether the batch holds ack+1, the only way the ack can move
 	for _, c := range cs {
-		seq := c.Seq + off // the device's numbering, after its journal restarts, is shifted
+		// The device's numbering, after its journal restarts, is shifted; checked, because
+		// each restart moves the offset past everything held.
+		if off > math.MaxInt64-c.Seq {
+			return 0, fmt.Errorf("%w: seq %d of device %q does not fit after its journal restarts (offset %d): ask an administrator to re-enrol it",
+				ErrInvalid, c.Seq, deviceID, off)
+		}
+		seq := c.Seq + off
 		if seq <= ack {
 			continue // stored and acknowledged already
 		}

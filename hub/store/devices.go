@@ -93,6 +93,9 @@ func (db *DB) EnrolDevice(ctx context.Context, d Device, secretHash [32]byte) (D
 		if err := areaExists(ctx, tx, d.Area); err != nil {
 			return fmt.Errorf("enrol device %q: %w", d.ID, err)
 		}
+		if err := idFree(ctx, tx, "areas", d.ID); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO devices(id, name, area_id, kind, outputs, secret_hash, enrolled_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
 			d.ID, d.Name, d.Area, string(d.Kind), string(outJSON), secretHash[:], ts(out.EnrolledAt))
@@ -100,7 +103,7 @@ func (db *DB) EnrolDevice(ctx context.Context, d Device, secretHash [32]byte) (D
 			return fmt.Errorf("enrol device %q: %w", d.ID, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: device %q is already enrolled; revoke it and pick another id, or replace its secret", ErrExists, d.ID)
+			return fmt.Errorf("%w: device %q is already enrolled; revoke it and pick another id, or give it a new secret with `loa device rekey`", ErrExists, d.ID)
 		}
 		return nil
 	})
@@ -108,6 +111,25 @@ func (db *DB) EnrolDevice(ctx context.Context, d Device, secretHash [32]byte) (D
 		return Device{}, err
 	}
 	return out, nil
+}
+
+// idFree checks that no row of the other table (areas or devices) has id: area and device
+// ids are one namespace, so a bare id in a push or command names one thing, and no commune
+// can make another's area id ambiguous by enrolling a device under it.
+func idFree(ctx context.Context, q queryer, table, id string) error {
+	var one int
+	err := q.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE id = ?", id).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("check id %q: %w", id, err)
+	}
+	what := "an area"
+	if table == "devices" {
+		what = "a device"
+	}
+	return fmt.Errorf("%w: %q is already the id of %s (areas and devices share one namespace)", ErrExists, id, what)
 }
 
 func areaExists(ctx context.Context, q queryer, id string) error {

@@ -156,7 +156,7 @@ func (db *DB) prepare(ctx context.Context) error {
 		sql string
 	}{
 		{&db.insertConf, insertConfirmation},
-		{&db.deviceAck, "SELECT area_id, acked_seq, seq_offset FROM devices WHERE id = ?"},
+		{&db.deviceAck, "SELECT area_id, acked_seq, seq_offset, revoked_at IS NOT NULL FROM devices WHERE id = ?"},
 		{&db.walkAck, "SELECT seq FROM confirmations WHERE device_id = ? AND seq > ? ORDER BY seq"},
 		{&db.setAck, "UPDATE devices SET acked_seq = ? WHERE id = ?"},
 		{&db.savepoint, "SAVEPOINT batch"},
