@@ -129,6 +129,9 @@ type Server struct {
 	wg                    sync.WaitGroup
 	emerg                 emergencyState // active emergencies, bulletins and relays; CAP (emergency.go)
 	cmds                  commandState   // the order of signed commands (commands.go)
+	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
+	// when it appears or changes, not at every heartbeat.
+	partFaults sync.Map
 }
 
 // New returns a server over opts.Store.
