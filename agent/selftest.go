@@ -96,7 +96,7 @@ func (a *Agent) relayName() string {
 // says how the relay took it.
 func (a *Agent) relayOn(ctx context.Context, r *TestReport) (bool, error) {
 	if a.amp.State().Users > 0 {
-		return false, fmt.Errorf("%w: the amplifier is on for a programme playing now; test when the speakers are idle (loa-agent status shows until when)", errBusy)
+		return false, fmt.Errorf("%w: the amplifier is held for a programme playing or about to start; test when the speakers are idle (loa-agent status shows what plays and what is next)", errBusy)
 	}
 	if err := a.amp.Acquire(ctx); err != nil {
 		return false, err

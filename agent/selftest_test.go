@@ -50,16 +50,7 @@ func TestTestSpeakersThroughRunningAgent(t *testing.T) {
 	}
 
 	b.start()
-	sock := filepath.Join(b.dir, "data", "agent.sock")
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if i == 300 {
-			t.Fatalf("the agent made no control socket\n%s", b.logText())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	b.waitSocket()
 	code, stdout, stderr := b.testCLI("speakers", "--json")
 	if code != 0 {
 		t.Fatalf("test speakers: exit %d\n%s%s\nagent log:\n%s", code, stdout, stderr, b.logText())
@@ -148,4 +139,66 @@ func (rb *relayBoard) waitFrames(n int) ([]string, []time.Time) {
 		cmds, at = rb.frames()
 	}
 	return cmds, at
+}
+
+// waitSocket waits for the running agent's control socket.
+func (b *box) waitSocket() {
+	b.t.Helper()
+	sock := filepath.Join(b.dir, "data", "agent.sock")
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			return
+		}
+		if i == 300 {
+			b.t.Fatalf("the agent made no control socket\n%s", b.logText())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTestSignAndScreen: `loa-agent test sign` puts a test text on the real sign line (socat
+// pty) and blanks it; `test screen` shows a bulletin through the agent's mpv; both report
+// the part's state.
+func TestTestSignAndScreen(t *testing.T) {
+	if _, err := exec.LookPath("mpv"); err != nil {
+		t.Skip("mpv not installed (scripts/install-deps installs it)")
+	}
+	rb := newRelayBoard(t) // the pty pair stands in for the sign's serial line
+	b := newBox(t, "outputs: [speakers, board, screen]\nboard: {port: "+rb.port+"}\n"+
+		"screen: {vo: \"null\", mpv_args: [\"--vo-null-fps=25\", \"--hwdec=no\"]}\n")
+	next := time.Now().Add(240 * time.Hour).UTC().Format(time.RFC3339)
+	b.writeSchedule("version: 1\nid: idle\nrevision: 1\ntimezone: UTC\nprograms:\n  - {id: later, at: \"" + next + "\", items: [{text: later}]}\n")
+	b.start()
+	b.waitSocket()
+
+	code, stdout, stderr := b.testCLI("sign", "--hold", "300ms", "--json")
+	var rep agent.TestReport
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || !rep.OK || rep.Board == nil || !rep.Board.Connected {
+		t.Fatalf("test sign: exit %d, %+v\n%s%s\n%s", code, rep, stdout, stderr, b.logText())
+	}
+	var line string
+	blanked := func() bool {
+		rb.mu.Lock()
+		line = string(rb.got)
+		rb.mu.Unlock()
+		i := strings.Index(line, "LOA TEST ")
+		return i >= 0 && strings.Contains(line[i:], "\x02AA\x1b0b\x03")
+	}
+	for i := 0; i < 50 && !blanked(); i++ { // the pty may still hold the last frame
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !blanked() {
+		t.Errorf("the sign line carried %q; want LOA TEST then a blank text", line)
+	}
+
+	code, stdout, stderr = b.testCLI("screen", "--hold", "1s", "--json")
+	rep = agent.TestReport{}
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || !rep.OK || rep.Screen == nil || !rep.Screen.Running ||
+		len(rep.Steps) == 0 || !strings.Contains(rep.Steps[0], "completed") {
+		t.Fatalf("test screen: exit %d, %+v\n%s%s\n%s", code, rep, stdout, stderr, b.logText())
+	}
+	b.stop()
+	if recs := b.journal(); len(recs) != 0 {
+		t.Errorf("tests are not broadcasts, yet the journal has %d records: %s", len(recs), dumpRecords(recs))
+	}
 }
