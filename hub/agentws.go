@@ -408,9 +408,11 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 			c.titles.device = c.device
 		}
 		c.titles.bound(1000)
-		if err := s.st.UpdateStatus(ctx, c.device, storeStatus(m, c.software, c.titles)); err != nil {
+		st := storeStatus(m, c.software, c.titles)
+		if err := s.st.UpdateStatus(ctx, c.device, st); err != nil {
 			s.log.Warn("status not stored", "device", c.device, "err", err)
 		}
+		s.notePartFaults(c.device, st.Parts)
 		return nil
 	case *protocol.ErrorMessage:
 		s.log.Warn("agent reported an error", "device", c.device, "code", m.Code, "message", m.Message, "re", m.Re)
@@ -476,6 +478,27 @@ func storeConfirmation(r protocol.Confirmation) store.Confirmation {
 		FramesDropped: r.FramesDropped, FromSeconds: r.FromS}
 }
 
+// notePartFaults logs a WARN when a device's relay, sign or screen becomes faulty or its fault
+// changes, and an INFO when they work again: once per change, not at every heartbeat.
+func (s *Server) notePartFaults(device string, parts store.Parts) {
+	now := strings.Join(parts.Faults(), "; ")
+	prev, seen := s.partFaults.Swap(device, now)
+	switch {
+	case seen && prev.(string) == now, !seen && now == "":
+	case now != "":
+		s.log.Warn("device reports a faulty part: a technician should look (loa device show)", "device", device, "faults", now)
+	default:
+		s.log.Info("device parts work again", "device", device, "was", prev)
+	}
+}
+
+func storePart(p *protocol.Part) *store.Part {
+	if p == nil {
+		return nil
+	}
+	return &store.Part{State: p.State, Error: p.Error, Since: p.Since}
+}
+
 // storeStatus is what the hub keeps of a status message; what plays is kept by title where
 // titles knows it (staff read `loa status`), by id and reference otherwise.
 func storeStatus(m *protocol.Status, software string, titles *titler) store.Status {
@@ -506,6 +529,7 @@ func storeStatus(m *protocol.Status, software string, titles *titler) store.Stat
 	if m.Volume != nil {
 		st.Volume = *m.Volume
 	}
+	st.Parts = store.Parts{Relay: storePart(m.Relay), Sign: storePart(m.Sign), Screen: storePart(m.Screen)}
 	if m.ClockOffsetS != nil {
 		st.ClockOffset = -time.Duration(*m.ClockOffsetS * float64(time.Second)) // store: device minus hub
 	}

@@ -160,7 +160,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE confirmations DROP COLUMN dropouts", "ALTER TABLE confirmations DROP COLUMN reconnects",
 		"ALTER TABLE confirmations DROP COLUMN missing_s", "ALTER TABLE confirmations DROP COLUMN frames_dropped",
 		"ALTER TABLE devices DROP COLUMN journal_id", "ALTER TABLE devices DROP COLUMN seq_offset",
-		"ALTER TABLE confirmations DROP COLUMN from_s",
+		"ALTER TABLE confirmations DROP COLUMN from_s", "ALTER TABLE devices DROP COLUMN parts",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
