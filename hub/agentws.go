@@ -217,11 +217,13 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// Welcoming is the costly part of a reconnect storm (composition, the store): at most
 	// MaxHellos at once; the rest are told busy and come back after retry_after_s plus jitter.
+	release := func() {}
 	if s.hellos != nil {
 		select {
 		case s.hellos <- struct{}{}:
-			// Freed once the welcome is written (or the handler ends: ready is closed then too).
-			go func() { <-c.ready; <-s.hellos }()
+			var once sync.Once
+			release = func() { once.Do(func() { <-s.hellos }) }
+			defer release() // a welcome that fails half-way
 		default:
 			s.log.Warn("agent told to come back later: too many welcomes at once", "device", dev.ID, "max_hellos", cap(s.hellos))
 			c.fail(hello.ID, &codeError{code: protocol.CodeBusy, msg: "the hub is welcoming many devices at once; come back later", retryAfterS: helloRetryAfterS},
@@ -305,6 +307,7 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	}
 	cmdStart.finish(ctx)
 	c.setReady()
+	release() // welcomed: the slot is for the next one
 
 	idle := 3*s.opts.StatusInterval + 30*time.Second
 	ws.SetPingHandler(func(data string) error {
