@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -128,6 +129,15 @@ func (c *agentConn) writeScheduleNow(e store.EffectiveSchedule) error {
 		return err
 	}
 	return nil
+}
+
+// signedAt is when an effective schedule was signed (its payload's issued_at).
+func signedAt(e store.EffectiveSchedule) time.Time {
+	var p struct {
+		IssuedAt time.Time `json:"issued_at"`
+	}
+	json.Unmarshal(e.Document, &p)
+	return p.IssuedAt
 }
 
 // carried reports whether this connection has written revision rev (or a newer one).
@@ -275,6 +285,13 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 		// The device holds a revision the hub does not know as newer (a hub restored from a
 		// backup): compose above it.
 		if e2, _, err := s.composeDevice(ctx, dev.ID, held+1); err == nil {
+			e = e2
+		}
+	} else if e.Revision > held && signedAt(e).Before(s.clock.Now().Add(-protocol.MaxScheduleAge/2)) {
+		// Agents refuse a schedule signed more than protocol.MaxScheduleAge ago (a capture
+		// must not be replayable for ever): one that waited this long for its device is
+		// signed again, as a new revision.
+		if e2, _, err := s.composeDevice(ctx, dev.ID, e.Revision+1); err == nil {
 			e = e2
 		}
 	}
