@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -131,6 +132,15 @@ func (c *agentConn) writeScheduleNow(e store.EffectiveSchedule) error {
 	return nil
 }
 
+// signedAt is when an effective schedule was signed (its payload's issued_at).
+func signedAt(e store.EffectiveSchedule) time.Time {
+	var p struct {
+		IssuedAt time.Time `json:"issued_at"`
+	}
+	json.Unmarshal(e.Document, &p)
+	return p.IssuedAt
+}
+
 // carried reports whether this connection has written revision rev (or a newer one).
 func (c *agentConn) carried(rev int64) bool {
 	c.mu.Lock()
@@ -218,11 +228,13 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// Welcoming is the costly part of a reconnect storm (composition, the store): at most
 	// MaxHellos at once; the rest are told busy and come back after retry_after_s plus jitter.
+	release := func() {}
 	if s.hellos != nil {
 		select {
 		case s.hellos <- struct{}{}:
-			// Freed once the welcome is written (or the handler ends: ready is closed then too).
-			go func() { <-c.ready; <-s.hellos }()
+			var once sync.Once
+			release = func() { once.Do(func() { <-s.hellos }) }
+			defer release() // a welcome that fails half-way
 		default:
 			s.log.Warn("agent told to come back later: too many welcomes at once", "device", dev.ID, "max_hellos", cap(s.hellos))
 			c.fail(hello.ID, &codeError{code: protocol.CodeBusy, msg: "the hub is welcoming many devices at once; come back later", retryAfterS: helloRetryAfterS},
@@ -276,6 +288,13 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 		if e2, _, err := s.composeDevice(ctx, dev.ID, held+1); err == nil {
 			e = e2
 		}
+	} else if e.Revision > held && signedAt(e).Before(s.clock.Now().Add(-protocol.MaxScheduleAge/2)) {
+		// Agents refuse a schedule signed more than protocol.MaxScheduleAge ago (a capture
+		// must not be replayable for ever): one that waited this long for its device is
+		// signed again, as a new revision.
+		if e2, _, err := s.composeDevice(ctx, dev.ID, e.Revision+1); err == nil {
+			e = e2
+		}
 	}
 	if restarted, oldAck, err := s.st.SeeJournal(ctx, dev.ID, hello.Journal.ID); err != nil {
 		log.Error("journal id not recorded", "err", err)
@@ -306,6 +325,7 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	}
 	cmdStart.finish(ctx)
 	c.setReady()
+	release() // welcomed: the slot is for the next one
 
 	idle := 3*s.opts.StatusInterval + 30*time.Second
 	ws.SetPingHandler(func(data string) error {
