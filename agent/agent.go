@@ -45,6 +45,10 @@ type Agent struct {
 	reload    chan struct{}
 	health    health
 
+	// tasks are the goroutines Run starts (the hub link, the watchdog, warm-ups, checkpoints,
+	// the control socket): Run waits for them before it closes the journal and the store.
+	tasks sync.WaitGroup
+
 	activateMu sync.Mutex // one activation at a time: the schedule file and hub pushes both activate
 	mu         sync.Mutex
 	doc        *scheduler.Document
@@ -132,6 +136,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer a.journal.Close()
+	// Registered after the closes, so run before them: stop everything started from here on
+	// and wait for it, whichever way Run returns.
+	defer a.tasks.Wait()
+	ctx, stopTasks := context.WithCancel(ctx)
+	defer stopTasks()
 
 	out, err := player.OpenOutput(ctx, cfg.Audio.Output, cfg.Audio.Rate, cfg.Audio.Buffer.D(), a.log.With("component", "output"))
 	if err != nil {
@@ -197,14 +206,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("hub link: %w", err)
 	}
 	if a.link != nil {
-		go a.link.Run(ctx)
+		a.tasks.Go(func() { a.link.Run(ctx) })
 	}
 	if a.activeDoc() == nil {
 		a.log.Warn("no schedule yet: nothing will play until one is given (schedule: in the config, or a push from the hub)")
 	}
 
 	sp := &speakers{
-		player: pl, journal: a.journal, store: a.store, log: a.log.With("component", "speakers"),
+		player: pl, tasks: &a.tasks, journal: a.journal, store: a.store, log: a.log.With("component", "speakers"),
 		rate: cfg.Audio.Rate, checkpoint: cfg.Journal.Checkpoint.D(),
 		schedule: a.activeRef,
 		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
@@ -249,7 +258,9 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	notify := newNotifier()
 	defer notify.close()
-	go a.health.watch(ctx, notify, watchdogInterval(), func(msg string, args ...any) { a.log.Error(msg, args...) })
+	a.tasks.Go(func() {
+		a.health.watch(ctx, notify, watchdogInterval(), func(msg string, args ...any) { a.log.Error(msg, args...) })
+	})
 	notify.send("READY=1")
 
 	watch := time.NewTicker(2 * time.Second)

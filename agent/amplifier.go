@@ -23,7 +23,7 @@ func (s *speakers) warmUp(ctx context.Context, run *scheduler.Run) {
 	if s.amp == nil {
 		return
 	}
-	go func() {
+	s.tasks.Go(func() {
 		if s.amp.Acquire(ctx) != nil {
 			return
 		}
@@ -34,5 +34,5 @@ func (s *speakers) warmUp(ctx context.Context, run *scheduler.Run) {
 		case <-t.C:
 		case <-ctx.Done():
 		}
-	}()
+	})
 }

@@ -221,11 +221,11 @@ func (a *Agent) openBoard(ctx context.Context) (*board, func(), error) {
 	a.mu.Lock() // the hub link's heartbeat reads it
 	a.sign = s
 	a.mu.Unlock()
-	go func() { // the sign's own clock, for the time it shows between bulletins
+	a.tasks.Go(func() { // the sign's own clock, for the time it shows between bulletins
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_ = s.SetClock(cctx, a.clock.Now())
-	}()
+	})
 	bd := &board{sign: s, journal: a.journal, log: log, mode: mode, recorded: a.notifyLink,
 		schedule: a.activeRef}
 	return bd, func() { s.Close() }, nil

@@ -127,7 +127,7 @@ func (a *Agent) serveControl(ctx context.Context) (io.Closer, error) {
 		writeJSON(w, rep)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	a.tasks.Go(func() { srv.Serve(ln) }) // returns when Run closes srv
 	return srv, nil
 }
 

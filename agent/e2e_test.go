@@ -80,6 +80,10 @@ type box struct {
 
 func newBox(t *testing.T, extraConfig string) *box {
 	t.Helper()
+	// Built before a test picks its programme's start a few seconds ahead: the package's first
+	// test builds the agent, which on a loaded machine took longer than that lead, and a first
+	// boot plays nothing whose time ended before it.
+	agentBinary(t)
 	dir := t.TempDir()
 	conf, fifo, err := alsafifo.Setup(dir)
 	if err != nil {
@@ -194,7 +198,13 @@ func (b *box) waitFor(what string, d time.Duration, cond func([]journal.Record) 
 			return recs
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("timed out waiting for %s; journal:\n%s\nagent log:\n%s", what, dumpRecords(recs), b.logText())
+			// A stuck agent says where: SIGQUIT makes the Go runtime print every goroutine.
+			if b.cmd != nil && b.cmd.Process != nil {
+				b.cmd.Process.Signal(syscall.SIGQUIT)
+				b.cmd.Wait()
+				b.cmd = nil
+			}
+			b.t.Fatalf("timed out waiting for %s; journal:\n%s\nagent log (and its goroutines):\n%s", what, dumpRecords(recs), b.logText())
 		}
 		time.Sleep(300 * time.Millisecond)
 	}

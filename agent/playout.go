@@ -20,6 +20,7 @@ import (
 // player measured.
 type speakers struct {
 	player     *player.Player
+	tasks      *sync.WaitGroup // the agent's: checkpoints and warm-ups are waited for
 	journal    *journal.Journal
 	store      *content.Store
 	log        *slog.Logger
@@ -159,7 +160,7 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 	if s.health != nil {
 		s.health.playing.Store(pb)
 	}
-	go s.checkpoints(sp)
+	s.tasks.Go(func() { s.checkpoints(sp) })
 }
 
 // spoken is a text said by text to speech, as a player item.

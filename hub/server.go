@@ -365,8 +365,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
-	go srv.RunEmergencies(ctx) // expiry of broadcasts, the CAP feed
-	go srv.RunHousekeeping(ctx)
+	// The loops stop and are waited for before the store closes (deferred above, so after),
+	// however Run returns.
+	var loops sync.WaitGroup
+	defer loops.Wait()
+	ctx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	loops.Go(func() { srv.RunEmergencies(ctx) }) // expiry of broadcasts, the CAP feed
+	loops.Go(func() { srv.RunHousekeeping(ctx) })
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

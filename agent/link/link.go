@@ -157,6 +157,7 @@ type Deps struct {
 type Link struct {
 	cfg      Config
 	d        Deps
+	commands sync.WaitGroup // commands being carried out; Run waits for them
 	log      *slog.Logger
 	base     *url.URL // http(s) base
 	wsURL    string

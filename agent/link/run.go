@@ -31,6 +31,7 @@ func (l *Link) Run(ctx context.Context) error {
 		l.fetcher(ctx)
 	}()
 	defer func() { <-fetchDone }()
+	defer l.commands.Wait() // they end with ctx: a command answered later goes through the outbox
 
 	backoff := l.cfg.Backoff
 	attempt := 0

@@ -450,14 +450,14 @@ func (s *session) command(ctx context.Context, m *protocol.Command) error {
 	// Carried out beside the session, which must keep reading (pings) meanwhile: a play_now
 	// fetch or a screenshot upload over a slow uplink can outlast the link's idle deadline. The
 	// outcome goes through the outbox by command id, on this connection or the next.
-	go func() {
+	l.commands.Go(func() {
 		state, reason := protocol.DeliveryExecuted, ""
 		if err := l.d.Commands.Execute(ctx, c); err != nil {
 			l.log.Warn("command failed", "command", c.ID, "action", c.Action, "err", err)
 			state, reason = protocol.DeliveryFailed, err.Error()
 		}
 		l.queue(&protocol.Delivery{Header: protocol.Header{Re: m.ID}, CommandID: c.ID, State: state, Reason: reason})
-	}()
+	})
 	return nil
 }
 
