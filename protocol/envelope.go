@@ -1,6 +1,7 @@
 // Package protocol defines the messages the agent and the hub exchange over their one
 // websocket, how they are framed (a versioned JSON envelope), how schedules and commands are
-// signed and verified, device secrets, and the reconnect policy. It does no I/O: callers hand
+// signed and verified, device secrets, the reconnect policy, and the words both sides share
+// (the content reference, ContentRef, with its one parser). It does no I/O: callers hand
 // it bytes (or an io.Reader of one websocket frame) and write the bytes it returns.
 //
 // docs/protocol.md is the reference for the wire format; this package is its implementation.
