@@ -82,10 +82,22 @@ func ParseFileConfig(b []byte) (FileConfig, error) {
 
 // Run runs one command and returns the process exit code.
 func Run(ctx context.Context, args []string, env Env) int {
+	if help, words := wantsHelp(args); help {
+		u := usageOf(words)
+		if u == "" {
+			u = Usage
+		}
+		fmt.Fprint(env.Stdout, u)
+		return 0
+	}
 	if err := run(ctx, args, env); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(env.Stderr, "loa: %v\n\n%s", err, Usage)
+			u := usageOf(commandWords(args))
+			if u == "" {
+				u = Usage
+			}
+			fmt.Fprintf(env.Stderr, "loa: %v\n\n%s", err, u)
 			return 2
 		}
 		fmt.Fprintln(env.Stderr, "loa:", err)

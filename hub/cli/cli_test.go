@@ -172,3 +172,22 @@ func FuzzParseFileConfig(f *testing.F) {
 		ParseFileConfig(b)
 	})
 }
+
+// TestCommandHelp: `loa COMMAND --help` and `loa help COMMAND` print that command's usage and
+// exit 0; a usage error prints the error and that command's usage and exits 2.
+func TestCommandHelp(t *testing.T) {
+	env := Env{Getenv: func(string) string { return "" }}
+	for _, args := range [][]string{{"area", "add", "--help"}, {"help", "area", "add"}, {"--hub", "http://x", "area", "add", "-h"}} {
+		code, out, _ := runCLI(env, args...)
+		if code != 0 || !strings.Contains(out, "loa area add ID") || strings.Contains(out, "loa confirmations") {
+			t.Errorf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+	code, _, errOut := runCLI(env, "area", "add")
+	if code != 2 || !strings.Contains(errOut, "loa area add ID") || strings.Contains(errOut, "loa confirmations") {
+		t.Errorf("usage error: exit %d\n%s", code, errOut)
+	}
+	if code, out, _ := runCLI(env, "--help"); code != 0 || !strings.Contains(out, "loa confirmations") {
+		t.Errorf("--help: exit %d\n%s", code, out)
+	}
+}
