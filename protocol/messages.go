@@ -262,7 +262,7 @@ func (c *checker) record(r *Confirmation) {
 	c.count("dropouts", r.Dropouts)
 	c.count("reconnects", r.Reconnects)
 	c.count("frames_dropped", r.FramesDropped)
-	if r.ItemIndex < -1 || r.ItemIndex > MaxCounter {
+	if r.ItemIndex < -1 || int64(r.ItemIndex) > MaxCounter {
 		c.fail("item_index", ErrInvalidField, "%d is not an item index", r.ItemIndex)
 	}
 	c.seconds("missing_s", r.MissingS)
