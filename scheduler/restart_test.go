@@ -303,3 +303,32 @@ func TestRunnerMissedSaysWhy(t *testing.T) {
 		t.Errorf("late: %s", got)
 	}
 }
+
+// TestRunnerKeepsTimelineWhenRecompileFails: a file whose length was known when the schedule
+// was compiled vanishes; a later compile of the same document cannot place it, and the runner
+// keeps the timeline it had instead of silencing the device (the item fails when its turn
+// comes, saying why).
+func TestRunnerKeepsTimelineWhenRecompileFails(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	src := header + `programs:
+  - {id: tick, cron: "*/10 * * * * *", items: [{file: t.mp3, duration: 2s}]}
+  - {id: news, at: "2026-11-02T10:00:30+07:00", items: [{file: gone.mp3}]}
+`
+	known := true
+	r, c := newTestRunner(t, src, time.Date(2026, 11, 2, 10, 0, 0, 0, hcm), RunnerOptions{Tick: time.Second,
+		Compile: CompileOptions{ItemLength: func(it Item) (time.Duration, bool) { return 5 * time.Second, known && it.File == "gone.mp3" }}})
+	drive(r, c, time.Date(2026, 11, 2, 10, 0, 5, 0, hcm))
+	known = false
+	c.Step(3 * time.Second) // a clock step: the runner compiles again
+	evs := drive(r, c, time.Date(2026, 11, 2, 10, 0, 40, 0, hcm))
+	var got []string
+	for _, e := range evs {
+		if e.Kind == EventStart {
+			got = append(got, e.Run.Program)
+		}
+	}
+	// tick at :10, :20, :30; news (due :30, tied with tick, after it) at :32; tick at :40.
+	if strings.Join(got, " ") != "tick tick tick news tick" {
+		t.Errorf("starts after the failed recompile: %v, want tick, tick, tick, news, tick", got)
+	}
+}

@@ -210,6 +210,7 @@ type Runner struct {
 	began        map[string]time.Time // occurrence key -> when an occurrence that began late began
 	segDone      map[string]time.Time // segment keys played to their end before a restart
 	past         []Past               // from the journal, matched at the first compile
+	keptFor      *Document            // a document whose recompile failed and kept its timeline (logged once)
 }
 
 type playing struct {
@@ -524,6 +525,16 @@ func (r *Runner) compile(doc *Document, now time.Time) {
 	opts := r.opts.Compile
 	opts.Began = r.began
 	tl, err := Compile(doc, from, to, opts)
+	if err != nil && r.compiledFor == doc && r.runs != nil {
+		// The same document compiled before (an item's file vanished since, so its length is
+		// unknown now): keep the timeline it had rather than silence the device; the item
+		// itself fails when its turn comes, and says why.
+		if r.keptFor != doc {
+			r.keptFor = doc
+			r.log.Warn("schedule cannot be compiled again; keeping its timeline as it was", "schedule", doc.ID, "revision", doc.Revision, "err", err)
+		}
+		return
+	}
 	if err != nil {
 		r.log.Error("schedule cannot be compiled; nothing new will start", "schedule", doc.ID, "revision", doc.Revision, "err", err)
 		r.compiledFor, r.runs = doc, nil
