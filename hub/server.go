@@ -75,6 +75,9 @@ type Store interface {
 	AddConfirmations(ctx context.Context, deviceID string, cs []store.Confirmation) (int64, error)
 	AckedSeq(ctx context.Context, deviceID string) (int64, error)
 	ListConfirmations(ctx context.Context, f store.ConfirmationFilter) ([]store.Confirmation, error)
+	Plan(ctx context.Context, o store.PlanOptions) (store.PlanReport, error)
+	Plays(ctx context.Context, f store.PlaysFilter) (store.PlaysReport, error)
+	Devices(ctx context.Context, f store.PeriodFilter, loc *time.Location) (store.DevicesReport, error)
 
 	AddUser(ctx context.Context, u store.User) (store.User, error)
 	AddToken(ctx context.Context, userID string, tokenHash [32]byte, label string, expires time.Time) error
@@ -207,6 +210,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/status", s.staff(s.apiStatus))
 	m.Handle("GET /api/confirmations", s.staff(s.apiConfirmations))
 	m.Handle("GET /api/audit", s.staff(s.apiAudit))
+	m.Handle("GET /api/reports/{kind}", s.staff(s.apiReport))
 	m.Handle("POST /api/emergencies", s.staff(s.apiCreateEmergency))
 	m.Handle("GET /api/emergencies", s.staff(s.apiListEmergencies))
 	m.Handle("POST /api/emergencies/cancel", s.staff(s.apiCancelSeries))

@@ -1,0 +1,599 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The reports below count what was heard (confirmations), never what was scheduled. The heavy
+// part — reading a year of plays — is one GROUP BY in SQLite per report; the few thousand
+// groups it returns are rolled up here.
+
+// PeriodFilter is the area and period a report covers.
+type PeriodFilter struct {
+	Area string    // the area played in, and below ("" = everywhere)
+	From time.Time // at or after (required)
+	To   time.Time // before (required)
+}
+
+func (f PeriodFilter) check() error {
+	if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
+		return fmt.Errorf("%w: report period [%v, %v) is empty or open; give both ends, from before to", ErrInvalid, f.From, f.To)
+	}
+	return nil
+}
+
+// PlanOptions says which products count towards the plan's target.
+type PlanOptions struct {
+	PeriodFilter
+	// CommuneDepth is the depth of the area tree whose areas are the plan's communes (1 =
+	// province). 0: one below the report's area.
+	CommuneDepth int
+	// HomeLanguages are the codes of the national language: a product in any other language
+	// counts towards the target. Empty: vi and vie.
+	HomeLanguages []string
+	// DigitalFormats are the format codes of digital products, which count towards the target.
+	// Empty: digital.
+	DigitalFormats []string
+}
+
+// PlanGroup is one line of a by-language, by-theme or by-format table.
+type PlanGroup struct {
+	Code       string // "" for items without that metadata
+	Products   int64  // distinct items heard
+	Broadcasts int64  // heard plays
+	Seconds    float64
+}
+
+// CommuneShare is the plan's target figure for one commune.
+type CommuneShare struct {
+	Area       string
+	Products   int64 // distinct items with metadata heard there
+	Target     int64 // of which in a non-national language or digital
+	Untagged   int64 // distinct items heard there without language or format: not in the share
+	Broadcasts int64
+	Seconds    float64
+}
+
+// Share is Target / Products (0 with no products).
+func (c CommuneShare) Share() float64 {
+	if c.Products == 0 {
+		return 0
+	}
+	return float64(c.Target) / float64(c.Products)
+}
+
+// ItemFigures is one product's line: how often and where it was heard.
+type ItemFigures struct {
+	Ref                           string
+	Title                         string // "" for items not in the library
+	Language, Theme, Format, Unit string
+	InLibrary                     bool
+	Broadcasts                    int64
+	Seconds                       float64
+	Devices                       int64 // distinct devices that heard it
+}
+
+// Untagged reports whether the item lacks the metadata the plan counts by.
+func (i ItemFigures) Untagged() bool { return !i.InLibrary || i.Language == "" || i.Format == "" }
+
+// EmergencyReach is one emergency of the period: how fast the area's devices played it.
+type EmergencyReach struct {
+	ID                         int64
+	Title, Area                string
+	IssuedAt                   time.Time
+	Devices                    int64 // devices of its area now
+	Within1, Within5, Within15 int64 // devices that first played it within 1, 5, 15 min of issue
+	Later                      int64 // played it, but after 15 min
+	Never                      int64 // Devices - those that played it
+}
+
+// PlanReport is the yearly plan report of an area.
+type PlanReport struct {
+	PlanOptions
+	Devices     int64 // devices in the area now (the coverage denominator)
+	Products    int64 // distinct items heard
+	Broadcasts  int64
+	Seconds     float64
+	Target      int64 // distinct items with metadata in a non-national language or digital
+	Tagged      int64 // distinct items with language and format
+	ByLanguage  []PlanGroup
+	ByTheme     []PlanGroup
+	ByFormat    []PlanGroup
+	Communes    []CommuneShare
+	Items       []ItemFigures // every item heard, most broadcast first
+	Emergencies []EmergencyReach
+}
+
+// Share is Target / Tagged.
+func (p PlanReport) Share() float64 {
+	if p.Tagged == 0 {
+		return 0
+	}
+	return float64(p.Target) / float64(p.Tagged)
+}
+
+// IsTarget reports whether an item with metadata counts towards the plan's target.
+func (o PlanOptions) IsTarget(i ItemFigures) bool {
+	home, digital := o.HomeLanguages, o.DigitalFormats
+	if len(home) == 0 {
+		home = []string{"vi", "vie"}
+	}
+	if len(digital) == 0 {
+		digital = []string{"digital"}
+	}
+	return !i.Untagged() && (!contains(home, i.Language) || contains(digital, i.Format))
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// heard is the condition of a play that reached the output.
+const heard = "c.played_s > 0"
+
+// Plan computes the plan report: one pass over the period's heard plays grouped by commune,
+// device and item, joined with the library's metadata.
+func (db *DB) Plan(ctx context.Context, o PlanOptions) (PlanReport, error) {
+	if err := o.check(); err != nil {
+		return PlanReport{}, err
+	}
+	if o.CommuneDepth == 0 {
+		o.CommuneDepth = strings.Count(o.Area, "/") + 2
+		if o.Area == "" {
+			o.CommuneDepth = 2
+		}
+	}
+	if o.CommuneDepth < 1 || o.CommuneDepth > MaxAreaDepth {
+		return PlanReport{}, fmt.Errorf("%w: commune depth %d; want 1 to %d", ErrInvalid, o.CommuneDepth, MaxAreaDepth)
+	}
+	rep := PlanReport{PlanOptions: o}
+	cond, args := subtree("c.area_id", o.Area)
+	args = append(args, ts(o.From), ts(o.To))
+	// The inner GROUP BY reads the plays once; the outer one joins its few groups with content.
+	q := `WITH g AS (SELECT c.area_id a, c.device_id d, c.item_ref r, COUNT(*) n, SUM(c.played_s) s
+			FROM confirmations c WHERE ` + cond + ` AND c.at >= ? AND c.at < ? AND ` + heard + `
+			GROUP BY c.area_id, c.device_id, c.item_ref)
+		SELECT g.a, g.d, g.r, g.n, g.s, k.ref IS NOT NULL, COALESCE(k.title, ''), COALESCE(k.language, ''),
+			COALESCE(k.theme, ''), COALESCE(k.format, ''), COALESCE(k.producing_unit, '')
+		FROM g LEFT JOIN content k ON k.ref = g.r`
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return rep, fmt.Errorf("plan report: %w", err)
+	}
+	items := map[string]*ItemFigures{}
+	itemDevices := map[string]map[string]bool{}
+	type key struct{ commune, ref string }
+	communeItems := map[key]bool{}
+	communes := map[string]*CommuneShare{}
+	for rows.Next() {
+		var area, dev string
+		var it ItemFigures
+		var n int64
+		var s float64
+		if err := rows.Scan(&area, &dev, &it.Ref, &n, &s, &it.InLibrary, &it.Title, &it.Language, &it.Theme, &it.Format, &it.Unit); err != nil {
+			rows.Close()
+			return rep, fmt.Errorf("plan report: %w", err)
+		}
+		p := items[it.Ref]
+		if p == nil {
+			p = &it
+			items[it.Ref] = p
+			itemDevices[it.Ref] = map[string]bool{}
+		}
+		p.Broadcasts += n
+		p.Seconds += s
+		itemDevices[it.Ref][dev] = true
+		cm := communeOf(area, o.CommuneDepth)
+		c := communes[cm]
+		if c == nil {
+			c = &CommuneShare{Area: cm}
+			communes[cm] = c
+		}
+		c.Broadcasts += n
+		c.Seconds += s
+		if !communeItems[key{cm, it.Ref}] {
+			communeItems[key{cm, it.Ref}] = true
+			switch {
+			case it.Untagged():
+				c.Untagged++
+			case o.IsTarget(it):
+				c.Products++
+				c.Target++
+			default:
+				c.Products++
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, fmt.Errorf("plan report: %w", err)
+	}
+	byLang, byTheme, byFormat := map[string]*PlanGroup{}, map[string]*PlanGroup{}, map[string]*PlanGroup{}
+	add := func(m map[string]*PlanGroup, code string, it *ItemFigures) {
+		g := m[code]
+		if g == nil {
+			g = &PlanGroup{Code: code}
+			m[code] = g
+		}
+		g.Products++
+		g.Broadcasts += it.Broadcasts
+		g.Seconds += it.Seconds
+	}
+	for ref, it := range items {
+		it.Devices = int64(len(itemDevices[ref]))
+		rep.Products++
+		rep.Broadcasts += it.Broadcasts
+		rep.Seconds += it.Seconds
+		if !it.Untagged() {
+			rep.Tagged++
+			if o.IsTarget(*it) {
+				rep.Target++
+			}
+		}
+		add(byLang, it.Language, it)
+		add(byTheme, it.Theme, it)
+		add(byFormat, it.Format, it)
+		rep.Items = append(rep.Items, *it)
+	}
+	sort.Slice(rep.Items, func(i, j int) bool {
+		a, b := rep.Items[i], rep.Items[j]
+		if a.Broadcasts != b.Broadcasts {
+			return a.Broadcasts > b.Broadcasts
+		}
+		return a.Ref < b.Ref
+	})
+	rep.ByLanguage, rep.ByTheme, rep.ByFormat = groups(byLang), groups(byTheme), groups(byFormat)
+	for _, c := range communes {
+		rep.Communes = append(rep.Communes, *c)
+	}
+	sort.Slice(rep.Communes, func(i, j int) bool { return rep.Communes[i].Area < rep.Communes[j].Area })
+	dcond, dargs := subtree("area_id", o.Area)
+	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL AND "+dcond, dargs...).Scan(&rep.Devices); err != nil {
+		return rep, fmt.Errorf("plan report: devices: %w", err)
+	}
+	rep.Emergencies, err = db.emergencyReach(ctx, o.PeriodFilter)
+	return rep, err
+}
+
+// communeOf is the ancestor of area at depth (area itself when shallower).
+func communeOf(area string, depth int) string {
+	segs := strings.SplitN(area, "/", depth+1)
+	if len(segs) <= depth {
+		return area
+	}
+	return strings.Join(segs[:depth], "/")
+}
+
+// groups orders a table most broadcast first, the items without metadata last.
+func groups(m map[string]*PlanGroup) []PlanGroup {
+	out := make([]PlanGroup, 0, len(m))
+	for _, g := range m {
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if (a.Code == "") != (b.Code == "") {
+			return b.Code == ""
+		}
+		if a.Broadcasts != b.Broadcasts {
+			return a.Broadcasts > b.Broadcasts
+		}
+		return a.Code < b.Code
+	})
+	return out
+}
+
+// emergencyReach finds, for each emergency issued in the period in or below the area (or
+// above it: an emergency of the province reaches the commune), when each device of the area
+// first played it.
+func (db *DB) emergencyReach(ctx context.Context, f PeriodFilter) ([]EmergencyReach, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, title, area_id, issued_at, until_at FROM emergencies
+		WHERE class = 'emergency' AND issued_at >= ? AND issued_at < ? ORDER BY issued_at, id`, ts(f.From), ts(f.To))
+	if err != nil {
+		return nil, fmt.Errorf("plan report: emergencies: %w", err)
+	}
+	type em struct {
+		EmergencyReach
+		until int64
+	}
+	var ems []em
+	for rows.Next() {
+		var e em
+		var issued int64
+		if err := rows.Scan(&e.ID, &e.Title, &e.Area, &issued, &e.until); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e.IssuedAt = time.Unix(0, issued).UTC()
+		if f.Area == "" || Allowed(e.Area, f.Area) || Allowed(f.Area, e.Area) {
+			ems = append(ems, e)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []EmergencyReach
+	for _, e := range ems {
+		// Devices of the emergency's area inside the report's area: the deeper of the two.
+		area := e.Area
+		if f.Area != "" && Allowed(e.Area, f.Area) {
+			area = f.Area
+		}
+		dcond, dargs := subtree("area_id", area)
+		if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL AND "+dcond, dargs...).Scan(&e.Devices); err != nil {
+			return nil, err
+		}
+		ccond, cargs := subtree("c.area_id", area)
+		prog := fmt.Sprintf("emergency:%d", e.ID)
+		q := `SELECT MIN(c.started_at) FROM confirmations c WHERE c.at >= ? AND c.at <= ? AND ` + ccond +
+			` AND (c.program = ? OR c.program LIKE ?) AND ` + heard + ` GROUP BY c.device_id`
+		rs, err := db.r.QueryContext(ctx, q, append(append([]any{ts(e.IssuedAt), e.until}, cargs...), prog, prog+"/%")...)
+		if err != nil {
+			return nil, fmt.Errorf("plan report: emergency %d: %w", e.ID, err)
+		}
+		var played int64
+		for rs.Next() {
+			var first int64
+			if err := rs.Scan(&first); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			played++
+			switch d := time.Duration(first - e.IssuedAt.UnixNano()); {
+			case d <= time.Minute:
+				e.Within1++
+				fallthrough
+			case d <= 5*time.Minute:
+				e.Within5++
+				fallthrough
+			case d <= 15*time.Minute:
+				e.Within15++
+			default:
+				e.Later++
+			}
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+		e.Never = max(0, e.Devices-played)
+		out = append(out, e.EmergencyReach)
+	}
+	return out, nil
+}
+
+// PlaysFilter narrows the proof-of-play report.
+type PlaysFilter struct {
+	PeriodFilter
+	DeviceID string
+	Item     string // item ref
+	Program  string
+}
+
+// PlayLine is one programme item of the plays report: scheduled vs heard and why not.
+type PlayLine struct {
+	Program, Item string
+	Scheduled     int64            // confirmations: every play the schedule started or missed
+	Heard         int64            // of which played > 0 s
+	Seconds       float64          // time heard
+	Results       map[string]int64 // by result
+}
+
+// PlayReason is one reason plays did not complete, with how many.
+type PlayReason struct {
+	Result, Error string
+	Count         int64
+}
+
+// PlaysReport is proof of play for an area, device, item or programme over a period.
+type PlaysReport struct {
+	PlaysFilter
+	Lines   []PlayLine
+	Reasons []PlayReason
+	Total   PlayLine
+}
+
+func (f PlaysFilter) where() (string, []any) {
+	cond, args := subtree("c.area_id", f.Area)
+	conds := []string{cond, "c.at >= ?", "c.at < ?"}
+	args = append(args, ts(f.From), ts(f.To))
+	for col, v := range map[string]string{"c.device_id": f.DeviceID, "c.item_ref": f.Item, "c.program": f.Program} {
+		if v != "" {
+			conds, args = append(conds, col+" = ?"), append(args, v)
+		}
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// Plays computes the proof-of-play report.
+func (db *DB) Plays(ctx context.Context, f PlaysFilter) (PlaysReport, error) {
+	rep := PlaysReport{PlaysFilter: f, Total: PlayLine{Results: map[string]int64{}}}
+	if err := f.check(); err != nil {
+		return rep, err
+	}
+	where, args := f.where()
+	rows, err := db.r.QueryContext(ctx, `SELECT c.program, c.item_ref, c.result, COUNT(*), SUM(`+heard+`), SUM(c.played_s)
+		FROM confirmations c WHERE `+where+` GROUP BY c.program, c.item_ref, c.result ORDER BY c.program, c.item_ref`, args...)
+	if err != nil {
+		return rep, fmt.Errorf("plays report: %w", err)
+	}
+	idx := map[[2]string]int{}
+	for rows.Next() {
+		var prog, item, result string
+		var n, h int64
+		var s float64
+		if err := rows.Scan(&prog, &item, &result, &n, &h, &s); err != nil {
+			rows.Close()
+			return rep, fmt.Errorf("plays report: %w", err)
+		}
+		i, ok := idx[[2]string{prog, item}]
+		if !ok {
+			i = len(rep.Lines)
+			idx[[2]string{prog, item}] = i
+			rep.Lines = append(rep.Lines, PlayLine{Program: prog, Item: item, Results: map[string]int64{}})
+		}
+		for _, l := range []*PlayLine{&rep.Lines[i], &rep.Total} {
+			l.Scheduled += n
+			l.Heard += h
+			l.Seconds += s
+			l.Results[result] += n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, fmt.Errorf("plays report: %w", err)
+	}
+	rows, err = db.r.QueryContext(ctx, `SELECT c.result, c.error, COUNT(*) FROM confirmations c WHERE `+where+
+		` AND c.result <> 'completed' GROUP BY c.result, c.error ORDER BY COUNT(*) DESC, c.result, c.error`, args...)
+	if err != nil {
+		return rep, fmt.Errorf("plays report: reasons: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r PlayReason
+		if err := rows.Scan(&r.Result, &r.Error, &r.Count); err != nil {
+			return rep, err
+		}
+		rep.Reasons = append(rep.Reasons, r)
+	}
+	return rep, rows.Err()
+}
+
+// DeviceLine is one device's availability over the period.
+type DeviceLine struct {
+	Device, Name, Area string
+	Scheduled          int64 // confirmations
+	Heard              int64
+	Seconds            float64
+	Results            map[string]int64
+	DaysHeard          int64 // days (in the report's zone) with at least one play heard
+	DaysSilent         int64 // days of the period with none
+	AmplifierFaults    int64 // plays that began with the amplifier relay not on
+	RefusedSchedules   int64 // schedule revisions the device refused in the period
+}
+
+// DevicesReport is the availability of an area's devices.
+type DevicesReport struct {
+	PeriodFilter
+	Days  int64 // days in the period
+	Lines []DeviceLine
+}
+
+// Devices computes the availability report. Days are cut at midnight in loc.
+func (db *DB) Devices(ctx context.Context, f PeriodFilter, loc *time.Location) (DevicesReport, error) {
+	rep := DevicesReport{PeriodFilter: f}
+	if err := f.check(); err != nil {
+		return rep, err
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	// A day's number is (at + zone offset) / 24 h; the offset at From serves the period
+	// (Việt Nam has no daylight saving time; elsewhere a day may be cut an hour off).
+	_, off := f.From.In(loc).Zone()
+	day0 := (f.From.UnixNano() + int64(off)*1e9) / int64(24*time.Hour)
+	dayN := (f.To.UnixNano() - 1 + int64(off)*1e9) / int64(24*time.Hour)
+	rep.Days = dayN - day0 + 1
+	dcond, dargs := subtree("area_id", f.Area)
+	drows, err := db.r.QueryContext(ctx, "SELECT id, name, area_id FROM devices WHERE revoked_at IS NULL AND "+dcond+" ORDER BY id", dargs...)
+	if err != nil {
+		return rep, fmt.Errorf("devices report: %w", err)
+	}
+	idx := map[string]int{}
+	for drows.Next() {
+		var l DeviceLine
+		if err := drows.Scan(&l.Device, &l.Name, &l.Area); err != nil {
+			drows.Close()
+			return rep, err
+		}
+		l.Results = map[string]int64{}
+		idx[l.Device] = len(rep.Lines)
+		rep.Lines = append(rep.Lines, l)
+	}
+	drows.Close()
+	line := func(id string) *DeviceLine {
+		i, ok := idx[id]
+		if !ok { // a device revoked or moved out since: still reported for its plays here
+			i = len(rep.Lines)
+			idx[id] = i
+			rep.Lines = append(rep.Lines, DeviceLine{Device: id, Results: map[string]int64{}})
+		}
+		return &rep.Lines[i]
+	}
+	cond, args := subtree("c.area_id", f.Area)
+	args = append(args, ts(f.From), ts(f.To))
+	rows, err := db.r.QueryContext(ctx, `SELECT c.device_id, c.result, COUNT(*), SUM(`+heard+`), SUM(c.played_s),
+		SUM(c.amplifier <> '' AND c.amplifier <> 'on')
+		FROM confirmations c WHERE `+cond+` AND c.at >= ? AND c.at < ? GROUP BY c.device_id, c.result`, args...)
+	if err != nil {
+		return rep, fmt.Errorf("devices report: %w", err)
+	}
+	for rows.Next() {
+		var id, result string
+		var n, h, amp int64
+		var s float64
+		if err := rows.Scan(&id, &result, &n, &h, &s, &amp); err != nil {
+			rows.Close()
+			return rep, err
+		}
+		l := line(id)
+		l.Scheduled += n
+		l.Heard += h
+		l.Seconds += s
+		l.Results[result] += n
+		l.AmplifierFaults += amp
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, err
+	}
+	dayExpr := fmt.Sprintf("(c.at + %d) / %d", int64(off)*1e9, int64(24*time.Hour))
+	rows, err = db.r.QueryContext(ctx, `SELECT c.device_id, COUNT(DISTINCT `+dayExpr+`) FROM confirmations c WHERE `+cond+
+		` AND c.at >= ? AND c.at < ? AND `+heard+` GROUP BY c.device_id`, args...)
+	if err != nil {
+		return rep, fmt.Errorf("devices report: days: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var d int64
+		if err := rows.Scan(&id, &d); err != nil {
+			rows.Close()
+			return rep, err
+		}
+		line(id).DaysHeard = d
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, err
+	}
+	rows, err = db.r.QueryContext(ctx, `SELECT device_id, COUNT(*) FROM effective WHERE refused_at >= ? AND refused_at < ? GROUP BY device_id`,
+		ts(f.From), ts(f.To))
+	if err != nil {
+		return rep, fmt.Errorf("devices report: refusals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return rep, err
+		}
+		if i, ok := idx[id]; ok {
+			rep.Lines[i].RefusedSchedules = n
+		}
+	}
+	for i := range rep.Lines {
+		rep.Lines[i].DaysSilent = rep.Days - rep.Lines[i].DaysHeard
+	}
+	return rep, rows.Err()
+}
