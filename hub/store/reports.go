@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -156,12 +157,9 @@ func (db *DB) Plan(ctx context.Context, o PlanOptions) (PlanReport, error) {
 		return PlanReport{}, fmt.Errorf("%w: commune depth %d; want 1 to %d", ErrInvalid, o.CommuneDepth, MaxAreaDepth)
 	}
 	rep := PlanReport{PlanOptions: o}
-	cond, args := subtree("c.area_id", o.Area)
-	args = append(args, ts(o.From), ts(o.To))
-	// The inner GROUP BY reads the plays once; the outer one joins its few groups with content.
-	q := `WITH g AS (SELECT c.area_id a, c.device_id d, c.item_ref r, COUNT(*) n, SUM(c.played_s) s
-			FROM confirmations c WHERE ` + cond + ` AND c.at >= ? AND c.at < ? AND ` + heard + `
-			GROUP BY c.area_id, c.device_id, c.item_ref)
+	src, args := heardGroups(o.PeriodFilter, db.rawReports)
+	// The GROUP BY reads the plays (or their monthly sums) once; the join touches its groups only.
+	q := `WITH g(a, d, r, n, s) AS (` + src + `)
 		SELECT g.a, g.d, g.r, g.n, g.s, k.ref IS NOT NULL, COALESCE(k.title, ''), COALESCE(k.language, ''),
 			COALESCE(k.theme, ''), COALESCE(k.format, ''), COALESCE(k.producing_unit, '')
 		FROM g LEFT JOIN content k ON k.ref = g.r`
@@ -262,6 +260,36 @@ func (db *DB) Plan(ctx context.Context, o PlanOptions) (PlanReport, error) {
 	}
 	rep.Emergencies, err = db.emergencyReach(ctx, o.PeriodFilter)
 	return rep, err
+}
+
+// heardGroups is the SQL of (area, device, item, heard plays, seconds heard) over the period:
+// its whole months from play_months, its edges from the confirmations. A group may appear once
+// per part; callers add them up.
+func heardGroups(f PeriodFilter, raw bool) (string, []any) {
+	var parts []string
+	var args []any
+	rawPart := func(from, to time.Time) {
+		cond, a := subtree("c.area_id", f.Area)
+		parts = append(parts, `SELECT c.area_id, c.device_id, c.item_ref, COUNT(*), SUM(c.played_s) FROM confirmations c
+			WHERE `+cond+` AND c.at >= ? AND c.at < ? AND `+heard+` GROUP BY c.area_id, c.device_id, c.item_ref`)
+		args = append(append(args, a...), ts(from), ts(to))
+	}
+	mFrom, mTo, ok := span(f.From, f.To)
+	if !ok || raw {
+		rawPart(f.From, f.To)
+		return strings.Join(parts, " UNION ALL "), args
+	}
+	if f.From.Before(mFrom) {
+		rawPart(f.From, mFrom)
+	}
+	cond, a := subtree("m.area_id", f.Area)
+	parts = append(parts, `SELECT m.area_id, m.device_id, m.item_ref, SUM(m.heard), SUM(m.played_s) FROM play_months m
+		WHERE `+cond+` AND m.month >= ? AND m.month < ? AND m.heard > 0 GROUP BY m.area_id, m.device_id, m.item_ref`)
+	args = append(append(args, a...), monthOf(mFrom), monthOf(mTo))
+	if mTo.Before(f.To) {
+		rawPart(mTo, f.To)
+	}
+	return strings.Join(parts, " UNION ALL "), args
 }
 
 // communeOf is the ancestor of area at depth (area itself when shallower).
@@ -530,36 +558,101 @@ func (db *DB) Devices(ctx context.Context, f PeriodFilter, loc *time.Location) (
 		}
 		return &rep.Lines[i]
 	}
-	cond, args := subtree("c.area_id", f.Area)
-	args = append(args, ts(f.From), ts(f.To))
-	rows, err := db.r.QueryContext(ctx, `SELECT c.device_id, c.result, COUNT(*), SUM(`+heard+`), SUM(c.played_s),
-		SUM(c.amplifier <> '' AND c.amplifier <> 'on')
-		FROM confirmations c WHERE `+cond+` AND c.at >= ? AND c.at < ? GROUP BY c.device_id, c.result`, args...)
-	if err != nil {
-		return rep, fmt.Errorf("devices report: %w", err)
+	// Plays by result: whole months from play_months, the edges from the confirmations.
+	raw := func(from, to time.Time) error {
+		cond, args := subtree("c.area_id", f.Area)
+		rows, err := db.r.QueryContext(ctx, `SELECT c.device_id, c.result, COUNT(*), SUM(`+heard+`), SUM(c.played_s),
+			SUM(c.amplifier <> '' AND c.amplifier <> 'on')
+			FROM confirmations c WHERE `+cond+` AND c.at >= ? AND c.at < ? GROUP BY c.device_id, c.result`, append(args, ts(from), ts(to))...)
+		if err != nil {
+			return fmt.Errorf("devices report: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, result string
+			var n, h, amp int64
+			var s float64
+			if err := rows.Scan(&id, &result, &n, &h, &s, &amp); err != nil {
+				return err
+			}
+			l := line(id)
+			l.Scheduled += n
+			l.Heard += h
+			l.Seconds += s
+			if _, ok := resultIndex[result]; !ok {
+				result = "other" // as the summaries keep it
+			}
+			l.Results[result] += n
+			l.AmplifierFaults += amp
+		}
+		return rows.Err()
 	}
-	for rows.Next() {
-		var id, result string
-		var n, h, amp int64
-		var s float64
-		if err := rows.Scan(&id, &result, &n, &h, &s, &amp); err != nil {
-			rows.Close()
+	mFrom, mTo, whole := span(f.From, f.To)
+	if !whole || db.rawReports {
+		whole = false
+		mFrom, mTo = f.To, f.To
+	}
+	if f.From.Before(mFrom) {
+		if err := raw(f.From, mFrom); err != nil {
 			return rep, err
 		}
-		l := line(id)
-		l.Scheduled += n
-		l.Heard += h
-		l.Seconds += s
-		l.Results[result] += n
-		l.AmplifierFaults += amp
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return rep, err
+	if mTo.Before(f.To) {
+		if err := raw(mTo, f.To); err != nil {
+			return rep, err
+		}
 	}
-	dayExpr := fmt.Sprintf("(c.at + %d) / %d", int64(off)*1e9, int64(24*time.Hour))
-	rows, err = db.r.QueryContext(ctx, `SELECT c.device_id, COUNT(DISTINCT `+dayExpr+`) FROM confirmations c WHERE `+cond+
-		` AND c.at >= ? AND c.at < ? AND `+heard+` GROUP BY c.device_id`, args...)
+	if whole {
+		cond, args := subtree("m.area_id", f.Area)
+		rows, err := db.r.QueryContext(ctx, `SELECT m.device_id, SUM(m.plays), SUM(m.heard), SUM(m.played_s), SUM(m.amp_faults),
+			SUM(m.completed), SUM(m.preempted), SUM(m.interrupted), SUM(m.failed), SUM(m.missed), SUM(m.suppressed)
+			FROM play_months m WHERE `+cond+` AND m.month >= ? AND m.month < ? GROUP BY m.device_id`, append(args, monthOf(mFrom), monthOf(mTo))...)
+		if err != nil {
+			return rep, fmt.Errorf("devices report: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var n, h, amp int64
+			var s float64
+			var r [6]int64
+			if err := rows.Scan(&id, &n, &h, &s, &amp, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5]); err != nil {
+				rows.Close()
+				return rep, err
+			}
+			l := line(id)
+			l.Scheduled += n
+			l.Heard += h
+			l.Seconds += s
+			l.AmplifierFaults += amp
+			known := int64(0)
+			for res, i := range resultIndex {
+				if r[i] > 0 {
+					l.Results[res] += r[i]
+				}
+				known += r[i]
+			}
+			if n > known {
+				l.Results["other"] += n - known
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return rep, err
+		}
+	}
+	// Days heard: from play_days when the report's days are the summary's (+07 midnights),
+	// else counted from the confirmations in the report's zone.
+	var rows *sql.Rows
+	if !db.rawReports && off == int(summaryOffset/1e9) && (f.From.UnixNano()+summaryOffset)%int64(24*time.Hour) == 0 && (f.To.UnixNano()+summaryOffset)%int64(24*time.Hour) == 0 {
+		cond, args := subtree("area_id", f.Area)
+		rows, err = db.r.QueryContext(ctx, `SELECT device_id, COUNT(DISTINCT day) FROM play_days WHERE `+cond+
+			` AND day >= ? AND day < ? GROUP BY device_id`, append(args, dayOf(f.From), dayOf(f.To))...)
+	} else {
+		cond, args := subtree("c.area_id", f.Area)
+		dayExpr := fmt.Sprintf("(c.at + %d) / %d", int64(off)*1e9, int64(24*time.Hour))
+		rows, err = db.r.QueryContext(ctx, `SELECT c.device_id, COUNT(DISTINCT `+dayExpr+`) FROM confirmations c WHERE `+cond+
+			` AND c.at >= ? AND c.at < ? AND `+heard+` GROUP BY c.device_id`, append(args, ts(f.From), ts(f.To))...)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("devices report: days: %w", err)
 	}
