@@ -126,7 +126,9 @@ func (o PlanOptions) IsTarget(i ItemFigures) bool {
 	if len(digital) == 0 {
 		digital = []string{"digital"}
 	}
-	return !i.Untagged() && (!contains(home, i.Language) || contains(digital, i.Format))
+	// zxx (ISO 639: no linguistic content) and none: music, jingles; no language to count.
+	foreign := !contains(home, i.Language) && i.Language != "zxx" && i.Language != "none"
+	return !i.Untagged() && (foreign || contains(digital, i.Format))
 }
 
 func contains(list []string, s string) bool {
