@@ -161,6 +161,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE confirmations DROP COLUMN missing_s", "ALTER TABLE confirmations DROP COLUMN frames_dropped",
 		"ALTER TABLE devices DROP COLUMN journal_id", "ALTER TABLE devices DROP COLUMN seq_offset",
 		"ALTER TABLE confirmations DROP COLUMN from_s", "DROP TABLE play_months", "DROP TABLE play_days",
+		"DROP TABLE play_programs", "DROP TABLE play_reasons",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

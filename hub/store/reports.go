@@ -445,26 +445,17 @@ func (f PlaysFilter) where() (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
-// Plays computes the proof-of-play report.
+// Plays computes the proof-of-play report: whole months from play_programs and
+// play_reasons, the rest of the period (and any report of one device) from the confirmations.
 func (db *DB) Plays(ctx context.Context, f PlaysFilter) (PlaysReport, error) {
 	rep := PlaysReport{PlaysFilter: f, Total: PlayLine{Results: map[string]int64{}}}
 	if err := f.check(); err != nil {
 		return rep, err
 	}
-	where, args := f.where()
-	rows, err := db.r.QueryContext(ctx, `SELECT c.program, c.item_ref, c.result, COUNT(*), SUM(`+heard+`), SUM(c.played_s)
-		FROM confirmations c WHERE `+where+` GROUP BY c.program, c.item_ref, c.result ORDER BY c.program, c.item_ref`, args...)
-	if err != nil {
-		return rep, fmt.Errorf("plays report: %w", err)
-	}
 	idx := map[[2]string]int{}
-	for rows.Next() {
-		var prog, item, result string
-		var n, h int64
-		var s float64
-		if err := rows.Scan(&prog, &item, &result, &n, &h, &s); err != nil {
-			rows.Close()
-			return rep, fmt.Errorf("plays report: %w", err)
+	add := func(prog, item, result string, n, h int64, s float64) {
+		if _, ok := resultIndex[result]; !ok {
+			result = "other" // as the summaries keep it
 		}
 		i, ok := idx[[2]string{prog, item}]
 		if !ok {
@@ -476,27 +467,157 @@ func (db *DB) Plays(ctx context.Context, f PlaysFilter) (PlaysReport, error) {
 			l.Scheduled += n
 			l.Heard += h
 			l.Seconds += s
-			l.Results[result] += n
+			if n > 0 {
+				l.Results[result] += n
+			}
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return rep, fmt.Errorf("plays report: %w", err)
+	reasons := map[[2]string]int64{}
+	raw := func(from, to time.Time) error {
+		g := f
+		g.From, g.To = from, to
+		where, args := g.where()
+		rows, err := db.r.QueryContext(ctx, `SELECT c.program, c.item_ref, c.result, COUNT(*), SUM(`+heard+`), SUM(c.played_s)
+			FROM confirmations c WHERE `+where+` GROUP BY c.program, c.item_ref, c.result`, args...)
+		if err != nil {
+			return fmt.Errorf("plays report: %w", err)
+		}
+		for rows.Next() {
+			var prog, item, result string
+			var n, h int64
+			var s float64
+			if err := rows.Scan(&prog, &item, &result, &n, &h, &s); err != nil {
+				rows.Close()
+				return fmt.Errorf("plays report: %w", err)
+			}
+			add(prog, item, result, n, h, s)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = db.r.QueryContext(ctx, `SELECT c.result, c.error, COUNT(*) FROM confirmations c WHERE `+where+
+			` AND c.result <> 'completed' GROUP BY c.result, c.error`, args...)
+		if err != nil {
+			return fmt.Errorf("plays report: reasons: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r PlayReason
+			if err := rows.Scan(&r.Result, &r.Error, &r.Count); err != nil {
+				return err
+			}
+			reasons[[2]string{r.Result, r.Error}] += r.Count
+		}
+		return rows.Err()
 	}
-	rows, err = db.r.QueryContext(ctx, `SELECT c.result, c.error, COUNT(*) FROM confirmations c WHERE `+where+
-		` AND c.result <> 'completed' GROUP BY c.result, c.error ORDER BY COUNT(*) DESC, c.result, c.error`, args...)
-	if err != nil {
-		return rep, fmt.Errorf("plays report: reasons: %w", err)
+	mFrom, mTo, whole := span(f.From, f.To)
+	if !whole || db.rawReports || f.DeviceID != "" {
+		whole = false
+		mFrom, mTo = f.To, f.To
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var r PlayReason
-		if err := rows.Scan(&r.Result, &r.Error, &r.Count); err != nil {
+	if f.From.Before(mFrom) {
+		if err := raw(f.From, mFrom); err != nil {
 			return rep, err
 		}
-		rep.Reasons = append(rep.Reasons, r)
 	}
-	return rep, rows.Err()
+	if mTo.Before(f.To) {
+		if err := raw(mTo, f.To); err != nil {
+			return rep, err
+		}
+	}
+	if whole {
+		cond, args := subtree("m.area_id", f.Area)
+		conds := []string{cond, "m.month >= ?", "m.month < ?"}
+		args = append(args, monthOf(mFrom), monthOf(mTo))
+		if f.Item != "" {
+			conds, args = append(conds, "m.item_ref = ?"), append(args, f.Item)
+		}
+		if f.Program != "" {
+			conds, args = append(conds, "m.program = ?"), append(args, f.Program)
+		}
+		where := strings.Join(conds, " AND ")
+		rows, err := db.r.QueryContext(ctx, `SELECT m.program, m.item_ref, SUM(m.plays), SUM(m.heard), SUM(m.played_s),
+			SUM(m.completed), SUM(m.preempted), SUM(m.interrupted), SUM(m.failed), SUM(m.missed), SUM(m.suppressed)
+			FROM play_programs m WHERE `+where+` GROUP BY m.program, m.item_ref`, args...)
+		if err != nil {
+			return rep, fmt.Errorf("plays report: %w", err)
+		}
+		for rows.Next() {
+			var prog, item string
+			var n, h int64
+			var s float64
+			var r [6]int64
+			if err := rows.Scan(&prog, &item, &n, &h, &s, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5]); err != nil {
+				rows.Close()
+				return rep, err
+			}
+			add(prog, item, "", 0, h, s) // the line, its heard plays and time
+			known := int64(0)
+			for res, i := range resultIndex {
+				add(prog, item, res, r[i], 0, 0)
+				known += r[i]
+			}
+			add(prog, item, "other", n-known, 0, 0)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return rep, err
+		}
+		rows, err = db.r.QueryContext(ctx, `SELECT m.result, m.error, SUM(m.plays) FROM play_reasons m WHERE `+where+
+			` GROUP BY m.result, m.error`, args...)
+		if err != nil {
+			return rep, fmt.Errorf("plays report: reasons: %w", err)
+		}
+		for rows.Next() {
+			var r PlayReason
+			if err := rows.Scan(&r.Result, &r.Error, &r.Count); err != nil {
+				rows.Close()
+				return rep, err
+			}
+			reasons[[2]string{r.Result, r.Error}] += r.Count
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return rep, err
+		}
+	}
+	sort.Slice(rep.Lines, func(i, j int) bool {
+		a, b := rep.Lines[i], rep.Lines[j]
+		if a.Program != b.Program {
+			return a.Program < b.Program
+		}
+		return a.Item < b.Item
+	})
+	for k, n := range reasons {
+		if _, ok := resultIndex[k[0]]; !ok {
+			k[0] = "other"
+		}
+		rep.Reasons = append(rep.Reasons, PlayReason{Result: k[0], Error: k[1], Count: n})
+	}
+	// Unknown results folded into other may repeat a (result, error): merge them.
+	merged := map[[2]string]int{}
+	out := rep.Reasons[:0]
+	for _, r := range rep.Reasons {
+		if i, ok := merged[[2]string{r.Result, r.Error}]; ok {
+			out[i].Count += r.Count
+			continue
+		}
+		merged[[2]string{r.Result, r.Error}] = len(out)
+		out = append(out, r)
+	}
+	rep.Reasons = out
+	sort.Slice(rep.Reasons, func(i, j int) bool {
+		a, b := rep.Reasons[i], rep.Reasons[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.Result != b.Result {
+			return a.Result < b.Result
+		}
+		return a.Error < b.Error
+	})
+	return rep, nil
 }
 
 // DeviceLine is one device's availability over the period.

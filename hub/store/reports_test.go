@@ -83,7 +83,7 @@ func summaryYear(t *testing.T, db *DB) {
 	}
 }
 
-// TestReportSummariesAgreeWithConfirmations: the plan and devices reports read from the
+// TestReportSummariesAgreeWithConfirmations: the plan, plays and devices reports read from the
 // summaries kept at ingest equal the same reports read from the confirmations alone, for
 // periods of whole months, cut mid-month and mid-day, in +07 and in another zone, after late
 // and resent confirmations; and the migration's backfill builds the same summaries.
@@ -123,6 +123,30 @@ func TestReportSummariesAgreeWithConfirmations(t *testing.T) {
 					t.Fatal(err)
 				}
 				db.rawReports = false
+				for _, pf := range []PlaysFilter{{PeriodFilter: f}, {PeriodFilter: f, Program: "p1"}, {PeriodFilter: f, Item: refOf("b")}} {
+					plays, err := db.Plays(ctx, pf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					db.rawReports = true
+					rawPlays, err := db.Plays(ctx, pf)
+					db.rawReports = false
+					if err != nil {
+						t.Fatal(err)
+					}
+					if plays.Total.Scheduled == 0 {
+						t.Fatalf("%+v: no plays", pf)
+					}
+					for _, r := range []*PlaysReport{&plays, &rawPlays} {
+						r.Total.Seconds = math.Round(r.Total.Seconds*1e6) / 1e6
+						for i := range r.Lines {
+							r.Lines[i].Seconds = math.Round(r.Lines[i].Seconds*1e6) / 1e6
+						}
+					}
+					if !reflect.DeepEqual(plays, rawPlays) {
+						t.Errorf("%+v: plays from summaries\n%+v\nfrom confirmations\n%+v", pf, plays, rawPlays)
+					}
+				}
 				if plan.Broadcasts == 0 || len(plan.Items) == 0 {
 					t.Fatalf("area %q %v: no plays in the plan", area, p)
 				}
@@ -150,10 +174,18 @@ func TestReportSummariesAgreeWithConfirmations(t *testing.T) {
 			round(played_s, 6)||' '||amp_faults||' '||completed||' '||preempted||' '||interrupted||' '||failed||' '||missed||' '||suppressed x
 			FROM play_months ORDER BY 1)`).Scan(&m)
 		db.r.QueryRowContext(ctx, `SELECT group_concat(day||' '||area_id||' '||device_id||' '||heard, ';') FROM (SELECT * FROM play_days ORDER BY day, area_id, device_id)`).Scan(&d)
+		var p, r string
+		db.r.QueryRowContext(ctx, `SELECT group_concat(x, ';') FROM (SELECT month||' '||area_id||' '||program||' '||item_ref||' '||plays||' '||heard||' '||
+			round(played_s, 6)||' '||completed||' '||preempted||' '||interrupted||' '||failed||' '||missed||' '||suppressed x
+			FROM play_programs ORDER BY 1)`).Scan(&p)
+		db.r.QueryRowContext(ctx, `SELECT group_concat(x, ';') FROM (SELECT month||' '||area_id||' '||program||' '||item_ref||' '||result||' '||error||' '||plays x
+			FROM play_reasons ORDER BY 1)`).Scan(&r)
+		m += "|" + p
+		d += "|" + r
 		return m, d
 	}
 	m1, d1 := read()
-	if _, err := db.w.ExecContext(ctx, "DELETE FROM play_months; DELETE FROM play_days; "+summaryBackfill); err != nil {
+	if _, err := db.w.ExecContext(ctx, "DELETE FROM play_months; DELETE FROM play_programs; DELETE FROM play_reasons; DELETE FROM play_days; "+summaryBackfill); err != nil {
 		t.Fatal(err)
 	}
 	m2, d2 := read()

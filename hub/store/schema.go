@@ -317,6 +317,32 @@ CREATE TABLE play_months (
 	suppressed  INTEGER NOT NULL,
 	PRIMARY KEY (month, area_id, device_id, item_ref)
 ) WITHOUT ROWID;
+CREATE TABLE play_programs (
+	month       INTEGER NOT NULL,
+	area_id     TEXT NOT NULL,
+	program     TEXT NOT NULL,
+	item_ref    TEXT NOT NULL,
+	plays       INTEGER NOT NULL,
+	heard       INTEGER NOT NULL,
+	played_s    REAL NOT NULL,
+	completed   INTEGER NOT NULL,
+	preempted   INTEGER NOT NULL,
+	interrupted INTEGER NOT NULL,
+	failed      INTEGER NOT NULL,
+	missed      INTEGER NOT NULL,
+	suppressed  INTEGER NOT NULL,
+	PRIMARY KEY (month, area_id, program, item_ref)
+) WITHOUT ROWID;
+CREATE TABLE play_reasons (                -- plays not completed, by result and reason
+	month    INTEGER NOT NULL,
+	area_id  TEXT NOT NULL,
+	program  TEXT NOT NULL,
+	item_ref TEXT NOT NULL,
+	result   TEXT NOT NULL,
+	error    TEXT NOT NULL,
+	plays    INTEGER NOT NULL,
+	PRIMARY KEY (month, area_id, program, item_ref, result, error)
+) WITHOUT ROWID;
 CREATE TABLE play_days (
 	day       INTEGER NOT NULL,                -- days since 1970-01-01 in +07
 	area_id   TEXT NOT NULL,
@@ -378,5 +404,13 @@ const summaryBackfill = `INSERT INTO play_months SELECT CAST(strftime('%Y%m', at
 	SUM(result = 'completed'), SUM(result = 'preempted'), SUM(result = 'interrupted'), SUM(result = 'failed'),
 	SUM(result = 'missed'), SUM(result = 'suppressed')
 	FROM confirmations WHERE at IS NOT NULL GROUP BY 1, 2, 3, 4;
+INSERT INTO play_programs SELECT CAST(strftime('%Y%m', at / 1000000000 + 25200, 'unixepoch') AS INTEGER), area_id, program, item_ref,
+	COUNT(*), SUM(played_s > 0), SUM(played_s),
+	SUM(result = 'completed'), SUM(result = 'preempted'), SUM(result = 'interrupted'), SUM(result = 'failed'),
+	SUM(result = 'missed'), SUM(result = 'suppressed')
+	FROM confirmations WHERE at IS NOT NULL GROUP BY 1, 2, 3, 4;
+INSERT INTO play_reasons SELECT CAST(strftime('%Y%m', at / 1000000000 + 25200, 'unixepoch') AS INTEGER), area_id, program, item_ref,
+	result, error, COUNT(*)
+	FROM confirmations WHERE at IS NOT NULL AND result <> 'completed' GROUP BY 1, 2, 3, 4, 5, 6;
 INSERT INTO play_days SELECT (at + 25200000000000) / 86400000000000, area_id, device_id, COUNT(*)
 	FROM confirmations WHERE at IS NOT NULL AND played_s > 0 GROUP BY 1, 2, 3;`
