@@ -856,14 +856,13 @@ func TestReportsFromKnownYear(t *testing.T) {
 
 // TestReportScope: staff of a commune get their commune's report and are refused another's.
 func TestReportScope(t *testing.T) {
-	url, tok, db := startReportHub(t)
+	url, _, db := startReportHub(t)
 	y := genYear()
 	func() { y.load(t, db) }()
 	ctok, err := hub.AddUser(context.Background(), db, "xa", "", "qn/dl/ai-nghia", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = tok
 	env := Env{Getenv: func(k string) string { return map[string]string{"LOA_HUB": url, "LOA_TOKEN": ctok}[k] }}
 	code, out, stderr := runCLI(env, "report", "plan", "--year", "2026")
 	if code != 0 || !strings.Contains(out, "Xã Ái Nghĩa") || strings.Contains(out, "Xã Đại Sơn") {
