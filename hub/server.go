@@ -76,6 +76,9 @@ type Store interface {
 	AddConfirmations(ctx context.Context, deviceID string, cs []store.Confirmation) (int64, error)
 	AckedSeq(ctx context.Context, deviceID string) (int64, error)
 	ListConfirmations(ctx context.Context, f store.ConfirmationFilter) ([]store.Confirmation, error)
+	Plan(ctx context.Context, o store.PlanOptions) (store.PlanReport, error)
+	Plays(ctx context.Context, f store.PlaysFilter) (store.PlaysReport, error)
+	Devices(ctx context.Context, f store.PeriodFilter, loc *time.Location) (store.DevicesReport, error)
 
 	AddUser(ctx context.Context, u store.User) (store.User, error)
 	AddToken(ctx context.Context, userID string, tokenHash [32]byte, label string, expires time.Time) error
@@ -247,6 +250,7 @@ func (s *Server) routes() {
 	api("GET /api/status", s.apiStatus)
 	api("GET /api/confirmations", s.apiConfirmations)
 	api("GET /api/audit", s.apiAudit)
+	api("GET /api/reports/{kind}", s.apiReport)
 	api("POST /api/emergencies", s.apiCreateEmergency)
 	api("GET /api/emergencies", s.apiListEmergencies)
 	api("POST /api/emergencies/cancel", s.apiCancelSeries)

@@ -46,7 +46,7 @@ const Usage = `usage: loa [--hub URL] [--token TOKEN] COMMAND ...
   loa schedule plan --to AREA|DEVICE [--week] [--from T] [--until T] [--json]
   loa status [--area AREA]
   loa confirmations [--area A] [--device D] [--since T] [--until T] [--result R] [--limit N] [--json|--csv]
-` + broadcastUsage + commandUsage + screenshotUsage + `
+` + reportUsage + broadcastUsage + commandUsage + screenshotUsage + `
 The hub URL and token come from --hub/--token, else LOA_HUB/LOA_TOKEN, else
 ~/.config/loa/config.yaml (hub: URL, token: TOKEN, timezone: ZONE). Times: a date (2026-12-03,
 03/12/2026), a date and time (2026-12-03 05:30) or a time today (05:30) in the hub's zone,
@@ -201,6 +201,9 @@ func run(ctx context.Context, args []string, env Env) error {
 	args = args[1:]
 	if isBroadcast(cmdName) {
 		return runBroadcast(ctx, cmdName, args, env, *pre.hub, *pre.token)
+	}
+	if cmdName == "report" {
+		return runReport(ctx, args, env, *pre.hub, *pre.token)
 	}
 	if cmdName == "screenshot" {
 		return runScreenshot(ctx, args, env, *pre.hub, *pre.token)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -455,4 +456,36 @@ func (c *Client) ListCommands(ctx context.Context, f CommandFilter) ([]api.Comma
 func (c *Client) GetCommand(ctx context.Context, id string) (api.CommandJSON, error) {
 	var out api.CommandJSON
 	return out, c.do(ctx, "GET", "/api/commands/"+url.PathEscape(id), nil, &out)
+}
+
+// Report fetches a laid-out report (kind plan, plays or devices) with the query q.
+func (c *Client) Report(ctx context.Context, kind string, q url.Values) (api.ReportDoc, error) {
+	var out api.ReportDoc
+	q2 := url.Values{}
+	for k, v := range q {
+		q2[k] = v
+	}
+	q2.Set("format", "json")
+	return out, c.do(ctx, "GET", "/api/reports/"+url.PathEscape(kind)+"?"+q2.Encode(), nil, &out)
+}
+
+// ReportFile copies a report in format (csv, xlsx, pdf) to w and returns the file name the hub
+// suggests.
+func (c *Client) ReportFile(ctx context.Context, kind, format string, q url.Values, w io.Writer) (string, error) {
+	q2 := url.Values{}
+	for k, v := range q {
+		q2[k] = v
+	}
+	q2.Set("format", format)
+	resp, err := c.request(ctx, "GET", "/api/reports/"+url.PathEscape(kind)+"?"+q2.Encode(), nil, "")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	name := "loa-" + kind + "." + format
+	if _, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {
+		name = filepath.Base(params["filename"])
+	}
+	_, err = io.Copy(w, resp.Body)
+	return name, err
 }

@@ -50,11 +50,18 @@ var patterns = []string{"steady", "catchup"}
 // BenchmarkAddConfirmations: one op = one batch of 500 new, contiguous confirmations from one
 // device (100 devices in turn), through AddConfirmations: validation, insert, ack walk and
 // update, commit (WAL, synchronous=NORMAL).
-func BenchmarkAddConfirmations(b *testing.B) {
+func BenchmarkAddConfirmations(b *testing.B) { benchAdd(b, true) }
+
+// BenchmarkAddConfirmationsNoSummaries: the same without keeping the report summaries
+// (play_months, play_days), to show what keeping them costs.
+func BenchmarkAddConfirmationsNoSummaries(b *testing.B) { benchAdd(b, false) }
+
+func benchAdd(b *testing.B, summaries bool) {
 	for _, pattern := range patterns {
 		b.Run(pattern, func(b *testing.B) {
 			const devices = 100
 			db := benchStore(b, devices)
+			db.noSummaries = !summaries
 			ctx := context.Background()
 			batch := make([]Confirmation, benchBatch)
 			b.ResetTimer()

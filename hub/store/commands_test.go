@@ -161,6 +161,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE confirmations DROP COLUMN missing_s", "ALTER TABLE confirmations DROP COLUMN frames_dropped",
 		"ALTER TABLE devices DROP COLUMN journal_id", "ALTER TABLE devices DROP COLUMN seq_offset",
 		"ALTER TABLE confirmations DROP COLUMN from_s", "ALTER TABLE devices DROP COLUMN parts",
+		"DROP TABLE play_months", "DROP TABLE play_days", "DROP TABLE play_programs", "DROP TABLE play_reasons",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -179,5 +180,11 @@ func TestMigrateCommands(t *testing.T) {
 	}
 	if last := must[int64](t)(db.LastCommandSeq(ctx)); last != 0 {
 		t.Fatalf("last command seq of a migrated file: %d", last)
+	}
+	// Step 8 summed the confirmation stored before it for the reports.
+	var plays, month int
+	noErr(t, db.r.QueryRowContext(ctx, "SELECT COALESCE(SUM(plays), 0), COALESCE(MAX(month), 0) FROM play_months").Scan(&plays, &month))
+	if plays != 1 || month != 202611 {
+		t.Fatalf("report summaries after the migration: %d plays, month %d", plays, month)
 	}
 }

@@ -171,6 +171,7 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 	stmt := tx.StmtContext(ctx, db.insertConf)
 	defer stmt.Close()
 	next := false // whether the batch holds ack+1, the only way the ack can move
+	var sum summaries
 	for _, c := range cs {
 		// The device's numbering, after its journal restarts, is shifted; checked, because
 		// each restart moves the offset past everything held.
@@ -187,13 +188,21 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 		if at.IsZero() {
 			at = c.Scheduled
 		}
-		if _, err := stmt.ExecContext(ctx, deviceID, seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
+		res, err := stmt.ExecContext(ctx, deviceID, seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
 			c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
 			level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
 			c.ClockState, now, volume(c.Volume), c.Amplifier, c.Dropouts, c.Reconnects, finite(c.MissingSeconds),
-			c.FramesDropped, finite(c.FromSeconds)); err != nil {
+			c.FramesDropped, finite(c.FromSeconds))
+		if err != nil {
 			return 0, fmt.Errorf("store confirmation seq %d of device %q: %w", c.Seq, deviceID, err)
 		}
+		// Only a row stored now is summed: a resent one (stored before) is not counted twice.
+		if n, _ := res.RowsAffected(); n == 1 && !at.IsZero() && !db.noSummaries {
+			sum.add(area, c, at)
+		}
+	}
+	if err := sum.store(ctx, db, tx, deviceID); err != nil {
+		return 0, fmt.Errorf("report summaries of device %q: %w", deviceID, err)
 	}
 	if !next {
 		return ack - off, nil

@@ -301,6 +301,62 @@ ALTER TABLE confirmations ADD COLUMN from_s REAL NOT NULL DEFAULT 0;
 -- '' for a device whose agent does not report them.
 ALTER TABLE devices ADD COLUMN parts TEXT NOT NULL DEFAULT '';
 `},
+		{10, "report summaries", `
+-- Kept at ingest with each stored confirmation (storeBatch), in the month and day of its play
+-- (+07), so a late one lands where it was played: reports over whole months read these,
+-- the rest of a period the confirmations (reports.go).
+CREATE TABLE play_months (
+	month       INTEGER NOT NULL,              -- yyyymm in +07
+	area_id     TEXT NOT NULL,
+	device_id   TEXT NOT NULL,
+	item_ref    TEXT NOT NULL,
+	plays       INTEGER NOT NULL,
+	heard       INTEGER NOT NULL,              -- plays with played_s > 0
+	played_s    REAL NOT NULL,
+	amp_faults  INTEGER NOT NULL,
+	completed   INTEGER NOT NULL,
+	preempted   INTEGER NOT NULL,
+	interrupted INTEGER NOT NULL,
+	failed      INTEGER NOT NULL,
+	missed      INTEGER NOT NULL,
+	suppressed  INTEGER NOT NULL,
+	PRIMARY KEY (month, area_id, device_id, item_ref)
+) WITHOUT ROWID;
+CREATE TABLE play_programs (
+	month       INTEGER NOT NULL,
+	area_id     TEXT NOT NULL,
+	program     TEXT NOT NULL,
+	item_ref    TEXT NOT NULL,
+	plays       INTEGER NOT NULL,
+	heard       INTEGER NOT NULL,
+	played_s    REAL NOT NULL,
+	completed   INTEGER NOT NULL,
+	preempted   INTEGER NOT NULL,
+	interrupted INTEGER NOT NULL,
+	failed      INTEGER NOT NULL,
+	missed      INTEGER NOT NULL,
+	suppressed  INTEGER NOT NULL,
+	PRIMARY KEY (month, area_id, program, item_ref)
+) WITHOUT ROWID;
+CREATE TABLE play_reasons (                -- plays not completed, by result and reason
+	month    INTEGER NOT NULL,
+	area_id  TEXT NOT NULL,
+	program  TEXT NOT NULL,
+	item_ref TEXT NOT NULL,
+	result   TEXT NOT NULL,
+	error    TEXT NOT NULL,
+	plays    INTEGER NOT NULL,
+	PRIMARY KEY (month, area_id, program, item_ref, result, error)
+) WITHOUT ROWID;
+CREATE TABLE play_days (
+	day       INTEGER NOT NULL,                -- days since 1970-01-01 in +07
+	area_id   TEXT NOT NULL,
+	device_id TEXT NOT NULL,
+	heard     INTEGER NOT NULL,
+	PRIMARY KEY (day, area_id, device_id)
+) WITHOUT ROWID;
+` + summaryBackfill + `
+`},
 	}
 }
 
@@ -345,3 +401,21 @@ func (db *DB) FileSchemaVersion(ctx context.Context) (int, error) {
 	err := db.r.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_version").Scan(&v)
 	return v, err
 }
+
+// summaryBackfill fills the report summaries from the confirmations stored before them
+// (schema step 8); TestSummaryBackfill checks it gives what ingest keeps.
+const summaryBackfill = `INSERT INTO play_months SELECT CAST(strftime('%Y%m', at / 1000000000 + 25200, 'unixepoch') AS INTEGER), area_id, device_id, item_ref,
+	COUNT(*), SUM(played_s > 0), SUM(played_s), SUM(amplifier <> '' AND amplifier <> 'on'),
+	SUM(result = 'completed'), SUM(result = 'preempted'), SUM(result = 'interrupted'), SUM(result = 'failed'),
+	SUM(result = 'missed'), SUM(result = 'suppressed')
+	FROM confirmations WHERE at IS NOT NULL GROUP BY 1, 2, 3, 4;
+INSERT INTO play_programs SELECT CAST(strftime('%Y%m', at / 1000000000 + 25200, 'unixepoch') AS INTEGER), area_id, program, item_ref,
+	COUNT(*), SUM(played_s > 0), SUM(played_s),
+	SUM(result = 'completed'), SUM(result = 'preempted'), SUM(result = 'interrupted'), SUM(result = 'failed'),
+	SUM(result = 'missed'), SUM(result = 'suppressed')
+	FROM confirmations WHERE at IS NOT NULL GROUP BY 1, 2, 3, 4;
+INSERT INTO play_reasons SELECT CAST(strftime('%Y%m', at / 1000000000 + 25200, 'unixepoch') AS INTEGER), area_id, program, item_ref,
+	result, error, COUNT(*)
+	FROM confirmations WHERE at IS NOT NULL AND result <> 'completed' GROUP BY 1, 2, 3, 4, 5, 6;
+INSERT INTO play_days SELECT (at + 25200000000000) / 86400000000000, area_id, device_id, COUNT(*)
+	FROM confirmations WHERE at IS NOT NULL AND played_s > 0 GROUP BY 1, 2, 3;`

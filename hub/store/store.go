@@ -48,11 +48,20 @@ type DB struct {
 	clock Clock
 	log   *slog.Logger
 	path  string
+	// noSummaries stops keeping the report summaries at ingest: only the benchmark that
+	// measures what keeping them costs sets it.
+	noSummaries bool
+	// rawReports makes reports read only the confirmations: tests compare the two ways.
+	rawReports bool
 
 	// Hot statements, prepared once: parsing SQL costs more than running these.
 	getDevice    *sql.Stmt                   // on r
 	checkSecret  *sql.Stmt                   // on r
 	insertConf   *sql.Stmt                   // on w
+	upsertMonth  *sql.Stmt                   // on w
+	upsertDay    *sql.Stmt                   // on w
+	upsertProg   *sql.Stmt                   // on w
+	upsertReason *sql.Stmt                   // on w
 	deviceAck    *sql.Stmt                   // on w
 	walkAck      *sql.Stmt                   // on w
 	setAck       *sql.Stmt                   // on w
@@ -156,6 +165,10 @@ func (db *DB) prepare(ctx context.Context) error {
 		sql string
 	}{
 		{&db.insertConf, insertConfirmation},
+		{&db.upsertMonth, upsertMonth},
+		{&db.upsertDay, upsertDay},
+		{&db.upsertProg, upsertProg},
+		{&db.upsertReason, upsertReason},
 		{&db.deviceAck, "SELECT area_id, acked_seq, seq_offset, revoked_at IS NOT NULL FROM devices WHERE id = ?"},
 		{&db.walkAck, "SELECT seq FROM confirmations WHERE device_id = ? AND seq > ? ORDER BY seq"},
 		{&db.setAck, "UPDATE devices SET acked_seq = ? WHERE id = ?"},
@@ -191,7 +204,7 @@ func (db *DB) Close() error {
 		<-db.writeDone
 	}
 	var errs []error
-	sts := []*sql.Stmt{db.getDevice, db.checkSecret, db.insertConf, db.deviceAck, db.walkAck, db.setAck,
+	sts := []*sql.Stmt{db.getDevice, db.checkSecret, db.insertConf, db.upsertMonth, db.upsertDay, db.upsertProg, db.upsertReason, db.deviceAck, db.walkAck, db.setAck,
 		db.savepoint, db.release, db.rollbackTo, db.setStatus, db.setSeen, db.effHead, db.insertEff, db.insertEffDoc}
 	for _, st := range db.markDeliv {
 		sts = append(sts, st)

@@ -1,0 +1,192 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/report"
+	"github.com/loa-project/loa/hub/store"
+)
+
+// reportPeriod reads the period of a report: ?year=2026 (the calendar year in the caller's
+// zone), or ?from= and ?to= (api.TimeRule; a plain date as to is the last day included). No
+// period: this year up to the end of today.
+func reportPeriod(q map[string][]string, now time.Time, loc *time.Location) (time.Time, time.Time, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return strings.TrimSpace(v[0])
+		}
+		return ""
+	}
+	year, from, to := get("year"), get("from"), get("to")
+	if year != "" {
+		if from != "" || to != "" {
+			return time.Time{}, time.Time{}, errors.New("--year is a whole calendar year: give it or --from/--to, not both")
+		}
+		y, err := strconv.Atoi(year)
+		if err != nil || y < 2000 || y > 2200 {
+			return time.Time{}, time.Time{}, fmt.Errorf("--year %q: write a year such as %d", year, now.In(loc).Year())
+		}
+		return time.Date(y, 1, 1, 0, 0, 0, 0, loc), time.Date(y+1, 1, 1, 0, 0, 0, 0, loc), nil
+	}
+	y, m, d := now.In(loc).Date()
+	start, end := time.Date(y, 1, 1, 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+	var err error
+	if from != "" {
+		if start, err = ParseTimeParam("from", from, now, loc); err != nil {
+			return start, end, err
+		}
+	}
+	if to != "" {
+		if end, err = ParseTimeParam("to", to, now, loc); err != nil {
+			return start, end, err
+		}
+		if isDate(to) { // "đến ngày 31/12": that day is in the report
+			end = end.AddDate(0, 0, 1)
+		}
+	}
+	if !start.Before(end) {
+		return start, end, fmt.Errorf("the period from %s to %s is empty: --from must be before --to", from, to)
+	}
+	return start, end, nil
+}
+
+func isDate(v string) bool {
+	for _, layout := range []string{"2006-01-02", "02/01/2006"} {
+		if _, err := time.Parse(layout, v); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// reportNames gathers the names a report shows for the codes it holds.
+func (s *Server) reportNames(r *http.Request, p principal, area string) report.Names {
+	n := report.Names{Areas: map[string]string{}, Titles: map[string]string{}, Labels: s.labels(r.Context()), Zone: p.Zone, Now: s.clock.Now().In(p.Zone)}
+	top := area
+	if top == "" {
+		top = p.Scope
+	}
+	if as, err := s.st.ListSubtree(r.Context(), top); err == nil {
+		for _, a := range as {
+			n.Areas[a.ID] = a.Name
+		}
+	}
+	if a, err := s.st.GetArea(r.Context(), top); err == nil {
+		n.Areas[a.ID] = a.Name
+	}
+	return n
+}
+
+// apiReport serves GET /api/reports/{kind}: plan, plays or devices, as JSON (the laid-out
+// report.Doc), CSV, XLSX or PDF (?format=).
+func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p principal) {
+	q := r.URL.Query()
+	format := q.Get("format")
+	if format == "" || format == "table" {
+		format = "json"
+	}
+	if format != "json" && format != "csv" && format != "xlsx" && format != "pdf" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: use table, csv, xlsx or pdf", format))
+		return
+	}
+	area, ok := areaParam(w, r, p)
+	if !ok {
+		return
+	}
+	from, to, err := reportPeriod(q, s.clock.Now(), p.Zone)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	period := store.PeriodFilter{Area: area, From: from, To: to}
+	names := s.reportNames(r, p, area)
+	var doc report.Doc
+	switch kind := r.PathValue("kind"); kind {
+	case "plan":
+		o := store.PlanOptions{PeriodFilter: period}
+		if v := q.Get("depth"); v != "" {
+			if o.CommuneDepth, err = strconv.Atoi(v); err != nil || o.CommuneDepth < 1 {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("--depth %q: write the depth of the communes in the area tree (1 = top area, 2 = the level below…)", v))
+				return
+			}
+		}
+		if v := q.Get("home"); v != "" {
+			o.HomeLanguages = strings.Split(v, ",")
+		}
+		if v := q.Get("digital"); v != "" {
+			o.DigitalFormats = strings.Split(v, ",")
+		}
+		rep, err := s.st.Plan(r.Context(), o)
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		doc = report.PlanDoc(rep, names)
+	case "plays":
+		f := store.PlaysFilter{PeriodFilter: period, Item: q.Get("content"), Program: q.Get("program")}
+		if id := q.Get("device"); id != "" {
+			d, ok := s.lookupDevice(w, r, p, id)
+			if !ok {
+				return
+			}
+			f.DeviceID = d.ID
+		}
+		rep, err := s.st.Plays(r.Context(), f)
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		for _, l := range rep.Lines {
+			if _, ok := names.Titles[l.Item]; !ok && strings.HasPrefix(l.Item, "sha256:") {
+				if c, err := s.st.GetContent(r.Context(), l.Item); err == nil {
+					names.Titles[l.Item] = c.Title
+				}
+			}
+		}
+		doc = report.PlaysDoc(rep, names)
+	case "devices":
+		rep, err := s.st.Devices(r.Context(), period, p.Zone)
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		doc = report.DevicesDoc(rep, names)
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no report %q: the reports are plan, plays and devices", kind))
+		return
+	}
+	if format == "json" {
+		writeJSON(w, http.StatusOK, doc)
+		return
+	}
+	// Rendered whole before the status is sent, so a failure is an error answer, not half a file.
+	var buf bytes.Buffer
+	switch format {
+	case "csv":
+		err = report.WriteCSV(&buf, doc)
+	case "xlsx":
+		err = report.WriteXLSX(&buf, doc)
+	case "pdf":
+		err = report.WritePDF(&buf, doc)
+	}
+	if err != nil {
+		s.log.Error("report not rendered", "kind", doc.Kind, "format", format, "err", err)
+		code := http.StatusInternalServerError
+		if errors.Is(err, report.ErrNoFont) {
+			code = http.StatusServiceUnavailable
+		}
+		writeError(w, code, fmt.Sprintf("the %s report could not be written as %s: %v", doc.Kind, format, err))
+		return
+	}
+	w.Header().Set("Content-Type", report.ContentType(format))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="loa-%s-%s.%s"`, doc.Kind, from.In(p.Zone).Format("20060102"), format))
+	w.Header().Set(api.ZoneHeader, p.Zone.String())
+	w.Write(buf.Bytes())
+}
