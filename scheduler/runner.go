@@ -192,25 +192,26 @@ type Runner struct {
 	changed chan struct{}
 
 	// Loop state, touched only by Step.
-	tl           *Timeline
-	runs         []*Run
-	compiledFor  *Document
-	compiledFrom time.Time
-	compiledTo   time.Time
-	current      map[string]*playing // by output
-	done         map[string]time.Time
-	occStarted   map[string]time.Time
-	occMissed    map[string]time.Time // one missed record per occurrence, not per run
-	announced    map[string]time.Time // runs an EventUpcoming was sent for
-	lastWall     time.Time
-	lastMono     time.Duration
-	lastPlausibe time.Time
-	started      bool
-	firstLook    time.Time            // wall time of the first step: before it the agent was not running
-	began        map[string]time.Time // occurrence key -> when an occurrence that began late began
-	segDone      map[string]time.Time // segment keys played to their end before a restart
-	past         []Past               // from the journal, matched at the first compile
-	keptFor      *Document            // a document whose recompile failed and kept its timeline (logged once)
+	tl            *Timeline
+	runs          []*Run
+	compiledFor   *Document
+	compiledFrom  time.Time
+	compiledTo    time.Time
+	current       map[string]*playing // by output
+	done          map[string]time.Time
+	occStarted    map[string]time.Time
+	occMissed     map[string]time.Time // one missed record per occurrence, not per run
+	announced     map[string]time.Time // runs an EventUpcoming was sent for
+	lastWall      time.Time
+	lastMono      time.Duration
+	lastPlausibe  time.Time
+	started       bool
+	firstLook     time.Time            // wall time of the first step: before it the agent was not running
+	began         map[string]time.Time // occurrence key -> when an occurrence that began late began
+	segDone       map[string]time.Time // segment keys played to their end before a restart
+	past          []Past               // from the journal, matched at the first compile
+	keptFor       *Document            // a document whose recompile failed and kept its timeline (logged once)
+	lastUntrusted time.Time            // the last step that saw a clock not yet trusted
 }
 
 type playing struct {
@@ -339,6 +340,9 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		}
 	}
 	plausible := r.plausible(now)
+	if !plausible {
+		r.lastUntrusted = now
+	}
 	if !r.started {
 		r.lastPlausibe = r.opts.LastRun
 		r.firstLook = now
@@ -714,8 +718,10 @@ func (r *Runner) whyMissed(run *Run, now time.Time, stepped bool) string {
 			down = "from " + at(r.opts.LastRun) + " to " + at(r.firstLook)
 		}
 		return fmt.Sprintf("the agent was not running when it was due (%s to %s): it was off or restarting %s", at(run.Start), at(run.End), down)
-	default:
+	case !r.lastUntrusted.Before(run.Start):
 		return fmt.Sprintf("the clock was not trusted when it was due (%s to %s)", at(run.Start), at(run.End))
+	default:
+		return fmt.Sprintf("its time (%s to %s) passed before the agent could start it: the agent was busy (a slow step, %s late); no grace applies past its window", at(run.Start), at(run.End), late)
 	}
 }
 
