@@ -28,9 +28,9 @@ func TestRolesBoundTokens(t *testing.T) {
 	relay := api.EmergencyRequest{To: "qn/tk", Kind: "live", Stream: "http://radio.example.vn/vov1.mp3", For: "1h"}
 	area := api.AreaJSON{ID: "qn/tk/x", Name: "x"}
 	for _, c := range []struct {
-		role                 store.Role
+		role                   store.Role
 		list, cmd, relay, warn int
-		area                 int
+		area                   int
 	}{
 		{store.RoleViewer, 200, 403, 403, 403, 403},
 		{store.RoleOperator, 200, 201, 201, 403, 403},
