@@ -218,7 +218,9 @@ func (a *Agent) openBoard(ctx context.Context) (*board, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("board: %w", err)
 	}
+	a.mu.Lock() // the hub link's heartbeat reads it
 	a.sign = s
+	a.mu.Unlock()
 	go func() { // the sign's own clock, for the time it shows between bulletins
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
@@ -109,6 +111,21 @@ func (a *Agent) serveControl(ctx context.Context) (io.Closer, error) {
 		}
 		writeJSON(w, recs)
 	})
+	mux.HandleFunc("POST /test/{what}", func(w http.ResponseWriter, r *http.Request) {
+		hold, _ := time.ParseDuration(r.URL.Query().Get("hold"))
+		a.log.Info("test asked for on the control socket", "test", r.PathValue("what"), "hold", hold)
+		rep, err := a.runTest(r.Context(), r.PathValue("what"), hold)
+		if err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, errBusy) {
+				code = http.StatusConflict
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		a.log.Info("test done", "test", rep.Test, "ok", rep.OK, "steps", strings.Join(rep.Steps, "; "))
+		writeJSON(w, rep)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil
@@ -149,6 +166,35 @@ func askAgent(socket, path string, v any) error {
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// RunTest asks the running agent to carry out a test (speakers, relay, sign, screen); it
+// returns an error wrapping ErrNotRunning when there is no agent to ask.
+func RunTest(cfg *Config, what string, hold time.Duration) (TestReport, error) {
+	var rep TestReport
+	socket := cfg.SocketPath()
+	if _, err := os.Stat(socket); err != nil {
+		return rep, fmt.Errorf("%w (no control socket %s)", ErrNotRunning, socket)
+	}
+	c := controlClient(socket)
+	c.Timeout = 5 * time.Minute // a warm-up, a tone and a spoken line, or a long hold
+	resp, err := c.Post(fmt.Sprintf("http://agent/test/%s?hold=%s", url.PathEscape(what), hold), "", nil)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			return rep, fmt.Errorf("%w (%s does not answer)", ErrNotRunning, socket)
+		}
+		return rep, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return rep, errors.New(strings.TrimSpace(string(b)))
+	}
+	return rep, json.NewDecoder(resp.Body).Decode(&rep)
+}
+
+// ErrNotRunning: the agent's control socket is absent or does not answer.
+var ErrNotRunning = errNoDaemon
 
 // ReadJournal returns the confirmations after seq: from the running agent if there is one,
 // else from the journal file.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
@@ -297,8 +298,28 @@ func (a *Agent) Status() protocol.Status {
 		st.Volume = &v
 	}
 	if a.amp != nil {
-		on := a.amp.State().Relay == "on"
+		as := a.amp.State()
+		on := as.Relay == "on"
 		st.Amplifier = &on
+		if a.cfg.Amplifier.Driver != amplifier.DriverNone {
+			st.Relay = &protocol.Part{State: as.Relay, Error: as.Error, Since: as.ErrorSince}
+		}
+	}
+	if a.sign != nil {
+		bs := a.sign.State()
+		p := &protocol.Part{State: "connected"}
+		if !bs.Connected {
+			p.State, p.Error, p.Since = "down", orText(bs.LastError, "not connected yet"), bs.DownSince
+		}
+		st.Sign = p
+	}
+	if a.screen != nil {
+		ss := a.screen.State()
+		p := &protocol.Part{State: "running"}
+		if !ss.Running {
+			p.State, p.Error, p.Since = "down", orText(ss.LastError, "mpv is not running"), ss.LastErrorAt
+		}
+		st.Screen = p
 	}
 	if c, ok := temperature(); ok {
 		st.TemperatureC = &c

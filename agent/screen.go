@@ -212,7 +212,9 @@ func (a *Agent) openScreen() (*screenOut, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("screen: %w", err)
 	}
+	a.mu.Lock() // the hub link's heartbeat reads it
 	a.screen = sc
+	a.mu.Unlock()
 	out := &screenOut{screen: sc, journal: a.journal, store: a.store, log: log, recorded: a.notifyLink,
 		schedule: a.activeRef}
 	return out, func() { sc.Close() }, nil

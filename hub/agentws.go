@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -131,6 +132,15 @@ func (c *agentConn) writeScheduleNow(e store.EffectiveSchedule) error {
 	return nil
 }
 
+// signedAt is when an effective schedule was signed (its payload's issued_at).
+func signedAt(e store.EffectiveSchedule) time.Time {
+	var p struct {
+		IssuedAt time.Time `json:"issued_at"`
+	}
+	json.Unmarshal(e.Document, &p)
+	return p.IssuedAt
+}
+
 // carried reports whether this connection has written revision rev (or a newer one).
 func (c *agentConn) carried(rev int64) bool {
 	c.mu.Lock()
@@ -218,11 +228,13 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// Welcoming is the costly part of a reconnect storm (composition, the store): at most
 	// MaxHellos at once; the rest are told busy and come back after retry_after_s plus jitter.
+	release := func() {}
 	if s.hellos != nil {
 		select {
 		case s.hellos <- struct{}{}:
-			// Freed once the welcome is written (or the handler ends: ready is closed then too).
-			go func() { <-c.ready; <-s.hellos }()
+			var once sync.Once
+			release = func() { once.Do(func() { <-s.hellos }) }
+			defer release() // a welcome that fails half-way
 		default:
 			s.log.Warn("agent told to come back later: too many welcomes at once", "device", dev.ID, "max_hellos", cap(s.hellos))
 			c.fail(hello.ID, &codeError{code: protocol.CodeBusy, msg: "the hub is welcoming many devices at once; come back later", retryAfterS: helloRetryAfterS},
@@ -276,6 +288,13 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 		if e2, _, err := s.composeDevice(ctx, dev.ID, held+1); err == nil {
 			e = e2
 		}
+	} else if e.Revision > held && signedAt(e).Before(s.clock.Now().Add(-protocol.MaxScheduleAge/2)) {
+		// Agents refuse a schedule signed more than protocol.MaxScheduleAge ago (a capture
+		// must not be replayable for ever): one that waited this long for its device is
+		// signed again, as a new revision.
+		if e2, _, err := s.composeDevice(ctx, dev.ID, e.Revision+1); err == nil {
+			e = e2
+		}
 	}
 	if restarted, oldAck, err := s.st.SeeJournal(ctx, dev.ID, hello.Journal.ID); err != nil {
 		log.Error("journal id not recorded", "err", err)
@@ -306,6 +325,7 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	}
 	cmdStart.finish(ctx)
 	c.setReady()
+	release() // welcomed: the slot is for the next one
 
 	idle := 3*s.opts.StatusInterval + 30*time.Second
 	ws.SetPingHandler(func(data string) error {
@@ -408,9 +428,11 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 			c.titles.device = c.device
 		}
 		c.titles.bound(1000)
-		if err := s.st.UpdateStatus(ctx, c.device, storeStatus(m, c.software, c.titles)); err != nil {
+		st := storeStatus(m, c.software, c.titles)
+		if err := s.st.UpdateStatus(ctx, c.device, st); err != nil {
 			s.log.Warn("status not stored", "device", c.device, "err", err)
 		}
+		s.notePartFaults(c.device, st.Parts)
 		return nil
 	case *protocol.ErrorMessage:
 		s.log.Warn("agent reported an error", "device", c.device, "code", m.Code, "message", m.Message, "re", m.Re)
@@ -476,6 +498,27 @@ func storeConfirmation(r protocol.Confirmation) store.Confirmation {
 		FramesDropped: r.FramesDropped, FromSeconds: r.FromS}
 }
 
+// notePartFaults logs a WARN when a device's relay, sign or screen becomes faulty or its fault
+// changes, and an INFO when they work again: once per change, not at every heartbeat.
+func (s *Server) notePartFaults(device string, parts store.Parts) {
+	now := strings.Join(parts.Faults(), "; ")
+	prev, seen := s.partFaults.Swap(device, now)
+	switch {
+	case seen && prev.(string) == now, !seen && now == "":
+	case now != "":
+		s.log.Warn("device reports a faulty part: a technician should look (loa device show)", "device", device, "faults", now)
+	default:
+		s.log.Info("device parts work again", "device", device, "was", prev)
+	}
+}
+
+func storePart(p *protocol.Part) *store.Part {
+	if p == nil {
+		return nil
+	}
+	return &store.Part{State: p.State, Error: p.Error, Since: p.Since}
+}
+
 // storeStatus is what the hub keeps of a status message; what plays is kept by title where
 // titles knows it (staff read `loa status`), by id and reference otherwise.
 func storeStatus(m *protocol.Status, software string, titles *titler) store.Status {
@@ -506,6 +549,7 @@ func storeStatus(m *protocol.Status, software string, titles *titler) store.Stat
 	if m.Volume != nil {
 		st.Volume = *m.Volume
 	}
+	st.Parts = store.Parts{Relay: storePart(m.Relay), Sign: storePart(m.Sign), Screen: storePart(m.Screen)}
 	if m.ClockOffsetS != nil {
 		st.ClockOffset = -time.Duration(*m.ClockOffsetS * float64(time.Second)) // store: device minus hub
 	}

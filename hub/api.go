@@ -343,6 +343,8 @@ func (s *Server) deviceJSON(ctx context.Context, d store.Device) api.DeviceJSON 
 		v := d.Status.Volume
 		j.Volume = &v
 	}
+	j.Relay, j.Sign, j.Screen = partJSON(d.Status.Parts.Relay), partJSON(d.Status.Parts.Sign), partJSON(d.Status.Parts.Screen)
+	j.Faults = d.Status.Parts.Faults()
 	s.mu.Lock()
 	_, j.Online = s.conns[d.ID]
 	s.mu.Unlock()
@@ -765,4 +767,16 @@ func (s *Server) auditVisible(ctx context.Context, p principal, target string) b
 		}
 	}
 	return strings.Count(p.Scope, "/") == 0 // library-wide entries: province staff
+}
+
+func partJSON(p *store.Part) *api.PartJSON {
+	if p == nil {
+		return nil
+	}
+	j := &api.PartJSON{State: p.State, Error: p.Error}
+	if !p.Since.IsZero() {
+		t := p.Since
+		j.Since = &t
+	}
+	return j
 }

@@ -149,7 +149,9 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 	}
 	for _, area := range d.Areas {
 		if !mayAct(p, area) {
-			return out, &httpError{http.StatusForbidden, fmt.Sprintf("the alert reaches %s, outside your scope %s: send it with a token of a wider scope", area, p.Scope)}
+			// Not named: an alert's areas are the sender's to choose, and naming the hub areas
+			// they map to would let a commune probe the area map outside its scope.
+			return out, &httpError{http.StatusForbidden, fmt.Sprintf("the alert reaches areas outside your scope %s: send it with a token of a wider scope", p.Scope)}
 		}
 	}
 	// The series is matched through every message it holds that the hub applied (each row

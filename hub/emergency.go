@@ -553,8 +553,13 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 			continue
 		}
 		if !mayAct(p, o.Area) {
-			return res, &httpError{http.StatusForbidden, fmt.Sprintf("series %q has a broadcast for %s, outside your scope %s: choose another --series",
-				bs[0].series, o.Area, p.Scope)}
+			// Series names are free text: that one is taken cannot be hidden, where it is on
+			// the air can (unless the caller sees it anyway, from an area above).
+			where := "outside your scope " + p.Scope
+			if visible(p, o) {
+				where = "for " + o.Area + ", " + where
+			}
+			return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q has a broadcast %s: choose another --series", bs[0].series, where)}
 		}
 		if !slices.ContainsFunc(bs, func(b broadcast) bool { return store.Allowed(b.area, o.Area) }) {
 			dropped = append(dropped, o.Area)
@@ -881,6 +886,9 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 	ids := []int64{}
 	for _, e := range rows {
 		if !mayAct(p, e.Area) {
+			if !visible(p, e) { // a series that is also on the air elsewhere: do not say where
+				return res, &httpError{http.StatusForbidden, fmt.Sprintf("series %q is also on the air outside your scope %s: ask staff of the area above you to end it", e.Series, p.Scope)}
+			}
 			return res, &httpError{http.StatusForbidden, fmt.Sprintf("emergency %d is for %s, outside your scope %s: ask staff of that area to cancel it", e.ID, e.Area, p.Scope)}
 		}
 		ids = append(ids, e.ID)

@@ -179,7 +179,7 @@ func TestEmergencyScopeAndErrors(t *testing.T) {
 	}{
 		{"outside scope", commune, api.EmergencyRequest{To: "qn/tk/c2", Text: "x"}, 404, "no area qn/tk/c2 in your scope qn/tk/c1"},
 		{"above scope", commune, api.EmergencyRequest{To: "qn/tk", Text: "x"}, 404, "in your scope"},
-		{"other area's series", commune, api.EmergencyRequest{To: "qn/tk/c1", Text: "x", Series: "flood"}, 403, "choose another --series"},
+		{"other area's series", commune, api.EmergencyRequest{To: "qn/tk/c1", Text: "x", Series: "flood"}, 409, "choose another --series"},
 		{"nothing to say", h.admin, api.EmergencyRequest{To: "qn/tk"}, 400, "give a FILE, --content sha256:… or --text"},
 		{"unknown area", h.admin, api.EmergencyRequest{To: "c1", Text: "x"}, 404, "use --to qn/tk/c1"},
 		{"a device", h.admin, api.EmergencyRequest{To: "c1/cl-01", Text: "x"}, 400, "use --to qn/tk/c1 (its area)"},

@@ -93,3 +93,21 @@ func TestOutsideScopeAnswersAsUnknown(t *testing.T) {
 	check(calls, "qn/tk/c2", "qn/tk/c9")
 	check(devCalls, "c2/cl-01", "c2/cl-99")
 }
+
+// A series name another commune uses is refused without saying where it is on the air.
+func TestSeriesOfAnotherCommuneNotLocated(t *testing.T) {
+	h := newTestHub(t)
+	for _, a := range []string{"qn/tk", "qn/tk/c1", "qn/tk/c2"} {
+		h.addArea(a)
+	}
+	h.enrol("c2/cl-01", "qn/tk/c2")
+	h.mustCall(h.userToken("c2-staff", "qn/tk/c2"), "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c2", Text: "lũ", Series: "flood"}, nil, http.StatusCreated)
+	var e api.Error
+	c1 := h.userToken("c1-staff", "qn/tk/c1")
+	if code := h.call(c1, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c1", Text: "x", Series: "flood"}, &e); code != http.StatusConflict || strings.Contains(e.Error, "qn/tk/c2") {
+		t.Fatalf("another commune's series name: %d %q", code, e.Error)
+	}
+	if code := h.call(c1, "POST", "/api/emergencies/cancel", api.CancelRequest{Series: "flood"}, &e); code == http.StatusOK || strings.Contains(e.Error, "qn/tk/c2") {
+		t.Fatalf("cancelling another commune's series: %d %q", code, e.Error)
+	}
+}

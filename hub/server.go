@@ -145,6 +145,9 @@ type Server struct {
 	cmds                  commandState   // the order of signed commands (commands.go)
 	authLimit             *authLimiter   // failed credentials per source (limiter.go)
 	hellos                chan struct{}  // welcomes in progress (agentws.go); nil: no limit
+	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
+	// when it appears or changes, not at every heartbeat.
+	partFaults sync.Map
 }
 
 // New returns a server over opts.Store.

@@ -183,3 +183,26 @@ func TestLongNowPlayingStatusIsStored(t *testing.T) {
 		t.Fatalf("now playing %q: the status was not stored", d.NowPlaying)
 	}
 }
+
+// Agents refuse a schedule signed more than protocol.MaxScheduleAge ago; a device that comes
+// back after a long time offline gets its schedule signed again, as a new revision, not the
+// old signature it would refuse.
+func TestOldScheduleResignedAtWelcome(t *testing.T) {
+	h := newTestHub(t)
+	clk := &setClock{t: time.Now().Add(-protocol.MaxScheduleAge)}
+	h.srv.clock = clk
+	h.addArea("qn/c1")
+	secret := h.enrol("c1/cl-01", "qn/c1")
+	if code, _, msg := h.push(h.admin, "area:qn/c1", relayDoc); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, msg)
+	}
+	clk.Advance(protocol.MaxScheduleAge) // the device was offline all that time
+	a, w := h.connect("c1/cl-01", secret, protocol.Hello{})
+	if w.LatestSchedule == nil || w.LatestSchedule.Revision != 2 {
+		t.Fatalf("welcome names %+v, want revision 2 (signed again)", w.LatestSchedule)
+	}
+	p, _ := verifySchedule(t, h, "c1/cl-01", a.next(), 0)
+	if age := clk.Now().Sub(p.IssuedAt); age > time.Minute {
+		t.Fatalf("the schedule sent was signed %v before the hub's now", age)
+	}
+}

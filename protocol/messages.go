@@ -302,6 +302,15 @@ type LinkQuality struct {
 	RTTMS     *float64 `json:"rtt_ms,omitempty"`  // websocket ping round trip
 }
 
+// Part is the state of one part of the device beside the sound card: the amplifier relay, the
+// LED sign, the screen. Error is what is wrong now ("" when it works): a part with an error
+// is faulty, whatever State says.
+type Part struct {
+	State string    `json:"state"`           // relay: on, off, unknown; sign: connected, down; screen: running, down
+	Error string    `json:"error,omitempty"` // the current failure, for a technician
+	Since time.Time `json:"since,omitzero"`  // when the current failure began
+}
+
 // Status is the agent's heartbeat. Fields the device cannot know are absent.
 type Status struct {
 	Header
@@ -315,6 +324,11 @@ type Status struct {
 	TemperatureC  *float64     `json:"temperature_c,omitempty"`
 	UptimeS       float64      `json:"uptime_s"`
 	Link          *LinkQuality `json:"link,omitempty"`
+	// Relay, Sign and Screen are present when the device has that part (an older agent
+	// sends none of them).
+	Relay  *Part `json:"relay,omitempty"`
+	Sign   *Part `json:"sign,omitempty"`
+	Screen *Part `json:"screen,omitempty"`
 }
 
 func (*Status) Type() Type { return TypeStatus }
@@ -338,6 +352,17 @@ func (m *Status) validate(c *checker) {
 	c.optWord("clock_state", m.ClockState)
 	c.optFinite("temperature_c", m.TemperatureC)
 	c.seconds("uptime_s", m.UptimeS)
+	for _, p := range []struct {
+		name string
+		part *Part
+	}{{"relay", m.Relay}, {"sign", m.Sign}, {"screen", m.Screen}} {
+		if p.part != nil {
+			c.word(p.name+".state", p.part.State)
+			if len(p.part.Error) > 1024 {
+				c.fail(p.name+".error", ErrInvalidField, "longer than 1024 bytes")
+			}
+		}
+	}
 	if m.Link != nil {
 		c.optFinite("link.signal_dbm", m.Link.SignalDBM)
 		c.unit("link.quality", m.Link.Quality)

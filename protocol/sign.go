@@ -295,7 +295,20 @@ type Verifier struct {
 	keys   TrustedKeys
 	device string
 	clock  Clock
+	// maxScheduleAge, when set, bounds how long ago a schedule may have been signed.
+	maxScheduleAge time.Duration
 }
+
+// MaxScheduleAge is how long after its signing an agent still accepts a schedule. A schedule
+// has no expiry of its own, and an agent that lost its state holds no revision to refuse a
+// replay by: without this, any schedule ever captured for its id would be accepted. The hub
+// re-signs what it resends once it is half this old, so a device offline for months still
+// gets its schedule.
+const MaxScheduleAge = 60 * 24 * time.Hour
+
+// SetMaxScheduleAge makes VerifySchedule refuse a schedule signed longer ago than d by the
+// verifier's clock (0: no limit).
+func (v *Verifier) SetMaxScheduleAge(d time.Duration) { v.maxScheduleAge = d }
 
 // NewVerifier returns a verifier for device deviceID trusting keys.
 func NewVerifier(keys TrustedKeys, deviceID string, clock Clock) (*Verifier, error) {
@@ -372,6 +385,12 @@ func (v *Verifier) VerifySchedule(s *Signed, held HeldRevision) (*SchedulePayloa
 	if !slices.Contains(p.Devices, v.device) {
 		return nil, refuse(ErrWrongDevice, "schedule %s revision %d is for %s, not for this device %s",
 			p.ScheduleID, p.Revision, listClip(p.Devices), v.device)
+	}
+	if v.maxScheduleAge > 0 {
+		if now := v.clock.Now(); now.Sub(p.IssuedAt) > v.maxScheduleAge {
+			return nil, refuse(ErrExpired, "schedule %s revision %d was signed at %s, more than %d days before this device's time %s: a captured old schedule is not accepted; the hub re-signs it when it sends it again (upgrade a hub that does not)",
+				p.ScheduleID, p.Revision, p.IssuedAt.UTC().Format(time.RFC3339), int(v.maxScheduleAge/(24*time.Hour)), now.UTC().Format(time.RFC3339))
+		}
 	}
 	if held != nil {
 		if r, ok := held(p.ScheduleID); ok && p.Revision <= r {

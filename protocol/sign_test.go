@@ -166,6 +166,24 @@ func TestVerifyScheduleReplay(t *testing.T) {
 	}
 }
 
+// A schedule signed longer ago than MaxScheduleAge is refused: a captured schedule cannot be
+// replayed for ever to an agent that lost its state.
+func TestVerifyScheduleAge(t *testing.T) {
+	signed, err := exampleSigner(t).SignSchedule(exampleSchedulePayload()) // signed at t0
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := verifier(t, "cl-07", t0.Add(MaxScheduleAge+time.Minute))
+	v.SetMaxScheduleAge(MaxScheduleAge)
+	_, err = v.VerifySchedule(signed, nil)
+	wantRefused(t, err, ErrExpired, "schedule dev-cl-07 revision 13 was signed at 2026-11-26T06:29:58Z, more than 60 days before")
+	v = verifier(t, "cl-07", t0.Add(MaxScheduleAge-time.Minute))
+	v.SetMaxScheduleAge(MaxScheduleAge)
+	if _, err := v.VerifySchedule(signed, nil); err != nil {
+		t.Errorf("a schedule signed within the limit: %v", err)
+	}
+}
+
 func TestVerifyWrongDeviceAndKind(t *testing.T) {
 	s := exampleSigner(t)
 	signed, err := s.SignSchedule(exampleSchedulePayload())

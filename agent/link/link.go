@@ -246,6 +246,8 @@ func New(cfg Config, d Deps) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link: %w", err)
 	}
+	// Judged by hubClock, which the unsigned welcome cannot wind back.
+	l.verifier.SetMaxScheduleAge(protocol.MaxScheduleAge)
 	st, err := d.CommandMemory.LoadCommandLog()
 	if err != nil {
 		return nil, fmt.Errorf("link: loading the command replay memory: %w", err)

@@ -181,6 +181,8 @@ func TestSchedulePushFetchesContentAndRefusesForgeries(t *testing.T) {
 	modified.Payload[i] = 'B' // one byte changed after signing
 	unknown, _ := protocol.NewSigner("someone-else", otherPriv)
 	unknownKey, _ := unknown.SignSchedule(protocol.SchedulePayload{ScheduleID: "dev-cl-07", Revision: 8, Devices: []string{testDevice}, IssuedAt: h.now(), Format: protocol.FormatYAML, Document: scheduleDoc("dev-cl-07", 8, ref)})
+	oldCapture, _ := h.signer.SignSchedule(protocol.SchedulePayload{ScheduleID: "dev-cl-07", Revision: 50, Devices: []string{testDevice},
+		IssuedAt: h.now().Add(-protocol.MaxScheduleAge - time.Hour), Format: protocol.FormatYAML, Document: scheduleDoc("dev-cl-07", 50, ref)})
 	cases := []struct {
 		id     string
 		signed *protocol.Signed
@@ -195,6 +197,8 @@ func TestSchedulePushFetchesContentAndRefusesForgeries(t *testing.T) {
 		{"h-16", &protocol.Signed{KeyID: testKeyID, Payload: []byte(`{"kind":"schedule"}`)}, "unsigned", ""},
 		{"h-17", h.signSchedule(t, "dev-cl-07", 9, scheduleDoc("dev-cl-07", 10, ref)), CodeInvalidDocument, "revision 10"},
 		{"h-18", h.signSchedule(t, "dev-cl-07", 11, "version: 1\nid: dev-cl-07\nrevision: 11\n"), CodeInvalidDocument, ""},
+		// A capture signed long ago, for a revision the device never had: still refused.
+		{"h-19", oldCapture, "expired", "signed at"},
 	}
 	for _, c := range cases {
 		hc.send(t, &protocol.Schedule{Header: protocol.Header{ID: c.id}, Signed: c.signed})

@@ -28,6 +28,7 @@ func commands() []command {
 		{"run", "run the daemon: play the schedule, keep the journal", runCmd},
 		{"journal", "print the confirmations in the journal", journalCmd},
 		{"status", "print what plays now and next, the schedule, the clock and the store", statusCmd},
+		{"test", "through the running agent: test the speakers (relay, tone, voice), relay, sign or screen", testCmd},
 	}
 }
 

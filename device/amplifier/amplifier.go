@@ -196,6 +196,27 @@ func (a *Amplifier) Release() {
 	})
 }
 
+// ReleaseNow ends one hold like Release but, when it was the last, switches off at once
+// instead of after the off-delay: a technician's test ends with the relay off, as it says.
+func (a *Amplifier) ReleaseNow() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.users == 0 {
+		a.log.Warn("amplifier released more often than acquired; ignoring (a bug in the caller)")
+		return
+	}
+	a.users--
+	if a.users > 0 {
+		return
+	}
+	a.offGen++ // cancels a pending off-delay timer
+	if a.offTimer != nil {
+		a.offTimer.Stop()
+		a.offTimer = nil
+	}
+	a.switchOffLocked()
+}
+
 func (a *Amplifier) switchOffLocked() {
 	a.want = false
 	a.warm = nil // the next Acquire starts a new warm-up

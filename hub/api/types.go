@@ -69,6 +69,19 @@ type DeviceJSON struct {
 	TemperatureC   *float64   `json:"temperature_c,omitempty"`
 	ClockOffsetS   float64    `json:"clock_offset_s,omitempty"`
 	Volume         *float64   `json:"volume,omitempty"` // the device volume its last heartbeat gave
+	// Relay, Sign and Screen are the parts the last heartbeat reported (absent: the device has
+	// none, or its agent does not report them); Faults names the faulty ones with what is wrong.
+	Relay  *PartJSON `json:"relay,omitempty"`
+	Sign   *PartJSON `json:"sign,omitempty"`
+	Screen *PartJSON `json:"screen,omitempty"`
+	Faults []string  `json:"faults,omitempty"`
+}
+
+// PartJSON is the state of a device's amplifier relay, LED sign or screen.
+type PartJSON struct {
+	State string     `json:"state"`           // relay: on, off, unknown; sign: connected, down; screen: running, down
+	Error string     `json:"error,omitempty"` // what is wrong now; "" when it works
+	Since *time.Time `json:"since,omitempty"` // when the fault began
 }
 
 // PushRequest is the body of POST /api/schedules.

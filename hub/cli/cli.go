@@ -815,7 +815,8 @@ func rev(n int64) string {
 // StatusTable prints devices as the status table.
 func StatusTable(w io.Writer, ds []api.DeviceJSON, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tAREA\tONLINE\tLAST SEEN\tREVISION\tDELIVERY\tACTIVE\tNOW PLAYING")
+	fmt.Fprintln(tw, "DEVICE\tAREA\tONLINE\tLAST SEEN\tREVISION\tDELIVERY\tACTIVE\tPARTS\tNOW PLAYING")
+	var faulty []api.DeviceJSON
 	for _, d := range ds {
 		online := "no"
 		if d.Online {
@@ -828,9 +829,51 @@ func StatusTable(w io.Writer, ds []api.DeviceJSON, now time.Time) error {
 		if d.RefusedReason != "" {
 			del += " (" + d.RefusedReason + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Area, online, ago(d.LastSeen, now), rev(d.Revision), del, rev(d.ActiveRevision), dash(d.NowPlaying))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Area, online, ago(d.LastSeen, now), rev(d.Revision), del, rev(d.ActiveRevision), partsCell(d), dash(d.NowPlaying))
+		if len(d.Faults) > 0 {
+			faulty = append(faulty, d)
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range faulty {
+		fmt.Fprintf(w, "! %s: %s (loa device show %s)\n", d.ID, strings.Join(d.Faults, "; "), d.ID)
+	}
+	return nil
+}
+
+// partsCell is the status table's PARTS: ok, FAULT and the faulty parts, or - when the device
+// reports none (no relay, sign or screen, or an agent that does not say).
+func partsCell(d api.DeviceJSON) string {
+	if d.Relay == nil && d.Sign == nil && d.Screen == nil {
+		return "-"
+	}
+	var bad []string
+	for _, p := range []struct {
+		name string
+		part *api.PartJSON
+	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}} {
+		if p.part != nil && p.part.Error != "" {
+			bad = append(bad, p.name)
+		}
+	}
+	if len(bad) == 0 {
+		return "ok"
+	}
+	return "FAULT " + strings.Join(bad, ",")
+}
+
+// partLine is one part in `loa device show`: its state, or FAULT with since when and why.
+func partLine(p *api.PartJSON, now time.Time) string {
+	if p.Error == "" {
+		return p.State
+	}
+	s := "FAULT"
+	if p.Since != nil {
+		s += " since " + p.Since.In(now.Location()).Format("2006-01-02 15:04")
+	}
+	return s + ": " + p.Error + " (state " + p.State + ")"
 }
 
 // DeviceDetail prints one device.
@@ -855,6 +898,14 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON, now time.Time) error {
 	row("link", dash(d.Link))
 	if d.Volume != nil {
 		row("volume", fmt.Sprintf("%.2f", *d.Volume))
+	}
+	for _, p := range []struct {
+		name string
+		part *api.PartJSON
+	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}} {
+		if p.part != nil {
+			row(p.name, partLine(p.part, now))
+		}
 	}
 	if d.TemperatureC != nil {
 		row("temperature", fmt.Sprintf("%.1f °C", *d.TemperatureC))

@@ -160,7 +160,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE confirmations DROP COLUMN dropouts", "ALTER TABLE confirmations DROP COLUMN reconnects",
 		"ALTER TABLE confirmations DROP COLUMN missing_s", "ALTER TABLE confirmations DROP COLUMN frames_dropped",
 		"ALTER TABLE devices DROP COLUMN journal_id", "ALTER TABLE devices DROP COLUMN seq_offset",
-		"ALTER TABLE confirmations DROP COLUMN from_s",
+		"ALTER TABLE confirmations DROP COLUMN from_s", "ALTER TABLE devices DROP COLUMN parts",
 		"DROP TABLE sessions", "ALTER TABLE users DROP COLUMN role", "ALTER TABLE users DROP COLUMN password_hash",
 		"ALTER TABLE users DROP COLUMN failed_logins", "ALTER TABLE users DROP COLUMN locked_until",
 		"DELETE FROM schema_version WHERE version >= 4"} {

@@ -48,6 +48,36 @@ type Status struct {
 	Uptime          time.Duration
 	Link            string // link quality where known, e.g. "4g -87dBm"
 	SoftwareVersion string
+	Parts           Parts
+}
+
+// Parts are the device's parts beside the sound card, as its heartbeat gave them; nil where
+// it has no such part or did not say (an agent older than these reports).
+type Parts struct {
+	Relay  *Part `json:"relay,omitempty"`
+	Sign   *Part `json:"sign,omitempty"`
+	Screen *Part `json:"screen,omitempty"`
+}
+
+// Part is one part's state; Error is what is wrong now ("" when it works).
+type Part struct {
+	State string    `json:"state"`
+	Error string    `json:"error,omitempty"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+// Faults names the faulty parts with what is wrong, e.g. "relay: open /dev/loa-relay: no such file".
+func (p Parts) Faults() []string {
+	var out []string
+	for _, x := range []struct {
+		name string
+		part *Part
+	}{{"relay", p.Relay}, {"sign", p.Sign}, {"screen", p.Screen}} {
+		if x.part != nil && x.part.Error != "" {
+			out = append(out, x.name+": "+x.part.Error)
+		}
+	}
+	return out
 }
 
 func checkDevice(d Device) error {
@@ -143,7 +173,7 @@ func areaExists(ctx context.Context, q queryer, id string) error {
 
 const deviceCols = `id, name, area_id, kind, outputs, enrolled_at, revoked_at, last_seen, acked_seq,
 	status_at, now_playing, volume, clock_offset_ns, disk_free_bytes, disk_total_bytes, temperature_c,
-	uptime_ns, link, software_version`
+	uptime_ns, link, software_version, parts`
 
 // qualified returns a column list with each column prefixed by a table alias ("d.id, d.name…").
 func qualified(alias, cols string) string {
@@ -161,11 +191,17 @@ func scanDevice(s interface{ Scan(...any) error }, extra ...any) (Device, error)
 	var enrolled, revoked, seen, statusAt sql.NullInt64
 	var temp sql.NullFloat64
 	var offset, uptime int64
+	var parts string
 	err := s.Scan(append(extra, &d.ID, &d.Name, &d.Area, &kind, &outputs, &enrolled, &revoked, &seen, &d.AckedSeq,
 		&statusAt, &d.Status.NowPlaying, &d.Status.Volume, &offset, &d.Status.DiskFreeBytes,
-		&d.Status.DiskTotalBytes, &temp, &uptime, &d.Status.Link, &d.Status.SoftwareVersion)...)
+		&d.Status.DiskTotalBytes, &temp, &uptime, &d.Status.Link, &d.Status.SoftwareVersion, &parts)...)
 	if err != nil {
 		return Device{}, err
+	}
+	if parts != "" {
+		if err := json.Unmarshal([]byte(parts), &d.Status.Parts); err != nil {
+			return Device{}, fmt.Errorf("device %q: stored parts %q: %w", d.ID, parts, err)
+		}
 	}
 	d.Kind = DeviceKind(kind)
 	if err := json.Unmarshal([]byte(outputs), &d.Outputs); err != nil {
@@ -304,14 +340,30 @@ func (db *DB) UpdateStatus(ctx context.Context, id string, s Status) error {
 	if math.IsNaN(vol) || math.IsInf(vol, 0) {
 		return fmt.Errorf("%w: device %q volume %v", ErrInvalid, id, vol)
 	}
+	parts := ""
+	if s.Parts != (Parts{}) {
+		for _, p := range []*Part{s.Parts.Relay, s.Parts.Sign, s.Parts.Screen} {
+			if p == nil {
+				continue
+			}
+			if err := checkText("device "+id+" part state", p.State, false, 32); err != nil {
+				return err
+			}
+			if err := checkText("device "+id+" part error", p.Error, false, 1024); err != nil {
+				return err
+			}
+		}
+		b, _ := json.Marshal(s.Parts)
+		parts = string(b)
+	}
 	now := ts(db.now())
 	return db.updateDevice(ctx, "update status of", id, db.setStatus, "", now, now, s.NowPlaying, vol, int64(s.ClockOffset),
-		s.DiskFreeBytes, s.DiskTotalBytes, temp, int64(s.Uptime), s.Link, s.SoftwareVersion, id)
+		s.DiskFreeBytes, s.DiskTotalBytes, temp, int64(s.Uptime), s.Link, s.SoftwareVersion, parts, id)
 }
 
 const updateStatus = `UPDATE devices SET last_seen = ?, status_at = ?, now_playing = ?, volume = ?,
 	clock_offset_ns = ?, disk_free_bytes = ?, disk_total_bytes = ?, temperature_c = ?, uptime_ns = ?, link = ?,
-	software_version = ? WHERE id = ?`
+	software_version = ?, parts = ? WHERE id = ?`
 
 // MoveDevice puts a device in another existing area. Its past confirmations keep the area they
 // were played in.

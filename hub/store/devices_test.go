@@ -95,6 +95,20 @@ func TestDevices(t *testing.T) {
 	if got := must[Device](t)(db.GetDevice(ctx, "tam-thanh/cl-07")); !math.IsNaN(got.Status.TemperatureC) {
 		t.Fatalf("unknown temperature came back as %v", got.Status.TemperatureC)
 	}
+	// Parts: kept as given, and gone when a heartbeat has none (an older agent).
+	since := clk.Now().Add(-time.Hour).UTC()
+	st.Parts = Parts{Relay: &Part{State: "unknown", Error: "LCUS relay /dev/loa-relay: open: no such file", Since: since}, Sign: &Part{State: "connected"}}
+	noErr(t, db.UpdateStatus(ctx, "tam-thanh/cl-07", st))
+	p := must[Device](t)(db.GetDevice(ctx, "tam-thanh/cl-07")).Status.Parts
+	if p.Relay == nil || *p.Relay != *st.Parts.Relay || p.Sign == nil || *p.Sign != *st.Parts.Sign || p.Screen != nil ||
+		strings.Join(p.Faults(), "|") != "relay: LCUS relay /dev/loa-relay: open: no such file" {
+		t.Fatalf("parts round trip: %+v %+v %+v", p.Relay, p.Sign, p.Screen)
+	}
+	st.Parts = Parts{}
+	noErr(t, db.UpdateStatus(ctx, "tam-thanh/cl-07", st))
+	if p := must[Device](t)(db.GetDevice(ctx, "tam-thanh/cl-07")).Status.Parts; p != (Parts{}) {
+		t.Fatalf("parts after a heartbeat without them: %+v", p)
+	}
 	wantErr(t, db.UpdateStatus(ctx, "nope", st), ErrNotFound, "status of unknown device")
 	wantErr(t, db.UpdateStatus(ctx, "tam-thanh/cl-07", Status{Volume: math.Inf(1)}), ErrInvalid, "infinite volume")
 	wantErr(t, db.Seen(ctx, "nope"), ErrNotFound, "seen unknown device")

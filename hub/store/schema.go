@@ -296,6 +296,11 @@ ALTER TABLE devices ADD COLUMN seq_offset INTEGER NOT NULL DEFAULT 0;
 -- resumed after a higher one, or continued where its timeline was after a crash).
 ALTER TABLE confirmations ADD COLUMN from_s REAL NOT NULL DEFAULT 0;
 `},
+		{8, "device parts", `
+-- The amplifier relay, LED sign and screen as the last heartbeat gave them (JSON, Parts);
+-- '' for a device whose agent does not report them.
+ALTER TABLE devices ADD COLUMN parts TEXT NOT NULL DEFAULT '';
+`},
 		{9, "staff roles, passwords and console sessions", `
 -- What a user (and so each of their tokens) may do in their scope: viewer, operator,
 -- emergency, admin. Users made before roles existed did everything: they stay admins.
