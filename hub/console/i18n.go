@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/loa-project/loa/hub/api"
@@ -45,6 +46,11 @@ var catalogue = map[string]map[string]string{
 		"alarms.none":            "Không có cảnh báo.",
 		"alarm.offline":          "Mất kết nối từ %s (quá 1 ngày): kiểm tra nguồn điện và đường truyền 3G/4G của cụm.",
 		"alarm.never":            "Chưa kết nối lần nào từ khi đăng ký: kiểm tra cấu hình hub.url và khoá thiết bị.",
+		"alarm.relay":            "Rơ-le nguồn âm ly lỗi từ %s: %s. Kỹ thuật viên kiểm tra rơ-le và dây nối.",
+		"alarm.sign":             "Bảng LED mất kết nối từ %s: %s. Kiểm tra nguồn và cáp nối bảng.",
+		"alarm.screen":           "Màn hình ngừng hoạt động từ %s: %s.",
+		"alarm.disk":             "Thẻ nhớ sắp đầy (còn %d MiB): nội dung mới có thể không tải được.",
+		"alarm.clock":            "Đồng hồ thiết bị lệch %.0f giây: kiểm tra đồng bộ giờ (NTP).",
 		"alarm.refused":          "Thiết bị từ chối lịch phát sóng phiên bản %d: %s",
 		"devices.title":          "Thiết bị",
 		"devices.none":           "Không có thiết bị nào khớp bộ lọc.",
@@ -53,8 +59,7 @@ var catalogue = map[string]map[string]string{
 		"state":                  "Trạng thái",
 		"kind":                   "Loại",
 		"kind.cluster":           "Cụm loa",
-		"kind.board":             "Bảng tin điện tử",
-		"kind.screen":            "Màn hình",
+		"kind.board":             "Bảng tin điện tử / màn hình",
 		"search":                 "Tìm theo mã hoặc tên",
 		"device":                 "Thiết bị",
 		"name":                   "Tên",
@@ -68,11 +73,14 @@ var catalogue = map[string]map[string]string{
 		"diskfree":               "Dung lượng trống",
 		"clockoffset":            "Lệch đồng hồ",
 		"link":                   "Đường truyền",
+		"part.relay":             "Âm ly (rơ-le nguồn)",
+		"part.sign":              "Bảng LED",
+		"part.screen":            "Màn hình",
 		"schedule":               "Lịch phát sóng",
 		"revision":               "Phiên bản",
 		"delivery":               "Trạng thái gửi",
 		"active":                 "Đang áp dụng",
-		"delivery.pending":       "chưa gửi",
+		"delivery.composed":      "chưa gửi",
 		"delivery.sent":          "đã gửi",
 		"delivery.received":      "thiết bị đã nhận",
 		"delivery.content_ready": "đã tải đủ nội dung",
@@ -147,6 +155,11 @@ var catalogue = map[string]map[string]string{
 		"alarms.none":            "No alarms.",
 		"alarm.offline":          "Offline since %s (over a day): check the cluster's power and 3G/4G link.",
 		"alarm.never":            "Never connected since enrolment: check its hub.url and device secret.",
+		"alarm.relay":            "Amplifier relay fault since %s: %s. A technician should check the relay and its wiring.",
+		"alarm.sign":             "LED sign unreachable since %s: %s. Check its power and cable.",
+		"alarm.screen":           "Screen down since %s: %s.",
+		"alarm.disk":             "Storage nearly full (%d MiB free): new content may not download.",
+		"alarm.clock":            "Device clock off by %.0f s: check time sync (NTP).",
 		"alarm.refused":          "The device refused schedule revision %d: %s",
 		"devices.title":          "Devices",
 		"devices.none":           "No device matches the filters.",
@@ -155,8 +168,7 @@ var catalogue = map[string]map[string]string{
 		"state":                  "State",
 		"kind":                   "Kind",
 		"kind.cluster":           "Loudspeaker cluster",
-		"kind.board":             "Bulletin board",
-		"kind.screen":            "Screen",
+		"kind.board":             "Bulletin board / screen",
 		"search":                 "Search by id or name",
 		"device":                 "Device",
 		"name":                   "Name",
@@ -170,11 +182,14 @@ var catalogue = map[string]map[string]string{
 		"diskfree":               "Free disk",
 		"clockoffset":            "Clock offset",
 		"link":                   "Link",
+		"part.relay":             "Amplifier relay",
+		"part.sign":              "LED sign",
+		"part.screen":            "Screen",
 		"schedule":               "Schedule",
 		"revision":               "Revision",
 		"delivery":               "Delivery",
 		"active":                 "Active",
-		"delivery.pending":       "not sent",
+		"delivery.composed":      "not sent",
 		"delivery.sent":          "sent",
 		"delivery.received":      "received",
 		"delivery.content_ready": "content ready",
@@ -312,11 +327,16 @@ func (v view) OtherLang() string {
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, page string, s *session, data any) {
 	v := view{Lang: langOf(r), Session: s, Path: r.URL.RequestURI(), loc: c.opts.Location, Data: data}
+	// Rendered whole before anything is sent: a template error is a 500, not half a page.
+	var buf bytes.Buffer
+	if err := c.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
+		c.opts.Log.Error("console: render", "page", page, "err", err)
+		http.Error(w, tr(v.Lang, "err.internal"), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	if err := c.pages[page].ExecuteTemplate(w, "layout", v); err != nil {
-		c.opts.Log.Error("console: render", "page", page, "err", err)
-	}
+	w.Write(buf.Bytes())
 }
 
 // fail shows an error page saying what to do; msg is a catalogue key, or with args a

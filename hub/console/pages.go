@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -91,7 +92,11 @@ func (c *Console) apiFail(w http.ResponseWriter, r *http.Request, s *session, er
 }
 
 // State of a device as the overview counts it.
-const staleAfter = 24 * time.Hour
+const (
+	staleAfter = 24 * time.Hour
+	lowDisk    = 200 << 20 // bytes free below which a device's content may not fit
+	clockSkew  = 5.0       // seconds off the hub's clock that make plays start at the wrong time
+)
 
 type alarm struct {
 	Device api.DeviceJSON
@@ -118,6 +123,24 @@ func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []strin
 		case d.LastSeen != nil && now.Sub(*d.LastSeen) > staleAfter:
 			out = append(out, tr(lang, "alarm.offline", fmtTime(*d.LastSeen, c.opts.Location)))
 		}
+	}
+	for _, part := range []struct {
+		key string
+		p   *api.PartJSON
+	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}} {
+		if part.p != nil && part.p.Error != "" {
+			since := "—"
+			if part.p.Since != nil {
+				since = fmtTime(*part.p.Since, c.opts.Location)
+			}
+			out = append(out, tr(lang, "alarm."+part.key, since, part.p.Error))
+		}
+	}
+	if d.DiskFreeBytes > 0 && d.DiskFreeBytes < lowDisk {
+		out = append(out, tr(lang, "alarm.disk", d.DiskFreeBytes>>20))
+	}
+	if d.Online && math.Abs(d.ClockOffsetS) > clockSkew {
+		out = append(out, tr(lang, "alarm.clock", d.ClockOffsetS))
 	}
 	if d.Delivery == "refused" {
 		out = append(out, tr(lang, "alarm.refused", d.Revision, d.RefusedReason))
