@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
@@ -271,9 +272,16 @@ var funcs = template.FuncMap{
 	},
 	"percent":    func(v *float64) string { return fmt.Sprintf("%.0f %%", *v*100) },
 	"percentNum": func(v *float64) string { return fmt.Sprintf("%.0f", *v*100) },
-	"mib":        func(n int64) string { return fmt.Sprintf("%d MiB", n>>20) },
-	"inc":        func(n int) int { return n + 1 },
-	"dec":        func(n int) int { return n - 1 },
+	"short": func(ref string) string { // a content ref's hash is long; its start tells items apart
+		if len(ref) > 19 && strings.HasPrefix(ref, "sha256:") {
+			return ref[:19] + "…"
+		}
+		return ref
+	},
+	"celsius": func(v *float64) string { return fmt.Sprintf("%.0f °C", *v) },
+	"mib":     func(n int64) string { return fmt.Sprintf("%d MiB", n>>20) },
+	"inc":     func(n int) int { return n + 1 },
+	"dec":     func(n int) int { return n - 1 },
 	"dur": func(s float64) string {
 		d := time.Duration(s * float64(time.Second)).Round(time.Second)
 		return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)

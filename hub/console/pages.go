@@ -274,22 +274,12 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		req["volume"] = v / 100
 	}
-	var out struct {
-		Devices []struct {
-			State string `json:"state"`
-		} `json:"devices"`
-	}
+	var out api.CommandJSON
 	if err := c.call(r.Context(), s, "POST", "/api/commands", req, &out); err != nil {
 		c.apiFail(w, r, s, err)
 		return
 	}
-	sent := 0
-	for _, d := range out.Devices {
-		if d.State == "sent" {
-			sent++
-		}
-	}
-	notice := tr(langOf(r), "cmd.sent", tr(langOf(r), "cmd."+action), len(out.Devices), sent)
+	notice := tr(langOf(r), "cmd.sent", tr(langOf(r), "cmd."+action), len(out.Outcomes), out.Counts["sent"])
 	http.Redirect(w, r, "/console/devices/"+url.PathEscape(id)+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
 }
 

@@ -14,7 +14,7 @@
       if (np) np.textContent = d.now_playing || "";
       var st = el.querySelector(".st");
       if (st) st.innerHTML = "", st.appendChild(Object.assign(document.createElement("span"),
-        { className: d.online ? "ok" : "warn", textContent: d.online ? st.dataset.on : st.dataset.off }));
+        { className: d.online ? "ok" : "warn", textContent: d.online ? st.dataset.yes : st.dataset.no }));
     });
     document.dispatchEvent(new CustomEvent("loa:device", { detail: d }));
   });
