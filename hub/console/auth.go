@@ -105,7 +105,9 @@ func (c *Console) signedIn(h handler) http.HandlerFunc {
 		var s *session
 		if err == nil && ck.Value != "" {
 			hash := sha256.Sum256([]byte(ck.Value))
-			u, csrf, err := c.opts.Store.Session(r.Context(), hash, c.opts.IdleTimeout, c.opts.MaxAge)
+			// The live stream is not the user at work: it must not keep an idle session alive.
+			touch := r.URL.Path != "/console/events"
+			u, csrf, err := c.opts.Store.Session(r.Context(), hash, c.opts.IdleTimeout, c.opts.MaxAge, touch)
 			if err == nil {
 				s = &session{User: u, CSRF: csrf, hash: hash}
 			} else if !errors.Is(err, store.ErrUnauthorized) {

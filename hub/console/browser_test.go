@@ -98,7 +98,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot(t, ctx, dir, "devices")
 	// Live: what the device reports next reaches the open page without a reload.
 	must(t, h.db.UpdateStatus(context.Background(), "tt/cl-1", store.Status{NowPlaying: "Tiếp sóng VOV1", Volume: 0.8,
-		TemperatureC: 46, SoftwareVersion: "loa-agent 0.9"}))
+		DiskFreeBytes: 3 << 30, TemperatureC: 46, SoftwareVersion: "loa-agent 0.9", Link: "4g -87dBm",
+		Parts: store.Parts{Relay: &store.Part{State: "on"}}}))
 	run(t, ctx, chromedp.Poll[bool](`document.querySelector('tr[data-device="tt/cl-1"] .np').textContent === "Tiếp sóng VOV1"`,
 		chromedp.WithPollingTimeout(time.Minute)))
 	if st := run(t, ctx, chromedp.Text(chromedp.CSS(`tr[data-device="tt/cl-1"] .st`))); st != "Trực tuyến" {
@@ -138,16 +139,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	if csv != want || strings.Count(csv, "\n") != 61 {
 		t.Errorf("the console's CSV (%d lines) is not the API's (%d lines):\n%s\n---\n%s", strings.Count(csv, "\n"), strings.Count(want, "\n"), csv, want)
 	}
-	do(t, ctx, chromedp.Click(chromedp.CSS(`.pages a`)), chromedp.WaitVisible(chromedp.CSS("table.plays")))
+	do(t, ctx, chromedp.Click(chromedp.CSS(`.pages a`)))
+	loaded(t, ctx, `location.search.includes("page=2")`)
 	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("table.plays tbody tr").length`)); n != 10 {
 		t.Errorf("second page of the play log: %d rows, want 10", n)
 	}
 
-	do(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/console/lang"] button`)), chromedp.WaitVisible(chromedp.CSS("table.plays")))
+	do(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/console/lang"] button`)))
+	loaded(t, ctx, `document.documentElement.lang === "en"`)
 	if h1 := run(t, ctx, chromedp.Text(chromedp.CSS("h1"))); !strings.Contains(h1, "Play log") {
 		t.Errorf("in English the heading is %q", h1)
 	}
-	do(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/console/lang"] button`)), chromedp.WaitVisible(chromedp.CSS("table.plays")))
+	do(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/console/lang"] button`)))
+	loaded(t, ctx, `document.documentElement.lang === "vi"`)
 	do(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/console/logout"] button`)), chromedp.WaitVisible(chromedp.CSS("#user")))
 	do(t, ctx, chromedp.Navigate(h.url+"/console/devices"), chromedp.WaitVisible(chromedp.CSS("#user")))
 	var audit []api.AuditJSON
@@ -163,15 +167,36 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 }
 
-// shot saves the page as it is at 360 px and 1280 px wide, as name-360.png and name-1280.png.
+// shot saves the page as it is at 360 px and 1280 px wide, as name-360.png and name-1280.png:
+// the whole page, or for a long one (the play log) what the screen shows.
 func shot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	for _, w := range []int64{360, 1280} {
 		do(t, ctx, chromedp.EmulateViewport(w, 740))
-		png := run(t, ctx, chromedp.FullScreenshot(100))
+		a := chromedp.FullScreenshot(100)
+		if name == "plays" {
+			a = chromedp.CaptureScreenshot()
+		}
+		png := run(t, ctx, a)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", name, w)), png, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	do(t, ctx, chromedp.EmulateViewport(1280, 900))
+}
+
+// loaded waits until cond holds on a fully loaded page: after a click that navigates to a
+// page like the one before, waiting for an element would find the old page's.
+func loaded(t *testing.T, ctx context.Context, cond string) {
+	t.Helper()
+	// Evaluated again until true: a navigation under way destroys the page's context, an error
+	// that only means "not yet".
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && `+cond)); err == nil && ok {
+			return
+		}
+	}
+	t.Fatalf("the page did not reach %s within a minute (last error %v)", cond, err)
 }

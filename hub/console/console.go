@@ -33,7 +33,7 @@ type Store interface {
 	LoginFailed(ctx context.Context, id string, limit int, lockFor time.Duration) (bool, error)
 	LoginSucceeded(ctx context.Context, id string) error
 	AddSession(ctx context.Context, hash [32]byte, userID, csrf string) error
-	Session(ctx context.Context, hash [32]byte, idle, maxAge time.Duration) (store.User, string, error)
+	Session(ctx context.Context, hash [32]byte, idle, maxAge time.Duration, touch bool) (store.User, string, error)
 	EndSession(ctx context.Context, hash [32]byte) error
 	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
 }

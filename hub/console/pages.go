@@ -390,7 +390,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 			return
 		}
 		// A session ended meanwhile (sign-out elsewhere, disabled user) ends the stream.
-		if _, _, err := c.opts.Store.Session(r.Context(), s.hash, c.opts.IdleTimeout, c.opts.MaxAge); err != nil {
+		if _, _, err := c.opts.Store.Session(r.Context(), s.hash, c.opts.IdleTimeout, c.opts.MaxAge, false); err != nil {
 			return
 		}
 		var buf bytes.Buffer

@@ -109,9 +109,10 @@ func (db *DB) AddSession(ctx context.Context, hash [32]byte, userID, csrf string
 }
 
 // Session returns the user of a live session and its CSRF token. A session that was ended,
-// unused for idle, older than maxAge, or whose user is disabled wraps ErrUnauthorized. Its
-// last use is written at most once a minute (each page would otherwise be a write).
-func (db *DB) Session(ctx context.Context, hash [32]byte, idle, maxAge time.Duration) (User, string, error) {
+// unused for idle, older than maxAge, or whose user is disabled wraps ErrUnauthorized. With
+// touch it counts as used now, written at most once a minute (each page would otherwise be
+// a write); a page left open checks without touching, so it does not hold the session open.
+func (db *DB) Session(ctx context.Context, hash [32]byte, idle, maxAge time.Duration, touch bool) (User, string, error) {
 	var csrf string
 	var created, seen, ended sql.NullInt64
 	u, err := scanUser(db.r.QueryRowContext(ctx, `SELECT u.id, u.name, u.scope_area, u.role, u.created_at, u.disabled_at,
@@ -134,7 +135,7 @@ func (db *DB) Session(ctx context.Context, hash [32]byte, idle, maxAge time.Dura
 	case u.Disabled:
 		return User{}, "", fmt.Errorf("%w: user %q is disabled", ErrUnauthorized, u.ID)
 	}
-	if now.Sub(fromTS(seen)) > time.Minute {
+	if touch && now.Sub(fromTS(seen)) > time.Minute {
 		err := db.write(ctx, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, "UPDATE sessions SET last_seen = ? WHERE hash = ?", ts(now), hash[:])
 			return err

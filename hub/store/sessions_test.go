@@ -54,34 +54,44 @@ func TestSessionsAndLockout(t *testing.T) {
 
 	h := sha256.Sum256([]byte("cookie"))
 	noErr(t, db.AddSession(ctx, h, "lan", "csrf-1"))
-	got, csrf, err := db.Session(ctx, h, time.Hour, 12*time.Hour)
+	got, csrf, err := db.Session(ctx, h, time.Hour, 12*time.Hour, true)
 	if err != nil || got.ID != "lan" || csrf != "csrf-1" {
 		t.Fatalf("session: %v %q %v", got, csrf, err)
 	}
 	clk.Advance(50 * time.Minute)
-	if _, _, err := db.Session(ctx, h, time.Hour, 12*time.Hour); err != nil {
+	if _, _, err := db.Session(ctx, h, time.Hour, 12*time.Hour, false); err != nil {
+		t.Fatalf("a session used 50 min ago: %v", err)
+	}
+	clk.Advance(20 * time.Minute) // a check without touch did not count as use
+	if _, _, err := db.Session(ctx, h, time.Hour, 12*time.Hour, true); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("a session only checked for 70 min: %v", err)
+	}
+	h = sha256.Sum256([]byte("cookie-1b"))
+	noErr(t, db.AddSession(ctx, h, "lan", "csrf-1"))
+	clk.Advance(50 * time.Minute)
+	if _, _, err := db.Session(ctx, h, time.Hour, 12*time.Hour, true); err != nil {
 		t.Fatalf("a session used 50 min ago: %v", err)
 	}
 	clk.Advance(61 * time.Minute)
-	if _, _, err := db.Session(ctx, h, time.Hour, 12*time.Hour); !errors.Is(err, ErrUnauthorized) {
+	if _, _, err := db.Session(ctx, h, time.Hour, 12*time.Hour, true); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("a session idle 61 min: %v", err)
 	}
 	h2 := sha256.Sum256([]byte("cookie-2"))
 	noErr(t, db.AddSession(ctx, h2, "lan", "csrf-2"))
 	noErr(t, db.EndSession(ctx, h2))
-	if _, _, err := db.Session(ctx, h2, time.Hour, 12*time.Hour); !errors.Is(err, ErrUnauthorized) {
+	if _, _, err := db.Session(ctx, h2, time.Hour, 12*time.Hour, true); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("an ended session: %v", err)
 	}
 	h3 := sha256.Sum256([]byte("cookie-3"))
 	noErr(t, db.AddSession(ctx, h3, "lan", "csrf-3"))
 	noErr(t, db.DisableUser(ctx, "lan"))
-	if _, _, err := db.Session(ctx, h3, time.Hour, 12*time.Hour); !errors.Is(err, ErrUnauthorized) {
+	if _, _, err := db.Session(ctx, h3, time.Hour, 12*time.Hour, true); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("a disabled user's session: %v", err)
 	}
 	h4 := sha256.Sum256([]byte("cookie-4"))
 	noErr(t, db.AddSession(ctx, h4, "lan", "csrf-4"))
 	noErr(t, db.SetPassword(ctx, "lan", "$argon2id$new"))
-	if _, _, err := db.Session(ctx, h4, 24*time.Hour, 24*time.Hour); !errors.Is(err, ErrUnauthorized) {
+	if _, _, err := db.Session(ctx, h4, 24*time.Hour, 24*time.Hour, true); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("a session from before a password reset: %v", err)
 	}
 }
