@@ -168,13 +168,13 @@ func TestConsoleInBrowser(t *testing.T) {
 }
 
 // shot saves the page as it is at 360 px and 1280 px wide, as name-360.png and name-1280.png:
-// the whole page, or for a long one (the play log) what the screen shows.
+// the whole page, or for a long one (a device, the play log) what the screen shows.
 func shot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	for _, w := range []int64{360, 1280} {
 		do(t, ctx, chromedp.EmulateViewport(w, 740))
 		a := chromedp.FullScreenshot(100)
-		if name == "plays" {
+		if name == "plays" || name == "device" {
 			a = chromedp.CaptureScreenshot()
 		}
 		png := run(t, ctx, a)
