@@ -252,7 +252,7 @@ func (s *Server) routes() {
 	api("GET /api/schedules/plan", V, s.apiPlan)
 	api("GET /api/status", V, s.apiStatus)
 	api("GET /api/confirmations", V, s.apiConfirmations)
-	api("GET /api/audit", V, s.apiAudit)
+	api("GET /api/audit", A, s.apiAudit)
 	api("POST /api/emergencies", O, s.apiCreateEmergency)
 	api("GET /api/emergencies", V, s.apiListEmergencies)
 	api("POST /api/emergencies/cancel", E, s.apiCancelSeries)

@@ -129,6 +129,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("commands the hub holds: %+v", cmds)
 	}
 
+	do(t, ctx, chromedp.Navigate(h.url+"/console/audit"), chromedp.WaitVisible(chromedp.CSS("table")))
+	if txt := run(t, ctx, chromedp.Text(chromedp.CSS("main"))); !strings.Contains(txt, "command.volume") || !strings.Contains(txt, "session.start") {
+		t.Errorf("the audit page lacks the sign-in or the command:\n%s", txt)
+	}
+	shot(t, ctx, dir, "audit")
+
 	do(t, ctx, chromedp.Navigate(h.url+"/console/confirmations?device=tt/cl-1"), chromedp.WaitVisible(chromedp.CSS("table.plays")))
 	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("table.plays tbody tr").length`)); n != 50 {
 		t.Errorf("first page of the play log: %d rows, want 50", n)

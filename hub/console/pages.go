@@ -417,3 +417,28 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 	}
 }
+
+type auditData struct {
+	Entries       []api.AuditJSON
+	Actor, Action string
+}
+
+// audit lists who did what and when in the scope (GET /api/audit: administrators only).
+func (c *Console) auditLog(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	d := auditData{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action"))}
+	v := url.Values{}
+	if d.Actor != "" {
+		v.Set("actor", d.Actor)
+	}
+	if d.Action != "" {
+		v.Set("action", d.Action)
+	}
+	if err := c.call(r.Context(), s, "GET", "/api/audit?"+v.Encode(), nil, &d.Entries); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	// Newest first: what an administrator looks for after something went wrong.
+	sort.SliceStable(d.Entries, func(i, j int) bool { return d.Entries[i].At.After(d.Entries[j].At) })
+	c.render(w, r, http.StatusOK, "audit", s, d)
+}

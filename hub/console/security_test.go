@@ -127,6 +127,12 @@ func TestViewerScopeAndRole(t *testing.T) {
 	if code, _, _ := c.do("POST", "/console/command", url.Values{"csrf": {c.csrf}, "device": {"tt/cl-1"}, "action": {"stop"}}); code != http.StatusForbidden {
 		t.Fatalf("viewer's command to another commune: %d", code)
 	}
+	if strings.Contains(body, `href="/console/audit"`) {
+		t.Fatal("a viewer is offered the audit log")
+	}
+	if code, _, _ := c.do("GET", "/console/audit", nil); code != http.StatusForbidden {
+		t.Fatalf("viewer's audit page: %d", code)
+	}
 }
 
 // Markup in what devices report and staff type shows as text.
