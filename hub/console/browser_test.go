@@ -134,6 +134,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the audit page lacks the sign-in or the command:\n%s", txt)
 	}
 	shot(t, ctx, dir, "audit")
+	do(t, ctx, chromedp.Navigate(h.url+"/console/users"), chromedp.WaitVisible(chromedp.CSS(`form[action="/console/users/add"]`)))
+	shot(t, ctx, dir, "users")
 
 	do(t, ctx, chromedp.Navigate(h.url+"/console/confirmations?device=tt/cl-1"), chromedp.WaitVisible(chromedp.CSS("table.plays")))
 	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("table.plays tbody tr").length`)); n != 50 {

@@ -91,7 +91,7 @@ func New(opts Options) (*Console, error) {
 		opts.EventInterval = 5 * time.Second
 	}
 	c := &Console{opts: opts, pages: map[string]*template.Template{}}
-	for _, name := range []string{"login", "overview", "devices", "device", "confirmations", "audit", "error"} {
+	for _, name := range []string{"login", "overview", "devices", "device", "confirmations", "audit", "users", "error"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/plays.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -113,6 +113,8 @@ func New(opts Options) (*Console, error) {
 	m.HandleFunc("GET /console/confirmations.csv", c.signedIn(c.confirmationsCSV))
 	m.HandleFunc("GET /console/events", c.signedIn(c.events))
 	m.HandleFunc("GET /console/audit", c.signedIn(c.auditLog))
+	m.HandleFunc("GET /console/users", c.signedIn(c.users))
+	m.HandleFunc("POST /console/users/{action}", c.signedIn(c.userAction))
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "err.notfound")
 	})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/store"
 )
 
 // recorder holds an API answer made in-process.
@@ -441,4 +442,55 @@ func (c *Console) auditLog(w http.ResponseWriter, r *http.Request, s *session) {
 	// Newest first: what an administrator looks for after something went wrong.
 	sort.SliceStable(d.Entries, func(i, j int) bool { return d.Entries[i].At.After(d.Entries[j].At) })
 	c.render(w, r, http.StatusOK, "audit", s, d)
+}
+
+type usersData struct {
+	Users  []api.UserJSON
+	Areas  []api.AreaJSON
+	Roles  []string
+	Notice string
+}
+
+// users lists the staff of the scope with forms to add one, reset a password and disable
+// (GET /api/users and the routes below: administrators only).
+func (c *Console) users(w http.ResponseWriter, r *http.Request, s *session) {
+	d := usersData{Notice: r.URL.Query().Get("notice")}
+	for _, role := range store.Roles {
+		d.Roles = append(d.Roles, string(role))
+	}
+	if err := c.call(r.Context(), s, "GET", "/api/users", nil, &d.Users); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &d.Areas); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "users", s, d)
+}
+
+// userAction adds a user, sets a password or disables one through the API.
+func (c *Console) userAction(w http.ResponseWriter, r *http.Request, s *session) {
+	lang := langOf(r)
+	req := api.UserRequest{ID: strings.TrimSpace(r.PostFormValue("id"))}
+	var target, notice string
+	switch r.PathValue("action") {
+	case "add":
+		req.Name, req.Scope, req.Role = strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("scope"), r.PostFormValue("role")
+		req.Password = r.PostFormValue("password")
+		target, notice = "/api/users", tr(lang, "users.added", req.ID)
+	case "password":
+		req.Password = r.PostFormValue("password")
+		target, notice = "/api/users/password", tr(lang, "users.passwordset", req.ID)
+	case "disable":
+		target, notice = "/api/users/disable", tr(lang, "users.disabled", req.ID)
+	default:
+		c.fail(w, r, s, http.StatusNotFound, "err.notfound")
+		return
+	}
+	if err := c.call(r.Context(), s, "POST", target, req, nil); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, "/console/users?notice="+url.QueryEscape(notice), http.StatusSeeOther)
 }
