@@ -203,17 +203,19 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 type devicesData struct {
-	Devices []api.DeviceJSON
-	Areas   []api.AreaJSON
-	Area    string
-	State   string
-	Kind    string
-	Q       string
+	Devices  []api.DeviceJSON
+	Areas    []api.AreaJSON
+	Versions []string // software versions reported in the scope, for the filter
+	Area     string
+	State    string
+	Kind     string
+	Software string
+	Q        string
 }
 
 func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
-	d := devicesData{Area: q.Get("area"), State: q.Get("state"), Kind: q.Get("kind"), Q: strings.TrimSpace(q.Get("q"))}
+	d := devicesData{Area: q.Get("area"), State: q.Get("state"), Kind: q.Get("kind"), Software: q.Get("software"), Q: strings.TrimSpace(q.Get("q"))}
 	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &d.Areas); err != nil {
 		c.apiFail(w, r, s, err)
 		return
@@ -224,9 +226,15 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	lang, now := langOf(r), c.opts.Now()
+	versions := map[string]bool{}
 	for _, dev := range all {
+		if dev.Software != "" && !versions[dev.Software] {
+			versions[dev.Software] = true
+			d.Versions = append(d.Versions, dev.Software)
+		}
 		switch {
 		case d.Kind != "" && dev.Kind != d.Kind,
+			d.Software != "" && dev.Software != d.Software,
 			d.State == "online" && !dev.Online,
 			d.State == "offline" && dev.Online,
 			d.State == "playing" && (!dev.Online || dev.NowPlaying == ""),
@@ -236,6 +244,7 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		d.Devices = append(d.Devices, dev)
 	}
+	sort.Strings(d.Versions)
 	c.render(w, r, http.StatusOK, "devices", s, d)
 }
 

@@ -3,6 +3,7 @@ package console_test
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -143,6 +144,16 @@ func TestMarkupShownAsText(t *testing.T) {
 	_, body, _ := c.do("GET", "/console/devices", nil)
 	if strings.Contains(body, "<script>window.__xss") || !strings.Contains(body, "&lt;script&gt;window.__xss=1&lt;/script&gt;") {
 		t.Fatalf("device name not escaped:\n%s", body)
+	}
+	// The filters: state, kind, software version.
+	for q, want := range map[string][]string{"state=online": {"tt/cl-1"}, "state=alarm": {"tt/cl-2"}, "kind=board": nil,
+		"software=loa-agent+0.9": {"tt/cl-1", "tt/cl-2"}, "q=ch%E1%BB%A3": {"tp/cl-1", "tt/cl-2"}} {
+		_, body, _ := c.do("GET", "/console/devices?"+q, nil)
+		for _, id := range []string{"tt/cl-1", "tt/cl-2", "tp/cl-1"} {
+			if got := strings.Contains(body, `data-device="`+id+`"`); got != slices.Contains(want, id) {
+				t.Errorf("devices?%s: %s listed %v", q, id, got)
+			}
+		}
 	}
 	_, body, _ = c.do("GET", "/console/devices/tt/cl-1", nil)
 	if strings.Contains(body, "<i>thời sự</i>") || !strings.Contains(body, "&lt;i&gt;thời sự&lt;/i&gt;") {
