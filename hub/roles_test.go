@@ -54,6 +54,29 @@ func TestRolesBoundTokens(t *testing.T) {
 			area.ID += "y"
 		}
 	}
+	// Users: only administrators list and add them; anyone sets their own password, nobody
+	// below admin another's; a role above the caller's is not given.
+	if code := h.call(tok[store.RoleOperator], "GET", "/api/users", nil, nil); code != http.StatusForbidden {
+		t.Errorf("an operator lists users: %d", code)
+	}
+	if code := h.call(tok[store.RoleViewer], "POST", "/api/users/password", api.UserRequest{Password: "mat-khau-rieng-1"}, nil); code != http.StatusOK {
+		t.Errorf("a viewer sets their own password: %d", code)
+	}
+	if code := h.call(tok[store.RoleEmergency], "POST", "/api/users/password", api.UserRequest{ID: "u-viewer", Password: "mat-khau-rieng-2"}, nil); code != http.StatusNotFound {
+		t.Errorf("an emergency user sets another's password: %d", code)
+	}
+	if code := h.call(tok[store.RoleAdmin], "POST", "/api/users", api.UserRequest{ID: "lan", Scope: "qn/tk", Role: "operator", Password: "short"}, nil); code != http.StatusBadRequest {
+		t.Errorf("a user with a 5-character password: %d", code)
+	}
+	if code := h.call(tok[store.RoleAdmin], "POST", "/api/users", api.UserRequest{ID: "lan", Scope: "qn", Role: "operator"}, nil); code != http.StatusNotFound {
+		t.Errorf("a commune admin adds a user to the province: %d", code)
+	}
+	var users []api.UserJSON
+	h.mustCall(tok[store.RoleAdmin], "POST", "/api/users", api.UserRequest{ID: "lan", Scope: "qn/tk", Role: "operator"}, nil, http.StatusCreated)
+	h.mustCall(tok[store.RoleAdmin], "GET", "/api/users", nil, &users, http.StatusOK)
+	if len(users) != 5 || users[0].ID != "lan" || users[0].Role != "operator" {
+		t.Errorf("users of qn/tk: %+v", users)
+	}
 	var e api.Error
 	if code := h.call(tok[store.RoleViewer], "POST", "/api/commands", cmd, &e); code != http.StatusForbidden || !strings.Contains(e.Error, "your role viewer") {
 		t.Fatalf("a viewer's command: %d %q", code, e.Error)
