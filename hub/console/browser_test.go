@@ -66,6 +66,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	ctx := browser(t)
 	dir := shots(t)
 
+	// A storm warning on the air in Tam Thanh, as district staff send it with `loa emergency`.
+	h.api(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/tt", Title: "Cảnh báo bão số 9",
+		Text: "Cảnh báo bão số 9. Đề nghị bà con không ra biển.", For: "2h"}, nil, http.StatusCreated)
 	do(t, ctx, chromedp.Navigate(h.url+"/console/"), chromedp.WaitVisible(chromedp.CSS("#user")))
 	if loc := run(t, ctx, chromedp.Location()); !strings.HasPrefix(loc, h.url+"/console/login") {
 		t.Fatalf("not signed in, the console sent the browser to %s", loc)
@@ -74,7 +77,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#user"), "admin"), chromedp.SendKeys(chromedp.CSS("#password"), adminPass),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("table.tree")))
 	main := run(t, ctx, chromedp.Text(chromedp.CSS("main")))
-	for _, want := range []string{"Tổng quan", "Xã Tam Thanh", "Cụm loa thôn Hoà Bình", "Bản tin sáng <i>thời sự</i>",
+	for _, want := range []string{"Tổng quan", "Xã Tam Thanh", "Cụm loa thôn Hoà Bình", "Bản tin sáng <i>thời sự</i>", "Tin khẩn cấp: Cảnh báo bão số 9",
 		"Rơ-le nguồn âm ly lỗi từ", "rơ-le không trả lời qua /dev/ttyUSB0"} {
 		if !strings.Contains(main, want) {
 			t.Errorf("overview lacks %q:\n%s", want, main)

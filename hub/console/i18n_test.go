@@ -39,7 +39,7 @@ func TestDynamicKeys(t *testing.T) {
 		"alarm.offline", "alarm.never", "role.viewer", "role.operator", "role.emergency", "role.admin", "cmd.volume", "cmd.stop",
 		"cmd.reload", "delivery.composed", "delivery.sent", "delivery.received", "delivery.content_ready", "delivery.active",
 		"delivery.refused", "result.completed", "result.preempted", "result.interrupted", "result.missed", "result.failed",
-		"result.suppressed", "kind.cluster", "kind.board"} {
+		"result.suppressed", "kind.cluster", "kind.board", "kind.b.emergency", "kind.b.bulletin", "kind.b.live"} {
 		if _, ok := catalogue["vi"][k]; !ok {
 			t.Errorf("%q is not in the catalogue", k)
 		}

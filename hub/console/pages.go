@@ -110,9 +110,10 @@ type areaNode struct {
 }
 
 type overviewData struct {
-	Areas  []*areaNode
-	OnAir  []api.DeviceJSON
-	Alarms []alarm
+	Areas      []*areaNode
+	OnAir      []api.DeviceJSON
+	Broadcasts []api.EmergencyJSON // emergencies, bulletins and relays on the air in the scope
+	Alarms     []alarm
 }
 
 func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []string {
@@ -160,9 +161,13 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		c.apiFail(w, r, s, err)
 		return
 	}
+	var data overviewData
+	if err := c.call(r.Context(), s, "GET", "/api/emergencies", nil, &data.Broadcasts); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
 	lang, now := langOf(r), c.opts.Now()
 	nodes := map[string]*areaNode{}
-	var data overviewData
 	for _, a := range areas {
 		n := &areaNode{AreaJSON: a}
 		nodes[a.ID] = n
