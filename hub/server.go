@@ -268,7 +268,7 @@ func (s *Server) routes() {
 	api("GET /api/screenshots/{device...}", V, s.apiDeviceScreenshot)
 	if cs, ok := s.st.(console.Store); ok {
 		c, err := console.New(console.Options{API: s, Store: cs, Log: s.log.With("component", "console"),
-			Location: s.opts.Location, Now: s.clock.Now, Secure: s.opts.TLS})
+			Location: s.opts.Location, Now: s.clock.Now, Secure: s.opts.TLS, Limiter: consoleLimiter{s}})
 		if err != nil {
 			panic(err) // the embedded templates do not parse: a build that tests catch
 		}

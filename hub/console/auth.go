@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -182,11 +184,25 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSpace(r.PostFormValue("user"))
 	pw := r.PostFormValue("password")
 	ctx := r.Context()
+	if lim := c.opts.Limiter; lim != nil {
+		if wait := lim.Wait(r); wait > 0 {
+			secs := int(wait/time.Second) + 1
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			c.renderLogin(w, r, http.StatusTooManyRequests, id, tr(lang, "login.address", secs))
+			return
+		}
+	}
+	failed := func() {
+		if c.opts.Limiter != nil {
+			c.opts.Limiter.Failed(r)
+		}
+	}
 	l, err := c.opts.Store.GetLogin(ctx, id)
 	now := c.opts.Now()
 	switch {
 	case err != nil || l.PasswordHash == "" || l.User.Disabled:
 		CheckPassword(dummyHash, pw)
+		failed()
 		c.opts.Log.Info("console sign-in refused", "user", id, "addr", r.RemoteAddr, "err", err, "disabled", l.User.Disabled)
 		c.renderLogin(w, r, http.StatusUnauthorized, id, tr(lang, "login.bad"))
 		return
@@ -194,6 +210,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusTooManyRequests, id, tr(lang, "login.locked", fmtTime(l.LockedUntil, c.opts.Location)))
 		return
 	case !CheckPassword(l.PasswordHash, pw):
+		failed()
 		locked, err := c.opts.Store.LoginFailed(ctx, id, c.opts.LockAfter, c.opts.LockFor)
 		if err != nil {
 			c.opts.Log.Error("console sign-in: count failure", "user", id, "err", err)

@@ -53,6 +53,11 @@ type Options struct {
 	// LockAfter failed sign-ins in a row lock a user out for LockFor (defaults 5, 15 min).
 	LockAfter int
 	LockFor   time.Duration
+	// Limiter, when set, bounds failed sign-ins per address (the hub's auth_failure_limit).
+	Limiter interface {
+		Wait(r *http.Request) time.Duration
+		Failed(r *http.Request)
+	}
 	// EventInterval is how often the live view checks for changes (default 5 s).
 	EventInterval time.Duration
 }

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -89,6 +90,20 @@ func TestLockout(t *testing.T) {
 	// An unknown user is answered as a wrong password.
 	if code, body := h.client().signIn("khong-co", "x"); code != http.StatusUnauthorized || !strings.Contains(body, "mật khẩu không đúng") {
 		t.Fatalf("unknown user: %d\n%s", code, body)
+	}
+	// Guessing across user names is bounded per address by the hub's auth_failure_limit (60 a
+	// minute, these failures included): then sign-in is refused before any password is checked.
+	for i := 1; ; i++ {
+		code, body := c.signIn(fmt.Sprintf("doan-%d", i), "x")
+		if code == http.StatusTooManyRequests {
+			if !strings.Contains(body, "quá nhiều lần đăng nhập sai từ địa chỉ này") {
+				t.Fatalf("refused sign-in %d:\n%s", i, body)
+			}
+			break
+		}
+		if code != http.StatusUnauthorized || i > 60 {
+			t.Fatalf("failed sign-in %d: %d", i, code)
+		}
 	}
 }
 
