@@ -96,7 +96,7 @@ func New(opts Options) (*Console, error) {
 		opts.EventInterval = 5 * time.Second
 	}
 	c := &Console{opts: opts, pages: map[string]*template.Template{}}
-	for _, name := range []string{"login", "overview", "devices", "device", "confirmations", "audit", "users", "error"} {
+	for _, name := range []string{"login", "overview", "devices", "device", "confirmations", "audit", "users", "account", "error"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/plays.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -119,6 +119,8 @@ func New(opts Options) (*Console, error) {
 	m.HandleFunc("GET /console/events", c.signedIn(c.events))
 	m.HandleFunc("GET /console/audit", c.signedIn(c.auditLog))
 	m.HandleFunc("GET /console/users", c.signedIn(c.users))
+	m.HandleFunc("GET /console/account", c.signedIn(c.account))
+	m.HandleFunc("POST /console/account", c.signedIn(c.account))
 	m.HandleFunc("POST /console/users/{action}", c.signedIn(c.userAction))
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "err.notfound")

@@ -508,3 +508,29 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	http.Redirect(w, r, "/console/users?notice="+url.QueryEscape(notice), http.StatusSeeOther)
 }
+
+// account lets the signed-in user change their own password: the current one is asked first
+// (a session left open on a shared computer must not be enough), then POST /api/users/password.
+func (c *Console) account(w http.ResponseWriter, r *http.Request, s *session) {
+	lang := langOf(r)
+	if r.Method == http.MethodGet {
+		c.render(w, r, http.StatusOK, "account", s, map[string]string{"Notice": r.URL.Query().Get("notice")})
+		return
+	}
+	l, err := c.opts.Store.GetLogin(r.Context(), s.User.ID)
+	if err != nil || l.PasswordHash == "" || !CheckPassword(l.PasswordHash, r.PostFormValue("current")) {
+		c.render(w, r, http.StatusForbidden, "account", s, map[string]string{"Error": tr(lang, "account.wrong")})
+		return
+	}
+	if r.PostFormValue("password") != r.PostFormValue("again") {
+		c.render(w, r, http.StatusBadRequest, "account", s, map[string]string{"Error": tr(lang, "account.mismatch")})
+		return
+	}
+	if err := c.call(r.Context(), s, "POST", "/api/users/password", api.UserRequest{Password: r.PostFormValue("password")}, nil); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	// The new password ended every session of the user, this one too: sign in again.
+	c.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}

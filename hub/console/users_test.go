@@ -65,3 +65,33 @@ func TestAdminManagesUsers(t *testing.T) {
 		t.Fatal("the staff page does not show lan disabled")
 	}
 }
+
+// A user changes their own password: the current one is asked, the two new ones must match,
+// and then every session of theirs ends and only the new password signs in.
+func TestOwnPassword(t *testing.T) {
+	h := newTestHub(t)
+	c := h.client()
+	c.signIn("xem-tp", viewerPass)
+	if code, body, _ := c.do("GET", "/console/account", nil); code != http.StatusOK || !strings.Contains(body, "Đổi mật khẩu") {
+		t.Fatalf("account page: %d\n%s", code, body)
+	}
+	form := url.Values{"csrf": {c.csrf}, "current": {"sai"}, "password": {"mat-khau-moi-xa"}, "again": {"mat-khau-moi-xa"}}
+	if code, body, _ := c.do("POST", "/console/account", form); code != http.StatusForbidden || !strings.Contains(body, "Mật khẩu hiện tại không đúng") {
+		t.Fatalf("a wrong current password: %d\n%s", code, body)
+	}
+	form.Set("current", viewerPass)
+	form.Set("again", "mat-khau-khac")
+	if code, body, _ := c.do("POST", "/console/account", form); code != http.StatusBadRequest || !strings.Contains(body, "không giống nhau") {
+		t.Fatalf("new passwords that differ: %d\n%s", code, body)
+	}
+	form.Set("again", "mat-khau-moi-xa")
+	if code, _, hdr := c.do("POST", "/console/account", form); code != http.StatusSeeOther || hdr.Get("Location") != "/console/login" {
+		t.Fatalf("change: %d %v", code, hdr)
+	}
+	if code, _ := h.client().signIn("xem-tp", viewerPass); code != http.StatusUnauthorized {
+		t.Fatalf("the old password: %d", code)
+	}
+	if code, _ := h.client().signIn("xem-tp", "mat-khau-moi-xa"); code != http.StatusOK {
+		t.Fatalf("the new password: %d", code)
+	}
+}
