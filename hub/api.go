@@ -34,9 +34,24 @@ type principal struct {
 	Zone  *time.Location // dates and times of the request are in it
 }
 
-// staff authenticates a bearer token and hands the user and scope to h.
-func (s *Server) staff(h func(w http.ResponseWriter, r *http.Request, p principal)) http.Handler {
+type asUserKey struct{}
+
+// ServeAs answers r as the API answers it for user u, who the caller (the console, from a
+// session) has already authenticated: the same routes, scope and role checks and audit.
+func (s *Server) ServeAs(w http.ResponseWriter, r *http.Request, u store.User) {
+	r = r.WithContext(context.WithValue(r.Context(), asUserKey{}, u))
+	r.Header.Del("Authorization")
+	s.mux.ServeHTTP(w, r)
+}
+
+// staff authenticates a bearer token (or takes ServeAs's user), checks the user's role
+// allows need, and hands the user and scope to h.
+func (s *Server) staff(need store.Role, h func(w http.ResponseWriter, r *http.Request, p principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := r.Context().Value(asUserKey{}).(store.User); ok {
+			s.serveStaff(w, r, u, u.Scope, need, h)
+			return
+		}
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok || strings.TrimSpace(tok) == "" {
@@ -52,10 +67,20 @@ func (s *Server) staff(h func(w http.ResponseWriter, r *http.Request, p principa
 			writeError(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
 			return
 		}
-		zone := s.zone(r)
-		w.Header().Set(api.ZoneHeader, zone.String())
-		h(w, r, principal{User: u, Scope: scope, Zone: zone})
+		s.serveStaff(w, r, u, scope, need, h)
 	})
+}
+
+func (s *Server) serveStaff(w http.ResponseWriter, r *http.Request, u store.User, scope string, need store.Role,
+	h func(w http.ResponseWriter, r *http.Request, p principal)) {
+	if !store.Can(u.Role, need) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("your role %s may not do this (%s %s needs %s or above); ask an administrator of %s",
+			u.Role, r.Method, r.URL.Path, need, scope))
+		return
+	}
+	zone := s.zone(r)
+	w.Header().Set(api.ZoneHeader, zone.String())
+	h(w, r, principal{User: u, Scope: scope, Zone: zone})
 }
 
 // HashToken is what the store keeps of a staff token.

@@ -106,7 +106,8 @@ func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	u, _, err := s.st.Authenticate(r.Context(), HashToken(tok))
-	if err != nil || !store.Allowed(p.Scope, u.Scope) {
+	// Anyone may revoke their own token; another user's takes an administrator of the scope.
+	if err != nil || !store.Allowed(p.Scope, u.Scope) || (u.ID != p.User.ID && !store.Can(p.User.Role, store.RoleAdmin)) {
 		writeError(w, http.StatusNotFound, "no valid token like that in your scope (already revoked or expired, or another area's)")
 		return
 	}

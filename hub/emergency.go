@@ -719,6 +719,12 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 		writeErr(w, err)
 		return
 	}
+	// Operators place bulletins and relays; warnings need the emergency role.
+	if b.kind != store.KindBulletin && b.kind != store.KindLive && !store.Can(p.User.Role, store.RoleEmergency) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("your role %s may not broadcast an emergency warning (it needs emergency or admin); ask an administrator of %s",
+			p.User.Role, p.Scope))
+		return
+	}
 	var warnings []string
 	if b.kind == store.KindBulletin {
 		start, w2, err := s.nextSession(r.Context(), b.area, now)

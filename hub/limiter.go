@@ -45,17 +45,7 @@ func source(r *http.Request) string {
 
 // refuse answers 429 and returns true when src is over the limit.
 func (l *authLimiter) refuse(w http.ResponseWriter, r *http.Request, now time.Time) bool {
-	if l.max <= 0 {
-		return false
-	}
-	src := source(r)
-	l.mu.Lock()
-	fw := l.by[src]
-	var wait time.Duration
-	if fw != nil && fw.n >= l.max {
-		wait = fw.start.Add(l.window).Sub(now)
-	}
-	l.mu.Unlock()
+	wait := l.wait(r, now)
 	if wait <= 0 {
 		return false
 	}
@@ -96,4 +86,29 @@ func (l *authLimiter) failed(r *http.Request, now time.Time, what string, attrs 
 		l.log.Warn(what+" refused; further failures from this address are counted, not logged, for a while",
 			append(attrs, "remote", src, "failures_in_previous_window", prev)...)
 	}
+}
+
+// wait is how long r's address must wait before its credentials are checked again (0: not
+// at all).
+func (l *authLimiter) wait(r *http.Request, now time.Time) time.Duration {
+	if l.max <= 0 {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if fw := l.by[source(r)]; fw != nil && fw.n >= l.max {
+		return fw.start.Add(l.window).Sub(now)
+	}
+	return 0
+}
+
+// consoleLimiter lets the console's sign-in count against the same per-address limit as
+// tokens and device secrets.
+type consoleLimiter struct{ s *Server }
+
+func (c consoleLimiter) Wait(r *http.Request) time.Duration {
+	return c.s.authLimit.wait(r, c.s.clock.Now())
+}
+func (c consoleLimiter) Failed(r *http.Request) {
+	c.s.authLimit.failed(r, c.s.clock.Now(), "console sign-in")
 }

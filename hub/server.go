@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/console"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -119,6 +120,8 @@ type Options struct {
 	// TransferIdle bounds a pause in a content upload or download (default 1m); the server's
 	// own read and write timeouts would cut a large file over a slow link.
 	TransferIdle time.Duration
+	// TLS says the hub is served over HTTPS: console cookies are marked Secure.
+	TLS bool
 }
 
 // Server is the hub: an http.Handler for staff, agents and content.
@@ -218,49 +221,64 @@ func (s *Server) routes() {
 	// Every route's body is bounded on r.Body itself (limitBody), whatever reads it.
 	small := func() int64 { return maxJSONBody }
 	handle := func(pattern string, limit func() int64, h http.Handler) { m.Handle(pattern, limitBody(limit, h)) }
-	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, p principal)) {
-		handle(pattern, small, s.staff(h))
+	// Each route names the least role it needs (store.Can); the console's pages reach the
+	// same routes through ServeAs, so one check decides for tokens and sessions.
+	api := func(pattern string, need store.Role, h func(w http.ResponseWriter, r *http.Request, p principal)) {
+		handle(pattern, small, s.staff(need, h))
 	}
+	V, O, E, A := store.RoleViewer, store.RoleOperator, store.RoleEmergency, store.RoleAdmin
 	handle("GET /agent/ws", small, http.HandlerFunc(s.handleAgentWS))
 	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.handleContentDownload)))
 	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
 	handle("POST /agent/screenshot", func() int64 { return MaxScreenshotBytes }, s.transfer(http.HandlerFunc(s.handleScreenshotUpload)))
 	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 
-	api("GET /api/whoami", s.apiWhoami)
-	api("GET /api/areas", s.apiListAreas)
-	api("POST /api/areas", s.apiAddArea)
-	api("GET /api/devices", s.apiListDevices)
-	api("POST /api/devices", s.apiEnrolDevice)
-	api("POST /api/devices/rekey", s.apiRekeyDevice)
-	api("GET /api/devices/{id...}", s.apiShowDevice)
-	api("DELETE /api/devices/{id...}", s.apiRevokeDevice)
-	api("POST /api/tokens", s.apiNewToken)
-	api("POST /api/tokens/revoke", s.apiRevokeToken)
-	api("POST /api/users/disable", s.apiDisableUser)
-	api("GET /api/content", s.apiListContent)
-	api("PATCH /api/content/{ref}", s.apiEditContent)
-	api("GET /api/terms", s.apiListTerms)
-	api("POST /api/terms", s.apiAddTerm)
-	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(s.apiUploadContent)))
-	api("POST /api/schedules", s.apiPushSchedule)
-	api("GET /api/schedules", s.apiListSchedules)
-	api("GET /api/schedules/show", s.apiShowSchedule)
-	api("GET /api/schedules/plan", s.apiPlan)
-	api("GET /api/status", s.apiStatus)
-	api("GET /api/confirmations", s.apiConfirmations)
-	api("GET /api/audit", s.apiAudit)
-	api("GET /api/reports/{kind}", s.apiReport)
-	api("POST /api/emergencies", s.apiCreateEmergency)
-	api("GET /api/emergencies", s.apiListEmergencies)
-	api("POST /api/emergencies/cancel", s.apiCancelSeries)
-	api("POST /api/emergencies/{id}/cancel", s.apiCancelEmergency)
-	api("POST /api/cap", s.apiCAP)
-	api("POST /api/commands", s.apiIssueCommand)
-	api("GET /api/commands", s.apiListCommands)
-	api("GET /api/commands/{id}", s.apiShowCommand)
-	api("GET /api/commands/{id}/screenshot", s.apiCommandScreenshot)
-	api("GET /api/screenshots/{device...}", s.apiDeviceScreenshot)
+	api("GET /api/whoami", V, s.apiWhoami)
+	api("GET /api/areas", V, s.apiListAreas)
+	api("POST /api/areas", A, s.apiAddArea)
+	api("GET /api/devices", V, s.apiListDevices)
+	api("POST /api/devices", A, s.apiEnrolDevice)
+	api("POST /api/devices/rekey", A, s.apiRekeyDevice)
+	api("GET /api/devices/{id...}", V, s.apiShowDevice)
+	api("DELETE /api/devices/{id...}", A, s.apiRevokeDevice)
+	api("POST /api/tokens", V, s.apiNewToken)
+	api("POST /api/tokens/revoke", V, s.apiRevokeToken)
+	api("POST /api/users/disable", A, s.apiDisableUser)
+	api("GET /api/users", A, s.apiListUsers)
+	api("POST /api/users", A, s.apiAddUser)
+	api("POST /api/users/password", V, s.apiSetPassword)
+	api("GET /api/content", V, s.apiListContent)
+	api("PATCH /api/content/{ref}", O, s.apiEditContent)
+	api("GET /api/terms", V, s.apiListTerms)
+	api("POST /api/terms", A, s.apiAddTerm)
+	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(O, s.apiUploadContent)))
+	api("POST /api/schedules", O, s.apiPushSchedule)
+	api("GET /api/schedules", V, s.apiListSchedules)
+	api("GET /api/schedules/show", V, s.apiShowSchedule)
+	api("GET /api/schedules/plan", V, s.apiPlan)
+	api("GET /api/status", V, s.apiStatus)
+	api("GET /api/confirmations", V, s.apiConfirmations)
+	api("GET /api/audit", A, s.apiAudit)
+	api("GET /api/reports/{kind}", V, s.apiReport)
+	api("POST /api/emergencies", O, s.apiCreateEmergency)
+	api("GET /api/emergencies", V, s.apiListEmergencies)
+	api("POST /api/emergencies/cancel", E, s.apiCancelSeries)
+	api("POST /api/emergencies/{id}/cancel", E, s.apiCancelEmergency)
+	api("POST /api/cap", E, s.apiCAP)
+	api("POST /api/commands", O, s.apiIssueCommand)
+	api("GET /api/commands", V, s.apiListCommands)
+	api("GET /api/commands/{id}", V, s.apiShowCommand)
+	api("GET /api/commands/{id}/screenshot", V, s.apiCommandScreenshot)
+	api("GET /api/screenshots/{device...}", V, s.apiDeviceScreenshot)
+	if cs, ok := s.st.(console.Store); ok {
+		c, err := console.New(console.Options{API: s, Store: cs, Log: s.log.With("component", "console"),
+			Location: s.opts.Location, Now: s.clock.Now, Secure: s.opts.TLS, Limiter: consoleLimiter{s}})
+		if err != nil {
+			panic(err) // the embedded templates do not parse: a build that tests catch
+		}
+		handle("/console/", small, c)
+		m.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusSeeOther))
+	}
 	handle("/api/", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
 	}))
@@ -356,7 +374,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Store: db, Signer: signer, ContentDir: filepath.Join(cfg.DataDir, "content"),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
-		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
+		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), TLS: cfg.TLSCert != "", AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
 		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
 			TempDir: filepath.Join(cfg.DataDir, "tmp"), Timeout: cfg.TranscodeTimeout,
 			MaxConcurrent: cfg.MaxTranscodes, MaxDuration: cfg.MaxContentDuration},

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub"
+	"github.com/loa-project/loa/hub/console"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -23,7 +24,10 @@ const usage = `usage:
   loa-hub serve --config FILE                 run the hub
   loa-hub keygen --out FILE [--key-id ID]     write a signing key; prints the agents' trusted_keys line
   loa-hub user add NAME --scope AREA --config FILE [--name TEXT] [--area-name TEXT] [--valid-for DURATION]
-                                              create a staff user; prints its token once (valid a year by default)
+                  [--role viewer|operator|emergency|admin] [--password]
+                                              create a staff user (admin by default); prints its token once (valid
+                                              a year by default); --password reads a console password from stdin
+  loa-hub user passwd NAME --config FILE      set the user's console password, read from standard input
   loa-hub user token NAME --config FILE [--valid-for DURATION]
                                               a new token for a user (rotation); prints it once
   loa-hub user disable NAME --config FILE     no token of the user works any more
@@ -52,7 +56,7 @@ func run(args []string) int {
 		switch args[0] + " " + args[1] {
 		case "user add":
 			return userAdd(args[2:])
-		case "user token", "user disable", "token revoke":
+		case "user token", "user disable", "token revoke", "user passwd":
 			return credential(args[0]+" "+args[1], args[2:])
 		}
 		fmt.Fprintf(os.Stderr, "loa-hub: unknown command %q\n%s", args[0]+" "+args[1], usage)
@@ -125,6 +129,8 @@ func userAdd(args []string) int {
 	name := fs.String("name", "", "the person's name")
 	areaName := fs.String("area-name", "", "create the scope area with this name if it does not exist")
 	validFor := fs.Duration("valid-for", hub.DefaultTokenLifetime, "how long the token is valid")
+	roleName := fs.String("role", "admin", "what the user may do in the scope: viewer, operator, emergency or admin")
+	withPassword := fs.Bool("password", false, "read a console password from standard input")
 	// The user id comes first (loa-hub user add lan --scope …); flags may follow it.
 	var id string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -139,6 +145,18 @@ func userAdd(args []string) int {
 	if id == "" || *scope == "" || *cfgPath == "" {
 		fmt.Fprintln(os.Stderr, "loa-hub user add NAME --scope AREA --config FILE: NAME, --scope and --config are required")
 		return 2
+	}
+	role, err := store.ParseRole(*roleName)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
+		return 2
+	}
+	var pwHash string
+	if *withPassword {
+		if pwHash, err = readPassword(); err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
+			return 2
+		}
 	}
 	cfg, err := hub.LoadConfig(*cfgPath)
 	if err != nil {
@@ -173,7 +191,19 @@ func userAdd(args []string) int {
 			return 1
 		}
 	}
-	fmt.Printf("user %s (scope %s) created; their token, shown only now:\n%s\n", id, *scope, tok)
+	if role != store.RoleAdmin {
+		if err := db.SetRole(ctx, id, role); err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
+			return 1
+		}
+	}
+	if pwHash != "" {
+		if err := db.SetPassword(ctx, id, pwHash); err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
+			return 1
+		}
+	}
+	fmt.Printf("user %s (%s, scope %s) created; their token, shown only now:\n%s\n", id, role, *scope, tok)
 	return 0
 }
 
@@ -213,6 +243,18 @@ func credential(cmd string, args []string) int {
 		db.AppendAudit(ctx, store.AuditEntry{Actor: "hub", Action: action, Target: target, Detail: []byte(`{"by":"loa-hub ` + cmd + `"}`)})
 	}
 	switch cmd {
+	case "user passwd":
+		h, err := readPassword()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user passwd:", err)
+			return 2
+		}
+		if err := db.SetPassword(ctx, id, h); err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub user passwd:", err)
+			return 1
+		}
+		audit("user.passwd", "user:"+id)
+		fmt.Printf("console password of %s set; their earlier console sessions are signed out\n", id)
 	case "user token":
 		tok, expires, err := hub.IssueToken(ctx, db, id, "loa-hub user token", *validFor, time.Now())
 		if err != nil {
@@ -254,3 +296,13 @@ func credential(cmd string, args []string) int {
 type clock struct{}
 
 func (clock) Now() time.Time { return time.Now() }
+
+// readPassword reads one line from standard input (a pipe, or typed: it is echoed, so type it
+// where nobody watches) and hashes it for the console.
+func readPassword() (string, error) {
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("no password on standard input: e.g. read -rs P && printf '%%s\\n' \"$P\" | loa-hub user passwd NAME --config FILE")
+	}
+	return console.HashPassword(strings.TrimRight(line, "\r\n"))
+}

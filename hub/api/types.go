@@ -385,6 +385,12 @@ type TokenResponse struct {
 // UserRequest is the body of POST /api/users/disable.
 type UserRequest struct {
 	ID string `json:"id"`
+	// For POST /api/users (add) and /api/users/password: the rest of the account. Password is
+	// the console password (at least 10 characters); absent: the user signs in with tokens only.
+	Name     string `json:"name,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	Role     string `json:"role,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 // UserJSON is a staff account in API answers.
@@ -392,6 +398,7 @@ type UserJSON struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	Scope    string `json:"scope"`
+	Role     string `json:"role,omitempty"`
 	Disabled bool   `json:"disabled"`
 }
 

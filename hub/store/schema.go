@@ -301,6 +301,26 @@ ALTER TABLE confirmations ADD COLUMN from_s REAL NOT NULL DEFAULT 0;
 -- '' for a device whose agent does not report them.
 ALTER TABLE devices ADD COLUMN parts TEXT NOT NULL DEFAULT '';
 `},
+		{9, "staff roles, passwords and console sessions", `
+-- What a user (and so each of their tokens) may do in their scope: viewer, operator,
+-- emergency, admin. Users made before roles existed did everything: they stay admins.
+ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+-- argon2id in the PHC string form; '' = no console sign-in (token only).
+ALTER TABLE users ADD COLUMN password_hash TEXT NOT NULL DEFAULT '';
+-- Failed sign-ins since the last good one, and until when sign-in is refused.
+ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN locked_until INTEGER;
+-- Console sessions, by the SHA-256 of the cookie's value; csrf is the token its forms carry.
+CREATE TABLE sessions (
+	hash        BLOB PRIMARY KEY CHECK (length(hash) = 32),
+	user_id     TEXT NOT NULL REFERENCES users(id),
+	csrf        TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	ended_at    INTEGER
+) WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions(user_id);
+`},
 		{10, "report summaries", `
 -- Kept at ingest with each stored confirmation (storeBatch), in the month and day of its play
 -- (+07), so a late one lands where it was played: reports over whole months read these,

@@ -13,6 +13,7 @@ type User struct {
 	ID        string
 	Name      string
 	Scope     string
+	Role      Role // what the user, and each of their tokens, may do in Scope
 	CreatedAt time.Time
 	Disabled  bool
 }
@@ -28,13 +29,19 @@ func (db *DB) AddUser(ctx context.Context, u User) (User, error) {
 	if err := ValidateAreaID(u.Scope); err != nil {
 		return User{}, fmt.Errorf("user %q scope: %w", u.ID, err)
 	}
-	out := User{ID: u.ID, Name: u.Name, Scope: u.Scope, CreatedAt: db.now()}
+	if u.Role == "" {
+		u.Role = RoleAdmin // `loa-hub user add` without --role: the bootstrap administrator
+	}
+	if _, err := ParseRole(string(u.Role)); err != nil {
+		return User{}, fmt.Errorf("user %q: %w", u.ID, err)
+	}
+	out := User{ID: u.ID, Name: u.Name, Scope: u.Scope, Role: u.Role, CreatedAt: db.now()}
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		if err := areaExists(ctx, tx, u.Scope); err != nil {
 			return fmt.Errorf("user %q scope: %w", u.ID, err)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO users(id, name, scope_area, created_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT(id) DO NOTHING`, u.ID, u.Name, u.Scope, ts(out.CreatedAt))
+		res, err := tx.ExecContext(ctx, `INSERT INTO users(id, name, scope_area, role, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT(id) DO NOTHING`, u.ID, u.Name, u.Scope, string(u.Role), ts(out.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("add user %q: %w", u.ID, err)
 		}
@@ -49,12 +56,14 @@ func (db *DB) AddUser(ctx context.Context, u User) (User, error) {
 	return out, nil
 }
 
-const userCols = "id, name, scope_area, created_at, disabled_at"
+const userCols = "id, name, scope_area, role, created_at, disabled_at"
 
 func scanUser(s interface{ Scan(...any) error }, extra ...any) (User, error) {
 	var u User
 	var created, disabled sql.NullInt64
-	err := s.Scan(append([]any{&u.ID, &u.Name, &u.Scope, &created, &disabled}, extra...)...)
+	var role string
+	err := s.Scan(append([]any{&u.ID, &u.Name, &u.Scope, &role, &created, &disabled}, extra...)...)
+	u.Role = Role(role)
 	u.CreatedAt, u.Disabled = fromTS(created), disabled.Valid
 	return u, err
 }
@@ -154,7 +163,7 @@ func (db *DB) RevokeToken(ctx context.Context, tokenHash [32]byte) error {
 // ErrUnauthorized; the message says which, for the hub's log.
 func (db *DB) Authenticate(ctx context.Context, tokenHash [32]byte) (User, string, error) {
 	var expires, revoked sql.NullInt64
-	u, err := scanUser(db.r.QueryRowContext(ctx, `SELECT u.id, u.name, u.scope_area, u.created_at, u.disabled_at,
+	u, err := scanUser(db.r.QueryRowContext(ctx, `SELECT u.id, u.name, u.scope_area, u.role, u.created_at, u.disabled_at,
 		t.expires_at, t.revoked_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?`, tokenHash[:]),
 		&expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {

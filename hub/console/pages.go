@@ -1,0 +1,536 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/store"
+)
+
+// recorder holds an API answer made in-process.
+type recorder struct {
+	h    http.Header
+	code int
+	body bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.h }
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.body.Write(p)
+}
+
+// apiError is the API's refusal, shown on the page as the API words it.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// call asks the hub's API as the session's user; out receives the JSON answer.
+func (c *Console) call(ctx context.Context, s *session, method, target string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.ZoneHeader, c.opts.Location.String())
+	rec := &recorder{h: http.Header{}}
+	c.opts.API.ServeAs(rec, req, s.User)
+	if rec.code/100 != 2 {
+		var e api.Error
+		json.Unmarshal(rec.body.Bytes(), &e)
+		if e.Error == "" {
+			e.Error = http.StatusText(rec.code)
+		}
+		return &apiError{code: rec.code, msg: e.Error}
+	}
+	if out != nil {
+		return json.Unmarshal(rec.body.Bytes(), out)
+	}
+	return nil
+}
+
+// apiFail shows an API refusal: its status and its words (which say what to do).
+func (c *Console) apiFail(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	if e, ok := err.(*apiError); ok {
+		if e.code == http.StatusForbidden {
+			c.fail(w, r, s, e.code, "err.forbidden")
+			return
+		}
+		c.fail(w, r, s, e.code, "err.api", e.msg)
+		return
+	}
+	c.opts.Log.Error("console", "path", r.URL.Path, "err", err)
+	c.fail(w, r, s, http.StatusInternalServerError, "err.internal")
+}
+
+// State of a device as the overview counts it.
+const (
+	staleAfter = 24 * time.Hour
+	lowDisk    = 200 << 20 // bytes free below which a device's content may not fit
+	clockSkew  = 5.0       // seconds off the hub's clock that make plays start at the wrong time
+)
+
+type alarm struct {
+	Device api.DeviceJSON
+	Text   string
+}
+
+type areaNode struct {
+	api.AreaJSON
+	Online, Offline, Playing, Alarms int
+}
+
+type overviewData struct {
+	Areas      []*areaNode
+	OnAir      []api.DeviceJSON
+	Broadcasts []api.EmergencyJSON // emergencies, bulletins and relays on the air in the scope
+	Alarms     []alarm
+}
+
+func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []string {
+	var out []string
+	if !d.Online && !d.Revoked {
+		switch {
+		case d.LastSeen == nil && now.Sub(d.EnrolledAt) > staleAfter:
+			out = append(out, tr(lang, "alarm.never"))
+		case d.LastSeen != nil && now.Sub(*d.LastSeen) > staleAfter:
+			out = append(out, tr(lang, "alarm.offline", fmtTime(*d.LastSeen, c.opts.Location)))
+		}
+	}
+	for _, part := range []struct {
+		key string
+		p   *api.PartJSON
+	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}} {
+		if part.p != nil && part.p.Error != "" {
+			since := "—"
+			if part.p.Since != nil {
+				since = fmtTime(*part.p.Since, c.opts.Location)
+			}
+			out = append(out, tr(lang, "alarm."+part.key, since, part.p.Error))
+		}
+	}
+	if d.DiskFreeBytes > 0 && d.DiskFreeBytes < lowDisk {
+		out = append(out, tr(lang, "alarm.disk", d.DiskFreeBytes>>20))
+	}
+	if d.Online && math.Abs(d.ClockOffsetS) > clockSkew {
+		out = append(out, tr(lang, "alarm.clock", d.ClockOffsetS))
+	}
+	if d.Delivery == "refused" {
+		out = append(out, tr(lang, "alarm.refused", d.Revision, d.RefusedReason))
+	}
+	return out
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
+	var areas []api.AreaJSON
+	var devs []api.DeviceJSON
+	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &areas); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	if err := c.call(r.Context(), s, "GET", "/api/devices", nil, &devs); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	var data overviewData
+	if err := c.call(r.Context(), s, "GET", "/api/emergencies", nil, &data.Broadcasts); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	lang, now := langOf(r), c.opts.Now()
+	nodes := map[string]*areaNode{}
+	for _, a := range areas {
+		n := &areaNode{AreaJSON: a}
+		nodes[a.ID] = n
+		data.Areas = append(data.Areas, n)
+	}
+	sort.Slice(data.Areas, func(i, j int) bool { return data.Areas[i].ID < data.Areas[j].ID })
+	for _, d := range devs {
+		if d.Revoked {
+			continue
+		}
+		al := c.alarmsOf(lang, d, now)
+		for _, t := range al {
+			data.Alarms = append(data.Alarms, alarm{Device: d, Text: t})
+		}
+		if d.Online && d.NowPlaying != "" {
+			data.OnAir = append(data.OnAir, d)
+		}
+		// Each device counts in its area and every area above it in the scope.
+		for a := d.Area; a != ""; a = nodes[a].Parent {
+			n := nodes[a]
+			if n == nil {
+				break
+			}
+			if d.Online {
+				n.Online++
+			} else {
+				n.Offline++
+			}
+			if d.Online && d.NowPlaying != "" {
+				n.Playing++
+			}
+			if len(al) > 0 {
+				n.Alarms++
+			}
+		}
+	}
+	c.render(w, r, http.StatusOK, "overview", s, data)
+}
+
+type devicesData struct {
+	Devices  []api.DeviceJSON
+	Areas    []api.AreaJSON
+	Versions []string // software versions reported in the scope, for the filter
+	Area     string
+	State    string
+	Kind     string
+	Software string
+	Q        string
+}
+
+func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	d := devicesData{Area: q.Get("area"), State: q.Get("state"), Kind: q.Get("kind"), Software: q.Get("software"), Q: strings.TrimSpace(q.Get("q"))}
+	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &d.Areas); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	var all []api.DeviceJSON
+	if err := c.call(r.Context(), s, "GET", "/api/devices?"+url.Values{"area": {d.Area}}.Encode(), nil, &all); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	lang, now := langOf(r), c.opts.Now()
+	versions := map[string]bool{}
+	for _, dev := range all {
+		if dev.Software != "" && !versions[dev.Software] {
+			versions[dev.Software] = true
+			d.Versions = append(d.Versions, dev.Software)
+		}
+		switch {
+		case d.Kind != "" && dev.Kind != d.Kind,
+			d.Software != "" && dev.Software != d.Software,
+			d.State == "online" && !dev.Online,
+			d.State == "offline" && dev.Online,
+			d.State == "playing" && (!dev.Online || dev.NowPlaying == ""),
+			d.State == "alarm" && len(c.alarmsOf(lang, dev, now)) == 0,
+			d.Q != "" && !strings.Contains(strings.ToLower(dev.ID+" "+dev.Name), strings.ToLower(d.Q)):
+			continue
+		}
+		d.Devices = append(d.Devices, dev)
+	}
+	sort.Strings(d.Versions)
+	c.render(w, r, http.StatusOK, "devices", s, d)
+}
+
+type deviceData struct {
+	Device api.DeviceJSON
+	Alarms []string
+	Plays  []api.ConfirmationJSON
+	Notice string
+}
+
+func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	var d deviceData
+	if err := c.call(r.Context(), s, "GET", "/api/devices/"+url.PathEscape(id), nil, &d.Device); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	if err := c.call(r.Context(), s, "GET", "/api/confirmations?"+url.Values{"device": {id}, "limit": {"10"}}.Encode(), nil, &d.Plays); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	d.Alarms = c.alarmsOf(langOf(r), d.Device, c.opts.Now())
+	d.Notice = r.URL.Query().Get("notice")
+	c.render(w, r, http.StatusOK, "device", s, d)
+}
+
+// command sends volume, stop or reload to a device through POST /api/commands.
+func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PostFormValue("device")
+	action := r.PostFormValue("action")
+	req := map[string]any{"to": "device:" + id, "action": action}
+	if action == "volume" {
+		v, err := strconv.ParseFloat(r.PostFormValue("volume"), 64)
+		if err != nil || v < 0 || v > 100 {
+			c.fail(w, r, s, http.StatusBadRequest, "err.api", "âm lượng từ 0 đến 100")
+			return
+		}
+		req["volume"] = v / 100
+	}
+	var out api.CommandJSON
+	if err := c.call(r.Context(), s, "POST", "/api/commands", req, &out); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	notice := tr(langOf(r), "cmd.sent", tr(langOf(r), "cmd."+action), len(out.Outcomes), out.Counts["sent"])
+	http.Redirect(w, r, "/console/devices/"+url.PathEscape(id)+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+const playsPerPage = 50
+
+type playsData struct {
+	Plays                              []api.ConfirmationJSON
+	Area, Device, Result, Since, Until string
+	Page                               int
+	More                               bool
+	Query                              string // the filters, for the CSV link and the pages
+}
+
+// playsFilter turns the form's dd/mm/yyyy [hh:mm] into what the API reads (its own dates).
+func playsFilter(q url.Values) url.Values {
+	v := url.Values{}
+	for _, k := range []string{"area", "device", "result"} {
+		if x := strings.TrimSpace(q.Get(k)); x != "" {
+			v.Set(k, x)
+		}
+	}
+	for _, k := range []string{"since", "until"} {
+		if x := strings.TrimSpace(q.Get(k)); x != "" {
+			v.Set(k, apiTime(x))
+		}
+	}
+	return v
+}
+
+// apiTime reads dd/mm/yyyy [hh:mm] as the API's yyyy-mm-dd [hh:mm]; anything else is passed
+// as it is (the API's error names it).
+func apiTime(s string) string {
+	date, clock, _ := strings.Cut(s, " ")
+	p := strings.Split(date, "/")
+	if len(p) != 3 {
+		return s
+	}
+	out := fmt.Sprintf("%s-%02s-%02s", p[2], p[1], p[0])
+	if clock != "" {
+		out += " " + strings.TrimSpace(clock)
+	}
+	return out
+}
+
+func (c *Console) confirmations(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	f := playsFilter(q)
+	d := playsData{Area: q.Get("area"), Device: q.Get("device"), Result: q.Get("result"), Since: q.Get("since"), Until: q.Get("until"), Page: 1}
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 && n <= 10000 {
+		d.Page = n
+	}
+	// The API gives the newest N; a page is the slice of them past the pages before it.
+	api := url.Values{}
+	for k, v := range f {
+		api[k] = v
+	}
+	api.Set("limit", strconv.Itoa(d.Page*playsPerPage+1))
+	var all []apiConfirmation
+	if err := c.call(r.Context(), s, "GET", "/api/confirmations?"+api.Encode(), nil, &all); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	from := (d.Page - 1) * playsPerPage
+	for i := from; i < len(all) && i < from+playsPerPage; i++ {
+		d.Plays = append(d.Plays, all[i].ConfirmationJSON)
+	}
+	d.More = len(all) > d.Page*playsPerPage
+	formQ := url.Values{}
+	for _, k := range []string{"area", "device", "result", "since", "until"} {
+		if x := q.Get(k); x != "" {
+			formQ.Set(k, x)
+		}
+	}
+	d.Query = formQ.Encode()
+	c.render(w, r, http.StatusOK, "confirmations", s, d)
+}
+
+type apiConfirmation struct{ api.ConfirmationJSON }
+
+// confirmationsCSV is the API's CSV itself, streamed, for the page's filters.
+func (c *Console) confirmationsCSV(w http.ResponseWriter, r *http.Request, s *session) {
+	f := playsFilter(r.URL.Query())
+	f.Set("format", "csv")
+	req, err := http.NewRequestWithContext(r.Context(), "GET", "/api/confirmations?"+f.Encode(), nil)
+	if err != nil {
+		c.fail(w, r, s, http.StatusBadRequest, "err.internal")
+		return
+	}
+	req.Header.Set(api.ZoneHeader, c.opts.Location.String())
+	w.Header().Set("Content-Disposition", `attachment; filename="nhat-ky-phat.csv"`)
+	c.opts.API.ServeAs(w, req, s.User)
+}
+
+// events streams each device's state as server-sent events: the page's counts and rows
+// change when a device connects, drops or starts playing. The hub has no change feed yet,
+// so the stream checks the store every EventInterval and sends only what changed.
+func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	rc := http.NewResponseController(w)
+	area := r.URL.Query().Get("area")
+	last := map[string]string{}
+	t := time.NewTicker(c.opts.EventInterval)
+	defer t.Stop()
+	for {
+		var devs []api.DeviceJSON
+		if err := c.call(r.Context(), s, "GET", "/api/devices?"+url.Values{"area": {area}}.Encode(), nil, &devs); err != nil {
+			return
+		}
+		// A session ended meanwhile (sign-out elsewhere, disabled user) ends the stream.
+		if _, _, err := c.opts.Store.Session(r.Context(), s.hash, c.opts.IdleTimeout, c.opts.MaxAge, false); err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		for _, d := range devs {
+			ev := map[string]any{"id": d.ID, "online": d.Online, "now_playing": d.NowPlaying}
+			b, _ := json.Marshal(ev)
+			if last[d.ID] != string(b) {
+				last[d.ID] = string(b)
+				fmt.Fprintf(&buf, "event: device\ndata: %s\n\n", b)
+			}
+		}
+		buf.WriteString(": alive\n\n")
+		rc.SetWriteDeadline(time.Now().Add(c.opts.EventInterval + 30*time.Second))
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type auditData struct {
+	Entries       []api.AuditJSON
+	Actor, Action string
+}
+
+// audit lists who did what and when in the scope (GET /api/audit: administrators only).
+func (c *Console) auditLog(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	d := auditData{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action"))}
+	v := url.Values{}
+	if d.Actor != "" {
+		v.Set("actor", d.Actor)
+	}
+	if d.Action != "" {
+		v.Set("action", d.Action)
+	}
+	if err := c.call(r.Context(), s, "GET", "/api/audit?"+v.Encode(), nil, &d.Entries); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	// Newest first: what an administrator looks for after something went wrong.
+	sort.SliceStable(d.Entries, func(i, j int) bool { return d.Entries[i].At.After(d.Entries[j].At) })
+	c.render(w, r, http.StatusOK, "audit", s, d)
+}
+
+type usersData struct {
+	Users  []api.UserJSON
+	Areas  []api.AreaJSON
+	Roles  []string
+	Notice string
+}
+
+// users lists the staff of the scope with forms to add one, reset a password and disable
+// (GET /api/users and the routes below: administrators only).
+func (c *Console) users(w http.ResponseWriter, r *http.Request, s *session) {
+	d := usersData{Notice: r.URL.Query().Get("notice")}
+	for _, role := range store.Roles {
+		d.Roles = append(d.Roles, string(role))
+	}
+	if err := c.call(r.Context(), s, "GET", "/api/users", nil, &d.Users); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &d.Areas); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "users", s, d)
+}
+
+// userAction adds a user, sets a password or disables one through the API.
+func (c *Console) userAction(w http.ResponseWriter, r *http.Request, s *session) {
+	lang := langOf(r)
+	req := api.UserRequest{ID: strings.TrimSpace(r.PostFormValue("id"))}
+	var target, notice string
+	switch r.PathValue("action") {
+	case "add":
+		req.Name, req.Scope, req.Role = strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("scope"), r.PostFormValue("role")
+		req.Password = r.PostFormValue("password")
+		target, notice = "/api/users", tr(lang, "users.added", req.ID)
+	case "password":
+		req.Password = r.PostFormValue("password")
+		target, notice = "/api/users/password", tr(lang, "users.passwordset", req.ID)
+	case "disable":
+		target, notice = "/api/users/disable", tr(lang, "users.disabled", req.ID)
+	default:
+		c.fail(w, r, s, http.StatusNotFound, "err.notfound")
+		return
+	}
+	if err := c.call(r.Context(), s, "POST", target, req, nil); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, "/console/users?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// account lets the signed-in user change their own password: the current one is asked first
+// (a session left open on a shared computer must not be enough), then POST /api/users/password.
+func (c *Console) account(w http.ResponseWriter, r *http.Request, s *session) {
+	lang := langOf(r)
+	if r.Method == http.MethodGet {
+		c.render(w, r, http.StatusOK, "account", s, map[string]string{"Notice": r.URL.Query().Get("notice")})
+		return
+	}
+	l, err := c.opts.Store.GetLogin(r.Context(), s.User.ID)
+	if err != nil || l.PasswordHash == "" || !CheckPassword(l.PasswordHash, r.PostFormValue("current")) {
+		c.render(w, r, http.StatusForbidden, "account", s, map[string]string{"Error": tr(lang, "account.wrong")})
+		return
+	}
+	if r.PostFormValue("password") != r.PostFormValue("again") {
+		c.render(w, r, http.StatusBadRequest, "account", s, map[string]string{"Error": tr(lang, "account.mismatch")})
+		return
+	}
+	if err := c.call(r.Context(), s, "POST", "/api/users/password", api.UserRequest{Password: r.PostFormValue("password")}, nil); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	// The new password ended every session of the user, this one too: sign in again.
+	c.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
