@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/ebitengine/oto/v3 v3.4.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/robfig/cron/v3 v3.0.1
 	go.bug.st/serial v1.8.0
 	go.etcd.io/bbolt v1.4.3
