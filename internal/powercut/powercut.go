@@ -410,8 +410,10 @@ func (n *node) unlink(name, what string) syscall.Errno {
 	return 0
 }
 
-func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return n.unlink(name, "unlink") }
-func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno  { return n.unlink(name, "rmdir") }
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	return n.unlink(name, "unlink")
+}
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno { return n.unlink(name, "rmdir") }
 
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if flags&^uint32(unix_RENAME_NOREPLACE) != 0 {
