@@ -15,6 +15,7 @@ import (
 	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/device/sign"
+	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -101,7 +102,7 @@ func (a *Agent) activeDoc() *scheduler.Document {
 // (no data directory, journal or output); everything else is logged and played around.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := atomicfile.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	var err error

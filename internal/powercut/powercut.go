@@ -44,6 +44,7 @@ type FS struct {
 	backing string // the files: backing/root; unlinked ones wait in backing/attic
 	mnt     string
 	server  *fuse.Server
+	conn    uint64 // fusectl connection number
 	reorder *rand.Rand
 
 	mu     sync.Mutex
@@ -121,6 +122,9 @@ func Mount(backing, mnt string, opts Options) (*FS, error) {
 		return nil, fmt.Errorf("powercut: mounting %s: %w", mnt, err)
 	}
 	p.server = srv
+	if err := syscall.Stat(mnt, &st); err == nil {
+		p.conn = uint64((st.Dev & 0xff) | ((st.Dev >> 12) & 0xfff00))
+	}
 	return p, nil
 }
 
@@ -195,20 +199,30 @@ func (p *FS) Cut() (Stats, error) {
 }
 
 // Unmount unmounts (after Cut, or cleanly: then the page cache state is what stays, as after
-// a clean shutdown).
+// a clean shutdown). A file still open on it, even by this process, cannot hold it up: the
+// kernel's connection is aborted, as a disk without power answers nothing.
 func (p *FS) Unmount() error {
 	p.mu.Lock()
 	p.frozen.Store(true)
 	p.mu.Unlock()
-	err := p.server.Unmount()
-	if err != nil {
-		// A process still holding a file: detach, as a cut disk would be gone anyway.
-		if derr := syscall.Unmount(p.mnt, syscall.MNT_DETACH); derr == nil {
-			err = nil
-		}
+	if err := p.server.Unmount(); err == nil {
+		p.server.Wait()
+		return nil
+	}
+	abort := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", p.conn)
+	if _, err := os.Stat(abort); err != nil {
+		// fusectl is not always mounted; mounting it is harmless.
+		syscall.Mount("none", "/sys/fs/fuse/connections", "fusectl", 0, "")
+	}
+	aerr := os.WriteFile(abort, []byte("1"), 0o200)
+	if err := syscall.Unmount(p.mnt, syscall.MNT_DETACH); err != nil {
+		return fmt.Errorf("powercut: unmounting %s: %w (abort: %v)", p.mnt, err, aerr)
+	}
+	if aerr != nil {
+		return fmt.Errorf("powercut: %s detached but its connection not aborted: %w", p.mnt, aerr)
 	}
 	p.server.Wait()
-	return err
+	return nil
 }
 
 // lock takes the filesystem for one change; a frozen filesystem refuses all.
