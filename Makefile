@@ -44,7 +44,9 @@ test: deps fmt-check vet tidy-check
 # directory (12 in `make test`); about 2 hours on 2 cores. Prints the POWERCUT figures line.
 POWERCUTS ?= 1000
 soak: deps
-	LOA_POWERCUTS=$(POWERCUTS) $(GO) test -count=1 -timeout 6h -v -run 'TestAgentSurvivesPowerCuts' ./agent | grep -v '^{' | grep -E 'POWERCUT|seed|^(---|ok|FAIL)|powercut_test'
+	@mkdir -p $(BIN)
+	@LOA_POWERCUTS=$(POWERCUTS) $(GO) test -count=1 -timeout 6h -v -run 'TestAgentSurvivesPowerCuts' ./agent >$(BIN)/soak.log 2>&1; rc=$$?; \
+	grep -v '^ *{' $(BIN)/soak.log | grep -E 'POWERCUT|seed|cut [0-9]|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak.log"; exit $$rc
 
 # Short fuzz runs of every parser of outside input; `FUZZTIME=1m make fuzz` for longer.
 FUZZTIME ?= 20s
