@@ -6,7 +6,7 @@ BIN     := bin
 # Keep the race-enabled test run inside CI's budget on 2 cores.
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: all deps build test vet fmt-check tidy-check bench demo fuzz clean package
+.PHONY: all deps build test vet fmt-check tidy-check bench demo fuzz clean package soak
 
 all: build
 
@@ -39,6 +39,14 @@ REALTIME_PKGS = ./agent ./internal/e2e ./player ./device/screen
 test: deps fmt-check vet tidy-check
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v -x -F $(patsubst ./%,-e github.com/loa-project/loa/%,$(REALTIME_PKGS)))
 	$(GO) test $(TESTFLAGS) -p 1 $(REALTIME_PKGS)
+
+# The long reliability runs (docs/reliability.md): 1,000 power cuts under the agent's data
+# directory (12 in `make test`); about 2 hours on 2 cores. Prints the POWERCUT figures line.
+POWERCUTS ?= 1000
+soak: deps
+	@mkdir -p $(BIN)
+	@LOA_POWERCUTS=$(POWERCUTS) $(GO) test -count=1 -timeout 6h -v -run 'TestAgentSurvivesPowerCuts' ./agent >$(BIN)/soak.log 2>&1; rc=$$?; \
+	grep -v '^ *{' $(BIN)/soak.log | grep -E 'POWERCUT|seed|cut [0-9]|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak.log"; exit $$rc
 
 # Short fuzz runs of every parser of outside input; `FUZZTIME=1m make fuzz` for longer.
 FUZZTIME ?= 20s

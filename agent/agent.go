@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/device/sign"
+	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -105,7 +107,7 @@ func (a *Agent) activeDoc() *scheduler.Document {
 // (no data directory, journal or output); everything else is logged and played around.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := atomicfile.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	var err error
@@ -124,8 +126,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if errors.Is(err, journal.ErrDamaged) {
 		// Playing matters more than the old records: set the file aside for recovery and start
 		// a new journal. Its id is new, so the hub places its records after the old ones.
-		aside := fmt.Sprintf("%s.damaged-%s", cfg.journalPath(), time.Now().UTC().Format("20060102T150405"))
-		if rerr := os.Rename(cfg.journalPath(), aside); rerr != nil {
+		aside, rerr := setAside(cfg.journalPath(), time.Now())
+		if rerr != nil {
 			return fmt.Errorf("journal: %w (and it cannot be set aside: %v)", err, rerr)
 		}
 		a.log.Error("the journal file is damaged: set aside and a new journal started; confirmations it held that the hub had not received are lost unless recovered from the file",
@@ -418,3 +420,18 @@ func (a *Agent) journalPast() ([]scheduler.Past, time.Time) {
 }
 
 var errNoDaemon = errors.New("the agent is not running")
+
+// setAside renames a damaged file to path.damaged-<time>, never over one set aside before: a
+// Pi without an RTC can boot at the same wrong time twice, and each file may hold records the
+// hub never received.
+func setAside(path string, now time.Time) (string, error) {
+	base := fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format("20060102T150405"))
+	aside := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(aside); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		aside = fmt.Sprintf("%s-%d", base, i)
+	}
+	return aside, os.Rename(path, aside)
+}

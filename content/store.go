@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -156,7 +157,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("content store %s: negative budget %d", dir, opts.Budget)
 	}
 	for _, sub := range []string{"objects", "verified", "tmp", "partial"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+		// Durably: a store whose directory a power cut takes away loses items it had synced.
+		if err := atomicfile.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("content store: %w", err)
 		}
 	}

@@ -16,13 +16,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/loa-project/loa/internal/atomicfile"
 )
 
 // Result is the outcome of a play.
@@ -215,6 +220,7 @@ func openFile(path string, opts Options) (*Journal, error) {
 	if j.clock == nil {
 		j.clock = systemClock{}
 	}
+	_, statErr := os.Stat(path)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: 2 * time.Second,
 		// Not writing the freelist on every commit means fewer page writes per record (SD
@@ -229,6 +235,14 @@ func openFile(path string, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("journal %s cannot be opened: %w: %w", path, ErrDamaged, err)
 	}
 	j.db = db
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// bbolt syncs the file, not its name: without this a power cut can take a new
+		// journal, and every record Begin said was on disk, away.
+		if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("journal %s: making the new file durable: %w", path, err)
+		}
+	}
 	var closed []Record
 	err = db.Update(func(tx *bolt.Tx) error {
 		recs, err := tx.CreateBucketIfNotExists(bucketRecords)

@@ -65,3 +65,29 @@ func SyncDir(dir string) error {
 	}
 	return errors.Join(d.Sync(), d.Close())
 }
+
+// MkdirAll is os.MkdirAll that also makes each directory it creates durable: the directory
+// holding a new one is fsync'd, without which a power cut may take the new directory, and all
+// that was synced inside it, away.
+func MkdirAll(path string, perm os.FileMode) error {
+	path = filepath.Clean(path)
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", path)
+		}
+		return nil
+	}
+	parent := filepath.Dir(path)
+	if parent != path {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(path, perm); err != nil {
+		if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+			return nil // made meanwhile by someone else, who syncs it
+		}
+		return err
+	}
+	return SyncDir(parent)
+}
