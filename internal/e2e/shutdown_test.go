@@ -22,9 +22,10 @@ func buildRace(t *testing.T) binaries {
 	return binaries{filepath.Join(dir, "loa-hub"), filepath.Join(dir, "loa"), filepath.Join(dir, "loa-agent")}
 }
 
-// useAfterClose is what the journal, the content store and the hub's SQLite say when they are
-// used after being closed.
-var useAfterClose = regexp.MustCompile(`(?i)database not open|database is closed|use of closed|store is closed|journal is closed|DATA RACE`)
+// useAfterClose is what the journal (bbolt), the content store and the hub's SQLite say when
+// they are used after being closed, and the race detector's report. (Not "use of closed
+// network connection": that is the hub closing an agent's websocket on its way out.)
+var useAfterClose = regexp.MustCompile(`(?i)database not open|database is closed|store is closed|journal is closed|DATA RACE`)
 
 // TestShutdownWhileBusy stops the agent and then the hub (race-detector builds) while they are
 // busy — a programme playing, a command being carried out, confirmations on their way, the
