@@ -45,6 +45,8 @@ test: deps fmt-check vet tidy-check
 POWERCUTS ?= 1000
 soak: deps
 	@mkdir -p $(BIN)
+	@echo "soak: the filesystem's own and the in-process power-cut tests (LOA_FUSE_INPROCESS=1)"
+	LOA_FUSE_INPROCESS=1 $(GO) test -count=1 -timeout 10m ./internal/powercut ./internal/atomicfile ./content ./agent/journal
 	@LOA_POWERCUTS=$(POWERCUTS) $(GO) test -count=1 -timeout 6h -v -run 'TestAgentSurvivesPowerCuts' ./agent >$(BIN)/soak.log 2>&1; rc=$$?; \
 	grep -v '^ *{' $(BIN)/soak.log | grep -E 'POWERCUT|seed|cut [0-9]|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak.log"; exit $$rc
 

@@ -11,6 +11,7 @@ import (
 // TestPutSurvivesPowerCut: an item Put returned for is there after a power cut, also when the
 // store's directories were made just before (their names need their parents' fsync).
 func TestPutSurvivesPowerCut(t *testing.T) {
+	powercut.SkipInProcess(t)
 	backing := t.TempDir()
 	mnt := filepath.Join(backing, "mnt")
 	pc, err := powercut.Mount(backing, mnt, powercut.Options{})

@@ -10,6 +10,7 @@ import (
 // TestNewJournalSurvivesPowerCut: a record Begin said was on disk is there after a power cut
 // even when the journal file was created just before (its name needs the directory's fsync).
 func TestNewJournalSurvivesPowerCut(t *testing.T) {
+	powercut.SkipInProcess(t)
 	backing := t.TempDir()
 	mnt := filepath.Join(backing, "mnt")
 	pc, err := powercut.Mount(backing, mnt, powercut.Options{})

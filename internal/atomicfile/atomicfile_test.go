@@ -45,6 +45,7 @@ func TestWriteReplacesWholly(t *testing.T) {
 // TestMkdirAllSurvivesPowerCut: directories MkdirAll made, and a file written in the deepest
 // with Write, are all there after a power cut.
 func TestMkdirAllSurvivesPowerCut(t *testing.T) {
+	powercut.SkipInProcess(t)
 	backing := t.TempDir()
 	mnt := filepath.Join(backing, "mnt")
 	pc, err := powercut.Mount(backing, mnt, powercut.Options{})

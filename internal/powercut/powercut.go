@@ -597,3 +597,18 @@ func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) sy
 	p.touch(h.n.ino(), h.n.full(), write{off: int64(off), data: make([]byte, 0)})
 	return h.f.(gofs.FileAllocater).Allocate(ctx, off, size, mode)
 }
+
+// InProcessEnv, set to 1, lets tests mount the filesystem in their own process and use it
+// from that same process (`make soak` sets it). Off by default: a process that serves a FUSE
+// mount and blocks on it in one runtime can deadlock (a stop-the-world while its own request
+// waits), and a test binary stuck so in the kernel cannot even be killed — it hung a
+// `make test` run. The agent's power-cut test keeps running: there the agent is another process.
+const InProcessEnv = "LOA_FUSE_INPROCESS"
+
+// SkipInProcess skips a test that would serve and use a mount in one process unless
+// InProcessEnv is set.
+func SkipInProcess(t interface{ Skip(...any) }) {
+	if os.Getenv(InProcessEnv) != "1" {
+		t.Skip("serves and uses a FUSE mount in one process, which can deadlock; `make soak` runs it (" + InProcessEnv + "=1)")
+	}
+}

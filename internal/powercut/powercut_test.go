@@ -9,6 +9,7 @@ import (
 
 func mount(t *testing.T, backing string, opts Options) *FS {
 	t.Helper()
+	SkipInProcess(t)
 	p, err := Mount(backing, filepath.Join(backing, "mnt"), opts)
 	if err != nil {
 		t.Skipf("cannot mount FUSE here: %v", err)
