@@ -306,6 +306,20 @@ var catalogue = map[string]map[string]string{
 	},
 }
 
+// addStrings registers one page's strings (a vi and an en map of the same keys); each page's
+// file calls it from init, so pages grow the catalogue without touching one shared map.
+// A key given twice is a programming error and panics at start-up.
+func addStrings(vi, en map[string]string) {
+	for lang, m := range map[string]map[string]string{"vi": vi, "en": en} {
+		for k, v := range m {
+			if _, dup := catalogue[lang][k]; dup {
+				panic("console: catalogue key " + k + " given twice")
+			}
+			catalogue[lang][k] = v
+		}
+	}
+}
+
 func langOf(r *http.Request) string {
 	if ck, err := r.Cookie(langCookie); err == nil {
 		if _, ok := catalogue[ck.Value]; ok {
