@@ -479,55 +479,64 @@ func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p princ
 	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
 }
 
-// resolveTarget finds the area or device a push or command names, among those in the
-// caller's scope only: anything outside it is answered as unknown (404), and a bare id that an
-// area and a device share (possible only for ids made before ids were one namespace) is
-// resolved to the one the caller may act on.
+// resolveTarget finds the area or device a push or command names (findTarget), answering the
+// request itself when there is none.
 func (s *Server) resolveTarget(w http.ResponseWriter, r *http.Request, p principal, to string) (store.Target, string, bool) {
-	ctx := r.Context()
-	if id, ok := strings.CutPrefix(to, "area:"); ok {
-		if !store.Allowed(p.Scope, id) {
-			s.notFoundTarget(w, r, p, id, "area")
-			return store.Target{}, "", false
-		}
-		if _, err := s.st.GetArea(ctx, id); err != nil {
-			s.notFoundTarget(w, r, p, id, "area")
-			return store.Target{}, "", false
-		}
-		return store.AreaTarget(id), id, true
-	}
-	if id, ok := strings.CutPrefix(to, "device:"); ok {
-		d, ok := s.lookupDevice(w, r, p, id)
-		return store.DeviceTarget(d.ID), d.Area, ok
-	}
-	area := false
-	if store.Allowed(p.Scope, to) {
-		_, err := s.st.GetArea(ctx, to)
-		area = err == nil
-	}
-	d, derr := s.st.GetDevice(ctx, to)
-	device := derr == nil && store.Allowed(p.Scope, d.Area)
-	switch {
-	case area && device:
-		writeError(w, http.StatusConflict, fmt.Sprintf("%s is both an area and a device: use --to area:%s or --to device:%s", to, to, to))
+	t, area, err := s.findTarget(r.Context(), p, to)
+	if err != nil {
+		writeErr(w, err)
 		return store.Target{}, "", false
-	case area:
-		return store.AreaTarget(to), to, true
-	case device:
-		return store.DeviceTarget(to), d.Area, true
 	}
-	s.notFoundTarget(w, r, p, to, "area or device")
-	return store.Target{}, "", false
+	return t, area, true
 }
 
-func (s *Server) notFoundTarget(w http.ResponseWriter, r *http.Request, p principal, id, what string) {
+// findTarget finds the area or device to names, and the area it is or is in, among those in
+// the caller's scope only: anything outside it is answered as unknown (404), and a bare id that
+// an area and a device share (possible only for ids made before ids were one namespace) is
+// resolved to the one the caller may act on.
+func (s *Server) findTarget(ctx context.Context, p principal, to string) (store.Target, string, error) {
+	id, deviceOnly := strings.CutPrefix(to, "device:")
+	id, areaOnly := strings.CutPrefix(id, "area:")
+	if id == "" {
+		return store.Target{}, "", badRequest("say where: use --to AREA or --to DEVICE (e.g. --to %s)", p.Scope)
+	}
+	area := false
+	if !deviceOnly && store.Allowed(p.Scope, id) {
+		_, err := s.st.GetArea(ctx, id)
+		area = err == nil
+	}
+	device := false
+	var d store.Device
+	if !areaOnly {
+		var err error
+		d, err = s.st.GetDevice(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return store.Target{}, "", err
+		}
+		device = err == nil && store.Allowed(p.Scope, d.Area)
+	}
+	switch {
+	case area && device:
+		return store.Target{}, "", &httpError{http.StatusConflict, fmt.Sprintf("%s is both an area and a device: use --to area:%s or --to device:%s", id, id, id)}
+	case area:
+		return store.AreaTarget(id), id, nil
+	case device:
+		return store.DeviceTarget(id), d.Area, nil
+	}
+	what := "area or device"
+	switch {
+	case areaOnly:
+		what = "area"
+	case deviceOnly:
+		what = "device"
+	}
 	msg := fmt.Sprintf("no %s %s", what, id)
-	if hint := s.suggest(r.Context(), p, id); hint != "" {
+	if hint := s.suggest(ctx, p, id); hint != "" {
 		msg += fmt.Sprintf(" in your scope %s; use --to %s", p.Scope, hint)
 	} else {
 		msg += fmt.Sprintf(" in your scope %s; `loa device list` and `loa area list` show the ids", p.Scope)
 	}
-	writeError(w, http.StatusNotFound, msg)
+	return store.Target{}, "", &httpError{http.StatusNotFound, msg}
 }
 
 func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p principal) {

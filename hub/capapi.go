@@ -227,6 +227,7 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 	bs := make([]broadcast, 0, len(d.Areas))
 	for _, area := range d.Areas {
 		b.area = area
+		b.to = append(b.to, place{area: area})
 		bs = append(bs, b)
 	}
 	stray, err := activeOf(others)

@@ -389,7 +389,7 @@ func (s *Server) pushArea(ctx context.Context, area string, before Heads) api.Pu
 		if d.Revoked {
 			continue
 		}
-		srcs := emFor(d.Area, chainOf(d.Area))
+		srcs := emFor(d, chainOf(d.Area))
 		if own, ok := under.Devices[d.ID]; ok {
 			srcs = append(slices.Clip(srcs), own)
 		}

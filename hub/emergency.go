@@ -147,7 +147,7 @@ func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []st
 			return nil, err
 		}
 		for _, a := range act {
-			if store.Allowed(a.e.Area, d.Area) {
+			if a.e.Reaches(d.ID, d.Area) {
 				pre = append(pre, a.src)
 			}
 		}
@@ -176,16 +176,16 @@ func idleSource() store.Schedule {
 }
 
 // emergenciesFor reads the active broadcasts once and returns a function that puts those
-// covering a device's area before its sources: the hook of a push composing many devices.
-func (s *Server) emergenciesFor(ctx context.Context) (func(area string, srcs []store.Schedule) []store.Schedule, error) {
+// reaching a device before its sources: the hook of a push composing many devices.
+func (s *Server) emergenciesFor(ctx context.Context) (func(d store.Device, srcs []store.Schedule) []store.Schedule, error) {
 	act, err := s.activeEmergencies(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return func(area string, srcs []store.Schedule) []store.Schedule {
+	return func(d store.Device, srcs []store.Schedule) []store.Schedule {
 		var pre []store.Schedule
 		for _, a := range act {
-			if store.Allowed(a.e.Area, area) {
+			if a.e.Reaches(d.ID, d.Area) {
 				pre = append(pre, a.src)
 			}
 		}
@@ -286,8 +286,8 @@ const defaultFallback = "Có thông báo khẩn cấp. Đề nghị người dâ
 // broadcast is a validated request to put on the air, before it is stored.
 type broadcast struct {
 	kind, class, title, text, content, stream, series, source string
-	area                                                      string
-	areas                                                     []string // every area of the request (area is one of them)
+	area, device                                              string  // where this one goes: an area's devices, or one device
+	to                                                        []place // every target of the request
 	start, until                                              time.Time
 	every, length                                             time.Duration
 	volume                                                    float64
@@ -372,26 +372,32 @@ func positiveDuration(flag, v string, def time.Duration) (time.Duration, error) 
 	return d, nil
 }
 
-// resolveArea checks that to names an area in the caller's scope.
-func (s *Server) resolveArea(ctx context.Context, p principal, to string) (string, error) {
-	to = strings.TrimPrefix(to, "area:")
-	if to == "" {
-		return "", badRequest("say where: use --to AREA (e.g. --to %s)", p.Scope)
+// place is where one row of a broadcast goes: every device of an area, or one device (then
+// area is the device's, for scope).
+type place struct{ area, device string }
+
+// name is how staff write the target in --to.
+func (t place) name() string {
+	if t.device != "" {
+		return t.device
 	}
-	// Out of scope is answered as unknown: whether it exists is not the caller's to learn.
-	if _, err := s.st.GetArea(ctx, to); err != nil || !store.Allowed(p.Scope, to) {
-		if d, derr := s.st.GetDevice(ctx, to); derr == nil && store.Allowed(p.Scope, d.Area) {
-			return "", badRequest("%s is a device; broadcasts go to areas: use --to %s (its area)", to, d.Area)
-		}
-		msg := fmt.Sprintf("no area %s in your scope %s", to, p.Scope)
-		if hint := s.suggest(ctx, p, to); hint != "" {
-			msg += "; use --to " + hint
-		} else {
-			msg += "; `loa area list` shows the ids"
-		}
-		return "", &httpError{http.StatusNotFound, msg}
+	return t.area
+}
+
+// broadcastTarget finds an area or a device in the caller's scope (findTarget) to put a
+// broadcast on; a revoked device plays nothing, so it is refused.
+func (s *Server) broadcastTarget(ctx context.Context, p principal, to string) (place, error) {
+	t, area, err := s.findTarget(ctx, p, to)
+	if err != nil {
+		return place{}, err
 	}
-	return to, nil
+	if t.Kind != store.TargetDevice {
+		return place{area: area}, nil
+	}
+	if d, err := s.st.GetDevice(ctx, t.ID); err == nil && d.Revoked {
+		return place{}, &httpError{http.StatusConflict, fmt.Sprintf("device %s is revoked: it plays nothing the hub sends", t.ID)}
+	}
+	return place{area: area, device: t.ID}, nil
 }
 
 // parseBroadcast validates a request into a broadcast (its start still to be decided for a
@@ -402,11 +408,11 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 	if b.kind == "" {
 		b.kind = store.KindEmergency
 	}
-	areas, err := s.resolveAreas(ctx, p, req.To)
+	to, err := s.resolveTargets(ctx, p, req.To)
 	if err != nil {
 		return b, err
 	}
-	b.area, b.areas = areas[0], areas
+	b.area, b.device, b.to = to[0].area, to[0].device, to
 	given := 0
 	for _, v := range []string{b.content, b.text, b.stream} {
 		if v != "" {
@@ -488,46 +494,61 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 		}
 	}
 	if b.series == "" {
-		where := b.area
-		if len(areas) > 1 {
-			where += fmt.Sprintf("+%d", len(areas)-1)
+		where := to[0].name()
+		if len(to) > 1 {
+			where += fmt.Sprintf("+%d", len(to)-1)
 		}
 		b.series = fmt.Sprintf("%s/%s/%s", b.kind, where, now.In(s.emLocation()).Format("20060102T150405.000"))
 	}
 	return b, nil
 }
 
-// resolveAreas resolves a comma-separated list of areas (resolveArea each), in order, without
-// repeats; an area below another one named is dropped (its devices are reached already).
-func (s *Server) resolveAreas(ctx context.Context, p principal, to string) ([]string, error) {
-	var out []string
+// resolveTargets resolves a comma-separated list of areas and devices (broadcastTarget each)
+// without repeats: an area below another one named, and a device in an area named, are
+// dropped (their devices are reached already). Areas come first, in id order.
+func (s *Server) resolveTargets(ctx context.Context, p principal, to string) ([]place, error) {
+	var named []place
 	for _, part := range strings.Split(to, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" && to != "" {
 			continue
 		}
-		a, err := s.resolveArea(ctx, p, part)
+		t, err := s.broadcastTarget(ctx, p, part)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		named = append(named, t)
 	}
-	if len(out) == 0 {
-		return nil, badRequest("say where: use --to AREA (e.g. --to %s), or several: --to A,B,C", p.Scope)
+	if len(named) == 0 {
+		return nil, badRequest("say where: use --to AREA (e.g. --to %s), or several areas and devices: --to A,B,C", p.Scope)
 	}
-	var top []string
-	for _, t := range topAreas(areaTargets(out)) {
-		top = append(top, t.ID)
+	var out []place
+	for _, t := range reach(asRows(named)) {
+		if t.Kind == store.TargetDevice {
+			i := slices.IndexFunc(named, func(n place) bool { return n.device == t.ID })
+			out = append(out, named[i])
+		} else {
+			out = append(out, place{area: t.ID})
+		}
 	}
-	return top, nil
+	return out, nil
 }
 
-func areaTargets(areas []string) []store.Target {
-	ts := make([]store.Target, 0, len(areas))
-	for _, a := range areas {
-		ts = append(ts, store.AreaTarget(a))
+// asRows gives targets the shape reach reads.
+func asRows(ts []place) []store.Emergency {
+	rows := make([]store.Emergency, 0, len(ts))
+	for _, t := range ts {
+		rows = append(rows, store.Emergency{Area: t.area, Device: t.device})
 	}
-	return ts
+	return rows
+}
+
+// covers reports whether the new broadcast b reaches every device the row o reached.
+func (b broadcast) covers(o store.Emergency) bool {
+	if b.device != "" {
+		return o.Device == b.device
+	}
+	return store.Allowed(b.area, o.Area)
 }
 
 // put stores broadcasts of one series (replacing its active rows) and pushes to every area
@@ -561,8 +582,8 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 			}
 			return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q has a broadcast %s: choose another --series", bs[0].series, where)}
 		}
-		if !slices.ContainsFunc(bs, func(b broadcast) bool { return store.Allowed(b.area, o.Area) }) {
-			dropped = append(dropped, o.Area)
+		if !slices.ContainsFunc(bs, func(b broadcast) bool { return b.covers(o) }) {
+			dropped = append(dropped, place{o.Area, o.Device}.name())
 		}
 	}
 	if len(dropped) > 0 && !narrow {
@@ -570,10 +591,10 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		dropped = slices.Compact(dropped)
 		all := slices.Clone(dropped)
 		for _, b := range bs {
-			all = append(all, b.area)
+			all = append(all, place{b.area, b.device}.name())
 		}
 		return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q is also on the air in %s, which this broadcast does not name: it would end there. "+
-			"Name every area (--to %s), or add --replace-areas to end it there on purpose",
+			"Name every area and device (--to %s), or add --replace-areas to end it there on purpose",
 			bs[0].series, strings.Join(dropped, ", "), strings.Join(all, ","))}
 	}
 	rows := make([]store.Emergency, 0, len(bs))
@@ -611,33 +632,27 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 				start.Add(maxRepeats*b.every).Format(time.RFC3339)))
 		}
 		ib, _ := json.Marshal(items)
-		rows = append(rows, store.Emergency{Series: b.series, Kind: b.kind, Area: b.area, Class: b.class, Title: b.title,
+		rows = append(rows, store.Emergency{Series: b.series, Kind: b.kind, Area: b.area, Device: b.device, Class: b.class, Title: b.title,
 			Text: b.text, Items: ib, IssuedAt: now, Start: start, Every: b.every, Until: until, Volume: b.volume,
 			Source: b.source, CreatedBy: p.User.ID})
 	}
-	var touched []store.Target // what this change reaches: the new rows' areas, the series' old ones
-	for _, r := range rows {
-		touched = append(touched, store.AreaTarget(r.Area))
-	}
+	touched := slices.Clone(rows) // what this change reaches: the new rows, the series' old ones
 	for _, o := range old {
 		if o.EndedAt.IsZero() {
-			touched = append(touched, store.AreaTarget(o.Area))
+			touched = append(touched, o)
 		}
 	}
-	before := s.headsBefore(ctx, topAreas(touched)...)
+	before := s.headsBefore(ctx, reach(touched)...)
 	added, replaced, err := es.AddEmergencies(ctx, rows)
 	if err != nil {
 		return res, err
 	}
 	s.emergenciesChanged()
-	areas := []string{}
 	for _, e := range added {
 		res.Emergencies = append(res.Emergencies, s.emergencyJSON(e, now))
-		areas = append(areas, e.Area)
 	}
 	for _, e := range replaced {
 		res.Replaced = append(res.Replaced, e.ID)
-		areas = append(areas, e.Area)
 	}
 	action := added[0].Kind + ".create"
 	if added[0].Kind == store.KindLive {
@@ -647,10 +662,10 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		action = added[0].Kind + ".replace"
 	}
 	for _, e := range added {
-		s.audit(ctx, p, action, "area:"+e.Area, map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
+		s.audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
 			"start": e.Start, "until": e.Until, "every": e.Every.String(), "source": e.Source, "replaced": res.Replaced})
 	}
-	s.pushAreas(ctx, areas, before, &res)
+	s.pushReach(ctx, append(added, replaced...), before, &res)
 	return res, nil
 }
 
@@ -672,14 +687,31 @@ func topAreas(ts []store.Target) []store.Target {
 	return top
 }
 
-// pushAreas recomposes and pushes the devices of each area (once for nested areas); devices
-// composed since before by another push count as changed (see Heads).
-func (s *Server) pushAreas(ctx context.Context, areas []string, before Heads, res *api.EmergencyResponse) {
-	ts := make([]store.Target, 0, len(areas))
-	for _, a := range areas {
-		ts = append(ts, store.AreaTarget(a))
+// reach is what rows are pushed to: their areas (once for nested ones), then their single
+// devices that are not in one of those areas.
+func reach(rows []store.Emergency) []store.Target {
+	var areas []store.Target
+	for _, e := range rows {
+		if e.Device == "" {
+			areas = append(areas, store.AreaTarget(e.Area))
+		}
 	}
-	for _, t := range topAreas(ts) {
+	out := topAreas(areas)
+	top := len(out)
+	for _, e := range rows {
+		if e.Device == "" || slices.Contains(out, store.DeviceTarget(e.Device)) ||
+			slices.ContainsFunc(out[:top], func(t store.Target) bool { return store.IsWithin(e.Area, t.ID) }) {
+			continue
+		}
+		out = append(out, store.DeviceTarget(e.Device))
+	}
+	return out
+}
+
+// pushReach recomposes and pushes the devices the rows reach (each once); devices composed
+// since before by another push count as changed (see Heads).
+func (s *Server) pushReach(ctx context.Context, rows []store.Emergency, before Heads, res *api.EmergencyResponse) {
+	for _, t := range reach(rows) {
 		r := s.pushTargetSince(ctx, t, before)
 		res.Devices += r.Devices
 		res.Sent += r.Sent
@@ -688,7 +720,7 @@ func (s *Server) pushAreas(ctx context.Context, areas []string, before Heads, re
 }
 
 func (s *Server) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJSON {
-	j := api.EmergencyJSON{ID: e.ID, Series: e.Series, Kind: e.Kind, Area: e.Area, Class: e.Class, Title: e.Title, Text: e.Text,
+	j := api.EmergencyJSON{ID: e.ID, Series: e.Series, Kind: e.Kind, Area: e.Area, Device: e.Device, Class: e.Class, Title: e.Title, Text: e.Text,
 		IssuedAt: e.IssuedAt, Start: e.Start, Plays: 1 + repeatCount(e.Start, e.Until, e.Every), Until: e.Until,
 		Volume: e.Volume, Source: e.Source, CreatedBy: e.CreatedBy, Active: e.Active(now), EndedAt: timePtr(e.EndedAt),
 		EndReason: e.EndReason, ReplacedBy: e.ReplacedBy, Program: emergencyTarget(e).ID + "/speakers"}
@@ -727,20 +759,20 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 	}
 	var warnings []string
 	if b.kind == store.KindBulletin {
-		start, w2, err := s.nextSession(r.Context(), b.area, now)
+		start, w2, err := s.nextSession(r.Context(), b.to[0], now)
 		if err != nil {
 			writeErr(w, err)
 			return
 		}
 		b.start, warnings = start, w2
 	}
-	// One row per area, one series: a typhoon warning for three communes is one broadcast.
-	bs := make([]broadcast, 0, len(b.areas))
-	for _, a := range b.areas {
+	// One row per target, one series: a typhoon warning for three communes is one broadcast.
+	bs := make([]broadcast, 0, len(b.to))
+	for i, t := range b.to {
 		ba := b
-		ba.area = a
-		if b.kind == store.KindBulletin && a != b.area {
-			start, w2, err := s.nextSession(r.Context(), a, now) // each area's own next session
+		ba.area, ba.device = t.area, t.device
+		if b.kind == store.KindBulletin && i > 0 {
+			start, w2, err := s.nextSession(r.Context(), t, now) // each target's own next session
 			if err != nil {
 				writeErr(w, err)
 				return
@@ -755,7 +787,7 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 		return
 	}
 	res.Warnings = append(warnings, res.Warnings...)
-	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "areas", b.areas, "class", b.class,
+	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "to", req.To, "class", b.class,
 		"devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	writeJSON(w, http.StatusCreated, res)
 }
@@ -844,21 +876,24 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 			return
 		}
 	} else {
-		areas, err := s.resolveAreas(r.Context(), p, req.To) // live stop: one area or several
+		to, err := s.resolveTargets(r.Context(), p, req.To) // live stop: areas and devices
 		if err != nil {
 			writeErr(w, err)
 			return
 		}
-		for _, a := range areas {
-			f.Area = a
+		var names []string
+		for _, t := range to {
+			f.Area = t.area
 			rs, err := es.ListEmergencies(r.Context(), f)
 			if err != nil {
 				storeError(w, err)
 				return
 			}
-			rows = append(rows, rs...)
+			// A device's relay ends there; an area's ends wherever it reaches below it.
+			rows = append(rows, slices.DeleteFunc(rs, func(e store.Emergency) bool { return t.device != "" && e.Device != t.device })...)
+			names = append(names, t.name())
 		}
-		f.Area = strings.Join(areas, ", ")
+		f.Area = strings.Join(names, ", ")
 	}
 	if len(rows) == 0 {
 		what := "series " + strconv.Quote(req.Series)
@@ -893,11 +928,7 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 		}
 		ids = append(ids, e.ID)
 	}
-	var touched []store.Target
-	for _, e := range rows {
-		touched = append(touched, store.AreaTarget(e.Area))
-	}
-	before := s.headsBefore(ctx, topAreas(touched)...)
+	before := s.headsBefore(ctx, reach(rows)...)
 	ended, err := es.EndEmergencies(ctx, ids, reason, p.User.ID)
 	if err != nil {
 		return res, err
@@ -907,28 +938,30 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 	}
 	s.emergenciesChanged()
 	now := s.clock.Now()
-	areas := []string{}
 	for _, e := range ended {
 		res.Emergencies = append(res.Emergencies, s.emergencyJSON(e, now))
-		areas = append(areas, e.Area)
 		action := e.Kind + ".cancel"
 		if e.Kind == store.KindLive {
 			action = "live.stop"
 		}
-		s.audit(ctx, p, action, "area:"+e.Area, map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
+		s.audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
 	}
-	s.pushAreas(ctx, areas, before, &res)
+	s.pushReach(ctx, ended, before, &res)
 	s.log.Info("broadcasts ended", "count", len(ended), "reason", reason, "devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	return res, nil
 }
 
-// nextSession is the start of the next normal programme on the speakers of the area's devices
-// (from their effective schedules): the earliest one, with a warning when devices differ.
-func (s *Server) nextSession(ctx context.Context, area string, now time.Time) (time.Time, []string, error) {
-	ds, err := s.st.ListDevices(ctx, area)
+// nextSession is the start of the next normal programme on the speakers of the target's
+// devices (from their effective schedules): the earliest one, with a warning when devices differ.
+func (s *Server) nextSession(ctx context.Context, t place, now time.Time) (time.Time, []string, error) {
+	ds, err := s.st.ListDevices(ctx, t.area)
 	if err != nil {
 		return time.Time{}, nil, err
 	}
+	if t.device != "" {
+		ds = slices.DeleteFunc(ds, func(d store.Device) bool { return d.ID != t.device })
+	}
+	area := t.name()
 	var starts []time.Time
 	var none []string
 	for _, d := range ds {
@@ -1033,15 +1066,15 @@ func (s *Server) RunEmergencies(ctx context.Context) {
 		}
 		// What was active at the last sweep and is not now has expired (or ended through the
 		// API, which pushed already; pushing again is a no-op).
-		var gone []string
+		var gone []store.Emergency
 		for _, p := range pushed {
 			if !slices.ContainsFunc(act, func(a activeEmergency) bool { return a.e.ID == p.e.ID }) {
-				gone = append(gone, p.e.Area)
+				gone = append(gone, p.e)
 			}
 		}
 		if len(gone) > 0 {
 			var res api.EmergencyResponse
-			s.pushAreas(ctx, gone, nil, &res)
+			s.pushReach(ctx, gone, nil, &res)
 			s.log.Info("expired broadcasts dropped from schedules", "areas", len(gone), "devices", res.Devices, "sent", res.Sent)
 		}
 		pushed = act

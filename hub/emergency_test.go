@@ -177,12 +177,13 @@ func TestEmergencyScopeAndErrors(t *testing.T) {
 		code  int
 		want  string
 	}{
-		{"outside scope", commune, api.EmergencyRequest{To: "qn/tk/c2", Text: "x"}, 404, "no area qn/tk/c2 in your scope qn/tk/c1"},
+		{"outside scope", commune, api.EmergencyRequest{To: "qn/tk/c2", Text: "x"}, 404, "no area or device qn/tk/c2 in your scope qn/tk/c1"},
 		{"above scope", commune, api.EmergencyRequest{To: "qn/tk", Text: "x"}, 404, "in your scope"},
 		{"other area's series", commune, api.EmergencyRequest{To: "qn/tk/c1", Text: "x", Series: "flood"}, 409, "choose another --series"},
 		{"nothing to say", h.admin, api.EmergencyRequest{To: "qn/tk"}, 400, "give a FILE, --content sha256:… or --text"},
 		{"unknown area", h.admin, api.EmergencyRequest{To: "c1", Text: "x"}, 404, "use --to qn/tk/c1"},
-		{"a device", h.admin, api.EmergencyRequest{To: "c1/cl-01", Text: "x"}, 400, "use --to qn/tk/c1 (its area)"},
+		{"a device outside scope", commune, api.EmergencyRequest{To: "device:c2/cl-01", Text: "x"}, 404, "no device c2/cl-01 in your scope"},
+		{"an area named as a device", h.admin, api.EmergencyRequest{To: "device:qn/tk", Text: "x"}, 404, "no device qn/tk"},
 		{"content not uploaded", h.admin, api.EmergencyRequest{To: "qn/tk", Content: "sha256:" + strings.Repeat("9", 64)}, 400, "loa content add"},
 		{"bad content ref", h.admin, api.EmergencyRequest{To: "qn/tk", Content: "abc"}, 400, "sha256"},
 		{"repeat too short", h.admin, api.EmergencyRequest{To: "qn/tk", Text: strings.Repeat("cảnh báo ", 40), RepeatEvery: "5s"}, 400, "shorter than the broadcast"},
@@ -481,5 +482,80 @@ func TestBroadcastToSeveralAreas(t *testing.T) {
 	h.mustCall(h.admin, "POST", "/api/emergencies/cancel", api.CancelRequest{Kind: "live", To: "qn/tk/c1,qn/tk/c2"}, &res, http.StatusOK)
 	if len(res.Emergencies) != 2 {
 		t.Fatalf("stopping the relay on both: %+v", res)
+	}
+}
+
+// A broadcast can name single devices beside areas: only those devices get it (not their
+// neighbours), a device inside a named area is reached once, ending or narrowing the series
+// names the device, and a relay stops on one device only.
+func TestBroadcastToDevices(t *testing.T) {
+	h := newTestHub(t)
+	for _, a := range []string{"qn/tk", "qn/tk/c1", "qn/tk/c2"} {
+		h.addArea(a)
+	}
+	s1 := h.enrol("c1/cl-01", "qn/tk/c1")
+	s2 := h.enrol("c1/cl-02", "qn/tk/c1")
+	s3 := h.enrol("c2/cl-01", "qn/tk/c2")
+	h.enrol("c2/cl-02", "qn/tk/c2")
+	a1, _ := h.connect("c1/cl-01", s1, protocol.Hello{})
+	a2, _ := h.connect("c1/cl-02", s2, protocol.Hello{})
+	a3, _ := h.connect("c2/cl-01", s3, protocol.Hello{})
+
+	var res api.EmergencyResponse
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "c1/cl-01, qn/tk/c2, device:c2/cl-01", Text: "Sạt lở đất.",
+		Series: "landslide"}, &res, http.StatusCreated)
+	if len(res.Emergencies) != 2 || res.Devices != 3 {
+		t.Fatalf("one cluster and one commune (whose cluster is named too): %d rows, %d devices, want 2 and 3: %+v", len(res.Emergencies), res.Devices, res)
+	}
+	byDevice := map[string]api.EmergencyJSON{}
+	for _, e := range res.Emergencies {
+		byDevice[e.Device] = e
+	}
+	if e := byDevice["c1/cl-01"]; e.Area != "qn/tk/c1" {
+		t.Fatalf("the cluster's row: %+v, want area qn/tk/c1 and device c1/cl-01", res.Emergencies)
+	}
+	if e := byDevice[""]; e.Area != "qn/tk/c2" {
+		t.Fatalf("the commune's row: %+v", res.Emergencies)
+	}
+	for _, a := range []*fakeAgent{a1, a3} {
+		_, doc := verifySchedule(t, h, a.id, a.next(), 0)
+		if len(emergencyPrograms(doc)) != 2 {
+			t.Fatalf("%s: %+v, want the warning's two programmes", a.id, doc.Programs)
+		}
+	}
+	select {
+	case m := <-a2.msgs:
+		t.Fatalf("the named cluster's neighbour got %T", m)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// The series names the cluster when a broadcast would end it there by leaving it out.
+	var e api.Error
+	if code := h.call(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/c2", Text: "x", Series: "landslide"}, &e); code != http.StatusConflict ||
+		!strings.Contains(e.Error, "on the air in c1/cl-01,") {
+		t.Fatalf("narrowing away from the cluster: %d %q", code, e.Error)
+	}
+	// Commune staff of c2 cannot put a warning on c1's cluster.
+	commune := h.userToken("c2-staff", "qn/tk/c2")
+	if code := h.call(commune, "POST", "/api/emergencies", api.EmergencyRequest{To: "c1/cl-01", Text: "x"}, &e); code != http.StatusNotFound {
+		t.Fatalf("another commune's cluster: %d %q", code, e.Error)
+	}
+	// A relay on two clusters stops on one of them only.
+	h.mustCall(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{Kind: "live", To: "c1/cl-01,c1/cl-02", Stream: "http://radio.example/qnr.mp3"}, &res, http.StatusCreated)
+	if len(res.Emergencies) != 2 {
+		t.Fatalf("relay to two clusters: %+v", res)
+	}
+	h.mustCall(h.admin, "POST", "/api/emergencies/cancel", api.CancelRequest{Kind: "live", To: "c1/cl-02"}, &res, http.StatusOK)
+	if len(res.Emergencies) != 1 || res.Emergencies[0].Device != "c1/cl-02" {
+		t.Fatalf("stopping the relay on one cluster: %+v", res.Emergencies)
+	}
+	var list []api.EmergencyJSON
+	h.mustCall(h.admin, "GET", "/api/emergencies?kind=live", nil, &list, http.StatusOK)
+	if len(list) != 1 || list[0].Device != "c1/cl-01" {
+		t.Fatalf("relays on the air after stopping one: %+v", list)
+	}
+	// A revoked device is refused by name.
+	h.mustCall(h.admin, "DELETE", "/api/devices/c1/cl-02", nil, nil, http.StatusOK)
+	if code := h.call(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "c1/cl-02", Text: "x"}, &e); code != http.StatusConflict || !strings.Contains(e.Error, "revoked") {
+		t.Fatalf("a revoked device: %d %q", code, e.Error)
 	}
 }

@@ -287,7 +287,7 @@ func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 // emergency`), a priority bulletin at the next session (`loa bulletin`) or a live relay
 // (`loa live start`) for every device of an area.
 type EmergencyRequest struct {
-	To string `json:"to"` // area id, or several separated by commas
+	To string `json:"to"` // area or device ids, separated by commas ("area:"/"device:" says which)
 	// ReplaceAreas lets a broadcast of an existing series end it in areas it does not name.
 	// Without it such a request is refused (409) naming them: a warning is never narrowed
 	// by accident.
@@ -320,6 +320,7 @@ type EmergencyJSON struct {
 	Series      string     `json:"series"`
 	Kind        string     `json:"kind"`
 	Area        string     `json:"area"`
+	Device      string     `json:"device,omitempty"` // set when it plays on this one device only
 	Class       string     `json:"class"`
 	Title       string     `json:"title,omitempty"`
 	Text        string     `json:"text,omitempty"`

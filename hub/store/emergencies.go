@@ -29,7 +29,8 @@ type Emergency struct {
 	ID        int64
 	Series    string // a newer row of the same series replaces the older ones
 	Kind      string // KindEmergency, KindBulletin or KindLive
-	Area      string
+	Area      string // the area whose devices play it, or Device's area
+	Device    string // when set, only this device plays it
 	Class     string // emergency, priority or normal
 	Title     string
 	Text      string // what is said and shown (the fallback of a recording)
@@ -49,11 +50,27 @@ type Emergency struct {
 	ReplacedBy int64 // the row that replaced it
 }
 
+// Reaches reports whether a device in area with id plays e.
+func (e Emergency) Reaches(deviceID, area string) bool {
+	if e.Device != "" {
+		return e.Device == deviceID
+	}
+	return IsWithin(area, e.Area)
+}
+
+// Target is what e is pushed to: its device, or its area.
+func (e Emergency) Target() Target {
+	if e.Device != "" {
+		return DeviceTarget(e.Device)
+	}
+	return AreaTarget(e.Area)
+}
+
 // Active reports whether e is on the air (or waiting for its start) at now.
 func (e Emergency) Active(now time.Time) bool { return e.EndedAt.IsZero() && e.Until.After(now) }
 
 const emergencyCols = `id, series, kind, area_id, class, title, text, items, issued_at, start_at, every_ns, until_at,
-	volume, source, created_by, created_at, ended_at, end_reason, ended_by, replaced_by`
+	volume, source, created_by, created_at, ended_at, end_reason, ended_by, replaced_by, coalesce(device_id, '')`
 
 func scanEmergency(s interface{ Scan(...any) error }) (Emergency, error) {
 	var e Emergency
@@ -61,7 +78,7 @@ func scanEmergency(s interface{ Scan(...any) error }) (Emergency, error) {
 	var every int64
 	var items string
 	if err := s.Scan(&e.ID, &e.Series, &e.Kind, &e.Area, &e.Class, &e.Title, &e.Text, &items, &issued, &start, &every,
-		&until, &e.Volume, &e.Source, &e.CreatedBy, &created, &ended, &e.EndReason, &e.EndedBy, &e.ReplacedBy); err != nil {
+		&until, &e.Volume, &e.Source, &e.CreatedBy, &created, &ended, &e.EndReason, &e.EndedBy, &e.ReplacedBy, &e.Device); err != nil {
 		return Emergency{}, err
 	}
 	e.Items = []byte(items)
@@ -82,6 +99,11 @@ func (e *Emergency) check() error {
 	}
 	if err := ValidateAreaID(e.Area); err != nil {
 		errs = append(errs, err.Error())
+	}
+	if e.Device != "" {
+		if err := ValidateDeviceID(e.Device); err != nil {
+			errs = append(errs, err.Error())
+		}
 	}
 	switch e.Class {
 	case "emergency", "priority", "normal":
@@ -152,11 +174,25 @@ func (db *DB) AddEmergencies(ctx context.Context, es []Emergency) (added, replac
 			if err := targetExists(ctx, tx, AreaTarget(e.Area)); err != nil {
 				return err
 			}
+			var device any // NULL: the area's devices
+			if e.Device != "" {
+				var area string
+				if err := tx.QueryRowContext(ctx, "SELECT area_id FROM devices WHERE id = ?", e.Device).Scan(&area); err != nil {
+					if errors.Is(err, sql.ErrNoRows) {
+						return fmt.Errorf("%w: device %q does not exist", ErrNotFound, e.Device)
+					}
+					return err
+				}
+				if area != e.Area {
+					return fmt.Errorf("%w: device %s is in %s, not %s", ErrInvalid, e.Device, area, e.Area)
+				}
+				device = e.Device
+			}
 			e.CreatedAt = now
 			res, err := tx.ExecContext(ctx, `INSERT INTO emergencies(series, kind, area_id, class, title, text, items, issued_at,
-				start_at, every_ns, until_at, volume, source, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+				start_at, every_ns, until_at, volume, source, created_by, created_at, device_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 				e.Series, e.Kind, e.Area, e.Class, e.Title, e.Text, string(e.Items), ts(e.IssuedAt), ts(e.Start), int64(e.Every),
-				ts(e.Until), e.Volume, e.Source, e.CreatedBy, ts(now))
+				ts(e.Until), e.Volume, e.Source, e.CreatedBy, ts(now), device)
 			if err != nil {
 				return fmt.Errorf("store emergency of series %q for %s: %w", e.Series, e.Area, err)
 			}

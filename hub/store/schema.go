@@ -377,6 +377,12 @@ CREATE TABLE play_days (
 ) WITHOUT ROWID;
 ` + summaryBackfill + `
 `},
+		{11, "broadcasts to single devices", `
+-- A broadcast for one device (a cluster, a board) rather than an area's devices: area_id
+-- stays the device's area, for scope and listing. AddEmergencies checks the device exists
+-- (devices are revoked, never deleted).
+ALTER TABLE emergencies ADD COLUMN device_id TEXT;
+`},
 	}
 }
 
