@@ -48,10 +48,13 @@ func TestAgentShowsOnTheScreen(t *testing.T) {
 		key        string
 		minS, maxS float64
 	}{
-		{"news/0/preempted", 0.3, 2},  // the video, until the alert takes the screen
-		{"alert/0/completed", 1.5, 3}, // the priority bulletin, its full 2 s
+		{"news/0/preempted", 0.3, 2}, // the video, until the alert takes the screen
+		// The bounds tell which part was shown (a whole 2-s item, a cut one), not how fast
+		// mpv is: a busy machine shows an item up to a second late and its played time is
+		// shorter by that much.
+		{"alert/0/completed", 1.0, 3}, // the priority bulletin, its full 2 s
 		{"news/0/completed", 0.5, 3},  // the video resumes where it was
-		{"news/1/completed", 1.5, 3},  // then the bulletin
+		{"news/1/completed", 1.0, 3},  // then the bulletin
 	} {
 		r, ok := got[want.key]
 		if !ok {
