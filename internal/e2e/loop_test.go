@@ -96,13 +96,30 @@ func (p *proc) String() string              { p.mu.Lock(); defer p.mu.Unlock(); 
 func start(t *testing.T, env []string, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(name, args...)}
-	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Env = append(append(os.Environ(), "GOTRACEBACK=all"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.signal(syscall.SIGKILL) })
+	running.Store(p, t)
+	t.Cleanup(func() { p.signal(syscall.SIGKILL); running.Delete(p) })
 	return p
+}
+
+// running holds every started process with its test, so that a test that times out can ask
+// its processes where they are stuck (dumpRunning).
+var running sync.Map // *proc -> *testing.T
+
+// dumpRunning makes every process of t still running print its goroutines (SIGQUIT: the Go
+// runtime prints them all and exits) into its log, which the failure then shows.
+func dumpRunning(t *testing.T) {
+	running.Range(func(k, v any) bool {
+		if p := k.(*proc); v.(*testing.T) == t {
+			p.signal(syscall.SIGQUIT)
+			running.Delete(p)
+		}
+		return true
+	})
 }
 
 func (p *proc) signal(s syscall.Signal) {
@@ -128,6 +145,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool, conte
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
+			dumpRunning(t)
 			t.Fatalf("timed out waiting for %s\n%s", what, context())
 		}
 		time.Sleep(300 * time.Millisecond)
