@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -416,8 +417,12 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 			if errors.Is(err, store.ErrUnauthorized) {
 				return &codeError{code: protocol.CodeUnauthorized, msg: err.Error()}
 			}
-			s.log.Error("confirmations not stored", "device", c.device, "err", err)
-			return &codeError{code: protocol.CodeInternal, msg: "the hub could not store the confirmations; they stay in your journal"}
+			// Not acknowledged, so nothing is lost; the connection stays up so the device is
+			// still served (schedules, commands) while the hub's technician makes space.
+			s.notStored.log(s.log, c.device, len(recs), err)
+			return c.send(&protocol.ErrorMessage{Header: protocol.Header{ID: c.nextID(), Re: m.ID}, Code: protocol.CodeNotStored,
+				Message:     "the hub could not store these confirmations: " + err.Error() + "; they stay in your journal, send them again later",
+				RetryAfterS: notStoredRetryS})
 		}
 		return c.send(&protocol.Ack{Header: protocol.Header{ID: c.nextID(), Re: m.ID}, Seq: uint64(ack)})
 	case *protocol.Delivery:
@@ -439,6 +444,42 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 		return nil
 	default:
 		return &codeError{code: "unknown_type", msg: fmt.Sprintf("a hub does not accept %s messages from agents", m.Type())}
+	}
+}
+
+// notStoredRetryS is how long an agent waits before sending confirmations the hub could not
+// store: long enough that a thousand agents do not hammer a full disk, short enough that
+// their plays reach the hub within minutes of the space coming back.
+const notStoredRetryS = 30
+
+// notStoredLog logs confirmations the store refused: the first failure at once, then one line
+// a minute with how many were refused meanwhile, so a full disk under a thousand agents makes
+// a few lines a technician reads, not a flood that fills what is left of the disk.
+type notStoredLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	batches int
+	records int
+	devices map[string]bool
+}
+
+func (l *notStoredLog) log(log *slog.Logger, device string, records int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.devices == nil {
+		l.devices = map[string]bool{}
+	}
+	l.batches++
+	l.records += records
+	l.devices[device] = true
+	if now := time.Now(); now.Sub(l.last) >= time.Minute {
+		hint := "agents keep them in their journals and send them again"
+		if errors.Is(err, store.ErrFull) {
+			hint = "free space on the hub's disk (its data directory); " + hint
+		}
+		log.Error("confirmations not stored: "+hint, "err", err, "batches", l.batches, "records", l.records, "devices", len(l.devices),
+			"retry_after_s", notStoredRetryS)
+		l.last, l.batches, l.records, l.devices = now, 0, 0, nil
 	}
 }
 

@@ -121,6 +121,9 @@ func storeError(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, store.ErrUnauthorized):
 		code = http.StatusForbidden
+	case errors.Is(err, store.ErrFull):
+		writeError(w, http.StatusInsufficientStorage, err.Error()+": nothing was changed; the hub's technician must free space in its data directory, then try again")
+		return
 	}
 	writeError(w, code, err.Error())
 }

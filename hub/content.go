@@ -373,7 +373,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 	}
 	in, err := os.CreateTemp(tmpDir, "upload-*")
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.uploadFailed(w, err)
 		return
 	}
 	defer os.Remove(in.Name())
@@ -400,7 +400,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		return
 	}
 	if err := in.Sync(); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.uploadFailed(w, err)
 		return
 	}
 	out := in.Name() + ".out"
@@ -410,6 +410,9 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		name := orDefault(meta["filename"], "the upload")
 		code := http.StatusInternalServerError
 		switch {
+		case store.IsFull(err):
+			s.uploadFailed(w, err)
+			return
 		case errors.Is(err, ErrNotAudio):
 			code = http.StatusUnsupportedMediaType
 			err = fmt.Errorf("%s is not audio the hub can use (%v); upload MP3, WAV, M4A, OGG or FLAC (or, for screens, an MP4/WebM video or a PNG/JPEG still)", name, err)
@@ -429,7 +432,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 	}
 	ref, size, err := s.storeFile(out)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.uploadFailed(w, err)
 		return
 	}
 	c, created, err := s.st.AddContent(r.Context(), store.Content{Ref: ref, Size: size, Duration: dur, MIME: mimeType,
@@ -509,8 +512,24 @@ func readUpload(r *http.Request, in io.Writer) (map[string]string, error) {
 	return meta, nil
 }
 
+// uploadFailed answers an upload the hub failed to keep: a full disk is said as such (507),
+// for the staff to tell the technician, and logged for the technician.
+func (s *Server) uploadFailed(w http.ResponseWriter, err error) {
+	if store.IsFull(err) {
+		s.log.Error("upload refused: the hub's disk is full; free space in its data directory", "content_dir", s.dir, "err", err)
+		writeError(w, http.StatusInsufficientStorage, "the hub's disk is full: the upload was not stored. Ask the hub's technician to free space, then upload again")
+		return
+	}
+	s.log.Error("upload not stored", "err", err)
+	writeError(w, http.StatusInternalServerError, "the hub could not store the upload: "+err.Error())
+}
+
 // uploadReadError answers a body that could not be read: over the limit, or malformed.
 func (s *Server) uploadReadError(w http.ResponseWriter, err error) {
+	if store.IsFull(err) {
+		s.uploadFailed(w, err)
+		return
+	}
 	if tooLarge(err) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload is larger than this hub's max_upload_bytes (%d MiB, the file and its fields together)", s.opts.MaxUploadBytes>>20))
 		return

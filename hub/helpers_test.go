@@ -42,7 +42,12 @@ type testHub struct {
 
 func newTestHub(t testing.TB) *testHub {
 	t.Helper()
-	dir := t.TempDir()
+	return newTestHubIn(t, t.TempDir())
+}
+
+// newTestHubIn is newTestHub keeping its database, content and temporary files in dir.
+func newTestHubIn(t testing.TB, dir string) *testHub {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("LOA_TEST_LOG") != "" {

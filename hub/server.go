@@ -126,14 +126,15 @@ type Options struct {
 
 // Server is the hub: an http.Handler for staff, agents and content.
 type Server struct {
-	st     Store
-	signer *protocol.Signer
-	dir    string
-	log    *slog.Logger
-	clock  Clock
-	tc     *Transcoder
-	opts   Options
-	mux    *http.ServeMux
+	notStored notStoredLog // confirmations refused by the store, logged a few at a time
+	st        Store
+	signer    *protocol.Signer
+	dir       string
+	log       *slog.Logger
+	clock     Clock
+	tc        *Transcoder
+	opts      Options
+	mux       *http.ServeMux
 
 	mu    sync.Mutex
 	conns map[string]*agentConn // device id -> its live connection

@@ -423,6 +423,10 @@ const (
 	CodeBusy         = "busy"         // the hub sheds load: reconnect after RetryAfterS
 	CodeUnauthorized = "unauthorized" // device unknown, revoked, or not the one authenticated
 	CodeInternal     = "internal"     // the receiver failed; not the sender's fault
+	// CodeNotStored answers confirmations the hub could not store (its disk is full, its
+	// database failing): they are not acknowledged, the connection stays up, and the agent
+	// sends them again after RetryAfterS.
+	CodeNotStored = "not_stored"
 )
 
 // NewErrorMessage builds the error message answering message re (may be "") that failed

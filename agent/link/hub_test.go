@@ -75,6 +75,7 @@ type testHub struct {
 	ranges      []string
 	cutFirstGet bool
 	busyOnce    int // >0: answer the next hello with busy, retry_after_s this
+	notStored   int // >0: refuse this many batches as not stored (a full disk), storing none of them
 
 	deliveries chan *protocol.Delivery
 	statuses   chan *protocol.Status
@@ -216,6 +217,16 @@ func (h *testHub) serveWS(w http.ResponseWriter, r *http.Request) {
 // confirmations stores a batch once per seq and acks; false: the hub "crashed" mid-batch.
 func (h *testHub) confirmations(hc *hubConn, m *protocol.Confirmations) bool {
 	h.mu.Lock()
+	if h.notStored > 0 {
+		h.notStored--
+		for _, r := range m.Records {
+			h.received[r.Seq]++
+		}
+		h.mu.Unlock()
+		hc.send(h.t, &protocol.ErrorMessage{Header: protocol.Header{ID: "h-full", Re: m.ID}, Code: protocol.CodeNotStored,
+			Message: "the hub's disk is full", RetryAfterS: 1})
+		return true
+	}
 	keep := len(m.Records)
 	crash := h.crashAfter > 0
 	if crash {

@@ -117,6 +117,31 @@ func TestConfirmationsResentAfterDropMidBatch(t *testing.T) {
 	}
 }
 
+// A hub that cannot store confirmations (its disk is full) says so: the link keeps the session,
+// waits the retry time, sends everything unacknowledged again, and nothing is lost or acked
+// before it is stored.
+func TestConfirmationsResentAfterNotStored(t *testing.T) {
+	h := newHub(t, testSecret)
+	h.notStored = 3
+	a := newTestAgent(t, h, testSecret, nil) // batches of 100
+	a.record(150)
+	a.start()
+	h.nextConn(t)
+	waitFor(t, "journal acked to 150", 20*time.Second, func() bool { return a.journal.Acked() == 150 })
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.conns) != 1 {
+		t.Errorf("%d connections; a refusal to store must not end the session", len(h.conns))
+	}
+	if len(h.stored) != 150 || h.contig != 150 {
+		t.Errorf("hub stored %d records, contiguous to %d; want 150", len(h.stored), h.contig)
+	}
+	if h.received[1] < 2 {
+		t.Errorf("seq 1 was received %d times; refused, it must have been sent again", h.received[1])
+	}
+}
+
 func (h *testHub) signSchedule(t *testing.T, id string, rev uint64, doc string) *protocol.Signed {
 	t.Helper()
 	s, err := h.signer.SignSchedule(protocol.SchedulePayload{

@@ -29,6 +29,9 @@ type session struct {
 	sent  uint64             // highest confirmation seq sent on this connection
 	acked uint64             // highest seq the hub acknowledged
 	batch int
+	// holdUntil: the hub could not store confirmations (CodeNotStored); none are sent before
+	// this, then everything unacknowledged is sent again.
+	holdUntil time.Time
 }
 
 func (s *session) nextID() string {
@@ -268,6 +271,9 @@ func (s *session) welcomeJournal(w *protocol.Welcome) {
 // sendJournal sends closed records after the last sent, keeping at most two batches
 // unacknowledged so a slow hub is not flooded.
 func (s *session) sendJournal() error {
+	if time.Now().Before(s.holdUntil) {
+		return nil
+	}
 	for s.sent-s.acked < uint64(2*s.batch) {
 		recs, err := s.l.d.Journal.Since(s.sent, s.batch)
 		if err != nil {
@@ -356,6 +362,15 @@ func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEn
 	case *protocol.Command:
 		return s.command(ctx, m)
 	case *protocol.ErrorMessage:
+		if m.Code == protocol.CodeNotStored {
+			// Kept in the journal, unacknowledged: sent again from the first unacknowledged
+			// record once the hub had time to recover. The session goes on meanwhile.
+			wait := time.Duration(max(m.RetryAfterS, 1)) * time.Second
+			l.log.Warn("the hub could not store confirmations; they stay in the journal and are sent again", "message", m.Message,
+				"unacknowledged_from", s.acked+1, "retry_in", wait)
+			s.holdUntil, s.sent = time.Now().Add(wait), s.acked
+			return nil
+		}
 		l.log.Warn("the hub reported an error", "code", m.Code, "message", m.Message, "re", m.Re)
 		if m.RetryAfterS > 0 {
 			end.retryAfter = time.Duration(m.RetryAfterS) * time.Second

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -34,7 +35,32 @@ var (
 	ErrStaleRevision = errors.New("revision not newer than the stored one")
 	ErrUnauthorized  = errors.New("unauthorized")
 	ErrClosed        = errors.New("the hub store is closed")
+	// ErrFull is a write refused because the disk (or the filesystem's quota) is full:
+	// nothing of it was stored, and it can be tried again once there is space.
+	ErrFull = errors.New("the hub's disk is full")
 )
+
+// full marks err as ErrFull when it says the disk is full: SQLite's SQLITE_FULL ("database
+// or disk is full"), or ENOSPC/EDQUOT from a file write.
+func full(err error) error {
+	if err == nil || errors.Is(err, ErrFull) {
+		return err
+	}
+	var coded interface{ Code() int }
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		errors.As(err, &coded) && coded.Code()&0xff == sqliteFull || strings.Contains(err.Error(), "database or disk is full") ||
+		strings.Contains(err.Error(), "No space left on device") { // ffmpeg's words, from its stderr
+
+		return fmt.Errorf("%w: %v", ErrFull, err)
+	}
+	return err
+}
+
+// IsFull reports whether err says the disk is full (see ErrFull).
+func IsFull(err error) bool { return errors.Is(full(err), ErrFull) }
+
+// sqliteFull is SQLITE_FULL, the primary result code of an insert that found no space.
+const sqliteFull = 13
 
 // DB is the hub store on one SQLite file.
 //
@@ -270,7 +296,7 @@ func (db *DB) submit(req *writeReq) error {
 		return ctx.Err()
 	}
 	<-req.done
-	return req.err
+	return full(req.err)
 }
 
 // writer is the goroutine that commits writes, started by Open and stopped by Close. writeQ is
