@@ -57,9 +57,11 @@ type Capture struct {
 	wav     *os.File
 }
 
-// Drain opens fifo for reading and consumes it in real time until ctx ends or every writer
-// closes it. keep holds samples in memory for tests; wavPath, if set, receives them as a
-// 32-bit float stereo WAV file (the demo's "sound card").
+// Drain opens fifo for reading and consumes it in real time until ctx ends, like a sound card
+// that stays when the program playing through it stops or is killed and another starts. What
+// a killed writer left unread in the FIFO is not played: the card starts empty. keep holds
+// samples in memory for tests; wavPath, if set, receives them as a 32-bit float stereo WAV file
+// (the demo's "sound card").
 func Drain(ctx context.Context, fifo string, rate int, keep bool, wavPath string) (*Capture, <-chan error, error) {
 	c := &Capture{keep: keep}
 	if wavPath != "" {
@@ -88,6 +90,17 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
 	const frameBytes = 8
 	chunk := rate / 100 * frameBytes // 10 ms
 	buf := make([]byte, chunk)
+	// A writer SIGKILLed before this card was opened may have left samples in the FIFO; a
+	// new card read them, saw no writer (EOF) and, when it ended there, left the next agent
+	// writing into a FIFO nobody read: it hung in snd_pcm_writei. Read them away until the
+	// FIFO is empty (EOF: no writer; EAGAIN: a writer, nothing written yet).
+	for ctx.Err() == nil {
+		if _, err := f.Read(buf); err == io.EOF || errors.Is(err, syscall.EAGAIN) {
+			break
+		} else if err != nil {
+			return err
+		}
+	}
 	var begun time.Time
 	var readBytes int64
 	writerSeen := false
@@ -98,7 +111,9 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
 			if begun.IsZero() {
 				begun = time.Now()
 				c.mu.Lock()
-				c.start = begun
+				if c.start.IsZero() {
+					c.start = begun
+				}
 				c.mu.Unlock()
 			}
 			c.add(buf[:n])
@@ -114,7 +129,9 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
 			continue
 		}
 		if err == io.EOF && writerSeen {
-			return nil // the writer closed: playback process ended
+			// The writer closed (its process stopped or was killed): wait for the next one,
+			// paced from its own first sample.
+			writerSeen, begun, readBytes = false, time.Time{}, 0
 		}
 		if err != nil && err != io.EOF && !errors.Is(err, syscall.EAGAIN) {
 			return err
