@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/loa-project/loa/agent"
 	"github.com/loa-project/loa/internal/clicmd"
 )
 
@@ -55,6 +56,9 @@ func newRoot(log *slog.Logger) *cobra.Command {
 			"Shell completion: loa-agent completion bash|zsh|fish (the Debian package installs it)."}
 	for _, c := range commands() {
 		cc := &cobra.Command{Use: c.use, Short: c.short, Long: c.long, Args: c.args}
+		if cc.Name() == "test" {
+			cc.ValidArgs = agent.Tests // completed: speakers, relay, sign, screen
+		}
 		run := c.define(cc.Flags())
 		cc.RunE = func(cmd *cobra.Command, args []string) error {
 			if code := run(cmd.Context(), args, log); code != 0 {

@@ -433,7 +433,8 @@ func (t *tree) staffCommands(root *cobra.Command) {
 		})
 
 	term := group(root, "term", "the lists of languages, themes, formats and units")
-	t.add(term, "list [language|theme|format|unit] [--json]", "the terms kept, of one list or all", func(c *command) action {
+	termLists := []string{"language", "theme", "format", "unit"} // completed after term list and term add
+	list := t.add(term, "list [language|theme|format|unit] [--json]", "the terms kept, of one list or all", func(c *command) action {
 		asJSON := c.fs.Bool("json", false, "print JSON")
 		return func(ctx context.Context, pos []string) error {
 			if len(pos) > 1 {
@@ -461,7 +462,8 @@ func (t *tree) staffCommands(root *cobra.Command) {
 			return tw.Flush()
 		}
 	})
-	t.add(term, "add language|theme|format|unit CODE --label NAME", "add a term to a list", func(c *command) action {
+	list.ValidArgs = termLists
+	add := t.add(term, "add language|theme|format|unit CODE --label NAME", "add a term to a list", func(c *command) action {
 		label := c.fs.String("label", "", "the name staff read, in Vietnamese (e.g. Cơ Tu)")
 		return func(ctx context.Context, pos []string) error {
 			if err := wantArgs("term add", pos, 2, "a list (language, theme, format or unit) and a CODE, e.g. term add language ktv --label \"Cơ Tu\""); err != nil {
@@ -482,6 +484,7 @@ func (t *tree) staffCommands(root *cobra.Command) {
 			return nil
 		}
 	})
+	add.ValidArgs = termLists
 
 	t.scheduleCommands(group(root, "schedule", "schedules: push, list, show, plan"))
 	t.add(root, "status [--area AREA] [--json]", "the devices in your scope and their state", status("status"))

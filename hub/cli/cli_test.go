@@ -227,4 +227,7 @@ func TestCobraConventions(t *testing.T) {
 	if code, out, _ = runCLI(env, "__complete", "schedule", "plan", "--"); code != 0 || !strings.Contains(out, "--week") || !strings.Contains(out, "--hub") {
 		t.Errorf("completing `loa schedule plan --`: exit %d\n%s", code, out)
 	}
+	if code, out, _ = runCLI(env, "__complete", "term", "list", ""); code != 0 || !strings.Contains(out, "language\ntheme\nformat\nunit\n") {
+		t.Errorf("completing `loa term list `: exit %d\n%s", code, out)
+	}
 }
