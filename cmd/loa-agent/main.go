@@ -4,63 +4,78 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/loa-project/loa/agent"
+	"github.com/loa-project/loa/internal/clicmd"
 )
 
-// command is one subcommand: its name, a line of help, and its entry point. run returns the
-// process exit code so that "validate" can say 1 for a bad schedule without it being a crash.
+// runFunc runs a subcommand with its positional arguments, its flags parsed, and returns the
+// process exit code, so that "validate" can say 1 for a bad schedule without it being a
+// crash; 2 is wrong usage (the subcommand's usage follows what it printed).
+type runFunc func(ctx context.Context, pos []string, log *slog.Logger) int
+
+// command is one subcommand: its synopsis (cobra's Use), a line of help, more help, and
+// define, which adds its flags to fs and returns what it runs.
 type command struct {
-	name string
-	help string
-	run  func(ctx context.Context, args []string, log *slog.Logger) int
+	use, short, long string
+	args             cobra.PositionalArgs
+	define           func(fs *pflag.FlagSet) runFunc
 }
 
 func commands() []command {
 	return []command{
-		{"plan", "print the timeline a schedule compiles to", planCmd},
-		{"validate", "check a schedule file and print what is wrong", validateCmd},
-		{"play", "play one file or stream and print its proof of output", playCmd},
-		{"show", "show one video, image or text on the screen or LED board and print its proof", showCmd},
-		{"run", "run the daemon: play the schedule, keep the journal", runCmd},
-		{"journal", "print the confirmations in the journal", journalCmd},
-		{"status", "print what plays now and next, the schedule, the clock and the store", statusCmd},
-		{"test", "through the running agent: test the speakers (relay, tone, voice), relay, sign or screen", testCmd},
+		{"plan --schedule FILE [--from T] [--until T] [--format json|table]", "print the timeline a schedule compiles to", "", cobra.NoArgs, planCmd},
+		{"validate --schedule FILE", "check a schedule file and print what is wrong", "", cobra.NoArgs, validateCmd},
+		{"play FILE|URL [--out alsa[:DEVICE]|wav:PATH|null] [--duration D] [--volume V]", "play one file or stream and print its proof of output", "",
+			cobra.ExactArgs(1), playCmd},
+		{"show FILE|TEXT [--out screen|board] [--duration D] [--ticker TEXT]", "show one video, image or text on the screen or LED board and print its proof",
+			"FILE is a video or image; anything that is not an existing file is shown as a text bulletin.", cobra.ExactArgs(1), showCmd},
+		{"run [--config FILE]", "run the daemon: play the schedule, keep the journal", "", cobra.NoArgs, runCmd},
+		{"journal [--config FILE] [--since SEQ] [--limit N] [--json]", "print the confirmations in the journal", "", cobra.NoArgs, journalCmd},
+		{"status [--config FILE] [--json]", "print what plays now and next, the schedule, the clock and the store", "", cobra.NoArgs, statusCmd},
+		{"test speakers|relay|sign|screen [--config FILE] [--hold D] [--json]", "through the running agent: test the speakers (relay, tone, voice), relay, sign or screen",
+			`  speakers: relay on, warm-up, a tone and a spoken line, relay off
+  relay:    the amplifier relay on for --hold (default 5s), then off
+  sign:     a test text on the LED sign for --hold (default 10s), then blank
+  screen:   a test bulletin on the screen for --hold (default 10s)`, cobra.ExactArgs(1), testCmd},
 	}
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loa-agent <command> [flags]")
-	fmt.Fprintln(os.Stderr, "commands:")
+// newRoot is the loa-agent command tree; log is the logger of the commands that do not build
+// their own from the agent config.
+func newRoot(log *slog.Logger) *cobra.Command {
+	root := &cobra.Command{Use: "loa-agent", Short: "the Loa agent of a loudspeaker cluster or bulletin board",
+		Long: "loa-agent plays a cluster's or board's schedule on time, offline if need be, and reports each play.\n\n" +
+			"Shell completion: loa-agent completion bash|zsh|fish (the Debian package installs it)."}
 	for _, c := range commands() {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.help)
+		cc := &cobra.Command{Use: c.use, Short: c.short, Long: c.long, Args: c.args}
+		if cc.Name() == "test" {
+			cc.ValidArgs = agent.Tests // completed: speakers, relay, sign, screen
+		}
+		run := c.define(cc.Flags())
+		cc.RunE = func(cmd *cobra.Command, args []string) error {
+			if code := run(cmd.Context(), args, log); code != 0 {
+				return clicmd.ExitError{Code: code}
+			}
+			return nil
+		}
+		root.AddCommand(cc)
 	}
-	fmt.Fprintln(os.Stderr, "run 'loa-agent <command> -h' for a command's flags")
+	clicmd.Prepare(root)
+	return root
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
-	for _, c := range commands() {
-		if c.name == os.Args[1] {
-			code := c.run(ctx, os.Args[2:], log)
-			stop()
-			os.Exit(code)
-		}
-	}
-	if os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		return
-	}
-	fmt.Fprintf(os.Stderr, "loa-agent: unknown command %q\n", os.Args[1])
-	usage()
-	os.Exit(2)
+	code := clicmd.Execute(ctx, newRoot(log), os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

@@ -82,3 +82,37 @@ func TestPlanAndValidateCommands(t *testing.T) {
 		t.Fatalf("plan bad --from: exit %d, %q", code, errOut)
 	}
 }
+
+// TestHelpAndUsage: `COMMAND --help` and `help COMMAND` print that command's usage and flags
+// and exit 0; a wrong flag or a missing argument exits 2 with that command's usage.
+func TestHelpAndUsage(t *testing.T) {
+	bin := agentBinary(t)
+	for _, args := range [][]string{{"plan", "--help"}, {"help", "plan"}} {
+		out, _, code := run(t, bin, args...)
+		if code != 0 || !strings.Contains(out, "loa-agent plan --schedule FILE") || !strings.Contains(out, "--until") || strings.Contains(out, "loa-agent show") {
+			t.Errorf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plan", "--schedule", "x.yaml", "--colour", "red"}, "plan: flag provided but not defined: --colour"},
+		{[]string{"validate"}, "--schedule FILE is required"},
+		{[]string{"play"}, "accepts 1 arg(s), received 0"},
+		{[]string{"test", "lights"}, `no test "lights"`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+	} {
+		out, errOut, code := run(t, bin, tc.args...)
+		usage := "Usage:\n  loa-agent " + tc.args[0]
+		if tc.args[0] == "frobnicate" {
+			usage = "Usage:\n  loa-agent"
+		}
+		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, usage) {
+			t.Errorf("%v: exit %d, stdout %q, stderr:\n%s\nwant exit 2, %q and %q", tc.args, code, out, errOut, tc.want, usage)
+		}
+	}
+	if out, _, code := run(t, bin, "completion", "fish"); code != 0 || !strings.Contains(out, "complete -c loa-agent") {
+		t.Errorf("completion fish: exit %d\n%s", code, out)
+	}
+}

@@ -4,35 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/spf13/pflag"
 
 	"github.com/loa-project/loa/agent"
 	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/device/sign"
 )
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string     { return strings.Join(*l, " ") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
 // showCmd shows one file or text on the screen (mpv) or the LED board and prints its proof of
 // display as one JSON line.
-func showCmd(ctx context.Context, args []string, log *slog.Logger) int {
-	fs := flag.NewFlagSet("show", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: loa-agent show FILE|TEXT [--out screen|board] [--duration D] [--ticker TEXT]")
-		fmt.Fprintln(fs.Output(), "  FILE is a video or image; anything that is not an existing file is shown as a text bulletin.")
-		fs.PrintDefaults()
-	}
+func showCmd(fs *pflag.FlagSet) runFunc {
 	out := fs.String("out", "screen", "output: screen (HDMI, through mpv) or board (serial LED sign)")
 	dur := fs.Duration("duration", 0, "how long to show: text and images (default 10s); cuts a video; on the board, clear after it (0: leave the text up)")
 	ticker := fs.String("ticker", "", "screen: a line scrolling along the bottom")
@@ -41,51 +29,45 @@ func showCmd(ctx context.Context, args []string, log *slog.Logger) int {
 	audio := fs.String("audio", "", `screen: video sound: "" (muted), auto, or an mpv audio device`)
 	bg := fs.String("background", "", "screen: bulletin background #RRGGBB")
 	shotPath := fs.String("screenshot", "", "screen: write a screenshot here once the item is on screen")
-	var mpvArgs stringList
-	fs.Var(&mpvArgs, "mpv-arg", "screen: an extra mpv option (repeatable), e.g. --mpv-arg=--drm-connector=HDMI-A-1")
+	mpvArgs := fs.StringArray("mpv-arg", nil, "screen: an extra mpv option (repeatable), e.g. --mpv-arg=--drm-connector=HDMI-A-1")
 	port := fs.String("port", "", "board: serial port of the Alpha-protocol sign (default: board.port of --config, else /dev/loa-sign)")
 	cfgPath := fs.String("config", "/etc/loa/agent.yaml", "board: the agent config whose board: block gives the port and serial settings")
 	mode := fs.String("mode", "", "board: auto, hold, rotate, scroll, flash, roll_up, wipe_in, compressed_rotate")
-	pos, ok := parseMixed(fs, args)
-	if !ok || len(pos) != 1 {
-		if ok {
-			fs.Usage()
-		}
-		return 2
-	}
-	arg := pos[0]
-	isFile := false
-	if !*asText {
-		if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
-			isFile = true
-		}
-	}
-	switch *out {
-	case "screen":
-		it := screen.Item{Ticker: *ticker, Duration: *dur, Background: *bg}
-		if isFile {
-			it.Path = arg
-		} else {
-			it.Text = arg
-			if it.Duration == 0 {
-				it.Duration = 10 * time.Second
+	return func(ctx context.Context, pos []string, log *slog.Logger) int {
+		arg := pos[0]
+		isFile := false
+		if !*asText {
+			if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
+				isFile = true
 			}
 		}
-		return showScreen(ctx, it, screen.Config{VO: *vo, Audio: *audio, Args: mpvArgs}, *shotPath, log)
-	case "board":
-		if isFile {
-			fmt.Fprintf(os.Stderr, "loa-agent show: %s is a file; the LED board shows text only (use --text to show the name)\n", arg)
-			return 2
+		switch *out {
+		case "screen":
+			it := screen.Item{Ticker: *ticker, Duration: *dur, Background: *bg}
+			if isFile {
+				it.Path = arg
+			} else {
+				it.Text = arg
+				if it.Duration == 0 {
+					it.Duration = 10 * time.Second
+				}
+			}
+			return showScreen(ctx, it, screen.Config{VO: *vo, Audio: *audio, Args: *mpvArgs}, *shotPath, log)
+		case "board":
+			if isFile {
+				fmt.Fprintf(os.Stderr, "loa-agent show: %s is a file; the LED board shows text only (use --text to show the name)\n", arg)
+				return 2
+			}
+			bc, err := boardSettings(*cfgPath, *port)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loa-agent show:", err)
+				return 1
+			}
+			return showBoard(ctx, arg, bc, sign.Mode(*mode), *dur, log)
 		}
-		bc, err := boardSettings(*cfgPath, *port)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loa-agent show:", err)
-			return 1
-		}
-		return showBoard(ctx, arg, bc, sign.Mode(*mode), *dur, log)
+		fmt.Fprintf(os.Stderr, "loa-agent show: --out %q: want screen or board\n", *out)
+		return 2
 	}
-	fmt.Fprintf(os.Stderr, "loa-agent show: --out %q: want screen or board\n", *out)
-	return 2
 }
 
 func showScreen(ctx context.Context, it screen.Item, cfg screen.Config, shotPath string, log *slog.Logger) int {

@@ -1,5 +1,6 @@
 // Package cli is the loa staff command line: a client of the hub's HTTP API that prints human
-// tables by default (JSON or CSV on request).
+// tables by default (JSON or CSV on request). Its commands are a spf13/cobra tree (NewRoot),
+// so each has its own help, man page and shell completion.
 package cli
 
 import (
@@ -7,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,41 +17,25 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/client"
+	"github.com/loa-project/loa/internal/clicmd"
 )
 
-// Usage is the CLI's help text.
-const Usage = `usage: loa [--hub URL] [--token TOKEN] COMMAND ...
+// intro is what `loa --help` says before the list of commands.
+const intro = `loa is the staff command line of a Loa hub: it prints human tables by default (JSON or CSV on
+request).
 
-  loa whoami
-  loa area add ID [--name NAME]              add an area under an existing one (e.g. qn/tam-ky/tam-thanh)
-  loa area list [--area AREA]
-  loa device enroll ID --area AREA [--name NAME] [--kind cluster|board] [--outputs speakers,board]
-  loa device list [--area AREA]
-  loa device show ID
-  loa device revoke ID
-  loa device rekey ID                  a new secret for the device (the old one stops working)
-  loa content add FILE --title T [--language L] [--theme T] [--format F] [--unit U]
-  loa content edit REF [--title T] [--language L] [--theme T] [--format F] [--unit U]
-  loa content list [--language L] [--theme T] [--format F] [--unit U] [--title TEXT] [--by USER]
-                   [--since T] [--until T] [--json|--csv]
-  loa term list [language|theme|format|unit] [--json]
-  loa term add language|theme|format|unit CODE --label NAME
-  loa schedule push FILE --to AREA|DEVICE [--dry-run]
-  loa schedule list [--to AREA|DEVICE] [--json]
-  loa schedule show AREA|DEVICE [--revision N] [--json]
-  loa schedule plan --to AREA|DEVICE [--week] [--from T] [--until T] [--json]
-  loa status [--area AREA]
-  loa confirmations [--area A] [--device D] [--since T] [--until T] [--result R] [--limit N] [--json|--csv]
-` + reportUsage + broadcastUsage + commandUsage + screenshotUsage + `
 The hub URL and token come from --hub/--token, else LOA_HUB/LOA_TOKEN, else
 ~/.config/loa/config.yaml (hub: URL, token: TOKEN, timezone: ZONE). Times: a date (2026-12-03,
 03/12/2026), a date and time (2026-12-03 05:30) or a time today (05:30) in the hub's zone,
 RFC 3339, or a duration from now: -24h before, 6h after.
-`
+
+Shell completion: loa completion bash|zsh|fish (the Debian package installs it).`
 
 // Env is what the CLI reads from its surroundings.
 type Env struct {
@@ -80,64 +64,88 @@ func ParseFileConfig(b []byte) (FileConfig, error) {
 	return c, nil
 }
 
-// Run runs one command and returns the process exit code.
+// Run runs one command and returns the process exit code: 0, 1 for a failure, 2 for wrong
+// usage (with that command's usage).
 func Run(ctx context.Context, args []string, env Env) int {
-	if help, words := wantsHelp(args); help {
-		u := usageOf(words)
-		if u == "" {
-			u = Usage
+	return clicmd.Execute(ctx, NewRoot(env), args, env.Stdout, env.Stderr)
+}
+
+// NewRoot is the loa command tree; each command's Use line is its synopsis in the help, the
+// man pages and the list `loa --help` prints.
+func NewRoot(env Env) *cobra.Command {
+	t := &tree{env: env}
+	root := &cobra.Command{Use: "loa", Short: "the staff command line of a Loa hub", Long: intro}
+	root.PersistentFlags().StringVar(&t.hub, "hub", "", "hub URL")
+	root.PersistentFlags().StringVar(&t.token, "token", "", "staff token")
+	t.staffCommands(root)
+	t.broadcastCommands(root)
+	t.reportCommands(root)
+	t.screenshotCommand(root)
+	t.deviceCommands(root)
+	clicmd.Prepare(root)
+	rootUsage(root)
+	return root
+}
+
+// rootUsage makes `loa --help` list every command with its arguments, as the docs do, rather
+// than cobra's one line per top-level command.
+func rootUsage(root *cobra.Command) {
+	def := root.UsageFunc()
+	root.SetUsageFunc(func(c *cobra.Command) error {
+		if c != root {
+			return def(c)
 		}
-		fmt.Fprint(env.Stdout, u)
-		return 0
-	}
-	if err := run(ctx, args, env); err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			u := usageOf(commandWords(args))
-			if u == "" {
-				u = Usage
+		w := c.OutOrStderr()
+		fmt.Fprintf(w, "Usage:\n  loa [--hub URL] [--token TOKEN] COMMAND ...\n\nCommands:\n")
+		var walk func(c *cobra.Command)
+		walk = func(c *cobra.Command) {
+			if c.Runnable() && c != root && c.IsAvailableCommand() && c.Name() != "completion" && c.Parent().Name() != "completion" && !(c.HasSubCommands() && c.Annotations["group"] == "yes") {
+				fmt.Fprintf(w, "  %s\n", c.UseLine())
 			}
-			fmt.Fprintf(env.Stderr, "loa: %v\n\n%s", err, u)
-			return 2
+			for _, s := range c.Commands() {
+				walk(s)
+			}
 		}
-		fmt.Fprintln(env.Stderr, "loa:", err)
-		return 1
-	}
-	return 0
+		walk(root)
+		fmt.Fprintf(w, "  loa completion bash|zsh|fish\n\nGlobal flags:\n%s\nRun `loa help COMMAND` or `loa COMMAND --help` for a command's flags.\n",
+			root.PersistentFlags().FlagUsages())
+		return nil
+	})
 }
 
-type usageError struct{ msg string }
+// tree builds the commands; hub and token are the global flags.
+type tree struct {
+	env        Env
+	hub, token string
+}
 
-func (e usageError) Error() string { return e.msg }
-
+// command is what a command's flags and action share: its flag set, the global flags and
+// the surroundings.
 type command struct {
-	fs    *flag.FlagSet
-	hub   *string
-	token *string
-	env   Env
+	fs  *pflag.FlagSet
+	t   *tree
+	env Env
 }
 
-func newCommand(name string, env Env) *command {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return &command{fs: fs, env: env, hub: fs.String("hub", "", "hub URL"), token: fs.String("token", "", "staff token")}
+// action runs a command with its positional arguments, its flags already parsed.
+type action func(ctx context.Context, pos []string) error
+
+// add puts the command use (its synopsis: name, arguments, flags) under parent: define adds
+// its flags to c.fs and returns what it does.
+func (t *tree) add(parent *cobra.Command, use, short string, define func(c *command) action) *cobra.Command {
+	cc := &cobra.Command{Use: use, Short: short}
+	act := define(&command{fs: cc.Flags(), t: t, env: t.env})
+	cc.RunE = func(cmd *cobra.Command, args []string) error { return act(cmd.Context(), args) }
+	parent.AddCommand(cc)
+	return cc
 }
 
-// parse parses flags anywhere among the positional arguments.
-func (c *command) parse(args []string) ([]string, error) {
-	var pos []string
-	for len(args) > 0 {
-		if err := c.fs.Parse(args); err != nil {
-			return nil, usageError{fmt.Sprintf("%s: %v", c.fs.Name(), err)}
-		}
-		rest := c.fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-	return pos, nil
+// group is a command that only holds others (loa area, loa device): run alone it is a
+// usage error naming its subcommands.
+func group(parent *cobra.Command, name, short string) *cobra.Command {
+	g := &cobra.Command{Use: name, Short: short, Annotations: map[string]string{"group": "yes"}}
+	parent.AddCommand(g)
+	return g
 }
 
 func (c *command) client() (*client.Client, error) {
@@ -159,7 +167,7 @@ func (c *command) client() (*client.Client, error) {
 		}
 		return fileV
 	}
-	cl := &client.Client{BaseURL: pick(*c.hub, "LOA_HUB", fc.Hub), Token: pick(*c.token, "LOA_TOKEN", fc.Token),
+	cl := &client.Client{BaseURL: pick(c.t.hub, "LOA_HUB", fc.Hub), Token: pick(c.t.token, "LOA_TOKEN", fc.Token),
 		Zone: pick("", "LOA_TIMEZONE", fc.Timezone)}
 	if cl.Zone != "" {
 		if _, err := api.LoadZone(cl.Zone); err != nil {
@@ -177,180 +185,348 @@ func (c *command) client() (*client.Client, error) {
 
 func wantArgs(name string, pos []string, n int, what string) error {
 	if len(pos) != n {
-		return usageError{fmt.Sprintf("%s takes %s", name, what)}
+		return clicmd.Usagef("%s takes %s", name, what)
 	}
 	return nil
 }
 
-func run(ctx context.Context, args []string, env Env) error {
-	// Global flags may come before the command.
-	pre := newCommand("loa", env)
-	pre.fs.Usage = func() {}
-	if err := pre.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(env.Stdout, Usage)
+// staffCommands are whoami and the area, device, content, term, schedule, status and
+// confirmations commands.
+func (t *tree) staffCommands(root *cobra.Command) {
+	t.add(root, "whoami", "who the token is, its scope, and the hub's key for agents", func(c *command) action {
+		return func(ctx context.Context, pos []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			w, err := cl.Whoami(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.env.Stdout, "user %v, scope %v\nhub URL for devices: %v\nhub signing key (agents' hub.trusted_keys):\n  %v: %q\n",
+				w["user"], w["scope"], w["public_url"], w["key_id"], w["public_key"])
 			return nil
 		}
-		return usageError{err.Error()}
-	}
-	args = pre.fs.Args()
-	if len(args) == 0 {
-		return usageError{"no command"}
-	}
-	cmdName := args[0]
-	args = args[1:]
-	if isBroadcast(cmdName) {
-		return runBroadcast(ctx, cmdName, args, env, *pre.hub, *pre.token)
-	}
-	if cmdName == "report" {
-		return runReport(ctx, args, env, *pre.hub, *pre.token)
-	}
-	if cmdName == "screenshot" {
-		return runScreenshot(ctx, args, env, *pre.hub, *pre.token)
-	}
-	if isDeviceCommand(cmdName) {
-		return runDeviceCommand(ctx, cmdName, args, env, *pre.hub, *pre.token)
-	}
-	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && (cmdName == "area" || cmdName == "device" || cmdName == "content" || cmdName == "schedule" || cmdName == "term") {
-		sub, args = args[0], args[1:]
-	}
-	c := newCommand(strings.TrimSpace(cmdName+" "+sub), env)
-	*c.hub, *c.token = *pre.hub, *pre.token
-	out := env.Stdout
-	switch cmdName + " " + sub {
-	case "help ":
-		fmt.Fprint(out, Usage)
-		return nil
-	case "whoami ":
-		if _, err := c.parse(args); err != nil {
-			return err
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		w, err := cl.Whoami(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "user %v, scope %v\nhub URL for devices: %v\nhub signing key (agents' hub.trusted_keys):\n  %v: %q\n",
-			w["user"], w["scope"], w["public_url"], w["key_id"], w["public_key"])
-		return nil
-	case "area add":
+	})
+
+	area := group(root, "area", "areas: the tree of province, district, commune")
+	t.add(area, "add ID [--name NAME]", "add an area under an existing one (e.g. qn/tam-ky/tam-thanh)", func(c *command) action {
 		name := c.fs.String("name", "", "area name")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
+		return func(ctx context.Context, pos []string) error {
+			if err := wantArgs("area add", pos, 1, "one area ID (its path from the root, e.g. qn/tam-ky/tam-thanh)"); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			a, err := cl.AddArea(ctx, pos[0], *name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.env.Stdout, "area %s (%s) added under %s\n", a.ID, a.Name, a.Parent)
+			return nil
 		}
-		if err := wantArgs("area add", pos, 1, "one area ID (its path from the root, e.g. qn/tam-ky/tam-thanh)"); err != nil {
-			return err
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		a, err := cl.AddArea(ctx, pos[0], *name)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "area %s (%s) added under %s\n", a.ID, a.Name, a.Parent)
-		return nil
-	case "area list":
+	})
+	t.add(area, "list [--area AREA]", "the areas in your scope", func(c *command) action {
 		area := c.fs.String("area", "", "subtree to list (default: your scope)")
-		if _, err := c.parse(args); err != nil {
-			return err
+		return func(ctx context.Context, pos []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			as, err := cl.ListAreas(ctx, *area)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "AREA\tNAME")
+			for _, a := range as {
+				fmt.Fprintf(tw, "%s\t%s\n", a.ID, a.Name)
+			}
+			return tw.Flush()
 		}
-		cl, err := c.client()
-		if err != nil {
-			return err
+	})
+
+	device := group(root, "device", "devices: loudspeaker clusters and boards")
+	enroll := t.add(device, "enroll ID --area AREA [--name NAME] [--kind cluster|board] [--outputs speakers,board]",
+		"enrol a device; prints the lines for its agent.yaml (its secret, shown only now)", func(c *command) action {
+			area := c.fs.String("area", "", "area the device is in")
+			name := c.fs.String("name", "", "a name for people")
+			kind := c.fs.String("kind", "", "cluster (loudspeakers) or board")
+			outputs := c.fs.String("outputs", "", "comma-separated outputs, e.g. speakers,board")
+			return func(ctx context.Context, pos []string) error {
+				if err := wantArgs("device enroll", pos, 1, "one device ID (e.g. tam-thanh/cl-07)"); err != nil {
+					return err
+				}
+				if *area == "" {
+					return clicmd.Usagef("device enroll needs --area AREA")
+				}
+				cl, err := c.client()
+				if err != nil {
+					return err
+				}
+				req := api.EnrolRequest{ID: pos[0], Area: *area, Name: *name, Kind: *kind}
+				if *outputs != "" {
+					req.Outputs = strings.Split(*outputs, ",")
+				}
+				r, err := cl.Enrol(ctx, req)
+				if err != nil {
+					return err
+				}
+				EnrolBlock(c.env.Stdout, r)
+				if r.Warning != "" {
+					fmt.Fprintln(c.env.Stderr, "loa: warning:", r.Warning)
+				}
+				return nil
+			}
+		})
+	enroll.Aliases = []string{"enrol"}
+	status := func(name string) func(c *command) action {
+		return func(c *command) action {
+			area := c.fs.String("area", "", "subtree (default: your scope)")
+			asJSON := c.fs.Bool("json", false, "print JSON")
+			return func(ctx context.Context, pos []string) error {
+				if err := wantArgs(name, pos, 0, "flags only"); err != nil {
+					return err
+				}
+				cl, err := c.client()
+				if err != nil {
+					return err
+				}
+				ds, err := cl.Status(ctx, *area)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return printJSON(c.env.Stdout, ds)
+				}
+				return StatusTable(c.env.Stdout, ds, time.Now().In(cl.Location()))
+			}
 		}
-		as, err := cl.ListAreas(ctx, *area)
-		if err != nil {
-			return err
+	}
+	t.add(device, "list [--area AREA] [--json]", "the devices in your scope and their state (as loa status)", status("device list"))
+	t.add(device, "show ID [--json]", "one device in detail: its state, parts, clock", func(c *command) action {
+		return c.showOrRevoke("show")
+	})
+	t.add(device, "revoke ID", "its secret stops working; enrol it again under a new id to bring it back", func(c *command) action {
+		return c.showOrRevoke("revoke")
+	})
+	t.add(device, "rekey ID", "a new secret for the device (the old one stops working)", func(c *command) action {
+		return func(ctx context.Context, pos []string) error {
+			if err := wantArgs("device rekey", pos, 1, "one device ID"); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			r, err := cl.RekeyDevice(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			out := c.env.Stdout
+			fmt.Fprintf(out, "device %s has a new secret; the old one no longer connects. Shown only now; put it in the device's agent config:\n\n", r.ID)
+			fmt.Fprintf(out, "  device_id: %s\n  secret: %s\n  hub: %s\n  trusted key id: %s\n", r.ID, r.Secret, r.Hub, r.KeyID)
+			return nil
 		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AREA\tNAME")
-		for _, a := range as {
-			fmt.Fprintf(tw, "%s\t%s\n", a.ID, a.Name)
+	})
+
+	content := group(root, "content", "the content library: recordings, videos, pictures")
+	t.add(content, "add FILE --title T [--language L] [--theme T] [--format F] [--unit U]", "upload a file to the library", func(c *command) action {
+		var m client.ContentMeta
+		c.fs.StringVar(&m.Title, "title", "", "title")
+		c.fs.StringVar(&m.Language, "language", "", "language, by name or code (Cơ Tu, ktv)")
+		c.fs.StringVar(&m.Theme, "theme", "", "theme, by name or code")
+		c.fs.StringVar(&m.Format, "format", "", "format, by name or code")
+		c.fs.StringVar(&m.Unit, "unit", "", "producing unit, by name or code")
+		return func(ctx context.Context, pos []string) error {
+			if err := wantArgs("content add", pos, 1, "one FILE"); err != nil {
+				return err
+			}
+			if m.Title == "" {
+				return clicmd.Usagef("content add needs --title")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			r, err := cl.AddContent(ctx, pos[0], m)
+			if err != nil {
+				return err
+			}
+			state := "added"
+			if !r.Created {
+				state = "already in the library (same bytes)"
+			}
+			fmt.Fprintf(c.env.Stdout, "%s %s: %q, %.1f s, %d bytes%s\n", r.Ref, state, r.Title, r.DurationS, r.Size, metaLine(r))
+			if r.Note != "" {
+				fmt.Fprintln(c.env.Stdout, "  note:", r.Note)
+			}
+			return nil
 		}
-		return tw.Flush()
-	case "device enroll", "device enrol":
-		area := c.fs.String("area", "", "area the device is in")
-		name := c.fs.String("name", "", "a name for people")
-		kind := c.fs.String("kind", "", "cluster (loudspeakers) or board")
-		outputs := c.fs.String("outputs", "", "comma-separated outputs, e.g. speakers,board")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
+	})
+	t.add(content, "edit REF [--title T] [--language L] [--theme T] [--format F] [--unit U]", "change an item's title or metadata", func(c *command) action {
+		vals := map[string]*string{}
+		for _, k := range []string{"title", "language", "theme", "format", "unit"} {
+			vals[k] = c.fs.String(k, "", k+" (\"\" clears it)")
 		}
-		if err := wantArgs("device enroll", pos, 1, "one device ID (e.g. tam-thanh/cl-07)"); err != nil {
-			return err
+		return func(ctx context.Context, pos []string) error {
+			if err := wantArgs("content edit", pos, 1, "one content reference (sha256:…, from `loa content list`)"); err != nil {
+				return err
+			}
+			var e api.ContentEdit
+			fields := map[string]**string{"title": &e.Title, "language": &e.Language, "theme": &e.Theme, "format": &e.Format, "unit": &e.Unit}
+			c.fs.Visit(func(f *pflag.Flag) {
+				if dst, ok := fields[f.Name]; ok {
+					*dst = vals[f.Name]
+				}
+			})
+			if e == (api.ContentEdit{}) {
+				return clicmd.Usagef("content edit needs at least one of --title, --language, --theme, --format, --unit")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			r, err := cl.EditContent(ctx, pos[0], e)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.env.Stdout, "%s now: %q%s\n", r.Ref, r.Title, metaLine(r))
+			return nil
 		}
-		if *area == "" {
-			return usageError{"device enroll needs --area AREA"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		req := api.EnrolRequest{ID: pos[0], Area: *area, Name: *name, Kind: *kind}
-		if *outputs != "" {
-			req.Outputs = strings.Split(*outputs, ",")
-		}
-		r, err := cl.Enrol(ctx, req)
-		if err != nil {
-			return err
-		}
-		EnrolBlock(out, r)
-		if r.Warning != "" {
-			fmt.Fprintln(c.env.Stderr, "loa: warning:", r.Warning)
-		}
-		return nil
-	case "device list", "status ":
-		area := c.fs.String("area", "", "subtree (default: your scope)")
+	})
+	t.add(content, "list [--language L] [--theme T] [--format F] [--unit U] [--title TEXT] [--by USER] [--since T] [--until T] [--json|--csv]",
+		"the library, newest first", func(c *command) action {
+			var f client.ContentFilter
+			c.fs.StringVar(&f.Language, "language", "", "language, by name or code")
+			c.fs.StringVar(&f.Theme, "theme", "", "theme")
+			c.fs.StringVar(&f.Format, "format", "", "format")
+			c.fs.StringVar(&f.Unit, "unit", "", "producing unit")
+			c.fs.StringVar(&f.Title, "title", "", "the title contains this")
+			c.fs.StringVar(&f.By, "by", "", "uploaded by this user")
+			c.fs.StringVar(&f.Since, "since", "", "uploaded at or after")
+			c.fs.StringVar(&f.Until, "until", "", "uploaded before")
+			asJSON := c.fs.Bool("json", false, "print JSON")
+			asCSV := c.fs.Bool("csv", false, "print CSV")
+			return func(ctx context.Context, pos []string) error {
+				if *asJSON && *asCSV {
+					return clicmd.Usagef("choose one of --json and --csv")
+				}
+				cl, err := c.client()
+				if err != nil {
+					return err
+				}
+				cs, err := cl.ListContent(ctx, f)
+				if err != nil {
+					return err
+				}
+				switch {
+				case *asJSON:
+					return printJSON(c.env.Stdout, cs)
+				case *asCSV:
+					return api.WriteContentCSV(c.env.Stdout, cs)
+				}
+				return ContentTable(c.env.Stdout, cs, cl.Location())
+			}
+		})
+
+	term := group(root, "term", "the lists of languages, themes, formats and units")
+	termLists := []string{"language", "theme", "format", "unit"} // completed after term list and term add
+	list := t.add(term, "list [language|theme|format|unit] [--json]", "the terms kept, of one list or all", func(c *command) action {
 		asJSON := c.fs.Bool("json", false, "print JSON")
-		if _, err := c.parse(args); err != nil {
-			return err
+		return func(ctx context.Context, pos []string) error {
+			if len(pos) > 1 {
+				return clicmd.Usagef("term list takes at most one of language, theme, format, unit")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			ts, err := cl.ListTerms(ctx, strings.Join(pos, ""))
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(c.env.Stdout, ts)
+			}
+			tw := tabwriter.NewWriter(c.env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "LIST\tCODE\tNAME")
+			for _, t := range ts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Dimension, t.Code, t.Label)
+			}
+			if len(ts) == 0 {
+				fmt.Fprintln(tw, "no lists kept yet: `loa term add language vie --label \"Tiếng Việt\"` starts one")
+			}
+			return tw.Flush()
 		}
-		cl, err := c.client()
-		if err != nil {
-			return err
+	})
+	list.ValidArgs = termLists
+	add := t.add(term, "add language|theme|format|unit CODE --label NAME", "add a term to a list", func(c *command) action {
+		label := c.fs.String("label", "", "the name staff read, in Vietnamese (e.g. Cơ Tu)")
+		return func(ctx context.Context, pos []string) error {
+			if err := wantArgs("term add", pos, 2, "a list (language, theme, format or unit) and a CODE, e.g. term add language ktv --label \"Cơ Tu\""); err != nil {
+				return err
+			}
+			if *label == "" {
+				return clicmd.Usagef("term add needs --label NAME (what staff read and may type)")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			t, err := cl.AddTerm(ctx, api.TermJSON{Dimension: pos[0], Code: pos[1], Label: *label})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.env.Stdout, "%s %s (%s) is in the list\n", t.Dimension, t.Code, t.Label)
+			return nil
 		}
-		ds, err := cl.Status(ctx, *area)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(out, ds)
-		}
-		return StatusTable(out, ds, time.Now().In(cl.Location()))
-	case "device rekey":
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if err := wantArgs("device rekey", pos, 1, "one device ID"); err != nil {
-			return err
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		r, err := cl.RekeyDevice(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "device %s has a new secret; the old one no longer connects. Shown only now; put it in the device's agent config:\n\n", r.ID)
-		fmt.Fprintf(out, "  device_id: %s\n  secret: %s\n  hub: %s\n  trusted key id: %s\n", r.ID, r.Secret, r.Hub, r.KeyID)
-		return nil
-	case "device show", "device revoke":
-		asJSON := c.fs.Bool("json", false, "print JSON")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if err := wantArgs(c.fs.Name(), pos, 1, "one device ID"); err != nil {
+	})
+	add.ValidArgs = termLists
+
+	t.scheduleCommands(group(root, "schedule", "schedules: push, list, show, plan"))
+	t.add(root, "status [--area AREA] [--json]", "the devices in your scope and their state", status("status"))
+	t.add(root, "confirmations [--area A] [--device D] [--since T] [--until T] [--result R] [--limit N] [--json|--csv]",
+		"the devices' confirmations of what they played", func(c *command) action {
+			var f client.ConfirmationFilter
+			c.fs.StringVar(&f.Area, "area", "", "area where played (and below)")
+			c.fs.StringVar(&f.Device, "device", "", "device")
+			c.fs.StringVar(&f.Since, "since", "", "at or after")
+			c.fs.StringVar(&f.Until, "until", "", "before")
+			c.fs.StringVar(&f.Result, "result", "", "completed, missed…")
+			c.fs.IntVar(&f.Limit, "limit", 0, "at most this many")
+			asJSON := c.fs.Bool("json", false, "print JSON")
+			asCSV := c.fs.Bool("csv", false, "print CSV")
+			return func(ctx context.Context, pos []string) error {
+				if *asJSON && *asCSV {
+					return clicmd.Usagef("choose one of --json and --csv")
+				}
+				cl, err := c.client()
+				if err != nil {
+					return err
+				}
+				if *asCSV {
+					return cl.ConfirmationsCSV(ctx, f, c.env.Stdout)
+				}
+				cs, err := cl.Confirmations(ctx, f)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return printJSON(c.env.Stdout, cs)
+				}
+				return ConfirmationsTable(c.env.Stdout, cs, cl.Location())
+			}
+		})
+}
+
+// showOrRevoke is `loa device show|revoke ID`.
+func (c *command) showOrRevoke(sub string) action {
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	return func(ctx context.Context, pos []string) error {
+		if err := wantArgs("device "+sub, pos, 1, "one device ID"); err != nil {
 			return err
 		}
 		cl, err := c.client()
@@ -367,335 +543,157 @@ func run(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		if *asJSON {
-			return printJSON(out, d)
+			return printJSON(c.env.Stdout, d)
 		}
 		if sub == "revoke" {
-			fmt.Fprintf(out, "device %s revoked: its secret no longer connects; enrol it again under a new id to bring it back\n", d.ID)
+			fmt.Fprintf(c.env.Stdout, "device %s revoked: its secret no longer connects; enrol it again under a new id to bring it back\n", d.ID)
 			return nil
 		}
-		return DeviceDetail(out, d, time.Now().In(cl.Location()))
-	case "content add":
-		var m client.ContentMeta
-		c.fs.StringVar(&m.Title, "title", "", "title")
-		c.fs.StringVar(&m.Language, "language", "", "language, by name or code (Cơ Tu, ktv)")
-		c.fs.StringVar(&m.Theme, "theme", "", "theme, by name or code")
-		c.fs.StringVar(&m.Format, "format", "", "format, by name or code")
-		c.fs.StringVar(&m.Unit, "unit", "", "producing unit, by name or code")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if err := wantArgs("content add", pos, 1, "one FILE"); err != nil {
-			return err
-		}
-		if m.Title == "" {
-			return usageError{"content add needs --title"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		r, err := cl.AddContent(ctx, pos[0], m)
-		if err != nil {
-			return err
-		}
-		state := "added"
-		if !r.Created {
-			state = "already in the library (same bytes)"
-		}
-		fmt.Fprintf(out, "%s %s: %q, %.1f s, %d bytes%s\n", r.Ref, state, r.Title, r.DurationS, r.Size, metaLine(r))
-		if r.Note != "" {
-			fmt.Fprintln(out, "  note:", r.Note)
-		}
-		return nil
-	case "content edit":
-		var e api.ContentEdit
-		fields := map[string]**string{"title": &e.Title, "language": &e.Language, "theme": &e.Theme, "format": &e.Format, "unit": &e.Unit}
-		vals := map[string]*string{}
-		for _, k := range []string{"title", "language", "theme", "format", "unit"} {
-			vals[k] = c.fs.String(k, "", k+" (\"\" clears it)")
-		}
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if err := wantArgs("content edit", pos, 1, "one content reference (sha256:…, from `loa content list`)"); err != nil {
-			return err
-		}
-		c.fs.Visit(func(f *flag.Flag) {
-			if dst, ok := fields[f.Name]; ok {
-				*dst = vals[f.Name]
-			}
-		})
-		if e == (api.ContentEdit{}) {
-			return usageError{"content edit needs at least one of --title, --language, --theme, --format, --unit"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		r, err := cl.EditContent(ctx, pos[0], e)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s now: %q%s\n", r.Ref, r.Title, metaLine(r))
-		return nil
-	case "content list":
-		var f client.ContentFilter
-		c.fs.StringVar(&f.Language, "language", "", "language, by name or code")
-		c.fs.StringVar(&f.Theme, "theme", "", "theme")
-		c.fs.StringVar(&f.Format, "format", "", "format")
-		c.fs.StringVar(&f.Unit, "unit", "", "producing unit")
-		c.fs.StringVar(&f.Title, "title", "", "the title contains this")
-		c.fs.StringVar(&f.By, "by", "", "uploaded by this user")
-		c.fs.StringVar(&f.Since, "since", "", "uploaded at or after")
-		c.fs.StringVar(&f.Until, "until", "", "uploaded before")
-		asJSON := c.fs.Bool("json", false, "print JSON")
-		asCSV := c.fs.Bool("csv", false, "print CSV")
-		if _, err := c.parse(args); err != nil {
-			return err
-		}
-		if *asJSON && *asCSV {
-			return usageError{"choose one of --json and --csv"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		cs, err := cl.ListContent(ctx, f)
-		if err != nil {
-			return err
-		}
-		switch {
-		case *asJSON:
-			return printJSON(out, cs)
-		case *asCSV:
-			return api.WriteContentCSV(out, cs)
-		}
-		return ContentTable(out, cs, cl.Location())
-	case "term list":
-		asJSON := c.fs.Bool("json", false, "print JSON")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if len(pos) > 1 {
-			return usageError{"term list takes at most one of language, theme, format, unit"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		ts, err := cl.ListTerms(ctx, strings.Join(pos, ""))
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(out, ts)
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "LIST\tCODE\tNAME")
-		for _, t := range ts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Dimension, t.Code, t.Label)
-		}
-		if len(ts) == 0 {
-			fmt.Fprintln(tw, "no lists kept yet: `loa term add language vie --label \"Tiếng Việt\"` starts one")
-		}
-		return tw.Flush()
-	case "term add":
-		label := c.fs.String("label", "", "the name staff read, in Vietnamese (e.g. Cơ Tu)")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if err := wantArgs("term add", pos, 2, "a list (language, theme, format or unit) and a CODE, e.g. term add language ktv --label \"Cơ Tu\""); err != nil {
-			return err
-		}
-		if *label == "" {
-			return usageError{"term add needs --label NAME (what staff read and may type)"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		t, err := cl.AddTerm(ctx, api.TermJSON{Dimension: pos[0], Code: pos[1], Label: *label})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s %s (%s) is in the list\n", t.Dimension, t.Code, t.Label)
-		return nil
-	case "schedule push":
+		return DeviceDetail(c.env.Stdout, d, time.Now().In(cl.Location()))
+	}
+}
+
+// scheduleCommands are loa schedule push, list, show and plan.
+func (t *tree) scheduleCommands(schedule *cobra.Command) {
+	t.add(schedule, "push FILE --to AREA|DEVICE [--dry-run]", "store a schedule for an area or device and send it", func(c *command) action {
 		to := c.fs.String("to", "", "area or device")
 		dry := c.fs.Bool("dry-run", false, "check and say what would change; store and send nothing")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if err := wantArgs("schedule push", pos, 1, "one schedule FILE"); err != nil {
-			return err
-		}
-		if *to == "" {
-			return usageError{"schedule push needs --to AREA or --to DEVICE"}
-		}
-		doc, err := os.ReadFile(pos[0])
-		if err != nil {
-			return err
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		if *dry {
-			r, err := cl.DryRunSchedule(ctx, *to, filepath.Base(pos[0]), doc)
+		return func(ctx context.Context, pos []string) error {
+			if err := wantArgs("schedule push", pos, 1, "one schedule FILE"); err != nil {
+				return err
+			}
+			if *to == "" {
+				return clicmd.Usagef("schedule push needs --to AREA or --to DEVICE")
+			}
+			doc, err := os.ReadFile(pos[0])
+			if err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			out := c.env.Stdout
+			if *dry {
+				r, err := cl.DryRunSchedule(ctx, *to, filepath.Base(pos[0]), doc)
+				if err != nil {
+					return err
+				}
+				if r.Unchanged {
+					fmt.Fprintf(out, "dry run: %s is valid and the same as %s revision %d: a push would change nothing\n", pos[0], r.Target, r.Revision)
+					return nil
+				}
+				fmt.Fprintf(out, "dry run: %s is valid; a push would store %s revision %d for %d device(s):\n", pos[0], r.Target, r.Revision, r.Devices)
+				for _, ch := range r.Changes {
+					fmt.Fprintln(out, "  "+ch)
+				}
+				fmt.Fprintln(out, "nothing was stored or sent")
+				return nil
+			}
+			r, err := cl.PushSchedule(ctx, *to, filepath.Base(pos[0]), doc)
 			if err != nil {
 				return err
 			}
 			if r.Unchanged {
-				fmt.Fprintf(out, "dry run: %s is valid and the same as %s revision %d: a push would change nothing\n", pos[0], r.Target, r.Revision)
+				fmt.Fprintf(out, "%s revision %d already is this schedule: no new revision, nothing sent\n", r.Target, r.Revision)
 				return nil
 			}
-			fmt.Fprintf(out, "dry run: %s is valid; a push would store %s revision %d for %d device(s):\n", pos[0], r.Target, r.Revision, r.Devices)
-			for _, ch := range r.Changes {
-				fmt.Fprintln(out, "  "+ch)
+			fmt.Fprintf(out, "%s revision %d stored; %d device(s) got a new effective schedule, %d of them online and sent it now\n", r.Target, r.Revision, r.Devices, r.Sent)
+			for _, f := range r.Failures {
+				fmt.Fprintln(out, "  failed:", f)
 			}
-			fmt.Fprintln(out, "nothing was stored or sent")
+			if len(r.Failures) > 0 {
+				return fmt.Errorf("%d device(s) could not be composed; see above", len(r.Failures))
+			}
 			return nil
 		}
-		r, err := cl.PushSchedule(ctx, *to, filepath.Base(pos[0]), doc)
-		if err != nil {
-			return err
-		}
-		if r.Unchanged {
-			fmt.Fprintf(out, "%s revision %d already is this schedule: no new revision, nothing sent\n", r.Target, r.Revision)
-			return nil
-		}
-		fmt.Fprintf(out, "%s revision %d stored; %d device(s) got a new effective schedule, %d of them online and sent it now\n", r.Target, r.Revision, r.Devices, r.Sent)
-		for _, f := range r.Failures {
-			fmt.Fprintln(out, "  failed:", f)
-		}
-		if len(r.Failures) > 0 {
-			return fmt.Errorf("%d device(s) could not be composed; see above", len(r.Failures))
-		}
-		return nil
-	case "schedule list":
+	})
+	t.add(schedule, "list [--to AREA|DEVICE] [--json]", "stored schedule revisions", func(c *command) action {
 		to := c.fs.String("to", "", "area or device: its revisions (default: the newest of each in your scope)")
 		asJSON := c.fs.Bool("json", false, "print JSON")
-		if _, err := c.parse(args); err != nil {
-			return err
+		return func(ctx context.Context, pos []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			ss, err := cl.ListSchedules(ctx, *to)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(c.env.Stdout, ss)
+			}
+			loc := cl.Location()
+			tw := tabwriter.NewWriter(c.env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TARGET\tREVISION\tSCHEDULE\tPROGRAMMES\tBY\tAT")
+			for _, x := range ss {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", x.Target, x.Revision, x.ScheduleID, x.Programs, x.Author, x.CreatedAt.In(loc).Format("02/01/2006 15:04"))
+			}
+			if len(ss) == 0 {
+				fmt.Fprintln(tw, "no schedules stored (`loa schedule push FILE --to AREA` stores one)")
+			}
+			return tw.Flush()
 		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		ss, err := cl.ListSchedules(ctx, *to)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(out, ss)
-		}
-		loc := cl.Location()
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TARGET\tREVISION\tSCHEDULE\tPROGRAMMES\tBY\tAT")
-		for _, x := range ss {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", x.Target, x.Revision, x.ScheduleID, x.Programs, x.Author, x.CreatedAt.In(loc).Format("02/01/2006 15:04"))
-		}
-		if len(ss) == 0 {
-			fmt.Fprintln(tw, "no schedules stored (`loa schedule push FILE --to AREA` stores one)")
-		}
-		return tw.Flush()
-	case "schedule show":
+	})
+	t.add(schedule, "show AREA|DEVICE [--revision N] [--json]", "a stored schedule document", func(c *command) action {
 		revision := c.fs.Int64("revision", 0, "a stored revision (default: the newest)")
 		asJSON := c.fs.Bool("json", false, "print JSON")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
+		return func(ctx context.Context, pos []string) error {
+			if err := wantArgs("schedule show", pos, 1, "one AREA or DEVICE"); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			x, err := cl.ShowSchedule(ctx, pos[0], *revision)
+			if err != nil {
+				return err
+			}
+			out := c.env.Stdout
+			if *asJSON {
+				return printJSON(out, x)
+			}
+			fmt.Fprintf(out, "# %s revision %d (schedule %s), by %s at %s\n", x.Target, x.Revision, x.ScheduleID, x.Author,
+				x.CreatedAt.In(cl.Location()).Format("02/01/2006 15:04"))
+			fmt.Fprint(out, x.Document)
+			if !strings.HasSuffix(x.Document, "\n") {
+				fmt.Fprintln(out)
+			}
+			return nil
 		}
-		if err := wantArgs("schedule show", pos, 1, "one AREA or DEVICE"); err != nil {
-			return err
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		x, err := cl.ShowSchedule(ctx, pos[0], *revision)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(out, x)
-		}
-		fmt.Fprintf(out, "# %s revision %d (schedule %s), by %s at %s\n", x.Target, x.Revision, x.ScheduleID, x.Author,
-			x.CreatedAt.In(cl.Location()).Format("02/01/2006 15:04"))
-		fmt.Fprint(out, x.Document)
-		if !strings.HasSuffix(x.Document, "\n") {
-			fmt.Fprintln(out)
-		}
-		return nil
-	case "schedule plan":
+	})
+	t.add(schedule, "plan --to AREA|DEVICE [--week] [--from T] [--until T] [--json]", "what plays when, as the devices will play it", func(c *command) action {
 		to := c.fs.String("to", "", "area or device")
 		week := c.fs.Bool("week", false, "the week from today's midnight")
 		from := c.fs.String("from", "", "start (default: now; a date means its midnight)")
 		until := c.fs.String("until", "", "end (default: a day after the start)")
 		asJSON := c.fs.Bool("json", false, "print JSON")
-		if _, err := c.parse(args); err != nil {
-			return err
-		}
-		if *to == "" {
-			return usageError{"schedule plan needs --to AREA or --to DEVICE"}
-		}
-		days := 0
-		if *week {
-			days = 7
-			if *from == "" {
-				*from = "00:00" // today's midnight in the hub's zone
+		return func(ctx context.Context, pos []string) error {
+			if *to == "" {
+				return clicmd.Usagef("schedule plan needs --to AREA or --to DEVICE")
 			}
+			days := 0
+			if *week {
+				days = 7
+				if *from == "" {
+					*from = "00:00" // today's midnight in the hub's zone
+				}
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			pl, err := cl.Plan(ctx, *to, *from, *until, days)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(c.env.Stdout, pl)
+			}
+			return PlanTable(c.env.Stdout, pl, cl.Location())
 		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		pl, err := cl.Plan(ctx, *to, *from, *until, days)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(out, pl)
-		}
-		return PlanTable(out, pl, cl.Location())
-	case "confirmations ":
-		var f client.ConfirmationFilter
-		c.fs.StringVar(&f.Area, "area", "", "area where played (and below)")
-		c.fs.StringVar(&f.Device, "device", "", "device")
-		c.fs.StringVar(&f.Since, "since", "", "at or after")
-		c.fs.StringVar(&f.Until, "until", "", "before")
-		c.fs.StringVar(&f.Result, "result", "", "completed, missed…")
-		c.fs.IntVar(&f.Limit, "limit", 0, "at most this many")
-		asJSON := c.fs.Bool("json", false, "print JSON")
-		asCSV := c.fs.Bool("csv", false, "print CSV")
-		if _, err := c.parse(args); err != nil {
-			return err
-		}
-		if *asJSON && *asCSV {
-			return usageError{"choose one of --json and --csv"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		if *asCSV {
-			return cl.ConfirmationsCSV(ctx, f, out)
-		}
-		cs, err := cl.Confirmations(ctx, f)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(out, cs)
-		}
-		return ConfirmationsTable(out, cs, cl.Location())
-	}
-	return usageError{fmt.Sprintf("unknown command %q", strings.TrimSpace(cmdName+" "+sub))}
+	})
 }
 
 // metaLine is an item's metadata for people: labels, codes where no label is kept.

@@ -191,3 +191,43 @@ func TestCommandHelp(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, out)
 	}
 }
+
+// TestCobraConventions: a wrong flag is a usage error (exit 2, that command's usage, nothing
+// sent); a group alone names its commands; `loa completion SHELL` writes a script for each
+// shell that completes loa's own commands.
+func TestCobraConventions(t *testing.T) {
+	env := Env{Getenv: func(string) string { return "" }}
+	code, out, errOut := runCLI(env, "area", "add", "x/y", "--colour", "red")
+	if code != 2 || out != "" || !strings.Contains(errOut, "area add: flag provided but not defined: --colour") ||
+		!strings.Contains(errOut, "loa area add ID") || !strings.Contains(errOut, "--name") || strings.Contains(errOut, "loa confirmations") {
+		t.Errorf("wrong flag: exit %d\nstdout %q\nstderr:\n%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(env, "schedule", "plan", "--to"); code != 2 || !strings.Contains(errOut, "flag needs an argument") || !strings.Contains(errOut, "loa schedule plan --to") {
+		t.Errorf("flag without its value: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runCLI(env, "area"); code != 2 || !strings.Contains(errOut, "area takes add or list") {
+		t.Errorf("group alone: exit %d\n%s", code, errOut)
+	}
+	if code, out, _ := runCLI(env, "help", "schedule", "push"); code != 0 || !strings.Contains(out, "--dry-run") || !strings.Contains(out, "loa schedule push FILE") {
+		t.Errorf("help schedule push: exit %d\n%s", code, out)
+	}
+	for shell, want := range map[string]string{"bash": "__start_loa", "zsh": "#compdef loa", "fish": "complete -c loa"} {
+		code, out, errOut := runCLI(env, "completion", shell)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("completion %s: exit %d, no %q in %d bytes\n%s", shell, code, want, len(out), errOut)
+		}
+	}
+	// What the shells ask for when completing: the commands under `loa device`, and their flags.
+	code, out, _ = runCLI(env, "__complete", "device", "")
+	for _, w := range []string{"enroll", "list", "show", "revoke", "rekey"} {
+		if code != 0 || !strings.Contains(out, w+"\t") {
+			t.Errorf("completing `loa device `: exit %d, no %s in\n%s", code, w, out)
+		}
+	}
+	if code, out, _ = runCLI(env, "__complete", "schedule", "plan", "--"); code != 0 || !strings.Contains(out, "--week") || !strings.Contains(out, "--hub") {
+		t.Errorf("completing `loa schedule plan --`: exit %d\n%s", code, out)
+	}
+	if code, out, _ = runCLI(env, "__complete", "term", "list", ""); code != 0 || !strings.Contains(out, "language\ntheme\nformat\nunit\n") {
+		t.Errorf("completing `loa term list `: exit %d\n%s", code, out)
+	}
+}

@@ -11,80 +11,74 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/client"
+	"github.com/loa-project/loa/internal/clicmd"
 )
 
-// commandUsage is the part of Usage about commands to devices.
-const commandUsage = `  loa volume --to AREA|DEVICE LEVEL [--output speakers]          LEVEL from 0 to 1, e.g. 0.6
-  loa stop --to AREA|DEVICE [--output speakers]
-  loa play --to AREA|DEVICE (FILE|--content SHA256|--url URL) [--class priority] [--for 30m] [--title T]
-  loa reload --to AREA|DEVICE
-  loa commands [ID] [--area A] [--device D] [--limit N] [--json]
-`
-
-// isDeviceCommand says whether cmd is one of the commands to devices.
-func isDeviceCommand(cmd string) bool {
-	switch cmd {
-	case "volume", "stop", "play", "reload", "commands":
-		return true
-	}
-	return false
-}
-
-// runDeviceCommand runs `loa volume|stop|play|reload|commands …`.
-func runDeviceCommand(ctx context.Context, name string, args []string, env Env, hub, token string) error {
-	c := newCommand(name, env)
-	*c.hub, *c.token = hub, token
-	out := env.Stdout
-	if name == "commands" {
+// deviceCommands are the commands to devices (volume, stop, play, reload) and `loa commands`,
+// which lists them and their outcome per device.
+func (t *tree) deviceCommands(root *cobra.Command) {
+	t.add(root, "volume --to AREA|DEVICE LEVEL [--output speakers] [--expires 10m] [--wait 10s] [--json]",
+		"set the volume: LEVEL from 0 to 1, e.g. 0.6", func(c *command) action { return c.toDevices("volume") })
+	t.add(root, "stop --to AREA|DEVICE [--output speakers] [--expires 10m] [--wait 10s] [--json]",
+		"stop what plays now", func(c *command) action { return c.toDevices("stop") })
+	t.add(root, "play --to AREA|DEVICE (FILE|--content SHA256|--url URL) [--class priority] [--for 30m] [--title T] [--output O]",
+		"play a file, library content or a stream now", func(c *command) action { return c.toDevices("play") })
+	t.add(root, "reload --to AREA|DEVICE", "the devices read their schedule again", func(c *command) action { return c.toDevices("reload") })
+	t.add(root, "commands [ID] [--area A] [--device D] [--limit N] [--json]", "commands sent to devices and what each device answered", func(c *command) action {
 		var f client.CommandFilter
 		c.fs.StringVar(&f.Area, "area", "", "commands reaching this area (default: your scope)")
 		c.fs.StringVar(&f.Device, "device", "", "commands for this device")
 		c.fs.IntVar(&f.Limit, "limit", 0, "the newest N commands (default 20)")
 		asJSON := c.fs.Bool("json", false, "print JSON")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if len(pos) > 1 {
-			return usageError{"commands takes at most one command ID"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		if len(pos) == 1 {
-			cmd, err := cl.GetCommand(ctx, pos[0])
+		return func(ctx context.Context, pos []string) error {
+			out := c.env.Stdout
+			if len(pos) > 1 {
+				return clicmd.Usagef("commands takes at most one command ID")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if len(pos) == 1 {
+				cmd, err := cl.GetCommand(ctx, pos[0])
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return printJSON(out, cmd)
+				}
+				return CommandTable(out, cmd, 0, time.Now().In(cl.Location()))
+			}
+			cs, err := cl.ListCommands(ctx, f)
 			if err != nil {
 				return err
 			}
 			if *asJSON {
-				return printJSON(out, cmd)
+				return printJSON(out, cs)
 			}
-			return CommandTable(out, cmd, 0, time.Now().In(cl.Location()))
-		}
-		cs, err := cl.ListCommands(ctx, f)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(out, cs)
-		}
-		if len(cs) == 0 {
-			fmt.Fprintln(out, "no commands reach your scope yet")
-		}
-		for i, cmd := range cs {
-			if i > 0 {
-				fmt.Fprintln(out)
+			if len(cs) == 0 {
+				fmt.Fprintln(out, "no commands reach your scope yet")
 			}
-			if err := CommandTable(out, cmd, 10, time.Now().In(cl.Location())); err != nil {
-				return err
+			for i, cmd := range cs {
+				if i > 0 {
+					fmt.Fprintln(out)
+				}
+				if err := CommandTable(out, cmd, 10, time.Now().In(cl.Location())); err != nil {
+					return err
+				}
 			}
+			return nil
 		}
-		return nil
-	}
+	})
+}
 
+// toDevices is `loa volume|stop|play|reload …`: it issues the command and waits for the
+// devices' answers.
+func (c *command) toDevices(name string) action {
 	to := c.fs.String("to", "", "area or device, or several separated by commas")
 	output := c.fs.String("output", "", "one output (speakers, board…); all when absent")
 	expires := c.fs.String("expires", "", "how long devices that are offline may still get it (default 10m)")
@@ -98,104 +92,103 @@ func runDeviceCommand(ctx context.Context, name string, args []string, env Env, 
 		title = c.fs.String("title", "", "title shown and journalled")
 		dur = c.fs.String("for", "", "a stream: how long it plays (default 1h); also how long offline devices may still get it")
 	}
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if *to == "" {
-		return usageError{name + " needs --to AREA or --to DEVICE (the devices that carry it out)"}
-	}
-	req := api.CommandRequest{To: *to, Output: *output, ExpiresIn: *expires}
-	file := ""
-	switch name {
-	case "volume":
-		req.Action = "volume"
-		if len(pos) != 1 {
-			return usageError{"volume takes one LEVEL from 0 (silent) to 1 (full), e.g. loa volume --to qn/tk 0.6"}
+	return func(ctx context.Context, pos []string) error {
+		out := c.env.Stdout
+		if *to == "" {
+			return clicmd.Usagef("%s needs --to AREA or --to DEVICE (the devices that carry it out)", name)
 		}
-		v, err := strconv.ParseFloat(strings.TrimSuffix(pos[0], "%"), 64)
-		if err == nil && strings.HasSuffix(pos[0], "%") {
-			v /= 100
+		req := api.CommandRequest{To: *to, Output: *output, ExpiresIn: *expires}
+		file := ""
+		switch name {
+		case "volume":
+			req.Action = "volume"
+			if len(pos) != 1 {
+				return clicmd.Usagef("volume takes one LEVEL from 0 (silent) to 1 (full), e.g. loa volume --to qn/tk 0.6")
+			}
+			v, err := strconv.ParseFloat(strings.TrimSuffix(pos[0], "%"), 64)
+			if err == nil && strings.HasSuffix(pos[0], "%") {
+				v /= 100
+			}
+			if err != nil || v < 0 || v > 1 {
+				return clicmd.Usagef("volume %q: give a level from 0 to 1 (0.6) or a percentage (60%%)", pos[0])
+			}
+			req.Volume = &v
+		case "stop", "reload":
+			req.Action = name
+			if len(pos) > 0 {
+				return clicmd.Usagef("%s takes no arguments besides its flags (got %q)", name, pos[0])
+			}
+		case "play":
+			req.Action = "play_now"
+			if len(pos) > 1 {
+				return clicmd.Usagef("play takes at most one FILE (got %d)", len(pos))
+			}
+			if len(pos) == 1 {
+				file = pos[0]
+			}
+			n := 0
+			for _, s := range []string{file, *content, *stream} {
+				if s != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				return clicmd.Usagef("play needs one of FILE, --content sha256:… or --url URL")
+			}
+			if *dur != "" && *expires != "" {
+				return clicmd.Usagef("give --for or --expires, not both")
+			}
+			if *dur != "" {
+				req.ExpiresIn = *dur
+			}
+			req.Content, req.Stream, req.Class, req.Title = *content, *stream, *class, *title
 		}
-		if err != nil || v < 0 || v > 1 {
-			return usageError{fmt.Sprintf("volume %q: give a level from 0 to 1 (0.6) or a percentage (60%%)", pos[0])}
+		cl, err := c.client()
+		if err != nil {
+			return err
 		}
-		req.Volume = &v
-	case "stop", "reload":
-		req.Action = name
-		if len(pos) > 0 {
-			return usageError{fmt.Sprintf("%s takes no arguments besides its flags (got %q)", name, pos[0])}
-		}
-	case "play":
-		req.Action = "play_now"
-		if len(pos) > 1 {
-			return usageError{fmt.Sprintf("play takes at most one FILE (got %d)", len(pos))}
-		}
-		if len(pos) == 1 {
-			file = pos[0]
-		}
-		n := 0
-		for _, s := range []string{file, *content, *stream} {
-			if s != "" {
-				n++
+		if file != "" {
+			t := req.Title
+			if t == "" {
+				t = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+			}
+			r, err := cl.AddContent(ctx, file, client.ContentMeta{Title: t})
+			if err != nil {
+				return fmt.Errorf("uploading %s: %w", file, err)
+			}
+			fmt.Fprintf(out, "%s uploaded as %s (%.1f s)\n", file, r.Ref, r.DurationS)
+			req.Content = r.Ref
+			if req.Title == "" {
+				req.Title = t
 			}
 		}
-		if n != 1 {
-			return usageError{"play needs one of FILE, --content sha256:… or --url URL"}
-		}
-		if *dur != "" && *expires != "" {
-			return usageError{"give --for or --expires, not both"}
-		}
-		if *dur != "" {
-			req.ExpiresIn = *dur
-		}
-		req.Content, req.Stream, req.Class, req.Title = *content, *stream, *class, *title
-	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	if file != "" {
-		t := req.Title
-		if t == "" {
-			t = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
-		}
-		r, err := cl.AddContent(ctx, file, client.ContentMeta{Title: t})
+		cmd, err := cl.IssueCommand(ctx, req)
 		if err != nil {
-			return fmt.Errorf("uploading %s: %w", file, err)
+			return err
 		}
-		fmt.Fprintf(out, "%s uploaded as %s (%.1f s)\n", file, r.Ref, r.DurationS)
-		req.Content = r.Ref
-		if req.Title == "" {
-			req.Title = t
+		// Wait for the answers of the devices it was sent to; offline ones answer on reconnecting.
+		deadline := time.Now().Add(*wait)
+		for cmd.Counts["sent"] > 0 && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(300 * time.Millisecond):
+			}
+			if c2, err := cl.GetCommand(ctx, cmd.ID); err == nil {
+				cmd = c2
+			}
 		}
-	}
-	cmd, err := cl.IssueCommand(ctx, req)
-	if err != nil {
-		return err
-	}
-	// Wait for the answers of the devices it was sent to; offline ones answer on reconnecting.
-	deadline := time.Now().Add(*wait)
-	for cmd.Counts["sent"] > 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(300 * time.Millisecond):
+		if *asJSON {
+			return printJSON(out, cmd)
 		}
-		if c2, err := cl.GetCommand(ctx, cmd.ID); err == nil {
-			cmd = c2
+		if err := CommandTable(out, cmd, 0, time.Now().In(cl.Location())); err != nil {
+			return err
 		}
+		if bad := cmd.Counts["refused"] + cmd.Counts["failed"]; bad > 0 {
+			return fmt.Errorf("%d device(s) did not carry out command %s; the reasons are above", bad, cmd.ID)
+		}
+		return nil
 	}
-	if *asJSON {
-		return printJSON(out, cmd)
-	}
-	if err := CommandTable(out, cmd, 0, time.Now().In(cl.Location())); err != nil {
-		return err
-	}
-	if bad := cmd.Counts["refused"] + cmd.Counts["failed"]; bad > 0 {
-		return fmt.Errorf("%d device(s) did not carry out command %s; the reasons are above", bad, cmd.ID)
-	}
-	return nil
 }
 
 // describeCommand says what a command does, for people.

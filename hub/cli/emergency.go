@@ -10,77 +10,146 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/client"
+	"github.com/loa-project/loa/internal/clicmd"
 )
 
-// broadcastUsage is the part of Usage about emergencies, bulletins and relays.
-const broadcastUsage = `  loa emergency --to AREA[,AREA…] (FILE|--content SHA256|--text TEXT) [--text TEXT] [--repeat-every 2h]
-                [--until TIME] [--volume 1.0] [--series NAME [--replace-areas]] [--title T] [--class priority]
-  loa emergency list [--all] [--json]
-  loa emergency cancel ID | --series NAME
-  loa bulletin --to AREA[,AREA…] (FILE|--content SHA256) --next-session [--title T]
-  loa live start --to AREA[,AREA…] --url URL [--for 1h]
-  loa live stop --to AREA[,AREA…]
-`
-
-// isBroadcast says whether cmd is one of the broadcast commands.
-func isBroadcast(cmd string) bool { return cmd == "emergency" || cmd == "bulletin" || cmd == "live" }
-
-// runBroadcast runs `loa emergency|bulletin|live …`.
-func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, hub, token string) error {
-	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		switch {
-		case cmdName == "emergency" && (args[0] == "list" || args[0] == "cancel"),
-			cmdName == "live":
-			sub, args = args[0], args[1:]
-		}
-	}
-	c := newCommand(strings.TrimSpace(cmdName+" "+sub), env)
-	*c.hub, *c.token = hub, token
-	out := env.Stdout
-	switch cmdName + " " + sub {
-	case "emergency ", "bulletin ":
-		to := c.fs.String("to", "", "area, or several separated by commas")
-		replaceAreas := c.fs.Bool("replace-areas", false, "with --series: end the series in the areas --to does not name")
-		content := c.fs.String("content", "", "sha256:… of library content")
-		text := c.fs.String("text", "", "text spoken (and shown); with a recording, spoken if it cannot be played")
-		title := c.fs.String("title", "", "title")
-		series := c.fs.String("series", "", "series name: a newer broadcast of the same series replaces the older")
-		every := c.fs.String("repeat-every", "", "repeat interval, e.g. 2h")
-		until := c.fs.String("until", "", "expiry: RFC 3339 or a duration from now (6h)")
-		volume := c.fs.Float64("volume", -1, "0..1 (default 1)")
-		class := c.fs.String("class", "", "emergency (default) or priority")
-		next := c.fs.Bool("next-session", false, "bulletin: at the start of the next session")
+// broadcastCommands are emergency (and its list and cancel), bulletin and live start|stop.
+func (t *tree) broadcastCommands(root *cobra.Command) {
+	emergency := t.add(root, "emergency --to AREA[,AREA…] (FILE|--content SHA256|--text TEXT) [--text TEXT] [--repeat-every 2h] [--until TIME] [--volume 1.0] [--series NAME [--replace-areas]] [--title T] [--class priority]",
+		"put an emergency broadcast on the air", func(c *command) action { return c.broadcast("emergency") })
+	t.add(root, "bulletin --to AREA[,AREA…] (FILE|--content SHA256) --next-session [--title T]",
+		"a bulletin at the start of the next session", func(c *command) action { return c.broadcast("bulletin") })
+	t.add(emergency, "list [--all] [--json]", "the broadcasts on the air (--all: ended ones too)", func(c *command) action {
+		all := c.fs.Bool("all", false, "include ended and expired ones")
 		asJSON := c.fs.Bool("json", false, "print JSON")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
+		return func(ctx context.Context, pos []string) error {
+			out := c.env.Stdout
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			es, err := cl.ListEmergencies(ctx, *all)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(out, es)
+			}
+			return EmergenciesTable(out, es, time.Now().In(cl.Location()))
 		}
+	})
+	t.add(emergency, "cancel ID | --series NAME", "end a broadcast, or every active one of a series", func(c *command) action {
+		series := c.fs.String("series", "", "every active broadcast of this series")
+		return func(ctx context.Context, pos []string) error {
+			out := c.env.Stdout
+			if (len(pos) == 1) == (*series != "") || len(pos) > 1 {
+				return clicmd.Usagef("emergency cancel takes one ID (from `loa emergency list`) or --series NAME")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			var res api.EmergencyResponse
+			if *series != "" {
+				res, err = cl.CancelSeries(ctx, api.CancelRequest{Series: *series})
+			} else {
+				id, perr := strconv.ParseInt(pos[0], 10, 64)
+				if perr != nil || id <= 0 {
+					return clicmd.Usagef("%q is not an emergency ID: `loa emergency list` shows them", pos[0])
+				}
+				res, err = cl.CancelEmergency(ctx, id)
+			}
+			if err != nil {
+				return err
+			}
+			return printBroadcastResult(out, res, "ended", cl.Location())
+		}
+	})
+	live := group(root, "live", "relay a live stream to the loudspeakers")
+	t.add(live, "start --to AREA[,AREA…] --url URL [--for 1h] [--title T]", "relay a stream", func(c *command) action {
+		to := c.fs.String("to", "", "area, or several separated by commas")
+		u := c.fs.String("url", "", "http(s) URL of the stream")
+		dur := c.fs.String("for", "", "how long (default 1h)")
+		title := c.fs.String("title", "", "title")
+		return func(ctx context.Context, pos []string) error {
+			out := c.env.Stdout
+			if *to == "" || *u == "" {
+				return clicmd.Usagef("live start needs --to AREA and --url http(s)://… of the stream")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			res, err := cl.CreateEmergency(ctx, api.EmergencyRequest{To: *to, Kind: "live", Stream: *u, For: *dur, Title: *title})
+			if err != nil {
+				return err
+			}
+			return printBroadcastResult(out, res, "relaying", cl.Location())
+		}
+	})
+	t.add(live, "stop --to AREA[,AREA…]", "stop relaying", func(c *command) action {
+		to := c.fs.String("to", "", "area, or several separated by commas")
+		return func(ctx context.Context, pos []string) error {
+			out := c.env.Stdout
+			if *to == "" {
+				return clicmd.Usagef("live stop needs --to AREA")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			res, err := cl.CancelSeries(ctx, api.CancelRequest{Kind: "live", To: *to})
+			if err != nil {
+				return err
+			}
+			return printBroadcastResult(out, res, "stopped", cl.Location())
+		}
+	})
+}
+
+// broadcast is `loa emergency|bulletin …`.
+func (c *command) broadcast(name string) action {
+	to := c.fs.String("to", "", "area, or several separated by commas")
+	replaceAreas := c.fs.Bool("replace-areas", false, "with --series: end the series in the areas --to does not name")
+	content := c.fs.String("content", "", "sha256:… of library content")
+	text := c.fs.String("text", "", "text spoken (and shown); with a recording, spoken if it cannot be played")
+	title := c.fs.String("title", "", "title")
+	series := c.fs.String("series", "", "series name: a newer broadcast of the same series replaces the older")
+	every := c.fs.String("repeat-every", "", "repeat interval, e.g. 2h")
+	until := c.fs.String("until", "", "expiry: RFC 3339 or a duration from now (6h)")
+	volume := c.fs.Float64("volume", -1, "0..1 (default 1)")
+	class := c.fs.String("class", "", "emergency (default) or priority")
+	next := c.fs.Bool("next-session", false, "bulletin: at the start of the next session")
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	return func(ctx context.Context, pos []string) error {
+		out := c.env.Stdout
 		if len(pos) > 1 {
-			return usageError{fmt.Sprintf("%s takes at most one FILE (got %d); quote a --text with spaces", cmdName, len(pos))}
+			return clicmd.Usagef("%s takes at most one FILE (got %d); quote a --text with spaces", name, len(pos))
 		}
 		if *to == "" {
-			return usageError{cmdName + " needs --to AREA (the area whose devices play it)"}
+			return clicmd.Usagef("%s needs --to AREA (the area whose devices play it)", name)
 		}
 		file := ""
 		if len(pos) == 1 {
 			file = pos[0]
 		}
 		if file != "" && *content != "" {
-			return usageError{"give a FILE or --content, not both"}
+			return clicmd.Usagef("give a FILE or --content, not both")
 		}
-		if file == "" && *content == "" && (*text == "" || cmdName == "bulletin" && *text == "") {
-			if cmdName == "bulletin" {
-				return usageError{"bulletin needs a FILE or --content sha256:…"}
+		if file == "" && *content == "" && (*text == "" || name == "bulletin" && *text == "") {
+			if name == "bulletin" {
+				return clicmd.Usagef("bulletin needs a FILE or --content sha256:…")
 			}
-			return usageError{"emergency needs a FILE, --content sha256:… or --text \"…\""}
+			return clicmd.Usagef("emergency needs a FILE, --content sha256:… or --text \"…\"")
 		}
-		if cmdName == "bulletin" && !*next {
-			return usageError{"say when the bulletin plays: --next-session"}
+		if name == "bulletin" && !*next {
+			return clicmd.Usagef("say when the bulletin plays: --next-session")
 		}
-		req := api.EmergencyRequest{To: *to, Kind: cmdName, Class: *class, Content: *content, Text: *text, Title: *title,
+		req := api.EmergencyRequest{To: *to, Kind: name, Class: *class, Content: *content, Text: *text, Title: *title,
 			Series: *series, RepeatEvery: *every, Until: *until, NextSession: *next, ReplaceAreas: *replaceAreas}
 		if *volume >= 0 {
 			req.Volume = volume
@@ -94,7 +163,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 			if t == "" {
 				t = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 			}
-			r, err := cl.AddContent(ctx, file, client.ContentMeta{Title: t, Theme: cmdName})
+			r, err := cl.AddContent(ctx, file, client.ContentMeta{Title: t, Theme: name})
 			if err != nil {
 				return fmt.Errorf("uploading %s: %w", file, err)
 			}
@@ -110,93 +179,7 @@ func runBroadcast(ctx context.Context, cmdName string, args []string, env Env, h
 			return printJSON(out, res)
 		}
 		return printBroadcastResult(out, res, "on the air", cl.Location())
-	case "emergency list":
-		all := c.fs.Bool("all", false, "include ended and expired ones")
-		asJSON := c.fs.Bool("json", false, "print JSON")
-		if _, err := c.parse(args); err != nil {
-			return err
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		es, err := cl.ListEmergencies(ctx, *all)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(out, es)
-		}
-		return EmergenciesTable(out, es, time.Now().In(cl.Location()))
-	case "emergency cancel":
-		series := c.fs.String("series", "", "every active broadcast of this series")
-		pos, err := c.parse(args)
-		if err != nil {
-			return err
-		}
-		if (len(pos) == 1) == (*series != "") || len(pos) > 1 {
-			return usageError{"emergency cancel takes one ID (from `loa emergency list`) or --series NAME"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		var res api.EmergencyResponse
-		if *series != "" {
-			res, err = cl.CancelSeries(ctx, api.CancelRequest{Series: *series})
-		} else {
-			id, perr := strconv.ParseInt(pos[0], 10, 64)
-			if perr != nil || id <= 0 {
-				return usageError{fmt.Sprintf("%q is not an emergency ID: `loa emergency list` shows them", pos[0])}
-			}
-			res, err = cl.CancelEmergency(ctx, id)
-		}
-		if err != nil {
-			return err
-		}
-		return printBroadcastResult(out, res, "ended", cl.Location())
-	case "live start":
-		to := c.fs.String("to", "", "area, or several separated by commas")
-		u := c.fs.String("url", "", "http(s) URL of the stream")
-		dur := c.fs.String("for", "", "how long (default 1h)")
-		title := c.fs.String("title", "", "title")
-		if _, err := c.parse(args); err != nil {
-			return err
-		}
-		if *to == "" || *u == "" {
-			return usageError{"live start needs --to AREA and --url http(s)://… of the stream"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		res, err := cl.CreateEmergency(ctx, api.EmergencyRequest{To: *to, Kind: "live", Stream: *u, For: *dur, Title: *title})
-		if err != nil {
-			return err
-		}
-		return printBroadcastResult(out, res, "relaying", cl.Location())
-	case "live stop":
-		to := c.fs.String("to", "", "area, or several separated by commas")
-		if _, err := c.parse(args); err != nil {
-			return err
-		}
-		if *to == "" {
-			return usageError{"live stop needs --to AREA"}
-		}
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		res, err := cl.CancelSeries(ctx, api.CancelRequest{Kind: "live", To: *to})
-		if err != nil {
-			return err
-		}
-		return printBroadcastResult(out, res, "stopped", cl.Location())
 	}
-	if cmdName == "live" {
-		return usageError{"live takes start or stop"}
-	}
-	return usageError{fmt.Sprintf("unknown command %q", strings.TrimSpace(cmdName+" "+sub))}
 }
 
 func printBroadcastResult(out io.Writer, res api.EmergencyResponse, verb string, loc *time.Location) error {

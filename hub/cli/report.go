@@ -10,27 +10,34 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/internal/clicmd"
 )
 
-const reportUsage = `  loa report plan|plays|devices [--area A] [--year YYYY | --from T --to T]
-                   [--format table|csv|xlsx|pdf|json] [--out FILE]
-                   plan: [--depth N] [--home vi,vie] [--digital digital]
-                   plays: [--device D] [--content REF] [--program P]
-`
+// reportCommands are loa report plan|plays|devices: the report laid out by the hub, printed
+// as a table or written as the hub rendered it (CSV, XLSX, PDF).
+func (t *tree) reportCommands(root *cobra.Command) {
+	report := &cobra.Command{Use: "report",
+		Short: "the reports: the plan, the plays, the devices", Annotations: map[string]string{"group": "yes"},
+		// A kind that is not one is said so, whatever flags follow it.
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return clicmd.Usagef("report needs a kind: plan, plays or devices")
+			}
+			return clicmd.Usagef("no report %q: the reports are plan, plays and devices", args[0])
+		}}
+	root.AddCommand(report)
+	common := "[--area A] [--year YYYY | --from T --to T] [--format table|csv|xlsx|pdf|json] [--out FILE]"
+	t.add(report, "plan "+common+" [--depth N] [--home vi,vie] [--digital digital]", "what was planned, by area, language and theme", func(c *command) action { return c.report("plan") })
+	t.add(report, "plays "+common+" [--device D] [--content REF] [--program P]", "what was played, by device, content and programme", func(c *command) action { return c.report("plays") })
+	t.add(report, "devices "+common, "the devices, their uptime and faults", func(c *command) action { return c.report("devices") })
+}
 
-// runReport is `loa report KIND`: the report laid out by the hub, printed as a table or
-// written as the hub rendered it (CSV, XLSX, PDF).
-func runReport(ctx context.Context, args []string, env Env, hubURL, token string) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usageError{"report needs a kind: plan, plays or devices"}
-	}
-	kind, args := args[0], args[1:]
-	if kind != "plan" && kind != "plays" && kind != "devices" {
-		return usageError{fmt.Sprintf("no report %q: the reports are plan, plays and devices", kind)}
-	}
-	c := newCommand("report "+kind, env)
-	*c.hub, *c.token = hubURL, token
+// report is `loa report KIND`.
+func (c *command) report(kind string) action {
 	q := url.Values{}
 	flags := []string{"area", "year", "from", "to"}
 	switch kind {
@@ -45,72 +52,70 @@ func runReport(ctx context.Context, args []string, env Env, hubURL, token string
 	}
 	format := c.fs.String("format", "table", "table, csv, xlsx, pdf or json")
 	out := c.fs.String("out", "", "file to write (default: the hub's name for xlsx and pdf, stdout for the others)")
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usageError{fmt.Sprintf("report %s takes flags only, not %q", kind, strings.Join(pos, " "))}
-	}
-	switch *format {
-	case "table", "csv", "xlsx", "pdf", "json":
-	default:
-		return usageError{fmt.Sprintf("--format %q: use table, csv, xlsx, pdf or json", *format)}
-	}
-	for k, v := range vals {
-		if *v != "" {
-			q.Set(k, *v)
+	return func(ctx context.Context, pos []string) error {
+		if len(pos) > 0 {
+			return clicmd.Usagef("report %s takes flags only, not %q", kind, strings.Join(pos, " "))
 		}
-	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	w := env.Stdout
-	if *out != "" && *out != "-" {
-		f, err := os.Create(*out)
-		if err != nil {
-			return fmt.Errorf("--out: %w", err)
+		switch *format {
+		case "table", "csv", "xlsx", "pdf", "json":
+		default:
+			return clicmd.Usagef("--format %q: use table, csv, xlsx, pdf or json", *format)
 		}
-		defer f.Close()
-		w = f
-	}
-	switch *format {
-	case "table", "json":
-		doc, err := cl.Report(ctx, kind, q)
+		for k, v := range vals {
+			if *v != "" {
+				q.Set(k, *v)
+			}
+		}
+		cl, err := c.client()
 		if err != nil {
 			return err
 		}
-		if *format == "json" {
-			return printJSON(w, doc)
+		w := c.env.Stdout
+		if *out != "" && *out != "-" {
+			f, err := os.Create(*out)
+			if err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			defer f.Close()
+			w = f
 		}
-		return ReportTable(w, doc)
-	case "csv":
-		_, err := cl.ReportFile(ctx, kind, *format, q, w)
+		switch *format {
+		case "table", "json":
+			doc, err := cl.Report(ctx, kind, q)
+			if err != nil {
+				return err
+			}
+			if *format == "json" {
+				return printJSON(w, doc)
+			}
+			return ReportTable(w, doc)
+		case "csv":
+			_, err := cl.ReportFile(ctx, kind, *format, q, w)
+			return err
+		}
+		// XLSX and PDF are files: written where asked, else under the hub's name here.
+		if *out == "" {
+			tmp, err := os.CreateTemp(".", ".loa-report-*")
+			if err != nil {
+				return fmt.Errorf("cannot write the report here: %w (give --out FILE)", err)
+			}
+			name, err := cl.ReportFile(ctx, kind, *format, q, tmp)
+			tmp.Close()
+			if err != nil {
+				os.Remove(tmp.Name())
+				return err
+			}
+			if err := os.Rename(tmp.Name(), name); err != nil {
+				os.Remove(tmp.Name())
+				return err
+			}
+			abs, _ := filepath.Abs(name)
+			fmt.Fprintf(c.env.Stdout, "wrote %s\n", abs)
+			return nil
+		}
+		_, err = cl.ReportFile(ctx, kind, *format, q, w)
 		return err
 	}
-	// XLSX and PDF are files: written where asked, else under the hub's name here.
-	if *out == "" {
-		tmp, err := os.CreateTemp(".", ".loa-report-*")
-		if err != nil {
-			return fmt.Errorf("cannot write the report here: %w (give --out FILE)", err)
-		}
-		name, err := cl.ReportFile(ctx, kind, *format, q, tmp)
-		tmp.Close()
-		if err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-		if err := os.Rename(tmp.Name(), name); err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-		abs, _ := filepath.Abs(name)
-		fmt.Fprintf(env.Stdout, "wrote %s\n", abs)
-		return nil
-	}
-	_, err = cl.ReportFile(ctx, kind, *format, q, w)
-	return err
 }
 
 // ReportTable prints a report for a terminal: heading, summary lines, then each table with

@@ -206,6 +206,10 @@ func TestPackages(t *testing.T) {
 		if err != nil || regexp.MustCompile(`(?m)^E: `).Match(out) {
 			t.Errorf("lintian reports errors (%v)", err)
 		}
+		// Every program has its man page (generated from its cobra commands).
+		if bytes.Contains(out, []byte("no-manual-page")) {
+			t.Errorf("lintian reports no-manual-page")
+		}
 	})
 
 	t.Run("PackageContents", func(t *testing.T) {
@@ -258,6 +262,7 @@ func packageContents(t *testing.T, b built) {
 		if pkg == "loa-agent" && !(strings.Contains(fields["Depends"], "libasound2") && strings.Contains(fields["Depends"], "libmpg123-0")) {
 			t.Errorf("%s: Depends %q lacks the ALSA or libmpg123 runtime", filepath.Base(deb), fields["Depends"])
 		}
+		manAndCompletions(t, b, deb, pkg)
 		exe := run(t, b.dir, nil, "sh", "-c", `dpkg-deb --fsys-tarfile "$1" | tar -xOf - "./usr/bin/$2"`, "sh", deb, pkg)
 		f, err := elf.NewFile(bytes.NewReader(exe))
 		if err != nil {
@@ -280,5 +285,30 @@ func packageContents(t *testing.T, b built) {
 			t.Errorf("%s: /usr/bin/%s is %s, want a position-independent executable", filepath.Base(deb), pkg, f.Type)
 		}
 		f.Close()
+	}
+}
+
+// manAndCompletions checks that a package holds its program's man pages (one per command,
+// gzipped roff naming the command) and its bash, zsh and fish completions where those shells
+// look for them.
+func manAndCompletions(t *testing.T, b built, deb, pkg string) {
+	t.Helper()
+	sub := map[string]string{"loa": "area-add", "loa-agent": "plan", "loa-hub": "user-add"}[pkg]
+	want := map[string]string{ // path -> what it must contain
+		"./usr/share/man/man1/" + pkg + ".1.gz":                  ".TH \"" + strings.ToUpper(pkg) + "\" \"1\"",
+		"./usr/share/man/man1/" + pkg + "-" + sub + ".1.gz":      pkg + " " + strings.ReplaceAll(sub, "-", " "),
+		"./usr/share/bash-completion/completions/" + pkg:         "__start_" + pkg,
+		"./usr/share/zsh/vendor-completions/_" + pkg:             "#compdef " + pkg,
+		"./usr/share/fish/vendor_completions.d/" + pkg + ".fish": "complete -c " + pkg,
+	}
+	for path, text := range want {
+		cmd := `dpkg-deb --fsys-tarfile "$1" | tar -xOf - "$2"`
+		if strings.HasSuffix(path, ".gz") {
+			cmd += " | gzip -dc"
+		}
+		got := run(t, b.dir, nil, "bash", "-c", "set -o pipefail; "+cmd, "bash", deb, path)
+		if !bytes.Contains(got, []byte(text)) {
+			t.Errorf("%s: %s does not contain %q:\n%.400s", filepath.Base(deb), path, text, got)
+		}
 	}
 }
