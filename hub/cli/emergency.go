@@ -19,9 +19,9 @@ import (
 
 // broadcastCommands are emergency (and its list and cancel), bulletin and live start|stop.
 func (t *tree) broadcastCommands(root *cobra.Command) {
-	emergency := t.add(root, "emergency --to AREA[,AREA…] (FILE|--content SHA256|--text TEXT) [--text TEXT] [--repeat-every 2h] [--until TIME] [--volume 1.0] [--series NAME [--replace-areas]] [--title T] [--class priority]",
+	emergency := t.add(root, "emergency --to AREA|DEVICE[,…] (FILE|--content SHA256|--text TEXT) [--text TEXT] [--repeat-every 2h] [--until TIME] [--volume 1.0] [--series NAME [--replace-areas]] [--title T] [--class priority]",
 		"put an emergency broadcast on the air", func(c *command) action { return c.broadcast("emergency") })
-	t.add(root, "bulletin --to AREA[,AREA…] (FILE|--content SHA256) --next-session [--title T]",
+	t.add(root, "bulletin --to AREA|DEVICE[,…] (FILE|--content SHA256) --next-session [--title T]",
 		"a bulletin at the start of the next session", func(c *command) action { return c.broadcast("bulletin") })
 	t.add(emergency, "list [--all] [--json]", "the broadcasts on the air (--all: ended ones too)", func(c *command) action {
 		all := c.fs.Bool("all", false, "include ended and expired ones")
@@ -70,8 +70,8 @@ func (t *tree) broadcastCommands(root *cobra.Command) {
 		}
 	})
 	live := group(root, "live", "relay a live stream to the loudspeakers")
-	t.add(live, "start --to AREA[,AREA…] --url URL [--for 1h] [--title T]", "relay a stream", func(c *command) action {
-		to := c.fs.String("to", "", "area, or several separated by commas")
+	t.add(live, "start --to AREA|DEVICE[,…] --url URL [--for 1h] [--title T]", "relay a stream", func(c *command) action {
+		to := c.fs.String("to", "", "area or device (a cluster, a board), or several separated by commas")
 		u := c.fs.String("url", "", "http(s) URL of the stream")
 		dur := c.fs.String("for", "", "how long (default 1h)")
 		title := c.fs.String("title", "", "title")
@@ -91,8 +91,8 @@ func (t *tree) broadcastCommands(root *cobra.Command) {
 			return printBroadcastResult(out, res, "relaying", cl.Location())
 		}
 	})
-	t.add(live, "stop --to AREA[,AREA…]", "stop relaying", func(c *command) action {
-		to := c.fs.String("to", "", "area, or several separated by commas")
+	t.add(live, "stop --to AREA|DEVICE[,…]", "stop relaying", func(c *command) action {
+		to := c.fs.String("to", "", "area or device (a cluster, a board), or several separated by commas")
 		return func(ctx context.Context, pos []string) error {
 			out := c.env.Stdout
 			if *to == "" {
@@ -113,7 +113,7 @@ func (t *tree) broadcastCommands(root *cobra.Command) {
 
 // broadcast is `loa emergency|bulletin …`.
 func (c *command) broadcast(name string) action {
-	to := c.fs.String("to", "", "area, or several separated by commas")
+	to := c.fs.String("to", "", "area or device (a cluster, a board), or several separated by commas")
 	replaceAreas := c.fs.Bool("replace-areas", false, "with --series: end the series in the areas --to does not name")
 	content := c.fs.String("content", "", "sha256:… of library content")
 	text := c.fs.String("text", "", "text spoken (and shown); with a recording, spoken if it cannot be played")
@@ -185,7 +185,7 @@ func (c *command) broadcast(name string) action {
 func printBroadcastResult(out io.Writer, res api.EmergencyResponse, verb string, loc *time.Location) error {
 	for _, e := range res.Emergencies {
 		what := e.Kind
-		fmt.Fprintf(out, "%s %d (series %s) for %s %s", what, e.ID, e.Series, e.Area, verb)
+		fmt.Fprintf(out, "%s %d (series %s) for %s %s", what, e.ID, e.Series, broadcastWhere(e), verb)
 		if verb != "ended" && verb != "stopped" {
 			fmt.Fprintf(out, ": class %s, starts %s", e.Class, e.Start.In(loc).Format("2006-01-02 15:04:05"))
 			if e.RepeatEvery != "" {
@@ -236,11 +236,19 @@ func EmergenciesTable(w io.Writer, es []api.EmergencyJSON, now time.Time) error 
 		if r := []rune(what); len(r) > 40 {
 			what = string(r[:39]) + "…"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Kind, e.Class, e.Area, e.Series,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Kind, e.Class, broadcastWhere(e), e.Series,
 			e.Start.In(now.Location()).Format("02/01 15:04"), dash(e.RepeatEvery), e.Until.In(now.Location()).Format("02/01 15:04"), state, what)
 	}
 	if len(es) == 0 {
 		fmt.Fprintln(tw, "nothing on the air (--all shows ended ones)")
 	}
 	return tw.Flush()
+}
+
+// broadcastWhere is where a broadcast plays: its area, or its one device.
+func broadcastWhere(e api.EmergencyJSON) string {
+	if e.Device != "" {
+		return "device " + e.Device
+	}
+	return e.Area
 }
