@@ -18,6 +18,7 @@ import (
 	"github.com/loa-project/loa/device/sign"
 	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/player"
+	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -319,7 +320,7 @@ func (a *Agent) handle(ctx context.Context, outs outputs, ev scheduler.Event) {
 		// cannot drive is recorded, not silently dropped.
 		if ev.Kind == scheduler.EventStart {
 			a.log.Warn("output not supported by this build; recorded as failed", "output", ev.Run.Output, "program", ev.Run.Program)
-			a.recordOnce(ev, journal.Failed, "output "+ev.Run.Output+" is not supported by this agent build")
+			a.recordOnce(ev, protocol.ResultFailed, "output "+ev.Run.Output+" is not supported by this agent build")
 		}
 		return
 	}
@@ -338,21 +339,21 @@ func (a *Agent) handle(ctx context.Context, outs outputs, ev scheduler.Event) {
 	case scheduler.EventMissed:
 		a.log.Warn("programme missed", "program", ev.Run.Program,
 			"scheduled", ev.Run.Scheduled.Format(time.RFC3339), "late", ev.Late.Round(time.Second), "why", ev.Why)
-		a.recordOnce(ev, journal.Missed, ev.Why)
+		a.recordOnce(ev, protocol.ResultMissed, ev.Why)
 	case scheduler.EventSuppressed:
-		a.recordOnce(ev, journal.Suppressed, "quiet hours")
+		a.recordOnce(ev, protocol.ResultSuppressed, "quiet hours")
 	case scheduler.EventSkipped:
-		a.recordOnce(ev, journal.Suppressed, "on_interrupt: skip")
+		a.recordOnce(ev, protocol.ResultSuppressed, "on_interrupt: skip")
 	}
 }
 
 // recordOnce writes a one-shot confirmation for a run's first item.
-func (a *Agent) recordOnce(ev scheduler.Event, result journal.Result, msg string) {
+func (a *Agent) recordOnce(ev scheduler.Event, result protocol.Result, msg string) {
 	seg := ev.Run.Segments[0]
 	id, rev := a.activeRef()
-	writeRecord(a.journal, a.log, a.notifyLink, journal.Record{
-		Output: seg.Output, ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: seg.Program,
-		ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Planned(), End: ev.At,
+	writeRecord(a.journal, a.log, a.notifyLink, protocol.Confirmation{
+		Output: seg.Output, ScheduleID: id, Revision: uint64(rev), Program: seg.Program,
+		ItemIndex: seg.Item, Item: seg.Ref, Scheduled: seg.Planned(), End: ev.At,
 		Result: result, Error: msg, Clock: clockState(ev.ClockSynced),
 	})
 }
@@ -405,11 +406,11 @@ func (a *Agent) journalPast() ([]scheduler.Past, time.Time) {
 		if l := r.Latest(); l.After(alive) {
 			alive = l
 		}
-		p := scheduler.Past{Output: r.Output, Program: r.ProgramID, Item: r.ItemIndex, Planned: r.Scheduled, Start: r.Start, From: r.From}
+		p := scheduler.Past{Output: r.Output, Program: r.Program, Item: r.ItemIndex, Planned: r.Scheduled, Start: r.Start, From: protocol.Duration(r.FromS)}
 		switch r.Result {
-		case journal.Interrupted, journal.Playing:
+		case protocol.ResultInterrupted, protocol.ResultPlaying:
 			p.Was = scheduler.PastCut
-		case journal.Missed, journal.Suppressed:
+		case protocol.ResultMissed, protocol.ResultSuppressed:
 			p.Was = scheduler.PastNoted
 		default:
 			p.Was = scheduler.PastDone

@@ -281,7 +281,7 @@ func (a *Agent) Status() protocol.Status {
 	defer a.mu.Unlock()
 	st := protocol.Status{UptimeS: time.Since(a.started).Seconds(), ClockState: "unsynced"}
 	if a.synced {
-		st.ClockState = "synced"
+		st.ClockState = protocol.ClockSynced
 	}
 	for _, np := range a.nowPlaying {
 		p := protocol.NowPlaying{Output: np.Output, Program: np.Program, Class: np.Class, Item: np.Ref, Since: np.Since}

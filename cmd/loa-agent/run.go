@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent"
+	"github.com/loa-project/loa/protocol"
 )
 
 // loadConfig reads --config and builds the logger it asks for.
@@ -90,7 +91,7 @@ func journalCmd(ctx context.Context, args []string, _ *slog.Logger) int {
 			start = r.Start.Format("2006-01-02 15:04:05")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", r.Seq, r.Scheduled.Format("2006-01-02 15:04:05"), start,
-			r.Played.Round(10*time.Millisecond), r.Output, r.ProgramID, r.ItemIndex, r.ItemRef, r.Result, r.Clock.State, r.Error)
+			protocol.Duration(r.PlayedS).Round(10*time.Millisecond), r.Output, r.Program, r.ItemIndex, r.Item, r.Result, r.Clock, r.Error)
 	}
 	tw.Flush()
 	return 0
