@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -52,20 +53,16 @@ type Agent struct {
 	// the control socket): Run waits for them before it closes the journal and the store.
 	tasks sync.WaitGroup
 
-	activateMu sync.Mutex // one activation at a time: the schedule file and hub pushes both activate
+	sched *schedules // which schedule plays
+
 	mu         sync.Mutex
-	doc        *scheduler.Document
-	pending    *activation // a pushed revision waiting for its content
-	held       map[string]int64
 	link       *link.Link
 	nowPlaying map[string]*NowPlaying
 	synced     bool
 
-	fileStamp  string
-	fileWarned bool
-	started    time.Time
-	lastWall   time.Time
-	stateMu    sync.Mutex
+	started  time.Time
+	lastWall time.Time
+	stateMu  sync.Mutex
 }
 
 // NowPlaying is what an output is playing, for status.
@@ -86,8 +83,10 @@ func New(cfg *Config, log *slog.Logger, clock scheduler.Clock) *Agent {
 	if clock == nil {
 		clock = scheduler.NewSystemClock()
 	}
-	return &Agent{cfg: cfg, log: log, clock: clock, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{},
+	a := &Agent{cfg: cfg, log: log, clock: clock, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{},
 		commands: make(chan func(outputs))}
+	a.sched = &schedules{a: a}
+	return a
 }
 
 // Reload asks the agent to look at its schedule file now (SIGHUP).
@@ -96,12 +95,6 @@ func (a *Agent) Reload() {
 	case a.reload <- struct{}{}:
 	default:
 	}
-}
-
-func (a *Agent) activeDoc() *scheduler.Document {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.doc
 }
 
 // Run plays until ctx ends. It returns an error only when the agent cannot work at all
@@ -173,7 +166,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		a.log.Warn(err.Error())
 	}
-	a.held = st.Held
+	a.sched.setHeld(st.Held)
 	a.lastWall = st.LastWall
 	if st.Volume != nil && *st.Volume >= 0 && *st.Volume <= 1 {
 		a.volume.setDevice(*st.Volume) // the hub's last volume command outlives a reboot
@@ -202,16 +195,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		Heartbeat: a.health.stepped,
 	})
 	a.runner.Remember(past...)
-	a.loadActive()
-	a.loadPending()
-	a.checkScheduleFile(true)
+	a.sched.loadActive()
+	a.sched.loadPending()
+	a.sched.checkFile(true)
 	if a.link, err = a.newLink(); err != nil {
 		return fmt.Errorf("hub link: %w", err)
 	}
 	if a.link != nil {
 		a.tasks.Go(func() { a.link.Run(ctx) })
 	}
-	if a.activeDoc() == nil {
+	if a.sched.active() == nil {
 		a.log.Warn("no schedule yet: nothing will play until one is given (schedule: in the config, or a push from the hub)")
 	}
 
@@ -278,9 +271,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		case f := <-a.commands:
 			f(outs)
 		case <-a.reload:
-			a.checkScheduleFile(true)
+			a.sched.checkFile(true)
 		case <-watch.C:
-			a.checkScheduleFile(false)
+			a.sched.checkFile(false)
 		case <-save.C:
 			a.saveState()
 		case <-ctx.Done():
@@ -379,10 +372,8 @@ func (a *Agent) saveState() {
 		a.lastWall = now
 	}
 	st := state{LastWall: a.lastWall, Held: map[string]int64{}, Volume: a.volumeSet}
-	for k, v := range a.held {
-		st.Held[k] = v
-	}
 	a.mu.Unlock()
+	maps.Copy(st.Held, a.sched.heldRevisions())
 	if err := saveState(a.cfg.statePath(), st); err != nil {
 		a.log.Warn("cannot save state", "err", err)
 	}

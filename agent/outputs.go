@@ -35,7 +35,7 @@ func writeRecord(j *journal.Journal, log *slog.Logger, recorded func(), rec prot
 
 // activeRef names the active schedule for records: id and revision ("" and 0 without one).
 func (a *Agent) activeRef() (string, int64) {
-	if d := a.activeDoc(); d != nil {
+	if d := a.sched.active(); d != nil {
 		return d.ID, d.Revision
 	}
 	return "", 0
