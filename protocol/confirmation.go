@@ -78,7 +78,8 @@ type Proof struct {
 	// mid-way (resumed after a higher programme, or after a crash where the timeline was then).
 	FromS   float64 `json:"from_s,omitempty"`
 	PlayedS float64 `json:"played_s"` // measured from the samples (frames) the output consumed
-	// Levels after gain in dBFS, at least MinDBFS; absent when nothing was measured.
+	// Levels after gain in dBFS, at least MinDBFS; absent when nothing was measured. Every
+	// *float64 field of the proof is such a level (the journal and the hub treat them so).
 	PeakDBFS  *float64 `json:"peak_dbfs,omitempty"`
 	RMSDBFS   *float64 `json:"rms_dbfs,omitempty"`
 	SilenceS  float64  `json:"silence_s"` // total time below the silence threshold

@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -302,10 +303,17 @@ func normalize(r *Record) {
 	if math.IsNaN(r.PlayedS) || r.PlayedS < 0 {
 		r.PlayedS = 0
 	}
-	if r.PlayedS == 0 {
-		r.PeakDBFS, r.RMSDBFS = nil, nil
+	// Every level of the proof (its *float64 fields), so a new one is kept honest too.
+	proof := reflect.ValueOf(&r.Proof).Elem()
+	for i := range proof.NumField() {
+		if lv, ok := proof.Field(i).Addr().Interface().(**float64); ok {
+			if r.PlayedS == 0 {
+				*lv = nil
+			} else {
+				*lv = clampDB(*lv)
+			}
+		}
 	}
-	r.PeakDBFS, r.RMSDBFS = clampDB(r.PeakDBFS), clampDB(r.RMSDBFS)
 	if !r.Start.IsZero() && !r.End.IsZero() && r.End.Before(r.Start) {
 		r.End = r.Start.Add(protocol.Duration(r.PlayedS))
 		r.Clock = protocol.ClockUnsynced
