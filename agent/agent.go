@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/loa-project/loa/device/sign"
 	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/player"
+	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -51,20 +53,16 @@ type Agent struct {
 	// the control socket): Run waits for them before it closes the journal and the store.
 	tasks sync.WaitGroup
 
-	activateMu sync.Mutex // one activation at a time: the schedule file and hub pushes both activate
+	sched *schedules // which schedule plays
+
 	mu         sync.Mutex
-	doc        *scheduler.Document
-	pending    *activation // a pushed revision waiting for its content
-	held       map[string]int64
 	link       *link.Link
 	nowPlaying map[string]*NowPlaying
 	synced     bool
 
-	fileStamp  string
-	fileWarned bool
-	started    time.Time
-	lastWall   time.Time
-	stateMu    sync.Mutex
+	started  time.Time
+	lastWall time.Time
+	stateMu  sync.Mutex
 }
 
 // NowPlaying is what an output is playing, for status.
@@ -85,8 +83,10 @@ func New(cfg *Config, log *slog.Logger, clock scheduler.Clock) *Agent {
 	if clock == nil {
 		clock = scheduler.NewSystemClock()
 	}
-	return &Agent{cfg: cfg, log: log, clock: clock, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{},
+	a := &Agent{cfg: cfg, log: log, clock: clock, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{},
 		commands: make(chan func(outputs))}
+	a.sched = &schedules{a: a}
+	return a
 }
 
 // Reload asks the agent to look at its schedule file now (SIGHUP).
@@ -95,12 +95,6 @@ func (a *Agent) Reload() {
 	case a.reload <- struct{}{}:
 	default:
 	}
-}
-
-func (a *Agent) activeDoc() *scheduler.Document {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.doc
 }
 
 // Run plays until ctx ends. It returns an error only when the agent cannot work at all
@@ -172,7 +166,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		a.log.Warn(err.Error())
 	}
-	a.held = st.Held
+	a.sched.setHeld(st.Held)
 	a.lastWall = st.LastWall
 	if st.Volume != nil && *st.Volume >= 0 && *st.Volume <= 1 {
 		a.volume.setDevice(*st.Volume) // the hub's last volume command outlives a reboot
@@ -201,16 +195,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		Heartbeat: a.health.stepped,
 	})
 	a.runner.Remember(past...)
-	a.loadActive()
-	a.loadPending()
-	a.checkScheduleFile(true)
+	a.sched.loadActive()
+	a.sched.loadPending()
+	a.sched.checkFile(true)
 	if a.link, err = a.newLink(); err != nil {
 		return fmt.Errorf("hub link: %w", err)
 	}
 	if a.link != nil {
 		a.tasks.Go(func() { a.link.Run(ctx) })
 	}
-	if a.activeDoc() == nil {
+	if a.sched.active() == nil {
 		a.log.Warn("no schedule yet: nothing will play until one is given (schedule: in the config, or a push from the hub)")
 	}
 
@@ -277,9 +271,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		case f := <-a.commands:
 			f(outs)
 		case <-a.reload:
-			a.checkScheduleFile(true)
+			a.sched.checkFile(true)
 		case <-watch.C:
-			a.checkScheduleFile(false)
+			a.sched.checkFile(false)
 		case <-save.C:
 			a.saveState()
 		case <-ctx.Done():
@@ -319,7 +313,7 @@ func (a *Agent) handle(ctx context.Context, outs outputs, ev scheduler.Event) {
 		// cannot drive is recorded, not silently dropped.
 		if ev.Kind == scheduler.EventStart {
 			a.log.Warn("output not supported by this build; recorded as failed", "output", ev.Run.Output, "program", ev.Run.Program)
-			a.recordOnce(ev, journal.Failed, "output "+ev.Run.Output+" is not supported by this agent build")
+			a.recordOnce(ev, protocol.ResultFailed, "output "+ev.Run.Output+" is not supported by this agent build")
 		}
 		return
 	}
@@ -338,21 +332,21 @@ func (a *Agent) handle(ctx context.Context, outs outputs, ev scheduler.Event) {
 	case scheduler.EventMissed:
 		a.log.Warn("programme missed", "program", ev.Run.Program,
 			"scheduled", ev.Run.Scheduled.Format(time.RFC3339), "late", ev.Late.Round(time.Second), "why", ev.Why)
-		a.recordOnce(ev, journal.Missed, ev.Why)
+		a.recordOnce(ev, protocol.ResultMissed, ev.Why)
 	case scheduler.EventSuppressed:
-		a.recordOnce(ev, journal.Suppressed, "quiet hours")
+		a.recordOnce(ev, protocol.ResultSuppressed, "quiet hours")
 	case scheduler.EventSkipped:
-		a.recordOnce(ev, journal.Suppressed, "on_interrupt: skip")
+		a.recordOnce(ev, protocol.ResultSuppressed, "on_interrupt: skip")
 	}
 }
 
 // recordOnce writes a one-shot confirmation for a run's first item.
-func (a *Agent) recordOnce(ev scheduler.Event, result journal.Result, msg string) {
+func (a *Agent) recordOnce(ev scheduler.Event, result protocol.Result, msg string) {
 	seg := ev.Run.Segments[0]
 	id, rev := a.activeRef()
-	writeRecord(a.journal, a.log, a.notifyLink, journal.Record{
-		Output: seg.Output, ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: seg.Program,
-		ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Planned(), End: ev.At,
+	writeRecord(a.journal, a.log, a.notifyLink, protocol.Confirmation{
+		Output: seg.Output, ScheduleID: id, Revision: uint64(rev), Program: seg.Program,
+		ItemIndex: seg.Item, Item: seg.Ref, Scheduled: seg.Planned(), End: ev.At,
 		Result: result, Error: msg, Clock: clockState(ev.ClockSynced),
 	})
 }
@@ -378,10 +372,8 @@ func (a *Agent) saveState() {
 		a.lastWall = now
 	}
 	st := state{LastWall: a.lastWall, Held: map[string]int64{}, Volume: a.volumeSet}
-	for k, v := range a.held {
-		st.Held[k] = v
-	}
 	a.mu.Unlock()
+	maps.Copy(st.Held, a.sched.heldRevisions())
 	if err := saveState(a.cfg.statePath(), st); err != nil {
 		a.log.Warn("cannot save state", "err", err)
 	}
@@ -405,11 +397,11 @@ func (a *Agent) journalPast() ([]scheduler.Past, time.Time) {
 		if l := r.Latest(); l.After(alive) {
 			alive = l
 		}
-		p := scheduler.Past{Output: r.Output, Program: r.ProgramID, Item: r.ItemIndex, Planned: r.Scheduled, Start: r.Start, From: r.From}
+		p := scheduler.Past{Output: r.Output, Program: r.Program, Item: r.ItemIndex, Planned: r.Scheduled, Start: r.Start, From: protocol.Duration(r.FromS)}
 		switch r.Result {
-		case journal.Interrupted, journal.Playing:
+		case protocol.ResultInterrupted, protocol.ResultPlaying:
 			p.Was = scheduler.PastCut
-		case journal.Missed, journal.Suppressed:
+		case protocol.ResultMissed, protocol.ResultSuppressed:
 			p.Was = scheduler.PastNoted
 		default:
 			p.Was = scheduler.PastDone

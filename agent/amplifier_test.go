@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // relayBoard is an LCUS USB relay board played by the test on the far side of a socat pty
@@ -128,7 +130,7 @@ func TestAgentSwitchesAmplifierAroundPlays(t *testing.T) {
 		t.Errorf("peak heard %.3f, want about 0.25 (tone 0.5 × device volume 0.5)", peak)
 	}
 	r := closed(recs)[0]
-	if r.Result != journal.Completed || r.Amplifier != "on" || math.Abs(r.Volume-0.5) > 1e-9 {
+	if r.Result != protocol.ResultCompleted || r.Amplifier != "on" || math.Abs(r.Volume-0.5) > 1e-9 {
 		t.Errorf("record: result %s, amplifier %q, volume %g; want completed, on, 0.5", r.Result, r.Amplifier, r.Volume)
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestAgentBadInput feeds a running agent a bad schedule, one needing content it lacks, a
@@ -36,7 +38,7 @@ func TestAgentBadInput(t *testing.T) {
 	ticks := func(r []journal.Record) int {
 		n := 0
 		for _, x := range r {
-			if x.ProgramID == "tick" && x.Result == journal.Completed {
+			if x.Program == "tick" && x.Result == protocol.ResultCompleted {
 				n++
 			}
 		}
@@ -85,17 +87,17 @@ func TestAgentBadInput(t *testing.T) {
 	recs := b.waitFor("two failed confirmations", 20*time.Second, func(r []journal.Record) bool {
 		n := 0
 		for _, x := range r {
-			if x.Result == journal.Failed {
+			if x.Result == protocol.ResultFailed {
 				n++
 			}
 		}
 		return n >= 2
 	})
 	for _, x := range recs {
-		if x.Result != journal.Failed {
+		if x.Result != protocol.ResultFailed {
 			continue
 		}
-		switch x.ProgramID {
+		switch x.Program {
 		case "vanished":
 			if !strings.Contains(x.Error, "gone.wav") {
 				t.Errorf("vanished file: error %q does not name the file", x.Error)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/device/sign"
+	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -101,18 +102,18 @@ func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
 	id, rev := b.schedule()
 	clock := clockState(ev.ClockSynced)
 	if len(segs) == 0 {
-		b.record(journal.Record{Output: "board", ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: br.run.Program,
-			ItemRef: br.run.Segments[0].Ref, Scheduled: br.run.Segments[0].Planned(), End: time.Now(), Result: journal.Failed,
+		b.record(protocol.Confirmation{Output: "board", ScheduleID: id, Revision: uint64(rev), Program: br.run.Program,
+			Item: br.run.Segments[0].Ref, Scheduled: br.run.Segments[0].Planned(), End: time.Now(), Result: protocol.ResultFailed,
 			Error: "nothing to show: the programme has no text item and no title", Clock: clock})
 		return
 	}
 	var open *shown
-	finish := func(result journal.Result, msg string) {
+	finish := func(result protocol.Result, msg string) {
 		if open == nil {
 			return
 		}
 		end := time.Now()
-		err := b.journal.Finish(open.seq, result, end, journal.Proof{Played: end.Sub(open.start), Error: msg})
+		err := b.journal.Finish(open.seq, result, end, protocol.Proof{PlayedS: end.Sub(open.start).Seconds()}, msg)
 		if err != nil {
 			b.log.Error("journal: cannot record the end of a bulletin on the board", "seq", open.seq, "err", err)
 		} else if b.recorded != nil {
@@ -132,23 +133,23 @@ func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
 		if ctx.Err() != nil {
 			break
 		}
-		rec := journal.Record{Output: "board", ScheduleID: id, ScheduleRevision: uint64(rev), ProgramID: seg.Program,
-			ItemIndex: seg.Item, ItemRef: seg.Ref, Scheduled: seg.Planned(), Clock: clock}
+		rec := protocol.Confirmation{Output: "board", ScheduleID: id, Revision: uint64(rev), Program: seg.Program,
+			ItemIndex: seg.Item, Item: seg.Ref, Scheduled: seg.Planned(), Clock: clock}
 		if i == 0 && br.run.Segments[ev.From.Segment].Key() == seg.Key() {
-			rec.From = ev.From.Offset
+			rec.FromS = (ev.From.Offset).Seconds()
 		} else {
-			rec.From = seg.Offset
+			rec.FromS = (seg.Offset).Seconds()
 		}
 		err := b.sign.Show(ctx, sign.Text{Message: texts[i], Mode: b.mode})
 		if err != nil {
 			// The driver re-sends it when the sign is back; the record says it was not shown now.
 			b.log.Warn("the LED sign did not take the bulletin; it is sent again when the sign is back", "program", seg.Program, "err", err)
-			finish(journal.Completed, "")
-			rec.End, rec.Result, rec.Error = time.Now(), journal.Failed, "sign: "+err.Error()
+			finish(protocol.ResultCompleted, "")
+			rec.End, rec.Result, rec.Error = time.Now(), protocol.ResultFailed, "sign: "+err.Error()
 			b.record(rec)
 			continue
 		}
-		finish(journal.Completed, "")
+		finish(protocol.ResultCompleted, "")
 		rec.Start = time.Now()
 		seq, err := b.journal.Begin(rec)
 		if err != nil {
@@ -186,7 +187,7 @@ func (b *board) stop(key string, reason scheduler.StopReason) {
 	b.cur = nil
 }
 
-func (b *board) record(rec journal.Record) { writeRecord(b.journal, b.log, b.recorded, rec) }
+func (b *board) record(rec protocol.Confirmation) { writeRecord(b.journal, b.log, b.recorded, rec) }
 
 // parseMode reads the board's display mode from the config.
 func parseMode(s string) (sign.Mode, error) {

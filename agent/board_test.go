@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestAgentShowsBulletinsOnTheBoard: a programme for the board shows its texts one after the
@@ -38,11 +40,11 @@ func TestAgentShowsBulletinsOnTheBoard(t *testing.T) {
 	shown := closed(recs)
 	for i, want := range []time.Duration{3 * time.Second, 2 * time.Second} {
 		r := shown[i]
-		if r.Output != "board" || r.Result != journal.Completed || r.ItemIndex != i {
+		if r.Output != "board" || r.Result != protocol.ResultCompleted || r.ItemIndex != i {
 			t.Errorf("record %d: output %s, result %s, item %d; want board, completed, %d", i, r.Output, r.Result, r.ItemIndex, i)
 		}
-		if r.Played < want/2 || r.Played > want+2*time.Second {
-			t.Errorf("record %d: shown %s, planned %s", i, r.Played, want)
+		if protocol.Duration(r.PlayedS) < want/2 || protocol.Duration(r.PlayedS) > want+2*time.Second {
+			t.Errorf("record %d: shown %s, planned %s", i, protocol.Duration(r.PlayedS), want)
 		}
 	}
 }

@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent"
-	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/scheduler"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestAgentBootsAt1970ThenSyncs runs the agent in-process on a fake clock that starts at
@@ -66,7 +67,7 @@ programs:
 	}
 	var got []string
 	for _, r := range recs {
-		got = append(got, fmt.Sprintf("%s %s %s %s", r.ProgramID, r.Scheduled.UTC().Format("2006-01-02T15:04"), r.Result, r.Clock.State))
+		got = append(got, fmt.Sprintf("%s %s %s %s", r.Program, r.Scheduled.UTC().Format("2006-01-02T15:04"), r.Result, r.Clock))
 	}
 	want := []string{
 		"alarm 1970-01-01T07:00 completed unsynced", // an emergency plays even on a wrong clock
@@ -76,8 +77,8 @@ programs:
 		t.Fatalf("journal:\n got %q\nwant %q", got, want)
 	}
 	for _, r := range recs {
-		if r.Played <= 0 || r.Result != journal.Completed {
-			t.Errorf("record %d: played %s", r.Seq, r.Played)
+		if protocol.Duration(r.PlayedS) <= 0 || r.Result != protocol.ResultCompleted {
+			t.Errorf("record %d: played %s", r.Seq, protocol.Duration(r.PlayedS))
 		}
 	}
 }

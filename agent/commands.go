@@ -171,10 +171,22 @@ func (a *Agent) playNow(ctx context.Context, c *protocol.CommandPayload) error {
 	a.mu.Lock()
 	a.adhoc = append(a.adhoc, p)
 	a.mu.Unlock()
-	return a.inLoop(ctx, func(outputs) error { return a.plan(a.activeDoc()) })
+	return a.inLoop(ctx, func(outputs) error { return a.plan(a.sched.active()) })
 }
 
 const commandProgram = protocol.CommandProgram
+
+// handOver gives the runner a newly active schedule with the play_now programmes still
+// wanted, or without them if they cannot be planned beside it.
+func (a *Agent) handOver(doc *scheduler.Document) {
+	if err := a.plan(doc); err != nil {
+		a.log.Error("play_now commands dropped from the plan", "err", err)
+		a.mu.Lock()
+		a.adhoc = nil
+		a.mu.Unlock()
+		a.runner.SetSchedule(doc)
+	}
+}
 
 // plan gives the runner the active schedule plus the play_now programmes not over yet.
 func (a *Agent) plan(doc *scheduler.Document) error {

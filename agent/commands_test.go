@@ -77,9 +77,11 @@ func TestCommandsFromTheHub(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r := waitRecord("the play_now", func(r journal.Record) bool { return r.ProgramID == "command:c-play_now" && r.Result != journal.Playing })
-	if r.Result != journal.Completed || r.Played < time.Second {
-		t.Errorf("play_now: %s, played %s; want completed, about 3 s", r.Result, r.Played)
+	r := waitRecord("the play_now", func(r journal.Record) bool {
+		return r.Program == "command:c-play_now" && r.Result != protocol.ResultPlaying
+	})
+	if r.Result != protocol.ResultCompleted || protocol.Duration(r.PlayedS) < time.Second {
+		t.Errorf("play_now: %s, played %s; want completed, about 3 s", r.Result, protocol.Duration(r.PlayedS))
 	}
 
 	// volume: kept across restarts.
@@ -99,13 +101,15 @@ func TestCommandsFromTheHub(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitRecord("the long play_now playing", func(r journal.Record) bool { return r.ProgramID == "command:c-long" })
+	waitRecord("the long play_now playing", func(r journal.Record) bool { return r.Program == "command:c-long" })
 	if err := cmd(protocol.ActionStop, nil); err != nil {
 		t.Fatal(err)
 	}
-	r = waitRecord("the stopped play_now", func(r journal.Record) bool { return r.ProgramID == "command:c-long" && r.Result != journal.Playing })
+	r = waitRecord("the stopped play_now", func(r journal.Record) bool {
+		return r.Program == "command:c-long" && r.Result != protocol.ResultPlaying
+	})
 	// (The null output is not paced, so the wall time tells that the stop cut it, not played.)
-	if wall := r.End.Sub(r.Start); r.Result != journal.Interrupted || wall > 15*time.Second || math(r.Volume) != 0.3 {
+	if wall := r.End.Sub(r.Start); r.Result != protocol.ResultInterrupted || wall > 15*time.Second || math(r.Volume) != 0.3 {
 		t.Errorf("stopped play_now: %s after %s, volume %g; want interrupted well before its 20 s, volume 0.3", r.Result, wall, r.Volume)
 	}
 

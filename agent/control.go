@@ -52,12 +52,12 @@ type NextRun struct {
 
 func (a *Agent) status() Status {
 	now := a.clock.Now()
+	doc := a.sched.active()
 	a.mu.Lock()
 	st := Status{DeviceID: a.cfg.DeviceID, Running: true, Now: now, ClockSynced: a.synced}
 	for _, np := range a.nowPlaying {
 		st.NowPlaying = append(st.NowPlaying, np)
 	}
-	doc := a.doc
 	a.mu.Unlock()
 	if doc != nil {
 		st.ScheduleID, st.ScheduleRevision = doc.ID, doc.Revision

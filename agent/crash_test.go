@@ -10,6 +10,8 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestAgentSurvivesSIGKILL kills the playing agent 20 times at random moments and checks,
@@ -50,7 +52,7 @@ programs:
 	recs := b.waitFor("playback to go on after the crashes", 20*time.Second, func(r []journal.Record) bool {
 		n := 0
 		for _, x := range closed(r) {
-			if x.Result == journal.Completed {
+			if x.Result == protocol.ResultCompleted {
 				n++
 			}
 		}
@@ -60,7 +62,7 @@ programs:
 	recs = b.journal()
 	checkJournal(t, recs, 20)
 	for _, r := range recs {
-		if r.Result == journal.Playing {
+		if r.Result == protocol.ResultPlaying {
 			t.Errorf("record %d still open after a clean stop", r.Seq)
 		}
 	}
@@ -74,7 +76,7 @@ programs:
 	}
 	interrupted := 0
 	for _, r := range recs {
-		if r.Result == journal.Interrupted {
+		if r.Result == protocol.ResultInterrupted {
 			interrupted++
 		}
 	}
@@ -94,13 +96,13 @@ func checkJournal(t *testing.T, recs []journal.Record, round int) {
 		if r.Seq != uint64(i+1) {
 			t.Fatalf("after kill %d: record %d has seq %d: gap or repeat", round, i+1, r.Seq)
 		}
-		if r.Result == journal.Playing {
+		if r.Result == protocol.ResultPlaying {
 			open++
 		}
 		if r.Start.IsZero() {
 			continue // missed/failed notes have no start
 		}
-		key := fmt.Sprintf("%s|%d|%s", r.ProgramID, r.ItemIndex, r.Start.Format(time.RFC3339Nano))
+		key := fmt.Sprintf("%s|%d|%s", r.Program, r.ItemIndex, r.Start.Format(time.RFC3339Nano))
 		if s, dup := seen[key]; dup {
 			t.Fatalf("after kill %d: play %s recorded twice (seq %d and %d)", round, key, s, r.Seq)
 		}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/internal/alsafifo"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // These tests run the real loa-agent binary, as a technician would, playing through real ALSA
@@ -213,7 +215,7 @@ func (b *box) waitFor(what string, d time.Duration, cond func([]journal.Record) 
 func dumpRecords(recs []journal.Record) string {
 	var s strings.Builder
 	for _, r := range recs {
-		fmt.Fprintf(&s, "  #%d %s item %d %s played %s %s %s\n", r.Seq, r.ProgramID, r.ItemIndex, r.Result, r.Played, r.Start.Format("15:04:05.000"), r.Error)
+		fmt.Fprintf(&s, "  #%d %s item %d %s played %s %s %s\n", r.Seq, r.Program, r.ItemIndex, r.Result, protocol.Duration(r.PlayedS), r.Start.Format("15:04:05.000"), r.Error)
 	}
 	return s.String()
 }
@@ -232,7 +234,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func closed(recs []journal.Record) []journal.Record {
 	var out []journal.Record
 	for _, r := range recs {
-		if r.Result != journal.Playing {
+		if r.Result != protocol.ResultPlaying {
 			out = append(out, r)
 		}
 	}
@@ -309,19 +311,19 @@ programs:
 	}
 	for i, w := range want {
 		r := recs[i]
-		if r.ProgramID != w.program || r.Result != journal.Completed {
-			t.Errorf("record %d: %s %s, want %s completed", i, r.ProgramID, r.Result, w.program)
+		if r.Program != w.program || r.Result != protocol.ResultCompleted {
+			t.Errorf("record %d: %s %s, want %s completed", i, r.Program, r.Result, w.program)
 		}
 		// On a loaded machine a start can be late; the planned end still holds, so a play may
 		// be shorter than its file, never longer.
-		if r.Played <= 0 || r.Played > w.length+50*time.Millisecond {
-			t.Errorf("%s: played %s, the file is %s (scheduled %s, started %s)", w.program, r.Played, w.length, w.at.Format("15:04:05.000"), r.Start.Format("15:04:05.000"))
+		if protocol.Duration(r.PlayedS) <= 0 || protocol.Duration(r.PlayedS) > w.length+50*time.Millisecond {
+			t.Errorf("%s: played %s, the file is %s (scheduled %s, started %s)", w.program, protocol.Duration(r.PlayedS), w.length, w.at.Format("15:04:05.000"), r.Start.Format("15:04:05.000"))
 		}
 		if r.Start.Before(w.at) {
 			t.Errorf("%s started at %s, before its time %s", w.program, r.Start.Format(time.RFC3339Nano), w.at.Format(time.RFC3339Nano))
 		}
-		if r.Seq != uint64(i+1) || r.DeviceID != "test-cluster" || r.Output != "speakers" || r.Clock.State != journal.ClockSynced {
-			t.Errorf("record %d: seq %d device %q output %q clock %q", i, r.Seq, r.DeviceID, r.Output, r.Clock.State)
+		if r.Seq != uint64(i+1) || r.Device != "test-cluster" || r.Output != "speakers" || r.Clock != protocol.ClockSynced {
+			t.Errorf("record %d: seq %d device %q output %q clock %q", i, r.Seq, r.Device, r.Output, r.Clock)
 		}
 	}
 	// What reached the sound card: three tones whose lengths match the played durations.
@@ -331,8 +333,8 @@ programs:
 		t.Fatalf("the sound card heard %d stretches of sound, want 3: %v", len(runs), runs)
 	}
 	for i, r := range runs {
-		if d := r - recs[i].Played; d < -50*time.Millisecond || d > 50*time.Millisecond {
-			t.Errorf("tone %d: heard for %s, journal says %s", i, r, recs[i].Played)
+		if d := r - protocol.Duration(recs[i].PlayedS); d < -50*time.Millisecond || d > 50*time.Millisecond {
+			t.Errorf("tone %d: heard for %s, journal says %s", i, r, protocol.Duration(recs[i].PlayedS))
 		}
 	}
 }

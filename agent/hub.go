@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -12,9 +11,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent/link"
-	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
-	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -79,7 +76,7 @@ func (a *Agent) newLink() (*link.Link, error) {
 		Logger: a.log.With("component", "link"), Clock: a.clock,
 		Rand:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
 		HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		Journal:    a.journal, Store: a.store, Schedules: a, Commands: a,
+		Journal:    a.journal, Store: a.store, Schedules: a.sched, Commands: a,
 		CommandMemory: link.FileCommandMemory{Path: a.cfg.commandsPath()}, Status: a,
 	})
 }
@@ -107,186 +104,19 @@ func (a *Agent) notifyLink() {
 	}
 }
 
-// Active implements link.Schedules.
-func (a *Agent) Active() *protocol.ScheduleRef {
-	if d := a.activeDoc(); d != nil {
-		return &protocol.ScheduleRef{ID: d.ID, Revision: uint64(d.Revision)}
-	}
-	return nil
-}
-
-// Pending implements link.Schedules.
-func (a *Agent) Pending() *protocol.ScheduleRef {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.pending == nil {
-		return nil
-	}
-	return &protocol.ScheduleRef{ID: a.pending.doc.ID, Revision: uint64(a.pending.doc.Revision)}
-}
-
-// HeldRevision implements link.Schedules: the highest revision ever accepted per schedule id.
-func (a *Agent) HeldRevision(id string) (uint64, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r, ok := a.held[id]
-	return uint64(r), ok
-}
-
-// rememberRevision records an accepted revision, on disk before returning: a replayed older
-// push must be refused even after a reboot.
-func (a *Agent) rememberRevision(id string, rev int64) {
-	a.mu.Lock()
-	if a.held == nil {
-		a.held = map[string]int64{}
-	}
-	if a.held[id] >= rev {
-		a.mu.Unlock()
-		return
-	}
-	a.held[id] = rev
-	a.mu.Unlock()
-	a.saveState()
-}
-
-// Offer implements link.Schedules: a verified push, validated like a local file, activated at
-// once when complete and otherwise kept pending while the link fetches what it lacks.
-func (a *Agent) Offer(ctx context.Context, p *protocol.SchedulePayload) (link.Progress, error) {
-	name := fmt.Sprintf("push of %s revision %d", p.ScheduleID, p.Revision)
-	act, err := a.prepareSchedule(name, []byte(p.Document), "")
-	if err != nil {
-		// Everything prepareSchedule refuses is the document's fault as the hub sees it.
-		return link.Progress{}, fmt.Errorf("%w: %v", link.ErrInvalidDocument, err)
-	}
-	a.rememberRevision(act.doc.ID, act.doc.Revision)
-	return a.settle(act)
-}
-
-// Advance implements link.Schedules: look again at the pending revision.
-func (a *Agent) Advance(ctx context.Context, ref protocol.ScheduleRef) (link.Progress, error) {
-	a.mu.Lock()
-	pend := a.pending
-	a.mu.Unlock()
-	if pend == nil || pend.doc.ID != ref.ID || uint64(pend.doc.Revision) != ref.Revision {
-		if cur := a.Active(); cur != nil && *cur == ref {
-			return link.Progress{State: protocol.DeliveryActive}, nil
-		}
-		return link.Progress{}, fmt.Errorf("revision %d of %s is neither pending nor active here", ref.Revision, ref.ID)
-	}
-	act, err := a.prepareSchedule(fmt.Sprintf("pending %s revision %d", ref.ID, ref.Revision), pend.data, "")
-	if err != nil {
-		return link.Progress{}, err
-	}
-	return a.settle(act)
-}
-
-// settle activates a complete revision, or stores it as pending. A revision carrying an
-// emergency is activated at once even while its content is still being fetched (it also stays
-// pending so the fetch goes on): a warning late by a slow 3G download is worse than one spoken
-// from its fallback text.
-func (a *Agent) settle(act *activation) (link.Progress, error) {
-	if len(act.missing) > 0 && a.urgent(act) {
-		if err := atomicfile.Write(a.cfg.pendingPath(), act.data, 0o600); err != nil {
-			return link.Progress{}, fmt.Errorf("saving the pending schedule: %w", err)
-		}
-		a.mu.Lock()
-		a.pending = act
-		a.mu.Unlock()
-		if cur := a.activeDoc(); cur == nil || cur.ID != act.doc.ID || cur.Revision < act.doc.Revision {
-			if err := a.activate(act, true); err != nil {
-				return link.Progress{}, err
-			}
-			a.log.Warn("emergency schedule active before all its content arrived; missing items are spoken from their fallback text until fetched",
-				"schedule", act.doc.ID, "revision", act.doc.Revision, "missing", len(act.missing))
-		}
-		return link.Progress{State: protocol.DeliveryActive, Missing: act.missing}, nil
-	}
-	if len(act.missing) > 0 {
-		if err := atomicfile.Write(a.cfg.pendingPath(), act.data, 0o600); err != nil {
-			return link.Progress{}, fmt.Errorf("saving the pending schedule: %w", err)
-		}
-		a.mu.Lock()
-		a.pending = act
-		keep := append([]content.Ref(nil), act.refs...)
-		if a.doc != nil {
-			keep = append(keep, a.pendingKeep()...)
-		}
-		a.mu.Unlock()
-		a.store.Keep(keep)
-		a.log.Info("schedule received; waiting for its content before it plays", "schedule", act.doc.ID,
-			"revision", act.doc.Revision, "missing", len(act.missing))
-		return link.Progress{State: protocol.DeliveryReceived, Missing: act.missing}, nil
-	}
-	a.mu.Lock()
-	completed := false
-	if a.pending != nil && a.pending.doc.ID == act.doc.ID && a.pending.doc.Revision <= act.doc.Revision {
-		a.pending = nil
-		os.Remove(a.cfg.pendingPath())
-		completed = true
-	}
-	a.mu.Unlock()
-	if cur := a.activeDoc(); cur != nil && cur.ID == act.doc.ID && cur.Revision >= act.doc.Revision {
-		if completed && cur.Revision == act.doc.Revision {
-			// An emergency that went active early now has its content: plan again with the
-			// real lengths, so its next plays are the recording, not the fallback.
-			a.log.Info("content of the active emergency schedule arrived", "schedule", cur.ID, "revision", cur.Revision)
-			if err := a.plan(cur); err != nil {
-				a.log.Error("cannot plan again", "err", err)
-			}
-		}
-		return link.Progress{State: protocol.DeliveryActive}, nil
-	}
-	if err := a.activate(act, true); err != nil {
-		return link.Progress{}, err
-	}
-	return link.Progress{State: protocol.DeliveryActive}, nil
-}
-
-// pendingKeep lists the store items of the active schedule, to keep beside a pending one.
-// Called with a.mu held.
-func (a *Agent) pendingKeep() []content.Ref {
-	var refs []content.Ref
-	for _, p := range a.doc.Programs {
-		for _, it := range p.Items {
-			if r, err := content.ParseRef(it.Content); err == nil {
-				refs = append(refs, r)
-			}
-		}
-	}
-	return refs
-}
-
-// loadPending restores a pushed revision that was waiting for content at the last stop.
-func (a *Agent) loadPending() {
-	data, err := os.ReadFile(a.cfg.pendingPath())
-	if err != nil {
-		return
-	}
-	act, err := a.prepareSchedule(a.cfg.pendingPath(), data, "")
-	if err != nil {
-		a.log.Warn("the saved pending schedule cannot be used; dropping it", "err", err)
-		os.Remove(a.cfg.pendingPath())
-		return
-	}
-	if cur := a.activeDoc(); cur != nil && cur.ID == act.doc.ID && cur.Revision >= act.doc.Revision {
-		os.Remove(a.cfg.pendingPath())
-		return
-	}
-	a.settle(act)
-}
-
 // Status implements link.StatusSource.
 func (a *Agent) Status() protocol.Status {
+	doc := a.sched.active()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := protocol.Status{UptimeS: time.Since(a.started).Seconds(), ClockState: "unsynced"}
+	st := protocol.Status{UptimeS: time.Since(a.started).Seconds(), ClockState: protocol.ClockUnsynced}
 	if a.synced {
-		st.ClockState = "synced"
+		st.ClockState = protocol.ClockSynced
 	}
 	for _, np := range a.nowPlaying {
 		p := protocol.NowPlaying{Output: np.Output, Program: np.Program, Class: np.Class, Item: np.Ref, Since: np.Since}
-		if a.doc != nil {
-			p.ScheduleID, p.Revision = a.doc.ID, uint64(a.doc.Revision)
+		if doc != nil {
+			p.ScheduleID, p.Revision = doc.ID, uint64(doc.Revision)
 		}
 		st.NowPlaying = append(st.NowPlaying, p)
 	}
@@ -294,7 +124,7 @@ func (a *Agent) Status() protocol.Status {
 		st.DiskFreeBytes = &free
 	}
 	if a.volume != nil {
-		v := a.volume.now(a.clock.Now(), a.doc)
+		v := a.volume.now(a.clock.Now(), doc)
 		st.Volume = &v
 	}
 	if a.amp != nil {
@@ -325,27 +155,6 @@ func (a *Agent) Status() protocol.Status {
 		st.TemperatureC = &c
 	}
 	return st
-}
-
-// urgent reports whether an incomplete revision should play now: it carries an emergency
-// programme and can be compiled with what is on the device (missing items have a length
-// from the hub or from their fallback text).
-func (a *Agent) urgent(act *activation) bool {
-	emergency := false
-	for _, p := range act.doc.Programs {
-		if p.Class == scheduler.Emergency {
-			emergency = true
-		}
-	}
-	if !emergency {
-		return false
-	}
-	now := a.clock.Now()
-	if _, err := scheduler.Compile(act.doc, now.Add(-26*time.Hour), now.Add(6*time.Hour), scheduler.CompileOptions{ItemLength: a.itemLength}); err != nil {
-		a.log.Warn("an emergency schedule cannot play before its content arrives", "schedule", act.doc.ID, "revision", act.doc.Revision, "err", err)
-		return false
-	}
-	return true
 }
 
 // temperature is the SoC's, from the kernel's first thermal zone (a Pi in a metal box on a

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestAgentSetsDamagedJournalAside: a journal file the SD card tore is set aside (kept for
@@ -30,7 +32,7 @@ func TestAgentSetsDamagedJournalAside(t *testing.T) {
 	b.start()
 	recs := b.waitFor("a play in the new journal", 30*time.Second, func(r []journal.Record) bool { return len(closed(r)) >= 1 })
 	b.stop()
-	if r := closed(recs)[0]; r.Result != journal.Completed || r.Seq != 1 {
+	if r := closed(recs)[0]; r.Result != protocol.ResultCompleted || r.Seq != 1 {
 		t.Errorf("first record of the new journal: seq %d %s, want 1 completed", r.Seq, r.Result)
 	}
 	aside, _ := filepath.Glob(filepath.Join(data, "journal.db.damaged-*"))

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -104,4 +106,40 @@ func FileLengths(base string, rate int, log *slog.Logger) scheduler.CompileOptio
 		}
 		return c.lengthOf(p)
 	}}
+}
+
+// itemLength tells the compiler how long an item without a written duration lasts, by
+// decoding it once (cached by path and modification time).
+func (a *Agent) itemLength(it scheduler.Item) (time.Duration, bool) {
+	path := ""
+	switch {
+	case it.File != "":
+		path = it.File
+	case it.Content != "":
+		ref, err := content.ParseRef(it.Content)
+		if err != nil {
+			return 0, false
+		}
+		path, _ = a.store.Path(ref)
+	default:
+		return 0, false
+	}
+	if path != "" {
+		if d, ok := a.lengths.lengthOf(path); ok || it.Fallback == "" {
+			return d, ok
+		}
+		if _, err := os.Stat(path); err == nil {
+			return 0, false // on the device, but of no length we can tell: not a missing item
+		}
+	}
+	// Missing on the device: it is the fallback text that will be heard, if any.
+	if it.Fallback == "" || a.speech == nil {
+		return 0, false
+	}
+	p, err := a.speech.path(context.Background(), it.Fallback)
+	if err != nil {
+		a.log.Warn("cannot speak the fallback text of a missing item", "err", err)
+		return 0, false
+	}
+	return a.lengths.lengthOf(p)
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -24,9 +25,9 @@ func (c *Config) has(out string) bool { return slices.Contains(c.Outputs, out) }
 
 // writeRecord writes a one-shot confirmation (failed, missed…) and tells the hub link, or
 // logs why it could not.
-func writeRecord(j *journal.Journal, log *slog.Logger, recorded func(), rec journal.Record) {
+func writeRecord(j *journal.Journal, log *slog.Logger, recorded func(), rec protocol.Confirmation) {
 	if _, err := j.Record(rec); err != nil {
-		log.Error("journal: cannot record a confirmation", "program", rec.ProgramID, "result", rec.Result, "err", err)
+		log.Error("journal: cannot record a confirmation", "program", rec.Program, "result", rec.Result, "err", err)
 	} else if recorded != nil {
 		recorded()
 	}
@@ -34,7 +35,7 @@ func writeRecord(j *journal.Journal, log *slog.Logger, recorded func(), rec jour
 
 // activeRef names the active schedule for records: id and revision ("" and 0 without one).
 func (a *Agent) activeRef() (string, int64) {
-	if d := a.activeDoc(); d != nil {
+	if d := a.sched.active(); d != nil {
 		return d.ID, d.Revision
 	}
 	return "", 0

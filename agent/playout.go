@@ -12,6 +12,7 @@ import (
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/player"
+	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -43,7 +44,7 @@ type speakerPlay struct {
 	pb       *player.Playback
 	segs     []scheduler.Segment // the run's segments that were handed to the player, in order
 	froms    []time.Duration     // where in each of those items the play begins
-	clock    journal.ClockState
+	clock    protocol.ClockState
 	schedID  string
 	schedRev int64
 
@@ -89,7 +90,7 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 		it, err := s.item(seg, cut)
 		if err != nil {
 			s.log.Error("item cannot play; recorded as failed", "program", seg.Program, "item", seg.Item, "ref", seg.Ref, "err", err)
-			s.record(sp, seg, journal.Failed, ev.At, err.Error())
+			s.record(sp, seg, protocol.ResultFailed, ev.At, err.Error())
 			continue
 		}
 		from := seg.Offset
@@ -125,7 +126,7 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 		Until: ev.Run.End,
 		OnItemStart: func(i int, at time.Time) {
 			rec := s.recordFor(sp, sp.segs[i], at)
-			rec.From = sp.froms[i]
+			rec.FromS = (sp.froms[i]).Seconds()
 			seq, err := s.journal.Begin(rec)
 			if err != nil {
 				s.log.Error("journal: cannot record the start of a play; playing anyway", "program", ev.Run.Program, "err", err)
@@ -151,7 +152,7 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 			s.amp.Release()
 		}
 		for _, seg := range sp.segs {
-			s.record(sp, seg, journal.Failed, ev.At, err.Error())
+			s.record(sp, seg, protocol.ResultFailed, ev.At, err.Error())
 		}
 		return
 	}
@@ -248,8 +249,10 @@ func (s *speakers) checkpoints(sp *speakerPlay) {
 			if seq == 0 {
 				continue
 			}
-			played := time.Duration(p.ItemFrames) * time.Second / time.Duration(s.rate)
-			if err := s.journal.Checkpoint(seq, played, journal.Levels{PeakDBFS: journal.MinDBFS, RMSDBFS: journal.MinDBFS}); err != nil {
+			played := float64(p.ItemFrames) / float64(s.rate)
+			// Levels are measured at the item's end; until then the floor stands for them.
+			floor := protocol.MinDBFS
+			if err := s.journal.Checkpoint(seq, protocol.Proof{PlayedS: played, PeakDBFS: &floor, RMSDBFS: &floor}); err != nil {
 				s.log.Debug("journal checkpoint skipped", "seq", seq, "err", err)
 			}
 		}
@@ -264,7 +267,7 @@ func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 	sp.mu.Unlock()
 	if !began {
 		if proof.Ended == player.EndFailed {
-			s.record(sp, sp.segs[i], journal.Failed, time.Now(), proof.Error)
+			s.record(sp, sp.segs[i], protocol.ResultFailed, time.Now(), proof.Error)
 		}
 		return // never reached the output: not a play
 	}
@@ -273,71 +276,71 @@ func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 	if end.IsZero() {
 		end = time.Now()
 	}
-	err := s.journal.Finish(seq, result, end, journal.Proof{
-		Played: time.Duration(proof.Frames) * time.Second / time.Duration(max(proof.Rate, 1)),
-		Levels: journal.Levels{
-			PeakDBFS: proof.PeakDBFS, RMSDBFS: proof.RMSDBFS,
-			Silence: time.Duration(proof.SilenceS * float64(time.Second)),
-			Gaps:    proof.Gaps, Underruns: int(proof.Underruns),
-			Dropouts: proof.Dropouts, Reconnects: proof.Reconnects,
-			Missing: time.Duration(proof.MissingS * float64(time.Second)),
-		},
-		Error: proof.Error,
-	})
+	err := s.journal.Finish(seq, result, end, proofOf(proof), proof.Error)
 	if err != nil {
 		s.log.Error("journal: cannot record the end of a play", "seq", seq, "err", err)
 	} else if s.recorded != nil {
 		s.recorded()
 	}
-	if result == journal.Failed {
+	if result == protocol.ResultFailed {
 		s.log.Error("play failed", "program", sp.run.Program, "ref", sp.segs[i].Ref, "err", proof.Error)
+	}
+}
+
+// proofOf is what the journal keeps of the player's proof of an item.
+func proofOf(p player.Proof) protocol.Proof {
+	return protocol.Proof{
+		PlayedS:  float64(p.Frames) / float64(max(p.Rate, 1)),
+		PeakDBFS: &p.PeakDBFS, RMSDBFS: &p.RMSDBFS, SilenceS: p.SilenceS,
+		Gaps: p.Gaps, Underruns: int(p.Underruns),
+		Dropouts: p.Dropouts, Reconnects: p.Reconnects, MissingS: p.MissingS,
 	}
 }
 
 // resultOf maps how the player ended an item, why the runner stopped it, and how the
 // timeline planned its segment to end, to a confirmation result.
-func resultOf(ended string, reason scheduler.StopReason, planned scheduler.Status) journal.Result {
+func resultOf(ended string, reason scheduler.StopReason, planned scheduler.Status) protocol.Result {
 	switch ended {
 	case player.EndCompleted:
-		return journal.Completed
+		return protocol.ResultCompleted
 	case player.EndFailed:
-		return journal.Failed
+		return protocol.ResultFailed
 	case player.EndUntil: // the timeline's planned end of the run
 		if planned == scheduler.StatusPreempted {
-			return journal.Preempted
+			return protocol.ResultPreempted
 		}
-		return journal.Completed
+		return protocol.ResultCompleted
 	}
 	switch reason {
 	case scheduler.StopPreempted:
-		return journal.Preempted
+		return protocol.ResultPreempted
 	case scheduler.StopEnd, scheduler.StopCut:
-		return journal.Completed
+		return protocol.ResultCompleted
 	}
-	return journal.Interrupted
+	return protocol.ResultInterrupted
 }
 
-func (s *speakers) recordFor(sp *speakerPlay, seg scheduler.Segment, start time.Time) journal.Record {
-	return journal.Record{
-		Output: seg.Output, ScheduleID: sp.schedID, ScheduleRevision: uint64(sp.schedRev),
-		ProgramID: seg.Program, ItemIndex: seg.Item, ItemRef: seg.Ref,
+func (s *speakers) recordFor(sp *speakerPlay, seg scheduler.Segment, start time.Time) protocol.Confirmation {
+	return protocol.Confirmation{
+		Output: seg.Output, ScheduleID: sp.schedID, Revision: uint64(sp.schedRev),
+		Program: seg.Program, ItemIndex: seg.Item, Item: seg.Ref,
 		Scheduled: seg.Planned(), Start: start, Clock: sp.clock,
 		Volume: seg.Gain * sp.volume, Amplifier: sp.amplifier,
 	}
 }
 
 // record writes a one-shot confirmation (failed, missed, suppressed) for a segment.
-func (s *speakers) record(sp *speakerPlay, seg scheduler.Segment, result journal.Result, at time.Time, msg string) {
+func (s *speakers) record(sp *speakerPlay, seg scheduler.Segment, result protocol.Result, at time.Time, msg string) {
 	rec := s.recordFor(sp, seg, time.Time{})
 	rec.Result, rec.Error, rec.End = result, msg, at
 	writeRecord(s.journal, s.log, s.recorded, rec)
 }
 
-func clockState(synced bool) journal.ClockState {
+func clockState(synced bool) protocol.ClockState {
 	if synced {
-		return journal.ClockState{State: journal.ClockSynced}
+		return protocol.ClockSynced
 	}
-	return journal.ClockState{State: journal.ClockUnsynced}
+	return protocol.ClockUnsynced
 }
 
 func (s *speakers) playing() string {

@@ -16,6 +16,8 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/internal/powercut"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // powerSchedule is revision rev of the schedule the power-cut test plays: every programme id
@@ -208,14 +210,14 @@ func firstStartAfter(recs []journal.Record, t0 time.Time) time.Time {
 
 // sameRecord: what was reported stays; an open record may since have been closed.
 func sameRecord(was, now journal.Record) bool {
-	if was.Seq != now.Seq || was.ProgramID != now.ProgramID || was.ItemIndex != now.ItemIndex ||
+	if was.Seq != now.Seq || was.Program != now.Program || was.ItemIndex != now.ItemIndex ||
 		!was.Start.Equal(now.Start) || !was.Scheduled.Equal(now.Scheduled) {
 		return false
 	}
-	if was.Result == journal.Playing {
+	if was.Result == protocol.ResultPlaying {
 		return true
 	}
-	return was.Result == now.Result && was.Played == now.Played && was.Error == now.Error
+	return was.Result == now.Result && protocol.Duration(was.PlayedS) == protocol.Duration(now.PlayedS) && was.Error == now.Error
 }
 
 // lastActivated is the newest revision the agent's log says became active.

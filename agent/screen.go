@@ -10,6 +10,7 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/screen"
+	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
 
@@ -33,7 +34,7 @@ type screenRun struct {
 	sh       *screen.Showing
 	segs     []scheduler.Segment // the segments handed to the screen, in order
 	froms    []time.Duration     // where in each of those items the showing begins
-	clock    journal.ClockState
+	clock    protocol.ClockState
 	schedID  string
 	schedRev int64
 
@@ -69,7 +70,7 @@ func (s *screenOut) start(ctx context.Context, ev scheduler.Event) {
 		it, err := s.item(seg)
 		if err != nil {
 			s.log.Error("item cannot be shown; recorded as failed", "program", seg.Program, "item", seg.Item, "ref", seg.Ref, "err", err)
-			s.record(sr, seg, journal.Failed, ev.At, err.Error())
+			s.record(sr, seg, protocol.ResultFailed, ev.At, err.Error())
 			continue
 		}
 		from := seg.Offset
@@ -93,7 +94,7 @@ func (s *screenOut) start(ctx context.Context, ev scheduler.Event) {
 		Items: items, Until: ev.Run.End, StartAt: startAt,
 		OnItemStart: func(i int, at time.Time) {
 			rec := s.recordFor(sr, sr.segs[i], at)
-			rec.From = sr.froms[i]
+			rec.FromS = (sr.froms[i]).Seconds()
 			seq, err := s.journal.Begin(rec)
 			if err != nil {
 				s.log.Error("journal: cannot record what the screen shows; showing anyway", "program", ev.Run.Program, "err", err)
@@ -108,7 +109,7 @@ func (s *screenOut) start(ctx context.Context, ev scheduler.Event) {
 	if err != nil {
 		s.log.Error("the screen refused the programme; recorded as failed", "program", ev.Run.Program, "err", err)
 		for _, seg := range sr.segs {
-			s.record(sr, seg, journal.Failed, ev.At, err.Error())
+			s.record(sr, seg, protocol.ResultFailed, ev.At, err.Error())
 		}
 		return
 	}
@@ -159,18 +160,18 @@ func (s *screenOut) finish(sr *screenRun, i int, p screen.Proof) {
 	sr.mu.Unlock()
 	if !began {
 		if p.Ended == screen.EndFailed {
-			s.record(sr, sr.segs[i], journal.Failed, time.Now(), p.Error)
+			s.record(sr, sr.segs[i], protocol.ResultFailed, time.Now(), p.Error)
 		}
 		return // never on screen: not a showing
 	}
-	var result journal.Result
+	var result protocol.Result
 	switch p.Ended {
 	case screen.EndFailed:
-		result = journal.Failed
+		result = protocol.ResultFailed
 	case screen.EndCompleted, screen.EndUntil:
-		result = journal.Completed
+		result = protocol.ResultCompleted
 		if sr.segs[i].Status == scheduler.StatusPreempted {
-			result = journal.Preempted
+			result = protocol.ResultPreempted
 		}
 	default: // stopped or cancelled: why the agent ended it
 		result = resultOf("", reason, sr.segs[i].Status)
@@ -179,11 +180,9 @@ func (s *screenOut) finish(sr *screenRun, i int, p screen.Proof) {
 	if end.IsZero() {
 		end = time.Now()
 	}
-	err := s.journal.Finish(seq, result, end, journal.Proof{
-		Played: time.Duration(p.ShownS * float64(time.Second)),
-		Levels: journal.Levels{PeakDBFS: journal.MinDBFS, RMSDBFS: journal.MinDBFS, FramesDropped: int(p.FramesDropped)},
-		Error:  p.Error,
-	})
+	floor := protocol.MinDBFS // a screen measures no sound
+	err := s.journal.Finish(seq, result, end, protocol.Proof{PlayedS: p.ShownS, PeakDBFS: &floor, RMSDBFS: &floor,
+		FramesDropped: int(p.FramesDropped)}, p.Error)
 	if err != nil {
 		s.log.Error("journal: cannot record the end of a showing", "seq", seq, "err", err)
 	} else if s.recorded != nil {
@@ -191,15 +190,15 @@ func (s *screenOut) finish(sr *screenRun, i int, p screen.Proof) {
 	}
 }
 
-func (s *screenOut) recordFor(sr *screenRun, seg scheduler.Segment, start time.Time) journal.Record {
-	return journal.Record{
-		Output: "screen", ScheduleID: sr.schedID, ScheduleRevision: uint64(sr.schedRev),
-		ProgramID: seg.Program, ItemIndex: seg.Item, ItemRef: seg.Ref,
+func (s *screenOut) recordFor(sr *screenRun, seg scheduler.Segment, start time.Time) protocol.Confirmation {
+	return protocol.Confirmation{
+		Output: "screen", ScheduleID: sr.schedID, Revision: uint64(sr.schedRev),
+		Program: seg.Program, ItemIndex: seg.Item, Item: seg.Ref,
 		Scheduled: seg.Planned(), Start: start, Clock: sr.clock,
 	}
 }
 
-func (s *screenOut) record(sr *screenRun, seg scheduler.Segment, result journal.Result, at time.Time, msg string) {
+func (s *screenOut) record(sr *screenRun, seg scheduler.Segment, result protocol.Result, at time.Time, msg string) {
 	rec := s.recordFor(sr, seg, time.Time{})
 	rec.Result, rec.Error, rec.End = result, msg, at
 	writeRecord(s.journal, s.log, s.recorded, rec)

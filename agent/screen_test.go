@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestAgentShowsOnTheScreen: programmes for the screen play through real mpv (null video
@@ -40,7 +42,7 @@ func TestAgentShowsOnTheScreen(t *testing.T) {
 		if r.Output != "screen" {
 			t.Errorf("record on output %q, want screen", r.Output)
 		}
-		k := fmt.Sprintf("%s/%d/%s", r.ProgramID, r.ItemIndex, r.Result)
+		k := fmt.Sprintf("%s/%d/%s", r.Program, r.ItemIndex, r.Result)
 		got[k] = r
 		order = append(order, k)
 	}
@@ -61,7 +63,7 @@ func TestAgentShowsOnTheScreen(t *testing.T) {
 			t.Errorf("no %s record; records: %v\n%s", want.key, order, b.logText())
 			continue
 		}
-		if s := r.Played.Seconds(); s < want.minS || s > want.maxS {
+		if s := protocol.Duration(r.PlayedS).Seconds(); s < want.minS || s > want.maxS {
 			t.Errorf("%s shown %.2f s, want %.1f–%.1f s", want.key, s, want.minS, want.maxS)
 		}
 	}

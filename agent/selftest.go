@@ -217,7 +217,7 @@ func (a *Agent) testSpeakers(ctx context.Context) (TestReport, error) {
 
 // playTest plays the test's items on the speakers' player, unless a programme has them.
 func (a *Agent) playTest(ctx context.Context, r TestReport, items []player.Item, line string) (TestReport, error) {
-	vol := a.volume.now(a.clock.Now(), a.activeDoc())
+	vol := a.volume.now(a.clock.Now(), a.sched.active())
 	proofs := make([]player.Proof, len(items))
 	var pb *player.Playback
 	err := a.inLoop(ctx, func(outs outputs) error {

@@ -2,11 +2,14 @@ package agent_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestAgentSpeaksTextOnTheSpeakers: a bulletin given only as text is spoken (espeak-ng,
@@ -21,8 +24,8 @@ func TestAgentSpeaksTextOnTheSpeakers(t *testing.T) {
 	time.Sleep(time.Second)
 	b.stop()
 	r := recs[0]
-	if r.Result != journal.Completed || r.Played < time.Second || r.PeakDBFS < -30 {
-		t.Fatalf("spoken warning: %s, played %s, peak %.1f dBFS\n%s", r.Result, r.Played, r.PeakDBFS, b.logText())
+	if r.Result != protocol.ResultCompleted || protocol.Duration(r.PlayedS) < time.Second || peakOf(r) < -30 {
+		t.Fatalf("spoken warning: %s, played %s, peak %.1f dBFS\n%s", r.Result, protocol.Duration(r.PlayedS), peakOf(r), b.logText())
 	}
 	samples, _ := b.captures[0].Samples()
 	if runs := soundRuns(samples, 48000); len(runs) == 0 {
@@ -42,8 +45,8 @@ func TestAgentSpeaksFallbackOfMissingItem(t *testing.T) {
 	time.Sleep(time.Second)
 	b.stop()
 	r := closed(recs)[0]
-	if r.Result != journal.Completed || r.Played < 500*time.Millisecond || r.PeakDBFS < -30 {
-		t.Fatalf("fallback: %s, played %s, peak %.1f dBFS\n%s", r.Result, r.Played, r.PeakDBFS, b.logText())
+	if r.Result != protocol.ResultCompleted || protocol.Duration(r.PlayedS) < 500*time.Millisecond || peakOf(r) < -30 {
+		t.Fatalf("fallback: %s, played %s, peak %.1f dBFS\n%s", r.Result, protocol.Duration(r.PlayedS), peakOf(r), b.logText())
 	}
 	if !strings.Contains(b.logText(), "speaking its fallback text") {
 		t.Fatalf("the log does not say the fallback was spoken:\n%s", b.logText())
@@ -52,4 +55,12 @@ func TestAgentSpeaksFallbackOfMissingItem(t *testing.T) {
 	if runs := soundRuns(samples, 48000); len(runs) == 0 {
 		t.Fatal("the sound card heard nothing")
 	}
+}
+
+// peakOf is a record's peak level, -Inf when none was measured.
+func peakOf(r journal.Record) float64 {
+	if r.PeakDBFS == nil {
+		return math.Inf(-1)
+	}
+	return *r.PeakDBFS
 }

@@ -405,14 +405,14 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 				return &codeError{code: protocol.CodeUnauthorized, msg: fmt.Sprintf("records[%d].device is %q; this connection is device %q", i, r.Device, c.device)}
 			}
 			if r.Seq == 0 || r.Seq > math.MaxInt64 {
-				return &codeError{code: "invalid_field", msg: fmt.Sprintf("records[%d].seq %d is out of range", i, r.Seq)}
+				return &codeError{code: protocol.CodeInvalidField, msg: fmt.Sprintf("records[%d].seq %d is out of range", i, r.Seq)}
 			}
-			recs = append(recs, storeConfirmation(r))
+			recs = append(recs, store.Confirmation{Confirmation: r})
 		}
 		ack, err := s.st.AddConfirmations(ctx, c.device, recs)
 		if err != nil {
 			if errors.Is(err, store.ErrInvalid) {
-				return &codeError{code: "invalid_field", msg: err.Error()}
+				return &codeError{code: protocol.CodeInvalidField, msg: err.Error()}
 			}
 			if errors.Is(err, store.ErrUnauthorized) {
 				return &codeError{code: protocol.CodeUnauthorized, msg: err.Error()}
@@ -522,21 +522,6 @@ func (s *Server) recordDelivery(ctx context.Context, c *agentConn, d *protocol.D
 		s.log.Warn("delivery state not recorded", "device", c.device, "revision", rev, "state", st, "err", err)
 	}
 	return nil
-}
-
-func storeConfirmation(r protocol.Confirmation) store.Confirmation {
-	f := func(p *float64) float64 {
-		if p == nil {
-			return math.NaN()
-		}
-		return *p
-	}
-	return store.Confirmation{Seq: int64(r.Seq), Output: r.Output, ScheduleID: r.ScheduleID, Revision: int64(min(r.Revision, math.MaxInt64)),
-		Program: r.Program, ItemIndex: r.ItemIndex, ItemRef: r.Item, Scheduled: r.Scheduled, Start: r.Start, End: r.End,
-		PlayedSeconds: r.PlayedS, PeakDBFS: f(r.PeakDBFS), RMSDBFS: f(r.RMSDBFS), SilenceSeconds: r.SilenceS,
-		Gaps: r.Gaps, Underruns: r.Underruns, Result: r.Result, Error: r.Error, ClockState: r.Clock, Volume: r.Volume,
-		Amplifier: r.Amplifier, Dropouts: r.Dropouts, Reconnects: r.Reconnects, MissingSeconds: r.MissingS,
-		FramesDropped: r.FramesDropped, FromSeconds: r.FromS}
 }
 
 // notePartFaults logs a WARN when a device's relay, sign or screen becomes faulty or its fault

@@ -634,14 +634,11 @@ func finitePtr(f float64) *float64 {
 }
 
 func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
-	return api.ConfirmationJSON{Device: c.DeviceID, Seq: c.Seq, Area: c.Area, Output: c.Output, ScheduleID: c.ScheduleID,
-		Revision: c.Revision, Program: c.Program, ItemIndex: c.ItemIndex, Item: c.ItemRef,
-		Scheduled: timePtr(c.Scheduled), Start: timePtr(c.Start), End: timePtr(c.End), PlayedS: c.PlayedSeconds,
-		PeakDBFS: finitePtr(c.PeakDBFS), RMSDBFS: finitePtr(c.RMSDBFS), SilenceS: c.SilenceSeconds, Gaps: c.Gaps,
-		Underruns: c.Underruns, Result: c.Result, Error: c.Error, Clock: c.ClockState, ReceivedAt: c.ReceivedAt,
-		CommandID: protocol.CommandOf(c.Program), Volume: positivePtr(c.Volume), Amplifier: c.Amplifier,
-		Dropouts: c.Dropouts, Reconnects: c.Reconnects, MissingS: c.MissingSeconds, FramesDropped: c.FramesDropped,
-		FromS: c.FromSeconds}
+	return api.ConfirmationJSON{Device: c.Device, Seq: int64(c.Seq), Area: c.Area, Output: c.Output, ScheduleID: c.ScheduleID,
+		Revision: int64(c.Revision), Program: c.Program, ItemIndex: c.ItemIndex, Item: c.Item,
+		Scheduled: timePtr(c.Scheduled), Start: timePtr(c.Start), End: timePtr(c.End), Proof: c.Proof.Finite(),
+		Result: string(c.Result), Error: c.Error, Clock: string(c.Clock), ReceivedAt: c.ReceivedAt,
+		CommandID: c.CommandID, Volume: positivePtr(c.Volume), Amplifier: c.Amplifier}
 }
 
 // ParseTimeParam reads a time filter that looks back (api.TimeRule, dates in loc). A duration
@@ -735,7 +732,7 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 	titles := newTitler(r.Context(), s)
 	for _, c := range cs {
 		j := confirmationJSON(c)
-		j.Title, j.ItemTitle = titles.program(c), titles.item(c.ItemRef)
+		j.Title, j.ItemTitle = titles.program(c), titles.item(c.Item)
 		out = append(out, j)
 	}
 	if q.Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {

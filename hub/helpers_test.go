@@ -283,5 +283,5 @@ func confirmation(device string, seq uint64) protocol.Confirmation {
 	t := time.Date(2026, 11, 26, 6, 30, 0, 0, time.UTC).Add(time.Duration(seq) * time.Minute)
 	return protocol.Confirmation{Device: device, Seq: seq, Output: "speakers", ScheduleID: "dev-" + device, Revision: 1,
 		Program: "qn/morning", Item: "sha256:" + strings.Repeat("ab", 32), Scheduled: t, Start: t, End: t.Add(30 * time.Second),
-		PlayedS: 30, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced}
+		Proof: protocol.Proof{PlayedS: 30}, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced}
 }

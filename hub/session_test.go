@@ -51,7 +51,7 @@ func TestRevokedBeforeHelloGetsNoSession(t *testing.T) {
 	if closeCode(err) != websocket.ClosePolicyViolation {
 		t.Errorf("connection ended with %v, want close %d", err, websocket.ClosePolicyViolation)
 	}
-	if _, err := h.db.AddConfirmations(context.Background(), "c1/cl-01", []store.Confirmation{storeConfirmation(confirmation("c1/cl-01", 1))}); !errors.Is(err, store.ErrUnauthorized) {
+	if _, err := h.db.AddConfirmations(context.Background(), "c1/cl-01", []store.Confirmation{{Confirmation: confirmation("c1/cl-01", 1)}}); !errors.Is(err, store.ErrUnauthorized) {
 		t.Fatalf("confirmations of a revoked device: %v, want ErrUnauthorized", err)
 	}
 }

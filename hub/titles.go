@@ -26,7 +26,7 @@ func newTitler(ctx context.Context, s *Server) *titler {
 }
 
 func (t *titler) program(c store.Confirmation) string {
-	return t.programOf(c.DeviceID, c.Revision, c.Program)
+	return t.programOf(c.Device, int64(c.Revision), c.Program)
 }
 
 // bound empties the caches when they grow past n entries (a long-lived connection).
@@ -38,26 +38,25 @@ func (t *titler) bound(n int) {
 }
 
 func (t *titler) programOf(device string, revision int64, program string) string {
-	c := store.Confirmation{DeviceID: device, Revision: revision, Program: program}
-	if id := protocol.CommandOf(c.Program); id != "" {
+	if id := protocol.CommandOf(program); id != "" {
 		key := "command\x00" + id
 		if _, ok := t.progs[key]; !ok {
 			t.progs[key] = map[string]string{}
 			if cmd, err := t.s.st.GetCommand(t.ctx, id, ""); err == nil {
-				t.progs[key][c.Program] = cmd.Title
+				t.progs[key][program] = cmd.Title
 			}
 		}
-		return t.progs[key][c.Program]
+		return t.progs[key][program]
 	}
-	if c.Revision == 0 {
+	if revision == 0 {
 		return ""
 	}
-	key := c.DeviceID + "\x00" + strconv.FormatInt(c.Revision, 10)
+	key := device + "\x00" + strconv.FormatInt(revision, 10)
 	m, ok := t.progs[key]
 	if !ok {
 		m = map[string]string{}
 		t.progs[key] = m
-		if e, err := t.s.st.Effective(t.ctx, c.DeviceID, c.Revision); err == nil {
+		if e, err := t.s.st.Effective(t.ctx, device, revision); err == nil {
 			var doc struct {
 				Programs []struct {
 					ID    string `json:"id"`
@@ -71,7 +70,7 @@ func (t *titler) programOf(device string, revision int64, program string) string
 			}
 		}
 	}
-	return m[c.Program]
+	return m[program]
 }
 
 func (t *titler) item(ref string) string {

@@ -156,55 +156,6 @@ func (m *Command) validate(c *checker) {
 	}
 }
 
-// Results of a play, as the journal records them.
-const (
-	ResultCompleted   = "completed"
-	ResultPreempted   = "preempted"
-	ResultInterrupted = "interrupted"
-	ResultFailed      = "failed"
-	ResultMissed      = "missed"
-	ResultSuppressed  = "suppressed"
-)
-
-// Clock states of the agent when it recorded a play.
-const (
-	ClockSynced   = "synced"   // NTP (or the hub's time) agrees
-	ClockUnsynced = "unsynced" // never synchronised since boot: times may be far off
-	ClockStepped  = "stepped"  // the clock was stepped during the play
-)
-
-// Confirmation is one closed journal record: what was actually played, where and when.
-type Confirmation struct {
-	Device        string    `json:"device"`
-	Seq           uint64    `json:"seq"`
-	Output        string    `json:"output,omitempty"`
-	ScheduleID    string    `json:"schedule_id,omitempty"`
-	Revision      uint64    `json:"revision,omitempty"`
-	Program       string    `json:"program,omitempty"`
-	CommandID     string    `json:"command_id,omitempty"` // set when a play_now command caused the play
-	ItemIndex     int       `json:"item_index"`
-	Item          string    `json:"item,omitempty"` // sha256:…, a stream URL or file:…
-	Scheduled     time.Time `json:"scheduled,omitzero"`
-	Start         time.Time `json:"start,omitzero"`
-	End           time.Time `json:"end,omitzero"`
-	FromS         float64   `json:"from_s,omitempty"`    // how far into the item the play began (joined mid-way)
-	PlayedS       float64   `json:"played_s"`            // measured from the samples the output consumed
-	PeakDBFS      *float64  `json:"peak_dbfs,omitempty"` // absent when nothing was measured
-	RMSDBFS       *float64  `json:"rms_dbfs,omitempty"`
-	SilenceS      float64   `json:"silence_s"`
-	Gaps          int       `json:"gaps"`
-	Underruns     int       `json:"underruns"`
-	Dropouts      int       `json:"dropouts,omitempty"`       // relays: connections lost after audio came
-	Reconnects    int       `json:"reconnects,omitempty"`     // relays: connections that brought it back
-	MissingS      float64   `json:"missing_s,omitempty"`      // relays: window time with nothing heard
-	FramesDropped int       `json:"frames_dropped,omitempty"` // screens: video frames dropped
-	Volume        float64   `json:"volume,omitempty"`         // gain given: programme volume × device volume
-	Amplifier     string    `json:"amplifier,omitempty"`      // relay state at the start: on, or what is wrong
-	Result        string    `json:"result"`
-	Error         string    `json:"error,omitempty"`
-	Clock         string    `json:"clock,omitempty"`
-}
-
 // Confirmations is a batch of journal records from an agent. Records are refused only for
 // structural faults; odd values (an end before its start after a clock step) are carried as
 // they are, because refusing a record would stall the journal behind it for ever.
@@ -248,8 +199,8 @@ func (c *checker) record(r *Confirmation) {
 	c.counter("revision", r.Revision)
 	c.optID("schedule_id", r.ScheduleID)
 	c.optID("command_id", r.CommandID)
-	c.word("result", r.Result)
-	c.optWord("clock", r.Clock)
+	c.word("result", string(r.Result))
+	c.optWord("clock", string(r.Clock))
 	c.seconds("played_s", r.PlayedS)
 	c.seconds("silence_s", r.SilenceS)
 	c.optFinite("peak_dbfs", r.PeakDBFS)
@@ -319,7 +270,7 @@ type Status struct {
 	Volume        *float64     `json:"volume,omitempty"` // 0..1
 	Amplifier     *bool        `json:"amplifier,omitempty"`
 	ClockOffsetS  *float64     `json:"clock_offset_s,omitempty"` // hub minus agent
-	ClockState    string       `json:"clock_state,omitempty"`
+	ClockState    ClockState   `json:"clock_state,omitempty"`
 	DiskFreeBytes *int64       `json:"disk_free_bytes,omitempty"`
 	TemperatureC  *float64     `json:"temperature_c,omitempty"`
 	UptimeS       float64      `json:"uptime_s"`
@@ -349,7 +300,7 @@ func (m *Status) validate(c *checker) {
 			c.fail("clock_offset_s", ErrInvalidField, "%v s is more than a century", *o)
 		}
 	}
-	c.optWord("clock_state", m.ClockState)
+	c.optWord("clock_state", string(m.ClockState))
 	c.optFinite("temperature_c", m.TemperatureC)
 	c.seconds("uptime_s", m.UptimeS)
 	for _, p := range []struct {
@@ -417,12 +368,29 @@ func (m *Delivery) validate(c *checker) {
 	}
 }
 
-// Error codes of connection handling, beside those CodeOf gives for this package's errors.
+// Wire error codes (ErrorMessage.Code, Delivery.Code): every code either side sends is
+// defined here. CodeOf gives the code of this package's errors.
 const (
-	CodeHelloFirst   = "hello_first"  // a message before hello
-	CodeBusy         = "busy"         // the hub sheds load: reconnect after RetryAfterS
-	CodeUnauthorized = "unauthorized" // device unknown, revoked, or not the one authenticated
-	CodeInternal     = "internal"     // the receiver failed; not the sender's fault
+	CodeTooLarge           = "too_large"
+	CodeBadJSON            = "bad_json"
+	CodeUnsupportedVersion = "unsupported_version"
+	CodeUnknownType        = "unknown_type"
+	CodeMissingField       = "missing_field"
+	CodeInvalidField       = "invalid_field"
+	CodeUnsigned           = "unsigned"
+	CodeUnknownKey         = "unknown_key"
+	CodeBadSignature       = "bad_signature"
+	CodeBadPayload         = "bad_payload"
+	CodeWrongDevice        = "wrong_device"
+	CodeExpired            = "expired"
+	CodeReplayed           = "replayed"
+	// CodeInvalidDocument refuses a schedule whose signature and payload are fine but whose
+	// document the agent cannot use (the runner's own check).
+	CodeInvalidDocument = "invalid_document"
+	CodeHelloFirst      = "hello_first"  // a message before hello
+	CodeBusy            = "busy"         // the hub sheds load: reconnect after RetryAfterS
+	CodeUnauthorized    = "unauthorized" // device unknown, revoked, or not the one authenticated
+	CodeInternal        = "internal"     // the receiver failed; not the sender's fault
 	// CodeNotStored answers confirmations the hub could not store (its disk is full, its
 	// database failing): they are not acknowledged, the connection stays up, and the agent
 	// sends them again after RetryAfterS.

@@ -59,8 +59,8 @@ func exampleRecord(seq uint64) Confirmation {
 		Revision: 12, Program: "morning", ItemIndex: 0,
 		Item:      "sha256:9f2c3a0d5b6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081",
 		Scheduled: t0.Add(2 * time.Second), Start: t0.Add(2*time.Second + 12*time.Millisecond),
-		End: t0.Add(5*time.Minute + 3*time.Second), PlayedS: 300.98, PeakDBFS: f64(-1.2),
-		RMSDBFS: f64(-18.4), SilenceS: 0.4, Gaps: 0, Underruns: 0, Result: ResultCompleted,
+		End: t0.Add(5*time.Minute + 3*time.Second), Proof: Proof{PlayedS: 300.98, PeakDBFS: f64(-1.2),
+			RMSDBFS: f64(-18.4), SilenceS: 0.4, Gaps: 0, Underruns: 0}, Result: ResultCompleted,
 		Clock: ClockSynced}
 }
 

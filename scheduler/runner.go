@@ -523,9 +523,25 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	return evs, r.nextWake(now, mono)
 }
 
+// window is the span of wall time the runner compiles around now: behind it, as far as missed
+// runs are reported (and the two hours a run may still be going); ahead, the horizon.
+func (r *Runner) window(now time.Time) (from, to time.Time) {
+	return now.Add(-2*time.Hour - r.opts.MissedLookback), now.Add(r.opts.Horizon)
+}
+
+// Check answers whether the runner can play doc: it compiles it over the window the runner
+// will compile, with the runner's options, so a schedule it could not run (an item of unknown
+// length, a cron firing every second) is refused when it is offered, not found out when its
+// turn comes. It may be called from any goroutine.
+func (r *Runner) Check(doc *Document) error {
+	from, to := r.window(r.opts.Clock.Now())
+	_, err := Compile(doc, from, to, r.opts.Compile)
+	return err
+}
+
 // compile makes the timeline around now, with the occurrences known to have begun late.
 func (r *Runner) compile(doc *Document, now time.Time) {
-	from, to := now.Add(-2*time.Hour-r.opts.MissedLookback), now.Add(r.opts.Horizon)
+	from, to := r.window(now)
 	opts := r.opts.Compile
 	opts.Began = r.began
 	tl, err := Compile(doc, from, to, opts)

@@ -293,3 +293,22 @@ func TestRunnerLateEmergencyPlaysInsideItsWindow(t *testing.T) {
 		t.Errorf("events %q, want the storm played and the news missed (%q)", g, want)
 	}
 }
+
+// Check answers with the runner's own options: an item whose length only the runner's
+// ItemLength knows is fine; one it does not know is refused.
+func TestRunnerCheck(t *testing.T) {
+	known := true
+	opts := RunnerOptions{Compile: CompileOptions{ItemLength: func(it Item) (time.Duration, bool) { return 90 * time.Second, known && it.File == "x.mp3" }}}
+	r, _ := newTestRunner(t, threeProgrammes, time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC), opts)
+	noLength := mustParse(t, header+"programs:\n  - {id: p, cron: \"0 0 7 * * *\", items: [{file: x.mp3}]}\n")
+	if err := r.Check(noLength); err != nil {
+		t.Fatalf("an item the runner's ItemLength knows: %v", err)
+	}
+	known = false
+	if err := r.Check(noLength); err == nil {
+		t.Fatal("an item of unknown length was accepted")
+	}
+	if err := r.Check(mustParse(t, threeProgrammes)); err != nil {
+		t.Fatalf("a playable schedule: %v", err)
+	}
+}

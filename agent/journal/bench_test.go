@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // BenchmarkBeginFinish is one play's journal cost: Begin and Finish, two durable commits.
@@ -22,7 +24,7 @@ func BenchmarkBeginFinish(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := j.Finish(seq, Completed, t0.Add(time.Minute), Proof{Played: time.Minute, Levels: Levels{PeakDBFS: -1, RMSDBFS: -18}}); err != nil {
+		if err := j.Finish(seq, protocol.ResultCompleted, t0.Add(time.Minute), protocol.Proof{PlayedS: (time.Minute).Seconds(), PeakDBFS: db(-1), RMSDBFS: db(-18)}, ""); err != nil {
 			b.Fatal(err)
 		}
 		if i%100 == 99 {
@@ -70,7 +72,7 @@ func BenchmarkBytesPerRecord(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			j.Finish(seq, Completed, t0.Add(time.Minute), Proof{Played: time.Minute, Levels: Levels{PeakDBFS: -1.25, RMSDBFS: -18.5}})
+			j.Finish(seq, protocol.ResultCompleted, t0.Add(time.Minute), protocol.Proof{PlayedS: (time.Minute).Seconds(), PeakDBFS: db(-1.25), RMSDBFS: db(-18.5)}, "")
 		}
 		st, _ := j.Stats()
 		j.db.NoSync = false

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // The crash test re-executes this test binary as a child that writes to the journal as an
@@ -44,7 +46,7 @@ func TestCrashChild(t *testing.T) {
 		clk.Add(time.Second)
 		if i%5 == 4 {
 			r := play(prog, clk.Now())
-			r.Result = Missed
+			r.Result = protocol.ResultMissed
 			seq, err := j.Record(r)
 			if err != nil {
 				say("ERR %v", err)
@@ -61,13 +63,13 @@ func TestCrashChild(t *testing.T) {
 			for c := 1; c <= i%3+1; c++ {
 				clk.Add(time.Second)
 				played := time.Duration(c) * time.Second
-				if err := j.Checkpoint(seq, played, Levels{PeakDBFS: -3, RMSDBFS: -20}); err != nil {
+				if err := j.Checkpoint(seq, protocol.Proof{PlayedS: played.Seconds(), PeakDBFS: db(-3), RMSDBFS: db(-20)}); err != nil {
 					say("ERR %v", err)
 					os.Exit(3)
 				}
 				say("C %d %d", seq, played)
 			}
-			if err := j.Finish(seq, Completed, clk.Now(), Proof{Played: 10 * time.Second}); err != nil {
+			if err := j.Finish(seq, protocol.ResultCompleted, clk.Now(), protocol.Proof{PlayedS: (10 * time.Second).Seconds()}, ""); err != nil {
 				say("ERR %v", err)
 				os.Exit(3)
 			}
@@ -194,13 +196,13 @@ func TestCrashSIGKILL(t *testing.T) {
 			if i > 0 && r.Seq != all[i-1].Seq+1 {
 				t.Fatalf("round %d: sequence jumps from %d to %d", round, all[i-1].Seq, r.Seq)
 			}
-			if r.Result == Playing {
+			if r.Result == protocol.ResultPlaying {
 				t.Fatalf("round %d: record %d still playing", round, r.Seq)
 			}
-			if prev, ok := seen[r.ProgramID]; ok && prev != r.Seq {
-				t.Fatalf("round %d: play %s recorded twice, as %d and %d", round, r.ProgramID, prev, r.Seq)
+			if prev, ok := seen[r.Program]; ok && prev != r.Seq {
+				t.Fatalf("round %d: play %s recorded twice, as %d and %d", round, r.Program, prev, r.Seq)
 			}
-			seen[r.ProgramID] = r.Seq
+			seen[r.Program] = r.Seq
 			byseq[r.Seq] = r
 		}
 		// Records this round wrote beyond the promises: at most the one whose line was lost.
@@ -216,13 +218,13 @@ func TestCrashSIGKILL(t *testing.T) {
 				}
 				t.Fatalf("round %d: committed record %d (%s) is missing", round, seq, p.program)
 			}
-			if r.ProgramID != p.program {
-				t.Fatalf("round %d: record %d holds %s, child committed %s", round, seq, r.ProgramID, p.program)
+			if r.Program != p.program {
+				t.Fatalf("round %d: record %d holds %s, child committed %s", round, seq, r.Program, p.program)
 			}
 			switch {
-			case p.finished && r.Result == Interrupted:
+			case p.finished && r.Result == protocol.ResultInterrupted:
 				t.Fatalf("round %d: finished record %d closed as interrupted", round, seq)
-			case r.Result == Interrupted:
+			case r.Result == protocol.ResultInterrupted:
 				totalInterrupted++
 				wantEnd := r.Checkpoint
 				if wantEnd.IsZero() {
@@ -231,10 +233,10 @@ func TestCrashSIGKILL(t *testing.T) {
 				if !r.End.Equal(wantEnd) {
 					t.Fatalf("round %d: interrupted record %d ends %v, its last checkpoint was %v", round, seq, r.End, wantEnd)
 				}
-				if r.Played < p.checkpoint || r.End.Before(r.Start) {
-					t.Fatalf("round %d: interrupted record %d played %v, last checkpoint promised %v, end %v start %v", round, seq, r.Played, p.checkpoint, r.End, r.Start)
+				if protocol.Duration(r.PlayedS) < p.checkpoint || r.End.Before(r.Start) {
+					t.Fatalf("round %d: interrupted record %d played %v, last checkpoint promised %v, end %v start %v", round, seq, r.PlayedS, p.checkpoint, r.End, r.Start)
 				}
-			case r.Result != Completed && r.Result != Missed:
+			case r.Result != protocol.ResultCompleted && r.Result != protocol.ResultMissed:
 				t.Fatalf("round %d: record %d result %s", round, seq, r.Result)
 			}
 		}

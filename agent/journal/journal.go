@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -28,96 +29,14 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/loa-project/loa/internal/atomicfile"
+	"github.com/loa-project/loa/protocol"
 )
 
-// Result is the outcome of a play.
-type Result string
-
-const (
-	Playing     Result = "playing"     // open: the play is going on (or the agent died during it)
-	Completed   Result = "completed"   // played to its end
-	Preempted   Result = "preempted"   // cut by a higher-class or higher-priority program
-	Interrupted Result = "interrupted" // cut by a crash, power loss or shutdown
-	Failed      Result = "failed"      // could not play (missing content, output error...)
-	Missed      Result = "missed"      // start passed while off or unsynced, beyond the grace window
-	Suppressed  Result = "suppressed"  // not played on purpose (quiet hours, policy)
-)
-
-func (r Result) valid() bool {
-	switch r {
-	case Playing, Completed, Preempted, Interrupted, Failed, Missed, Suppressed:
-		return true
-	}
-	return false
-}
-
-// Clock states.
-const (
-	ClockSynced   = "synced"
-	ClockUnsynced = "unsynced"
-)
-
-// ClockState is what the agent knew about its wall clock when it wrote the record.
-type ClockState struct {
-	State string `json:"state"` // ClockSynced or ClockUnsynced
-	// Offset is the known error of the local clock (reference minus local), when known,
-	// e.g. learnt from the hub's time.
-	Offset *time.Duration `json:"offset_ns,omitempty"`
-}
-
-// MinDBFS is the floor of recorded levels: digital silence (-Inf dBFS) and NaN are stored as
-// this, because JSON has no infinity.
-const MinDBFS = -120.0
-
-// Levels are the proof figures the player measured on what the output consumed.
-type Levels struct {
-	PeakDBFS  float64       `json:"peak_dbfs"`
-	RMSDBFS   float64       `json:"rms_dbfs"`
-	Silence   time.Duration `json:"silence_ns"` // total time below the silence threshold
-	Gaps      int           `json:"gaps"`       // silent stretches long enough to count as dead air
-	Underruns int           `json:"underruns"`  // times the output ran dry
-	// For relayed streams: connections lost after audio had come, connections that brought
-	// it back, and the time of the item's window with none of its audio heard.
-	Dropouts   int           `json:"dropouts,omitempty"`
-	Reconnects int           `json:"reconnects,omitempty"`
-	Missing    time.Duration `json:"missing_ns,omitempty"`
-	// FramesDropped counts video frames a screen dropped while the item was shown.
-	FramesDropped int `json:"frames_dropped,omitempty"`
-}
-
-// Proof is what Finish records about a play that ended.
-type Proof struct {
-	Played time.Duration // from the frames the output consumed, not from wall time
-	Levels
-	Error string
-}
-
-// Record is one confirmation. Field names are the JSON the hub receives and
-// `loa-agent journal --json` prints.
+// Record is one play as the journal keeps it: the confirmation the hub receives, which the
+// journal stores as it is (its JSON is the wire's), plus what only the agent needs.
+// `loa-agent journal --json` prints it.
 type Record struct {
-	Seq              uint64    `json:"seq"`
-	DeviceID         string    `json:"device_id"`
-	Output           string    `json:"output"` // speakers | screen | board
-	ScheduleID       string    `json:"schedule_id"`
-	ScheduleRevision uint64    `json:"schedule_revision"`
-	ProgramID        string    `json:"program_id"`
-	ItemIndex        int       `json:"item_index"`
-	ItemRef          string    `json:"item_ref,omitempty"` // sha256:<hex>, a file path or a stream URL
-	Scheduled        time.Time `json:"scheduled"`
-	Start            time.Time `json:"start,omitzero"`
-	// From is how far into the item the play began: non-zero when it joined the item mid-way
-	// (resumed after a higher programme, or after a crash where the timeline was then).
-	From   time.Duration `json:"from_ns,omitempty"`
-	End    time.Time     `json:"end,omitzero"`
-	Played time.Duration `json:"played_ns"`
-	Levels
-	Result Result     `json:"result"`
-	Error  string     `json:"error,omitempty"`
-	Clock  ClockState `json:"clock"`
-	// Volume is the gain the play was given (programme volume times device volume); Amplifier
-	// the amplifier relay's state when it began ("on", or what is wrong with it).
-	Volume    float64 `json:"volume,omitempty"`
-	Amplifier string  `json:"amplifier,omitempty"`
+	protocol.Confirmation
 	// Checkpoint is when the open record was last brought up to date; a crash closes the
 	// record with End = Checkpoint (or Start if none).
 	Checkpoint time.Time `json:"checkpoint,omitzero"`
@@ -189,7 +108,9 @@ var (
 	keyFormat     = []byte("format")
 )
 
-const format = "loa-journal-1"
+// format names the records' form: protocol.Confirmation's JSON (see legacy.go for the one
+// before).
+const format = "loa-journal-2"
 
 // ErrNotFound is returned (wrapped) for a sequence the journal does not hold.
 var ErrNotFound = errors.New("no such record in the journal")
@@ -244,6 +165,7 @@ func openFile(path string, opts Options) (*Journal, error) {
 		}
 	}
 	var closed []Record
+	upgraded := false
 	err = db.Update(func(tx *bolt.Tx) error {
 		recs, err := tx.CreateBucketIfNotExists(bucketRecords)
 		if err != nil {
@@ -257,7 +179,13 @@ func openFile(path string, opts Options) (*Journal, error) {
 		if err != nil {
 			return err
 		}
-		if f := meta.Get(keyFormat); f == nil {
+		if f := meta.Get(keyFormat); f == nil || string(f) == formatV1 {
+			if f != nil {
+				if err := upgradeV1(recs); err != nil {
+					return err
+				}
+				upgraded = true
+			}
 			if err := meta.Put(keyFormat, []byte(format)); err != nil {
 				return err
 			}
@@ -303,7 +231,7 @@ func openFile(path string, opts Options) (*Journal, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("journal %s: record %d is unreadable: %w: %w", path, binary.BigEndian.Uint64(k), ErrDamaged, err)
 			}
-			r.Result = Interrupted
+			r.Result = protocol.ResultInterrupted
 			r.End = r.Checkpoint
 			if r.End.IsZero() {
 				r.End = r.Start
@@ -339,9 +267,12 @@ func openFile(path string, opts Options) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("journal %s: %w: %w", path, ErrDamaged, err)
 	}
+	if upgraded {
+		j.log.Info("journal upgraded from format "+formatV1, "path", path, "to", format)
+	}
 	for _, r := range closed {
 		j.log.Warn("a play was cut by a crash or power loss; closed its record as interrupted",
-			"seq", r.Seq, "program", r.ProgramID, "item", r.ItemIndex, "played", r.Played, "last_checkpoint", r.End)
+			"seq", r.Seq, "program", r.Program, "item", r.ItemIndex, "played_s", r.PlayedS, "last_checkpoint", r.End)
 	}
 	j.log.Info("journal opened", "path", path, "records", j.count, "high_water", j.written, "acked", j.acked)
 	return j, nil
@@ -364,29 +295,46 @@ func getU64(b *bolt.Bucket, k []byte) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-// normalize keeps records honest and encodable: no infinite levels; and an end earlier than
-// the start (the wall clock stepped back during the play) becomes start + played, with the
-// clock marked unsynced, rather than a record that ends before it began.
+// normalize keeps records honest and encodable: levels at least MinDBFS and finite, and only
+// when something played; an end earlier than the start (the wall clock stepped back during
+// the play) becomes start + played, with the clock marked unsynced, rather than a record that
+// ends before it began. The command that caused a play is named from its program id.
 func normalize(r *Record) {
-	r.PeakDBFS = clampDB(r.PeakDBFS)
-	r.RMSDBFS = clampDB(r.RMSDBFS)
-	if r.Played < 0 {
-		r.Played = 0
+	if math.IsNaN(r.PlayedS) || r.PlayedS < 0 {
+		r.PlayedS = 0
+	}
+	// Every level of the proof (its *float64 fields), so a new one is kept honest too.
+	proof := reflect.ValueOf(&r.Proof).Elem()
+	for i := range proof.NumField() {
+		if lv, ok := proof.Field(i).Addr().Interface().(**float64); ok {
+			if r.PlayedS == 0 {
+				*lv = nil
+			} else {
+				*lv = clampDB(*lv)
+			}
+		}
 	}
 	if !r.Start.IsZero() && !r.End.IsZero() && r.End.Before(r.Start) {
-		r.End = r.Start.Add(r.Played)
-		r.Clock.State = ClockUnsynced
+		r.End = r.Start.Add(protocol.Duration(r.PlayedS))
+		r.Clock = protocol.ClockUnsynced
+	}
+	if r.CommandID == "" {
+		r.CommandID = protocol.CommandOf(r.Program)
 	}
 }
 
-func clampDB(v float64) float64 {
-	if math.IsNaN(v) || v < MinDBFS {
-		return MinDBFS
+func clampDB(p *float64) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	if math.IsNaN(v) || v < protocol.MinDBFS {
+		v = protocol.MinDBFS
 	}
 	if math.IsInf(v, 1) {
-		return math.MaxFloat32
+		v = math.MaxFloat32
 	}
-	return v
+	return &v
 }
 
 func check(r *Record) error {
@@ -394,20 +342,20 @@ func check(r *Record) error {
 	if r.Output == "" {
 		missing = append(missing, "output")
 	}
-	if r.ProgramID == "" {
-		missing = append(missing, "program_id")
+	if r.Program == "" {
+		missing = append(missing, "program")
 	}
 	if r.Scheduled.IsZero() {
 		missing = append(missing, "scheduled")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("journal record of program %q: missing %v", r.ProgramID, missing)
+		return fmt.Errorf("journal record of program %q: missing %v", r.Program, missing)
 	}
-	if r.Clock.State != ClockSynced && r.Clock.State != ClockUnsynced {
-		return fmt.Errorf("journal record of program %q: clock state %q, want %q or %q", r.ProgramID, r.Clock.State, ClockSynced, ClockUnsynced)
+	if r.Clock != protocol.ClockSynced && r.Clock != protocol.ClockUnsynced {
+		return fmt.Errorf("journal record of program %q: clock state %q, want %q or %q", r.Program, r.Clock, protocol.ClockSynced, protocol.ClockUnsynced)
 	}
 	if r.ItemIndex < 0 {
-		return fmt.Errorf("journal record of program %q: negative item index %d", r.ProgramID, r.ItemIndex)
+		return fmt.Errorf("journal record of program %q: negative item index %d", r.Program, r.ItemIndex)
 	}
 	return nil
 }
@@ -415,14 +363,15 @@ func check(r *Record) error {
 // Begin writes the record of a play that is about to start and returns its sequence number.
 // Call it before the first sample goes out: when it returns, the record is on disk. rec.Start
 // is required; Seq, DeviceID and Result are set by the journal (Result = playing).
-func (j *Journal) Begin(rec Record) (uint64, error) {
-	if rec.Result != "" && rec.Result != Playing {
-		return 0, fmt.Errorf("journal: Begin of program %q with result %q: use Record for one-shot results", rec.ProgramID, rec.Result)
+func (j *Journal) Begin(c protocol.Confirmation) (uint64, error) {
+	rec := Record{Confirmation: c}
+	if rec.Result != "" && rec.Result != protocol.ResultPlaying {
+		return 0, fmt.Errorf("journal: Begin of program %q with result %q: use Record for one-shot results", rec.Program, rec.Result)
 	}
 	if rec.Start.IsZero() {
-		return 0, fmt.Errorf("journal: Begin of program %q without a start time", rec.ProgramID)
+		return 0, fmt.Errorf("journal: Begin of program %q without a start time", rec.Program)
 	}
-	rec.Result = Playing
+	rec.Result = protocol.ResultPlaying
 	rec.End = time.Time{}
 	rec.Checkpoint = time.Time{}
 	return j.append(rec)
@@ -430,9 +379,10 @@ func (j *Journal) Begin(rec Record) (uint64, error) {
 
 // Record writes a one-shot record (missed, failed, suppressed, or a play recorded after the
 // fact) and returns its sequence number.
-func (j *Journal) Record(rec Record) (uint64, error) {
-	if !rec.Result.valid() || rec.Result == Playing {
-		return 0, fmt.Errorf("journal: Record of program %q with result %q: want one of completed, preempted, interrupted, failed, missed, suppressed", rec.ProgramID, rec.Result)
+func (j *Journal) Record(c protocol.Confirmation) (uint64, error) {
+	rec := Record{Confirmation: c}
+	if !rec.Result.Closed() {
+		return 0, fmt.Errorf("journal: Record of program %q with result %q: want one of completed, preempted, interrupted, failed, missed, suppressed", rec.Program, rec.Result)
 	}
 	return j.append(rec)
 }
@@ -441,7 +391,7 @@ func (j *Journal) append(rec Record) (uint64, error) {
 	if err := check(&rec); err != nil {
 		return 0, err
 	}
-	rec.DeviceID = j.opts.DeviceID
+	rec.Device = j.opts.DeviceID
 	normalize(&rec)
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -449,7 +399,7 @@ func (j *Journal) append(rec Record) (uint64, error) {
 	rec.Seq = seq
 	b, err := json.Marshal(&rec)
 	if err != nil {
-		return 0, fmt.Errorf("journal: encoding record of program %q: %w", rec.ProgramID, err)
+		return 0, fmt.Errorf("journal: encoding record of program %q: %w", rec.Program, err)
 	}
 	var dropped int
 	var droppedBytes int64
@@ -462,7 +412,7 @@ func (j *Journal) append(rec Record) (uint64, error) {
 		if err := recs.Put(k, b); err != nil {
 			return err
 		}
-		if rec.Result == Playing {
+		if rec.Result == protocol.ResultPlaying {
 			if err := tx.Bucket(bucketOpen).Put(k, nil); err != nil {
 				return err
 			}
@@ -547,7 +497,7 @@ func (j *Journal) update(seq uint64, fn func(*Record) error) error {
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("record %d is unreadable: %w", seq, err)
 		}
-		if r.Result != Playing {
+		if r.Result != protocol.ResultPlaying {
 			return fmt.Errorf("record %d is not playing any more (result %s)", seq, r.Result)
 		}
 		old := len(v)
@@ -562,7 +512,7 @@ func (j *Journal) update(seq uint64, fn func(*Record) error) error {
 		if err := recs.Put(k, b); err != nil {
 			return err
 		}
-		if r.Result != Playing {
+		if r.Result != protocol.ResultPlaying {
 			if err := tx.Bucket(bucketOpen).Delete(k); err != nil {
 				return err
 			}
@@ -582,19 +532,20 @@ func (j *Journal) update(seq uint64, fn func(*Record) error) error {
 // with these figures. Call it every few seconds, not more: each call is a bbolt commit (two
 // fsyncs and a few 4 KiB page writes), and SD cards wear out by writes. Every 5 s is about
 // 17,000 commits a day of playing.
-func (j *Journal) Checkpoint(seq uint64, played time.Duration, lv Levels) error {
+func (j *Journal) Checkpoint(seq uint64, p protocol.Proof) error {
 	now := j.clock.Now()
 	return j.update(seq, func(r *Record) error {
-		r.Played = played
-		r.Levels = lv
+		p.FromS = r.FromS // where the play began is the record's, not the output's
+		r.Proof = p
 		r.Checkpoint = now
 		return nil
 	})
 }
 
-// Finish closes an open record with its result, end time and proof.
-func (j *Journal) Finish(seq uint64, result Result, end time.Time, p Proof) error {
-	if !result.valid() || result == Playing {
+// Finish closes an open record with its result, end time, proof and error text (empty if
+// none).
+func (j *Journal) Finish(seq uint64, result protocol.Result, end time.Time, p protocol.Proof, errText string) error {
+	if !result.Closed() {
 		return fmt.Errorf("journal: Finish of record %d with result %q: want one of completed, preempted, interrupted, failed, missed, suppressed", seq, result)
 	}
 	if end.IsZero() {
@@ -603,9 +554,9 @@ func (j *Journal) Finish(seq uint64, result Result, end time.Time, p Proof) erro
 	return j.update(seq, func(r *Record) error {
 		r.Result = result
 		r.End = end
-		r.Played = p.Played
-		r.Levels = p.Levels
-		r.Error = p.Error
+		p.FromS = r.FromS
+		r.Proof = p
+		r.Error = errText
 		return nil
 	})
 }
@@ -662,7 +613,7 @@ func (j *Journal) scan(after uint64, limit int, closedOnly bool) ([]Record, erro
 		return nil, nil
 	}
 	return j.walk(false, after+1, func(n int, r Record) bool {
-		return (limit <= 0 || n < limit) && !(closedOnly && r.Result == Playing)
+		return (limit <= 0 || n < limit) && !(closedOnly && r.Result == protocol.ResultPlaying)
 	})
 }
 

@@ -8,10 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 type fakeClock struct {
@@ -28,12 +31,12 @@ func (c *fakeClock) Add(d time.Duration) {
 
 var t0 = time.Date(2026, 11, 26, 6, 30, 0, 0, time.FixedZone("ICT", 7*3600))
 
-func play(program string, start time.Time) Record {
-	return Record{
-		Output: "speakers", ScheduleID: "commune-tam-thanh", ScheduleRevision: 12,
-		ProgramID: program, ItemIndex: 0, ItemRef: "sha256:" + strings.Repeat("ab", 32),
+func play(program string, start time.Time) protocol.Confirmation {
+	return protocol.Confirmation{
+		Output: "speakers", ScheduleID: "commune-tam-thanh", Revision: 12,
+		Program: program, ItemIndex: 0, Item: "sha256:" + strings.Repeat("ab", 32),
 		Scheduled: start, Start: start.Add(3 * time.Millisecond),
-		Clock: ClockState{State: ClockSynced},
+		Clock: protocol.ClockSynced,
 	}
 }
 
@@ -53,53 +56,57 @@ func open(t *testing.T, path string, opts Options) *Journal {
 func TestBeginCheckpointFinish(t *testing.T) {
 	clk := &fakeClock{t: t0}
 	j := open(t, filepath.Join(t.TempDir(), "journal.db"), Options{Clock: clk})
-	off := -1500 * time.Millisecond
 	rec := play("morning", t0)
-	rec.Clock.Offset = &off
 	seq, err := j.Begin(rec)
 	if err != nil || seq != 1 {
 		t.Fatalf("Begin = %d, %v", seq, err)
 	}
 	clk.Add(5 * time.Second)
-	if err := j.Checkpoint(seq, 4990*time.Millisecond, Levels{PeakDBFS: -3, RMSDBFS: -18}); err != nil {
+	if err := j.Checkpoint(seq, protocol.Proof{PlayedS: 4.99, PeakDBFS: db(-3), RMSDBFS: db(-18)}); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := j.Get(seq)
-	if r.Result != Playing || r.Played != 4990*time.Millisecond || !r.Checkpoint.Equal(t0.Add(5*time.Second)) || r.PeakDBFS != -3 {
+	if r.Result != protocol.ResultPlaying || r.PlayedS != 4.99 || !r.Checkpoint.Equal(t0.Add(5*time.Second)) || *r.PeakDBFS != -3 {
 		t.Fatalf("after checkpoint: %+v", r)
 	}
 	end := t0.Add(62 * time.Second)
-	err = j.Finish(seq, Completed, end, Proof{Played: 61997 * time.Millisecond, Levels: Levels{PeakDBFS: -1.5, RMSDBFS: -17, Silence: 2 * time.Second, Gaps: 1, Underruns: 2}})
+	proof := protocol.Proof{PlayedS: 61.997, PeakDBFS: db(-1.5), RMSDBFS: db(-17), SilenceS: 2, Gaps: 1, Underruns: 2}
+	err = j.Finish(seq, protocol.ResultCompleted, end, proof, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, _ = j.Get(seq)
-	want := rec
-	want.Seq, want.DeviceID, want.Result, want.End, want.Played = 1, "cluster-07", Completed, end, 61997*time.Millisecond
-	want.Levels = Levels{PeakDBFS: -1.5, RMSDBFS: -17, Silence: 2 * time.Second, Gaps: 1, Underruns: 2}
+	want := Record{Confirmation: rec}
+	want.Seq, want.Device, want.Result, want.End, want.Proof = 1, "cluster-07", protocol.ResultCompleted, end, proof
 	want.Checkpoint = t0.Add(5 * time.Second)
 	if !sameRecord(r, want) {
 		t.Fatalf("record\n got %+v\nwant %+v", r, want)
 	}
-	if err := j.Finish(seq, Completed, end, Proof{}); err == nil || !strings.Contains(err.Error(), "not playing any more") {
+	if err := j.Finish(seq, protocol.ResultCompleted, end, protocol.Proof{}, ""); err == nil || !strings.Contains(err.Error(), "not playing any more") {
 		t.Fatalf("second Finish: %v", err)
 	}
-	if err := j.Checkpoint(seq, time.Second, Levels{}); err == nil {
+	if err := j.Checkpoint(seq, protocol.Proof{PlayedS: 1}); err == nil {
 		t.Fatal("Checkpoint of a closed record accepted")
 	}
-	if err := j.Finish(99, Completed, end, Proof{}); !errors.Is(err, ErrNotFound) {
+	if err := j.Finish(99, protocol.ResultCompleted, end, protocol.Proof{}, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Finish of an unknown record: %v", err)
 	}
-	// The JSON the hub gets.
+	// The record is the hub's confirmation, in the wire's names and units (seconds).
 	b, _ := json.Marshal(r)
-	for _, f := range []string{`"seq":1`, `"device_id":"cluster-07"`, `"output":"speakers"`, `"schedule_revision":12`,
-		`"played_ns":61997000000`, `"peak_dbfs":-1.5`, `"silence_ns":2000000000`, `"underruns":2`,
-		`"result":"completed"`, `"clock":{"state":"synced","offset_ns":-1500000000}`} {
+	for _, f := range []string{`"seq":1`, `"device":"cluster-07"`, `"output":"speakers"`, `"revision":12`,
+		`"played_s":61.997`, `"peak_dbfs":-1.5`, `"silence_s":2`, `"underruns":2`,
+		`"result":"completed"`, `"clock":"synced"`} {
 		if !bytes.Contains(b, []byte(f)) {
 			t.Errorf("JSON %s lacks %s", b, f)
 		}
 	}
+	var wire protocol.Confirmation
+	if err := json.Unmarshal(b, &wire); err != nil || !reflect.DeepEqual(wire, r.Confirmation) {
+		t.Errorf("the record's JSON read as a confirmation: %+v, %v; want %+v", wire, err, r.Confirmation)
+	}
 }
+
+func db(v float64) *float64 { return &v }
 
 func sameRecord(a, b Record) bool {
 	ja, _ := json.Marshal(a)
@@ -113,8 +120,8 @@ func TestOneShotAndSequence(t *testing.T) {
 	j := open(t, path, Options{})
 	missed := play("noon", t0)
 	missed.Start = time.Time{}
-	missed.Result = Missed
-	missed.Clock.State = ClockUnsynced
+	missed.Result = protocol.ResultMissed
+	missed.Clock = protocol.ClockUnsynced
 	for i := 1; i <= 5; i++ {
 		seq, err := j.Record(missed)
 		if err != nil || seq != uint64(i) {
@@ -131,7 +138,7 @@ func TestOneShotAndSequence(t *testing.T) {
 		t.Fatalf("Begin after reopen = %d, %v", seq, err)
 	}
 	r, _ := j.Get(3)
-	if r.Result != Missed || r.Clock.State != ClockUnsynced || !r.Start.IsZero() {
+	if r.Result != protocol.ResultMissed || r.Clock != protocol.ClockUnsynced || !r.Start.IsZero() {
 		t.Fatalf("missed record: %+v", r)
 	}
 }
@@ -144,14 +151,19 @@ func TestBadInput(t *testing.T) {
 		want string
 	}{
 		{"no output", func() error { r := play("p", t0); r.Output = ""; _, err := j.Begin(r); return err }, "missing [output]"},
-		{"no program", func() error { r := play("", t0); _, err := j.Begin(r); return err }, "missing [program_id]"},
+		{"no program", func() error { r := play("", t0); _, err := j.Begin(r); return err }, "missing [program]"},
 		{"no start", func() error { r := play("p", t0); r.Start = time.Time{}; _, err := j.Begin(r); return err }, "without a start time"},
-		{"bad clock", func() error { r := play("p", t0); r.Clock.State = "ok"; _, err := j.Begin(r); return err }, `clock state "ok"`},
-		{"begin done", func() error { r := play("p", t0); r.Result = Completed; _, err := j.Begin(r); return err }, "use Record"},
-		{"record playing", func() error { r := play("p", t0); r.Result = Playing; _, err := j.Record(r); return err }, `result "playing"`},
+		{"bad clock", func() error { r := play("p", t0); r.Clock = "ok"; _, err := j.Begin(r); return err }, `clock state "ok"`},
+		{"begin done", func() error {
+			r := play("p", t0)
+			r.Result = protocol.ResultCompleted
+			_, err := j.Begin(r)
+			return err
+		}, "use Record"},
+		{"record playing", func() error { r := play("p", t0); r.Result = protocol.ResultPlaying; _, err := j.Record(r); return err }, `result "playing"`},
 		{"record unknown", func() error { r := play("p", t0); r.Result = "ok"; _, err := j.Record(r); return err }, `result "ok"`},
-		{"finish playing", func() error { return j.Finish(1, Playing, t0, Proof{}) }, `result "playing"`},
-		{"finish no end", func() error { return j.Finish(1, Completed, time.Time{}, Proof{}) }, "without an end time"},
+		{"finish playing", func() error { return j.Finish(1, protocol.ResultPlaying, t0, protocol.Proof{}, "") }, `result "playing"`},
+		{"finish no end", func() error { return j.Finish(1, protocol.ResultCompleted, time.Time{}, protocol.Proof{}, "") }, "without an end time"},
 	}
 	for _, c := range cases {
 		if err := c.do(); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -170,16 +182,16 @@ func TestLevelsAndClockStep(t *testing.T) {
 	j := open(t, filepath.Join(t.TempDir(), "j.db"), Options{})
 	seq, _ := j.Begin(play("p", t0))
 	// Digital silence is -Inf dBFS; NaN from a broken meter. Both must still encode.
-	err := j.Finish(seq, Completed, t0.Add(-time.Hour), Proof{Played: 10 * time.Second, Levels: Levels{PeakDBFS: math.Inf(-1), RMSDBFS: math.NaN()}})
+	err := j.Finish(seq, protocol.ResultCompleted, t0.Add(-time.Hour), protocol.Proof{PlayedS: (10 * time.Second).Seconds(), PeakDBFS: db(math.Inf(-1)), RMSDBFS: db(math.NaN())}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, _ := j.Get(seq)
-	if r.PeakDBFS != MinDBFS || r.RMSDBFS != MinDBFS {
-		t.Fatalf("levels = %v %v", r.PeakDBFS, r.RMSDBFS)
+	if *r.PeakDBFS != protocol.MinDBFS || *r.RMSDBFS != protocol.MinDBFS {
+		t.Fatalf("levels = %v %v", *r.PeakDBFS, *r.RMSDBFS)
 	}
 	// The clock stepped back an hour during the play: no record that ends before it starts.
-	if !r.End.Equal(r.Start.Add(10*time.Second)) || r.Clock.State != ClockUnsynced {
+	if !r.End.Equal(r.Start.Add(10*time.Second)) || r.Clock != protocol.ClockUnsynced {
 		t.Fatalf("end %v start %v clock %v", r.End, r.Start, r.Clock)
 	}
 }
@@ -193,20 +205,20 @@ func TestCrashLeftOpenIsInterrupted(t *testing.T) {
 	}
 	a, _ := j.Begin(play("a", t0))
 	clk.Add(5 * time.Second)
-	j.Checkpoint(a, 5*time.Second, Levels{PeakDBFS: -6, RMSDBFS: -20})
+	j.Checkpoint(a, protocol.Proof{PlayedS: 5, PeakDBFS: db(-6), RMSDBFS: db(-20)})
 	clk.Add(5 * time.Second)
-	j.Checkpoint(a, 10*time.Second, Levels{PeakDBFS: -5, RMSDBFS: -19})
+	j.Checkpoint(a, protocol.Proof{PlayedS: 10, PeakDBFS: db(-5), RMSDBFS: db(-19)})
 	b, _ := j.Begin(play("b", t0.Add(time.Minute))) // never checkpointed
 	j.Close()                                       // as if the process died: nothing finished
 
 	var logs bytes.Buffer
 	j = open(t, path, Options{DeviceID: "d", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ra, _ := j.Get(a)
-	if ra.Result != Interrupted || ra.Played != 10*time.Second || !ra.End.Equal(t0.Add(10*time.Second)) || ra.PeakDBFS != -5 || ra.Error == "" {
+	if ra.Result != protocol.ResultInterrupted || ra.PlayedS != 10 || !ra.End.Equal(t0.Add(10*time.Second)) || *ra.PeakDBFS != -5 || ra.Error == "" {
 		t.Fatalf("record a after crash: %+v", ra)
 	}
 	rb, _ := j.Get(b)
-	if rb.Result != Interrupted || rb.Played != 0 || !rb.End.Equal(rb.Start) {
+	if rb.Result != protocol.ResultInterrupted || rb.PlayedS != 0 || !rb.End.Equal(rb.Start) {
 		t.Fatalf("record b after crash: %+v", rb)
 	}
 	if st, _ := j.Stats(); st.Open != 0 {
@@ -222,11 +234,11 @@ func TestAckAndSince(t *testing.T) {
 	j := open(t, path, Options{})
 	for i := 0; i < 3; i++ {
 		s, _ := j.Begin(play("p", t0))
-		j.Finish(s, Completed, t0.Add(time.Minute), Proof{Played: time.Minute})
+		j.Finish(s, protocol.ResultCompleted, t0.Add(time.Minute), protocol.Proof{PlayedS: (time.Minute).Seconds()}, "")
 	}
 	open4, _ := j.Begin(play("long", t0)) // 4 still playing
 	r := play("x", t0)
-	r.Result = Failed
+	r.Result = protocol.ResultFailed
 	r.Error = "content sha256:… missing from the store"
 	j.Record(r) // 5
 
@@ -253,8 +265,8 @@ func TestAckAndSince(t *testing.T) {
 	if err := j.Ack(5); err == nil || !strings.Contains(err.Error(), "record 4 is still playing") {
 		t.Fatalf("ack over an open record: %v", err)
 	}
-	j.Finish(open4, Preempted, t0.Add(time.Minute), Proof{Played: 30 * time.Second})
-	if got, _ := j.Since(2, 0); len(got) != 3 || got[2].Result != Failed {
+	j.Finish(open4, protocol.ResultPreempted, t0.Add(time.Minute), protocol.Proof{PlayedS: (30 * time.Second).Seconds()}, "")
+	if got, _ := j.Since(2, 0); len(got) != 3 || got[2].Result != protocol.ResultFailed {
 		t.Fatalf("Since(2) after finish = %+v", got)
 	}
 	if err := j.Ack(5); err != nil {
@@ -274,7 +286,7 @@ func TestCapDropsOnlyAcked(t *testing.T) {
 	var logs bytes.Buffer
 	j := open(t, filepath.Join(t.TempDir(), "j.db"), Options{MaxRecords: 10, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	r := play("p", t0)
-	r.Result = Completed
+	r.Result = protocol.ResultCompleted
 	for i := 0; i < 15; i++ {
 		if _, err := j.Record(r); err != nil {
 			t.Fatal(err)
@@ -311,7 +323,7 @@ func TestCapDropsOnlyAcked(t *testing.T) {
 func TestCapBytes(t *testing.T) {
 	j := open(t, filepath.Join(t.TempDir(), "j.db"), Options{MaxBytes: 4000})
 	r := play("p", t0)
-	r.Result = Completed
+	r.Result = protocol.ResultCompleted
 	for i := 0; i < 40; i++ {
 		j.Record(r)
 		if i%5 == 4 {
@@ -399,19 +411,19 @@ func TestRecent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	j.Record(Record{Output: "speakers", ProgramID: "e", Scheduled: t0, End: t0.Add(5 * time.Hour), Result: Missed, Clock: ClockState{State: ClockSynced}})
+	j.Record(protocol.Confirmation{Output: "speakers", Program: "e", Scheduled: t0, End: t0.Add(5 * time.Hour), Result: protocol.ResultMissed, Clock: protocol.ClockSynced})
 	got, err := j.Recent(t0.Add(90*time.Minute), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, r := range got {
-		names = append(names, r.ProgramID)
+		names = append(names, r.Program)
 	}
 	if strings.Join(names, "") != "edc" {
 		t.Errorf("Recent = %v, want e d c (newest first, only since 01:30)", names)
 	}
-	if got, _ := j.Recent(t0, 2); len(got) != 2 || got[0].ProgramID != "e" {
+	if got, _ := j.Recent(t0, 2); len(got) != 2 || got[0].Program != "e" {
 		t.Errorf("Recent with max 2 = %+v", got)
 	}
 }

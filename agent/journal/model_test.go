@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestJournalModel runs random sequences of journal calls, with reopenings (as after a crash),
@@ -32,7 +34,7 @@ func TestJournalModel(t *testing.T) {
 
 		var written, acked uint64
 		open := map[uint64]bool{}
-		result := map[uint64]Result{}
+		result := map[uint64]protocol.Result{}
 
 		openSeqs := func() []uint64 {
 			var s []uint64
@@ -50,11 +52,11 @@ func TestJournalModel(t *testing.T) {
 				}
 				written = seq
 				open[seq] = true
-				result[seq] = Playing
+				result[seq] = protocol.ResultPlaying
 			},
 			"record": func(rt *rapid.T) {
 				r := play("p", t0)
-				r.Result = rapid.SampledFrom([]Result{Missed, Failed, Suppressed}).Draw(rt, "result")
+				r.Result = rapid.SampledFrom([]protocol.Result{protocol.ResultMissed, protocol.ResultFailed, protocol.ResultSuppressed}).Draw(rt, "result")
 				seq, err := j.Record(r)
 				if err != nil || seq != written+1 {
 					rt.Fatalf("Record = %d, %v; want %d", seq, err, written+1)
@@ -68,7 +70,7 @@ func TestJournalModel(t *testing.T) {
 					rt.Skip("nothing open")
 				}
 				seq := rapid.SampledFrom(s).Draw(rt, "seq")
-				if err := j.Checkpoint(seq, time.Second, Levels{}); err != nil {
+				if err := j.Checkpoint(seq, protocol.Proof{PlayedS: 1}); err != nil {
 					rt.Fatal(err)
 				}
 			},
@@ -78,11 +80,11 @@ func TestJournalModel(t *testing.T) {
 					rt.Skip("nothing open")
 				}
 				seq := rapid.SampledFrom(s).Draw(rt, "seq")
-				if err := j.Finish(seq, Completed, t0.Add(time.Minute), Proof{Played: time.Minute}); err != nil {
+				if err := j.Finish(seq, protocol.ResultCompleted, t0.Add(time.Minute), protocol.Proof{PlayedS: (time.Minute).Seconds()}, ""); err != nil {
 					rt.Fatal(err)
 				}
 				delete(open, seq)
-				result[seq] = Completed
+				result[seq] = protocol.ResultCompleted
 			},
 			"ack": func(rt *rapid.T) {
 				a := rapid.Uint64Range(0, written+2).Draw(rt, "ack")
@@ -100,7 +102,7 @@ func TestJournalModel(t *testing.T) {
 				j.Close()
 				j = reopen()
 				for seq := range open {
-					result[seq] = Interrupted
+					result[seq] = protocol.ResultInterrupted
 				}
 				clear(open)
 			},
@@ -138,7 +140,7 @@ func TestJournalModel(t *testing.T) {
 					rt.Fatal(err)
 				}
 				for _, r := range since {
-					if r.Result == Playing {
+					if r.Result == protocol.ResultPlaying {
 						rt.Fatalf("Since returned open record %d", r.Seq)
 					}
 				}

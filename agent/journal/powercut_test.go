@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/loa-project/loa/internal/powercut"
+	"github.com/loa-project/loa/protocol"
 )
 
 // TestNewJournalSurvivesPowerCut: a record Begin said was on disk is there after a power cut
@@ -44,7 +45,7 @@ func TestNewJournalSurvivesPowerCut(t *testing.T) {
 	if err != nil {
 		t.Fatalf("record %d, begun before the power cut, is gone: %v", seq, err)
 	}
-	if r.Result != Interrupted || r.ProgramID != "morning" {
-		t.Errorf("record after the cut: %s %s, want morning interrupted", r.ProgramID, r.Result)
+	if r.Result != protocol.ResultInterrupted || r.Program != "morning" {
+		t.Errorf("record after the cut: %s %s, want morning interrupted", r.Program, r.Result)
 	}
 }

@@ -51,14 +51,15 @@ func benchRecordsList() []journal.Record {
 	recs := make([]journal.Record, benchRecords)
 	start := time.Date(2026, 11, 26, 6, 30, 0, 0, time.UTC)
 	for i := range recs {
-		recs[i] = journal.Record{
-			Seq: uint64(i + 1), DeviceID: testDevice, Output: "speakers", ScheduleID: "dev-cl-07", ScheduleRevision: 12,
-			ProgramID: "morning", ItemRef: "sha256:9f2c3a0d5b6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081",
+		peak, rms := -1.2, -18.4
+		recs[i] = journal.Record{Confirmation: protocol.Confirmation{
+			Seq: uint64(i + 1), Device: testDevice, Output: "speakers", ScheduleID: "dev-cl-07", Revision: 12,
+			Program: "morning", Item: "sha256:9f2c3a0d5b6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081",
 			Scheduled: start.Add(time.Duration(i) * time.Minute), Start: start.Add(time.Duration(i) * time.Minute),
-			End: start.Add(time.Duration(i)*time.Minute + 5*time.Minute), Played: 5 * time.Minute,
-			Levels: journal.Levels{PeakDBFS: -1.2, RMSDBFS: -18.4}, Result: journal.Completed,
-			Clock: journal.ClockState{State: journal.ClockSynced},
-		}
+			End:   start.Add(time.Duration(i)*time.Minute + 5*time.Minute),
+			Proof: protocol.Proof{PlayedS: 300, PeakDBFS: &peak, RMSDBFS: &rms}, Result: protocol.ResultCompleted,
+			Clock: protocol.ClockSynced,
+		}}
 	}
 	return recs
 }
@@ -107,7 +108,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		for k := 0; k < benchRecords; k += 500 {
 			m := &protocol.Confirmations{Header: protocol.Header{ID: "f"}}
 			for r := k; r < k+500; r++ {
-				m.Records = append(m.Records, confirmation(&recs[r], testDevice))
+				m.Records = append(m.Records, recs[r].Confirmation)
 			}
 			bb, err := protocol.Encode(m)
 			if err != nil {

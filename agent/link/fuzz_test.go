@@ -53,7 +53,7 @@ func FuzzHubMessage(f *testing.F) {
 	}
 	defer j.Close()
 	for i := 0; i < 3; i++ {
-		if _, err := j.Record(journal.Record{Output: "speakers", ProgramID: "p", Scheduled: now, Result: journal.Missed, Clock: journal.ClockState{State: journal.ClockSynced}}); err != nil {
+		if _, err := j.Record(protocol.Confirmation{Output: "speakers", Program: "p", Scheduled: now, Result: protocol.ResultMissed, Clock: protocol.ClockSynced}); err != nil {
 			f.Fatal(err)
 		}
 	}

@@ -555,10 +555,10 @@ func (a *testAgent) stop() {
 func (a *testAgent) record(n int) {
 	a.t.Helper()
 	for i := 0; i < n; i++ {
-		_, err := a.journal.Record(journal.Record{
-			Output: "speakers", ScheduleID: "dev-cl-07", ScheduleRevision: 1, ProgramID: "morning",
+		_, err := a.journal.Record(protocol.Confirmation{
+			Output: "speakers", ScheduleID: "dev-cl-07", Revision: 1, Program: "morning",
 			ItemIndex: i % 3, Scheduled: time.Date(2026, 11, 26, 6, 30, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute),
-			Result: journal.Missed, Error: "device was off", Clock: journal.ClockState{State: journal.ClockSynced},
+			Result: protocol.ResultMissed, Error: "device was off", Clock: protocol.ClockSynced,
 		})
 		if err != nil {
 			a.t.Fatal(err)

@@ -220,8 +220,8 @@ func TestSchedulePushFetchesContentAndRefusesForgeries(t *testing.T) {
 		{"h-14", h.signSchedule(t, "dev-cl-07", 4, scheduleDoc("dev-cl-07", 4, ref)), "replayed", "revision"},
 		{"h-15", unknownKey, "unknown_key", "someone-else"},
 		{"h-16", &protocol.Signed{KeyID: testKeyID, Payload: []byte(`{"kind":"schedule"}`)}, "unsigned", ""},
-		{"h-17", h.signSchedule(t, "dev-cl-07", 9, scheduleDoc("dev-cl-07", 10, ref)), CodeInvalidDocument, "revision 10"},
-		{"h-18", h.signSchedule(t, "dev-cl-07", 11, "version: 1\nid: dev-cl-07\nrevision: 11\n"), CodeInvalidDocument, ""},
+		{"h-17", h.signSchedule(t, "dev-cl-07", 9, scheduleDoc("dev-cl-07", 10, ref)), protocol.CodeInvalidDocument, "revision 10"},
+		{"h-18", h.signSchedule(t, "dev-cl-07", 11, "version: 1\nid: dev-cl-07\nrevision: 11\n"), protocol.CodeInvalidDocument, ""},
 		// A capture signed long ago, for a revision the device never had: still refused.
 		{"h-19", oldCapture, "expired", "signed at"},
 	}

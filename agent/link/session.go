@@ -9,14 +9,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
-
-// CodeInvalidDocument is the refusal code of a schedule whose signed payload is fine but
-// whose document the agent cannot use (it does not parse, or names another id or revision).
-const CodeInvalidDocument = "invalid_document"
 
 const writeTimeout = 30 * time.Second
 
@@ -285,7 +280,7 @@ func (s *session) sendJournal() error {
 		}
 		msg := &protocol.Confirmations{Records: make([]protocol.Confirmation, len(recs))}
 		for i := range recs {
-			msg.Records[i] = confirmation(&recs[i], s.l.cfg.DeviceID)
+			msg.Records[i] = recs[i].Confirmation // the journal stores the wire's confirmation
 		}
 		msg.ID = s.nextID()
 		if _, err := s.l.limits.Encode(msg); errors.Is(err, protocol.ErrTooLarge) && s.batch > 1 {
@@ -301,46 +296,6 @@ func (s *session) sendJournal() error {
 		s.sent = recs[len(recs)-1].Seq
 	}
 	return nil
-}
-
-// confirmation converts a journal record to its wire form.
-func confirmation(r *journal.Record, device string) protocol.Confirmation {
-	if r.DeviceID != "" {
-		device = r.DeviceID
-	}
-	c := protocol.Confirmation{
-		Device:        device,
-		Seq:           r.Seq,
-		Output:        r.Output,
-		ScheduleID:    r.ScheduleID,
-		Revision:      r.ScheduleRevision,
-		Program:       r.ProgramID,
-		ItemIndex:     r.ItemIndex,
-		Item:          r.ItemRef,
-		Scheduled:     r.Scheduled,
-		Start:         r.Start,
-		End:           r.End,
-		FromS:         r.From.Seconds(),
-		PlayedS:       r.Played.Seconds(),
-		SilenceS:      r.Silence.Seconds(),
-		Gaps:          r.Gaps,
-		Underruns:     r.Underruns,
-		Dropouts:      r.Dropouts,
-		Reconnects:    r.Reconnects,
-		MissingS:      r.Missing.Seconds(),
-		FramesDropped: r.FramesDropped,
-		CommandID:     protocol.CommandOf(r.ProgramID),
-		Volume:        r.Volume,
-		Amplifier:     r.Amplifier,
-		Result:        string(r.Result),
-		Error:         r.Error,
-		Clock:         r.Clock.State,
-	}
-	if r.Played > 0 { // levels were measured only if something played
-		peak, rms := r.PeakDBFS, r.RMSDBFS
-		c.PeakDBFS, c.RMSDBFS = &peak, &rms
-	}
-	return c
 }
 
 func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEnd) error {
@@ -406,10 +361,10 @@ func (s *session) schedule(ctx context.Context, m *protocol.Schedule) error {
 	name := fmt.Sprintf("schedule %s revision %d from the hub", p.ScheduleID, p.Revision)
 	doc, err := scheduler.Parse(name, []byte(p.Document))
 	if err != nil {
-		return s.refuse("schedule", m.ID, CodeInvalidDocument, err.Error())
+		return s.refuse("schedule", m.ID, protocol.CodeInvalidDocument, err.Error())
 	}
 	if doc.ID != p.ScheduleID || doc.Revision < 0 || uint64(doc.Revision) != p.Revision {
-		return s.refuse("schedule", m.ID, CodeInvalidDocument, fmt.Sprintf(
+		return s.refuse("schedule", m.ID, protocol.CodeInvalidDocument, fmt.Sprintf(
 			"the signed payload names schedule %q revision %d but the document says id %q revision %d",
 			p.ScheduleID, p.Revision, doc.ID, doc.Revision))
 	}
@@ -418,7 +373,7 @@ func (s *session) schedule(ctx context.Context, m *protocol.Schedule) error {
 	if err != nil {
 		code := protocol.CodeInternal
 		if errors.Is(err, ErrInvalidDocument) {
-			code = CodeInvalidDocument
+			code = protocol.CodeInvalidDocument
 		}
 		return s.refuse("schedule", m.ID, code, err.Error())
 	}

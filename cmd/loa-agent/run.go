@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/loa-project/loa/agent"
+	"github.com/loa-project/loa/protocol"
 )
 
 // configFlag is --config, the agent config file.
@@ -96,7 +97,7 @@ func journalCmd(fs *pflag.FlagSet) runFunc {
 				start = r.Start.Format("2006-01-02 15:04:05")
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d %s\t%s\t%s\t%s\n", r.Seq, r.Scheduled.Format("2006-01-02 15:04:05"), start,
-				r.Played.Round(10*time.Millisecond), r.Output, r.ProgramID, r.ItemIndex, r.ItemRef, r.Result, r.Clock.State, r.Error)
+				protocol.Duration(r.PlayedS).Round(10*time.Millisecond), r.Output, r.Program, r.ItemIndex, r.Item, r.Result, r.Clock, r.Error)
 		}
 		tw.Flush()
 		return 0

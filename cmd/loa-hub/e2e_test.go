@@ -189,7 +189,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	start := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
 	send(&protocol.Confirmations{Header: protocol.Header{ID: "a-3"}, Records: []protocol.Confirmation{{Device: "tam-thanh/cl-07", Seq: 1,
 		ScheduleID: p.ScheduleID, Revision: p.Revision, Program: "qn/tam-ky/tam-thanh/relay", Item: "http://radio.example/qnr.mp3",
-		Start: start, End: start.Add(30 * time.Minute), PlayedS: 1800, Result: protocol.ResultCompleted}}})
+		Start: start, End: start.Add(30 * time.Minute), Proof: protocol.Proof{PlayedS: 1800}, Result: protocol.ResultCompleted}}})
 	if ack, ok := recv().(*protocol.Ack); !ok || ack.Seq != 1 {
 		t.Fatalf("no ack 1")
 	}
@@ -212,8 +212,8 @@ func TestHubAndCLIProcesses(t *testing.T) {
 		t.Fatalf("welcome after a hub restart: %+v", w)
 	}
 	rec2 := protocol.Confirmation{Device: "tam-thanh/cl-07", Seq: 2, ScheduleID: p.ScheduleID, Revision: p.Revision,
-		Program: "qn/tam-ky/tam-thanh/relay", Start: start.Add(time.Hour), End: start.Add(90 * time.Minute), PlayedS: 1800, Result: protocol.ResultCompleted}
-	rec1 := protocol.Confirmation{Device: "tam-thanh/cl-07", Seq: 1, Start: start, PlayedS: 5, Result: protocol.ResultFailed}
+		Program: "qn/tam-ky/tam-thanh/relay", Start: start.Add(time.Hour), End: start.Add(90 * time.Minute), Proof: protocol.Proof{PlayedS: 1800}, Result: protocol.ResultCompleted}
+	rec1 := protocol.Confirmation{Device: "tam-thanh/cl-07", Seq: 1, Start: start, Proof: protocol.Proof{PlayedS: 5}, Result: protocol.ResultFailed}
 	send(&protocol.Confirmations{Header: protocol.Header{ID: "a-5"}, Records: []protocol.Confirmation{rec1, rec2}})
 	if ack, ok := recv().(*protocol.Ack); !ok || ack.Seq != 2 {
 		t.Fatalf("no ack 2 after the restart")

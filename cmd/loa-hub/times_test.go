@@ -55,7 +55,7 @@ func TestConfirmationTimesInHubZone(t *testing.T) {
 	p := a.schedule()
 	rec := func(seq uint64, start time.Time) protocol.Confirmation {
 		return protocol.Confirmation{Device: "tk/cl-01", Seq: seq, ScheduleID: p.ScheduleID, Revision: p.Revision,
-			Program: "qn/tk/morning", Item: ref, Start: start, End: start.Add(time.Second), PlayedS: 1, Result: protocol.ResultCompleted}
+			Program: "qn/tk/morning", Item: ref, Start: start, End: start.Add(time.Second), Proof: protocol.Proof{PlayedS: 1}, Result: protocol.ResultCompleted}
 	}
 	a.confirm(
 		rec(1, time.Date(2026, 12, 2, 22, 30, 0, 0, time.UTC)), // 05:30 on 03/12 in Vietnam

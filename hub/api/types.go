@@ -6,8 +6,13 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // Error is the body of every error answer: what went wrong and what to do.
@@ -147,40 +152,32 @@ type PlanSegment struct {
 	Status    string    `json:"status"`
 }
 
-// ConfirmationJSON is one confirmation in API answers.
+// ConfirmationJSON is one confirmation in API answers: the device's protocol.Confirmation
+// with the hub's additions (area, titles, when it arrived). Its proof is protocol.Proof
+// itself, so a new field of a play's proof is served, and exported as CSV, as it is.
 type ConfirmationJSON struct {
-	Device        string     `json:"device"`
-	Seq           int64      `json:"seq"`
-	Area          string     `json:"area"`
-	Output        string     `json:"output,omitempty"`
-	ScheduleID    string     `json:"schedule_id,omitempty"`
-	Revision      int64      `json:"revision,omitempty"`
-	Program       string     `json:"program,omitempty"`
-	Title         string     `json:"title,omitempty"`      // the programme's, when the hub still knows it
-	ItemTitle     string     `json:"item_title,omitempty"` // the library content's
-	CommandID     string     `json:"command_id,omitempty"` // the play_now command that caused it
-	ItemIndex     int        `json:"item_index"`
-	Item          string     `json:"item,omitempty"`
-	Scheduled     *time.Time `json:"scheduled,omitempty"`
-	Start         *time.Time `json:"start,omitempty"`
-	End           *time.Time `json:"end,omitempty"`
-	PlayedS       float64    `json:"played_s"`
-	PeakDBFS      *float64   `json:"peak_dbfs,omitempty"`
-	RMSDBFS       *float64   `json:"rms_dbfs,omitempty"`
-	SilenceS      float64    `json:"silence_s"`
-	Gaps          int        `json:"gaps"`
-	Underruns     int        `json:"underruns"`
-	Result        string     `json:"result"`
-	Error         string     `json:"error,omitempty"`
-	Clock         string     `json:"clock,omitempty"`
-	Volume        *float64   `json:"volume,omitempty"`    // gain given: programme × device volume
-	Amplifier     string     `json:"amplifier,omitempty"` // relay when the play began: on, or what was wrong
-	Dropouts      int        `json:"dropouts,omitempty"`
-	Reconnects    int        `json:"reconnects,omitempty"`
-	MissingS      float64    `json:"missing_s,omitempty"`
-	FramesDropped int        `json:"frames_dropped,omitempty"`
-	FromS         float64    `json:"from_s,omitempty"` // how far into the item the play began
-	ReceivedAt    time.Time  `json:"received_at"`
+	Device     string     `json:"device"`
+	Seq        int64      `json:"seq"`
+	Area       string     `json:"area"`
+	Output     string     `json:"output,omitempty"`
+	ScheduleID string     `json:"schedule_id,omitempty"`
+	Revision   int64      `json:"revision,omitempty"`
+	Program    string     `json:"program,omitempty"`
+	Title      string     `json:"title,omitempty"`      // the programme's, when the hub still knows it
+	ItemTitle  string     `json:"item_title,omitempty"` // the library content's
+	CommandID  string     `json:"command_id,omitempty"` // the play_now command that caused it
+	ItemIndex  int        `json:"item_index"`
+	Item       string     `json:"item,omitempty"`
+	Scheduled  *time.Time `json:"scheduled,omitempty"`
+	Start      *time.Time `json:"start,omitempty"`
+	End        *time.Time `json:"end,omitempty"`
+	protocol.Proof
+	Result     string    `json:"result"`
+	Error      string    `json:"error,omitempty"`
+	Clock      string    `json:"clock,omitempty"`
+	Volume     *float64  `json:"volume,omitempty"`    // gain given: programme × device volume
+	Amplifier  string    `json:"amplifier,omitempty"` // relay when the play began: on, or what was wrong
+	ReceivedAt time.Time `json:"received_at"`
 }
 
 // AuditJSON is one audit entry in API answers.
@@ -247,37 +244,84 @@ func WriteContentCSV(w io.Writer, cs []ContentJSON) error {
 	return cw.Error()
 }
 
-// confirmationCSVHeader is the header row of the CSV form.
-var confirmationCSVHeader = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
+// confirmationCSVOrder keeps the CSV's first columns where they have always been (scripts
+// and spreadsheets read them by place); every other field of ConfirmationJSON follows in the
+// struct's order, so a new field is a new last column without a change here.
+var confirmationCSVOrder = []string{"device", "seq", "area", "output", "schedule_id", "revision", "program",
 	"item_index", "item", "scheduled", "start", "end", "played_s", "peak_dbfs", "rms_dbfs", "silence_s",
 	"gaps", "underruns", "result", "error", "clock", "received_at", "command_id", "volume",
 	"amplifier", "dropouts", "reconnects", "missing_s", "frames_dropped", "title", "item_title", "from_s"}
 
+// csvColumn is one column of a CSV export: its header (the field's JSON name) and the index
+// of the field.
+type csvColumn struct {
+	name  string
+	index []int
+}
+
+// confirmationCSV are the CSV export's columns, derived from ConfirmationJSON's JSON names
+// (one definition: the API's JSON and its CSV cannot drift apart).
+var confirmationCSV = csvColumns(reflect.TypeFor[ConfirmationJSON](), confirmationCSVOrder)
+
+// csvColumns lists t's JSON fields (embedded structs flattened), those named in first first.
+func csvColumns(t reflect.Type, first []string) []csvColumn {
+	var all []csvColumn
+	for _, f := range reflect.VisibleFields(t) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous || !f.IsExported() || name == "" || name == "-" {
+			continue
+		}
+		all = append(all, csvColumn{name, f.Index})
+	}
+	rank := func(name string) int {
+		if i := slices.Index(first, name); i >= 0 {
+			return i
+		}
+		return len(first)
+	}
+	slices.SortStableFunc(all, func(a, b csvColumn) int { return rank(a.name) - rank(b.name) })
+	return all
+}
+
+// csvCell writes one field: numbers as Go writes them, times in RFC 3339, nil as empty.
+func csvCell(v reflect.Value) string {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return ""
+		}
+		v = v.Elem()
+	}
+	switch x := v.Interface().(type) {
+	case time.Time:
+		return x.Format(time.RFC3339Nano)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	switch v.Kind() {
+	case reflect.Int, reflect.Int64:
+		return strconv.FormatInt(v.Int(), 10)
+	case reflect.Uint64:
+		return strconv.FormatUint(v.Uint(), 10)
+	case reflect.String:
+		return v.String()
+	}
+	panic("api: no CSV form for a " + v.Type().String())
+}
+
 // WriteConfirmationsCSV writes confirmations as CSV with a header row.
 func WriteConfirmationsCSV(w io.Writer, cs []ConfirmationJSON) error {
 	cw := csv.NewWriter(w)
-	cw.Write(confirmationCSVHeader)
-	ft := func(t *time.Time) string {
-		if t == nil {
-			return ""
-		}
-		return t.Format(time.RFC3339Nano)
+	row := make([]string, len(confirmationCSV))
+	for k, col := range confirmationCSV {
+		row[k] = col.name
 	}
-	ff := func(f *float64) string {
-		if f == nil {
-			return ""
+	cw.Write(row)
+	for i := range cs {
+		v := reflect.ValueOf(&cs[i]).Elem()
+		for k, col := range confirmationCSV {
+			row[k] = csvCell(v.FieldByIndex(col.index))
 		}
-		return strconv.FormatFloat(*f, 'f', -1, 64)
-	}
-	for _, c := range cs {
-		cw.Write([]string{c.Device, strconv.FormatInt(c.Seq, 10), c.Area, c.Output, c.ScheduleID,
-			strconv.FormatInt(c.Revision, 10), c.Program, strconv.Itoa(c.ItemIndex), c.Item, ft(c.Scheduled),
-			ft(c.Start), ft(c.End), strconv.FormatFloat(c.PlayedS, 'f', -1, 64), ff(c.PeakDBFS), ff(c.RMSDBFS),
-			strconv.FormatFloat(c.SilenceS, 'f', -1, 64), strconv.Itoa(c.Gaps), strconv.Itoa(c.Underruns),
-			c.Result, c.Error, c.Clock, c.ReceivedAt.Format(time.RFC3339Nano), c.CommandID, ff(c.Volume),
-			c.Amplifier, strconv.Itoa(c.Dropouts), strconv.Itoa(c.Reconnects),
-			strconv.FormatFloat(c.MissingS, 'f', -1, 64), strconv.Itoa(c.FramesDropped), c.Title, c.ItemTitle,
-			strconv.FormatFloat(c.FromS, 'f', -1, 64)})
+		cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()

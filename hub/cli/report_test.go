@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -97,17 +96,16 @@ func genYear() *knownYear {
 				at := start.AddDate(0, 0, day).Add(time.Duration(hm[0])*time.Hour + time.Duration(hm[1])*time.Minute)
 				item := items[(day+s)%len(items)]
 				res := results[rng.IntN(len(results))]
-				c := store.Confirmation{Seq: seq, Output: "speakers", ScheduleID: "sch", Revision: 1, Program: []string{"sang", "trua", "chieu"}[s],
-					ItemRef: item, Scheduled: at, Result: res, ClockState: "synced", Amplifier: "on", PeakDBFS: math.NaN(), RMSDBFS: math.NaN()}
+				c := store.Confirmation{Confirmation: protocol.Confirmation{Seq: uint64(seq), Output: "speakers", ScheduleID: "sch", Revision: 1, Program: []string{"sang", "trua", "chieu"}[s], Item: item, Scheduled: at, Result: protocol.Result(res), Clock: "synced", Amplifier: "on"}}
 				switch res {
 				case "completed":
-					c.Start, c.PlayedSeconds = at, 300
+					c.Start, c.PlayedS = at, 300
 				case "preempted", "interrupted":
-					c.Start, c.PlayedSeconds = at, float64(30+rng.IntN(200))
+					c.Start, c.PlayedS = at, float64(30+rng.IntN(200))
 				case "failed":
 					c.Start, c.Error = at, "decode: bad frame"
 					if rng.IntN(2) == 0 {
-						c.PlayedSeconds = 12 // heard a little before it failed
+						c.PlayedS = 12 // heard a little before it failed
 					}
 				case "missed":
 					c.Error = "device was off"
@@ -117,7 +115,7 @@ func genYear() *knownYear {
 				} else if rng.IntN(20) == 0 {
 					c.Amplifier = "relay: no answer"
 				}
-				c.End = c.Start.Add(time.Duration(c.PlayedSeconds * float64(time.Second)))
+				c.End = c.Start.Add(time.Duration(c.PlayedS * float64(time.Second)))
 				y.plays[d.id] = append(y.plays[d.id], c)
 			}
 		}
@@ -171,9 +169,7 @@ func (y *knownYear) load(t *testing.T, db *store.DB) {
 			continue
 		}
 		at := y.emerg.IssuedAt.Add(emergencyDelays[i])
-		c := store.Confirmation{Seq: int64(len(y.plays[d.id]) + 1), Output: "speakers", ScheduleID: "emergency", Revision: 1,
-			Program: fmt.Sprintf("emergency:%d", y.emerg.ID), ItemRef: ref(4), Scheduled: y.emerg.IssuedAt, Start: at, End: at.Add(time.Minute),
-			PlayedSeconds: 60, Result: "completed", ClockState: "synced", Amplifier: "on", PeakDBFS: math.NaN(), RMSDBFS: math.NaN()}
+		c := store.Confirmation{Confirmation: protocol.Confirmation{Seq: uint64(len(y.plays[d.id]) + 1), Output: "speakers", ScheduleID: "emergency", Revision: 1, Program: fmt.Sprintf("emergency:%d", y.emerg.ID), Item: ref(4), Scheduled: y.emerg.IssuedAt, Start: at, End: at.Add(time.Minute), Result: "completed", Clock: "synced", Amplifier: "on", Proof: protocol.Proof{PlayedS: 60}}}
 		y.plays[d.id] = append(y.plays[d.id], c)
 	}
 	late := "qn-dl-dai-hong-cl1"
@@ -273,25 +269,25 @@ func (y *knownYear) expectPlan() expected {
 			if at.IsZero() {
 				at = c.Scheduled
 			}
-			if at.Before(from) || !at.Before(to) || c.PlayedSeconds <= 0 {
+			if at.Before(from) || !at.Before(to) || c.PlayedS <= 0 {
 				continue
 			}
-			a := items[c.ItemRef]
+			a := items[c.Item]
 			if a == nil {
 				a = &agg{devs: map[string]bool{}}
-				items[c.ItemRef] = a
+				items[c.Item] = a
 			}
 			a.n++
-			a.s += c.PlayedSeconds
+			a.s += c.PlayedS
 			a.devs[d.id] = true
 			if communeItems[d.commune] == nil {
 				communeItems[d.commune] = map[string]bool{}
 			}
-			communeItems[d.commune][c.ItemRef] = true
+			communeItems[d.commune][c.Item] = true
 			communeN[d.commune]++
-			communeS[d.commune] += c.PlayedSeconds
+			communeS[d.commune] += c.PlayedS
 			total++
-			totalS += c.PlayedSeconds
+			totalS += c.PlayedS
 		}
 	}
 	isTarget := func(r string) (tagged, target bool) {
@@ -444,13 +440,13 @@ func (y *knownYear) expectDevices() expected {
 				continue
 			}
 			n++
-			res[c.Result]++
+			res[string(c.Result)]++
 			if c.Amplifier != "on" {
 				amp++
 			}
-			if c.PlayedSeconds > 0 {
+			if c.PlayedS > 0 {
 				h++
-				s += c.PlayedSeconds
+				s += c.PlayedS
 				days[at.In(y.zone).Format("2006-01-02")] = true
 			}
 		}
@@ -490,20 +486,20 @@ func (y *knownYear) expectPlays(device string) expected {
 		if at.Before(from) || !at.Before(to) {
 			continue
 		}
-		k := [2]string{c.Program, c.ItemRef}
+		k := [2]string{c.Program, c.Item}
 		if lines[k] == nil {
 			lines[k] = &line{res: map[string]int{}}
 		}
 		for _, l := range []*line{lines[k], total} {
 			l.n++
-			l.res[c.Result]++
-			l.s += c.PlayedSeconds
-			if c.PlayedSeconds > 0 {
+			l.res[string(c.Result)]++
+			l.s += c.PlayedS
+			if c.PlayedS > 0 {
 				l.h++
 			}
 		}
 		if c.Result != "completed" {
-			reasons[[2]string{c.Result, c.Error}]++
+			reasons[[2]string{string(c.Result), c.Error}]++
 		}
 	}
 	var keys [][2]string

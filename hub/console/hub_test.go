@@ -103,9 +103,7 @@ func newTestHub(t *testing.T) *testHub {
 		if i%7 == 3 {
 			res = "interrupted"
 		}
-		cs = append(cs, store.Confirmation{Seq: int64(i + 1), Output: "speakers", ScheduleID: "dev-tt/cl-1", Revision: 1,
-			Program: "qn/tk/tt/morning", ItemRef: "sha256:" + strings.Repeat("ab", 32), Scheduled: start, Start: start,
-			End: start.Add(10 * time.Minute), PlayedSeconds: 600, PeakDBFS: -3, RMSDBFS: -18, Result: res, ClockState: "synced"})
+		cs = append(cs, store.Confirmation{Confirmation: protocol.Confirmation{Seq: uint64(i + 1), Output: "speakers", ScheduleID: "dev-tt/cl-1", Revision: 1, Program: "qn/tk/tt/morning", Item: "sha256:" + strings.Repeat("ab", 32), Scheduled: start, Start: start, End: start.Add(10 * time.Minute), Result: protocol.Result(res), Clock: "synced", Proof: protocol.Proof{PlayedS: 600, PeakDBFS: new(float64(-3)), RMSDBFS: new(float64(-18))}}})
 	}
 	if _, err := db.AddConfirmations(ctx, "tt/cl-1", cs); err != nil {
 		t.Fatal(err)

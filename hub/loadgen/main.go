@@ -238,7 +238,7 @@ func run(hubURL, token, parent, floorURL string, n, batches, batchSize, conc int
 					pk, rms := -1.0, -18.0
 					m.Records = append(m.Records, protocol.Confirmation{Device: a.id, Seq: seq, Output: "speakers", ScheduleID: "dev-" + a.id,
 						Revision: 1, Program: "bench/relay", Item: "http://radio.example/qnr.mp3", Scheduled: t, Start: t, End: t.Add(time.Second),
-						PlayedS: 1, PeakDBFS: &pk, RMSDBFS: &rms, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced})
+						Proof: protocol.Proof{PlayedS: 1, PeakDBFS: &pk, RMSDBFS: &rms}, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced})
 				}
 				bts, err := protocol.Encode(m)
 				if err != nil {

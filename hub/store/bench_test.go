@@ -167,9 +167,9 @@ func BenchmarkRawInsertConfirmations(b *testing.B) {
 				}
 				for _, c := range batch {
 					if _, err := stmt.ExecContext(ctx, id, c.Seq, "quang-nam/tam-ky/tam-thanh", c.Start.UnixNano(), c.Output,
-						c.ScheduleID, c.Revision, c.Program, c.ItemIndex, c.ItemRef, c.Scheduled.UnixNano(), c.Start.UnixNano(),
-						c.End.UnixNano(), c.PlayedSeconds, c.PeakDBFS, c.RMSDBFS, c.SilenceSeconds, c.Gaps, c.Underruns,
-						c.Result, c.Error, c.ClockState, c.Start.UnixNano()); err != nil {
+						c.ScheduleID, c.Revision, c.Program, c.ItemIndex, c.Item, c.Scheduled.UnixNano(), c.Start.UnixNano(),
+						c.End.UnixNano(), c.PlayedS, *c.PeakDBFS, *c.RMSDBFS, c.SilenceS, c.Gaps, c.Underruns,
+						c.Result, c.Error, c.Clock, c.Start.UnixNano()); err != nil {
 						b.Fatal(err)
 					}
 				}

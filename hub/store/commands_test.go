@@ -2,11 +2,12 @@ package store
 
 import (
 	"context"
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 func testCommand(id string, seq int64, target Target, area string, now time.Time, devices ...string) Command {
@@ -132,8 +133,7 @@ func TestConfirmationVolumeStored(t *testing.T) {
 	seedTree(t, db)
 	enrol(t, db, "tt/cl-1", "quang-nam/tam-ky/tam-thanh")
 	at := time.Date(2026, 11, 26, 6, 30, 0, 0, time.UTC)
-	c := Confirmation{Seq: 1, Output: "speakers", Program: "command:cmd-7", ItemRef: refOf("x"), Start: at, End: at.Add(time.Second),
-		PlayedSeconds: 1, PeakDBFS: math.NaN(), RMSDBFS: math.NaN(), Result: "completed", Volume: 0.3}
+	c := Confirmation{Confirmation: protocol.Confirmation{Seq: 1, Output: "speakers", Program: "command:cmd-7", Item: refOf("x"), Start: at, End: at.Add(time.Second), Result: "completed", Volume: 0.3, Proof: protocol.Proof{PlayedS: 1}}}
 	c2 := c
 	c2.Seq, c2.Volume = 2, 0
 	must[int64](t)(db.AddConfirmations(ctx, "tt/cl-1", []Confirmation{c, c2}))
@@ -152,8 +152,7 @@ func TestMigrateCommands(t *testing.T) {
 	seedTree(t, db)
 	enrol(t, db, "tt/cl-1", "quang-nam/tam-ky/tam-thanh")
 	at := time.Date(2026, 11, 26, 6, 30, 0, 0, time.UTC)
-	must[int64](t)(db.AddConfirmations(ctx, "tt/cl-1", []Confirmation{{Seq: 1, Output: "speakers", Program: "p", Start: at,
-		PeakDBFS: math.NaN(), RMSDBFS: math.NaN(), Result: "completed", Volume: 0.5}}))
+	must[int64](t)(db.AddConfirmations(ctx, "tt/cl-1", []Confirmation{{Confirmation: protocol.Confirmation{Seq: 1, Output: "speakers", Program: "p", Start: at, Result: "completed", Volume: 0.5}}}))
 	// Undo step 4 by hand, as a step-3 file has it.
 	for _, q := range []string{"DROP TABLE command_devices", "DROP TABLE command_payloads", "DROP TABLE commands",
 		"ALTER TABLE confirmations DROP COLUMN volume", "ALTER TABLE confirmations DROP COLUMN amplifier",

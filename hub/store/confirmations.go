@@ -6,53 +6,93 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/loa-project/loa/protocol"
 )
 
-// Confirmation is one play record from a device's journal: what was scheduled and what was
-// actually heard. (DeviceID, Seq) identifies it; it is stored exactly once.
+// Confirmation is one play record from a device's journal, as the device sent it
+// (protocol.Confirmation: what was scheduled and what was actually heard), and where and when
+// the hub stored it. (Device, Seq) identifies it; it is stored exactly once. Levels are nil
+// when not measured; -Inf (digital silence) is kept.
 type Confirmation struct {
-	DeviceID       string // set by AddConfirmations
-	Seq            int64  // per-device sequence number, from 1
-	Area           string // the device's area when the record was stored (set by the store)
-	Output         string
-	ScheduleID     string
-	Revision       int64 // effective schedule revision it was played from
-	Program        string
-	ItemIndex      int
-	ItemRef        string // sha256:… for library content; a URL or file name otherwise
-	Scheduled      time.Time
-	Start          time.Time // zero when nothing started (missed, suppressed)
-	End            time.Time
-	PlayedSeconds  float64 // measured from the samples the output consumed
-	PeakDBFS       float64 // -Inf for digital silence; NaN when not measured
-	RMSDBFS        float64
-	SilenceSeconds float64
-	Gaps           int
-	Underruns      int
-	Result         string // completed, preempted, interrupted, failed, missed, suppressed
-	Error          string
-	ClockState     string  // e.g. synced, unsynced, stepped
-	Volume         float64 // gain the play was given (programme × device volume); 0: not reported
-	Amplifier      string  // the relay when the play began: "on", or what was wrong
-	Dropouts       int     // relays: connections lost after audio came
-	Reconnects     int     // relays: connections that brought it back
-	MissingSeconds float64 // relays: window time with nothing heard
-	FramesDropped  int     // screens: video frames dropped
-	FromSeconds    float64 // how far into the item the play began (joined mid-way: resumed, restarted)
-	ReceivedAt     time.Time
+	protocol.Confirmation
+	Area       string // the device's area when the record was stored (set by the store)
+	ReceivedAt time.Time
+}
+
+// The confirmations table has a column for each field of a play's proof (protocol.Proof),
+// named as the field's JSON: a new field of the proof is stored, listed and exported without
+// a change here once schema.go adds its column (TestProofColumns checks that it does).
+var proofCols = func() []string {
+	var cols []string
+	t := reflect.TypeFor[protocol.Proof]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		switch t.Field(i).Type {
+		case reflect.TypeFor[float64](), reflect.TypeFor[*float64](), reflect.TypeFor[int]():
+		default:
+			panic("store: protocol.Proof." + t.Field(i).Name + " has a type the confirmations table does not take")
+		}
+		cols = append(cols, name)
+	}
+	return cols
+}()
+
+// proofArgs are p's column values: a level that is nil or NaN is NULL (not measured), a
+// duration that is not finite 0.
+func proofArgs(p *protocol.Proof) []any {
+	v := reflect.ValueOf(p).Elem()
+	args := make([]any, v.NumField())
+	for i := range args {
+		switch f := v.Field(i).Interface().(type) {
+		case float64:
+			args[i] = finite(f)
+		case *float64:
+			args[i] = level(f)
+		default:
+			args[i] = f
+		}
+	}
+	return args
+}
+
+// proofDest gives Scan a destination for each proof column; done fills in the levels.
+func proofDest(p *protocol.Proof) (dest []any, done func()) {
+	v := reflect.ValueOf(p).Elem()
+	var levels []func()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if lv, ok := f.Addr().Interface().(**float64); ok {
+			n := new(sql.NullFloat64)
+			dest = append(dest, n)
+			levels = append(levels, func() {
+				*lv = nil
+				if n.Valid {
+					*lv = &n.Float64
+				}
+			})
+			continue
+		}
+		dest = append(dest, f.Addr().Interface())
+	}
+	return dest, func() {
+		for _, f := range levels {
+			f()
+		}
+	}
 }
 
 // insertConfirmation stores one record unless (device, seq) is there already. ON CONFLICT on
 // the key only, not INSERT OR IGNORE: that would also drop rows that break a CHECK or NOT NULL
 // without a word.
-const insertConfirmation = `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
-	revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs,
-	silence_s, gaps, underruns, result, error, clock_state, received_at, volume,
-	amplifier, dropouts, reconnects, missing_s, frames_dropped, from_s)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+var insertConfirmation = `INSERT INTO confirmations(device_id, seq, area_id, at, output, schedule_id,
+	revision, program, item_index, item_ref, scheduled_at, started_at, ended_at, result, error, clock_state,
+	received_at, volume, amplifier, ` + strings.Join(proofCols, ", ") + `)
+	VALUES (?` + strings.Repeat(", ?", 18+len(proofCols)) + `)
 	ON CONFLICT(device_id, seq) DO NOTHING`
 
 // MaxBatch is the largest batch AddConfirmations takes in one call.
@@ -60,11 +100,11 @@ const MaxBatch = 10000
 
 func checkConfirmation(i int, c Confirmation) error {
 	where := func() string { return fmt.Sprintf("confirmation %d of the batch (seq %d)", i+1, c.Seq) }
-	if c.Seq <= 0 || c.Seq > MaxSeq {
+	if c.Seq == 0 || c.Seq > MaxSeq {
 		return fmt.Errorf("%w: %s: seq must be 1 to 2^53-1", ErrInvalid, where())
 	}
 	for what, v := range map[string]string{"output": c.Output, "schedule id": c.ScheduleID, "program": c.Program,
-		"item ref": c.ItemRef, "result": c.Result, "clock state": c.ClockState} {
+		"item ref": c.Item, "result": string(c.Result), "clock state": string(c.Clock)} {
 		if err := checkText(what, v, false, 1024); err != nil {
 			return fmt.Errorf("%s: %w", where(), err)
 		}
@@ -75,7 +115,10 @@ func checkConfirmation(i int, c Confirmation) error {
 	if c.Result == "" {
 		return fmt.Errorf("%w: %s: empty result", ErrInvalid, where())
 	}
-	for what, v := range map[string]float64{"played seconds": c.PlayedSeconds, "silence seconds": c.SilenceSeconds} {
+	if c.Revision > math.MaxInt64 {
+		return fmt.Errorf("%w: %s: revision %d is out of range", ErrInvalid, where(), c.Revision)
+	}
+	for what, v := range map[string]float64{"played seconds": c.PlayedS, "silence seconds": c.SilenceS} {
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 			return fmt.Errorf("%w: %s: %s is %v", ErrInvalid, where(), what, v)
 		}
@@ -94,12 +137,13 @@ func volume(v float64) any {
 	return v
 }
 
-// level turns a dBFS figure into its stored form: NaN (not measured) is NULL; ±Inf are kept.
-func level(v float64) any {
-	if math.IsNaN(v) {
+// level turns a dBFS figure into its stored form: nil or NaN (not measured) is NULL; ±Inf
+// are kept.
+func level(v *float64) any {
+	if v == nil || math.IsNaN(*v) {
 		return nil
 	}
-	return v
+	return *v
 }
 
 // AddConfirmations stores a batch from one device atomically. Records already stored are
@@ -121,8 +165,8 @@ func (db *DB) AddConfirmations(ctx context.Context, deviceID string, cs []Confir
 		if err := checkConfirmation(i, c); err != nil {
 			return 0, fmt.Errorf("device %q: %w", deviceID, err)
 		}
-		if c.DeviceID != "" && c.DeviceID != deviceID {
-			return 0, fmt.Errorf("%w: confirmation %d of the batch from device %q names device %q", ErrInvalid, i+1, deviceID, c.DeviceID)
+		if c.Device != "" && c.Device != deviceID {
+			return 0, fmt.Errorf("%w: confirmation %d of the batch from device %q names device %q", ErrInvalid, i+1, deviceID, c.Device)
 		}
 	}
 	req, ack := db.confRequest(ctx, deviceID, cs)
@@ -175,11 +219,11 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 	for _, c := range cs {
 		// The device's numbering, after its journal restarts, is shifted; checked, because
 		// each restart moves the offset past everything held.
-		if off > math.MaxInt64-c.Seq {
+		if off > math.MaxInt64-int64(c.Seq) {
 			return 0, fmt.Errorf("%w: seq %d of device %q does not fit after its journal restarts (offset %d): ask an administrator to re-enrol it",
 				ErrInvalid, c.Seq, deviceID, off)
 		}
-		seq := c.Seq + off
+		seq := int64(c.Seq) + off
 		if seq <= ack {
 			continue // stored and acknowledged already
 		}
@@ -188,11 +232,10 @@ func (db *DB) storeBatch(ctx context.Context, tx *sql.Tx, deviceID string, cs []
 		if at.IsZero() {
 			at = c.Scheduled
 		}
-		res, err := stmt.ExecContext(ctx, deviceID, seq, area, ts(at), c.Output, c.ScheduleID, c.Revision,
-			c.Program, c.ItemIndex, c.ItemRef, ts(c.Scheduled), ts(c.Start), ts(c.End), c.PlayedSeconds,
-			level(c.PeakDBFS), level(c.RMSDBFS), c.SilenceSeconds, c.Gaps, c.Underruns, c.Result, c.Error,
-			c.ClockState, now, volume(c.Volume), c.Amplifier, c.Dropouts, c.Reconnects, finite(c.MissingSeconds),
-			c.FramesDropped, finite(c.FromSeconds))
+		args := append([]any{deviceID, seq, area, ts(at), c.Output, c.ScheduleID, int64(c.Revision),
+			c.Program, c.ItemIndex, c.Item, ts(c.Scheduled), ts(c.Start), ts(c.End), c.Result, c.Error,
+			c.Clock, now, volume(c.Volume), c.Amplifier}, proofArgs(&c.Proof)...)
+		res, err := stmt.ExecContext(ctx, args...)
 		if err != nil {
 			return 0, fmt.Errorf("store confirmation seq %d of device %q: %w", c.Seq, deviceID, err)
 		}
@@ -306,9 +349,9 @@ type ConfirmationFilter struct {
 	Newest   bool // newest first (with Limit: the newest Limit); else in time order
 }
 
-const confirmationCols = `device_id, seq, area_id, output, schedule_id, revision, program, item_index, item_ref,
-	scheduled_at, started_at, ended_at, played_s, peak_dbfs, rms_dbfs, silence_s, gaps, underruns, result, error,
-	clock_state, received_at, volume, amplifier, dropouts, reconnects, missing_s, frames_dropped, from_s`
+var confirmationCols = `device_id, seq, area_id, output, schedule_id, revision, program, item_index, item_ref,
+	scheduled_at, started_at, ended_at, result, error, clock_state, received_at, volume, amplifier, ` +
+	strings.Join(proofCols, ", ")
 
 // ListConfirmations returns confirmations matching f in time order (then device, seq).
 func (db *DB) ListConfirmations(ctx context.Context, f ConfirmationFilter) ([]Confirmation, error) {
@@ -352,21 +395,16 @@ func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn fun
 	for rows.Next() {
 		var c Confirmation
 		var sched, start, end, recv sql.NullInt64
-		var peak, rms, vol sql.NullFloat64
-		if err := rows.Scan(&c.DeviceID, &c.Seq, &c.Area, &c.Output, &c.ScheduleID, &c.Revision, &c.Program,
-			&c.ItemIndex, &c.ItemRef, &sched, &start, &end, &c.PlayedSeconds, &peak, &rms, &c.SilenceSeconds,
-			&c.Gaps, &c.Underruns, &c.Result, &c.Error, &c.ClockState, &recv, &vol,
-			&c.Amplifier, &c.Dropouts, &c.Reconnects, &c.MissingSeconds, &c.FramesDropped, &c.FromSeconds); err != nil {
+		var vol sql.NullFloat64
+		proof, levels := proofDest(&c.Proof)
+		if err := rows.Scan(append([]any{&c.Device, &c.Seq, &c.Area, &c.Output, &c.ScheduleID, &c.Revision, &c.Program,
+			&c.ItemIndex, &c.Item, &sched, &start, &end, &c.Result, &c.Error, &c.Clock, &recv, &vol,
+			&c.Amplifier}, proof...)...); err != nil {
 			return fmt.Errorf("list confirmations: %w", err)
 		}
+		levels()
 		c.Scheduled, c.Start, c.End, c.ReceivedAt = fromTS(sched), fromTS(start), fromTS(end), fromTS(recv)
-		c.PeakDBFS, c.RMSDBFS = math.NaN(), math.NaN()
-		if peak.Valid {
-			c.PeakDBFS = peak.Float64
-		}
-		if rms.Valid {
-			c.RMSDBFS = rms.Float64
-		}
+		c.CommandID = protocol.CommandOf(c.Program)
 		c.Volume = vol.Float64
 		if err := fn(c); err != nil {
 			return err

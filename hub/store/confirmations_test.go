@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 var t0 = time.Date(2026, 11, 26, 6, 30, 0, 0, time.UTC)
@@ -17,12 +20,7 @@ var t0 = time.Date(2026, 11, 26, 6, 30, 0, 0, time.UTC)
 // conf builds a confirmation whose fields all derive from seq, so a round trip can be checked.
 func conf(seq int64) Confirmation {
 	start := t0.Add(time.Duration(seq) * time.Minute)
-	return Confirmation{Seq: seq, Output: "speakers", ScheduleID: "commune-tam-thanh", Revision: 12,
-		Program: "morning", ItemIndex: int(seq % 3), ItemRef: refOf(fmt.Sprint("item", seq%3)),
-		Scheduled: start.Add(-time.Second), Start: start, End: start.Add(95 * time.Second),
-		PlayedSeconds: 95.25, PeakDBFS: -1.5, RMSDBFS: -18.25, SilenceSeconds: 0.5, Gaps: 1, Underruns: 2,
-		Result: "completed", ClockState: "synced", Volume: 0.75, Amplifier: "on", Dropouts: 2, Reconnects: 1,
-		MissingSeconds: 3.5, FramesDropped: 4}
+	return Confirmation{Confirmation: protocol.Confirmation{Seq: uint64(seq), Output: "speakers", ScheduleID: "commune-tam-thanh", Revision: 12, Program: "morning", ItemIndex: int(seq % 3), Item: refOf(fmt.Sprint("item", seq%3)), Scheduled: start.Add(-time.Second), Start: start, End: start.Add(95 * time.Second), Result: "completed", Clock: "synced", Volume: 0.75, Amplifier: "on", Proof: protocol.Proof{PlayedS: 95.25, PeakDBFS: new(float64(-1.5)), RMSDBFS: new(float64(-18.25)), SilenceS: 0.5, Gaps: 1, Underruns: 2, Dropouts: 2, Reconnects: 1, MissingS: 3.5, FramesDropped: 4}}}
 }
 
 func confs(seqs ...int64) []Confirmation {
@@ -37,7 +35,7 @@ func storedSeqs(t testing.TB, db *DB, dev string) []int64 {
 	t.Helper()
 	var out []int64
 	for _, c := range must[[]Confirmation](t)(db.ListConfirmations(context.Background(), ConfirmationFilter{DeviceID: dev})) {
-		out = append(out, c.Seq)
+		out = append(out, int64(c.Seq))
 	}
 	slices.Sort(out)
 	return out
@@ -80,22 +78,22 @@ func TestConfirmationsExactlyOnce(t *testing.T) {
 	// Every field round-trips; the store adds device, area and received time.
 	all := must[[]Confirmation](t)(db.ListConfirmations(ctx, ConfirmationFilter{DeviceID: dev}))
 	for _, got := range all {
-		want := conf(got.Seq)
-		want.DeviceID, want.Area = dev, "quang-nam/tam-ky/tam-thanh"
+		want := conf(int64(got.Seq))
+		want.Device, want.Area = dev, "quang-nam/tam-ky/tam-thanh"
 		want.ReceivedAt = got.ReceivedAt
-		if got != want || got.ReceivedAt.IsZero() {
+		if !reflect.DeepEqual(got, want) || got.ReceivedAt.IsZero() {
 			t.Fatalf("seq %d round trip:\n got %+v\nwant %+v", got.Seq, got, want)
 		}
 	}
 
 	// Silence and unmeasured levels; a missed play has no start.
 	odd := conf(10)
-	odd.PeakDBFS, odd.RMSDBFS = math.Inf(-1), math.NaN()
-	odd.Start, odd.End, odd.PlayedSeconds, odd.Result = time.Time{}, time.Time{}, 0, "missed"
+	odd.PeakDBFS, odd.RMSDBFS = new(math.Inf(-1)), nil
+	odd.Start, odd.End, odd.PlayedS, odd.Result = time.Time{}, time.Time{}, 0, "missed"
 	clk.Advance(time.Hour)
 	step("odd values", []Confirmation{odd}, 10, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
 	got := must[[]Confirmation](t)(db.ListConfirmations(ctx, ConfirmationFilter{DeviceID: dev, Result: "missed"}))
-	if len(got) != 1 || !math.IsInf(got[0].PeakDBFS, -1) || !math.IsNaN(got[0].RMSDBFS) || !got[0].Start.IsZero() ||
+	if len(got) != 1 || !math.IsInf(*got[0].PeakDBFS, -1) || got[0].RMSDBFS != nil || !got[0].Start.IsZero() ||
 		!got[0].Scheduled.Equal(odd.Scheduled) || !got[0].ReceivedAt.Equal(clk.Now()) {
 		t.Fatalf("odd values: %+v", got)
 	}
@@ -106,7 +104,7 @@ func TestConfirmationsExactlyOnce(t *testing.T) {
 	_, err := db.AddConfirmations(ctx, dev, []Confirmation{conf(11), bad})
 	wantErr(t, err, ErrInvalid, "seq 0")
 	bad = conf(11)
-	bad.PlayedSeconds = math.NaN()
+	bad.PlayedS = math.NaN()
 	_, err = db.AddConfirmations(ctx, dev, []Confirmation{bad})
 	wantErr(t, err, ErrInvalid, "NaN played seconds")
 	bad = conf(11)
@@ -114,7 +112,7 @@ func TestConfirmationsExactlyOnce(t *testing.T) {
 	_, err = db.AddConfirmations(ctx, dev, []Confirmation{bad})
 	wantErr(t, err, ErrInvalid, "empty result")
 	bad = conf(11)
-	bad.DeviceID = "tam-phu/cl-01"
+	bad.Device = "tam-phu/cl-01"
 	_, err = db.AddConfirmations(ctx, dev, []Confirmation{bad})
 	wantErr(t, err, ErrInvalid, "record naming another device")
 	_, err = db.AddConfirmations(ctx, "tam-thanh/cl-99", confs(1))
@@ -180,7 +178,7 @@ func TestConfirmationFiltersAndReport(t *testing.T) {
 	}
 	play := func(seq int64, ref string, at time.Time, played float64, result string) Confirmation {
 		c := conf(seq)
-		c.ItemRef, c.Start, c.Scheduled, c.End, c.PlayedSeconds, c.Result = ref, at, at, at.Add(time.Duration(played*float64(time.Second))), played, result
+		c.Item, c.Start, c.Scheduled, c.End, c.PlayedS, c.Result = ref, at, at, at.Add(time.Duration(played*float64(time.Second))), played, protocol.Result(result)
 		return c
 	}
 	day := func(d int) time.Time { return time.Date(2026, time.Month(1), d, 6, 30, 0, 0, time.UTC) }
@@ -399,5 +397,32 @@ func TestJournalRestart(t *testing.T) {
 	// An agent that does not say which journal changes nothing.
 	if r, _, err := db.SeeJournal(ctx, dev, ""); err != nil || r {
 		t.Fatalf("no journal id: restarted=%v err=%v", r, err)
+	}
+}
+
+// Every field of a play's proof has its column: a field added to protocol.Proof without a
+// schema step fails here, not at the first confirmation a hub stores.
+func TestProofColumns(t *testing.T) {
+	db, _, _ := openTest(t)
+	have := map[string]bool{}
+	rows, err := db.r.Query("SELECT name FROM pragma_table_info('confirmations')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		have[name] = true
+	}
+	if len(proofCols) < 11 {
+		t.Fatalf("proof columns %v: fewer than protocol.Proof has", proofCols)
+	}
+	for _, c := range proofCols {
+		if !have[c] {
+			t.Errorf("protocol.Proof's %s has no column in the confirmations table: add a schema step", c)
+		}
 	}
 }

@@ -34,7 +34,11 @@ func snapshot(t *testing.T, db *DB) string {
 			p(e)
 		}
 	}
-	p(must[[]Confirmation](t)(db.ListConfirmations(ctx, ConfirmationFilter{})))
+	for _, c := range must[[]Confirmation](t)(db.ListConfirmations(ctx, ConfirmationFilter{})) {
+		j, err := json.Marshal(c) // levels are pointers: their values, not their addresses
+		noErr(t, err)
+		p(string(j))
+	}
 	p(must[[]ReportRow](t)(db.Report(ctx, ReportFilter{From: t0.Add(-time.Hour), To: t0.Add(1000 * time.Hour), GroupBy: Dimensions()})))
 	p(must[[]User](t)(db.ListUsers(ctx, "")))
 	p(must[[]AuditEntry](t)(db.ListAudit(ctx, AuditFilter{})))

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // Ids come from staff (CLI) and devices (hello): never a panic, and a valid id behaves as a
@@ -75,7 +77,7 @@ func FuzzAddConfirmation(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seq int64, output, result, errText string, played, peak float64) {
 		before := must[int64](t)(db.AckedSeq(ctx, "cl"))
 		c := conf(seq)
-		c.Output, c.Result, c.Error, c.PlayedSeconds, c.PeakDBFS = output, result, errText, played, peak
+		c.Output, c.Result, c.Error, c.PlayedS, c.PeakDBFS = output, protocol.Result(result), errText, played, &peak
 		ack, err := db.AddConfirmations(ctx, "cl", []Confirmation{c})
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
@@ -89,7 +91,7 @@ func FuzzAddConfirmation(f *testing.F) {
 		got := must[[]Confirmation](t)(db.ListConfirmations(ctx, ConfirmationFilter{DeviceID: "cl", Since: c.Start, Until: c.Start.Add(1)}))
 		found := false
 		for _, g := range got {
-			found = found || g.Seq == seq
+			found = found || g.Seq == uint64(seq)
 		}
 		if !found {
 			t.Fatalf("seq %d accepted but not listed", seq)

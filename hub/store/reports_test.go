@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/protocol"
 )
 
 // summaryYear stores a year of plays of 6 devices in two communes: most as played, a month of
@@ -38,16 +40,15 @@ func summaryYear(t *testing.T, db *DB) {
 			t.Fatal(err)
 		}
 		var cs, late []Confirmation
-		var seq int64
+		var seq uint64
 		for day := -3; day < 370; day++ {
 			for k := range 2 {
 				// Plays near midnight +07 and near the first of a month test the cuts.
 				at := time.Date(2026, 1, 1, 0, 0, 0, 0, zone).AddDate(0, 0, day).Add(time.Duration(k*12*60+rng.IntN(720)) * time.Minute).Add(-30 * time.Minute)
 				seq++
-				c := Confirmation{Seq: seq, Output: "speakers", ScheduleID: "s", Program: fmt.Sprint("p", k), ItemRef: refs[rng.IntN(len(refs))],
-					Scheduled: at, Result: results[rng.IntN(len(results))], ClockState: "synced", Amplifier: "on", PeakDBFS: math.NaN(), RMSDBFS: math.NaN()}
+				c := Confirmation{Confirmation: protocol.Confirmation{Seq: seq, Output: "speakers", ScheduleID: "s", Program: fmt.Sprint("p", k), Item: refs[rng.IntN(len(refs))], Scheduled: at, Result: protocol.Result(results[rng.IntN(len(results))]), Clock: "synced", Amplifier: "on"}}
 				if c.Result != "missed" && c.Result != "suppressed" {
-					c.Start, c.PlayedSeconds = at, float64(rng.IntN(300))
+					c.Start, c.PlayedS = at, float64(rng.IntN(300))
 				}
 				if rng.IntN(15) == 0 {
 					c.Amplifier = "relay: timeout"

@@ -69,12 +69,12 @@ func (s *summaries) add(area string, c Confirmation, at time.Time) {
 		s.months, s.progs, s.reasons, s.days = map[monthKey]*monthSum{}, map[progKey]*monthSum{}, map[reasonKey]int64{}, map[dayKey]int64{}
 	}
 	month := monthOf(at)
-	m := s.months[monthKey{month, area, c.ItemRef}]
+	m := s.months[monthKey{month, area, c.Item}]
 	if m == nil {
 		m = &monthSum{}
-		s.months[monthKey{month, area, c.ItemRef}] = m
+		s.months[monthKey{month, area, c.Item}] = m
 	}
-	pk := progKey{month, area, c.Program, c.ItemRef}
+	pk := progKey{month, area, c.Program, c.Item}
 	p := s.progs[pk]
 	if p == nil {
 		p = &monthSum{}
@@ -82,22 +82,22 @@ func (s *summaries) add(area string, c Confirmation, at time.Time) {
 	}
 	for _, m := range []*monthSum{m, p} {
 		m.plays++
-		m.played += c.PlayedSeconds
-		if c.PlayedSeconds > 0 {
+		m.played += c.PlayedS
+		if c.PlayedS > 0 {
 			m.heard++
 		}
 		if c.Amplifier != "" && c.Amplifier != "on" {
 			m.amp++
 		}
-		if i, ok := resultIndex[c.Result]; ok {
+		if i, ok := resultIndex[string(c.Result)]; ok {
 			m.results[i]++
 		}
 	}
-	if c.PlayedSeconds > 0 {
+	if c.PlayedS > 0 {
 		s.days[dayKey{dayOf(at), area}]++
 	}
 	if c.Result != "completed" {
-		s.reasons[reasonKey{pk, c.Result, c.Error}]++
+		s.reasons[reasonKey{pk, string(c.Result), c.Error}]++
 	}
 }
 

@@ -94,23 +94,23 @@ func TestEmergencyLatencyBench(t *testing.T) {
 			var first, item jrec
 			waitFor(t, "the emergency's first sample on the agent", 30*time.Second, func() bool {
 				for _, r := range a.records(bins) {
-					if r.ProgramID == p && r.ItemIndex == 0 && !r.Start.IsZero() {
+					if r.Program == p && r.ItemIndex == 0 && !r.Start.IsZero() {
 						first = r
 					}
-					if r.ProgramID == p && r.ItemIndex == 1 && !r.Start.IsZero() {
+					if r.Program == p && r.ItemIndex == 1 && !r.Start.IsZero() {
 						item = r
 					}
 				}
 				return !first.Start.IsZero() && (!checkClip || !item.Start.IsZero())
 			}, logs)
 			lat = append(lat, first.Start.Sub(t0))
-			if checkClip && item.ItemRef != refs(i) {
-				t.Errorf("%s run %d: the clip was not played (item %q): its fallback was spoken", what, i, item.ItemRef)
+			if checkClip && item.Item != refs(i) {
+				t.Errorf("%s run %d: the clip was not played (item %q): its fallback was spoken", what, i, item.Item)
 			}
 			post(fmt.Sprintf("/api/emergencies/%d/cancel", res.Emergencies[0].ID), nil)
 			waitFor(t, "the emergency to stop", 30*time.Second, func() bool {
 				for _, r := range a.records(bins) {
-					if r.ProgramID == p && r.Result == "playing" {
+					if r.Program == p && r.Result == "playing" {
 						return false
 					}
 				}

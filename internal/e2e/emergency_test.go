@@ -24,9 +24,9 @@ func hubEnv(t *testing.T, bins binaries) ([]string, string, string, *proc) {
 // jrec is a journal record with the fields these tests look at.
 type jrec struct {
 	Seq       uint64    `json:"seq"`
-	ProgramID string    `json:"program_id"`
+	Program   string    `json:"program"`
 	ItemIndex int       `json:"item_index"`
-	ItemRef   string    `json:"item_ref"`
+	Item      string    `json:"item"`
 	Scheduled time.Time `json:"scheduled"`
 	Start     time.Time `json:"start"`
 	Result    string    `json:"result"`
@@ -62,14 +62,14 @@ func having(recs []jrec, f func(jrec) bool) []jrec {
 }
 
 func prog(p, result string) func(jrec) bool {
-	return func(r jrec) bool { return r.ProgramID == p && (result == "" || r.Result == result) }
+	return func(r jrec) bool { return r.Program == p && (result == "" || r.Result == result) }
 }
 
 func dumpJournal(recs []jrec) string {
 	var b strings.Builder
 	for _, r := range recs {
-		fmt.Fprintf(&b, "  %d %s item %d %s scheduled %s start %s %s %s\n", r.Seq, r.ProgramID, r.ItemIndex, r.Result,
-			r.Scheduled.Format("15:04:05.000"), r.Start.Format("15:04:05.000"), r.ItemRef, r.Error)
+		fmt.Fprintf(&b, "  %d %s item %d %s scheduled %s start %s %s %s\n", r.Seq, r.Program, r.ItemIndex, r.Result,
+			r.Scheduled.Format("15:04:05.000"), r.Start.Format("15:04:05.000"), r.Item, r.Error)
 	}
 	return b.String()
 }
@@ -132,9 +132,9 @@ func TestEmergencyEndToEnd(t *testing.T) {
 		waitFor(t, fmt.Sprintf("agent %d: normal stopped, emergency completed, normal resumed", i+1), 40*time.Second, func() bool {
 			recs := b.records(bins)
 			pre := having(recs, func(r jrec) bool {
-				return r.ProgramID == normal && (r.Result == "preempted" || r.Result == "interrupted")
+				return r.Program == normal && (r.Result == "preempted" || r.Result == "interrupted")
 			})
-			if len(pre) == 0 || len(having(recs, func(r jrec) bool { return prog(em1, "completed")(r) && r.ItemRef == refE })) == 0 {
+			if len(pre) == 0 || len(having(recs, func(r jrec) bool { return prog(em1, "completed")(r) && r.Item == refE })) == 0 {
 				return false
 			}
 			stoppedAs[pre[0].Result] = true
@@ -142,7 +142,7 @@ func TestEmergencyEndToEnd(t *testing.T) {
 			// window (the next occurrence is 20 s after it). Records carry the segment's
 			// scheduled start, so the window is what tells.
 			return len(having(recs, func(r jrec) bool {
-				return r.ProgramID == normal && r.Seq > pre[0].Seq && r.Start.Before(pre[0].Scheduled.Add(18*time.Second)) && r.Result != "playing"
+				return r.Program == normal && r.Seq > pre[0].Seq && r.Start.Before(pre[0].Scheduled.Add(18*time.Second)) && r.Result != "playing"
 			})) > 0
 		}, logs)
 	}
@@ -151,11 +151,11 @@ func TestEmergencyEndToEnd(t *testing.T) {
 	}
 	for i, b := range []*agentBox{a1, a2} {
 		waitFor(t, fmt.Sprintf("agent %d: the emergency repeated", i+1), 40*time.Second, func() bool {
-			return len(having(b.records(bins), func(r jrec) bool { return prog(em1, "completed")(r) && r.ItemRef == refE })) >= 2
+			return len(having(b.records(bins), func(r jrec) bool { return prog(em1, "completed")(r) && r.Item == refE })) >= 2
 		}, logs)
 	}
 	// Each play starts with the spoken issue time.
-	if intro := having(a1.records(bins), func(r jrec) bool { return r.ProgramID == em1 && r.ItemIndex == 0 }); len(intro) == 0 || !strings.Contains(intro[0].ItemRef, "Bản tin phát lúc") {
+	if intro := having(a1.records(bins), func(r jrec) bool { return r.Program == em1 && r.ItemIndex == 0 }); len(intro) == 0 || !strings.Contains(intro[0].Item, "Bản tin phát lúc") {
 		t.Errorf("no spoken issue time before the emergency:\n%s", dumpJournal(intro))
 	}
 
@@ -211,10 +211,10 @@ func TestEmergencyEndToEnd(t *testing.T) {
 		t.Errorf("agent 2 played an emergency that expired while it was cut off:\n%s", dumpJournal(recs))
 	}
 	for i, b := range []*agentBox{a1, a2} {
-		if late := having(b.records(bins), func(r jrec) bool { return r.ProgramID == em1 && r.Start.After(cancelled.Add(2*time.Second)) }); len(late) > 0 {
+		if late := having(b.records(bins), func(r jrec) bool { return r.Program == em1 && r.Start.After(cancelled.Add(2*time.Second)) }); len(late) > 0 {
 			t.Errorf("agent %d played the emergency after it was cancelled:\n%s", i+1, dumpJournal(late))
 		}
-		if bad := having(b.records(bins), func(r jrec) bool { return strings.HasPrefix(r.ProgramID, "emergency:") && r.Result == "failed" }); len(bad) > 0 {
+		if bad := having(b.records(bins), func(r jrec) bool { return strings.HasPrefix(r.Program, "emergency:") && r.Result == "failed" }); len(bad) > 0 {
 			t.Errorf("agent %d: failed emergency plays:\n%s", i+1, dumpJournal(bad))
 		}
 	}

@@ -251,9 +251,9 @@ func (b *agentBox) start(t *testing.T, bins binaries) {
 }
 
 type record struct {
-	Seq       uint64 `json:"seq"`
-	ProgramID string `json:"program_id"`
-	Result    string `json:"result"`
+	Seq     uint64 `json:"seq"`
+	Program string `json:"program"`
+	Result  string `json:"result"`
 }
 
 func (b *agentBox) journal(t *testing.T, bins binaries) []record { return journalOf[record](b, bins) }
@@ -261,7 +261,7 @@ func (b *agentBox) journal(t *testing.T, bins binaries) []record { return journa
 func completed(recs []record, program string) int {
 	n := 0
 	for _, r := range recs {
-		if r.Result == "completed" && strings.HasSuffix(r.ProgramID, program) {
+		if r.Result == "completed" && strings.HasSuffix(r.Program, program) {
 			n++
 		}
 	}
@@ -368,7 +368,7 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 	for dev, j := range map[string][]record{"qn/tk/cl-01": j1, "qn/tk/cl-02": j2} {
 		for _, r := range j {
 			if r.Result != "playing" && !seen[fmt.Sprintf("%s#%d", dev, r.Seq)] {
-				t.Errorf("%s record %d (%s %s) never reached the hub", dev, r.Seq, r.ProgramID, r.Result)
+				t.Errorf("%s record %d (%s %s) never reached the hub", dev, r.Seq, r.Program, r.Result)
 			}
 		}
 	}

@@ -70,7 +70,7 @@ programs:
 	run(t, env, bins.cli, "schedule", "push", docFile, "--to", "qn/tk/board-01")
 	waitFor(t, "the bulletin on the board's screen", 30*time.Second, func() bool {
 		for _, r := range board.records(bins) {
-			if strings.HasSuffix(r.ProgramID, "/bulletin") {
+			if strings.HasSuffix(r.Program, "/bulletin") {
 				return true
 			}
 		}
