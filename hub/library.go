@@ -70,9 +70,9 @@ func (s *Server) apiContentUsage(w http.ResponseWriter, r *http.Request, p princ
 			continue
 		}
 		seen[key] = true
-		var doc scheduler.Document
-		if err := json.Unmarshal(sc.Document, &doc); err != nil {
-			continue // stored documents were parsed when pushed; one that is not JSON names nothing
+		doc, err := scheduler.Parse(key, sc.Document) // YAML or JSON, as pushed
+		if err != nil {
+			continue // it was parsed when pushed; one that no longer parses names nothing
 		}
 		for _, pr := range doc.Programs {
 			for _, it := range pr.Items {

@@ -3,6 +3,8 @@ package console
 import (
 	"html/template"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 )
@@ -12,6 +14,16 @@ import (
 var opsPages = []string{"content", "emergency", "live", "relay", "cap"}
 
 func init() {
+	// span says a Go duration ("30m", "2h0m0s") in the page's words: "30 phút", "2 giờ".
+	funcs["span"] = func(lang, d string) string {
+		if x, err := time.ParseDuration(d); err == nil {
+			d = strings.TrimSuffix(strings.TrimSuffix(x.String(), "0s"), "0m")
+		}
+		if t := tr(lang, "span."+d); t != "span."+d {
+			return t
+		}
+		return d
+	}
 	funcs["has"] = func(xs []string, x string) bool {
 		for _, v := range xs {
 			if v == x {

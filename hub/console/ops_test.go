@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,7 +121,22 @@ func TestLibraryInBrowser(t *testing.T) {
 		t.Errorf("titles stored: %v", titles)
 	}
 
+	// One item is used by Tam Thanh's morning programme.
+	var used string
+	for _, it := range items {
+		if it.Title == "ban tin sang" {
+			used = it.Ref
+		}
+	}
+	doc := "version: 1\nid: tt-sang\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: sang\n    title: Bản tin sáng\n    cron: \"0 30 5 * * *\"\n    items:\n      - content: " + used + "\n"
+	h.api(h.admin, "POST", "/api/schedules", api.PushRequest{To: "area:qn/tk/tt", Document: doc}, nil, http.StatusOK)
 	do(t, ctx, chromedp.Navigate(h.url+"/console/content"), chromedp.WaitVisible(chromedp.CSS("table.library")))
+	uses := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.library tbody tr")].map(r => r.dataset.ref + " " + r.querySelector(".uses").textContent)`))
+	for _, u := range uses {
+		if strings.HasPrefix(u, used) != (u == used+" area:qn/tk/tt · Bản tin sáng") {
+			t.Errorf("where used: %q", u)
+		}
+	}
 	if ran := run(t, ctx, chromedp.Evaluate[any](`window.__xss`)); ran != nil {
 		t.Fatalf("a content title ran as script: %v", ran)
 	}
@@ -173,8 +189,10 @@ func (h *testHub) agent(id, area string) *websocket.Conn {
 func TestEmergencyInBrowser(t *testing.T) {
 	h := newTestHub(t)
 	ws := h.agent("tt/cl-3", "qn/tk/tt")
-	ctx := browser(t)
+	ctx := browserMic(t)
 	dir := shots(t)
+	rec := filepath.Join(t.TempDir(), "canh-bao.wav")
+	wav(t, rec, 500, 2)
 	signInBrowser(t, ctx, h, "admin", adminPass)
 	do(t, ctx, chromedp.Navigate(h.url+"/console/emergency"), chromedp.WaitVisible(chromedp.CSS("form.emergency")))
 	shot(t, ctx, dir, "emergency")
@@ -182,6 +200,7 @@ func TestEmergencyInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Cảnh báo lũ"),
 		chromedp.SendKeys(chromedp.CSS(`textarea[name=text]`), "Nước sông Tam Kỳ đang lên. Đề nghị bà con vùng trũng di chuyển lên chỗ cao."),
 		chromedp.SetValue(chromedp.CSS(`select[name=every]`), "30m"),
+		chromedp.SetUploadFiles(chromedp.CSS(`form.emergency input[type=file]`), []string{rec}),
 		chromedp.Click(chromedp.CSS("#next")), chromedp.WaitVisible(chromedp.CSS("#reach")))
 	// Tam Thanh has three clusters, Tam Phú one: two communes, four clusters.
 	if reach := run(t, ctx, chromedp.Text(chromedp.CSS("#reach"))); reach != "Sẽ phát tới 2 xã, 4 cụm loa." {
@@ -195,7 +214,8 @@ func TestEmergencyInBrowser(t *testing.T) {
 	shot(t, ctx, dir, "emergency-confirm")
 	do(t, ctx, chromedp.Click(chromedp.CSS("#send")), chromedp.WaitVisible(chromedp.CSS("#reached")))
 	h.api(h.admin, "GET", "/api/emergencies", nil, &active, http.StatusOK)
-	if len(active) != 2 || active[0].RepeatEvery != "30m0s" || active[0].Series != active[1].Series {
+	if len(active) != 2 || active[0].RepeatEvery != "30m0s" || active[0].Series != active[1].Series || active[0].Content == "" ||
+		active[0].Text == "" || active[0].Content != active[1].Content {
 		t.Fatalf("on the air after sending: %+v", active)
 	}
 	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("#reached tbody tr").length`)); n != 4 {
@@ -228,6 +248,24 @@ func TestEmergencyInBrowser(t *testing.T) {
 		t.Errorf("after cancel: %+v", all)
 	}
 
+	// A second warning recorded with the (fake) microphone, no text.
+	do(t, ctx, chromedp.Navigate(h.url+"/console/emergency"), chromedp.WaitVisible(chromedp.CSS("form.emergency")),
+		chromedp.Click(chromedp.CSS(`input[name=to][value="qn/tk/tp"]`)), chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Ghi âm thử"),
+		chromedp.Click(chromedp.CSS("button.rec")))
+	run(t, ctx, chromedp.Poll[bool](`document.querySelector(".recstate").textContent === "● REC"`))
+	time.Sleep(1500 * time.Millisecond) // a second and a half of the fake microphone's tone
+	do(t, ctx, chromedp.Click(chromedp.CSS("button.rec")))
+	run(t, ctx, chromedp.Poll[bool](`!document.querySelector("audio.take").hidden`))
+	do(t, ctx, chromedp.Click(chromedp.CSS("#next")), chromedp.WaitVisible(chromedp.CSS("#reach")))
+	if reach := run(t, ctx, chromedp.Text(chromedp.CSS("#reach"))); reach != "Sẽ phát tới 1 xã, 1 cụm loa." {
+		t.Errorf("the confirmation step for Tam Phú says %q", reach)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS("#send")), chromedp.WaitVisible(chromedp.CSS("#reached")))
+	h.api(h.admin, "GET", "/api/emergencies", nil, &active, http.StatusOK)
+	if len(active) != 1 || active[0].Content == "" || active[0].Title != "Ghi âm thử" {
+		t.Errorf("the recorded warning: %+v", active)
+	}
+
 	// The CAP page lists what the hub decided, as applyCAP records it.
 	must(t, appendCAP(h, "cap.ignore", "area:qn", `{"message":"vndmc-2026-77","areas":["qn/tk/tt"],"status":"Exercise","reason":"status Exercise is not broadcast"}`))
 	do(t, ctx, chromedp.Navigate(h.url+"/console/cap"), chromedp.WaitVisible(chromedp.CSS("table.cap")))
@@ -238,6 +276,23 @@ func TestEmergencyInBrowser(t *testing.T) {
 	shot(t, ctx, dir, "cap")
 	do(t, ctx, chromedp.Navigate(h.url+"/console/broadcasts"), chromedp.WaitVisible(chromedp.CSS("#relay")))
 	shot(t, ctx, dir, "broadcasts")
+}
+
+// browserMic is browser with Chromium's fake microphone (a tone) allowed without asking.
+func browserMic(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed: run scripts/install-deps (Debian package chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("use-fake-device-for-media-stream", true), chromedp.Flag("use-fake-ui-for-media-stream", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	return ctx
 }
 
 func appendCAP(h *testHub, action, target, detail string) error {
