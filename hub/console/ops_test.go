@@ -59,19 +59,26 @@ func signInBrowser(t *testing.T, ctx context.Context, h *testHub, user, pw strin
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("table.tree")))
 }
 
+// The library, emergency, CAP and relay pages in one browser on one hub (Chromium and the hub
+// take seconds to start): see libraryInBrowser and emergencyInBrowser.
+func TestOpsPagesInBrowser(t *testing.T) {
+	h := newTestHub(t)
+	ctx := browserMic(t)
+	dir := shots(t)
+	signInBrowser(t, ctx, h, "admin", adminPass)
+	t.Run("library", func(t *testing.T) { libraryInBrowser(t, h, ctx, dir) })
+	t.Run("emergency", func(t *testing.T) { emergencyInBrowser(t, h, ctx, dir) })
+}
+
 // Two files dropped into the library page's picker go up with a progress bar each and the
 // metadata chosen; the list then shows them with that metadata, a title with markup as text,
 // and the bytes the console streams to its player are those the API lists.
-func TestLibraryInBrowser(t *testing.T) {
-	h := newTestHub(t)
+func libraryInBrowser(t *testing.T, h *testHub, ctx context.Context, dir string) {
 	h.terms()
-	ctx := browser(t)
-	dir := shots(t)
 	tmp := t.TempDir()
 	files := []string{filepath.Join(tmp, "ban-tin-sang.wav"), filepath.Join(tmp, "canh-bao-lu.wav")}
 	wav(t, files[0], 440, 3)
 	wav(t, files[1], 660, 2)
-	signInBrowser(t, ctx, h, "admin", adminPass)
 	do(t, ctx, chromedp.Navigate(h.url+"/console/content"), chromedp.WaitVisible(chromedp.CSS("#upload")))
 	xssTitle := `<img src=x onerror="window.__xss=3">Cảnh báo lũ <script>window.__xss=2</script>`
 	do(t, ctx, chromedp.SetUploadFiles(chromedp.CSS(`#files`), files),
@@ -186,14 +193,10 @@ func (h *testHub) agent(id, area string) *websocket.Conn {
 // An emergency sent through the page: areas ticked on the tree, the text typed, the
 // confirmation step naming the communes and clusters counted on the hub, the live view
 // showing an agent's confirmation when it lands, then cancelled.
-func TestEmergencyInBrowser(t *testing.T) {
-	h := newTestHub(t)
+func emergencyInBrowser(t *testing.T, h *testHub, ctx context.Context, dir string) {
 	ws := h.agent("tt/cl-3", "qn/tk/tt")
-	ctx := browserMic(t)
-	dir := shots(t)
 	rec := filepath.Join(t.TempDir(), "canh-bao.wav")
 	wav(t, rec, 500, 2)
-	signInBrowser(t, ctx, h, "admin", adminPass)
 	do(t, ctx, chromedp.Navigate(h.url+"/console/emergency"), chromedp.WaitVisible(chromedp.CSS("form.emergency")))
 	shot(t, ctx, dir, "emergency")
 	do(t, ctx, chromedp.Click(chromedp.CSS(`input[name=to][value="qn/tk/tt"]`)), chromedp.Click(chromedp.CSS(`input[name=to][value="qn/tk/tp"]`)),
@@ -253,7 +256,7 @@ func TestEmergencyInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`input[name=to][value="qn/tk/tp"]`)), chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Ghi âm thử"),
 		chromedp.Click(chromedp.CSS("button.rec")))
 	run(t, ctx, chromedp.Poll[bool](`document.querySelector(".recstate").textContent === "● REC"`))
-	time.Sleep(1500 * time.Millisecond) // a second and a half of the fake microphone's tone
+	time.Sleep(500 * time.Millisecond) // half a second of the fake microphone's tone: any length will do
 	do(t, ctx, chromedp.Click(chromedp.CSS("button.rec")))
 	run(t, ctx, chromedp.Poll[bool](`!document.querySelector("audio.take").hidden`))
 	do(t, ctx, chromedp.Click(chromedp.CSS("#next")), chromedp.WaitVisible(chromedp.CSS("#reach")))
@@ -308,11 +311,13 @@ func TestEmergencyRolesAndCSRF(t *testing.T) {
 	must(t, err)
 	h.password("vh-tt", "mat-khau-van-hanh")
 	form := url.Values{"to": {"qn/tk/tt"}, "text": {"Thử"}, "for": {"1h"}}
+	clients := map[string]*client{}
 	for _, u := range []struct{ id, pw string }{{"xem-tp", viewerPass}, {"vh-tt", "mat-khau-van-hanh"}} {
 		c := h.client()
 		if code, _ := c.signIn(u.id, u.pw); code != http.StatusOK {
 			t.Fatalf("%s signs in: %d", u.id, code)
 		}
+		clients[u.id] = c
 		_, page, _ := c.do("GET", "/console/emergency", nil)
 		if strings.Contains(page, `action="/console/emergency/confirm"`) {
 			t.Errorf("%s is shown the send form", u.id)
@@ -335,9 +340,7 @@ func TestEmergencyRolesAndCSRF(t *testing.T) {
 	// The viewer of Tam Phú sees CAP decisions about Tam Phú only.
 	must(t, appendCAP(h, "cap.create", "area:qn", `{"message":"a-tt","areas":["qn/tk/tt"]}`))
 	must(t, appendCAP(h, "cap.create", "area:qn", `{"message":"a-tp","areas":["qn/tk/tp"]}`))
-	c := h.client()
-	c.signIn("xem-tp", viewerPass)
-	if _, page, _ := c.do("GET", "/console/cap", nil); !strings.Contains(page, "a-tp") || strings.Contains(page, "a-tt") {
+	if _, page, _ := clients["xem-tp"].do("GET", "/console/cap", nil); !strings.Contains(page, "a-tp") || strings.Contains(page, "a-tt") {
 		t.Errorf("the Tam Phú viewer's CAP page:\n%s", page)
 	}
 
