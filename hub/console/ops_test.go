@@ -147,7 +147,7 @@ func libraryInBrowser(t *testing.T, h *testHub, ctx context.Context, dir string)
 	if ran := run(t, ctx, chromedp.Evaluate[any](`window.__xss`)); ran != nil {
 		t.Fatalf("a content title ran as script: %v", ran)
 	}
-	rows := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.library tbody tr")].map(r => r.querySelector(".t").firstChild.textContent + "|" + r.querySelector(".lang").textContent)`))
+	rows := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.library tbody tr")].map(r => r.querySelector(".t .title").textContent + "|" + r.querySelector(".lang").textContent)`))
 	if len(rows) != 2 || !strings.Contains(strings.Join(rows, "\n"), xssTitle+"|Cơ Tu") {
 		t.Errorf("library rows: %q", rows)
 	}
