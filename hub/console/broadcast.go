@@ -203,25 +203,25 @@ type liveData struct {
 	IssuedSince string
 }
 
-// broadcastPlays are the confirmations of a series' programmes since it was issued.
+// broadcastPlays are the confirmations of a series' programmes since it was issued, read per
+// area of the series (the API has no programme filter: the other plays of those areas since
+// then are read and dropped here).
 func (c *Console) broadcastPlays(r *http.Request, s *session, bs []api.EmergencyJSON) (map[string]api.ConfirmationJSON, error) {
-	progs := map[string]bool{}
-	since := time.Time{}
-	for _, b := range bs {
-		progs[b.Program] = true
-		if since.IsZero() || b.IssuedAt.Before(since) {
-			since = b.IssuedAt
-		}
-	}
-	var cs []api.ConfirmationJSON
-	q := url.Values{"since": {since.Add(-time.Minute).Format(time.RFC3339)}}
-	if err := c.call(r.Context(), s, "GET", "/api/confirmations?"+q.Encode(), nil, &cs); err != nil {
-		return nil, err
-	}
 	out := map[string]api.ConfirmationJSON{}
-	for _, p := range cs {
-		if progs[p.Program] {
-			out[p.Device] = p // time order: the newest stays
+	for _, b := range bs {
+		area := b.Area
+		if !store.Allowed(s.User.Scope, area) {
+			area = s.User.Scope // a broadcast from above: the plays of the caller's own subtree
+		}
+		var cs []api.ConfirmationJSON
+		q := url.Values{"area": {area}, "since": {b.IssuedAt.Add(-time.Minute).Format(time.RFC3339)}}
+		if err := c.call(r.Context(), s, "GET", "/api/confirmations?"+q.Encode(), nil, &cs); err != nil {
+			return nil, err
+		}
+		for _, p := range cs {
+			if p.Program == b.Program {
+				out[p.Device] = p // in time order: the newest stays
+			}
 		}
 	}
 	return out, nil

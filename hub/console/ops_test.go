@@ -340,6 +340,14 @@ func TestEmergencyRolesAndCSRF(t *testing.T) {
 	// The viewer of Tam Phú sees CAP decisions about Tam Phú only.
 	must(t, appendCAP(h, "cap.create", "area:qn", `{"message":"a-tt","areas":["qn/tk/tt"]}`))
 	must(t, appendCAP(h, "cap.create", "area:qn", `{"message":"a-tp","areas":["qn/tk/tp"]}`))
+	// A warning for the whole province: the Tam Phú viewer's live view lists Tam Phú's cluster only.
+	var res api.EmergencyResponse
+	h.api(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn", Text: "Diễn tập", For: "1h"}, &res, http.StatusCreated)
+	code, page, _ := clients["xem-tp"].do("GET", "/console/emergency/live?series="+url.QueryEscape(res.Emergencies[0].Series), nil)
+	if code != http.StatusOK || !strings.Contains(page, `data-device="tp/cl-1"`) || strings.Contains(page, `data-device="tt/cl-1"`) ||
+		strings.Contains(page, `action="/console/emergency/cancel"`) {
+		t.Errorf("the Tam Phú viewer's live view of a province warning: %d\n%s", code, page)
+	}
 	if _, page, _ := clients["xem-tp"].do("GET", "/console/cap", nil); !strings.Contains(page, "a-tp") || strings.Contains(page, "a-tt") {
 		t.Errorf("the Tam Phú viewer's CAP page:\n%s", page)
 	}
@@ -358,7 +366,7 @@ func TestEmergencyRolesAndCSRF(t *testing.T) {
 		t.Errorf("the admin's send: %d\n%s", code, body)
 	}
 	h.api(h.admin, "GET", "/api/emergencies?all=1", nil, &all, http.StatusOK)
-	if len(all) != 1 {
+	if len(all) != 2 {
 		t.Errorf("after the admin's send: %+v", all)
 	}
 }
