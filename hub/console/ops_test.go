@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -279,6 +280,28 @@ func emergencyInBrowser(t *testing.T, h *testHub, ctx context.Context, dir strin
 	shot(t, ctx, dir, "cap")
 	do(t, ctx, chromedp.Navigate(h.url+"/console/broadcasts"), chromedp.WaitVisible(chromedp.CSS("#relay")))
 	shot(t, ctx, dir, "broadcasts")
+	// A relay of the province station to Tam Thanh, then a bulletin at Tam Thanh's next session
+	// (its morning programme, pushed by the library test).
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#relay input[name=to][value="qn/tk/tt"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#relay input[name=stream]`), "http://radio.example.vn/qnr.mp3"),
+		chromedp.SendKeys(chromedp.CSS(`#relay input[name=title]`), "Đài Quảng Nam"),
+		chromedp.Click(chromedp.CSS(`#relay button`)), chromedp.WaitVisible(chromedp.CSS("#reached")))
+	do(t, ctx, chromedp.Navigate(h.url+"/console/broadcasts"), chromedp.WaitVisible(chromedp.CSS("#bulletin")),
+		chromedp.Click(chromedp.CSS(`#bulletin input[name=to][value="qn/tk/tt"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#bulletin input[name=title]`), "Lịch tiêm chủng"),
+		chromedp.SendKeys(chromedp.CSS(`#bulletin textarea[name=text]`), "Trạm y tế xã tiêm chủng sáng thứ Bảy."),
+		chromedp.Click(chromedp.CSS(`#bulletin button[type=submit], #bulletin > button`)), chromedp.WaitVisible(chromedp.CSS("#reached")))
+	var kinds []string
+	h.api(h.admin, "GET", "/api/emergencies", nil, &active, http.StatusOK)
+	for _, e := range active {
+		if e.Area == "qn/tk/tt" {
+			kinds = append(kinds, e.Kind+" "+e.Title+" "+e.Stream)
+		}
+	}
+	sort.Strings(kinds)
+	if strings.Join(kinds, "|") != "bulletin Lịch tiêm chủng |live Đài Quảng Nam http://radio.example.vn/qnr.mp3" {
+		t.Errorf("relays and bulletins on the air in Tam Thanh: %q", kinds)
+	}
 }
 
 // browserMic is browser with Chromium's fake microphone (a tone) allowed without asking.
