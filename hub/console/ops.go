@@ -16,8 +16,11 @@ var opsPages = []string{"content", "emergency", "live", "relay", "cap"}
 func init() {
 	// span says a Go duration ("30m", "2h0m0s") in the page's words: "30 phút", "2 giờ".
 	funcs["span"] = func(lang, d string) string {
-		if x, err := time.ParseDuration(d); err == nil {
-			d = strings.TrimSuffix(strings.TrimSuffix(x.String(), "0s"), "0m")
+		if x, err := time.ParseDuration(d); err == nil && x > 0 && x%time.Minute == 0 {
+			d = strings.TrimSuffix(x.String(), "0s") // 30m, 1h30m, 2h0m
+			if strings.HasSuffix(d, "h0m") {
+				d = strings.TrimSuffix(d, "0m")
+			}
 		}
 		if t := tr(lang, "span."+d); t != "span."+d {
 			return t
@@ -39,6 +42,14 @@ func init() {
 			}
 		}
 		return id
+	}
+	funcs["recTitle"] = func(recs []api.ContentJSON, ref string) string {
+		for _, c := range recs {
+			if c.Ref == ref {
+				return c.Title
+			}
+		}
+		return ref
 	}
 	funcs["areaTree"] = func(v view, areas []api.AreaJSON, chosen []string) any {
 		return struct {

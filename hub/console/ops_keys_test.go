@@ -14,3 +14,13 @@ func TestOpsDynamicKeys(t *testing.T) {
 		}
 	}
 }
+
+// Durations are said in words whatever form the API gives them in.
+func TestSpan(t *testing.T) {
+	span := funcs["span"].(func(string, string) string)
+	for in, want := range map[string]string{"30m": "30 phút", "30m0s": "30 phút", "2h0m0s": "2 giờ", "1h": "1 giờ", "1h30m0s": "1h30m", "45s": "45s", "": ""} {
+		if got := span("vi", in); got != want {
+			t.Errorf("span(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

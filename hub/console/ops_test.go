@@ -210,6 +210,10 @@ func emergencyInBrowser(t *testing.T, h *testHub, ctx context.Context, dir strin
 	if reach := run(t, ctx, chromedp.Text(chromedp.CSS("#reach"))); reach != "Sẽ phát tới 2 xã, 4 cụm loa." {
 		t.Errorf("the confirmation step says %q", reach)
 	}
+	if dl := run(t, ctx, chromedp.Text(chromedp.CSS(".confirm dl"))); !strings.Contains(dl, "mỗi 30 phút") || !strings.Contains(dl, "sau 2 giờ") ||
+		!strings.Contains(dl, "Cảnh báo lũ") || !strings.Contains(dl, "Xã Tam Phú, Xã Tam Thanh") {
+		t.Errorf("the confirmation step's details:\n%s", dl)
+	}
 	var active []api.EmergencyJSON
 	h.api(h.admin, "GET", "/api/emergencies", nil, &active, http.StatusOK)
 	if len(active) != 0 {
