@@ -250,6 +250,9 @@ func (s *Server) routes() {
 	api("POST /api/users/password", V, s.apiSetPassword)
 	api("GET /api/content", V, s.apiListContent)
 	api("PATCH /api/content/{ref}", O, s.apiEditContent)
+	api("GET /api/content/usage", V, s.apiContentUsage)
+	api("GET /api/content/{ref}/file", V, s.apiContentFile)
+	api("GET /api/cap/alerts", V, s.apiCAPAlerts)
 	api("GET /api/terms", V, s.apiListTerms)
 	api("POST /api/terms", A, s.apiAddTerm)
 	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(O, s.apiUploadContent)))
@@ -278,6 +281,8 @@ func (s *Server) routes() {
 			panic(err) // the embedded templates do not parse: a build that tests catch
 		}
 		handle("/console/", small, c)
+		// The library page's uploads go on to POST /api/content: its limit, not a form's.
+		handle("POST /console/content/upload", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(c))
 		m.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusSeeOther))
 	}
 	handle("/api/", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -62,7 +62,8 @@ func newTestHub(t *testing.T) *testHub {
 		t.Fatal(err)
 	}
 	zone, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
-	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, Location: zone})
+	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, Location: zone,
+		Transcoder: &hub.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -396,6 +396,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	w.Header().Set("Cache-Control", "no-store")
 	rc := http.NewResponseController(w)
 	area := r.URL.Query().Get("area")
+	series := r.URL.Query().Get("series") // the emergency live view: its confirmations too
+	sentPlays := map[string]bool{}
 	last := map[string]string{}
 	t := time.NewTicker(c.opts.EventInterval)
 	defer t.Stop()
@@ -415,6 +417,11 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 			if last[d.ID] != string(b) {
 				last[d.ID] = string(b)
 				fmt.Fprintf(&buf, "event: device\ndata: %s\n\n", b)
+			}
+		}
+		if series != "" {
+			if err := c.playEvents(r, s, series, sentPlays, &buf); err != nil {
+				return
 			}
 		}
 		buf.WriteString(": alive\n\n")

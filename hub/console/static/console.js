@@ -4,7 +4,9 @@
   var badge = document.querySelector(".live");
   if (!badge || !window.EventSource) return;
   var q = new URLSearchParams(location.search);
-  var es = new EventSource("/console/events" + (q.get("area") ? "?area=" + encodeURIComponent(q.get("area")) : ""));
+  var eq = new URLSearchParams();
+  ["area", "series"].forEach(function (k) { if (q.get(k)) eq.set(k, q.get(k)); });
+  var es = new EventSource("/console/events" + (eq.toString() ? "?" + eq : ""));
   es.onopen = function () { badge.textContent = badge.dataset.live; badge.classList.remove("off"); };
   es.onerror = function () { badge.textContent = badge.dataset.off; badge.classList.add("off"); };
   es.addEventListener("device", function (e) {
@@ -17,5 +19,9 @@
         { className: d.online ? "ok" : "warn", textContent: d.online ? st.dataset.yes : st.dataset.no }));
     });
     document.dispatchEvent(new CustomEvent("loa:device", { detail: d }));
+  });
+  // A broadcast's confirmations (the emergency live view, live.js).
+  es.addEventListener("play", function (e) {
+    document.dispatchEvent(new CustomEvent("loa:play", { detail: JSON.parse(e.data) }));
   });
 })();
