@@ -122,6 +122,10 @@ func New(opts Options) (*Console, error) {
 	m.HandleFunc("GET /console/account", c.signedIn(c.account))
 	m.HandleFunc("POST /console/account", c.signedIn(c.account))
 	m.HandleFunc("POST /console/users/{action}", c.signedIn(c.userAction))
+	// Reports (issue 16): reports.go.
+	if err := c.reportRoutes(m); err != nil {
+		return nil, err
+	}
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "err.notfound")
 	})
