@@ -17,6 +17,9 @@ const reportUsage = `  loa report plan|plays|devices [--area A] [--year YYYY | -
                    [--format table|csv|xlsx|pdf|json] [--out FILE]
                    plan: [--depth N] [--home vi,vie] [--digital digital]
                    plays: [--device D] [--content REF] [--program P]
+  loa report settings [--home vie,… --digital digital,…]
+                   what the plan counts towards its target; with flags, change it (admins
+                   of a top area; codes or names from the hub's lists)
 `
 
 // runReport is `loa report KIND`: the report laid out by the hub, printed as a table or
@@ -26,6 +29,9 @@ func runReport(ctx context.Context, args []string, env Env, hubURL, token string
 		return usageError{"report needs a kind: plan, plays or devices"}
 	}
 	kind, args := args[0], args[1:]
+	if kind == "settings" {
+		return runReportSettings(ctx, args, env, hubURL, token)
+	}
 	if kind != "plan" && kind != "plays" && kind != "devices" {
 		return usageError{fmt.Sprintf("no report %q: the reports are plan, plays and devices", kind)}
 	}
@@ -142,5 +148,47 @@ func ReportTable(w io.Writer, d api.ReportDoc) error {
 			fmt.Fprintln(w, t.Note)
 		}
 	}
+	return nil
+}
+
+// runReportSettings is `loa report settings`: prints the report settings, or changes the
+// lists given (a list not given is kept).
+func runReportSettings(ctx context.Context, args []string, env Env, hubURL, token string) error {
+	c := newCommand("report settings", env)
+	*c.hub, *c.token = hubURL, token
+	home := c.fs.String("home", "", "language codes of Vietnamese, comma-separated")
+	digital := c.fs.String("digital", "", "format codes of digital products, comma-separated")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Sprintf("report settings takes flags only, not %q", strings.Join(pos, " "))}
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	set, err := cl.ReportSettings(ctx)
+	if err != nil {
+		return err
+	}
+	if *home != "" || *digital != "" {
+		if *home != "" {
+			set.HomeLanguages = strings.Split(*home, ",")
+		}
+		if *digital != "" {
+			set.DigitalFormats = strings.Split(*digital, ",")
+		}
+		if set, err = cl.SetReportSettings(ctx, set); err != nil {
+			return err
+		}
+	}
+	since := "never set: the defaults"
+	if set.UpdatedAt != nil {
+		since = set.UpdatedAt.Local().Format("02/01/2006 15:04")
+	}
+	fmt.Fprintf(env.Stdout, "home languages (not counted): %s\ndigital formats (counted):     %s\nset:                          %s\n",
+		strings.Join(set.HomeLanguages, ", "), strings.Join(set.DigitalFormats, ", "), since)
 	return nil
 }

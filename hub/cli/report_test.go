@@ -914,3 +914,26 @@ func TestReportScope(t *testing.T) {
 		t.Fatalf("--year with --from: %d %s", code, stderr)
 	}
 }
+
+// `loa report settings` shows the defaults, changes one list keeping the other, and a code
+// outside the hub's list is refused naming it.
+func TestReportSettingsCLI(t *testing.T) {
+	url, tok, db := startReportHub(t)
+	for _, term := range []store.Term{{Dimension: store.DimLanguage, Value: "vie", Label: "Tiếng Việt"}, {Dimension: store.DimLanguage, Value: "ctu", Label: "Cơ Tu"}} {
+		if err := db.AddTerm(context.Background(), term); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := Env{Getenv: func(k string) string { return map[string]string{"LOA_HUB": url, "LOA_TOKEN": tok}[k] }}
+	code, out, stderr := runCLI(env, "report", "settings")
+	if code != 0 || !strings.Contains(out, "home languages (not counted): vi, vie\n") || !strings.Contains(out, "never set") {
+		t.Errorf("defaults: %d %q %s", code, out, stderr)
+	}
+	code, out, stderr = runCLI(env, "report", "settings", "--home", "Tiếng Việt,co tu")
+	if code != 0 || !strings.Contains(out, "home languages (not counted): vie, ctu\n") || !strings.Contains(out, "digital formats (counted):     digital\n") {
+		t.Errorf("after --home: %d %q %s", code, out, stderr)
+	}
+	if code, _, stderr = runCLI(env, "report", "settings", "--home", "fra"); code == 0 || !strings.Contains(stderr, `"fra"`) {
+		t.Errorf("a language not in the list: %d %s", code, stderr)
+	}
+}
