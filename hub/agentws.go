@@ -52,7 +52,22 @@ type agentConn struct {
 	// revision it would then refuse as replayed.
 	ready     chan struct{}
 	readyOnce sync.Once
-	titles    *titler // titles of what the device reports playing; the reader goroutine's
+	titles    *titler   // titles of what the device reports playing; the reader goroutine's
+	credited  time.Time // online time is recorded up to here (the reader goroutine's)
+}
+
+// creditOnline records the time connected since the last credit: at each status and at the
+// end of the connection, so a hub that stops abruptly loses at most one status interval.
+func (c *agentConn) creditOnline(ctx context.Context) {
+	now := c.s.clock.Now()
+	if c.credited.IsZero() || !now.After(c.credited) {
+		return
+	}
+	if err := c.s.st.AddOnline(ctx, c.device, c.credited, now); err != nil {
+		c.s.log.Warn("online time not recorded", "device", c.device, "err", err)
+		return
+	}
+	c.credited = now
 }
 
 func (c *agentConn) setReady() { c.readyOnce.Do(func() { close(c.ready) }) }
@@ -270,6 +285,8 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	if err := s.st.Seen(ctx, dev.ID); err != nil {
 		log.Error("last seen not recorded", "err", err)
 	}
+	c.credited = s.clock.Now()
+	defer c.creditOnline(context.WithoutCancel(ctx))
 
 	// What the device holds of its own lineage.
 	var held int64
@@ -437,6 +454,7 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 		if err := s.st.UpdateStatus(ctx, c.device, st); err != nil {
 			s.log.Warn("status not stored", "device", c.device, "err", err)
 		}
+		c.creditOnline(ctx)
 		s.notePartFaults(c.device, st.Parts)
 		return nil
 	case *protocol.ErrorMessage:

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/loa-project/loa/hub/store"
 )
 
 // What the hub keeps of its own past. Confirmations and the audit log are the record and are
@@ -44,6 +46,11 @@ func (s *Server) sweep(ctx context.Context) {
 		log.Error("pruning old commands failed", "err", err)
 	} else if n > 0 {
 		log.Info("old commands pruned", "commands", n)
+	}
+	if n, err := s.st.PruneOnline(ctx, now.Add(-store.KeepOnline)); err != nil {
+		log.Error("pruning old online time failed", "err", err)
+	} else if n > 0 {
+		log.Info("old online time pruned", "device_days", n)
 	}
 	removed := 0
 	root := s.screenshotDir()

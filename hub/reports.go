@@ -117,6 +117,12 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p principal) 
 				return
 			}
 		}
+		set, err := s.reportSettings(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		o.HomeLanguages, o.DigitalFormats = set.HomeLanguages, set.DigitalFormats
 		if v := q.Get("home"); v != "" {
 			o.HomeLanguages = strings.Split(v, ",")
 		}

@@ -38,6 +38,11 @@ type Store interface {
 	PruneEffective(ctx context.Context, keep int) (int64, error)
 	SeeJournal(ctx context.Context, deviceID, journalID string) (restarted bool, oldAck int64, err error)
 	PruneCommands(ctx context.Context, expiredBefore time.Time) (int64, error)
+	// Online time and settings (issue 16: the devices report's online share, the report settings).
+	AddOnline(ctx context.Context, id string, from, to time.Time) error
+	PruneOnline(ctx context.Context, before time.Time) (int64, error)
+	GetSetting(ctx context.Context, key string) (store.Setting, error)
+	SetSetting(ctx context.Context, key, value string) error
 	AddArea(ctx context.Context, a store.Area) (store.Area, error)
 	GetArea(ctx context.Context, id string) (store.Area, error)
 	ListSubtree(ctx context.Context, area string) ([]store.Area, error)
@@ -264,6 +269,8 @@ func (s *Server) routes() {
 	api("GET /api/confirmations", V, s.apiConfirmations)
 	api("GET /api/audit", A, s.apiAudit)
 	api("GET /api/reports/{kind}", V, s.apiReport)
+	api("GET /api/settings/reports", V, s.apiGetReportSettings)
+	api("PUT /api/settings/reports", A, s.apiSetReportSettings)
 	api("POST /api/emergencies", O, s.apiCreateEmergency)
 	api("GET /api/emergencies", V, s.apiListEmergencies)
 	api("POST /api/emergencies/cancel", E, s.apiCancelSeries)

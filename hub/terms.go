@@ -180,11 +180,7 @@ func (s *Server) apiListTerms(w http.ResponseWriter, r *http.Request, p principa
 // only staff of a root area keep them.
 func (s *Server) apiAddTerm(w http.ResponseWriter, r *http.Request, p principal) {
 	var req api.TermJSON
-	if !readJSON(w, r, &req) {
-		return
-	}
-	if strings.Contains(p.Scope, "/") {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("the lists of languages, themes, formats and units are the whole hub's: only staff of a top area (not %s) keep them; ask your administrator", p.Scope))
+	if !readJSON(w, r, &req) || !hubWide(w, p, "the lists of languages, themes, formats and units are") {
 		return
 	}
 	dim := store.Dimension(req.Dimension)

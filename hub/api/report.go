@@ -110,3 +110,13 @@ func (c ReportCell) Plain() string {
 	}
 	return strconv.FormatFloat(v, 'f', c.Dec, 64)
 }
+
+// ReportSettings is what the plan report counts towards its target (GET and PUT
+// /api/settings/reports): the language codes of the national language (a product in any
+// other is in an ethnic-minority or foreign language) and the format codes of digital
+// products. In a PUT, entries may be codes or labels of the hub's lists.
+type ReportSettings struct {
+	HomeLanguages  []string   `json:"home_languages"`
+	DigitalFormats []string   `json:"digital_formats"`
+	UpdatedAt      *time.Time `json:"updated_at,omitempty"` // never set: the defaults
+}

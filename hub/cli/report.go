@@ -34,6 +34,9 @@ func (t *tree) reportCommands(root *cobra.Command) {
 	t.add(report, "plan "+common+" [--depth N] [--home vi,vie] [--digital digital]", "what was planned, by area, language and theme", func(c *command) action { return c.report("plan") })
 	t.add(report, "plays "+common+" [--device D] [--content REF] [--program P]", "what was played, by device, content and programme", func(c *command) action { return c.report("plays") })
 	t.add(report, "devices "+common, "the devices, their uptime and faults", func(c *command) action { return c.report("devices") })
+	t.add(report, "settings [--home vie,… --digital digital,…]",
+		"what the plan counts towards its target; with flags, change it (admins of a top area; codes or names from the hub's lists)",
+		func(c *command) action { return c.reportSettings() })
 }
 
 // report is `loa report KIND`.
@@ -148,4 +151,42 @@ func ReportTable(w io.Writer, d api.ReportDoc) error {
 		}
 	}
 	return nil
+}
+
+// reportSettings is `loa report settings`: prints the report settings, or changes the
+// lists given (a list not given is kept).
+func (c *command) reportSettings() action {
+	home := c.fs.String("home", "", "language codes of Vietnamese, comma-separated")
+	digital := c.fs.String("digital", "", "format codes of digital products, comma-separated")
+	return func(ctx context.Context, pos []string) error {
+		if len(pos) > 0 {
+			return clicmd.Usagef("report settings takes flags only, not %q", strings.Join(pos, " "))
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		set, err := cl.ReportSettings(ctx)
+		if err != nil {
+			return err
+		}
+		if *home != "" || *digital != "" {
+			if *home != "" {
+				set.HomeLanguages = strings.Split(*home, ",")
+			}
+			if *digital != "" {
+				set.DigitalFormats = strings.Split(*digital, ",")
+			}
+			if set, err = cl.SetReportSettings(ctx, set); err != nil {
+				return err
+			}
+		}
+		since := "never set: the defaults"
+		if set.UpdatedAt != nil {
+			since = set.UpdatedAt.Local().Format("02/01/2006 15:04")
+		}
+		fmt.Fprintf(c.env.Stdout, "home languages (not counted): %s\ndigital formats (counted):     %s\nset:                          %s\n",
+			strings.Join(set.HomeLanguages, ", "), strings.Join(set.DigitalFormats, ", "), since)
+		return nil
+	}
 }

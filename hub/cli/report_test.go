@@ -36,6 +36,7 @@ type knownYear struct {
 	content []store.Content
 	plays   map[string][]store.Confirmation // device -> its confirmations, seq order
 	emerg   store.Emergency
+	online  map[string]float64 // device -> seconds connected in 2026 (load)
 }
 
 type yearDevice struct{ id, area, commune string }
@@ -209,7 +210,36 @@ func (y *knownYear) load(t *testing.T, db *store.DB) {
 			}(d.id, held)
 		}
 	}
+	// Time connected: device i from 20:00 of day 3i for 7(i+1) days and 5 h; the first also
+	// across the new year's midnight, half of it in 2025.
+	y.online = map[string]float64{}
+	jan1 := time.Date(2026, 1, 1, 0, 0, 0, 0, y.zone)
+	for i, d := range y.devices {
+		from := jan1.AddDate(0, 0, 3*i).Add(20 * time.Hour)
+		span := time.Duration(7*(i+1))*24*time.Hour + 5*time.Hour
+		if err := db.AddOnline(ctx, d.id, from, from.Add(span)); err != nil {
+			t.Fatal(err)
+		}
+		y.online[d.id] = span.Seconds()
+		if i == 0 {
+			if err := db.AddOnline(ctx, d.id, jan1.Add(-2*time.Hour), jan1.Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			y.online[d.id] += 2 * 3600
+		}
+	}
 }
+
+// elapsed2026 is the part of 2026 past now: what an online share is of.
+func (y *knownYear) elapsed2026() float64 {
+	from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, y.zone), time.Date(2027, 1, 1, 0, 0, 0, 0, y.zone)
+	if now := time.Now(); now.Before(to) {
+		to = now
+	}
+	return to.Sub(from).Seconds()
+}
+
+func pctf(v float64) string { return strconv.FormatFloat(v*100, 'f', 1, 64) }
 
 func (y *knownYear) title(r string) string {
 	for _, c := range y.content {
@@ -318,6 +348,13 @@ func (y *knownYear) expectPlan() expected {
 		"Tỷ lệ (chỉ tiêu 15–20%)": pct(target, tagged), "Sản phẩm chưa phân loại (không tính vào tỷ lệ)": strconv.Itoa(untagged),
 		"Lượt phát sản phẩm chưa phân loại": strconv.Itoa(untaggedN), "Số cụm loa, bảng tin của địa bàn": "6",
 	}
+	online := 0.0
+	for _, d := range y.devices {
+		if strings.HasPrefix(d.area, "qn/dl/") {
+			online += y.online[d.id]
+		}
+	}
+	e.summary["Tỷ lệ thời gian trực tuyến bình quân của cụm loa, bảng tin"] = pctf(online / (6 * y.elapsed2026()))
 	group := func(key func(m store.Content) string) [][]string {
 		type g struct {
 			code string
@@ -456,7 +493,7 @@ func (y *knownYear) expectDevices() expected {
 			area = "Thôn 2"
 		}
 		row := []string{d.id, "Cụm loa " + d.id, area, strconv.Itoa(n), strconv.Itoa(h), hrs(s), strconv.Itoa(len(days)), strconv.Itoa(365 - len(days)),
-			pct(len(days), 365), strconv.Itoa(amp), "0"}
+			pct(len(days), 365), hrs(y.online[d.id]), pctf(y.online[d.id] / y.elapsed2026()), strconv.Itoa(amp), "0"}
 		for _, r := range report.Results {
 			row = append(row, strconv.Itoa(res[r]))
 		}
@@ -627,8 +664,7 @@ func readXLSX(t *testing.T, b []byte, want expected) (map[string]string, map[str
 	}
 	for _, r := range rows {
 		if len(r) == 2 {
-			_, isShare := map[string]bool{"Tỷ lệ (chỉ tiêu 15–20%)": true}[r[0]]
-			summary[r[0]] = plain(r[1], want.summary[r[0]], isShare)
+			summary[r[0]] = plain(r[1], want.summary[r[0]], strings.HasPrefix(r[0], "Tỷ lệ"))
 		}
 	}
 	tables := map[string][][]string{}
@@ -872,5 +908,28 @@ func TestReportScope(t *testing.T) {
 	code, _, stderr = runCLI(env, "report", "plan", "--year", "2026", "--from", "01/01/2026")
 	if code == 0 || !strings.Contains(stderr, "not both") {
 		t.Fatalf("--year with --from: %d %s", code, stderr)
+	}
+}
+
+// `loa report settings` shows the defaults, changes one list keeping the other, and a code
+// outside the hub's list is refused naming it.
+func TestReportSettingsCLI(t *testing.T) {
+	url, tok, db := startReportHub(t)
+	for _, term := range []store.Term{{Dimension: store.DimLanguage, Value: "vie", Label: "Tiếng Việt"}, {Dimension: store.DimLanguage, Value: "ctu", Label: "Cơ Tu"}} {
+		if err := db.AddTerm(context.Background(), term); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := Env{Getenv: func(k string) string { return map[string]string{"LOA_HUB": url, "LOA_TOKEN": tok}[k] }}
+	code, out, stderr := runCLI(env, "report", "settings")
+	if code != 0 || !strings.Contains(out, "home languages (not counted): vi, vie\n") || !strings.Contains(out, "never set") {
+		t.Errorf("defaults: %d %q %s", code, out, stderr)
+	}
+	code, out, stderr = runCLI(env, "report", "settings", "--home", "Tiếng Việt,co tu")
+	if code != 0 || !strings.Contains(out, "home languages (not counted): vie, ctu\n") || !strings.Contains(out, "digital formats (counted):     digital\n") {
+		t.Errorf("after --home: %d %q %s", code, out, stderr)
+	}
+	if code, _, stderr = runCLI(env, "report", "settings", "--home", "fra"); code == 0 || !strings.Contains(stderr, `"fra"`) {
+		t.Errorf("a language not in the list: %d %s", code, stderr)
 	}
 }

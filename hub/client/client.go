@@ -489,3 +489,15 @@ func (c *Client) ReportFile(ctx context.Context, kind, format string, q url.Valu
 	_, err = io.Copy(w, resp.Body)
 	return name, err
 }
+
+// ReportSettings reads what the plan report counts towards its target.
+func (c *Client) ReportSettings(ctx context.Context) (api.ReportSettings, error) {
+	var out api.ReportSettings
+	return out, c.do(ctx, "GET", "/api/settings/reports", nil, &out)
+}
+
+// SetReportSettings changes them (administrators of a top area) and returns them as stored.
+func (c *Client) SetReportSettings(ctx context.Context, s api.ReportSettings) (api.ReportSettings, error) {
+	var out api.ReportSettings
+	return out, c.do(ctx, "PUT", "/api/settings/reports", s, &out)
+}

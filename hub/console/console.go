@@ -126,6 +126,10 @@ func New(opts Options) (*Console, error) {
 	if err := c.addOpsPages(m); err != nil {
 		return nil, err
 	}
+	// Reports (issue 16): reports.go.
+	if err := c.reportRoutes(m); err != nil {
+		return nil, err
+	}
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "err.notfound")
 	})

@@ -82,6 +82,7 @@ func PlanDoc(r store.PlanReport, n Names) Doc {
 		L("Sản phẩm chưa phân loại (không tính vào tỷ lệ)", N(untagged)),
 		L("Lượt phát sản phẩm chưa phân loại", N(untaggedPlays)),
 		L("Số cụm loa, bảng tin của địa bàn", N(r.Devices)),
+		L("Tỷ lệ thời gian trực tuyến bình quân của cụm loa, bảng tin", P(r.OnlineShare)),
 	}
 	groupTable := func(title, dim string, gs []store.PlanGroup) (Table, Chart) {
 		t := Table{Title: title, Headers: []string{capital(dim), "Số sản phẩm", "Số lượt phát", "Số giờ phát", "Tỷ lệ lượt phát"}}
@@ -179,12 +180,12 @@ func PlaysDoc(r store.PlaysReport, n Names) Doc {
 func DevicesDoc(r store.DevicesReport, n Names) Doc {
 	d := Doc{Kind: "devices", Title: "BÁO CÁO HOẠT ĐỘNG THIẾT BỊ", Unit: n.area(r.Area), Period: Period(r.From, r.To, n.Zone), Made: n.Now}
 	d.Summary = []Line{L("Số ngày", N(r.Days)), L("Số thiết bị", N(int64(len(r.Lines))))}
-	t := Table{Title: "Theo thiết bị", Headers: append([]string{"Thiết bị", "Tên", "Địa bàn", "Theo lịch", "Đã nghe", "Giờ đã nghe", "Ngày có phát", "Ngày im lặng", "Tỷ lệ ngày có phát", "Lỗi âm ly", "Lịch bị từ chối"}, resultHeaders()...)}
+	t := Table{Title: "Theo thiết bị", Headers: append([]string{"Thiết bị", "Tên", "Địa bàn", "Theo lịch", "Đã nghe", "Giờ đã nghe", "Ngày có phát", "Ngày im lặng", "Tỷ lệ ngày có phát", "Giờ trực tuyến", "Tỷ lệ trực tuyến", "Lỗi âm ly", "Lịch bị từ chối"}, resultHeaders()...)}
 	lines := append([]store.DeviceLine(nil), r.Lines...)
 	sort.SliceStable(lines, func(i, j int) bool { return lines[i].Device < lines[j].Device })
 	for _, l := range lines {
 		row := []Cell{T(l.Device), T(l.Name), T(n.area(l.Area)), N(l.Scheduled), N(l.Heard), hours(l.Seconds), N(l.DaysHeard), N(l.DaysSilent),
-			P(share(l.DaysHeard, r.Days)), N(l.AmplifierFaults), N(l.RefusedSchedules)}
+			P(share(l.DaysHeard, r.Days)), hours(l.OnlineSeconds), P(l.OnlineShare), N(l.AmplifierFaults), N(l.RefusedSchedules)}
 		for _, res := range Results {
 			row = append(row, N(l.Results[res]))
 		}

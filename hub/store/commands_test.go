@@ -164,6 +164,7 @@ func TestMigrateCommands(t *testing.T) {
 		"DROP TABLE sessions", "ALTER TABLE users DROP COLUMN role", "ALTER TABLE users DROP COLUMN password_hash",
 		"ALTER TABLE users DROP COLUMN failed_logins", "ALTER TABLE users DROP COLUMN locked_until",
 		"ALTER TABLE emergencies DROP COLUMN device_id",
+		"DROP TABLE online_days", "DROP TABLE settings",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -95,7 +95,10 @@ type EmergencyReach struct {
 // PlanReport is the yearly plan report of an area.
 type PlanReport struct {
 	PlanOptions
-	Devices     int64 // devices in the area now (the coverage denominator)
+	Devices int64 // devices in the area now (the coverage denominator)
+	// OnlineShare is the devices' mean online share: the time the area's devices (now, not
+	// revoked) were connected ÷ (Devices × the period's time past).
+	OnlineShare float64
 	Products    int64 // distinct items heard
 	Broadcasts  int64
 	Seconds     float64
@@ -259,6 +262,9 @@ func (db *DB) Plan(ctx context.Context, o PlanOptions) (PlanReport, error) {
 	dcond, dargs := subtree("area_id", o.Area)
 	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL AND "+dcond, dargs...).Scan(&rep.Devices); err != nil {
 		return rep, fmt.Errorf("plan report: devices: %w", err)
+	}
+	if err := db.planOnline(ctx, &rep); err != nil {
+		return rep, err
 	}
 	rep.Emergencies, err = db.emergencyReach(ctx, o.PeriodFilter)
 	return rep, err
@@ -631,13 +637,16 @@ type DeviceLine struct {
 	DaysSilent         int64 // days of the period with none
 	AmplifierFaults    int64 // plays that began with the amplifier relay not on
 	RefusedSchedules   int64 // schedule revisions the device refused in the period
+	OnlineSeconds      float64
+	OnlineShare        float64 // OnlineSeconds ÷ the period's time past (online.go)
 }
 
 // DevicesReport is the availability of an area's devices.
 type DevicesReport struct {
 	PeriodFilter
-	Days  int64 // days in the period
-	Lines []DeviceLine
+	Days    int64   // days in the period
+	Elapsed float64 // seconds of the period already past: the online share's denominator
+	Lines   []DeviceLine
 }
 
 // Devices computes the availability report. Days are cut at midnight in loc.
@@ -808,8 +817,49 @@ func (db *DB) Devices(ctx context.Context, f PeriodFilter, loc *time.Location) (
 			rep.Lines[i].RefusedSchedules = n
 		}
 	}
-	for i := range rep.Lines {
-		rep.Lines[i].DaysSilent = rep.Days - rep.Lines[i].DaysHeard
+	if err := rows.Err(); err != nil {
+		return rep, err
 	}
-	return rep, rows.Err()
+	online, err := db.onlineSeconds(ctx, f.Area, f.From, f.To)
+	if err != nil {
+		return rep, fmt.Errorf("devices report: %w", err)
+	}
+	for id, sec := range online {
+		line(id).OnlineSeconds = sec
+	}
+	rep.Elapsed = elapsed(f.From, f.To, db.now())
+	for i := range rep.Lines {
+		l := &rep.Lines[i]
+		l.DaysSilent = rep.Days - l.DaysHeard
+		if rep.Elapsed > 0 {
+			l.OnlineShare = min(1, l.OnlineSeconds/rep.Elapsed)
+		}
+	}
+	return rep, nil
+}
+
+// planOnline sets the plan's mean online share from the devices of its area now.
+func (db *DB) planOnline(ctx context.Context, rep *PlanReport) error {
+	online, err := db.onlineSeconds(ctx, rep.Area, rep.From, rep.To)
+	if err != nil {
+		return fmt.Errorf("plan report: %w", err)
+	}
+	cond, args := subtree("area_id", rep.Area)
+	rows, err := db.r.QueryContext(ctx, "SELECT id FROM devices WHERE revoked_at IS NULL AND "+cond, args...)
+	if err != nil {
+		return fmt.Errorf("plan report: devices: %w", err)
+	}
+	defer rows.Close()
+	var sum float64
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		sum += online[id]
+	}
+	if e := elapsed(rep.From, rep.To, db.now()); rep.Devices > 0 && e > 0 {
+		rep.OnlineShare = min(1, sum/(float64(rep.Devices)*e))
+	}
+	return rows.Err()
 }

@@ -103,6 +103,11 @@ func reportFixture(b *testing.B, rows int) (*DB, time.Time, time.Time) {
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
+	// A year of online time: every cluster every day, a tenth to all of it.
+	if _, err := db.w.ExecContext(ctx, `WITH RECURSIVE days(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM days WHERE n < 364)
+		INSERT INTO online_days SELECT ? + n, area_id, id, 8640 * (1 + (n + length(id)) % 10) FROM devices, days`, dayOf(from)); err != nil {
+		b.Fatal(err)
+	}
 	// The summaries ingest would have kept, built as the migration builds them.
 	if _, err := db.w.ExecContext(ctx, summaryBackfill); err != nil {
 		b.Fatal(err)
@@ -165,6 +170,15 @@ func BenchmarkReports(b *testing.B) {
 		for b.Loop() {
 			if _, err := db.Plays(ctx, PlaysFilter{PeriodFilter: period}); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("count-group-by-device-online-days", count(`SELECT device_id, COUNT(*) FROM online_days
+		WHERE day >= ? / 86400000000000 AND day < ? / 86400000000000 GROUP BY device_id`))
+	b.Run("online-time", func(b *testing.B) {
+		for b.Loop() {
+			if m, err := db.onlineSeconds(ctx, "p", from, to); err != nil || len(m) == 0 {
+				b.Fatal(len(m), err)
 			}
 		}
 	})

@@ -383,6 +383,20 @@ CREATE TABLE play_days (
 -- (devices are revoked, never deleted).
 ALTER TABLE emergencies ADD COLUMN device_id TEXT;
 `},
+		{12, "device online time and report settings", `
+CREATE TABLE online_days (                 -- seconds each device was connected, per day
+	day       INTEGER NOT NULL,                -- days since 1970-01-01 in +07
+	area_id   TEXT NOT NULL,                   -- the device's area then
+	device_id TEXT NOT NULL,
+	seconds   REAL NOT NULL,
+	PRIMARY KEY (day, area_id, device_id)
+) WITHOUT ROWID;
+CREATE TABLE settings (
+	key        TEXT PRIMARY KEY,
+	value      TEXT NOT NULL,
+	updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`},
 	}
 }
 
