@@ -254,11 +254,25 @@ func vnDate(d *scheduler.Date) string {
 
 // weeklyCron is the cron of a weekly programme: at hh:mm on the ticked days.
 func weeklyCron(days [7]bool, clock string) (string, error) {
+	// Runs of days are written as ranges (MON-SAT), as people write them.
 	var ds []string
-	for i, on := range days {
-		if on {
-			ds = append(ds, dayNames[i])
+	for i := 0; i < 7; i++ {
+		if !days[i] {
+			continue
 		}
+		j := i
+		for j+1 < 7 && days[j+1] {
+			j++
+		}
+		switch {
+		case j == i:
+			ds = append(ds, dayNames[i])
+		case j == i+1:
+			ds = append(ds, dayNames[i], dayNames[j])
+		default:
+			ds = append(ds, dayNames[i]+"-"+dayNames[j])
+		}
+		i = j
 	}
 	if len(ds) == 0 {
 		return "", errors.New("tick at least one day of the week")
@@ -562,7 +576,11 @@ func (d *editorDoc) placeErrors(err error, name string) {
 				continue
 			}
 		}
-		p.err(fieldOf(m[3]), m[3])
+		f := fieldOf(m[3])
+		if f == "when" && len(p.Errors["when"]) > 0 && !strings.HasPrefix(m[3], "cron") {
+			continue // the form said already what is missing (no day ticked)
+		}
+		p.err(f, m[3])
 	}
 }
 
