@@ -46,7 +46,7 @@ func (c *Console) planRoutes(m *http.ServeMux) {
 }
 
 var planFuncs = template.FuncMap{
-	"day": func(t time.Time) string { return t.Format("02/01") },
+	"day":  func(t time.Time) string { return t.Format("02/01") },
 	"date": func(t time.Time) string { return t.Format("02/01/2006") },
 	"iso":  func(t time.Time) string { return t.Format("2006-01-02") },
 	"hm":   func(t time.Time) string { return t.Format("15:04") },
@@ -54,10 +54,10 @@ var planFuncs = template.FuncMap{
 	"weekday": func(v view, t time.Time) string {
 		return v.T(fmt.Sprintf("wd.%d", (int(t.Weekday())+6)%7))
 	},
-	"pct": func(x float64) template.CSS { return template.CSS(strconv.FormatFloat(x, 'f', -1, 64) + "%") },
-	"idx": func(i, j int) string { return fmt.Sprintf("p.%d.i.%d.", i, j) },
-	"pf":  func(i int) string { return fmt.Sprintf("p.%d.", i) },
-	"dayNames": func() [7]string { return dayNames },
+	"pct":         func(x float64) template.CSS { return template.CSS(strconv.FormatFloat(x, 'f', -1, 64) + "%") },
+	"idx":         func(i, j int) string { return fmt.Sprintf("p.%d.i.%d.", i, j) },
+	"pf":          func(i int) string { return fmt.Sprintf("p.%d.", i) },
+	"dayNames":    func() [7]string { return dayNames },
 	"outputNames": func() []string { return outputNames },
 	"calView": func(v view, cal calendar, caption string) any {
 		return struct {
@@ -267,16 +267,16 @@ func (c *Console) starter(id string) []byte {
 }
 
 type previewData struct {
-	To          string
-	YAML        string
-	Old, New    calendar
-	Changes     []planChange
-	Warnings    []string
-	HasCurrent  bool
-	Devices     int
-	Revision    int64
-	Unchanged   bool
-	Counts      map[string]int
+	To         string
+	YAML       string
+	Old, New   calendar
+	Changes    []planChange
+	Warnings   []string
+	HasCurrent bool
+	Devices    int
+	Revision   int64
+	Unchanged  bool
+	Counts     map[string]int
 }
 
 // planPreview compiles the target's stored schedule and the new one over the coming week and

@@ -180,7 +180,6 @@ func formValues(d editorDoc) url.Values {
 	return v
 }
 
-
 // The scheduler's messages land at the field they are about.
 func TestEditorErrorsAtFields(t *testing.T) {
 	v := url.Values{"id": {"x"}, "timezone": {"Asia/Ho_Chi_Minh"}, "revision": {"1"},

@@ -84,7 +84,7 @@ func (p *progForm) err(field, msg string) {
 func (p progForm) FieldErrors(field string) []string { return p.Errors[field] }
 
 // HasErrors reports whether anything in the document is at fault.
-func (d *editorDoc) HasErrors() bool {
+func (d editorDoc) HasErrors() bool {
 	if len(d.Errors) > 0 {
 		return true
 	}
