@@ -36,6 +36,11 @@ func (c *Console) parsePlanPages() error {
 
 func (c *Console) planRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /console/plan", c.signedIn(c.planCalendar))
+	m.HandleFunc("GET /console/plan/grid.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.Write(gridCSS)
+	})
 	m.HandleFunc("GET /console/plan/edit", c.signedIn(c.planEdit))
 	m.HandleFunc("POST /console/plan/edit", c.signedIn(c.planEdit))
 	m.HandleFunc("POST /console/plan/push", c.signedIn(c.planPush))
@@ -108,7 +113,7 @@ func (c *Console) planCalendar(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	from, days := startOfWeek(c.opts.Now(), loc), 7
 	if v := q.Get("week"); v != "" {
-		t, err := time.ParseInLocation("2006-01-02", v, loc)
+		t, err := parseDay(v, loc)
 		if err != nil {
 			c.fail(w, r, s, http.StatusBadRequest, "plan.baddate", v)
 			return
@@ -116,7 +121,7 @@ func (c *Console) planCalendar(w http.ResponseWriter, r *http.Request, s *sessio
 		from = startOfWeek(t, loc)
 	}
 	if v := q.Get("day"); v != "" {
-		t, err := time.ParseInLocation("2006-01-02", v, loc)
+		t, err := parseDay(v, loc)
 		if err != nil {
 			c.fail(w, r, s, http.StatusBadRequest, "plan.baddate", v)
 			return
@@ -146,6 +151,15 @@ func (c *Console) planCalendar(w http.ResponseWriter, r *http.Request, s *sessio
 	d.Cal = buildCalendar(segs, d.Plan.QuietHours, from, days, loc)
 	d.Cal.To = d.To
 	c.render(w, r, http.StatusOK, "plan", s, d)
+}
+
+// parseDay reads a day as the form shows it (dd/mm/yyyy) or as links carry it (yyyy-mm-dd).
+func parseDay(v string, loc *time.Location) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if t, err := time.ParseInLocation("02/01/2006", v, loc); err == nil {
+		return t, nil
+	}
+	return time.ParseInLocation("2006-01-02", v, loc)
 }
 
 type editorData struct {

@@ -2,8 +2,10 @@ package console
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
@@ -16,8 +18,9 @@ type calSeg struct {
 	Start, End, Scheduled                       time.Time
 	// Change is "added", "removed" or "moved" in a push preview, "" otherwise.
 	Change string
-	// Top and Height place the segment in its day column, in percent of the day.
-	Top, Height float64
+	// Top and Height place the segment in its day column, in minutes of the day (the classes
+	// t<minute> and h<minutes> of gridCSS: the console's CSP allows no inline styles).
+	Top, Height int
 }
 
 // Label is what the segment's box says: the programme's title, else its id.
@@ -38,7 +41,7 @@ func fromSegment(s scheduler.Segment, titles map[string]string) calSeg {
 		Status: string(s.Status), Start: s.Start, End: s.End, Scheduled: s.Scheduled}
 }
 
-type calBox struct{ Top, Height float64 }
+type calBox struct{ Top, Height int }
 
 type calDay struct {
 	Date  time.Time
@@ -62,7 +65,7 @@ type calendar struct {
 
 type calHour struct {
 	Label string
-	Top   float64
+	Top   int
 }
 
 // startOfWeek is the Monday 00:00 of t's week in loc (a Vietnamese week begins on Thứ Hai).
@@ -78,7 +81,7 @@ func startOfWeek(t time.Time, loc *time.Location) time.Time {
 func buildCalendar(segs []calSeg, quiet []api.PlanQuiet, from time.Time, days int, loc *time.Location) calendar {
 	cal := calendar{From: from}
 	for h := 0; h < 24; h += 3 {
-		cal.Hours = append(cal.Hours, calHour{fmt.Sprintf("%02d:00", h), round2(float64(h) / 24 * 100)})
+		cal.Hours = append(cal.Hours, calHour{fmt.Sprintf("%02d:00", h), h * 60})
 	}
 	starts := make([]time.Time, days+1)
 	for i := range starts {
@@ -118,36 +121,48 @@ func buildCalendar(segs []calSeg, quiet []api.PlanQuiet, from time.Time, days in
 		if d >= days || !s.End.After(starts[0]) {
 			continue
 		}
+		// In minutes of a 24-hour column (a day of a DST change is scaled to fit).
 		dayLen := starts[d+1].Sub(starts[d]).Minutes()
-		top := s.Start.Sub(starts[d]).Minutes()
+		top := s.Start.Sub(starts[d]).Minutes() * 1440 / dayLen
 		if top < 0 {
 			top = 0
 		}
-		end := s.End.Sub(starts[d]).Minutes()
-		if end > dayLen {
-			end = dayLen
+		end := s.End.Sub(starts[d]).Minutes() * 1440 / dayLen
+		if end > 1440 {
+			end = 1440
 		}
-		s.Top, s.Height = round2(top/dayLen*100), round2((end-top)/dayLen*100)
+		s.Top = int(math.Floor(top))
+		if s.Top > 1439 {
+			s.Top = 1439
+		}
+		s.Height = max(1, int(math.Ceil(end))-s.Top)
 		o := &cal.Outputs[byOut[s.Output]].Days[d]
 		o.Segs = append(o.Segs, s)
 	}
 	return cal
 }
 
-func round2(x float64) float64 {
-	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', 2, 64), 64)
-	return v
-}
+// gridCSS places calendar boxes: .t<m> starts a box m minutes into the day, .h<m> makes it m
+// minutes tall, as percentages of the day column. Served as a stylesheet (the CSP allows no
+// inline styles); 2,880 short rules, cached by the browser.
+var gridCSS = func() []byte {
+	var b strings.Builder
+	for m := 0; m <= 1440; m++ {
+		p := strconv.FormatFloat(float64(m)/14.4, 'f', 3, 64)
+		fmt.Fprintf(&b, ".t%d{top:%s%%}.h%d{height:%s%%}\n", m, p, m, p)
+	}
+	return []byte(b.String())
+}()
 
 // quietBoxes are the shaded spans of a day; a span across midnight is two boxes.
 func quietBoxes(quiet []api.PlanQuiet) []calBox {
 	var out []calBox
-	min := func(s string) (float64, bool) {
+	min := func(s string) (int, bool) {
 		var h, m int
-		if _, err := fmt.Sscanf(s, "%d:%d", &h, &m); err != nil {
+		if _, err := fmt.Sscanf(s, "%d:%d", &h, &m); err != nil || h*60+m > 1440 {
 			return 0, false
 		}
-		return float64(h*60 + m), true
+		return h*60 + m, true
 	}
 	for _, q := range quiet {
 		a, ok1 := min(q.From)
@@ -156,9 +171,9 @@ func quietBoxes(quiet []api.PlanQuiet) []calBox {
 			continue
 		}
 		if b > a {
-			out = append(out, calBox{round2(a / 14.4), round2((b - a) / 14.4)})
+			out = append(out, calBox{a, b - a})
 		} else {
-			out = append(out, calBox{0, round2(b / 14.4)}, calBox{round2(a / 14.4), round2((1440 - a) / 14.4)})
+			out = append(out, calBox{0, b}, calBox{a, 1440 - a})
 		}
 	}
 	return out

@@ -139,6 +139,7 @@ func init() {
 		"tpl.apply":    "Áp dụng mẫu",
 		"tpl.applied":  "Đã áp dụng mẫu %q cho: %s.",
 		"tpl.none":     "Chưa có mẫu nào (hoặc chưa chọn địa bàn).",
+		"tpl.rev":      "%s (phiên bản %d)",
 	}, map[string]string{
 		"nav.plan":        "Schedule",
 		"plan.title":      "Broadcast schedule",
@@ -276,5 +277,6 @@ func init() {
 		"tpl.apply":    "Apply template",
 		"tpl.applied":  "Template %q applied to: %s.",
 		"tpl.none":     "No templates yet (or no area ticked).",
+		"tpl.rev":      "%s (revision %d)",
 	})
 }

@@ -65,7 +65,7 @@ func (c *Console) planTemplateAction(w http.ResponseWriter, r *http.Request, s *
 			errs = append(errs, fmt.Sprintf("%s: %v", to, err))
 			continue
 		}
-		done = append(done, fmt.Sprintf("%s (%s %d)", to, tr(lang, "revision"), res.Revision))
+		done = append(done, tr(lang, "tpl.rev", to, res.Revision))
 	}
 	if len(errs) > 0 {
 		d := templatesData{Errors: errs}
