@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -90,6 +91,15 @@ func click(t *testing.T, ctx context.Context, sel, cond string) {
 	loaded(t, ctx, `!document.documentElement.dataset.old && `+cond)
 }
 
+// planShot takes the planning pages' screenshots only when they are asked for
+// (LOA_CONSOLE_SCREENSHOTS): seven full pages at two widths cost ten seconds of make test.
+func planShot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	if os.Getenv("LOA_CONSOLE_SCREENSHOTS") != "" {
+		shot(t, ctx, dir, name)
+	}
+}
+
 type renderedSeg struct {
 	Output, Program, Item, Start, End, Status string
 }
@@ -134,7 +144,7 @@ func TestPlanningInBrowser(t *testing.T) {
 	if !strings.Contains(ferr, "text needs a duration") {
 		t.Errorf("the item's error: %q", ferr)
 	}
-	shot(t, ctx, dir, "plan-editor-error")
+	planShot(t, ctx, dir, "plan-editor-error")
 	fill(t, ctx, [][2]string{{"p.0.i.0.duration", "15m"}})
 	fill(t, ctx, programme(1, append([][2]string{{"p.%d.id", "ban-tin-chieu"}, {"p.%d.title", "Bản tin chiều"}, {"p.%d.when", "weekly"},
 		{"p.%d.time", "17:00"}, {"p.%d.i.0.kind", "text"}, {"p.%d.i.0.value", "Bản tin thời sự buổi chiều"}, {"p.%d.i.0.duration", "20m"}}, monSat...)))
@@ -152,7 +162,7 @@ func TestPlanningInBrowser(t *testing.T) {
 			t.Errorf("the YAML lacks %q:\n%s", want, yaml)
 		}
 	}
-	shot(t, ctx, dir, "plan-editor")
+	planShot(t, ctx, dir, "plan-editor")
 
 	click(t, ctx, `button[value=preview]`, `document.getElementById("push") !== null`)
 	added := run(t, ctx, chromedp.Text(chromedp.CSS("#n-added")))
@@ -160,14 +170,14 @@ func TestPlanningInBrowser(t *testing.T) {
 	if added == "0" || fmt.Sprint(newSegs) != added {
 		t.Errorf("preview: %s added, %d segments in the new calendar", added, newSegs)
 	}
-	shot(t, ctx, dir, "plan-preview")
+	planShot(t, ctx, dir, "plan-preview")
 	click(t, ctx, `#push`, `document.querySelector("table.delivery") !== null`)
 	loaded(t, ctx, `document.getElementById("progress").dataset.finished === "1"`)
 	states := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("td.dl")].map(e => e.dataset.state)`))
 	if strings.Join(states, " ") != "active active" {
 		t.Errorf("delivery states: %v", states)
 	}
-	shot(t, ctx, dir, "plan-delivery")
+	planShot(t, ctx, dir, "plan-delivery")
 
 	// The calendar of one of the devices, against the scheduler's own compile of the document.
 	var stored api.ScheduleJSON
@@ -209,14 +219,14 @@ func TestPlanningInBrowser(t *testing.T) {
 	if len(want) != 14 || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("the calendar's %d segments are not scheduler.Compile's %d:\n%s\n--- want\n%s", len(got), len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	shot(t, ctx, dir, "plan-week")
+	planShot(t, ctx, dir, "plan-week")
 	wed := monday.AddDate(0, 0, 2).Format("2006-01-02")
 	do(t, ctx, chromedp.Click(chromedp.CSS(`.cal-head a[href$="day=`+wed+`"]`)))
 	loaded(t, ctx, `document.querySelector(".cal-day-view") !== null`)
 	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll(".seg").length`)); n != 4 {
 		t.Errorf("Wednesday's day view has %d segments, want 4", n)
 	}
-	shot(t, ctx, dir, "plan-day")
+	planShot(t, ctx, dir, "plan-day")
 
 	// Save the week as a template and apply it to Tam Thanh and Tam Phú.
 	do(t, ctx, chromedp.Navigate(h.url+"/console/plan/edit?to=area:qn/tk/tx"), chromedp.WaitVisible(chromedp.CSS(`input[name="template_name"]`)))
@@ -227,7 +237,7 @@ func TestPlanningInBrowser(t *testing.T) {
 	if n := run(t, ctx, chromedp.Text(chromedp.CSS(".notice"))); !strings.Contains(n, "qn/tk/tt") || !strings.Contains(n, "qn/tk/tp") {
 		t.Errorf("after applying the template: %q", n)
 	}
-	shot(t, ctx, dir, "plan-templates")
+	planShot(t, ctx, dir, "plan-templates")
 	for _, a := range []string{"qn/tk/tt", "qn/tk/tp"} {
 		var sc api.ScheduleJSON
 		h.api(h.admin, "GET", "/api/schedules/show?to=area:"+a, nil, &sc, http.StatusOK)
