@@ -55,7 +55,8 @@ var planFuncs = template.FuncMap{
 	"date": func(t time.Time) string { return t.Format("02/01/2006") },
 	"iso":  func(t time.Time) string { return t.Format("2006-01-02") },
 	"hm":   func(t time.Time) string { return t.Format("15:04") },
-	"rfc":  func(t time.Time) string { return t.Format(time.RFC3339Nano) },
+	// rfc writes a segment's time for its data attributes: UTC, so no "+" to escape.
+	"rfc": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"weekday": func(v view, t time.Time) string {
 		return v.T(fmt.Sprintf("wd.%d", (int(t.Weekday())+6)%7))
 	},
