@@ -163,7 +163,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE confirmations DROP COLUMN from_s", "ALTER TABLE devices DROP COLUMN parts",
 		"DROP TABLE play_months", "DROP TABLE play_days", "DROP TABLE play_programs", "DROP TABLE play_reasons",
 		"DROP TABLE sessions", "ALTER TABLE users DROP COLUMN role", "ALTER TABLE users DROP COLUMN password_hash",
-		"ALTER TABLE users DROP COLUMN failed_logins", "ALTER TABLE users DROP COLUMN locked_until",
+		"ALTER TABLE users DROP COLUMN failed_logins", "ALTER TABLE users DROP COLUMN locked_until", "DROP TABLE schedule_templates",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
