@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -435,7 +436,8 @@ func fromDocument(doc *scheduler.Document, loc *time.Location) editorDoc {
 			f.MaxDuration = p.MaxDuration.D().String()
 		}
 		if p.Volume != nil {
-			f.Volume = strconv.FormatFloat(*p.Volume*100, 'f', -1, 64)
+			// Rounded to hundredths of a percent: 0.7 × 100 is 70.00000000000001 in floating point.
+			f.Volume = strconv.FormatFloat(math.Round(*p.Volume*10000)/100, 'f', -1, 64)
 		}
 		if r := p.Repeat; r != nil {
 			f.RepeatCount = strconv.Itoa(r.Count)
