@@ -1,10 +1,14 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -255,4 +259,63 @@ func canon(t *testing.T, src string) string {
 	b, err := d.Encode()
 	must(t, err)
 	return string(b)
+}
+
+// A commune viewer sees the district's templates and its own commune's calendar, not another
+// commune's; it may not push, save or apply; the editor's import reads a YAML file into the forms.
+func TestPlanScopeAndRole(t *testing.T) {
+	h := newTestHub(t)
+	doc := "version: 1\nid: tuan\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: sang\n    cron: \"0 30 5 * * MON-SAT\"\n    items: [{text: Bản tin, duration: 15m}]\n"
+	h.api(h.admin, "POST", "/api/schedule-templates", api.TemplateRequest{Area: "qn/tk", Name: "Tuần thường", Document: doc}, nil, http.StatusCreated)
+	h.api(h.admin, "POST", "/api/schedule-templates", api.TemplateRequest{Area: "qn/tk/tt", Name: "Riêng Tam Thanh", Document: doc}, nil, http.StatusCreated)
+	h.api(h.admin, "POST", "/api/schedule-templates", api.TemplateRequest{Area: "qn/tk", Name: "Hỏng", Document: "version: 1\nid: x\n"}, nil, http.StatusBadRequest)
+
+	c := h.client()
+	if code, _ := c.signIn("xem-tp", viewerPass); code != http.StatusOK {
+		t.Fatal("viewer's sign-in")
+	}
+	code, body, _ := c.do("GET", "/console/plan/templates", nil)
+	if code != http.StatusOK || !strings.Contains(body, "Tuần thường") || strings.Contains(body, "Riêng Tam Thanh") || strings.Contains(body, `action="/console/plan/templates/apply"`) {
+		t.Errorf("viewer's templates page (%d): the district's, not Tam Thanh's, and no apply form:\n%s", code, body)
+	}
+	if code, _, _ := c.do("GET", "/console/plan?to=area:qn/tk/tp", nil); code != http.StatusOK {
+		t.Errorf("viewer's own commune's calendar: %d", code)
+	}
+	if code, _, _ := c.do("GET", "/console/plan?to=device:tt/cl-1", nil); code != http.StatusNotFound {
+		t.Errorf("another commune's device calendar: %d", code)
+	}
+	if code, _, _ := c.do("POST", "/console/plan/templates/apply", url.Values{"csrf": {c.csrf}, "area": {"qn/tk"}, "name": {"Tuần thường"}, "to": {"qn/tk/tp"}}); code != http.StatusForbidden {
+		t.Errorf("viewer's apply: %d", code)
+	}
+	if code, _, _ := c.do("POST", "/console/plan/push", url.Values{"csrf": {c.csrf}, "to": {"area:qn/tk/tp"}, "yaml": {doc}}); code != http.StatusUnprocessableEntity && code != http.StatusForbidden {
+		t.Errorf("viewer's push: %d", code)
+	}
+	var list []api.ScheduleJSON
+	h.api(h.admin, "GET", "/api/schedules?to=area:qn/tk/tp", nil, &list, http.StatusOK)
+	if len(list) != 0 {
+		t.Errorf("the viewer's push stored a schedule: %+v", list)
+	}
+
+	// Import: a YAML file posted as a browser posts it fills the forms.
+	a := h.client()
+	a.signIn("admin", adminPass)
+	a.do("GET", "/console/plan/edit?to=area:qn/tk/tp", nil)
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("csrf", a.csrf)
+	mw.WriteField("to", "area:qn/tk/tp")
+	mw.WriteField("act", "import")
+	fw, _ := mw.CreateFormFile("file", "tuan.yaml")
+	fw.Write([]byte(doc))
+	mw.Close()
+	req, _ := http.NewRequest("POST", h.url+"/console/plan/edit", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", h.url)
+	resp, err := a.c.Do(req)
+	must(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `name="p.0.id" value="sang"`) || !strings.Contains(string(b), `value="05:30"`) {
+		t.Errorf("import (%d) did not fill the forms:\n%s", resp.StatusCode, b)
+	}
 }

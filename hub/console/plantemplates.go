@@ -62,6 +62,10 @@ func (c *Console) planTemplateAction(w http.ResponseWriter, r *http.Request, s *
 	for _, to := range targets {
 		var res api.PushResponse
 		if err := c.call(r.Context(), s, "POST", "/api/schedules", api.PushRequest{To: "area:" + to, Name: "template " + t.Name, Document: t.Document}, &res); err != nil {
+			if ae, ok := err.(*apiError); ok && ae.code == http.StatusForbidden {
+				c.apiFail(w, r, s, err) // the role may not push: no area will take it
+				return
+			}
 			errs = append(errs, fmt.Sprintf("%s: %v", to, err))
 			continue
 		}
