@@ -211,3 +211,47 @@ func TestEditorErrorsAtFields(t *testing.T) {
 		t.Errorf("errors left with the document: %v", d.Errors)
 	}
 }
+
+// What the decoder refuses names only the value: it is shown at the field that holds it.
+func TestEditorValueErrorsAtFields(t *testing.T) {
+	v := url.Values{"id": {"x"}, "timezone": {"Asia/Ho_Chi_Minh"}, "revision": {"1"},
+		"p.0.id": {"sang"}, "p.0.when": {"weekly"}, "p.0.days": {"MON"}, "p.0.time": {"05:30"},
+		"p.0.i.0.kind": {"text"}, "p.0.i.0.value": {"Bản tin"}, "p.0.i.0.duration": {"15 phút"}}
+	for _, c := range []struct{ field, value, want string }{
+		{"p.0.i.0.duration", "15 phút", `duration "15 phút": write it like 90s`},
+		{"p.0.max_duration", "nửa giờ", `duration "nửa giờ"`},
+		{"p.0.valid_from", "31/13/2026", `date "2026-13-31": write it as YYYY-MM-DD`},
+		{"q.0.from", "25:00", `time of day "25:00"`},
+	} {
+		f := url.Values{}
+		for k, x := range v {
+			f[k] = x
+		}
+		f.Set("p.0.i.0.duration", "15m")
+		f.Set(c.field, c.value)
+		f.Set("q.0.to", "05:00")
+		if c.field != "q.0.from" {
+			f.Set("q.0.from", "22:00")
+		}
+		d := readEditorForm(f)
+		_, err := scheduler.Parse(editorName, d.toYAML(time.UTC))
+		if err == nil {
+			t.Fatalf("%s = %q parsed", c.field, c.value)
+		}
+		d.placeErrors(err, editorName)
+		var at []string
+		switch c.field {
+		case "p.0.i.0.duration":
+			at = d.Programs[0].Items[0].Errors
+		case "p.0.max_duration":
+			at = d.Programs[0].Errors["max_duration"]
+		case "p.0.valid_from":
+			at = d.Programs[0].Errors["valid"]
+		case "q.0.from":
+			at = d.Quiet[0].Errors
+		}
+		if len(at) != 1 || !strings.Contains(at[0], c.want) || len(d.Errors) != 0 {
+			t.Errorf("%s = %q: at the field %q, with the document %q; want %q", c.field, c.value, at, d.Errors, c.want)
+		}
+	}
+}

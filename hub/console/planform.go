@@ -511,7 +511,64 @@ var (
 	progErr  = regexp.MustCompile(`^program (?:"((?:[^"\\]|\\.)*)"|#(\d+))(?: \(line \d+\))?: (.*)$`)
 	itemErr  = regexp.MustCompile(`^items\[(\d+)\]: (.*)$`)
 	quietErr = regexp.MustCompile(`^quiet_hours\[(\d+)\]: `)
+	// A value the decoder refused names no programme, only itself: duration "abc": …
+	valueErr = regexp.MustCompile(`^(duration|date|time of day|class) "((?:[^"\\]|\\.)*)"`)
 )
+
+// placeValueError puts a decoder's message about a value at the first field holding that
+// value; it reports whether it found one.
+func (d *editorDoc) placeValueError(line string) bool {
+	m := valueErr.FindStringSubmatch(line)
+	if m == nil {
+		return false
+	}
+	v, err := strconv.Unquote(`"` + m[2] + `"`)
+	if err != nil {
+		return false
+	}
+	v = strings.TrimSpace(v)
+	switch m[1] {
+	case "time of day":
+		for i := range d.Quiet {
+			if d.Quiet[i].From == v || d.Quiet[i].To == v {
+				d.Quiet[i].Errors = append(d.Quiet[i].Errors, line)
+				return true
+			}
+		}
+		return false
+	}
+	for i := range d.Programs {
+		p := &d.Programs[i]
+		switch m[1] {
+		case "class":
+			if p.Class == v {
+				p.err("class", line)
+				return true
+			}
+		case "date":
+			if isoDate(p.ValidFrom) == v || isoDate(p.ValidUntil) == v {
+				p.err("valid", line)
+				return true
+			}
+		case "duration":
+			switch v {
+			case p.MaxDuration:
+				p.err("max_duration", line)
+				return true
+			case p.RepeatGap, p.RepeatEvery:
+				p.err("repeat", line)
+				return true
+			}
+			for j := range p.Items {
+				if p.Items[j].Duration == v {
+					p.Items[j].Errors = append(p.Items[j].Errors, line)
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
 
 // fieldOf is the form field a programme's error message is about, by its first word.
 func fieldOf(msg string) string {
@@ -544,6 +601,9 @@ func (d *editorDoc) placeErrors(err error, name string) {
 			continue
 		}
 		m := progErr.FindStringSubmatch(line)
+		if m == nil && d.placeValueError(line) {
+			continue
+		}
 		if m == nil {
 			if q := quietErr.FindStringSubmatch(line); q != nil {
 				if i, _ := strconv.Atoi(q[1]); i < len(d.Quiet) {

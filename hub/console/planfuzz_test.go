@@ -40,4 +40,3 @@ func FuzzEditor(f *testing.F) {
 		}
 	})
 }
-
