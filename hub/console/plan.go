@@ -292,6 +292,7 @@ type previewData struct {
 	Revision   int64
 	Unchanged  bool
 	Counts     map[string]int
+	Refused    string // why the API's dry run refused the document; no push is offered
 }
 
 // planPreview compiles the target's stored schedule and the new one over the coming week and
@@ -318,15 +319,16 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 	}}
 	// The dry run is the API's own check (content there, playable on a device) and says
 	// what revision the push makes and how many devices it reaches.
+	// A refusal (content not uploaded, a cron no device could compile) is shown with the
+	// calendars and warnings, and no push button.
 	var dry api.PushResponse
 	if err := c.call(r.Context(), s, "POST", "/api/schedules", api.PushRequest{To: to, Name: editorName, Document: string(src), DryRun: true}, &dry); err != nil {
-		ed := editorData{To: to, YAML: string(src), Error: err.Error()}
-		if loose, derr := decodeLoose(src); derr == nil {
-			ed.Doc = fromDocument(loose, loc)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.code == http.StatusForbidden {
+			c.apiFail(w, r, s, err)
+			return
 		}
-		ed.Doc.addBlanks()
-		c.render(w, r, http.StatusUnprocessableEntity, "editor", s, ed)
-		return
+		d.Refused = err.Error()
 	}
 	d.Devices, d.Revision, d.Unchanged = dry.Devices, dry.Revision, dry.Unchanged
 	from := startOfWeek(c.opts.Now(), loc)
