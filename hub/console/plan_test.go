@@ -319,3 +319,19 @@ func TestPlanScopeAndRole(t *testing.T) {
 		t.Errorf("import (%d) did not fill the forms:\n%s", resp.StatusCode, b)
 	}
 }
+
+// A document naming content the library lacks is previewed with the warning and the hub's
+// refusal, and offers no push.
+func TestPreviewMissingContent(t *testing.T) {
+	h := newTestHub(t)
+	a := h.client()
+	a.signIn("admin", adminPass)
+	a.do("GET", "/console/plan/edit?to=area:qn/tk/tp", nil)
+	ref := "sha256:" + strings.Repeat("cd", 32)
+	doc := "version: 1\nid: tuan\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: sang\n    cron: \"0 30 5 * * MON-SAT\"\n    items: [{content: " + ref + ", duration: 10m}]\n"
+	code, body, _ := a.do("POST", "/console/plan/edit", url.Values{"csrf": {a.csrf}, "to": {"area:qn/tk/tp"}, "act": {"yaml-preview"}, "yaml": {doc}})
+	if code != http.StatusOK || !strings.Contains(body, `id="refused"`) || strings.Contains(body, `id="push"`) ||
+		!strings.Contains(body, "chưa có trong thư viện") || strings.Count(body, `class="seg `) != 6 {
+		t.Errorf("preview of missing content (%d):\n%s", code, body)
+	}
+}
