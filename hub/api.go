@@ -533,13 +533,23 @@ func (s *Server) findTarget(ctx context.Context, p principal, to string) (store.
 	case deviceOnly:
 		what = "device"
 	}
+	return store.Target{}, "", s.unknownTarget(ctx, p, id, what)
+}
+
+// unknownTarget is the 404 for an id that is not a what ("area", "device", "area or device")
+// in the caller's scope, whether it exists elsewhere or not, with a guess at what was meant.
+func (s *Server) unknownTarget(ctx context.Context, p principal, id, what string) error {
 	msg := fmt.Sprintf("no %s %s", what, id)
 	if hint := s.suggest(ctx, p, id); hint != "" {
 		msg += fmt.Sprintf(" in your scope %s; use --to %s", p.Scope, hint)
 	} else {
 		msg += fmt.Sprintf(" in your scope %s; `loa device list` and `loa area list` show the ids", p.Scope)
 	}
-	return store.Target{}, "", &httpError{http.StatusNotFound, msg}
+	return &httpError{http.StatusNotFound, msg}
+}
+
+func (s *Server) notFoundTarget(w http.ResponseWriter, r *http.Request, p principal, id, what string) {
+	writeErr(w, s.unknownTarget(r.Context(), p, id, what))
 }
 
 func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p principal) {

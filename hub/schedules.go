@@ -294,6 +294,9 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	plan.Timezone = doc.Timezone
+	for _, q := range doc.QuietHours {
+		plan.QuietHours = append(plan.QuietHours, api.PlanQuiet{From: q.From.String(), To: q.To.String()})
+	}
 	tl, err := scheduler.Compile(doc, from, until, scheduler.CompileOptions{})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -265,6 +265,8 @@ func (s *Server) routes() {
 	api("GET /api/schedules", V, s.apiListSchedules)
 	api("GET /api/schedules/show", V, s.apiShowSchedule)
 	api("GET /api/schedules/plan", V, s.apiPlan)
+	api("GET /api/schedule-templates", V, s.apiListTemplates)
+	api("POST /api/schedule-templates", O, s.apiSaveTemplate)
 	api("GET /api/status", V, s.apiStatus)
 	api("GET /api/confirmations", V, s.apiConfirmations)
 	api("GET /api/audit", A, s.apiAudit)

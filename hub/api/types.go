@@ -136,6 +136,14 @@ type PlanJSON struct {
 	From     time.Time     `json:"from"`
 	Until    time.Time     `json:"until"`
 	Segments []PlanSegment `json:"segments"`
+	// QuietHours are the document's daily quiet spans ("22:00", "05:00"), for calendars to shade.
+	QuietHours []PlanQuiet `json:"quiet_hours,omitempty"`
+}
+
+// PlanQuiet is one daily quiet span, times of day in the plan's time zone.
+type PlanQuiet struct {
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // PlanSegment is one stretch of one output playing one item.
@@ -451,4 +459,22 @@ type UserJSON struct {
 // the new secret.
 type RekeyRequest struct {
 	ID string `json:"id"`
+}
+
+// TemplateRequest is the body of POST /api/schedule-templates: a schedule document saved
+// under a name for an area, to push later to the areas below it.
+type TemplateRequest struct {
+	Area     string `json:"area"`
+	Name     string `json:"name"`
+	Document string `json:"document"`
+}
+
+// TemplateJSON is a saved template.
+type TemplateJSON struct {
+	Area      string    `json:"area"`
+	Name      string    `json:"name"`
+	Programs  int       `json:"programs"`
+	Author    string    `json:"author"`
+	CreatedAt time.Time `json:"created_at"`
+	Document  string    `json:"document,omitempty"` // with ?name= only
 }

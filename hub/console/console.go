@@ -103,6 +103,9 @@ func New(opts Options) (*Console, error) {
 		}
 		c.pages[name] = t
 	}
+	if err := c.parsePlanPages(); err != nil {
+		return nil, err
+	}
 	static, _ := fs.Sub(staticFS, "static")
 	m := http.NewServeMux()
 	m.Handle("GET /console/static/", http.StripPrefix("/console/static/", cacheStatic(http.FileServerFS(static))))
@@ -130,6 +133,7 @@ func New(opts Options) (*Console, error) {
 	if err := c.reportRoutes(m); err != nil {
 		return nil, err
 	}
+	c.planRoutes(m) // the planning pages: calendar, editor, push preview, delivery, templates
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "err.notfound")
 	})

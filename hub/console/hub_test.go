@@ -30,7 +30,7 @@ import (
 // communes, three devices — one online and playing, one with a relay fault, one in the other
 // commune whose name is markup — 60 confirmations, and users with passwords.
 type testHub struct {
-	t     *testing.T
+	t     testing.TB
 	db    *store.DB
 	url   string
 	admin string // the admin's API token
@@ -44,7 +44,7 @@ const (
 	xssName = `<script>window.__xss=1</script>Cụm <b>chợ</b>`
 )
 
-func newTestHub(t *testing.T) *testHub {
+func newTestHub(t testing.TB) *testHub {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -121,7 +121,7 @@ type clock struct{}
 
 func (clock) Now() time.Time { return time.Now() }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +184,7 @@ func (h *testHub) connect(id, secret string) {
 
 // client is a browser without script: a cookie jar, no redirects followed.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	h    *testHub
 	c    *http.Client
 	csrf string // the session's, read from a page

@@ -165,6 +165,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE users DROP COLUMN failed_logins", "ALTER TABLE users DROP COLUMN locked_until",
 		"ALTER TABLE emergencies DROP COLUMN device_id",
 		"DROP TABLE online_days", "DROP TABLE settings",
+		"DROP TABLE schedule_templates",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -397,6 +397,18 @@ CREATE TABLE settings (
 	updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 `},
+		{13, "schedule templates", `
+-- A week saved by an area's staff under a name, to apply to the areas below it (the console's
+-- planning pages); the document is a schedule as pushed.
+CREATE TABLE schedule_templates (
+	area_id    TEXT NOT NULL REFERENCES areas(id),
+	name       TEXT NOT NULL,
+	document   BLOB NOT NULL,
+	author     TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (area_id, name)
+) WITHOUT ROWID;
+`},
 	}
 }
 
