@@ -151,14 +151,8 @@ func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []strin
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
-	var areas []api.AreaJSON
-	var devs []api.DeviceJSON
-	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &areas); err != nil {
-		c.apiFail(w, r, s, err)
-		return
-	}
-	if err := c.call(r.Context(), s, "GET", "/api/devices", nil, &devs); err != nil {
-		c.apiFail(w, r, s, err)
+	areas, devs, ok := c.areasAndDevices(w, r, s)
+	if !ok {
 		return
 	}
 	var data overviewData
@@ -167,13 +161,8 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	lang, now := langOf(r), c.opts.Now()
-	nodes := map[string]*areaNode{}
-	for _, a := range areas {
-		n := &areaNode{AreaJSON: a}
-		nodes[a.ID] = n
-		data.Areas = append(data.Areas, n)
-	}
-	sort.Slice(data.Areas, func(i, j int) bool { return data.Areas[i].ID < data.Areas[j].ID })
+	var nodes map[string]*areaNode
+	data.Areas, nodes = areaTree(areas)
 	for _, d := range devs {
 		if d.Revoked {
 			continue
@@ -185,24 +174,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		if d.Online && d.NowPlaying != "" {
 			data.OnAir = append(data.OnAir, d)
 		}
-		// Each device counts in its area and every area above it in the scope.
-		for a := d.Area; a != ""; a = nodes[a].Parent {
-			n := nodes[a]
-			if n == nil {
-				break
-			}
-			if d.Online {
-				n.Online++
-			} else {
-				n.Offline++
-			}
-			if d.Online && d.NowPlaying != "" {
-				n.Playing++
-			}
-			if len(al) > 0 {
-				n.Alarms++
-			}
-		}
+		count(nodes, d, len(al) > 0)
 	}
 	c.render(w, r, http.StatusOK, "overview", s, data)
 }
@@ -254,10 +226,12 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 type deviceData struct {
-	Device api.DeviceJSON
-	Alarms []string
-	Plays  []api.ConfirmationJSON
-	Notice string
+	Device  api.DeviceJSON
+	Alarms  []string
+	Plays   []api.ConfirmationJSON
+	Notice  string
+	Content []api.ContentJSON // the library, for play now (operators)
+	Shot    string            // a screenshot command just sent, whose image the page waits for
 }
 
 func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) {
@@ -272,7 +246,13 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	d.Alarms = c.alarmsOf(langOf(r), d.Device, c.opts.Now())
-	d.Notice = r.URL.Query().Get("notice")
+	d.Notice, d.Shot = r.URL.Query().Get("notice"), r.URL.Query().Get("shot")
+	if store.Can(s.User.Role, store.RoleOperator) && !d.Device.Revoked {
+		if err := c.libraryForPlay(r.Context(), s, &d.Content); err != nil {
+			c.apiFail(w, r, s, err)
+			return
+		}
+	}
 	c.render(w, r, http.StatusOK, "device", s, d)
 }
 
@@ -289,13 +269,20 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		req["volume"] = v / 100
 	}
+	if action == "play_now" {
+		req["content"] = r.PostFormValue("content")
+	}
 	var out api.CommandJSON
 	if err := c.call(r.Context(), s, "POST", "/api/commands", req, &out); err != nil {
 		c.apiFail(w, r, s, err)
 		return
 	}
 	notice := tr(langOf(r), "cmd.sent", tr(langOf(r), "cmd."+action), len(out.Outcomes), out.Counts["sent"])
-	http.Redirect(w, r, "/console/devices/"+url.PathEscape(id)+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+	q := url.Values{"notice": {notice}}
+	if action == "screenshot" { // the page waits for this command's image
+		q.Set("shot", out.ID)
+	}
+	http.Redirect(w, r, "/console/devices/"+url.PathEscape(id)+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 const playsPerPage = 50
@@ -498,6 +485,9 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, s *session)
 		target, notice = "/api/users/password", tr(lang, "users.passwordset", req.ID)
 	case "disable":
 		target, notice = "/api/users/disable", tr(lang, "users.disabled", req.ID)
+	case "role":
+		req.Scope, req.Role = r.PostFormValue("scope"), r.PostFormValue("role")
+		target, notice = "/api/users/role", tr(lang, "users.roleset", req.ID)
 	default:
 		c.fail(w, r, s, http.StatusNotFound, "err.notfound")
 		return
