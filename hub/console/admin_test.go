@@ -283,3 +283,40 @@ func TestAdminRoutesRefused(t *testing.T) {
 		}
 	}
 }
+
+// The play log's first page gains a row when a confirmation lands, without a reload, once:
+// the rows it showed are not added again.
+func TestPlayLogLive(t *testing.T) {
+	h := newTestHub(t)
+	ctx := browser(t)
+	signInBrowser(t, ctx, h, "admin", adminPass)
+	do(t, ctx, chromedp.Navigate(h.url+"/console/confirmations?device=tt/cl-1"), chromedp.WaitVisible(chromedp.CSS("table.plays")))
+	run(t, ctx, chromedp.Poll[bool](`document.querySelector(".live-plays").textContent === "Tự động cập nhật"`))
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__page = true`))
+	start := time.Now().Truncate(time.Minute)
+	if _, err := h.db.AddConfirmations(context.Background(), "tt/cl-1", []store.Confirmation{{Seq: 61, Output: "speakers", ScheduleID: "dev-tt/cl-1",
+		Revision: 1, Program: "qn/tk/tt/evening", ItemRef: "sha256:" + strings.Repeat("ef", 32), Scheduled: start, Start: start,
+		End: start.Add(5 * time.Minute), PlayedSeconds: 300, Result: "failed", Error: "thẻ nhớ lỗi <b>đọc</b>", ClockState: "synced"}}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Poll[bool](`document.querySelector("table.plays tbody tr").dataset.key === "tt/cl-1#61"`, chromedp.WithPollingTimeout(time.Minute)))
+	first := run(t, ctx, chromedp.Text(chromedp.CSS("table.plays tbody tr")))
+	for _, w := range []string{"qn/tk/tt/evening", "thẻ nhớ lỗi <b>đọc</b>", start.In(h.zone).Format("02/01/2006 15:04"), "5:00"} {
+		if !strings.Contains(first, w) {
+			t.Errorf("the live row lacks %q: %q", w, first)
+		}
+	}
+	// A second one lands: it comes on top, and neither is added twice.
+	if _, err := h.db.AddConfirmations(context.Background(), "tt/cl-1", []store.Confirmation{{Seq: 62, Output: "speakers", ScheduleID: "dev-tt/cl-1",
+		Revision: 1, Program: "qn/tk/tt/evening", ItemRef: "sha256:" + strings.Repeat("ef", 32), Scheduled: start.Add(5 * time.Minute),
+		Start: start.Add(5 * time.Minute), End: start.Add(10 * time.Minute), PlayedSeconds: 300, Result: "completed", ClockState: "synced"}}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Poll[bool](`document.querySelector("table.plays tbody tr").dataset.key === "tt/cl-1#62"`, chromedp.WithPollingTimeout(time.Minute)))
+	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("table.plays tbody tr").length`)); n != 52 {
+		t.Errorf("rows after two live ones: %d, want 52", n)
+	}
+	if !run(t, ctx, chromedp.Evaluate[bool](`window.__page === true`)) {
+		t.Error("the page reloaded")
+	}
+}

@@ -293,6 +293,7 @@ type playsData struct {
 	Page                               int
 	More                               bool
 	Query                              string // the filters, for the CSV link and the pages
+	Live                               string // the event stream of new rows (page 1)
 }
 
 // playsFilter turns the form's dd/mm/yyyy [hh:mm] into what the API reads (its own dates).
@@ -356,6 +357,7 @@ func (c *Console) confirmations(w http.ResponseWriter, r *http.Request, s *sessi
 		}
 	}
 	d.Query = formQ.Encode()
+	d.Live = livePlaysURL(d)
 	c.render(w, r, http.StatusOK, "confirmations", s, d)
 }
 
@@ -384,18 +386,23 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	rc := http.NewResponseController(w)
 	area := r.URL.Query().Get("area")
 	last := map[string]string{}
+	plays := c.playsSource(r, s) // the play log's stream: its new rows, not devices
 	t := time.NewTicker(c.opts.EventInterval)
 	defer t.Stop()
 	for {
 		var devs []api.DeviceJSON
-		if err := c.call(r.Context(), s, "GET", "/api/devices?"+url.Values{"area": {area}}.Encode(), nil, &devs); err != nil {
+		var buf bytes.Buffer
+		if plays != nil {
+			if err := plays(r.Context(), &buf); err != nil {
+				return
+			}
+		} else if err := c.call(r.Context(), s, "GET", "/api/devices?"+url.Values{"area": {area}}.Encode(), nil, &devs); err != nil {
 			return
 		}
 		// A session ended meanwhile (sign-out elsewhere, disabled user) ends the stream.
 		if _, _, err := c.opts.Store.Session(r.Context(), s.hash, c.opts.IdleTimeout, c.opts.MaxAge, false); err != nil {
 			return
 		}
-		var buf bytes.Buffer
 		for _, d := range devs {
 			ev := map[string]any{"id": d.ID, "online": d.Online, "now_playing": d.NowPlaying}
 			b, _ := json.Marshal(ev)
