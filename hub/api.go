@@ -327,6 +327,11 @@ func secretHash(secret string) ([32]byte, error) {
 }
 
 func (s *Server) deviceJSON(ctx context.Context, d store.Device) api.DeviceJSON {
+	return s.listedDeviceJSON(ctx, d, nil)
+}
+
+// listedDeviceJSON is deviceJSON with the schedule state from heads (DeliveryHeads) when given.
+func (s *Server) listedDeviceJSON(ctx context.Context, d store.Device, heads map[string]store.DeliveryHead) api.DeviceJSON {
 	j := api.DeviceJSON{ID: d.ID, Name: d.Name, Area: d.Area, Kind: string(d.Kind), Outputs: d.Outputs,
 		EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, AckedSeq: d.AckedSeq, NowPlaying: d.Status.NowPlaying,
 		Software: d.Status.SoftwareVersion, Link: d.Status.Link, DiskFreeBytes: d.Status.DiskFreeBytes,
@@ -348,6 +353,12 @@ func (s *Server) deviceJSON(ctx context.Context, d store.Device) api.DeviceJSON 
 	s.mu.Lock()
 	_, j.Online = s.conns[d.ID]
 	s.mu.Unlock()
+	if heads != nil { // a list: read for all devices at once
+		if h, ok := heads[d.ID]; ok {
+			j.Revision, j.Delivery, j.RefusedReason, j.ActiveRevision = h.Revision, string(h.Delivery.State), h.Delivery.RefusedReason, h.ActiveRevision
+		}
+		return j
+	}
 	if e, err := s.st.LatestEffective(ctx, d.ID); err == nil {
 		j.Revision, j.Delivery, j.RefusedReason = e.Revision, string(e.Delivery.State), e.Delivery.RefusedReason
 	}
@@ -355,6 +366,23 @@ func (s *Server) deviceJSON(ctx context.Context, d store.Device) api.DeviceJSON 
 		j.ActiveRevision = e.Revision
 	}
 	return j
+}
+
+// deliveryHeads reads the schedule state of every device of a list in one query, when the
+// store can (nil otherwise: deviceJSON then asks per device).
+func (s *Server) deliveryHeads(ctx context.Context, area string) map[string]store.DeliveryHead {
+	st, ok := s.st.(interface {
+		DeliveryHeads(ctx context.Context, area string) (map[string]store.DeliveryHead, error)
+	})
+	if !ok {
+		return nil
+	}
+	heads, err := st.DeliveryHeads(ctx, area)
+	if err != nil {
+		s.log.Warn("delivery heads", "area", area, "err", err)
+		return nil
+	}
+	return heads
 }
 
 func (s *Server) apiListDevices(w http.ResponseWriter, r *http.Request, p principal) {
@@ -368,8 +396,9 @@ func (s *Server) apiListDevices(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	out := make([]api.DeviceJSON, 0, len(ds))
+	heads := s.deliveryHeads(r.Context(), area)
 	for _, d := range ds {
-		out = append(out, s.deviceJSON(r.Context(), d))
+		out = append(out, s.listedDeviceJSON(r.Context(), d, heads))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -80,6 +80,7 @@ type areasData struct {
 	Areas  []*areaNode
 	Notice string
 	Parent string // the form's parent, kept after a refusal
+	Root   string // the node the tree starts from ("": the scope)
 }
 
 // areas shows the tree with the counts of each node and, for administrators, a form to add
@@ -89,7 +90,7 @@ func (c *Console) areas(w http.ResponseWriter, r *http.Request, s *session) {
 	if !ok {
 		return
 	}
-	d := areasData{Notice: r.URL.Query().Get("notice"), Parent: r.URL.Query().Get("parent")}
+	d := areasData{Notice: r.URL.Query().Get("notice"), Parent: r.URL.Query().Get("parent"), Root: r.URL.Query().Get("area")}
 	var nodes map[string]*areaNode
 	d.Areas, nodes = areaTree(areas)
 	lang, now := langOf(r), c.opts.Now()
@@ -98,6 +99,7 @@ func (c *Console) areas(w http.ResponseWriter, r *http.Request, s *session) {
 			count(nodes, dev, len(c.alarmsOf(lang, dev, now)) > 0)
 		}
 	}
+	d.Areas = shown(d.Areas, d.Root)
 	c.render(w, r, http.StatusOK, "areas", s, d)
 }
 
@@ -261,4 +263,74 @@ func (c *Console) libraryForPlay(ctx context.Context, s *session, out *[]api.Con
 		*out = items[:playChoices]
 	}
 	return nil
+}
+
+// treeDepth is how many levels below its root the tree shows: a province of 2,000 areas
+// would be 2,000 rows (half a megabyte on a phone over 3G); each node further down opens
+// its own tree.
+const treeDepth = 2
+
+// shown keeps the nodes of root's subtree ("": all) at most treeDepth levels below it, and
+// marks those with hidden areas below them.
+func shown(ns []*areaNode, root string) []*areaNode {
+	top := 0
+	for _, n := range ns {
+		if n.ID == root || root == "" && (top == 0 || n.Depth < top) {
+			top = n.Depth
+		}
+	}
+	var out []*areaNode
+	for _, n := range ns {
+		if root != "" && n.ID != root && !strings.HasPrefix(n.ID, root+"/") {
+			continue
+		}
+		if n.Depth <= top+treeDepth {
+			out = append(out, n)
+		} else if n.Depth == top+treeDepth+1 {
+			for _, m := range out { // a parent is before its children (sortNodes)
+				if m.ID == n.Parent {
+					m.Below = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// listCap is how many alarms or devices on the air the overview lists; the device list's
+// filters show the rest.
+const listCap = 50
+
+type moreData struct{ OnAir, Alarms int }
+
+func capList[T any](xs []T) ([]T, int) {
+	if len(xs) > listCap {
+		return xs[:listCap], len(xs) - listCap
+	}
+	return xs, 0
+}
+
+// devicesPerPage keeps the device list's page small on a phone.
+const devicesPerPage = 100
+
+type pagination struct {
+	Page, Of, Total int
+	Query           string // the filters, for the links
+}
+
+func (d *devicesData) paginate(q url.Values) {
+	d.Pages = pagination{Page: 1, Total: len(d.Devices)}
+	d.Pages.Of = max(1, (len(d.Devices)+devicesPerPage-1)/devicesPerPage)
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
+		d.Pages.Page = min(n, d.Pages.Of)
+	}
+	from := (d.Pages.Page - 1) * devicesPerPage
+	d.Devices = d.Devices[from:min(len(d.Devices), from+devicesPerPage)]
+	f := url.Values{}
+	for _, k := range []string{"area", "state", "kind", "software", "q"} {
+		if v := q.Get(k); v != "" {
+			f.Set(k, v)
+		}
+	}
+	d.Pages.Query = f.Encode()
 }

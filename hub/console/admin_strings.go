@@ -58,6 +58,10 @@ func init() {
 		"tokens.value":       "Mã truy cập của %s, hết hạn %s",
 		"tokens.hint":        "Mã truy cập dùng cho lệnh loa và các chương trình khác; nó có cùng địa bàn và vai trò với bạn.",
 		"plays.live":         "Xác nhận phát mới hiện ở đầu bảng khi thiết bị gửi về.",
+		"tree.below":         "các cấp dưới →",
+		"tree.all":           "← Toàn bộ địa bàn",
+		"more":               "và %d mục nữa →",
+		"devices.page":       "Trang %d/%d (%d thiết bị)",
 	}, map[string]string{
 		"nav.areas":          "Areas",
 		"nav.tokens":         "API tokens",
@@ -114,5 +118,9 @@ func init() {
 		"tokens.value":       "Token of %s, expires %s",
 		"tokens.hint":        "A token is for the loa command and other programs; it has your area and role.",
 		"plays.live":         "New confirmations appear at the top of the table as devices send them.",
+		"tree.below":         "areas below →",
+		"tree.all":           "← The whole tree",
+		"more":               "and %d more →",
+		"devices.page":       "Page %d of %d (%d devices)",
 	})
 }

@@ -107,9 +107,12 @@ type alarm struct {
 type areaNode struct {
 	api.AreaJSON
 	Online, Offline, Playing, Alarms int
+	Below                            bool // has areas below it that the page does not show
 }
 
 type overviewData struct {
+	Root       string // the node the tree starts from ("": the scope)
+	More       moreData
 	Areas      []*areaNode
 	OnAir      []api.DeviceJSON
 	Broadcasts []api.EmergencyJSON // emergencies, bulletins and relays on the air in the scope
@@ -176,6 +179,10 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		count(nodes, d, len(al) > 0)
 	}
+	data.Root = r.URL.Query().Get("area")
+	data.Areas = shown(data.Areas, data.Root)
+	data.OnAir, data.More.OnAir = capList(data.OnAir)
+	data.Alarms, data.More.Alarms = capList(data.Alarms)
 	c.render(w, r, http.StatusOK, "overview", s, data)
 }
 
@@ -188,6 +195,7 @@ type devicesData struct {
 	Kind     string
 	Software string
 	Q        string
+	Pages    pagination
 }
 
 func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
@@ -222,6 +230,7 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Devices = append(d.Devices, dev)
 	}
 	sort.Strings(d.Versions)
+	d.paginate(q)
 	c.render(w, r, http.StatusOK, "devices", s, d)
 }
 
