@@ -2,12 +2,14 @@ package console_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -292,6 +294,10 @@ func TestPlayLogLive(t *testing.T) {
 	signInBrowser(t, ctx, h, "admin", adminPass)
 	do(t, ctx, chromedp.Navigate(h.url+"/console/confirmations?device=tt/cl-1"), chromedp.WaitVisible(chromedp.CSS("table.plays")))
 	run(t, ctx, chromedp.Poll[bool](`document.querySelector(".live-plays").textContent === "Tự động cập nhật"`))
+	// The style sheet inside the page is allowed by the Content-Security-Policy's hash.
+	if bg := run(t, ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("header")).backgroundColor`)); bg != "rgb(11, 79, 138)" {
+		t.Errorf("the page's styles did not apply (header background %q): the CSP hash does not match the inline sheet?", bg)
+	}
 	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__page = true`))
 	start := time.Now().Truncate(time.Minute)
 	if _, err := h.db.AddConfirmations(context.Background(), "tt/cl-1", []store.Confirmation{{Seq: 61, Output: "speakers", ScheduleID: "dev-tt/cl-1",
@@ -318,5 +324,44 @@ func TestPlayLogLive(t *testing.T) {
 	}
 	if !run(t, ctx, chromedp.Evaluate[bool](`window.__page === true`)) {
 		t.Error("the page reloaded")
+	}
+}
+
+// Pages, styles and scripts go gzipped to a browser that accepts it; the event stream does
+// not (each event must leave at once).
+func TestGzip(t *testing.T) {
+	h := newTestHub(t)
+	c := h.client()
+	if code, _ := c.signIn("admin", adminPass); code != http.StatusOK {
+		t.Fatalf("sign-in: %d", code)
+	}
+	for _, tc := range []struct {
+		path, want string
+		gz         bool
+	}{
+		{"/console/devices", "<style>", true},
+		{"/console/static/console.js", "EventSource", true},
+		{"/console/events", "event: device", false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", h.url+tc.path, nil)
+		req.Header.Set("Accept-Encoding", "gzip") // set by hand: the transport then does not decompress
+		resp, err := c.c.Do(req)
+		must(t, err)
+		var body io.Reader = resp.Body
+		if got := resp.Header.Get("Content-Encoding") == "gzip"; got != tc.gz {
+			t.Errorf("%s: gzipped %v, want %v", tc.path, got, tc.gz)
+		} else if got {
+			zr, err := gzip.NewReader(resp.Body)
+			must(t, err)
+			body = zr
+		}
+		buf := make([]byte, 64<<10)
+		n, _ := io.ReadAtLeast(body, buf, len(tc.want)+1)
+		if !strings.Contains(string(buf[:n]), tc.want) {
+			t.Errorf("%s: the answer lacks %q: %.300s", tc.path, tc.want, buf[:n])
+		}
+		resp.Body.Close()
+		cancel()
 	}
 }
