@@ -265,28 +265,38 @@ func (c *Console) libraryForPlay(ctx context.Context, s *session, out *[]api.Con
 	return nil
 }
 
-// treeDepth is how many levels below its root the tree shows: a province of 2,000 areas
-// would be 2,000 rows (half a megabyte on a phone over 3G); each node further down opens
-// its own tree.
-const treeDepth = 2
+// treeRows bounds the tree's rows: a province of 2,000 areas would be 2,000 rows (half a
+// megabyte on a phone over 3G). The tree shows as many levels below its root as fit (at least
+// one); each node with more below it opens its own tree.
+const treeRows = 200
 
-// shown keeps the nodes of root's subtree ("": all) at most treeDepth levels below it, and
-// marks those with hidden areas below them.
+// shown keeps the nodes of root's subtree ("": all) down to the deepest level that keeps
+// them within treeRows, and marks those with hidden areas below them.
 func shown(ns []*areaNode, root string) []*areaNode {
 	top := 0
-	for _, n := range ns {
-		if n.ID == root || root == "" && (top == 0 || n.Depth < top) {
-			top = n.Depth
-		}
-	}
-	var out []*areaNode
+	var sub []*areaNode
 	for _, n := range ns {
 		if root != "" && n.ID != root && !strings.HasPrefix(n.ID, root+"/") {
 			continue
 		}
-		if n.Depth <= top+treeDepth {
+		sub = append(sub, n)
+		if n.ID == root || root == "" && (top == 0 || n.Depth < top) {
+			top = n.Depth
+		}
+	}
+	perDepth := map[int]int{}
+	for _, n := range sub {
+		perDepth[n.Depth]++
+	}
+	limit, rows := top+1, perDepth[top]+perDepth[top+1]
+	for d := top + 2; perDepth[d] > 0 && rows+perDepth[d] <= treeRows; d++ {
+		limit, rows = d, rows+perDepth[d]
+	}
+	var out []*areaNode
+	for _, n := range sub {
+		if n.Depth <= limit {
 			out = append(out, n)
-		} else if n.Depth == top+treeDepth+1 {
+		} else if n.Depth == limit+1 {
 			for _, m := range out { // a parent is before its children (sortNodes)
 				if m.ID == n.Parent {
 					m.Below = true

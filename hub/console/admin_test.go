@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -363,5 +364,31 @@ func TestGzip(t *testing.T) {
 		}
 		resp.Body.Close()
 		cancel()
+	}
+}
+
+// A tree too big for one page (a province of 2,000 areas) shows the levels that fit, each node
+// with more below it linking to its own tree.
+func TestBigTree(t *testing.T) {
+	h := newTestHub(t)
+	for d := range 3 {
+		did := fmt.Sprintf("qn/tk/tt/t%d", d)
+		h.api(h.admin, "POST", "/api/areas", api.AreaJSON{ID: did, Name: fmt.Sprintf("Thôn %d", d)}, nil, http.StatusCreated)
+		for c := range 80 {
+			h.api(h.admin, "POST", "/api/areas", api.AreaJSON{ID: fmt.Sprintf("%s/to%d", did, c), Name: fmt.Sprintf("Tổ %d", c)}, nil, http.StatusCreated)
+		}
+	}
+	c := h.client()
+	if code, _ := c.signIn("admin", adminPass); code != http.StatusOK {
+		t.Fatalf("sign-in: %d", code)
+	}
+	// 4 + 3 areas fit in the first four levels; the 240 groups below do not.
+	_, body, _ := c.do("GET", "/console/areas", nil)
+	if n := strings.Count(body, `<td class="d`); n != 7 || strings.Contains(body, "qn/tk/tt/t0/to0") || strings.Count(body, `class="zoom" href="?area=qn%2ftk%2ftt%2ft`) != 3 {
+		t.Errorf("the whole tree shows %d rows:\n%s", n, body)
+	}
+	_, body, _ = c.do("GET", "/console/?area=qn/tk/tt/t1", nil)
+	if n := strings.Count(body, `<td class="d`); n != 81 || !strings.Contains(body, "qn/tk/tt/t1/to79") || strings.Contains(body, "qn/tk/tt/t0/") {
+		t.Errorf("village t1's tree shows %d rows", n)
 	}
 }
