@@ -134,6 +134,11 @@ type enrolData struct {
 
 // enrolPage is the form to enrol a device; enrol posts it and shows the secret, once.
 func (c *Console) enrolPage(w http.ResponseWriter, r *http.Request, s *session) {
+	// The form only: enrolling is refused by the API's role check anyway (POST /api/devices).
+	if !store.Can(s.User.Role, store.RoleAdmin) {
+		c.fail(w, r, s, http.StatusForbidden, "err.forbidden")
+		return
+	}
 	d := enrolData{Area: r.URL.Query().Get("area"), Kinds: []string{string(store.KindCluster), string(store.KindBoard)}}
 	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &d.Areas); err != nil {
 		c.apiFail(w, r, s, err)

@@ -264,8 +264,10 @@ func TestAdminRoutesRefused(t *testing.T) {
 			}
 		}
 	}
-	if code, _, _ := op.do("GET", "/console/tokens", nil); code != http.StatusForbidden {
-		t.Errorf("an operator's token list: %d", code)
+	for _, path := range []string{"/console/tokens", "/console/enrol"} {
+		if code, _, _ := op.do("GET", path, nil); code != http.StatusForbidden {
+			t.Errorf("an operator's GET %s: %d", path, code)
+		}
 	}
 	// Nothing changed.
 	h.api(h.admin, "GET", "/api/devices/tt/cl-9", nil, nil, http.StatusNotFound)
