@@ -298,6 +298,21 @@ func TestCompositionAndPushToConnectedAgent(t *testing.T) {
 		h.call(h.admin, "GET", "/api/devices/tam-ky/cl-01", nil, &d)
 		return d.Delivery == "refused" && strings.Contains(d.RefusedReason, "test refusal")
 	})
+	// The list reads every device's schedule state at once (DeliveryHeads): the same as each
+	// device's own answer.
+	var list []api.DeviceJSON
+	h.mustCall(h.admin, "GET", "/api/devices", nil, &list, http.StatusOK)
+	for _, ld := range list {
+		var d api.DeviceJSON
+		h.mustCall(h.admin, "GET", "/api/devices/"+ld.ID, nil, &d, http.StatusOK)
+		if ld.Revision != d.Revision || ld.Delivery != d.Delivery || ld.RefusedReason != d.RefusedReason || ld.ActiveRevision != d.ActiveRevision {
+			t.Errorf("%s listed with revision %d %s %q active %d, alone %d %s %q active %d", ld.ID, ld.Revision, ld.Delivery, ld.RefusedReason,
+				ld.ActiveRevision, d.Revision, d.Delivery, d.RefusedReason, d.ActiveRevision)
+		}
+	}
+	if len(list) < 2 {
+		t.Errorf("the list has %d devices", len(list))
+	}
 
 	// Pushing the same sources again changes nothing: no new revision.
 	a.ws.Close()

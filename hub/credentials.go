@@ -100,18 +100,35 @@ func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p princi
 	if !readJSON(w, r, &req) {
 		return
 	}
-	tok := strings.TrimSpace(req.Token)
-	if tok == "" {
-		writeError(w, http.StatusBadRequest, "say which token: {\"token\": \"loa-st1-…\"}")
+	tok, id := strings.TrimSpace(req.Token), strings.TrimSpace(req.ID)
+	var hash [32]byte
+	var u store.User
+	var err error
+	switch {
+	case tok != "":
+		hash = HashToken(tok)
+		u, _, err = s.st.Authenticate(r.Context(), hash)
+	case id != "":
+		// By the id GET /api/tokens lists (the console's list): the token may be expired.
+		if hash, err = tokenByID(id); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		as, ok := s.accountStore(w)
+		if !ok {
+			return
+		}
+		u, err = as.TokenUser(r.Context(), hash)
+	default:
+		writeError(w, http.StatusBadRequest, "say which token: {\"token\": \"loa-st1-…\"} or {\"id\": \"<hex from GET /api/tokens>\"}")
 		return
 	}
-	u, _, err := s.st.Authenticate(r.Context(), HashToken(tok))
 	// Anyone may revoke their own token; another user's takes an administrator of the scope.
 	if err != nil || !store.Allowed(p.Scope, u.Scope) || (u.ID != p.User.ID && !store.Can(p.User.Role, store.RoleAdmin)) {
 		writeError(w, http.StatusNotFound, "no valid token like that in your scope (already revoked or expired, or another area's)")
 		return
 	}
-	if err := cs.RevokeToken(r.Context(), HashToken(tok)); err != nil {
+	if err := cs.RevokeToken(r.Context(), hash); err != nil {
 		storeError(w, err)
 		return
 	}
@@ -177,7 +194,9 @@ func (s *Server) apiRekeyDevice(w http.ResponseWriter, r *http.Request, p princi
 	}
 	s.audit(r.Context(), p, "device.rekey", "device:"+d.ID, nil)
 	s.dropConn(d.ID)
-	writeJSON(w, http.StatusOK, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(), Hub: s.opts.PublicURL})
+	// The whole enrolment, public key too: the console shows it as the agent's config block.
+	writeJSON(w, http.StatusOK, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
+		PublicKey: protocol.FormatPublicKey(s.signer.PublicKey()), Hub: s.opts.PublicURL, Warning: publicURLWarning(s.opts.PublicURL)})
 }
 
 // dropConn closes a device's live connection, if any.

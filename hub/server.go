@@ -249,6 +249,8 @@ func (s *Server) routes() {
 	api("DELETE /api/devices/{id...}", A, s.apiRevokeDevice)
 	api("POST /api/tokens", V, s.apiNewToken)
 	api("POST /api/tokens/revoke", V, s.apiRevokeToken)
+	api("GET /api/tokens", A, s.apiListTokens)
+	api("POST /api/users/role", A, s.apiSetUserRole)
 	api("POST /api/users/disable", A, s.apiDisableUser)
 	api("GET /api/users", A, s.apiListUsers)
 	api("POST /api/users", A, s.apiAddUser)

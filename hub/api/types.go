@@ -420,11 +420,28 @@ type CAPResponse struct {
 }
 
 // TokenRequest is the body of POST /api/tokens (a new token for the caller: label and
-// valid_for optional) and of POST /api/tokens/revoke (token).
+// valid_for optional) and of POST /api/tokens/revoke (token, or id as GET /api/tokens lists it).
 type TokenRequest struct {
 	Label    string `json:"label,omitempty"`
 	ValidFor string `json:"valid_for,omitempty"` // Go duration; default a year
 	Token    string `json:"token,omitempty"`
+	ID       string `json:"id,omitempty"`
+}
+
+// TokenJSON is a token in GET /api/tokens: never its value. ID is the hex SHA-256 of the
+// value, which names the token without letting anyone use it.
+type TokenJSON struct {
+	ID      string    `json:"id"`
+	User    string    `json:"user"`
+	Name    string    `json:"name"`
+	Scope   string    `json:"scope"`
+	Role    string    `json:"role"`
+	Label   string    `json:"label"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"`
+	Revoked time.Time `json:"revoked,omitzero"`
+	// Valid is false when the token no longer authenticates (revoked, expired, user disabled).
+	Valid bool `json:"valid"`
 }
 
 // TokenResponse answers them: the new token is shown this once.

@@ -96,8 +96,9 @@ func New(opts Options) (*Console, error) {
 		opts.EventInterval = 5 * time.Second
 	}
 	c := &Console{opts: opts, pages: map[string]*template.Template{}}
-	for _, name := range []string{"login", "overview", "devices", "device", "confirmations", "audit", "users", "account", "error"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/plays.html", "templates/"+name+".html")
+	for _, name := range []string{"login", "overview", "devices", "device", "confirmations", "audit", "users", "account", "error",
+		"areas", "enrol", "tokens"} {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/plays.html", "templates/areatree.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, err
 		}
@@ -134,6 +135,15 @@ func New(opts Options) (*Console, error) {
 		return nil, err
 	}
 	c.planRoutes(m) // the planning pages: calendar, editor, push preview, delivery, templates
+	// Administration: areas, enrolment, device credentials, tokens (admin.go).
+	m.HandleFunc("GET /console/areas", c.signedIn(c.areas))
+	m.HandleFunc("POST /console/areas", c.signedIn(c.addArea))
+	m.HandleFunc("GET /console/enrol", c.signedIn(c.enrolPage))
+	m.HandleFunc("POST /console/enrol", c.signedIn(c.enrol))
+	m.HandleFunc("POST /console/device/{action}", c.signedIn(c.deviceAction))
+	m.HandleFunc("GET /console/screenshots/{id...}", c.signedIn(c.screenshot))
+	m.HandleFunc("GET /console/tokens", c.signedIn(c.tokens))
+	m.HandleFunc("POST /console/tokens/{action}", c.signedIn(c.tokenAction))
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusNotFound, "err.notfound")
 	})
@@ -145,10 +155,12 @@ func New(opts Options) (*Console, error) {
 // origins' scripts.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' "+cssHash+"; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
+	w, done := compressed(w, r) // speed.go
+	defer done()
 	c.mux.ServeHTTP(w, r)
 }
 

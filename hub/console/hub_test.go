@@ -46,10 +46,23 @@ const (
 
 func newTestHub(t testing.TB) *testHub {
 	t.Helper()
-	dir := t.TempDir()
+	ctx := context.Background()
+	h := openHub(t, filepath.Join(t.TempDir(), "hub.db"))
+	var err error
+	h.admin, err = hub.AddUser(ctx, h.db, "admin", "Nguyễn Văn An", "qn", "Tỉnh Quảng Nam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.fixture()
+}
+
+// openHub serves the hub store at path (created if need be) on loopback.
+func openHub(t *testing.T, path string) *testHub {
+	t.Helper()
+	dir := filepath.Dir(path)
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	db, err := store.Open(ctx, filepath.Join(dir, "hub.db"), clock{}, log)
+	db, err := store.Open(ctx, path, clock{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +87,12 @@ func newTestHub(t testing.TB) *testHub {
 		hs.Close()
 		db.Close()
 	})
-	h := &testHub{t: t, db: db, url: hs.URL, zone: zone}
-	h.admin, err = hub.AddUser(ctx, db, "admin", "Nguyễn Văn An", "qn", "Tỉnh Quảng Nam")
-	if err != nil {
-		t.Fatal(err)
-	}
+	return &testHub{t: t, db: db, url: hs.URL, zone: zone}
+}
+
+// fixture fills the hub as newTestHub describes.
+func (h *testHub) fixture() *testHub {
+	t, db, ctx := h.t, h.db, context.Background()
 	h.password("admin", adminPass)
 	for _, a := range []api.AreaJSON{{ID: "qn/tk", Name: "Thành phố Tam Kỳ"}, {ID: "qn/tk/tt", Name: "Xã Tam Thanh"}, {ID: "qn/tk/tp", Name: "Xã Tam Phú"}} {
 		h.api(h.admin, "POST", "/api/areas", a, nil, http.StatusCreated)

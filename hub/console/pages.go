@@ -107,9 +107,12 @@ type alarm struct {
 type areaNode struct {
 	api.AreaJSON
 	Online, Offline, Playing, Alarms int
+	Below                            bool // has areas below it that the page does not show
 }
 
 type overviewData struct {
+	Root       string // the node the tree starts from ("": the scope)
+	More       moreData
 	Areas      []*areaNode
 	OnAir      []api.DeviceJSON
 	Broadcasts []api.EmergencyJSON // emergencies, bulletins and relays on the air in the scope
@@ -151,14 +154,8 @@ func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []strin
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
-	var areas []api.AreaJSON
-	var devs []api.DeviceJSON
-	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &areas); err != nil {
-		c.apiFail(w, r, s, err)
-		return
-	}
-	if err := c.call(r.Context(), s, "GET", "/api/devices", nil, &devs); err != nil {
-		c.apiFail(w, r, s, err)
+	areas, devs, ok := c.areasAndDevices(w, r, s)
+	if !ok {
 		return
 	}
 	var data overviewData
@@ -167,13 +164,8 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	lang, now := langOf(r), c.opts.Now()
-	nodes := map[string]*areaNode{}
-	for _, a := range areas {
-		n := &areaNode{AreaJSON: a}
-		nodes[a.ID] = n
-		data.Areas = append(data.Areas, n)
-	}
-	sort.Slice(data.Areas, func(i, j int) bool { return data.Areas[i].ID < data.Areas[j].ID })
+	var nodes map[string]*areaNode
+	data.Areas, nodes = areaTree(areas)
 	for _, d := range devs {
 		if d.Revoked {
 			continue
@@ -185,25 +177,12 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		if d.Online && d.NowPlaying != "" {
 			data.OnAir = append(data.OnAir, d)
 		}
-		// Each device counts in its area and every area above it in the scope.
-		for a := d.Area; a != ""; a = nodes[a].Parent {
-			n := nodes[a]
-			if n == nil {
-				break
-			}
-			if d.Online {
-				n.Online++
-			} else {
-				n.Offline++
-			}
-			if d.Online && d.NowPlaying != "" {
-				n.Playing++
-			}
-			if len(al) > 0 {
-				n.Alarms++
-			}
-		}
+		count(nodes, d, len(al) > 0)
 	}
+	data.Root = r.URL.Query().Get("area")
+	data.Areas = shown(data.Areas, data.Root)
+	data.OnAir, data.More.OnAir = capList(data.OnAir)
+	data.Alarms, data.More.Alarms = capList(data.Alarms)
 	c.render(w, r, http.StatusOK, "overview", s, data)
 }
 
@@ -216,6 +195,7 @@ type devicesData struct {
 	Kind     string
 	Software string
 	Q        string
+	Pages    pagination
 }
 
 func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
@@ -250,14 +230,17 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Devices = append(d.Devices, dev)
 	}
 	sort.Strings(d.Versions)
+	d.paginate(q)
 	c.render(w, r, http.StatusOK, "devices", s, d)
 }
 
 type deviceData struct {
-	Device api.DeviceJSON
-	Alarms []string
-	Plays  []api.ConfirmationJSON
-	Notice string
+	Device  api.DeviceJSON
+	Alarms  []string
+	Plays   []api.ConfirmationJSON
+	Notice  string
+	Content []api.ContentJSON // the library, for play now (operators)
+	Shot    string            // a screenshot command just sent, whose image the page waits for
 }
 
 func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) {
@@ -272,7 +255,13 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	d.Alarms = c.alarmsOf(langOf(r), d.Device, c.opts.Now())
-	d.Notice = r.URL.Query().Get("notice")
+	d.Notice, d.Shot = r.URL.Query().Get("notice"), r.URL.Query().Get("shot")
+	if store.Can(s.User.Role, store.RoleOperator) && !d.Device.Revoked {
+		if err := c.libraryForPlay(r.Context(), s, &d.Content); err != nil {
+			c.apiFail(w, r, s, err)
+			return
+		}
+	}
 	c.render(w, r, http.StatusOK, "device", s, d)
 }
 
@@ -289,13 +278,20 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		req["volume"] = v / 100
 	}
+	if action == "play_now" {
+		req["content"] = r.PostFormValue("content")
+	}
 	var out api.CommandJSON
 	if err := c.call(r.Context(), s, "POST", "/api/commands", req, &out); err != nil {
 		c.apiFail(w, r, s, err)
 		return
 	}
 	notice := tr(langOf(r), "cmd.sent", tr(langOf(r), "cmd."+action), len(out.Outcomes), out.Counts["sent"])
-	http.Redirect(w, r, "/console/devices/"+url.PathEscape(id)+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+	q := url.Values{"notice": {notice}}
+	if action == "screenshot" { // the page waits for this command's image
+		q.Set("shot", out.ID)
+	}
+	http.Redirect(w, r, "/console/devices/"+url.PathEscape(id)+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 const playsPerPage = 50
@@ -306,6 +302,7 @@ type playsData struct {
 	Page                               int
 	More                               bool
 	Query                              string // the filters, for the CSV link and the pages
+	Live                               string // the event stream of new rows (page 1)
 }
 
 // playsFilter turns the form's dd/mm/yyyy [hh:mm] into what the API reads (its own dates).
@@ -369,6 +366,7 @@ func (c *Console) confirmations(w http.ResponseWriter, r *http.Request, s *sessi
 		}
 	}
 	d.Query = formQ.Encode()
+	d.Live = livePlaysURL(d)
 	c.render(w, r, http.StatusOK, "confirmations", s, d)
 }
 
@@ -399,18 +397,23 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	series := r.URL.Query().Get("series") // the emergency live view: its confirmations too
 	sentPlays := map[string]bool{}
 	last := map[string]string{}
+	plays := c.playsSource(r, s) // the play log's stream: its new rows, not devices
 	t := time.NewTicker(c.opts.EventInterval)
 	defer t.Stop()
 	for {
 		var devs []api.DeviceJSON
-		if err := c.call(r.Context(), s, "GET", "/api/devices?"+url.Values{"area": {area}}.Encode(), nil, &devs); err != nil {
+		var buf bytes.Buffer
+		if plays != nil {
+			if err := plays(r.Context(), &buf); err != nil {
+				return
+			}
+		} else if err := c.call(r.Context(), s, "GET", "/api/devices?"+url.Values{"area": {area}}.Encode(), nil, &devs); err != nil {
 			return
 		}
 		// A session ended meanwhile (sign-out elsewhere, disabled user) ends the stream.
 		if _, _, err := c.opts.Store.Session(r.Context(), s.hash, c.opts.IdleTimeout, c.opts.MaxAge, false); err != nil {
 			return
 		}
-		var buf bytes.Buffer
 		for _, d := range devs {
 			ev := map[string]any{"id": d.ID, "online": d.Online, "now_playing": d.NowPlaying}
 			b, _ := json.Marshal(ev)
@@ -505,6 +508,9 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, s *session)
 		target, notice = "/api/users/password", tr(lang, "users.passwordset", req.ID)
 	case "disable":
 		target, notice = "/api/users/disable", tr(lang, "users.disabled", req.ID)
+	case "role":
+		req.Scope, req.Role = r.PostFormValue("scope"), r.PostFormValue("role")
+		target, notice = "/api/users/role", tr(lang, "users.roleset", req.ID)
 	default:
 		c.fail(w, r, s, http.StatusNotFound, "err.notfound")
 		return
