@@ -5,6 +5,7 @@ package api
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"reflect"
 	"slices"
@@ -494,4 +495,21 @@ type TemplateJSON struct {
 	Author    string    `json:"author"`
 	CreatedAt time.Time `json:"created_at"`
 	Document  string    `json:"document,omitempty"` // with ?name= only
+}
+
+// WriteAgentConfig prints an enrolment as agent.yaml lines: everything it writes is YAML (the prose
+// is comments), so a technician can paste all of it into the agent's config as it is.
+func (r EnrolResponse) WriteAgentConfig(w io.Writer) {
+	fmt.Fprintf(w, "# device %s enrolled in %s. Its secret is shown only now (the hub keeps only a hash).\n", r.ID, r.Area)
+	fmt.Fprintf(w, "# Paste these lines into the device's /etc/loa/agent.yaml in place of its device_id: line\n")
+	fmt.Fprintf(w, "# and its hub: block (docs/install.md, step 6):\n")
+	fmt.Fprintf(w, "device_id: %q\n", r.ID)
+	fmt.Fprintf(w, "hub:\n  url: %q\n", r.Hub)
+	// Unquoted: scripts and tests find it with `secret: (loa-ds1-[a-z0-9]+)`; it is plain YAML.
+	fmt.Fprintf(w, "  secret: %s\n", r.Secret)
+	key := r.KeyID
+	if strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		key = strconv.Quote(key) // a key id with YAML's special characters
+	}
+	fmt.Fprintf(w, "  trusted_keys:\n    %s: %q\n", key, r.PublicKey)
 }

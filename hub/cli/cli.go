@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -274,7 +273,7 @@ func (t *tree) staffCommands(root *cobra.Command) {
 				if err != nil {
 					return err
 				}
-				EnrolBlock(c.env.Stdout, r)
+				r.WriteAgentConfig(c.env.Stdout)
 				if r.Warning != "" {
 					fmt.Fprintln(c.env.Stderr, "loa: warning:", r.Warning)
 				}
@@ -771,23 +770,6 @@ func PlanTable(w io.Writer, pl api.PlanJSON, loc *time.Location) error {
 
 // weekdayVI are the days as staff write them (GLOSSARY-vi.md: the week starts on Monday).
 var weekdayVI = [...]string{"CN", "T2", "T3", "T4", "T5", "T6", "T7"}
-
-// EnrolBlock prints an enrolment as agent.yaml lines: everything it writes is YAML (the prose
-// is comments), so a technician can paste all of it into the agent's config as it is.
-func EnrolBlock(w io.Writer, r api.EnrolResponse) {
-	fmt.Fprintf(w, "# device %s enrolled in %s. Its secret is shown only now (the hub keeps only a hash).\n", r.ID, r.Area)
-	fmt.Fprintf(w, "# Paste these lines into the device's /etc/loa/agent.yaml in place of its device_id: line\n")
-	fmt.Fprintf(w, "# and its hub: block (docs/install.md, step 6):\n")
-	fmt.Fprintf(w, "device_id: %q\n", r.ID)
-	fmt.Fprintf(w, "hub:\n  url: %q\n", r.Hub)
-	// Unquoted: scripts and tests find it with `secret: (loa-ds1-[a-z0-9]+)`; it is plain YAML.
-	fmt.Fprintf(w, "  secret: %s\n", r.Secret)
-	key := r.KeyID
-	if strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
-		key = strconv.Quote(key) // a key id with YAML's special characters
-	}
-	fmt.Fprintf(w, "  trusted_keys:\n    %s: %q\n", key, r.PublicKey)
-}
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

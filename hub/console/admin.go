@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
-	"github.com/loa-project/loa/hub/cli"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -162,7 +161,7 @@ func (c *Console) enrol(w http.ResponseWriter, r *http.Request, s *session) {
 // never stored by the console (Cache-Control: no-store, from signedIn).
 func (c *Console) showSecret(w http.ResponseWriter, r *http.Request, s *session, res api.EnrolResponse, rekey bool) {
 	var b bytes.Buffer
-	cli.EnrolBlock(&b, res)
+	res.WriteAgentConfig(&b)
 	c.render(w, r, http.StatusOK, "enrol", s, enrolData{Result: &res, Rekey: rekey, Config: b.String()})
 }
 

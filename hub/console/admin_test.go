@@ -303,9 +303,9 @@ func TestPlayLogLive(t *testing.T) {
 	}
 	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__page = true`))
 	start := time.Now().Truncate(time.Minute)
-	if _, err := h.db.AddConfirmations(context.Background(), "tt/cl-1", []store.Confirmation{{Seq: 61, Output: "speakers", ScheduleID: "dev-tt/cl-1",
-		Revision: 1, Program: "qn/tk/tt/evening", ItemRef: "sha256:" + strings.Repeat("ef", 32), Scheduled: start, Start: start,
-		End: start.Add(5 * time.Minute), PlayedSeconds: 300, Result: "failed", Error: "thẻ nhớ lỗi <b>đọc</b>", ClockState: "synced"}}); err != nil {
+	if _, err := h.db.AddConfirmations(context.Background(), "tt/cl-1", []store.Confirmation{{Confirmation: protocol.Confirmation{Seq: 61, Output: "speakers", ScheduleID: "dev-tt/cl-1",
+		Revision: 1, Program: "qn/tk/tt/evening", Item: "sha256:" + strings.Repeat("ef", 32), Scheduled: start, Start: start,
+		End: start.Add(5 * time.Minute), Proof: protocol.Proof{PlayedS: 300}, Result: "failed", Error: "thẻ nhớ lỗi <b>đọc</b>", Clock: "synced"}}}); err != nil {
 		t.Fatal(err)
 	}
 	run(t, ctx, chromedp.Poll[bool](`document.querySelector("table.plays tbody tr").dataset.key === "tt/cl-1#61"`, chromedp.WithPollingTimeout(time.Minute)))
@@ -316,9 +316,9 @@ func TestPlayLogLive(t *testing.T) {
 		}
 	}
 	// A second one lands: it comes on top, and neither is added twice.
-	if _, err := h.db.AddConfirmations(context.Background(), "tt/cl-1", []store.Confirmation{{Seq: 62, Output: "speakers", ScheduleID: "dev-tt/cl-1",
-		Revision: 1, Program: "qn/tk/tt/evening", ItemRef: "sha256:" + strings.Repeat("ef", 32), Scheduled: start.Add(5 * time.Minute),
-		Start: start.Add(5 * time.Minute), End: start.Add(10 * time.Minute), PlayedSeconds: 300, Result: "completed", ClockState: "synced"}}); err != nil {
+	if _, err := h.db.AddConfirmations(context.Background(), "tt/cl-1", []store.Confirmation{{Confirmation: protocol.Confirmation{Seq: 62, Output: "speakers", ScheduleID: "dev-tt/cl-1",
+		Revision: 1, Program: "qn/tk/tt/evening", Item: "sha256:" + strings.Repeat("ef", 32), Scheduled: start.Add(5 * time.Minute),
+		Start: start.Add(5 * time.Minute), End: start.Add(10 * time.Minute), Proof: protocol.Proof{PlayedS: 300}, Result: "completed", Clock: "synced"}}}); err != nil {
 		t.Fatal(err)
 	}
 	run(t, ctx, chromedp.Poll[bool](`document.querySelector("table.plays tbody tr").dataset.key === "tt/cl-1#62"`, chromedp.WithPollingTimeout(time.Minute)))

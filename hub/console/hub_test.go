@@ -57,7 +57,7 @@ func newTestHub(t testing.TB) *testHub {
 }
 
 // openHub serves the hub store at path (created if need be) on loopback.
-func openHub(t *testing.T, path string) *testHub {
+func openHub(t testing.TB, path string) *testHub {
 	t.Helper()
 	dir := filepath.Dir(path)
 	ctx := context.Background()

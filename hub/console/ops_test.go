@@ -53,12 +53,6 @@ func (h *testHub) terms() {
 }
 
 // signInBrowser signs the browser in as user.
-func signInBrowser(t *testing.T, ctx context.Context, h *testHub, user, pw string) {
-	t.Helper()
-	do(t, ctx, chromedp.Navigate(h.url+"/console/login"), chromedp.WaitVisible(chromedp.CSS("#user")),
-		chromedp.SendKeys(chromedp.CSS("#user"), user), chromedp.SendKeys(chromedp.CSS("#password"), pw),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("table.tree")))
-}
 
 // The library, emergency, CAP and relay pages in one browser on one hub (Chromium and the hub
 // take seconds to start): see libraryInBrowser and emergencyInBrowser.
