@@ -23,9 +23,9 @@ import (
 const (
 	helloTimeout = 30 * time.Second
 	writeTimeout = 15 * time.Second
-	// helloRetryAfterS is the wait asked of an agent turned away busy (it adds up to as much
-	// again at random).
-	helloRetryAfterS = 20
+	// helloRetryAfter is the default wait asked of an agent turned away busy (it adds up to
+	// as much again at random): 10,000 agents told busy come back over 20–40 s.
+	helloRetryAfter = 20 * time.Second
 )
 
 // agentConn is one device's live websocket. Writes are serialised by wmu; the handler
@@ -253,7 +253,7 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 			defer release() // a welcome that fails half-way
 		default:
 			s.log.Warn("agent told to come back later: too many welcomes at once", "device", dev.ID, "max_hellos", cap(s.hellos))
-			c.fail(hello.ID, &codeError{code: protocol.CodeBusy, msg: "the hub is welcoming many devices at once; come back later", retryAfterS: helloRetryAfterS},
+			c.fail(hello.ID, &codeError{code: protocol.CodeBusy, msg: "the hub is welcoming many devices at once; come back later", retryAfterS: int(max(s.opts.BusyRetryAfter/time.Second, 1))},
 				websocket.CloseTryAgainLater)
 			return
 		}

@@ -122,6 +122,9 @@ type Options struct {
 	// costly part of a reconnect storm); more are answered busy with retry_after_s (default
 	// 64; -1: no limit).
 	MaxHellos int
+	// BusyRetryAfter is the wait asked of an agent turned away busy (default 20 s; it adds up
+	// to as much again at random).
+	BusyRetryAfter time.Duration
 	// TransferIdle bounds a pause in a content upload or download (default 1m); the server's
 	// own read and write timeouts would cut a large file over a slow link.
 	TransferIdle time.Duration
@@ -194,6 +197,9 @@ func New(opts Options) (*Server, error) {
 		opts.AuthFailureLimit = 60
 	}
 	s.authLimit = newAuthLimiter(opts.AuthFailureLimit, time.Minute, opts.Log)
+	if opts.BusyRetryAfter <= 0 {
+		opts.BusyRetryAfter = helloRetryAfter
+	}
 	if opts.MaxHellos == 0 {
 		opts.MaxHellos = 64
 	}

@@ -2,6 +2,7 @@
 // the time from a schedule push until every agent has it (median, p99), beside the floor (the
 // same bytes written to the same number of connections by a server with no hub logic, measured
 // in the same run), and confirmations ingested per second. scripts/bench-hub runs it.
+// `loadgen storm` measures a reconnection storm after a hub restart (scripts/bench-storm).
 package main
 
 import (
@@ -38,6 +39,20 @@ func main() {
 	batch := flag.Int("batch", 100, "records per batch")
 	conc := flag.Int("concurrency", 64, "parallel enrolments and dials")
 	floorURL := flag.String("floor", "", "URL of a `loadgen floor` server (ws://host:port)")
+	if len(os.Args) > 1 && os.Args[1] == "storm" {
+		fs := flag.NewFlagSet("storm", flag.ExitOnError)
+		hubURL := fs.String("hub", "", "hub base URL (http://127.0.0.1:8470)")
+		token := fs.String("token", "", "staff token scoped to --parent or above")
+		parent := fs.String("parent", "", "existing area to create the storm area under")
+		n := fs.Int("agents", 10000, "simulated agents")
+		conc := fs.Int("concurrency", 64, "parallel enrolments")
+		fs.Parse(os.Args[2:])
+		if err := storm(*hubURL, *token, *parent, *n, *conc); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen storm:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		if err := serveFloor(); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen floor:", err)
