@@ -634,8 +634,22 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		writeJSON(w, http.StatusOK, api.PushResponse{Target: target.String(), Revision: latest.Revision, Unchanged: true})
 		return
 	}
+	// Where the area requires approval the push waits for an approver (issue 22).
+	rule, err := s.pushRuleFor(r.Context(), p, area)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if !rule.atOnce {
+		s.submitSchedule(w, r, p, target, area, doc, req.Document, rule.approvers)
+		return
+	}
 	before := s.headsBefore(r.Context(), target)
-	sch, err := s.st.PutSchedule(r.Context(), store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID})
+	sc := store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID}
+	if rule.selfApproved {
+		sc.ApprovedBy, sc.ApprovedAt = p.User.ID, s.clock.Now()
+	}
+	sch, err := s.st.PutSchedule(r.Context(), sc)
 	if err != nil {
 		storeError(w, err)
 		return
