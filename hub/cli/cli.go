@@ -81,6 +81,7 @@ func NewRoot(env Env) *cobra.Command {
 	t.reportCommands(root)
 	t.screenshotCommand(root)
 	t.deviceCommands(root)
+	t.approvalCommands(root)
 	clicmd.Prepare(root)
 	rootUsage(root)
 	return root
@@ -597,6 +598,11 @@ func (t *tree) scheduleCommands(schedule *cobra.Command) {
 				fmt.Fprintf(out, "%s revision %d already is this schedule: no new revision, nothing sent\n", r.Target, r.Revision)
 				return nil
 			}
+			if sub := r.Submission; sub != nil {
+				fmt.Fprintf(out, "%s requires approval: submitted as %d, nothing sent until an approver approves it (`loa approve %d`); who can: %s\n",
+					r.Target, sub.ID, sub.ID, dash(strings.Join(r.Approvers, ", ")))
+				return nil
+			}
 			fmt.Fprintf(out, "%s revision %d stored; %d device(s) got a new effective schedule, %d of them online and sent it now\n", r.Target, r.Revision, r.Devices, r.Sent)
 			for _, f := range r.Failures {
 				fmt.Fprintln(out, "  failed:", f)
@@ -624,9 +630,13 @@ func (t *tree) scheduleCommands(schedule *cobra.Command) {
 			}
 			loc := cl.Location()
 			tw := tabwriter.NewWriter(c.env.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TARGET\tREVISION\tSCHEDULE\tPROGRAMMES\tBY\tAT")
+			fmt.Fprintln(tw, "TARGET\tREVISION\tSCHEDULE\tPROGRAMMES\tBY\tAT\tAPPROVED BY")
 			for _, x := range ss {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", x.Target, x.Revision, x.ScheduleID, x.Programs, x.Author, x.CreatedAt.In(loc).Format("02/01/2006 15:04"))
+				approved := "-"
+				if x.ApprovedAt != nil {
+					approved = x.ApprovedBy + " " + x.ApprovedAt.In(loc).Format("02/01/2006 15:04")
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", x.Target, x.Revision, x.ScheduleID, x.Programs, x.Author, x.CreatedAt.In(loc).Format("02/01/2006 15:04"), approved)
 			}
 			if len(ss) == 0 {
 				fmt.Fprintln(tw, "no schedules stored (`loa schedule push FILE --to AREA` stores one)")
