@@ -793,7 +793,7 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 	titles := newTitler(r.Context(), s)
 	for _, c := range cs {
 		j := confirmationJSON(c)
-		j.Title, j.ItemTitle = titles.program(c), titles.item(c.Item)
+		j.Title, j.ItemTitle, j.ApprovedBy = titles.program(c), titles.item(c.Item), titles.approver(c)
 		out = append(out, j)
 	}
 	if q.Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {

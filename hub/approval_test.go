@@ -89,9 +89,20 @@ func TestScheduleWaitsForApproval(t *testing.T) {
 	if dec.Submission.State != store.StateApproved || dec.Submission.DecidedBy != "hung" || dec.Push == nil || dec.Push.Sent != 1 || dec.Push.Revision != 1 {
 		t.Fatalf("the approval: %+v %+v", dec.Submission, dec.Push)
 	}
-	_, d := verifySchedule(t, h, "c1/a", a.next(), 0)
+	pl, d := verifySchedule(t, h, "c1/a", a.next(), 0)
 	if d.Programs[0].ID != "qn/tk/c1/news" {
 		t.Fatalf("after the approval the device got %+v", d.Programs)
+	}
+	// The proof of play names the approver of what was played.
+	rec := confirmation("c1/a", 1)
+	rec.Program, rec.ScheduleID, rec.Revision = "qn/tk/c1/news", pl.ScheduleID, pl.Revision
+	if _, err := h.db.AddConfirmations(context.Background(), "c1/a", []store.Confirmation{{Confirmation: rec}}); err != nil {
+		t.Fatal(err)
+	}
+	var plays []api.ConfirmationJSON
+	h.mustCall(editor, "GET", "/api/confirmations", nil, &plays, http.StatusOK)
+	if len(plays) != 1 || plays[0].ApprovedBy != "hung" {
+		t.Fatalf("the play's approver: %+v", plays)
 	}
 	if code := h.call(approver, "POST", path+"approve", api.DecideRequest{}, nil); code != http.StatusConflict {
 		t.Errorf("approving twice: %d, want 409", code)

@@ -188,11 +188,14 @@ type ConfirmationJSON struct {
 	Start      *time.Time `json:"start,omitempty"`
 	End        *time.Time `json:"end,omitempty"`
 	protocol.Proof
-	Result     string    `json:"result"`
-	Error      string    `json:"error,omitempty"`
-	Clock      string    `json:"clock,omitempty"`
-	Volume     *float64  `json:"volume,omitempty"`    // gain given: programme × device volume
-	Amplifier  string    `json:"amplifier,omitempty"` // relay when the play began: on, or what was wrong
+	Result    string   `json:"result"`
+	Error     string   `json:"error,omitempty"`
+	Clock     string   `json:"clock,omitempty"`
+	Volume    *float64 `json:"volume,omitempty"`    // gain given: programme × device volume
+	Amplifier string   `json:"amplifier,omitempty"` // relay when the play began: on, or what was wrong
+	// ApprovedBy is who approved the schedule revision the programme came from, where its area
+	// required approval (issue 22); "" otherwise, and for commands and broadcasts.
+	ApprovedBy string    `json:"approved_by,omitempty"`
 	ReceivedAt time.Time `json:"received_at"`
 }
 
