@@ -86,3 +86,12 @@ func (c *Console) approvalAction(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	http.Redirect(w, r, "/console/approvals?notice="+url.QueryEscape(notice), http.StatusSeeOther)
 }
+
+// submittedNotice says that a push waits for approval, and who can give it.
+func submittedNotice(lang string, res api.PushResponse) string {
+	who := strings.Join(res.Approvers, ", ")
+	if who == "" {
+		who = "—"
+	}
+	return tr(lang, "appr.submitted", res.Target, res.Submission.ID, who)
+}

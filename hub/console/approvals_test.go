@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -27,13 +29,28 @@ func TestApprovalQueuePage(t *testing.T) {
 	must(t, h.db.SetRole(ctx, "duyet-tk", store.RoleApprover))
 	h.password("duyet-tk", adminPass)
 	h.api(h.admin, "PUT", "/api/areas/policy", api.PolicyRequest{Area: "qn/tk", Approval: store.ApprovalRequired}, nil, http.StatusOK)
-	ids := map[string]int64{}
-	for _, prog := range []string{"morning", "evening"} {
-		doc := fmt.Sprintf("version: 1\nid: tt\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: %s\n    title: Bản tin %s\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n", prog, prog)
-		var res api.PushResponse
-		h.api(editor, "POST", "/api/schedules", api.PushRequest{To: "qn/tk/tt", Document: doc}, &res, http.StatusAccepted)
-		ids[prog] = res.Submission.ID
+	h.password("bien-tap-tt", viewerPass)
+	doc := func(prog string) string {
+		return fmt.Sprintf("version: 1\nid: tt\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: %s\n    title: Bản tin %s\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n", prog, prog)
 	}
+	ids := map[string]int64{}
+	var res api.PushResponse
+	h.api(editor, "POST", "/api/schedules", api.PushRequest{To: "qn/tk/tt", Document: doc("morning")}, &res, http.StatusAccepted)
+	ids["morning"] = res.Submission.ID
+	// The editor's push from the planning page goes to the queue, saying so, and sends nothing.
+	ed := h.client()
+	ed.signIn("bien-tap-tt", viewerPass)
+	code, _, hdr := ed.do("POST", "/console/plan/push", url.Values{"csrf": {ed.csrf}, "to": {"area:qn/tk/tt"}, "yaml": {doc("evening")}})
+	loc, _ := url.Parse(hdr.Get("Location"))
+	if code != http.StatusSeeOther || loc == nil || loc.Path != "/console/approvals" || !strings.Contains(loc.Query().Get("notice"), "duyet-tk") {
+		t.Fatalf("the editor's push on the planning page: %d, to %q", code, hdr.Get("Location"))
+	}
+	var waiting []api.SubmissionJSON
+	h.api(editor, "GET", "/api/submissions", nil, &waiting, http.StatusOK)
+	if len(waiting) != 2 {
+		t.Fatalf("waiting after two pushes: %+v", waiting)
+	}
+	ids["evening"] = waiting[0].ID
 
 	bctx := browser(t)
 	signInBrowser(t, bctx, h, "duyet-tk", adminPass)
