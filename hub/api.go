@@ -635,9 +635,9 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		return
 	}
 	// Where the area requires approval the push waits for an approver (issue 22).
-	rule, err := s.pushRuleFor(r.Context(), p, area)
+	rule, err := s.pushRuleFor(r.Context(), p, area, req.Submit)
 	if err != nil {
-		storeError(w, err)
+		writeErr(w, err)
 		return
 	}
 	if !rule.atOnce {

@@ -44,20 +44,24 @@ type pushRule struct {
 }
 
 // pushRuleFor decides whether p's push to area goes on air at once: where the area's policy
-// requires approval, only an approver whom the policy lets approve their own work may.
-func (s *Server) pushRuleFor(ctx context.Context, p principal, area string) (pushRule, error) {
+// requires approval, only an approver whom the policy lets approve their own work may. submit
+// (`loa submit`) asks for approval wherever the push is.
+func (s *Server) pushRuleFor(ctx context.Context, p principal, area string, submit bool) (pushRule, error) {
 	as, err := s.apStore()
 	if err != nil {
+		if submit {
+			return pushRule{}, err
+		}
 		return pushRule{atOnce: true}, nil // a store without approvals: as before
 	}
 	pol, err := as.PolicyOf(ctx, area)
 	if err != nil {
 		return pushRule{}, err
 	}
-	if !pol.Required {
+	if !pol.Required && !submit {
 		return pushRule{atOnce: true}, nil
 	}
-	if store.Can(p.User.Role, store.RoleApprover) && pol.SelfApproval {
+	if store.Can(p.User.Role, store.RoleApprover) && pol.SelfApproval && !submit {
 		return pushRule{atOnce: true, selfApproved: true}, nil
 	}
 	users, err := as.ListUsers(ctx, "")

@@ -208,6 +208,7 @@ func TestSelfApprovalFollowsPolicy(t *testing.T) {
 func TestEmergencyReviewedAfterwards(t *testing.T) {
 	h := newTestHub(t)
 	h.addArea("qn/tk")
+	h.addArea("qn/tk/c1")
 	secret := h.enrol("tk/a", "qn/tk")
 	warner := h.staff("binh", "qn/tk", store.RoleEmergency)
 	approver := h.staff("hung", "qn/tk", store.RoleApprover)
@@ -217,6 +218,11 @@ func TestEmergencyReviewedAfterwards(t *testing.T) {
 	h.mustCall(warner, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk", Text: "Bão số 9", For: "1h"}, &res, http.StatusCreated)
 	verifySchedule(t, h, "tk/a", a.next(), 0)
 	var queue []api.EmergencyJSON
+	commune := h.staff("mai", "qn/tk/c1", store.RoleApprover)
+	h.mustCall(commune, "GET", "/api/emergencies?review=1", nil, &queue, http.StatusOK)
+	if len(queue) != 0 {
+		t.Errorf("a commune's approver's review queue holds the district's warning: %+v", queue)
+	}
 	h.mustCall(approver, "GET", "/api/emergencies?review=1", nil, &queue, http.StatusOK)
 	if len(queue) != 1 || queue[0].ID != res.Emergencies[0].ID || queue[0].CreatedBy != "binh" || queue[0].ReviewedAt != nil {
 		t.Fatalf("the review queue: %+v", queue)

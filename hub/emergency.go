@@ -820,7 +820,8 @@ func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p pr
 	}
 	out := []api.EmergencyJSON{}
 	for _, e := range rows {
-		if visible(p, e) {
+		// The review queue holds what the caller may review: their subtree's, not the areas' above.
+		if visible(p, e) && (!f.Unreviewed || store.Allowed(p.Scope, e.Area)) {
 			out = append(out, s.emergencyJSON(e, now))
 		}
 	}

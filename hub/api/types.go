@@ -98,6 +98,8 @@ type PushRequest struct {
 	Document string `json:"document"`
 	// DryRun checks the document and says what would change, storing and sending nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Submit asks for approval even where the area does not require it (`loa submit`).
+	Submit bool `json:"submit,omitempty"`
 }
 
 // PushResponse says what a push did.

@@ -3,6 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -60,6 +63,31 @@ func (t *tree) approvalCommands(root *cobra.Command) {
 				fmt.Fprintln(tw, "nothing waits for approval in your areas")
 			}
 			return tw.Flush()
+		}
+	})
+	t.add(root, "submit FILE --to AREA|DEVICE", "submit a schedule for approval, even where the area does not require it", func(c *command) action {
+		to := c.fs.String("to", "", "area or device")
+		return func(ctx context.Context, pos []string) error {
+			if err := wantArgs("submit", pos, 1, "one schedule FILE"); err != nil {
+				return err
+			}
+			if *to == "" {
+				return clicmd.Usagef("submit needs --to AREA or --to DEVICE")
+			}
+			doc, err := os.ReadFile(pos[0])
+			if err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			r, err := cl.SubmitSchedule(ctx, *to, filepath.Base(pos[0]), doc)
+			if err != nil {
+				return err
+			}
+			printSubmitted(c.env.Stdout, r)
+			return nil
 		}
 	})
 	t.add(root, "approve ID", "approve a submitted schedule: it is stored and sent", func(c *command) action {
@@ -175,6 +203,16 @@ func (t *tree) approvalCommands(root *cobra.Command) {
 				return nil
 			}
 		})
+}
+
+// printSubmitted says that a push waits for approval and who can give it.
+func printSubmitted(w io.Writer, r api.PushResponse) {
+	if r.Unchanged {
+		fmt.Fprintf(w, "%s revision %d already is this schedule: nothing submitted\n", r.Target, r.Revision)
+		return
+	}
+	fmt.Fprintf(w, "%s: submitted for approval as %d; nothing sent until an approver approves it (`loa approve %d`); who can: %s\n",
+		r.Target, r.Submission.ID, r.Submission.ID, dash(strings.Join(r.Approvers, ", ")))
 }
 
 func submissionID(name string, pos []string) (int64, error) {

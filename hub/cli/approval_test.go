@@ -50,7 +50,7 @@ func TestApprovalCommands(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c1.yaml")
 	os.WriteFile(file, []byte(approvalDocCLI), 0o644)
 	out := run(editor, 0, "schedule", "push", file, "--to", "qn/tk/c1")
-	if !strings.Contains(out, "area:qn/tk/c1 requires approval: submitted as 1, nothing sent") || !strings.Contains(out, "admin, binh, hung") {
+	if !strings.Contains(out, "area:qn/tk/c1: submitted for approval as 1; nothing sent") || !strings.Contains(out, "admin, binh, hung") {
 		t.Fatalf("an editor's push:\n%s", out)
 	}
 	out = run(approver, 0, "submissions")
@@ -75,6 +75,12 @@ func TestApprovalCommands(t *testing.T) {
 	}
 	if out = run(editor, 0, "schedule", "list", "--to", "qn/tk/c1"); !regexp.MustCompile(`area:qn/tk/c1\s+1\s+c1\s+1\s+lan\s+\S+ \S+\s+hung \d\d/\d\d/\d{4} \d\d:\d\d`).MatchString(out) {
 		t.Fatalf("schedule list:\n%s", out)
+	}
+	// Where approval is not required, `loa submit` asks for it all the same.
+	run(as(admin), 0, "area", "add", "qn/hoi-an")
+	out = run(as(admin), 0, "submit", file, "--to", "qn/hoi-an")
+	if !strings.Contains(out, "area:qn/hoi-an: submitted for approval as 3") {
+		t.Fatalf("submit where approval is not required:\n%s", out)
 	}
 	run(warner, 0, "emergency", "--to", "qn/tk", "--text", "Bão số 9")
 	if out = run(approver, 0, "review"); !regexp.MustCompile(`(?m)^1\s+qn/tk\s+binh\s+.*Bão số 9`).MatchString(out) {

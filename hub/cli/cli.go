@@ -598,9 +598,8 @@ func (t *tree) scheduleCommands(schedule *cobra.Command) {
 				fmt.Fprintf(out, "%s revision %d already is this schedule: no new revision, nothing sent\n", r.Target, r.Revision)
 				return nil
 			}
-			if sub := r.Submission; sub != nil {
-				fmt.Fprintf(out, "%s requires approval: submitted as %d, nothing sent until an approver approves it (`loa approve %d`); who can: %s\n",
-					r.Target, sub.ID, sub.ID, dash(strings.Join(r.Approvers, ", ")))
+			if r.Submission != nil { // the area requires approval
+				printSubmitted(out, r)
 				return nil
 			}
 			fmt.Fprintf(out, "%s revision %d stored; %d device(s) got a new effective schedule, %d of them online and sent it now\n", r.Target, r.Revision, r.Devices, r.Sent)

@@ -55,3 +55,9 @@ func (c *Client) Review(ctx context.Context, id int64, note string) (api.Emergen
 	var out api.EmergencyJSON
 	return out, c.do(ctx, "POST", fmt.Sprintf("/api/emergencies/%d/review", id), api.ReviewRequest{Note: note}, &out)
 }
+
+// SubmitSchedule stores a schedule for approval, even where the area does not require it.
+func (c *Client) SubmitSchedule(ctx context.Context, to, name string, doc []byte) (api.PushResponse, error) {
+	var out api.PushResponse
+	return out, c.do(ctx, "POST", "/api/schedules", api.PushRequest{To: to, Name: name, Document: string(doc), Submit: true}, &out)
+}
