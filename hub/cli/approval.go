@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,17 +67,7 @@ func (t *tree) approvalCommands(root *cobra.Command) {
 	t.add(root, "submit FILE --to AREA|DEVICE", "submit a schedule for approval, even where the area does not require it", func(c *command) action {
 		to := c.fs.String("to", "", "area or device")
 		return func(ctx context.Context, pos []string) error {
-			if err := wantArgs("submit", pos, 1, "one schedule FILE"); err != nil {
-				return err
-			}
-			if *to == "" {
-				return clicmd.Usagef("submit needs --to AREA or --to DEVICE")
-			}
-			doc, err := os.ReadFile(pos[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			doc, cl, err := c.scheduleFile("submit", pos, *to)
 			if err != nil {
 				return err
 			}

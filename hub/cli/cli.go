@@ -553,23 +553,29 @@ func (c *command) showOrRevoke(sub string) action {
 	}
 }
 
+// scheduleFile reads the schedule FILE a command (push, submit) sends to --to, and the client.
+func (c *command) scheduleFile(name string, pos []string, to string) ([]byte, *client.Client, error) {
+	if err := wantArgs(name, pos, 1, "one schedule FILE"); err != nil {
+		return nil, nil, err
+	}
+	if to == "" {
+		return nil, nil, clicmd.Usagef("%s needs --to AREA or --to DEVICE", name)
+	}
+	doc, err := os.ReadFile(pos[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := c.client()
+	return doc, cl, err
+}
+
 // scheduleCommands are loa schedule push, list, show and plan.
 func (t *tree) scheduleCommands(schedule *cobra.Command) {
 	t.add(schedule, "push FILE --to AREA|DEVICE [--dry-run]", "store a schedule for an area or device and send it", func(c *command) action {
 		to := c.fs.String("to", "", "area or device")
 		dry := c.fs.Bool("dry-run", false, "check and say what would change; store and send nothing")
 		return func(ctx context.Context, pos []string) error {
-			if err := wantArgs("schedule push", pos, 1, "one schedule FILE"); err != nil {
-				return err
-			}
-			if *to == "" {
-				return clicmd.Usagef("schedule push needs --to AREA or --to DEVICE")
-			}
-			doc, err := os.ReadFile(pos[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			doc, cl, err := c.scheduleFile("schedule push", pos, *to)
 			if err != nil {
 				return err
 			}
