@@ -101,6 +101,15 @@ func (s *Server) submissionJSON(ctx context.Context, sub store.Submission, withD
 	doc, err := scheduler.Parse("submission "+strconv.FormatInt(sub.ID, 10), sub.Document)
 	if err == nil {
 		j.Programs = len(doc.Programs)
+		titles, seen := newTitler(ctx, s), map[string]bool{}
+		for _, pr := range doc.Programs {
+			for _, it := range pr.Items {
+				if it.Content != "" && !seen[it.Content] {
+					seen[it.Content] = true
+					j.Items = append(j.Items, api.ItemRef{Ref: it.Content, Title: titles.item(it.Content)})
+				}
+			}
+		}
 		if sub.State == store.StateSubmitted {
 			if latest, err := s.st.LatestSchedule(ctx, sub.Target); err == nil {
 				j.Changes = scheduleChanges(&latest, doc)

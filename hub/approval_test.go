@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
@@ -133,9 +134,19 @@ func TestRejectWithReason(t *testing.T) {
 	editor := h.staff("lan", "qn/c1", store.RoleOperator)
 	approver := h.staff("hung", "qn/c1", store.RoleApprover)
 	h.setPolicy("qn/c1", store.ApprovalRequired, "")
-	_, res, _ := h.push(editor, "qn/c1", approvalDoc("news"))
-	if res.Submission == nil {
-		t.Fatalf("no submission: %+v", res)
+	ref := "sha256:" + strings.Repeat("cd", 32)
+	if _, _, err := h.db.AddContent(context.Background(), store.Content{Ref: ref, Size: 1000, Duration: 30 * time.Second, MIME: "audio/mpeg",
+		Title: "Bản tin sáng", UploadedBy: "lan"}); err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(approvalDoc("news"), "stream: http://r.example/n.mp3\n        duration: 15m", "content: "+ref, 1)
+	code, res, msg := h.push(editor, "qn/c1", doc)
+	if code != http.StatusAccepted || res.Submission == nil {
+		t.Fatalf("no submission: %d %+v %s", code, res, msg)
+	}
+	// The approver listens to what it plays first.
+	if it := res.Submission.Items; len(it) != 1 || it[0].Ref != ref || it[0].Title != "Bản tin sáng" {
+		t.Errorf("the submission's items: %+v", it)
 	}
 	path := fmt.Sprintf("/api/submissions/%d/reject", res.Submission.ID)
 	var e api.Error

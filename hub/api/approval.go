@@ -17,6 +17,7 @@ type SubmissionJSON struct {
 	Reason      string     `json:"reason,omitempty"`
 	Revision    int64      `json:"revision,omitempty"` // the schedule revision an approval made
 	Changes     []string   `json:"changes,omitempty"`  // what it changes from the target's newest revision
+	Items       []ItemRef  `json:"items,omitempty"`    // the library content it plays, to listen to first
 	Document    string     `json:"document,omitempty"` // GET /api/submissions/{id} only
 }
 
@@ -49,4 +50,10 @@ type PolicyJSON struct {
 // ReviewRequest records the review of an emergency warning (POST /api/emergencies/{id}/review).
 type ReviewRequest struct {
 	Note string `json:"note,omitempty"`
+}
+
+// ItemRef is a library item a submission plays.
+type ItemRef struct {
+	Ref   string `json:"ref"`
+	Title string `json:"title,omitempty"`
 }

@@ -31,6 +31,8 @@ func init() {
 		"appr.rejected":   "Đã từ chối lịch số %d và trả lại người tạo.",
 		"appr.reviewed":   "Đã ghi nhận xem lại tin khẩn cấp số %d.",
 		"appr.noreason":   "Hãy ghi lý do từ chối để người tạo biết cần sửa gì.",
+		"appr.listen":     "Nghe",
+		"appr.calendar":   "Xem lịch phát hiện tại",
 		"appr.submitted":  "%s cần duyệt: lịch đã gửi duyệt với số %d, chưa phát tới thiết bị cho tới khi được duyệt. Người duyệt: %s.",
 	}, map[string]string{
 		"nav.approvals":   "Approval",
@@ -60,6 +62,8 @@ func init() {
 		"appr.rejected":   "Schedule %d rejected and returned to its author.",
 		"appr.reviewed":   "Review of emergency warning %d recorded.",
 		"appr.noreason":   "Write the reason for rejecting, so the author knows what to fix.",
+		"appr.listen":     "Listen",
+		"appr.calendar":   "The schedule as it is now",
 		"appr.submitted":  "%s requires approval: the schedule is submitted as number %d and is not sent to the devices until it is approved. Approvers: %s.",
 	})
 }

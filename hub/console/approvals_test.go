@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -33,9 +34,13 @@ func TestApprovalQueuePage(t *testing.T) {
 	doc := func(prog string) string {
 		return fmt.Sprintf("version: 1\nid: tt\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: %s\n    title: Bản tin %s\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n", prog, prog)
 	}
+	ref := "sha256:" + strings.Repeat("cd", 32)
+	_, _, err = h.db.AddContent(ctx, store.Content{Ref: ref, Size: 1000, Duration: 30 * time.Second, MIME: "audio/mpeg", Title: "Bản tin sáng 5/12", UploadedBy: "bien-tap-tt"})
+	must(t, err)
 	ids := map[string]int64{}
 	var res api.PushResponse
-	h.api(editor, "POST", "/api/schedules", api.PushRequest{To: "qn/tk/tt", Document: doc("morning")}, &res, http.StatusAccepted)
+	morning := strings.Replace(doc("morning"), "stream: http://r.example/n.mp3\n        duration: 15m", "content: "+ref, 1)
+	h.api(editor, "POST", "/api/schedules", api.PushRequest{To: "qn/tk/tt", Document: morning}, &res, http.StatusAccepted)
 	ids["morning"] = res.Submission.ID
 	// The editor's push from the planning page goes to the queue, saying so, and sends nothing.
 	ed := h.client()
@@ -55,6 +60,9 @@ func TestApprovalQueuePage(t *testing.T) {
 	bctx := browser(t)
 	signInBrowser(t, bctx, h, "duyet-tk", adminPass)
 	do(t, bctx, chromedp.Navigate(h.url+"/console/approvals"), chromedp.WaitVisible(chromedp.CSS(`tr[data-submission]`)))
+	if n := run(t, bctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('tr[data-submission="%d"] audio[src$="%s"]').length`, ids["morning"], ref))); n != 1 {
+		t.Errorf("the morning submission has %d players for its item", n)
+	}
 	shot(t, bctx, shots(t), "approvals")
 	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/approve"] button`, ids["morning"]), `document.querySelector('.notice') !== null`)
 	do(t, bctx, chromedp.SendKeys(chromedp.CSS(fmt.Sprintf("#reason-%d", ids["evening"])), "Trùng giờ với bản tin sáng"))
