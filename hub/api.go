@@ -125,7 +125,7 @@ func storeError(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, store.ErrInvalid):
 		code = http.StatusBadRequest
-	case errors.Is(err, store.ErrStaleRevision):
+	case errors.Is(err, store.ErrStaleRevision), errors.Is(err, store.ErrDecided):
 		code = http.StatusConflict
 	case errors.Is(err, store.ErrUnauthorized):
 		code = http.StatusForbidden

@@ -208,8 +208,9 @@ func (db *DB) ListSubmissions(ctx context.Context, area, state string, limit int
 	return out, rows.Err()
 }
 
-// ErrDecided is returned for a submission already approved or rejected.
-var ErrDecided = fmt.Errorf("%w: the submission was already decided", ErrExists)
+// ErrDecided is returned for a submission already approved or rejected, and for a broadcast
+// already reviewed.
+var ErrDecided = errors.New("already decided")
 
 // Decide approves (reason "" and approve) or rejects a waiting submission. An approval stores
 // its document as the target's next schedule revision, recording the approver, in the same
@@ -233,7 +234,7 @@ func (db *DB) Decide(ctx context.Context, id int64, by string, approve bool, rea
 			return err
 		}
 		if s.State != StateSubmitted {
-			return fmt.Errorf("%w: submission %d is %s by %s", ErrDecided, id, s.State, s.DecidedBy)
+			return fmt.Errorf("%w: submission %d was %s by %s", ErrDecided, id, s.State, s.DecidedBy)
 		}
 		s.DecidedBy, s.DecidedAt, s.Reason = by, db.now(), reason
 		if approve {
@@ -276,7 +277,7 @@ func (db *DB) Review(ctx context.Context, id int64, by, note string) (Emergency,
 			return err
 		}
 		if reviewed.Valid {
-			return fmt.Errorf("%w: broadcast %d was already reviewed by %s", ErrExists, id, who)
+			return fmt.Errorf("%w: broadcast %d was reviewed by %s", ErrDecided, id, who)
 		}
 		_, err = tx.ExecContext(ctx, "UPDATE emergencies SET reviewed_at = ?, reviewed_by = ?, review_note = ? WHERE id = ?", ts(db.now()), by, note, id)
 		return err
