@@ -125,7 +125,7 @@ func storeError(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, store.ErrInvalid):
 		code = http.StatusBadRequest
-	case errors.Is(err, store.ErrStaleRevision):
+	case errors.Is(err, store.ErrStaleRevision), errors.Is(err, store.ErrDecided):
 		code = http.StatusConflict
 	case errors.Is(err, store.ErrUnauthorized):
 		code = http.StatusForbidden
@@ -634,8 +634,22 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		writeJSON(w, http.StatusOK, api.PushResponse{Target: target.String(), Revision: latest.Revision, Unchanged: true})
 		return
 	}
+	// Where the area requires approval the push waits for an approver (issue 22).
+	rule, err := s.pushRuleFor(r.Context(), p, area, req.Submit)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if !rule.atOnce {
+		s.submitSchedule(w, r, p, target, area, doc, req.Document, rule.approvers)
+		return
+	}
 	before := s.headsBefore(r.Context(), target)
-	sch, err := s.st.PutSchedule(r.Context(), store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID})
+	sc := store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID}
+	if rule.selfApproved {
+		sc.ApprovedBy, sc.ApprovedAt = p.User.ID, s.clock.Now()
+	}
+	sch, err := s.st.PutSchedule(r.Context(), sc)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -779,7 +793,7 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 	titles := newTitler(r.Context(), s)
 	for _, c := range cs {
 		j := confirmationJSON(c)
-		j.Title, j.ItemTitle = titles.program(c), titles.item(c.Item)
+		j.Title, j.ItemTitle, j.ApprovedBy = titles.program(c), titles.item(c.Item), titles.approver(c)
 		out = append(out, j)
 	}
 	if q.Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv") {

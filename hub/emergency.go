@@ -723,7 +723,8 @@ func (s *Server) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJS
 	j := api.EmergencyJSON{ID: e.ID, Series: e.Series, Kind: e.Kind, Area: e.Area, Device: e.Device, Class: e.Class, Title: e.Title, Text: e.Text,
 		IssuedAt: e.IssuedAt, Start: e.Start, Plays: 1 + repeatCount(e.Start, e.Until, e.Every), Until: e.Until,
 		Volume: e.Volume, Source: e.Source, CreatedBy: e.CreatedBy, Active: e.Active(now), EndedAt: timePtr(e.EndedAt),
-		EndReason: e.EndReason, ReplacedBy: e.ReplacedBy, Program: emergencyTarget(e).ID + "/speakers"}
+		EndReason: e.EndReason, ReplacedBy: e.ReplacedBy, Program: emergencyTarget(e).ID + "/speakers",
+		ReviewedBy: e.ReviewedBy, ReviewedAt: timePtr(e.ReviewedAt), ReviewNote: e.ReviewNote}
 	if e.Every > 0 {
 		j.RepeatEvery = e.Every.String()
 	}
@@ -806,7 +807,10 @@ func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p pr
 	q := r.URL.Query()
 	now := s.clock.Now()
 	f := store.EmergencyFilter{Series: q.Get("series"), Kind: q.Get("kind"), Limit: 1000}
-	if q.Get("all") == "" {
+	switch {
+	case q.Get("review") != "": // emergency warnings waiting for their review, however old
+		f.Kind, f.Unreviewed = store.KindEmergency, true
+	case q.Get("all") == "":
 		f.ActiveAt = now
 	}
 	rows, err := es.ListEmergencies(r.Context(), f)
@@ -816,7 +820,8 @@ func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p pr
 	}
 	out := []api.EmergencyJSON{}
 	for _, e := range rows {
-		if visible(p, e) {
+		// The review queue holds what the caller may review: their subtree's, not the areas' above.
+		if visible(p, e) && (!f.Unreviewed || store.Allowed(p.Scope, e.Area)) {
 			out = append(out, s.emergencyJSON(e, now))
 		}
 	}

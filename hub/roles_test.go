@@ -34,6 +34,7 @@ func TestRolesBoundTokens(t *testing.T) {
 	}{
 		{store.RoleViewer, 200, 403, 403, 403, 403},
 		{store.RoleOperator, 200, 201, 201, 403, 403},
+		{store.RoleApprover, 200, 201, 201, 403, 403},
 		{store.RoleEmergency, 200, 201, 201, 201, 403},
 		{store.RoleAdmin, 200, 201, 201, 201, 201},
 	} {
@@ -74,7 +75,7 @@ func TestRolesBoundTokens(t *testing.T) {
 	var users []api.UserJSON
 	h.mustCall(tok[store.RoleAdmin], "POST", "/api/users", api.UserRequest{ID: "lan", Scope: "qn/tk", Role: "operator"}, nil, http.StatusCreated)
 	h.mustCall(tok[store.RoleAdmin], "GET", "/api/users", nil, &users, http.StatusOK)
-	if len(users) != 5 || users[0].ID != "lan" || users[0].Role != "operator" {
+	if len(users) != len(store.Roles)+1 || users[0].ID != "lan" || users[0].Role != "operator" {
 		t.Errorf("users of qn/tk: %+v", users)
 	}
 	var e api.Error

@@ -111,7 +111,8 @@ func (s *Server) dryRun(ctx context.Context, target store.Target, area string, d
 }
 
 func scheduleJSON(sc store.Schedule, withDoc bool) api.ScheduleJSON {
-	j := api.ScheduleJSON{Target: sc.Target.String(), Revision: sc.Revision, ScheduleID: sc.ID, Author: sc.Author, CreatedAt: sc.CreatedAt}
+	j := api.ScheduleJSON{Target: sc.Target.String(), Revision: sc.Revision, ScheduleID: sc.ID, Author: sc.Author, CreatedAt: sc.CreatedAt,
+		ApprovedBy: sc.ApprovedBy, ApprovedAt: timePtr(sc.ApprovedAt)}
 	if d, err := scheduler.Parse("stored", sc.Document); err == nil {
 		j.Programs = len(d.Programs)
 	}

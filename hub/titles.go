@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
@@ -19,10 +20,14 @@ type titler struct {
 	ctx    context.Context
 	progs  map[string]map[string]string // "device\x00revision" -> program id -> title
 	items  map[string]string            // content ref -> title
+	// The schedule revisions each effective revision was composed from, and who approved each.
+	sources   map[string][]store.SourceRevision // "device\x00revision" -> sources
+	approvers map[string]string                 // "target\x00revision" -> approver
 }
 
 func newTitler(ctx context.Context, s *Server) *titler {
-	return &titler{s: s, ctx: ctx, progs: map[string]map[string]string{}, items: map[string]string{}}
+	return &titler{s: s, ctx: ctx, progs: map[string]map[string]string{}, items: map[string]string{},
+		sources: map[string][]store.SourceRevision{}, approvers: map[string]string{}}
 }
 
 func (t *titler) program(c store.Confirmation) string {
@@ -34,6 +39,8 @@ func (t *titler) bound(n int) {
 	if len(t.progs)+len(t.items) > n {
 		clear(t.progs)
 		clear(t.items)
+		clear(t.sources)
+		clear(t.approvers)
 	}
 }
 
@@ -57,6 +64,7 @@ func (t *titler) programOf(device string, revision int64, program string) string
 		m = map[string]string{}
 		t.progs[key] = m
 		if e, err := t.s.st.Effective(t.ctx, device, revision); err == nil {
+			t.sources[key] = e.Sources
 			var doc struct {
 				Programs []struct {
 					ID    string `json:"id"`
@@ -85,4 +93,35 @@ func (t *titler) item(ref string) string {
 		t.items[ref] = title
 	}
 	return title
+}
+
+// approver is who approved the schedule revision a confirmation's programme came from: the
+// source whose program prefix is the longest that the programme's id starts with.
+func (t *titler) approver(c store.Confirmation) string {
+	if c.Revision == 0 || protocol.CommandOf(c.Program) != "" {
+		return ""
+	}
+	t.programOf(c.Device, int64(c.Revision), c.Program) // reads the revision's sources once
+	var best store.SourceRevision
+	bestLen := 0
+	for _, src := range t.sources[c.Device+"\x00"+strconv.FormatInt(int64(c.Revision), 10)] {
+		if src.Target.Kind != store.TargetArea && src.Target.Kind != store.TargetDevice {
+			continue // broadcasts are reviewed after the fact, not approved
+		}
+		if p := programPrefix(src.Target) + "/"; strings.HasPrefix(c.Program, p) && len(p) > bestLen {
+			best, bestLen = src, len(p)
+		}
+	}
+	if bestLen == 0 {
+		return ""
+	}
+	key := best.Target.String() + "\x00" + strconv.FormatInt(best.Revision, 10)
+	who, ok := t.approvers[key]
+	if !ok {
+		if sc, err := t.s.st.ScheduleRevision(t.ctx, best.Target, best.Revision); err == nil {
+			who = sc.ApprovedBy
+		}
+		t.approvers[key] = who
+	}
+	return who
 }

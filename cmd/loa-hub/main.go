@@ -133,7 +133,7 @@ func userAdd(fs *pflag.FlagSet) runFunc {
 	name := fs.String("name", "", "the person's name")
 	areaName := fs.String("area-name", "", "create the scope area with this name if it does not exist")
 	validFor := fs.Duration("valid-for", hub.DefaultTokenLifetime, "how long the token is valid")
-	roleName := fs.String("role", "admin", "what the user may do in the scope: viewer, operator, emergency or admin")
+	roleName := fs.String("role", "admin", "what the user may do in the scope: viewer, operator, approver, emergency or admin")
 	withPassword := fs.Bool("password", false, "read a console password from standard input")
 	return func(pos []string) int {
 		var id string

@@ -98,6 +98,8 @@ type PushRequest struct {
 	Document string `json:"document"`
 	// DryRun checks the document and says what would change, storing and sending nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Submit asks for approval even where the area does not require it (`loa submit`).
+	Submit bool `json:"submit,omitempty"`
 }
 
 // PushResponse says what a push did.
@@ -114,6 +116,10 @@ type PushResponse struct {
 	// under the target, Changes what differs from the stored revision by programme.
 	DryRun  bool     `json:"dry_run,omitempty"`
 	Changes []string `json:"changes,omitempty"`
+	// Submission: the area requires approval, so the schedule was stored as this submission
+	// waiting for one of Approvers (answered 202); nothing was composed or sent.
+	Submission *SubmissionJSON `json:"submission,omitempty"`
+	Approvers  []string        `json:"approvers,omitempty"`
 }
 
 // ScheduleJSON is one stored revision of a schedule attached to an area or a device.
@@ -125,6 +131,9 @@ type ScheduleJSON struct {
 	Author     string    `json:"author"`
 	CreatedAt  time.Time `json:"created_at"`
 	Document   string    `json:"document,omitempty"` // GET /api/schedules/show only
+	// ApprovedBy is who approved a revision that waited for approval ("" where none was needed).
+	ApprovedBy string     `json:"approved_by,omitempty"`
+	ApprovedAt *time.Time `json:"approved_at,omitempty"`
 }
 
 // PlanJSON is what a device (or any device of an area without a schedule of its own) will
@@ -181,11 +190,14 @@ type ConfirmationJSON struct {
 	Start      *time.Time `json:"start,omitempty"`
 	End        *time.Time `json:"end,omitempty"`
 	protocol.Proof
-	Result     string    `json:"result"`
-	Error      string    `json:"error,omitempty"`
-	Clock      string    `json:"clock,omitempty"`
-	Volume     *float64  `json:"volume,omitempty"`    // gain given: programme × device volume
-	Amplifier  string    `json:"amplifier,omitempty"` // relay when the play began: on, or what was wrong
+	Result    string   `json:"result"`
+	Error     string   `json:"error,omitempty"`
+	Clock     string   `json:"clock,omitempty"`
+	Volume    *float64 `json:"volume,omitempty"`    // gain given: programme × device volume
+	Amplifier string   `json:"amplifier,omitempty"` // relay when the play began: on, or what was wrong
+	// ApprovedBy is who approved the schedule revision the programme came from, where its area
+	// required approval (issue 22); "" otherwise, and for commands and broadcasts.
+	ApprovedBy string    `json:"approved_by,omitempty"`
 	ReceivedAt time.Time `json:"received_at"`
 }
 
@@ -392,6 +404,10 @@ type EmergencyJSON struct {
 	EndReason   string     `json:"end_reason,omitempty"`
 	ReplacedBy  int64      `json:"replaced_by,omitempty"`
 	Program     string     `json:"program"` // the programme id devices play it under (journal, confirmations)
+	// An emergency warning goes out without approval and is reviewed afterwards.
+	ReviewedBy string     `json:"reviewed_by,omitempty"`
+	ReviewedAt *time.Time `json:"reviewed_at,omitempty"`
+	ReviewNote string     `json:"review_note,omitempty"`
 }
 
 // EmergencyResponse says what creating or ending broadcasts did.

@@ -81,6 +81,7 @@ func NewRoot(env Env) *cobra.Command {
 	t.reportCommands(root)
 	t.screenshotCommand(root)
 	t.deviceCommands(root)
+	t.approvalCommands(root)
 	clicmd.Prepare(root)
 	rootUsage(root)
 	return root
@@ -552,23 +553,29 @@ func (c *command) showOrRevoke(sub string) action {
 	}
 }
 
+// scheduleFile reads the schedule FILE a command (push, submit) sends to --to, and the client.
+func (c *command) scheduleFile(name string, pos []string, to string) ([]byte, *client.Client, error) {
+	if err := wantArgs(name, pos, 1, "one schedule FILE"); err != nil {
+		return nil, nil, err
+	}
+	if to == "" {
+		return nil, nil, clicmd.Usagef("%s needs --to AREA or --to DEVICE", name)
+	}
+	doc, err := os.ReadFile(pos[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := c.client()
+	return doc, cl, err
+}
+
 // scheduleCommands are loa schedule push, list, show and plan.
 func (t *tree) scheduleCommands(schedule *cobra.Command) {
 	t.add(schedule, "push FILE --to AREA|DEVICE [--dry-run]", "store a schedule for an area or device and send it", func(c *command) action {
 		to := c.fs.String("to", "", "area or device")
 		dry := c.fs.Bool("dry-run", false, "check and say what would change; store and send nothing")
 		return func(ctx context.Context, pos []string) error {
-			if err := wantArgs("schedule push", pos, 1, "one schedule FILE"); err != nil {
-				return err
-			}
-			if *to == "" {
-				return clicmd.Usagef("schedule push needs --to AREA or --to DEVICE")
-			}
-			doc, err := os.ReadFile(pos[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			doc, cl, err := c.scheduleFile("schedule push", pos, *to)
 			if err != nil {
 				return err
 			}
@@ -595,6 +602,10 @@ func (t *tree) scheduleCommands(schedule *cobra.Command) {
 			}
 			if r.Unchanged {
 				fmt.Fprintf(out, "%s revision %d already is this schedule: no new revision, nothing sent\n", r.Target, r.Revision)
+				return nil
+			}
+			if r.Submission != nil { // the area requires approval
+				printSubmitted(out, r)
 				return nil
 			}
 			fmt.Fprintf(out, "%s revision %d stored; %d device(s) got a new effective schedule, %d of them online and sent it now\n", r.Target, r.Revision, r.Devices, r.Sent)
@@ -624,9 +635,13 @@ func (t *tree) scheduleCommands(schedule *cobra.Command) {
 			}
 			loc := cl.Location()
 			tw := tabwriter.NewWriter(c.env.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TARGET\tREVISION\tSCHEDULE\tPROGRAMMES\tBY\tAT")
+			fmt.Fprintln(tw, "TARGET\tREVISION\tSCHEDULE\tPROGRAMMES\tBY\tAT\tAPPROVED BY")
 			for _, x := range ss {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", x.Target, x.Revision, x.ScheduleID, x.Programs, x.Author, x.CreatedAt.In(loc).Format("02/01/2006 15:04"))
+				approved := "-"
+				if x.ApprovedAt != nil {
+					approved = x.ApprovedBy + " " + x.ApprovedAt.In(loc).Format("02/01/2006 15:04")
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", x.Target, x.Revision, x.ScheduleID, x.Programs, x.Author, x.CreatedAt.In(loc).Format("02/01/2006 15:04"), approved)
 			}
 			if len(ss) == 0 {
 				fmt.Fprintln(tw, "no schedules stored (`loa schedule push FILE --to AREA` stores one)")

@@ -25,6 +25,13 @@ func (clock) Now() time.Time { return time.Now() }
 // startHub runs a real hub (SQLite file, loopback HTTP) and returns its URL and an admin token.
 func startHub(t *testing.T) (string, string) {
 	t.Helper()
+	url, tok, _ := startHubDB(t)
+	return url, tok
+}
+
+// startHubDB is startHub also giving its store, to add users with their roles.
+func startHubDB(t *testing.T) (string, string, *store.DB) {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := store.Open(context.Background(), filepath.Join(dir, "hub.db"), clock{}, log)
@@ -44,7 +51,7 @@ func startHub(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hs.URL, tok
+	return hs.URL, tok, db
 }
 
 func runCLI(env Env, args ...string) (int, string, string) {
@@ -205,7 +212,7 @@ func TestCobraConventions(t *testing.T) {
 	if code, _, errOut := runCLI(env, "schedule", "plan", "--to"); code != 2 || !strings.Contains(errOut, "flag needs an argument") || !strings.Contains(errOut, "loa schedule plan --to") {
 		t.Errorf("flag without its value: exit %d\n%s", code, errOut)
 	}
-	if code, _, errOut := runCLI(env, "area"); code != 2 || !strings.Contains(errOut, "area takes add or list") {
+	if code, _, errOut := runCLI(env, "area"); code != 2 || !strings.Contains(errOut, "area takes add, list or policy") {
 		t.Errorf("group alone: exit %d\n%s", code, errOut)
 	}
 	if code, out, _ := runCLI(env, "help", "schedule", "push"); code != 0 || !strings.Contains(out, "--dry-run") || !strings.Contains(out, "loa schedule push FILE") {

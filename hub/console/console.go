@@ -135,6 +135,10 @@ func New(opts Options) (*Console, error) {
 		return nil, err
 	}
 	c.planRoutes(m) // the planning pages: calendar, editor, push preview, delivery, templates
+	// The approval queue (issue 22): approvals.go.
+	if err := c.approvalRoutes(m); err != nil {
+		return nil, err
+	}
 	// Administration: areas, enrolment, device credentials, tokens (admin.go).
 	m.HandleFunc("GET /console/areas", c.signedIn(c.areas))
 	m.HandleFunc("POST /console/areas", c.signedIn(c.addArea))

@@ -401,6 +401,10 @@ func (c *Console) planPush(w http.ResponseWriter, r *http.Request, s *session) {
 		c.render(w, r, http.StatusUnprocessableEntity, "editor", s, d)
 		return
 	}
+	if sub := res.Submission; sub != nil { // the area requires approval: nothing was sent
+		http.Redirect(w, r, "/console/approvals?notice="+url.QueryEscape(submittedNotice(langOf(r), res)), http.StatusSeeOther)
+		return
+	}
 	v := url.Values{"to": {to}, "revision": {strconv.FormatInt(res.Revision, 10)}, "devices": {strconv.Itoa(res.Devices)}}
 	if res.Unchanged {
 		v.Set("unchanged", "1")

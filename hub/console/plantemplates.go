@@ -69,6 +69,10 @@ func (c *Console) planTemplateAction(w http.ResponseWriter, r *http.Request, s *
 			errs = append(errs, fmt.Sprintf("%s: %v", to, err))
 			continue
 		}
+		if res.Submission != nil {
+			done = append(done, submittedNotice(lang, res))
+			continue
+		}
 		done = append(done, tr(lang, "tpl.rev", to, res.Revision))
 	}
 	if len(errs) > 0 {

@@ -166,6 +166,10 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE emergencies DROP COLUMN device_id",
 		"DROP TABLE online_days", "DROP TABLE settings",
 		"DROP TABLE schedule_templates",
+		"ALTER TABLE areas DROP COLUMN approval", "ALTER TABLE areas DROP COLUMN self_approval",
+		"ALTER TABLE schedules DROP COLUMN approved_by", "ALTER TABLE schedules DROP COLUMN approved_at",
+		"DROP TABLE submissions", "ALTER TABLE emergencies DROP COLUMN reviewed_by",
+		"ALTER TABLE emergencies DROP COLUMN reviewed_at", "ALTER TABLE emergencies DROP COLUMN review_note",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

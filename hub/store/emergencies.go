@@ -48,6 +48,10 @@ type Emergency struct {
 	EndReason  string    // "cancelled", "replaced", "stopped"
 	EndedBy    string
 	ReplacedBy int64 // the row that replaced it
+
+	ReviewedAt time.Time // an emergency warning's review after it went out; zero while waiting
+	ReviewedBy string
+	ReviewNote string
 }
 
 // Reaches reports whether a device in area with id plays e.
@@ -70,20 +74,23 @@ func (e Emergency) Target() Target {
 func (e Emergency) Active(now time.Time) bool { return e.EndedAt.IsZero() && e.Until.After(now) }
 
 const emergencyCols = `id, series, kind, area_id, class, title, text, items, issued_at, start_at, every_ns, until_at,
-	volume, source, created_by, created_at, ended_at, end_reason, ended_by, replaced_by, coalesce(device_id, '')`
+	volume, source, created_by, created_at, ended_at, end_reason, ended_by, replaced_by, coalesce(device_id, ''),
+	reviewed_at, reviewed_by, review_note`
 
 func scanEmergency(s interface{ Scan(...any) error }) (Emergency, error) {
 	var e Emergency
-	var issued, start, until, created, ended sql.NullInt64
+	var issued, start, until, created, ended, reviewed sql.NullInt64
 	var every int64
 	var items string
 	if err := s.Scan(&e.ID, &e.Series, &e.Kind, &e.Area, &e.Class, &e.Title, &e.Text, &items, &issued, &start, &every,
-		&until, &e.Volume, &e.Source, &e.CreatedBy, &created, &ended, &e.EndReason, &e.EndedBy, &e.ReplacedBy, &e.Device); err != nil {
+		&until, &e.Volume, &e.Source, &e.CreatedBy, &created, &ended, &e.EndReason, &e.EndedBy, &e.ReplacedBy, &e.Device,
+		&reviewed, &e.ReviewedBy, &e.ReviewNote); err != nil {
 		return Emergency{}, err
 	}
 	e.Items = []byte(items)
 	e.IssuedAt, e.Start, e.Until, e.CreatedAt, e.EndedAt = fromTS(issued), fromTS(start), fromTS(until), fromTS(created), fromTS(ended)
 	e.Every = time.Duration(every)
+	e.ReviewedAt = fromTS(reviewed)
 	return e, nil
 }
 
@@ -269,7 +276,10 @@ type EmergencyFilter struct {
 	Source string
 	// ActiveAt keeps only rows active at that time (not ended, until after it).
 	ActiveAt time.Time
-	Limit    int
+	// Unreviewed keeps only rows not reviewed yet that went out without approval: a CAP
+	// alert from the configured trusted feed counts as approved by that feed.
+	Unreviewed bool
+	Limit      int
 }
 
 // ListEmergencies returns the rows matching f, newest first.
@@ -283,6 +293,9 @@ func (db *DB) ListEmergencies(ctx context.Context, f EmergencyFilter) ([]Emergen
 	}
 	if !f.ActiveAt.IsZero() {
 		conds, args = append(conds, "ended_at IS NULL AND until_at > ?"), append(args, ts(f.ActiveAt))
+	}
+	if f.Unreviewed {
+		conds = append(conds, "reviewed_at IS NULL AND source NOT LIKE 'cap:%'")
 	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+emergencyCols+" FROM emergencies WHERE "+strings.Join(conds, " AND ")+
 		" ORDER BY id DESC"+limitClause(f.Limit), args...)

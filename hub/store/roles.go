@@ -13,12 +13,13 @@ type Role string
 const (
 	RoleViewer    Role = "viewer"    // sees the scope: devices, schedules, proof of play
 	RoleOperator  Role = "operator"  // content, schedules, commands, bulletins and relays
+	RoleApprover  Role = "approver"  // approves or rejects what waits for approval in the scope
 	RoleEmergency Role = "emergency" // may broadcast and end emergency warnings
 	RoleAdmin     Role = "admin"     // areas, devices (enrol, revoke, re-key), users, lists
 )
 
 // Roles lists the roles from least to most allowed.
-var Roles = []Role{RoleViewer, RoleOperator, RoleEmergency, RoleAdmin}
+var Roles = []Role{RoleViewer, RoleOperator, RoleApprover, RoleEmergency, RoleAdmin}
 
 func (r Role) rank() int {
 	for i, x := range Roles {
@@ -33,7 +34,7 @@ func (r Role) rank() int {
 func ParseRole(s string) (Role, error) {
 	r := Role(strings.ToLower(strings.TrimSpace(s)))
 	if r.rank() < 0 {
-		return "", fmt.Errorf("%w: role %q: use viewer, operator, emergency or admin", ErrInvalid, s)
+		return "", fmt.Errorf("%w: role %q: use viewer, operator, approver, emergency or admin", ErrInvalid, s)
 	}
 	return r, nil
 }

@@ -58,6 +58,10 @@ type Schedule struct {
 	Document  []byte // YAML or JSON, byte for byte as given
 	Author    string
 	CreatedAt time.Time
+	// ApprovedBy and ApprovedAt say who approved a revision that waited for approval
+	// (ApproveSubmission); empty for a revision pushed where approval is not required.
+	ApprovedBy string
+	ApprovedAt time.Time
 }
 
 // PutSchedule stores a new revision for s.Target. With Revision 0 the store picks the next one
@@ -82,38 +86,41 @@ func (db *DB) PutSchedule(ctx context.Context, s Schedule) (Schedule, error) {
 	out := s
 	out.Document = append([]byte(nil), s.Document...)
 	out.CreatedAt = db.now()
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		if err := targetExists(ctx, tx, s.Target); err != nil {
-			return err
-		}
-		var latest int64
-		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(revision), 0) FROM schedules WHERE "+s.Target.column()+" = ?",
-			s.Target.ID).Scan(&latest); err != nil {
-			return fmt.Errorf("latest schedule revision of %s: %w", s.Target, err)
-		}
-		if out.Revision == 0 {
-			out.Revision = latest + 1
-		} else if out.Revision <= latest {
-			return fmt.Errorf("%w: %s already has revision %d; a new schedule needs a revision above it (or 0 to pick the next)",
-				ErrStaleRevision, s.Target, latest)
-		}
-		var area, device any
-		if s.Target.Kind == TargetArea {
-			area = s.Target.ID
-		} else {
-			device = s.Target.ID
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO schedules(area_id, device_id, revision, schedule_id, document, author, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, area, device, out.Revision, out.ID, out.Document, out.Author, ts(out.CreatedAt))
-		if err != nil {
-			return fmt.Errorf("store schedule for %s: %w", s.Target, err)
-		}
-		return nil
-	})
+	err := db.write(ctx, func(tx *sql.Tx) error { return putSchedule(ctx, tx, &out) })
 	if err != nil {
 		return Schedule{}, err
 	}
 	return out, nil
+}
+
+// putSchedule stores out (checked) as a new revision, picking it when out.Revision is 0.
+func putSchedule(ctx context.Context, tx *sql.Tx, out *Schedule) error {
+	if err := targetExists(ctx, tx, out.Target); err != nil {
+		return err
+	}
+	var latest int64
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(revision), 0) FROM schedules WHERE "+out.Target.column()+" = ?",
+		out.Target.ID).Scan(&latest); err != nil {
+		return fmt.Errorf("latest schedule revision of %s: %w", out.Target, err)
+	}
+	if out.Revision == 0 {
+		out.Revision = latest + 1
+	} else if out.Revision <= latest {
+		return fmt.Errorf("%w: %s already has revision %d; a new schedule needs a revision above it (or 0 to pick the next)",
+			ErrStaleRevision, out.Target, latest)
+	}
+	var area, device any
+	if out.Target.Kind == TargetArea {
+		area = out.Target.ID
+	} else {
+		device = out.Target.ID
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO schedules(area_id, device_id, revision, schedule_id, document, author, created_at, approved_by, approved_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, area, device, out.Revision, out.ID, out.Document, out.Author, ts(out.CreatedAt), out.ApprovedBy, ts(out.ApprovedAt))
+	if err != nil {
+		return fmt.Errorf("store schedule for %s: %w", out.Target, err)
+	}
+	return nil
 }
 
 func targetExists(ctx context.Context, q queryer, t Target) error {
@@ -129,15 +136,16 @@ func targetExists(ctx context.Context, q queryer, t Target) error {
 	return err
 }
 
-const scheduleCols = "COALESCE(area_id, ''), COALESCE(device_id, ''), revision, schedule_id, document, author, created_at"
+const scheduleCols = "COALESCE(area_id, ''), COALESCE(device_id, ''), revision, schedule_id, document, author, created_at, approved_by, approved_at"
 
 func scanSchedule(s interface{ Scan(...any) error }) (Schedule, error) {
 	var out Schedule
 	var area, device string
-	var created sql.NullInt64
-	if err := s.Scan(&area, &device, &out.Revision, &out.ID, &out.Document, &out.Author, &created); err != nil {
+	var created, approved sql.NullInt64
+	if err := s.Scan(&area, &device, &out.Revision, &out.ID, &out.Document, &out.Author, &created, &out.ApprovedBy, &approved); err != nil {
 		return Schedule{}, err
 	}
+	out.ApprovedAt = fromTS(approved)
 	if area != "" {
 		out.Target = AreaTarget(area)
 	} else {
@@ -237,11 +245,11 @@ func (db *DB) LatestSchedulesUnder(ctx context.Context, area string) (SubtreeSch
 		args []any
 		into map[string]Schedule
 	}{
-		{`SELECT s.area_id, '', s.revision, s.schedule_id, s.document, s.author, s.created_at
+		{`SELECT s.area_id, '', s.revision, s.schedule_id, s.document, s.author, s.created_at, s.approved_by, s.approved_at
 			FROM areas a JOIN schedules s ON s.area_id = a.id AND s.revision =
 				(SELECT m.revision FROM schedules m WHERE m.area_id = a.id ORDER BY m.revision DESC LIMIT 1)
 			WHERE ` + acond, aargs, out.Areas},
-		{`SELECT '', s.device_id, s.revision, s.schedule_id, s.document, s.author, s.created_at
+		{`SELECT '', s.device_id, s.revision, s.schedule_id, s.document, s.author, s.created_at, s.approved_by, s.approved_at
 			FROM devices d JOIN schedules s ON s.device_id = d.id AND s.revision =
 				(SELECT m.revision FROM schedules m WHERE m.device_id = d.id ORDER BY m.revision DESC LIMIT 1)
 			WHERE ` + dcond, dargs, out.Devices},

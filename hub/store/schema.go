@@ -409,6 +409,36 @@ CREATE TABLE schedule_templates (
 	PRIMARY KEY (area_id, name)
 ) WITHOUT ROWID;
 `},
+		{14, "editorial approval", `
+-- An area's approval policy; '' follows the area above it (the default at the top: not
+-- required, self-approval not allowed).
+ALTER TABLE areas ADD COLUMN approval TEXT NOT NULL DEFAULT '';       -- '', required, not_required
+ALTER TABLE areas ADD COLUMN self_approval TEXT NOT NULL DEFAULT '';  -- '', allowed, not_allowed
+ALTER TABLE schedules ADD COLUMN approved_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE schedules ADD COLUMN approved_at INTEGER;
+-- A schedule pushed where approval is required waits here, neither composed nor sent, until an
+-- approver approves it (it becomes a schedules revision) or rejects it with a reason.
+CREATE TABLE submissions (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	area_id      TEXT NOT NULL REFERENCES areas(id), -- the target's area, for scope
+	device_id    TEXT,                               -- set for a device's own schedule
+	schedule_id  TEXT NOT NULL,
+	document     BLOB NOT NULL,
+	submitted_by TEXT NOT NULL,
+	submitted_at INTEGER NOT NULL,
+	state        TEXT NOT NULL,                      -- submitted, approved, rejected
+	decided_by   TEXT NOT NULL DEFAULT '',
+	decided_at   INTEGER,
+	reason       TEXT NOT NULL DEFAULT '',
+	revision     INTEGER NOT NULL DEFAULT 0          -- the schedule revision an approval made
+);
+CREATE INDEX submissions_area ON submissions(area_id, id);
+-- Emergencies go out at once and are reviewed afterwards; those before this step count as reviewed.
+ALTER TABLE emergencies ADD COLUMN reviewed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE emergencies ADD COLUMN reviewed_at INTEGER;
+ALTER TABLE emergencies ADD COLUMN review_note TEXT NOT NULL DEFAULT '';
+UPDATE emergencies SET reviewed_at = created_at;
+`},
 	}
 }
 

@@ -1,0 +1,97 @@
+package console
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/loa-project/loa/hub/api"
+)
+
+// The approval queue (issue 22): the schedules waiting for approval in the signed-in user's
+// areas with approve and reject, and the emergency warnings waiting for their review. Every
+// action is the API's (POST /api/submissions/{id}/approve|reject, /api/emergencies/{id}/review)
+// as the user, so the scope, the role and the area's self-approval policy are checked there.
+func (c *Console) approvalRoutes(m *http.ServeMux) error {
+	t, err := template.New("approvals").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/approvals.html")
+	if err != nil {
+		return err
+	}
+	c.pages["approvals"] = t
+	m.HandleFunc("GET /console/approvals", c.signedIn(c.approvals))
+	m.HandleFunc("POST /console/approvals/{id}/{action}", c.signedIn(c.approvalAction))
+	return nil
+}
+
+type approvalsData struct {
+	Waiting  []api.SubmissionJSON
+	Rejected []api.SubmissionJSON // the latest returned to their authors, with the reason
+	Review   []api.EmergencyJSON
+	Notice   string
+}
+
+func (c *Console) approvals(w http.ResponseWriter, r *http.Request, s *session) {
+	d := approvalsData{Notice: r.URL.Query().Get("notice")}
+	for _, q := range []struct {
+		path string
+		into any
+	}{
+		{"/api/submissions", &d.Waiting},
+		{"/api/submissions?state=rejected", &d.Rejected},
+		{"/api/emergencies?review=1", &d.Review},
+	} {
+		if err := c.call(r.Context(), s, "GET", q.path, nil, q.into); err != nil {
+			c.apiFail(w, r, s, err)
+			return
+		}
+	}
+	if len(d.Rejected) > 10 {
+		d.Rejected = d.Rejected[:10]
+	}
+	c.render(w, r, http.StatusOK, "approvals", s, d)
+}
+
+// approvalAction approves or rejects a submission, or records an emergency's review.
+func (c *Console) approvalAction(w http.ResponseWriter, r *http.Request, s *session) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		c.fail(w, r, s, http.StatusNotFound, "err.notfound")
+		return
+	}
+	lang := langOf(r)
+	var path, notice string
+	var body any
+	switch r.PathValue("action") {
+	case "approve":
+		path, body, notice = fmt.Sprintf("/api/submissions/%d/approve", id), api.DecideRequest{}, tr(lang, "appr.approved", id)
+	case "reject":
+		reason := strings.TrimSpace(r.PostFormValue("reason"))
+		if reason == "" {
+			c.fail(w, r, s, http.StatusBadRequest, "appr.noreason")
+			return
+		}
+		path, body, notice = fmt.Sprintf("/api/submissions/%d/reject", id), api.DecideRequest{Reason: reason}, tr(lang, "appr.rejected", id)
+	case "review":
+		path, body, notice = fmt.Sprintf("/api/emergencies/%d/review", id), api.ReviewRequest{Note: strings.TrimSpace(r.PostFormValue("note"))}, tr(lang, "appr.reviewed", id)
+	default:
+		c.fail(w, r, s, http.StatusNotFound, "err.notfound")
+		return
+	}
+	if err := c.call(r.Context(), s, "POST", path, body, nil); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, "/console/approvals?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// submittedNotice says that a push waits for approval, and who can give it.
+func submittedNotice(lang string, res api.PushResponse) string {
+	who := strings.Join(res.Approvers, ", ")
+	if who == "" {
+		who = "—"
+	}
+	return tr(lang, "appr.submitted", res.Target, res.Submission.ID, who)
+}

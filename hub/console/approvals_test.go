@@ -1,0 +1,84 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/loa-project/loa/hub"
+	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/store"
+)
+
+// The district's approver opens the queue in Tam Thanh's required-approval district, approves
+// one commune editor's schedule (stored as a revision with them as approver) and rejects the
+// other with a reason (returned to the editor, listed with it).
+func TestApprovalQueuePage(t *testing.T) {
+	h := newTestHub(t)
+	ctx := context.Background()
+	editor, err := hub.AddUser(ctx, h.db, "bien-tap-tt", "Lê Thị Hoa", "qn/tk/tt", "")
+	must(t, err)
+	must(t, h.db.SetRole(ctx, "bien-tap-tt", store.RoleOperator))
+	_, err = hub.AddUser(ctx, h.db, "duyet-tk", "Phạm Văn Hùng", "qn/tk", "")
+	must(t, err)
+	must(t, h.db.SetRole(ctx, "duyet-tk", store.RoleApprover))
+	h.password("duyet-tk", adminPass)
+	h.api(h.admin, "PUT", "/api/areas/policy", api.PolicyRequest{Area: "qn/tk", Approval: store.ApprovalRequired}, nil, http.StatusOK)
+	h.password("bien-tap-tt", viewerPass)
+	doc := func(prog string) string {
+		return fmt.Sprintf("version: 1\nid: tt\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: %s\n    title: Bản tin %s\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n", prog, prog)
+	}
+	ref := "sha256:" + strings.Repeat("cd", 32)
+	_, _, err = h.db.AddContent(ctx, store.Content{Ref: ref, Size: 1000, Duration: 30 * time.Second, MIME: "audio/mpeg", Title: "Bản tin sáng 5/12", UploadedBy: "bien-tap-tt"})
+	must(t, err)
+	ids := map[string]int64{}
+	var res api.PushResponse
+	morning := strings.Replace(doc("morning"), "stream: http://r.example/n.mp3\n        duration: 15m", "content: "+ref, 1)
+	h.api(editor, "POST", "/api/schedules", api.PushRequest{To: "qn/tk/tt", Document: morning}, &res, http.StatusAccepted)
+	ids["morning"] = res.Submission.ID
+	// The editor's push from the planning page goes to the queue, saying so, and sends nothing.
+	ed := h.client()
+	ed.signIn("bien-tap-tt", viewerPass)
+	code, _, hdr := ed.do("POST", "/console/plan/push", url.Values{"csrf": {ed.csrf}, "to": {"area:qn/tk/tt"}, "yaml": {doc("evening")}})
+	loc, _ := url.Parse(hdr.Get("Location"))
+	if code != http.StatusSeeOther || loc == nil || loc.Path != "/console/approvals" || !strings.Contains(loc.Query().Get("notice"), "duyet-tk") {
+		t.Fatalf("the editor's push on the planning page: %d, to %q", code, hdr.Get("Location"))
+	}
+	var waiting []api.SubmissionJSON
+	h.api(editor, "GET", "/api/submissions", nil, &waiting, http.StatusOK)
+	if len(waiting) != 2 {
+		t.Fatalf("waiting after two pushes: %+v", waiting)
+	}
+	ids["evening"] = waiting[0].ID
+
+	bctx := browser(t)
+	signInBrowser(t, bctx, h, "duyet-tk", adminPass)
+	do(t, bctx, chromedp.Navigate(h.url+"/console/approvals"), chromedp.WaitVisible(chromedp.CSS(`tr[data-submission]`)))
+	if n := run(t, bctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('tr[data-submission="%d"] audio[src$="%s"]').length`, ids["morning"], ref))); n != 1 {
+		t.Errorf("the morning submission has %d players for its item", n)
+	}
+	shot(t, bctx, shots(t), "approvals")
+	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/approve"] button`, ids["morning"]), `document.querySelector('.notice') !== null`)
+	do(t, bctx, chromedp.SendKeys(chromedp.CSS(fmt.Sprintf("#reason-%d", ids["evening"])), "Trùng giờ với bản tin sáng"))
+	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/reject"] button`, ids["evening"]), `document.querySelector('tr[data-rejected]') !== null`)
+	if n := run(t, bctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-submission]').length`)); n != 0 {
+		t.Errorf("%d submissions still waiting on the page after approving one and rejecting the other", n)
+	}
+
+	var revs []api.ScheduleJSON
+	h.api(editor, "GET", "/api/schedules?to=qn/tk/tt", nil, &revs, http.StatusOK)
+	if len(revs) != 1 || revs[0].ApprovedBy != "duyet-tk" || revs[0].Author != "bien-tap-tt" {
+		t.Fatalf("after the approval, Tam Thanh's revisions: %+v", revs)
+	}
+	var rejected []api.SubmissionJSON
+	h.api(editor, "GET", "/api/submissions?state=rejected", nil, &rejected, http.StatusOK)
+	if len(rejected) != 1 || rejected[0].ID != ids["evening"] || rejected[0].Reason != "Trùng giờ với bản tin sáng" || rejected[0].DecidedBy != "duyet-tk" {
+		t.Fatalf("the editor's rejected submissions: %+v", rejected)
+	}
+}
