@@ -602,6 +602,14 @@ func (s *Server) handleContentDownload(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.deviceAuth(w, r); !ok {
 		return
 	}
+	s.serveLibraryFile(w, r, "", true)
+}
+
+// serveLibraryFile answers GET …/{ref} with the library file, Range requests included
+// (http.ServeContent): a device resuming a fetch, a browser's <audio> seeking. notFoundHint
+// is added to the 404 of a ref the library does not hold; immutable lets the file be cached
+// for good (devices keep what they fetched by its hash: it never changes).
+func (s *Server) serveLibraryFile(w http.ResponseWriter, r *http.Request, notFoundHint string, immutable bool) {
 	ref, digest, err := store.ParseRef(r.PathValue("ref"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -609,7 +617,7 @@ func (s *Server) handleContentDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.st.GetContent(r.Context(), ref)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "content "+ref+" is not in the hub's library")
+		writeError(w, http.StatusNotFound, "content "+ref+" is not in the hub's library"+notFoundHint)
 		return
 	}
 	f, err := os.Open(filepath.Join(s.dir, hex.EncodeToString(digest[:])))
@@ -621,7 +629,9 @@ func (s *Server) handleContentDownload(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	w.Header().Set("Content-Type", c.MIME)
 	w.Header().Set("ETag", `"`+ref+`"`)
-	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	if immutable {
+		w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	}
 	http.ServeContent(w, r, "", c.UploadedAt, f)
 }
 

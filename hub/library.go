@@ -1,11 +1,8 @@
 package hub
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -20,26 +17,7 @@ import (
 // requests answered by http.ServeContent so a browser's <audio> can seek. The library is
 // shared by every area, as GET /api/content lists it to every role.
 func (s *Server) apiContentFile(w http.ResponseWriter, r *http.Request, p principal) {
-	ref, digest, err := store.ParseRef(r.PathValue("ref"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	c, err := s.st.GetContent(r.Context(), ref)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "content "+ref+" is not in the hub's library; `loa content list` shows it")
-		return
-	}
-	f, err := os.Open(filepath.Join(s.dir, hex.EncodeToString(digest[:])))
-	if err != nil {
-		s.log.Error("library file missing", "ref", ref, "err", err)
-		writeError(w, http.StatusNotFound, "content "+ref+" is recorded but its file is missing on the hub")
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Content-Type", c.MIME)
-	w.Header().Set("ETag", `"`+ref+`"`)
-	http.ServeContent(w, r, "", c.UploadedAt, f)
+	s.serveLibraryFile(w, r, "; `loa content list` shows it", false)
 }
 
 // apiContentUsage says where library items are used: for each content ref, the newest
