@@ -45,30 +45,18 @@ func TestWriteReplacesWholly(t *testing.T) {
 // TestMkdirAllSurvivesPowerCut: directories MkdirAll made, and a file written in the deepest
 // with Write, are all there after a power cut.
 func TestMkdirAllSurvivesPowerCut(t *testing.T) {
-	powercut.SkipInProcess(t)
-	backing := t.TempDir()
-	mnt := filepath.Join(backing, "mnt")
-	pc, err := powercut.Mount(backing, mnt, powercut.Options{})
-	if err != nil {
-		t.Skipf("cannot mount FUSE here: %v", err)
-	}
-	dir := filepath.Join(mnt, "a", "b", "c")
-	if err := MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := Write(filepath.Join(dir, "f"), []byte("kept"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.Cut(); err != nil {
-		t.Fatal(err)
-	}
-	pc.Unmount()
-	pc, err = powercut.Mount(backing, mnt, powercut.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Unmount()
-	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "kept" {
-		t.Errorf("after the cut: %q, %v; want \"kept\"", b, err)
-	}
+	powercut.AcrossACut(t, func(mnt string) func() {
+		dir := filepath.Join(mnt, "a", "b", "c")
+		if err := MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := Write(filepath.Join(dir, "f"), []byte("kept"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	}, func(mnt string) {
+		if b, err := os.ReadFile(filepath.Join(mnt, "a", "b", "c", "f")); err != nil || string(b) != "kept" {
+			t.Errorf("after the cut: %q, %v; want \"kept\"", b, err)
+		}
+	})
 }

@@ -612,3 +612,41 @@ func SkipInProcess(t interface{ Skip(...any) }) {
 		t.Skip("serves and uses a FUSE mount in one process, which can deadlock; `make soak` runs it (" + InProcessEnv + "=1)")
 	}
 }
+
+// TB is what AcrossACut needs of a test (*testing.T satisfies it).
+type TB interface {
+	Helper()
+	Skip(...any)
+	Skipf(string, ...any)
+	Fatal(...any)
+	Cleanup(func())
+	TempDir() string
+}
+
+// AcrossACut is the shape of an in-process power-cut regression: it mounts a fresh power-cut
+// filesystem, lets write change it (write returns how to close what it opened, or nil), cuts
+// the power, closes, mounts again (the reboot) and lets check look at what survived. Both get
+// the mount's directory. It skips unless in-process mounts are asked for (SkipInProcess).
+func AcrossACut(t TB, write func(dir string) (closeAll func()), check func(dir string)) {
+	t.Helper()
+	SkipInProcess(t)
+	backing := t.TempDir()
+	mnt := filepath.Join(backing, "mnt")
+	pc, err := Mount(backing, mnt, Options{})
+	if err != nil {
+		t.Skipf("cannot mount FUSE here: %v", err)
+	}
+	closeAll := write(mnt)
+	if _, err := pc.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	if closeAll != nil {
+		closeAll()
+	}
+	pc.Unmount()
+	if pc, err = Mount(backing, mnt, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Unmount() })
+	check(mnt)
+}
