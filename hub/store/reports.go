@@ -282,21 +282,14 @@ func heardGroups(f PeriodFilter, raw bool) (string, []any) {
 			WHERE `+cond+` AND c.at >= ? AND c.at < ? AND `+heard+` GROUP BY c.area_id, c.device_id, c.item_ref`)
 		args = append(append(args, a...), ts(from), ts(to))
 	}
-	mFrom, mTo, ok := span(f.From, f.To)
-	if !ok || raw {
-		rawPart(f.From, f.To)
+	mFrom, mTo, ok, _ := byMonths(f.From, f.To, !raw, func(from, to time.Time) error { rawPart(from, to); return nil })
+	if !ok {
 		return strings.Join(parts, " UNION ALL "), args
-	}
-	if f.From.Before(mFrom) {
-		rawPart(f.From, mFrom)
 	}
 	cond, a := subtree("m.area_id", f.Area)
 	parts = append(parts, `SELECT m.area_id, m.device_id, m.item_ref, SUM(m.heard), SUM(m.played_s) FROM play_months m
 		WHERE `+cond+` AND m.month >= ? AND m.month < ? AND m.heard > 0 GROUP BY m.area_id, m.device_id, m.item_ref`)
 	args = append(append(args, a...), monthOf(mFrom), monthOf(mTo))
-	if mTo.Before(f.To) {
-		rawPart(mTo, f.To)
-	}
 	return strings.Join(parts, " UNION ALL "), args
 }
 
@@ -517,20 +510,9 @@ func (db *DB) Plays(ctx context.Context, f PlaysFilter) (PlaysReport, error) {
 		}
 		return rows.Err()
 	}
-	mFrom, mTo, whole := span(f.From, f.To)
-	if !whole || db.rawReports || f.DeviceID != "" {
-		whole = false
-		mFrom, mTo = f.To, f.To
-	}
-	if f.From.Before(mFrom) {
-		if err := raw(f.From, mFrom); err != nil {
-			return rep, err
-		}
-	}
-	if mTo.Before(f.To) {
-		if err := raw(mTo, f.To); err != nil {
-			return rep, err
-		}
+	mFrom, mTo, whole, err := byMonths(f.From, f.To, !db.rawReports && f.DeviceID == "", raw)
+	if err != nil {
+		return rep, err
 	}
 	if whole {
 		cond, args := subtree("m.area_id", f.Area)
@@ -719,20 +701,9 @@ func (db *DB) Devices(ctx context.Context, f PeriodFilter, loc *time.Location) (
 		}
 		return rows.Err()
 	}
-	mFrom, mTo, whole := span(f.From, f.To)
-	if !whole || db.rawReports {
-		whole = false
-		mFrom, mTo = f.To, f.To
-	}
-	if f.From.Before(mFrom) {
-		if err := raw(f.From, mFrom); err != nil {
-			return rep, err
-		}
-	}
-	if mTo.Before(f.To) {
-		if err := raw(mTo, f.To); err != nil {
-			return rep, err
-		}
+	mFrom, mTo, whole, err := byMonths(f.From, f.To, !db.rawReports, raw)
+	if err != nil {
+		return rep, err
 	}
 	if whole {
 		cond, args := subtree("m.area_id", f.Area)

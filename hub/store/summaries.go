@@ -159,6 +159,27 @@ func (s *summaries) store(ctx context.Context, db *DB, tx *sql.Tx, device string
 	return nil
 }
 
+// byMonths splits a report's period: the whole months inside it [mFrom, mTo) are read from
+// the summaries when useMonths allows and there is one (whole); everything else — the edges,
+// or the whole period — is handed to raw, which reads the confirmations.
+func byMonths(from, to time.Time, useMonths bool, raw func(from, to time.Time) error) (mFrom, mTo time.Time, whole bool, err error) {
+	mFrom, mTo, whole = span(from, to)
+	if !whole || !useMonths {
+		return to, to, false, raw(from, to)
+	}
+	if from.Before(mFrom) {
+		if err := raw(from, mFrom); err != nil {
+			return mFrom, mTo, true, err
+		}
+	}
+	if mTo.Before(to) {
+		if err := raw(mTo, to); err != nil {
+			return mFrom, mTo, true, err
+		}
+	}
+	return mFrom, mTo, true, nil
+}
+
 // span splits [from, to) into the whole months of summaryZone inside it, [mFrom, mTo), and
 // the edges before and after, read from the confirmations. ok is false when no whole month
 // lies inside.
