@@ -32,6 +32,13 @@ func startHub(t *testing.T) (string, string) {
 // startHubDB is startHub also giving its store, to add users with their roles.
 func startHubDB(t *testing.T) (string, string, *store.DB) {
 	t.Helper()
+	return startHubIn(t, "Quảng Nam", nil)
+}
+
+// startHubIn is a real hub on loopback over a real SQLite file, its province "qn" named
+// province, its staff times in zone (nil: the hub's default), with an admin token.
+func startHubIn(t *testing.T, province string, zone *time.Location) (string, string, *store.DB) {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := store.Open(context.Background(), filepath.Join(dir, "hub.db"), clock{}, log)
@@ -40,14 +47,14 @@ func startHubDB(t *testing.T) (string, string, *store.DB) {
 	}
 	_, priv, _ := protocol.GenerateKey(nil)
 	signer, _ := protocol.NewSigner("k", priv)
-	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
+	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, Location: zone,
 		Transcoder: &hub.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); srv.Close(); db.Close() })
-	tok, err := hub.AddUser(context.Background(), db, "admin", "", "qn", "Quảng Nam")
+	tok, err := hub.AddUser(context.Background(), db, "admin", "", "qn", province)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -774,26 +771,7 @@ func checkPDF(t *testing.T, form string, pdf []byte, want expected) string {
 // startReportHub is a real hub on loopback over a real SQLite file, whose store the test fills.
 func startReportHub(t *testing.T) (string, string, *store.DB) {
 	t.Helper()
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(context.Background(), filepath.Join(dir, "hub.db"), clock{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, priv, _ := protocol.GenerateKey(nil)
-	signer, _ := protocol.NewSigner("k", priv)
-	zone := time.FixedZone("+07", 7*3600)
-	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, Location: zone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() { hs.Close(); srv.Close(); db.Close() })
-	tok, err := hub.AddUser(context.Background(), db, "admin", "", "qn", "Tỉnh Quảng Nam")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hs.URL, tok, db
+	return startHubIn(t, "Tỉnh Quảng Nam", time.FixedZone("+07", 7*3600))
 }
 
 // TestReportsFromKnownYear: every figure of the plan, plays and devices reports, as `loa
