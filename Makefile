@@ -38,11 +38,14 @@ REALTIME_PKGS = ./agent ./internal/e2e ./player ./device/screen
 
 # The longest packages go first, so that on 2 cores they run beside the many short ones rather
 # than after them (go test starts packages in the order given).
-LONG_PKGS = ./internal/packaging ./hub/console ./hub/store ./hub
+LONG_PKGS = ./hub/console ./hub/store ./hub
+
+# Packages that only burn CPU and measure no time (cross-builds, lintian, qemu) run at idle CPU
+# priority beside all the others, in the time the real-time tests leave a core waiting.
+IDLE_PKGS = ./internal/packaging
 
 test: deps fmt-check vet tidy-check
-	$(GO) test $(TESTFLAGS) $(LONG_PKGS) $$($(GO) list ./... | grep -v -x -F $(patsubst ./%,-e github.com/loa-project/loa/%,$(REALTIME_PKGS) $(LONG_PKGS)))
-	$(GO) test $(TESTFLAGS) -p 1 $(REALTIME_PKGS)
+	@./scripts/test-lanes "$(GO)" "$(TESTFLAGS)" "$(IDLE_PKGS)" "$(LONG_PKGS)" "$(REALTIME_PKGS)"
 
 # The long reliability runs (docs/reliability.md): 1,000 power cuts under the agent's data
 # directory (8 in `make test`); about 2 hours on 2 cores. Prints the POWERCUT figures line.
