@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,30 +14,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 )
-
-// buildTools builds loa-hub and loa into dir.
-func buildTools(t *testing.T, dir string) (hubBin, loaBin string) {
-	t.Helper()
-	hubBin, loaBin = filepath.Join(dir, "loa-hub"), filepath.Join(dir, "loa")
-	for bin, pkg := range map[string]string{hubBin: ".", loaBin: "../loa"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return hubBin, loaBin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func runOK(t *testing.T, env []string, bin string, args ...string) string {
 	t.Helper()
@@ -56,8 +34,8 @@ func runOK(t *testing.T, env []string, bin string, args ...string) string {
 // verifies, and reads back the agent's confirmations; a commune token is refused elsewhere.
 func TestHubAndCLIProcesses(t *testing.T) {
 	dir := t.TempDir()
-	hubBin, loaBin := buildTools(t, dir)
-	addr := freePort(t)
+	hubBin, loaBin := testkit.Binary(t, "loa-hub"), testkit.Binary(t, "loa")
+	addr := testkit.FreeAddr(t)
 	keyFile := filepath.Join(dir, "hub.key")
 	out := runOK(t, nil, hubBin, "keygen", "--out", keyFile, "--key-id", "hub-test")
 	m := regexp.MustCompile(`hub-test: "(ed25519:[^"]+)"`).FindStringSubmatch(out)
@@ -248,10 +226,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 // loa-hub user token, user disable and token revoke retire credentials on the server itself.
 func TestCredentialCommands(t *testing.T) {
 	dir := t.TempDir()
-	hubBin := filepath.Join(dir, "loa-hub")
-	if out, err := exec.Command("go", "build", "-o", hubBin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
+	hubBin := testkit.Binary(t, "loa-hub")
 	runOK(t, nil, hubBin, "keygen", "--out", filepath.Join(dir, "hub.key"))
 	cfg := filepath.Join(dir, "hub.yaml")
 	os.WriteFile(cfg, []byte("data_dir: data\nsigning_key_file: hub.key\n"), 0o600)

@@ -7,7 +7,6 @@ import (
 	"image/color"
 	_ "image/jpeg"
 	"image/png"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/device/screen"
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // run runs a media tool (ffmpeg) and fails the test with its output.
@@ -59,18 +59,6 @@ func mustMpv(t testing.TB) {
 	}
 }
 
-// testLog writes the package's log into the test log.
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
 // openPaced opens a screen whose video output accepts 25 frames per second, like a display
 // does: items take their real time and screenshots show what is on screen.
 func openPaced(t testing.TB, cfg screen.Config, clk screen.Clock) *screen.Screen {
@@ -82,7 +70,7 @@ func openPaced(t testing.TB, cfg screen.Config, clk screen.Clock) *screen.Screen
 	if cfg.Dir == "" {
 		cfg.Dir = shortDir(t)
 	}
-	s, err := screen.Open(cfg, clk, testLog(t))
+	s, err := screen.Open(cfg, clk, testkit.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/internal/alsafifo"
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 type binaries struct{ hub, cli, agent string }
@@ -38,7 +39,7 @@ type hubBox struct {
 // newHub makes a hub's key, config and admin user, and starts it.
 func newHub(t *testing.T, bins binaries) *hubBox {
 	t.Helper()
-	h := &hubBox{bins: bins, dir: t.TempDir(), addr: freePort(t)}
+	h := &hubBox{bins: bins, dir: t.TempDir(), addr: testkit.FreeAddr(t)}
 	h.url, h.config = "http://"+h.addr, filepath.Join(h.dir, "hub.yaml")
 	keyOut := run(t, nil, bins.hub, "keygen", "--out", filepath.Join(h.dir, "key"), "--key-id", "hub-e2e")
 	h.keyLine = strings.TrimSpace(regexp.MustCompile(`(?m)^\s*(hub-e2e: "ed25519:[^"]+")`).FindStringSubmatch(keyOut)[1])
@@ -64,24 +65,13 @@ func (h *hubBox) start(t *testing.T) *proc {
 	return h.proc
 }
 
+// build is the three programs, built once for the package's tests.
 func build(t *testing.T) binaries {
 	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("go", "build", "-o", dir+"/", "../../cmd/loa-hub", "../../cmd/loa", "../../cmd/loa-agent").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return binaries{filepath.Join(dir, "loa-hub"), filepath.Join(dir, "loa"), filepath.Join(dir, "loa-agent")}
+	return binaries{testkit.Binary(t, "loa-hub"), testkit.Binary(t, "loa"), testkit.Binary(t, "loa-agent")}
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // proc is a background process whose stderr is kept for failure messages.
 type proc struct {
@@ -142,13 +132,10 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool, context func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			dumpRunning(t)
-			t.Fatalf("timed out waiting for %s\n%s", what, context())
-		}
-		time.Sleep(300 * time.Millisecond)
+	// Conditions here read journals and ask the hub: checked less often than testkit.WaitFor's.
+	if !testkit.Poll(d, 300*time.Millisecond, cond) {
+		dumpRunning(t)
+		t.Fatalf("timed out waiting for %s\n%s", what, context())
 	}
 }
 

@@ -9,17 +9,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // buildRace builds the hub and the agent with the race detector.
 func buildRace(t *testing.T) binaries {
 	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("go", "build", "-race", "-o", dir+"/", "../../cmd/loa-hub", "../../cmd/loa", "../../cmd/loa-agent").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build -race: %v\n%s", err, out)
-	}
-	return binaries{filepath.Join(dir, "loa-hub"), filepath.Join(dir, "loa"), filepath.Join(dir, "loa-agent")}
+	return binaries{testkit.Binary(t, "loa-hub", "-race"), testkit.Binary(t, "loa", "-race"), testkit.Binary(t, "loa-agent", "-race")}
 }
 
 // useAfterClose is what the journal (bbolt), the content store and the hub's SQLite say when
