@@ -46,10 +46,10 @@ func startHubAs(t *testing.T, scope, scopeName string, extra func(port string) s
 	if extra != nil {
 		more = extra(addr[strings.LastIndex(addr, ":")+1:])
 	}
-	runOK(t, nil, h.hubBin, "keygen", "--out", filepath.Join(h.dir, "hub.key"), "--key-id", "hub-test")
+	testkit.Run(t, nil, h.hubBin, "keygen", "--out", filepath.Join(h.dir, "hub.key"), "--key-id", "hub-test")
 	h.cfg = filepath.Join(h.dir, "hub.yaml")
 	os.WriteFile(h.cfg, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: hub.key\nsigning_key_id: hub-test\n%s", addr, more)), 0o644)
-	out := runOK(t, nil, h.hubBin, "user", "add", "admin", "--scope", scope, "--area-name", scopeName, "--config", h.cfg)
+	out := testkit.Run(t, nil, h.hubBin, "user", "add", "admin", "--scope", scope, "--area-name", scopeName, "--config", h.cfg)
 	h.admin = lastLine(out)
 	h.base = "http://" + addr
 	logf, _ := os.Create(filepath.Join(h.dir, "hub.log"))

@@ -19,18 +19,6 @@ import (
 	"github.com/loa-project/loa/internal/testkit"
 )
 
-// run runs a media tool (ffmpeg) and fails the test with its output.
-func run(t testing.TB, name string, args ...string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is not installed: run scripts/install-deps", name)
-	}
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-}
-
 // colourVideo makes an H.264/MP4 of solid colours, each shown for secs seconds at 25 fps.
 func colourVideo(t testing.TB, path string, secs float64, colours ...string) {
 	t.Helper()
@@ -43,13 +31,13 @@ func colourVideo(t testing.TB, path string, secs float64, colours ...string) {
 	fmt.Fprintf(&filt, "concat=n=%d:v=1:a=0[v]", len(colours))
 	args = append(args, "-filter_complex", filt.String(), "-map", "[v]",
 		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", path)
-	run(t, "ffmpeg", args...)
+	testkit.Run(t, nil, "ffmpeg", args...)
 }
 
 // stillImage makes a PNG of one colour.
 func stillImage(t testing.TB, path, colour string) {
 	t.Helper()
-	run(t, "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c="+colour+":s=160x120", "-frames:v", "1", path)
+	testkit.Run(t, nil, "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c="+colour+":s=160x120", "-frames:v", "1", path)
 }
 
 func mustMpv(t testing.TB) {

@@ -138,3 +138,40 @@ func TestLoggerWritesIntoTheTestLog(t *testing.T) {
 		t.Fatalf("logged %q", rec.lines)
 	}
 }
+
+func TestRun(t *testing.T) {
+	if out := Run(t, []string{"LOA_TESTKIT=ok"}, "sh", "-c", "echo $LOA_TESTKIT; echo err >&2"); out != "ok\nerr\n" {
+		t.Fatalf("Run printed %q, want the environment given and both outputs", out)
+	}
+	rec := &fatalTB{TB: t}
+	func() {
+		defer func() { recover() }()
+		Run(rec, nil, "sh", "-c", "echo broken; exit 3")
+	}()
+	if !strings.Contains(rec.msg, "sh -c echo broken; exit 3") || !strings.Contains(rec.msg, "broken") {
+		t.Fatalf("a failing run reported %q, want the command and its output", rec.msg)
+	}
+}
+
+// fatalTB records Fatalf and stops the helper there, as testing does.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic("fatal")
+}
+
+func TestWaitForFailsNamingWhat(t *testing.T) {
+	rec := &fatalTB{TB: t}
+	func() {
+		defer func() { recover() }()
+		WaitFor(rec, "the relay to click", 20*time.Millisecond, func() bool { return false })
+	}()
+	if !strings.Contains(rec.msg, "waiting for the relay to click") {
+		t.Fatalf("WaitFor failed with %q, want it to name what it waited for", rec.msg)
+	}
+}
