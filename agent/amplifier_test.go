@@ -4,16 +4,15 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
 
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -27,28 +26,12 @@ type relayBoard struct {
 }
 
 func newRelayBoard(t *testing.T) *relayBoard {
-	if _, err := exec.LookPath("socat"); err != nil {
-		t.Skip("socat not installed (scripts/install-deps installs it)")
-	}
 	dir := t.TempDir()
-	rb := &relayBoard{port: filepath.Join(dir, "relay")}
-	board := filepath.Join(dir, "board")
-	cmd := exec.Command("socat", "pty,raw,echo=0,link="+rb.port, "pty,raw,echo=0,link="+board)
-	if err := cmd.Start(); err != nil {
+	pty := testkit.PtyAt(t, filepath.Join(dir, "relay"), filepath.Join(dir, "board"))
+	rb := &relayBoard{port: pty.A}
+	f, err := os.OpenFile(pty.B, os.O_RDONLY, 0)
+	if err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	var f *os.File
-	for i := 0; i < 500 && f == nil; i++ {
-		if _, err := os.Stat(rb.port); err == nil {
-			f, _ = os.OpenFile(board, os.O_RDONLY, 0)
-		}
-		if f == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	if f == nil {
-		t.Fatal("socat did not make the pty pair")
 	}
 	t.Cleanup(func() { f.Close() })
 	go func() {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/internal/alsafifo"
+	"github.com/loa-project/loa/internal/testkit"
 
 	"github.com/loa-project/loa/protocol"
 )
@@ -24,31 +25,9 @@ import (
 // These tests run the real loa-agent binary, as a technician would, playing through real ALSA
 // into a FIFO that the test drains at real-time rate (internal/alsafifo).
 
-var buildOnce struct {
-	sync.Once
-	bin string
-	err error
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-func agentBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "loa-agent-bin-")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.bin = filepath.Join(dir, "loa-agent")
-		out, err := exec.Command("go", "build", "-o", buildOnce.bin, "../cmd/loa-agent").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.bin
-}
+func agentBinary(t *testing.T) string { return testkit.Binary(t, "loa-agent") }
 
 // tone writes a sine of freq Hz lasting secs to path (WAV or, by extension, MP3 via lame).
 func tone(t *testing.T, path string, freq int, secs float64) {

@@ -6,12 +6,12 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/player/wav"
 )
@@ -21,13 +21,7 @@ const rate = 48000
 // run runs a media tool (lame, sox, mpg123, espeak-ng) and fails the test with its output.
 func run(t testing.TB, name string, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is not installed: run scripts/install-deps", name)
-	}
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
+	testkit.Run(t, nil, name, args...)
 }
 
 // readWAV reads a WAV file as interleaved stereo.

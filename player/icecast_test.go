@@ -13,11 +13,10 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/player"
 )
 
@@ -40,7 +39,7 @@ func TestIcecastRelayDropouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	p, err := player.New(player.Config{Output: out, Log: slog.New(slog.NewTextHandler(logs, nil)),
 		BackoffMin: 100 * time.Millisecond, BackoffMax: 300 * time.Millisecond, StallTimeout: 3 * time.Second})
 	if err != nil {
@@ -177,7 +176,7 @@ type icecast struct {
 	port int
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the running server has exited
-	log  *syncBuffer
+	log  *testkit.Buffer
 }
 
 const icecastPassword = "hackme-loa"
@@ -191,12 +190,7 @@ func newIcecast(t *testing.T) *icecast {
 		t.Fatal("icecast2 is not installed: run scripts/install-deps")
 	}
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testkit.FreePort(t)
 	// Icecast refuses to run as root; it then needs a user to switch to.
 	security := ""
 	if os.Geteuid() == 0 {
@@ -233,7 +227,7 @@ func newIcecast(t *testing.T) *icecast {
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ic := &icecast{t: t, bin: bin, conf: path, port: port, log: &syncBuffer{}}
+	ic := &icecast{t: t, bin: bin, conf: path, port: port, log: &testkit.Buffer{}}
 	t.Cleanup(ic.kill)
 	return ic
 }
@@ -289,7 +283,7 @@ type source struct {
 // feed starts a source and waits until Icecast lists its mount.
 func (ic *icecast) feed(freq int) *source {
 	ic.t.Helper()
-	var errb syncBuffer
+	var errb testkit.Buffer
 	cmd := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=44100", freq),
 		"-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3",
@@ -334,22 +328,4 @@ func (ic *icecast) mounted() bool {
 func (s *source) kill() {
 	s.cmd.Process.Kill()
 	<-s.done
-}
-
-// syncBuffer is a bytes.Buffer safe for the writes of a process and a logger at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

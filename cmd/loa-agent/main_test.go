@@ -8,18 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
-// agentBinary builds loa-agent once for the tests that run it as a user would.
-func agentBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "loa-agent")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func run(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -36,7 +29,7 @@ func run(t *testing.T, bin string, args ...string) (stdout, stderr string, code 
 }
 
 func TestPlanAndValidateCommands(t *testing.T) {
-	bin := agentBinary(t)
+	bin := testkit.Binary(t, "loa-agent")
 	demo := "../../scheduler/testdata/demo.yaml"
 
 	out, _, code := run(t, bin, "validate", "--schedule", demo)
@@ -86,7 +79,7 @@ func TestPlanAndValidateCommands(t *testing.T) {
 // TestHelpAndUsage: `COMMAND --help` and `help COMMAND` print that command's usage and flags
 // and exit 0; a wrong flag or a missing argument exits 2 with that command's usage.
 func TestHelpAndUsage(t *testing.T) {
-	bin := agentBinary(t)
+	bin := testkit.Binary(t, "loa-agent")
 	for _, args := range [][]string{{"plan", "--help"}, {"help", "plan"}} {
 		out, _, code := run(t, bin, args...)
 		if code != 0 || !strings.Contains(out, "loa-agent plan --schedule FILE") || !strings.Contains(out, "--until") || strings.Contains(out, "loa-agent show") {

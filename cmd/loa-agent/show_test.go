@@ -5,17 +5,18 @@ import (
 	"encoding/json"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // TestShowCommand runs `loa-agent show` as a user would: a bulletin on the screen (mpv with a
 // paced null output) with a screenshot, and a text on an LED board behind a socat pty pair.
 func TestShowCommand(t *testing.T) {
-	bin := agentBinary(t)
+	bin := testkit.Binary(t, "loa-agent")
 	dir := t.TempDir()
 
 	shot := filepath.Join(dir, "shot.png")
@@ -48,18 +49,8 @@ func TestShowCommand(t *testing.T) {
 	}
 
 	// A board on a pty: the Alpha frame arrives with the text transliterated.
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	socat := exec.Command("socat", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
-	if err := socat.Start(); err != nil {
-		t.Fatalf("socat (scripts/install-deps): %v", err)
-	}
-	defer func() { socat.Process.Kill(); socat.Wait() }()
-	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(b); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	pty := testkit.NewPty(t)
+	a, b := pty.A, pty.B
 	got := make(chan []byte, 1)
 	go func() {
 		pf, err := os.Open(b)

@@ -3,31 +3,22 @@ package main
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // `loa-agent show --out board` without --port talks to the sign the agent config names, with
 // its serial settings (here its address), so a technician's test uses what the agent uses;
 // with no config the default is the package's udev name.
 func TestShowBoardFromAgentConfig(t *testing.T) {
-	bin := agentBinary(t)
+	bin := testkit.Binary(t, "loa-agent")
 	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	socat := exec.Command("socat", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
-	if err := socat.Start(); err != nil {
-		t.Fatalf("socat (scripts/install-deps): %v", err)
-	}
-	defer func() { socat.Process.Kill(); socat.Wait() }()
-	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(b); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	pty := testkit.NewPty(t)
+	a, b := pty.A, pty.B
 	got := make(chan []byte, 1)
 	go func() {
 		pf, err := os.Open(b)

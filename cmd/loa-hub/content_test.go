@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // Languages and themes come from admin-kept lists with Vietnamese labels; staff may type the
@@ -30,7 +32,7 @@ func TestContentMetadataLists(t *testing.T) {
 	if out := h.loaOK(t, "term", "list", "language"); !strings.Contains(out, "ktv") || !strings.Contains(out, "Cơ Tu") || strings.Contains(out, "human-rights") {
 		t.Fatalf("term list language:\n%s", out)
 	}
-	lan := lastLine(runOK(t, nil, h.hubBin, "user", "add", "lan", "--scope", "qn/nam-giang", "--config", h.cfg))
+	lan := lastLine(testkit.Run(t, nil, h.hubBin, "user", "add", "lan", "--scope", "qn/nam-giang", "--config", h.cfg))
 	commune := *h
 	commune.env = append(append([]string{}, h.env...), "LOA_TOKEN="+lan)
 	if code, _, errs := commune.loa(t, "term", "add", "language", "ctu", "--label", "Co Tu"); code != 1 || !strings.Contains(errs, "only staff of a top area") {

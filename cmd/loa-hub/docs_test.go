@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // docLine is a `$ loa …` example of a doc, with the error the doc shows after it, if any.
@@ -123,7 +125,7 @@ func TestCLIDocsExamples(t *testing.T) {
 	h.loaOK(t, "term", "add", "language", "vie", "--label", "Tiếng Việt")
 	h.loaOK(t, "term", "add", "language", "ktv", "--label", "Cơ Tu")
 	h.loaOK(t, "term", "add", "theme", "human-rights", "--label", "Quyền con người")
-	tamThanh := lastLine(runOK(t, nil, h.hubBin, "user", "add", "lan", "--scope", "quang-nam/tam-ky/tam-thanh", "--config", h.cfg))
+	tamThanh := lastLine(testkit.Run(t, nil, h.hubBin, "user", "add", "lan", "--scope", "quang-nam/tam-ky/tam-thanh", "--config", h.cfg))
 
 	// The files the examples name, in the directory they run in.
 	work := t.TempDir()

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,51 +14,19 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 )
-
-// buildTools builds loa-hub and loa into dir.
-func buildTools(t *testing.T, dir string) (hubBin, loaBin string) {
-	t.Helper()
-	hubBin, loaBin = filepath.Join(dir, "loa-hub"), filepath.Join(dir, "loa")
-	for bin, pkg := range map[string]string{hubBin: ".", loaBin: "../loa"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return hubBin, loaBin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func runOK(t *testing.T, env []string, bin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // The whole staff loop with real processes: keygen, bootstrap an admin, serve, then the CLI
 // adds areas, enrols a device, pushes a schedule that a websocket agent receives signed and
 // verifies, and reads back the agent's confirmations; a commune token is refused elsewhere.
 func TestHubAndCLIProcesses(t *testing.T) {
 	dir := t.TempDir()
-	hubBin, loaBin := buildTools(t, dir)
-	addr := freePort(t)
+	hubBin, loaBin := testkit.Binary(t, "loa-hub"), testkit.Binary(t, "loa")
+	addr := testkit.FreeAddr(t)
 	keyFile := filepath.Join(dir, "hub.key")
-	out := runOK(t, nil, hubBin, "keygen", "--out", keyFile, "--key-id", "hub-test")
+	out := testkit.Run(t, nil, hubBin, "keygen", "--out", keyFile, "--key-id", "hub-test")
 	m := regexp.MustCompile(`hub-test: "(ed25519:[^"]+)"`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("keygen printed no trusted key line:\n%s", out)
@@ -73,7 +40,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "hub.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: hub.key\nsigning_key_id: hub-test\n", addr)), 0o644)
-	out = runOK(t, nil, hubBin, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", cfg)
+	out = testkit.Run(t, nil, hubBin, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", cfg)
 	admin := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
 	if !strings.HasPrefix(admin, "loa-st1-") {
 		t.Fatalf("user add printed no token:\n%s", out)
@@ -111,10 +78,10 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	})
 
 	env := []string{"LOA_HUB=" + base, "LOA_TOKEN=" + admin, "HOME=" + dir}
-	runOK(t, env, loaBin, "area", "add", "qn/tam-ky", "--name", "Tam Kỳ")
-	runOK(t, env, loaBin, "area", "add", "qn/tam-ky/tam-thanh", "--name", "Tam Thanh")
-	runOK(t, env, loaBin, "area", "add", "qn/tam-ky/an-son")
-	out = runOK(t, env, loaBin, "device", "enroll", "tam-thanh/cl-07", "--area", "qn/tam-ky/tam-thanh")
+	testkit.Run(t, env, loaBin, "area", "add", "qn/tam-ky", "--name", "Tam Kỳ")
+	testkit.Run(t, env, loaBin, "area", "add", "qn/tam-ky/tam-thanh", "--name", "Tam Thanh")
+	testkit.Run(t, env, loaBin, "area", "add", "qn/tam-ky/an-son")
+	out = testkit.Run(t, env, loaBin, "device", "enroll", "tam-thanh/cl-07", "--area", "qn/tam-ky/tam-thanh")
 	sm := regexp.MustCompile(`secret: (loa-ds1-\S+)`).FindStringSubmatch(out)
 	if sm == nil {
 		t.Fatalf("enroll printed no secret:\n%s", out)
@@ -122,7 +89,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	secret := sm[1]
 
 	// A commune user made on the server: their token cannot push to the neighbouring commune.
-	out = runOK(t, nil, hubBin, "user", "add", "lan", "--scope", "qn/tam-ky/tam-thanh", "--config", cfg)
+	out = testkit.Run(t, nil, hubBin, "user", "add", "lan", "--scope", "qn/tam-ky/tam-thanh", "--config", cfg)
 	lan := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
 	doc := filepath.Join(dir, "commune.yaml")
 	os.WriteFile(doc, []byte("version: 1\nid: commune\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: relay\n    cron: \"0 0 11 * * *\"\n    items:\n      - stream: http://radio.example/qnr.mp3\n        duration: 30m\n"), 0o644)
@@ -172,7 +139,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	if _, ok := recv().(*protocol.Welcome); !ok {
 		t.Fatal("no welcome")
 	}
-	out = runOK(t, append(env, "LOA_TOKEN="+lan), loaBin, "schedule", "push", doc, "--to", "qn/tam-ky/tam-thanh")
+	out = testkit.Run(t, append(env, "LOA_TOKEN="+lan), loaBin, "schedule", "push", doc, "--to", "qn/tam-ky/tam-thanh")
 	if !strings.Contains(out, "1 of them online") {
 		t.Fatalf("push output: %s", out)
 	}
@@ -218,7 +185,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	if ack, ok := recv().(*protocol.Ack); !ok || ack.Seq != 2 {
 		t.Fatalf("no ack 2 after the restart")
 	}
-	csv := runOK(t, env, loaBin, "confirmations", "--csv", "--device", "tam-thanh/cl-07", "--since", "2026-11-26")
+	csv := testkit.Run(t, env, loaBin, "confirmations", "--csv", "--device", "tam-thanh/cl-07", "--since", "2026-11-26")
 	r := bufio.NewScanner(strings.NewReader(csv))
 	var lines []string
 	for r.Scan() {
@@ -230,7 +197,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	}
 	var status string
 	for range 100 {
-		status = runOK(t, env, loaBin, "status")
+		status = testkit.Run(t, env, loaBin, "status")
 		if strings.Contains(status, "active") {
 			break
 		}
@@ -239,7 +206,7 @@ func TestHubAndCLIProcesses(t *testing.T) {
 	if !regexp.MustCompile(`tam-thanh/cl-07\s+qn/tam-ky/tam-thanh\s+yes\s+just now\s+1\s+active\s+1`).MatchString(status) {
 		t.Fatalf("status table:\n%s", status)
 	}
-	table := runOK(t, env, loaBin, "confirmations")
+	table := testkit.Run(t, env, loaBin, "confirmations")
 	if !strings.Contains(table, "completed") || !strings.Contains(table, "2 confirmation(s)") {
 		t.Fatalf("confirmations table:\n%s", table)
 	}
@@ -248,18 +215,15 @@ func TestHubAndCLIProcesses(t *testing.T) {
 // loa-hub user token, user disable and token revoke retire credentials on the server itself.
 func TestCredentialCommands(t *testing.T) {
 	dir := t.TempDir()
-	hubBin := filepath.Join(dir, "loa-hub")
-	if out, err := exec.Command("go", "build", "-o", hubBin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
-	runOK(t, nil, hubBin, "keygen", "--out", filepath.Join(dir, "hub.key"))
+	hubBin := testkit.Binary(t, "loa-hub")
+	testkit.Run(t, nil, hubBin, "keygen", "--out", filepath.Join(dir, "hub.key"))
 	cfg := filepath.Join(dir, "hub.yaml")
 	os.WriteFile(cfg, []byte("data_dir: data\nsigning_key_file: hub.key\n"), 0o600)
 	last := func(out string) string {
 		return strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
 	}
-	first := last(runOK(t, nil, hubBin, "user", "add", "admin", "--scope", "qn", "--area-name", "QN", "--config", cfg))
-	second := last(runOK(t, nil, hubBin, "user", "token", "admin", "--config", cfg, "--valid-for", "24h"))
+	first := last(testkit.Run(t, nil, hubBin, "user", "add", "admin", "--scope", "qn", "--area-name", "QN", "--config", cfg))
+	second := last(testkit.Run(t, nil, hubBin, "user", "token", "admin", "--config", cfg, "--valid-for", "24h"))
 	if !strings.HasPrefix(second, "loa-st1-") || second == first {
 		t.Fatalf("user token printed %q", second)
 	}
@@ -273,7 +237,7 @@ func TestCredentialCommands(t *testing.T) {
 	if out, _ := cmd.CombinedOutput(); !strings.Contains(string(out), "did not work already") {
 		t.Fatalf("second revoke: %s", out)
 	}
-	if out := runOK(t, nil, hubBin, "user", "disable", "admin", "--config", cfg); !strings.Contains(out, "disabled") {
+	if out := testkit.Run(t, nil, hubBin, "user", "disable", "admin", "--config", cfg); !strings.Contains(out, "disabled") {
 		t.Fatalf("user disable: %s", out)
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // Enrolment errors say what exists and the full path expected, not "ask staff of that area"
@@ -40,7 +42,7 @@ func TestEnrolErrorsSayWhatExists(t *testing.T) {
 	}
 	// An area that exists outside the user's scope answers as an unknown one does (issue 12:
 	// whether another commune's area exists is not the caller's to learn), naming the scope.
-	lan := lastLine(runOK(t, nil, h.hubBin, "user", "add", "lan", "--scope", "qn/tam-ky/tam-thanh", "--config", h.cfg))
+	lan := lastLine(testkit.Run(t, nil, h.hubBin, "user", "add", "lan", "--scope", "qn/tam-ky/tam-thanh", "--config", h.cfg))
 	h.env = append(h.env, "LOA_TOKEN="+lan)
 	code, _, above := h.loa(t, "device", "enroll", "tk/cl-01", "--area", "qn/tam-ky")
 	_, _, unknown := h.loa(t, "device", "enroll", "tk/cl-01", "--area", "qn/tam-kz")

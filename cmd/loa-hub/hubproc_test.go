@@ -7,46 +7,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
-// Binaries built once for the package's tests.
-var (
-	binOnce                  sync.Once
-	binDir                   string
-	binErr                   error
-	hubBinP, loaBinP, agentP string
-)
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// bins builds loa-hub, loa and loa-agent once.
+// bins is loa-hub, loa and loa-agent, built once for the package's tests.
 func bins(t *testing.T) (hubBin, loaBin, agentBin string) {
 	t.Helper()
-	binOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "loa-hub-test-bin-"); binErr != nil {
-			return
-		}
-		hubBinP, loaBinP, agentP = filepath.Join(binDir, "loa-hub"), filepath.Join(binDir, "loa"), filepath.Join(binDir, "loa-agent")
-		for bin, pkg := range map[string]string{hubBinP: ".", loaBinP: "../loa", agentP: "../loa-agent"} {
-			if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return hubBinP, loaBinP, agentP
+	return testkit.Binary(t, "loa-hub"), testkit.Binary(t, "loa"), testkit.Binary(t, "loa-agent")
 }
 
 // hubProc is a real loa-hub process on loopback with its SQLite file, and an admin token
@@ -69,15 +41,15 @@ func startHubAs(t *testing.T, scope, scopeName string, extra func(port string) s
 	t.Helper()
 	h := &hubProc{dir: t.TempDir()}
 	h.hubBin, h.loaBin, _ = bins(t)
-	addr := freePort(t)
+	addr := testkit.FreeAddr(t)
 	more := ""
 	if extra != nil {
 		more = extra(addr[strings.LastIndex(addr, ":")+1:])
 	}
-	runOK(t, nil, h.hubBin, "keygen", "--out", filepath.Join(h.dir, "hub.key"), "--key-id", "hub-test")
+	testkit.Run(t, nil, h.hubBin, "keygen", "--out", filepath.Join(h.dir, "hub.key"), "--key-id", "hub-test")
 	h.cfg = filepath.Join(h.dir, "hub.yaml")
 	os.WriteFile(h.cfg, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: hub.key\nsigning_key_id: hub-test\n%s", addr, more)), 0o644)
-	out := runOK(t, nil, h.hubBin, "user", "add", "admin", "--scope", scope, "--area-name", scopeName, "--config", h.cfg)
+	out := testkit.Run(t, nil, h.hubBin, "user", "add", "admin", "--scope", scope, "--area-name", scopeName, "--config", h.cfg)
 	h.admin = lastLine(out)
 	h.base = "http://" + addr
 	logf, _ := os.Create(filepath.Join(h.dir, "hub.log"))

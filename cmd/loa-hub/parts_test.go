@@ -5,11 +5,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // statusRow is the device's row of `loa status`, its columns split on runs of spaces, and
@@ -31,9 +32,7 @@ func statusRow(t *testing.T, h *hubProc, device string) (string, string) {
 // again. An agent of the previous version, whose heartbeat has no parts, still works and
 // shows none.
 func TestDevicePartsReachStaff(t *testing.T) {
-	if _, err := exec.LookPath("socat"); err != nil {
-		t.Skip("socat not installed (scripts/install-deps installs it)")
-	}
+	testkit.NeedSocat(t)
 	_, _, agentBin := bins(t)
 	h := startHubProc(t, func(p string) string { return "status_interval: 1s\npublic_url: http://127.0.0.1:" + p + "\n" })
 	h.loaOK(t, "area", "add", "qn/tk", "--name", "Tam Kỳ")
@@ -94,11 +93,7 @@ func TestDevicePartsReachStaff(t *testing.T) {
 	time.Sleep(3 * time.Second) // a few more heartbeats with the same fault
 
 	// Plugged in: the agent's retry opens it, the next heartbeat says it works.
-	socat := exec.Command("socat", "pty,raw,echo=0,link="+port, "pty,raw,echo=0,link="+filepath.Join(dir, "board"))
-	if err := socat.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { socat.Process.Signal(syscall.SIGTERM); socat.Wait() })
+	testkit.UnpluggedPtyAt(t, port, filepath.Join(dir, "board")).Plug()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if row, out = statusRow(t, h, "tk/cl-07"); strings.Contains(row, " ok ") {
 			break

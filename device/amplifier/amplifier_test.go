@@ -1,7 +1,6 @@
 package amplifier
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // fakeClock runs AfterFunc callbacks in Advance, in deadline order, on the caller's goroutine.
@@ -117,24 +118,6 @@ func (r *fakeRelay) next(t *testing.T) bool {
 	}
 }
 
-// syncBuffer is a log sink safe for the Run goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func testConfig() Config {
 	c := DefaultConfig()
 	c.WarmUp = 2 * time.Second
@@ -146,10 +129,10 @@ func testConfig() Config {
 
 // start runs a on a fake clock until the test ends.
 // The initial write (off) is consumed.
-func start(t *testing.T, cfg Config, relay *fakeRelay) (*Amplifier, *fakeClock, *syncBuffer) {
+func start(t *testing.T, cfg Config, relay *fakeRelay) (*Amplifier, *fakeClock, *testkit.Buffer) {
 	t.Helper()
 	clk := newFakeClock()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	a := New(cfg, relay, clk, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -158,7 +141,7 @@ func start(t *testing.T, cfg Config, relay *fakeRelay) (*Amplifier, *fakeClock, 
 	if relay.next(t) {
 		t.Fatal("initial write was on, want off")
 	}
-	eventually(t, "initial off recorded", func() bool { return a.State().Relay == "off" })
+	testkit.WaitFor(t, "initial off recorded", 10*time.Second, func() bool { return a.State().Relay == "off" })
 	return a, clk, logs
 }
 
@@ -192,18 +175,6 @@ func waitResult(t *testing.T, ch <-chan error) error {
 	}
 }
 
-// eventually polls cond; it bounds a wait for another goroutine, it does not measure time.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestWarmUpBeforeFirstSampleAndOffDelayAfterLast(t *testing.T) {
 	r := newFakeRelay()
 	a, clk, _ := start(t, testConfig(), r)
@@ -212,7 +183,7 @@ func TestWarmUpBeforeFirstSampleAndOffDelayAfterLast(t *testing.T) {
 	if on := r.next(t); !on {
 		t.Fatal("first relay write was off, want on")
 	}
-	eventually(t, "relay reported on", func() bool { return a.State().Relay == "on" })
+	testkit.WaitFor(t, "relay reported on", 10*time.Second, func() bool { return a.State().Relay == "on" })
 	if s := a.State(); s.Phase != PhaseWarmingUp || s.Users != 1 {
 		t.Fatalf("state during warm-up = %+v", s)
 	}
@@ -240,7 +211,7 @@ func TestWarmUpBeforeFirstSampleAndOffDelayAfterLast(t *testing.T) {
 	if on := r.next(t); on {
 		t.Fatal("relay written on after the off-delay, want off")
 	}
-	eventually(t, "relay reported off", func() bool { s := a.State(); return s.Phase == PhaseOff && s.Relay == "off" })
+	testkit.WaitFor(t, "relay reported off", 10*time.Second, func() bool { s := a.State(); return s.Phase == PhaseOff && s.Relay == "off" })
 	if got := r.calls(); len(got) != 3 || !got[1] || got[2] {
 		t.Fatalf("relay writes = %v, want [false true false]", got)
 	}
@@ -252,7 +223,7 @@ func TestConcurrentPlaysShareOneOn(t *testing.T) {
 
 	first, second := acquire(a), acquire(a)
 	r.next(t)
-	eventually(t, "both plays hold the amplifier", func() bool { s := a.State(); return s.Users == 2 && s.Relay == "on" })
+	testkit.WaitFor(t, "both plays hold the amplifier", 10*time.Second, func() bool { s := a.State(); return s.Users == 2 && s.Relay == "on" })
 	clk.Advance(2 * time.Second)
 	for _, ch := range []<-chan error{first, second} {
 		if err := waitResult(t, ch); err != nil {
@@ -279,7 +250,7 @@ func TestAcquireDuringOffDelayKeepsItOnWithoutWarmUp(t *testing.T) {
 	a, clk, _ := start(t, testConfig(), r)
 	res := acquire(a)
 	r.next(t)
-	eventually(t, "relay on", func() bool { return a.State().Relay == "on" })
+	testkit.WaitFor(t, "relay on", 10*time.Second, func() bool { return a.State().Relay == "on" })
 	clk.Advance(2 * time.Second)
 	waitResult(t, res)
 
@@ -305,7 +276,7 @@ func TestBrokenRelayDoesNotStopPlaybackAndRecovers(t *testing.T) {
 
 	res := acquire(a)
 	r.next(t)
-	eventually(t, "failure recorded", func() bool { return a.State().Failures == 1 })
+	testkit.WaitFor(t, "failure recorded", 10*time.Second, func() bool { return a.State().Failures == 1 })
 	s := a.State()
 	if s.Error == "" || s.Relay != "unknown" || s.ErrorSince.IsZero() {
 		t.Fatalf("state after failure = %+v", s)
@@ -321,14 +292,14 @@ func TestBrokenRelayDoesNotStopPlaybackAndRecovers(t *testing.T) {
 	if !r.next(t) {
 		t.Fatal("retry wrote off, want on")
 	}
-	eventually(t, "second failure", func() bool { return a.State().Failures == 2 })
+	testkit.WaitFor(t, "second failure", 10*time.Second, func() bool { return a.State().Failures == 2 })
 
 	r.setFail(nil)
 	clk.Advance(2 * time.Second) // backoff doubled to 2 s
 	if !r.next(t) {
 		t.Fatal("retry wrote off, want on")
 	}
-	eventually(t, "recovered", func() bool { s := a.State(); return s.Error == "" && s.Relay == "on" && s.Failures == 0 })
+	testkit.WaitFor(t, "recovered", 10*time.Second, func() bool { s := a.State(); return s.Error == "" && s.Relay == "on" && s.Failures == 0 })
 	if !strings.Contains(logs.String(), "works again") {
 		t.Fatalf("recovery not logged:\n%s", logs)
 	}
@@ -340,7 +311,7 @@ func TestBackoffIsCapped(t *testing.T) {
 	r.setFail(errors.New("broken"))
 	res := acquire(a)
 	r.next(t)
-	eventually(t, "failure counted", func() bool { return a.State().Failures == 1 })
+	testkit.WaitFor(t, "failure counted", 10*time.Second, func() bool { return a.State().Failures == 1 })
 	clk.Advance(2 * time.Second)
 	waitResult(t, res)
 	// Retries at +1 s (already due), +2 s, +4 s, then every 4 s (RetryMax).
@@ -348,7 +319,7 @@ func TestBackoffIsCapped(t *testing.T) {
 		clk.Advance(step)
 		r.next(t)
 		want := i + 2
-		eventually(t, "failure counted", func() bool { return a.State().Failures == want })
+		testkit.WaitFor(t, "failure counted", 10*time.Second, func() bool { return a.State().Failures == want })
 	}
 }
 
@@ -377,7 +348,7 @@ func TestRefreshReassertsState(t *testing.T) {
 	cfg := testConfig()
 	cfg.Refresh = 10 * time.Second
 	_, clk, _ := start(t, cfg, r)
-	eventually(t, "refresh armed", func() bool {
+	testkit.WaitFor(t, "refresh armed", 10*time.Second, func() bool {
 		clk.mu.Lock()
 		defer clk.mu.Unlock()
 		n := 0
@@ -433,7 +404,7 @@ func TestStuckRelayWriteDoesNotHoldBackThePlay(t *testing.T) {
 		t.Fatal("initial write was on")
 	}
 	res := acquire(a)
-	eventually(t, "play waiting for warm-up", func() bool { return a.State().Users == 1 })
+	testkit.WaitFor(t, "play waiting for warm-up", 10*time.Second, func() bool { return a.State().Users == 1 })
 	clk.Advance(2 * time.Second)
 	if err := waitResult(t, res); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.bug.st/serial"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // What a play pays when the amplifier is already on (the emergency-preempts-a-program path).
@@ -66,7 +68,7 @@ func BenchmarkLCUSSetPty(b *testing.B) {
 }
 
 func benchPty(b *testing.B) *ptyPair {
-	needSocat(b)
+	testkit.NeedSocat(b)
 	return newPtyPair(b)
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -112,12 +114,12 @@ func TestAmplifierOverSysfsGPIO(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	value := filepath.Join(dir, "value")
 
-	eventually(t, "line set up off", func() bool { return a.State().Relay == "off" })
+	testkit.WaitFor(t, "line set up off", 10*time.Second, func() bool { return a.State().Relay == "off" })
 	if got := readAttr(t, filepath.Join(dir, "direction")); got != "low" {
 		t.Fatalf("direction = %q, want low", got)
 	}
 	res := acquire(a)
-	eventually(t, "relay on", func() bool { return a.State().Relay == "on" })
+	testkit.WaitFor(t, "relay on", 10*time.Second, func() bool { return a.State().Relay == "on" })
 	if got := readAttr(t, value); got != "1" {
 		t.Fatalf("value during warm-up = %q, want 1", got)
 	}
@@ -125,7 +127,7 @@ func TestAmplifierOverSysfsGPIO(t *testing.T) {
 	waitResult(t, res)
 	a.Release()
 	clk.Advance(30 * time.Second)
-	eventually(t, "relay off", func() bool { return a.State().Relay == "off" })
+	testkit.WaitFor(t, "relay off", 10*time.Second, func() bool { return a.State().Relay == "off" })
 	if got := readAttr(t, value); got != "0" {
 		t.Fatalf("value after the off-delay = %q, want 0", got)
 	}

@@ -4,36 +4,30 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.bug.st/serial"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
-// ptyPair is a socat-made serial line: the driver opens Driver, the test plays the relay
-// board on Board.
+// ptyPair is a serial line (a socat pty pair): the driver opens Driver, the test plays the
+// relay board on Board through the serial port board.
 type ptyPair struct {
+	pty    *testkit.Pty
 	t      testing.TB
 	Driver string
 	Board  string
-	cmd    *exec.Cmd
 	board  serial.Port
-}
-
-func needSocat(t testing.TB) {
-	if _, err := exec.LookPath("socat"); err != nil {
-		t.Skip("socat not installed (scripts/install-deps installs it)")
-	}
 }
 
 func newPtyPair(t testing.TB) *ptyPair {
 	dir := t.TempDir()
 	p := &ptyPair{t: t, Driver: filepath.Join(dir, "relay"), Board: filepath.Join(dir, "board")}
+	p.pty = testkit.UnpluggedPtyAt(t, p.Driver, p.Board)
 	p.plug()
 	t.Cleanup(p.unplug)
 	return p
@@ -43,18 +37,7 @@ func newPtyPair(t testing.TB) *ptyPair {
 // /dev/serial/by-id name does.
 func (p *ptyPair) plug() {
 	p.t.Helper()
-	p.cmd = exec.Command("socat", "-d", "-d",
-		"pty,raw,echo=0,link="+p.Driver, "pty,raw,echo=0,link="+p.Board)
-	stderr := &syncBuffer{}
-	p.cmd.Stderr = stderr
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	eventually(p.t, "socat links "+stderr.String(), func() bool {
-		_, e1 := os.Stat(p.Driver)
-		_, e2 := os.Stat(p.Board)
-		return e1 == nil && e2 == nil && strings.Count(stderr.String(), "starting data transfer") > 0
-	})
+	p.pty.Plug()
 	port, err := serial.Open(p.Board, &serial.Mode{BaudRate: 9600})
 	if err != nil {
 		p.t.Fatal(err)
@@ -67,17 +50,12 @@ func (p *ptyPair) plug() {
 
 // unplug stops socat: the driver's end of the line vanishes.
 func (p *ptyPair) unplug() {
-	if p.cmd == nil {
+	if p.board == nil {
 		return
 	}
 	_ = p.board.Close()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	_ = p.cmd.Wait()
-	p.cmd = nil
-	eventually(p.t, "socat links removed", func() bool {
-		_, err := os.Lstat(p.Driver)
-		return os.IsNotExist(err)
-	})
+	p.board = nil
+	p.pty.Unplug()
 }
 
 // expect reads exactly want from the board's side.
@@ -104,7 +82,7 @@ var (
 )
 
 func TestLCUSFramesOnEveryChannel(t *testing.T) {
-	needSocat(t)
+	testkit.NeedSocat(t)
 	p := newPtyPair(t)
 	for _, tc := range []struct {
 		ch   int
@@ -139,10 +117,10 @@ func TestLCUSMissingPortIsAnActionableError(t *testing.T) {
 // The whole path through real ptys: warm-up and off-delay order, a shared hold, the board
 // unplugged while playing (reported, playback calls return), replugged (recovers, right bytes).
 func TestLCUSAmplifierUnplugAndReplug(t *testing.T) {
-	needSocat(t)
+	testkit.NeedSocat(t)
 	p := newPtyPair(t)
 	clk := newFakeClock()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	a := New(testConfig(), NewLCUS(p.Driver, 1), clk, slog.New(slog.NewTextHandler(logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -152,12 +130,12 @@ func TestLCUSAmplifierUnplugAndReplug(t *testing.T) {
 		<-done
 	}()
 	p.expect(lcusOff) // asserted at start
-	eventually(t, "relay off", func() bool { return a.State().Relay == "off" })
+	testkit.WaitFor(t, "relay off", 10*time.Second, func() bool { return a.State().Relay == "off" })
 
 	// Two plays share one switch-on; the warm-up holds both back.
 	first, second := acquire(a), acquire(a)
 	p.expect(lcusOn)
-	eventually(t, "relay on, two plays", func() bool { s := a.State(); return s.Relay == "on" && s.Users == 2 })
+	testkit.WaitFor(t, "relay on, two plays", 10*time.Second, func() bool { s := a.State(); return s.Relay == "on" && s.Users == 2 })
 	if returned(first) || returned(second) {
 		t.Fatal("a play went ahead before the warm-up")
 	}
@@ -170,7 +148,7 @@ func TestLCUSAmplifierUnplugAndReplug(t *testing.T) {
 	p.unplug()
 	a.Release() // returns at once: it never touches the port
 	clk.Advance(30 * time.Second)
-	eventually(t, "failure reported", func() bool { return a.State().Error != "" })
+	testkit.WaitFor(t, "failure reported", 10*time.Second, func() bool { return a.State().Error != "" })
 	s := a.State()
 	if s.Relay != "unknown" || !strings.Contains(s.Error, p.Driver) {
 		t.Fatalf("state after unplug = %+v", s)
@@ -184,7 +162,7 @@ func TestLCUSAmplifierUnplugAndReplug(t *testing.T) {
 
 	// A new play while unplugged still goes ahead after the warm-up.
 	res := acquire(a)
-	eventually(t, "switch-on attempt failed", func() bool { s := a.State(); return s.Failures >= 2 && s.Phase == PhaseWarmingUp })
+	testkit.WaitFor(t, "switch-on attempt failed", 10*time.Second, func() bool { s := a.State(); return s.Failures >= 2 && s.Phase == PhaseWarmingUp })
 	clk.Advance(2 * time.Second)
 	if err := waitResult(t, res); err != nil {
 		t.Fatalf("Acquire failed the play while the relay was unplugged: %v", err)
@@ -195,7 +173,7 @@ func TestLCUSAmplifierUnplugAndReplug(t *testing.T) {
 	p.plug()
 	clk.Advance(testConfig().RetryMax)
 	p.expect(lcusOn)
-	eventually(t, "recovered", func() bool { s := a.State(); return s.Error == "" && s.Relay == "on" })
+	testkit.WaitFor(t, "recovered", 10*time.Second, func() bool { s := a.State(); return s.Error == "" && s.Relay == "on" })
 	if !strings.Contains(logs.String(), "works again") {
 		t.Fatalf("recovery not logged:\n%s", logs)
 	}
@@ -203,5 +181,5 @@ func TestLCUSAmplifierUnplugAndReplug(t *testing.T) {
 	a.Release()
 	clk.Advance(30 * time.Second)
 	p.expect(lcusOff)
-	eventually(t, "off", func() bool { s := a.State(); return s.Phase == PhaseOff && s.Relay == "off" })
+	testkit.WaitFor(t, "off", 10*time.Second, func() bool { s := a.State(); return s.Phase == PhaseOff && s.Relay == "off" })
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/device/screen"
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // TestFramesInOrderWithoutBlack captures every frame mpv puts out (--vo=image writes each one
@@ -27,7 +28,7 @@ func TestFramesInOrderWithoutBlack(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := screen.Open(screen.Config{VO: "image", Dir: shortDir(t),
-		Args: []string{"--vo-image-outdir=" + out, "--vo-image-format=png"}}, nil, testLog(t))
+		Args: []string{"--vo-image-outdir=" + out, "--vo-image-format=png"}}, nil, testkit.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestFramesDroppedAreReported(t *testing.T) {
 	dir := t.TempDir()
 	v := filepath.Join(dir, "v.mp4")
 	colourVideo(t, v, 1, "red", "lime")
-	s, err := screen.Open(screen.Config{VO: "null", Dir: shortDir(t), Args: []string{"--vo-null-fps=5"}}, nil, testLog(t))
+	s, err := screen.Open(screen.Config{VO: "null", Dir: shortDir(t), Args: []string{"--vo-null-fps=5"}}, nil, testkit.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

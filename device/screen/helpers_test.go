@@ -7,7 +7,6 @@ import (
 	"image/color"
 	_ "image/jpeg"
 	"image/png"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,19 +16,8 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/device/screen"
+	"github.com/loa-project/loa/internal/testkit"
 )
-
-// run runs a media tool (ffmpeg) and fails the test with its output.
-func run(t testing.TB, name string, args ...string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is not installed: run scripts/install-deps", name)
-	}
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-}
 
 // colourVideo makes an H.264/MP4 of solid colours, each shown for secs seconds at 25 fps.
 func colourVideo(t testing.TB, path string, secs float64, colours ...string) {
@@ -43,13 +31,13 @@ func colourVideo(t testing.TB, path string, secs float64, colours ...string) {
 	fmt.Fprintf(&filt, "concat=n=%d:v=1:a=0[v]", len(colours))
 	args = append(args, "-filter_complex", filt.String(), "-map", "[v]",
 		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", path)
-	run(t, "ffmpeg", args...)
+	testkit.Run(t, nil, "ffmpeg", args...)
 }
 
 // stillImage makes a PNG of one colour.
 func stillImage(t testing.TB, path, colour string) {
 	t.Helper()
-	run(t, "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c="+colour+":s=160x120", "-frames:v", "1", path)
+	testkit.Run(t, nil, "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c="+colour+":s=160x120", "-frames:v", "1", path)
 }
 
 func mustMpv(t testing.TB) {
@@ -57,18 +45,6 @@ func mustMpv(t testing.TB) {
 	if _, err := exec.LookPath("mpv"); err != nil {
 		t.Fatal("mpv is not installed: run scripts/install-deps (Debian package mpv)")
 	}
-}
-
-// testLog writes the package's log into the test log.
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // openPaced opens a screen whose video output accepts 25 frames per second, like a display
@@ -82,7 +58,7 @@ func openPaced(t testing.TB, cfg screen.Config, clk screen.Clock) *screen.Screen
 	if cfg.Dir == "" {
 		cfg.Dir = shortDir(t)
 	}
-	s, err := screen.Open(cfg, clk, testLog(t))
+	s, err := screen.Open(cfg, clk, testkit.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

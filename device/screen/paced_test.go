@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/device/screen"
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // TestScreenshotsFollowThePlayback shows a 3-colour video on a paced output and takes
@@ -237,7 +238,7 @@ func TestItemsThatCannotBeShown(t *testing.T) {
 	v := filepath.Join(dir, "v.mp4")
 	colourVideo(t, v, 0.5, "lime")
 	sound := filepath.Join(dir, "sound.wav")
-	run(t, "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=0.5", sound)
+	testkit.Run(t, nil, "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=0.5", sound)
 	junk := filepath.Join(dir, "junk.mp4")
 	if err := os.WriteFile(junk, []byte("this is not a video at all, just some text of a broken upload"), 0o644); err != nil {
 		t.Fatal(err)

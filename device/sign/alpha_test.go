@@ -6,13 +6,14 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 type fixedClock struct{ t time.Time }
@@ -20,80 +21,6 @@ type fixedClock struct{ t time.Time }
 func (c fixedClock) Now() time.Time { return c.t }
 
 var hanoi = time.FixedZone("ICT", 7*3600)
-
-// syncBuffer collects log output from the driver's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// ptyPair is a socat-made pair of linked ptys: the driver opens A, the test
-// plays the sign on B. socat ignores parity and data bits, so 7E1 is set on
-// A but not checked on the wire.
-type ptyPair struct {
-	t    *testing.T
-	A, B string
-	cmd  *exec.Cmd
-}
-
-func newPtyPair(t *testing.T) *ptyPair {
-	t.Helper()
-	if _, err := exec.LookPath("socat"); err != nil {
-		t.Skip("socat not installed (scripts/install-deps installs it)")
-	}
-	dir := t.TempDir()
-	p := &ptyPair{t: t, A: filepath.Join(dir, "a"), B: filepath.Join(dir, "b")}
-	p.plug()
-	t.Cleanup(p.unplug)
-	return p
-}
-
-func (p *ptyPair) plug() {
-	p.t.Helper()
-	p.cmd = exec.Command("socat", "pty,raw,echo=0,link="+p.A, "pty,raw,echo=0,link="+p.B)
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start socat: %v", err)
-	}
-	waitFor(p.t, "socat to create both pty links", func() bool {
-		_, e1 := os.Stat(p.A)
-		_, e2 := os.Stat(p.B)
-		return e1 == nil && e2 == nil
-	})
-}
-
-// unplug kills socat: both ptys close, as when a USB adapter is pulled.
-func (p *ptyPair) unplug() {
-	if p.cmd == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.cmd.Wait()
-	p.cmd = nil
-}
-
-// waitFor polls cond; the deadline only stops a broken test from hanging.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // fakeSign reads frames from the sign end of the pair and, if answer is
 // set, answers read-time-of-day requests like a real sign.
@@ -173,9 +100,9 @@ func wantFrame(cmd string) string {
 	return "\x00\x00\x00\x00\x00\x01Z00" + body + sum16(body) + "\x04"
 }
 
-func openTestAlpha(t *testing.T, cfg AlphaConfig) (*Alpha, *syncBuffer) {
+func openTestAlpha(t *testing.T, cfg AlphaConfig) (*Alpha, *testkit.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// In UTC on purpose: the sign must get its time in the zone SetClock used.
 	clk := fixedClock{time.Date(2026, 11, 26, 0, 5, 0, 0, time.UTC)}
@@ -192,7 +119,7 @@ func openTestAlpha(t *testing.T, cfg AlphaConfig) (*Alpha, *syncBuffer) {
 }
 
 func TestAlphaFramesOverPty(t *testing.T) {
-	p := newPtyPair(t)
+	p := testkit.NewPty(t)
 	sign := openFakeSign(t, p.B, false)
 	a, _ := openTestAlpha(t, AlphaConfig{Port: p.A})
 	ctx := context.Background()
@@ -230,7 +157,7 @@ func TestAlphaFramesOverPty(t *testing.T) {
 }
 
 func TestAlphaNoChecksumOption(t *testing.T) {
-	p := newPtyPair(t)
+	p := testkit.NewPty(t)
 	sign := openFakeSign(t, p.B, false)
 	a, _ := openTestAlpha(t, AlphaConfig{Port: p.A, NoChecksum: true, Type: TypeAny, Address: "0A", Label: '0'})
 	if err := a.Show(context.Background(), Text{Message: "HELLO", Mode: Hold, Position: Top}); err != nil {
@@ -242,7 +169,7 @@ func TestAlphaNoChecksumOption(t *testing.T) {
 }
 
 func TestAlphaUnplugReplug(t *testing.T) {
-	p := newPtyPair(t)
+	p := testkit.NewPty(t)
 	sign := openFakeSign(t, p.B, false)
 	a, logs := openTestAlpha(t, AlphaConfig{Port: p.A, RetryFirst: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
 	ctx := context.Background()
@@ -259,8 +186,8 @@ func TestAlphaUnplugReplug(t *testing.T) {
 		sign.next(t)
 	}
 
-	p.unplug()
-	waitFor(t, "the outage to be reported", func() bool { return !a.State().Connected && a.State().Failures >= 3 })
+	p.Unplug()
+	testkit.WaitFor(t, "the outage to be reported", 20*time.Second, func() bool { return !a.State().Connected && a.State().Failures >= 3 })
 	st := a.State()
 	if st.LastError == "" || st.DownSince.IsZero() {
 		t.Fatalf("state during outage: %+v", st)
@@ -280,9 +207,9 @@ func TestAlphaUnplugReplug(t *testing.T) {
 		t.Fatalf("%d warnings for one outage (want 1):\n%s", n, logs)
 	}
 
-	p.plug()
+	p.Plug()
 	sign = openFakeSign(t, p.B, false)
-	waitFor(t, "the sign to be back", func() bool { return a.State().Connected })
+	testkit.WaitFor(t, "the sign to be back", 20*time.Second, func() bool { return a.State().Connected })
 	// On reconnect the clock (now, in the zone SetClock used) and the text
 	// the sign should show are sent again.
 	for _, cmd := range []string{"E'M", "E;112626", "E&5", "E 0705"} {
@@ -305,12 +232,12 @@ func TestAlphaUnplugReplug(t *testing.T) {
 }
 
 func TestAlphaVerifyNoAnswer(t *testing.T) {
-	p := newPtyPair(t)
+	p := testkit.NewPty(t)
 	sign := openFakeSign(t, p.B, true)
 	a, logs := openTestAlpha(t, AlphaConfig{Port: p.A, Verify: true, ReplyTimeout: 300 * time.Millisecond,
 		RetryFirst: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond})
 	ctx := context.Background()
-	waitFor(t, "the sign to answer", func() bool { return a.State().Connected })
+	testkit.WaitFor(t, "the sign to answer", 20*time.Second, func() bool { return a.State().Connected })
 	if err := a.Show(ctx, Text{Message: "ok"}); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +254,7 @@ func TestAlphaVerifyNoAnswer(t *testing.T) {
 		t.Fatalf("state: %+v", st)
 	}
 	sign.setAnswer(true)
-	waitFor(t, "the sign to answer again", func() bool { return a.State().Connected })
+	testkit.WaitFor(t, "the sign to answer again", 20*time.Second, func() bool { return a.State().Connected })
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
 		t.Fatalf("%d warnings for one outage:\n%s", n, logs)
 	}
@@ -341,7 +268,7 @@ func TestAlphaMissingPort(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "ttyUSB9") {
 		t.Fatalf("err %v", err)
 	}
-	waitFor(t, "the failure to be logged", func() bool { return strings.Contains(logs.String(), "cannot open") })
+	testkit.WaitFor(t, "the failure to be logged", 20*time.Second, func() bool { return strings.Contains(logs.String(), "cannot open") })
 	if st := a.State(); st.Connected || !strings.Contains(st.LastError, "cannot open") {
 		t.Fatalf("state %+v", st)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // hubConfirmation is a confirmation at the hub with the fields these tests look at.
@@ -32,10 +34,10 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	bins := build(t)
 	env, hubURL, keyLine, hub := hubEnv(t, bins)
-	run(t, env, bins.cli, "area", "add", "qn/tk")
+	testkit.Run(t, env, bins.cli, "area", "add", "qn/tk")
 	secretRe := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`)
-	s1 := secretRe.FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
-	s2 := secretRe.FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-02", "--area", "qn/tk"))[1]
+	s1 := secretRe.FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
+	s2 := secretRe.FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-02", "--area", "qn/tk"))[1]
 	media := t.TempDir()
 	for name, spec := range map[string][]string{"short": {"2", "600"}, "long": {"40", "300"}} {
 		if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "1", filepath.Join(media, name+".wav"), "synth", spec[0], "sine", spec[1]).CombinedOutput(); err != nil {
@@ -105,7 +107,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 
 	// play FILE: uploaded, then played on both; the confirmations at the hub name the command.
-	out := run(t, env, bins.cli, "play", "--to", "qn/tk", filepath.Join(media, "short.wav"), "--title", "Thông báo")
+	out := testkit.Run(t, env, bins.cli, "play", "--to", "qn/tk", filepath.Join(media, "short.wav"), "--title", "Thông báo")
 	ref := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(out)
 	play1 := cmdRe.FindString(out)
 	if ref == "" || play1 == "" {
@@ -133,7 +135,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	})
 
 	// volume 0.3: carried out by both (the agents keep it), and the next play is at 0.3.
-	out = run(t, env, bins.cli, "volume", "--to", "qn/tk", "0.3")
+	out = testkit.Run(t, env, bins.cli, "volume", "--to", "qn/tk", "0.3")
 	vol := cmdRe.FindString(out)
 	executed(vol)
 	agentVolume := func(b *agentBox) float64 {
@@ -153,9 +155,9 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	// The hub learns it from the next heartbeat (every 2 s here): `loa device show` says so.
 	waitFor(t, "the hub to show volume 0.30 for cl-01", 20*time.Second, func() bool {
-		return regexp.MustCompile(`(?m)^volume\s+0\.30$`).MatchString(run(t, env, bins.cli, "device", "show", "qn/tk/cl-01"))
-	}, func() string { return run(t, env, bins.cli, "device", "show", "qn/tk/cl-01") })
-	play2 := cmdRe.FindString(run(t, env, bins.cli, "play", "--to", "qn/tk", "--content", ref))
+		return regexp.MustCompile(`(?m)^volume\s+0\.30$`).MatchString(testkit.Run(t, env, bins.cli, "device", "show", "qn/tk/cl-01"))
+	}, func() string { return testkit.Run(t, env, bins.cli, "device", "show", "qn/tk/cl-01") })
+	play2 := cmdRe.FindString(testkit.Run(t, env, bins.cli, "play", "--to", "qn/tk", "--content", ref))
 	for dev, c := range ofCommand(play2, "completed") {
 		if c.Volume == nil || *c.Volume != 0.3 {
 			t.Errorf("%s: the play after volume 0.3 was confirmed at volume %v", dev, c.Volume)
@@ -163,7 +165,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 
 	// stop during a long play: the play ends interrupted, long before its 40 s.
-	out = run(t, env, bins.cli, "play", "--to", "qn/tk", filepath.Join(media, "long.wav"))
+	out = testkit.Run(t, env, bins.cli, "play", "--to", "qn/tk", filepath.Join(media, "long.wav"))
 	long := cmdRe.FindString(out)
 	waitFor(t, "the long play playing on both", 30*time.Second, func() bool {
 		for _, b := range []*agentBox{a1, a2} {
@@ -173,7 +175,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 		}
 		return true
 	}, logs)
-	stop := cmdRe.FindString(run(t, env, bins.cli, "stop", "--to", "qn/tk"))
+	stop := cmdRe.FindString(testkit.Run(t, env, bins.cli, "stop", "--to", "qn/tk"))
 	executed(stop)
 	for dev, c := range ofCommand(long, "interrupted") {
 		if c.PlayedS >= 35 {
@@ -185,7 +187,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	// `loa commands` says so; its volume stays where it was.
 	link2.cut()
 	waitFor(t, "the hub to see agent 2 gone", 30*time.Second, func() bool { return !online("qn/tk/cl-02")() }, logs)
-	out = run(t, env, bins.cli, "volume", "--to", "qn/tk", "0.8", "--expires", "5s", "--wait", "0")
+	out = testkit.Run(t, env, bins.cli, "volume", "--to", "qn/tk", "0.8", "--expires", "5s", "--wait", "0")
 	short := cmdRe.FindString(out)
 	if !strings.Contains(out, "offline: it gets the command when it reconnects") {
 		t.Errorf("loa volume with a device offline:\n%s", out)
@@ -203,7 +205,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if v := agentVolume(a1); v != 0.8 {
 		t.Errorf("agent 1 volume %v, want 0.8", v)
 	}
-	table := run(t, env, bins.cli, "commands")
+	table := testkit.Run(t, env, bins.cli, "commands")
 	for _, id := range []string{play1, vol, play2, long, stop, short} {
 		if !strings.Contains(table, id) {
 			t.Errorf("loa commands does not list %s:\n%s", id, table)

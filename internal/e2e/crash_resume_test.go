@@ -21,6 +21,8 @@ import (
 	"github.com/loa-project/loa/internal/alsafifo"
 
 	"github.com/loa-project/loa/protocol"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // fullJournal is the agent's whole journal as `loa-agent journal --json` prints it.
@@ -66,8 +68,8 @@ func TestRestartsContinueTheProgramme(t *testing.T) {
 	bins := build(t)
 	h := newHub(t, bins)
 	hubURL, keyLine, env, token, hub := h.url, h.keyLine, h.env, h.token, h.proc
-	run(t, env, bins.cli, "area", "add", "qn/tk")
-	secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
+	testkit.Run(t, env, bins.cli, "area", "add", "qn/tk")
+	secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
 
 	media := t.TempDir()
 	var items []crashItem
@@ -78,7 +80,7 @@ func TestRestartsContinueTheProgramme(t *testing.T) {
 		if out, err := exec.Command("sox", "-n", "-r", "48000", "-c", "1", path, "synth", fmt.Sprint(it.length.Seconds()), "sine", fmt.Sprint(it.freq), "vol", "0.5").CombinedOutput(); err != nil {
 			t.Fatalf("sox: %v %s", err, out)
 		}
-		it.ref = regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(run(t, env, bins.cli, "content", "add", path, "--title", fmt.Sprint("Mục ", i)))
+		it.ref = regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(testkit.Run(t, env, bins.cli, "content", "add", path, "--title", fmt.Sprint("Mục ", i)))
 		items = append(items, it)
 		refs = append(refs, fmt.Sprintf("{content: %q}", it.ref))
 	}
@@ -111,7 +113,7 @@ func TestRestartsContinueTheProgramme(t *testing.T) {
 		a.stopCard()
 	}
 	startAgent()
-	run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
+	testkit.Run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
 	waitFor(t, "the programme playing", 40*time.Second, func() bool {
 		return len(having(a.records(bins), prog("qn/tk/news", "playing"))) > 0
 	}, logs)

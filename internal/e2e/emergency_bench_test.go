@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // TestEmergencyLatencyBench measures, on loopback with a real hub and agent (ALSA into a
@@ -32,8 +34,8 @@ func TestEmergencyLatencyBench(t *testing.T) {
 	bins := build(t)
 	env, hubURL, keyLine, hub := hubEnv(t, bins)
 	token := strings.TrimPrefix(env[1], "LOA_TOKEN=")
-	run(t, env, bins.cli, "area", "add", "qn/tk")
-	secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
+	testkit.Run(t, env, bins.cli, "area", "add", "qn/tk")
+	secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
 	media := t.TempDir()
 	refRe := regexp.MustCompile(`sha256:[0-9a-f]{64}`)
 	clip := func(name, secs, freq string) string {
@@ -41,7 +43,7 @@ func TestEmergencyLatencyBench(t *testing.T) {
 		if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "1", p, "synth", secs, "sine", freq).CombinedOutput(); err != nil {
 			t.Fatalf("sox: %v %s", err, out)
 		}
-		return refRe.FindString(run(t, env, bins.cli, "content", "add", p, "--title", name))
+		return refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add", p, "--title", name))
 	}
 	cached := clip("cached", "2", "900")
 	// 100 kB: about 16.7 s of 48 kbit/s mono MP3, one distinct clip per run.
@@ -53,7 +55,7 @@ func TestEmergencyLatencyBench(t *testing.T) {
 	sched := filepath.Join(media, "s.yaml")
 	os.WriteFile(sched, []byte(fmt.Sprintf("version: 1\nid: tk\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
 		"  - {id: holder, at: \"2001-01-01T00:00:00+07:00\", items: [{content: %q}]}\n", cached)), 0o644)
-	run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
+	testkit.Run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
 	a := newAgent(t, bins, "qn/tk/cl-01", secret, hubURL, keyLine)
 	a.start(t, bins)
 	logs := func() string { return "hub:\n" + hub.String() + "\nagent:\n" + a.proc.String() }

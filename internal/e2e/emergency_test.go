@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // hubEnv starts a hub with an admin token and returns the CLI's environment, the hub URL, the
@@ -84,10 +86,10 @@ func TestEmergencyEndToEnd(t *testing.T) {
 	}
 	bins := build(t)
 	env, hubURL, keyLine, hub := hubEnv(t, bins)
-	run(t, env, bins.cli, "area", "add", "qn/tk")
+	testkit.Run(t, env, bins.cli, "area", "add", "qn/tk")
 	secretRe := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`)
-	s1 := secretRe.FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
-	s2 := secretRe.FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-02", "--area", "qn/tk"))[1]
+	s1 := secretRe.FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
+	s2 := secretRe.FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-02", "--area", "qn/tk"))[1]
 	media := t.TempDir()
 	for name, spec := range map[string][]string{"normal": {"8", "500"}, "alarm": {"2", "900"}} {
 		if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "1", filepath.Join(media, name+".wav"), "synth", spec[0], "sine", spec[1]).CombinedOutput(); err != nil {
@@ -95,8 +97,8 @@ func TestEmergencyEndToEnd(t *testing.T) {
 		}
 	}
 	refRe := regexp.MustCompile(`sha256:[0-9a-f]{64}`)
-	refN := refRe.FindString(run(t, env, bins.cli, "content", "add", filepath.Join(media, "normal.wav"), "--title", "Bản tin"))
-	refE := refRe.FindString(run(t, env, bins.cli, "content", "add", filepath.Join(media, "alarm.wav"), "--title", "Còi báo"))
+	refN := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add", filepath.Join(media, "normal.wav"), "--title", "Bản tin"))
+	refE := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add", filepath.Join(media, "alarm.wav"), "--title", "Còi báo"))
 
 	link2 := newCutter(t, strings.TrimPrefix(hubURL, "http://"))
 	a1 := newAgent(t, bins, "qn/tk/cl-01", s1, hubURL, keyLine)
@@ -111,7 +113,7 @@ func TestEmergencyEndToEnd(t *testing.T) {
 	sched := filepath.Join(media, "commune.yaml")
 	os.WriteFile(sched, []byte(fmt.Sprintf("version: 1\nid: tk\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
 		"  - {id: normal, cron: \"*/20 * * * * *\", max_duration: 18s, on_interrupt: resume, items: [{content: %q}]}\n", refN)), 0o644)
-	run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
+	testkit.Run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
 	playing := func(b *agentBox, p string) func() bool {
 		return func() bool { return len(having(b.records(bins), prog(p, "playing"))) > 0 }
 	}
@@ -120,7 +122,7 @@ func TestEmergencyEndToEnd(t *testing.T) {
 	}, logs)
 
 	// The emergency preempts it at once on both.
-	out := run(t, env, bins.cli, "emergency", "--to", "qn/tk", "--content", refE, "--text", "Cảnh báo khẩn cấp",
+	out := testkit.Run(t, env, bins.cli, "emergency", "--to", "qn/tk", "--content", refE, "--text", "Cảnh báo khẩn cấp",
 		"--repeat-every", "20s", "--until", "5m", "--series", "e2e-storm")
 	m := regexp.MustCompile(`emergency (\d+) \(series e2e-storm\)`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "2 device(s) got a new schedule, 2 of them online") {
@@ -172,12 +174,12 @@ func TestEmergencyEndToEnd(t *testing.T) {
 	}, logs)
 
 	// Cancelled: it stops being played.
-	run(t, env, bins.cli, "emergency", "cancel", m[1])
+	testkit.Run(t, env, bins.cli, "emergency", "cancel", m[1])
 	cancelled := time.Now()
 
 	// Agent 2 is cut off when the next emergency is sent; it plays it on reconnect.
 	link2.cut()
-	out = run(t, env, bins.cli, "emergency", "--to", "qn/tk", "--text", "Lũ quét ở thượng nguồn", "--until", "2m")
+	out = testkit.Run(t, env, bins.cli, "emergency", "--to", "qn/tk", "--text", "Lũ quét ở thượng nguồn", "--until", "2m")
 	m = regexp.MustCompile(`emergency (\d+) \(series`).FindStringSubmatch(out)
 	em2 := "emergency:" + m[1] + "/speakers"
 	waitFor(t, "agent 1 to play the second emergency", 30*time.Second, func() bool { return len(having(a1.records(bins), prog(em2, "completed"))) > 0 }, logs)
@@ -191,7 +193,7 @@ func TestEmergencyEndToEnd(t *testing.T) {
 
 	// Cut off again; this emergency expires before the link is back: it is never played.
 	link2.cut()
-	out = run(t, env, bins.cli, "emergency", "--to", "qn/tk", "--text", "Sạt lở đất", "--until", "12s")
+	out = testkit.Run(t, env, bins.cli, "emergency", "--to", "qn/tk", "--text", "Sạt lở đất", "--until", "12s")
 	m = regexp.MustCompile(`emergency (\d+) \(series`).FindStringSubmatch(out)
 	em3 := "emergency:" + m[1] + "/speakers"
 	waitFor(t, "agent 1 to play the short-lived emergency", 30*time.Second, func() bool { return len(having(a1.records(bins), prog(em3, "completed"))) > 0 }, logs)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/internal/alsafifo"
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 type binaries struct{ hub, cli, agent string }
@@ -38,12 +39,12 @@ type hubBox struct {
 // newHub makes a hub's key, config and admin user, and starts it.
 func newHub(t *testing.T, bins binaries) *hubBox {
 	t.Helper()
-	h := &hubBox{bins: bins, dir: t.TempDir(), addr: freePort(t)}
+	h := &hubBox{bins: bins, dir: t.TempDir(), addr: testkit.FreeAddr(t)}
 	h.url, h.config = "http://"+h.addr, filepath.Join(h.dir, "hub.yaml")
-	keyOut := run(t, nil, bins.hub, "keygen", "--out", filepath.Join(h.dir, "key"), "--key-id", "hub-e2e")
+	keyOut := testkit.Run(t, nil, bins.hub, "keygen", "--out", filepath.Join(h.dir, "key"), "--key-id", "hub-e2e")
 	h.keyLine = strings.TrimSpace(regexp.MustCompile(`(?m)^\s*(hub-e2e: "ed25519:[^"]+")`).FindStringSubmatch(keyOut)[1])
 	os.WriteFile(h.config, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: key\nsigning_key_id: hub-e2e\nstatus_interval: 2s\n", h.addr)), 0o644)
-	userOut := run(t, nil, bins.hub, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", h.config)
+	userOut := testkit.Run(t, nil, bins.hub, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", h.config)
 	h.token = regexp.MustCompile(`loa-st1-[a-z0-9]+`).FindString(userOut)
 	h.env = []string{"LOA_HUB=" + h.url, "LOA_TOKEN=" + h.token}
 	h.start(t)
@@ -64,24 +65,13 @@ func (h *hubBox) start(t *testing.T) *proc {
 	return h.proc
 }
 
+// build is the three programs, built once for the package's tests.
 func build(t *testing.T) binaries {
 	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("go", "build", "-o", dir+"/", "../../cmd/loa-hub", "../../cmd/loa", "../../cmd/loa-agent").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return binaries{filepath.Join(dir, "loa-hub"), filepath.Join(dir, "loa"), filepath.Join(dir, "loa-agent")}
+	return binaries{testkit.Binary(t, "loa-hub"), testkit.Binary(t, "loa"), testkit.Binary(t, "loa-agent")}
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // proc is a background process whose stderr is kept for failure messages.
 type proc struct {
@@ -129,26 +119,12 @@ func (p *proc) signal(s syscall.Signal) {
 	}
 }
 
-func run(t *testing.T, env []string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool, context func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			dumpRunning(t)
-			t.Fatalf("timed out waiting for %s\n%s", what, context())
-		}
-		time.Sleep(300 * time.Millisecond)
+	// Conditions here read journals and ask the hub: checked less often than testkit.WaitFor's.
+	if !testkit.Poll(d, 300*time.Millisecond, cond) {
+		dumpRunning(t)
+		t.Fatalf("timed out waiting for %s\n%s", what, context())
 	}
 }
 
@@ -274,10 +250,10 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 	hubURL, addr, keyLine, env, token, hub := h.url, h.addr, h.keyLine, h.env, h.token, h.proc
 	startHub := func() *proc { return h.start(t) }
 
-	run(t, env, bins.cli, "area", "add", "qn/tk", "--name", "Tam Kỳ")
+	testkit.Run(t, env, bins.cli, "area", "add", "qn/tk", "--name", "Tam Kỳ")
 	secretRe := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`)
-	s1 := secretRe.FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
-	s2 := secretRe.FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-02", "--area", "qn/tk"))[1]
+	s1 := secretRe.FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
+	s2 := secretRe.FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-02", "--area", "qn/tk"))[1]
 	media := t.TempDir()
 	for i, f := range []string{"a", "b"} {
 		if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "1", filepath.Join(media, f+".wav"), "synth", "1", "sine", fmt.Sprint(400+200*i)).CombinedOutput(); err != nil {
@@ -285,8 +261,8 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 		}
 	}
 	refRe := regexp.MustCompile(`sha256:[0-9a-f]{64}`)
-	refA := refRe.FindString(run(t, env, bins.cli, "content", "add", filepath.Join(media, "a.wav"), "--title", "Bản tin", "--language", "vi"))
-	refB := refRe.FindString(run(t, env, bins.cli, "content", "add", filepath.Join(media, "b.wav"), "--title", "Thông báo", "--language", "vi"))
+	refA := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add", filepath.Join(media, "a.wav"), "--title", "Bản tin", "--language", "vi"))
+	refB := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add", filepath.Join(media, "b.wav"), "--title", "Thông báo", "--language", "vi"))
 
 	// Agent 2 reaches the hub through a link the test can cut.
 	link2 := newCutter(t, addr)
@@ -301,7 +277,7 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 	// Revision 1: a bulletin every 4 seconds for the commune.
 	sched := filepath.Join(media, "commune.yaml")
 	os.WriteFile(sched, []byte(fmt.Sprintf("version: 1\nid: tk\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - {id: bulletin, cron: \"*/4 * * * * *\", items: [{content: %q}]}\n", refA)), 0o644)
-	run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
+	testkit.Run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
 	both := func(n int) func() bool {
 		return func() bool {
 			return completed(a1.journal(t, bins), "bulletin") >= n && completed(a2.journal(t, bins), "bulletin") >= n
@@ -322,7 +298,7 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 	os.WriteFile(sched, []byte(fmt.Sprintf("version: 1\nid: tk\nrevision: 2\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
 		"  - {id: bulletin, cron: \"*/4 * * * * *\", items: [{content: %q}]}\n"+
 		"  - {id: notice, cron: \"2/4 * * * * *\", items: [{content: %q}]}\n", refA, refB)), 0o644)
-	run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
+	testkit.Run(t, env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
 	n2 := completed(a2.journal(t, bins), "bulletin")
 	waitFor(t, "agent 2 to play on while cut off", 20*time.Second, func() bool {
 		return completed(a2.journal(t, bins), "bulletin") >= n2+2
@@ -372,7 +348,7 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 			}
 		}
 	}
-	status := run(t, env, bins.cli, "status")
+	status := testkit.Run(t, env, bins.cli, "status")
 	if !strings.Contains(status, "qn/tk/cl-02") || !strings.Contains(status, "active") {
 		t.Errorf("loa status does not show the devices with an active revision:\n%s", status)
 	}

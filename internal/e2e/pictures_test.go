@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // TestPicturesEndToEnd: staff upload a WebM video and a PNG still to the hub's library, push a
@@ -27,9 +29,9 @@ func TestPicturesEndToEnd(t *testing.T) {
 	}
 	bins := build(t)
 	env, hubURL, keyLine, hub := hubEnv(t, bins)
-	run(t, env, bins.cli, "area", "add", "qn/tk")
+	testkit.Run(t, env, bins.cli, "area", "add", "qn/tk")
 	secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(
-		run(t, env, bins.cli, "device", "enroll", "qn/tk/board-01", "--area", "qn/tk"))[1]
+		testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/board-01", "--area", "qn/tk"))[1]
 	board := newAgent(t, bins, "qn/tk/board-01", secret, hubURL, keyLine)
 	cfg, err := os.ReadFile(board.config)
 	if err != nil {
@@ -50,9 +52,9 @@ func TestPicturesEndToEnd(t *testing.T) {
 		return p
 	}
 	refRe := regexp.MustCompile(`sha256:[0-9a-f]{64}`)
-	video := refRe.FindString(run(t, env, bins.cli, "content", "add",
+	video := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add",
 		media("clip.webm", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=2", "-c:v", "libvpx", "-b:v", "500k"), "--title", "Phim tuyên truyền"))
-	still := refRe.FindString(run(t, env, bins.cli, "content", "add",
+	still := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add",
 		media("notice.png", "-f", "lavfi", "-i", "color=c=blue:s=320x180", "-frames:v", "1"), "--title", "Thông báo"))
 	if video == "" || still == "" {
 		t.Fatalf("uploads gave refs %q and %q\n%s", video, still, logs())
@@ -72,7 +74,7 @@ programs:
 `, time.Now().Add(4*time.Second).Format(time.RFC3339), video, still)
 	docFile := filepath.Join(dir, "pictures.yaml")
 	os.WriteFile(docFile, []byte(doc), 0o644)
-	run(t, env, bins.cli, "schedule", "push", docFile, "--to", "qn/tk/board-01")
+	testkit.Run(t, env, bins.cli, "schedule", "push", docFile, "--to", "qn/tk/board-01")
 
 	type conf struct {
 		Program string  `json:"program"`
@@ -84,7 +86,7 @@ programs:
 	var got []conf
 	waitFor(t, "two screen confirmations at the hub", 60*time.Second, func() bool {
 		got = nil
-		json.Unmarshal([]byte(run(t, env, bins.cli, "confirmations", "--json")), &got)
+		json.Unmarshal([]byte(testkit.Run(t, env, bins.cli, "confirmations", "--json")), &got)
 		return len(got) >= 2
 	}, logs)
 	want := map[string][2]float64{video: {1.5, 3}, still: {1.5, 3}}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // TestScreenshotEndToEnd: a board shows a red bulletin pushed by the hub; `loa screenshot`
@@ -26,10 +28,10 @@ func TestScreenshotEndToEnd(t *testing.T) {
 	}
 	bins := build(t)
 	env, hubURL, keyLine, hub := hubEnv(t, bins)
-	run(t, env, bins.cli, "area", "add", "qn/tk")
+	testkit.Run(t, env, bins.cli, "area", "add", "qn/tk")
 	secretRe := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`)
-	sb := secretRe.FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/board-01", "--area", "qn/tk"))[1]
-	sc := secretRe.FindStringSubmatch(run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-02", "--area", "qn/tk"))[1]
+	sb := secretRe.FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/board-01", "--area", "qn/tk"))[1]
+	sc := secretRe.FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-02", "--area", "qn/tk"))[1]
 
 	board := newAgent(t, bins, "qn/tk/board-01", sb, hubURL, keyLine)
 	cfg, err := os.ReadFile(board.config)
@@ -67,7 +69,7 @@ programs:
 `, time.Now().Add(-time.Second).Format(time.RFC3339))
 	docFile := filepath.Join(t.TempDir(), "board.yaml")
 	os.WriteFile(docFile, []byte(doc), 0o644)
-	run(t, env, bins.cli, "schedule", "push", docFile, "--to", "qn/tk/board-01")
+	testkit.Run(t, env, bins.cli, "schedule", "push", docFile, "--to", "qn/tk/board-01")
 	waitFor(t, "the bulletin on the board's screen", 30*time.Second, func() bool {
 		for _, r := range board.records(bins) {
 			if strings.HasSuffix(r.Program, "/bulletin") {

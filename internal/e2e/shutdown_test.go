@@ -9,17 +9,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // buildRace builds the hub and the agent with the race detector.
 func buildRace(t *testing.T) binaries {
 	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("go", "build", "-race", "-o", dir+"/", "../../cmd/loa-hub", "../../cmd/loa", "../../cmd/loa-agent").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build -race: %v\n%s", err, out)
-	}
-	return binaries{filepath.Join(dir, "loa-hub"), filepath.Join(dir, "loa"), filepath.Join(dir, "loa-agent")}
+	return binaries{testkit.Binary(t, "loa-hub", "-race"), testkit.Binary(t, "loa", "-race"), testkit.Binary(t, "loa-agent", "-race")}
 }
 
 // useAfterClose is what the journal (bbolt), the content store and the hub's SQLite say when
@@ -37,18 +34,18 @@ func TestShutdownWhileBusy(t *testing.T) {
 	}
 	bins := buildRace(t)
 	h := newHub(t, bins)
-	run(t, h.env, bins.cli, "area", "add", "qn/tk")
-	secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(run(t, h.env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
+	testkit.Run(t, h.env, bins.cli, "area", "add", "qn/tk")
+	secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(testkit.Run(t, h.env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
 	media := t.TempDir()
 	wav := filepath.Join(media, "tone.wav")
 	if out, err := exec.Command("sox", "-n", "-r", "48000", "-c", "1", wav, "synth", "4", "sine", "600").CombinedOutput(); err != nil {
 		t.Fatalf("sox: %v %s", err, out)
 	}
-	ref := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(run(t, h.env, bins.cli, "content", "add", wav, "--title", "Bản tin"))
+	ref := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(testkit.Run(t, h.env, bins.cli, "content", "add", wav, "--title", "Bản tin"))
 	sched := filepath.Join(media, "s.yaml")
 	os.WriteFile(sched, []byte("version: 1\nid: tk\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
 		"  - {id: news, cron: \"*/5 * * * * *\", items: [{content: \""+ref+"\"}]}\n"), 0o644)
-	run(t, h.env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
+	testkit.Run(t, h.env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
 	a := newAgent(t, bins, "qn/tk/cl-01", secret, h.url, h.keyLine)
 	a.start(t, bins)
 	logs := func() string { return "hub:\n" + h.proc.String() + "\nagent:\n" + a.proc.String() }
