@@ -72,7 +72,9 @@ func TestAgentBadInput(t *testing.T) {
 	}
 
 	// 3. A file that vanishes after activation, and a stored item that rots: failed records.
-	soon := time.Now().Add(4 * time.Second).UTC().Truncate(time.Second)
+	// Far enough ahead that the revision is active well before (on a loaded machine its
+	// activation took over 4 s and the play was journalled missed, not failed).
+	soon := time.Now().Add(7 * time.Second).UTC().Truncate(time.Second)
 	b.writeSchedule(schedule(4, fmt.Sprintf(
 		"  - {id: vanished, at: %q, class: priority, items: [{file: media/gone.wav}]}\n  - {id: rotten, at: %q, class: priority, items: [{content: %q}]}\n",
 		at(soon), at(soon.Add(2*time.Second)), stored.String())))
