@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent"
-	"github.com/loa-project/loa/scheduler"
+	"github.com/loa-project/loa/internal/clock"
 
 	"github.com/loa-project/loa/protocol"
 )
@@ -40,20 +40,20 @@ programs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := scheduler.NewFakeClock(time.Date(1970, 1, 1, 6, 59, 50, 0, time.UTC))
-	a := agent.New(cfg, slog.New(slog.DiscardHandler), clock)
+	clk := clock.NewFake(time.Date(1970, 1, 1, 6, 59, 50, 0, time.UTC))
+	a := agent.New(cfg, slog.New(slog.DiscardHandler), clk)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	advanceUntil := func(t0 time.Time) {
-		for clock.Now().Before(t0) {
+		for clk.Now().Before(t0) {
 			time.Sleep(2 * time.Millisecond)
-			clock.Advance(50 * time.Millisecond)
+			clk.Advance(50 * time.Millisecond)
 		}
 	}
 	advanceUntil(time.Date(1970, 1, 1, 7, 0, 5, 0, time.UTC))
 	// NTP: the real date, twenty seconds before the next hour's programme.
-	clock.Step(time.Date(2026, 11, 26, 7, 59, 40, 0, time.UTC).Sub(clock.Now()))
+	clk.Step(time.Date(2026, 11, 26, 7, 59, 40, 0, time.UTC).Sub(clk.Now()))
 	advanceUntil(time.Date(2026, 11, 26, 8, 0, 5, 0, time.UTC))
 	time.Sleep(200 * time.Millisecond)
 	cancel()

@@ -11,6 +11,7 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
@@ -25,6 +26,7 @@ type speakers struct {
 	journal    *journal.Journal
 	store      *content.Store
 	log        *slog.Logger
+	clock      clock.Clock // the agent's: record times and the warm-up's hold until a start
 	rate       int
 	checkpoint time.Duration
 	schedule   func() (id string, revision int64)
@@ -231,6 +233,7 @@ func (s *speakers) stop(key string, reason scheduler.StopReason) {
 	}
 }
 
+// checkpoints bound what a crash can lose of a play's proof: a period of monotonic time.
 func (s *speakers) checkpoints(sp *speakerPlay) {
 	t := time.NewTicker(s.checkpoint)
 	defer t.Stop()
@@ -267,14 +270,14 @@ func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 	sp.mu.Unlock()
 	if !began {
 		if proof.Ended == player.EndFailed {
-			s.record(sp, sp.segs[i], protocol.ResultFailed, time.Now(), proof.Error)
+			s.record(sp, sp.segs[i], protocol.ResultFailed, s.clock.Now(), proof.Error)
 		}
 		return // never reached the output: not a play
 	}
 	result := resultOf(proof.Ended, reason, sp.segs[i].Status)
 	end := proof.End
 	if end.IsZero() {
-		end = time.Now()
+		end = s.clock.Now()
 	}
 	err := s.journal.Finish(seq, result, end, proofOf(proof), proof.Error)
 	if err != nil {

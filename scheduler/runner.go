@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/loa-project/loa/internal/clock"
 )
 
 // Position is a point in a run: which of its segments, and how far into that segment's item
@@ -147,7 +149,7 @@ type Event struct {
 
 // RunnerOptions configure a Runner. Zero values take the defaults noted.
 type RunnerOptions struct {
-	Clock Clock
+	Clock clock.Clock // nil: the system clock
 	Log   *slog.Logger
 	// Grace is how late a programme may still start after a missed start (default 5 min).
 	Grace time.Duration
@@ -222,7 +224,7 @@ type playing struct {
 // NewRunner returns a runner with no schedule; SetSchedule gives it one.
 func NewRunner(opts RunnerOptions) *Runner {
 	if opts.Clock == nil {
-		opts.Clock = NewSystemClock()
+		opts.Clock = clock.NewSystem()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/clock"
 )
 
 // drive steps the runner as its loop would, sleeping on the fake clock for what Step asks,
 // until the wall clock reaches until; it returns every event in order.
-func drive(r *Runner, c *FakeClock, until time.Time) []Event {
+func drive(r *Runner, c *clock.Fake, until time.Time) []Event {
 	var all []Event
 	for c.Now().Before(until) {
 		evs, wake := r.Step()
@@ -60,9 +62,9 @@ const threeProgrammes = header + `programs:
   - {id: noon, cron: "0 0 12 * * *", items: [{file: c.mp3, duration: 5m}]}
 `
 
-func newTestRunner(t *testing.T, src string, start time.Time, opts RunnerOptions) (*Runner, *FakeClock) {
+func newTestRunner(t *testing.T, src string, start time.Time, opts RunnerOptions) (*Runner, *clock.Fake) {
 	t.Helper()
-	c := NewFakeClock(start)
+	c := clock.NewFake(start)
 	opts.Clock = c
 	if opts.Tick == 0 {
 		opts.Tick = 20 * time.Second // keeps the fake-clock walk short; steps are still seen
