@@ -266,11 +266,16 @@ func (s *speakers) checkpoints(sp *speakerPlay) {
 func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 	sp.mu.Lock()
 	seq, began := sp.seqs[i]
-	reason := sp.reason
+	reason, none := sp.reason, len(sp.seqs) == 0
 	sp.mu.Unlock()
 	if !began {
-		if proof.Ended == player.EndFailed {
+		switch {
+		case proof.Ended == player.EndFailed:
 			s.record(sp, sp.segs[i], protocol.ResultFailed, s.clock.Now(), proof.Error)
+		case i == 0 && none && (proof.Ended == player.EndUntil || reason == scheduler.StopEnd || reason == scheduler.StopCut):
+			// The run's time ran out before its first sound (a relay down all along, a join in
+			// its last moments): due and not heard, so it is journalled, not left out.
+			s.unheard(sp, proof.Error)
 		}
 		return // never reached the output: not a play
 	}
@@ -288,6 +293,16 @@ func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 	if result == protocol.ResultFailed {
 		s.log.Error("play failed", "program", sp.run.Program, "ref", sp.segs[i].Ref, "err", proof.Error)
 	}
+}
+
+// unheard records a run whose time ended before any of it reached the output: failed when the
+// source gave an error (a relay that could not be reached), otherwise missed.
+func (s *speakers) unheard(sp *speakerPlay, sourceErr string) {
+	if sourceErr != "" {
+		s.record(sp, sp.segs[0], protocol.ResultFailed, s.clock.Now(), "its time ended before any sound reached the output: "+sourceErr)
+		return
+	}
+	s.record(sp, sp.segs[0], protocol.ResultMissed, s.clock.Now(), "its time ended before any sound reached the output")
 }
 
 // proofOf is what the journal keeps of the player's proof of an item.
