@@ -47,13 +47,17 @@ IDLE_PKGS = ./internal/packaging
 test: deps fmt-check vet tidy-check
 	@./scripts/test-lanes "$(GO)" "$(TESTFLAGS)" "$(IDLE_PKGS)" "$(LONG_PKGS)" "$(REALTIME_PKGS)"
 
-# The long reliability runs (docs/reliability.md): 1,000 power cuts under the agent's data
-# directory (8 in `make test`); about 2 hours on 2 cores. Prints the POWERCUT figures line.
+# The long reliability runs (docs/reliability.md): a lost week on a fast clock (1 day in
+# `make test`; about a minute), then 1,000 power cuts under the agent's data directory (8 in
+# `make test`); about 2 hours on 2 cores. Prints the LOSTWEEK and POWERCUT figures lines.
 POWERCUTS ?= 1000
 soak: deps
 	@mkdir -p $(BIN)
 	@echo "soak: the filesystem's own and the in-process power-cut tests (LOA_FUSE_INPROCESS=1)"
 	LOA_FUSE_INPROCESS=1 $(GO) test -count=1 -timeout 10m ./internal/powercut ./internal/atomicfile ./content ./agent/journal
+	@echo "soak: the lost week (7 simulated days offline on a fast clock, then delivery to a real hub)"
+	@LOA_SOAK=1 $(GO) test -count=1 -timeout 30m -v -run 'TestAgentLostWeek' ./agent >$(BIN)/soak-lostweek.log 2>&1; rc=$$?; \
+	grep -E 'LOSTWEEK|^(---|ok|FAIL)' $(BIN)/soak-lostweek.log; [ $$rc -eq 0 ] || { echo "soak: full log in $(BIN)/soak-lostweek.log"; exit $$rc; }
 	@LOA_POWERCUTS=$(POWERCUTS) $(GO) test -count=1 -timeout 6h -v -run 'TestAgentSurvivesPowerCuts' ./agent >$(BIN)/soak.log 2>&1; rc=$$?; \
 	grep -v '^ *{' $(BIN)/soak.log | grep -E 'POWERCUT|seed|cut [0-9]|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak.log"; exit $$rc
 

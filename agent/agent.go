@@ -18,6 +18,7 @@ import (
 	"github.com/loa-project/loa/device/screen"
 	"github.com/loa-project/loa/device/sign"
 	"github.com/loa-project/loa/internal/atomicfile"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
@@ -32,7 +33,7 @@ var minPlausible = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 type Agent struct {
 	cfg     *Config
 	log     *slog.Logger
-	clock   scheduler.Clock
+	clock   clock.Clock // the one clock: runner, journal, player, link, records, state
 	store   *content.Store
 	journal *journal.Journal
 	runner  *scheduler.Runner
@@ -60,7 +61,7 @@ type Agent struct {
 	nowPlaying map[string]*NowPlaying
 	synced     bool
 
-	started  time.Time
+	started  time.Duration // the clock's monotonic reading at Run: uptime counts from it
 	lastWall time.Time
 	stateMu  sync.Mutex
 }
@@ -79,11 +80,12 @@ type NowPlaying struct {
 }
 
 // New prepares an agent: it opens nothing yet; Run does.
-func New(cfg *Config, log *slog.Logger, clock scheduler.Clock) *Agent {
-	if clock == nil {
-		clock = scheduler.NewSystemClock()
+// clk is the agent's one clock (nil: the machine's); tests drive a clock.Fake through it.
+func New(cfg *Config, log *slog.Logger, clk clock.Clock) *Agent {
+	if clk == nil {
+		clk = clock.NewSystem()
 	}
-	a := &Agent{cfg: cfg, log: log, clock: clock, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{},
+	a := &Agent{cfg: cfg, log: log, clock: clk, reload: make(chan struct{}, 1), nowPlaying: map[string]*NowPlaying{},
 		commands: make(chan func(outputs))}
 	a.sched = &schedules{a: a}
 	return a
@@ -105,7 +107,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	var err error
-	a.started = time.Now()
+	a.started = a.clock.Monotonic()
 	a.store, err = content.Open(cfg.contentDir(), content.Options{Budget: cfg.Content.BudgetMB << 20,
 		Logger: a.log.With("component", "content"), HTTPClient: a.contentClient()})
 	if err != nil {
@@ -120,7 +122,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if errors.Is(err, journal.ErrDamaged) {
 		// Playing matters more than the old records: set the file aside for recovery and start
 		// a new journal. Its id is new, so the hub places its records after the old ones.
-		aside, rerr := setAside(cfg.journalPath(), time.Now())
+		aside, rerr := setAside(cfg.journalPath(), a.clock.Now())
 		if rerr != nil {
 			return fmt.Errorf("journal: %w (and it cannot be set aside: %v)", err, rerr)
 		}
@@ -156,6 +158,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("amplifier: %w", err)
 	}
+	// The amplifier's warm-up, off-delay and retries are hardware delays, not wall-clock
+	// decisions: they run on the machine's monotonic time.
 	a.amp = amplifier.New(cfg.Amplifier, relay, amplifier.SystemClock{}, a.log.With("component", "amplifier"))
 	ampDone := make(chan struct{})
 	ampCtx, stopAmp := context.WithCancel(context.WithoutCancel(ctx))
@@ -209,7 +213,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	sp := &speakers{
-		player: pl, tasks: &a.tasks, journal: a.journal, store: a.store, log: a.log.With("component", "speakers"),
+		player: pl, tasks: &a.tasks, journal: a.journal, store: a.store, log: a.log.With("component", "speakers"), clock: a.clock,
 		rate: cfg.Audio.Rate, checkpoint: cfg.Journal.Checkpoint.D(),
 		schedule: a.activeRef,
 		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
@@ -259,10 +263,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	notify.send("READY=1")
 
+	// The schedule file is polled on monotonic time; the state (the latest trusted wall time)
+	// is saved every 30 s of the agent's clock, so that a fast clock in tests saves it as often.
 	watch := time.NewTicker(2 * time.Second)
 	defer watch.Stop()
-	save := time.NewTicker(30 * time.Second)
-	defer save.Stop()
+	save := a.clock.After(stateEvery)
 	a.log.Info("agent running", "device", cfg.DeviceID, "output", cfg.Audio.Output, "data_dir", cfg.DataDir)
 	for {
 		select {
@@ -274,8 +279,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.sched.checkFile(true)
 		case <-watch.C:
 			a.sched.checkFile(false)
-		case <-save.C:
+		case <-save:
 			a.saveState()
+			save = a.clock.After(stateEvery)
 		case <-ctx.Done():
 			notify.send("STOPPING=1")
 			stopRunner()
@@ -360,6 +366,9 @@ func (a *Agent) setNowPlaying(output string, np *NowPlaying) {
 	}
 	a.nowPlaying[output] = np
 }
+
+// stateEvery is how often the state file is saved while running.
+const stateEvery = 30 * time.Second
 
 // saveState writes the latest trusted wall time and the accepted revisions. A wrong clock is
 // never saved as "the latest time seen".

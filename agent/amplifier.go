@@ -28,10 +28,8 @@ func (s *speakers) warmUp(ctx context.Context, run *scheduler.Run) {
 			return
 		}
 		defer s.amp.Release()
-		t := time.NewTimer(time.Until(run.Start) + 5*time.Second)
-		defer t.Stop()
 		select {
-		case <-t.C:
+		case <-s.clock.After(run.Start.Sub(s.clock.Now()) + 5*time.Second):
 		case <-ctx.Done():
 		}
 	})

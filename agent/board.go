@@ -10,6 +10,7 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/device/sign"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -42,6 +43,7 @@ type board struct {
 	sign    sign.Sign
 	journal *journal.Journal
 	log     *slog.Logger
+	clock   clock.Clock // the agent's: record times and when later texts are due
 	mode    sign.Mode
 	// schedule names the active schedule for records.
 	schedule func() (string, int64)
@@ -100,11 +102,11 @@ func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
 	defer close(br.done)
 	segs, texts := boardTexts(br.run, ev.From.Segment)
 	id, rev := b.schedule()
-	clock := clockState(ev.ClockSynced)
+	cs := clockState(ev.ClockSynced)
 	if len(segs) == 0 {
 		b.record(protocol.Confirmation{Output: "board", ScheduleID: id, Revision: uint64(rev), Program: br.run.Program,
-			Item: br.run.Segments[0].Ref, Scheduled: br.run.Segments[0].Planned(), End: time.Now(), Result: protocol.ResultFailed,
-			Error: "nothing to show: the programme has no text item and no title", Clock: clock})
+			Item: br.run.Segments[0].Ref, Scheduled: br.run.Segments[0].Planned(), End: b.clock.Now(), Result: protocol.ResultFailed,
+			Error: "nothing to show: the programme has no text item and no title", Clock: cs})
 		return
 	}
 	var open *shown
@@ -112,7 +114,7 @@ func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
 		if open == nil {
 			return
 		}
-		end := time.Now()
+		end := b.clock.Now()
 		err := b.journal.Finish(open.seq, result, end, protocol.Proof{PlayedS: end.Sub(open.start).Seconds()}, msg)
 		if err != nil {
 			b.log.Error("journal: cannot record the end of a bulletin on the board", "seq", open.seq, "err", err)
@@ -123,18 +125,16 @@ func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
 	}
 	for i, seg := range segs {
 		if i > 0 { // later texts wait for their planned time
-			t := time.NewTimer(time.Until(seg.Start))
 			select {
 			case <-ctx.Done():
-				t.Stop()
-			case <-t.C:
+			case <-b.clock.After(seg.Start.Sub(b.clock.Now())):
 			}
 		}
 		if ctx.Err() != nil {
 			break
 		}
 		rec := protocol.Confirmation{Output: "board", ScheduleID: id, Revision: uint64(rev), Program: seg.Program,
-			ItemIndex: seg.Item, Item: seg.Ref, Scheduled: seg.Planned(), Clock: clock}
+			ItemIndex: seg.Item, Item: seg.Ref, Scheduled: seg.Planned(), Clock: cs}
 		if i == 0 && br.run.Segments[ev.From.Segment].Key() == seg.Key() {
 			rec.FromS = (ev.From.Offset).Seconds()
 		} else {
@@ -145,12 +145,12 @@ func (b *board) show(ctx context.Context, br *boardRun, ev scheduler.Event) {
 			// The driver re-sends it when the sign is back; the record says it was not shown now.
 			b.log.Warn("the LED sign did not take the bulletin; it is sent again when the sign is back", "program", seg.Program, "err", err)
 			finish(protocol.ResultCompleted, "")
-			rec.End, rec.Result, rec.Error = time.Now(), protocol.ResultFailed, "sign: "+err.Error()
+			rec.End, rec.Result, rec.Error = b.clock.Now(), protocol.ResultFailed, "sign: "+err.Error()
 			b.record(rec)
 			continue
 		}
 		finish(protocol.ResultCompleted, "")
-		rec.Start = time.Now()
+		rec.Start = b.clock.Now()
 		seq, err := b.journal.Begin(rec)
 		if err != nil {
 			b.log.Error("journal: cannot record a bulletin shown on the board", "program", seg.Program, "err", err)
@@ -227,7 +227,7 @@ func (a *Agent) openBoard(ctx context.Context) (*board, func(), error) {
 		defer cancel()
 		_ = s.SetClock(cctx, a.clock.Now())
 	})
-	bd := &board{sign: s, journal: a.journal, log: log, mode: mode, recorded: a.notifyLink,
+	bd := &board{sign: s, journal: a.journal, log: log, clock: a.clock, mode: mode, recorded: a.notifyLink,
 		schedule: a.activeRef}
 	return bd, func() { s.Close() }, nil
 }

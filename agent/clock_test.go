@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent"
-	"github.com/loa-project/loa/scheduler"
+	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/internal/clock"
 
 	"github.com/loa-project/loa/protocol"
 )
@@ -40,31 +41,19 @@ programs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := scheduler.NewFakeClock(time.Date(1970, 1, 1, 6, 59, 50, 0, time.UTC))
-	a := agent.New(cfg, slog.New(slog.DiscardHandler), clock)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	clk := clock.NewFake(time.Date(1970, 1, 1, 6, 59, 50, 0, time.UTC))
 	advanceUntil := func(t0 time.Time) {
-		for clock.Now().Before(t0) {
+		for clk.Now().Before(t0) {
 			time.Sleep(2 * time.Millisecond)
-			clock.Advance(50 * time.Millisecond)
+			clk.Advance(50 * time.Millisecond)
 		}
 	}
-	advanceUntil(time.Date(1970, 1, 1, 7, 0, 5, 0, time.UTC))
-	// NTP: the real date, twenty seconds before the next hour's programme.
-	clock.Step(time.Date(2026, 11, 26, 7, 59, 40, 0, time.UTC).Sub(clock.Now()))
-	advanceUntil(time.Date(2026, 11, 26, 8, 0, 5, 0, time.UTC))
-	time.Sleep(200 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-
-	recs, err := agent.ReadJournal(cfg, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := runOnFakeClock(t, cfg, clk, func() {
+		advanceUntil(time.Date(1970, 1, 1, 7, 0, 5, 0, time.UTC))
+		// NTP: the real date, twenty seconds before the next hour's programme.
+		clk.Step(time.Date(2026, 11, 26, 7, 59, 40, 0, time.UTC).Sub(clk.Now()))
+		advanceUntil(time.Date(2026, 11, 26, 8, 0, 5, 0, time.UTC))
+	})
 	var got []string
 	for _, r := range recs {
 		got = append(got, fmt.Sprintf("%s %s %s %s", r.Program, r.Scheduled.UTC().Format("2006-01-02T15:04"), r.Result, r.Clock))
@@ -81,4 +70,25 @@ programs:
 			t.Errorf("record %d: played %s", r.Seq, protocol.Duration(r.PlayedS))
 		}
 	}
+}
+
+// runOnFakeClock runs the agent of cfg on clk while drive moves the clock, stops it once what
+// the last step started has settled, and returns its journal.
+func runOnFakeClock(t *testing.T, cfg *agent.Config, clk *clock.Fake, drive func()) []journal.Record {
+	t.Helper()
+	a := agent.New(cfg, slog.New(slog.DiscardHandler), clk)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	drive()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	recs, err := agent.ReadJournal(cfg, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }

@@ -151,7 +151,7 @@ func (a *Agent) playNow(ctx context.Context, c *protocol.CommandPayload) error {
 			}
 		}
 	} else {
-		it.Duration = scheduler.Duration(time.Until(c.ExpiresAt).Round(time.Second))
+		it.Duration = scheduler.Duration(c.ExpiresAt.Sub(a.clock.Now()).Round(time.Second))
 		if it.Duration <= 0 {
 			return fmt.Errorf("play_now stream: the command expired at %s", c.ExpiresAt.Format(time.RFC3339))
 		}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
-	"github.com/loa-project/loa/scheduler"
 )
 
 // TestCommandsFromTheHub: play_now of a stream plays at once and is confirmed under its
@@ -36,7 +36,7 @@ func TestCommandsFromTheHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(cfg, slog.New(slog.DiscardHandler), scheduler.NewSystemClock())
+	a := New(cfg, slog.New(slog.DiscardHandler), clock.NewSystem())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()

@@ -234,7 +234,7 @@ func ReadStatus(cfg *Config) (Status, error) {
 	if !errors.Is(err, errNoDaemon) {
 		return st, err
 	}
-	st = Status{DeviceID: cfg.DeviceID, Now: time.Now()}
+	st = Status{DeviceID: cfg.DeviceID, Now: time.Now()} // no daemon, so no agent clock: the machine's
 	if data, err := os.ReadFile(cfg.activePath()); err == nil {
 		if doc, err := scheduler.Parse(cfg.activePath(), data); err == nil {
 			st.ScheduleID, st.ScheduleRevision = doc.ID, doc.Revision

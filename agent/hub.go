@@ -109,7 +109,7 @@ func (a *Agent) Status() protocol.Status {
 	doc := a.sched.active()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := protocol.Status{UptimeS: time.Since(a.started).Seconds(), ClockState: protocol.ClockUnsynced}
+	st := protocol.Status{UptimeS: (a.clock.Monotonic() - a.started).Seconds(), ClockState: protocol.ClockUnsynced}
 	if a.synced {
 		st.ClockState = protocol.ClockSynced
 	}

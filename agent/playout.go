@@ -11,6 +11,7 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
@@ -25,6 +26,7 @@ type speakers struct {
 	journal    *journal.Journal
 	store      *content.Store
 	log        *slog.Logger
+	clock      clock.Clock // the agent's: record times and the warm-up's hold until a start
 	rate       int
 	checkpoint time.Duration
 	schedule   func() (id string, revision int64)
@@ -231,6 +233,7 @@ func (s *speakers) stop(key string, reason scheduler.StopReason) {
 	}
 }
 
+// checkpoints bound what a crash can lose of a play's proof: a period of monotonic time.
 func (s *speakers) checkpoints(sp *speakerPlay) {
 	t := time.NewTicker(s.checkpoint)
 	defer t.Stop()
@@ -263,18 +266,23 @@ func (s *speakers) checkpoints(sp *speakerPlay) {
 func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 	sp.mu.Lock()
 	seq, began := sp.seqs[i]
-	reason := sp.reason
+	reason, none := sp.reason, len(sp.seqs) == 0
 	sp.mu.Unlock()
 	if !began {
-		if proof.Ended == player.EndFailed {
-			s.record(sp, sp.segs[i], protocol.ResultFailed, time.Now(), proof.Error)
+		switch {
+		case proof.Ended == player.EndFailed:
+			s.record(sp, sp.segs[i], protocol.ResultFailed, s.clock.Now(), proof.Error)
+		case i == 0 && none && (proof.Ended == player.EndUntil || reason == scheduler.StopEnd || reason == scheduler.StopCut):
+			// The run's time ran out before its first sound (a relay down all along, a join in
+			// its last moments): due and not heard, so it is journalled, not left out.
+			s.unheard(sp, proof.Error)
 		}
 		return // never reached the output: not a play
 	}
 	result := resultOf(proof.Ended, reason, sp.segs[i].Status)
 	end := proof.End
 	if end.IsZero() {
-		end = time.Now()
+		end = s.clock.Now()
 	}
 	err := s.journal.Finish(seq, result, end, proofOf(proof), proof.Error)
 	if err != nil {
@@ -285,6 +293,16 @@ func (s *speakers) finish(sp *speakerPlay, i int, proof player.Proof) {
 	if result == protocol.ResultFailed {
 		s.log.Error("play failed", "program", sp.run.Program, "ref", sp.segs[i].Ref, "err", proof.Error)
 	}
+}
+
+// unheard records a run whose time ended before any of it reached the output: failed when the
+// source gave an error (a relay that could not be reached), otherwise missed.
+func (s *speakers) unheard(sp *speakerPlay, sourceErr string) {
+	if sourceErr != "" {
+		s.record(sp, sp.segs[0], protocol.ResultFailed, s.clock.Now(), "its time ended before any sound reached the output: "+sourceErr)
+		return
+	}
+	s.record(sp, sp.segs[0], protocol.ResultMissed, s.clock.Now(), "its time ended before any sound reached the output")
 }
 
 // proofOf is what the journal keeps of the player's proof of an item.

@@ -10,6 +10,7 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/screen"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -23,6 +24,7 @@ type screenOut struct {
 	journal  *journal.Journal
 	store    *content.Store
 	log      *slog.Logger
+	clock    clock.Clock // the agent's: record times when the screen gave none
 	schedule func() (string, int64)
 	recorded func()
 
@@ -160,7 +162,7 @@ func (s *screenOut) finish(sr *screenRun, i int, p screen.Proof) {
 	sr.mu.Unlock()
 	if !began {
 		if p.Ended == screen.EndFailed {
-			s.record(sr, sr.segs[i], protocol.ResultFailed, time.Now(), p.Error)
+			s.record(sr, sr.segs[i], protocol.ResultFailed, s.clock.Now(), p.Error)
 		}
 		return // never on screen: not a showing
 	}
@@ -178,7 +180,7 @@ func (s *screenOut) finish(sr *screenRun, i int, p screen.Proof) {
 	}
 	end := p.End
 	if end.IsZero() {
-		end = time.Now()
+		end = s.clock.Now()
 	}
 	floor := protocol.MinDBFS // a screen measures no sound
 	err := s.journal.Finish(seq, result, end, protocol.Proof{PlayedS: p.ShownS, PeakDBFS: &floor, RMSDBFS: &floor,
@@ -214,7 +216,7 @@ func (a *Agent) openScreen() (*screenOut, func(), error) {
 	a.mu.Lock() // the hub link's heartbeat reads it
 	a.screen = sc
 	a.mu.Unlock()
-	out := &screenOut{screen: sc, journal: a.journal, store: a.store, log: log, recorded: a.notifyLink,
+	out := &screenOut{screen: sc, journal: a.journal, store: a.store, log: log, clock: a.clock, recorded: a.notifyLink,
 		schedule: a.activeRef}
 	return out, func() { sc.Close() }, nil
 }

@@ -63,6 +63,8 @@ type health struct {
 	playing  atomic.Pointer[player.Playback]
 }
 
+// stepped and watch use the machine's time, not the agent's clock: systemd's watchdog counts
+// monotonic time, whatever the wall clock (or a test's fast clock) does.
 func (h *health) stepped() { h.lastStep.Store(time.Now().UnixNano()) }
 
 // watch pings systemd every half interval while the agent is healthy, and stops pinging when

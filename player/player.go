@@ -17,22 +17,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/loa-project/loa/internal/clock"
 )
 
-// Clock gives wall times for proofs and waits for reconnect backoff.
+// Clock gives wall times for proofs and waits for reconnect backoff: the part of the agent's
+// clock.Clock the player reads.
 type Clock interface {
 	Now() time.Time
 	After(d time.Duration) <-chan time.Time
 }
-
-// SystemClock is the real clock.
-type SystemClock struct{}
-
-// Now implements Clock.
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// After implements Clock.
-func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Item is one entry of a program: a local file or an HTTP stream.
 type Item struct {
@@ -175,7 +169,7 @@ func New(cfg Config) (*Player, error) {
 		return nil, errors.New("player: no output")
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = clock.NewSystem()
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/clock"
 )
 
 // bigSchedule is a commune-district mix: 500 programmes of every class with weekday crons,
@@ -83,7 +85,7 @@ func BenchmarkRestartFirstStep(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				r := NewRunner(RunnerOptions{Clock: NewFakeClock(now), LastRun: now.Add(-time.Minute)})
+				r := NewRunner(RunnerOptions{Clock: clock.NewFake(now), LastRun: now.Add(-time.Minute)})
 				r.SetSchedule(doc)
 				r.Remember(c.past...)
 				r.Step()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/clock"
 )
 
 // playRecord is what a model agent journals for one segment of a play.
@@ -134,7 +136,7 @@ func TestRunnerRestartsContinueWhereTheTimelineIs(t *testing.T) {
 				"  - {id: news, cron: \"0 * * * * *\", max_duration: 50s, items: [" + strings.Join(items, ", ") + "]}\n" +
 				"  - {id: alert, class: priority, cron: \"20 */3 * * * *\", items: [{file: a.mp3, duration: 4s}]}\n"
 			doc := mustParse(t, src)
-			c := NewFakeClock(time.Date(2026, 11, 2, 9, 59, 50, 0, hcm))
+			c := clock.NewFake(time.Date(2026, 11, 2, 9, 59, 50, 0, hcm))
 			m := &modelAgent{}
 			var lastSaved time.Time
 			for crash := 0; crash <= 30; crash++ {
@@ -268,7 +270,7 @@ func TestRunnerLateStartPlaysWholeAndResumes(t *testing.T) {
 		{Output: "speakers", Program: "storm", Item: 0, Planned: t0.Add(9 * time.Second), Start: t0.Add(9500 * time.Millisecond), Was: PastDone},
 		{Output: "speakers", Program: "normal", Item: 0, Planned: t0.Add(7 * time.Second), Start: t0.Add(14500 * time.Millisecond), From: 2 * time.Second, Was: PastCut},
 	}
-	c2 := NewFakeClock(t0.Add(16500 * time.Millisecond))
+	c2 := clock.NewFake(t0.Add(16500 * time.Millisecond))
 	r2 := NewRunner(RunnerOptions{Clock: c2, Tick: time.Second, LastRun: t0})
 	r2.SetSchedule(mustParse(t, src+`  - {id: storm, class: emergency, at: "2026-11-02T10:00:09+07:00", items: [{file: s.mp3, duration: 5s}]}
 `))

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/loa-project/loa/internal/clock"
 )
 
 // Position is a point in a run: which of its segments, and how far into that segment's item
@@ -147,7 +149,7 @@ type Event struct {
 
 // RunnerOptions configure a Runner. Zero values take the defaults noted.
 type RunnerOptions struct {
-	Clock Clock
+	Clock clock.Clock // nil: the system clock
 	Log   *slog.Logger
 	// Grace is how late a programme may still start after a missed start (default 5 min).
 	Grace time.Duration
@@ -207,6 +209,7 @@ type Runner struct {
 	lastPlausibe  time.Time
 	started       bool
 	firstLook     time.Time            // wall time of the first step: before it the agent was not running
+	firstTrusted  time.Time            // wall time of the first step on a trusted clock
 	began         map[string]time.Time // occurrence key -> when an occurrence that began late began
 	segDone       map[string]time.Time // segment keys played to their end before a restart
 	past          []Past               // from the journal, matched at the first compile
@@ -222,7 +225,7 @@ type playing struct {
 // NewRunner returns a runner with no schedule; SetSchedule gives it one.
 func NewRunner(opts RunnerOptions) *Runner {
 	if opts.Clock == nil {
-		opts.Clock = NewSystemClock()
+		opts.Clock = clock.NewSystem()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -351,6 +354,14 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 				"now", now.Format(time.RFC3339), "not_before", r.opts.NotBefore.Format(time.RFC3339))
 		}
 	}
+	// jumped: the wall clock moved over programme times while the agent watched. A step that
+	// first makes the clock trusted (NTP after a boot without RTC) is the clock being set:
+	// what it passed over was due while the agent was off or booting (whyMissed).
+	jumped := stepped
+	if plausible && r.firstTrusted.IsZero() {
+		r.firstTrusted = now
+		jumped = false
+	}
 	r.started = true
 	defer func() { r.lastWall, r.lastMono = now, mono }()
 
@@ -434,7 +445,7 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 			continue
 		}
 		if !run.End.After(now) && plausible && !run.Start.Before(since) {
-			evs = r.missed(evs, run, now, plausible, stepped)
+			evs = r.missed(evs, run, now, plausible, jumped)
 		}
 	}
 
@@ -468,7 +479,7 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		case late <= r.opts.OnTime:
 		default:
 			// Not begun, and too late to begin (step 2 would have begun it otherwise).
-			evs = r.missed(evs, run, now, plausible, stepped)
+			evs = r.missed(evs, run, now, plausible, jumped)
 			continue
 		}
 		if cur != nil {
@@ -707,7 +718,7 @@ func (r *Runner) learnPast(doc *Document, now time.Time) {
 
 // missed records that a run could not play: one event per occurrence (a programme split by a
 // preemption is still one play), none for an occurrence that did play in part.
-func (r *Runner) missed(evs []Event, run *Run, now time.Time, plausible, stepped bool) []Event {
+func (r *Runner) missed(evs []Event, run *Run, now time.Time, plausible, jumped bool) []Event {
 	r.done[run.Key] = run.End
 	occ := run.occurrenceKey()
 	_, began := r.occStarted[occ]
@@ -716,15 +727,15 @@ func (r *Runner) missed(evs []Event, run *Run, now time.Time, plausible, stepped
 		return evs
 	}
 	r.occMissed[occ] = run.End
-	return append(evs, Event{Kind: EventMissed, Run: run, At: now, Late: now.Sub(run.Start), Why: r.whyMissed(run, now, stepped), ClockSynced: plausible})
+	return append(evs, Event{Kind: EventMissed, Run: run, At: now, Late: now.Sub(run.Start), Why: r.whyMissed(run, now, jumped), ClockSynced: plausible})
 }
 
 // whyMissed says in words what kept a run from playing.
-func (r *Runner) whyMissed(run *Run, now time.Time, stepped bool) string {
+func (r *Runner) whyMissed(run *Run, now time.Time, jumped bool) string {
 	at := func(t time.Time) string { return t.In(run.Start.Location()).Format("2006-01-02 15:04:05") }
 	late := now.Sub(run.Scheduled).Round(time.Second)
 	switch {
-	case stepped:
+	case jumped:
 		return fmt.Sprintf("the wall clock jumped forward past its time (%s to %s)", at(run.Start), at(run.End))
 	case run.End.After(now):
 		return fmt.Sprintf("could only start %s after it was due, beyond the grace window of %s", late, r.opts.Grace)
@@ -736,6 +747,10 @@ func (r *Runner) whyMissed(run *Run, now time.Time, stepped bool) string {
 		return fmt.Sprintf("the agent was not running when it was due (%s to %s): it was off or restarting %s", at(run.Start), at(run.End), down)
 	case !r.lastUntrusted.Before(run.Start):
 		return fmt.Sprintf("the clock was not trusted when it was due (%s to %s)", at(run.Start), at(run.End))
+	case r.firstTrusted.After(r.firstLook) && run.Start.Before(r.firstTrusted):
+		// Booted on a clock not yet set: when in the gap the agent came up is unknown.
+		return fmt.Sprintf("the agent was not running when it was due (%s to %s), or ran on a clock not yet set: it was off or restarting from %s, and its clock was set at %s",
+			at(run.Start), at(run.End), at(r.opts.LastRun), at(r.firstTrusted))
 	default:
 		return fmt.Sprintf("its time (%s to %s) passed before the agent could start it: the agent was busy (a slow step, %s late); no grace applies past its window", at(run.Start), at(run.End), late)
 	}

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/clock"
 )
 
 // drive steps the runner as its loop would, sleeping on the fake clock for what Step asks,
 // until the wall clock reaches until; it returns every event in order.
-func drive(r *Runner, c *FakeClock, until time.Time) []Event {
+func drive(r *Runner, c *clock.Fake, until time.Time) []Event {
 	var all []Event
 	for c.Now().Before(until) {
 		evs, wake := r.Step()
@@ -60,9 +62,9 @@ const threeProgrammes = header + `programs:
   - {id: noon, cron: "0 0 12 * * *", items: [{file: c.mp3, duration: 5m}]}
 `
 
-func newTestRunner(t *testing.T, src string, start time.Time, opts RunnerOptions) (*Runner, *FakeClock) {
+func newTestRunner(t *testing.T, src string, start time.Time, opts RunnerOptions) (*Runner, *clock.Fake) {
 	t.Helper()
-	c := NewFakeClock(start)
+	c := clock.NewFake(start)
 	opts.Clock = c
 	if opts.Tick == 0 {
 		opts.Tick = 20 * time.Second // keeps the fake-clock walk short; steps are still seen
@@ -169,6 +171,35 @@ func TestRunnerBootAt1970ThenSync(t *testing.T) {
 	)
 	if evs[1].Late != 2*time.Minute || evs[1].From != (Position{}) {
 		t.Errorf("notice: late %s from %+v, want 2m0s late from the start", evs[1].Late, evs[1].From)
+	}
+}
+
+// TestRunnerMissedWhileOffThenBootAt1970: a box off over a programme that boots without RTC
+// (1970) and is then set by NTP records the programme missed because it was off, not because
+// the clock "jumped forward past its time" (the lost week found this: the step that sets the
+// clock is not a jump the agent watched).
+func TestRunnerMissedWhileOffThenBootAt1970(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	lastSeen := time.Date(2026, 11, 2, 5, 0, 0, 0, hcm) // the box went off at 05:00
+	boot := time.Date(1970, 1, 1, 6, 59, 0, 0, hcm)
+	r, c := newTestRunner(t, threeProgrammes, boot, RunnerOptions{NotBefore: lastSeen, LastRun: lastSeen})
+	drive(r, c, boot.Add(time.Minute))
+	c.Step(time.Date(2026, 11, 2, 6, 40, 0, 0, hcm).Sub(c.Now()))
+	evs := drive(r, c, time.Date(2026, 11, 2, 6, 40, 30, 0, hcm))
+	expectEvents(t, evs, "06:40:00 missed morning", "06:40:00 start notice") // the notice is within grace
+	for _, ev := range evs[:1] {
+		if !strings.HasPrefix(ev.Why, "the agent was not running when it was due") || !strings.Contains(ev.Why, "from 2026-11-02 05:00:00") ||
+			!strings.Contains(ev.Why, "clock was set at 2026-11-02 06:40:00") {
+			t.Errorf("%s missed: why %q, want not running from 05:00 until the clock was set at 06:40", ev.Run.Program, ev.Why)
+		}
+	}
+	// A step once the clock is trusted is a jump the agent watched: noon (12:00-12:05) is
+	// passed over.
+	c.Step(time.Date(2026, 11, 2, 12, 10, 0, 0, hcm).Sub(c.Now()))
+	evs = drive(r, c, time.Date(2026, 11, 2, 12, 11, 0, 0, hcm))
+	expectEvents(t, evs, "12:10:00 stop notice (end)", "12:10:00 missed noon")
+	if !strings.HasPrefix(evs[1].Why, "the wall clock jumped forward past its time") {
+		t.Errorf("noon missed after a step on a trusted clock: why %q", evs[1].Why)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -33,7 +34,7 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("only runs as the child of TestCrashSIGKILL")
 	}
 	round := os.Getenv(envRound)
-	clk := &fakeClock{t: t0}
+	clk := clock.NewFake(t0)
 	j, err := Open(path, Options{DeviceID: "crash-box", MaxRecords: crashCap, Clock: clk})
 	if err != nil {
 		fmt.Printf("ERR %v\n", err)
@@ -43,7 +44,7 @@ func TestCrashChild(t *testing.T) {
 	say("READY")
 	for i := 0; ; i++ {
 		prog := fmt.Sprintf("r%s-%d", round, i)
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 		if i%5 == 4 {
 			r := play(prog, clk.Now())
 			r.Result = protocol.ResultMissed
@@ -61,7 +62,7 @@ func TestCrashChild(t *testing.T) {
 			}
 			say("B %d %s", seq, prog)
 			for c := 1; c <= i%3+1; c++ {
-				clk.Add(time.Second)
+				clk.Advance(time.Second)
 				played := time.Duration(c) * time.Second
 				if err := j.Checkpoint(seq, protocol.Proof{PlayedS: played.Seconds(), PeakDBFS: db(-3), RMSDBFS: db(-20)}); err != nil {
 					say("ERR %v", err)

@@ -29,6 +29,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/loa-project/loa/internal/atomicfile"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -42,13 +43,6 @@ type Record struct {
 	Checkpoint time.Time `json:"checkpoint,omitzero"`
 }
 
-// Clock gives the wall time of checkpoints.
-type Clock interface{ Now() time.Time }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
 // Options configure Open.
 type Options struct {
 	DeviceID string // required; a journal belongs to one device
@@ -58,7 +52,7 @@ type Options struct {
 	MaxRecords int
 	MaxBytes   int64
 	Logger     *slog.Logger
-	Clock      Clock // nil: the system clock
+	Clock      clock.Clock // the wall time of checkpoints; nil: the system clock
 }
 
 // ErrDamaged marks a journal file that cannot be read (a torn SD card write, a bad block):
@@ -86,7 +80,7 @@ type Journal struct {
 	path  string
 	opts  Options
 	log   *slog.Logger
-	clock Clock
+	clock clock.Clock
 	id    string // random, made with the file: names this journal to the hub
 
 	mu        sync.Mutex
@@ -139,7 +133,7 @@ func openFile(path string, opts Options) (*Journal, error) {
 		j.log = slog.New(slog.DiscardHandler)
 	}
 	if j.clock == nil {
-		j.clock = systemClock{}
+		j.clock = clock.NewSystem()
 	}
 	_, statErr := os.Stat(path)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{

@@ -10,24 +10,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var t0 = time.Date(2026, 11, 26, 6, 30, 0, 0, time.FixedZone("ICT", 7*3600))
 
@@ -54,14 +42,14 @@ func open(t *testing.T, path string, opts Options) *Journal {
 }
 
 func TestBeginCheckpointFinish(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := clock.NewFake(t0)
 	j := open(t, filepath.Join(t.TempDir(), "journal.db"), Options{Clock: clk})
 	rec := play("morning", t0)
 	seq, err := j.Begin(rec)
 	if err != nil || seq != 1 {
 		t.Fatalf("Begin = %d, %v", seq, err)
 	}
-	clk.Add(5 * time.Second)
+	clk.Advance(5 * time.Second)
 	if err := j.Checkpoint(seq, protocol.Proof{PlayedS: 4.99, PeakDBFS: db(-3), RMSDBFS: db(-18)}); err != nil {
 		t.Fatal(err)
 	}
@@ -197,16 +185,16 @@ func TestLevelsAndClockStep(t *testing.T) {
 }
 
 func TestCrashLeftOpenIsInterrupted(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := clock.NewFake(t0)
 	path := filepath.Join(t.TempDir(), "j.db")
 	j, err := Open(path, Options{DeviceID: "d", Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, _ := j.Begin(play("a", t0))
-	clk.Add(5 * time.Second)
+	clk.Advance(5 * time.Second)
 	j.Checkpoint(a, protocol.Proof{PlayedS: 5, PeakDBFS: db(-6), RMSDBFS: db(-20)})
-	clk.Add(5 * time.Second)
+	clk.Advance(5 * time.Second)
 	j.Checkpoint(a, protocol.Proof{PlayedS: 10, PeakDBFS: db(-5), RMSDBFS: db(-19)})
 	b, _ := j.Begin(play("b", t0.Add(time.Minute))) // never checkpointed
 	j.Close()                                       // as if the process died: nothing finished

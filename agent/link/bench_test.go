@@ -15,6 +15,7 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -83,7 +84,7 @@ func BenchmarkCatchUp(b *testing.B) {
 			j := &memJournal{recs: recs}
 			l, err := New(Config{HubURL: "http://" + h.addr, DeviceID: testDevice, Secret: testSecret,
 				TrustedKeys: protocol.TrustedKeys{testKeyID: h.pub}, Poll: time.Second},
-				Deps{Logger: log, Clock: realClock{}, Rand: mrand.New(mrand.NewPCG(1, 2)), Journal: j, Store: st,
+				Deps{Logger: log, Clock: clock.NewSystem(), Rand: mrand.New(mrand.NewPCG(1, 2)), Journal: j, Store: st,
 					Schedules: &testSchedules{store: st, held: map[string]uint64{}}, Commands: &testCommands{},
 					CommandMemory: FileCommandMemory{Path: filepath.Join(b.TempDir(), "c.json")}, Status: testStatus{}})
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -66,7 +67,7 @@ func FuzzHubMessage(f *testing.F) {
 		HubURL: "http://127.0.0.1:1", DeviceID: testDevice, Secret: testSecret,
 		TrustedKeys: protocol.TrustedKeys{testKeyID: priv.Public().(ed25519.PublicKey)},
 	}, Deps{
-		Logger: log, Clock: fixedClock{now}, Rand: mrand.New(mrand.NewPCG(1, 1)),
+		Logger: log, Clock: clock.NewFake(now), Rand: mrand.New(mrand.NewPCG(1, 1)),
 		Journal: j, Store: st, Schedules: &testSchedules{store: st, held: map[string]uint64{}},
 		Commands: &testCommands{}, CommandMemory: FileCommandMemory{Path: filepath.Join(dir, "commands.json")}, Status: testStatus{},
 	})
@@ -112,10 +113,6 @@ func FuzzHubMessage(f *testing.F) {
 		}
 	})
 }
-
-type fixedClock struct{ t time.Time }
-
-func (c fixedClock) Now() time.Time { return c.t }
 
 // FuzzHubURL: any configured hub URL gives a clear error or a base the link can dial.
 func FuzzHubURL(f *testing.F) {

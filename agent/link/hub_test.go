@@ -20,6 +20,7 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
@@ -355,10 +356,6 @@ func (r *logRecorder) dump() {
 	}
 }
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // testSchedules keeps schedules the way the daemon does, minus playing: a revision whose
 // content is all in the store is active, otherwise pending.
 type testSchedules struct {
@@ -515,7 +512,7 @@ func newTestAgent(t *testing.T, h *testHub, secret string, mod func(*Config)) *t
 		mem:  FileCommandMemory{Path: filepath.Join(dir, "commands.json")},
 	}
 	a.link, err = New(cfg, Deps{
-		Logger: log, Clock: realClock{}, Rand: mrand.New(mrand.NewPCG(1, 2)),
+		Logger: log, Clock: clock.NewSystem(), Rand: mrand.New(mrand.NewPCG(1, 2)),
 		Journal: j, Store: st, Schedules: a.sch, Commands: a.cmds, CommandMemory: a.mem, Status: testStatus{},
 	})
 	if err != nil {

@@ -25,11 +25,9 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 )
-
-// Clock is the link's source of wall time (hello, status, clock offset, command expiry).
-type Clock interface{ Now() time.Time }
 
 // Journal is the confirmation journal; *journal.Journal implements it.
 type Journal interface {
@@ -137,7 +135,10 @@ type Config struct {
 // CommandMemory and Status are required.
 type Deps struct {
 	Logger *slog.Logger
-	Clock  Clock
+	// Clock is the agent's clock, the link's wall time (hello, status, clock offset, command
+	// expiry, outage length). Backoff, pings, polls and socket deadlines are waits on a real
+	// network, so they use the machine's monotonic time, not this clock.
+	Clock clock.Clock
 	// Rand draws backoff jitter (*math/rand/v2.Rand); it is used from Run's goroutines
 	// under a lock.
 	Rand protocol.Rand
@@ -394,7 +395,8 @@ func (l *Link) retryAfter(hint time.Duration) time.Duration {
 	return protocol.RetryAfter(hint, l.d.Rand)
 }
 
-// sleep waits d or until ctx ends; it reports whether ctx ended.
+// sleep waits d or until ctx ends; it reports whether ctx ended. It is a wait on the network
+// (backoff), so it runs on monotonic time, not Deps.Clock.
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

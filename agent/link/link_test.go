@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -313,7 +314,7 @@ func newTestAgentOnDir(t *testing.T, h *testHub, old *testAgent) *testAgent {
 	a.cmds = &testCommands{}
 	var err error
 	a.link, err = New(old.link.cfg, Deps{
-		Logger: slog.New(a.logs), Clock: realClock{}, Rand: old.link.d.Rand,
+		Logger: slog.New(a.logs), Clock: clock.NewSystem(), Rand: old.link.d.Rand,
 		Journal: a.journal, Store: a.store, Schedules: a.sch, Commands: a.cmds, CommandMemory: a.mem, Status: testStatus{},
 	})
 	if err != nil {
