@@ -152,69 +152,57 @@ func TestFetchCutMidFileResumesWithRange(t *testing.T) {
 }
 
 // The 2G link of issue 17 (64 kbit/s, 600 ms round trip, 5% loss): a push with its content
-// arrives and the revision becomes active. How long that takes is a figure (BENCHMARKS.md),
-// computed in docs/reliability.md; the test only logs it beside the formula.
+// arrives and the revision becomes active. How long that takes is a figure (BENCHMARKS.md,
+// scripts/bench-links), beside the same push over the undisturbed link and PushTime's
+// formula (docs/reliability.md); the test asserts arrival only.
 func TestPushOver2GLink(t *testing.T) {
 	h := newHub(t, testSecret)
 	p, via := viaProxy(t, h)
-	twoG := faultnet.Shape{Rate: 8000, Delay: 300 * time.Millisecond, Loss: 0.05}
-	p.SetShape(twoG)
-	item := make([]byte, 16_000)
-	rand.Read(item)
-	ref := content.RefOf(item)
-	h.blobs[ref.String()] = item
 	a := newTestAgent(t, h, testSecret, func(c *Config) {
 		via(c)
 		c.Ping, c.PingDeadline, c.HandshakeTimeout = 2*time.Second, 10*time.Second, 10*time.Second
 	})
 	a.start()
 	hc := h.nextConn(t)
-	sched := &protocol.Schedule{Header: protocol.Header{ID: "h-2g"}, Signed: h.signSchedule(t, "dev-cl-07", 3, scheduleDoc("dev-cl-07", 3, ref))}
-	b, _ := protocol.Encode(sched)
-	t0 := time.Now()
-	hc.send(t, sched)
-	for _, want := range []string{protocol.DeliveryReceived, protocol.DeliveryContentReady, protocol.DeliveryActive} {
-		if d := h.nextDelivery(t); d.State != want || d.Revision != 3 {
-			t.Fatalf("delivery %+v, want %s of revision 3", d, want)
+	push := func(rev uint64, link string, shape faultnet.Shape) {
+		p.SetShape(shape)
+		item := make([]byte, 16_000)
+		rand.Read(item)
+		ref := content.RefOf(item)
+		h.mu.Lock()
+		h.blobs[ref.String()] = item
+		h.mu.Unlock()
+		sched := &protocol.Schedule{Header: protocol.Header{ID: fmt.Sprint("h-", rev)}, Signed: h.signSchedule(t, "dev-cl-07", rev, scheduleDoc("dev-cl-07", rev, ref))}
+		b, _ := protocol.Encode(sched)
+		t0 := time.Now()
+		hc.send(t, sched)
+		for _, want := range []string{protocol.DeliveryReceived, protocol.DeliveryContentReady, protocol.DeliveryActive} {
+			if d := h.nextDelivery(t); d.State != want || d.Revision != rev {
+				t.Fatalf("%s: delivery %+v, want %s of revision %d", link, d, want, rev)
+			}
 		}
+		took := time.Since(t0)
+		if err := a.store.Verify(ref); err != nil {
+			t.Fatalf("%s: the item does not verify: %v", link, err)
+		}
+		formula := "-"
+		if shape.Rate > 0 {
+			formula = PushTime(shape.Rate, 2*shape.Delay, len(b), len(item)).Round(time.Millisecond).String()
+		}
+		t.Logf("push over %s: %d-byte message + %d-byte item active after %s; formula (no loss) %s",
+			link, len(b), len(item), took.Round(time.Millisecond), formula)
 	}
-	took := time.Since(t0)
-	if err := a.store.Verify(ref); err != nil {
-		t.Fatalf("the item fetched over 2G does not verify: %v", err)
-	}
-	t.Logf("%s", fmt.Sprintf("2G push: %d-byte message + %d-byte item active after %s; formula (no loss) %s",
-		len(b), len(item), took.Round(time.Millisecond), PushTime(twoG.Rate, 2*twoG.Delay, len(b), len(item)).Round(time.Millisecond)))
+	push(3, "the undisturbed link", faultnet.Shape{})
+	push(4, "2G (64 kbit/s, 600 ms RTT, 5% loss)", faultnet.Shape{Rate: 8000, Delay: 300 * time.Millisecond, Loss: 0.05})
 }
 
 // PushTime is how long a push of a msg-byte schedule message naming one item-byte item takes
 // to become active over a link of rate bytes/s and round trip rtt, with no loss: the bytes
 // that cross the link toward the agent (the message, the item, about 2 kB of HTTP headers
-// and delivery reports) at the link's rate, plus four round trips (the push out and its
-// report back, the TCP connection for the download, the HEAD asking the size, the GET).
-// docs/reliability.md states it; each lost segment adds about a retransmission timeout.
+// and delivery reports) at the link's rate, plus three round trips (the push out and its
+// report back, the HEAD asking the size, the GET). A real link adds one round trip for the
+// download's TCP connection and one for TLS 1.3 (the proxy accepts on loopback at once);
+// docs/reliability.md states both. Each lost segment adds about a retransmission timeout.
 func PushTime(rate int64, rtt time.Duration, msg, item int) time.Duration {
-	return time.Duration(int64(msg+item+2048)*int64(time.Second)/rate) + 4*rtt
-}
-
-// A push that takes longer to arrive than the ping deadline (a big schedule over a slow
-// link) still arrives: the hub's pongs wait behind it in the same TCP stream, so the link
-// must count the push's own bytes as signs of life. Before, it dropped the link half way
-// through (telling the hub its message "could not be decoded"), dialled again, was sent the
-// same push again, and never got it.
-func TestPushLongerThanThePingDeadlineArrives(t *testing.T) {
-	h := newHub(t, testSecret)
-	p, via := viaProxy(t, h) // ping deadline 1 s
-	p.SetShape(faultnet.Shape{Rate: 20_000})
-	a := newTestAgent(t, h, testSecret, via)
-	a.start()
-	hc := h.nextConn(t)
-	doc := scheduleDoc("dev-cl-07", 4, content.RefOf([]byte("x"))) + strings.Repeat("# a long schedule document, as a year of programmes makes\n", 1000)
-	sched := &protocol.Schedule{Header: protocol.Header{ID: "h-big"}, Signed: h.signSchedule(t, "dev-cl-07", 4, doc)}
-	hc.send(t, sched) // about 3 s at this rate
-	if d := h.nextDelivery(t); d.Re != "h-big" || d.State != protocol.DeliveryReceived {
-		t.Fatalf("delivery %+v, want received of h-big", d)
-	}
-	if n := a.logs.count(slog.LevelWarn, "hub link lost"); n > 0 {
-		t.Errorf("the link was dropped %d times while the push arrived", n)
-	}
+	return time.Duration(int64(msg+item+2048)*int64(time.Second)/rate) + 3*rtt
 }
