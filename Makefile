@@ -46,8 +46,8 @@ test: deps fmt-check vet tidy-check
 
 # The long reliability runs (docs/reliability.md): 1,000 power cuts under the agent's data
 # directory (8 in `make test`), about 2 hours on 2 cores, then 1,000 SIGKILLs of the agent and
-# 40 of the hub while plays and confirmations flow, about 1.5 hours. Prints the POWERCUT and
-# KILLS figures lines.
+# 40 of the hub while plays and confirmations flow, about 1.5 hours, and a minute of play
+# through bad links. Prints the POWERCUT and KILLS figures lines.
 POWERCUTS ?= 1000
 KILLS ?= 1000
 soak: deps
@@ -56,8 +56,8 @@ soak: deps
 	LOA_FUSE_INPROCESS=1 $(GO) test -count=1 -timeout 10m ./internal/powercut ./internal/atomicfile ./content ./agent/journal
 	@LOA_POWERCUTS=$(POWERCUTS) $(GO) test -count=1 -timeout 6h -v -run 'TestAgentSurvivesPowerCuts' ./agent >$(BIN)/soak.log 2>&1; rc=$$?; \
 	grep -v '^ *{' $(BIN)/soak.log | grep -E 'POWERCUT|seed|cut [0-9]|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak.log"; [ $$rc = 0 ] || exit $$rc
-	@LOA_KILLS=$(KILLS) $(GO) test -count=1 -timeout 5h -v -run 'TestKillsAtScale' ./internal/e2e >$(BIN)/soak-kills.log 2>&1; rc=$$?; \
-	grep -v '^ *{' $(BIN)/soak-kills.log | grep -E 'KILLS|seed|kills \(|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak-kills.log"; exit $$rc
+	@LOA_SOAK=1 LOA_KILLS=$(KILLS) $(GO) test -count=1 -timeout 5h -v -run 'TestKillsAtScale|TestPlayingThroughBadLinks' ./internal/e2e >$(BIN)/soak-kills.log 2>&1; rc=$$?; \
+	grep -v '^ *{' $(BIN)/soak-kills.log | grep -E 'KILLS|2G:|seed|kills \(|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak-kills.log"; exit $$rc
 
 # Short fuzz runs of every parser of outside input; `FUZZTIME=1m make fuzz` for longer.
 FUZZTIME ?= 20s
