@@ -48,8 +48,8 @@ const (
 // Stats counts what went through.
 type Stats struct {
 	Conns     int   // connections accepted
-	ToTarget  int64 // bytes written to the target
-	ToClient  int64 // bytes written to clients
+	ToTarget  int64 // bytes forwarded to the target
+	ToClient  int64 // bytes forwarded to clients
 	CutsTaken int   // connections cut by CutNext
 }
 
@@ -65,8 +65,7 @@ type Proxy struct {
 	silent  bool
 	mute    bool
 	down    bool
-	cutDir  Dir
-	cutNext int64 // >0: the next connection is cut after this many bytes in cutDir
+	cuts    []cutPlan // for the next connections, one each, in order
 	changed chan struct{}
 	conns   map[net.Conn]struct{}
 	rng     *rand.Rand
@@ -115,11 +114,12 @@ func (p *Proxy) Mute(on bool) {
 	p.mu.Unlock()
 }
 
-// CutNext cuts the next connection after it forwarded n bytes in direction d: the first n
-// bytes go through, then both sockets are closed, wherever that falls in a frame.
+// CutNext cuts the next connection after it forwarded n bytes (n > 0) in direction d: the
+// first n bytes go through, then both sockets are closed, wherever that falls in a frame.
+// Called again before that connection came, it plans the cut of the one after, and so on.
 func (p *Proxy) CutNext(d Dir, n int64) {
 	p.mu.Lock()
-	p.cutDir, p.cutNext = d, n
+	p.cuts = append(p.cuts, cutPlan{dir: d, after: n})
 	p.mu.Unlock()
 }
 
@@ -205,8 +205,10 @@ func (p *Proxy) accept() {
 		p.mu.Lock()
 		p.stats.Conns++
 		mute := p.mute
-		cut := cutPlan{dir: p.cutDir, after: p.cutNext}
-		p.cutNext = 0
+		var cut cutPlan
+		if len(p.cuts) > 0 && !mute {
+			cut, p.cuts = p.cuts[0], p.cuts[1:]
+		}
 		p.mu.Unlock()
 		p.wg.Add(1)
 		if mute {

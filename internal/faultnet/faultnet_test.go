@@ -105,10 +105,12 @@ func TestSilenceHoldsWithoutClosing(t *testing.T) {
 	}
 }
 
-// CutNext closes the next connection after exactly n bytes toward the client.
+// CutNext closes the next connection after exactly n bytes toward the client; planned twice,
+// the two next connections, in order.
 func TestCutNextMidStream(t *testing.T) {
 	p := newProxy(t, echoTarget(t))
 	p.CutNext(ToClient, 1000)
+	p.CutNext(ToTarget, 10)
 	c := dial(t, p)
 	go c.Write(make([]byte, 5000))
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -116,15 +118,23 @@ func TestCutNextMidStream(t *testing.T) {
 	if len(got) != 1000 {
 		t.Fatalf("read %d bytes before the cut (err %v), want 1000", len(got), err)
 	}
-	// The connection after it is not cut.
+	// The second is cut toward the target: the client sees its connection closed having had
+	// at most the echo of those 10 bytes.
+	c1 := dial(t, p)
+	go c1.Write(make([]byte, 5000))
+	c1.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(c1); len(got) > 10 || err != nil {
+		t.Fatalf("the second connection echoed %d bytes (err %v), want at most the 10 that reached the target, then the close", len(got), err)
+	}
+	// The connection after them is not cut.
 	c2 := dial(t, p)
 	c2.Write(make([]byte, 5000))
 	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(c2, make([]byte, 5000)); err != nil {
 		t.Fatalf("the next connection: %v", err)
 	}
-	if st := p.Stats(); st.CutsTaken != 1 {
-		t.Errorf("%d cuts, want 1", st.CutsTaken)
+	if st := p.Stats(); st.CutsTaken != 2 {
+		t.Errorf("%d cuts, want 2", st.CutsTaken)
 	}
 }
 
