@@ -31,10 +31,10 @@ func TestPlayingThroughBadLinks(t *testing.T) {
 	ref2 := h.addTone(t, filepath.Join(media, "b.wav"), 8000, 660) // 13 kB: about 1.6 s of the 2G link's bandwidth
 	sched := filepath.Join(media, "commune.yaml")
 	var pushed time.Time
-	// A play every 2 s in this hour and the next only: a whole day of them (50,000 plays) takes
-	// the agent a second or two to compile on a loaded machine, and plays due meanwhile are
-	// missed, which is the compile's doing, not the link's (docs/reliability.md, "Found, not
-	// fixed").
+	// A play every 2 s in this hour and the next only: the 32 hours of them the compile covers
+	// (58,000 plays) take the agent a second or two to compile on a loaded machine, and plays
+	// due meanwhile are missed, which is the compile's doing, not the link's
+	// (docs/reliability.md, "Found, not fixed").
 	loc, lerr := time.LoadLocation("Asia/Ho_Chi_Minh")
 	if lerr != nil {
 		t.Fatal(lerr)
