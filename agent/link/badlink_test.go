@@ -61,11 +61,13 @@ func TestSilentLinkIsDroppedAndUnacknowledgedResent(t *testing.T) {
 	waitFor(t, "journal acked to 50", 10*time.Second, func() bool { return a.journal.Acked() == 50 })
 
 	p.Silence(true)
+	silent := time.Now()
 	a.record(20) // sent into the silent link: never arrives, never acknowledged
 	a.link.Notify()
 	waitFor(t, "the link to notice the silence", 10*time.Second, func() bool {
 		return a.logs.count(slog.LevelWarn, "hub link lost") > 0
 	})
+	t.Logf("silent link noticed after %s (ping every 100 ms, deadline 1 s)", time.Since(silent).Round(10*time.Millisecond))
 	e, _ := a.logs.find(slog.LevelWarn, "hub link lost")
 	if !strings.Contains(e.attrs["err"], "timeout") {
 		t.Errorf("the link was dropped for %q; want the ping deadline (a read timeout)", e.attrs["err"])
