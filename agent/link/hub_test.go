@@ -480,18 +480,8 @@ func newTestAgent(t *testing.T, h *testHub, secret string, mod func(*Config)) *t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	hubURL := "http://" + h.addr
-	tr, err := DeviceTransport(hubURL, testDevice, secret, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := content.Open(filepath.Join(dir, "content"), content.Options{Logger: log, HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	cfg := Config{
-		HubURL:          hubURL,
+		HubURL:          "http://" + h.addr,
 		DeviceID:        testDevice,
 		Secret:          secret,
 		SoftwareVersion: "loa-agent test",
@@ -503,8 +493,17 @@ func newTestAgent(t *testing.T, h *testHub, secret string, mod func(*Config)) *t
 		FetchBackoff:    protocol.Backoff{Base: 50 * time.Millisecond, Max: 500 * time.Millisecond},
 	}
 	if mod != nil {
-		mod(&cfg)
+		mod(&cfg) // may point HubURL at a proxy in front of h
 	}
+	tr, err := DeviceTransport(cfg.HubURL, testDevice, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := content.Open(filepath.Join(dir, "content"), content.Options{Logger: log, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	a := &testAgent{
 		t: t, dir: dir, journal: j, store: st, logs: logs,
 		sch:  &testSchedules{store: st, held: map[string]uint64{}},

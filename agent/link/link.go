@@ -123,8 +123,12 @@ type Config struct {
 	Poll time.Duration
 	// Batch is the largest confirmations batch (default 500, at most the protocol's 1000).
 	Batch int
-	// Ping is the websocket ping interval; a link silent for 2×Ping+10s is dropped (default 30s).
+	// Ping is the websocket ping interval (default 30s).
 	Ping time.Duration
+	// PingDeadline: a link from which nothing (not even a pong) arrived for this long is
+	// dropped and dialled again, so a link gone silent without closing is noticed (default
+	// 2×Ping+10s).
+	PingDeadline time.Duration
 	// HandshakeTimeout bounds dialling and waiting for the welcome (default 30s).
 	HandshakeTimeout time.Duration
 	// FetchBackoff is the retry policy of content fetches (default 2s..5m).
@@ -220,6 +224,9 @@ func New(cfg Config, d Deps) (*Link, error) {
 	cfg.Batch = min(cfg.Batch, protocol.DefaultMaxRecords)
 	if cfg.Ping <= 0 {
 		cfg.Ping = 30 * time.Second
+	}
+	if cfg.PingDeadline <= 0 {
+		cfg.PingDeadline = 2*cfg.Ping + 10*time.Second
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 30 * time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -66,7 +67,7 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 		return conn.WriteMessage(websocket.TextMessage, b)
 	}}
 	conn.SetReadLimit(int64(l.limits.MaxMessageBytes))
-	idle := 2*l.cfg.Ping + 10*time.Second
+	idle := l.cfg.PingDeadline
 
 	// Watch ctx during the handshake too: closing the connection unblocks the read.
 	stopWatch := context.AfterFunc(ctx, func() { conn.Close() })
@@ -156,7 +157,12 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 				errc <- err
 				return
 			}
-			m, err := l.limits.DecodeReader(r)
+			pr := &aliveReader{r: r, alive: func() { conn.SetReadDeadline(time.Now().Add(idle)) }}
+			m, err := l.limits.DecodeReader(pr)
+			if pr.err != nil {
+				errc <- pr.err // the link failed inside a message: not the hub's fault
+				return
+			}
 			if err != nil {
 				errc <- decodeError{err}
 				return
@@ -472,4 +478,24 @@ func (s *session) sendStatus() error {
 func (l *Link) storeSummary() protocol.StoreSummary {
 	u := l.d.Store.Usage()
 	return protocol.StoreSummary{Items: int64(u.Items), Bytes: u.Bytes, FreeBytes: freeBytes(l.d.Store.Dir())}
+}
+
+// aliveReader reads one message, counting every byte that arrives as a sign of life: over a
+// slow link a big push takes longer than the ping deadline, and the hub's pongs wait behind it
+// in the same TCP stream. It keeps the read error, which is the link's, not a decoding fault.
+type aliveReader struct {
+	r     io.Reader
+	alive func()
+	err   error
+}
+
+func (a *aliveReader) Read(b []byte) (int, error) {
+	n, err := a.r.Read(b)
+	if n > 0 {
+		a.alive()
+	}
+	if err != nil && err != io.EOF && !errors.Is(err, websocket.ErrReadLimit) { // too large: the hub's fault
+		a.err = err
+	}
+	return n, err
 }

@@ -44,9 +44,9 @@ func TestCommandsEndToEnd(t *testing.T) {
 			t.Fatalf("sox: %v %s", err, out)
 		}
 	}
-	link2 := newCutter(t, strings.TrimPrefix(hubURL, "http://"))
+	link2 := newLink(t, strings.TrimPrefix(hubURL, "http://"))
 	a1 := newAgent(t, bins, "qn/tk/cl-01", s1, hubURL, keyLine)
-	a2 := newAgent(t, bins, "qn/tk/cl-02", s2, "http://"+link2.addr(), keyLine)
+	a2 := newAgent(t, bins, "qn/tk/cl-02", s2, "http://"+link2.Addr(), keyLine)
 	a1.start(t, bins)
 	a2.start(t, bins)
 	logs := func() string {
@@ -185,7 +185,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 
 	// Agent 2 is cut off while a command with a short life is issued: it never gets it, and
 	// `loa commands` says so; its volume stays where it was.
-	link2.cut()
+	link2.Down()
 	waitFor(t, "the hub to see agent 2 gone", 30*time.Second, func() bool { return !online("qn/tk/cl-02")() }, logs)
 	out = testkit.Run(t, env, bins.cli, "volume", "--to", "qn/tk", "0.8", "--expires", "5s", "--wait", "0")
 	short := cmdRe.FindString(out)
@@ -194,7 +194,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	waitFor(t, short+" executed by agent 1", 20*time.Second, func() bool { return outcomes(short)["qn/tk/cl-01"] == "executed" }, logs)
 	time.Sleep(time.Until(time.Now().Add(6 * time.Second))) // past its expiry
-	link2.restore()
+	link2.Up()
 	waitFor(t, "agent 2 back", 40*time.Second, online("qn/tk/cl-02"), logs)
 	if o := outcomes(short); o["qn/tk/cl-02"] != "expired" {
 		t.Errorf("a command that expired while agent 2 was cut off: outcome %q, want expired", o["qn/tk/cl-02"])

@@ -67,7 +67,7 @@ func TestRestartsContinueTheProgramme(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 13))
 	bins := build(t)
 	h := newHub(t, bins)
-	hubURL, keyLine, env, token, hub := h.url, h.keyLine, h.env, h.token, h.proc
+	hubURL, keyLine, env, hub := h.url, h.keyLine, h.env, h.proc
 	testkit.Run(t, env, bins.cli, "area", "add", "qn/tk")
 	secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(testkit.Run(t, env, bins.cli, "device", "enroll", "qn/tk/cl-01", "--area", "qn/tk"))[1]
 
@@ -324,12 +324,30 @@ func TestRestartsContinueTheProgramme(t *testing.T) {
 	a.startKeeping(t, bins)
 	var hubRecs []api.ConfirmationJSON
 	waitFor(t, "the hub to hold every record", 60*time.Second, func() bool {
-		out, err := exec.Command(bins.cli, "--hub", hubURL, "--token", token, "confirmations", "--device", "qn/tk/cl-01", "--json").Output()
-		if err != nil || json.Unmarshal(out, &hubRecs) != nil {
-			return false
-		}
-		return len(hubRecs) >= len(recs)
+		var ok bool
+		hubRecs, ok = h.confirmationsOf("qn/tk/cl-01")
+		return ok && len(hubRecs) >= len(recs)
 	}, logs)
+	for _, d := range hubDiffers(recs, hubRecs) {
+		t.Error(d)
+	}
+}
+
+// confirmationsOf is every confirmation the hub holds for device (loa confirmations --json);
+// false when the hub did not answer.
+func (h *hubBox) confirmationsOf(device string) ([]api.ConfirmationJSON, bool) {
+	out, err := exec.Command(h.bins.cli, "--hub", h.url, "--token", h.token, "confirmations", "--device", device, "--json").Output()
+	var cs []api.ConfirmationJSON
+	if err != nil || json.Unmarshal(out, &cs) != nil {
+		return nil, false
+	}
+	return cs, true
+}
+
+// hubDiffers compares the hub's confirmations of a device with its journal, field by field,
+// and returns one line per record missing at the hub or differing.
+func hubDiffers(recs []journal.Record, hubRecs []api.ConfirmationJSON) []string {
+	var out []string
 	sort.Slice(hubRecs, func(i, j int) bool { return hubRecs[i].Seq < hubRecs[j].Seq })
 	bySeq := map[int64]api.ConfirmationJSON{}
 	for _, c := range hubRecs {
@@ -350,7 +368,7 @@ func TestRestartsContinueTheProgramme(t *testing.T) {
 	for _, r := range recs {
 		c, ok := bySeq[int64(r.Seq)]
 		if !ok {
-			t.Errorf("record %d is not at the hub", r.Seq)
+			out = append(out, fmt.Sprintf("record %d is not at the hub", r.Seq))
 			continue
 		}
 		var diffs []string
@@ -393,9 +411,10 @@ func TestRestartsContinueTheProgramme(t *testing.T) {
 		cmpF("volume", r.Volume, fv(c.Volume))
 		cmp("amplifier", r.Amplifier, c.Amplifier)
 		if len(diffs) > 0 {
-			t.Errorf("record %d differs at the hub: %s", r.Seq, strings.Join(diffs, "; "))
+			out = append(out, fmt.Sprintf("record %d differs at the hub: %s", r.Seq, strings.Join(diffs, "; ")))
 		}
 	}
+	return out
 }
 
 // startBound is how far from its timeline an item's first sample may reach the sound card.

@@ -100,9 +100,9 @@ func TestEmergencyEndToEnd(t *testing.T) {
 	refN := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add", filepath.Join(media, "normal.wav"), "--title", "Bản tin"))
 	refE := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add", filepath.Join(media, "alarm.wav"), "--title", "Còi báo"))
 
-	link2 := newCutter(t, strings.TrimPrefix(hubURL, "http://"))
+	link2 := newLink(t, strings.TrimPrefix(hubURL, "http://"))
 	a1 := newAgent(t, bins, "qn/tk/cl-01", s1, hubURL, keyLine)
-	a2 := newAgent(t, bins, "qn/tk/cl-02", s2, "http://"+link2.addr(), keyLine)
+	a2 := newAgent(t, bins, "qn/tk/cl-02", s2, "http://"+link2.Addr(), keyLine)
 	a1.start(t, bins)
 	a2.start(t, bins)
 	logs := func() string {
@@ -178,7 +178,7 @@ func TestEmergencyEndToEnd(t *testing.T) {
 	cancelled := time.Now()
 
 	// Agent 2 is cut off when the next emergency is sent; it plays it on reconnect.
-	link2.cut()
+	link2.Down()
 	out = testkit.Run(t, env, bins.cli, "emergency", "--to", "qn/tk", "--text", "Lũ quét ở thượng nguồn", "--until", "2m")
 	m = regexp.MustCompile(`emergency (\d+) \(series`).FindStringSubmatch(out)
 	em2 := "emergency:" + m[1] + "/speakers"
@@ -186,19 +186,19 @@ func TestEmergencyEndToEnd(t *testing.T) {
 	if len(having(a2.records(bins), prog(em2, ""))) > 0 {
 		t.Fatal("agent 2 played an emergency sent while it was cut off")
 	}
-	link2.restore()
+	link2.Up()
 	waitFor(t, "agent 2 to play the second emergency on reconnect", 60*time.Second, func() bool {
 		return len(having(a2.records(bins), prog(em2, "completed"))) > 0
 	}, logs)
 
 	// Cut off again; this emergency expires before the link is back: it is never played.
-	link2.cut()
+	link2.Down()
 	out = testkit.Run(t, env, bins.cli, "emergency", "--to", "qn/tk", "--text", "Sạt lở đất", "--until", "12s")
 	m = regexp.MustCompile(`emergency (\d+) \(series`).FindStringSubmatch(out)
 	em3 := "emergency:" + m[1] + "/speakers"
 	waitFor(t, "agent 1 to play the short-lived emergency", 30*time.Second, func() bool { return len(having(a1.records(bins), prog(em3, "completed"))) > 0 }, logs)
 	time.Sleep(time.Until(time.Now().Add(14 * time.Second))) // past its expiry
-	link2.restore()
+	link2.Up()
 	waitFor(t, "agent 2 back with the hub's newest schedule active", 60*time.Second, func() bool {
 		out, err := exec.Command(bins.cli, "--hub", hubURL, "--token", strings.TrimPrefix(env[1], "LOA_TOKEN="), "device", "show", "qn/tk/cl-02", "--json").Output()
 		var d struct {

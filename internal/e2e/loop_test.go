@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/internal/alsafifo"
+	"github.com/loa-project/loa/internal/faultnet"
 	"github.com/loa-project/loa/internal/testkit"
 )
 
@@ -128,63 +128,16 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool, conte
 	}
 }
 
-// cutter is a TCP relay between an agent and the hub that the test can cut and restore,
-// standing in for a 4G link that drops.
-type cutter struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-}
-
-func newCutter(t *testing.T, target string) *cutter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newLink is a TCP relay between an agent and the hub that the test can cut (Down) and
+// restore (Up), standing in for a 4G link that drops.
+func newLink(t *testing.T, target string) *faultnet.Proxy {
+	p, err := faultnet.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cutter{ln: ln, target: target}
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.mu.Lock()
-			if c.down {
-				c.mu.Unlock()
-				in.Close()
-				continue
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				c.mu.Unlock()
-				in.Close()
-				continue
-			}
-			c.conns = append(c.conns, in, out)
-			c.mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); c.cut() })
-	return c
+	t.Cleanup(func() { p.Close() })
+	return p
 }
-
-func (c *cutter) addr() string { return c.ln.Addr().String() }
-
-func (c *cutter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.down = true
-	for _, x := range c.conns {
-		x.Close()
-	}
-	c.conns = nil
-}
-
-func (c *cutter) restore() { c.mu.Lock(); c.down = false; c.mu.Unlock() }
 
 type confirmation struct {
 	Device  string `json:"device"`
@@ -265,9 +218,9 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 	refB := refRe.FindString(testkit.Run(t, env, bins.cli, "content", "add", filepath.Join(media, "b.wav"), "--title", "Thông báo", "--language", "vi"))
 
 	// Agent 2 reaches the hub through a link the test can cut.
-	link2 := newCutter(t, addr)
+	link2 := newLink(t, addr)
 	a1 := newAgent(t, bins, "qn/tk/cl-01", s1, hubURL, keyLine)
-	a2 := newAgent(t, bins, "qn/tk/cl-02", s2, "http://"+link2.addr(), keyLine)
+	a2 := newAgent(t, bins, "qn/tk/cl-02", s2, "http://"+link2.Addr(), keyLine)
 	a1.start(t, bins)
 	a2.start(t, bins)
 	logs := func() string {
@@ -294,7 +247,7 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 	hub = startHub()
 
 	// Agent 2 is cut off for more than two bulletins; meanwhile revision 2 adds a notice.
-	link2.cut()
+	link2.Down()
 	os.WriteFile(sched, []byte(fmt.Sprintf("version: 1\nid: tk\nrevision: 2\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
 		"  - {id: bulletin, cron: \"*/4 * * * * *\", items: [{content: %q}]}\n"+
 		"  - {id: notice, cron: \"2/4 * * * * *\", items: [{content: %q}]}\n", refA, refB)), 0o644)
@@ -306,7 +259,7 @@ func TestPushPlayConfirmWithOutages(t *testing.T) {
 	if completed(a2.journal(t, bins), "notice") != 0 {
 		t.Fatal("agent 2 played revision 2 while cut off from the hub")
 	}
-	link2.restore()
+	link2.Up()
 	waitFor(t, "agent 2 to catch up with revision 2 and play it", 40*time.Second, func() bool {
 		return completed(a2.journal(t, bins), "notice") >= 1 && completed(a1.journal(t, bins), "notice") >= 1
 	}, logs)
