@@ -40,8 +40,11 @@ REALTIME_PKGS = ./agent ./internal/e2e ./player ./device/screen
 # than after them (go test starts packages in the order given).
 LONG_PKGS = ./internal/packaging ./hub/console ./hub/store ./hub
 
+# The hub store's suite runs twice: on SQLite with the other packages, then on a PostgreSQL
+# server its TestMain starts in a temporary directory (docs/hub-storage.md).
 test: deps fmt-check vet tidy-check
 	$(GO) test $(TESTFLAGS) $(LONG_PKGS) $$($(GO) list ./... | grep -v -x -F $(patsubst ./%,-e github.com/loa-project/loa/%,$(REALTIME_PKGS) $(LONG_PKGS)))
+	LOA_STORE=postgres $(GO) test $(TESTFLAGS) ./hub/store
 	$(GO) test $(TESTFLAGS) -p 1 $(REALTIME_PKGS)
 
 # The long reliability runs (docs/reliability.md): 1,000 power cuts under the agent's data
