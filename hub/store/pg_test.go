@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the server's administration
 )
 
@@ -244,4 +246,27 @@ func TestIsPostgres(t *testing.T) {
 			t.Errorf("IsPostgres(%q) = %v", src, !want)
 		}
 	}
+}
+
+// PostgreSQL's errors become the store's: a full disk ErrFull, a unique key ErrExists.
+func TestPostgresErrors(t *testing.T) {
+	for code, want := range map[string]error{pgDiskFull: ErrFull, pgOutOfMemory: ErrFull, pgUniqueViolation: ErrExists} {
+		if err := pgError(&pgconn.PgError{Code: code, Message: "m"}); !errors.Is(err, want) || !IsFull(err) && want == ErrFull {
+			t.Errorf("code %s: %v, want %v", code, err, want)
+		}
+	}
+	if err := pgError(&pgconn.PgError{Code: "42601"}); errors.Is(err, ErrFull) || errors.Is(err, ErrExists) {
+		t.Errorf("a syntax error mapped to %v", err)
+	}
+	if testEngine != "postgres" {
+		return
+	}
+	db, _, _ := openTest(t)
+	ctx := context.Background()
+	insert := func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO settings(key, value, updated_at) VALUES ('k', 'v', 0)")
+		return err
+	}
+	noErr(t, db.write(ctx, insert))
+	wantErr(t, db.write(ctx, insert), ErrExists, "a second row with the same key")
 }
