@@ -40,11 +40,15 @@ REALTIME_PKGS = ./agent ./internal/e2e ./player ./device/screen
 # than after them (go test starts packages in the order given).
 LONG_PKGS = ./internal/packaging ./hub/console ./hub/store ./hub
 
-# The hub store's suite runs twice: on SQLite with the other packages, then on a PostgreSQL
-# server its TestMain starts in a temporary directory (docs/hub-storage.md).
+# The hub store's suite runs twice: on SQLite with the other packages, and on a PostgreSQL
+# server its TestMain starts in a temporary directory (docs/hub-storage.md). The PostgreSQL
+# run mostly waits on the server, so it runs beside the others; its output follows theirs.
 test: deps fmt-check vet tidy-check
-	$(GO) test $(TESTFLAGS) $(LONG_PKGS) $$($(GO) list ./... | grep -v -x -F $(patsubst ./%,-e github.com/loa-project/loa/%,$(REALTIME_PKGS) $(LONG_PKGS)))
-	LOA_STORE=postgres $(GO) test $(TESTFLAGS) ./hub/store
+	@mkdir -p $(BIN)
+	LOA_STORE=postgres $(GO) test $(TESTFLAGS) ./hub/store >$(BIN)/test-store-postgres.log 2>&1 & pg=$$!; \
+	$(GO) test $(TESTFLAGS) $(LONG_PKGS) $$($(GO) list ./... | grep -v -x -F $(patsubst ./%,-e github.com/loa-project/loa/%,$(REALTIME_PKGS) $(LONG_PKGS))); rc=$$?; \
+	wait $$pg; pgrc=$$?; echo "hub/store on PostgreSQL (LOA_STORE=postgres):"; cat $(BIN)/test-store-postgres.log; \
+	[ $$rc -eq 0 ] && [ $$pgrc -eq 0 ]
 	$(GO) test $(TESTFLAGS) -p 1 $(REALTIME_PKGS)
 
 # The long reliability runs (docs/reliability.md): 1,000 power cuts under the agent's data
