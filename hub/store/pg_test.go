@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,27 +72,34 @@ func startTestPostgres() (stop func(), err error) {
 		testPG.skip = "PostgreSQL tests skipped: " + err.Error()
 		return func() {}, nil
 	}
-	dir, err := os.MkdirTemp("", "loa-store-pg-")
-	if err != nil {
-		return nil, err
-	}
-	stop = func() { os.RemoveAll(dir) }
-	var run func(name string, args ...string) *exec.Cmd
+	run := func(name string, args ...string) *exec.Cmd { return exec.Command(filepath.Join(bin, name), args...) }
+	chown := func(string) error { return nil }
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			return stop, fmt.Errorf("running as root, and there is no postgres user to run PostgreSQL as: %w", err)
+			return nil, fmt.Errorf("running as root, and there is no postgres user to run PostgreSQL as: %w", err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return stop, err
+		uid, err1 := strconv.Atoi(u.Uid)
+		gid, err2 := strconv.Atoi(u.Gid)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("the postgres user's uid and gid: %w", err)
 		}
 		run = func(name string, args ...string) *exec.Cmd {
 			return exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(bin, name)}, args...)...)
 		}
-	} else {
-		run = func(name string, args ...string) *exec.Cmd { return exec.Command(filepath.Join(bin, name), args...) }
+		chown = func(dir string) error { return os.Chown(dir, uid, gid) }
+	}
+	stopStale(run)
+	dir, err := os.MkdirTemp("", pgDirPrefix)
+	if err != nil {
+		return nil, err
+	}
+	stop = func() { os.RemoveAll(dir) }
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return stop, err
+	}
+	if err := chown(dir); err != nil {
+		return stop, err
 	}
 	data := filepath.Join(dir, "data")
 	// No locale: the store declares byte order on its columns, but the server's own default
@@ -133,6 +141,28 @@ func startTestPostgres() (stop func(), err error) {
 		return stop, fmt.Errorf("migrate the template database: %w", err)
 	}
 	return stop, db.Close()
+}
+
+// pgDirPrefix names the temporary directories of the tests' servers.
+const pgDirPrefix = "loa-store-pg-"
+
+// stopStale stops and removes the servers of test processes that died without stopping
+// theirs (killed by a timeout, or by a closed pipe): each directory names its owner's pid.
+func stopStale(run func(name string, args ...string) *exec.Cmd) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), pgDirPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			continue // being set up, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue // its owner is alive (or we cannot tell)
+		}
+		fmt.Fprintf(os.Stderr, "stopping the PostgreSQL of a test process that is gone (pid %d, %s)\n", pid, dir)
+		run("pg_ctl", "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop").Run()
+		os.RemoveAll(dir)
+	}
 }
 
 func freePort() (int, error) {
