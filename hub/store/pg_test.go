@@ -280,13 +280,15 @@ func TestIsPostgres(t *testing.T) {
 
 // PostgreSQL's errors become the store's: a full disk ErrFull, a unique key ErrExists.
 func TestPostgresErrors(t *testing.T) {
-	for code, want := range map[string]error{pgDiskFull: ErrFull, pgOutOfMemory: ErrFull, pgUniqueViolation: ErrExists} {
+	for code, want := range map[string]error{pgDiskFull: ErrFull, pgUniqueViolation: ErrExists} {
 		if err := pgError(&pgconn.PgError{Code: code, Message: "m"}); !errors.Is(err, want) || !IsFull(err) && want == ErrFull {
 			t.Errorf("code %s: %v, want %v", code, err, want)
 		}
 	}
-	if err := pgError(&pgconn.PgError{Code: "42601"}); errors.Is(err, ErrFull) || errors.Is(err, ErrExists) {
-		t.Errorf("a syntax error mapped to %v", err)
+	for _, code := range []string{"42601", "53200"} { // a syntax error; out of memory, which is not the disk
+		if err := pgError(&pgconn.PgError{Code: code}); errors.Is(err, ErrFull) || errors.Is(err, ErrExists) {
+			t.Errorf("code %s mapped to %v", code, err)
+		}
 	}
 	if testEngine != "postgres" {
 		return

@@ -80,7 +80,6 @@ func redact(source string) string {
 const (
 	pgUniqueViolation = "23505"
 	pgDiskFull        = "53100"
-	pgOutOfMemory     = "53200"
 )
 
 // pgError maps a PostgreSQL error to the store's: ErrFull when the server's disk is full,
@@ -91,7 +90,7 @@ func pgError(err error) error {
 		return err
 	}
 	switch pe.Code {
-	case pgDiskFull, pgOutOfMemory:
+	case pgDiskFull:
 		if !errors.Is(err, ErrFull) {
 			return fmt.Errorf("%w: %v", ErrFull, err)
 		}
