@@ -44,8 +44,13 @@ LONG_PKGS = ./hub/console ./hub/store ./hub
 # priority beside all the others, in the time the real-time tests leave a core waiting.
 IDLE_PKGS = ./internal/packaging
 
+# The hub store's suite runs twice: on SQLite with the other packages, and on a PostgreSQL
+# server its TestMain starts in a temporary directory (docs/hub-storage.md). The PostgreSQL
+# run mostly waits on the server, so it runs beside the others; its output follows theirs.
+POSTGRES_PKGS = ./hub/store
+
 test: deps fmt-check vet tidy-check
-	@./scripts/test-lanes "$(GO)" "$(TESTFLAGS)" "$(IDLE_PKGS)" "$(LONG_PKGS)" "$(REALTIME_PKGS)"
+	@./scripts/test-lanes "$(GO)" "$(TESTFLAGS)" "$(IDLE_PKGS)" "$(LONG_PKGS)" "$(REALTIME_PKGS)" "$(POSTGRES_PKGS)"
 
 # The long reliability runs (docs/reliability.md): a lost week on a fast clock (1 day in
 # `make test`; about a minute), 1,000 power cuts under the agent's data directory (8 in

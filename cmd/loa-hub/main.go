@@ -1,5 +1,5 @@
 // Command loa-hub is the district server: `loa-hub serve --config FILE`, `loa-hub keygen`,
-// `loa-hub user add`. The work is done in package hub.
+// `loa-hub user add`, `loa-hub migrate`. The work is done in package hub (and hub/store).
 package main
 
 import (
@@ -46,6 +46,8 @@ func commands() []command {
 		{"user", "token NAME --config FILE [--valid-for DURATION]", "a new token for a user (rotation); prints it once", cobra.MaximumNArgs(1), credential("user token")},
 		{"user", "disable NAME --config FILE", "no token of the user works any more", cobra.MaximumNArgs(1), credential("user disable")},
 		{"token", "revoke --config FILE", "revoke the token read from standard input", cobra.NoArgs, credential("token revoke")},
+		{"", "migrate --from SOURCE --to SOURCE", "copy every row of a hub store into a new, empty one: sqlite:PATH or postgres://USER@HOST/DB (stop the hub first)",
+			cobra.NoArgs, migrate},
 	}
 }
 
@@ -288,6 +290,49 @@ func credentialCmd(cmd string, fs *pflag.FlagSet) runFunc {
 				fmt.Println("the token is revoked (it did not work already:", aerr, ")")
 			}
 		}
+		return 0
+	}
+}
+
+// migrate copies a district's store into another engine's (store.Copy), e.g. from its SQLite
+// file into a new PostgreSQL database: `loa-hub migrate --from sqlite:/var/lib/loa-hub/hub.db
+// --to postgres://loa@db/loa`.
+func migrate(fs *pflag.FlagSet) runFunc {
+	from := fs.String("from", "", "the store to copy: sqlite:PATH (or a path) or postgres://…")
+	to := fs.String("to", "", "the new, empty store to copy into: postgres://… (the database must exist) or sqlite:PATH")
+	return func(pos []string) int {
+		if *from == "" || *to == "" {
+			fmt.Fprintln(os.Stderr, "loa-hub migrate: --from and --to are required")
+			return 2
+		}
+		if !store.IsPostgres(*from) {
+			// Open would make an empty store of a mistyped path, and copy nothing.
+			if _, err := os.Stat(strings.TrimPrefix(*from, "sqlite:")); err != nil {
+				fmt.Fprintf(os.Stderr, "loa-hub migrate: no hub store to copy at --from %s: %v\n", *from, err)
+				return 1
+			}
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		log := logger("info")
+		src, err := store.Open(ctx, *from, clock{}, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub migrate: --from:", err)
+			return 1
+		}
+		defer src.Close()
+		dst, err := store.Open(ctx, *to, clock{}, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub migrate: --to:", err)
+			return 1
+		}
+		defer dst.Close()
+		n, err := store.Copy(ctx, src, dst)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loa-hub migrate:", err)
+			return 1
+		}
+		fmt.Printf("copied %d rows from %s to %s\n", n, src.Path(), dst.Path())
 		return 0
 	}
 }

@@ -142,13 +142,13 @@ func (db *DB) Submit(ctx context.Context, area string, s Schedule) (Submission, 
 		if err := targetExists(ctx, tx, s.Target); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO submissions(area_id, device_id, schedule_id, document, submitted_by, submitted_at, state)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, area, device, s.ID, out.Document, s.Author, ts(out.SubmittedAt), StateSubmitted)
+		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
+		err := tx.QueryRowContext(ctx, `INSERT INTO submissions(area_id, device_id, schedule_id, document, submitted_by, submitted_at, state)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, area, device, s.ID, out.Document, s.Author, ts(out.SubmittedAt), StateSubmitted).Scan(&out.ID)
 		if err != nil {
 			return fmt.Errorf("store submission for %s: %w", s.Target, err)
 		}
-		out.ID, err = res.LastInsertId()
-		return err
+		return nil
 	})
 	if err != nil {
 		return Submission{}, err

@@ -10,6 +10,27 @@ import (
 func TestOpenSetsPragmasAndMigrates(t *testing.T) {
 	db, _, _ := openTest(t)
 	ctx := context.Background()
+	if db.pg {
+		var ro string
+		noErr(t, db.r.QueryRowContext(ctx, "SHOW default_transaction_read_only").Scan(&ro))
+		if ro != "on" {
+			t.Fatalf("reader default_transaction_read_only=%s", ro)
+		}
+	} else {
+		sqlitePragmas(t, db)
+	}
+	if _, err := db.r.ExecContext(ctx, "INSERT INTO taxonomy VALUES ('theme','x','x')"); err == nil {
+		t.Fatal("the read pool accepted a write")
+	}
+	v := must[int](t)(db.FileSchemaVersion(ctx))
+	if v != SchemaVersion() {
+		t.Fatalf("file schema version %d, want %d", v, SchemaVersion())
+	}
+}
+
+// The pragmas Open gives SQLite's two pools.
+func sqlitePragmas(t *testing.T, db *DB) {
+	ctx := context.Background()
 	var mode string
 	var fk, sync, busy, temp int
 	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode))
@@ -24,13 +45,6 @@ func TestOpenSetsPragmasAndMigrates(t *testing.T) {
 	if fk != 1 {
 		t.Fatalf("reader foreign_keys=%d", fk)
 	}
-	if _, err := db.r.ExecContext(ctx, "INSERT INTO taxonomy VALUES ('theme','x','x')"); err == nil {
-		t.Fatal("the read pool accepted a write")
-	}
-	v := must[int](t)(db.FileSchemaVersion(ctx))
-	if v != SchemaVersion() {
-		t.Fatalf("file schema version %d, want %d", v, SchemaVersion())
-	}
 }
 
 func TestOpenRefusesNewerSchemaAndBadPaths(t *testing.T) {
@@ -43,11 +57,18 @@ func TestOpenRefusesNewerSchemaAndBadPaths(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "newer loa-hub") {
 		t.Fatalf("opening a file from a newer hub: %v", err)
 	}
-	for _, p := range []string{"", "a?b.db", t.TempDir() + "/no/such/dir/hub.db"} {
+	bad := []string{"", "a?b.db", t.TempDir() + "/no/such/dir/hub.db", "postgres://loa:hunter2@[::1", "postgres://secret-user:hunter2@127.0.0.1:1/x"}
+	if testEngine == "postgres" {
+		bad = append(bad, pgURL("no_such_database"))
+	}
+	for _, p := range bad {
 		if db, err := Open(ctx, p, clk, nil); err == nil {
 			db.Close()
 			t.Fatalf("Open(%q) succeeded", p)
 		} else {
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Open's error shows the password: %v", err)
+			}
 			t.Logf("Open(%q): %v", p, err)
 		}
 	}

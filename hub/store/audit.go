@@ -39,13 +39,12 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	e.Detail = append(json.RawMessage(nil), e.Detail...)
 	e.At = db.now()
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "INSERT INTO audit(at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-			ts(e.At), e.Actor, e.Action, e.Target, string(e.Detail))
+		err := tx.QueryRowContext(ctx, "INSERT INTO audit(at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?) RETURNING id",
+			ts(e.At), e.Actor, e.Action, e.Target, string(e.Detail)).Scan(&e.ID)
 		if err != nil {
 			return fmt.Errorf("append audit %s by %s: %w", e.Action, e.Actor, err)
 		}
-		e.ID, err = res.LastInsertId()
-		return err
+		return nil
 	})
 	if err != nil {
 		return AuditEntry{}, err
@@ -62,7 +61,7 @@ type AuditFilter struct {
 
 // ListAudit returns entries matching f, newest first.
 func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
-	conds := []string{"1"}
+	conds := []string{"TRUE"}
 	var args []any
 	for col, v := range map[string]string{"actor": f.Actor, "action": f.Action, "target": f.Target} {
 		if v != "" {

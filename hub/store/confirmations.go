@@ -382,9 +382,11 @@ func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn fun
 	if f.Result != "" {
 		conds, args = append(conds, "result = ?"), append(args, f.Result)
 	}
-	order := " ORDER BY at, device_id, seq"
+	// NULLS FIRST/LAST say SQLite's default, which PostgreSQL's is the opposite of: a play
+	// with no time sorts first on both engines.
+	order := " ORDER BY at NULLS FIRST, device_id, seq"
 	if f.Newest {
-		order = " ORDER BY at DESC, device_id DESC, seq DESC"
+		order = " ORDER BY at DESC NULLS LAST, device_id DESC, seq DESC"
 	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+confirmationCols+" FROM confirmations WHERE "+
 		strings.Join(conds, " AND ")+order+limitClause(f.Limit), args...)

@@ -405,7 +405,11 @@ func TestJournalRestart(t *testing.T) {
 func TestProofColumns(t *testing.T) {
 	db, _, _ := openTest(t)
 	have := map[string]bool{}
-	rows, err := db.r.Query("SELECT name FROM pragma_table_info('confirmations')")
+	q := "SELECT name FROM pragma_table_info('confirmations')"
+	if db.pg {
+		q = "SELECT column_name FROM information_schema.columns WHERE table_name = 'confirmations'"
+	}
+	rows, err := db.r.Query(q)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func checkEffective(e EffectiveSchedule, now time.Time) (EffectiveSchedule, stri
 // signed bytes go to effective_documents (insertEffectiveDoc) once it is in.
 const (
 	insertEffective = `INSERT INTO effective(device_id, revision, sources, created_at)
-	SELECT ?1, ?2, ?3, ?4
+	SELECT ?1, CAST(?2 AS BIGINT), ?3, CAST(?4 AS BIGINT)
 	WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1)
 		AND ?2 > (SELECT COALESCE(MAX(revision), 0) FROM effective WHERE device_id = ?1)`
 	insertEffectiveDoc = `INSERT INTO effective_documents(device_id, revision, document, signature) VALUES (?, ?, ?, ?)`

@@ -196,15 +196,13 @@ func (db *DB) AddEmergencies(ctx context.Context, es []Emergency) (added, replac
 				device = e.Device
 			}
 			e.CreatedAt = now
-			res, err := tx.ExecContext(ctx, `INSERT INTO emergencies(series, kind, area_id, class, title, text, items, issued_at,
-				start_at, every_ns, until_at, volume, source, created_by, created_at, device_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			err := tx.QueryRowContext(ctx, `INSERT INTO emergencies(series, kind, area_id, class, title, text, items, issued_at,
+				start_at, every_ns, until_at, volume, source, created_by, created_at, device_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+				RETURNING id`,
 				e.Series, e.Kind, e.Area, e.Class, e.Title, e.Text, string(e.Items), ts(e.IssuedAt), ts(e.Start), int64(e.Every),
-				ts(e.Until), e.Volume, e.Source, e.CreatedBy, ts(now), device)
+				ts(e.Until), e.Volume, e.Source, e.CreatedBy, ts(now), device).Scan(&e.ID)
 			if err != nil {
 				return fmt.Errorf("store emergency of series %q for %s: %w", e.Series, e.Area, err)
-			}
-			if e.ID, err = res.LastInsertId(); err != nil {
-				return err
 			}
 			added = append(added, e)
 		}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -42,10 +41,11 @@ type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
-// openTest opens a store on a fresh file in t.TempDir().
+// openTest opens a store on a fresh data source (testSource) of the engine under test and
+// returns it with its source.
 func openTest(t testing.TB) (*DB, *fakeClock, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "hub.db")
+	path := testSource(t)
 	clk := newClock()
 	db, err := Open(context.Background(), path, clk, testLogger(t))
 	if err != nil {

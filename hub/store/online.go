@@ -35,8 +35,9 @@ func (db *DB) AddOnline(ctx context.Context, id string, from, to time.Time) erro
 				next = to
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO online_days(day, area_id, device_id, seconds)
-				SELECT ?, area_id, id, ? FROM devices WHERE id = ?
-				ON CONFLICT(day, area_id, device_id) DO UPDATE SET seconds = MIN(?, seconds + excluded.seconds)`,
+				SELECT CAST(?1 AS BIGINT), area_id, id, CAST(?2 AS DOUBLE PRECISION) FROM devices WHERE id = ?3
+				ON CONFLICT(day, area_id, device_id) DO UPDATE SET seconds =
+					CASE WHEN online_days.seconds + excluded.seconds < ?4 THEN online_days.seconds + excluded.seconds ELSE ?4 END`,
 				day, next.Sub(t).Seconds(), id, daySeconds); err != nil {
 				return fmt.Errorf("record online time of device %q: %w", id, err)
 			}

@@ -476,7 +476,7 @@ func (db *DB) Plays(ctx context.Context, f PlaysFilter) (PlaysReport, error) {
 		g := f
 		g.From, g.To = from, to
 		where, args := g.where()
-		rows, err := db.r.QueryContext(ctx, `SELECT c.program, c.item_ref, c.result, COUNT(*), SUM(`+heard+`), SUM(c.played_s)
+		rows, err := db.r.QueryContext(ctx, `SELECT c.program, c.item_ref, c.result, COUNT(*), COUNT(*) FILTER (WHERE `+heard+`), SUM(c.played_s)
 			FROM confirmations c WHERE `+where+` GROUP BY c.program, c.item_ref, c.result`, args...)
 		if err != nil {
 			return fmt.Errorf("plays report: %w", err)
@@ -675,8 +675,8 @@ func (db *DB) Devices(ctx context.Context, f PeriodFilter, loc *time.Location) (
 	// Plays by result: whole months from play_months, the edges from the confirmations.
 	raw := func(from, to time.Time) error {
 		cond, args := subtree("c.area_id", f.Area)
-		rows, err := db.r.QueryContext(ctx, `SELECT c.device_id, c.result, COUNT(*), SUM(`+heard+`), SUM(c.played_s),
-			SUM(c.amplifier <> '' AND c.amplifier <> 'on')
+		rows, err := db.r.QueryContext(ctx, `SELECT c.device_id, c.result, COUNT(*), COUNT(*) FILTER (WHERE `+heard+`), SUM(c.played_s),
+			COUNT(*) FILTER (WHERE c.amplifier <> '' AND c.amplifier <> 'on')
 			FROM confirmations c WHERE `+cond+` AND c.at >= ? AND c.at < ? GROUP BY c.device_id, c.result`, append(args, ts(from), ts(to))...)
 		if err != nil {
 			return fmt.Errorf("devices report: %w", err)

@@ -168,7 +168,11 @@ func TestReportSummariesAgreeWithConfirmations(t *testing.T) {
 			}
 		}
 	}
-	// The backfill gives what ingest kept.
+	// The backfill gives what ingest kept. It is SQLite's schema step 10 (strftime,
+	// group_concat): a PostgreSQL store starts with the summaries and never backfills.
+	if testEngine != "sqlite" {
+		return
+	}
 	read := func() (string, string) {
 		var m, d string
 		db.r.QueryRowContext(ctx, `SELECT group_concat(x, ';') FROM (SELECT month||' '||area_id||' '||device_id||' '||item_ref||' '||plays||' '||heard||' '||

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // migration is one step of the schema. Steps are append-only: a released step is never
@@ -15,6 +16,7 @@ type migration struct {
 }
 
 // migrations is a function, not a variable, so nothing can change the list at run time.
+// These are SQLite's steps; PostgreSQL's are pgMigrations.
 func migrations() []migration {
 	return []migration{
 		{1, "initial schema", `
@@ -442,15 +444,28 @@ UPDATE emergencies SET reviewed_at = created_at;
 	}
 }
 
-// SchemaVersion is the newest schema this code knows.
+// SchemaVersion is the newest schema this code knows (on both engines: a step added to one
+// list is added to the other with the same version; TestSchemaVersionsAgree checks it).
 func SchemaVersion() int { m := migrations(); return m[len(m)-1].version }
+
+// stepsFor are the schema steps of the store's engine.
+func (db *DB) stepsFor() []migration {
+	if db.pg {
+		return pgMigrations()
+	}
+	return migrations()
+}
 
 // migrate applies every step newer than the file's version in one transaction, so a failure
 // leaves the file as it was. A file newer than this code is refused rather than guessed at.
 func (db *DB) migrate(ctx context.Context) error {
+	versions := `CREATE TABLE IF NOT EXISTS schema_version (
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`
+	if db.pg {
+		versions = strings.Replace(versions, "applied_at INTEGER", "applied_at BIGINT", 1)
+	}
 	return db.writeDirect(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		if _, err := tx.ExecContext(ctx, versions); err != nil {
 			return fmt.Errorf("create schema_version: %w", err)
 		}
 		var have int
@@ -458,9 +473,9 @@ func (db *DB) migrate(ctx context.Context) error {
 			return fmt.Errorf("read schema version: %w", err)
 		}
 		if want := SchemaVersion(); have > want {
-			return fmt.Errorf("the file has schema version %d but this loa-hub knows only up to %d: run a newer loa-hub", have, want)
+			return fmt.Errorf("the store has schema version %d but this loa-hub knows only up to %d: run a newer loa-hub", have, want)
 		}
-		for _, m := range migrations() {
+		for _, m := range db.stepsFor() {
 			if m.version <= have {
 				continue
 			}

@@ -1,8 +1,8 @@
 // Package store is the hub's storage: the area tree, devices, the content library, schedules,
 // effective schedules with their delivery state, play confirmations, staff and the audit log,
-// all in one SQLite file (modernc.org/sqlite, pure Go, WAL).
+// in one SQLite file (modernc.org/sqlite, pure Go, WAL) or in a PostgreSQL database (pgx).
 //
-// The methods of *DB are the contract a PostgreSQL store would implement later; the hub server
+// The methods of *DB are the store's contract, the same on either engine; the hub server
 // declares the interface it consumes. Every method is safe for concurrent use.
 //
 // Times are stored as INTEGER Unix nanoseconds (UTC) so that range queries use indexes and
@@ -62,7 +62,7 @@ func IsFull(err error) bool { return errors.Is(full(err), ErrFull) }
 // sqliteFull is SQLITE_FULL, the primary result code of an insert that found no space.
 const sqliteFull = 13
 
-// DB is the hub store on one SQLite file.
+// DB is the hub store on one SQLite file or one PostgreSQL database (postgres.go).
 //
 // SQLite has one writer at a time. Writes go through a pool of exactly one connection so our
 // own goroutines queue in Go instead of failing with SQLITE_BUSY; reads use a separate
@@ -74,6 +74,9 @@ type DB struct {
 	clock Clock
 	log   *slog.Logger
 	path  string
+	// pg: the store is on PostgreSQL. The queries are the same (postgres.go rewrites their
+	// placeholders); the schema, savepoints and errors differ.
+	pg bool
 	// noSummaries stops keeping the report summaries at ingest: only the benchmark that
 	// measures what keeping them costs sets it.
 	noSummaries bool
@@ -111,10 +114,22 @@ type DB struct {
 // BusyTimeout is how long a connection waits for a lock held by another process.
 const BusyTimeout = 10 * time.Second
 
-// Open opens (creating if need be) the store at path, applies pending migrations in one
-// transaction and returns it. The file is put in WAL mode with synchronous=NORMAL: a power cut
-// may lose the last transactions but never corrupts the file.
-func Open(ctx context.Context, path string, clock Clock, log *slog.Logger) (*DB, error) {
+// Open opens the store named by source, applies pending migrations in one transaction and
+// returns it. A postgres:// or postgresql:// URL is a PostgreSQL database (which must exist);
+// anything else is a SQLite file, created if need be, given as a path or as sqlite:PATH. The
+// file is put in WAL mode with synchronous=NORMAL: a power cut may lose the last transactions
+// but never corrupts the file.
+func Open(ctx context.Context, source string, clock Clock, log *slog.Logger) (*DB, error) {
+	if IsPostgres(source) {
+		if clock == nil {
+			return nil, fmt.Errorf("open hub store %s: %w: nil clock", redact(source), ErrInvalid)
+		}
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		return openPostgres(ctx, source, clock, log)
+	}
+	path := strings.TrimPrefix(source, "sqlite:")
 	if path == "" {
 		return nil, fmt.Errorf("open hub store: %w: empty path", ErrInvalid)
 	}
@@ -162,10 +177,16 @@ func Open(ctx context.Context, path string, clock Clock, log *slog.Logger) (*DB,
 		w.Close()
 		return nil, fmt.Errorf("open hub store %q for reading: %w", path, err)
 	}
-	n := 2 * runtime.GOMAXPROCS(0)
-	if n < 4 {
-		n = 4
+	if err := db.start(ctx, r); err != nil {
+		return nil, fmt.Errorf("open hub store %q: %w", path, err)
 	}
+	return db, nil
+}
+
+// start completes Open once the schema is migrated: it sizes the read pool r, starts the
+// group writer and prepares the hot statements. On error the store is closed.
+func (db *DB) start(ctx context.Context, r *sql.DB) error {
+	n := max(4, 2*runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	db.r = r
@@ -173,9 +194,9 @@ func Open(ctx context.Context, path string, clock Clock, log *slog.Logger) (*DB,
 	go db.writer()
 	if err := db.prepare(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open hub store %q: %w", path, err)
+		return err
 	}
-	return db, nil
+	return nil
 }
 
 func (db *DB) prepare(ctx context.Context) error {
@@ -243,7 +264,7 @@ func (db *DB) Close() error {
 	return errors.Join(append(errs, db.r.Close(), db.w.Close())...)
 }
 
-// Path is the file the store lives in.
+// Path is the file the store lives in, or the PostgreSQL URL without its password.
 func (db *DB) Path() string { return db.path }
 
 // writeReq is one write waiting for the group writer.
@@ -251,7 +272,7 @@ type writeReq struct {
 	ctx    context.Context
 	weight int // rows it writes, roughly: bounds the size of one group
 	// single: fn runs one statement, which SQLite undoes by itself when it fails, so it needs
-	// no savepoint of its own.
+	// no savepoint of its own (on SQLite: a failed statement aborts PostgreSQL's transaction).
 	single bool
 	fn     func(tx *sql.Tx) error
 	err    error
@@ -296,6 +317,9 @@ func (db *DB) submit(req *writeReq) error {
 		return ctx.Err()
 	}
 	<-req.done
+	if db.pg {
+		return pgError(req.err)
+	}
 	return full(req.err)
 }
 
@@ -350,7 +374,7 @@ func (db *DB) commitGroup(group []*writeReq) {
 			return live[0].err
 		}
 		for _, r := range live {
-			if r.single {
+			if r.single && !db.pg {
 				r.err = r.fn(tx)
 				continue
 			}
@@ -377,11 +401,18 @@ func (db *DB) commitGroup(group []*writeReq) {
 }
 
 // writeDirect runs fn in one write transaction (BEGIN IMMEDIATE on the single writer
-// connection), bypassing the group writer: for Open's migrations and for the writer itself.
+// connection; on PostgreSQL, under the writers' advisory lock), bypassing the group writer:
+// for Open's migrations and for the writer itself.
 func (db *DB) writeDirect(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write: %w", err)
+	}
+	if db.pg {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", writerLock); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("take the writers' lock: %w", err)
+		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
@@ -393,9 +424,14 @@ func (db *DB) writeDirect(ctx context.Context, fn func(tx *sql.Tx) error) error 
 	return nil
 }
 
-// read runs fn in one read transaction, so several queries see one snapshot.
+// read runs fn in one read transaction, so several queries see one snapshot (on PostgreSQL
+// that takes REPEATABLE READ: its default gives each statement its own).
 func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.pg {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.r.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)
 	}
@@ -427,7 +463,7 @@ func fromTS(n sql.NullInt64) time.Time {
 // follows '/' in byte order. An empty area means the whole tree.
 func subtree(col, area string) (string, []any) {
 	if area == "" {
-		return "1", nil
+		return "TRUE", nil
 	}
 	return "(" + col + " = ? OR (" + col + " >= ? AND " + col + " < ?))", []any{area, area + "/", area + "0"}
 }

@@ -101,25 +101,27 @@ func (s *summaries) add(area string, c Confirmation, at time.Time) {
 	}
 }
 
+// The summaries' upserts name the stored row's column by its table (play_months.plays):
+// PostgreSQL finds a bare name ambiguous beside excluded's.
 const (
 	upsertMonth = `INSERT INTO play_months(month, area_id, device_id, item_ref, plays, heard, played_s, amp_faults,
 		completed, preempted, interrupted, failed, missed, suppressed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(month, area_id, device_id, item_ref) DO UPDATE SET plays = plays + excluded.plays,
-		heard = heard + excluded.heard, played_s = played_s + excluded.played_s, amp_faults = amp_faults + excluded.amp_faults,
-		completed = completed + excluded.completed, preempted = preempted + excluded.preempted,
-		interrupted = interrupted + excluded.interrupted, failed = failed + excluded.failed,
-		missed = missed + excluded.missed, suppressed = suppressed + excluded.suppressed`
+		ON CONFLICT(month, area_id, device_id, item_ref) DO UPDATE SET plays = play_months.plays + excluded.plays,
+		heard = play_months.heard + excluded.heard, played_s = play_months.played_s + excluded.played_s, amp_faults = play_months.amp_faults + excluded.amp_faults,
+		completed = play_months.completed + excluded.completed, preempted = play_months.preempted + excluded.preempted,
+		interrupted = play_months.interrupted + excluded.interrupted, failed = play_months.failed + excluded.failed,
+		missed = play_months.missed + excluded.missed, suppressed = play_months.suppressed + excluded.suppressed`
 	upsertProg = `INSERT INTO play_programs(month, area_id, program, item_ref, plays, heard, played_s,
 		completed, preempted, interrupted, failed, missed, suppressed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(month, area_id, program, item_ref) DO UPDATE SET plays = plays + excluded.plays,
-		heard = heard + excluded.heard, played_s = played_s + excluded.played_s,
-		completed = completed + excluded.completed, preempted = preempted + excluded.preempted,
-		interrupted = interrupted + excluded.interrupted, failed = failed + excluded.failed,
-		missed = missed + excluded.missed, suppressed = suppressed + excluded.suppressed`
+		ON CONFLICT(month, area_id, program, item_ref) DO UPDATE SET plays = play_programs.plays + excluded.plays,
+		heard = play_programs.heard + excluded.heard, played_s = play_programs.played_s + excluded.played_s,
+		completed = play_programs.completed + excluded.completed, preempted = play_programs.preempted + excluded.preempted,
+		interrupted = play_programs.interrupted + excluded.interrupted, failed = play_programs.failed + excluded.failed,
+		missed = play_programs.missed + excluded.missed, suppressed = play_programs.suppressed + excluded.suppressed`
 	upsertReason = `INSERT INTO play_reasons(month, area_id, program, item_ref, result, error, plays) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(month, area_id, program, item_ref, result, error) DO UPDATE SET plays = plays + excluded.plays`
+		ON CONFLICT(month, area_id, program, item_ref, result, error) DO UPDATE SET plays = play_reasons.plays + excluded.plays`
 	upsertDay = `INSERT INTO play_days(day, area_id, device_id, heard) VALUES (?, ?, ?, ?)
-		ON CONFLICT(day, area_id, device_id) DO UPDATE SET heard = heard + excluded.heard`
+		ON CONFLICT(day, area_id, device_id) DO UPDATE SET heard = play_days.heard + excluded.heard`
 )
 
 func (s *summaries) store(ctx context.Context, db *DB, tx *sql.Tx, device string) error {
