@@ -71,6 +71,7 @@ type Screen struct {
 	quit     chan struct{}
 	superv   chan struct{}
 	restarts int
+	watchers sync.WaitGroup // each Show's watch; Close waits for them
 }
 
 type entry struct {
@@ -158,13 +159,19 @@ func (s *Screen) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	// A Show already past its closed check finishes first, so its watch is counted below.
+	s.showMu.Lock()
+	s.showMu.Unlock() //nolint:staticcheck // a barrier, not a critical section
+	s.mu.Lock()
 	cur := s.cur
 	s.mu.Unlock()
 	if cur != nil {
 		s.stopShowing(cur, EndStopped)
 	}
 	close(s.quit)
-	<-s.superv
+	<-s.superv // stopping mpv finished every live program, which ends their watches
+	s.watchers.Wait()
 	if s.own {
 		os.RemoveAll(s.dir)
 	}

@@ -100,7 +100,7 @@ func (s *Screen) Show(ctx context.Context, prog Program) (*Showing, error) {
 		return sh, nil
 	}
 	s.log.Info("screen: program on screen", "items", len(prog.Items), "first", prog.Items[prog.StartItem].String())
-	go s.watch(ctx, sh)
+	s.watchers.Go(func() { s.watch(ctx, sh) })
 	return sh, nil
 }
 
