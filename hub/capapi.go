@@ -18,6 +18,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/cap"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -89,31 +90,30 @@ func (s *Server) capConfig() *capState {
 }
 
 // mayAct: staff act on their subtree; the hub itself (the CAP feed, empty scope) on any area.
-func mayAct(p principal, area string) bool { return p.Scope == "" || store.Allowed(p.Scope, area) }
 
-func (s *Server) apiCAP(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiCAP(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cs := s.capConfig()
 	if cs == nil {
-		writeError(w, http.StatusServiceUnavailable, "this hub takes no CAP alerts: set cap.area_map in the hub config (see docs/cap.md)")
+		staffapi.Error(w, http.StatusServiceUnavailable, "this hub takes no CAP alerts: set cap.area_map in the hub config (see docs/cap.md)")
 		return
 	}
 	a, err := cap.Read(r.Body)
 	if err != nil {
 		s.log.Warn("CAP alert refused", "by", p.User.ID, "err", err)
 		s.audit(r.Context(), p, "cap.refused", "area:"+p.Scope, map[string]string{"error": err.Error()})
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	res, err := s.applyCAP(r.Context(), p, cs, a)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // applyCAP maps one validated alert and carries out the decision.
-func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap.Alert) (api.CAPResponse, error) {
+func (s *Server) applyCAP(ctx context.Context, p staffapi.Caller, cs *capState, a *cap.Alert) (api.CAPResponse, error) {
 	var out api.CAPResponse
 	now := s.clock.Now()
 	target := "area:" + p.Scope
@@ -127,14 +127,14 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		if errors.Is(err, cap.ErrUnmapped) {
 			code = http.StatusUnprocessableEntity
 		}
-		return out, &httpError{code, err.Error()}
+		return out, staffapi.Refuse(code, err.Error())
 	}
 	out.Decision, _ = json.Marshal(d)
 	detail := map[string]any{"message": d.MessageID, "action": d.Action, "series": d.SeriesID, "areas": d.Areas,
 		"class": d.Class.String(), "status": d.Status, "reason": d.Reason}
 	es, err := s.emStore()
 	if err != nil {
-		return out, &httpError{http.StatusNotImplemented, err.Error()}
+		return out, staffapi.Refuse(http.StatusNotImplemented, err.Error())
 	}
 	if d.Action != cap.Ignore {
 		// A feed lists an alert many times, and senders retry: apply each message once.
@@ -148,10 +148,10 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		}
 	}
 	for _, area := range d.Areas {
-		if !mayAct(p, area) {
+		if !staffapi.MayAct(p, area) {
 			// Not named: an alert's areas are the sender's to choose, and naming the hub areas
 			// they map to would let a commune probe the area map outside its scope.
-			return out, &httpError{http.StatusForbidden, fmt.Sprintf("the alert reaches areas outside your scope %s: send it with a token of a wider scope", p.Scope)}
+			return out, staffapi.Refuse(http.StatusForbidden, fmt.Sprintf("the alert reaches areas outside your scope %s: send it with a token of a wider scope", p.Scope))
 		}
 	}
 	// The series is matched through every message it holds that the hub applied (each row
@@ -259,7 +259,7 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 const maxCAPAudio = 20 << 20
 
 // fetchCAPAudio downloads the alert's audio into the library (transcoded like an upload).
-func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d cap.Decision) (string, error) {
+func (s *Server) fetchCAPAudio(ctx context.Context, p staffapi.Caller, cs *capState, d cap.Decision) (string, error) {
 	if s.tc == nil {
 		return "", errors.New("this hub has no transcoder")
 	}
@@ -357,7 +357,7 @@ func publicIP(ip net.IP) bool {
 
 // pollCAPFeed fetches the feed every interval and applies each alert not applied yet.
 func (s *Server) pollCAPFeed(ctx context.Context, cs *capState) {
-	p := principal{User: store.User{ID: cs.actor}}
+	p := staffapi.Caller{User: store.User{ID: cs.actor}}
 	seen := map[string]bool{} // feed entries fetched and handled, so unchanged entries are not refetched
 	for {
 		s.pollCAPOnce(ctx, cs, p, seen)
@@ -372,7 +372,7 @@ func (s *Server) pollCAPFeed(ctx context.Context, cs *capState) {
 }
 
 // pollCAPOnce is one fetch of the feed.
-func (s *Server) pollCAPOnce(ctx context.Context, cs *capState, p principal, seen map[string]bool) {
+func (s *Server) pollCAPOnce(ctx context.Context, cs *capState, p staffapi.Caller, seen map[string]bool) {
 	entries, warnings, err := cs.fetcher.Feed(ctx, cs.feedURL)
 	if err != nil {
 		s.log.Warn("CAP feed not read", "url", cs.feedURL, "err", err)
@@ -395,8 +395,8 @@ func (s *Server) pollCAPOnce(ctx context.Context, cs *capState, p principal, see
 		}
 		res, err := s.applyCAP(ctx, p, cs, a)
 		if err != nil {
-			var he *httpError
-			if errors.As(err, &he) && he.code < 500 {
+			var he *staffapi.Refusal
+			if errors.As(err, &he) && he.Code < 500 {
 				seen[key] = true // refused for what it says: retrying will not help
 			}
 			s.log.Warn("CAP feed alert not applied", "message", a.Key(), "err", err)

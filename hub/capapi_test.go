@@ -20,6 +20,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/cap"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -243,7 +244,7 @@ func TestCAPFeedPolled(t *testing.T) {
 	cs := h.srv.capConfig()
 	cs.feedURL, cs.fetchAudio = fs.URL+"/feed.atom", false
 	seen := map[string]bool{}
-	p := principal{User: store.User{ID: capFeedActor}}
+	p := staffapi.Caller{User: store.User{ID: capFeedActor}}
 	h.srv.pollCAPOnce(context.Background(), cs, p, seen)
 	h.srv.pollCAPOnce(context.Background(), cs, p, seen)
 	l, _ := h.db.ListEmergencies(context.Background(), store.EmergencyFilter{})

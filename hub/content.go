@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
@@ -316,7 +317,7 @@ func contentJSON(c store.Content, base string) api.ContentJSON {
 	return j
 }
 
-func (s *Server) apiListContent(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiListContent(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	q := r.URL.Query()
 	in := map[string]*string{}
 	for _, k := range []string{"language", "theme", "format", "unit"} {
@@ -326,7 +327,7 @@ func (s *Server) apiListContent(w http.ResponseWriter, r *http.Request, p princi
 	}
 	m, err := s.resolveMeta(r.Context(), in)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	f := store.ContentFilter{Title: q.Get("title"), UploadedBy: q.Get("by")}
@@ -340,16 +341,16 @@ func (s *Server) apiListContent(w http.ResponseWriter, r *http.Request, p princi
 	}
 	now := s.clock.Now()
 	if f.Since, err = ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if f.Until, err = ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	cs, err := s.st.ListContent(r.Context(), f)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	labels := s.labels(r.Context())
@@ -357,14 +358,14 @@ func (s *Server) apiListContent(w http.ResponseWriter, r *http.Request, p princi
 	for _, c := range cs {
 		out = append(out, withLabels(contentJSON(c, s.opts.PublicURL), labels))
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // apiUploadContent takes multipart/form-data (a "file" part and title, language, theme, format,
 // unit fields) or a raw body with those as query parameters.
-func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	if s.tc == nil {
-		writeError(w, http.StatusServiceUnavailable, "this hub has no transcoder configured; uploads are disabled")
+		staffapi.Error(w, http.StatusServiceUnavailable, "this hub has no transcoder configured; uploads are disabled")
 		return
 	}
 	tmpDir := s.tc.TempDir
@@ -384,7 +385,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		return
 	}
 	if meta["title"] == "" {
-		writeError(w, http.StatusBadRequest, "content needs a title: use --title")
+		staffapi.Error(w, http.StatusBadRequest, "content needs a title: use --title")
 		return
 	}
 	// Metadata is checked before the (long) transcode and before anything is stored, so a
@@ -396,7 +397,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 	}
 	m, err := s.resolveMeta(r.Context(), given)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if err := in.Sync(); err != nil {
@@ -427,7 +428,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 			w.Header().Set("Retry-After", "60")
 			err = fmt.Errorf("the hub is busy transcoding other uploads (%v); try again in a minute", err)
 		}
-		writeError(w, code, err.Error())
+		staffapi.Error(w, code, err.Error())
 		return
 	}
 	ref, size, err := s.storeFile(out)
@@ -442,7 +443,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 		if _, gerr := s.st.GetContent(r.Context(), ref); errors.Is(gerr, store.ErrNotFound) {
 			os.Remove(filepath.Join(s.dir, strings.TrimPrefix(ref, "sha256:"))) // no record names it
 		}
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "content.add", "content:"+c.Ref, map[string]any{"title": c.Title, "created": created, "file": meta["filename"]})
@@ -455,7 +456,7 @@ func (s *Server) apiUploadContent(w http.ResponseWriter, r *http.Request, p prin
 	if created {
 		code = http.StatusCreated
 	}
-	writeJSON(w, code, j)
+	staffapi.WriteJSON(w, code, j)
 }
 
 // readUpload copies an upload's file into in and returns its metadata: from a multipart body
@@ -517,11 +518,11 @@ func readUpload(r *http.Request, in io.Writer) (map[string]string, error) {
 func (s *Server) uploadFailed(w http.ResponseWriter, err error) {
 	if store.IsFull(err) {
 		s.log.Error("upload refused: the hub's disk is full; free space in its data directory", "content_dir", s.dir, "err", err)
-		writeError(w, http.StatusInsufficientStorage, "the hub's disk is full: the upload was not stored. Ask the hub's technician to free space, then upload again")
+		staffapi.Error(w, http.StatusInsufficientStorage, "the hub's disk is full: the upload was not stored. Ask the hub's technician to free space, then upload again")
 		return
 	}
 	s.log.Error("upload not stored", "err", err)
-	writeError(w, http.StatusInternalServerError, "the hub could not store the upload: "+err.Error())
+	staffapi.Error(w, http.StatusInternalServerError, "the hub could not store the upload: "+err.Error())
 }
 
 // uploadReadError answers a body that could not be read: over the limit, or malformed.
@@ -530,11 +531,11 @@ func (s *Server) uploadReadError(w http.ResponseWriter, err error) {
 		s.uploadFailed(w, err)
 		return
 	}
-	if tooLarge(err) {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload is larger than this hub's max_upload_bytes (%d MiB, the file and its fields together)", s.opts.MaxUploadBytes>>20))
+	if staffapi.TooLarge(err) {
+		staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload is larger than this hub's max_upload_bytes (%d MiB, the file and its fields together)", s.opts.MaxUploadBytes>>20))
 		return
 	}
-	writeError(w, http.StatusBadRequest, "bad upload: "+err.Error())
+	staffapi.Error(w, http.StatusBadRequest, "bad upload: "+err.Error())
 }
 
 func orDefault(s, d string) string {
@@ -612,18 +613,18 @@ func (s *Server) handleContentDownload(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveLibraryFile(w http.ResponseWriter, r *http.Request, notFoundHint string, immutable bool) {
 	ref, digest, err := store.ParseRef(r.PathValue("ref"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	c, err := s.st.GetContent(r.Context(), ref)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "content "+ref+" is not in the hub's library"+notFoundHint)
+		staffapi.Error(w, http.StatusNotFound, "content "+ref+" is not in the hub's library"+notFoundHint)
 		return
 	}
 	f, err := os.Open(filepath.Join(s.dir, hex.EncodeToString(digest[:])))
 	if err != nil {
 		s.log.Error("library file missing", "ref", ref, "err", err)
-		writeError(w, http.StatusNotFound, "content "+ref+" is recorded but its file is missing on the hub")
+		staffapi.Error(w, http.StatusNotFound, "content "+ref+" is recorded but its file is missing on the hub")
 		return
 	}
 	defer f.Close()
@@ -643,19 +644,19 @@ func (s *Server) deviceAuth(w http.ResponseWriter, r *http.Request) (store.Devic
 	id, secret, err := protocol.ParseDeviceAuth(r.Header.Get("Authorization"))
 	if err != nil {
 		s.authLimit.failed(r, s.clock.Now(), "device credentials", "err", err)
-		writeError(w, http.StatusUnauthorized, "device authentication required: "+err.Error())
+		staffapi.Error(w, http.StatusUnauthorized, "device authentication required: "+err.Error())
 		return store.Device{}, false
 	}
 	h, err := secretHash(secret)
 	if err != nil {
 		s.authLimit.failed(r, s.clock.Now(), "device secret", "device", id, "err", "malformed")
-		writeError(w, http.StatusUnauthorized, "device "+id+": malformed secret")
+		staffapi.Error(w, http.StatusUnauthorized, "device "+id+": malformed secret")
 		return store.Device{}, false
 	}
 	d, err := s.st.CheckSecret(r.Context(), id, h)
 	if err != nil {
 		s.authLimit.failed(r, s.clock.Now(), "device secret", "device", id, "err", err)
-		writeError(w, http.StatusUnauthorized, "device "+id+": unknown, revoked, or wrong secret")
+		staffapi.Error(w, http.StatusUnauthorized, "device "+id+": unknown, revoked, or wrong secret")
 		return store.Device{}, false
 	}
 	return d, true

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -52,22 +53,22 @@ type credentialStore interface {
 func (s *Server) credStore(w http.ResponseWriter) (credentialStore, bool) {
 	cs, ok := s.st.(credentialStore)
 	if !ok {
-		writeError(w, http.StatusNotImplemented, "this hub's store cannot change credentials")
+		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot change credentials")
 	}
 	return cs, ok
 }
 
 // apiNewToken issues the caller a new token (rotation: then revoke the old one).
-func (s *Server) apiNewToken(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiNewToken(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.TokenRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	var validFor time.Duration
 	if req.ValidFor != "" {
 		d, err := time.ParseDuration(req.ValidFor)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("valid_for %q: write a duration like 720h", req.ValidFor))
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("valid_for %q: write a duration like 720h", req.ValidFor))
 			return
 		}
 		validFor = d
@@ -79,25 +80,25 @@ func (s *Server) apiNewToken(w http.ResponseWriter, r *http.Request, p principal
 	tok, expires, err := IssueToken(r.Context(), s.st, p.User.ID, label, validFor, s.clock.Now())
 	if err != nil {
 		if errors.Is(err, store.ErrInvalid) || strings.Contains(err.Error(), "may be valid") {
-			writeError(w, http.StatusBadRequest, err.Error())
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "token.add", "user:"+p.User.ID, map[string]any{"label": label, "expires": expires})
-	writeJSON(w, http.StatusCreated, api.TokenResponse{User: p.User.ID, Token: tok, Expires: expires})
+	staffapi.WriteJSON(w, http.StatusCreated, api.TokenResponse{User: p.User.ID, Token: tok, Expires: expires})
 }
 
 // apiRevokeToken revokes a token, given as its value: the caller's own, or one of a user in
 // the caller's scope. An unknown token, and one of a user outside the scope, answer 404 alike.
-func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cs, ok := s.credStore(w)
 	if !ok {
 		return
 	}
 	var req api.TokenRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	tok, id := strings.TrimSpace(req.Token), strings.TrimSpace(req.ID)
@@ -111,7 +112,7 @@ func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p princi
 	case id != "":
 		// By the id GET /api/tokens lists (the console's list): the token may be expired.
 		if hash, err = tokenByID(id); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		as, ok := s.accountStore(w)
@@ -120,54 +121,54 @@ func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p princi
 		}
 		u, err = as.TokenUser(r.Context(), hash)
 	default:
-		writeError(w, http.StatusBadRequest, "say which token: {\"token\": \"loa-st1-…\"} or {\"id\": \"<hex from GET /api/tokens>\"}")
+		staffapi.Error(w, http.StatusBadRequest, "say which token: {\"token\": \"loa-st1-…\"} or {\"id\": \"<hex from GET /api/tokens>\"}")
 		return
 	}
 	// Anyone may revoke their own token; another user's takes an administrator of the scope.
 	if err != nil || !store.Allowed(p.Scope, u.Scope) || (u.ID != p.User.ID && !store.Can(p.User.Role, store.RoleAdmin)) {
-		writeError(w, http.StatusNotFound, "no valid token like that in your scope (already revoked or expired, or another area's)")
+		staffapi.Error(w, http.StatusNotFound, "no valid token like that in your scope (already revoked or expired, or another area's)")
 		return
 	}
 	if err := cs.RevokeToken(r.Context(), hash); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "token.revoke", "user:"+u.ID, nil)
-	writeJSON(w, http.StatusOK, api.TokenResponse{User: u.ID, Revoked: true})
+	staffapi.WriteJSON(w, http.StatusOK, api.TokenResponse{User: u.ID, Revoked: true})
 }
 
 // apiDisableUser disables a user of the caller's scope: none of their tokens works any more.
-func (s *Server) apiDisableUser(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiDisableUser(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cs, ok := s.credStore(w)
 	if !ok {
 		return
 	}
 	var req api.UserRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	u, err := cs.GetUser(r.Context(), req.ID)
 	if err != nil || !store.Allowed(p.Scope, u.Scope) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no user %s in your scope %s", req.ID, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no user %s in your scope %s", req.ID, p.Scope))
 		return
 	}
 	if err := cs.DisableUser(r.Context(), u.ID); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "user.disable", "user:"+u.ID, map[string]string{"scope": u.Scope})
-	writeJSON(w, http.StatusOK, api.UserJSON{ID: u.ID, Name: u.Name, Scope: u.Scope, Disabled: true})
+	staffapi.WriteJSON(w, http.StatusOK, api.UserJSON{ID: u.ID, Name: u.Name, Scope: u.Scope, Disabled: true})
 }
 
 // apiRekeyDevice replaces a device's secret (a box replaced, a secret leaked): the old one
 // stops working at once, its live connection is closed, and the new one is shown this once.
-func (s *Server) apiRekeyDevice(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiRekeyDevice(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cs, ok := s.credStore(w)
 	if !ok {
 		return
 	}
 	var req api.RekeyRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	d, ok := s.lookupDevice(w, r, p, req.ID)
@@ -175,27 +176,27 @@ func (s *Server) apiRekeyDevice(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	if d.Revoked {
-		writeError(w, http.StatusConflict, fmt.Sprintf("device %s is revoked: a new secret would not bring it back; enrol it under a new id", d.ID))
+		staffapi.Error(w, http.StatusConflict, fmt.Sprintf("device %s is revoked: a new secret would not bring it back; enrol it under a new id", d.ID))
 		return
 	}
 	secret, err := protocol.NewDeviceSecret(rand.Reader)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		staffapi.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	h, err := secretHash(secret)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		staffapi.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if err := cs.ReplaceSecret(r.Context(), d.ID, h); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "device.rekey", "device:"+d.ID, nil)
 	s.dropConn(d.ID)
 	// The whole enrolment, public key too: the console shows it as the agent's config block.
-	writeJSON(w, http.StatusOK, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
+	staffapi.WriteJSON(w, http.StatusOK, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
 		PublicKey: protocol.FormatPublicKey(s.signer.PublicKey()), Hub: s.opts.PublicURL, Warning: publicURLWarning(s.opts.PublicURL)})
 }
 

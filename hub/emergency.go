@@ -17,6 +17,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/cap"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -294,27 +295,6 @@ type broadcast struct {
 	intro                                                     bool // say the issue time first
 }
 
-// httpError carries a status with a message that says what to do.
-type httpError struct {
-	code int
-	msg  string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func badRequest(format string, a ...any) error {
-	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
-}
-
-func writeErr(w http.ResponseWriter, err error) {
-	var he *httpError
-	if errors.As(err, &he) {
-		writeError(w, he.code, he.msg)
-		return
-	}
-	storeError(w, err)
-}
-
 // items builds the speakers programme of a broadcast.
 func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Time) ([]scheduler.Item, error) {
 	var items []scheduler.Item
@@ -326,7 +306,7 @@ func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Ti
 	case b.content != "":
 		c, err := s.st.GetContent(ctx, b.content)
 		if err != nil {
-			return nil, badRequest("content %s is not in the hub's library: upload the file with `loa content add FILE` (or give FILE to this command) and use the sha256 it prints", b.content)
+			return nil, staffapi.BadRequest("content %s is not in the hub's library: upload the file with `loa content add FILE` (or give FILE to this command) and use the sha256 it prints", b.content)
 		}
 		fb := b.text
 		if fb == "" && b.kind == store.KindEmergency {
@@ -344,8 +324,8 @@ func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Ti
 	return items, nil
 }
 
-// zone is the principal's zone, or the hub's for a principal made without a request (CAP).
-func (p principal) zone(s *Server) *time.Location {
+// callerZone is the caller's zone, or the hub's for a caller made without a request (CAP).
+func (s *Server) callerZone(p staffapi.Caller) *time.Location {
 	if p.Zone != nil {
 		return p.Zone
 	}
@@ -356,7 +336,7 @@ func (p principal) zone(s *Server) *time.Location {
 func parseUntil(v string, now time.Time, loc *time.Location) (time.Time, error) {
 	t, _, err := api.ParseTime(v, now, loc)
 	if err != nil {
-		return time.Time{}, badRequest("--until %v", err)
+		return time.Time{}, staffapi.BadRequest("--until %v", err)
 	}
 	return t, nil
 }
@@ -367,7 +347,7 @@ func positiveDuration(flag, v string, def time.Duration) (time.Duration, error) 
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		return 0, badRequest("%s %q: write a positive duration like 20s, 30m or 2h", flag, v)
+		return 0, staffapi.BadRequest("%s %q: write a positive duration like 20s, 30m or 2h", flag, v)
 	}
 	return d, nil
 }
@@ -386,7 +366,7 @@ func (t place) name() string {
 
 // broadcastTarget finds an area or a device in the caller's scope (findTarget) to put a
 // broadcast on; a revoked device plays nothing, so it is refused.
-func (s *Server) broadcastTarget(ctx context.Context, p principal, to string) (place, error) {
+func (s *Server) broadcastTarget(ctx context.Context, p staffapi.Caller, to string) (place, error) {
 	t, area, err := s.findTarget(ctx, p, to)
 	if err != nil {
 		return place{}, err
@@ -395,14 +375,14 @@ func (s *Server) broadcastTarget(ctx context.Context, p principal, to string) (p
 		return place{area: area}, nil
 	}
 	if d, err := s.st.GetDevice(ctx, t.ID); err == nil && d.Revoked {
-		return place{}, &httpError{http.StatusConflict, fmt.Sprintf("device %s is revoked: it plays nothing the hub sends", t.ID)}
+		return place{}, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("device %s is revoked: it plays nothing the hub sends", t.ID))
 	}
 	return place{area: area, device: t.ID}, nil
 }
 
 // parseBroadcast validates a request into a broadcast (its start still to be decided for a
 // next-session bulletin).
-func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.EmergencyRequest, now time.Time) (broadcast, error) {
+func (s *Server) parseBroadcast(ctx context.Context, p staffapi.Caller, req api.EmergencyRequest, now time.Time) (broadcast, error) {
 	b := broadcast{kind: req.Kind, class: req.Class, title: strings.TrimSpace(req.Title), text: strings.TrimSpace(req.Text),
 		content: req.Content, stream: req.Stream, series: strings.TrimSpace(req.Series), source: "cli", volume: 1}
 	if b.kind == "" {
@@ -425,57 +405,57 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 			b.class = "emergency"
 		}
 		if b.class != "emergency" && b.class != "priority" {
-			return b, badRequest("class %q: an emergency broadcast is emergency or priority", b.class)
+			return b, staffapi.BadRequest("class %q: an emergency broadcast is emergency or priority", b.class)
 		}
 		if b.stream != "" || (b.content == "" && b.text == "") {
-			return b, badRequest("an emergency needs what to say: give a FILE, --content sha256:… or --text \"…\" (a text is spoken by the devices; with a recording it is spoken if the recording cannot be fetched)")
+			return b, staffapi.BadRequest("an emergency needs what to say: give a FILE, --content sha256:… or --text \"…\" (a text is spoken by the devices; with a recording it is spoken if the recording cannot be fetched)")
 		}
 		b.intro = true
 	case store.KindBulletin:
 		if b.class != "" && b.class != "priority" {
-			return b, badRequest("a bulletin is always class priority; use `loa emergency` for an emergency")
+			return b, staffapi.BadRequest("a bulletin is always class priority; use `loa emergency` for an emergency")
 		}
 		b.class = "priority"
 		if b.content == "" && b.text == "" || b.stream != "" {
-			return b, badRequest("a bulletin needs a FILE or --content sha256:… (or --text)")
+			return b, staffapi.BadRequest("a bulletin needs a FILE or --content sha256:… (or --text)")
 		}
 		if !req.NextSession {
-			return b, badRequest("say when the bulletin plays: --next-session (the start of the next session of the area's devices)")
+			return b, staffapi.BadRequest("say when the bulletin plays: --next-session (the start of the next session of the area's devices)")
 		}
 	case store.KindLive:
 		if b.class != "" && b.class != "priority" {
-			return b, badRequest("a live relay is class priority")
+			return b, staffapi.BadRequest("a live relay is class priority")
 		}
 		b.class = "priority"
 		if b.stream == "" || given != 1 {
-			return b, badRequest("a live relay needs only --url http(s)://… of the stream")
+			return b, staffapi.BadRequest("a live relay needs only --url http(s)://… of the stream")
 		}
 		u, err := url.Parse(b.stream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return b, badRequest("--url %q: give the http:// or https:// address of the stream (an Icecast mount, e.g. http://radio.example/qnr.mp3)", b.stream)
+			return b, staffapi.BadRequest("--url %q: give the http:// or https:// address of the stream (an Icecast mount, e.g. http://radio.example/qnr.mp3)", b.stream)
 		}
 		if b.length, err = positiveDuration("--for", req.For, time.Hour); err != nil {
 			return b, err
 		}
 	default:
-		return b, badRequest("kind %q is not emergency, bulletin or live", b.kind)
+		return b, staffapi.BadRequest("kind %q is not emergency, bulletin or live", b.kind)
 	}
 	if b.kind != store.KindLive && b.content != "" && b.stream != "" {
-		return b, badRequest("give a recording or a stream, not both")
+		return b, staffapi.BadRequest("give a recording or a stream, not both")
 	}
 	if b.content != "" {
 		ref, _, err := store.ParseRef(b.content)
 		if err != nil {
-			return b, badRequest("--content %q: give the sha256:… reference `loa content add` printed", b.content)
+			return b, staffapi.BadRequest("--content %q: give the sha256:… reference `loa content add` printed", b.content)
 		}
 		b.content = ref
 	}
 	if len(b.text) > 4000 || !utf8.ValidString(b.text) {
-		return b, badRequest("--text is longer than 4000 bytes or not UTF-8: keep a spoken warning short")
+		return b, staffapi.BadRequest("--text is longer than 4000 bytes or not UTF-8: keep a spoken warning short")
 	}
 	if req.Volume != nil {
 		if *req.Volume < 0 || *req.Volume > 1 {
-			return b, badRequest("--volume %g: give a number from 0 to 1 (1 is full volume)", *req.Volume)
+			return b, staffapi.BadRequest("--volume %g: give a number from 0 to 1 (1 is full volume)", *req.Volume)
 		}
 		b.volume = *req.Volume
 	}
@@ -483,14 +463,14 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 		return b, err
 	}
 	if b.kind != store.KindEmergency && b.every > 0 {
-		return b, badRequest("--repeat-every is for emergencies")
+		return b, staffapi.BadRequest("--repeat-every is for emergencies")
 	}
 	if req.Until != "" {
-		if b.until, err = parseUntil(req.Until, now, p.zone(s)); err != nil {
+		if b.until, err = parseUntil(req.Until, now, s.callerZone(p)); err != nil {
 			return b, err
 		}
 		if !b.until.After(now) {
-			return b, badRequest("--until %s is already past", req.Until)
+			return b, staffapi.BadRequest("--until %s is already past", req.Until)
 		}
 	}
 	if b.series == "" {
@@ -506,7 +486,7 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 // resolveTargets resolves a comma-separated list of areas and devices (broadcastTarget each)
 // without repeats: an area below another one named, and a device in an area named, are
 // dropped (their devices are reached already). Areas come first, in id order.
-func (s *Server) resolveTargets(ctx context.Context, p principal, to string) ([]place, error) {
+func (s *Server) resolveTargets(ctx context.Context, p staffapi.Caller, to string) ([]place, error) {
 	var named []place
 	for _, part := range strings.Split(to, ",") {
 		part = strings.TrimSpace(part)
@@ -520,7 +500,7 @@ func (s *Server) resolveTargets(ctx context.Context, p principal, to string) ([]
 		named = append(named, t)
 	}
 	if len(named) == 0 {
-		return nil, badRequest("say where: use --to AREA (e.g. --to %s), or several areas and devices: --to A,B,C", p.Scope)
+		return nil, staffapi.BadRequest("say where: use --to AREA (e.g. --to %s), or several areas and devices: --to A,B,C", p.Scope)
 	}
 	var out []place
 	for _, t := range reach(asRows(named)) {
@@ -557,11 +537,11 @@ func (b broadcast) covers(o store.Emergency) bool {
 // A series on the air in areas bs does not cover would end there: unless narrow allows it
 // (staff asked with replace_areas; a CAP Update, whose sender decides its areas), that is
 // refused with 409 naming those areas, so a warning is never narrowed by accident.
-func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.Time, narrow bool) (api.EmergencyResponse, error) {
+func (s *Server) put(ctx context.Context, p staffapi.Caller, bs []broadcast, now time.Time, narrow bool) (api.EmergencyResponse, error) {
 	var res api.EmergencyResponse
 	es, err := s.emStore()
 	if err != nil {
-		return res, &httpError{http.StatusNotImplemented, err.Error()}
+		return res, staffapi.Refuse(http.StatusNotImplemented, err.Error())
 	}
 	// Replacing a series is acting on its areas: they must be the caller's too.
 	old, err := es.ListEmergencies(ctx, store.EmergencyFilter{Series: bs[0].series})
@@ -573,14 +553,14 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		if !o.Active(now) {
 			continue
 		}
-		if !mayAct(p, o.Area) {
+		if !staffapi.MayAct(p, o.Area) {
 			// Series names are free text: that one is taken cannot be hidden, where it is on
 			// the air can (unless the caller sees it anyway, from an area above).
 			where := "outside your scope " + p.Scope
 			if visible(p, o) {
 				where = "for " + o.Area + ", " + where
 			}
-			return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q has a broadcast %s: choose another --series", bs[0].series, where)}
+			return res, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("series %q has a broadcast %s: choose another --series", bs[0].series, where))
 		}
 		if !slices.ContainsFunc(bs, func(b broadcast) bool { return b.covers(o) }) {
 			dropped = append(dropped, place{o.Area, o.Device}.name())
@@ -593,9 +573,9 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		for _, b := range bs {
 			all = append(all, place{b.area, b.device}.name())
 		}
-		return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q is also on the air in %s, which this broadcast does not name: it would end there. "+
+		return res, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("series %q is also on the air in %s, which this broadcast does not name: it would end there. "+
 			"Name every area and device (--to %s), or add --replace-areas to end it there on purpose",
-			bs[0].series, strings.Join(dropped, ", "), strings.Join(all, ","))}
+			bs[0].series, strings.Join(dropped, ", "), strings.Join(all, ",")))
 	}
 	rows := make([]store.Emergency, 0, len(bs))
 	for _, b := range bs {
@@ -605,7 +585,7 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		}
 		length := itemsLength(items)
 		if b.every > 0 && b.every < length {
-			return res, badRequest("--repeat-every %s is shorter than the broadcast itself (%s): repeat it less often", b.every, length.Round(time.Second))
+			return res, staffapi.BadRequest("--repeat-every %s is shorter than the broadcast itself (%s): repeat it less often", b.every, length.Round(time.Second))
 		}
 		start := b.start
 		if start.IsZero() {
@@ -625,7 +605,7 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 			}
 		}
 		if !until.After(start) {
-			return res, badRequest("it would expire (%s) before it starts (%s)", until.Format(time.RFC3339), start.Format(time.RFC3339))
+			return res, staffapi.BadRequest("it would expire (%s) before it starts (%s)", until.Format(time.RFC3339), start.Format(time.RFC3339))
 		}
 		if b.every > 0 && until.Sub(start)/b.every > maxRepeats {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%d repeats is the most a schedule holds: the last starts at %s", maxRepeats,
@@ -741,20 +721,20 @@ func (s *Server) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJS
 	return j
 }
 
-func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.EmergencyRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	now := s.clock.Now()
 	b, err := s.parseBroadcast(r.Context(), p, req, now)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	// Operators place bulletins and relays; warnings need the emergency role.
 	if b.kind != store.KindBulletin && b.kind != store.KindLive && !store.Can(p.User.Role, store.RoleEmergency) {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("your role %s may not broadcast an emergency warning (it needs emergency or admin); ask an administrator of %s",
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("your role %s may not broadcast an emergency warning (it needs emergency or admin); ask an administrator of %s",
 			p.User.Role, p.Scope))
 		return
 	}
@@ -762,7 +742,7 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 	if b.kind == store.KindBulletin {
 		start, w2, err := s.nextSession(r.Context(), b.to[0], now)
 		if err != nil {
-			writeErr(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		b.start, warnings = start, w2
@@ -775,7 +755,7 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 		if b.kind == store.KindBulletin && i > 0 {
 			start, w2, err := s.nextSession(r.Context(), t, now) // each target's own next session
 			if err != nil {
-				writeErr(w, err)
+				staffapi.Fail(w, err)
 				return
 			}
 			ba.start, warnings = start, append(warnings, w2...)
@@ -784,24 +764,24 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 	}
 	res, err := s.put(r.Context(), p, bs, now, req.ReplaceAreas)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	res.Warnings = append(warnings, res.Warnings...)
 	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "to", req.To, "class", b.class,
 		"devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
-	writeJSON(w, http.StatusCreated, res)
+	staffapi.WriteJSON(w, http.StatusCreated, res)
 }
 
 // visible: staff see the broadcasts of their subtree and those above that reach it.
-func visible(p principal, e store.Emergency) bool {
+func visible(p staffapi.Caller, e store.Emergency) bool {
 	return store.Allowed(p.Scope, e.Area) || store.Allowed(e.Area, p.Scope)
 }
 
-func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	es, err := s.emStore()
 	if err != nil {
-		writeError(w, http.StatusNotImplemented, err.Error())
+		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
 	}
 	q := r.URL.Query()
@@ -815,7 +795,7 @@ func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p pr
 	}
 	rows, err := es.ListEmergencies(r.Context(), f)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := []api.EmergencyJSON{}
@@ -825,41 +805,41 @@ func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p pr
 			out = append(out, s.emergencyJSON(e, now))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) apiCancelEmergency(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiCancelEmergency(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	es, err := s.emStore()
 	if err != nil {
-		writeError(w, http.StatusNotImplemented, err.Error())
+		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not an emergency id: `loa emergency list` shows them", r.PathValue("id")))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("%q is not an emergency id: `loa emergency list` shows them", r.PathValue("id")))
 		return
 	}
 	e, err := es.GetEmergency(r.Context(), id)
 	if err != nil || !visible(p, e) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no emergency %d in your scope %s; `loa emergency list --all` shows them", id, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no emergency %d in your scope %s; `loa emergency list --all` shows them", id, p.Scope))
 		return
 	}
 	res, err := s.end(r.Context(), p, []store.Emergency{e}, "cancelled")
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
-func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	es, err := s.emStore()
 	if err != nil {
-		writeError(w, http.StatusNotImplemented, err.Error())
+		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
 	}
 	var req api.CancelRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	now := s.clock.Now()
@@ -870,20 +850,20 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 	case req.Kind == store.KindLive:
 		reason = "stopped"
 	default:
-		writeError(w, http.StatusBadRequest, "say what to end: an id (`loa emergency cancel ID`), --series NAME, or `loa live stop --to AREA`")
+		staffapi.Error(w, http.StatusBadRequest, "say what to end: an id (`loa emergency cancel ID`), --series NAME, or `loa live stop --to AREA`")
 		return
 	}
 	var rows []store.Emergency
 	if req.Series != "" {
 		var err error
 		if rows, err = es.ListEmergencies(r.Context(), f); err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 	} else {
 		to, err := s.resolveTargets(r.Context(), p, req.To) // live stop: areas and devices
 		if err != nil {
-			writeErr(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		var names []string
@@ -891,7 +871,7 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 			f.Area = t.area
 			rs, err := es.ListEmergencies(r.Context(), f)
 			if err != nil {
-				storeError(w, err)
+				staffapi.Fail(w, err)
 				return
 			}
 			// A device's relay ends there; an area's ends wherever it reaches below it.
@@ -905,19 +885,19 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 		if req.Series == "" {
 			what = "live relay in " + f.Area
 		}
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no active %s; `loa emergency list` shows what is on the air", what))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no active %s; `loa emergency list` shows what is on the air", what))
 		return
 	}
 	res, err := s.end(r.Context(), p, rows, reason)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // end ends rows the caller may act on and pushes their areas.
-func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, reason string) (api.EmergencyResponse, error) {
+func (s *Server) end(ctx context.Context, p staffapi.Caller, rows []store.Emergency, reason string) (api.EmergencyResponse, error) {
 	var res api.EmergencyResponse
 	es, err := s.emStore()
 	if err != nil {
@@ -925,11 +905,11 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 	}
 	ids := []int64{}
 	for _, e := range rows {
-		if !mayAct(p, e.Area) {
+		if !staffapi.MayAct(p, e.Area) {
 			if !visible(p, e) { // a series that is also on the air elsewhere: do not say where
-				return res, &httpError{http.StatusForbidden, fmt.Sprintf("series %q is also on the air outside your scope %s: ask staff of the area above you to end it", e.Series, p.Scope)}
+				return res, staffapi.Refuse(http.StatusForbidden, fmt.Sprintf("series %q is also on the air outside your scope %s: ask staff of the area above you to end it", e.Series, p.Scope))
 			}
-			return res, &httpError{http.StatusForbidden, fmt.Sprintf("emergency %d is for %s, outside your scope %s: ask staff of that area to cancel it", e.ID, e.Area, p.Scope)}
+			return res, staffapi.Refuse(http.StatusForbidden, fmt.Sprintf("emergency %d is for %s, outside your scope %s: ask staff of that area to cancel it", e.ID, e.Area, p.Scope))
 		}
 		ids = append(ids, e.ID)
 	}
@@ -939,7 +919,7 @@ func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, r
 		return res, err
 	}
 	if len(ended) == 0 {
-		return res, &httpError{http.StatusConflict, fmt.Sprintf("emergency %d has already ended (%s)", rows[0].ID, rows[0].EndReason)}
+		return res, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("emergency %d has already ended (%s)", rows[0].ID, rows[0].EndReason))
 	}
 	s.emergenciesChanged()
 	now := s.clock.Now()
@@ -984,7 +964,7 @@ func (s *Server) nextSession(ctx context.Context, t place, now time.Time) (time.
 		starts = append(starts, t)
 	}
 	if len(starts) == 0 {
-		return time.Time{}, nil, &httpError{http.StatusConflict, fmt.Sprintf("no device of %s has a normal programme on its speakers in the next 7 days: push a schedule first, or use `loa emergency --class priority`", area)}
+		return time.Time{}, nil, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("no device of %s has a normal programme on its speakers in the next 7 days: push a schedule first, or use `loa emergency --class priority`", area))
 	}
 	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
 	var warnings []string

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -16,22 +17,22 @@ import (
 // apiContentFile streams a library file to staff (the console's listen/preview), with Range
 // requests answered by http.ServeContent so a browser's <audio> can seek. The library is
 // shared by every area, as GET /api/content lists it to every role.
-func (s *Server) apiContentFile(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiContentFile(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	s.serveLibraryFile(w, r, "; `loa content list` shows it", false)
 }
 
 // apiContentUsage says where library items are used: for each content ref, the newest
 // schedules in the caller's scope (and the areas above it) whose programmes name it.
-func (s *Server) apiContentUsage(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiContentUsage(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	ctx := r.Context()
 	chain, err := s.areaChain(ctx, p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	under, err := s.st.LatestSchedulesUnder(ctx, p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	scs := append([]store.Schedule{}, chain...)
@@ -67,7 +68,7 @@ func (s *Server) apiContentUsage(w http.ResponseWriter, r *http.Request, p princ
 	for _, us := range out {
 		slices.SortFunc(us, func(a, b api.ContentUseJSON) int { return strings.Compare(a.Target+a.Program, b.Target+b.Program) })
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // capActions are the audit actions applyCAP writes, one per alert received.
@@ -78,12 +79,12 @@ var capActions = []string{"cap.create", "cap.replace", "cap.cancel", "cap.ignore
 // scope (inside it or above it), and refusals sent by someone of their subtree; a feed entry
 // refused before it was mapped names no area and is shown to every staff user, since it says
 // only that the feed sent something unreadable.
-func (s *Server) apiCAPAlerts(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiCAPAlerts(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var all []store.AuditEntry
 	for _, a := range capActions {
 		es, err := s.st.ListAudit(r.Context(), store.AuditFilter{Action: a, Limit: 200})
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		all = append(all, es...)
@@ -118,10 +119,10 @@ func (s *Server) apiCAPAlerts(w http.ResponseWriter, r *http.Request, p principa
 			break
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func capVisible(p principal, target string, areas []string) bool {
+func capVisible(p staffapi.Caller, target string, areas []string) bool {
 	for _, a := range areas {
 		if store.Allowed(p.Scope, a) || store.Allowed(a, p.Scope) {
 			return true

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/internal/atomicfile"
 	"github.com/loa-project/loa/protocol"
@@ -61,7 +62,7 @@ func (s *Server) handleScreenshotUpload(w http.ResponseWriter, r *http.Request) 
 	ctx := r.Context()
 	id := r.URL.Query().Get("command")
 	if id == "" {
-		writeError(w, http.StatusBadRequest, "screenshot upload: name the screenshot command it answers with ?command=ID")
+		staffapi.Error(w, http.StatusBadRequest, "screenshot upload: name the screenshot command it answers with ?command=ID")
 		return
 	}
 	c, err := s.st.GetCommand(ctx, id, dev.Area)
@@ -70,47 +71,47 @@ func (s *Server) handleScreenshotUpload(w http.ResponseWriter, r *http.Request) 
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("screenshot for a command not issued to the device refused", "device", dev.ID, "command", id)
-		writeError(w, http.StatusForbidden, fmt.Sprintf("command %s was not issued to device %s: a device uploads a screenshot only for a screenshot command it was given", id, dev.ID))
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("command %s was not issued to device %s: a device uploads a screenshot only for a screenshot command it was given", id, dev.ID))
 		return
 	}
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if c.Action != protocol.ActionScreenshot {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("command %s is a %s command, not a screenshot: nothing to upload for it", id, c.Action))
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("command %s is a %s command, not a screenshot: nothing to upload for it", id, c.Action))
 		return
 	}
 	if now := s.clock.Now(); now.After(c.ExpiresAt.Add(screenshotGrace)) {
-		writeError(w, http.StatusGone, fmt.Sprintf("screenshot command %s expired at %s; the hub no longer takes its image",
+		staffapi.Error(w, http.StatusGone, fmt.Sprintf("screenshot command %s expired at %s; the hub no longer takes its image",
 			id, c.ExpiresAt.UTC().Format(time.RFC3339)))
 		return
 	}
 	if r.ContentLength > MaxScreenshotBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot of %d bytes: at most %d are accepted", r.ContentLength, MaxScreenshotBytes))
+		staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot of %d bytes: at most %d are accepted", r.ContentLength, MaxScreenshotBytes))
 		return
 	}
 	dst, err := s.screenshotPath(dev.ID, id)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	size, width, height, err := saveScreenshot(http.MaxBytesReader(w, r.Body, MaxScreenshotBytes), dst)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot over %d bytes refused", MaxScreenshotBytes))
+		staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot over %d bytes refused", MaxScreenshotBytes))
 		return
 	case errors.Is(err, errNotPNG):
-		writeError(w, http.StatusUnsupportedMediaType, err.Error())
+		staffapi.Error(w, http.StatusUnsupportedMediaType, err.Error())
 		return
 	case err != nil:
 		s.log.Error("screenshot not stored", "device", dev.ID, "command", id, "err", err)
-		writeError(w, http.StatusInternalServerError, "the hub could not store the screenshot: "+err.Error())
+		staffapi.Error(w, http.StatusInternalServerError, "the hub could not store the screenshot: "+err.Error())
 		return
 	}
 	s.log.Info("screenshot stored", "device", dev.ID, "command", id, "bytes", size, "width", width, "height", height)
-	writeJSON(w, http.StatusCreated, api.ScreenshotJSON{Device: dev.ID, Command: id, Bytes: size, Width: width, Height: height,
+	staffapi.WriteJSON(w, http.StatusCreated, api.ScreenshotJSON{Device: dev.ID, Command: id, Bytes: size, Width: width, Height: height,
 		TakenAt: s.clock.Now().UTC()})
 }
 
@@ -152,7 +153,7 @@ func saveScreenshot(body io.Reader, dst string) (size int64, width, height int, 
 // apiDeviceScreenshot is GET /api/screenshots/{device...}[?command=ID]: the device's latest
 // screenshot, or the one taken for a command. (Not under /api/devices/{id}: device ids have
 // slashes, and the device route takes the whole rest of the path.)
-func (s *Server) apiDeviceScreenshot(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiDeviceScreenshot(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	d, ok := s.lookupDevice(w, r, p, r.PathValue("device"))
 	if !ok {
 		return
@@ -164,7 +165,7 @@ func (s *Server) apiDeviceScreenshot(w http.ResponseWriter, r *http.Request, p p
 	dir := filepath.Join(s.screenshotDir(), filepath.FromSlash(d.ID))
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	// The newest is the one of the highest command seq (ids are cmd-<seq>).
@@ -181,7 +182,7 @@ func (s *Server) apiDeviceScreenshot(w http.ResponseWriter, r *http.Request, p p
 		}
 	}
 	if best == "" {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no screenshot of device %s yet: take one with `loa screenshot %s`", d.ID, d.ID))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no screenshot of device %s yet: take one with `loa screenshot %s`", d.ID, d.ID))
 		return
 	}
 	s.serveScreenshotFile(w, r, d.ID, best)
@@ -189,7 +190,7 @@ func (s *Server) apiDeviceScreenshot(w http.ResponseWriter, r *http.Request, p p
 
 // apiCommandScreenshot is GET /api/commands/{id}/screenshot[?device=D]: the image a screenshot
 // command brought back (device needed when the command went to several).
-func (s *Server) apiCommandScreenshot(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiCommandScreenshot(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	device := r.URL.Query().Get("device")
 	if device != "" {
 		d, ok := s.lookupDevice(w, r, p, device)
@@ -203,18 +204,18 @@ func (s *Server) apiCommandScreenshot(w http.ResponseWriter, r *http.Request, p 
 
 // serveCommandScreenshot serves command id's image from device (""; the command's only device
 // in scope), or says why there is none: not answered yet, failed, another action.
-func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, p principal, id, device string) {
+func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, p staffapi.Caller, id, device string) {
 	c, err := s.st.GetCommand(r.Context(), id, p.Scope)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no command %s reaching your scope %s; `loa commands` lists them", id, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no command %s reaching your scope %s; `loa commands` lists them", id, p.Scope))
 		return
 	}
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if c.Action != protocol.ActionScreenshot {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("command %s is a %s command, not a screenshot: it has no image", id, c.Action))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("command %s is a %s command, not a screenshot: it has no image", id, c.Action))
 		return
 	}
 	var cd *store.CommandDevice
@@ -225,9 +226,9 @@ func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, 
 	}
 	if cd == nil {
 		if device == "" {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("command %s went to %d devices: name one with ?device=ID", id, len(c.Devices)))
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("command %s went to %d devices: name one with ?device=ID", id, len(c.Devices)))
 		} else {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("command %s was not issued to device %s", id, device))
+			staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("command %s was not issued to device %s", id, device))
 		}
 		return
 	}
@@ -254,24 +255,24 @@ func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, 
 	default:
 		msg = fmt.Sprintf("device %s has not sent screenshot %s yet (state %s); ask again in a few seconds", cd.DeviceID, id, cd.State)
 	}
-	writeError(w, http.StatusNotFound, msg)
+	staffapi.Error(w, http.StatusNotFound, msg)
 }
 
 func (s *Server) serveScreenshotFile(w http.ResponseWriter, r *http.Request, device, command string) {
 	path, err := s.screenshotPath(device, command)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("screenshot %s of device %s is gone", command, device))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("screenshot %s of device %s is gone", command, device))
 		return
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "image/png")

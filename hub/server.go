@@ -21,6 +21,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/console"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -231,11 +232,11 @@ func (s *Server) Close() {
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	// Every route's body is bounded on r.Body itself (limitBody), whatever reads it.
-	small := func() int64 { return maxJSONBody }
+	small := func() int64 { return staffapi.MaxJSONBody }
 	handle := func(pattern string, limit func() int64, h http.Handler) { m.Handle(pattern, limitBody(limit, h)) }
 	// Each route names the least role it needs (store.Can); the console's pages reach the
 	// same routes through ServeAs, so one check decides for tokens and sessions.
-	api := func(pattern string, need store.Role, h func(w http.ResponseWriter, r *http.Request, p principal)) {
+	api := func(pattern string, need store.Role, h func(w http.ResponseWriter, r *http.Request, p staffapi.Caller)) {
 		handle(pattern, small, s.staff(need, h))
 	}
 	V, O, E, A := store.RoleViewer, store.RoleOperator, store.RoleEmergency, store.RoleAdmin
@@ -311,7 +312,7 @@ func (s *Server) routes() {
 		m.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusSeeOther))
 	}
 	handle("/api/", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
 	}))
 	s.mux = m
 }
@@ -326,7 +327,7 @@ func limitBody(limit func() int64, h http.Handler) http.Handler {
 		n := limit()
 		if r.ContentLength > n {
 			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes: %s %s takes at most %d bytes",
+			staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes: %s %s takes at most %d bytes",
 				r.ContentLength, r.Method, r.URL.Path, n))
 			return
 		}
@@ -372,12 +373,6 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 }
 
 func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// tooLarge is true for a read stopped by limitBody.
-func tooLarge(err error) bool {
-	var mb *http.MaxBytesError
-	return errors.As(err, &mb)
-}
 
 // Run serves cfg until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -135,7 +136,7 @@ func (s *Server) resolveMeta(ctx context.Context, in map[string]*string) (conten
 		*f.dst = &code
 	}
 	if len(errs) > 0 {
-		return contentMeta{}, badRequest("%s", strings.Join(errs, "; "))
+		return contentMeta{}, staffapi.BadRequest("%s", strings.Join(errs, "; "))
 	}
 	return m, nil
 }
@@ -158,67 +159,67 @@ func withLabels(j api.ContentJSON, l map[string]string) api.ContentJSON {
 	return j
 }
 
-func (s *Server) apiListTerms(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiListTerms(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	dim := store.Dimension(r.URL.Query().Get("dimension"))
 	if _, ok := dimensionWords[dim]; dim != "" && !ok {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("dimension %q: use language, theme, format or unit", dim))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("dimension %q: use language, theme, format or unit", dim))
 		return
 	}
 	terms, err := s.st.ListTerms(r.Context(), dim)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := make([]api.TermJSON, 0, len(terms))
 	for _, t := range terms {
 		out = append(out, api.TermJSON{Dimension: string(t.Dimension), Code: t.Value, Label: t.Label})
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // apiAddTerm adds an entry to a list (or relabels one). The lists are the whole hub's, so
 // only staff of a root area keep them.
-func (s *Server) apiAddTerm(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiAddTerm(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.TermJSON
-	if !readJSON(w, r, &req) || !hubWide(w, p, "the lists of languages, themes, formats and units are") {
+	if !staffapi.ReadJSON(w, r, &req) || !staffapi.HubWide(w, p, "the lists of languages, themes, formats and units are") {
 		return
 	}
 	dim := store.Dimension(req.Dimension)
 	if _, ok := dimensionWords[dim]; !ok {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("dimension %q: use language, theme, format or unit", req.Dimension))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("dimension %q: use language, theme, format or unit", req.Dimension))
 		return
 	}
 	if strings.TrimSpace(req.Label) == "" {
-		writeError(w, http.StatusBadRequest, "a list entry needs the name staff read: use --label (e.g. --label \"Cơ Tu\")")
+		staffapi.Error(w, http.StatusBadRequest, "a list entry needs the name staff read: use --label (e.g. --label \"Cơ Tu\")")
 		return
 	}
 	if err := s.st.AddTerm(r.Context(), store.Term{Dimension: dim, Value: req.Code, Label: strings.TrimSpace(req.Label)}); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "term.add", "term:"+req.Dimension+"/"+req.Code, map[string]string{"label": req.Label})
-	writeJSON(w, http.StatusCreated, api.TermJSON{Dimension: req.Dimension, Code: req.Code, Label: strings.TrimSpace(req.Label)})
+	staffapi.WriteJSON(w, http.StatusCreated, api.TermJSON{Dimension: req.Dimension, Code: req.Code, Label: strings.TrimSpace(req.Label)})
 }
 
 // apiEditContent changes a library item's title and metadata: the uploader or staff of a
 // top area may.
-func (s *Server) apiEditContent(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiEditContent(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.ContentEdit
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	c, err := s.st.GetContent(r.Context(), r.PathValue("ref"))
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if c.UploadedBy != p.User.ID && strings.Contains(p.Scope, "/") {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("content %s was uploaded by %s: only they or staff of a top area may edit it", c.Ref, c.UploadedBy))
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("content %s was uploaded by %s: only they or staff of a top area may edit it", c.Ref, c.UploadedBy))
 		return
 	}
 	m, err := s.resolveMeta(r.Context(), map[string]*string{"language": req.Language, "theme": req.Theme, "format": req.Format, "unit": req.Unit})
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	u := store.ContentUpdate{Title: req.Title, Language: m.language, Theme: m.theme, Format: m.format, ProducingUnit: m.unit}
@@ -228,9 +229,9 @@ func (s *Server) apiEditContent(w http.ResponseWriter, r *http.Request, p princi
 	}
 	c2, err := s.st.UpdateContent(r.Context(), c.Ref, u)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "content.edit", "content:"+c.Ref, map[string]any{"before": contentJSON(c, ""), "after": contentJSON(c2, "")})
-	writeJSON(w, http.StatusOK, withLabels(contentJSON(c2, s.opts.PublicURL), s.labels(r.Context())))
+	staffapi.WriteJSON(w, http.StatusOK, withLabels(contentJSON(c2, s.opts.PublicURL), s.labels(r.Context())))
 }

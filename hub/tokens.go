@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -21,21 +22,21 @@ type accountStore interface {
 func (s *Server) accountStore(w http.ResponseWriter) (accountStore, bool) {
 	as, ok := s.st.(accountStore)
 	if !ok {
-		writeError(w, http.StatusNotImplemented, "this hub's store cannot list tokens or move users")
+		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot list tokens or move users")
 	}
 	return as, ok
 }
 
 // apiListTokens lists the tokens of the users in the caller's scope (administrators), newest
 // first, each named by its hash.
-func (s *Server) apiListTokens(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiListTokens(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	as, ok := s.accountStore(w)
 	if !ok {
 		return
 	}
 	ts, err := as.ListTokens(r.Context(), p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	now := s.clock.Now()
@@ -45,7 +46,7 @@ func (s *Server) apiListTokens(w http.ResponseWriter, r *http.Request, p princip
 			Role: string(t.User.Role), Label: t.Label, Created: t.CreatedAt, Expires: t.Expires, Revoked: t.Revoked,
 			Valid: t.Revoked.IsZero() && (t.Expires.IsZero() || now.Before(t.Expires)) && !t.User.Disabled})
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // tokenByID reads an id of GET /api/tokens (64 hex digits) as the token's hash.
@@ -62,54 +63,54 @@ func tokenByID(id string) ([32]byte, error) {
 // apiSetUserRole changes a user's role, scope or both (administrators): the user and the new
 // scope in the caller's subtree, the role no higher than the caller's own. A user cannot
 // change their own (an administrator demoting themselves by mistake would lock the area out).
-func (s *Server) apiSetUserRole(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiSetUserRole(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	as, ok := s.accountStore(w)
 	if !ok {
 		return
 	}
 	var req api.UserRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	u, err := as.GetUser(r.Context(), req.ID)
 	if err != nil || !store.Allowed(p.Scope, u.Scope) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no user %s in your scope %s", req.ID, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no user %s in your scope %s", req.ID, p.Scope))
 		return
 	}
 	if u.ID == p.User.ID {
-		writeError(w, http.StatusForbidden, "you cannot change your own role or area: ask another administrator")
+		staffapi.Error(w, http.StatusForbidden, "you cannot change your own role or area: ask another administrator")
 		return
 	}
 	if req.Role == "" && req.Scope == "" {
-		writeError(w, http.StatusBadRequest, `say what changes: {"id": "…", "role": "operator", "scope": "area id"}`)
+		staffapi.Error(w, http.StatusBadRequest, `say what changes: {"id": "…", "role": "operator", "scope": "area id"}`)
 		return
 	}
 	// Everything is checked before anything changes: no half-made change.
 	var role store.Role
 	if req.Role != "" {
 		if role, err = store.ParseRole(req.Role); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if !store.Can(p.User.Role, role) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("you may give at most your own role, %s", p.User.Role))
+			staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("you may give at most your own role, %s", p.User.Role))
 			return
 		}
 	}
-	if req.Scope != "" && !inScope(w, p, req.Scope) {
+	if req.Scope != "" && !staffapi.InScope(w, p, req.Scope) {
 		return
 	}
 	detail := map[string]string{}
 	if req.Scope != "" && req.Scope != u.Scope {
 		if err := as.SetScope(r.Context(), u.ID, req.Scope); err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		detail["scope"], detail["was_scope"], u.Scope = req.Scope, u.Scope, req.Scope
 	}
 	if role != "" && role != u.Role {
 		if err := as.SetRole(r.Context(), u.ID, role); err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		detail["role"], detail["was_role"], u.Role = string(role), string(u.Role), role
@@ -117,5 +118,5 @@ func (s *Server) apiSetUserRole(w http.ResponseWriter, r *http.Request, p princi
 	if len(detail) > 0 {
 		s.audit(r.Context(), p, "user.role", "user:"+u.ID, detail)
 	}
-	writeJSON(w, http.StatusOK, userJSON(u))
+	staffapi.WriteJSON(w, http.StatusOK, userJSON(u))
 }
