@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/loa-project/loa/hub/media"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -66,7 +67,7 @@ func FuzzUploadIngest(f *testing.F) {
 		f.Add(s.ct, []byte(s.body))
 	}
 	allowed := map[string]bool{}
-	for _, a := range []inputFormat{fmtMP3, fmtAAC, fmtWAV, fmtFLAC, fmtAMR, fmtOgg, fmtMatroska, fmtMP4, fmtPNG, fmtJPEG} {
+	for _, a := range media.Formats() {
 		allowed[a.Demuxer] = true
 	}
 	f.Fuzz(func(t *testing.T, ct string, body []byte) {
@@ -78,10 +79,10 @@ func FuzzUploadIngest(f *testing.F) {
 			if got.Len() > limit {
 				t.Fatalf("%d bytes written past a %d-byte limit", got.Len(), limit)
 			}
-			fm, err := sniffFormat(got.Bytes()[:min(got.Len(), sniffHead)])
+			fm, err := media.Sniff(got.Bytes()[:min(got.Len(), media.SniffHead)])
 			if err != nil {
-				if !errors.Is(err, ErrNotAudio) {
-					t.Fatalf("refusal %v is not ErrNotAudio", err)
+				if !errors.Is(err, media.ErrNotAudio) {
+					t.Fatalf("refusal %v is not media.ErrNotAudio", err)
 				}
 				return
 			}
@@ -94,7 +95,7 @@ func FuzzUploadIngest(f *testing.F) {
 					t.Fatalf("a %s list was taken as %s", bad, fm.Demuxer)
 				}
 			}
-			args := strings.Join(fm.inputArgs("/tmp/x"), " ")
+			args := strings.Join(fm.InputArgs("/tmp/x"), " ")
 			if !strings.HasPrefix(args, "-protocol_whitelist file -format_whitelist "+fm.Demuxer+" -f "+fm.Demuxer) || !strings.HasSuffix(args, "-i file:/tmp/x") {
 				t.Fatalf("ffmpeg input args %q", args)
 			}

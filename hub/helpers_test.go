@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/media"
 	"io"
 	"log/slog"
 	"net/http"
@@ -67,7 +68,7 @@ func newTestHubIn(t testing.TB, dir string) *testHub {
 		t.Fatal(err)
 	}
 	srv, err := New(Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
-		Transcoder:     &Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")},
+		Transcoder:     &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")},
 		StatusInterval: 60 * time.Second})
 	if err != nil {
 		t.Fatal(err)

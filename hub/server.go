@@ -21,6 +21,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/console"
+	"github.com/loa-project/loa/hub/media"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
@@ -105,7 +106,7 @@ type Options struct {
 	Log        *slog.Logger
 	Clock      Clock // default: the system clock
 	// Transcoder turns uploads into the library's MP3; nil disables uploads.
-	Transcoder *Transcoder
+	Transcoder *media.Transcoder
 	// StatusInterval is asked of agents in the welcome.
 	StatusInterval time.Duration
 	// Limits bound agent messages; zero fields take protocol's defaults.
@@ -141,7 +142,7 @@ type Server struct {
 	dir       string
 	log       *slog.Logger
 	clock     Clock
-	tc        *Transcoder
+	tc        *media.Transcoder
 	opts      Options
 	mux       *http.ServeMux
 
@@ -401,7 +402,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
 		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), TLS: cfg.TLSCert != "", AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
-		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
+		Transcoder: &media.Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
 			TempDir: filepath.Join(cfg.DataDir, "tmp"), Timeout: cfg.TranscodeTimeout,
 			MaxConcurrent: cfg.MaxTranscodes, MaxDuration: cfg.MaxContentDuration},
 	})
