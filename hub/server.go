@@ -22,6 +22,7 @@ import (
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/console"
 	"github.com/loa-project/loa/hub/media"
+	"github.com/loa-project/loa/hub/screenshots"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
@@ -159,6 +160,7 @@ type Server struct {
 	cmds                  commandState   // the order of signed commands (commands.go)
 	authLimit             *authLimiter   // failed credentials per source (limiter.go)
 	hellos                chan struct{}  // welcomes in progress (agentws.go); nil: no limit
+	shots                 *screenshots.Room
 	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
 	// when it appears or changes, not at every heartbeat.
 	partFaults sync.Map
@@ -209,9 +211,15 @@ func New(opts Options) (*Server, error) {
 		s.hellos = make(chan struct{}, opts.MaxHellos)
 	}
 	s.opts = opts
+	// data_dir/screenshots: beside the content dir (data_dir/content). Now reads s.clock at
+	// each call, not once here: tests set the clock after New.
+	s.shots = screenshots.New(screenshots.Options{Dir: filepath.Join(filepath.Dir(filepath.Clean(s.dir)), "screenshots"),
+		Commands: s.st, Now: s.now, Log: s.log, Location: opts.Location, DeviceAuth: s.deviceAuth, LookupDevice: s.lookupDevice})
 	s.routes()
 	return s, nil
 }
+
+func (s *Server) now() time.Time { return s.clock.Now() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -244,7 +252,7 @@ func (s *Server) routes() {
 	handle("GET /agent/ws", small, http.HandlerFunc(s.handleAgentWS))
 	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.handleContentDownload)))
 	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
-	handle("POST /agent/screenshot", func() int64 { return MaxScreenshotBytes }, s.transfer(http.HandlerFunc(s.handleScreenshotUpload)))
+	handle("POST /agent/screenshot", func() int64 { return screenshots.MaxBytes }, s.transfer(http.HandlerFunc(s.shots.Upload)))
 	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 
 	api("GET /api/whoami", V, s.apiWhoami)
@@ -299,8 +307,8 @@ func (s *Server) routes() {
 	api("PUT /api/areas/policy", A, s.apiSetPolicy)
 	api("POST /api/emergencies/{id}/review", store.RoleApprover, s.apiReview)
 	api("GET /api/commands/{id}", V, s.apiShowCommand)
-	api("GET /api/commands/{id}/screenshot", V, s.apiCommandScreenshot)
-	api("GET /api/screenshots/{device...}", V, s.apiDeviceScreenshot)
+	api("GET /api/commands/{id}/screenshot", V, s.shots.ByCommand)
+	api("GET /api/screenshots/{device...}", V, s.shots.ByDevice)
 	if cs, ok := s.st.(console.Store); ok {
 		c, err := console.New(console.Options{API: s, Store: cs, Log: s.log.With("component", "console"),
 			Location: s.opts.Location, Now: s.clock.Now, Secure: s.opts.TLS, Limiter: consoleLimiter{s}})

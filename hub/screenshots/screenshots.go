@@ -1,11 +1,20 @@
-package hub
+// Package screenshots keeps the images of devices' screens: a device answering a screenshot
+// command uploads the image of its screen (POST /agent/screenshot?command=ID, device
+// credentials) before it reports the command executed, and staff fetch it by device or by
+// command. The images are plain files, data_dir/screenshots/<device>/<command>.png, next to
+// the content dir: no table, since the command row already says who asked, when, and how the
+// device answered, and a file per command is what staff fetch.
+package screenshots
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image/png"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,41 +30,54 @@ import (
 	"github.com/loa-project/loa/protocol"
 )
 
-// Screenshots: a device answering a screenshot command uploads the image of its screen
-// (POST /agent/screenshot?command=ID, device credentials) before it reports the command
-// executed. The hub keeps them as plain files, data_dir/screenshots/<device>/<command>.png,
-// next to the content dir: no table, since the command row already says who asked, when, and
-// how the device answered, and a file per command is what staff fetch.
+// Commands is what the room reads of the hub's commands.
+type Commands interface {
+	GetCommand(ctx context.Context, id, scope string) (store.Command, error)
+}
 
-// MaxScreenshotBytes bounds one screenshot (a 1080p PNG of a video frame is 1-4 MiB).
-const MaxScreenshotBytes = 8 << 20
+// Options configure a Room. Every field is required.
+type Options struct {
+	Dir      string // data_dir/screenshots
+	Commands Commands
+	Now      func() time.Time
+	Log      *slog.Logger
+	Location *time.Location // the zone staff are told times in
+	// DeviceAuth checks a device's credentials on r; when it returns false it has answered.
+	DeviceAuth func(w http.ResponseWriter, r *http.Request) (store.Device, bool)
+	// LookupDevice finds device id in p's scope; when it returns false it has answered.
+	LookupDevice func(w http.ResponseWriter, r *http.Request, p staffapi.Caller, id string) (store.Device, bool)
+}
 
-// screenshotGrace is how long after its command expired an upload is still taken: the device
+// Room serves the screenshot routes (the hub mounts them) and removes old images.
+type Room struct{ o Options }
+
+// New returns a room over o.
+func New(o Options) *Room { return &Room{o: o} }
+
+// MaxBytes bounds one screenshot (a 1080p PNG of a video frame is 1-4 MiB).
+const MaxBytes = 8 << 20
+
+// Grace is how long after its command expired an upload is still taken: the device
 // checked the expiry before taking it, and the upload itself may take a minute over 4G.
-const screenshotGrace = 10 * time.Minute
+const Grace = 10 * time.Minute
 
 var pngMagic = []byte("\x89PNG\r\n\x1a\n")
 
-// screenshotDir is data_dir/screenshots: beside the content dir (data_dir/content).
-func (s *Server) screenshotDir() string {
-	return filepath.Join(filepath.Dir(filepath.Clean(s.dir)), "screenshots")
-}
-
-// screenshotPath is where the image of one device for one command lives. Device ids are
+// path is where the image of one device for one command lives. Device ids are
 // checked slugs joined by '/', so they nest as directories; command ids are the hub's own.
-func (s *Server) screenshotPath(device, command string) (string, error) {
+func (rm *Room) path(device, command string) (string, error) {
 	if command == "" || strings.ContainsAny(command, `/\`) || strings.HasPrefix(command, ".") {
 		return "", fmt.Errorf("command id %q cannot name a screenshot file", command)
 	}
 	if err := store.ValidateDeviceID(device); err != nil {
 		return "", err
 	}
-	return filepath.Join(s.screenshotDir(), filepath.FromSlash(device), command+".png"), nil
+	return filepath.Join(rm.o.Dir, filepath.FromSlash(device), command+".png"), nil
 }
 
-// handleScreenshotUpload is POST /agent/screenshot?command=ID from a device.
-func (s *Server) handleScreenshotUpload(w http.ResponseWriter, r *http.Request) {
-	dev, ok := s.deviceAuth(w, r)
+// Upload is POST /agent/screenshot?command=ID from a device.
+func (rm *Room) Upload(w http.ResponseWriter, r *http.Request) {
+	dev, ok := rm.o.DeviceAuth(w, r)
 	if !ok {
 		return
 	}
@@ -65,12 +87,12 @@ func (s *Server) handleScreenshotUpload(w http.ResponseWriter, r *http.Request) 
 		staffapi.Error(w, http.StatusBadRequest, "screenshot upload: name the screenshot command it answers with ?command=ID")
 		return
 	}
-	c, err := s.st.GetCommand(ctx, id, dev.Area)
+	c, err := rm.o.Commands.GetCommand(ctx, id, dev.Area)
 	if err == nil && !slices.ContainsFunc(c.Devices, func(d store.CommandDevice) bool { return d.DeviceID == dev.ID }) {
 		err = store.ErrNotFound
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("screenshot for a command not issued to the device refused", "device", dev.ID, "command", id)
+		rm.o.Log.Warn("screenshot for a command not issued to the device refused", "device", dev.ID, "command", id)
 		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("command %s was not issued to device %s: a device uploads a screenshot only for a screenshot command it was given", id, dev.ID))
 		return
 	}
@@ -82,37 +104,37 @@ func (s *Server) handleScreenshotUpload(w http.ResponseWriter, r *http.Request) 
 		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("command %s is a %s command, not a screenshot: nothing to upload for it", id, c.Action))
 		return
 	}
-	if now := s.clock.Now(); now.After(c.ExpiresAt.Add(screenshotGrace)) {
+	if now := rm.o.Now(); now.After(c.ExpiresAt.Add(Grace)) {
 		staffapi.Error(w, http.StatusGone, fmt.Sprintf("screenshot command %s expired at %s; the hub no longer takes its image",
 			id, c.ExpiresAt.UTC().Format(time.RFC3339)))
 		return
 	}
-	if r.ContentLength > MaxScreenshotBytes {
-		staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot of %d bytes: at most %d are accepted", r.ContentLength, MaxScreenshotBytes))
+	if r.ContentLength > MaxBytes {
+		staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot of %d bytes: at most %d are accepted", r.ContentLength, MaxBytes))
 		return
 	}
-	dst, err := s.screenshotPath(dev.ID, id)
+	dst, err := rm.path(dev.ID, id)
 	if err != nil {
 		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	size, width, height, err := saveScreenshot(http.MaxBytesReader(w, r.Body, MaxScreenshotBytes), dst)
+	size, width, height, err := saveScreenshot(http.MaxBytesReader(w, r.Body, MaxBytes), dst)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot over %d bytes refused", MaxScreenshotBytes))
+		staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("screenshot over %d bytes refused", MaxBytes))
 		return
 	case errors.Is(err, errNotPNG):
 		staffapi.Error(w, http.StatusUnsupportedMediaType, err.Error())
 		return
 	case err != nil:
-		s.log.Error("screenshot not stored", "device", dev.ID, "command", id, "err", err)
+		rm.o.Log.Error("screenshot not stored", "device", dev.ID, "command", id, "err", err)
 		staffapi.Error(w, http.StatusInternalServerError, "the hub could not store the screenshot: "+err.Error())
 		return
 	}
-	s.log.Info("screenshot stored", "device", dev.ID, "command", id, "bytes", size, "width", width, "height", height)
+	rm.o.Log.Info("screenshot stored", "device", dev.ID, "command", id, "bytes", size, "width", width, "height", height)
 	staffapi.WriteJSON(w, http.StatusCreated, api.ScreenshotJSON{Device: dev.ID, Command: id, Bytes: size, Width: width, Height: height,
-		TakenAt: s.clock.Now().UTC()})
+		TakenAt: rm.o.Now().UTC()})
 }
 
 var errNotPNG = errors.New("not a PNG image")
@@ -150,19 +172,19 @@ func saveScreenshot(body io.Reader, dst string) (size int64, width, height int, 
 	return size, width, height, nil
 }
 
-// apiDeviceScreenshot is GET /api/screenshots/{device...}[?command=ID]: the device's latest
+// ByDevice is GET /api/screenshots/{device...}[?command=ID]: the device's latest
 // screenshot, or the one taken for a command. (Not under /api/devices/{id}: device ids have
 // slashes, and the device route takes the whole rest of the path.)
-func (s *Server) apiDeviceScreenshot(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	d, ok := s.lookupDevice(w, r, p, r.PathValue("device"))
+func (rm *Room) ByDevice(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	d, ok := rm.o.LookupDevice(w, r, p, r.PathValue("device"))
 	if !ok {
 		return
 	}
 	if id := r.URL.Query().Get("command"); id != "" {
-		s.serveCommandScreenshot(w, r, p, id, d.ID)
+		rm.serveCommand(w, r, p, id, d.ID)
 		return
 	}
-	dir := filepath.Join(s.screenshotDir(), filepath.FromSlash(d.ID))
+	dir := filepath.Join(rm.o.Dir, filepath.FromSlash(d.ID))
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		staffapi.Fail(w, err)
@@ -185,27 +207,27 @@ func (s *Server) apiDeviceScreenshot(w http.ResponseWriter, r *http.Request, p s
 		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no screenshot of device %s yet: take one with `loa screenshot %s`", d.ID, d.ID))
 		return
 	}
-	s.serveScreenshotFile(w, r, d.ID, best)
+	rm.serveFile(w, r, d.ID, best)
 }
 
-// apiCommandScreenshot is GET /api/commands/{id}/screenshot[?device=D]: the image a screenshot
+// ByCommand is GET /api/commands/{id}/screenshot[?device=D]: the image a screenshot
 // command brought back (device needed when the command went to several).
-func (s *Server) apiCommandScreenshot(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+func (rm *Room) ByCommand(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	device := r.URL.Query().Get("device")
 	if device != "" {
-		d, ok := s.lookupDevice(w, r, p, device)
+		d, ok := rm.o.LookupDevice(w, r, p, device)
 		if !ok {
 			return
 		}
 		device = d.ID
 	}
-	s.serveCommandScreenshot(w, r, p, r.PathValue("id"), device)
+	rm.serveCommand(w, r, p, r.PathValue("id"), device)
 }
 
-// serveCommandScreenshot serves command id's image from device (""; the command's only device
+// serveCommand serves command id's image from device (""; the command's only device
 // in scope), or says why there is none: not answered yet, failed, another action.
-func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, p staffapi.Caller, id, device string) {
-	c, err := s.st.GetCommand(r.Context(), id, p.Scope)
+func (rm *Room) serveCommand(w http.ResponseWriter, r *http.Request, p staffapi.Caller, id, device string) {
+	c, err := rm.o.Commands.GetCommand(r.Context(), id, p.Scope)
 	if errors.Is(err, store.ErrNotFound) {
 		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no command %s reaching your scope %s; `loa commands` lists them", id, p.Scope))
 		return
@@ -232,24 +254,24 @@ func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, 
 		}
 		return
 	}
-	path, err := s.screenshotPath(cd.DeviceID, id)
+	path, err := rm.path(cd.DeviceID, id)
 	if err == nil {
 		if _, err = os.Stat(path); err == nil {
-			s.serveScreenshotFile(w, r, cd.DeviceID, id)
+			rm.serveFile(w, r, cd.DeviceID, id)
 			return
 		}
 	}
-	now := s.clock.Now()
+	now := rm.o.Now()
 	var msg string
 	switch {
 	case cd.State == store.CommandFailed || cd.State == store.CommandRefused:
 		msg = fmt.Sprintf("device %s could not take screenshot %s: %s", cd.DeviceID, id, cd.Reason)
 	case cd.State == store.CommandPending && now.Before(c.ExpiresAt):
 		msg = fmt.Sprintf("device %s is offline: it takes screenshot %s when it reconnects, until %s; ask again then",
-			cd.DeviceID, id, c.ExpiresAt.In(s.opts.Location).Format("15:04:05"))
+			cd.DeviceID, id, c.ExpiresAt.In(rm.o.Location).Format("15:04:05"))
 	case cd.State == store.CommandPending:
 		msg = fmt.Sprintf("device %s did not connect before screenshot %s expired at %s: take a new one", cd.DeviceID, id,
-			c.ExpiresAt.In(s.opts.Location).Format("15:04:05"))
+			c.ExpiresAt.In(rm.o.Location).Format("15:04:05"))
 	case cd.State == store.CommandExecuted:
 		msg = fmt.Sprintf("device %s reported screenshot %s taken but the hub has no image of it (it may have been removed)", cd.DeviceID, id)
 	default:
@@ -258,8 +280,8 @@ func (s *Server) serveCommandScreenshot(w http.ResponseWriter, r *http.Request, 
 	staffapi.Error(w, http.StatusNotFound, msg)
 }
 
-func (s *Server) serveScreenshotFile(w http.ResponseWriter, r *http.Request, device, command string) {
-	path, err := s.screenshotPath(device, command)
+func (rm *Room) serveFile(w http.ResponseWriter, r *http.Request, device, command string) {
+	path, err := rm.path(device, command)
 	if err != nil {
 		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
@@ -280,4 +302,20 @@ func (s *Server) serveScreenshotFile(w http.ResponseWriter, r *http.Request, dev
 	w.Header().Set(api.ScreenshotCommandHeader, command)
 	w.Header().Set("Cache-Control", "private, no-cache")
 	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+// RemoveOlderThan removes the images last written before now-age and returns how many it
+// removed (the hub's daily housekeeping).
+func (rm *Room) RemoveOlderThan(now time.Time, age time.Duration) int {
+	removed := 0
+	filepath.WalkDir(rm.o.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && now.Sub(fi.ModTime()) > age && os.Remove(path) == nil {
+			removed++
+		}
+		return nil
+	})
+	return removed
 }
