@@ -612,23 +612,6 @@ func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
 		CommandID: c.CommandID, Volume: positivePtr(c.Volume), Amplifier: c.Amplifier}
 }
 
-// ParseTimeParam reads a time filter that looks back (api.TimeRule, dates in loc). A duration
-// without a sign would be ahead of now, never what a filter of past plays means: refused
-// saying how to write it.
-func ParseTimeParam(name, v string, now time.Time, loc *time.Location) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	t, unsigned, err := api.ParseTime(v, now, loc)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s %v", name, err)
-	}
-	if unsigned {
-		return time.Time{}, fmt.Errorf("--%s %s: a duration counts from now, so this is %s ahead; for %s ago write -%s", name, v, v, v, v)
-	}
-	return t, nil
-}
-
 // zoneOf loads the config's zone (checked by Config.Check; nil falls back to the default).
 func zoneOf(name string) *time.Location {
 	loc, _ := api.LoadZone(name)
@@ -668,11 +651,11 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p staf
 	}
 	var err error
 	now := s.clock.Now()
-	if f.Since, err = ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
+	if f.Since, err = staffapi.ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
 		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if f.Until, err = ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
+	if f.Until, err = staffapi.ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
 		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -309,7 +309,7 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p staffapi.Caller, cs *capSt
 	if err != nil {
 		return "", err
 	}
-	ref, size, err := s.storeFile(out)
+	ref, size, err := s.lib.StoreFile(out)
 	if err != nil {
 		return "", err
 	}

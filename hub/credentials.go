@@ -209,3 +209,29 @@ func (s *Server) dropConn(id string) {
 		c.close()
 	}
 }
+
+// deviceAuth checks the Loa-Device header of a request and answers 401 when it fails.
+func (s *Server) deviceAuth(w http.ResponseWriter, r *http.Request) (store.Device, bool) {
+	if s.authLimit.refuse(w, r, s.clock.Now()) {
+		return store.Device{}, false
+	}
+	id, secret, err := protocol.ParseDeviceAuth(r.Header.Get("Authorization"))
+	if err != nil {
+		s.authLimit.failed(r, s.clock.Now(), "device credentials", "err", err)
+		staffapi.Error(w, http.StatusUnauthorized, "device authentication required: "+err.Error())
+		return store.Device{}, false
+	}
+	h, err := secretHash(secret)
+	if err != nil {
+		s.authLimit.failed(r, s.clock.Now(), "device secret", "device", id, "err", "malformed")
+		staffapi.Error(w, http.StatusUnauthorized, "device "+id+": malformed secret")
+		return store.Device{}, false
+	}
+	d, err := s.st.CheckSecret(r.Context(), id, h)
+	if err != nil {
+		s.authLimit.failed(r, s.clock.Now(), "device secret", "device", id, "err", err)
+		staffapi.Error(w, http.StatusUnauthorized, "device "+id+": unknown, revoked, or wrong secret")
+		return store.Device{}, false
+	}
+	return d, true
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/library"
 	"github.com/loa-project/loa/hub/report"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
@@ -40,12 +41,12 @@ func reportPeriod(q map[string][]string, now time.Time, loc *time.Location) (tim
 	start, end := time.Date(y, 1, 1, 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
 	var err error
 	if from != "" {
-		if start, err = ParseTimeParam("from", from, now, loc); err != nil {
+		if start, err = staffapi.ParseTimeParam("from", from, now, loc); err != nil {
 			return start, end, err
 		}
 	}
 	if to != "" {
-		if end, err = ParseTimeParam("to", to, now, loc); err != nil {
+		if end, err = staffapi.ParseTimeParam("to", to, now, loc); err != nil {
 			return start, end, err
 		}
 		if isDate(to) { // "đến ngày 31/12": that day is in the report
@@ -69,7 +70,7 @@ func isDate(v string) bool {
 
 // reportNames gathers the names a report shows for the codes it holds.
 func (s *Server) reportNames(r *http.Request, p staffapi.Caller, area string) report.Names {
-	n := report.Names{Areas: map[string]string{}, Titles: map[string]string{}, Labels: s.labels(r.Context()), Zone: p.Zone, Now: s.clock.Now().In(p.Zone)}
+	n := report.Names{Areas: map[string]string{}, Titles: map[string]string{}, Labels: library.Labels(r.Context(), s.st), Zone: p.Zone, Now: s.clock.Now().In(p.Zone)}
 	top := area
 	if top == "" {
 		top = p.Scope

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/library"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
@@ -66,7 +67,7 @@ func (s *Server) apiSetReportSettings(w http.ResponseWriter, r *http.Request, p 
 			if strings.TrimSpace(v) == "" {
 				continue
 			}
-			code, err := resolveTerm(terms, dim, v)
+			code, err := library.ResolveTerm(terms, dim, v)
 			if err != nil {
 				errs = append(errs, err.Error())
 				continue

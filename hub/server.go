@@ -21,6 +21,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/console"
+	"github.com/loa-project/loa/hub/library"
 	"github.com/loa-project/loa/hub/media"
 	"github.com/loa-project/loa/hub/screenshots"
 	"github.com/loa-project/loa/hub/staffapi"
@@ -161,6 +162,7 @@ type Server struct {
 	authLimit             *authLimiter   // failed credentials per source (limiter.go)
 	hellos                chan struct{}  // welcomes in progress (agentws.go); nil: no limit
 	shots                 *screenshots.Room
+	lib                   *library.Room
 	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
 	// when it appears or changes, not at every heartbeat.
 	partFaults sync.Map
@@ -215,6 +217,8 @@ func New(opts Options) (*Server, error) {
 	// each call, not once here: tests set the clock after New.
 	s.shots = screenshots.New(screenshots.Options{Dir: filepath.Join(filepath.Dir(filepath.Clean(s.dir)), "screenshots"),
 		Commands: s.st, Now: s.now, Log: s.log, Location: opts.Location, DeviceAuth: s.deviceAuth, LookupDevice: s.lookupDevice})
+	s.lib = library.New(library.Options{Store: s.st, Dir: s.dir, Transcoder: s.tc, Log: s.log, Now: s.now, PublicURL: opts.PublicURL,
+		MaxUploadBytes: func() int64 { return s.opts.MaxUploadBytes }, Audit: s.audit, DeviceAuth: s.deviceAuth, AreaChain: s.areaChain})
 	s.routes()
 	return s, nil
 }
@@ -240,9 +244,11 @@ func (s *Server) Close() {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	// Every route's body is bounded on r.Body itself (limitBody), whatever reads it.
+	// Every route's body is bounded on r.Body itself (staffapi.LimitBody), whatever reads it.
 	small := func() int64 { return staffapi.MaxJSONBody }
-	handle := func(pattern string, limit func() int64, h http.Handler) { m.Handle(pattern, limitBody(limit, h)) }
+	handle := func(pattern string, limit func() int64, h http.Handler) {
+		m.Handle(pattern, staffapi.LimitBody(limit, h))
+	}
 	// Each route names the least role it needs (store.Can); the console's pages reach the
 	// same routes through ServeAs, so one check decides for tokens and sessions.
 	api := func(pattern string, need store.Role, h func(w http.ResponseWriter, r *http.Request, p staffapi.Caller)) {
@@ -250,8 +256,8 @@ func (s *Server) routes() {
 	}
 	V, O, E, A := store.RoleViewer, store.RoleOperator, store.RoleEmergency, store.RoleAdmin
 	handle("GET /agent/ws", small, http.HandlerFunc(s.handleAgentWS))
-	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.handleContentDownload)))
-	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
+	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.lib.Download)))
+	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.lib.Download))
 	handle("POST /agent/screenshot", func() int64 { return screenshots.MaxBytes }, s.transfer(http.HandlerFunc(s.shots.Upload)))
 	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 
@@ -271,14 +277,14 @@ func (s *Server) routes() {
 	api("GET /api/users", A, s.apiListUsers)
 	api("POST /api/users", A, s.apiAddUser)
 	api("POST /api/users/password", V, s.apiSetPassword)
-	api("GET /api/content", V, s.apiListContent)
-	api("PATCH /api/content/{ref}", O, s.apiEditContent)
-	api("GET /api/content/usage", V, s.apiContentUsage)
-	api("GET /api/content/{ref}/file", V, s.apiContentFile)
+	api("GET /api/content", V, s.lib.List)
+	api("PATCH /api/content/{ref}", O, s.lib.Edit)
+	api("GET /api/content/usage", V, s.lib.Usage)
+	api("GET /api/content/{ref}/file", V, s.lib.File)
 	api("GET /api/cap/alerts", V, s.apiCAPAlerts)
-	api("GET /api/terms", V, s.apiListTerms)
-	api("POST /api/terms", A, s.apiAddTerm)
-	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(O, s.apiUploadContent)))
+	api("GET /api/terms", V, s.lib.ListTerms)
+	api("POST /api/terms", A, s.lib.AddTerm)
+	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(O, s.lib.Upload)))
 	api("POST /api/schedules", O, s.apiPushSchedule)
 	api("GET /api/schedules", V, s.apiListSchedules)
 	api("GET /api/schedules/show", V, s.apiShowSchedule)
@@ -324,25 +330,6 @@ func (s *Server) routes() {
 		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
 	}))
 	s.mux = m
-}
-
-// limitBody holds a request's body to limit() bytes on r.Body itself, so a multipart reader,
-// a JSON decoder or a raw copy all stop there, and refuses at once, before reading anything, a
-// request whose Content-Length declares more (the connection is then closed, not drained).
-func limitBody(limit func() int64, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Screenshots and library content are served to browsers too: never sniffed as HTML.
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		n := limit()
-		if r.ContentLength > n {
-			w.Header().Set("Connection", "close")
-			staffapi.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes: %s %s takes at most %d bytes",
-				r.ContentLength, r.Method, r.URL.Path, n))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, n)
-		h.ServeHTTP(w, r)
-	})
 }
 
 // transfer replaces the server's whole-request read and write timeouts by a bound on each

@@ -155,3 +155,39 @@ func HubWide(w http.ResponseWriter, p Caller, what string) bool {
 	}
 	return true
 }
+
+// ParseTimeParam reads a time filter that looks back (api.TimeRule, dates in loc). A duration
+// without a sign would be ahead of now, never what a filter of past plays means: refused
+// saying how to write it.
+func ParseTimeParam(name, v string, now time.Time, loc *time.Location) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, unsigned, err := api.ParseTime(v, now, loc)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %v", name, err)
+	}
+	if unsigned {
+		return time.Time{}, fmt.Errorf("--%s %s: a duration counts from now, so this is %s ahead; for %s ago write -%s", name, v, v, v, v)
+	}
+	return t, nil
+}
+
+// LimitBody holds a request's body to limit() bytes on r.Body itself, so a multipart reader,
+// a JSON decoder or a raw copy all stop there, and refuses at once, before reading anything, a
+// request whose Content-Length declares more (the connection is then closed, not drained).
+func LimitBody(limit func() int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Screenshots and library content are served to browsers too: never sniffed as HTML.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		n := limit()
+		if r.ContentLength > n {
+			w.Header().Set("Connection", "close")
+			Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes: %s %s takes at most %d bytes",
+				r.ContentLength, r.Method, r.URL.Path, n))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		h.ServeHTTP(w, r)
+	})
+}

@@ -9,67 +9,9 @@ import (
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
-	"github.com/loa-project/loa/scheduler"
 )
 
 // Routes the console's library, emergency and CAP pages read; the CLI may use them too.
-
-// apiContentFile streams a library file to staff (the console's listen/preview), with Range
-// requests answered by http.ServeContent so a browser's <audio> can seek. The library is
-// shared by every area, as GET /api/content lists it to every role.
-func (s *Server) apiContentFile(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	s.serveLibraryFile(w, r, "; `loa content list` shows it", false)
-}
-
-// apiContentUsage says where library items are used: for each content ref, the newest
-// schedules in the caller's scope (and the areas above it) whose programmes name it.
-func (s *Server) apiContentUsage(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	ctx := r.Context()
-	chain, err := s.areaChain(ctx, p.Scope)
-	if err != nil {
-		staffapi.Fail(w, err)
-		return
-	}
-	under, err := s.st.LatestSchedulesUnder(ctx, p.Scope)
-	if err != nil {
-		staffapi.Fail(w, err)
-		return
-	}
-	scs := append([]store.Schedule{}, chain...)
-	for _, m := range []map[string]store.Schedule{under.Areas, under.Devices} {
-		for _, sc := range m {
-			scs = append(scs, sc)
-		}
-	}
-	out := map[string][]api.ContentUseJSON{}
-	seen := map[string]bool{}
-	for _, sc := range scs {
-		key := sc.Target.String()
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		doc, err := scheduler.Parse(key, sc.Document) // YAML or JSON, as pushed
-		if err != nil {
-			continue // it was parsed when pushed; one that no longer parses names nothing
-		}
-		for _, pr := range doc.Programs {
-			for _, it := range pr.Items {
-				if it.Content == "" {
-					continue
-				}
-				u := api.ContentUseJSON{Target: key, ScheduleID: sc.ID, Revision: sc.Revision, Program: pr.ID, Title: pr.Title}
-				if !slices.Contains(out[it.Content], u) {
-					out[it.Content] = append(out[it.Content], u)
-				}
-			}
-		}
-	}
-	for _, us := range out {
-		slices.SortFunc(us, func(a, b api.ContentUseJSON) int { return strings.Compare(a.Target+a.Program, b.Target+b.Program) })
-	}
-	staffapi.WriteJSON(w, http.StatusOK, out)
-}
 
 // capActions are the audit actions applyCAP writes, one per alert received.
 var capActions = []string{"cap.create", "cap.replace", "cap.cancel", "cap.ignore", "cap.refused"}
