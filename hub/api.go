@@ -590,13 +590,6 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, p staffapi.Ca
 	s.apiListDevices(w, r, p)
 }
 
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 func finitePtr(f float64) *float64 {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return nil
@@ -607,7 +600,7 @@ func finitePtr(f float64) *float64 {
 func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
 	return api.ConfirmationJSON{Device: c.Device, Seq: int64(c.Seq), Area: c.Area, Output: c.Output, ScheduleID: c.ScheduleID,
 		Revision: int64(c.Revision), Program: c.Program, ItemIndex: c.ItemIndex, Item: c.Item,
-		Scheduled: timePtr(c.Scheduled), Start: timePtr(c.Start), End: timePtr(c.End), Proof: c.Proof.Finite(),
+		Scheduled: staffapi.TimePtr(c.Scheduled), Start: staffapi.TimePtr(c.Start), End: staffapi.TimePtr(c.End), Proof: c.Proof.Finite(),
 		Result: string(c.Result), Error: c.Error, Clock: string(c.Clock), ReceivedAt: c.ReceivedAt,
 		CommandID: c.CommandID, Volume: positivePtr(c.Volume), Amplifier: c.Amplifier}
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/staffapi"
@@ -98,7 +97,7 @@ func (s *Server) submitSchedule(w http.ResponseWriter, r *http.Request, p staffa
 func (s *Server) submissionJSON(ctx context.Context, sub store.Submission, withDoc bool) api.SubmissionJSON {
 	j := api.SubmissionJSON{ID: sub.ID, Target: sub.Target.String(), Area: sub.Area, ScheduleID: sub.ScheduleID,
 		SubmittedBy: sub.SubmittedBy, SubmittedAt: sub.SubmittedAt, State: sub.State, DecidedBy: sub.DecidedBy,
-		DecidedAt: timePtr(sub.DecidedAt), Reason: sub.Reason, Revision: sub.Revision}
+		DecidedAt: staffapi.TimePtr(sub.DecidedAt), Reason: sub.Reason, Revision: sub.Revision}
 	doc, err := scheduler.Parse("submission "+strconv.FormatInt(sub.ID, 10), sub.Document)
 	if err == nil {
 		j.Programs = len(doc.Programs)
@@ -296,43 +295,4 @@ func (s *Server) apiSetPolicy(w http.ResponseWriter, r *http.Request, p staffapi
 		return
 	}
 	staffapi.WriteJSON(w, http.StatusOK, api.PolicyJSON{Area: req.Area, Required: pol.Required, SelfApproval: pol.SelfApproval})
-}
-
-// apiReview records that an emergency warning, which went out without approval, was reviewed.
-func (s *Server) apiReview(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	as, err := s.apStore()
-	if err != nil {
-		staffapi.Fail(w, err)
-		return
-	}
-	es, err := s.emStore()
-	if err != nil {
-		staffapi.Error(w, http.StatusNotImplemented, err.Error())
-		return
-	}
-	var req api.ReviewRequest
-	if !staffapi.ReadJSON(w, r, &req) {
-		return
-	}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("%q is not a broadcast id: `loa emergency list --review` shows those to review", r.PathValue("id")))
-		return
-	}
-	e, err := es.GetEmergency(r.Context(), id)
-	if err != nil || !store.Allowed(p.Scope, e.Area) {
-		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no broadcast %d in your scope %s; `loa emergency list --review` shows those to review", id, p.Scope))
-		return
-	}
-	if e.Kind != store.KindEmergency {
-		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("broadcast %d is a %s, not an emergency warning: only emergency warnings are reviewed after they went out", id, e.Kind))
-		return
-	}
-	e, err = as.Review(r.Context(), id, p.User.ID, strings.TrimSpace(req.Note))
-	if err != nil {
-		staffapi.Fail(w, err)
-		return
-	}
-	s.audit(r.Context(), p, "emergency.review", e.Target().String(), map[string]any{"emergency": id, "note": e.ReviewNote, "created_by": e.CreatedBy})
-	staffapi.WriteJSON(w, http.StatusOK, s.emergencyJSON(e, time.Now()))
 }

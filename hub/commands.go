@@ -480,7 +480,7 @@ func commandJSON(c store.Command, now time.Time) api.CommandJSON {
 		}
 		j.Counts[st]++
 		j.Outcomes = append(j.Outcomes, api.CommandOutcomeJSON{Device: d.DeviceID, Area: d.Area, State: st, Code: d.Code,
-			Reason: d.Reason, Sends: d.Sends, SentAt: timePtr(d.SentAt), ReportedAt: timePtr(d.ReportedAt)})
+			Reason: d.Reason, Sends: d.Sends, SentAt: staffapi.TimePtr(d.SentAt), ReportedAt: staffapi.TimePtr(d.ReportedAt)})
 	}
 	return j
 }

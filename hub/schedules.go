@@ -113,7 +113,7 @@ func (s *Server) dryRun(ctx context.Context, target store.Target, area string, d
 
 func scheduleJSON(sc store.Schedule, withDoc bool) api.ScheduleJSON {
 	j := api.ScheduleJSON{Target: sc.Target.String(), Revision: sc.Revision, ScheduleID: sc.ID, Author: sc.Author, CreatedAt: sc.CreatedAt,
-		ApprovedBy: sc.ApprovedBy, ApprovedAt: timePtr(sc.ApprovedAt)}
+		ApprovedBy: sc.ApprovedBy, ApprovedAt: staffapi.TimePtr(sc.ApprovedAt)}
 	if d, err := scheduler.Parse("stored", sc.Document); err == nil {
 		j.Programs = len(d.Programs)
 	}
@@ -267,16 +267,10 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p staffapi.Call
 			staffapi.Fail(w, err)
 			return
 		}
-		act, err := s.activeEmergencies(ctx)
+		pre, err := s.bc.Covering(ctx, area)
 		if err != nil {
 			staffapi.Error(w, http.StatusInternalServerError, err.Error())
 			return
-		}
-		var pre []store.Schedule
-		for _, a := range act {
-			if store.Allowed(a.e.Area, area) {
-				pre = append(pre, a.src)
-			}
 		}
 		if srcs = append(pre, srcs...); len(srcs) > 0 {
 			if docBytes, err = s.Compose(ctx, area, 1, srcs); err != nil {

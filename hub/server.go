@@ -1,6 +1,9 @@
-// Package hub is the district server: the staff HTTP API on top of hub/store, the content
-// library (upload, transcode, download by sha256), the agents' websocket, and the composition,
-// signing and push of each device's effective schedule.
+// Package hub is the district server's composition root: it builds the rooms (hub/broadcast,
+// hub/library, hub/screenshots, hub/media, with answers through hub/staffapi) from its
+// Options, mounts every route in one table, and runs the loops. It still holds the agents'
+// websocket and the composition, signing and push of each device's effective schedule, the
+// commands sent over it, and the staff handlers for areas, devices, accounts, schedules,
+// approvals and reports (docs/hub.md, "Where the code lives").
 package hub
 
 import (
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/broadcast"
 	"github.com/loa-project/loa/hub/console"
 	"github.com/loa-project/loa/hub/library"
 	"github.com/loa-project/loa/hub/media"
@@ -157,12 +161,12 @@ type Server struct {
 	parsedDocs, validSets sync.Map
 	parsedCount           atomic.Int64
 	wg                    sync.WaitGroup
-	emerg                 emergencyState // active emergencies, bulletins and relays; CAP (emergency.go)
-	cmds                  commandState   // the order of signed commands (commands.go)
-	authLimit             *authLimiter   // failed credentials per source (limiter.go)
-	hellos                chan struct{}  // welcomes in progress (agentws.go); nil: no limit
+	cmds                  commandState  // the order of signed commands (commands.go)
+	authLimit             *authLimiter  // failed credentials per source (limiter.go)
+	hellos                chan struct{} // welcomes in progress (agentws.go); nil: no limit
 	shots                 *screenshots.Room
 	lib                   *library.Room
+	bc                    *broadcast.Room // emergencies, bulletins, live relays; CAP
 	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
 	// when it appears or changes, not at every heartbeat.
 	partFaults sync.Map
@@ -183,7 +187,7 @@ func New(opts Options) (*Server, error) {
 		opts.StatusInterval = 60 * time.Second
 	}
 	if opts.Location == nil {
-		opts.Location, _ = api.LoadZone(emergencyZone)
+		opts.Location, _ = api.LoadZone(broadcast.Zone)
 	}
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = 512 << 20
@@ -219,11 +223,31 @@ func New(opts Options) (*Server, error) {
 		Commands: s.st, Now: s.now, Log: s.log, Location: opts.Location, DeviceAuth: s.deviceAuth, LookupDevice: s.lookupDevice})
 	s.lib = library.New(library.Options{Store: s.st, Dir: s.dir, Transcoder: s.tc, Log: s.log, Now: s.now, PublicURL: opts.PublicURL,
 		MaxUploadBytes: func() int64 { return s.opts.MaxUploadBytes }, Audit: s.audit, DeviceAuth: s.deviceAuth, AreaChain: s.areaChain})
+	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
+		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget})
 	s.routes()
 	return s, nil
 }
 
 func (s *Server) now() time.Time { return s.clock.Now() }
+
+// RunEmergencies drops expired broadcasts from the devices' schedules when they expire and
+// polls the CAP feed when one is configured, until ctx ends (broadcast.Room.Run).
+func (s *Server) RunEmergencies(ctx context.Context) { s.bc.Run(ctx) }
+
+// ConfigureCAP reads the area map and turns CAP handling on. Call it before serving.
+func (s *Server) ConfigureCAP(c broadcast.CAPConfig) error { return s.bc.ConfigureCAP(c) }
+
+// pusher is the push pipeline as the broadcast room sees it.
+type pusher struct{ s *Server }
+
+func (p pusher) HeadsBefore(ctx context.Context, targets ...store.Target) map[string]store.EffectiveHead {
+	return p.s.headsBefore(ctx, targets...)
+}
+
+func (p pusher) PushSince(ctx context.Context, t store.Target, before map[string]store.EffectiveHead) api.PushResponse {
+	return p.s.pushTargetSince(ctx, t, before)
+}
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -281,7 +305,7 @@ func (s *Server) routes() {
 	api("PATCH /api/content/{ref}", O, s.lib.Edit)
 	api("GET /api/content/usage", V, s.lib.Usage)
 	api("GET /api/content/{ref}/file", V, s.lib.File)
-	api("GET /api/cap/alerts", V, s.apiCAPAlerts)
+	api("GET /api/cap/alerts", V, s.bc.CAPAlerts)
 	api("GET /api/terms", V, s.lib.ListTerms)
 	api("POST /api/terms", A, s.lib.AddTerm)
 	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(O, s.lib.Upload)))
@@ -297,11 +321,11 @@ func (s *Server) routes() {
 	api("GET /api/reports/{kind}", V, s.apiReport)
 	api("GET /api/settings/reports", V, s.apiGetReportSettings)
 	api("PUT /api/settings/reports", A, s.apiSetReportSettings)
-	api("POST /api/emergencies", O, s.apiCreateEmergency)
-	api("GET /api/emergencies", V, s.apiListEmergencies)
-	api("POST /api/emergencies/cancel", E, s.apiCancelSeries)
-	api("POST /api/emergencies/{id}/cancel", E, s.apiCancelEmergency)
-	api("POST /api/cap", E, s.apiCAP)
+	api("POST /api/emergencies", O, s.bc.Create)
+	api("GET /api/emergencies", V, s.bc.List)
+	api("POST /api/emergencies/cancel", E, s.bc.CancelSeries)
+	api("POST /api/emergencies/{id}/cancel", E, s.bc.Cancel)
+	api("POST /api/cap", E, s.bc.CAP)
 	api("POST /api/commands", O, s.apiIssueCommand)
 	api("GET /api/commands", V, s.apiListCommands)
 	// Editorial approval (issue 22).
@@ -311,7 +335,7 @@ func (s *Server) routes() {
 	api("POST /api/submissions/{id}/reject", store.RoleApprover, s.apiReject)
 	api("GET /api/areas/policy", V, s.apiGetPolicy)
 	api("PUT /api/areas/policy", A, s.apiSetPolicy)
-	api("POST /api/emergencies/{id}/review", store.RoleApprover, s.apiReview)
+	api("POST /api/emergencies/{id}/review", store.RoleApprover, s.bc.Review)
 	api("GET /api/commands/{id}", V, s.apiShowCommand)
 	api("GET /api/commands/{id}/screenshot", V, s.shots.ByCommand)
 	api("GET /api/screenshots/{device...}", V, s.shots.ByDevice)

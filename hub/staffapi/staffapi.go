@@ -191,3 +191,11 @@ func LimitBody(limit func() int64, h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// TimePtr is t for an answer's optional time: nil when t is zero.
+func TimePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

@@ -1,4 +1,4 @@
-package hub
+package broadcast
 
 import (
 	"context"
@@ -37,52 +37,41 @@ type emergencyStore interface {
 	ListEmergencies(ctx context.Context, f store.EmergencyFilter) ([]store.Emergency, error)
 }
 
-// emergencyState is the server's view of active broadcasts. Its zero value is ready: the
-// active set is read from the store on first use and after every change.
-type emergencyState struct {
-	mu     sync.Mutex
-	loaded bool
-	active []activeEmergency
-	wake   chan struct{} // nudges the expiry loop after a change
-	loc    *time.Location
-	cap    *capState
-}
-
 type activeEmergency struct {
 	e   store.Emergency
 	src store.Schedule // the source composed into devices' schedules
 }
 
-// emergencyZone is the zone broadcasts are written and announced in when the hub is not told.
-const emergencyZone = "Asia/Ho_Chi_Minh"
+// Zone is the zone broadcasts are written and announced in when the hub is not told.
+const Zone = "Asia/Ho_Chi_Minh"
 
-func (s *Server) emStore() (emergencyStore, error) {
-	es, ok := s.st.(emergencyStore)
+func (rm *Room) emStore() (emergencyStore, error) {
+	es, ok := rm.o.Store.(emergencyStore)
 	if !ok {
 		return nil, errors.New("this hub's store keeps no emergencies")
 	}
 	return es, nil
 }
 
-func (s *Server) emLocation() *time.Location {
-	s.emerg.mu.Lock()
-	defer s.emerg.mu.Unlock()
-	return s.emLocationLocked()
+func (rm *Room) emLocation() *time.Location {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.emLocationLocked()
 }
 
-func (s *Server) emLocationLocked() *time.Location {
-	if s.emerg.loc == nil {
-		s.emerg.loc = s.opts.Location
+func (rm *Room) emLocationLocked() *time.Location {
+	if rm.loc == nil {
+		rm.loc = rm.o.Location
 	}
-	return s.emerg.loc
+	return rm.loc
 }
 
-// emergenciesChanged drops the cached active set and wakes the expiry loop.
-func (s *Server) emergenciesChanged() {
-	s.emerg.mu.Lock()
-	s.emerg.loaded = false
-	w := s.emerg.wake
-	s.emerg.mu.Unlock()
+// Changed drops the cached active set and wakes the expiry loop.
+func (rm *Room) Changed() {
+	rm.mu.Lock()
+	rm.loaded = false
+	w := rm.wake
+	rm.mu.Unlock()
 	if w != nil {
 		select {
 		case w <- struct{}{}:
@@ -92,12 +81,12 @@ func (s *Server) emergenciesChanged() {
 }
 
 // activeEmergencies returns the broadcasts active at the clock's now, by id.
-func (s *Server) activeEmergencies(ctx context.Context) ([]activeEmergency, error) {
-	now := s.clock.Now()
-	s.emerg.mu.Lock()
-	defer s.emerg.mu.Unlock()
-	if !s.emerg.loaded {
-		st, err := s.emStore()
+func (rm *Room) activeEmergencies(ctx context.Context) ([]activeEmergency, error) {
+	now := rm.o.Now()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if !rm.loaded {
+		st, err := rm.emStore()
 		if err != nil {
 			return nil, nil // a store without emergencies composes none
 		}
@@ -105,22 +94,22 @@ func (s *Server) activeEmergencies(ctx context.Context) ([]activeEmergency, erro
 		if err != nil {
 			return nil, fmt.Errorf("active emergencies: %w", err)
 		}
-		loc := s.emLocationLocked()
+		loc := rm.emLocationLocked()
 		act := make([]activeEmergency, 0, len(es))
 		for _, e := range es {
 			doc, err := emergencyDocument(e, loc)
 			if err != nil {
-				s.log.Error("emergency cannot be composed; left out", "id", e.ID, "series", e.Series, "err", err)
+				rm.o.Log.Error("emergency cannot be composed; left out", "id", e.ID, "series", e.Series, "err", err)
 				continue
 			}
 			act = append(act, activeEmergency{e: e, src: store.Schedule{Target: emergencyTarget(e), Revision: 1,
 				ID: "emergency-" + strconv.FormatInt(e.ID, 10), Document: doc}})
 		}
 		sort.Slice(act, func(i, j int) bool { return act[i].e.ID < act[j].e.ID })
-		s.emerg.active, s.emerg.loaded = act, true
+		rm.active, rm.loaded = act, true
 	}
-	out := make([]activeEmergency, 0, len(s.emerg.active))
-	for _, a := range s.emerg.active {
+	out := make([]activeEmergency, 0, len(rm.active))
+	for _, a := range rm.active {
 		if a.e.Until.After(now) {
 			out = append(out, a)
 		}
@@ -134,16 +123,16 @@ func emergencyTarget(e store.Emergency) store.Target {
 	return store.Target{Kind: store.TargetEmergency, ID: e.Kind + ":" + strconv.FormatInt(e.ID, 10)}
 }
 
-// withEmergencies puts the active broadcasts covering a device before its schedule sources.
+// WithEmergencies puts the active broadcasts covering a device before its schedule sources.
 // It is the composition hook (compose.go).
-func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []store.Schedule) ([]store.Schedule, error) {
-	act, err := s.activeEmergencies(ctx)
+func (rm *Room) WithEmergencies(ctx context.Context, deviceID string, srcs []store.Schedule) ([]store.Schedule, error) {
+	act, err := rm.activeEmergencies(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var pre []store.Schedule
 	if len(act) > 0 {
-		d, err := s.st.GetDevice(ctx, deviceID)
+		d, err := rm.o.Store.GetDevice(ctx, deviceID)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +146,7 @@ func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []st
 		// Nothing left to play. A device that played a broadcast and has no schedule must
 		// still be told it is over; a document needs a programme, so it gets one that never
 		// plays. A device that never had anything keeps getting nothing.
-		latest, err := s.st.LatestEffective(ctx, deviceID)
+		latest, err := rm.o.Store.LatestEffective(ctx, deviceID)
 		if err == nil && latest.Revision > 0 {
 			return []store.Schedule{idleSource()}, nil
 		}
@@ -172,14 +161,14 @@ func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []st
 // idleSource is a schedule whose one programme lies in the past: what a device with no
 // schedule of its own is left with once its last broadcast ended.
 func idleSource() store.Schedule {
-	doc := `{"version":1,"id":"idle","revision":1,"timezone":"` + emergencyZone + `","programs":[{"id":"idle","at":"2000-01-01T00:00:00+07:00","outputs":["board"],"items":[{"text":"-","duration":"1s"}]}]}`
+	doc := `{"version":1,"id":"idle","revision":1,"timezone":"` + Zone + `","programs":[{"id":"idle","at":"2000-01-01T00:00:00+07:00","outputs":["board"],"items":[{"text":"-","duration":"1s"}]}]}`
 	return store.Schedule{Target: store.Target{Kind: store.TargetEmergency, ID: "none:0"}, Revision: 1, ID: "idle", Document: []byte(doc)}
 }
 
-// emergenciesFor reads the active broadcasts once and returns a function that puts those
+// EmergenciesFor reads the active broadcasts once and returns a function that puts those
 // reaching a device before its sources: the hook of a push composing many devices.
-func (s *Server) emergenciesFor(ctx context.Context) (func(d store.Device, srcs []store.Schedule) []store.Schedule, error) {
-	act, err := s.activeEmergencies(ctx)
+func (rm *Room) EmergenciesFor(ctx context.Context) (func(d store.Device, srcs []store.Schedule) []store.Schedule, error) {
+	act, err := rm.activeEmergencies(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +222,7 @@ func emergencyDocument(e store.Emergency, loc *time.Location) ([]byte, error) {
 		doc.Programs = append(doc.Programs, display)
 	}
 	if doc.Timezone == "" || doc.Timezone == "Local" {
-		doc.Timezone = emergencyZone
+		doc.Timezone = Zone
 	}
 	b, err := doc.Encode()
 	if err != nil {
@@ -296,15 +285,15 @@ type broadcast struct {
 }
 
 // items builds the speakers programme of a broadcast.
-func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Time) ([]scheduler.Item, error) {
+func (rm *Room) broadcastItems(ctx context.Context, b broadcast, issued time.Time) ([]scheduler.Item, error) {
 	var items []scheduler.Item
 	if b.intro {
-		intro := issuedSentence(issued, s.emLocation())
+		intro := issuedSentence(issued, rm.emLocation())
 		items = append(items, scheduler.Item{Text: intro, Duration: scheduler.Duration(speechLength(intro))})
 	}
 	switch {
 	case b.content != "":
-		c, err := s.st.GetContent(ctx, b.content)
+		c, err := rm.o.Store.GetContent(ctx, b.content)
 		if err != nil {
 			return nil, staffapi.BadRequest("content %s is not in the hub's library: upload the file with `loa content add FILE` (or give FILE to this command) and use the sha256 it prints", b.content)
 		}
@@ -325,11 +314,11 @@ func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Ti
 }
 
 // callerZone is the caller's zone, or the hub's for a caller made without a request (CAP).
-func (s *Server) callerZone(p staffapi.Caller) *time.Location {
+func (rm *Room) callerZone(p staffapi.Caller) *time.Location {
 	if p.Zone != nil {
 		return p.Zone
 	}
-	return s.opts.Location
+	return rm.o.Location
 }
 
 // parseUntil reads an expiry (api.TimeRule, dates and times in loc).
@@ -366,15 +355,15 @@ func (t place) name() string {
 
 // broadcastTarget finds an area or a device in the caller's scope (findTarget) to put a
 // broadcast on; a revoked device plays nothing, so it is refused.
-func (s *Server) broadcastTarget(ctx context.Context, p staffapi.Caller, to string) (place, error) {
-	t, area, err := s.findTarget(ctx, p, to)
+func (rm *Room) broadcastTarget(ctx context.Context, p staffapi.Caller, to string) (place, error) {
+	t, area, err := rm.o.FindTarget(ctx, p, to)
 	if err != nil {
 		return place{}, err
 	}
 	if t.Kind != store.TargetDevice {
 		return place{area: area}, nil
 	}
-	if d, err := s.st.GetDevice(ctx, t.ID); err == nil && d.Revoked {
+	if d, err := rm.o.Store.GetDevice(ctx, t.ID); err == nil && d.Revoked {
 		return place{}, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("device %s is revoked: it plays nothing the hub sends", t.ID))
 	}
 	return place{area: area, device: t.ID}, nil
@@ -382,13 +371,13 @@ func (s *Server) broadcastTarget(ctx context.Context, p staffapi.Caller, to stri
 
 // parseBroadcast validates a request into a broadcast (its start still to be decided for a
 // next-session bulletin).
-func (s *Server) parseBroadcast(ctx context.Context, p staffapi.Caller, req api.EmergencyRequest, now time.Time) (broadcast, error) {
+func (rm *Room) parseBroadcast(ctx context.Context, p staffapi.Caller, req api.EmergencyRequest, now time.Time) (broadcast, error) {
 	b := broadcast{kind: req.Kind, class: req.Class, title: strings.TrimSpace(req.Title), text: strings.TrimSpace(req.Text),
 		content: req.Content, stream: req.Stream, series: strings.TrimSpace(req.Series), source: "cli", volume: 1}
 	if b.kind == "" {
 		b.kind = store.KindEmergency
 	}
-	to, err := s.resolveTargets(ctx, p, req.To)
+	to, err := rm.resolveTargets(ctx, p, req.To)
 	if err != nil {
 		return b, err
 	}
@@ -466,7 +455,7 @@ func (s *Server) parseBroadcast(ctx context.Context, p staffapi.Caller, req api.
 		return b, staffapi.BadRequest("--repeat-every is for emergencies")
 	}
 	if req.Until != "" {
-		if b.until, err = parseUntil(req.Until, now, s.callerZone(p)); err != nil {
+		if b.until, err = parseUntil(req.Until, now, rm.callerZone(p)); err != nil {
 			return b, err
 		}
 		if !b.until.After(now) {
@@ -478,7 +467,7 @@ func (s *Server) parseBroadcast(ctx context.Context, p staffapi.Caller, req api.
 		if len(to) > 1 {
 			where += fmt.Sprintf("+%d", len(to)-1)
 		}
-		b.series = fmt.Sprintf("%s/%s/%s", b.kind, where, now.In(s.emLocation()).Format("20060102T150405.000"))
+		b.series = fmt.Sprintf("%s/%s/%s", b.kind, where, now.In(rm.emLocation()).Format("20060102T150405.000"))
 	}
 	return b, nil
 }
@@ -486,14 +475,14 @@ func (s *Server) parseBroadcast(ctx context.Context, p staffapi.Caller, req api.
 // resolveTargets resolves a comma-separated list of areas and devices (broadcastTarget each)
 // without repeats: an area below another one named, and a device in an area named, are
 // dropped (their devices are reached already). Areas come first, in id order.
-func (s *Server) resolveTargets(ctx context.Context, p staffapi.Caller, to string) ([]place, error) {
+func (rm *Room) resolveTargets(ctx context.Context, p staffapi.Caller, to string) ([]place, error) {
 	var named []place
 	for _, part := range strings.Split(to, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" && to != "" {
 			continue
 		}
-		t, err := s.broadcastTarget(ctx, p, part)
+		t, err := rm.broadcastTarget(ctx, p, part)
 		if err != nil {
 			return nil, err
 		}
@@ -537,9 +526,9 @@ func (b broadcast) covers(o store.Emergency) bool {
 // A series on the air in areas bs does not cover would end there: unless narrow allows it
 // (staff asked with replace_areas; a CAP Update, whose sender decides its areas), that is
 // refused with 409 naming those areas, so a warning is never narrowed by accident.
-func (s *Server) put(ctx context.Context, p staffapi.Caller, bs []broadcast, now time.Time, narrow bool) (api.EmergencyResponse, error) {
+func (rm *Room) put(ctx context.Context, p staffapi.Caller, bs []broadcast, now time.Time, narrow bool) (api.EmergencyResponse, error) {
 	var res api.EmergencyResponse
-	es, err := s.emStore()
+	es, err := rm.emStore()
 	if err != nil {
 		return res, staffapi.Refuse(http.StatusNotImplemented, err.Error())
 	}
@@ -579,7 +568,7 @@ func (s *Server) put(ctx context.Context, p staffapi.Caller, bs []broadcast, now
 	}
 	rows := make([]store.Emergency, 0, len(bs))
 	for _, b := range bs {
-		items, err := s.broadcastItems(ctx, b, now)
+		items, err := rm.broadcastItems(ctx, b, now)
 		if err != nil {
 			return res, err
 		}
@@ -622,14 +611,14 @@ func (s *Server) put(ctx context.Context, p staffapi.Caller, bs []broadcast, now
 			touched = append(touched, o)
 		}
 	}
-	before := s.headsBefore(ctx, reach(touched)...)
+	before := rm.o.Push.HeadsBefore(ctx, reach(touched)...)
 	added, replaced, err := es.AddEmergencies(ctx, rows)
 	if err != nil {
 		return res, err
 	}
-	s.emergenciesChanged()
+	rm.Changed()
 	for _, e := range added {
-		res.Emergencies = append(res.Emergencies, s.emergencyJSON(e, now))
+		res.Emergencies = append(res.Emergencies, rm.emergencyJSON(e, now))
 	}
 	for _, e := range replaced {
 		res.Replaced = append(res.Replaced, e.ID)
@@ -642,10 +631,10 @@ func (s *Server) put(ctx context.Context, p staffapi.Caller, bs []broadcast, now
 		action = added[0].Kind + ".replace"
 	}
 	for _, e := range added {
-		s.audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
+		rm.o.Audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
 			"start": e.Start, "until": e.Until, "every": e.Every.String(), "source": e.Source, "replaced": res.Replaced})
 	}
-	s.pushReach(ctx, append(added, replaced...), before, &res)
+	rm.pushReach(ctx, append(added, replaced...), before, &res)
 	return res, nil
 }
 
@@ -690,21 +679,21 @@ func reach(rows []store.Emergency) []store.Target {
 
 // pushReach recomposes and pushes the devices the rows reach (each once); devices composed
 // since before by another push count as changed (see Heads).
-func (s *Server) pushReach(ctx context.Context, rows []store.Emergency, before Heads, res *api.EmergencyResponse) {
+func (rm *Room) pushReach(ctx context.Context, rows []store.Emergency, before map[string]store.EffectiveHead, res *api.EmergencyResponse) {
 	for _, t := range reach(rows) {
-		r := s.pushTargetSince(ctx, t, before)
+		r := rm.o.Push.PushSince(ctx, t, before)
 		res.Devices += r.Devices
 		res.Sent += r.Sent
 		res.Failures = append(res.Failures, r.Failures...)
 	}
 }
 
-func (s *Server) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJSON {
+func (rm *Room) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJSON {
 	j := api.EmergencyJSON{ID: e.ID, Series: e.Series, Kind: e.Kind, Area: e.Area, Device: e.Device, Class: e.Class, Title: e.Title, Text: e.Text,
 		IssuedAt: e.IssuedAt, Start: e.Start, Plays: 1 + repeatCount(e.Start, e.Until, e.Every), Until: e.Until,
-		Volume: e.Volume, Source: e.Source, CreatedBy: e.CreatedBy, Active: e.Active(now), EndedAt: timePtr(e.EndedAt),
+		Volume: e.Volume, Source: e.Source, CreatedBy: e.CreatedBy, Active: e.Active(now), EndedAt: staffapi.TimePtr(e.EndedAt),
 		EndReason: e.EndReason, ReplacedBy: e.ReplacedBy, Program: emergencyTarget(e).ID + "/speakers",
-		ReviewedBy: e.ReviewedBy, ReviewedAt: timePtr(e.ReviewedAt), ReviewNote: e.ReviewNote}
+		ReviewedBy: e.ReviewedBy, ReviewedAt: staffapi.TimePtr(e.ReviewedAt), ReviewNote: e.ReviewNote}
 	if e.Every > 0 {
 		j.RepeatEvery = e.Every.String()
 	}
@@ -721,13 +710,13 @@ func (s *Server) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJS
 	return j
 }
 
-func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+func (rm *Room) Create(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.EmergencyRequest
 	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
-	now := s.clock.Now()
-	b, err := s.parseBroadcast(r.Context(), p, req, now)
+	now := rm.o.Now()
+	b, err := rm.parseBroadcast(r.Context(), p, req, now)
 	if err != nil {
 		staffapi.Fail(w, err)
 		return
@@ -740,7 +729,7 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p st
 	}
 	var warnings []string
 	if b.kind == store.KindBulletin {
-		start, w2, err := s.nextSession(r.Context(), b.to[0], now)
+		start, w2, err := rm.nextSession(r.Context(), b.to[0], now)
 		if err != nil {
 			staffapi.Fail(w, err)
 			return
@@ -753,7 +742,7 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p st
 		ba := b
 		ba.area, ba.device = t.area, t.device
 		if b.kind == store.KindBulletin && i > 0 {
-			start, w2, err := s.nextSession(r.Context(), t, now) // each target's own next session
+			start, w2, err := rm.nextSession(r.Context(), t, now) // each target's own next session
 			if err != nil {
 				staffapi.Fail(w, err)
 				return
@@ -762,13 +751,13 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p st
 		}
 		bs = append(bs, ba)
 	}
-	res, err := s.put(r.Context(), p, bs, now, req.ReplaceAreas)
+	res, err := rm.put(r.Context(), p, bs, now, req.ReplaceAreas)
 	if err != nil {
 		staffapi.Fail(w, err)
 		return
 	}
 	res.Warnings = append(warnings, res.Warnings...)
-	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "to", req.To, "class", b.class,
+	rm.o.Log.Info("broadcast created", "kind", b.kind, "series", b.series, "to", req.To, "class", b.class,
 		"devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	staffapi.WriteJSON(w, http.StatusCreated, res)
 }
@@ -778,14 +767,14 @@ func visible(p staffapi.Caller, e store.Emergency) bool {
 	return store.Allowed(p.Scope, e.Area) || store.Allowed(e.Area, p.Scope)
 }
 
-func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	es, err := s.emStore()
+func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	es, err := rm.emStore()
 	if err != nil {
 		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
 	}
 	q := r.URL.Query()
-	now := s.clock.Now()
+	now := rm.o.Now()
 	f := store.EmergencyFilter{Series: q.Get("series"), Kind: q.Get("kind"), Limit: 1000}
 	switch {
 	case q.Get("review") != "": // emergency warnings waiting for their review, however old
@@ -802,14 +791,14 @@ func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p st
 	for _, e := range rows {
 		// The review queue holds what the caller may review: their subtree's, not the areas' above.
 		if visible(p, e) && (!f.Unreviewed || store.Allowed(p.Scope, e.Area)) {
-			out = append(out, s.emergencyJSON(e, now))
+			out = append(out, rm.emergencyJSON(e, now))
 		}
 	}
 	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) apiCancelEmergency(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	es, err := s.emStore()
+func (rm *Room) Cancel(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	es, err := rm.emStore()
 	if err != nil {
 		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
@@ -824,7 +813,7 @@ func (s *Server) apiCancelEmergency(w http.ResponseWriter, r *http.Request, p st
 		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no emergency %d in your scope %s; `loa emergency list --all` shows them", id, p.Scope))
 		return
 	}
-	res, err := s.end(r.Context(), p, []store.Emergency{e}, "cancelled")
+	res, err := rm.end(r.Context(), p, []store.Emergency{e}, "cancelled")
 	if err != nil {
 		staffapi.Fail(w, err)
 		return
@@ -832,8 +821,8 @@ func (s *Server) apiCancelEmergency(w http.ResponseWriter, r *http.Request, p st
 	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
-func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	es, err := s.emStore()
+func (rm *Room) CancelSeries(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	es, err := rm.emStore()
 	if err != nil {
 		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
@@ -842,7 +831,7 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p staff
 	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
-	now := s.clock.Now()
+	now := rm.o.Now()
 	f := store.EmergencyFilter{ActiveAt: now, Series: req.Series, Kind: req.Kind}
 	reason := "cancelled"
 	switch {
@@ -861,7 +850,7 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p staff
 			return
 		}
 	} else {
-		to, err := s.resolveTargets(r.Context(), p, req.To) // live stop: areas and devices
+		to, err := rm.resolveTargets(r.Context(), p, req.To) // live stop: areas and devices
 		if err != nil {
 			staffapi.Fail(w, err)
 			return
@@ -888,7 +877,7 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p staff
 		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no active %s; `loa emergency list` shows what is on the air", what))
 		return
 	}
-	res, err := s.end(r.Context(), p, rows, reason)
+	res, err := rm.end(r.Context(), p, rows, reason)
 	if err != nil {
 		staffapi.Fail(w, err)
 		return
@@ -897,9 +886,9 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p staff
 }
 
 // end ends rows the caller may act on and pushes their areas.
-func (s *Server) end(ctx context.Context, p staffapi.Caller, rows []store.Emergency, reason string) (api.EmergencyResponse, error) {
+func (rm *Room) end(ctx context.Context, p staffapi.Caller, rows []store.Emergency, reason string) (api.EmergencyResponse, error) {
 	var res api.EmergencyResponse
-	es, err := s.emStore()
+	es, err := rm.emStore()
 	if err != nil {
 		return res, err
 	}
@@ -913,7 +902,7 @@ func (s *Server) end(ctx context.Context, p staffapi.Caller, rows []store.Emerge
 		}
 		ids = append(ids, e.ID)
 	}
-	before := s.headsBefore(ctx, reach(rows)...)
+	before := rm.o.Push.HeadsBefore(ctx, reach(rows)...)
 	ended, err := es.EndEmergencies(ctx, ids, reason, p.User.ID)
 	if err != nil {
 		return res, err
@@ -921,25 +910,25 @@ func (s *Server) end(ctx context.Context, p staffapi.Caller, rows []store.Emerge
 	if len(ended) == 0 {
 		return res, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("emergency %d has already ended (%s)", rows[0].ID, rows[0].EndReason))
 	}
-	s.emergenciesChanged()
-	now := s.clock.Now()
+	rm.Changed()
+	now := rm.o.Now()
 	for _, e := range ended {
-		res.Emergencies = append(res.Emergencies, s.emergencyJSON(e, now))
+		res.Emergencies = append(res.Emergencies, rm.emergencyJSON(e, now))
 		action := e.Kind + ".cancel"
 		if e.Kind == store.KindLive {
 			action = "live.stop"
 		}
-		s.audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
+		rm.o.Audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
 	}
-	s.pushReach(ctx, ended, before, &res)
-	s.log.Info("broadcasts ended", "count", len(ended), "reason", reason, "devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
+	rm.pushReach(ctx, ended, before, &res)
+	rm.o.Log.Info("broadcasts ended", "count", len(ended), "reason", reason, "devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	return res, nil
 }
 
 // nextSession is the start of the next normal programme on the speakers of the target's
 // devices (from their effective schedules): the earliest one, with a warning when devices differ.
-func (s *Server) nextSession(ctx context.Context, t place, now time.Time) (time.Time, []string, error) {
-	ds, err := s.st.ListDevices(ctx, t.area)
+func (rm *Room) nextSession(ctx context.Context, t place, now time.Time) (time.Time, []string, error) {
+	ds, err := rm.o.Store.ListDevices(ctx, t.area)
 	if err != nil {
 		return time.Time{}, nil, err
 	}
@@ -953,7 +942,7 @@ func (s *Server) nextSession(ctx context.Context, t place, now time.Time) (time.
 		if d.Revoked {
 			continue
 		}
-		t, ok, err := s.deviceNextSession(ctx, d.ID, now)
+		t, ok, err := rm.deviceNextSession(ctx, d.ID, now)
 		if err != nil {
 			return time.Time{}, nil, err
 		}
@@ -970,7 +959,7 @@ func (s *Server) nextSession(ctx context.Context, t place, now time.Time) (time.
 	var warnings []string
 	if later := len(starts) - countEqual(starts, starts[0]); later > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d device(s) start their next session later than %s; the bulletin plays at %s on all of them",
-			later, starts[0].In(s.emLocation()).Format("15:04 02/01"), starts[0].In(s.emLocation()).Format("15:04 02/01")))
+			later, starts[0].In(rm.emLocation()).Format("15:04 02/01"), starts[0].In(rm.emLocation()).Format("15:04 02/01")))
 	}
 	if len(none) > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d device(s) have no session in the next 7 days and play it then too: %s", len(none), strings.Join(first(none, 5), ", ")))
@@ -997,8 +986,8 @@ func first(s []string, n int) []string {
 
 // deviceNextSession compiles the device's newest effective schedule for the coming week and
 // returns the first start of a normal programme that plays on its speakers.
-func (s *Server) deviceNextSession(ctx context.Context, deviceID string, now time.Time) (time.Time, bool, error) {
-	e, err := s.st.LatestEffective(ctx, deviceID)
+func (rm *Room) deviceNextSession(ctx context.Context, deviceID string, now time.Time) (time.Time, bool, error) {
+	e, err := rm.o.Store.LatestEffective(ctx, deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, false, nil
 	}
@@ -1028,26 +1017,28 @@ func (s *Server) deviceNextSession(ctx context.Context, deviceID string, now tim
 	return time.Time{}, false, nil
 }
 
-// RunEmergencies drops expired broadcasts from the devices' schedules when they expire and
+// Run drops expired broadcasts from the devices' schedules when they expire and
 // polls the CAP feed when one is configured, until ctx ends. The agents never play a
 // broadcast past its until anyway (its repeats stop before); this keeps what the hub holds
 // and what a device reconnecting later receives free of them.
-func (s *Server) RunEmergencies(ctx context.Context) {
-	s.emerg.mu.Lock()
-	if s.emerg.wake == nil {
-		s.emerg.wake = make(chan struct{}, 1)
+func (rm *Room) Run(ctx context.Context) {
+	rm.mu.Lock()
+	if rm.wake == nil {
+		rm.wake = make(chan struct{}, 1)
 	}
-	wake := s.emerg.wake
-	feed := s.emerg.cap
-	s.emerg.mu.Unlock()
+	wake := rm.wake
+	feed := rm.cap
+	rm.mu.Unlock()
 	if feed != nil && feed.feedURL != "" {
-		go s.pollCAPFeed(ctx, feed)
+		var poll sync.WaitGroup
+		defer poll.Wait() // the feed is not polled after Run returns
+		poll.Go(func() { rm.pollCAPFeed(ctx, feed) })
 	}
 	var pushed []activeEmergency // as of the last sweep
 	for {
-		act, err := s.activeEmergencies(ctx)
+		act, err := rm.activeEmergencies(ctx)
 		if err != nil {
-			s.log.Error("emergency expiry check", "err", err)
+			rm.o.Log.Error("emergency expiry check", "err", err)
 		}
 		// What was active at the last sweep and is not now has expired (or ended through the
 		// API, which pushed already; pushing again is a no-op).
@@ -1059,12 +1050,12 @@ func (s *Server) RunEmergencies(ctx context.Context) {
 		}
 		if len(gone) > 0 {
 			var res api.EmergencyResponse
-			s.pushReach(ctx, gone, nil, &res)
-			s.log.Info("expired broadcasts dropped from schedules", "areas", len(gone), "devices", res.Devices, "sent", res.Sent)
+			rm.pushReach(ctx, gone, nil, &res)
+			rm.o.Log.Info("expired broadcasts dropped from schedules", "areas", len(gone), "devices", res.Devices, "sent", res.Sent)
 		}
 		pushed = act
 		wait := 30 * time.Second
-		now := s.clock.Now()
+		now := rm.o.Now()
 		for _, a := range act {
 			if d := a.e.Until.Sub(now) + 10*time.Millisecond; d < wait {
 				wait = max(d, 10*time.Millisecond)
