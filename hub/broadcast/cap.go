@@ -89,8 +89,7 @@ func (rm *Room) capConfig() *capState {
 	return rm.cap
 }
 
-// mayAct: staff act on their subtree; the hub itself (the CAP feed, empty scope) on any area.
-
+// CAP is POST /api/cap: one CAP alert, applied as broadcasts over the areas it maps to.
 func (rm *Room) CAP(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cs := rm.capConfig()
 	if cs == nil {

@@ -124,7 +124,7 @@ func emergencyTarget(e store.Emergency) store.Target {
 }
 
 // WithEmergencies puts the active broadcasts covering a device before its schedule sources.
-// It is the composition hook (compose.go).
+// It is the hook of the hub's composition (hub/compose.go).
 func (rm *Room) WithEmergencies(ctx context.Context, deviceID string, srcs []store.Schedule) ([]store.Schedule, error) {
 	act, err := rm.activeEmergencies(ctx)
 	if err != nil {
@@ -710,6 +710,7 @@ func (rm *Room) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJSO
 	return j
 }
 
+// Create is POST /api/emergencies: an emergency warning, a priority bulletin or a live relay.
 func (rm *Room) Create(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.EmergencyRequest
 	if !staffapi.ReadJSON(w, r, &req) {
@@ -767,6 +768,7 @@ func visible(p staffapi.Caller, e store.Emergency) bool {
 	return store.Allowed(p.Scope, e.Area) || store.Allowed(e.Area, p.Scope)
 }
 
+// List is GET /api/emergencies: the broadcasts in the caller's scope.
 func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	es, err := rm.emStore()
 	if err != nil {
@@ -797,6 +799,7 @@ func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) 
 	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
+// Cancel is POST /api/emergencies/{id}/cancel: one broadcast ends now.
 func (rm *Room) Cancel(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	es, err := rm.emStore()
 	if err != nil {
@@ -821,6 +824,7 @@ func (rm *Room) Cancel(w http.ResponseWriter, r *http.Request, p staffapi.Caller
 	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
+// CancelSeries is POST /api/emergencies/cancel: a series, or a live relay, ends now.
 func (rm *Room) CancelSeries(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	es, err := rm.emStore()
 	if err != nil {

@@ -76,6 +76,7 @@ func contentJSON(c store.Content, base string) api.ContentJSON {
 	return j
 }
 
+// List is GET /api/content: the library, filtered by title, uploader, metadata and time.
 func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	q := r.URL.Query()
 	in := map[string]*string{}

@@ -159,6 +159,7 @@ func withLabels(j api.ContentJSON, l map[string]string) api.ContentJSON {
 	return j
 }
 
+// ListTerms is GET /api/terms: the lists of languages, themes, formats and units.
 func (rm *Room) ListTerms(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	dim := store.Dimension(r.URL.Query().Get("dimension"))
 	if _, ok := dimensionWords[dim]; dim != "" && !ok {
