@@ -3,11 +3,10 @@ package hub
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loa-project/loa/hub/accounts"
 	"github.com/loa-project/loa/hub/api"
 	"math"
 	"net"
@@ -51,7 +50,7 @@ func (s *Server) staff(need store.Role, h func(w http.ResponseWriter, r *http.Re
 		if s.authLimit.refuse(w, r, s.clock.Now()) {
 			return
 		}
-		u, scope, err := s.st.Authenticate(r.Context(), HashToken(strings.TrimSpace(tok)))
+		u, scope, err := s.st.Authenticate(r.Context(), accounts.HashToken(strings.TrimSpace(tok)))
 		if err != nil {
 			s.authLimit.failed(r, s.clock.Now(), "staff token", "err", err)
 			staffapi.Error(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
@@ -73,17 +72,6 @@ func (s *Server) serveStaff(w http.ResponseWriter, r *http.Request, u store.User
 	h(w, r, staffapi.Caller{User: u, Scope: scope, Zone: zone})
 }
 
-// HashToken is what the store keeps of a staff token.
-func HashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
-
-// NewToken makes a staff token: 32 random bytes, "loa-st1-" and base32.
-func NewToken() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return "loa-st1-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
-}
 func (s *Server) audit(ctx context.Context, p staffapi.Caller, action, target string, detail any) {
 	var raw json.RawMessage
 	if detail != nil {

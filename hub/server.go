@@ -1,9 +1,9 @@
 // Package hub is the district server's composition root: it builds the rooms (hub/broadcast,
-// hub/library, hub/screenshots, hub/media, with answers through hub/staffapi) from its
-// Options, mounts every route in one table, and runs the loops. It still holds the agents'
-// websocket and the composition, signing and push of each device's effective schedule, the
-// commands sent over it, and the staff handlers for areas, devices, accounts, schedules,
-// approvals and reports (docs/hub.md, "Where the code lives").
+// hub/library, hub/accounts, hub/screenshots, hub/media, with answers through hub/staffapi)
+// from its Options, mounts every route in one table, and runs the loops. It still holds the
+// agents' websocket and the composition, signing and push of each device's effective
+// schedule, the commands sent over it, the check of credentials, and the staff handlers for
+// areas, devices, schedules, approvals and reports (docs/hub.md, "Where the code lives").
 package hub
 
 import (
@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loa-project/loa/hub/accounts"
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/broadcast"
 	"github.com/loa-project/loa/hub/console"
@@ -167,6 +168,7 @@ type Server struct {
 	shots                 *screenshots.Room
 	lib                   *library.Room
 	bc                    *broadcast.Room // emergencies, bulletins, live relays; CAP
+	acct                  *accounts.Room
 	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
 	// when it appears or changes, not at every heartbeat.
 	partFaults sync.Map
@@ -225,6 +227,7 @@ func New(opts Options) (*Server, error) {
 		MaxUploadBytes: func() int64 { return s.opts.MaxUploadBytes }, Audit: s.audit, DeviceAuth: s.deviceAuth, AreaChain: s.areaChain})
 	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
 		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget})
+	s.acct = accounts.New(accounts.Options{Store: s.st, Now: s.now, Audit: s.audit})
 	s.routes()
 	return s, nil
 }
@@ -293,14 +296,14 @@ func (s *Server) routes() {
 	api("POST /api/devices/rekey", A, s.apiRekeyDevice)
 	api("GET /api/devices/{id...}", V, s.apiShowDevice)
 	api("DELETE /api/devices/{id...}", A, s.apiRevokeDevice)
-	api("POST /api/tokens", V, s.apiNewToken)
-	api("POST /api/tokens/revoke", V, s.apiRevokeToken)
-	api("GET /api/tokens", A, s.apiListTokens)
-	api("POST /api/users/role", A, s.apiSetUserRole)
-	api("POST /api/users/disable", A, s.apiDisableUser)
-	api("GET /api/users", A, s.apiListUsers)
-	api("POST /api/users", A, s.apiAddUser)
-	api("POST /api/users/password", V, s.apiSetPassword)
+	api("POST /api/tokens", V, s.acct.Issue)
+	api("POST /api/tokens/revoke", V, s.acct.Revoke)
+	api("GET /api/tokens", A, s.acct.ListTokens)
+	api("POST /api/users/role", A, s.acct.SetUserRole)
+	api("POST /api/users/disable", A, s.acct.DisableUser)
+	api("GET /api/users", A, s.acct.ListUsers)
+	api("POST /api/users", A, s.acct.AddUser)
+	api("POST /api/users/password", V, s.acct.SetPassword)
 	api("GET /api/content", V, s.lib.List)
 	api("PATCH /api/content/{ref}", O, s.lib.Edit)
 	api("GET /api/content/usage", V, s.lib.Usage)

@@ -1,4 +1,4 @@
-package hub
+package accounts
 
 import (
 	"context"
@@ -19,18 +19,18 @@ type accountStore interface {
 	SetScope(ctx context.Context, id, area string) error
 }
 
-func (s *Server) accountStore(w http.ResponseWriter) (accountStore, bool) {
-	as, ok := s.st.(accountStore)
+func (rm *Room) accountStore(w http.ResponseWriter) (accountStore, bool) {
+	as, ok := rm.o.Store.(accountStore)
 	if !ok {
 		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot list tokens or move users")
 	}
 	return as, ok
 }
 
-// apiListTokens lists the tokens of the users in the caller's scope (administrators), newest
+// ListTokens lists the tokens of the users in the caller's scope (administrators), newest
 // first, each named by its hash.
-func (s *Server) apiListTokens(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	as, ok := s.accountStore(w)
+func (rm *Room) ListTokens(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	as, ok := rm.accountStore(w)
 	if !ok {
 		return
 	}
@@ -39,7 +39,7 @@ func (s *Server) apiListTokens(w http.ResponseWriter, r *http.Request, p staffap
 		staffapi.Fail(w, err)
 		return
 	}
-	now := s.clock.Now()
+	now := rm.o.Now()
 	out := make([]api.TokenJSON, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, api.TokenJSON{ID: hex.EncodeToString(t.Hash[:]), User: t.User.ID, Name: t.User.Name, Scope: t.User.Scope,
@@ -60,11 +60,11 @@ func tokenByID(id string) ([32]byte, error) {
 	return h, nil
 }
 
-// apiSetUserRole changes a user's role, scope or both (administrators): the user and the new
+// SetUserRole changes a user's role, scope or both (administrators): the user and the new
 // scope in the caller's subtree, the role no higher than the caller's own. A user cannot
 // change their own (an administrator demoting themselves by mistake would lock the area out).
-func (s *Server) apiSetUserRole(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	as, ok := s.accountStore(w)
+func (rm *Room) SetUserRole(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	as, ok := rm.accountStore(w)
 	if !ok {
 		return
 	}
@@ -116,7 +116,7 @@ func (s *Server) apiSetUserRole(w http.ResponseWriter, r *http.Request, p staffa
 		detail["role"], detail["was_role"], u.Role = string(role), string(u.Role), role
 	}
 	if len(detail) > 0 {
-		s.audit(r.Context(), p, "user.role", "user:"+u.ID, detail)
+		rm.o.Audit(r.Context(), p, "user.role", "user:"+u.ID, detail)
 	}
 	staffapi.WriteJSON(w, http.StatusOK, userJSON(u))
 }

@@ -1,4 +1,4 @@
-package hub
+package accounts
 
 import (
 	"context"
@@ -20,8 +20,8 @@ type userStore interface {
 	SetRole(ctx context.Context, id string, role store.Role) error
 }
 
-func (s *Server) userStore(w http.ResponseWriter) (userStore, bool) {
-	us, ok := s.st.(userStore)
+func (rm *Room) userStore(w http.ResponseWriter) (userStore, bool) {
+	us, ok := rm.o.Store.(userStore)
 	if !ok {
 		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot manage users")
 	}
@@ -32,9 +32,9 @@ func userJSON(u store.User) api.UserJSON {
 	return api.UserJSON{ID: u.ID, Name: u.Name, Scope: u.Scope, Role: string(u.Role), Disabled: u.Disabled}
 }
 
-// apiListUsers lists the accounts scoped to the caller's subtree.
-func (s *Server) apiListUsers(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	us, ok := s.userStore(w)
+// ListUsers lists the accounts scoped to the caller's subtree.
+func (rm *Room) ListUsers(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	us, ok := rm.userStore(w)
 	if !ok {
 		return
 	}
@@ -50,11 +50,11 @@ func (s *Server) apiListUsers(w http.ResponseWriter, r *http.Request, p staffapi
 	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-// apiAddUser adds a staff account in the caller's subtree, with a role no higher than the
+// AddUser adds a staff account in the caller's subtree, with a role no higher than the
 // caller's own and optionally a console password. No token is made: the user signs in to the
 // console, or an administrator makes one on the server (loa-hub user token).
-func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	us, ok := s.userStore(w)
+func (rm *Room) AddUser(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	us, ok := rm.userStore(w)
 	if !ok {
 		return
 	}
@@ -87,7 +87,7 @@ func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p staffapi.C
 	if req.Name == "" {
 		req.Name = req.ID
 	}
-	u, err := s.st.AddUser(r.Context(), store.User{ID: req.ID, Name: req.Name, Scope: req.Scope, Role: role})
+	u, err := rm.o.Store.AddUser(r.Context(), store.User{ID: req.ID, Name: req.Name, Scope: req.Scope, Role: role})
 	if err != nil {
 		if errors.Is(err, store.ErrExists) {
 			staffapi.Error(w, http.StatusConflict, fmt.Sprintf("a user %s exists already: pick another name", req.ID))
@@ -102,14 +102,14 @@ func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p staffapi.C
 			return
 		}
 	}
-	s.audit(r.Context(), p, "user.add", "user:"+u.ID, map[string]any{"scope": u.Scope, "role": u.Role, "password": hash != ""})
+	rm.o.Audit(r.Context(), p, "user.add", "user:"+u.ID, map[string]any{"scope": u.Scope, "role": u.Role, "password": hash != ""})
 	staffapi.WriteJSON(w, http.StatusCreated, userJSON(u))
 }
 
-// apiSetPassword sets a user's console password: the caller's own, or (administrators) one of
+// SetPassword sets a user's console password: the caller's own, or (administrators) one of
 // a user in the scope. It ends their sessions and lifts a lockout.
-func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	us, ok := s.userStore(w)
+func (rm *Room) SetPassword(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	us, ok := rm.userStore(w)
 	if !ok {
 		return
 	}
@@ -134,6 +134,6 @@ func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, p staffa
 		staffapi.Fail(w, err)
 		return
 	}
-	s.audit(r.Context(), p, "user.password", "user:"+u.ID, nil)
+	rm.o.Audit(r.Context(), p, "user.password", "user:"+u.ID, nil)
 	staffapi.WriteJSON(w, http.StatusOK, userJSON(u))
 }
