@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/loa-project/loa/hub/accounts"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -62,7 +63,7 @@ func AddUser(ctx context.Context, st Store, id, name, scope, areaName string) (s
 	if _, err := st.AddUser(ctx, store.User{ID: id, Name: name, Scope: scope}); err != nil {
 		return "", err
 	}
-	tok, _, err := IssueToken(ctx, st, id, "loa-hub user add", 0, time.Now())
+	tok, _, err := accounts.IssueToken(ctx, st, id, "loa-hub user add", 0, time.Now())
 	if err != nil {
 		return "", err
 	}

@@ -3,11 +3,10 @@ package hub
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loa-project/loa/hub/accounts"
 	"github.com/loa-project/loa/hub/api"
 	"math"
 	"net"
@@ -18,21 +17,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
-
-// maxJSONBody bounds a JSON request body; schedule documents are the largest.
-const maxJSONBody = store.MaxDocument + 64<<10
-
-type staffKey struct{}
-
-type principal struct {
-	User  store.User
-	Scope string
-	Zone  *time.Location // dates and times of the request are in it
-}
 
 type asUserKey struct{}
 
@@ -41,18 +30,12 @@ type asUserKey struct{}
 func (s *Server) ServeAs(w http.ResponseWriter, r *http.Request, u store.User) {
 	r = r.WithContext(context.WithValue(r.Context(), asUserKey{}, u))
 	r.Header.Del("Authorization")
-	s.mux.ServeHTTP(compactWriter{w}, r)
+	s.mux.ServeHTTP(staffapi.Compact(w), r)
 }
-
-// compactWriter marks an answer read by a program in-process (the console): its JSON is not
-// indented. Indenting was half the time of a 10,000-device list (BENCHMARKS.md, "Console").
-type compactWriter struct{ http.ResponseWriter }
-
-func (w compactWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // staff authenticates a bearer token (or takes ServeAs's user), checks the user's role
 // allows need, and hands the user and scope to h.
-func (s *Server) staff(need store.Role, h func(w http.ResponseWriter, r *http.Request, p principal)) http.Handler {
+func (s *Server) staff(need store.Role, h func(w http.ResponseWriter, r *http.Request, p staffapi.Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, ok := r.Context().Value(asUserKey{}).(store.User); ok {
 			s.serveStaff(w, r, u, u.Scope, need, h)
@@ -61,16 +44,16 @@ func (s *Server) staff(need store.Role, h func(w http.ResponseWriter, r *http.Re
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok || strings.TrimSpace(tok) == "" {
-			writeError(w, http.StatusUnauthorized, "missing staff token: pass --token or set LOA_TOKEN (a token is made with `loa-hub user add`)")
+			staffapi.Error(w, http.StatusUnauthorized, "missing staff token: pass --token or set LOA_TOKEN (a token is made with `loa-hub user add`)")
 			return
 		}
 		if s.authLimit.refuse(w, r, s.clock.Now()) {
 			return
 		}
-		u, scope, err := s.st.Authenticate(r.Context(), HashToken(strings.TrimSpace(tok)))
+		u, scope, err := s.st.Authenticate(r.Context(), accounts.HashToken(strings.TrimSpace(tok)))
 		if err != nil {
 			s.authLimit.failed(r, s.clock.Now(), "staff token", "err", err)
-			writeError(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
+			staffapi.Error(w, http.StatusUnauthorized, "the staff token is unknown, revoked or expired: ask your administrator for a new one")
 			return
 		}
 		s.serveStaff(w, r, u, scope, need, h)
@@ -78,75 +61,18 @@ func (s *Server) staff(need store.Role, h func(w http.ResponseWriter, r *http.Re
 }
 
 func (s *Server) serveStaff(w http.ResponseWriter, r *http.Request, u store.User, scope string, need store.Role,
-	h func(w http.ResponseWriter, r *http.Request, p principal)) {
+	h func(w http.ResponseWriter, r *http.Request, p staffapi.Caller)) {
 	if !store.Can(u.Role, need) {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("your role %s may not do this (%s %s needs %s or above); ask an administrator of %s",
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("your role %s may not do this (%s %s needs %s or above); ask an administrator of %s",
 			u.Role, r.Method, r.URL.Path, need, scope))
 		return
 	}
 	zone := s.zone(r)
 	w.Header().Set(api.ZoneHeader, zone.String())
-	h(w, r, principal{User: u, Scope: scope, Zone: zone})
+	h(w, r, staffapi.Caller{User: u, Scope: scope, Zone: zone})
 }
 
-// HashToken is what the store keeps of a staff token.
-func HashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
-
-// NewToken makes a staff token: 32 random bytes, "loa-st1-" and base32.
-func NewToken() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return "loa-st1-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, api.Error{Error: msg})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	if _, compact := w.(compactWriter); !compact {
-		enc.SetIndent("", "  ")
-	}
-	enc.Encode(v)
-}
-
-// storeError maps a store error to an HTTP status and writes it.
-func storeError(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, store.ErrExists):
-		code = http.StatusConflict
-	case errors.Is(err, store.ErrInvalid):
-		code = http.StatusBadRequest
-	case errors.Is(err, store.ErrStaleRevision), errors.Is(err, store.ErrDecided):
-		code = http.StatusConflict
-	case errors.Is(err, store.ErrUnauthorized):
-		code = http.StatusForbidden
-	case errors.Is(err, store.ErrFull):
-		writeError(w, http.StatusInsufficientStorage, err.Error()+": nothing was changed; the hub's technician must free space in its data directory, then try again")
-		return
-	}
-	writeError(w, code, err.Error())
-}
-
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "bad JSON request body: "+err.Error())
-		return false
-	}
-	return true
-}
-
-func (s *Server) audit(ctx context.Context, p principal, action, target string, detail any) {
+func (s *Server) audit(ctx context.Context, p staffapi.Caller, action, target string, detail any) {
 	var raw json.RawMessage
 	if detail != nil {
 		raw, _ = json.Marshal(detail)
@@ -156,53 +82,25 @@ func (s *Server) audit(ctx context.Context, p principal, action, target string, 
 	}
 }
 
-// inScope checks that p may act on area. It is decided from the ids alone, before anything
-// is looked up, and answered like an unknown area (404): whether an area outside the scope
-// exists is not the caller's to learn.
-func inScope(w http.ResponseWriter, p principal, area string) bool {
-	if store.Allowed(p.Scope, area) {
-		return true
-	}
-	writeError(w, http.StatusNotFound, noArea(p, area))
-	return false
-}
-
-// noArea is the one answer for an area that is unknown or outside the caller's scope.
-func noArea(p principal, area string) string {
-	return fmt.Sprintf("no area %s in your scope %s (you act on %s and the areas below it); `loa area list` shows them", area, p.Scope, p.Scope)
-}
-
 // idTaken answers an id already used by a device or an area. Ids are one namespace across
 // the hub (a device authenticates by its id alone), so that it is taken cannot be hidden; what
 // holds it and where is said only when that is in the caller's scope.
-func (s *Server) idTaken(ctx context.Context, w http.ResponseWriter, p principal, id string) {
+func (s *Server) idTaken(ctx context.Context, w http.ResponseWriter, p staffapi.Caller, id string) {
 	if d, err := s.st.GetDevice(ctx, id); err == nil && store.Allowed(p.Scope, d.Area) {
-		writeError(w, http.StatusConflict, fmt.Sprintf("%s is already the id of device %s in area %s: pick another id, or revoke that device first", id, d.ID, d.Area))
+		staffapi.Error(w, http.StatusConflict, fmt.Sprintf("%s is already the id of device %s in area %s: pick another id, or revoke that device first", id, d.ID, d.Area))
 		return
 	}
 	if store.Allowed(p.Scope, id) {
 		if _, err := s.st.GetArea(ctx, id); err == nil {
-			writeError(w, http.StatusConflict, fmt.Sprintf("%s is already the id of an area: pick another id", id))
+			staffapi.Error(w, http.StatusConflict, fmt.Sprintf("%s is already the id of an area: pick another id", id))
 			return
 		}
 	}
-	writeError(w, http.StatusConflict, fmt.Sprintf("the id %s is already in use on this hub (device and area ids are unique across all areas): pick another, e.g. one that starts with your commune's name", id))
+	staffapi.Error(w, http.StatusConflict, fmt.Sprintf("the id %s is already in use on this hub (device and area ids are unique across all areas): pick another, e.g. one that starts with your commune's name", id))
 }
 
-// areaParam is the ?area= filter, defaulting to the caller's scope.
-func areaParam(w http.ResponseWriter, r *http.Request, p principal) (string, bool) {
-	a := r.URL.Query().Get("area")
-	if a == "" {
-		return p.Scope, true
-	}
-	if !inScope(w, p, a) {
-		return "", false
-	}
-	return a, true
-}
-
-func (s *Server) apiWhoami(w http.ResponseWriter, r *http.Request, p principal) {
-	writeJSON(w, http.StatusOK, map[string]any{"user": p.User.ID, "name": p.User.Name, "scope": p.Scope,
+func (s *Server) apiWhoami(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	staffapi.WriteJSON(w, http.StatusOK, map[string]any{"user": p.User.ID, "name": p.User.Name, "scope": p.Scope,
 		"key_id": s.signer.KeyID(), "public_key": protocol.FormatPublicKey(s.signer.PublicKey()), "public_url": s.opts.PublicURL})
 }
 
@@ -222,34 +120,34 @@ func publicURLWarning(u string) string {
 	return ""
 }
 
-func (s *Server) apiListAreas(w http.ResponseWriter, r *http.Request, p principal) {
-	area, ok := areaParam(w, r, p)
+func (s *Server) apiListAreas(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
 		return
 	}
 	as, err := s.st.ListSubtree(r.Context(), area)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := make([]api.AreaJSON, 0, len(as))
 	for _, a := range as {
 		out = append(out, api.AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) apiAddArea(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiAddArea(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.AreaJSON
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	if err := store.ValidateAreaID(req.ID); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if req.ID == p.Scope || !store.Allowed(p.Scope, req.ID) {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("you may add areas only below your scope %s: use an id like %s/<name>", p.Scope, p.Scope))
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("you may add areas only below your scope %s: use an id like %s/<name>", p.Scope, p.Scope))
 		return
 	}
 	if req.Name == "" {
@@ -258,48 +156,48 @@ func (s *Server) apiAddArea(w http.ResponseWriter, r *http.Request, p principal)
 	a, err := s.st.AddArea(r.Context(), store.Area{ID: req.ID, Name: req.Name})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("%v: add the parent area %s first", err, store.ParentArea(req.ID)))
+			staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("%v: add the parent area %s first", err, store.ParentArea(req.ID)))
 			return
 		}
 		if errors.Is(err, store.ErrExists) {
 			s.idTaken(r.Context(), w, p, req.ID)
 			return
 		}
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "area.add", "area:"+a.ID, map[string]string{"name": a.Name})
-	writeJSON(w, http.StatusCreated, api.AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
+	staffapi.WriteJSON(w, http.StatusCreated, api.AreaJSON{ID: a.ID, Name: a.Name, Parent: a.Parent, Depth: a.Depth})
 }
 
-func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.EnrolRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	if req.Area == "" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("enrolment needs an area: use --area AREA, its full path from the root (e.g. --area %s/…)", p.Scope))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("enrolment needs an area: use --area AREA, its full path from the root (e.g. --area %s/…)", p.Scope))
 		return
 	}
 	if err := store.ValidateDeviceID(req.ID); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v (device ids are like tam-thanh/cl-07)", err))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("%v (device ids are like tam-thanh/cl-07)", err))
 		return
 	}
 	// An area missing or outside the scope gets one answer (whether another commune's area
 	// exists is not the caller's to learn), saying what the scope has and the full path
 	// expected: staff who typed a short name or a typo learn what to write.
 	if _, err := s.st.GetArea(r.Context(), req.Area); errors.Is(err, store.ErrNotFound) || !store.Allowed(p.Scope, req.Area) {
-		writeError(w, http.StatusNotFound, s.noArea(r.Context(), p, req.Area, "--area"))
+		staffapi.Error(w, http.StatusNotFound, s.noArea(r.Context(), p, req.Area, "--area"))
 		return
 	}
 	secret, err := protocol.NewDeviceSecret(rand.Reader)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		staffapi.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	h, err := secretHash(secret)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		staffapi.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if req.Name == "" {
@@ -315,11 +213,11 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "device.enrol", "device:"+d.ID, map[string]string{"area": d.Area})
-	writeJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
+	staffapi.WriteJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
 		PublicKey: protocol.FormatPublicKey(s.signer.PublicKey()), Hub: s.opts.PublicURL, Warning: publicURLWarning(s.opts.PublicURL)})
 }
 
@@ -396,14 +294,14 @@ func (s *Server) deliveryHeads(ctx context.Context, area string) map[string]stor
 	return heads
 }
 
-func (s *Server) apiListDevices(w http.ResponseWriter, r *http.Request, p principal) {
-	area, ok := areaParam(w, r, p)
+func (s *Server) apiListDevices(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
 		return
 	}
 	ds, err := s.st.ListDevices(r.Context(), area)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := make([]api.DeviceJSON, 0, len(ds))
@@ -411,35 +309,35 @@ func (s *Server) apiListDevices(w http.ResponseWriter, r *http.Request, p princi
 	for _, d := range ds {
 		out = append(out, s.listedDeviceJSON(r.Context(), d, heads))
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // lookupDevice finds a device the caller may see, suggesting the full id when they typed a
 // short one.
-func (s *Server) lookupDevice(w http.ResponseWriter, r *http.Request, p principal, id string) (store.Device, bool) {
+func (s *Server) lookupDevice(w http.ResponseWriter, r *http.Request, p staffapi.Caller, id string) (store.Device, bool) {
 	d, err := s.st.GetDevice(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		msg := fmt.Sprintf("no device %s in your scope %s", id, p.Scope)
 		if hint := s.suggest(r.Context(), p, id); hint != "" {
 			msg += "; did you mean " + hint + "?"
 		}
-		writeError(w, http.StatusNotFound, msg)
+		staffapi.Error(w, http.StatusNotFound, msg)
 		return d, false
 	}
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return d, false
 	}
 	if !store.Allowed(p.Scope, d.Area) {
 		// Same answer as for an unknown id, so other areas' devices cannot be probed.
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no device %s in your scope %s", id, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no device %s in your scope %s", id, p.Scope))
 		return d, false
 	}
 	return d, true
 }
 
 // suggest returns device or area ids in scope whose last segment is name's last segment.
-func (s *Server) suggest(ctx context.Context, p principal, name string) string {
+func (s *Server) suggest(ctx context.Context, p staffapi.Caller, name string) string {
 	last := name[strings.LastIndex(name, "/")+1:]
 	var hits []string
 	if ds, err := s.st.ListDevices(ctx, p.Scope); err == nil {
@@ -466,7 +364,7 @@ func (s *Server) suggest(ctx context.Context, p principal, name string) string {
 // noArea says that area does not exist, what does, and the full path expected: an area
 // named by its last segment gets the full paths ending so; otherwise the areas in the scope
 // are listed (the first 12).
-func (s *Server) noArea(ctx context.Context, p principal, area, flag string) string {
+func (s *Server) noArea(ctx context.Context, p staffapi.Caller, area, flag string) string {
 	msg := fmt.Sprintf("no area %s in your scope %s: areas are named by their full path from %s", area, p.Scope, p.Scope)
 	as, err := s.st.ListSubtree(ctx, p.Scope)
 	if err != nil {
@@ -496,35 +394,35 @@ func (s *Server) noArea(ctx context.Context, p principal, area, flag string) str
 	return fmt.Sprintf("%s; the areas are %s%s (`loa area list`)%s", msg, strings.Join(all, ", "), more, add)
 }
 
-func (s *Server) apiShowDevice(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiShowDevice(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	d, ok := s.lookupDevice(w, r, p, r.PathValue("id"))
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
+	staffapi.WriteJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
 }
 
-func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	d, ok := s.lookupDevice(w, r, p, r.PathValue("id"))
 	if !ok {
 		return
 	}
 	if err := s.st.RevokeDevice(r.Context(), d.ID); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "device.revoke", "device:"+d.ID, nil)
 	s.dropConn(d.ID) // a revoked device loses its live connection at once, not at its next reconnect
 	d, _ = s.st.GetDevice(r.Context(), d.ID)
-	writeJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
+	staffapi.WriteJSON(w, http.StatusOK, s.deviceJSON(r.Context(), d))
 }
 
 // resolveTarget finds the area or device a push or command names (findTarget), answering the
 // request itself when there is none.
-func (s *Server) resolveTarget(w http.ResponseWriter, r *http.Request, p principal, to string) (store.Target, string, bool) {
+func (s *Server) resolveTarget(w http.ResponseWriter, r *http.Request, p staffapi.Caller, to string) (store.Target, string, bool) {
 	t, area, err := s.findTarget(r.Context(), p, to)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return store.Target{}, "", false
 	}
 	return t, area, true
@@ -534,11 +432,11 @@ func (s *Server) resolveTarget(w http.ResponseWriter, r *http.Request, p princip
 // the caller's scope only: anything outside it is answered as unknown (404), and a bare id that
 // an area and a device share (possible only for ids made before ids were one namespace) is
 // resolved to the one the caller may act on.
-func (s *Server) findTarget(ctx context.Context, p principal, to string) (store.Target, string, error) {
+func (s *Server) findTarget(ctx context.Context, p staffapi.Caller, to string) (store.Target, string, error) {
 	id, deviceOnly := strings.CutPrefix(to, "device:")
 	id, areaOnly := strings.CutPrefix(id, "area:")
 	if id == "" {
-		return store.Target{}, "", badRequest("say where: use --to AREA or --to DEVICE (e.g. --to %s)", p.Scope)
+		return store.Target{}, "", staffapi.BadRequest("say where: use --to AREA or --to DEVICE (e.g. --to %s)", p.Scope)
 	}
 	area := false
 	if !deviceOnly && store.Allowed(p.Scope, id) {
@@ -557,7 +455,7 @@ func (s *Server) findTarget(ctx context.Context, p principal, to string) (store.
 	}
 	switch {
 	case area && device:
-		return store.Target{}, "", &httpError{http.StatusConflict, fmt.Sprintf("%s is both an area and a device: use --to area:%s or --to device:%s", id, id, id)}
+		return store.Target{}, "", staffapi.Refuse(http.StatusConflict, fmt.Sprintf("%s is both an area and a device: use --to area:%s or --to device:%s", id, id, id))
 	case area:
 		return store.AreaTarget(id), id, nil
 	case device:
@@ -575,27 +473,27 @@ func (s *Server) findTarget(ctx context.Context, p principal, to string) (store.
 
 // unknownTarget is the 404 for an id that is not a what ("area", "device", "area or device")
 // in the caller's scope, whether it exists elsewhere or not, with a guess at what was meant.
-func (s *Server) unknownTarget(ctx context.Context, p principal, id, what string) error {
+func (s *Server) unknownTarget(ctx context.Context, p staffapi.Caller, id, what string) error {
 	msg := fmt.Sprintf("no %s %s", what, id)
 	if hint := s.suggest(ctx, p, id); hint != "" {
 		msg += fmt.Sprintf(" in your scope %s; use --to %s", p.Scope, hint)
 	} else {
 		msg += fmt.Sprintf(" in your scope %s; `loa device list` and `loa area list` show the ids", p.Scope)
 	}
-	return &httpError{http.StatusNotFound, msg}
+	return staffapi.Refuse(http.StatusNotFound, msg)
 }
 
-func (s *Server) notFoundTarget(w http.ResponseWriter, r *http.Request, p principal, id, what string) {
-	writeErr(w, s.unknownTarget(r.Context(), p, id, what))
+func (s *Server) notFoundTarget(w http.ResponseWriter, r *http.Request, p staffapi.Caller, id, what string) {
+	staffapi.Fail(w, s.unknownTarget(r.Context(), p, id, what))
 }
 
-func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.PushRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	if req.To == "" {
-		writeError(w, http.StatusBadRequest, "a push needs a target: use --to AREA or --to DEVICE")
+		staffapi.Error(w, http.StatusBadRequest, "a push needs a target: use --to AREA or --to DEVICE")
 		return
 	}
 	name := req.Name
@@ -604,7 +502,7 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 	}
 	doc, err := scheduler.Parse(name, []byte(req.Document))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	target, area, ok := s.resolveTarget(w, r, p, req.To)
@@ -612,32 +510,32 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 		return
 	}
 	if err := s.checkContent(r.Context(), doc); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := s.playable(r.Context(), doc); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s would be refused by every device, which compiles it before playing: %v", name, err))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("%s would be refused by every device, which compiles it before playing: %v", name, err))
 		return
 	}
 	if req.DryRun {
 		res, err := s.dryRun(r.Context(), target, area, doc)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, res)
+		staffapi.WriteJSON(w, http.StatusOK, res)
 		return
 	}
 	// The same schedule again (a revision bump aside) makes no new revision: devices would
 	// get a new signed document that plays exactly as the one they have.
 	if latest, err := s.st.LatestSchedule(r.Context(), target); err == nil && sameSchedule(latest, doc) {
-		writeJSON(w, http.StatusOK, api.PushResponse{Target: target.String(), Revision: latest.Revision, Unchanged: true})
+		staffapi.WriteJSON(w, http.StatusOK, api.PushResponse{Target: target.String(), Revision: latest.Revision, Unchanged: true})
 		return
 	}
 	// Where the area requires approval the push waits for an approver (issue 22).
 	rule, err := s.pushRuleFor(r.Context(), p, area, req.Submit)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if !rule.atOnce {
@@ -651,13 +549,13 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p princ
 	}
 	sch, err := s.st.PutSchedule(r.Context(), sc)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "schedule.push", target.String(), map[string]any{"schedule_id": doc.ID, "revision": sch.Revision, "programs": len(doc.Programs)})
 	res := s.pushTargetSince(r.Context(), target, before)
 	res.Target, res.Revision = target.String(), sch.Revision
-	writeJSON(w, http.StatusOK, res)
+	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // checkContent refuses a document naming library content the hub does not have: agents would
@@ -676,15 +574,8 @@ func (s *Server) checkContent(ctx context.Context, doc *scheduler.Document) erro
 	return nil
 }
 
-func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	s.apiListDevices(w, r, p)
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }
 
 func finitePtr(f float64) *float64 {
@@ -697,26 +588,9 @@ func finitePtr(f float64) *float64 {
 func confirmationJSON(c store.Confirmation) api.ConfirmationJSON {
 	return api.ConfirmationJSON{Device: c.Device, Seq: int64(c.Seq), Area: c.Area, Output: c.Output, ScheduleID: c.ScheduleID,
 		Revision: int64(c.Revision), Program: c.Program, ItemIndex: c.ItemIndex, Item: c.Item,
-		Scheduled: timePtr(c.Scheduled), Start: timePtr(c.Start), End: timePtr(c.End), Proof: c.Proof.Finite(),
+		Scheduled: staffapi.TimePtr(c.Scheduled), Start: staffapi.TimePtr(c.Start), End: staffapi.TimePtr(c.End), Proof: c.Proof.Finite(),
 		Result: string(c.Result), Error: c.Error, Clock: string(c.Clock), ReceivedAt: c.ReceivedAt,
 		CommandID: c.CommandID, Volume: positivePtr(c.Volume), Amplifier: c.Amplifier}
-}
-
-// ParseTimeParam reads a time filter that looks back (api.TimeRule, dates in loc). A duration
-// without a sign would be ahead of now, never what a filter of past plays means: refused
-// saying how to write it.
-func ParseTimeParam(name, v string, now time.Time, loc *time.Location) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	t, unsigned, err := api.ParseTime(v, now, loc)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s %v", name, err)
-	}
-	if unsigned {
-		return time.Time{}, fmt.Errorf("--%s %s: a duration counts from now, so this is %s ahead; for %s ago write -%s", name, v, v, v, v)
-	}
-	return t, nil
 }
 
 // zoneOf loads the config's zone (checked by Config.Check; nil falls back to the default).
@@ -736,10 +610,10 @@ func (s *Server) zone(r *http.Request) *time.Location {
 	return s.opts.Location
 }
 
-func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	q := r.URL.Query()
 	f := store.ConfirmationFilter{Result: q.Get("result")}
-	area, ok := areaParam(w, r, p)
+	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
 		return
 	}
@@ -758,17 +632,17 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 	}
 	var err error
 	now := s.clock.Now()
-	if f.Since, err = ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if f.Since, err = staffapi.ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if f.Until, err = ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if f.Until, err = staffapi.ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if l := q.Get("limit"); l != "" {
 		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: write a non-negative whole number", l))
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("limit %q: write a non-negative whole number", l))
 			return
 		}
 	}
@@ -776,7 +650,7 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 	f.Newest = f.Limit > 0
 	cs, err := s.st.ListConfirmations(r.Context(), f)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if f.DeviceID != "" && q.Get("area") == "" {
@@ -801,14 +675,14 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p prin
 		api.WriteConfirmationsCSV(w, out)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	q := r.URL.Query()
 	es, err := s.st.ListAudit(r.Context(), store.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), Limit: 1000})
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := []api.AuditJSON{}
@@ -818,11 +692,11 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) {
 		}
 		out = append(out, api.AuditJSON{At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // auditVisible shows staff the entries about their own subtree.
-func (s *Server) auditVisible(ctx context.Context, p principal, target string) bool {
+func (s *Server) auditVisible(ctx context.Context, p staffapi.Caller, target string) bool {
 	if id, ok := strings.CutPrefix(target, "area:"); ok {
 		return store.Allowed(p.Scope, id)
 	}

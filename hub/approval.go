@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -26,7 +26,7 @@ type approvalStore interface {
 	ListUsers(ctx context.Context, area string) ([]store.User, error)
 }
 
-var errNoApproval = &httpError{http.StatusNotImplemented, "this hub's store keeps no approvals"}
+var errNoApproval = staffapi.Refuse(http.StatusNotImplemented, "this hub's store keeps no approvals")
 
 func (s *Server) apStore() (approvalStore, error) {
 	as, ok := s.st.(approvalStore)
@@ -46,7 +46,7 @@ type pushRule struct {
 // pushRuleFor decides whether p's push to area goes on air at once: where the area's policy
 // requires approval, only an approver whom the policy lets approve their own work may. submit
 // (`loa submit`) asks for approval wherever the push is.
-func (s *Server) pushRuleFor(ctx context.Context, p principal, area string, submit bool) (pushRule, error) {
+func (s *Server) pushRuleFor(ctx context.Context, p staffapi.Caller, area string, submit bool) (pushRule, error) {
 	as, err := s.apStore()
 	if err != nil {
 		if submit {
@@ -78,26 +78,26 @@ func (s *Server) pushRuleFor(ctx context.Context, p principal, area string, subm
 }
 
 // submitSchedule stores a push that waits for approval and answers 202.
-func (s *Server) submitSchedule(w http.ResponseWriter, r *http.Request, p principal, target store.Target, area string, doc *scheduler.Document, text string, approvers []string) {
+func (s *Server) submitSchedule(w http.ResponseWriter, r *http.Request, p staffapi.Caller, target store.Target, area string, doc *scheduler.Document, text string, approvers []string) {
 	as, err := s.apStore()
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	sub, err := as.Submit(r.Context(), area, store.Schedule{Target: target, ID: doc.ID, Document: []byte(text), Author: p.User.ID})
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "schedule.submit", target.String(), map[string]any{"submission": sub.ID, "schedule_id": doc.ID, "programs": len(doc.Programs)})
 	j := s.submissionJSON(r.Context(), sub, false)
-	writeJSON(w, http.StatusAccepted, api.PushResponse{Target: target.String(), Submission: &j, Approvers: approvers})
+	staffapi.WriteJSON(w, http.StatusAccepted, api.PushResponse{Target: target.String(), Submission: &j, Approvers: approvers})
 }
 
 func (s *Server) submissionJSON(ctx context.Context, sub store.Submission, withDoc bool) api.SubmissionJSON {
 	j := api.SubmissionJSON{ID: sub.ID, Target: sub.Target.String(), Area: sub.Area, ScheduleID: sub.ScheduleID,
 		SubmittedBy: sub.SubmittedBy, SubmittedAt: sub.SubmittedAt, State: sub.State, DecidedBy: sub.DecidedBy,
-		DecidedAt: timePtr(sub.DecidedAt), Reason: sub.Reason, Revision: sub.Revision}
+		DecidedAt: staffapi.TimePtr(sub.DecidedAt), Reason: sub.Reason, Revision: sub.Revision}
 	doc, err := scheduler.Parse("submission "+strconv.FormatInt(sub.ID, 10), sub.Document)
 	if err == nil {
 		j.Programs = len(doc.Programs)
@@ -126,24 +126,24 @@ func (s *Server) submissionJSON(ctx context.Context, sub store.Submission, withD
 
 // submission reads the submission named by the path's {id}, answering 404 for one outside
 // p's scope as for one that does not exist.
-func (s *Server) submission(w http.ResponseWriter, r *http.Request, p principal) (approvalStore, store.Submission, bool) {
+func (s *Server) submission(w http.ResponseWriter, r *http.Request, p staffapi.Caller) (approvalStore, store.Submission, bool) {
 	as, err := s.apStore()
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return nil, store.Submission{}, false
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a submission id: `loa submissions` shows them", r.PathValue("id")))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("%q is not a submission id: `loa submissions` shows them", r.PathValue("id")))
 		return nil, store.Submission{}, false
 	}
 	sub, err := as.GetSubmission(r.Context(), id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return nil, store.Submission{}, false
 	}
 	if err != nil || !store.Allowed(p.Scope, sub.Area) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no submission %d in your scope %s; `loa submissions --all` shows them", id, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no submission %d in your scope %s; `loa submissions --all` shows them", id, p.Scope))
 		return nil, store.Submission{}, false
 	}
 	return as, sub, true
@@ -151,10 +151,10 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request, p principal)
 
 // apiListSubmissions lists the submissions in the caller's scope: ?state= submitted (the
 // default), approved, rejected or all.
-func (s *Server) apiListSubmissions(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiListSubmissions(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	as, err := s.apStore()
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	state := r.URL.Query().Get("state")
@@ -165,41 +165,41 @@ func (s *Server) apiListSubmissions(w http.ResponseWriter, r *http.Request, p pr
 		state = ""
 	case store.StateSubmitted, store.StateApproved, store.StateRejected:
 	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("state %q: use submitted, approved, rejected or all", state))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("state %q: use submitted, approved, rejected or all", state))
 		return
 	}
 	subs, err := as.ListSubmissions(r.Context(), p.Scope, state, 500)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := []api.SubmissionJSON{}
 	for _, sub := range subs {
 		out = append(out, s.submissionJSON(r.Context(), sub, false))
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) apiShowSubmission(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiShowSubmission(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	if _, sub, ok := s.submission(w, r, p); ok {
-		writeJSON(w, http.StatusOK, s.submissionJSON(r.Context(), sub, true))
+		staffapi.WriteJSON(w, http.StatusOK, s.submissionJSON(r.Context(), sub, true))
 	}
 }
 
 // apiApprove approves a submission in the caller's scope: its schedule becomes the target's
 // next revision, recorded with the approver, and is pushed as a push is.
-func (s *Server) apiApprove(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiApprove(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	s.decide(w, r, p, true)
 }
 
 // apiReject returns a submission to its author with a reason.
-func (s *Server) apiReject(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiReject(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	s.decide(w, r, p, false)
 }
 
-func (s *Server) decide(w http.ResponseWriter, r *http.Request, p principal, approve bool) {
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, p staffapi.Caller, approve bool) {
 	var req api.DecideRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	as, sub, ok := s.submission(w, r, p)
@@ -209,17 +209,17 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p principal, app
 	ctx := r.Context()
 	req.Reason = strings.TrimSpace(req.Reason)
 	if !approve && req.Reason == "" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("rejecting submission %d needs a reason for its author: use --reason \"…\"", sub.ID))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("rejecting submission %d needs a reason for its author: use --reason \"…\"", sub.ID))
 		return
 	}
 	if approve && sub.SubmittedBy == p.User.ID {
 		pol, err := as.PolicyOf(ctx, sub.Area)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		if !pol.SelfApproval {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("you submitted %d yourself and %s's policy does not allow approving one's own submission: another approver must approve it (an administrator can allow it with `loa area policy %s --self-approval allowed`)",
+			staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("you submitted %d yourself and %s's policy does not allow approving one's own submission: another approver must approve it (an administrator can allow it with `loa area policy %s --self-approval allowed`)",
 				sub.ID, sub.Area, sub.Area))
 			return
 		}
@@ -227,7 +227,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p principal, app
 	before := s.headsBefore(ctx, sub.Target)
 	sub, err := as.Decide(ctx, sub.ID, p.User.ID, approve, req.Reason)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	res := api.DecideResponse{Submission: s.submissionJSON(ctx, sub, false)}
@@ -239,99 +239,60 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p principal, app
 	} else {
 		s.audit(ctx, p, "schedule.reject", sub.Target.String(), map[string]any{"submission": sub.ID, "reason": sub.Reason, "submitted_by": sub.SubmittedBy})
 	}
-	writeJSON(w, http.StatusOK, res)
+	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // apiGetPolicy answers the approval policy that applies in ?area= (default the caller's scope).
-func (s *Server) apiGetPolicy(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiGetPolicy(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	as, err := s.apStore()
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	area, ok := areaParam(w, r, p)
+	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
 		return
 	}
 	if area == "" {
-		writeError(w, http.StatusBadRequest, "name the area: ?area=ID (`loa area policy AREA`)")
+		staffapi.Error(w, http.StatusBadRequest, "name the area: ?area=ID (`loa area policy AREA`)")
 		return
 	}
 	pol, err := as.PolicyOf(r.Context(), area)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.PolicyJSON{Area: area, Required: pol.Required, SelfApproval: pol.SelfApproval})
+	staffapi.WriteJSON(w, http.StatusOK, api.PolicyJSON{Area: area, Required: pol.Required, SelfApproval: pol.SelfApproval})
 }
 
 // apiSetPolicy sets an area's approval policy (administrators of the area; audited).
-func (s *Server) apiSetPolicy(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiSetPolicy(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	as, err := s.apStore()
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	var req api.PolicyRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	if req.Area == "" || !store.Allowed(p.Scope, req.Area) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no area %q in your scope %s", req.Area, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no area %q in your scope %s", req.Area, p.Scope))
 		return
 	}
 	if req.Approval == "" && req.SelfApproval == "" {
-		writeError(w, http.StatusBadRequest, "say what to set: --approval required|not_required|inherit and/or --self-approval allowed|not_allowed|inherit")
+		staffapi.Error(w, http.StatusBadRequest, "say what to set: --approval required|not_required|inherit and/or --self-approval allowed|not_allowed|inherit")
 		return
 	}
 	if err := as.SetPolicy(r.Context(), req.Area, store.Policy{Approval: req.Approval, SelfApproval: req.SelfApproval}); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "area.policy", "area:"+req.Area, map[string]any{"approval": req.Approval, "self_approval": req.SelfApproval})
 	pol, err := as.PolicyOf(r.Context(), req.Area)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.PolicyJSON{Area: req.Area, Required: pol.Required, SelfApproval: pol.SelfApproval})
-}
-
-// apiReview records that an emergency warning, which went out without approval, was reviewed.
-func (s *Server) apiReview(w http.ResponseWriter, r *http.Request, p principal) {
-	as, err := s.apStore()
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	es, err := s.emStore()
-	if err != nil {
-		writeError(w, http.StatusNotImplemented, err.Error())
-		return
-	}
-	var req api.ReviewRequest
-	if !readJSON(w, r, &req) {
-		return
-	}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a broadcast id: `loa emergency list --review` shows those to review", r.PathValue("id")))
-		return
-	}
-	e, err := es.GetEmergency(r.Context(), id)
-	if err != nil || !store.Allowed(p.Scope, e.Area) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no broadcast %d in your scope %s; `loa emergency list --review` shows those to review", id, p.Scope))
-		return
-	}
-	if e.Kind != store.KindEmergency {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("broadcast %d is a %s, not an emergency warning: only emergency warnings are reviewed after they went out", id, e.Kind))
-		return
-	}
-	e, err = as.Review(r.Context(), id, p.User.ID, strings.TrimSpace(req.Note))
-	if err != nil {
-		storeError(w, err)
-		return
-	}
-	s.audit(r.Context(), p, "emergency.review", e.Target().String(), map[string]any{"emergency": id, "note": e.ReviewNote, "created_by": e.CreatedBy})
-	writeJSON(w, http.StatusOK, s.emergencyJSON(e, time.Now()))
+	staffapi.WriteJSON(w, http.StatusOK, api.PolicyJSON{Area: req.Area, Required: pol.Required, SelfApproval: pol.SelfApproval})
 }

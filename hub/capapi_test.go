@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/broadcast"
 	"github.com/loa-project/loa/hub/cap"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
@@ -68,7 +69,7 @@ func capHub(t *testing.T) (*testHub, *setClock, string) {
 		h.mustCall(tok, "POST", "/api/areas", api.AreaJSON{ID: a}, nil, http.StatusCreated)
 	}
 	h.mustCall(tok, "POST", "/api/devices", api.EnrolRequest{ID: "cam-thanh/cl-01", Area: "quang-nam/hoi-an/cam-thanh"}, nil, http.StatusCreated)
-	if err := h.srv.ConfigureCAP(CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml")}); err != nil {
+	if err := h.srv.ConfigureCAP(broadcast.CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml")}); err != nil {
 		t.Fatal(err)
 	}
 	return h, clk, tok
@@ -78,7 +79,7 @@ func TestCAPAlertUpdateCancel(t *testing.T) {
 	h, clk, tok := capHub(t)
 	ctx := context.Background()
 	// The recording is served on loopback below: allowed here on purpose.
-	if err := h.srv.ConfigureCAP(CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"), AudioFromPrivate: true}); err != nil {
+	if err := h.srv.ConfigureCAP(broadcast.CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"), AudioFromPrivate: true}); err != nil {
 		t.Fatal(err)
 	}
 	// The alert's recording, served locally with its SHA-1 in the alert.
@@ -220,18 +221,22 @@ func TestCAPRefusedAndIgnored(t *testing.T) {
 	}
 }
 
+// capFeedActor is who feed alerts are attributed to in the audit log and the emergencies.
+const capFeedActor = "cap-feed"
+
 func TestCAPFeedPolled(t *testing.T) {
 	h, _, _ := capHub(t)
 	storm := capFile(t, "quang-nam-storm.xml")
-	fetches := 0
+	var fetches, feedReads atomic.Int64
 	fs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/feed.atom":
+			feedReads.Add(1)
 			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>x</title>
 <entry><id>urn:ts12-001</id><updated>2026-11-26T01:00:00Z</updated><link rel="alternate" type="application/cap+xml" href="ts12-001.xml"/></entry>
 <entry><id>urn:broken</id><updated>2026-11-26T01:00:00Z</updated><link rel="alternate" type="application/cap+xml" href="broken.xml"/></entry></feed>`))
 		case "/ts12-001.xml":
-			fetches++
+			fetches.Add(1)
 			w.Write(storm)
 		case "/broken.xml":
 			w.Write([]byte("<alert"))
@@ -240,15 +245,21 @@ func TestCAPFeedPolled(t *testing.T) {
 		}
 	}))
 	defer fs.Close()
-	cs := h.srv.capConfig()
-	cs.feedURL, cs.fetchAudio = fs.URL+"/feed.atom", false
-	seen := map[string]bool{}
-	p := principal{User: store.User{ID: capFeedActor}}
-	h.srv.pollCAPOnce(context.Background(), cs, p, seen)
-	h.srv.pollCAPOnce(context.Background(), cs, p, seen)
+	off := false
+	if err := h.srv.ConfigureCAP(broadcast.CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"),
+		FeedURL: fs.URL + "/feed.atom", FeedInterval: time.Second, FetchAudio: &off}); err != nil {
+		t.Fatal(err)
+	}
+	// The real loop polls; two reads of the feed are two polls. Stopping waits for the poll.
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.srv.RunEmergencies(ctx); close(done) }()
+	waitFor(t, "two polls of the feed", func() bool { return feedReads.Load() >= 2 })
+	stop()
+	<-done
 	l, _ := h.db.ListEmergencies(context.Background(), store.EmergencyFilter{})
-	if len(l) != 2 || l[0].CreatedBy != capFeedActor || fetches != 1 {
-		t.Fatalf("after two polls: %d emergencies (want 2, one per area), %d fetches (want 1)", len(l), fetches)
+	if len(l) != 2 || l[0].CreatedBy != capFeedActor || fetches.Load() != 1 {
+		t.Fatalf("after two polls: %d emergencies (want 2, one per area), %d fetches (want 1)", len(l), fetches.Load())
 	}
 	var audit []api.AuditJSON
 	h.mustCall(h.admin, "GET", "/api/audit?actor=cap-feed", nil, &audit, 200)
@@ -278,7 +289,7 @@ func TestCAPConfigBlock(t *testing.T) {
 		t.Fatal("a misspelt cap key was accepted")
 	}
 	h := newTestHub(t)
-	for _, bad := range []CAPConfig{{}, {AreaMap: filepath.Join(dir, "missing.yaml")},
+	for _, bad := range []broadcast.CAPConfig{{}, {AreaMap: filepath.Join(dir, "missing.yaml")},
 		{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"), FeedInterval: time.Millisecond}} {
 		if err := h.srv.ConfigureCAP(bad); err == nil || !strings.HasPrefix(err.Error(), "cap: ") {
 			t.Errorf("ConfigureCAP(%+v) = %v, want an error naming cap", bad, err)

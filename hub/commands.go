@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -136,20 +137,20 @@ func commandTemplate(req api.CommandRequest) (protocol.CommandPayload, time.Dura
 }
 
 // apiIssueCommand is POST /api/commands.
-func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	ctx := r.Context()
 	cst := s.st
 	var req api.CommandRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	if req.To == "" {
-		writeError(w, http.StatusBadRequest, "a command needs a target: use --to AREA or --to DEVICE")
+		staffapi.Error(w, http.StatusBadRequest, "a command needs a target: use --to AREA or --to DEVICE")
 		return
 	}
 	tmpl, life, err := commandTemplate(req)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	// One command may name several areas and devices ("--to A,B,device:C"): one id and seq,
@@ -170,12 +171,12 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 		}
 	}
 	if len(targets) == 0 {
-		writeError(w, http.StatusBadRequest, "a command needs a target: use --to AREA or --to DEVICE (several separated by commas)")
+		staffapi.Error(w, http.StatusBadRequest, "a command needs a target: use --to AREA or --to DEVICE (several separated by commas)")
 		return
 	}
 	if tmpl.Content != "" {
 		if _, err := s.st.GetContent(ctx, tmpl.Content); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("content %s is not in the hub's library: upload the file with `loa content add FILE` (or give FILE to `loa play`) and use the sha256 it prints", tmpl.Content))
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("content %s is not in the hub's library: upload the file with `loa content add FILE` (or give FILE to `loa play`) and use the sha256 it prints", tmpl.Content))
 			return
 		}
 	}
@@ -184,11 +185,11 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 		if target.Kind == store.TargetDevice {
 			d, err := s.st.GetDevice(ctx, target.ID)
 			if err != nil {
-				storeError(w, err)
+				staffapi.Fail(w, err)
 				return
 			}
 			if d.Revoked {
-				writeError(w, http.StatusConflict, fmt.Sprintf("device %s is revoked: it can no longer connect, so it cannot be given commands", d.ID))
+				staffapi.Error(w, http.StatusConflict, fmt.Sprintf("device %s is revoked: it can no longer connect, so it cannot be given commands", d.ID))
 				return
 			}
 			devices = append(devices, d.ID)
@@ -196,7 +197,7 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 		}
 		ds, err := s.st.ListDevices(ctx, target.ID)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		n := 0
@@ -207,7 +208,7 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 			}
 		}
 		if n == 0 {
-			writeError(w, http.StatusConflict, fmt.Sprintf("no enrolled device in area %s (or below): enrol devices with `loa device enroll` first", target.ID))
+			staffapi.Error(w, http.StatusConflict, fmt.Sprintf("no enrolled device in area %s (or below): enrol devices with `loa device enroll` first", target.ID))
 			return
 		}
 	}
@@ -217,7 +218,7 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 	c, err := s.issueCommand(ctx, cst, targets, area, tmpl, life, devices)
 	if err != nil {
 		s.log.Error("command not issued", "to", targetsText(targets), "action", tmpl.Action, "err", err)
-		storeError(w, fmt.Errorf("the command was not issued: %w", err))
+		staffapi.Fail(w, fmt.Errorf("the command was not issued: %w", err))
 		return
 	}
 	detail := map[string]any{"id": c.ID, "seq": c.Seq, "devices": len(devices), "expires_at": c.ExpiresAt}
@@ -237,10 +238,10 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p princ
 	}
 	got, err := cst.GetCommand(ctx, c.ID, p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, commandJSON(got, s.clock.Now()))
+	staffapi.WriteJSON(w, http.StatusCreated, commandJSON(got, s.clock.Now()))
 }
 
 // issueCommand signs, stores and sends a command. See commandState for the ordering.
@@ -479,16 +480,16 @@ func commandJSON(c store.Command, now time.Time) api.CommandJSON {
 		}
 		j.Counts[st]++
 		j.Outcomes = append(j.Outcomes, api.CommandOutcomeJSON{Device: d.DeviceID, Area: d.Area, State: st, Code: d.Code,
-			Reason: d.Reason, Sends: d.Sends, SentAt: timePtr(d.SentAt), ReportedAt: timePtr(d.ReportedAt)})
+			Reason: d.Reason, Sends: d.Sends, SentAt: staffapi.TimePtr(d.SentAt), ReportedAt: staffapi.TimePtr(d.ReportedAt)})
 	}
 	return j
 }
 
 // apiListCommands is GET /api/commands[?area=&device=&limit=]: newest first, each with its
 // devices in the caller's scope.
-func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cst := s.st
-	area, ok := areaParam(w, r, p)
+	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
 		return
 	}
@@ -497,7 +498,7 @@ func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p princ
 	if l := q.Get("limit"); l != "" {
 		var err error
 		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 || f.Limit > 1000 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: write a whole number from 1 to 1000", l))
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("limit %q: write a whole number from 1 to 1000", l))
 			return
 		}
 	}
@@ -510,7 +511,7 @@ func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p princ
 	}
 	cs, err := cst.ListCommands(r.Context(), f)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	now := s.clock.Now()
@@ -518,23 +519,23 @@ func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p princ
 	for _, c := range cs {
 		out = append(out, commandJSON(c, now))
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // apiShowCommand is GET /api/commands/{id}.
-func (s *Server) apiShowCommand(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiShowCommand(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cst := s.st
 	id := r.PathValue("id")
 	c, err := cst.GetCommand(r.Context(), id, p.Scope)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no command %s reaching your scope %s; `loa commands` lists them", id, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no command %s reaching your scope %s; `loa commands` lists them", id, p.Scope))
 		return
 	}
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, commandJSON(c, s.clock.Now()))
+	staffapi.WriteJSON(w, http.StatusOK, commandJSON(c, s.clock.Now()))
 }
 
 // positivePtr is v when above 0 (a reported volume), else nil.

@@ -186,7 +186,7 @@ func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevi
 			return store.EffectiveSchedule{}, false, err
 		}
 	}
-	if srcs, err = s.withEmergencies(ctx, deviceID, srcs); err != nil { // active broadcasts (emergency.go)
+	if srcs, err = s.bc.WithEmergencies(ctx, deviceID, srcs); err != nil { // active broadcasts (hub/broadcast)
 		return store.EffectiveSchedule{}, false, err
 	}
 	// A batch push does not take this lock: it may store a revision between our read and our
@@ -202,7 +202,7 @@ func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevi
 			if srcs, err = s.st.SchedulesForDevice(ctx, deviceID); err != nil {
 				return store.EffectiveSchedule{}, false, err
 			}
-			if srcs, err = s.withEmergencies(ctx, deviceID, srcs); err != nil { // emergency.go
+			if srcs, err = s.bc.WithEmergencies(ctx, deviceID, srcs); err != nil { // hub/broadcast
 				return store.EffectiveSchedule{}, false, err
 			}
 		}
@@ -379,7 +379,7 @@ func (s *Server) pushArea(ctx context.Context, area string, before Heads) api.Pu
 		srcs []store.Schedule
 		rev  int64
 	}
-	emFor, err := s.emergenciesFor(ctx) // active broadcasts come first (emergency.go)
+	emFor, err := s.bc.EmergenciesFor(ctx) // active broadcasts come first (hub/broadcast)
 	if err != nil {
 		return fail(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/broadcast"
 )
 
 // DefaultListen is where the hub listens when the config names no address: loopback only, so a
@@ -73,7 +74,7 @@ type Config struct {
 	// Asia/Ho_Chi_Minh); a user's CLI may name another.
 	Timezone string `yaml:"timezone"`
 	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.
-	CAP *CAPConfig `yaml:"cap"`
+	CAP *broadcast.CAPConfig `yaml:"cap"`
 }
 
 // Defaults fills the fields left empty.

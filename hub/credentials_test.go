@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-project/loa/hub/accounts"
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/protocol"
 )
@@ -31,7 +32,7 @@ func TestCredentialsCanBeRetired(t *testing.T) {
 	if err := raw.QueryRow("SELECT COUNT(*) FROM tokens WHERE expires_at IS NULL").Scan(&open); err != nil || open != 0 {
 		t.Fatalf("%d tokens never expire (%v)", open, err)
 	}
-	old, _, err := IssueToken(ctx, h.db, "admin", "test", time.Hour, time.Now().Add(-2*time.Hour))
+	old, _, err := accounts.IssueToken(ctx, h.db, "admin", "test", time.Hour, time.Now().Add(-2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -255,7 +255,7 @@ func TestEmergencyExpiry(t *testing.T) {
 	a2.ws.Close()
 
 	clk.Advance(11 * time.Minute)
-	h.srv.emergenciesChanged() // the loop would wake at the expiry; the test's clock is not real time
+	h.srv.bc.Changed() // the loop would wake at the expiry; the test's clock is not real time
 	_, doc = verifySchedule(t, h, "tk/cl-01", a1.next(), p.Revision)
 	if len(emergencyPrograms(doc)) != 0 {
 		t.Fatalf("expired emergency still pushed: %+v", doc.Programs)
@@ -367,21 +367,6 @@ func nextLocal(now time.Time, h, m int) time.Time {
 	return t
 }
 
-func TestRepeatCount(t *testing.T) {
-	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
-	for _, c := range []struct {
-		until time.Duration
-		every time.Duration
-		want  int
-	}{{time.Hour, 20 * time.Minute, 2}, {61 * time.Minute, 20 * time.Minute, 3}, {12 * time.Hour, 2 * time.Hour, 5},
-		{time.Hour, 0, 0}, {time.Minute, time.Hour, 0}, {1000 * time.Hour, time.Second, maxRepeats}} {
-		if got := repeatCount(t0, t0.Add(c.until), c.every); got != c.want {
-			t.Errorf("repeatCount(until +%s, every %s) = %d, want %d", c.until, c.every, got, c.want)
-		}
-	}
-	_ = store.KindEmergency
-}
-
 // racingStore composes and pushes the devices of the whole tree right after each change to
 // the emergencies is stored, as the expiry loop (woken by the change) or a reconnecting device
 // may do before the request's own push.
@@ -392,14 +377,14 @@ type racingStore struct {
 
 func (r *racingStore) AddEmergencies(ctx context.Context, rows []store.Emergency) ([]store.Emergency, []store.Emergency, error) {
 	a, b, err := r.DB.AddEmergencies(ctx, rows)
-	r.srv.emergenciesChanged()
+	r.srv.bc.Changed()
 	r.srv.pushTarget(ctx, store.AreaTarget("qn"))
 	return a, b, err
 }
 
 func (r *racingStore) EndEmergencies(ctx context.Context, ids []int64, reason, by string) ([]store.Emergency, error) {
 	ended, err := r.DB.EndEmergencies(ctx, ids, reason, by)
-	r.srv.emergenciesChanged()
+	r.srv.bc.Changed()
 	r.srv.pushTarget(ctx, store.AreaTarget("qn"))
 	return ended, err
 }
@@ -408,12 +393,13 @@ func (r *racingStore) EndEmergencies(ctx context.Context, ids []int64, reason, b
 // the devices, also when another push composed them first; a connected device gets each
 // change once.
 func TestEmergencyCountsWhenAnotherPushComposesFirst(t *testing.T) {
-	h := newTestHub(t)
+	race := &racingStore{}
+	h := newTestHubWith(t, t.TempDir(), func(db *store.DB) Store { race.DB = db; return race })
+	race.srv = h.srv
 	h.addArea("qn/tk")
 	s1 := h.enrol("tk/cl-01", "qn/tk")
 	h.enrol("tk/cl-02", "qn/tk")
 	a1, _ := h.connect("tk/cl-01", s1, protocol.Hello{})
-	h.srv.st = &racingStore{DB: h.db, srv: h.srv}
 	held := uint64(0)
 	next := func() {
 		t.Helper()

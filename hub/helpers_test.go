@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/media"
 	"io"
 	"log/slog"
 	"net/http"
@@ -48,6 +49,13 @@ func newTestHub(t testing.TB) *testHub {
 // newTestHubIn is newTestHub keeping its database, content and temporary files in dir.
 func newTestHubIn(t testing.TB, dir string) *testHub {
 	t.Helper()
+	return newTestHubWith(t, dir, nil)
+}
+
+// newTestHubWith is newTestHubIn over wrap(db) when wrap is not nil: a store that hooks into
+// what the hub does.
+func newTestHubWith(t testing.TB, dir string, wrap func(*store.DB) Store) *testHub {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("LOA_TEST_LOG") != "" {
@@ -66,8 +74,12 @@ func newTestHubIn(t testing.TB, dir string) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
-		Transcoder:     &Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")},
+	var st Store = db
+	if wrap != nil {
+		st = wrap(db)
+	}
+	srv, err := New(Options{Store: st, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
+		Transcoder:     &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")},
 		StatusInterval: 60 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,6 @@ package hub
 
 import (
 	"context"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/loa-project/loa/hub/store"
@@ -52,17 +49,7 @@ func (s *Server) sweep(ctx context.Context) {
 	} else if n > 0 {
 		log.Info("old online time pruned", "device_days", n)
 	}
-	removed := 0
-	root := s.screenshotDir()
-	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		if fi, err := d.Info(); err == nil && now.Sub(fi.ModTime()) > keepScreenshot && os.Remove(path) == nil {
-			removed++
-		}
-		return nil
-	})
+	removed := s.shots.RemoveOlderThan(now, keepScreenshot)
 	if removed > 0 {
 		log.Info("old screenshots removed", "files", removed, "older_than", keepScreenshot)
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -66,11 +67,13 @@ func TestUploadTranscodeLimits(t *testing.T) {
 	h := newTestHub(t)
 	tc := h.srv.tc
 	tc.MaxConcurrent, tc.MaxQueued, tc.MaxDuration = 1, -1, 2e9
-	tc.init()
 	short := sine(t, filepath.Join(t.TempDir(), "short.mp3"), "1")
 	long := sine(t, filepath.Join(t.TempDir(), "long.mp3"), "3")
 
-	tc.slots <- struct{}{} // another upload is transcoding
+	release, err := tc.Acquire(context.Background()) // another upload is transcoding
+	if err != nil {
+		t.Fatal(err)
+	}
 	req := func() *http.Response {
 		f, _ := os.Open(short)
 		defer f.Close()
@@ -86,7 +89,7 @@ func TestUploadTranscodeLimits(t *testing.T) {
 	if resp := req(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("upload while the transcoder is full: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	<-tc.slots
+	release()
 	if resp := req(); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload once the slot is free: %d", resp.StatusCode)
 	}
@@ -98,32 +101,6 @@ func TestUploadTranscodeLimits(t *testing.T) {
 	tc.Timeout = 1 // already over when ffprobe would start
 	if code, _, msg := upload(t, h, short, map[string]string{"title": "slow"}); code != http.StatusUnprocessableEntity || !strings.Contains(msg, "transcode_timeout") {
 		t.Fatalf("upload past the timeout: %d %q", code, msg)
-	}
-}
-
-func TestSniffFormat(t *testing.T) {
-	for _, c := range []struct {
-		head, want string
-	}{
-		{"RIFF\x00\x00\x00\x00WAVEfmt ", "wav"},
-		{"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00", "mp3"},
-		{"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xf1\x50\x40", "aac"},
-		{"\xff\xfb\x90\x00", "mp3"},
-		{"\x00\x00\x00\x20ftypisom", "mov"},
-		{"\x1a\x45\xdf\xa3\x01", "matroska"},
-		{"fLaC\x00", "flac"},
-		{"OggS\x00", "ogg"},
-		{"\x89PNG\r\n\x1a\n", "png_pipe"},
-		{"\xff\xd8\xff\xe0", "jpeg_pipe"},
-		{"#EXTM3U\n", ""},
-		{"ffconcat version 1.0\n", ""},
-		{"\xff\xff\xff\xff", ""}, // sync with reserved bitrate/rate values
-		{"", ""},
-	} {
-		f, err := sniffFormat([]byte(c.head))
-		if f.Demuxer != c.want || (c.want == "") != (err != nil) {
-			t.Errorf("sniff %q = %q, %v; want %q", c.head, f.Demuxer, err, c.want)
-		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/loa-project/loa/hub/staffapi"
 )
 
 // authLimiter counts failed credentials (staff tokens, device secrets) per source address.
@@ -51,7 +53,7 @@ func (l *authLimiter) refuse(w http.ResponseWriter, r *http.Request, now time.Ti
 	}
 	secs := int(wait/time.Second) + 1
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeError(w, http.StatusTooManyRequests, "too many failed credentials from your address: wait "+strconv.Itoa(secs)+" s, and check the token or device secret")
+	staffapi.Error(w, http.StatusTooManyRequests, "too many failed credentials from your address: wait "+strconv.Itoa(secs)+" s, and check the token or device secret")
 	return true
 }
 

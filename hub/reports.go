@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/library"
 	"github.com/loa-project/loa/hub/report"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -39,12 +41,12 @@ func reportPeriod(q map[string][]string, now time.Time, loc *time.Location) (tim
 	start, end := time.Date(y, 1, 1, 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
 	var err error
 	if from != "" {
-		if start, err = ParseTimeParam("from", from, now, loc); err != nil {
+		if start, err = staffapi.ParseTimeParam("from", from, now, loc); err != nil {
 			return start, end, err
 		}
 	}
 	if to != "" {
-		if end, err = ParseTimeParam("to", to, now, loc); err != nil {
+		if end, err = staffapi.ParseTimeParam("to", to, now, loc); err != nil {
 			return start, end, err
 		}
 		if isDate(to) { // "đến ngày 31/12": that day is in the report
@@ -67,8 +69,8 @@ func isDate(v string) bool {
 }
 
 // reportNames gathers the names a report shows for the codes it holds.
-func (s *Server) reportNames(r *http.Request, p principal, area string) report.Names {
-	n := report.Names{Areas: map[string]string{}, Titles: map[string]string{}, Labels: s.labels(r.Context()), Zone: p.Zone, Now: s.clock.Now().In(p.Zone)}
+func (s *Server) reportNames(r *http.Request, p staffapi.Caller, area string) report.Names {
+	n := report.Names{Areas: map[string]string{}, Titles: map[string]string{}, Labels: library.Labels(r.Context(), s.st), Zone: p.Zone, Now: s.clock.Now().In(p.Zone)}
 	top := area
 	if top == "" {
 		top = p.Scope
@@ -86,23 +88,23 @@ func (s *Server) reportNames(r *http.Request, p principal, area string) report.N
 
 // apiReport serves GET /api/reports/{kind}: plan, plays or devices, as JSON (the laid-out
 // report.Doc), CSV, XLSX or PDF (?format=).
-func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	q := r.URL.Query()
 	format := q.Get("format")
 	if format == "" || format == "table" {
 		format = "json"
 	}
 	if format != "json" && format != "csv" && format != "xlsx" && format != "pdf" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: use table, csv, xlsx or pdf", format))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("format %q: use table, csv, xlsx or pdf", format))
 		return
 	}
-	area, ok := areaParam(w, r, p)
+	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
 		return
 	}
 	from, to, err := reportPeriod(q, s.clock.Now(), p.Zone)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	period := store.PeriodFilter{Area: area, From: from, To: to}
@@ -113,13 +115,13 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p principal) 
 		o := store.PlanOptions{PeriodFilter: period}
 		if v := q.Get("depth"); v != "" {
 			if o.CommuneDepth, err = strconv.Atoi(v); err != nil || o.CommuneDepth < 1 {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("--depth %q: write the depth of the communes in the area tree (1 = top area, 2 = the level below…)", v))
+				staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("--depth %q: write the depth of the communes in the area tree (1 = top area, 2 = the level below…)", v))
 				return
 			}
 		}
 		set, err := s.reportSettings(r.Context())
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+			staffapi.Error(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		o.HomeLanguages, o.DigitalFormats = set.HomeLanguages, set.DigitalFormats
@@ -131,7 +133,7 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p principal) 
 		}
 		rep, err := s.st.Plan(r.Context(), o)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		doc = report.PlanDoc(rep, names)
@@ -146,7 +148,7 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p principal) 
 		}
 		rep, err := s.st.Plays(r.Context(), f)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		for _, l := range rep.Lines {
@@ -160,16 +162,16 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p principal) 
 	case "devices":
 		rep, err := s.st.Devices(r.Context(), period, p.Zone)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		doc = report.DevicesDoc(rep, names)
 	default:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no report %q: the reports are plan, plays and devices", kind))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no report %q: the reports are plan, plays and devices", kind))
 		return
 	}
 	if format == "json" {
-		writeJSON(w, http.StatusOK, doc)
+		staffapi.WriteJSON(w, http.StatusOK, doc)
 		return
 	}
 	// Rendered whole before the status is sent, so a failure is an error answer, not half a file.
@@ -188,7 +190,7 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p principal) 
 		if errors.Is(err, report.ErrNoFont) {
 			code = http.StatusServiceUnavailable
 		}
-		writeError(w, code, fmt.Sprintf("the %s report could not be written as %s: %v", doc.Kind, format, err))
+		staffapi.Error(w, code, fmt.Sprintf("the %s report could not be written as %s: %v", doc.Kind, format, err))
 		return
 	}
 	w.Header().Set("Content-Type", report.ContentType(format))

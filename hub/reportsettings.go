@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/library"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -36,25 +38,25 @@ func (s *Server) reportSettings(ctx context.Context) (api.ReportSettings, error)
 	return out, nil
 }
 
-func (s *Server) apiGetReportSettings(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiGetReportSettings(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	out, err := s.reportSettings(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		staffapi.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // apiSetReportSettings changes them: administrators of a top area only, as for the lists of
 // languages and formats they name (apiAddTerm). Each entry is resolved against those lists.
-func (s *Server) apiSetReportSettings(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiSetReportSettings(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.ReportSettings
-	if !readJSON(w, r, &req) || !hubWide(w, p, "the report settings are") {
+	if !staffapi.ReadJSON(w, r, &req) || !staffapi.HubWide(w, p, "the report settings are") {
 		return
 	}
 	terms, err := s.st.ListTerms(r.Context(), "")
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	var errs []string
@@ -65,7 +67,7 @@ func (s *Server) apiSetReportSettings(w http.ResponseWriter, r *http.Request, p 
 			if strings.TrimSpace(v) == "" {
 				continue
 			}
-			code, err := resolveTerm(terms, dim, v)
+			code, err := library.ResolveTerm(terms, dim, v)
 			if err != nil {
 				errs = append(errs, err.Error())
 				continue
@@ -85,13 +87,13 @@ func (s *Server) apiSetReportSettings(w http.ResponseWriter, r *http.Request, p 
 		DigitalFormats: resolve(store.DimFormat, req.DigitalFormats, "digital_formats (the digital products' format codes)"),
 	}
 	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, strings.Join(errs, "; "))
+		staffapi.Error(w, http.StatusBadRequest, strings.Join(errs, "; "))
 		return
 	}
 	old, _ := s.reportSettings(r.Context())
 	b, _ := json.Marshal(next)
 	if err := s.st.SetSetting(r.Context(), settingReportTarget, string(b)); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "settings.reports", "setting:"+settingReportTarget, map[string]any{
@@ -99,17 +101,8 @@ func (s *Server) apiSetReportSettings(w http.ResponseWriter, r *http.Request, p 
 		"was_home_languages": old.HomeLanguages, "was_digital_formats": old.DigitalFormats})
 	out, err := s.reportSettings(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		staffapi.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// hubWide refuses staff below a top area what is the whole hub's (what names it, "… are").
-func hubWide(w http.ResponseWriter, p principal, what string) bool {
-	if strings.Contains(p.Scope, "/") {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("%s the whole hub's: only staff of a top area (not %s) keep them; ask your administrator", what, p.Scope))
-		return false
-	}
-	return true
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
@@ -112,7 +113,7 @@ func (s *Server) dryRun(ctx context.Context, target store.Target, area string, d
 
 func scheduleJSON(sc store.Schedule, withDoc bool) api.ScheduleJSON {
 	j := api.ScheduleJSON{Target: sc.Target.String(), Revision: sc.Revision, ScheduleID: sc.ID, Author: sc.Author, CreatedAt: sc.CreatedAt,
-		ApprovedBy: sc.ApprovedBy, ApprovedAt: timePtr(sc.ApprovedAt)}
+		ApprovedBy: sc.ApprovedBy, ApprovedAt: staffapi.TimePtr(sc.ApprovedAt)}
 	if d, err := scheduler.Parse("stored", sc.Document); err == nil {
 		j.Programs = len(d.Programs)
 	}
@@ -124,7 +125,7 @@ func scheduleJSON(sc store.Schedule, withDoc bool) api.ScheduleJSON {
 
 // apiListSchedules lists the revisions of one target (?to=), newest first, or the newest
 // revision of every area and device in the caller's scope and of the areas above it.
-func (s *Server) apiListSchedules(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiListSchedules(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	ctx := r.Context()
 	out := []api.ScheduleJSON{}
 	if to := r.URL.Query().Get("to"); to != "" {
@@ -134,23 +135,23 @@ func (s *Server) apiListSchedules(w http.ResponseWriter, r *http.Request, p prin
 		}
 		scs, err := s.st.ScheduleRevisions(ctx, target, 100)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		for _, sc := range scs {
 			out = append(out, scheduleJSON(sc, false))
 		}
-		writeJSON(w, http.StatusOK, out)
+		staffapi.WriteJSON(w, http.StatusOK, out)
 		return
 	}
 	chain, err := s.areaChain(ctx, p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	under, err := s.st.LatestSchedulesUnder(ctx, p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	seen := map[string]bool{}
@@ -171,11 +172,11 @@ func (s *Server) apiListSchedules(w http.ResponseWriter, r *http.Request, p prin
 	for _, sc := range rest {
 		out = append(out, scheduleJSON(sc, false))
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // apiShowSchedule answers one stored revision (?revision=, default the newest) with its document.
-func (s *Server) apiShowSchedule(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiShowSchedule(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	q := r.URL.Query()
 	target, _, ok := s.resolveTarget(w, r, p, q.Get("to"))
 	if !ok {
@@ -186,7 +187,7 @@ func (s *Server) apiShowSchedule(w http.ResponseWriter, r *http.Request, p princ
 	if rv := q.Get("revision"); rv != "" {
 		n, perr := strconv.ParseInt(rv, 10, 64)
 		if perr != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("revision %q: write a revision number from `loa schedule list --to %s`", rv, target.ID))
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("revision %q: write a revision number from `loa schedule list --to %s`", rv, target.ID))
 			return
 		}
 		sc, err = s.st.ScheduleRevision(r.Context(), target, n)
@@ -195,19 +196,19 @@ func (s *Server) apiShowSchedule(w http.ResponseWriter, r *http.Request, p princ
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("%v: `loa schedule list` shows what is stored", err))
+			staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("%v: `loa schedule list` shows what is stored", err))
 			return
 		}
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, scheduleJSON(sc, true))
+	staffapi.WriteJSON(w, http.StatusOK, scheduleJSON(sc, true))
 }
 
 // apiPlan compiles what a device will play over [from, until) from the hub's newest signed
 // document for it; for an area, from what a device there without a schedule of its own is
 // given (the area's and its ancestors' schedules and the broadcasts reaching it).
-func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	target, area, ok := s.resolveTarget(w, r, p, q.Get("to"))
@@ -219,7 +220,7 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
 	var err error
 	if v := q.Get("from"); v != "" {
 		if from, _, err = api.ParseTime(v, now, p.Zone); err != nil {
-			writeError(w, http.StatusBadRequest, "--from "+err.Error())
+			staffapi.Error(w, http.StatusBadRequest, "--from "+err.Error())
 			return
 		}
 		until = from.Add(24 * time.Hour)
@@ -227,19 +228,19 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
 	if v := q.Get("days"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 31 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("days %q: write 1 to 31", v))
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("days %q: write 1 to 31", v))
 			return
 		}
 		until = from.Add(time.Duration(n) * 24 * time.Hour)
 	}
 	if v := q.Get("until"); v != "" {
 		if until, _, err = api.ParseTime(v, now, p.Zone); err != nil {
-			writeError(w, http.StatusBadRequest, "--until "+err.Error())
+			staffapi.Error(w, http.StatusBadRequest, "--until "+err.Error())
 			return
 		}
 	}
 	if !until.After(from) || until.Sub(from) > 31*24*time.Hour {
-		writeError(w, http.StatusBadRequest, "the plan's --until must be after --from and at most 31 days later")
+		staffapi.Error(w, http.StatusBadRequest, "the plan's --until must be after --from and at most 31 days later")
 		return
 	}
 	plan := api.PlanJSON{Target: target.String(), From: from, Until: until, Segments: []api.PlanSegment{}}
@@ -250,12 +251,12 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		default:
 			payload, perr := payloadDocument(e.Document)
 			if perr != nil {
-				writeError(w, http.StatusInternalServerError, perr.Error())
+				staffapi.Error(w, http.StatusInternalServerError, perr.Error())
 				return
 			}
 			docBytes, plan.Revision = payload, e.Revision
@@ -263,35 +264,29 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
 	} else {
 		srcs, err := s.areaChain(ctx, area)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
-		act, err := s.activeEmergencies(ctx)
+		pre, err := s.bc.Covering(ctx, area)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+			staffapi.Error(w, http.StatusInternalServerError, err.Error())
 			return
-		}
-		var pre []store.Schedule
-		for _, a := range act {
-			if store.Allowed(a.e.Area, area) {
-				pre = append(pre, a.src)
-			}
 		}
 		if srcs = append(pre, srcs...); len(srcs) > 0 {
 			if docBytes, err = s.Compose(ctx, area, 1, srcs); err != nil {
-				writeError(w, http.StatusBadRequest, err.Error())
+				staffapi.Error(w, http.StatusBadRequest, err.Error())
 				return
 			}
 		}
 	}
 	if docBytes == nil {
 		plan.Timezone = p.Zone.String()
-		writeJSON(w, http.StatusOK, plan) // nothing to play
+		staffapi.WriteJSON(w, http.StatusOK, plan) // nothing to play
 		return
 	}
 	doc, err := scheduler.Parse("composed schedule of "+target.String(), docBytes)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		staffapi.Error(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	plan.Timezone = doc.Timezone
@@ -300,7 +295,7 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	tl, err := scheduler.Compile(doc, from, until, scheduler.CompileOptions{})
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	titles := newTitler(ctx, s)
@@ -314,7 +309,7 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p principal) {
 			Item: seg.Ref, ItemTitle: titles.item(seg.Ref), Status: string(seg.Status)})
 	}
 	sort.SliceStable(plan.Segments, func(i, j int) bool { return plan.Segments[i].Start.Before(plan.Segments[j].Start) })
-	writeJSON(w, http.StatusOK, plan)
+	staffapi.WriteJSON(w, http.StatusOK, plan)
 }
 
 // payloadDocument is the schedule document inside a stored effective revision's signed payload.

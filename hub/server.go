@@ -1,6 +1,9 @@
-// Package hub is the district server: the staff HTTP API on top of hub/store, the content
-// library (upload, transcode, download by sha256), the agents' websocket, and the composition,
-// signing and push of each device's effective schedule.
+// Package hub is the district server's composition root: it builds the rooms (hub/broadcast,
+// hub/library, hub/accounts, hub/screenshots, hub/media, with answers through hub/staffapi)
+// from its Options, mounts every route in one table, and runs the loops. It still holds the
+// agents' websocket and the composition, signing and push of each device's effective
+// schedule, the commands sent over it, the check of credentials, and the staff handlers for
+// areas, devices, schedules, approvals and reports (docs/hub.md, "Where the code lives").
 package hub
 
 import (
@@ -19,8 +22,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loa-project/loa/hub/accounts"
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/broadcast"
 	"github.com/loa-project/loa/hub/console"
+	"github.com/loa-project/loa/hub/library"
+	"github.com/loa-project/loa/hub/media"
+	"github.com/loa-project/loa/hub/screenshots"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -104,7 +113,7 @@ type Options struct {
 	Log        *slog.Logger
 	Clock      Clock // default: the system clock
 	// Transcoder turns uploads into the library's MP3; nil disables uploads.
-	Transcoder *Transcoder
+	Transcoder *media.Transcoder
 	// StatusInterval is asked of agents in the welcome.
 	StatusInterval time.Duration
 	// Limits bound agent messages; zero fields take protocol's defaults.
@@ -140,7 +149,7 @@ type Server struct {
 	dir       string
 	log       *slog.Logger
 	clock     Clock
-	tc        *Transcoder
+	tc        *media.Transcoder
 	opts      Options
 	mux       *http.ServeMux
 
@@ -153,10 +162,13 @@ type Server struct {
 	parsedDocs, validSets sync.Map
 	parsedCount           atomic.Int64
 	wg                    sync.WaitGroup
-	emerg                 emergencyState // active emergencies, bulletins and relays; CAP (emergency.go)
-	cmds                  commandState   // the order of signed commands (commands.go)
-	authLimit             *authLimiter   // failed credentials per source (limiter.go)
-	hellos                chan struct{}  // welcomes in progress (agentws.go); nil: no limit
+	cmds                  commandState  // the order of signed commands (commands.go)
+	authLimit             *authLimiter  // failed credentials per source (limiter.go)
+	hellos                chan struct{} // welcomes in progress (agentws.go); nil: no limit
+	shots                 *screenshots.Room
+	lib                   *library.Room
+	bc                    *broadcast.Room // emergencies, bulletins, live relays; CAP
+	acct                  *accounts.Room
 	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
 	// when it appears or changes, not at every heartbeat.
 	partFaults sync.Map
@@ -177,7 +189,7 @@ func New(opts Options) (*Server, error) {
 		opts.StatusInterval = 60 * time.Second
 	}
 	if opts.Location == nil {
-		opts.Location, _ = api.LoadZone(emergencyZone)
+		opts.Location, _ = api.LoadZone(broadcast.Zone)
 	}
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = 512 << 20
@@ -207,8 +219,37 @@ func New(opts Options) (*Server, error) {
 		s.hellos = make(chan struct{}, opts.MaxHellos)
 	}
 	s.opts = opts
+	// data_dir/screenshots: beside the content dir (data_dir/content). Now reads s.clock at
+	// each call, not once here: tests set the clock after New.
+	s.shots = screenshots.New(screenshots.Options{Dir: filepath.Join(filepath.Dir(filepath.Clean(s.dir)), "screenshots"),
+		Commands: s.st, Now: s.now, Log: s.log, Location: opts.Location, DeviceAuth: s.deviceAuth, LookupDevice: s.lookupDevice})
+	s.lib = library.New(library.Options{Store: s.st, Dir: s.dir, Transcoder: s.tc, Log: s.log, Now: s.now, PublicURL: opts.PublicURL,
+		MaxUploadBytes: func() int64 { return s.opts.MaxUploadBytes }, Audit: s.audit, DeviceAuth: s.deviceAuth, AreaChain: s.areaChain})
+	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
+		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget})
+	s.acct = accounts.New(accounts.Options{Store: s.st, Now: s.now, Audit: s.audit})
 	s.routes()
 	return s, nil
+}
+
+func (s *Server) now() time.Time { return s.clock.Now() }
+
+// RunEmergencies drops expired broadcasts from the devices' schedules when they expire and
+// polls the CAP feed when one is configured, until ctx ends (broadcast.Room.Run).
+func (s *Server) RunEmergencies(ctx context.Context) { s.bc.Run(ctx) }
+
+// ConfigureCAP reads the area map and turns CAP handling on. Call it before serving.
+func (s *Server) ConfigureCAP(c broadcast.CAPConfig) error { return s.bc.ConfigureCAP(c) }
+
+// pusher is the push pipeline as the broadcast room sees it.
+type pusher struct{ s *Server }
+
+func (p pusher) HeadsBefore(ctx context.Context, targets ...store.Target) map[string]store.EffectiveHead {
+	return p.s.headsBefore(ctx, targets...)
+}
+
+func (p pusher) PushSince(ctx context.Context, t store.Target, before map[string]store.EffectiveHead) api.PushResponse {
+	return p.s.pushTargetSince(ctx, t, before)
 }
 
 // ServeHTTP implements http.Handler.
@@ -230,19 +271,21 @@ func (s *Server) Close() {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	// Every route's body is bounded on r.Body itself (limitBody), whatever reads it.
-	small := func() int64 { return maxJSONBody }
-	handle := func(pattern string, limit func() int64, h http.Handler) { m.Handle(pattern, limitBody(limit, h)) }
+	// Every route's body is bounded on r.Body itself (staffapi.LimitBody), whatever reads it.
+	small := func() int64 { return staffapi.MaxJSONBody }
+	handle := func(pattern string, limit func() int64, h http.Handler) {
+		m.Handle(pattern, staffapi.LimitBody(limit, h))
+	}
 	// Each route names the least role it needs (store.Can); the console's pages reach the
 	// same routes through ServeAs, so one check decides for tokens and sessions.
-	api := func(pattern string, need store.Role, h func(w http.ResponseWriter, r *http.Request, p principal)) {
+	api := func(pattern string, need store.Role, h func(w http.ResponseWriter, r *http.Request, p staffapi.Caller)) {
 		handle(pattern, small, s.staff(need, h))
 	}
 	V, O, E, A := store.RoleViewer, store.RoleOperator, store.RoleEmergency, store.RoleAdmin
 	handle("GET /agent/ws", small, http.HandlerFunc(s.handleAgentWS))
-	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.handleContentDownload)))
-	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.handleContentDownload))
-	handle("POST /agent/screenshot", func() int64 { return MaxScreenshotBytes }, s.transfer(http.HandlerFunc(s.handleScreenshotUpload)))
+	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.lib.Download)))
+	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.lib.Download))
+	handle("POST /agent/screenshot", func() int64 { return screenshots.MaxBytes }, s.transfer(http.HandlerFunc(s.shots.Upload)))
 	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 
 	api("GET /api/whoami", V, s.apiWhoami)
@@ -253,22 +296,22 @@ func (s *Server) routes() {
 	api("POST /api/devices/rekey", A, s.apiRekeyDevice)
 	api("GET /api/devices/{id...}", V, s.apiShowDevice)
 	api("DELETE /api/devices/{id...}", A, s.apiRevokeDevice)
-	api("POST /api/tokens", V, s.apiNewToken)
-	api("POST /api/tokens/revoke", V, s.apiRevokeToken)
-	api("GET /api/tokens", A, s.apiListTokens)
-	api("POST /api/users/role", A, s.apiSetUserRole)
-	api("POST /api/users/disable", A, s.apiDisableUser)
-	api("GET /api/users", A, s.apiListUsers)
-	api("POST /api/users", A, s.apiAddUser)
-	api("POST /api/users/password", V, s.apiSetPassword)
-	api("GET /api/content", V, s.apiListContent)
-	api("PATCH /api/content/{ref}", O, s.apiEditContent)
-	api("GET /api/content/usage", V, s.apiContentUsage)
-	api("GET /api/content/{ref}/file", V, s.apiContentFile)
-	api("GET /api/cap/alerts", V, s.apiCAPAlerts)
-	api("GET /api/terms", V, s.apiListTerms)
-	api("POST /api/terms", A, s.apiAddTerm)
-	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(O, s.apiUploadContent)))
+	api("POST /api/tokens", V, s.acct.Issue)
+	api("POST /api/tokens/revoke", V, s.acct.Revoke)
+	api("GET /api/tokens", A, s.acct.ListTokens)
+	api("POST /api/users/role", A, s.acct.SetUserRole)
+	api("POST /api/users/disable", A, s.acct.DisableUser)
+	api("GET /api/users", A, s.acct.ListUsers)
+	api("POST /api/users", A, s.acct.AddUser)
+	api("POST /api/users/password", V, s.acct.SetPassword)
+	api("GET /api/content", V, s.lib.List)
+	api("PATCH /api/content/{ref}", O, s.lib.Edit)
+	api("GET /api/content/usage", V, s.lib.Usage)
+	api("GET /api/content/{ref}/file", V, s.lib.File)
+	api("GET /api/cap/alerts", V, s.bc.CAPAlerts)
+	api("GET /api/terms", V, s.lib.ListTerms)
+	api("POST /api/terms", A, s.lib.AddTerm)
+	handle("POST /api/content", func() int64 { return s.opts.MaxUploadBytes }, s.transfer(s.staff(O, s.lib.Upload)))
 	api("POST /api/schedules", O, s.apiPushSchedule)
 	api("GET /api/schedules", V, s.apiListSchedules)
 	api("GET /api/schedules/show", V, s.apiShowSchedule)
@@ -281,11 +324,11 @@ func (s *Server) routes() {
 	api("GET /api/reports/{kind}", V, s.apiReport)
 	api("GET /api/settings/reports", V, s.apiGetReportSettings)
 	api("PUT /api/settings/reports", A, s.apiSetReportSettings)
-	api("POST /api/emergencies", O, s.apiCreateEmergency)
-	api("GET /api/emergencies", V, s.apiListEmergencies)
-	api("POST /api/emergencies/cancel", E, s.apiCancelSeries)
-	api("POST /api/emergencies/{id}/cancel", E, s.apiCancelEmergency)
-	api("POST /api/cap", E, s.apiCAP)
+	api("POST /api/emergencies", O, s.bc.Create)
+	api("GET /api/emergencies", V, s.bc.List)
+	api("POST /api/emergencies/cancel", E, s.bc.CancelSeries)
+	api("POST /api/emergencies/{id}/cancel", E, s.bc.Cancel)
+	api("POST /api/cap", E, s.bc.CAP)
 	api("POST /api/commands", O, s.apiIssueCommand)
 	api("GET /api/commands", V, s.apiListCommands)
 	// Editorial approval (issue 22).
@@ -295,10 +338,10 @@ func (s *Server) routes() {
 	api("POST /api/submissions/{id}/reject", store.RoleApprover, s.apiReject)
 	api("GET /api/areas/policy", V, s.apiGetPolicy)
 	api("PUT /api/areas/policy", A, s.apiSetPolicy)
-	api("POST /api/emergencies/{id}/review", store.RoleApprover, s.apiReview)
+	api("POST /api/emergencies/{id}/review", store.RoleApprover, s.bc.Review)
 	api("GET /api/commands/{id}", V, s.apiShowCommand)
-	api("GET /api/commands/{id}/screenshot", V, s.apiCommandScreenshot)
-	api("GET /api/screenshots/{device...}", V, s.apiDeviceScreenshot)
+	api("GET /api/commands/{id}/screenshot", V, s.shots.ByCommand)
+	api("GET /api/screenshots/{device...}", V, s.shots.ByDevice)
 	if cs, ok := s.st.(console.Store); ok {
 		c, err := console.New(console.Options{API: s, Store: cs, Log: s.log.With("component", "console"),
 			Location: s.opts.Location, Now: s.clock.Now, Secure: s.opts.TLS, Limiter: consoleLimiter{s}})
@@ -311,28 +354,9 @@ func (s *Server) routes() {
 		m.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusSeeOther))
 	}
 	handle("/api/", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
 	}))
 	s.mux = m
-}
-
-// limitBody holds a request's body to limit() bytes on r.Body itself, so a multipart reader,
-// a JSON decoder or a raw copy all stop there, and refuses at once, before reading anything, a
-// request whose Content-Length declares more (the connection is then closed, not drained).
-func limitBody(limit func() int64, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Screenshots and library content are served to browsers too: never sniffed as HTML.
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		n := limit()
-		if r.ContentLength > n {
-			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes: %s %s takes at most %d bytes",
-				r.ContentLength, r.Method, r.URL.Path, n))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, n)
-		h.ServeHTTP(w, r)
-	})
 }
 
 // transfer replaces the server's whole-request read and write timeouts by a bound on each
@@ -373,12 +397,6 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 
 func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// tooLarge is true for a read stopped by limitBody.
-func tooLarge(err error) bool {
-	var mb *http.MaxBytesError
-	return errors.As(err, &mb)
-}
-
 // Run serves cfg until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	keyText, err := os.ReadFile(cfg.SigningKeyFile)
@@ -406,7 +424,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
 		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), TLS: cfg.TLSCert != "", AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
-		Transcoder: &Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
+		Transcoder: &media.Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
 			TempDir: filepath.Join(cfg.DataDir, "tmp"), Timeout: cfg.TranscodeTimeout,
 			MaxConcurrent: cfg.MaxTranscodes, MaxDuration: cfg.MaxContentDuration},
 	})

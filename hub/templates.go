@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -20,22 +21,22 @@ type templateStore interface {
 func (s *Server) templates(w http.ResponseWriter) (templateStore, bool) {
 	ts, ok := s.st.(templateStore)
 	if !ok {
-		writeError(w, http.StatusNotImplemented, "this hub's store keeps no schedule templates")
+		staffapi.Error(w, http.StatusNotImplemented, "this hub's store keeps no schedule templates")
 	}
 	return ts, ok
 }
 
 // visibleTemplate reports whether a template of area is for p: one of the scope's own areas,
 // or one above it (a district's week, offered to its communes).
-func visibleTemplate(p principal, area string) bool {
+func visibleTemplate(p staffapi.Caller, area string) bool {
 	return store.Allowed(p.Scope, area) || store.IsWithin(p.Scope, area)
 }
 
 // apiSaveTemplate stores a schedule document as a named template of an area in the caller's
 // scope; the document must be one the scheduler accepts.
-func (s *Server) apiSaveTemplate(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiSaveTemplate(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.TemplateRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	ts, ok := s.templates(w)
@@ -44,7 +45,7 @@ func (s *Server) apiSaveTemplate(w http.ResponseWriter, r *http.Request, p princ
 	}
 	req.Name = strings.TrimSpace(req.Name)
 	if req.Name == "" {
-		writeError(w, http.StatusBadRequest, "a template needs a name, e.g. \"Tuần thường\"")
+		staffapi.Error(w, http.StatusBadRequest, "a template needs a name, e.g. \"Tuần thường\"")
 		return
 	}
 	if !store.Allowed(p.Scope, req.Area) {
@@ -52,21 +53,21 @@ func (s *Server) apiSaveTemplate(w http.ResponseWriter, r *http.Request, p princ
 		return
 	}
 	if _, err := scheduler.Parse("template "+req.Name, []byte(req.Document)); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	t, err := ts.SaveTemplate(r.Context(), store.Template{Area: req.Area, Name: req.Name, Document: []byte(req.Document), Author: p.User.ID})
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	s.audit(r.Context(), p, "template.save", "area:"+t.Area, map[string]string{"name": t.Name})
-	writeJSON(w, http.StatusCreated, templateJSON(t, false))
+	staffapi.WriteJSON(w, http.StatusCreated, templateJSON(t, false))
 }
 
 // apiListTemplates lists the templates of the caller's areas and of the areas above them;
 // with ?area= and ?name=, that one template with its document.
-func (s *Server) apiListTemplates(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) apiListTemplates(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	ts, ok := s.templates(w)
 	if !ok {
 		return
@@ -80,10 +81,10 @@ func (s *Server) apiListTemplates(w http.ResponseWriter, r *http.Request, p prin
 		}
 		t, err := ts.GetTemplate(r.Context(), area, name)
 		if err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, templateJSON(t, true))
+		staffapi.WriteJSON(w, http.StatusOK, templateJSON(t, true))
 		return
 	}
 	var areas []string
@@ -92,7 +93,7 @@ func (s *Server) apiListTemplates(w http.ResponseWriter, r *http.Request, p prin
 	}
 	sub, err := s.st.ListSubtree(r.Context(), p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	for _, a := range sub {
@@ -100,14 +101,14 @@ func (s *Server) apiListTemplates(w http.ResponseWriter, r *http.Request, p prin
 	}
 	list, err := ts.Templates(r.Context(), areas)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := []api.TemplateJSON{}
 	for _, t := range list {
 		out = append(out, templateJSON(t, false))
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 func templateJSON(t store.Template, withDoc bool) api.TemplateJSON {

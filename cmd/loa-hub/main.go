@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/loa-project/loa/hub"
+	"github.com/loa-project/loa/hub/accounts"
 	"github.com/loa-project/loa/hub/console"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/internal/clicmd"
@@ -134,7 +135,7 @@ func userAdd(fs *pflag.FlagSet) runFunc {
 	cfgPath := fs.String("config", "", "hub config file (for its data dir)")
 	name := fs.String("name", "", "the person's name")
 	areaName := fs.String("area-name", "", "create the scope area with this name if it does not exist")
-	validFor := fs.Duration("valid-for", hub.DefaultTokenLifetime, "how long the token is valid")
+	validFor := fs.Duration("valid-for", accounts.DefaultTokenLifetime, "how long the token is valid")
 	roleName := fs.String("role", "admin", "what the user may do in the scope: viewer, operator, approver, emergency or admin")
 	withPassword := fs.Bool("password", false, "read a console password from standard input")
 	return func(pos []string) int {
@@ -180,13 +181,13 @@ func userAdd(fs *pflag.FlagSet) runFunc {
 			fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
 			return 1
 		}
-		if *validFor != hub.DefaultTokenLifetime {
+		if *validFor != accounts.DefaultTokenLifetime {
 			// The token AddUser made has the default lifetime: replace it by one as asked.
-			if err := db.RevokeToken(ctx, hub.HashToken(tok)); err != nil {
+			if err := db.RevokeToken(ctx, accounts.HashToken(tok)); err != nil {
 				fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
 				return 1
 			}
-			if tok, _, err = hub.IssueToken(ctx, db, id, "loa-hub user add", *validFor, time.Now()); err != nil {
+			if tok, _, err = accounts.IssueToken(ctx, db, id, "loa-hub user add", *validFor, time.Now()); err != nil {
 				fmt.Fprintln(os.Stderr, "loa-hub user add:", err)
 				return 1
 			}
@@ -217,7 +218,7 @@ func credential(cmd string) func(fs *pflag.FlagSet) runFunc {
 // credentialCmd is credential's flags and what it runs.
 func credentialCmd(cmd string, fs *pflag.FlagSet) runFunc {
 	cfgPath := fs.String("config", "", "hub config file (for its data dir)")
-	validFor := fs.Duration("valid-for", hub.DefaultTokenLifetime, "how long the new token is valid")
+	validFor := fs.Duration("valid-for", accounts.DefaultTokenLifetime, "how long the new token is valid")
 	return func(pos []string) int {
 		var id string
 		if len(pos) == 1 {
@@ -256,7 +257,7 @@ func credentialCmd(cmd string, fs *pflag.FlagSet) runFunc {
 			audit("user.passwd", "user:"+id)
 			fmt.Printf("console password of %s set; their earlier console sessions are signed out\n", id)
 		case "user token":
-			tok, expires, err := hub.IssueToken(ctx, db, id, "loa-hub user token", *validFor, time.Now())
+			tok, expires, err := accounts.IssueToken(ctx, db, id, "loa-hub user token", *validFor, time.Now())
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "loa-hub user token:", err)
 				return 1
@@ -277,8 +278,8 @@ func credentialCmd(cmd string, fs *pflag.FlagSet) runFunc {
 				fmt.Fprintln(os.Stderr, "loa-hub token revoke: give the token on standard input (so it stays out of the shell history):", err)
 				return 2
 			}
-			u, _, aerr := db.Authenticate(ctx, hub.HashToken(strings.TrimSpace(line)))
-			if err := db.RevokeToken(ctx, hub.HashToken(strings.TrimSpace(line))); err != nil {
+			u, _, aerr := db.Authenticate(ctx, accounts.HashToken(strings.TrimSpace(line)))
+			if err := db.RevokeToken(ctx, accounts.HashToken(strings.TrimSpace(line))); err != nil {
 				fmt.Fprintln(os.Stderr, "loa-hub token revoke:", err)
 				return 1
 			}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub"
+	"github.com/loa-project/loa/hub/media"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -48,7 +49,7 @@ func startHubIn(t *testing.T, province string, zone *time.Location) (string, str
 	_, priv, _ := protocol.GenerateKey(nil)
 	signer, _ := protocol.NewSigner("k", priv)
 	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, Location: zone,
-		Transcoder: &hub.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16}})
+		Transcoder: &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16}})
 	if err != nil {
 		t.Fatal(err)
 	}

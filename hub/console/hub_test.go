@@ -22,6 +22,7 @@ import (
 	"github.com/loa-project/loa/hub"
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/console"
+	"github.com/loa-project/loa/hub/media"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -76,7 +77,7 @@ func openHub(t testing.TB, path string) *testHub {
 	}
 	zone, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
 	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, Location: zone,
-		Transcoder: &hub.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")}})
+		Transcoder: &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")}})
 	if err != nil {
 		t.Fatal(err)
 	}

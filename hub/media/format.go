@@ -1,4 +1,4 @@
-package hub
+package media
 
 import (
 	"bytes"
@@ -7,11 +7,11 @@ import (
 	"os"
 )
 
-// inputFormat is an upload's container as the hub recognised it from its first bytes. ffprobe
+// Format is an upload's container as the hub recognised it from its first bytes. ffprobe
 // and ffmpeg are told to read it as that demuxer and nothing else: with every demuxer enabled,
 // a file that is really an HLS playlist or a concat list names other files (file:///…, http://…)
 // and ffmpeg would read them into the library.
-type inputFormat struct {
+type Format struct {
 	Name    string   // what staff are told, e.g. "MP3"
 	Demuxer string   // ffmpeg's -f
 	Kind    string   // "audio", "image", or "media" (audio or video: the probe tells)
@@ -19,21 +19,26 @@ type inputFormat struct {
 }
 
 var (
-	fmtMP3      = inputFormat{Name: "MP3", Demuxer: "mp3", Kind: "audio"}
-	fmtAAC      = inputFormat{Name: "AAC (ADTS)", Demuxer: "aac", Kind: "audio"}
-	fmtWAV      = inputFormat{Name: "WAV", Demuxer: "wav", Kind: "audio"}
-	fmtFLAC     = inputFormat{Name: "FLAC", Demuxer: "flac", Kind: "audio"}
-	fmtAMR      = inputFormat{Name: "AMR", Demuxer: "amr", Kind: "audio"}
-	fmtOgg      = inputFormat{Name: "Ogg", Demuxer: "ogg", Kind: "media"}
-	fmtMatroska = inputFormat{Name: "Matroska/WebM", Demuxer: "matroska", Kind: "media"}
+	fmtMP3      = Format{Name: "MP3", Demuxer: "mp3", Kind: "audio"}
+	fmtAAC      = Format{Name: "AAC (ADTS)", Demuxer: "aac", Kind: "audio"}
+	fmtWAV      = Format{Name: "WAV", Demuxer: "wav", Kind: "audio"}
+	fmtFLAC     = Format{Name: "FLAC", Demuxer: "flac", Kind: "audio"}
+	fmtAMR      = Format{Name: "AMR", Demuxer: "amr", Kind: "audio"}
+	fmtOgg      = Format{Name: "Ogg", Demuxer: "ogg", Kind: "media"}
+	fmtMatroska = Format{Name: "Matroska/WebM", Demuxer: "matroska", Kind: "media"}
 	// External data references (drefs) would let an MP4 name other files: kept off explicitly.
-	fmtMP4  = inputFormat{Name: "MP4/M4A/MOV", Demuxer: "mov", Kind: "media", Options: []string{"-enable_drefs", "0"}}
-	fmtPNG  = inputFormat{Name: "PNG", Demuxer: "png_pipe", Kind: "image"}
-	fmtJPEG = inputFormat{Name: "JPEG", Demuxer: "jpeg_pipe", Kind: "image"}
+	fmtMP4  = Format{Name: "MP4/M4A/MOV", Demuxer: "mov", Kind: "media", Options: []string{"-enable_drefs", "0"}}
+	fmtPNG  = Format{Name: "PNG", Demuxer: "png_pipe", Kind: "image"}
+	fmtJPEG = Format{Name: "JPEG", Demuxer: "jpeg_pipe", Kind: "image"}
 )
 
-// sniffHead is how many bytes of a file sniffFormat looks at.
-const sniffHead = 4096
+// Formats are the containers the hub takes: all Sniff ever returns.
+func Formats() []Format {
+	return []Format{fmtMP3, fmtAAC, fmtWAV, fmtFLAC, fmtAMR, fmtOgg, fmtMatroska, fmtMP4, fmtPNG, fmtJPEG}
+}
+
+// SniffHead is how many bytes of a file Sniff looks at.
+const SniffHead = 4096
 
 // refusedMagic names formats people upload by mistake, so the answer can say what to do.
 var refusedMagic = []struct{ magic, what string }{
@@ -49,9 +54,9 @@ var refusedMagic = []struct{ magic, what string }{
 	{"\x30\x26\xb2\x75", "WMA/ASF, which the hub does not take; convert it to MP3"},
 }
 
-// sniffFormat recognises an allowed container from a file's first bytes. Anything it does not
+// Sniff recognises an allowed container from a file's first bytes. Anything it does not
 // recognise is refused: ffmpeg's own probing would also accept playlists and lists of files.
-func sniffFormat(head []byte) (inputFormat, error) {
+func Sniff(head []byte) (Format, error) {
 	for depth := 0; ; depth++ {
 		// An ID3v2 tag may precede MP3 or ADTS AAC: look behind it when it fits in head.
 		if len(head) < 10 || string(head[:3]) != "ID3" || depth > 2 {
@@ -71,7 +76,7 @@ func sniffFormat(head []byte) (inputFormat, error) {
 	case len(head) >= 12 && (has("RIFF") || has("RF64") || has("BW64")) && string(head[8:12]) == "WAVE":
 		return fmtWAV, nil
 	case len(head) >= 12 && has("RIFF") && string(head[8:12]) == "WEBP":
-		return inputFormat{}, fmt.Errorf("%w: a WebP picture; for screens upload PNG or JPEG", ErrNotAudio)
+		return Format{}, fmt.Errorf("%w: a WebP picture; for screens upload PNG or JPEG", ErrNotAudio)
 	case has("fLaC"):
 		return fmtFLAC, nil
 	case has("OggS"):
@@ -99,10 +104,10 @@ func sniffFormat(head []byte) (inputFormat, error) {
 	}
 	for _, r := range refusedMagic {
 		if has(r.magic) {
-			return inputFormat{}, fmt.Errorf("%w: it is %s", ErrNotAudio, r.what)
+			return Format{}, fmt.Errorf("%w: it is %s", ErrNotAudio, r.what)
 		}
 	}
-	return inputFormat{}, fmt.Errorf("%w: the hub does not recognise its format", ErrNotAudio)
+	return Format{}, fmt.Errorf("%w: the hub does not recognise its format", ErrNotAudio)
 }
 
 // isMP4Box is true for the top-level boxes an ISO media or QuickTime file starts with.
@@ -115,24 +120,24 @@ func isMP4Box(t string) bool {
 }
 
 // sniffFile reads the head of path and recognises its format.
-func sniffFile(path string) (inputFormat, error) {
+func sniffFile(path string) (Format, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return inputFormat{}, err
+		return Format{}, err
 	}
 	defer f.Close()
-	head := make([]byte, sniffHead)
+	head := make([]byte, SniffHead)
 	n, err := io.ReadFull(f, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return inputFormat{}, err
+		return Format{}, err
 	}
-	return sniffFormat(head[:n])
+	return Sniff(head[:n])
 }
 
-// inputArgs are ffmpeg's and ffprobe's arguments for reading path as f: that demuxer only
+// InputArgs are ffmpeg's and ffprobe's arguments for reading path as f: that demuxer only
 // (also for anything it would open nested), the file protocol only, and a "file:" prefix so
 // no path is ever taken for a URL.
-func (f inputFormat) inputArgs(path string) []string {
+func (f Format) InputArgs(path string) []string {
 	args := []string{"-protocol_whitelist", "file", "-format_whitelist", f.Demuxer, "-f", f.Demuxer}
 	args = append(args, f.Options...)
 	return append(args, "-i", "file:"+path)

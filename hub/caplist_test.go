@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/broadcast"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestCAPAlertsListed(t *testing.T) {
 	h, _, tok := capHub(t)
 	off := false
-	if err := h.srv.ConfigureCAP(CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"), FetchAudio: &off}); err != nil {
+	if err := h.srv.ConfigureCAP(broadcast.CAPConfig{AreaMap: filepath.Join("cap", "testdata", "quang-nam-areas.yaml"), FetchAudio: &off}); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, msg := h.postCAP(tok, capFile(t, "quang-nam-storm.xml")); code != http.StatusOK {

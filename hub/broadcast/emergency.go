@@ -1,4 +1,4 @@
-package hub
+package broadcast
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/cap"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -36,52 +37,41 @@ type emergencyStore interface {
 	ListEmergencies(ctx context.Context, f store.EmergencyFilter) ([]store.Emergency, error)
 }
 
-// emergencyState is the server's view of active broadcasts. Its zero value is ready: the
-// active set is read from the store on first use and after every change.
-type emergencyState struct {
-	mu     sync.Mutex
-	loaded bool
-	active []activeEmergency
-	wake   chan struct{} // nudges the expiry loop after a change
-	loc    *time.Location
-	cap    *capState
-}
-
 type activeEmergency struct {
 	e   store.Emergency
 	src store.Schedule // the source composed into devices' schedules
 }
 
-// emergencyZone is the zone broadcasts are written and announced in when the hub is not told.
-const emergencyZone = "Asia/Ho_Chi_Minh"
+// Zone is the zone broadcasts are written and announced in when the hub is not told.
+const Zone = "Asia/Ho_Chi_Minh"
 
-func (s *Server) emStore() (emergencyStore, error) {
-	es, ok := s.st.(emergencyStore)
+func (rm *Room) emStore() (emergencyStore, error) {
+	es, ok := rm.o.Store.(emergencyStore)
 	if !ok {
 		return nil, errors.New("this hub's store keeps no emergencies")
 	}
 	return es, nil
 }
 
-func (s *Server) emLocation() *time.Location {
-	s.emerg.mu.Lock()
-	defer s.emerg.mu.Unlock()
-	return s.emLocationLocked()
+func (rm *Room) emLocation() *time.Location {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.emLocationLocked()
 }
 
-func (s *Server) emLocationLocked() *time.Location {
-	if s.emerg.loc == nil {
-		s.emerg.loc = s.opts.Location
+func (rm *Room) emLocationLocked() *time.Location {
+	if rm.loc == nil {
+		rm.loc = rm.o.Location
 	}
-	return s.emerg.loc
+	return rm.loc
 }
 
-// emergenciesChanged drops the cached active set and wakes the expiry loop.
-func (s *Server) emergenciesChanged() {
-	s.emerg.mu.Lock()
-	s.emerg.loaded = false
-	w := s.emerg.wake
-	s.emerg.mu.Unlock()
+// Changed drops the cached active set and wakes the expiry loop.
+func (rm *Room) Changed() {
+	rm.mu.Lock()
+	rm.loaded = false
+	w := rm.wake
+	rm.mu.Unlock()
 	if w != nil {
 		select {
 		case w <- struct{}{}:
@@ -91,12 +81,12 @@ func (s *Server) emergenciesChanged() {
 }
 
 // activeEmergencies returns the broadcasts active at the clock's now, by id.
-func (s *Server) activeEmergencies(ctx context.Context) ([]activeEmergency, error) {
-	now := s.clock.Now()
-	s.emerg.mu.Lock()
-	defer s.emerg.mu.Unlock()
-	if !s.emerg.loaded {
-		st, err := s.emStore()
+func (rm *Room) activeEmergencies(ctx context.Context) ([]activeEmergency, error) {
+	now := rm.o.Now()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if !rm.loaded {
+		st, err := rm.emStore()
 		if err != nil {
 			return nil, nil // a store without emergencies composes none
 		}
@@ -104,22 +94,22 @@ func (s *Server) activeEmergencies(ctx context.Context) ([]activeEmergency, erro
 		if err != nil {
 			return nil, fmt.Errorf("active emergencies: %w", err)
 		}
-		loc := s.emLocationLocked()
+		loc := rm.emLocationLocked()
 		act := make([]activeEmergency, 0, len(es))
 		for _, e := range es {
 			doc, err := emergencyDocument(e, loc)
 			if err != nil {
-				s.log.Error("emergency cannot be composed; left out", "id", e.ID, "series", e.Series, "err", err)
+				rm.o.Log.Error("emergency cannot be composed; left out", "id", e.ID, "series", e.Series, "err", err)
 				continue
 			}
 			act = append(act, activeEmergency{e: e, src: store.Schedule{Target: emergencyTarget(e), Revision: 1,
 				ID: "emergency-" + strconv.FormatInt(e.ID, 10), Document: doc}})
 		}
 		sort.Slice(act, func(i, j int) bool { return act[i].e.ID < act[j].e.ID })
-		s.emerg.active, s.emerg.loaded = act, true
+		rm.active, rm.loaded = act, true
 	}
-	out := make([]activeEmergency, 0, len(s.emerg.active))
-	for _, a := range s.emerg.active {
+	out := make([]activeEmergency, 0, len(rm.active))
+	for _, a := range rm.active {
 		if a.e.Until.After(now) {
 			out = append(out, a)
 		}
@@ -133,16 +123,16 @@ func emergencyTarget(e store.Emergency) store.Target {
 	return store.Target{Kind: store.TargetEmergency, ID: e.Kind + ":" + strconv.FormatInt(e.ID, 10)}
 }
 
-// withEmergencies puts the active broadcasts covering a device before its schedule sources.
-// It is the composition hook (compose.go).
-func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []store.Schedule) ([]store.Schedule, error) {
-	act, err := s.activeEmergencies(ctx)
+// WithEmergencies puts the active broadcasts covering a device before its schedule sources.
+// It is the hook of the hub's composition (hub/compose.go).
+func (rm *Room) WithEmergencies(ctx context.Context, deviceID string, srcs []store.Schedule) ([]store.Schedule, error) {
+	act, err := rm.activeEmergencies(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var pre []store.Schedule
 	if len(act) > 0 {
-		d, err := s.st.GetDevice(ctx, deviceID)
+		d, err := rm.o.Store.GetDevice(ctx, deviceID)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +146,7 @@ func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []st
 		// Nothing left to play. A device that played a broadcast and has no schedule must
 		// still be told it is over; a document needs a programme, so it gets one that never
 		// plays. A device that never had anything keeps getting nothing.
-		latest, err := s.st.LatestEffective(ctx, deviceID)
+		latest, err := rm.o.Store.LatestEffective(ctx, deviceID)
 		if err == nil && latest.Revision > 0 {
 			return []store.Schedule{idleSource()}, nil
 		}
@@ -171,14 +161,14 @@ func (s *Server) withEmergencies(ctx context.Context, deviceID string, srcs []st
 // idleSource is a schedule whose one programme lies in the past: what a device with no
 // schedule of its own is left with once its last broadcast ended.
 func idleSource() store.Schedule {
-	doc := `{"version":1,"id":"idle","revision":1,"timezone":"` + emergencyZone + `","programs":[{"id":"idle","at":"2000-01-01T00:00:00+07:00","outputs":["board"],"items":[{"text":"-","duration":"1s"}]}]}`
+	doc := `{"version":1,"id":"idle","revision":1,"timezone":"` + Zone + `","programs":[{"id":"idle","at":"2000-01-01T00:00:00+07:00","outputs":["board"],"items":[{"text":"-","duration":"1s"}]}]}`
 	return store.Schedule{Target: store.Target{Kind: store.TargetEmergency, ID: "none:0"}, Revision: 1, ID: "idle", Document: []byte(doc)}
 }
 
-// emergenciesFor reads the active broadcasts once and returns a function that puts those
+// EmergenciesFor reads the active broadcasts once and returns a function that puts those
 // reaching a device before its sources: the hook of a push composing many devices.
-func (s *Server) emergenciesFor(ctx context.Context) (func(d store.Device, srcs []store.Schedule) []store.Schedule, error) {
-	act, err := s.activeEmergencies(ctx)
+func (rm *Room) EmergenciesFor(ctx context.Context) (func(d store.Device, srcs []store.Schedule) []store.Schedule, error) {
+	act, err := rm.activeEmergencies(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +222,7 @@ func emergencyDocument(e store.Emergency, loc *time.Location) ([]byte, error) {
 		doc.Programs = append(doc.Programs, display)
 	}
 	if doc.Timezone == "" || doc.Timezone == "Local" {
-		doc.Timezone = emergencyZone
+		doc.Timezone = Zone
 	}
 	b, err := doc.Encode()
 	if err != nil {
@@ -294,39 +284,18 @@ type broadcast struct {
 	intro                                                     bool // say the issue time first
 }
 
-// httpError carries a status with a message that says what to do.
-type httpError struct {
-	code int
-	msg  string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func badRequest(format string, a ...any) error {
-	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
-}
-
-func writeErr(w http.ResponseWriter, err error) {
-	var he *httpError
-	if errors.As(err, &he) {
-		writeError(w, he.code, he.msg)
-		return
-	}
-	storeError(w, err)
-}
-
 // items builds the speakers programme of a broadcast.
-func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Time) ([]scheduler.Item, error) {
+func (rm *Room) broadcastItems(ctx context.Context, b broadcast, issued time.Time) ([]scheduler.Item, error) {
 	var items []scheduler.Item
 	if b.intro {
-		intro := issuedSentence(issued, s.emLocation())
+		intro := issuedSentence(issued, rm.emLocation())
 		items = append(items, scheduler.Item{Text: intro, Duration: scheduler.Duration(speechLength(intro))})
 	}
 	switch {
 	case b.content != "":
-		c, err := s.st.GetContent(ctx, b.content)
+		c, err := rm.o.Store.GetContent(ctx, b.content)
 		if err != nil {
-			return nil, badRequest("content %s is not in the hub's library: upload the file with `loa content add FILE` (or give FILE to this command) and use the sha256 it prints", b.content)
+			return nil, staffapi.BadRequest("content %s is not in the hub's library: upload the file with `loa content add FILE` (or give FILE to this command) and use the sha256 it prints", b.content)
 		}
 		fb := b.text
 		if fb == "" && b.kind == store.KindEmergency {
@@ -344,19 +313,19 @@ func (s *Server) broadcastItems(ctx context.Context, b broadcast, issued time.Ti
 	return items, nil
 }
 
-// zone is the principal's zone, or the hub's for a principal made without a request (CAP).
-func (p principal) zone(s *Server) *time.Location {
+// callerZone is the caller's zone, or the hub's for a caller made without a request (CAP).
+func (rm *Room) callerZone(p staffapi.Caller) *time.Location {
 	if p.Zone != nil {
 		return p.Zone
 	}
-	return s.opts.Location
+	return rm.o.Location
 }
 
 // parseUntil reads an expiry (api.TimeRule, dates and times in loc).
 func parseUntil(v string, now time.Time, loc *time.Location) (time.Time, error) {
 	t, _, err := api.ParseTime(v, now, loc)
 	if err != nil {
-		return time.Time{}, badRequest("--until %v", err)
+		return time.Time{}, staffapi.BadRequest("--until %v", err)
 	}
 	return t, nil
 }
@@ -367,7 +336,7 @@ func positiveDuration(flag, v string, def time.Duration) (time.Duration, error) 
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		return 0, badRequest("%s %q: write a positive duration like 20s, 30m or 2h", flag, v)
+		return 0, staffapi.BadRequest("%s %q: write a positive duration like 20s, 30m or 2h", flag, v)
 	}
 	return d, nil
 }
@@ -386,29 +355,29 @@ func (t place) name() string {
 
 // broadcastTarget finds an area or a device in the caller's scope (findTarget) to put a
 // broadcast on; a revoked device plays nothing, so it is refused.
-func (s *Server) broadcastTarget(ctx context.Context, p principal, to string) (place, error) {
-	t, area, err := s.findTarget(ctx, p, to)
+func (rm *Room) broadcastTarget(ctx context.Context, p staffapi.Caller, to string) (place, error) {
+	t, area, err := rm.o.FindTarget(ctx, p, to)
 	if err != nil {
 		return place{}, err
 	}
 	if t.Kind != store.TargetDevice {
 		return place{area: area}, nil
 	}
-	if d, err := s.st.GetDevice(ctx, t.ID); err == nil && d.Revoked {
-		return place{}, &httpError{http.StatusConflict, fmt.Sprintf("device %s is revoked: it plays nothing the hub sends", t.ID)}
+	if d, err := rm.o.Store.GetDevice(ctx, t.ID); err == nil && d.Revoked {
+		return place{}, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("device %s is revoked: it plays nothing the hub sends", t.ID))
 	}
 	return place{area: area, device: t.ID}, nil
 }
 
 // parseBroadcast validates a request into a broadcast (its start still to be decided for a
 // next-session bulletin).
-func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.EmergencyRequest, now time.Time) (broadcast, error) {
+func (rm *Room) parseBroadcast(ctx context.Context, p staffapi.Caller, req api.EmergencyRequest, now time.Time) (broadcast, error) {
 	b := broadcast{kind: req.Kind, class: req.Class, title: strings.TrimSpace(req.Title), text: strings.TrimSpace(req.Text),
 		content: req.Content, stream: req.Stream, series: strings.TrimSpace(req.Series), source: "cli", volume: 1}
 	if b.kind == "" {
 		b.kind = store.KindEmergency
 	}
-	to, err := s.resolveTargets(ctx, p, req.To)
+	to, err := rm.resolveTargets(ctx, p, req.To)
 	if err != nil {
 		return b, err
 	}
@@ -425,57 +394,57 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 			b.class = "emergency"
 		}
 		if b.class != "emergency" && b.class != "priority" {
-			return b, badRequest("class %q: an emergency broadcast is emergency or priority", b.class)
+			return b, staffapi.BadRequest("class %q: an emergency broadcast is emergency or priority", b.class)
 		}
 		if b.stream != "" || (b.content == "" && b.text == "") {
-			return b, badRequest("an emergency needs what to say: give a FILE, --content sha256:… or --text \"…\" (a text is spoken by the devices; with a recording it is spoken if the recording cannot be fetched)")
+			return b, staffapi.BadRequest("an emergency needs what to say: give a FILE, --content sha256:… or --text \"…\" (a text is spoken by the devices; with a recording it is spoken if the recording cannot be fetched)")
 		}
 		b.intro = true
 	case store.KindBulletin:
 		if b.class != "" && b.class != "priority" {
-			return b, badRequest("a bulletin is always class priority; use `loa emergency` for an emergency")
+			return b, staffapi.BadRequest("a bulletin is always class priority; use `loa emergency` for an emergency")
 		}
 		b.class = "priority"
 		if b.content == "" && b.text == "" || b.stream != "" {
-			return b, badRequest("a bulletin needs a FILE or --content sha256:… (or --text)")
+			return b, staffapi.BadRequest("a bulletin needs a FILE or --content sha256:… (or --text)")
 		}
 		if !req.NextSession {
-			return b, badRequest("say when the bulletin plays: --next-session (the start of the next session of the area's devices)")
+			return b, staffapi.BadRequest("say when the bulletin plays: --next-session (the start of the next session of the area's devices)")
 		}
 	case store.KindLive:
 		if b.class != "" && b.class != "priority" {
-			return b, badRequest("a live relay is class priority")
+			return b, staffapi.BadRequest("a live relay is class priority")
 		}
 		b.class = "priority"
 		if b.stream == "" || given != 1 {
-			return b, badRequest("a live relay needs only --url http(s)://… of the stream")
+			return b, staffapi.BadRequest("a live relay needs only --url http(s)://… of the stream")
 		}
 		u, err := url.Parse(b.stream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return b, badRequest("--url %q: give the http:// or https:// address of the stream (an Icecast mount, e.g. http://radio.example/qnr.mp3)", b.stream)
+			return b, staffapi.BadRequest("--url %q: give the http:// or https:// address of the stream (an Icecast mount, e.g. http://radio.example/qnr.mp3)", b.stream)
 		}
 		if b.length, err = positiveDuration("--for", req.For, time.Hour); err != nil {
 			return b, err
 		}
 	default:
-		return b, badRequest("kind %q is not emergency, bulletin or live", b.kind)
+		return b, staffapi.BadRequest("kind %q is not emergency, bulletin or live", b.kind)
 	}
 	if b.kind != store.KindLive && b.content != "" && b.stream != "" {
-		return b, badRequest("give a recording or a stream, not both")
+		return b, staffapi.BadRequest("give a recording or a stream, not both")
 	}
 	if b.content != "" {
 		ref, _, err := store.ParseRef(b.content)
 		if err != nil {
-			return b, badRequest("--content %q: give the sha256:… reference `loa content add` printed", b.content)
+			return b, staffapi.BadRequest("--content %q: give the sha256:… reference `loa content add` printed", b.content)
 		}
 		b.content = ref
 	}
 	if len(b.text) > 4000 || !utf8.ValidString(b.text) {
-		return b, badRequest("--text is longer than 4000 bytes or not UTF-8: keep a spoken warning short")
+		return b, staffapi.BadRequest("--text is longer than 4000 bytes or not UTF-8: keep a spoken warning short")
 	}
 	if req.Volume != nil {
 		if *req.Volume < 0 || *req.Volume > 1 {
-			return b, badRequest("--volume %g: give a number from 0 to 1 (1 is full volume)", *req.Volume)
+			return b, staffapi.BadRequest("--volume %g: give a number from 0 to 1 (1 is full volume)", *req.Volume)
 		}
 		b.volume = *req.Volume
 	}
@@ -483,14 +452,14 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 		return b, err
 	}
 	if b.kind != store.KindEmergency && b.every > 0 {
-		return b, badRequest("--repeat-every is for emergencies")
+		return b, staffapi.BadRequest("--repeat-every is for emergencies")
 	}
 	if req.Until != "" {
-		if b.until, err = parseUntil(req.Until, now, p.zone(s)); err != nil {
+		if b.until, err = parseUntil(req.Until, now, rm.callerZone(p)); err != nil {
 			return b, err
 		}
 		if !b.until.After(now) {
-			return b, badRequest("--until %s is already past", req.Until)
+			return b, staffapi.BadRequest("--until %s is already past", req.Until)
 		}
 	}
 	if b.series == "" {
@@ -498,7 +467,7 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 		if len(to) > 1 {
 			where += fmt.Sprintf("+%d", len(to)-1)
 		}
-		b.series = fmt.Sprintf("%s/%s/%s", b.kind, where, now.In(s.emLocation()).Format("20060102T150405.000"))
+		b.series = fmt.Sprintf("%s/%s/%s", b.kind, where, now.In(rm.emLocation()).Format("20060102T150405.000"))
 	}
 	return b, nil
 }
@@ -506,21 +475,21 @@ func (s *Server) parseBroadcast(ctx context.Context, p principal, req api.Emerge
 // resolveTargets resolves a comma-separated list of areas and devices (broadcastTarget each)
 // without repeats: an area below another one named, and a device in an area named, are
 // dropped (their devices are reached already). Areas come first, in id order.
-func (s *Server) resolveTargets(ctx context.Context, p principal, to string) ([]place, error) {
+func (rm *Room) resolveTargets(ctx context.Context, p staffapi.Caller, to string) ([]place, error) {
 	var named []place
 	for _, part := range strings.Split(to, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" && to != "" {
 			continue
 		}
-		t, err := s.broadcastTarget(ctx, p, part)
+		t, err := rm.broadcastTarget(ctx, p, part)
 		if err != nil {
 			return nil, err
 		}
 		named = append(named, t)
 	}
 	if len(named) == 0 {
-		return nil, badRequest("say where: use --to AREA (e.g. --to %s), or several areas and devices: --to A,B,C", p.Scope)
+		return nil, staffapi.BadRequest("say where: use --to AREA (e.g. --to %s), or several areas and devices: --to A,B,C", p.Scope)
 	}
 	var out []place
 	for _, t := range reach(asRows(named)) {
@@ -557,11 +526,11 @@ func (b broadcast) covers(o store.Emergency) bool {
 // A series on the air in areas bs does not cover would end there: unless narrow allows it
 // (staff asked with replace_areas; a CAP Update, whose sender decides its areas), that is
 // refused with 409 naming those areas, so a warning is never narrowed by accident.
-func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.Time, narrow bool) (api.EmergencyResponse, error) {
+func (rm *Room) put(ctx context.Context, p staffapi.Caller, bs []broadcast, now time.Time, narrow bool) (api.EmergencyResponse, error) {
 	var res api.EmergencyResponse
-	es, err := s.emStore()
+	es, err := rm.emStore()
 	if err != nil {
-		return res, &httpError{http.StatusNotImplemented, err.Error()}
+		return res, staffapi.Refuse(http.StatusNotImplemented, err.Error())
 	}
 	// Replacing a series is acting on its areas: they must be the caller's too.
 	old, err := es.ListEmergencies(ctx, store.EmergencyFilter{Series: bs[0].series})
@@ -573,14 +542,14 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		if !o.Active(now) {
 			continue
 		}
-		if !mayAct(p, o.Area) {
+		if !staffapi.MayAct(p, o.Area) {
 			// Series names are free text: that one is taken cannot be hidden, where it is on
 			// the air can (unless the caller sees it anyway, from an area above).
 			where := "outside your scope " + p.Scope
 			if visible(p, o) {
 				where = "for " + o.Area + ", " + where
 			}
-			return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q has a broadcast %s: choose another --series", bs[0].series, where)}
+			return res, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("series %q has a broadcast %s: choose another --series", bs[0].series, where))
 		}
 		if !slices.ContainsFunc(bs, func(b broadcast) bool { return b.covers(o) }) {
 			dropped = append(dropped, place{o.Area, o.Device}.name())
@@ -593,19 +562,19 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		for _, b := range bs {
 			all = append(all, place{b.area, b.device}.name())
 		}
-		return res, &httpError{http.StatusConflict, fmt.Sprintf("series %q is also on the air in %s, which this broadcast does not name: it would end there. "+
+		return res, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("series %q is also on the air in %s, which this broadcast does not name: it would end there. "+
 			"Name every area and device (--to %s), or add --replace-areas to end it there on purpose",
-			bs[0].series, strings.Join(dropped, ", "), strings.Join(all, ","))}
+			bs[0].series, strings.Join(dropped, ", "), strings.Join(all, ",")))
 	}
 	rows := make([]store.Emergency, 0, len(bs))
 	for _, b := range bs {
-		items, err := s.broadcastItems(ctx, b, now)
+		items, err := rm.broadcastItems(ctx, b, now)
 		if err != nil {
 			return res, err
 		}
 		length := itemsLength(items)
 		if b.every > 0 && b.every < length {
-			return res, badRequest("--repeat-every %s is shorter than the broadcast itself (%s): repeat it less often", b.every, length.Round(time.Second))
+			return res, staffapi.BadRequest("--repeat-every %s is shorter than the broadcast itself (%s): repeat it less often", b.every, length.Round(time.Second))
 		}
 		start := b.start
 		if start.IsZero() {
@@ -625,7 +594,7 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 			}
 		}
 		if !until.After(start) {
-			return res, badRequest("it would expire (%s) before it starts (%s)", until.Format(time.RFC3339), start.Format(time.RFC3339))
+			return res, staffapi.BadRequest("it would expire (%s) before it starts (%s)", until.Format(time.RFC3339), start.Format(time.RFC3339))
 		}
 		if b.every > 0 && until.Sub(start)/b.every > maxRepeats {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%d repeats is the most a schedule holds: the last starts at %s", maxRepeats,
@@ -642,14 +611,14 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 			touched = append(touched, o)
 		}
 	}
-	before := s.headsBefore(ctx, reach(touched)...)
+	before := rm.o.Push.HeadsBefore(ctx, reach(touched)...)
 	added, replaced, err := es.AddEmergencies(ctx, rows)
 	if err != nil {
 		return res, err
 	}
-	s.emergenciesChanged()
+	rm.Changed()
 	for _, e := range added {
-		res.Emergencies = append(res.Emergencies, s.emergencyJSON(e, now))
+		res.Emergencies = append(res.Emergencies, rm.emergencyJSON(e, now))
 	}
 	for _, e := range replaced {
 		res.Replaced = append(res.Replaced, e.ID)
@@ -662,10 +631,10 @@ func (s *Server) put(ctx context.Context, p principal, bs []broadcast, now time.
 		action = added[0].Kind + ".replace"
 	}
 	for _, e := range added {
-		s.audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
+		rm.o.Audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "class": e.Class,
 			"start": e.Start, "until": e.Until, "every": e.Every.String(), "source": e.Source, "replaced": res.Replaced})
 	}
-	s.pushReach(ctx, append(added, replaced...), before, &res)
+	rm.pushReach(ctx, append(added, replaced...), before, &res)
 	return res, nil
 }
 
@@ -710,21 +679,21 @@ func reach(rows []store.Emergency) []store.Target {
 
 // pushReach recomposes and pushes the devices the rows reach (each once); devices composed
 // since before by another push count as changed (see Heads).
-func (s *Server) pushReach(ctx context.Context, rows []store.Emergency, before Heads, res *api.EmergencyResponse) {
+func (rm *Room) pushReach(ctx context.Context, rows []store.Emergency, before map[string]store.EffectiveHead, res *api.EmergencyResponse) {
 	for _, t := range reach(rows) {
-		r := s.pushTargetSince(ctx, t, before)
+		r := rm.o.Push.PushSince(ctx, t, before)
 		res.Devices += r.Devices
 		res.Sent += r.Sent
 		res.Failures = append(res.Failures, r.Failures...)
 	}
 }
 
-func (s *Server) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJSON {
+func (rm *Room) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJSON {
 	j := api.EmergencyJSON{ID: e.ID, Series: e.Series, Kind: e.Kind, Area: e.Area, Device: e.Device, Class: e.Class, Title: e.Title, Text: e.Text,
 		IssuedAt: e.IssuedAt, Start: e.Start, Plays: 1 + repeatCount(e.Start, e.Until, e.Every), Until: e.Until,
-		Volume: e.Volume, Source: e.Source, CreatedBy: e.CreatedBy, Active: e.Active(now), EndedAt: timePtr(e.EndedAt),
+		Volume: e.Volume, Source: e.Source, CreatedBy: e.CreatedBy, Active: e.Active(now), EndedAt: staffapi.TimePtr(e.EndedAt),
 		EndReason: e.EndReason, ReplacedBy: e.ReplacedBy, Program: emergencyTarget(e).ID + "/speakers",
-		ReviewedBy: e.ReviewedBy, ReviewedAt: timePtr(e.ReviewedAt), ReviewNote: e.ReviewNote}
+		ReviewedBy: e.ReviewedBy, ReviewedAt: staffapi.TimePtr(e.ReviewedAt), ReviewNote: e.ReviewNote}
 	if e.Every > 0 {
 		j.RepeatEvery = e.Every.String()
 	}
@@ -741,28 +710,29 @@ func (s *Server) emergencyJSON(e store.Emergency, now time.Time) api.EmergencyJS
 	return j
 }
 
-func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p principal) {
+// Create is POST /api/emergencies: an emergency warning, a priority bulletin or a live relay.
+func (rm *Room) Create(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.EmergencyRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
-	now := s.clock.Now()
-	b, err := s.parseBroadcast(r.Context(), p, req, now)
+	now := rm.o.Now()
+	b, err := rm.parseBroadcast(r.Context(), p, req, now)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	// Operators place bulletins and relays; warnings need the emergency role.
 	if b.kind != store.KindBulletin && b.kind != store.KindLive && !store.Can(p.User.Role, store.RoleEmergency) {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("your role %s may not broadcast an emergency warning (it needs emergency or admin); ask an administrator of %s",
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("your role %s may not broadcast an emergency warning (it needs emergency or admin); ask an administrator of %s",
 			p.User.Role, p.Scope))
 		return
 	}
 	var warnings []string
 	if b.kind == store.KindBulletin {
-		start, w2, err := s.nextSession(r.Context(), b.to[0], now)
+		start, w2, err := rm.nextSession(r.Context(), b.to[0], now)
 		if err != nil {
-			writeErr(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		b.start, warnings = start, w2
@@ -773,39 +743,40 @@ func (s *Server) apiCreateEmergency(w http.ResponseWriter, r *http.Request, p pr
 		ba := b
 		ba.area, ba.device = t.area, t.device
 		if b.kind == store.KindBulletin && i > 0 {
-			start, w2, err := s.nextSession(r.Context(), t, now) // each target's own next session
+			start, w2, err := rm.nextSession(r.Context(), t, now) // each target's own next session
 			if err != nil {
-				writeErr(w, err)
+				staffapi.Fail(w, err)
 				return
 			}
 			ba.start, warnings = start, append(warnings, w2...)
 		}
 		bs = append(bs, ba)
 	}
-	res, err := s.put(r.Context(), p, bs, now, req.ReplaceAreas)
+	res, err := rm.put(r.Context(), p, bs, now, req.ReplaceAreas)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	res.Warnings = append(warnings, res.Warnings...)
-	s.log.Info("broadcast created", "kind", b.kind, "series", b.series, "to", req.To, "class", b.class,
+	rm.o.Log.Info("broadcast created", "kind", b.kind, "series", b.series, "to", req.To, "class", b.class,
 		"devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
-	writeJSON(w, http.StatusCreated, res)
+	staffapi.WriteJSON(w, http.StatusCreated, res)
 }
 
 // visible: staff see the broadcasts of their subtree and those above that reach it.
-func visible(p principal, e store.Emergency) bool {
+func visible(p staffapi.Caller, e store.Emergency) bool {
 	return store.Allowed(p.Scope, e.Area) || store.Allowed(e.Area, p.Scope)
 }
 
-func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p principal) {
-	es, err := s.emStore()
+// List is GET /api/emergencies: the broadcasts in the caller's scope.
+func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	es, err := rm.emStore()
 	if err != nil {
-		writeError(w, http.StatusNotImplemented, err.Error())
+		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
 	}
 	q := r.URL.Query()
-	now := s.clock.Now()
+	now := rm.o.Now()
 	f := store.EmergencyFilter{Series: q.Get("series"), Kind: q.Get("kind"), Limit: 1000}
 	switch {
 	case q.Get("review") != "": // emergency warnings waiting for their review, however old
@@ -815,54 +786,56 @@ func (s *Server) apiListEmergencies(w http.ResponseWriter, r *http.Request, p pr
 	}
 	rows, err := es.ListEmergencies(r.Context(), f)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := []api.EmergencyJSON{}
 	for _, e := range rows {
 		// The review queue holds what the caller may review: their subtree's, not the areas' above.
 		if visible(p, e) && (!f.Unreviewed || store.Allowed(p.Scope, e.Area)) {
-			out = append(out, s.emergencyJSON(e, now))
+			out = append(out, rm.emergencyJSON(e, now))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) apiCancelEmergency(w http.ResponseWriter, r *http.Request, p principal) {
-	es, err := s.emStore()
+// Cancel is POST /api/emergencies/{id}/cancel: one broadcast ends now.
+func (rm *Room) Cancel(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	es, err := rm.emStore()
 	if err != nil {
-		writeError(w, http.StatusNotImplemented, err.Error())
+		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not an emergency id: `loa emergency list` shows them", r.PathValue("id")))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("%q is not an emergency id: `loa emergency list` shows them", r.PathValue("id")))
 		return
 	}
 	e, err := es.GetEmergency(r.Context(), id)
 	if err != nil || !visible(p, e) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no emergency %d in your scope %s; `loa emergency list --all` shows them", id, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no emergency %d in your scope %s; `loa emergency list --all` shows them", id, p.Scope))
 		return
 	}
-	res, err := s.end(r.Context(), p, []store.Emergency{e}, "cancelled")
+	res, err := rm.end(r.Context(), p, []store.Emergency{e}, "cancelled")
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
-func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p principal) {
-	es, err := s.emStore()
+// CancelSeries is POST /api/emergencies/cancel: a series, or a live relay, ends now.
+func (rm *Room) CancelSeries(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	es, err := rm.emStore()
 	if err != nil {
-		writeError(w, http.StatusNotImplemented, err.Error())
+		staffapi.Error(w, http.StatusNotImplemented, err.Error())
 		return
 	}
 	var req api.CancelRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
-	now := s.clock.Now()
+	now := rm.o.Now()
 	f := store.EmergencyFilter{ActiveAt: now, Series: req.Series, Kind: req.Kind}
 	reason := "cancelled"
 	switch {
@@ -870,20 +843,20 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 	case req.Kind == store.KindLive:
 		reason = "stopped"
 	default:
-		writeError(w, http.StatusBadRequest, "say what to end: an id (`loa emergency cancel ID`), --series NAME, or `loa live stop --to AREA`")
+		staffapi.Error(w, http.StatusBadRequest, "say what to end: an id (`loa emergency cancel ID`), --series NAME, or `loa live stop --to AREA`")
 		return
 	}
 	var rows []store.Emergency
 	if req.Series != "" {
 		var err error
 		if rows, err = es.ListEmergencies(r.Context(), f); err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 	} else {
-		to, err := s.resolveTargets(r.Context(), p, req.To) // live stop: areas and devices
+		to, err := rm.resolveTargets(r.Context(), p, req.To) // live stop: areas and devices
 		if err != nil {
-			writeErr(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		var names []string
@@ -891,7 +864,7 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 			f.Area = t.area
 			rs, err := es.ListEmergencies(r.Context(), f)
 			if err != nil {
-				storeError(w, err)
+				staffapi.Fail(w, err)
 				return
 			}
 			// A device's relay ends there; an area's ends wherever it reaches below it.
@@ -905,61 +878,61 @@ func (s *Server) apiCancelSeries(w http.ResponseWriter, r *http.Request, p princ
 		if req.Series == "" {
 			what = "live relay in " + f.Area
 		}
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no active %s; `loa emergency list` shows what is on the air", what))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no active %s; `loa emergency list` shows what is on the air", what))
 		return
 	}
-	res, err := s.end(r.Context(), p, rows, reason)
+	res, err := rm.end(r.Context(), p, rows, reason)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // end ends rows the caller may act on and pushes their areas.
-func (s *Server) end(ctx context.Context, p principal, rows []store.Emergency, reason string) (api.EmergencyResponse, error) {
+func (rm *Room) end(ctx context.Context, p staffapi.Caller, rows []store.Emergency, reason string) (api.EmergencyResponse, error) {
 	var res api.EmergencyResponse
-	es, err := s.emStore()
+	es, err := rm.emStore()
 	if err != nil {
 		return res, err
 	}
 	ids := []int64{}
 	for _, e := range rows {
-		if !mayAct(p, e.Area) {
+		if !staffapi.MayAct(p, e.Area) {
 			if !visible(p, e) { // a series that is also on the air elsewhere: do not say where
-				return res, &httpError{http.StatusForbidden, fmt.Sprintf("series %q is also on the air outside your scope %s: ask staff of the area above you to end it", e.Series, p.Scope)}
+				return res, staffapi.Refuse(http.StatusForbidden, fmt.Sprintf("series %q is also on the air outside your scope %s: ask staff of the area above you to end it", e.Series, p.Scope))
 			}
-			return res, &httpError{http.StatusForbidden, fmt.Sprintf("emergency %d is for %s, outside your scope %s: ask staff of that area to cancel it", e.ID, e.Area, p.Scope)}
+			return res, staffapi.Refuse(http.StatusForbidden, fmt.Sprintf("emergency %d is for %s, outside your scope %s: ask staff of that area to cancel it", e.ID, e.Area, p.Scope))
 		}
 		ids = append(ids, e.ID)
 	}
-	before := s.headsBefore(ctx, reach(rows)...)
+	before := rm.o.Push.HeadsBefore(ctx, reach(rows)...)
 	ended, err := es.EndEmergencies(ctx, ids, reason, p.User.ID)
 	if err != nil {
 		return res, err
 	}
 	if len(ended) == 0 {
-		return res, &httpError{http.StatusConflict, fmt.Sprintf("emergency %d has already ended (%s)", rows[0].ID, rows[0].EndReason)}
+		return res, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("emergency %d has already ended (%s)", rows[0].ID, rows[0].EndReason))
 	}
-	s.emergenciesChanged()
-	now := s.clock.Now()
+	rm.Changed()
+	now := rm.o.Now()
 	for _, e := range ended {
-		res.Emergencies = append(res.Emergencies, s.emergencyJSON(e, now))
+		res.Emergencies = append(res.Emergencies, rm.emergencyJSON(e, now))
 		action := e.Kind + ".cancel"
 		if e.Kind == store.KindLive {
 			action = "live.stop"
 		}
-		s.audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
+		rm.o.Audit(ctx, p, action, e.Target().String(), map[string]any{"id": e.ID, "series": e.Series, "reason": reason})
 	}
-	s.pushReach(ctx, ended, before, &res)
-	s.log.Info("broadcasts ended", "count", len(ended), "reason", reason, "devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
+	rm.pushReach(ctx, ended, before, &res)
+	rm.o.Log.Info("broadcasts ended", "count", len(ended), "reason", reason, "devices", res.Devices, "sent", res.Sent, "by", p.User.ID)
 	return res, nil
 }
 
 // nextSession is the start of the next normal programme on the speakers of the target's
 // devices (from their effective schedules): the earliest one, with a warning when devices differ.
-func (s *Server) nextSession(ctx context.Context, t place, now time.Time) (time.Time, []string, error) {
-	ds, err := s.st.ListDevices(ctx, t.area)
+func (rm *Room) nextSession(ctx context.Context, t place, now time.Time) (time.Time, []string, error) {
+	ds, err := rm.o.Store.ListDevices(ctx, t.area)
 	if err != nil {
 		return time.Time{}, nil, err
 	}
@@ -973,7 +946,7 @@ func (s *Server) nextSession(ctx context.Context, t place, now time.Time) (time.
 		if d.Revoked {
 			continue
 		}
-		t, ok, err := s.deviceNextSession(ctx, d.ID, now)
+		t, ok, err := rm.deviceNextSession(ctx, d.ID, now)
 		if err != nil {
 			return time.Time{}, nil, err
 		}
@@ -984,13 +957,13 @@ func (s *Server) nextSession(ctx context.Context, t place, now time.Time) (time.
 		starts = append(starts, t)
 	}
 	if len(starts) == 0 {
-		return time.Time{}, nil, &httpError{http.StatusConflict, fmt.Sprintf("no device of %s has a normal programme on its speakers in the next 7 days: push a schedule first, or use `loa emergency --class priority`", area)}
+		return time.Time{}, nil, staffapi.Refuse(http.StatusConflict, fmt.Sprintf("no device of %s has a normal programme on its speakers in the next 7 days: push a schedule first, or use `loa emergency --class priority`", area))
 	}
 	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
 	var warnings []string
 	if later := len(starts) - countEqual(starts, starts[0]); later > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d device(s) start their next session later than %s; the bulletin plays at %s on all of them",
-			later, starts[0].In(s.emLocation()).Format("15:04 02/01"), starts[0].In(s.emLocation()).Format("15:04 02/01")))
+			later, starts[0].In(rm.emLocation()).Format("15:04 02/01"), starts[0].In(rm.emLocation()).Format("15:04 02/01")))
 	}
 	if len(none) > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d device(s) have no session in the next 7 days and play it then too: %s", len(none), strings.Join(first(none, 5), ", ")))
@@ -1017,8 +990,8 @@ func first(s []string, n int) []string {
 
 // deviceNextSession compiles the device's newest effective schedule for the coming week and
 // returns the first start of a normal programme that plays on its speakers.
-func (s *Server) deviceNextSession(ctx context.Context, deviceID string, now time.Time) (time.Time, bool, error) {
-	e, err := s.st.LatestEffective(ctx, deviceID)
+func (rm *Room) deviceNextSession(ctx context.Context, deviceID string, now time.Time) (time.Time, bool, error) {
+	e, err := rm.o.Store.LatestEffective(ctx, deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, false, nil
 	}
@@ -1048,26 +1021,28 @@ func (s *Server) deviceNextSession(ctx context.Context, deviceID string, now tim
 	return time.Time{}, false, nil
 }
 
-// RunEmergencies drops expired broadcasts from the devices' schedules when they expire and
+// Run drops expired broadcasts from the devices' schedules when they expire and
 // polls the CAP feed when one is configured, until ctx ends. The agents never play a
 // broadcast past its until anyway (its repeats stop before); this keeps what the hub holds
 // and what a device reconnecting later receives free of them.
-func (s *Server) RunEmergencies(ctx context.Context) {
-	s.emerg.mu.Lock()
-	if s.emerg.wake == nil {
-		s.emerg.wake = make(chan struct{}, 1)
+func (rm *Room) Run(ctx context.Context) {
+	rm.mu.Lock()
+	if rm.wake == nil {
+		rm.wake = make(chan struct{}, 1)
 	}
-	wake := s.emerg.wake
-	feed := s.emerg.cap
-	s.emerg.mu.Unlock()
+	wake := rm.wake
+	feed := rm.cap
+	rm.mu.Unlock()
 	if feed != nil && feed.feedURL != "" {
-		go s.pollCAPFeed(ctx, feed)
+		var poll sync.WaitGroup
+		defer poll.Wait() // the feed is not polled after Run returns
+		poll.Go(func() { rm.pollCAPFeed(ctx, feed) })
 	}
 	var pushed []activeEmergency // as of the last sweep
 	for {
-		act, err := s.activeEmergencies(ctx)
+		act, err := rm.activeEmergencies(ctx)
 		if err != nil {
-			s.log.Error("emergency expiry check", "err", err)
+			rm.o.Log.Error("emergency expiry check", "err", err)
 		}
 		// What was active at the last sweep and is not now has expired (or ended through the
 		// API, which pushed already; pushing again is a no-op).
@@ -1079,12 +1054,12 @@ func (s *Server) RunEmergencies(ctx context.Context) {
 		}
 		if len(gone) > 0 {
 			var res api.EmergencyResponse
-			s.pushReach(ctx, gone, nil, &res)
-			s.log.Info("expired broadcasts dropped from schedules", "areas", len(gone), "devices", res.Devices, "sent", res.Sent)
+			rm.pushReach(ctx, gone, nil, &res)
+			rm.o.Log.Info("expired broadcasts dropped from schedules", "areas", len(gone), "devices", res.Devices, "sent", res.Sent)
 		}
 		pushed = act
 		wait := 30 * time.Second
-		now := s.clock.Now()
+		now := rm.o.Now()
 		for _, a := range act {
 			if d := a.e.Until.Sub(now) + 10*time.Millisecond; d < wait {
 				wait = max(d, 10*time.Millisecond)

@@ -1,4 +1,4 @@
-package hub
+package broadcast
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/cap"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -47,7 +48,7 @@ type CAPConfig struct {
 const capFeedActor = "cap-feed"
 
 // ConfigureCAP reads the area map and turns CAP handling on. Call it before serving.
-func (s *Server) ConfigureCAP(c CAPConfig) error {
+func (rm *Room) ConfigureCAP(c CAPConfig) error {
 	if c.AreaMap == "" {
 		return errors.New("cap: area_map is required (the YAML file mapping CAP areas to hub areas, see docs/cap.md)")
 	}
@@ -61,7 +62,7 @@ func (s *Server) ConfigureCAP(c CAPConfig) error {
 	}
 	cfg := c.Mapping
 	if cfg.Location == nil {
-		cfg.Location = s.emLocation()
+		cfg.Location = rm.emLocation()
 	}
 	m, err := cap.NewMapper(cfg, am)
 	if err != nil {
@@ -76,65 +77,63 @@ func (s *Server) ConfigureCAP(c CAPConfig) error {
 	cs := &capState{mapper: m, feedURL: c.FeedURL, feedInterval: c.FeedInterval, actor: capFeedActor,
 		fetcher: &cap.Fetcher{UserAgent: "loa-hub"}, fetchAudio: c.FetchAudio == nil || *c.FetchAudio,
 		audioClient: audioClient(c.AudioFromPrivate)}
-	s.emerg.mu.Lock()
-	s.emerg.cap = cs
-	s.emerg.mu.Unlock()
+	rm.mu.Lock()
+	rm.cap = cs
+	rm.mu.Unlock()
 	return nil
 }
 
-func (s *Server) capConfig() *capState {
-	s.emerg.mu.Lock()
-	defer s.emerg.mu.Unlock()
-	return s.emerg.cap
+func (rm *Room) capConfig() *capState {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.cap
 }
 
-// mayAct: staff act on their subtree; the hub itself (the CAP feed, empty scope) on any area.
-func mayAct(p principal, area string) bool { return p.Scope == "" || store.Allowed(p.Scope, area) }
-
-func (s *Server) apiCAP(w http.ResponseWriter, r *http.Request, p principal) {
-	cs := s.capConfig()
+// CAP is POST /api/cap: one CAP alert, applied as broadcasts over the areas it maps to.
+func (rm *Room) CAP(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	cs := rm.capConfig()
 	if cs == nil {
-		writeError(w, http.StatusServiceUnavailable, "this hub takes no CAP alerts: set cap.area_map in the hub config (see docs/cap.md)")
+		staffapi.Error(w, http.StatusServiceUnavailable, "this hub takes no CAP alerts: set cap.area_map in the hub config (see docs/cap.md)")
 		return
 	}
 	a, err := cap.Read(r.Body)
 	if err != nil {
-		s.log.Warn("CAP alert refused", "by", p.User.ID, "err", err)
-		s.audit(r.Context(), p, "cap.refused", "area:"+p.Scope, map[string]string{"error": err.Error()})
-		writeError(w, http.StatusBadRequest, err.Error())
+		rm.o.Log.Warn("CAP alert refused", "by", p.User.ID, "err", err)
+		rm.o.Audit(r.Context(), p, "cap.refused", "area:"+p.Scope, map[string]string{"error": err.Error()})
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	res, err := s.applyCAP(r.Context(), p, cs, a)
+	res, err := rm.applyCAP(r.Context(), p, cs, a)
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	staffapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // applyCAP maps one validated alert and carries out the decision.
-func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap.Alert) (api.CAPResponse, error) {
+func (rm *Room) applyCAP(ctx context.Context, p staffapi.Caller, cs *capState, a *cap.Alert) (api.CAPResponse, error) {
 	var out api.CAPResponse
-	now := s.clock.Now()
+	now := rm.o.Now()
 	target := "area:" + p.Scope
 	if p.Scope == "" {
 		target = "cap:" + a.Key()
 	}
 	d, err := cs.mapper.Map(a, now)
 	if err != nil {
-		s.audit(ctx, p, "cap.refused", target, map[string]string{"message": a.Key(), "error": err.Error()})
+		rm.o.Audit(ctx, p, "cap.refused", target, map[string]string{"message": a.Key(), "error": err.Error()})
 		code := http.StatusInternalServerError
 		if errors.Is(err, cap.ErrUnmapped) {
 			code = http.StatusUnprocessableEntity
 		}
-		return out, &httpError{code, err.Error()}
+		return out, staffapi.Refuse(code, err.Error())
 	}
 	out.Decision, _ = json.Marshal(d)
 	detail := map[string]any{"message": d.MessageID, "action": d.Action, "series": d.SeriesID, "areas": d.Areas,
 		"class": d.Class.String(), "status": d.Status, "reason": d.Reason}
-	es, err := s.emStore()
+	es, err := rm.emStore()
 	if err != nil {
-		return out, &httpError{http.StatusNotImplemented, err.Error()}
+		return out, staffapi.Refuse(http.StatusNotImplemented, err.Error())
 	}
 	if d.Action != cap.Ignore {
 		// A feed lists an alert many times, and senders retry: apply each message once.
@@ -148,27 +147,17 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		}
 	}
 	for _, area := range d.Areas {
-		if !mayAct(p, area) {
+		if !staffapi.MayAct(p, area) {
 			// Not named: an alert's areas are the sender's to choose, and naming the hub areas
 			// they map to would let a commune probe the area map outside its scope.
-			return out, &httpError{http.StatusForbidden, fmt.Sprintf("the alert reaches areas outside your scope %s: send it with a token of a wider scope", p.Scope)}
+			return out, staffapi.Refuse(http.StatusForbidden, fmt.Sprintf("the alert reaches areas outside your scope %s: send it with a token of a wider scope", p.Scope))
 		}
 	}
 	// The series is matched through every message it holds that the hub applied (each row
 	// keeps its message as source), not only the first one.
-	var knownErr error
-	seriesID, others := d.ResolveSeries(func(msg string) (string, bool) {
-		rows, err := es.ListEmergencies(ctx, store.EmergencyFilter{Source: "cap:" + msg, Limit: 1})
-		if err != nil {
-			knownErr = err
-		}
-		if err != nil || len(rows) == 0 || !strings.HasPrefix(rows[0].Series, "cap:") {
-			return "", false
-		}
-		return strings.TrimPrefix(rows[0].Series, "cap:"), true
-	})
-	if knownErr != nil {
-		return out, knownErr
+	seriesID, others, err := capSeries(ctx, es, d)
+	if err != nil {
+		return out, err
 	}
 	detail["series"] = seriesID
 	series := "cap:" + seriesID
@@ -187,8 +176,8 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 	switch d.Action {
 	case cap.Ignore:
 		out.Note = d.Reason
-		s.audit(ctx, p, "cap.ignore", target, detail)
-		s.log.Info("CAP alert ignored", "message", d.MessageID, "reason", d.Reason)
+		rm.o.Audit(ctx, p, "cap.ignore", target, detail)
+		rm.o.Log.Info("CAP alert ignored", "message", d.MessageID, "reason", d.Reason)
 		return out, nil
 	case cap.Cancel:
 		ids := append([]string{seriesID}, others...)
@@ -199,24 +188,70 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		if err != nil {
 			return out, err
 		}
-		s.audit(ctx, p, "cap.cancel", target, detail)
+		rm.o.Audit(ctx, p, "cap.cancel", target, detail)
 		if len(rows) == 0 {
 			out.Note = "nothing of series " + seriesID + " is on the air"
 			return out, nil
 		}
-		out.Result, err = s.end(ctx, p, rows, "cancelled")
+		out.Result, err = rm.end(ctx, p, rows, "cancelled")
 		out.Applied = err == nil
 		return out, err
 	}
-	// create or replace: one broadcast per area, in one series.
+	bs, warnings := rm.capBroadcasts(ctx, p, cs, d, series, now)
+	stray, err := activeOf(others)
+	if err != nil {
+		return out, err
+	}
+	rm.o.Audit(ctx, p, "cap."+string(d.Action), target, detail)
+	out.Result, err = rm.put(ctx, p, bs, now, true) // the sender decides an update's areas
+	if err != nil {
+		return out, err
+	}
+	if len(stray) > 0 {
+		ended, err := rm.end(ctx, p, stray, "replaced")
+		if err != nil {
+			return out, err
+		}
+		for _, e := range ended.Emergencies {
+			out.Result.Replaced = append(out.Result.Replaced, e.ID)
+		}
+	}
+	out.Applied = true
+	out.Result.Warnings = append(append(warnings, d.Warnings...), out.Result.Warnings...)
+	rm.o.Log.Info("CAP alert applied", "message", d.MessageID, "action", d.Action, "series", d.SeriesID, "areas", d.Areas,
+		"class", d.Class, "devices", out.Result.Devices, "sent", out.Result.Sent)
+	return out, nil
+}
+
+// capSeries is the series an alert continues, matched through every message of it the hub
+// applied (each row keeps its message as source), not only the first one; others are the
+// other series the message reaches.
+func capSeries(ctx context.Context, es emergencyStore, d cap.Decision) (string, []string, error) {
+	var knownErr error
+	seriesID, others := d.ResolveSeries(func(msg string) (string, bool) {
+		rows, err := es.ListEmergencies(ctx, store.EmergencyFilter{Source: "cap:" + msg, Limit: 1})
+		if err != nil {
+			knownErr = err
+		}
+		if err != nil || len(rows) == 0 || !strings.HasPrefix(rows[0].Series, "cap:") {
+			return "", false
+		}
+		return strings.TrimPrefix(rows[0].Series, "cap:"), true
+	})
+	return seriesID, others, knownErr
+}
+
+// capBroadcasts are an alert's create or replace: one broadcast per area, in one series, with
+// the alert's audio when it is fetched (warnings say when it is not).
+func (rm *Room) capBroadcasts(ctx context.Context, p staffapi.Caller, cs *capState, d cap.Decision, series string, now time.Time) ([]broadcast, []string) {
 	b := broadcast{kind: store.KindEmergency, class: d.Class.String(), title: d.Title, text: d.Text, series: series,
 		source: "cap:" + d.MessageID, start: d.Start, until: d.Expires, every: d.Repeat, volume: 1}
 	var warnings []string
 	if d.AudioURL != "" && cs.fetchAudio {
-		ref, err := s.fetchCAPAudio(ctx, p, cs, d)
+		ref, err := rm.fetchCAPAudio(ctx, p, cs, d)
 		if err != nil {
 			warnings = append(warnings, "the alert's audio is not used, its text is spoken instead: "+err.Error())
-			s.log.Warn("CAP audio not fetched; speaking the text", "message", d.MessageID, "url", d.AudioURL, "err", err)
+			rm.o.Log.Warn("CAP audio not fetched; speaking the text", "message", d.MessageID, "url", d.AudioURL, "err", err)
 		} else {
 			b.content = ref
 		}
@@ -230,37 +265,15 @@ func (s *Server) applyCAP(ctx context.Context, p principal, cs *capState, a *cap
 		b.to = append(b.to, place{area: area})
 		bs = append(bs, b)
 	}
-	stray, err := activeOf(others)
-	if err != nil {
-		return out, err
-	}
-	s.audit(ctx, p, "cap."+string(d.Action), target, detail)
-	out.Result, err = s.put(ctx, p, bs, now, true) // the sender decides an update's areas
-	if err != nil {
-		return out, err
-	}
-	if len(stray) > 0 {
-		ended, err := s.end(ctx, p, stray, "replaced")
-		if err != nil {
-			return out, err
-		}
-		for _, e := range ended.Emergencies {
-			out.Result.Replaced = append(out.Result.Replaced, e.ID)
-		}
-	}
-	out.Applied = true
-	out.Result.Warnings = append(append(warnings, d.Warnings...), out.Result.Warnings...)
-	s.log.Info("CAP alert applied", "message", d.MessageID, "action", d.Action, "series", d.SeriesID, "areas", d.Areas,
-		"class", d.Class, "devices", out.Result.Devices, "sent", out.Result.Sent)
-	return out, nil
+	return bs, warnings
 }
 
 // maxCAPAudio bounds an alert's audio resource: a spoken warning is well under a minute.
 const maxCAPAudio = 20 << 20
 
 // fetchCAPAudio downloads the alert's audio into the library (transcoded like an upload).
-func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d cap.Decision) (string, error) {
-	if s.tc == nil {
+func (rm *Room) fetchCAPAudio(ctx context.Context, p staffapi.Caller, cs *capState, d cap.Decision) (string, error) {
+	if rm.o.Transcoder == nil {
 		return "", errors.New("this hub has no transcoder")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -278,10 +291,10 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("fetch %s: HTTP %s", d.AudioURL, resp.Status)
 	}
-	if s.tc.TempDir != "" {
-		os.MkdirAll(s.tc.TempDir, 0o750)
+	if rm.o.Transcoder.TempDir != "" {
+		os.MkdirAll(rm.o.Transcoder.TempDir, 0o750)
 	}
-	in, err := os.CreateTemp(s.tc.TempDir, "cap-*")
+	in, err := os.CreateTemp(rm.o.Transcoder.TempDir, "cap-*")
 	if err != nil {
 		return "", err
 	}
@@ -305,11 +318,11 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d
 	}
 	out := in.Name() + ".mp3"
 	defer os.Remove(out)
-	dur, err := s.tc.Transcode(ctx, in.Name(), out)
+	dur, err := rm.o.Transcoder.Transcode(ctx, in.Name(), out)
 	if err != nil {
 		return "", err
 	}
-	ref, size, err := s.storeFile(out)
+	ref, size, err := rm.o.Library.StoreFile(out)
 	if err != nil {
 		return "", err
 	}
@@ -317,7 +330,7 @@ func (s *Server) fetchCAPAudio(ctx context.Context, p principal, cs *capState, d
 	if actor == "" {
 		actor = cs.actor
 	}
-	c, _, err := s.st.AddContent(ctx, store.Content{Ref: ref, Size: size, Duration: dur, MIME: "audio/mpeg", Title: d.Title,
+	c, _, err := rm.o.Store.AddContent(ctx, store.Content{Ref: ref, Size: size, Duration: dur, MIME: "audio/mpeg", Title: d.Title,
 		Language: slug(d.Language), Theme: "emergency", Format: "cap", ProducingUnit: slug(strings.SplitN(d.MessageID, ",", 2)[0]), UploadedBy: actor})
 	if err != nil {
 		return "", err
@@ -356,11 +369,11 @@ func publicIP(ip net.IP) bool {
 }
 
 // pollCAPFeed fetches the feed every interval and applies each alert not applied yet.
-func (s *Server) pollCAPFeed(ctx context.Context, cs *capState) {
-	p := principal{User: store.User{ID: cs.actor}}
+func (rm *Room) pollCAPFeed(ctx context.Context, cs *capState) {
+	p := staffapi.Caller{User: store.User{ID: cs.actor}}
 	seen := map[string]bool{} // feed entries fetched and handled, so unchanged entries are not refetched
 	for {
-		s.pollCAPOnce(ctx, cs, p, seen)
+		rm.pollCAPOnce(ctx, cs, p, seen)
 		t := time.NewTimer(cs.feedInterval)
 		select {
 		case <-ctx.Done():
@@ -372,14 +385,14 @@ func (s *Server) pollCAPFeed(ctx context.Context, cs *capState) {
 }
 
 // pollCAPOnce is one fetch of the feed.
-func (s *Server) pollCAPOnce(ctx context.Context, cs *capState, p principal, seen map[string]bool) {
+func (rm *Room) pollCAPOnce(ctx context.Context, cs *capState, p staffapi.Caller, seen map[string]bool) {
 	entries, warnings, err := cs.fetcher.Feed(ctx, cs.feedURL)
 	if err != nil {
-		s.log.Warn("CAP feed not read", "url", cs.feedURL, "err", err)
+		rm.o.Log.Warn("CAP feed not read", "url", cs.feedURL, "err", err)
 		return
 	}
 	for _, w := range warnings {
-		s.log.Warn("CAP feed", "url", cs.feedURL, "warning", w)
+		rm.o.Log.Warn("CAP feed", "url", cs.feedURL, "warning", w)
 	}
 	for _, e := range entries {
 		key := e.ID + "@" + e.Updated.String()
@@ -388,23 +401,23 @@ func (s *Server) pollCAPOnce(ctx context.Context, cs *capState, p principal, see
 		}
 		a, err := cs.fetcher.Alert(ctx, e)
 		if err != nil {
-			s.log.Warn("CAP feed entry refused", "entry", e.ID, "err", err)
-			s.audit(ctx, p, "cap.refused", "cap:"+e.ID, map[string]string{"entry": e.ID, "error": err.Error()})
+			rm.o.Log.Warn("CAP feed entry refused", "entry", e.ID, "err", err)
+			rm.o.Audit(ctx, p, "cap.refused", "cap:"+e.ID, map[string]string{"entry": e.ID, "error": err.Error()})
 			seen[key] = true // a malformed entry is not refetched until it changes
 			continue
 		}
-		res, err := s.applyCAP(ctx, p, cs, a)
+		res, err := rm.applyCAP(ctx, p, cs, a)
 		if err != nil {
-			var he *httpError
-			if errors.As(err, &he) && he.code < 500 {
+			var he *staffapi.Refusal
+			if errors.As(err, &he) && he.Code < 500 {
 				seen[key] = true // refused for what it says: retrying will not help
 			}
-			s.log.Warn("CAP feed alert not applied", "message", a.Key(), "err", err)
+			rm.o.Log.Warn("CAP feed alert not applied", "message", a.Key(), "err", err)
 			continue
 		}
 		seen[key] = true
 		if res.Applied {
-			s.log.Info("CAP feed alert applied", "message", a.Key(), "devices", res.Result.Devices)
+			rm.o.Log.Info("CAP feed alert applied", "message", a.Key(), "devices", res.Result.Devices)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package hub
+package accounts
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -18,34 +19,34 @@ type accountStore interface {
 	SetScope(ctx context.Context, id, area string) error
 }
 
-func (s *Server) accountStore(w http.ResponseWriter) (accountStore, bool) {
-	as, ok := s.st.(accountStore)
+func (rm *Room) accountStore(w http.ResponseWriter) (accountStore, bool) {
+	as, ok := rm.o.Store.(accountStore)
 	if !ok {
-		writeError(w, http.StatusNotImplemented, "this hub's store cannot list tokens or move users")
+		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot list tokens or move users")
 	}
 	return as, ok
 }
 
-// apiListTokens lists the tokens of the users in the caller's scope (administrators), newest
+// ListTokens lists the tokens of the users in the caller's scope (administrators), newest
 // first, each named by its hash.
-func (s *Server) apiListTokens(w http.ResponseWriter, r *http.Request, p principal) {
-	as, ok := s.accountStore(w)
+func (rm *Room) ListTokens(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	as, ok := rm.accountStore(w)
 	if !ok {
 		return
 	}
 	ts, err := as.ListTokens(r.Context(), p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	now := s.clock.Now()
+	now := rm.o.Now()
 	out := make([]api.TokenJSON, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, api.TokenJSON{ID: hex.EncodeToString(t.Hash[:]), User: t.User.ID, Name: t.User.Name, Scope: t.User.Scope,
 			Role: string(t.User.Role), Label: t.Label, Created: t.CreatedAt, Expires: t.Expires, Revoked: t.Revoked,
 			Valid: t.Revoked.IsZero() && (t.Expires.IsZero() || now.Before(t.Expires)) && !t.User.Disabled})
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // tokenByID reads an id of GET /api/tokens (64 hex digits) as the token's hash.
@@ -59,63 +60,63 @@ func tokenByID(id string) ([32]byte, error) {
 	return h, nil
 }
 
-// apiSetUserRole changes a user's role, scope or both (administrators): the user and the new
+// SetUserRole changes a user's role, scope or both (administrators): the user and the new
 // scope in the caller's subtree, the role no higher than the caller's own. A user cannot
 // change their own (an administrator demoting themselves by mistake would lock the area out).
-func (s *Server) apiSetUserRole(w http.ResponseWriter, r *http.Request, p principal) {
-	as, ok := s.accountStore(w)
+func (rm *Room) SetUserRole(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	as, ok := rm.accountStore(w)
 	if !ok {
 		return
 	}
 	var req api.UserRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	u, err := as.GetUser(r.Context(), req.ID)
 	if err != nil || !store.Allowed(p.Scope, u.Scope) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no user %s in your scope %s", req.ID, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no user %s in your scope %s", req.ID, p.Scope))
 		return
 	}
 	if u.ID == p.User.ID {
-		writeError(w, http.StatusForbidden, "you cannot change your own role or area: ask another administrator")
+		staffapi.Error(w, http.StatusForbidden, "you cannot change your own role or area: ask another administrator")
 		return
 	}
 	if req.Role == "" && req.Scope == "" {
-		writeError(w, http.StatusBadRequest, `say what changes: {"id": "…", "role": "operator", "scope": "area id"}`)
+		staffapi.Error(w, http.StatusBadRequest, `say what changes: {"id": "…", "role": "operator", "scope": "area id"}`)
 		return
 	}
 	// Everything is checked before anything changes: no half-made change.
 	var role store.Role
 	if req.Role != "" {
 		if role, err = store.ParseRole(req.Role); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if !store.Can(p.User.Role, role) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("you may give at most your own role, %s", p.User.Role))
+			staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("you may give at most your own role, %s", p.User.Role))
 			return
 		}
 	}
-	if req.Scope != "" && !inScope(w, p, req.Scope) {
+	if req.Scope != "" && !staffapi.InScope(w, p, req.Scope) {
 		return
 	}
 	detail := map[string]string{}
 	if req.Scope != "" && req.Scope != u.Scope {
 		if err := as.SetScope(r.Context(), u.ID, req.Scope); err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		detail["scope"], detail["was_scope"], u.Scope = req.Scope, u.Scope, req.Scope
 	}
 	if role != "" && role != u.Role {
 		if err := as.SetRole(r.Context(), u.ID, role); err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 		detail["role"], detail["was_role"], u.Role = string(role), string(u.Role), role
 	}
 	if len(detail) > 0 {
-		s.audit(r.Context(), p, "user.role", "user:"+u.ID, detail)
+		rm.o.Audit(r.Context(), p, "user.role", "user:"+u.ID, detail)
 	}
-	writeJSON(w, http.StatusOK, userJSON(u))
+	staffapi.WriteJSON(w, http.StatusOK, userJSON(u))
 }

@@ -1,4 +1,4 @@
-package hub
+package library
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -56,10 +57,10 @@ func foldName(s string) string {
 	return strings.TrimPrefix(b.String(), "tieng-")
 }
 
-// resolveTerm turns what staff typed for a dimension (a code or a label, any case or
+// ResolveTerm turns what staff typed for a dimension (a code or a label, any case or
 // accents) into the code stored. With no list kept for the dimension a code is taken as it
 // is (checked as an id); with one, only its entries. The error lists them.
-func resolveTerm(terms []store.Term, dim store.Dimension, in string) (string, error) {
+func ResolveTerm(terms []store.Term, dim store.Dimension, in string) (string, error) {
 	in = strings.TrimSpace(in)
 	if in == "" {
 		return "", nil
@@ -110,8 +111,8 @@ type contentMeta struct{ theme, language, format, unit *string }
 
 // resolveMeta resolves the four dimensions of in (keys language, theme, format, unit; absent
 // keys stay nil) against the hub's lists, all errors at once.
-func (s *Server) resolveMeta(ctx context.Context, in map[string]*string) (contentMeta, error) {
-	terms, err := s.st.ListTerms(ctx, "")
+func (rm *Room) resolveMeta(ctx context.Context, in map[string]*string) (contentMeta, error) {
+	terms, err := rm.o.Store.ListTerms(ctx, "")
 	if err != nil {
 		return contentMeta{}, err
 	}
@@ -127,7 +128,7 @@ func (s *Server) resolveMeta(ctx context.Context, in map[string]*string) (conten
 		if v == nil {
 			continue
 		}
-		code, err := resolveTerm(terms, f.dim, *v)
+		code, err := ResolveTerm(terms, f.dim, *v)
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -135,15 +136,15 @@ func (s *Server) resolveMeta(ctx context.Context, in map[string]*string) (conten
 		*f.dst = &code
 	}
 	if len(errs) > 0 {
-		return contentMeta{}, badRequest("%s", strings.Join(errs, "; "))
+		return contentMeta{}, staffapi.BadRequest("%s", strings.Join(errs, "; "))
 	}
 	return m, nil
 }
 
-// labels maps "dimension\x00code" to its label, for answers.
-func (s *Server) labels(ctx context.Context) map[string]string {
+// Labels maps "dimension\x00code" to its label, for answers (the reports use it too).
+func Labels(ctx context.Context, st TermLister) map[string]string {
 	out := map[string]string{}
-	terms, _ := s.st.ListTerms(ctx, "")
+	terms, _ := st.ListTerms(ctx, "")
 	for _, t := range terms {
 		out[string(t.Dimension)+"\x00"+t.Value] = t.Label
 	}
@@ -158,67 +159,68 @@ func withLabels(j api.ContentJSON, l map[string]string) api.ContentJSON {
 	return j
 }
 
-func (s *Server) apiListTerms(w http.ResponseWriter, r *http.Request, p principal) {
+// ListTerms is GET /api/terms: the lists of languages, themes, formats and units.
+func (rm *Room) ListTerms(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	dim := store.Dimension(r.URL.Query().Get("dimension"))
 	if _, ok := dimensionWords[dim]; dim != "" && !ok {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("dimension %q: use language, theme, format or unit", dim))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("dimension %q: use language, theme, format or unit", dim))
 		return
 	}
-	terms, err := s.st.ListTerms(r.Context(), dim)
+	terms, err := rm.o.Store.ListTerms(r.Context(), dim)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := make([]api.TermJSON, 0, len(terms))
 	for _, t := range terms {
 		out = append(out, api.TermJSON{Dimension: string(t.Dimension), Code: t.Value, Label: t.Label})
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-// apiAddTerm adds an entry to a list (or relabels one). The lists are the whole hub's, so
+// AddTerm adds an entry to a list (or relabels one). The lists are the whole hub's, so
 // only staff of a root area keep them.
-func (s *Server) apiAddTerm(w http.ResponseWriter, r *http.Request, p principal) {
+func (rm *Room) AddTerm(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.TermJSON
-	if !readJSON(w, r, &req) || !hubWide(w, p, "the lists of languages, themes, formats and units are") {
+	if !staffapi.ReadJSON(w, r, &req) || !staffapi.HubWide(w, p, "the lists of languages, themes, formats and units are") {
 		return
 	}
 	dim := store.Dimension(req.Dimension)
 	if _, ok := dimensionWords[dim]; !ok {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("dimension %q: use language, theme, format or unit", req.Dimension))
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("dimension %q: use language, theme, format or unit", req.Dimension))
 		return
 	}
 	if strings.TrimSpace(req.Label) == "" {
-		writeError(w, http.StatusBadRequest, "a list entry needs the name staff read: use --label (e.g. --label \"Cơ Tu\")")
+		staffapi.Error(w, http.StatusBadRequest, "a list entry needs the name staff read: use --label (e.g. --label \"Cơ Tu\")")
 		return
 	}
-	if err := s.st.AddTerm(r.Context(), store.Term{Dimension: dim, Value: req.Code, Label: strings.TrimSpace(req.Label)}); err != nil {
-		storeError(w, err)
+	if err := rm.o.Store.AddTerm(r.Context(), store.Term{Dimension: dim, Value: req.Code, Label: strings.TrimSpace(req.Label)}); err != nil {
+		staffapi.Fail(w, err)
 		return
 	}
-	s.audit(r.Context(), p, "term.add", "term:"+req.Dimension+"/"+req.Code, map[string]string{"label": req.Label})
-	writeJSON(w, http.StatusCreated, api.TermJSON{Dimension: req.Dimension, Code: req.Code, Label: strings.TrimSpace(req.Label)})
+	rm.o.Audit(r.Context(), p, "term.add", "term:"+req.Dimension+"/"+req.Code, map[string]string{"label": req.Label})
+	staffapi.WriteJSON(w, http.StatusCreated, api.TermJSON{Dimension: req.Dimension, Code: req.Code, Label: strings.TrimSpace(req.Label)})
 }
 
-// apiEditContent changes a library item's title and metadata: the uploader or staff of a
+// Edit changes a library item's title and metadata: the uploader or staff of a
 // top area may.
-func (s *Server) apiEditContent(w http.ResponseWriter, r *http.Request, p principal) {
+func (rm *Room) Edit(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	var req api.ContentEdit
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
-	c, err := s.st.GetContent(r.Context(), r.PathValue("ref"))
+	c, err := rm.o.Store.GetContent(r.Context(), r.PathValue("ref"))
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if c.UploadedBy != p.User.ID && strings.Contains(p.Scope, "/") {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("content %s was uploaded by %s: only they or staff of a top area may edit it", c.Ref, c.UploadedBy))
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("content %s was uploaded by %s: only they or staff of a top area may edit it", c.Ref, c.UploadedBy))
 		return
 	}
-	m, err := s.resolveMeta(r.Context(), map[string]*string{"language": req.Language, "theme": req.Theme, "format": req.Format, "unit": req.Unit})
+	m, err := rm.resolveMeta(r.Context(), map[string]*string{"language": req.Language, "theme": req.Theme, "format": req.Format, "unit": req.Unit})
 	if err != nil {
-		writeErr(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	u := store.ContentUpdate{Title: req.Title, Language: m.language, Theme: m.theme, Format: m.format, ProducingUnit: m.unit}
@@ -226,11 +228,13 @@ func (s *Server) apiEditContent(w http.ResponseWriter, r *http.Request, p princi
 		t := strings.TrimSpace(*u.Title)
 		u.Title = &t
 	}
-	c2, err := s.st.UpdateContent(r.Context(), c.Ref, u)
+	c2, err := rm.o.Store.UpdateContent(r.Context(), c.Ref, u)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	s.audit(r.Context(), p, "content.edit", "content:"+c.Ref, map[string]any{"before": contentJSON(c, ""), "after": contentJSON(c2, "")})
-	writeJSON(w, http.StatusOK, withLabels(contentJSON(c2, s.opts.PublicURL), s.labels(r.Context())))
+	rm.o.Audit(r.Context(), p, "content.edit", "content:"+c.Ref, map[string]any{"before": contentJSON(c, ""), "after": contentJSON(c2, "")})
+	staffapi.WriteJSON(w, http.StatusOK, withLabels(contentJSON(c2, rm.o.PublicURL), rm.labels(r.Context())))
 }
+
+func (rm *Room) labels(ctx context.Context) map[string]string { return Labels(ctx, rm.o.Store) }

@@ -1,4 +1,4 @@
-package hub
+package accounts
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/console"
+	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -19,10 +20,10 @@ type userStore interface {
 	SetRole(ctx context.Context, id string, role store.Role) error
 }
 
-func (s *Server) userStore(w http.ResponseWriter) (userStore, bool) {
-	us, ok := s.st.(userStore)
+func (rm *Room) userStore(w http.ResponseWriter) (userStore, bool) {
+	us, ok := rm.o.Store.(userStore)
 	if !ok {
-		writeError(w, http.StatusNotImplemented, "this hub's store cannot manage users")
+		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot manage users")
 	}
 	return us, ok
 }
@@ -31,89 +32,89 @@ func userJSON(u store.User) api.UserJSON {
 	return api.UserJSON{ID: u.ID, Name: u.Name, Scope: u.Scope, Role: string(u.Role), Disabled: u.Disabled}
 }
 
-// apiListUsers lists the accounts scoped to the caller's subtree.
-func (s *Server) apiListUsers(w http.ResponseWriter, r *http.Request, p principal) {
-	us, ok := s.userStore(w)
+// ListUsers lists the accounts scoped to the caller's subtree.
+func (rm *Room) ListUsers(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	us, ok := rm.userStore(w)
 	if !ok {
 		return
 	}
 	users, err := us.ListUsers(r.Context(), p.Scope)
 	if err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	out := make([]api.UserJSON, 0, len(users))
 	for _, u := range users {
 		out = append(out, userJSON(u))
 	}
-	writeJSON(w, http.StatusOK, out)
+	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-// apiAddUser adds a staff account in the caller's subtree, with a role no higher than the
+// AddUser adds a staff account in the caller's subtree, with a role no higher than the
 // caller's own and optionally a console password. No token is made: the user signs in to the
 // console, or an administrator makes one on the server (loa-hub user token).
-func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p principal) {
-	us, ok := s.userStore(w)
+func (rm *Room) AddUser(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	us, ok := rm.userStore(w)
 	if !ok {
 		return
 	}
 	var req api.UserRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	if req.Scope == "" {
 		req.Scope = p.Scope
 	}
-	if !inScope(w, p, req.Scope) {
+	if !staffapi.InScope(w, p, req.Scope) {
 		return
 	}
 	role, err := store.ParseRole(req.Role)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if !store.Can(p.User.Role, role) {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("you may give at most your own role, %s", p.User.Role))
+		staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("you may give at most your own role, %s", p.User.Role))
 		return
 	}
 	var hash string
 	if req.Password != "" {
 		if hash, err = console.HashPassword(req.Password); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 	}
 	if req.Name == "" {
 		req.Name = req.ID
 	}
-	u, err := s.st.AddUser(r.Context(), store.User{ID: req.ID, Name: req.Name, Scope: req.Scope, Role: role})
+	u, err := rm.o.Store.AddUser(r.Context(), store.User{ID: req.ID, Name: req.Name, Scope: req.Scope, Role: role})
 	if err != nil {
 		if errors.Is(err, store.ErrExists) {
-			writeError(w, http.StatusConflict, fmt.Sprintf("a user %s exists already: pick another name", req.ID))
+			staffapi.Error(w, http.StatusConflict, fmt.Sprintf("a user %s exists already: pick another name", req.ID))
 			return
 		}
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
 	if hash != "" {
 		if err := us.SetPassword(r.Context(), u.ID, hash); err != nil {
-			storeError(w, err)
+			staffapi.Fail(w, err)
 			return
 		}
 	}
-	s.audit(r.Context(), p, "user.add", "user:"+u.ID, map[string]any{"scope": u.Scope, "role": u.Role, "password": hash != ""})
-	writeJSON(w, http.StatusCreated, userJSON(u))
+	rm.o.Audit(r.Context(), p, "user.add", "user:"+u.ID, map[string]any{"scope": u.Scope, "role": u.Role, "password": hash != ""})
+	staffapi.WriteJSON(w, http.StatusCreated, userJSON(u))
 }
 
-// apiSetPassword sets a user's console password: the caller's own, or (administrators) one of
+// SetPassword sets a user's console password: the caller's own, or (administrators) one of
 // a user in the scope. It ends their sessions and lifts a lockout.
-func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, p principal) {
-	us, ok := s.userStore(w)
+func (rm *Room) SetPassword(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	us, ok := rm.userStore(w)
 	if !ok {
 		return
 	}
 	var req api.UserRequest
-	if !readJSON(w, r, &req) {
+	if !staffapi.ReadJSON(w, r, &req) {
 		return
 	}
 	if req.ID == "" {
@@ -121,18 +122,18 @@ func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, p princi
 	}
 	u, err := us.GetUser(r.Context(), req.ID)
 	if err != nil || !store.Allowed(p.Scope, u.Scope) || (u.ID != p.User.ID && !store.Can(p.User.Role, store.RoleAdmin)) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no user %s in your scope %s", req.ID, p.Scope))
+		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no user %s in your scope %s", req.ID, p.Scope))
 		return
 	}
 	hash, err := console.HashPassword(req.Password)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := us.SetPassword(r.Context(), u.ID, hash); err != nil {
-		storeError(w, err)
+		staffapi.Fail(w, err)
 		return
 	}
-	s.audit(r.Context(), p, "user.password", "user:"+u.ID, nil)
-	writeJSON(w, http.StatusOK, userJSON(u))
+	rm.o.Audit(r.Context(), p, "user.password", "user:"+u.ID, nil)
+	staffapi.WriteJSON(w, http.StatusOK, userJSON(u))
 }
