@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -27,6 +28,10 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// DataDir holds the SQLite file (hub.db) and the content library (content/).
 	DataDir string `yaml:"data_dir"`
+	// Database is where the store is when it is not data_dir/hub.db: a PostgreSQL URL
+	// (postgres://user@host/db; docs/hub-storage.md) or sqlite:PATH. The content library
+	// stays in data_dir either way.
+	Database string `yaml:"database"`
 	// SigningKeyFile holds the ed25519 private key ("ed25519-seed:…") schedules are signed with.
 	SigningKeyFile string `yaml:"signing_key_file"`
 	// SigningKeyID is the id agents know the public key by (their trusted_keys).
@@ -133,6 +138,14 @@ func (c *Config) Defaults() {
 	}
 }
 
+// StoreSource is what store.Open is given: Database, or the SQLite file in DataDir.
+func (c *Config) StoreSource() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return filepath.Join(c.DataDir, "hub.db")
+}
+
 // Check validates a config after Defaults; errors name the field and what to do.
 func (c *Config) Check() error {
 	if c.DataDir == "" {
@@ -140,6 +153,11 @@ func (c *Config) Check() error {
 	}
 	if c.SigningKeyFile == "" {
 		return errors.New("config: signing_key_file is required; create one with `loa-hub keygen --out FILE`")
+	}
+	if d := c.Database; d != "" && !strings.HasPrefix(d, "postgres://") && !strings.HasPrefix(d, "postgresql://") && !strings.HasPrefix(d, "sqlite:") {
+		// Not echoed: a mistyped URL may still hold a password.
+		return errors.New("config: database is neither a PostgreSQL URL nor sqlite:PATH " +
+			"(write e.g. postgres://loa@db.example.vn/loa, or leave it out for data_dir/hub.db)")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("config: tls_cert and tls_key must be given together")
@@ -198,6 +216,9 @@ func ParseConfig(data []byte, dir string) (Config, error) {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
+	}
+	if f, ok := strings.CutPrefix(c.Database, "sqlite:"); ok && f != "" && !filepath.IsAbs(f) {
+		c.Database = "sqlite:" + filepath.Join(dir, f)
 	}
 	c.Defaults()
 	if err := c.Check(); err != nil {

@@ -24,9 +24,21 @@ func TestParseConfig(t *testing.T) {
 		{"data_dir: d\nsigning_key_file: k\ntls_cert: c.pem\n", "together"},
 		{"data_dir: d\nsigning_key_file: k\nloudness_lufs: 3\n", "loudness_lufs"},
 		{"data_dir: [\n", "config"},
+		{"data_dir: d\nsigning_key_file: k\ndatabase: mysql://u:pw-xyzzy@h/db\n", "neither a PostgreSQL URL nor sqlite:PATH"},
 	} {
-		if _, err := ParseConfig([]byte(bad.doc), "/x"); err == nil || !strings.Contains(err.Error(), bad.want) {
-			t.Errorf("%q: error %v, want one naming %q", bad.doc, err, bad.want)
+		if _, err := ParseConfig([]byte(bad.doc), "/x"); err == nil || !strings.Contains(err.Error(), bad.want) || strings.Contains(err.Error(), "pw-xyzzy") {
+			t.Errorf("%q: error %v, want one naming %q (and no password)", bad.doc, err, bad.want)
+		}
+	}
+	// Where the store is: data_dir/hub.db by default, else the database setting (a relative
+	// sqlite: path is read from the config file's directory, as other paths are).
+	for doc, want := range map[string]string{
+		"data_dir: d\nsigning_key_file: k\n":                                          "/x/d/hub.db",
+		"data_dir: d\nsigning_key_file: k\ndatabase: postgres://loa@db.example/loa\n": "postgres://loa@db.example/loa",
+		"data_dir: d\nsigning_key_file: k\ndatabase: sqlite:store/hub.db\n":           "sqlite:/x/store/hub.db",
+	} {
+		if c, err := ParseConfig([]byte(doc), "/x"); err != nil || c.StoreSource() != want {
+			t.Errorf("%q: store %q (%v), want %q", doc, c.StoreSource(), err, want)
 		}
 	}
 	for _, ok := range []string{

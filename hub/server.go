@@ -414,7 +414,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), systemClock{}, log.With("component", "store"))
+	db, err := store.Open(ctx, cfg.StoreSource(), systemClock{}, log.With("component", "store"))
 	if err != nil {
 		return err
 	}

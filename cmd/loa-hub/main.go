@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -170,7 +169,7 @@ func userAdd(fs *pflag.FlagSet) runFunc {
 			fmt.Fprintln(os.Stderr, "loa-hub:", err)
 			return 1
 		}
-		db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), clock{}, log)
+		db, err := store.Open(ctx, cfg.StoreSource(), clock{}, log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loa-hub:", err)
 			return 1
@@ -234,7 +233,7 @@ func credentialCmd(cmd string, fs *pflag.FlagSet) runFunc {
 			return 1
 		}
 		ctx := context.Background()
-		db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), clock{}, logger("warn"))
+		db, err := store.Open(ctx, cfg.StoreSource(), clock{}, logger("warn"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loa-hub:", err)
 			return 1
