@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -55,6 +56,31 @@ type Capture struct {
 	keep    bool
 	frames  int64
 	wav     *os.File
+	stamp   bool
+	stamps  []Stamp
+}
+
+// Options describe the card Open drains with.
+type Options struct {
+	Rate int
+	// SkewPPM makes the card's crystal run fast (positive) or slow (negative): it consumes
+	// Rate×(1+SkewPPM/10⁶) frames per second of the system clock, as a real card off by that
+	// much does.
+	SkewPPM float64
+	// Keep holds the samples in memory (Samples); WAV, if set, receives them as a 32-bit float
+	// stereo WAV file (the demo's "sound card").
+	Keep bool
+	WAV  string
+	// Stamp records the wall time each block was drained (Stamps, When), so that a test can
+	// tell when a given sample came out of the card.
+	Stamp bool
+}
+
+// Stamp says that the block beginning at Frame (counted from the card's first frame) left the
+// card at At.
+type Stamp struct {
+	Frame int64
+	At    time.Time
 }
 
 // Drain opens fifo for reading and consumes it in real time until ctx ends, like a sound card
@@ -63,9 +89,20 @@ type Capture struct {
 // samples in memory for tests; wavPath, if set, receives them as a 32-bit float stereo WAV file
 // (the demo's "sound card").
 func Drain(ctx context.Context, fifo string, rate int, keep bool, wavPath string) (*Capture, <-chan error, error) {
-	c := &Capture{keep: keep}
-	if wavPath != "" {
-		f, err := os.Create(wavPath)
+	return Open(ctx, fifo, Options{Rate: rate, Keep: keep, WAV: wavPath})
+}
+
+// Open is Drain with the card's options: a skewed crystal, time stamps.
+func Open(ctx context.Context, fifo string, o Options) (*Capture, <-chan error, error) {
+	if o.Rate <= 0 {
+		return nil, nil, fmt.Errorf("alsafifo: rate %d is not a sample rate", o.Rate)
+	}
+	if o.SkewPPM <= -1e6 {
+		return nil, nil, fmt.Errorf("alsafifo: skew %v ppm would stop the card", o.SkewPPM)
+	}
+	c := &Capture{keep: o.Keep, stamp: o.Stamp}
+	if o.WAV != "" {
+		f, err := os.Create(o.WAV)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -73,11 +110,13 @@ func Drain(ctx context.Context, fifo string, rate int, keep bool, wavPath string
 		f.Write(make([]byte, 44)) // header written at the end, when the length is known
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.run(ctx, fifo, rate) }()
+	go func() { done <- c.run(ctx, fifo, o.Rate, float64(o.Rate)*(1+o.SkewPPM/1e6)) }()
 	return c, done, nil
 }
 
-func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
+// run drains fifo: rate is the nominal rate (the WAV header's), pace the frames per second of
+// the system clock the card really consumes.
+func (c *Capture) run(ctx context.Context, fifo string, rate int, pace float64) error {
 	defer c.finishWAV(rate)
 	// Opening a FIFO for reading blocks until a writer comes; open non-blocking and poll so
 	// that ctx can end the wait.
@@ -116,10 +155,10 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
 				}
 				c.mu.Unlock()
 			}
-			c.add(buf[:n])
+			c.add(buf[:n], time.Now())
 			readBytes += int64(n)
-			// Pace: never run ahead of real time.
-			due := begun.Add(time.Duration(float64(readBytes/frameBytes) / float64(rate) * float64(time.Second)))
+			// Pace: never run ahead of the card's clock.
+			due := begun.Add(time.Duration(float64(readBytes/frameBytes) / pace * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				select {
 				case <-time.After(d):
@@ -144,10 +183,13 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
 	return nil
 }
 
-func (c *Capture) add(b []byte) {
+func (c *Capture) add(b []byte, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(b) / 4
+	if c.stamp {
+		c.stamps = append(c.stamps, Stamp{Frame: c.frames, At: at})
+	}
 	c.frames += int64(n / 2)
 	if c.keep {
 		for i := 0; i < n; i++ {
@@ -196,4 +238,27 @@ func (c *Capture) Frames() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.frames
+}
+
+// Stamps returns a copy of the blocks' time stamps (with Options.Stamp).
+func (c *Capture) Stamps() []Stamp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Stamp(nil), c.stamps...)
+}
+
+// When is the wall time frame f left the card: its block's stamp plus its place in the block
+// at the nominal rate. It is false for a frame not yet drained or drained without stamps.
+func (c *Capture) When(f int64, rate int) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f < 0 || f >= c.frames || len(c.stamps) == 0 {
+		return time.Time{}, false
+	}
+	i := sort.Search(len(c.stamps), func(i int) bool { return c.stamps[i].Frame > f }) - 1
+	if i < 0 {
+		return time.Time{}, false
+	}
+	s := c.stamps[i]
+	return s.At.Add(time.Duration(f-s.Frame) * time.Second / time.Duration(rate)), true
 }
