@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // config is the ALSA configuration: the default PCM is the file plugin writing raw samples
@@ -58,6 +59,14 @@ type Capture struct {
 	wav     *os.File
 	stamp   bool
 	stamps  []Stamp
+	dry     []Dry
+}
+
+// Dry is a time the card ran dry: the writer fell behind the card's clock, and the frames from
+// Frame on came out For later than they would have.
+type Dry struct {
+	Frame int64
+	For   time.Duration
 }
 
 // Options describe the card Open drains with.
@@ -77,7 +86,7 @@ type Options struct {
 }
 
 // Stamp says that the block beginning at Frame (counted from the card's first frame) left the
-// card at At.
+// card at At: when the card's clock reached it, or when it came if the card had run dry.
 type Stamp struct {
 	Frame int64
 	At    time.Time
@@ -144,21 +153,34 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int, pace float64) 
 	var readBytes int64
 	writerSeen := false
 	for ctx.Err() == nil {
+		// The card plays on its own clock: a block is due when the frames before it have
+		// played. It comes out then even if this reader was scheduled late (a card does not
+		// wait for the CPU), unless the FIFO did not hold it: the writer fell behind, the card
+		// ran dry, and its clock starts again when the block comes.
+		due := begun.Add(time.Duration(float64(readBytes/frameBytes) / pace * float64(time.Second)))
+		starved := !begun.IsZero() && queued(fd) < len(buf)
 		n, err := f.Read(buf)
 		if n > 0 {
 			writerSeen = true
+			now := time.Now()
 			if begun.IsZero() {
-				begun = time.Now()
+				begun, due = now, now
 				c.mu.Lock()
 				if c.start.IsZero() {
 					c.start = begun
 				}
 				c.mu.Unlock()
+			} else if starved && now.Sub(due) > time.Millisecond {
+				begun = begun.Add(now.Sub(due))
+				c.mu.Lock()
+				c.dry = append(c.dry, Dry{Frame: c.frames, For: now.Sub(due)})
+				c.mu.Unlock()
+				due = now
 			}
-			c.add(buf[:n], time.Now())
+			c.add(buf[:n], due)
 			readBytes += int64(n)
 			// Pace: never run ahead of the card's clock.
-			due := begun.Add(time.Duration(float64(readBytes/frameBytes) / pace * float64(time.Second)))
+			due = begun.Add(time.Duration(float64(readBytes/frameBytes) / pace * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				select {
 				case <-time.After(d):
@@ -181,6 +203,18 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int, pace float64) 
 		}
 	}
 	return nil
+}
+
+// fionread is Linux's ioctl for the bytes waiting in a pipe.
+const fionread = 0x541B
+
+// queued is how many bytes wait in the FIFO (0 if it cannot tell).
+func queued(fd int) int {
+	var n int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), fionread, uintptr(unsafe.Pointer(&n))); e != 0 {
+		return 0
+	}
+	return int(n)
 }
 
 func (c *Capture) add(b []byte, at time.Time) {
@@ -261,4 +295,11 @@ func (c *Capture) When(f int64, rate int) (time.Time, bool) {
 	}
 	s := c.stamps[i]
 	return s.At.Add(time.Duration(f-s.Frame) * time.Second / time.Duration(rate)), true
+}
+
+// Underruns are the times the card ran dry while a writer was playing.
+func (c *Capture) Underruns() []Dry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Dry(nil), c.dry...)
 }
