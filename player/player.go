@@ -127,8 +127,8 @@ type Proof struct {
 	// output: waiting for the first audio, plus the gaps.
 	MissingS float64 `json:"missing_s,omitempty"`
 	// For a program with an At: StartErrorS is how late (negative: early) the item was heard
-	// against its time, as measured a second into it (or at its end if shorter); RatePPM is the
-	// card's consumption rate against the system clock, measured so far, in ppm off nominal.
+	// against its time, as measured 1.5 s into it (or at its end if shorter); RatePPM is the
+	// card's consumption rate against the system clock over the item, in ppm off nominal.
 	StartErrorS float64 `json:"start_error_s,omitempty"`
 	RatePPM     float64 `json:"rate_ppm,omitempty"`
 	// SkippedBytes of input were jumped over as corrupt, in SkippedPlaces places.
@@ -876,8 +876,8 @@ func (e *engine) applyGain(s []float32, st *itemState, fadingOut bool) int {
 
 // preroll writes one block of silence ahead of the program's start while it measures where
 // the output is, and once it knows, the last of the silence (or how much of the start to
-// drop, if late), so that the first frame is heard at Program.At. The position comes from a
-// mean over many looks (measureFor): one look is off by up to a period of the device.
+// drop, if late), so that the first frame is heard at Program.At. The position comes from the
+// most advanced of many looks (measureFor): one look can be late by up to a device period.
 func (e *engine) preroll(ctx context.Context, st *itemState) error {
 	k := e.keep
 	out := e.base + e.written

@@ -133,22 +133,26 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int, pace float64) 
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), fifo)
-	defer f.Close()
 	const frameBytes = 8
 	chunk := rate / 100 * frameBytes // 10 ms
 	buf := make([]byte, chunk)
 	// A writer SIGKILLed before this card was opened may have left samples in the FIFO; a
 	// new card read them, saw no writer (EOF) and, when it ended there, left the next agent
 	// writing into a FIFO nobody read: it hung in snd_pcm_writei. Read them away until the
-	// FIFO is empty (EOF: no writer; EAGAIN: a writer, nothing written yet).
+	// FIFO is empty (EOF: no writer; EAGAIN: a writer, nothing written yet). On the raw
+	// descriptor: through os.File an empty FIFO with a writer waits for data instead of saying
+	// EAGAIN, and a writer that came first and never paused was thrown away for ever.
 	for ctx.Err() == nil {
-		if _, err := f.Read(buf); err == io.EOF || errors.Is(err, syscall.EAGAIN) {
+		n, err := syscall.Read(fd, buf)
+		if n == 0 || errors.Is(err, syscall.EAGAIN) {
 			break
-		} else if err != nil {
+		} else if err != nil && !errors.Is(err, syscall.EINTR) {
+			syscall.Close(fd)
 			return err
 		}
 	}
+	f := os.NewFile(uintptr(fd), fifo)
+	defer f.Close()
 	var begun time.Time
 	var readBytes int64
 	writerSeen := false
