@@ -216,9 +216,9 @@ func TestTwoCardsInStep(t *testing.T) {
 		cards = append(cards, &syncCard{Name: "fast-uncorrected", SkewPPM: skew})
 	}
 	// A run on a machine so loaded that the players' own threads lag by whole seconds is
-	// tried again (up to three runs), saying so; the last must pass.
+	// tried again once, saying so; the second must pass.
 	var problems []string
-	for attempt := 1; attempt <= 3; attempt++ {
+	for attempt := 1; attempt <= 2; attempt++ {
 		if err := playInStep(t, seconds, 2*skew, cards); err != nil {
 			problems = []string{err.Error()}
 		} else {
@@ -246,13 +246,16 @@ func loadPerCore() float64 {
 // TestSyncFigures measures what BENCHMARKS.md reports (scripts/bench-sync; LOA_BENCH_SYNC=1):
 // the first-sample difference between cards over many items, and the offset after a long item
 // with one card fast, correction on and off in the same run. Thirty minutes at +100 ppm (180 ms
-// uncorrected) is run as a minute at +3,000 ppm: the same drift, sooner.
+// uncorrected) is run as ten minutes at +300 ppm: the same drift, sooner, inside the
+// correction's production bound (500 ppm).
 func TestSyncFigures(t *testing.T) {
 	if os.Getenv("LOA_BENCH_SYNC") == "" {
 		t.Skip("a benchmark: scripts/bench-sync")
 	}
-	items, long, skew := 20, 60, 3000.0
+	items, long, skew := 20, 600, 300.0
 	fmt.Sscan(os.Getenv("LOA_BENCH_SYNC_ITEMS"), &items)
+	fmt.Sscan(os.Getenv("LOA_BENCH_SYNC_LONG"), &long)
+	fmt.Sscan(os.Getenv("LOA_BENCH_SYNC_SKEW"), &skew)
 	// First samples: three cards, one true, one 100 ppm fast corrected, one uncorrected.
 	var on, off []float64
 	troubled := 0 // items where a player's output or a card ran dry
@@ -274,7 +277,7 @@ func TestSyncFigures(t *testing.T) {
 	fmt.Printf("SYNC first sample, %d items (%d with an underrun): correction on: |difference| median %.2f ms, p99 %.2f ms, max %.2f ms; off: median %.2f ms, p99 %.2f ms, max %.2f ms\n",
 		len(on), troubled, quantile(on, 0.5), quantile(on, 0.99), quantile(on, 1), quantile(off, 0.5), quantile(off, 0.99), quantile(off, 1))
 	cards := []*syncCard{{Name: "true", Correct: true}, {Name: "fast", SkewPPM: skew, Correct: true}, {Name: "fast-uncorrected", SkewPPM: skew}}
-	if err := playInStep(t, long, 2*skew, cards); err != nil {
+	if err := playInStep(t, long, 500, cards); err != nil {
 		t.Fatal(err)
 	}
 	last := long - 1
@@ -285,7 +288,7 @@ func TestSyncFigures(t *testing.T) {
 	for b := range long {
 		worst = math.Max(worst, math.Abs(ms((cards[1].Offsets[b]-cards[0].Offsets[b])-(cards[1].Offsets[0]-cards[0].Offsets[0]))))
 	}
-	fmt.Printf("SYNC drift over %d s at %+.0f ppm (as 30 min at %+.0f ppm): correction on %+.2f ms (worst %.2f ms), off %+.2f ms (skew predicts %+.1f ms); proofs: %+.0f and %+.0f ppm measured; underruns (player/card dry): %d/%s, %d/%s, %d/%s\n",
+	fmt.Printf("SYNC drift over %d s at %+.0f ppm (as 30 min at %+.0f ppm, correction bound 500 ppm): correction on %+.2f ms (worst %.2f ms), off %+.2f ms (skew predicts %+.1f ms); proofs: %+.0f and %+.0f ppm measured; underruns (player/card dry): %d/%s, %d/%s, %d/%s\n",
 		last, skew, skew*float64(last)/1800, rel(cards[1]), worst, rel(cards[2]), -skew*float64(last)/1000, cards[1].Proof.RatePPM, cards[2].Proof.RatePPM,
 		cards[0].Proof.Underruns, cards[0].Dry, cards[1].Proof.Underruns, cards[1].Dry, cards[2].Proof.Underruns, cards[2].Dry)
 }
