@@ -18,9 +18,13 @@ type delayer interface {
 	Delay() time.Duration
 }
 
-// Servo time constants. The heard position is known only in steps of the device's period
-// (tens of ms): the error is averaged over filterTau, then corrected proportionally over
-// propTau and integrally (the card's rate) over integTau = 4·propTau² (critically damped).
+// Servo time constants. The offset is filtered over filterTau, then corrected proportionally
+// over propTau and integrally (the integral learns the card's rate) over integTau = 4·propTau²
+// (critically damped). The heard position is known only in steps of the device's period:
+// each measure is a millisecond or two off, which these fast gains turn into trim swings of a
+// few hundred ppm (inaudible: 500 ppm is a thousandth of a semitone) around the card's rate.
+// Slower gains were tried: they need the card's rate fed forward from the fitted line, which
+// a loaded machine (the output's thread lagging) makes wrong by thousands of ppm.
 const (
 	filterTau = 1.0 // s
 	propTau   = 2.0 // s
