@@ -145,7 +145,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("audio output %q: %w", cfg.Audio.Output, err)
 	}
 	defer out.Close()
-	pl, err := player.New(player.Config{Output: out, Clock: a.clock, Log: a.log.With("component", "player")})
+	pl, err := player.New(player.Config{Output: out, Clock: a.clock, Log: a.log.With("component", "player"),
+		CorrectRate: *cfg.Audio.Sync.CorrectRate, OutputDelay: cfg.Audio.Sync.OutputDelay.D()})
 	if err != nil {
 		return err
 	}
@@ -214,7 +215,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	sp := &speakers{
 		player: pl, tasks: &a.tasks, journal: a.journal, store: a.store, log: a.log.With("component", "speakers"), clock: a.clock,
-		rate: cfg.Audio.Rate, checkpoint: cfg.Journal.Checkpoint.D(),
+		rate: cfg.Audio.Rate, checkpoint: cfg.Journal.Checkpoint.D(), timing: cfg.Audio.Sync,
 		schedule: a.activeRef,
 		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
 		health:   &a.health,

@@ -76,6 +76,24 @@ type AudioConfig struct {
 	Buffer scheduler.Duration `yaml:"buffer"`
 	// Rate is the output sample rate (default 48000).
 	Rate int `yaml:"rate"`
+	// Sync holds plays to the wall clock, so that neighbouring clusters sound as one.
+	Sync SyncConfig `yaml:"sync"`
+}
+
+// SyncConfig holds the speakers' plays to the wall clock (docs/sync.md).
+type SyncConfig struct {
+	// InStep hears each play's first sample StartDelay after its scheduled time, and keeps
+	// the rest on the clock. Off by default for now: the schedule starts a play at its time,
+	// so the output needs that delay to settle, and every play is then heard that much later.
+	InStep bool `yaml:"in_step"`
+	// StartDelay is how long after its time a play is heard (default 1s; less and the start
+	// of each item is cut by what is late).
+	StartDelay scheduler.Duration `yaml:"start_delay"`
+	// CorrectRate follows the sound card's crystal by resampling slightly (default true).
+	CorrectRate *bool `yaml:"correct_rate"`
+	// OutputDelay is the time from ALSA taking a sample to the loudspeaker playing it
+	// (default: estimated from audio.buffer). Measure it on one box of a model and set it on all.
+	OutputDelay scheduler.Duration `yaml:"output_delay"`
 }
 
 // ClockConfig says when the wall clock is trusted.
@@ -152,6 +170,12 @@ func (c *Config) check() error {
 	if c.Audio.Rate < 8000 || c.Audio.Rate > 192000 {
 		errs = append(errs, fmt.Errorf("audio.rate %d is not a sample rate", c.Audio.Rate))
 	}
+	if d := c.Audio.Sync.StartDelay.D(); d < 0 || d > 10*time.Second {
+		errs = append(errs, fmt.Errorf("audio.sync.start_delay %s: give 0 to 10s", d))
+	}
+	if d := c.Audio.Sync.OutputDelay.D(); d < 0 || d > 2*time.Second {
+		errs = append(errs, fmt.Errorf("audio.sync.output_delay %s: give 0 to 2s", d))
+	}
 	if c.Timezone != "" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
 			errs = append(errs, fmt.Errorf("timezone %q is not an IANA zone name", c.Timezone))
@@ -194,6 +218,12 @@ func (c *Config) defaults() {
 	}
 	if c.Audio.Rate == 0 {
 		c.Audio.Rate = 48000
+	}
+	if c.Audio.Sync.StartDelay == 0 {
+		c.Audio.Sync.StartDelay = scheduler.Duration(time.Second)
+	}
+	if c.Audio.Sync.CorrectRate == nil {
+		c.Audio.Sync.CorrectRate = new(true)
 	}
 	if c.Grace == 0 {
 		c.Grace = scheduler.Duration(5 * time.Minute)

@@ -13,6 +13,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("device_id: a\ndata_dir: d\nvolume: 2\nvolume_schedule: [{from: '25:00', to: '06:00', volume: 0.5}]\n")
 	f.Add("device_id: a\ndata_dir: d\namplifier: {driver: lcus, port: /dev/x, warm_up: 2}\n")
 	f.Add("device_id: a\ndata_dir: d\naudio: {output: 'wav:', buffer: -1s}\nhub: {url: 'ws://[::1'}\n")
+	f.Add("device_id: a\ndata_dir: d\naudio: {sync: {in_step: true, start_delay: 11s, correct_rate: no, output_delay: -5ms}}\n")
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, src string) {
 		path := filepath.Join(dir, "agent.yaml")

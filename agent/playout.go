@@ -36,6 +36,7 @@ type speakers struct {
 	speech     *speech
 	amp        *amplifier.Amplifier // switches the amplifier relay around plays
 	volume     *volume              // device volume and its schedule
+	timing     SyncConfig           // holding plays to the clock
 
 	cur *speakerPlay
 }
@@ -146,6 +147,12 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 	}
 	if first > 0 {
 		prog.Start = player.Position{Item: 0, Frame: first}
+	}
+	if s.timing.InStep {
+		// Where the timeline has the first item at its starting point, plus the delay every
+		// cluster adds alike.
+		seg := sp.segs[0]
+		prog.At = seg.Start.Add(sp.froms[0] - seg.Offset + s.timing.StartDelay.D())
 	}
 	pb, err := s.player.Play(ctx, prog)
 	if err != nil {
@@ -312,6 +319,7 @@ func proofOf(p player.Proof) protocol.Proof {
 		PeakDBFS: &p.PeakDBFS, RMSDBFS: &p.RMSDBFS, SilenceS: p.SilenceS,
 		Gaps: p.Gaps, Underruns: int(p.Underruns),
 		Dropouts: p.Dropouts, Reconnects: p.Reconnects, MissingS: p.MissingS,
+		StartErrorS: p.StartErrorS, RatePPM: p.RatePPM,
 	}
 }
 

@@ -61,6 +61,12 @@ type Program struct {
 	Until time.Time
 	// Start resumes the program at a position (zero: from the top).
 	Start Position
+	// At, if set, is the wall time the program's first frame (at Start) is to be heard: the
+	// player writes silence before it, or skips what is already late, so that it is, and
+	// keeps the rest on the clock (Config.CorrectRate). At most 10 s of silence is written.
+	// Only a real-time output (ALSA) does this; a program beginning with a stream ignores it.
+	// See docs/sync.md.
+	At time.Time
 	// OnItemStart is called when the first sample of an item is handed to the output, with
 	// the time it will reach the output (Proof.Start).
 	OnItemStart func(index int, at time.Time)
@@ -114,6 +120,11 @@ type Proof struct {
 	// MissingS is the time of a stream item's window with none of its audio reaching the
 	// output: waiting for the first audio, plus the gaps.
 	MissingS float64 `json:"missing_s,omitempty"`
+	// For a program with an At: StartErrorS is how late (negative: early) the item was heard
+	// against its time, as measured 1.5 s into it (or at its end if shorter); RatePPM is the
+	// card's consumption rate against the system clock over the item, in ppm off nominal.
+	StartErrorS float64 `json:"start_error_s,omitempty"`
+	RatePPM     float64 `json:"rate_ppm,omitempty"`
 	// SkippedBytes of input were jumped over as corrupt, in SkippedPlaces places.
 	SkippedBytes  int64  `json:"skipped_bytes"`
 	SkippedPlaces int64  `json:"skipped_places"`
@@ -153,6 +164,14 @@ type Config struct {
 	// StallTimeout: a stream connection (or its connecting) that brings nothing for this
 	// long is dropped and reconnected (default 10 s).
 	StallTimeout time.Duration
+	// CorrectRate resamples programs with an At very slightly so that they stay on the
+	// system clock whatever the card's crystal does, by at most MaxCorrectionPPM (default
+	// 500). Off, they start on time and then follow the card.
+	CorrectRate      bool
+	MaxCorrectionPPM float64
+	// OutputDelay is how long a frame the output has consumed takes to be heard (ALSA's
+	// buffer, the card); 0 takes the output's own estimate (the ALSA output has one).
+	OutputDelay time.Duration
 }
 
 // Player plays one program at a time through its output.
@@ -188,6 +207,9 @@ func New(cfg Config) (*Player, error) {
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 10 * time.Second
+	}
+	if cfg.MaxCorrectionPPM <= 0 {
+		cfg.MaxCorrectionPPM = 500
 	}
 	return &Player{cfg: cfg, out: cfg.Output}, nil
 }
@@ -365,6 +387,7 @@ type itemState struct {
 	started   bool
 	openedAt  time.Time // a stream item began waiting for audio
 	lastWrite time.Time // the item's last frames were handed to the output
+	errTaken  bool      // Proof.StartErrorS is measured
 }
 
 func (pb *Playback) run(ctx context.Context) {
@@ -381,6 +404,16 @@ func (pb *Playback) run(ctx context.Context) {
 	e.base = p.out.Consumed()
 	pb.itemStart.Store(e.base)
 	pb.base.Store(e.base)
+	// Only a device that plays in real time can be held to the clock (a file or null output
+	// takes everything at once).
+	if d, ok := p.out.(delayer); ok && !pb.prog.At.IsZero() && pb.prog.Items[pb.prog.Start.Item].URL == "" {
+		delay := p.cfg.OutputDelay
+		if delay == 0 {
+			delay = d.Delay()
+		}
+		e.keep = newKeeper(e.rate, pb.prog.At, delay, p.cfg.CorrectRate, p.cfg.MaxCorrectionPPM)
+		defer e.keep.close()
+	}
 	res := e.play(ctx)
 	pb.result = res
 	pb.p.current.CompareAndSwap(pb, nil)
@@ -401,6 +434,9 @@ type engine struct {
 	base     int64     // output frame count when this playback began
 	written  int64     // frames written by this playback
 	leftover []float32 // frames read but held back by a pause
+	keep     *keeper   // holds a program with an At on the clock; nil without
+	placed   bool      // the program's start is placed on the clock
+	silence  []float32
 }
 
 type pendingEnd struct {
@@ -421,6 +457,15 @@ func (e *engine) play(ctx context.Context) Result {
 		skip := int64(0)
 		if i == prog.Start.Item {
 			skip = prog.Start.Frame
+			if e.keep != nil {
+				// Already late: skip what cannot be heard on time, so as to be in step.
+				late := e.keep.lateFrames(e.clock.Now())
+				if late > 0 {
+					e.log.Info("programme starts late: skipping its beginning to play in step", "late", time.Duration(late)*time.Second/time.Duration(e.rate))
+				}
+				e.keep.next = late
+				skip += late
+			}
 		}
 		reason, at := e.playItem(ctx, i, skip)
 		if reason != EndCompleted && reason != EndFailed {
@@ -496,6 +541,9 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		if it.URL == "" {
 			st.limit -= skip
 		}
+	}
+	if it.URL != "" && e.keep != nil {
+		e.keep.stop() // a live stream plays as it comes
 	}
 	itemCtx, cancel := context.WithCancel(ctx)
 	if it.URL != "" {
@@ -635,6 +683,28 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		if n == 0 {
 			continue
 		}
+		if e.keep != nil && !e.placed {
+			// Silence until the start is placed; the frames read wait for it.
+			e.leftover = append(append([]float32(nil), e.buf[:2*n]...), e.leftover...)
+			if err := e.preroll(ctx, st); err != nil {
+				if ctx.Err() != nil {
+					return end(EndCancelled, nil)
+				}
+				return end(EndFailed, err)
+			}
+			continue
+		}
+		if e.keep != nil && e.keep.drop > 0 {
+			// Late: what cannot be heard on time is not played.
+			d := int(min(int64(n), e.keep.drop))
+			e.keep.dropped(int64(d))
+			st.written += int64(d)
+			if d == n {
+				continue
+			}
+			copy(e.buf, e.buf[2*d:2*n])
+			n -= d
+		}
 		chunk := e.buf[:2*n]
 		k := e.applyGain(chunk, st, stopping != "" || pausing)
 		if k < n && pausing {
@@ -662,14 +732,28 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		}
 		st.lvl.add(chunk)
 		st.written += int64(n)
-		e.written += int64(n)
-		if err := e.out.Write(ctx, chunk); err != nil {
+		out := chunk
+		if e.keep != nil {
+			if out, err = e.keep.process(chunk); err != nil {
+				return end(EndFailed, err)
+			}
+		}
+		e.written += int64(len(out) / 2)
+		if err := e.out.Write(ctx, out); err != nil {
 			if ctx.Err() != nil {
 				return end(EndCancelled, nil)
 			}
 			return end(EndFailed, err)
 		}
 		st.lastWrite = e.clock.Now()
+		if e.keep != nil {
+			e.keep.wrote(n, e.base+e.written)
+			consumed := e.out.Consumed()
+			e.keep.measure(e.clock.Now(), consumed)
+			if !st.errTaken && st.written >= int64(e.rate)*3/2 {
+				e.takeStartError(st)
+			}
+		}
 		e.settle(false)
 	}
 }
@@ -680,6 +764,9 @@ func (e *engine) pause(ctx context.Context, at Position, reply chan Position) (s
 		return EndCancelled, false
 	}
 	e.settle(false)
+	if e.keep != nil {
+		e.keep.stop() // resumed, the programme is later than its time by the pause
+	}
 	e.pb.paused.Store(true)
 	defer e.pb.paused.Store(false)
 	if reply != nil {
@@ -727,6 +814,12 @@ func (e *engine) finishItem(st *itemState) {
 		}
 		st.proof.MissingS = max(0, waited.Seconds()) + st.proof.GapS
 	}
+	if e.keep != nil && st.started {
+		if !st.errTaken {
+			e.takeStartError(st)
+		}
+		st.proof.RatePPM = e.keep.ratePPM() // over the whole item
+	}
 	m := st.lvl
 	m.closeBlock()
 	st.proof.PeakDBFS = m.peakDBFS()
@@ -773,4 +866,58 @@ func (e *engine) applyGain(s []float32, st *itemState, fadingOut bool) int {
 		}
 	}
 	return n
+}
+
+// preroll writes one block of silence ahead of the program's start while it measures where
+// the output is, and once it knows, the last of the silence (or how much of the start to
+// drop, if late), so that the first frame is heard at Program.At. The position comes from the
+// most advanced of many looks (measureFor): one look can be late by up to a device period.
+func (e *engine) preroll(ctx context.Context, st *itemState) error {
+	k := e.keep
+	out := e.base + e.written
+	consumed := e.out.Consumed() // before the time: a late look then seems behind, never ahead
+	lead, ok := k.lead(e.clock.Now(), consumed, out)
+	if out-st.startPos > int64(maxPreroll.Seconds()*float64(e.rate)) {
+		// At is too far ahead, or the clock does not move with the output (a test's fake
+		// clock): start now.
+		e.log.Warn("programme start could not be placed on the clock within 10 s; starting it now", "at", k.at)
+		lead, ok = 0, true
+	}
+	if ok && lead <= chunkFrames {
+		if lead < 0 {
+			k.drop = -lead
+		}
+		k.start(out, max(0, lead))
+		if err := e.writeSilence(ctx, max(0, lead)); err != nil {
+			return err
+		}
+		e.placed = true
+		st.startPos = e.base + e.written
+		e.pb.itemStart.Store(st.startPos)
+		return nil
+	}
+	return e.writeSilence(ctx, chunkFrames)
+}
+
+func (e *engine) writeSilence(ctx context.Context, frames int64) error {
+	if len(e.silence) == 0 {
+		e.silence = make([]float32, 2*chunkFrames)
+	}
+	for frames > 0 {
+		n := min(frames, chunkFrames)
+		if err := e.out.Write(ctx, e.silence[:2*n]); err != nil {
+			return err
+		}
+		frames -= n
+		e.written += n
+	}
+	return nil
+}
+
+// takeStartError puts the servo's measure of how far the item is from its time in its proof.
+func (e *engine) takeStartError(st *itemState) {
+	st.errTaken = true
+	if s, ok := e.keep.errorS(); ok {
+		st.proof.StartErrorS = s
+	}
 }

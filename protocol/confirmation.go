@@ -91,6 +91,11 @@ type Proof struct {
 	Reconnects    int     `json:"reconnects,omitempty"`
 	MissingS      float64 `json:"missing_s,omitempty"`
 	FramesDropped int     `json:"frames_dropped,omitempty"` // screens: video frames dropped
+	// Speakers held to the clock (docs/sync.md): how late (negative: early) the item was
+	// heard against its time, as the agent measures it a second in, and how fast the sound
+	// card consumes samples against the system clock, in ppm off its nominal rate.
+	StartErrorS float64 `json:"start_error_s,omitempty"`
+	RatePPM     float64 `json:"rate_ppm,omitempty"`
 }
 
 // Duration converts the confirmation's unit back to a duration (to the nanosecond).

@@ -171,6 +171,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE schedules DROP COLUMN approved_by", "ALTER TABLE schedules DROP COLUMN approved_at",
 		"DROP TABLE submissions", "ALTER TABLE emergencies DROP COLUMN reviewed_by",
 		"ALTER TABLE emergencies DROP COLUMN reviewed_at", "ALTER TABLE emergencies DROP COLUMN review_note",
+		"ALTER TABLE confirmations DROP COLUMN start_error_s", "ALTER TABLE confirmations DROP COLUMN rate_ppm",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

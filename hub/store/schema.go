@@ -441,6 +441,12 @@ ALTER TABLE emergencies ADD COLUMN reviewed_at INTEGER;
 ALTER TABLE emergencies ADD COLUMN review_note TEXT NOT NULL DEFAULT '';
 UPDATE emergencies SET reviewed_at = created_at;
 `},
+		{15, "confirmation timing", `
+-- Speakers held to the clock: how late the item was heard against its time (seconds), and the
+-- sound card's rate against the system clock (ppm off nominal).
+ALTER TABLE confirmations ADD COLUMN start_error_s REAL NOT NULL DEFAULT 0;
+ALTER TABLE confirmations ADD COLUMN rate_ppm REAL NOT NULL DEFAULT 0;
+`},
 	}
 }
 

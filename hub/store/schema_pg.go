@@ -12,6 +12,10 @@ import "strings"
 func pgMigrations() []migration {
 	return []migration{
 		{14, "PostgreSQL schema (SQLite steps 1 to 14)", strings.ReplaceAll(pgSchema14, " TEXT", ` TEXT COLLATE "C"`)},
+		{15, "confirmation timing", `
+ALTER TABLE confirmations ADD COLUMN start_error_s DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE confirmations ADD COLUMN rate_ppm DOUBLE PRECISION NOT NULL DEFAULT 0;
+`},
 	}
 }
 

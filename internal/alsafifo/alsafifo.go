@@ -12,9 +12,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // config is the ALSA configuration: the default PCM is the file plugin writing raw samples
@@ -55,6 +57,39 @@ type Capture struct {
 	keep    bool
 	frames  int64
 	wav     *os.File
+	stamp   bool
+	stamps  []Stamp
+	dry     []Dry
+}
+
+// Dry is a time the card ran dry: the writer fell behind the card's clock, and the frames from
+// Frame on came out For later than they would have.
+type Dry struct {
+	Frame int64
+	For   time.Duration
+}
+
+// Options describe the card Open drains with.
+type Options struct {
+	Rate int
+	// SkewPPM makes the card's crystal run fast (positive) or slow (negative): it consumes
+	// Rate×(1+SkewPPM/10⁶) frames per second of the system clock, as a real card off by that
+	// much does.
+	SkewPPM float64
+	// Keep holds the samples in memory (Samples); WAV, if set, receives them as a 32-bit float
+	// stereo WAV file (the demo's "sound card").
+	Keep bool
+	WAV  string
+	// Stamp records the wall time each block was drained (Stamps, When), so that a test can
+	// tell when a given sample came out of the card.
+	Stamp bool
+}
+
+// Stamp says that the block beginning at Frame (counted from the card's first frame) left the
+// card at At: when the card's clock reached it, or when it came if the card had run dry.
+type Stamp struct {
+	Frame int64
+	At    time.Time
 }
 
 // Drain opens fifo for reading and consumes it in real time until ctx ends, like a sound card
@@ -63,9 +98,20 @@ type Capture struct {
 // samples in memory for tests; wavPath, if set, receives them as a 32-bit float stereo WAV file
 // (the demo's "sound card").
 func Drain(ctx context.Context, fifo string, rate int, keep bool, wavPath string) (*Capture, <-chan error, error) {
-	c := &Capture{keep: keep}
-	if wavPath != "" {
-		f, err := os.Create(wavPath)
+	return Open(ctx, fifo, Options{Rate: rate, Keep: keep, WAV: wavPath})
+}
+
+// Open is Drain with the card's options: a skewed crystal, time stamps.
+func Open(ctx context.Context, fifo string, o Options) (*Capture, <-chan error, error) {
+	if o.Rate <= 0 {
+		return nil, nil, fmt.Errorf("alsafifo: rate %d is not a sample rate", o.Rate)
+	}
+	if o.SkewPPM <= -1e6 {
+		return nil, nil, fmt.Errorf("alsafifo: skew %v ppm would stop the card", o.SkewPPM)
+	}
+	c := &Capture{keep: o.Keep, stamp: o.Stamp}
+	if o.WAV != "" {
+		f, err := os.Create(o.WAV)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -73,11 +119,13 @@ func Drain(ctx context.Context, fifo string, rate int, keep bool, wavPath string
 		f.Write(make([]byte, 44)) // header written at the end, when the length is known
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.run(ctx, fifo, rate) }()
+	go func() { done <- c.run(ctx, fifo, o.Rate, float64(o.Rate)*(1+o.SkewPPM/1e6)) }()
 	return c, done, nil
 }
 
-func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
+// run drains fifo: rate is the nominal rate (the WAV header's), pace the frames per second of
+// the system clock the card really consumes.
+func (c *Capture) run(ctx context.Context, fifo string, rate int, pace float64) error {
 	defer c.finishWAV(rate)
 	// Opening a FIFO for reading blocks until a writer comes; open non-blocking and poll so
 	// that ctx can end the wait.
@@ -85,41 +133,58 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), fifo)
-	defer f.Close()
 	const frameBytes = 8
 	chunk := rate / 100 * frameBytes // 10 ms
 	buf := make([]byte, chunk)
 	// A writer SIGKILLed before this card was opened may have left samples in the FIFO; a
 	// new card read them, saw no writer (EOF) and, when it ended there, left the next agent
 	// writing into a FIFO nobody read: it hung in snd_pcm_writei. Read them away until the
-	// FIFO is empty (EOF: no writer; EAGAIN: a writer, nothing written yet).
+	// FIFO is empty (EOF: no writer; EAGAIN: a writer, nothing written yet). On the raw
+	// descriptor: through os.File an empty FIFO with a writer waits for data instead of saying
+	// EAGAIN, and a writer that came first and never paused was thrown away for ever.
 	for ctx.Err() == nil {
-		if _, err := f.Read(buf); err == io.EOF || errors.Is(err, syscall.EAGAIN) {
+		n, err := syscall.Read(fd, buf)
+		if n == 0 || errors.Is(err, syscall.EAGAIN) {
 			break
-		} else if err != nil {
+		} else if err != nil && !errors.Is(err, syscall.EINTR) {
+			syscall.Close(fd)
 			return err
 		}
 	}
+	f := os.NewFile(uintptr(fd), fifo)
+	defer f.Close()
 	var begun time.Time
 	var readBytes int64
 	writerSeen := false
 	for ctx.Err() == nil {
+		// The card plays on its own clock: a block is due when the frames before it have
+		// played. It comes out then even if this reader was scheduled late (a card does not
+		// wait for the CPU), unless the FIFO did not hold it: the writer fell behind, the card
+		// ran dry, and its clock starts again when the block comes.
+		due := begun.Add(time.Duration(float64(readBytes/frameBytes) / pace * float64(time.Second)))
+		starved := !begun.IsZero() && queued(fd) < len(buf)
 		n, err := f.Read(buf)
 		if n > 0 {
 			writerSeen = true
+			now := time.Now()
 			if begun.IsZero() {
-				begun = time.Now()
+				begun, due = now, now
 				c.mu.Lock()
 				if c.start.IsZero() {
 					c.start = begun
 				}
 				c.mu.Unlock()
+			} else if starved && now.Sub(due) > time.Millisecond {
+				begun = begun.Add(now.Sub(due))
+				c.mu.Lock()
+				c.dry = append(c.dry, Dry{Frame: c.frames, For: now.Sub(due)})
+				c.mu.Unlock()
+				due = now
 			}
-			c.add(buf[:n])
+			c.add(buf[:n], due)
 			readBytes += int64(n)
-			// Pace: never run ahead of real time.
-			due := begun.Add(time.Duration(float64(readBytes/frameBytes) / float64(rate) * float64(time.Second)))
+			// Pace: never run ahead of the card's clock.
+			due = begun.Add(time.Duration(float64(readBytes/frameBytes) / pace * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				select {
 				case <-time.After(d):
@@ -144,10 +209,25 @@ func (c *Capture) run(ctx context.Context, fifo string, rate int) error {
 	return nil
 }
 
-func (c *Capture) add(b []byte) {
+// fionread is Linux's ioctl for the bytes waiting in a pipe.
+const fionread = 0x541B
+
+// queued is how many bytes wait in the FIFO (0 if it cannot tell).
+func queued(fd int) int {
+	var n int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), fionread, uintptr(unsafe.Pointer(&n))); e != 0 {
+		return 0
+	}
+	return int(n)
+}
+
+func (c *Capture) add(b []byte, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(b) / 4
+	if c.stamp {
+		c.stamps = append(c.stamps, Stamp{Frame: c.frames, At: at})
+	}
 	c.frames += int64(n / 2)
 	if c.keep {
 		for i := 0; i < n; i++ {
@@ -196,4 +276,34 @@ func (c *Capture) Frames() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.frames
+}
+
+// Stamps returns a copy of the blocks' time stamps (with Options.Stamp).
+func (c *Capture) Stamps() []Stamp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Stamp(nil), c.stamps...)
+}
+
+// When is the wall time frame f left the card: its block's stamp plus its place in the block
+// at the nominal rate. It is false for a frame not yet drained or drained without stamps.
+func (c *Capture) When(f int64, rate int) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f < 0 || f >= c.frames || len(c.stamps) == 0 {
+		return time.Time{}, false
+	}
+	i := sort.Search(len(c.stamps), func(i int) bool { return c.stamps[i].Frame > f }) - 1
+	if i < 0 {
+		return time.Time{}, false
+	}
+	s := c.stamps[i]
+	return s.At.Add(time.Duration(f-s.Frame) * time.Second / time.Duration(rate)), true
+}
+
+// Underruns are the times the card ran dry while a writer was playing.
+func (c *Capture) Underruns() []Dry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Dry(nil), c.dry...)
 }

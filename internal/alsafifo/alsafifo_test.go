@@ -72,3 +72,64 @@ func TestCardOutlivesAKilledWriter(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A stamping card says when each of its frames came out: every frame written is covered by a
+// block's stamp, in order, and a frame not yet drained has no time.
+func TestCardStampsWhatItDrains(t *testing.T) {
+	if _, _, err := Open(context.Background(), "unused", Options{Rate: 0}); err == nil {
+		t.Error("a card with no rate was opened")
+	}
+	_, fifo, err := Setup(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, done, err := Open(ctx, fifo, Options{Rate: 48000, SkewPPM: 2000, Stamp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a writer there before the card sends is a killed writer's leftover, thrown away:
+	// come after the card, as an agent does, and write until it has played enough.
+	time.Sleep(100 * time.Millisecond)
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const frames = 4800
+	for deadline := time.Now().Add(10 * time.Second); c.Frames() < frames; {
+		if _, err := w.Write(make([]byte, 480*8)); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the card drained %d frames of %d", c.Frames(), frames)
+		}
+	}
+	w.Close()
+	time.Sleep(200 * time.Millisecond) // the FIFO's rest drains
+	all := c.Frames()
+	st := c.Stamps()
+	if len(st) == 0 || st[0].Frame != 0 {
+		t.Fatalf("stamps %v: want the first block at frame 0", st)
+	}
+	for i := 1; i < len(st); i++ {
+		if st[i].Frame <= st[i-1].Frame || st[i].At.Before(st[i-1].At) {
+			t.Fatalf("stamps %d and %d out of order: %v, %v", i-1, i, st[i-1], st[i])
+		}
+	}
+	if at, ok := c.When(0, 48000); !ok || !at.Equal(st[0].At) {
+		t.Errorf("When(0) = %v, %v; want the first stamp %v", at, ok, st[0].At)
+	}
+	last := st[len(st)-1]
+	if at, ok := c.When(all-1, 48000); !ok || at.Before(last.At) {
+		t.Errorf("When(last frame) = %v, %v; want at or after its block's stamp %v", at, ok, last.At)
+	}
+	if _, ok := c.When(all, 48000); ok {
+		t.Error("a frame never written has a time")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

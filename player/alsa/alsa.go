@@ -203,6 +203,13 @@ func (o *Output) Consumed() int64 {
 	return h - int64(o.player.BufferedSize()/8)
 }
 
+// Delay is how long after Consumed counts a frame it is heard. oto takes a period (half the
+// ALSA buffer) at a time from its queue and then waits for room for it in ALSA's buffer,
+// which it keeps full: a frame taken is heard about one and a quarter buffers later, plus
+// what the card adds. This is a model: snd_pcm_delay would say it, but oto keeps the PCM to
+// itself (docs/sync.md says what that costs and how to correct it with output_delay).
+func (o *Output) Delay() time.Duration { return o.bufTime * 5 / 4 }
+
 // Drain implements player.Output.
 func (o *Output) Drain(ctx context.Context) error {
 	// What is queued plays out; running dry after it is the end, not an underrun.

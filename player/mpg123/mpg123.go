@@ -249,16 +249,27 @@ type Resampler struct {
 	in, out int
 	ch      int
 	maxIn   int
+	smooth  C.int
 }
 
 // NewResampler prepares conversion of channels-channel audio from inRate to outRate.
 func NewResampler(inRate, outRate, channels int) (*Resampler, error) {
+	return newResampler(inRate, outRate, channels, 0)
+}
+
+// NewTrim prepares a resampler whose ratio is changed while it runs (Retune): syn123's
+// smoothing of such changes is on, and its history is kept across them.
+func NewTrim(inRate, outRate, channels int) (*Resampler, error) {
+	return newResampler(inRate, outRate, channels, 1)
+}
+
+func newResampler(inRate, outRate, channels int, smooth C.int) (*Resampler, error) {
 	var cerr C.int
 	h := C.syn123_new(C.long(outRate), C.int(channels), C.MPG123_ENC_FLOAT_32, 0, &cerr)
 	if h == nil {
 		return nil, fmt.Errorf("syn123: cannot create a resampler: %s", C.GoString(C.syn123_strerror(cerr)))
 	}
-	if e := C.syn123_setup_resample(h, C.long(inRate), C.long(outRate), C.int(channels), 0, 0); e != 0 {
+	if e := C.syn123_setup_resample(h, C.long(inRate), C.long(outRate), C.int(channels), 0, smooth); e != 0 {
 		C.syn123_del(h)
 		return nil, fmt.Errorf("syn123: cannot resample %d Hz to %d Hz: %s", inRate, outRate, C.GoString(C.syn123_strerror(e)))
 	}
@@ -270,7 +281,18 @@ func NewResampler(inRate, outRate, channels int) (*Resampler, error) {
 		C.syn123_del(h)
 		return nil, fmt.Errorf("syn123: cannot resample %d Hz to %d Hz", inRate, outRate)
 	}
-	return &Resampler{h: h, in: inRate, out: outRate, ch: channels, maxIn: maxIn}, nil
+	return &Resampler{h: h, in: inRate, out: outRate, ch: channels, maxIn: maxIn, smooth: smooth}, nil
+}
+
+// Retune changes the ratio to inRate:outRate and keeps the resampler's history (syn123
+// keeps it when only the rates change), so that the sound goes on without a click.
+func (r *Resampler) Retune(inRate, outRate int) error {
+	if e := C.syn123_setup_resample(r.h, C.long(inRate), C.long(outRate), C.int(r.ch), 0, r.smooth); e != 0 {
+		return fmt.Errorf("syn123: cannot resample %d Hz to %d Hz: %s", inRate, outRate, C.GoString(C.syn123_strerror(e)))
+	}
+	m := uint64(C.syn123_resample_maxincount(C.long(inRate), C.long(outRate)))
+	r.in, r.out, r.maxIn = inRate, outRate, int(min(m, 1<<16))
+	return nil
 }
 
 // InRate is the rate the resampler converts from.

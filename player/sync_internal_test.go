@@ -1,0 +1,91 @@
+package player
+
+import (
+	"math"
+	"sort"
+	"testing"
+	"time"
+)
+
+// simulateCard runs a keeper against a simulated card for seconds of programme: the card
+// consumes rate·(1+skew) frames a second of the clock, taken a period (2,400 frames) at a time
+// as oto takes them, and the writer stays a queue ahead of it. The resampling is the real one
+// (libsyn123). It returns how far the content really heard at the end is from where the clock
+// says it should be (positive: early), from the card's continuous position rather than the
+// steps the keeper sees, and the keeper.
+func simulateCard(t *testing.T, skewPPM float64, correct bool, seconds float64) (time.Duration, *keeper) {
+	const rate, period, queue, delay = 48000, 2400, 12000, 6000
+	card := rate * (1 + skewPPM/1e6)
+	t0 := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	k := newKeeper(rate, t0.Add(delay*time.Second/rate), delay*time.Second/rate, correct, 500)
+	defer k.close()
+	k.start(0, 0)
+	type point struct{ out, content float64 }
+	truth := []point{{0, 0}}
+	chunk := make([]float32, 2*chunkFrames)
+	var written, content int64
+	var now time.Time
+	for content < int64(seconds*rate) {
+		out, err := k.process(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		written += int64(len(out) / 2)
+		content += chunkFrames
+		k.wrote(chunkFrames, written)
+		truth = append(truth, point{float64(written), float64(content)})
+		// The writer waits for room: the card has taken all but a queue of what was written.
+		now = t0.Add(time.Duration(float64(written-queue) / card * float64(time.Second)))
+		consumed := int64(float64(written-queue)/period) * period
+		k.measure(now, max(0, consumed))
+	}
+	// Where the card really is: continuously, less its delay, traced back to the content.
+	h := card*now.Sub(t0).Seconds() - delay
+	i := sort.Search(len(truth), func(i int) bool { return truth[i].out > h })
+	a, b := truth[i-1], truth[i]
+	heard := a.content + (h-a.out)*(b.content-a.content)/(b.out-a.out)
+	due := now.Sub(k.at).Seconds() * rate
+	return time.Duration((heard - due) / rate * float64(time.Second)), k
+}
+
+// A card 300 ppm fast, over ten minutes: corrected, the programme is heard on the clock to a
+// millisecond or two and the keeper has learnt the card's rate; uncorrected, it runs
+// ahead by what the skew makes (180 ms). No real time: the card is simulated, so this checks
+// the servo itself whatever the machine's load.
+func TestKeeperFollowsAFastCard(t *testing.T) {
+	const skew, seconds = 300.0, 600.0
+	off, k := simulateCard(t, skew, true, seconds)
+	t.Logf("corrected: %.3f ms off at the end, trim %+.1f ppm (learnt %+.1f), card measured %+.1f ppm", ms(off), k.ppm, k.integ, k.ratePPM())
+	// The keeper sees the card in steps of its period: a millisecond or so of its estimate is
+	// that, the same on every card alike.
+	if off.Abs() > 2*time.Millisecond {
+		t.Errorf("corrected, the programme ends %.2f ms off the clock; want within 2 ms", ms(off))
+	}
+	// The trim swings about the card's rate with the looks' noise; its integral part has
+	// learnt the rate.
+	if math.Abs(k.integ-skew) > 150 {
+		t.Errorf("the servo learnt the card's rate as %+.1f ppm; it runs %+.0f", k.integ, skew)
+	}
+	if r := k.ratePPM(); math.Abs(r-skew) > 20 {
+		t.Errorf("the card's rate is measured %+.1f ppm; it runs %+.0f", r, skew)
+	}
+	drift, k := simulateCard(t, skew, false, seconds)
+	want := time.Duration(skew / 1e6 * seconds * float64(time.Second))
+	t.Logf("uncorrected: %.1f ms ahead (skew makes %.1f ms), card measured %+.1f ppm", ms(drift), ms(want), k.ratePPM())
+	if (drift - want).Abs() > 5*time.Millisecond {
+		t.Errorf("uncorrected, the programme ends %.1f ms ahead; the skew makes %.1f ms", ms(drift), ms(want))
+	}
+	if k.ppm != 0 {
+		t.Errorf("uncorrected, the trim moved to %+.1f ppm", k.ppm)
+	}
+}
+
+// The correction never passes its bound, whatever the card does.
+func TestKeeperCorrectionIsBounded(t *testing.T) {
+	_, k := simulateCard(t, 2000, true, 60)
+	if k.ppm != 500 {
+		t.Errorf("a card 2,000 ppm fast drove the trim to %+.1f ppm; want it held at the bound, 500", k.ppm)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
