@@ -61,9 +61,7 @@ func TestHelloBusy(t *testing.T) {
 	h := newTestHub(t)
 	h.addArea("qn/c1")
 	secret := h.enrol("c1/cl-01", "qn/c1")
-	for range cap(h.srv.hellos) {
-		h.srv.hellos <- struct{}{} // every slot taken by welcomes in progress
-	}
+	release := h.srv.link.HoldWelcomes() // every slot taken by welcomes in progress
 	ws, _, err := h.dial("c1/cl-01", secret)
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +77,6 @@ func TestHelloBusy(t *testing.T) {
 	if !ok || e.Code != protocol.CodeBusy || e.RetryAfterS <= 0 || closeCode(err) != websocket.CloseTryAgainLater {
 		t.Fatalf("answer %+v, close %v; want busy with retry_after_s and close 1013", msgs[0], err)
 	}
-	for range cap(h.srv.hellos) {
-		<-h.srv.hellos
-	}
+	release()
 	h.connect("c1/cl-01", secret, protocol.Hello{})
 }
