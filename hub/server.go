@@ -207,9 +207,13 @@ func New(opts Options) (*Server, error) {
 	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
 		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget})
 	s.acct = accounts.New(accounts.Options{Store: s.st, Now: s.now, Audit: s.audit})
-	s.link = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,
+	var err error
+	s.link, err = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,
 		StatusInterval: opts.StatusInterval, Limits: opts.Limits, MaxHellos: opts.MaxHellos, BusyRetryAfter: opts.BusyRetryAfter,
 		DeviceAuth: s.deviceAuth, NewTitles: s.statusTitles, ResolveTarget: s.resolveTarget, LookupDevice: s.lookupDevice, Audit: s.audit})
+	if err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }

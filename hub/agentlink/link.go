@@ -9,6 +9,7 @@ package agentlink
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -126,8 +127,18 @@ type Link struct {
 	partFaults sync.Map
 }
 
-// New returns a link over opts.Store.
-func New(opts Options) *Link {
+// New returns a link over opts.Store, or an error naming the option the hub left out.
+func New(opts Options) (*Link, error) {
+	for _, o := range []struct {
+		name    string
+		missing bool
+	}{{"Store", opts.Store == nil}, {"Signer", opts.Signer == nil}, {"Now", opts.Now == nil},
+		{"Broadcasts", opts.Broadcasts == nil}, {"DeviceAuth", opts.DeviceAuth == nil}, {"NewTitles", opts.NewTitles == nil},
+		{"ResolveTarget", opts.ResolveTarget == nil}, {"LookupDevice", opts.LookupDevice == nil}, {"Audit", opts.Audit == nil}} {
+		if o.missing {
+			return nil, fmt.Errorf("agentlink: Options.%s is required", o.name)
+		}
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -144,7 +155,7 @@ func New(opts Options) *Link {
 	if opts.MaxHellos > 0 {
 		s.hellos = make(chan struct{}, opts.MaxHellos)
 	}
-	return s
+	return s, nil
 }
 
 // Online reports whether a device holds a live connection now.
