@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -288,12 +289,12 @@ func TestCompositionAndPushToConnectedAgent(t *testing.T) {
 	}
 	a.send(&protocol.Status{At: time.Now(), UptimeS: 12, NowPlaying: []protocol.NowPlaying{{Output: "speakers", Program: "qn/relay"}}})
 	b.send(&protocol.Delivery{Header: protocol.Header{Re: "h-3"}, State: protocol.DeliveryRefused, Code: "bad_signature", Reason: "test refusal"})
-	waitFor(t, "cl-07 active", func() bool {
+	testkit.WaitFor(t, "cl-07 active", 10*time.Second, func() bool {
 		var d api.DeviceJSON
 		h.call(h.admin, "GET", "/api/devices/"+id, nil, &d)
 		return d.ActiveRevision == 4 && d.Delivery == "active" && d.Online && strings.Contains(d.NowPlaying, "qn/relay")
 	})
-	waitFor(t, "cl-01 refused", func() bool {
+	testkit.WaitFor(t, "cl-01 refused", 10*time.Second, func() bool {
 		var d api.DeviceJSON
 		h.call(h.admin, "GET", "/api/devices/tam-ky/cl-01", nil, &d)
 		return d.Delivery == "refused" && strings.Contains(d.RefusedReason, "test refusal")
@@ -342,7 +343,7 @@ func TestCatchUpOnConnect(t *testing.T) {
 	if doc.Programs[0].ID != "qn/c1/n" {
 		t.Fatalf("caught-up document: %v", doc.Programs)
 	}
-	waitFor(t, "delivery state sent", func() bool {
+	testkit.WaitFor(t, "delivery state sent", 10*time.Second, func() bool {
 		eff, _ := h.db.LatestEffective(context.Background(), id)
 		return eff.Delivery.State == store.StateSent
 	})
@@ -354,17 +355,6 @@ func TestCatchUpOnConnect(t *testing.T) {
 		t.Fatalf("welcome after restore: %+v, want revision 10", w.LatestSchedule)
 	}
 	verifySchedule(t, h, id, a.next(), 9)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestJournalRestartOverTheWire: a device that reconnects with a new journal (its old file was

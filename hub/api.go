@@ -259,9 +259,7 @@ func (s *Server) listedDeviceJSON(ctx context.Context, d store.Device, heads map
 	}
 	j.Relay, j.Sign, j.Screen = partJSON(d.Status.Parts.Relay), partJSON(d.Status.Parts.Sign), partJSON(d.Status.Parts.Screen)
 	j.Faults = d.Status.Parts.Faults()
-	s.mu.Lock()
-	_, j.Online = s.conns[d.ID]
-	s.mu.Unlock()
+	j.Online = s.link.Online(d.ID)
 	if heads != nil { // a list: read for all devices at once
 		if h, ok := heads[d.ID]; ok {
 			j.Revision, j.Delivery, j.RefusedReason, j.ActiveRevision = h.Revision, string(h.Delivery.State), h.Delivery.RefusedReason, h.ActiveRevision
@@ -513,7 +511,7 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p staff
 		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.playable(r.Context(), doc); err != nil {
+	if err := s.link.Playable(r.Context(), doc); err != nil {
 		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("%s would be refused by every device, which compiles it before playing: %v", name, err))
 		return
 	}
@@ -542,7 +540,7 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p staff
 		s.submitSchedule(w, r, p, target, area, doc, req.Document, rule.approvers)
 		return
 	}
-	before := s.headsBefore(r.Context(), target)
+	before := s.link.HeadsBefore(r.Context(), target)
 	sc := store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID}
 	if rule.selfApproved {
 		sc.ApprovedBy, sc.ApprovedAt = p.User.ID, s.clock.Now()
@@ -553,7 +551,7 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p staff
 		return
 	}
 	s.audit(r.Context(), p, "schedule.push", target.String(), map[string]any{"schedule_id": doc.ID, "revision": sch.Revision, "programs": len(doc.Programs)})
-	res := s.pushTargetSince(r.Context(), target, before)
+	res := s.link.PushSince(r.Context(), target, before)
 	res.Target, res.Revision = target.String(), sch.Revision
 	staffapi.WriteJSON(w, http.StatusOK, res)
 }

@@ -224,7 +224,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p staffapi.Calle
 			return
 		}
 	}
-	before := s.headsBefore(ctx, sub.Target)
+	before := s.link.HeadsBefore(ctx, sub.Target)
 	sub, err := as.Decide(ctx, sub.ID, p.User.ID, approve, req.Reason)
 	if err != nil {
 		staffapi.Fail(w, err)
@@ -233,7 +233,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p staffapi.Calle
 	res := api.DecideResponse{Submission: s.submissionJSON(ctx, sub, false)}
 	if approve {
 		s.audit(ctx, p, "schedule.approve", sub.Target.String(), map[string]any{"submission": sub.ID, "revision": sub.Revision, "submitted_by": sub.SubmittedBy})
-		push := s.pushTargetSince(ctx, sub.Target, before)
+		push := s.link.PushSince(ctx, sub.Target, before)
 		push.Target, push.Revision = sub.Target.String(), sub.Revision
 		res.Push = &push
 	} else {

@@ -22,6 +22,7 @@ import (
 	"github.com/loa-project/loa/hub/broadcast"
 	"github.com/loa-project/loa/hub/cap"
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -254,7 +255,7 @@ func TestCAPFeedPolled(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.srv.RunEmergencies(ctx); close(done) }()
-	waitFor(t, "two polls of the feed", func() bool { return feedReads.Load() >= 2 })
+	testkit.WaitFor(t, "two polls of the feed", 10*time.Second, func() bool { return feedReads.Load() >= 2 })
 	stop()
 	<-done
 	l, _ := h.db.ListEmergencies(context.Background(), store.EmergencyFilter{})

@@ -68,14 +68,7 @@ func (s *Server) apiRekeyDevice(w http.ResponseWriter, r *http.Request, p staffa
 }
 
 // dropConn closes a device's live connection, if any.
-func (s *Server) dropConn(id string) {
-	s.mu.Lock()
-	c := s.conns[id]
-	s.mu.Unlock()
-	if c != nil {
-		c.close()
-	}
-}
+func (s *Server) dropConn(id string) { s.link.Drop(id) }
 
 // deviceAuth checks the Loa-Device header of a request and answers 401 when it fails.
 func (s *Server) deviceAuth(w http.ResponseWriter, r *http.Request) (store.Device, bool) {

@@ -378,14 +378,14 @@ type racingStore struct {
 func (r *racingStore) AddEmergencies(ctx context.Context, rows []store.Emergency) ([]store.Emergency, []store.Emergency, error) {
 	a, b, err := r.DB.AddEmergencies(ctx, rows)
 	r.srv.bc.Changed()
-	r.srv.pushTarget(ctx, store.AreaTarget("qn"))
+	r.srv.link.Push(ctx, store.AreaTarget("qn"))
 	return a, b, err
 }
 
 func (r *racingStore) EndEmergencies(ctx context.Context, ids []int64, reason, by string) ([]store.Emergency, error) {
 	ended, err := r.DB.EndEmergencies(ctx, ids, reason, by)
 	r.srv.bc.Changed()
-	r.srv.pushTarget(ctx, store.AreaTarget("qn"))
+	r.srv.link.Push(ctx, store.AreaTarget("qn"))
 	return ended, err
 }
 

@@ -56,6 +56,12 @@ func newTestHubIn(t testing.TB, dir string) *testHub {
 // what the hub does.
 func newTestHubWith(t testing.TB, dir string, wrap func(*store.DB) Store) *testHub {
 	t.Helper()
+	return newTestHubWithOptions(t, dir, wrap, nil)
+}
+
+// newTestHubWithOptions is newTestHubWith with edit applied to the hub's Options first.
+func newTestHubWithOptions(t testing.TB, dir string, wrap func(*store.DB) Store, edit func(*Options)) *testHub {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("LOA_TEST_LOG") != "" {
@@ -78,9 +84,13 @@ func newTestHubWith(t testing.TB, dir string, wrap func(*store.DB) Store) *testH
 	if wrap != nil {
 		st = wrap(db)
 	}
-	srv, err := New(Options{Store: st, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
+	opts := Options{Store: st, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
 		Transcoder:     &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, "tmp")},
-		StatusInterval: 60 * time.Second})
+		StatusInterval: 60 * time.Second}
+	if edit != nil {
+		edit(&opts)
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,37 +1,23 @@
 package hub
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 )
-
-// syncBuffer is a log destination safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // Failed credentials are limited per source address: past the limit the address gets 429 with
 // Retry-After (even with a good token, until the minute ends), and the failures are logged
 // once, not one line each.
 func TestFailedCredentialsAreLimitedAndSampled(t *testing.T) {
 	h := newTestHub(t)
-	var logs syncBuffer
+	var logs testkit.Buffer
 	h.srv.authLimit = newAuthLimiter(5, 60e9, slog.New(slog.NewTextHandler(&logs, nil)))
 	for i := range 5 {
 		if code := h.call("loa-st1-guess"+strings.Repeat("x", i), "GET", "/api/whoami", nil, nil); code != http.StatusUnauthorized {
@@ -61,9 +47,7 @@ func TestHelloBusy(t *testing.T) {
 	h := newTestHub(t)
 	h.addArea("qn/c1")
 	secret := h.enrol("c1/cl-01", "qn/c1")
-	for range cap(h.srv.hellos) {
-		h.srv.hellos <- struct{}{} // every slot taken by welcomes in progress
-	}
+	release := h.srv.link.HoldWelcomes() // every slot taken by welcomes in progress
 	ws, _, err := h.dial("c1/cl-01", secret)
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +63,6 @@ func TestHelloBusy(t *testing.T) {
 	if !ok || e.Code != protocol.CodeBusy || e.RetryAfterS <= 0 || closeCode(err) != websocket.CloseTryAgainLater {
 		t.Fatalf("answer %+v, close %v; want busy with retry_after_s and close 1013", msgs[0], err)
 	}
-	for range cap(h.srv.hellos) {
-		<-h.srv.hellos
-	}
+	release()
 	h.connect("c1/cl-01", secret, protocol.Hello{})
 }

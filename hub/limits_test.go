@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // guard is how long a test waits for the hub to end a connection before calling it held
@@ -39,9 +41,7 @@ func TestRunTimesOutIdleAndSlowConnections(t *testing.T) {
 	if _, err := Keygen(filepath.Join(dir, "hub.key"), "hub"); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(t) // Run listens itself
 	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte("listen: "+addr+"\ndata_dir: data\nsigning_key_file: hub.key\n"+
 		"read_timeout: 1s\nwrite_timeout: 1s\nidle_timeout: 1s\n"), 0o600)
 	cfg, err := LoadConfig(filepath.Join(dir, "hub.yaml"))

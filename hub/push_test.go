@@ -11,22 +11,41 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/loa-project/loa/hub/agentlink"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
 
+// storeHook is a function a test arms once, run by the next call of the store method that
+// carries the hook (the hub holds its store from the start; the test arms it when ready).
+type storeHook struct {
+	mu    sync.Mutex
+	after func()
+}
+
+func (h *storeHook) arm(f func()) { h.mu.Lock(); h.after = f; h.mu.Unlock() }
+
+func (h *storeHook) run() {
+	h.mu.Lock()
+	f := h.after
+	h.after = nil
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
 // movingStore is the real store, with a hook run after a push has read every device's newest
 // revision: what another push or a connecting device could store in that moment.
 type movingStore struct {
 	*store.DB
-	once  sync.Once
-	after func()
+	storeHook
 }
 
 func (m *movingStore) LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error) {
 	h, err := m.DB.LatestEffectiveHeads(ctx, area)
-	m.once.Do(m.after)
+	m.run()
 	return h, err
 }
 
@@ -35,7 +54,8 @@ func (m *movingStore) LatestEffectiveHeads(ctx context.Context, area string) (ma
 // every device ends with one new revision from the pushed sources; connected agents get it once,
 // after their welcome, verified for them.
 func TestPushAreaWhileRevisionsMove(t *testing.T) {
-	h := newTestHub(t)
+	var moving *movingStore
+	h := newTestHubWith(t, t.TempDir(), func(db *store.DB) Store { moving = &movingStore{DB: db}; return moving })
 	h.addArea("qn/c1")
 	h.addArea("qn/c1/x")
 	ctx := context.Background()
@@ -60,18 +80,18 @@ func TestPushAreaWhileRevisionsMove(t *testing.T) {
 	for _, id := range []string{"c1/cl-00", "c1/cl-03", "c1/cl-05"} {
 		hello := protocol.Hello{}
 		if id == "c1/cl-05" {
-			hello.ActiveSchedule = &protocol.ScheduleRef{ID: ScheduleIDFor(id), Revision: 1}
+			hello.ActiveSchedule = &protocol.ScheduleRef{ID: agentlink.ScheduleIDFor(id), Revision: 1}
 		}
 		agents[id], _ = h.connect(id, secrets[id], hello)
 	}
-	h.srv.st = &movingStore{DB: h.db, after: func() {
+	moving.arm(func() {
 		for _, id := range moved {
 			// Revision 7, composed from nothing the push knows of: the push must go above it.
 			if _, err := h.db.AddEffective(ctx, store.EffectiveSchedule{DeviceID: id, Revision: 7, Document: []byte("{}")}); err != nil {
 				t.Error(err)
 			}
 		}
-	}}
+	})
 	code, res, msg := h.push(h.admin, "qn/c1", "version: 1\nid: c1\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: news\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n")
 	if code != http.StatusOK || res.Devices != n || res.Sent != len(agents) || len(res.Failures) != 0 {
 		t.Fatalf("push: %d %+v %s", code, res, msg)
@@ -114,7 +134,7 @@ func TestPushAreaWhileRevisionsMove(t *testing.T) {
 		}
 	}
 	// Pushing again with no source changed composes and sends nothing.
-	if res := h.srv.pushTarget(ctx, store.AreaTarget("qn/c1")); res.Devices != 0 || res.Sent != 0 || len(res.Failures) != 0 {
+	if res := h.srv.link.Push(ctx, store.AreaTarget("qn/c1")); res.Devices != 0 || res.Sent != 0 || len(res.Failures) != 0 {
 		t.Fatalf("push with nothing changed: %+v", res)
 	}
 }
@@ -123,13 +143,12 @@ func TestPushAreaWhileRevisionsMove(t *testing.T) {
 // are sent.
 type hookedStore struct {
 	*store.DB
-	once  sync.Once
-	after func()
+	storeHook
 }
 
 func (h *hookedStore) AddEffectives(ctx context.Context, es []store.EffectiveSchedule) ([]store.EffectiveSchedule, []error, error) {
 	out, errs, err := h.DB.AddEffectives(ctx, es)
-	h.once.Do(h.after)
+	h.run()
 	return out, errs, err
 }
 
@@ -137,14 +156,15 @@ func (h *hookedStore) AddEffectives(ctx context.Context, es []store.EffectiveSch
 // welcome; the push's own send of that revision is not repeated (the agent would refuse it as
 // replayed), and the next push's revision is the next message it sees.
 func TestPushNotRepeatedToDeviceThatJustConnected(t *testing.T) {
-	h := newTestHub(t)
+	var hooked *hookedStore
+	h := newTestHubWith(t, t.TempDir(), func(db *store.DB) Store { hooked = &hookedStore{DB: db}; return hooked })
 	h.addArea("qn/c1")
 	secret := h.enrol("c1/a", "qn/c1")
 	doc := func(rev int, prog string) string {
 		return fmt.Sprintf("version: 1\nid: c1\nrevision: %d\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: %s\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n", rev, prog)
 	}
 	var a *fakeAgent
-	h.srv.st = &hookedStore{DB: h.db, after: func() {
+	hooked.arm(func() {
 		// The test goroutine is in the push call: connect by hand, report with t.Error.
 		ws, _, err := h.dial("c1/a", secret)
 		if err != nil {
@@ -164,7 +184,7 @@ func TestPushNotRepeatedToDeviceThatJustConnected(t *testing.T) {
 		}
 		a = &fakeAgent{t: t, id: "c1/a", ws: ws, msgs: make(chan protocol.Message, 100), errc: make(chan error, 1)}
 		go a.readLoop()
-	}}
+	})
 	if code, res, msg := h.push(h.admin, "qn/c1", doc(1, "news")); code != http.StatusOK || res.Devices != 1 || res.Sent != 1 {
 		t.Fatalf("push: %d %+v %s", code, res, msg)
 	}

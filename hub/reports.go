@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -197,4 +198,12 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p staffapi.Ca
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="loa-%s-%s.%s"`, doc.Kind, from.In(p.Zone).Format("20060102"), format))
 	w.Header().Set(api.ZoneHeader, p.Zone.String())
 	w.Write(buf.Bytes())
+}
+
+// positivePtr is v when above 0 (a reported volume), else nil.
+func positivePtr(v float64) *float64 {
+	if v > 0 && !math.IsInf(v, 0) {
+		return &v
+	}
+	return nil
 }

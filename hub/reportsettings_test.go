@@ -10,6 +10,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -39,14 +40,14 @@ func TestOnlineTimeFromConnections(t *testing.T) {
 	welcomed := time.Now()
 	time.Sleep(100 * time.Millisecond)
 	a.send(&protocol.Status{At: time.Now(), UptimeS: 5})
-	waitFor(t, "online time recorded at the status", func() bool { return online() > 0 })
+	testkit.WaitFor(t, "online time recorded at the status", 10*time.Second, func() bool { return online() > 0 })
 	if s := online(); s > time.Since(before).Seconds() {
 		t.Errorf("online %v s after a status, more than the %v s since the device dialled", s, time.Since(before).Seconds())
 	}
 	time.Sleep(100 * time.Millisecond)
 	a.ws.Close()
 	closed := time.Now()
-	waitFor(t, "online time recorded at the disconnect", func() bool { return online() >= closed.Sub(welcomed).Seconds() })
+	testkit.WaitFor(t, "online time recorded at the disconnect", 10*time.Second, func() bool { return online() >= closed.Sub(welcomed).Seconds() })
 	if s, most := online(), time.Since(before).Seconds(); s > most {
 		t.Errorf("online %v s in all, more than the %v s since the device dialled", s, most)
 	}

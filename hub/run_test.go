@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/internal/testkit"
 )
 
 // Run serves HTTPS when given a certificate, answers the API with a token made by AddUser on
@@ -38,9 +40,7 @@ func TestRunWithTLS(t *testing.T) {
 	if _, err := Keygen(filepath.Join(dir, "hub.key"), "hub"); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(t) // Run listens itself
 	cfgText := "listen: " + addr + "\ndata_dir: data\nsigning_key_file: hub.key\ntls_cert: cert.pem\ntls_key: key.pem\n"
 	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte(cfgText), 0o600)
 	cfg, err := LoadConfig(filepath.Join(dir, "hub.yaml"))

@@ -273,7 +273,7 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p staffapi.Call
 			return
 		}
 		if srcs = append(pre, srcs...); len(srcs) > 0 {
-			if docBytes, err = s.Compose(ctx, area, 1, srcs); err != nil {
+			if docBytes, err = s.link.Compose(ctx, area, 1, srcs); err != nil {
 				staffapi.Error(w, http.StatusBadRequest, err.Error())
 				return
 			}

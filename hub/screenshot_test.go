@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-project/loa/hub/agentlink"
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/screenshots"
 	"github.com/loa-project/loa/protocol"
@@ -249,7 +250,7 @@ func TestScreenshotUploadAuthCheckAndScope(t *testing.T) {
 	}
 
 	// Past its expiry and the grace, an upload is refused; a revoked device is refused too.
-	clk.Advance(defaultCommandLife + screenshots.Grace + time.Second)
+	clk.Advance(agentlink.DefaultCommandLife + screenshots.Grace + time.Second)
 	if code, msg := h.upload("tk/cl-01", s1, c2.ID, bytes.NewReader(blue), -1); code != http.StatusGone || !strings.Contains(msg, "expired at") {
 		t.Errorf("late upload: %d %s", code, msg)
 	}

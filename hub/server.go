@@ -1,9 +1,8 @@
-// Package hub is the district server's composition root: it builds the rooms (hub/broadcast,
-// hub/library, hub/accounts, hub/screenshots, hub/media, with answers through hub/staffapi)
-// from its Options, mounts every route in one table, and runs the loops. It still holds the
-// agents' websocket and the composition, signing and push of each device's effective
-// schedule, the commands sent over it, the check of credentials, and the staff handlers for
-// areas, devices, schedules, approvals and reports (docs/hub.md, "Where the code lives").
+// Package hub is the district server's composition root: it builds the rooms (hub/agentlink,
+// hub/broadcast, hub/library, hub/accounts, hub/screenshots, hub/media, with answers through
+// hub/staffapi) from its Options, mounts every route in one table, and runs the loops. It still holds the
+// check of credentials, the titles staff read, and the staff handlers for areas, devices,
+// schedules, approvals and reports (docs/hub.md, "Where the code lives").
 package hub
 
 import (
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/accounts"
+	"github.com/loa-project/loa/hub/agentlink"
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/broadcast"
 	"github.com/loa-project/loa/hub/console"
@@ -102,7 +102,7 @@ type Store interface {
 	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 
-	commandStore // commands.go
+	agentlink.Store // the agent link, push and commands (hub/agentlink)
 }
 
 // Options configure a Server.
@@ -143,35 +143,21 @@ type Options struct {
 
 // Server is the hub: an http.Handler for staff, agents and content.
 type Server struct {
-	notStored notStoredLog // confirmations refused by the store, logged a few at a time
-	st        Store
-	signer    *protocol.Signer
-	dir       string
-	log       *slog.Logger
-	clock     Clock
-	tc        *media.Transcoder
-	opts      Options
-	mux       *http.ServeMux
+	st     Store
+	signer *protocol.Signer
+	dir    string
+	log    *slog.Logger
+	clock  Clock
+	tc     *media.Transcoder
+	opts   Options
+	mux    *http.ServeMux
 
-	mu    sync.Mutex
-	conns map[string]*agentConn // device id -> its live connection
-	// composeMu serialises composition per device so two pushes cannot race for a revision.
-	composeMu keyedMutex
-	// Caches of parsed source schedules and of source sets whose composition parsed: pushing
-	// one schedule to 10,000 devices parses it once, not 10,000 times.
-	parsedDocs, validSets sync.Map
-	parsedCount           atomic.Int64
-	wg                    sync.WaitGroup
-	cmds                  commandState  // the order of signed commands (commands.go)
-	authLimit             *authLimiter  // failed credentials per source (limiter.go)
-	hellos                chan struct{} // welcomes in progress (agentws.go); nil: no limit
-	shots                 *screenshots.Room
-	lib                   *library.Room
-	bc                    *broadcast.Room // emergencies, bulletins, live relays; CAP
-	acct                  *accounts.Room
-	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
-	// when it appears or changes, not at every heartbeat.
-	partFaults sync.Map
+	link      *agentlink.Link // agents' websockets, push, commands
+	authLimit *authLimiter    // failed credentials per source (limiter.go)
+	shots     *screenshots.Room
+	lib       *library.Room
+	bc        *broadcast.Room // emergencies, bulletins, live relays; CAP
+	acct      *accounts.Room
 }
 
 // New returns a server over opts.Store.
@@ -202,21 +188,14 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		st: opts.Store, signer: opts.Signer, dir: opts.ContentDir, log: opts.Log, clock: opts.Clock,
-		tc: opts.Transcoder, opts: opts, conns: map[string]*agentConn{},
+		tc: opts.Transcoder, opts: opts,
 	}
-	s.composeMu.m = map[string]*keyedEntry{}
 	if opts.AuthFailureLimit == 0 {
 		opts.AuthFailureLimit = 60
 	}
 	s.authLimit = newAuthLimiter(opts.AuthFailureLimit, time.Minute, opts.Log)
-	if opts.BusyRetryAfter <= 0 {
-		opts.BusyRetryAfter = helloRetryAfter
-	}
 	if opts.MaxHellos == 0 {
 		opts.MaxHellos = 64
-	}
-	if opts.MaxHellos > 0 {
-		s.hellos = make(chan struct{}, opts.MaxHellos)
 	}
 	s.opts = opts
 	// data_dir/screenshots: beside the content dir (data_dir/content). Now reads s.clock at
@@ -228,6 +207,13 @@ func New(opts Options) (*Server, error) {
 	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
 		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget})
 	s.acct = accounts.New(accounts.Options{Store: s.st, Now: s.now, Audit: s.audit})
+	var err error
+	s.link, err = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,
+		StatusInterval: opts.StatusInterval, Limits: opts.Limits, MaxHellos: opts.MaxHellos, BusyRetryAfter: opts.BusyRetryAfter,
+		DeviceAuth: s.deviceAuth, NewTitles: s.statusTitles, ResolveTarget: s.resolveTarget, LookupDevice: s.lookupDevice, Audit: s.audit})
+	if err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -241,33 +227,28 @@ func (s *Server) RunEmergencies(ctx context.Context) { s.bc.Run(ctx) }
 // ConfigureCAP reads the area map and turns CAP handling on. Call it before serving.
 func (s *Server) ConfigureCAP(c broadcast.CAPConfig) error { return s.bc.ConfigureCAP(c) }
 
-// pusher is the push pipeline as the broadcast room sees it.
+// pusher is the push pipeline (hub/agentlink) as the broadcast room sees it; it reads s.link
+// at each call, as the broadcast room is built before the link that composes its broadcasts.
 type pusher struct{ s *Server }
 
 func (p pusher) HeadsBefore(ctx context.Context, targets ...store.Target) map[string]store.EffectiveHead {
-	return p.s.headsBefore(ctx, targets...)
+	return p.s.link.HeadsBefore(ctx, targets...)
 }
 
 func (p pusher) PushSince(ctx context.Context, t store.Target, before map[string]store.EffectiveHead) api.PushResponse {
-	return p.s.pushTargetSince(ctx, t, before)
+	return p.s.link.PushSince(ctx, t, before)
+}
+
+// areaChain is the latest schedule of area and of every area above it, root first.
+func (s *Server) areaChain(ctx context.Context, area string) ([]store.Schedule, error) {
+	return s.link.AreaChain(ctx, area)
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Close closes every agent connection and waits for their goroutines.
-func (s *Server) Close() {
-	s.mu.Lock()
-	conns := make([]*agentConn, 0, len(s.conns))
-	for _, c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns { // outside the lock: each close may wait on a slow peer
-		c.close()
-	}
-	s.wg.Wait()
-}
+func (s *Server) Close() { s.link.Close() }
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
@@ -282,7 +263,7 @@ func (s *Server) routes() {
 		handle(pattern, small, s.staff(need, h))
 	}
 	V, O, E, A := store.RoleViewer, store.RoleOperator, store.RoleEmergency, store.RoleAdmin
-	handle("GET /agent/ws", small, http.HandlerFunc(s.handleAgentWS))
+	handle("GET /agent/ws", small, s.link)
 	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.lib.Download)))
 	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.lib.Download))
 	handle("POST /agent/screenshot", func() int64 { return screenshots.MaxBytes }, s.transfer(http.HandlerFunc(s.shots.Upload)))
@@ -329,8 +310,8 @@ func (s *Server) routes() {
 	api("POST /api/emergencies/cancel", E, s.bc.CancelSeries)
 	api("POST /api/emergencies/{id}/cancel", E, s.bc.Cancel)
 	api("POST /api/cap", E, s.bc.CAP)
-	api("POST /api/commands", O, s.apiIssueCommand)
-	api("GET /api/commands", V, s.apiListCommands)
+	api("POST /api/commands", O, s.link.Issue)
+	api("GET /api/commands", V, s.link.ListCommands)
 	// Editorial approval (issue 22).
 	api("GET /api/submissions", V, s.apiListSubmissions)
 	api("GET /api/submissions/{id}", V, s.apiShowSubmission)
@@ -339,7 +320,7 @@ func (s *Server) routes() {
 	api("GET /api/areas/policy", V, s.apiGetPolicy)
 	api("PUT /api/areas/policy", A, s.apiSetPolicy)
 	api("POST /api/emergencies/{id}/review", store.RoleApprover, s.bc.Review)
-	api("GET /api/commands/{id}", V, s.apiShowCommand)
+	api("GET /api/commands/{id}", V, s.link.ShowCommand)
 	api("GET /api/commands/{id}/screenshot", V, s.shots.ByCommand)
 	api("GET /api/screenshots/{device...}", V, s.shots.ByDevice)
 	if cs, ok := s.st.(console.Store); ok {
@@ -528,36 +509,4 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
-}
-
-// keyedMutex serialises work per key (device id) without one lock for all devices.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyedEntry
-}
-
-type keyedEntry struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	e := k.m[key]
-	if e == nil {
-		e = &keyedEntry{}
-		k.m[key] = e
-	}
-	e.refs++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		e.refs--
-		if e.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }

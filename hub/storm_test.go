@@ -20,9 +20,7 @@ import (
 // protocol.RetryAfter, as loa-agent's link does) is welcomed with its schedule within a few
 // tries, and none dials in a tight loop.
 func TestReconnectStormIsShed(t *testing.T) {
-	h := newTestHub(t)
-	h.srv.hellos = make(chan struct{}, 2)
-	h.srv.opts.BusyRetryAfter = time.Second
+	h := newTestHubWithOptions(t, t.TempDir(), nil, func(o *Options) { o.MaxHellos, o.BusyRetryAfter = 2, time.Second })
 	h.addArea("qn/tk")
 	const n = 60
 	secrets := make([]string, n)
@@ -35,9 +33,7 @@ func TestReconnectStormIsShed(t *testing.T) {
 	}
 	// The storm arrives while both welcomes are taken (a hub just restarted, composing for
 	// the first agents): everyone in this first wave is told busy.
-	h.srv.hellos <- struct{}{}
-	h.srv.hellos <- struct{}{}
-	release := time.AfterFunc(500*time.Millisecond, func() { <-h.srv.hellos; <-h.srv.hellos })
+	release := time.AfterFunc(500*time.Millisecond, h.srv.link.HoldWelcomes())
 	defer release.Stop()
 
 	u := "ws" + h.http.URL[len("http"):] + "/agent/ws"

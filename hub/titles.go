@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/loa-project/loa/hub/agentlink"
 	"github.com/loa-project/loa/hub/store"
 	"github.com/loa-project/loa/protocol"
 )
@@ -15,11 +16,10 @@ import (
 // an item's from the library. Staff read titles; ids and hashes stay in the JSON beside them.
 // Revisions pruned by housekeeping have no title left: the id is shown then.
 type titler struct {
-	s      *Server
-	device string // the device whose status it titles (a connection's)
-	ctx    context.Context
-	progs  map[string]map[string]string // "device\x00revision" -> program id -> title
-	items  map[string]string            // content ref -> title
+	s     *Server
+	ctx   context.Context
+	progs map[string]map[string]string // "device\x00revision" -> program id -> title
+	items map[string]string            // content ref -> title
 	// The schedule revisions each effective revision was composed from, and who approved each.
 	sources   map[string][]store.SourceRevision // "device\x00revision" -> sources
 	approvers map[string]string                 // "target\x00revision" -> approver
@@ -29,6 +29,21 @@ func newTitler(ctx context.Context, s *Server) *titler {
 	return &titler{s: s, ctx: ctx, progs: map[string]map[string]string{}, items: map[string]string{},
 		sources: map[string][]store.SourceRevision{}, approvers: map[string]string{}}
 }
+
+// statusTitles is the titles a connection's statuses are stored with (agentlink.Titles).
+func (s *Server) statusTitles(ctx context.Context) agentlink.Titles {
+	return statusTitler{newTitler(ctx, s)}
+}
+
+// statusTitler bounds its caches: a connection lives for days.
+type statusTitler struct{ t *titler }
+
+func (st statusTitler) ProgramOf(device string, revision int64, program string) string {
+	st.t.bound(1000)
+	return st.t.programOf(device, revision, program)
+}
+
+func (st statusTitler) Item(ref string) string { return st.t.item(ref) }
 
 func (t *titler) program(c store.Confirmation) string {
 	return t.programOf(c.Device, int64(c.Revision), c.Program)
@@ -108,7 +123,7 @@ func (t *titler) approver(c store.Confirmation) string {
 		if src.Target.Kind != store.TargetArea && src.Target.Kind != store.TargetDevice {
 			continue // broadcasts are reviewed after the fact, not approved
 		}
-		if p := programPrefix(src.Target) + "/"; strings.HasPrefix(c.Program, p) && len(p) > bestLen {
+		if p := agentlink.ProgramPrefix(src.Target) + "/"; strings.HasPrefix(c.Program, p) && len(p) > bestLen {
 			best, bestLen = src, len(p)
 		}
 	}

@@ -124,7 +124,7 @@ func emergencyTarget(e store.Emergency) store.Target {
 }
 
 // WithEmergencies puts the active broadcasts covering a device before its schedule sources.
-// It is the hook of the hub's composition (hub/compose.go).
+// It is the hook of the hub's composition (hub/agentlink/compose.go).
 func (rm *Room) WithEmergencies(ctx context.Context, deviceID string, srcs []store.Schedule) ([]store.Schedule, error) {
 	act, err := rm.activeEmergencies(ctx)
 	if err != nil {

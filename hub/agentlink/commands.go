@@ -1,4 +1,4 @@
-package hub
+package agentlink
 
 import (
 	"context"
@@ -25,14 +25,14 @@ import (
 
 // Commands (play_now, stop, volume, reload) are signed orders for every device of an area or
 // for one device. One command has one id and one seq; it is signed in parts naming at most
-// commandPartDevices devices each, so the message a device gets stays small however large the
+// CommandPartDevices devices each, so the message a device gets stays small however large the
 // area (a single payload naming every device of a province would be hundreds of kB per device,
 // and past the 1 MiB message limit for a large one). Agents check their own id against the
 // part's devices, the expiry, and the id and seq against their replay memory.
 
 const (
-	commandPartDevices = 50
-	defaultCommandLife = 10 * time.Minute
+	CommandPartDevices = 50
+	DefaultCommandLife = 10 * time.Minute
 	defaultStreamLife  = time.Hour
 	minCommandLife     = 5 * time.Second
 	maxCommandWriters  = 8 // connections written to at once by a fan-out
@@ -48,8 +48,8 @@ type commandState struct {
 	lastSeq int64 // highest seq signed; 0: read from the store first
 }
 
-// commandStore is what commands need of the store (embedded in Store).
-type commandStore interface {
+// CommandStore is what commands need of the store (embedded in Store).
+type CommandStore interface {
 	AddCommand(ctx context.Context, c store.Command) error
 	LastCommandSeq(ctx context.Context) (int64, error)
 	PendingCommands(ctx context.Context, deviceID string, now time.Time) ([]store.PendingCommand, error)
@@ -78,7 +78,7 @@ func commandTemplate(req api.CommandRequest) (protocol.CommandPayload, time.Dura
 	if req.Action != protocol.ActionPlayNow && (req.Content != "" || req.Stream != "" || req.Class != "" || req.Title != "") {
 		return bad("content, stream, class and title belong to play_now, not to %s", req.Action)
 	}
-	life := defaultCommandLife
+	life := DefaultCommandLife
 	switch req.Action {
 	case protocol.ActionVolume:
 		if req.Volume == nil {
@@ -136,8 +136,8 @@ func commandTemplate(req api.CommandRequest) (protocol.CommandPayload, time.Dura
 	return pl, life, nil
 }
 
-// apiIssueCommand is POST /api/commands.
-func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+// Issue is POST /api/commands.
+func (s *Link) Issue(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	ctx := r.Context()
 	cst := s.st
 	var req api.CommandRequest
@@ -215,7 +215,7 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p staff
 	slices.Sort(devices)
 	devices = slices.Compact(devices) // a device named and also in a named area gets it once
 	tmpl.IssuedBy = p.User.ID
-	c, err := s.issueCommand(ctx, cst, targets, area, tmpl, life, devices)
+	c, err := s.IssueCommand(ctx, cst, targets, area, tmpl, life, devices)
 	if err != nil {
 		s.log.Error("command not issued", "to", targetsText(targets), "action", tmpl.Action, "err", err)
 		staffapi.Fail(w, fmt.Errorf("the command was not issued: %w", err))
@@ -244,8 +244,8 @@ func (s *Server) apiIssueCommand(w http.ResponseWriter, r *http.Request, p staff
 	staffapi.WriteJSON(w, http.StatusCreated, commandJSON(got, s.clock.Now()))
 }
 
-// issueCommand signs, stores and sends a command. See commandState for the ordering.
-func (s *Server) issueCommand(ctx context.Context, cst commandStore, targets []store.Target, area string,
+// IssueCommand signs, stores and sends a command. See commandState for the ordering.
+func (s *Link) IssueCommand(ctx context.Context, cst CommandStore, targets []store.Target, area string,
 	tmpl protocol.CommandPayload, life time.Duration, devices []string) (store.Command, error) {
 	s.cmds.mu.Lock()
 	defer s.cmds.mu.Unlock()
@@ -265,8 +265,8 @@ func (s *Server) issueCommand(ctx context.Context, cst commandStore, targets []s
 	c := store.Command{ID: id, Seq: seq, KeyID: s.signer.KeyID(), Target: targets[0], Also: targets[1:], Area: area, Action: tmpl.Action,
 		Output: tmpl.Output, Volume: tmpl.Volume, Content: tmpl.Content, Stream: tmpl.Stream, Class: tmpl.Class,
 		Title: tmpl.Title, IssuedBy: tmpl.IssuedBy, IssuedAt: now, ExpiresAt: now.Add(life)}
-	for start := 0; start < len(devices); start += commandPartDevices {
-		part := devices[start:min(start+commandPartDevices, len(devices))]
+	for start := 0; start < len(devices); start += CommandPartDevices {
+		part := devices[start:min(start+CommandPartDevices, len(devices))]
 		pl := tmpl
 		pl.ID, pl.Seq, pl.Devices, pl.IssuedAt, pl.ExpiresAt = id, uint64(seq), part, c.IssuedAt, c.ExpiresAt
 		signed, err := s.signer.SignCommand(pl)
@@ -330,15 +330,15 @@ func (s *Server) issueCommand(ctx context.Context, cst commandStore, targets []s
 // written after it, oldest first; then the connection takes new commands from the fan-out.
 // It holds the commands' shared lock from begin to release (see commandState).
 type commandStart struct {
-	s    *Server
+	s    *Link
 	c    *agentConn
-	st   commandStore
+	st   CommandStore
 	pend []store.PendingCommand
 	once sync.Once
 }
 
 // beginCommands reads what the device has not answered. Call finish, or release on failure.
-func (s *Server) beginCommands(ctx context.Context, c *agentConn) *commandStart {
+func (s *Link) beginCommands(ctx context.Context, c *agentConn) *commandStart {
 	s.cmds.mu.RLock()
 	cs := &commandStart{s: s, c: c, st: s.st}
 	var err error
@@ -414,7 +414,7 @@ var errAlreadySent = errors.New("the connection carried this command or a later 
 // commandDelivery records a device's answer to a command and reports whether d was one. A
 // refusal names no command id (the agent trusts nothing of a payload it refused), so the
 // message it answers (re) ties it to the command.
-func (s *Server) commandDelivery(ctx context.Context, c *agentConn, d *protocol.Delivery) bool {
+func (s *Link) commandDelivery(ctx context.Context, c *agentConn, d *protocol.Delivery) bool {
 	c.mu.Lock()
 	id, viaRe := c.cmdSent[d.Re]
 	if viaRe {
@@ -485,9 +485,9 @@ func commandJSON(c store.Command, now time.Time) api.CommandJSON {
 	return j
 }
 
-// apiListCommands is GET /api/commands[?area=&device=&limit=]: newest first, each with its
+// ListCommands is GET /api/commands[?area=&device=&limit=]: newest first, each with its
 // devices in the caller's scope.
-func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+func (s *Link) ListCommands(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cst := s.st
 	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
@@ -522,8 +522,8 @@ func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p staff
 	staffapi.WriteJSON(w, http.StatusOK, out)
 }
 
-// apiShowCommand is GET /api/commands/{id}.
-func (s *Server) apiShowCommand(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+// ShowCommand is GET /api/commands/{id}.
+func (s *Link) ShowCommand(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	cst := s.st
 	id := r.PathValue("id")
 	c, err := cst.GetCommand(r.Context(), id, p.Scope)
@@ -536,14 +536,6 @@ func (s *Server) apiShowCommand(w http.ResponseWriter, r *http.Request, p staffa
 		return
 	}
 	staffapi.WriteJSON(w, http.StatusOK, commandJSON(c, s.clock.Now()))
-}
-
-// positivePtr is v when above 0 (a reported volume), else nil.
-func positivePtr(v float64) *float64 {
-	if v > 0 && !math.IsInf(v, 0) {
-		return &v
-	}
-	return nil
 }
 
 // targetsText is how a command's targets are shown: separated by commas, as staff type them.

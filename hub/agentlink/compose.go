@@ -1,4 +1,4 @@
-package hub
+package agentlink
 
 import (
 	"context"
@@ -22,10 +22,10 @@ import (
 // so revisions never compete across devices.
 func ScheduleIDFor(deviceID string) string { return "dev-" + deviceID }
 
-// programPrefix is what a source's program ids are prefixed with in the composed document:
+// ProgramPrefix is what a source's program ids are prefixed with in the composed document:
 // the area id for an area's schedule, "device:<id>" for the device's own, so ids stay unique
 // and say where a programme comes from (quang-nam/relay).
-func programPrefix(t store.Target) string {
+func ProgramPrefix(t store.Target) string {
 	if t.Kind == store.TargetDevice {
 		return "device:" + t.ID
 	}
@@ -35,7 +35,7 @@ func programPrefix(t store.Target) string {
 // Compose builds a device's effective schedule from its sources (root area first, the device's
 // own last) with the given revision. It returns the document's bytes (JSON) as the agent will
 // store them. Exposed for tests and tools; the hub calls it through composeDevice.
-func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, sources []store.Schedule) ([]byte, error) {
+func (s *Link) Compose(ctx context.Context, deviceID string, revision int64, sources []store.Schedule) ([]byte, error) {
 	doc := scheduler.Document{Version: scheduler.SchemaVersion, ID: ScheduleIDFor(deviceID), Revision: revision, Programs: []scheduler.Program{}}
 	durations := map[string]scheduler.Duration{}
 	key := ""
@@ -48,7 +48,7 @@ func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, s
 		// The nearest schedule (the last one) decides the zone and the quiet hours.
 		doc.Timezone, doc.QuietHours = d.Timezone, d.QuietHours
 		for _, p := range d.Programs {
-			p.ID = programPrefix(src.Target) + "/" + p.ID
+			p.ID = ProgramPrefix(src.Target) + "/" + p.ID
 			items := slices.Clone(p.Items)
 			for i, it := range items {
 				if it.Content == "" || it.Duration != 0 {
@@ -80,7 +80,7 @@ func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, s
 		if err != nil {
 			return nil, fmt.Errorf("composed schedule is invalid: %w", err)
 		}
-		if err := s.playable(ctx, parsed); err != nil {
+		if err := s.Playable(ctx, parsed); err != nil {
 			return nil, fmt.Errorf("composed schedule would be refused by the device: %w", err)
 		}
 		s.validSets.Store(key, true)
@@ -93,11 +93,11 @@ func (s *Server) Compose(ctx context.Context, deviceID string, revision int64, s
 // known length.
 const agentCompileBefore, agentCompileAfter = 26 * time.Hour, 6 * time.Hour
 
-// playable compiles doc as an agent will, so the hub refuses what every agent would: staff
+// Playable compiles doc as an agent will, so the hub refuses what every agent would: staff
 // get the error instead of a 200 and a refusal from each device. Library content has the
 // length the hub recorded; a device's local file: item, which only the device can measure,
 // counts as a second.
-func (s *Server) playable(ctx context.Context, doc *scheduler.Document) error {
+func (s *Link) Playable(ctx context.Context, doc *scheduler.Document) error {
 	lengths := map[string]time.Duration{}
 	length := func(it scheduler.Item) (time.Duration, bool) {
 		switch {
@@ -121,7 +121,7 @@ func (s *Server) playable(ctx context.Context, doc *scheduler.Document) error {
 }
 
 // parsed returns a source schedule parsed, from a cache: a (target, revision) never changes.
-func (s *Server) parsed(src store.Schedule) (*scheduler.Document, error) {
+func (s *Link) parsed(src store.Schedule) (*scheduler.Document, error) {
 	key := src.Target.String() + "@" + fmt.Sprint(src.Revision)
 	if d, ok := s.parsedDocs.Load(key); ok {
 		return d.(*scheduler.Document), nil
@@ -169,14 +169,14 @@ func sameSources(a []store.SourceRevision, b []store.Schedule) bool {
 // and is above minRevision, composing and signing a new revision when not. It returns the
 // newest effective schedule (zero Revision when the device has nothing to play) and whether it
 // is new.
-func (s *Server) composeDevice(ctx context.Context, deviceID string, minRevision int64) (store.EffectiveSchedule, bool, error) {
+func (s *Link) composeDevice(ctx context.Context, deviceID string, minRevision int64) (store.EffectiveSchedule, bool, error) {
 	return s.composeDeviceFrom(ctx, deviceID, minRevision, nil)
 }
 
 // composeDeviceFrom is composeDevice with the device's sources given by the caller; nil reads
 // them from the store. A push to an area composes without this per-device path (see
 // pushArea) and comes here only for a device whose stored state moved under it.
-func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevision int64, srcs []store.Schedule) (store.EffectiveSchedule, bool, error) {
+func (s *Link) composeDeviceFrom(ctx context.Context, deviceID string, minRevision int64, srcs []store.Schedule) (store.EffectiveSchedule, bool, error) {
 	unlock := s.composeMu.lock(deviceID)
 	defer unlock()
 	var err error
@@ -231,7 +231,7 @@ func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevi
 // signEffective composes the device's effective schedule at revision rev from srcs and signs
 // it for that device alone. Each device's document differs (its schedule id and revision are
 // inside), so one signature per device is needed.
-func (s *Server) signEffective(ctx context.Context, deviceID string, rev int64, srcs []store.Schedule) (store.EffectiveSchedule, error) {
+func (s *Link) signEffective(ctx context.Context, deviceID string, rev int64, srcs []store.Schedule) (store.EffectiveSchedule, error) {
 	doc, err := s.Compose(ctx, deviceID, rev, srcs)
 	if err != nil {
 		return store.EffectiveSchedule{}, err
@@ -248,20 +248,20 @@ func (s *Server) signEffective(ctx context.Context, deviceID string, rev int64, 
 	return store.EffectiveSchedule{DeviceID: deviceID, Revision: rev, Document: signed.Payload, Signature: signed.Sig, Sources: sources}, nil
 }
 
-// pushTarget recomposes every device a target feeds and sends new revisions to the connected
+// Push recomposes every device a target feeds and sends new revisions to the connected
 // ones.
-func (s *Server) pushTarget(ctx context.Context, t store.Target) api.PushResponse {
-	return s.pushTargetSince(ctx, t, nil)
+func (s *Link) Push(ctx context.Context, t store.Target) api.PushResponse {
+	return s.PushSince(ctx, t, nil)
 }
 
-// Heads is what devices held before a change (headsBefore): a push given it counts a device
+// Heads is what devices held before a change (HeadsBefore): a push given it counts a device
 // as changed when its newest revision is newer than that, whoever composed it. The change
 // also wakes the emergency expiry loop and may meet a device reconnecting, either of which
 // can compose it first; without this the request that made the change answered 0 devices.
 type Heads map[string]store.EffectiveHead
 
-// headsBefore reads the newest revision of every device in areas (a device: "device:<id>").
-func (s *Server) headsBefore(ctx context.Context, targets ...store.Target) Heads {
+// HeadsBefore reads the newest revision of every device in areas (a device: "device:<id>").
+func (s *Link) HeadsBefore(ctx context.Context, targets ...store.Target) Heads {
 	out := Heads{}
 	for _, t := range targets {
 		if t.Kind == store.TargetDevice {
@@ -301,7 +301,7 @@ func (before Heads) composedSince(id string, rev int64) bool {
 	return ok && rev > h.Revision
 }
 
-func (s *Server) pushTargetSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
+func (s *Link) PushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
 	if t.Kind != store.TargetDevice {
 		return s.pushArea(ctx, t.ID, before)
 	}
@@ -321,7 +321,7 @@ func (s *Server) pushTargetSince(ctx context.Context, t store.Target, before Hea
 	return res
 }
 
-func (s *Server) conn(deviceID string) *agentConn {
+func (s *Link) conn(deviceID string) *agentConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns[deviceID]
@@ -338,7 +338,7 @@ const pushBatch = 512
 // in batches (one transaction each), sends each batch as soon as it is stored, and marks them
 // all sent in one write at the end. A device whose stored state moved meanwhile (a concurrent
 // push or connection) is composed again on its own.
-func (s *Server) pushArea(ctx context.Context, area string, before Heads) api.PushResponse {
+func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.PushResponse {
 	fail := func(err error) api.PushResponse { return api.PushResponse{Failures: []string{err.Error()}} }
 	ds, err := s.st.ListDevices(ctx, area)
 	if err != nil {
@@ -352,7 +352,7 @@ func (s *Server) pushArea(ctx context.Context, area string, before Heads) api.Pu
 	if err != nil {
 		return fail(err)
 	}
-	above, err := s.areaChain(ctx, area) // the area and every area above it
+	above, err := s.AreaChain(ctx, area) // the area and every area above it
 	if err != nil {
 		return fail(err)
 	}
@@ -546,8 +546,8 @@ func (s *Server) pushArea(ctx context.Context, area string, before Heads) api.Pu
 	return api.PushResponse{Devices: int(changed.Load()), Sent: len(sentRevs) + alreadySent, Failures: failures}
 }
 
-// areaChain returns the latest schedule of area and of every area above it, root first.
-func (s *Server) areaChain(ctx context.Context, area string) ([]store.Schedule, error) {
+// AreaChain returns the latest schedule of area and of every area above it, root first.
+func (s *Link) AreaChain(ctx context.Context, area string) ([]store.Schedule, error) {
 	anc, err := s.st.Ancestors(ctx, area)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package hub
+package agentlink
 
 import (
 	"context"
@@ -31,7 +31,7 @@ const (
 // agentConn is one device's live websocket. Writes are serialised by wmu; the handler
 // goroutine is the only reader.
 type agentConn struct {
-	s        *Server
+	s        *Link
 	ws       *websocket.Conn
 	device   string
 	software string
@@ -52,7 +52,7 @@ type agentConn struct {
 	// revision it would then refuse as replayed.
 	ready     chan struct{}
 	readyOnce sync.Once
-	titles    *titler   // titles of what the device reports playing; the reader goroutine's
+	titles    Titles    // titles of what the device reports playing; the reader goroutine's
 	credited  time.Time // online time is recorded up to here (the reader goroutine's)
 }
 
@@ -164,7 +164,7 @@ func (c *agentConn) carried(rev int64) bool {
 	return c.maxSent >= rev
 }
 
-func (s *Server) markSent(ctx context.Context, device string, revision int64) {
+func (s *Link) markSent(ctx context.Context, device string, revision int64) {
 	if _, err := s.st.MarkDelivery(ctx, device, revision, store.StateSent, ""); err != nil {
 		s.log.Error("delivery state not recorded", "device", device, "revision", revision, "state", "sent", "err", err)
 	}
@@ -194,7 +194,7 @@ func (c *agentConn) fail(re string, err error, closeCode int) {
 
 var errUnexpected = errors.New("unexpected message")
 
-func (s *Server) upgrader() *websocket.Upgrader {
+func (s *Link) upgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
 		ReadBufferSize: 1024, WriteBufferSize: 1024, WriteBufferPool: &sync.Pool{},
 		HandshakeTimeout: 10 * time.Second,
@@ -203,7 +203,7 @@ func (s *Server) upgrader() *websocket.Upgrader {
 	}
 }
 
-func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
+func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dev, ok := s.deviceAuth(w, r)
 	if !ok {
 		return
@@ -413,7 +413,7 @@ type codeError struct {
 
 func (e *codeError) Error() string { return e.msg }
 
-func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.Message) error {
+func (s *Link) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.Message) error {
 	switch m := m.(type) {
 	case *protocol.Confirmations:
 		recs := make([]store.Confirmation, 0, len(m.Records))
@@ -446,11 +446,9 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 		return s.recordDelivery(ctx, c, m)
 	case *protocol.Status:
 		if c.titles == nil {
-			c.titles = newTitler(ctx, s)
-			c.titles.device = c.device
+			c.titles = s.newTitles(ctx)
 		}
-		c.titles.bound(1000)
-		st := storeStatus(m, c.software, c.titles)
+		st := storeStatus(m, c.device, c.software, c.titles)
 		if err := s.st.UpdateStatus(ctx, c.device, st); err != nil {
 			s.log.Warn("status not stored", "device", c.device, "err", err)
 		}
@@ -501,7 +499,7 @@ func (l *notStoredLog) log(log *slog.Logger, device string, records int, err err
 	}
 }
 
-func (s *Server) recordDelivery(ctx context.Context, c *agentConn, d *protocol.Delivery) error {
+func (s *Link) recordDelivery(ctx context.Context, c *agentConn, d *protocol.Delivery) error {
 	if s.commandDelivery(ctx, c, d) {
 		return nil
 	}
@@ -544,7 +542,7 @@ func (s *Server) recordDelivery(ctx context.Context, c *agentConn, d *protocol.D
 
 // notePartFaults logs a WARN when a device's relay, sign or screen becomes faulty or its fault
 // changes, and an INFO when they work again: once per change, not at every heartbeat.
-func (s *Server) notePartFaults(device string, parts store.Parts) {
+func (s *Link) notePartFaults(device string, parts store.Parts) {
 	now := strings.Join(parts.Faults(), "; ")
 	prev, seen := s.partFaults.Swap(device, now)
 	switch {
@@ -565,16 +563,16 @@ func storePart(p *protocol.Part) *store.Part {
 
 // storeStatus is what the hub keeps of a status message; what plays is kept by title where
 // titles knows it (staff read `loa status`), by id and reference otherwise.
-func storeStatus(m *protocol.Status, software string, titles *titler) store.Status {
+func storeStatus(m *protocol.Status, device, software string, titles Titles) store.Status {
 	st := store.Status{TemperatureC: math.NaN(), Uptime: time.Duration(m.UptimeS * float64(time.Second)), SoftwareVersion: software}
 	var np []string
 	for _, p := range m.NowPlaying {
 		prog, item := p.Program, p.Item
 		if titles != nil {
-			if t := titles.programOf(titles.device, int64(p.Revision), p.Program); t != "" {
+			if t := titles.ProgramOf(device, int64(p.Revision), p.Program); t != "" {
 				prog = t
 			}
-			if t := titles.item(p.Item); t != "" {
+			if t := titles.Item(p.Item); t != "" {
 				item = t
 			}
 		}
