@@ -145,7 +145,16 @@ type Event struct {
 	Why string `json:"why,omitempty"`
 	// ClockSynced is false when the decision was made on a clock not yet trusted.
 	ClockSynced bool `json:"clock_synced"`
+	// Count, on a missed event that stands for more than its own run, is how many occurrences
+	// it stands for (MissedPerProgram); zero otherwise.
+	Count int `json:"count,omitempty"`
 }
+
+// MissedPerProgram is how many missed occurrences of one programme on one output a single
+// look records one by one; the earlier ones of that look become one record that counts them.
+// A long outage (or a clock jump) over a dense schedule, a play every 2 s for a day, would
+// otherwise write 43,200 records into a journal capped at 5,000 (journal.md "Size cap").
+const MissedPerProgram = 30
 
 // RunnerOptions configure a Runner. Zero values take the defaults noted.
 type RunnerOptions struct {
@@ -527,6 +536,7 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		}
 	}
 
+	evs = r.capMissed(evs)
 	if plausible {
 		r.lastPlausibe = now
 	}
@@ -579,6 +589,15 @@ func (r *Runner) compile(doc *Document, now time.Time) {
 // since the last look) but has not begun, that it begins now, when it may still; it reports
 // whether any did, so that the caller compiles again.
 func (r *Runner) beginLate(now, since time.Time, plausible bool) bool {
+	// Only a programme's latest occurrence due by now may begin late: the ones before it on
+	// the same output passed while the agent was down (a play every few seconds) and are
+	// missed, each on its own, rather than all begun at once on top of each other.
+	latest := map[[2]string]time.Time{}
+	for _, run := range r.runs {
+		if k := [2]string{run.Output, run.Program}; !run.Scheduled.After(now) && run.Scheduled.After(latest[k]) {
+			latest[k] = run.Scheduled
+		}
+	}
 	any := false
 	for _, run := range r.runs {
 		seg := run.Segments[0]
@@ -603,6 +622,9 @@ func (r *Runner) beginLate(now, since time.Time, plausible bool) bool {
 		}
 		if !plausible && run.Class != Emergency {
 			continue
+		}
+		if run.Scheduled.Before(latest[[2]string{run.Output, run.Program}]) {
+			continue // a later occurrence of the programme is due: this one is missed
 		}
 		closes, bounded := r.windowClose(run)
 		if bounded && !now.Before(closes) {
@@ -728,6 +750,45 @@ func (r *Runner) missed(evs []Event, run *Run, now time.Time, plausible, jumped 
 	}
 	r.occMissed[occ] = run.End
 	return append(evs, Event{Kind: EventMissed, Run: run, At: now, Late: now.Sub(run.Start), Why: r.whyMissed(run, now, jumped), ClockSynced: plausible})
+}
+
+// capMissed keeps, per programme and output, the last MissedPerProgram missed events of one
+// look and folds the earlier ones into one event, on the earliest run, that counts them.
+func (r *Runner) capMissed(evs []Event) []Event {
+	n := map[[2]string]int{}
+	for _, e := range evs {
+		if e.Kind == EventMissed {
+			n[[2]string{e.Run.Output, e.Run.Program}]++
+		}
+	}
+	folded := map[[2]string]int{} // index in out of the event the earlier ones fold into
+	seen := map[[2]string]int{}
+	out := evs[:0]
+	for _, e := range evs {
+		k := [2]string{e.Run.Output, e.Run.Program}
+		if e.Kind != EventMissed || n[k] <= MissedPerProgram {
+			out = append(out, e)
+			continue
+		}
+		seen[k]++
+		fold := n[k] - MissedPerProgram + 1 // the first fold events become one
+		switch {
+		case seen[k] == 1:
+			folded[k] = len(out)
+			e.Count = fold
+			out = append(out, e)
+		case seen[k] <= fold:
+			first := &out[folded[k]]
+			at := func(t time.Time) string { return t.In(first.Run.Start.Location()).Format("2006-01-02 15:04:05") }
+			if seen[k] == fold {
+				first.Why = fmt.Sprintf("%d occurrences from %s to %s were missed, recorded as this one (the journal keeps the last %d of a programme one by one); the first: %s",
+					fold, at(first.Run.Start), at(e.Run.End), MissedPerProgram-1, first.Why)
+			}
+		default:
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // whyMissed says in words what kept a run from playing.
