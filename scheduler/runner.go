@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -198,9 +199,17 @@ type Runner struct {
 	opts RunnerOptions
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	doc     *Document
-	changed chan struct{}
+	mu       sync.Mutex
+	doc      *Document
+	changed  chan struct{}
+	compiled *compiled // a timeline compiled beside the loop, for the next step to take
+
+	// Compiling beside the loop (Run sets async): a dense schedule takes a second or two to
+	// compile on a Pi under load, and plays due meanwhile must not wait for it.
+	async     bool
+	compiles  sync.WaitGroup // the compiles started beside the loop; Run waits for them
+	compiling *Document      // the document a compile beside the loop is making (one at a time)
+	gen       int            // counts timelines installed: a compile started before one is stale
 
 	// Loop state, touched only by Step.
 	tl            *Timeline
@@ -224,6 +233,16 @@ type Runner struct {
 	past          []Past               // from the journal, matched at the first compile
 	keptFor       *Document            // a document whose recompile failed and kept its timeline (logged once)
 	lastUntrusted time.Time            // the last step that saw a clock not yet trusted
+}
+
+// compiled is a timeline compiled for doc over [from, to), started when gen timelines had
+// been installed.
+type compiled struct {
+	doc      *Document
+	tl       *Timeline
+	err      error
+	from, to time.Time
+	gen      int
 }
 
 type playing struct {
@@ -277,7 +296,11 @@ func (r *Runner) SetSchedule(doc *Document) {
 func (r *Runner) Remember(past ...Past) { r.past = append(r.past, past...) }
 
 // Run loops until ctx ends, sending events in order. At the end it stops what is playing.
+// A new document, and the timeline's next stretch, are compiled beside the loop: the loop goes
+// on with the timeline it has and takes the new one at a step once it is ready.
 func (r *Runner) Run(ctx context.Context, events chan<- Event) error {
+	r.async = true
+	defer r.compiles.Wait()
 	for {
 		evs, wake := r.Step()
 		if r.opts.Heartbeat != nil {
@@ -381,7 +404,27 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	// A compile takes a while on a Pi (a day's timeline of a busy schedule): decide on the
 	// time after it, or a restart joins its programme where the timeline was before it.
 	refresh := func() { now, mono = r.opts.Clock.Now(), r.opts.Clock.Monotonic() }
-	if replaced || stepped || now.Before(r.compiledFrom.Add(2*time.Hour)) || now.After(r.compiledTo.Add(-r.opts.Horizon/2)) {
+	runsOut := r.compiledTo.Add(-r.opts.Horizon / 2)
+	if r.async {
+		// Take a timeline compiled beside the loop if it is the one wanted; until then go on
+		// with the one there is (none at a start: nothing plays, and nothing is decided).
+		replaced = false
+		if c := r.takeCompiled(doc); c != nil {
+			replaced = c.doc != r.compiledFor
+			r.install(c)
+		}
+		if r.compiledFor != doc || now.After(runsOut) && !stepped {
+			r.compileBeside(doc, now)
+		}
+		if r.compiledFor == nil {
+			r.firstLook = now // still starting: what falls due now was due while it was not running
+			return nil, r.opts.Tick
+		}
+		doc = r.compiledFor
+		// Compiled inline only if the next stretch has not come in time.
+		runsOut = r.compiledTo.Add(-r.opts.Horizon / 4)
+	}
+	if replaced && !r.async || stepped || now.Before(r.compiledFrom.Add(2*time.Hour)) || now.After(runsOut) {
 		r.compile(doc, now)
 		refresh()
 	}
@@ -560,12 +603,68 @@ func (r *Runner) Check(doc *Document) error {
 	return err
 }
 
-// compile makes the timeline around now, with the occurrences known to have begun late.
+// compile makes the timeline around now, with the occurrences known to have begun late, in
+// the loop.
 func (r *Runner) compile(doc *Document, now time.Time) {
-	from, to := r.window(now)
+	r.install(r.compileAt(doc, now, r.began, r.gen))
+}
+
+// compileAt compiles doc over the window around now; it touches no loop state but began,
+// which a compile beside the loop is given a copy of.
+func (r *Runner) compileAt(doc *Document, now time.Time, began map[string]time.Time, gen int) *compiled {
+	c := &compiled{doc: doc, gen: gen}
+	c.from, c.to = r.window(now)
 	opts := r.opts.Compile
-	opts.Began = r.began
-	tl, err := Compile(doc, from, to, opts)
+	opts.Began = began
+	c.tl, c.err = Compile(doc, c.from, c.to, opts)
+	return c
+}
+
+// compileBeside starts compiling doc in a goroutine of the runner's (Run waits for it), unless
+// one is under way: its result is taken at a later step (takeCompiled).
+func (r *Runner) compileBeside(doc *Document, now time.Time) {
+	if r.compiling != nil {
+		return
+	}
+	r.compiling = doc
+	began := maps.Clone(r.began)
+	gen := r.gen
+	r.compiles.Add(1)
+	go func() {
+		defer r.compiles.Done()
+		c := r.compileAt(doc, now, began, gen)
+		r.mu.Lock()
+		r.compiled = c
+		r.mu.Unlock()
+		select { // wake the loop
+		case r.changed <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// takeCompiled returns the timeline compiled beside the loop, if one came and it is for doc
+// and nothing was installed since it began (a clock step, a late begin: then it is stale and
+// compiled again).
+func (r *Runner) takeCompiled(doc *Document) *compiled {
+	r.mu.Lock()
+	c := r.compiled
+	r.compiled = nil
+	r.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	r.compiling = nil
+	if c.doc != doc || c.gen != r.gen {
+		return nil
+	}
+	return c
+}
+
+// install makes a compiled timeline the one the loop follows.
+func (r *Runner) install(c *compiled) {
+	doc, tl, err := c.doc, c.tl, c.err
+	r.gen++
 	if err != nil && r.compiledFor == doc && r.runs != nil {
 		// The same document compiled before (an item's file vanished since, so its length is
 		// unknown now): keep the timeline it had rather than silence the device; the item
@@ -581,7 +680,7 @@ func (r *Runner) compile(doc *Document, now time.Time) {
 		r.compiledFor, r.runs = doc, nil
 		return
 	}
-	r.compiledFor, r.tl, r.compiledFrom, r.compiledTo = doc, tl, from, to
+	r.compiledFor, r.tl, r.compiledFrom, r.compiledTo = doc, tl, c.from, c.to
 	r.runs = tl.Runs()
 }
 
