@@ -14,6 +14,10 @@ const everyTwoSeconds = header + `programs:
   - {id: tick, cron: "*/2 * * * * *", items: [{file: t.mp3}]}
 `
 
+// everyTwoSecondsAt10 does so in the 10 o'clock hour only: the same plays around 10:00, and a
+// compile of the runner's 32 hours that takes milliseconds, not seconds, under -race.
+var everyTwoSecondsAt10 = strings.Replace(everyTwoSeconds, `"*/2 * * * * *"`, `"*/2 * 10 * * *"`, 1)
+
 // TestRunnerMissedWhileDownOnePerOccurrence: an agent down from 10:00:20 to 10:00:46 with a
 // play every 2 s journals, after its restart, one missed record for each occurrence due while
 // it was down, each with its own window and "not running"; the one due at the restart plays.
@@ -32,7 +36,7 @@ func TestRunnerMissedWhileDownOnePerOccurrence(t *testing.T) {
 			}
 			return time.Second, true
 		}}})
-	r.SetSchedule(mustParse(t, everyTwoSeconds))
+	r.SetSchedule(mustParse(t, everyTwoSecondsAt10))
 	// The journal: the play due at 10:00:20 began, and the agent died during it.
 	r.Remember(Past{Output: "speakers", Program: "tick", Planned: down, Start: down, Was: PastCut})
 	evs := drive(r, c, t0.Add(51*time.Second))
@@ -60,13 +64,15 @@ func TestRunnerMissedWhileDownOnePerOccurrence(t *testing.T) {
 
 // TestRunnerMissedAfterAWeekOffIsBounded: a box off for a week with a play every 2 s records,
 // at its restart, at most MissedPerProgram missed records for the programme (MissedLookback
-// bounds how far back it looks: a day, 43,200 occurrences): the last ones one by one, with
-// their own windows, and one on the earliest that counts the rest.
+// bounds how far back it looks: a day by default, 43,200 occurrences; an hour here, 1,800, to
+// keep the compile short): the last ones one by one, with their own windows, and one on the
+// earliest that counts the rest.
 func TestRunnerMissedAfterAWeekOffIsBounded(t *testing.T) {
 	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
 	off := time.Date(2026, 11, 2, 10, 0, 0, 0, hcm)
 	up := off.Add(7 * 24 * time.Hour)
 	r, _ := newTestRunner(t, everyTwoSeconds, up, RunnerOptions{LastRun: off, NotBefore: off, Tick: 500 * time.Millisecond,
+		MissedLookback: time.Hour, Horizon: 10 * time.Minute,
 		Compile: CompileOptions{ItemLength: func(Item) (time.Duration, bool) { return time.Second, true }}})
 	evs, _ := r.Step()
 	var missed []Event
@@ -80,14 +86,14 @@ func TestRunnerMissedAfterAWeekOffIsBounded(t *testing.T) {
 	if len(missed) != MissedPerProgram {
 		t.Fatalf("%d missed records after a week off, want %d", len(missed), MissedPerProgram)
 	}
-	// A day back (the lookback) up to the occurrence due 2 s before the restart; the one due
+	// An hour back (the lookback) up to the occurrence due 2 s before the restart; the one due
 	// at the restart plays.
-	if want := 24 * 60 * 30; total != want {
-		t.Errorf("the missed records stand for %d occurrences, want %d (a day at one every 2 s)", total, want)
+	if want := 60 * 30; total != want {
+		t.Errorf("the missed records stand for %d occurrences, want %d (an hour at one every 2 s)", total, want)
 	}
 	first := missed[0]
-	if first.Count != total-(MissedPerProgram-1) || !first.Run.Scheduled.Equal(up.Add(-24*time.Hour)) ||
-		!strings.HasPrefix(first.Why, fmt.Sprintf("%d occurrences from 2026-11-08 10:00:00 to %s were missed", first.Count,
+	if first.Count != total-(MissedPerProgram-1) || !first.Run.Scheduled.Equal(up.Add(-time.Hour)) ||
+		!strings.HasPrefix(first.Why, fmt.Sprintf("%d occurrences from 2026-11-09 09:00:00 to %s were missed", first.Count,
 			up.Add(-time.Duration(2*MissedPerProgram-1)*time.Second).Format("2006-01-02 15:04:05"))) ||
 		!strings.Contains(first.Why, "the agent was not running") {
 		t.Errorf("first record: count %d, scheduled %s, why %q", first.Count, first.Run.Scheduled, first.Why)
