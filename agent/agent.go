@@ -264,10 +264,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	notify.send("READY=1")
 
-	// The schedule file is polled on monotonic time; the state (the latest trusted wall time)
-	// is saved every 30 s of the agent's clock, so that a fast clock in tests saves it as often.
-	watch := time.NewTicker(2 * time.Second)
-	defer watch.Stop()
+	// The schedule file is looked at beside this loop: offering a new one compiles it (seconds
+	// for a dense schedule on a loaded Pi), and the runner's events must not wait for that.
+	a.tasks.Go(func() { a.sched.watchFile(ctx, a.reload) })
+	// The state (the latest trusted wall time) is saved every 30 s of the agent's clock, so
+	// that a fast clock in tests saves it as often.
 	save := a.clock.After(stateEvery)
 	a.log.Info("agent running", "device", cfg.DeviceID, "output", cfg.Audio.Output, "data_dir", cfg.DataDir)
 	for {
@@ -276,10 +277,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.handle(ctx, outs, ev)
 		case f := <-a.commands:
 			f(outs)
-		case <-a.reload:
-			a.sched.checkFile(true)
-		case <-watch.C:
-			a.sched.checkFile(false)
 		case <-save:
 			a.saveState()
 			save = a.clock.After(stateEvery)

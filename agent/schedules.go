@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/content"
@@ -207,7 +208,25 @@ func (s *schedules) loadActive() {
 	}
 }
 
-// checkScheduleFile offers the configured schedule file if it changed since the last look.
+// watchFile offers the schedule file when it changes (polled every 2 s of monotonic time) or
+// when reload asks (SIGHUP), until ctx ends. It is the only caller of checkFile once the agent
+// runs.
+func (s *schedules) watchFile(ctx context.Context, reload <-chan struct{}) {
+	watch := time.NewTicker(2 * time.Second)
+	defer watch.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+			s.checkFile(true)
+		case <-watch.C:
+			s.checkFile(false)
+		}
+	}
+}
+
+// checkFile offers the configured schedule file if it changed since the last look.
 func (s *schedules) checkFile(force bool) {
 	path := s.a.cfg.Schedule
 	if path == "" {

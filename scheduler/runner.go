@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -145,7 +146,16 @@ type Event struct {
 	Why string `json:"why,omitempty"`
 	// ClockSynced is false when the decision was made on a clock not yet trusted.
 	ClockSynced bool `json:"clock_synced"`
+	// Count, on a missed event that stands for more than its own run, is how many occurrences
+	// it stands for (MissedPerProgram); zero otherwise.
+	Count int `json:"count,omitempty"`
 }
+
+// MissedPerProgram is how many missed occurrences of one programme on one output a single
+// look records one by one; the earlier ones of that look become one record that counts them.
+// A long outage (or a clock jump) over a dense schedule, a play every 2 s for a day, would
+// otherwise write 43,200 records into a journal capped at 5,000 (journal.md "Size cap").
+const MissedPerProgram = 30
 
 // RunnerOptions configure a Runner. Zero values take the defaults noted.
 type RunnerOptions struct {
@@ -189,9 +199,17 @@ type Runner struct {
 	opts RunnerOptions
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	doc     *Document
-	changed chan struct{}
+	mu       sync.Mutex
+	doc      *Document
+	changed  chan struct{}
+	compiled *compiled // a timeline compiled beside the loop, for the next step to take
+
+	// Compiling beside the loop (Run sets async): a dense schedule takes a second or two to
+	// compile on a Pi under load, and plays due meanwhile must not wait for it.
+	async     bool
+	compiles  sync.WaitGroup // the compiles started beside the loop; Run waits for them
+	compiling *Document      // the document a compile beside the loop is making (one at a time)
+	gen       int            // counts timelines installed: a compile started before one is stale
 
 	// Loop state, touched only by Step.
 	tl            *Timeline
@@ -215,6 +233,16 @@ type Runner struct {
 	past          []Past               // from the journal, matched at the first compile
 	keptFor       *Document            // a document whose recompile failed and kept its timeline (logged once)
 	lastUntrusted time.Time            // the last step that saw a clock not yet trusted
+}
+
+// compiled is a timeline compiled for doc over [from, to), started when gen timelines had
+// been installed.
+type compiled struct {
+	doc      *Document
+	tl       *Timeline
+	err      error
+	from, to time.Time
+	gen      int
 }
 
 type playing struct {
@@ -268,7 +296,11 @@ func (r *Runner) SetSchedule(doc *Document) {
 func (r *Runner) Remember(past ...Past) { r.past = append(r.past, past...) }
 
 // Run loops until ctx ends, sending events in order. At the end it stops what is playing.
+// A new document, and the timeline's next stretch, are compiled beside the loop: the loop goes
+// on with the timeline it has and takes the new one at a step once it is ready.
 func (r *Runner) Run(ctx context.Context, events chan<- Event) error {
+	r.async = true
+	defer r.compiles.Wait()
 	for {
 		evs, wake := r.Step()
 		if r.opts.Heartbeat != nil {
@@ -372,7 +404,27 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 	// A compile takes a while on a Pi (a day's timeline of a busy schedule): decide on the
 	// time after it, or a restart joins its programme where the timeline was before it.
 	refresh := func() { now, mono = r.opts.Clock.Now(), r.opts.Clock.Monotonic() }
-	if replaced || stepped || now.Before(r.compiledFrom.Add(2*time.Hour)) || now.After(r.compiledTo.Add(-r.opts.Horizon/2)) {
+	runsOut := r.compiledTo.Add(-r.opts.Horizon / 2)
+	if r.async {
+		// Take a timeline compiled beside the loop if it is the one wanted; until then go on
+		// with the one there is (none at a start: nothing plays, and nothing is decided).
+		replaced = false
+		if c := r.takeCompiled(doc); c != nil {
+			replaced = c.doc != r.compiledFor
+			r.install(c)
+		}
+		if r.compiledFor != doc || now.After(runsOut) && !stepped {
+			r.compileBeside(doc, now)
+		}
+		if r.compiledFor == nil {
+			r.firstLook = now // still starting: what falls due now was due while it was not running
+			return nil, r.opts.Tick
+		}
+		doc = r.compiledFor
+		// Compiled inline only if the next stretch has not come in time.
+		runsOut = r.compiledTo.Add(-r.opts.Horizon / 4)
+	}
+	if replaced && !r.async || stepped || now.Before(r.compiledFrom.Add(2*time.Hour)) || now.After(runsOut) {
 		r.compile(doc, now)
 		refresh()
 	}
@@ -527,6 +579,7 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		}
 	}
 
+	evs = r.capMissed(evs)
 	if plausible {
 		r.lastPlausibe = now
 	}
@@ -550,12 +603,68 @@ func (r *Runner) Check(doc *Document) error {
 	return err
 }
 
-// compile makes the timeline around now, with the occurrences known to have begun late.
+// compile makes the timeline around now, with the occurrences known to have begun late, in
+// the loop.
 func (r *Runner) compile(doc *Document, now time.Time) {
-	from, to := r.window(now)
+	r.install(r.compileAt(doc, now, r.began, r.gen))
+}
+
+// compileAt compiles doc over the window around now; it touches no loop state but began,
+// which a compile beside the loop is given a copy of.
+func (r *Runner) compileAt(doc *Document, now time.Time, began map[string]time.Time, gen int) *compiled {
+	c := &compiled{doc: doc, gen: gen}
+	c.from, c.to = r.window(now)
 	opts := r.opts.Compile
-	opts.Began = r.began
-	tl, err := Compile(doc, from, to, opts)
+	opts.Began = began
+	c.tl, c.err = Compile(doc, c.from, c.to, opts)
+	return c
+}
+
+// compileBeside starts compiling doc in a goroutine of the runner's (Run waits for it), unless
+// one is under way: its result is taken at a later step (takeCompiled).
+func (r *Runner) compileBeside(doc *Document, now time.Time) {
+	if r.compiling != nil {
+		return
+	}
+	r.compiling = doc
+	began := maps.Clone(r.began)
+	gen := r.gen
+	r.compiles.Add(1)
+	go func() {
+		defer r.compiles.Done()
+		c := r.compileAt(doc, now, began, gen)
+		r.mu.Lock()
+		r.compiled = c
+		r.mu.Unlock()
+		select { // wake the loop
+		case r.changed <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// takeCompiled returns the timeline compiled beside the loop, if one came and it is for doc
+// and nothing was installed since it began (a clock step, a late begin: then it is stale and
+// compiled again).
+func (r *Runner) takeCompiled(doc *Document) *compiled {
+	r.mu.Lock()
+	c := r.compiled
+	r.compiled = nil
+	r.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	r.compiling = nil
+	if c.doc != doc || c.gen != r.gen {
+		return nil
+	}
+	return c
+}
+
+// install makes a compiled timeline the one the loop follows.
+func (r *Runner) install(c *compiled) {
+	doc, tl, err := c.doc, c.tl, c.err
+	r.gen++
 	if err != nil && r.compiledFor == doc && r.runs != nil {
 		// The same document compiled before (an item's file vanished since, so its length is
 		// unknown now): keep the timeline it had rather than silence the device; the item
@@ -571,7 +680,7 @@ func (r *Runner) compile(doc *Document, now time.Time) {
 		r.compiledFor, r.runs = doc, nil
 		return
 	}
-	r.compiledFor, r.tl, r.compiledFrom, r.compiledTo = doc, tl, from, to
+	r.compiledFor, r.tl, r.compiledFrom, r.compiledTo = doc, tl, c.from, c.to
 	r.runs = tl.Runs()
 }
 
@@ -579,6 +688,15 @@ func (r *Runner) compile(doc *Document, now time.Time) {
 // since the last look) but has not begun, that it begins now, when it may still; it reports
 // whether any did, so that the caller compiles again.
 func (r *Runner) beginLate(now, since time.Time, plausible bool) bool {
+	// Only a programme's latest occurrence due by now may begin late: the ones before it on
+	// the same output passed while the agent was down (a play every few seconds) and are
+	// missed, each on its own, rather than all begun at once on top of each other.
+	latest := map[[2]string]time.Time{}
+	for _, run := range r.runs {
+		if k := [2]string{run.Output, run.Program}; !run.Scheduled.After(now) && run.Scheduled.After(latest[k]) {
+			latest[k] = run.Scheduled
+		}
+	}
 	any := false
 	for _, run := range r.runs {
 		seg := run.Segments[0]
@@ -603,6 +721,9 @@ func (r *Runner) beginLate(now, since time.Time, plausible bool) bool {
 		}
 		if !plausible && run.Class != Emergency {
 			continue
+		}
+		if run.Scheduled.Before(latest[[2]string{run.Output, run.Program}]) {
+			continue // a later occurrence of the programme is due: this one is missed
 		}
 		closes, bounded := r.windowClose(run)
 		if bounded && !now.Before(closes) {
@@ -728,6 +849,45 @@ func (r *Runner) missed(evs []Event, run *Run, now time.Time, plausible, jumped 
 	}
 	r.occMissed[occ] = run.End
 	return append(evs, Event{Kind: EventMissed, Run: run, At: now, Late: now.Sub(run.Start), Why: r.whyMissed(run, now, jumped), ClockSynced: plausible})
+}
+
+// capMissed keeps, per programme and output, the last MissedPerProgram missed events of one
+// look and folds the earlier ones into one event, on the earliest run, that counts them.
+func (r *Runner) capMissed(evs []Event) []Event {
+	n := map[[2]string]int{}
+	for _, e := range evs {
+		if e.Kind == EventMissed {
+			n[[2]string{e.Run.Output, e.Run.Program}]++
+		}
+	}
+	folded := map[[2]string]int{} // index in out of the event the earlier ones fold into
+	seen := map[[2]string]int{}
+	out := evs[:0]
+	for _, e := range evs {
+		k := [2]string{e.Run.Output, e.Run.Program}
+		if e.Kind != EventMissed || n[k] <= MissedPerProgram {
+			out = append(out, e)
+			continue
+		}
+		seen[k]++
+		fold := n[k] - MissedPerProgram + 1 // the first fold events become one
+		switch {
+		case seen[k] == 1:
+			folded[k] = len(out)
+			e.Count = fold
+			out = append(out, e)
+		case seen[k] <= fold:
+			first := &out[folded[k]]
+			at := func(t time.Time) string { return t.In(first.Run.Start.Location()).Format("2006-01-02 15:04:05") }
+			if seen[k] == fold {
+				first.Why = fmt.Sprintf("%d occurrences from %s to %s were missed, recorded as this one (the journal keeps the last %d of a programme one by one); the first: %s",
+					fold, at(first.Run.Start), at(e.Run.End), MissedPerProgram-1, first.Why)
+			}
+		default:
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // whyMissed says in words what kept a run from playing.
