@@ -108,8 +108,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	var err error
 	a.started = a.clock.Monotonic()
+	// LockWait: a `loa-agent status` run while the agent starts holds the store a moment.
 	a.store, err = content.Open(cfg.contentDir(), content.Options{Budget: cfg.Content.BudgetMB << 20,
-		Logger: a.log.With("component", "content"), HTTPClient: a.contentClient()})
+		Logger: a.log.With("component", "content"), HTTPClient: a.contentClient(), LockWait: 10 * time.Second})
 	if err != nil {
 		return fmt.Errorf("content store: %w", err)
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	// FetchAttempts bounds the requests of one Fetch call. Fetch only retries after an attempt
 	// that made progress; 0 means 20.
 	FetchAttempts int
+	// LockWait is how long Open waits for another process to let go of the store (a
+	// `loa-agent status` reading it while the agent starts) before giving up; 0: not at all.
+	LockWait time.Duration
 }
 
 // Store is a content-addressed store in one directory. Its methods are safe for concurrent use.
@@ -166,9 +169,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("content store: %w", err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("content store %s is in use by another process (%v); stop it first", dir, err)
+	for deadline := time.Now().Add(opts.LockWait); ; time.Sleep(50 * time.Millisecond) {
+		err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || !time.Now().Before(deadline) {
+			lf.Close()
+			return nil, fmt.Errorf("content store %s is in use by another process (%v); stop it first", dir, err)
+		}
 	}
 	s.lockF = lf
 	if err := s.load(); err != nil {

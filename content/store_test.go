@@ -217,6 +217,35 @@ func TestSecondOpenRefused(t *testing.T) {
 	}
 }
 
+// A store held a moment by another opener (`loa-agent status` while the agent starts) is
+// waited for with LockWait, not refused; a store held past it is refused.
+func TestOpenWaitsForABriefHolder(t *testing.T) {
+	dir := t.TempDir()
+	holder, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		holder.Close()
+		close(released)
+	}()
+	s, err := Open(dir, Options{LockWait: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("Open while another held the store for a moment: %v", err)
+	}
+	select {
+	case <-released:
+	default:
+		t.Fatal("Open returned while the other holder still had the store")
+	}
+	if _, err := Open(dir, Options{LockWait: 100 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("Open past LockWait: %v", err)
+	}
+	s.Close()
+}
+
 func TestBudgetAndEviction(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, Options{Budget: 1000})
