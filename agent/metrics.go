@@ -27,6 +27,9 @@ const (
 	metricsScanPerCycle = 10_000 // records counted per scrape at most: a scrape stays quick after a long gap
 )
 
+// MetricNames are the agent's own metrics (all counters and gauges).
+var MetricNames = []string{MetricPlays, MetricUnderruns, MetricDropouts, MetricPartFault, MetricJournalUnack, MetricClockOffset, MetricClockSynced, MetricHubConnected}
+
 var (
 	descPlays = prometheus.NewDesc(MetricPlays, "Plays whose record closed since the agent started, by output and result (completed, preempted, interrupted, failed, missed, suppressed).",
 		[]string{"output", "result"}, nil)

@@ -118,6 +118,11 @@ func TestMetricsScrapedAfterPushConfirmationsAndEmergency(t *testing.T) {
 	if v := got.Sum(metrics.EmergencyFirstPlay, "kind", "emergency"); v != 3 {
 		t.Errorf("emergency first-sample seconds %v, want 3 (the sample 3 s after issue; the repeat not counted)", v)
 	}
+	for _, name := range metrics.Names {
+		if got[name] == nil {
+			t.Errorf("%s is not exported after all it counts happened", name)
+		}
+	}
 	// The push to the connected agent and the emergency's: at least those two were sent.
 	if v := got.Value(metrics.Pushes, "result", "sent"); v < 2 {
 		t.Errorf("pushes sent %v, want at least 2", v)

@@ -49,6 +49,13 @@ const (
 	emergencySampleHelp = "Seconds from when a broadcast was due (issued, or its start if later) to the first sample a device confirms playing of it, by kind (emergency, bulletin, live); each device's first play of each broadcast counts once."
 )
 
+// Names are the hub's own metrics; Histograms those of them that are histograms (exported as
+// _bucket, _sum and _count).
+var (
+	Names      = []string{AgentsConnected, Pushes, DeliverySeconds, Confirmations, Emergencies, EmergencyFirstPlay, StoreSeconds, HTTPAnswers, WebsocketErrors}
+	Histograms = []string{DeliverySeconds, EmergencyFirstPlay, StoreSeconds}
+)
+
 // New builds the collectors on a fresh registry. connected reports the agents connected now
 // (read at each scrape).
 func New(connected func() int) *Hub {
