@@ -1,8 +1,14 @@
 package hub
 
 import (
+	"context"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +156,53 @@ func TestRouteClass(t *testing.T) {
 		if got := metrics.RouteClass(pattern); got != want {
 			t.Errorf("RouteClass(%q) = %q, want %q", pattern, got, want)
 		}
+	}
+}
+
+// Run serves /metrics on metrics_listen only, not on the address agents and staff reach.
+func TestRunServesMetricsOnItsOwnListener(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Keygen(filepath.Join(dir, "hub.key"), "hub"); err != nil {
+		t.Fatal(err)
+	}
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	addr, maddr := free(), free()
+	os.WriteFile(filepath.Join(dir, "hub.yaml"), []byte("listen: "+addr+"\nmetrics_listen: "+maddr+"\ndata_dir: data\nsigning_key_file: hub.key\n"), 0o600)
+	cfg, err := LoadConfig(filepath.Join(dir, "hub.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	for range 200 {
+		if r, err := http.Get("http://" + maddr + "/metrics"); err == nil {
+			r.Body.Close()
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if v := promtest.Scrape(t, "http://"+maddr+"/metrics").Value(metrics.AgentsConnected); v != 0 {
+		t.Errorf("agents connected on a new hub: %v", v)
+	}
+	r, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the agents' and staff's listener: %d, want 404", r.StatusCode)
+	}
+	stopRun(t, cancel, done)
+	cfg.MetricsListen = cfg.Listen
+	if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "metrics_listen") {
+		t.Errorf("metrics_listen on the listen address: %v", err)
 	}
 }
