@@ -86,7 +86,11 @@ type emergencyStore interface {
 func (s *Server) countConfirmations(ctx context.Context, device string, recs []protocol.Confirmation) {
 	counts := map[protocol.Result]int{}
 	for _, r := range recs {
-		counts[r.Result]++
+		res := r.Result
+		if !res.Closed() && res != protocol.ResultPlaying {
+			res = "other" // a device's word, not one of ours: no new series for it
+		}
+		counts[res]++
 		kind, id, ok := broadcastOf(r.Program)
 		if !ok || r.Start.IsZero() || !s.firsts.first(device, id) {
 			continue

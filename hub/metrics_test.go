@@ -74,9 +74,11 @@ func TestMetricsScrapedAfterPushConfirmationsAndEmergency(t *testing.T) {
 	// A batch of three plays: two completed, one missed.
 	recs := []protocol.Confirmation{confirmation("tk/cl-01", 1), confirmation("tk/cl-01", 2), confirmation("tk/cl-01", 3)}
 	recs[2].Result, recs[2].Start, recs[2].End, recs[2].PlayedS = protocol.ResultMissed, time.Time{}, time.Time{}, 0
+	recs = append(recs, confirmation("tk/cl-01", 4))
+	recs[3].Result = "exploded" // a result this hub does not know: counted as other, not as a series of its own
 	a.send(&protocol.Confirmations{Records: recs})
-	if ack := waitAck(t, a); ack.Seq != 3 {
-		t.Fatalf("ack %d, want 3", ack.Seq)
+	if ack := waitAck(t, a); ack.Seq != 4 {
+		t.Fatalf("ack %d, want 4", ack.Seq)
 	}
 
 	// An emergency, its first sample 3 s after it was issued, then its repeat (not timed).
@@ -85,9 +87,9 @@ func TestMetricsScrapedAfterPushConfirmationsAndEmergency(t *testing.T) {
 		Title: "Bão số 13", RepeatEvery: "20m", Until: "1h"}, &res, http.StatusCreated)
 	nextSchedule(t, a)
 	issued := clk.Now()
-	first := confirmation("tk/cl-01", 4)
+	first := confirmation("tk/cl-01", 5)
 	first.Program, first.Start = res.Emergencies[0].Program, issued.Add(3*time.Second)
-	repeat := confirmation("tk/cl-01", 5)
+	repeat := confirmation("tk/cl-01", 6)
 	repeat.Program, repeat.Start = res.Emergencies[0].Program, issued.Add(20*time.Minute)
 	a.send(&protocol.Confirmations{Records: []protocol.Confirmation{first, repeat}})
 	waitAck(t, a)
@@ -109,6 +111,8 @@ func TestMetricsScrapedAfterPushConfirmationsAndEmergency(t *testing.T) {
 		{metrics.DeliverySeconds, []string{"stage", "active"}, 1},
 		{metrics.Confirmations, []string{"result", "completed"}, 4},
 		{metrics.Confirmations, []string{"result", "missed"}, 1},
+		{metrics.Confirmations, []string{"result", "other"}, 1},
+		{metrics.Confirmations, []string{"result", "exploded"}, -1},
 		{metrics.Emergencies, []string{"kind", "emergency", "source", "staff"}, 1},
 		{metrics.EmergencyFirstPlay, []string{"kind", "emergency"}, 1},
 		{metrics.StoreSeconds, []string{"op", "add_confirmations", "outcome", "ok"}, 2},
@@ -204,5 +208,22 @@ func TestRunServesMetricsOnItsOwnListener(t *testing.T) {
 	cfg.MetricsListen = cfg.Listen
 	if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "metrics_listen") {
 		t.Errorf("metrics_listen on the listen address: %v", err)
+	}
+}
+
+// BenchmarkCountConfirmations500 is what the metrics add to the ingest of a batch of 500
+// records (none of a broadcast): beside BenchmarkDecodeConfirmations500 (protocol) in
+// BENCHMARKS.md, "Metrics".
+func BenchmarkCountConfirmations500(b *testing.B) {
+	s := &Server{}
+	s.metrics = metrics.New(s.connected)
+	recs := make([]protocol.Confirmation, 500)
+	for i := range recs {
+		recs[i] = confirmation("tk/cl-01", uint64(i+1))
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.countConfirmations(ctx, "tk/cl-01", recs)
 	}
 }
