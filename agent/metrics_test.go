@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -101,5 +103,34 @@ func TestAgentMetricsListenOnlyLoopback(t *testing.T) {
 		if (wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), wantErr)) {
 			t.Errorf("metrics_listen %q: err %v, want %q", listen, err, wantErr)
 		}
+	}
+}
+
+// serveMetrics answers on metrics_listen and stops with the agent's context; Run's tasks
+// wait for it.
+func TestAgentServesMetricsUntilStopped(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	a := New(&Config{DeviceID: "tk/cl-01", DataDir: dir, MetricsListen: addr}, slog.New(slog.DiscardHandler), nil)
+	if a.journal, err = journal.Open(filepath.Join(dir, "journal.db"), journal.Options{DeviceID: "tk/cl-01"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.journal.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := a.serveMetrics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := promtest.Scrape(t, "http://"+addr+"/metrics").Value(MetricJournalUnack); v != 0 {
+		t.Errorf("backlog of an empty journal: %v", v)
+	}
+	cancel()
+	a.tasks.Wait()
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Error("metrics still answer after the agent stopped")
 	}
 }
