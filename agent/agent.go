@@ -250,6 +250,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer ctl.Close()
 	}
 
+	if cfg.MetricsListen != "" {
+		if err := a.serveMetrics(ctx); err != nil {
+			a.log.Warn("metrics endpoint unavailable; the agent plays on without it", "metrics_listen", cfg.MetricsListen, "err", err)
+		}
+	}
+
 	events := make(chan scheduler.Event, 64)
 	runCtx, stopRunner := context.WithCancel(ctx)
 	runnerDone := make(chan struct{})

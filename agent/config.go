@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +67,9 @@ type Config struct {
 	// InsecureHub lets hub.url be plaintext (http://, ws://) to a host that is not this
 	// machine: only when something else (a VPN, an SSH or stunnel tunnel) encrypts the way.
 	InsecureHub bool `yaml:"insecure_hub"`
+	// MetricsListen serves GET /metrics (Prometheus) on this loopback address, e.g.
+	// 127.0.0.1:9470; empty: off. Loopback only: it has no token (docs/operations.md).
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // AudioConfig chooses the audio output.
@@ -193,6 +197,13 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("hub.url %q: give the hub's base URL, e.g. https://hub.example", c.Hub.URL))
 		} else if err := link.CheckHubURL(c.Hub.URL, c.InsecureHub); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if c.MetricsListen != "" {
+		if host, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_listen %q: %v (write 127.0.0.1:9470)", c.MetricsListen, err))
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			errs = append(errs, fmt.Errorf("metrics_listen %q is not a loopback address: the agent's metrics have no token, so they stay on the box (write 127.0.0.1:9470 and scrape through an SSH tunnel or a local exporter)", c.MetricsListen))
 		}
 	}
 	switch c.Log.Format {

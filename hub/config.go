@@ -78,6 +78,10 @@ type Config struct {
 	// Timezone is the zone staff dates and times are read and shown in (IANA name; default
 	// Asia/Ho_Chi_Minh); a user's CLI may name another.
 	Timezone string `yaml:"timezone"`
+	// MetricsListen is where GET /metrics answers in the Prometheus text format, on a listener
+	// of its own without a token (empty: off): bind it to the district network's interface, or
+	// loopback, never the address agents reach over the internet (docs/operations.md).
+	MetricsListen string `yaml:"metrics_listen"`
 	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.
 	CAP *broadcast.CAPConfig `yaml:"cap"`
 }
@@ -170,6 +174,14 @@ func (c *Config) Check() error {
 		return fmt.Errorf("config: listen %q is not a loopback address and no tls_cert is given: "+
 			"device secrets and staff tokens would cross the network in clear; give tls_cert/tls_key, "+
 			"or set insecure_listen: true behind a TLS-terminating proxy", c.Listen)
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return fmt.Errorf("config: metrics_listen %q: %v (write host:port, e.g. 10.0.0.5:9469)", c.MetricsListen, err)
+		}
+		if c.MetricsListen == c.Listen {
+			return fmt.Errorf("config: metrics_listen %q is the listen address: give metrics a port of their own on the district network", c.MetricsListen)
+		}
 	}
 	if c.LoudnessLUFS > -5 || c.LoudnessLUFS < -70 {
 		return fmt.Errorf("config: loudness_lufs %v is outside -70..-5 (speech is usually -16)", c.LoudnessLUFS)

@@ -79,6 +79,15 @@ func TestRunWithTLS(t *testing.T) {
 			t.Fatalf("plain HTTP answered %d on a TLS hub", r.StatusCode)
 		}
 	}
+	stopRun(t, cancel, done)
+	if _, err := Keygen(filepath.Join(dir, "hub.key"), "hub"); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("keygen over an existing key: %v", err)
+	}
+}
+
+// stopRun ends a Run started with cancel's context and waits for it to return cleanly.
+func stopRun(t *testing.T, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
 	cancel()
 	select {
 	case err := <-done:
@@ -87,8 +96,5 @@ func TestRunWithTLS(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not stop")
-	}
-	if _, err := Keygen(filepath.Join(dir, "hub.key"), "hub"); err == nil || !strings.Contains(err.Error(), "exists") {
-		t.Fatalf("keygen over an existing key: %v", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/loa-project/loa/hub/console"
 	"github.com/loa-project/loa/hub/library"
 	"github.com/loa-project/loa/hub/media"
+	"github.com/loa-project/loa/hub/metrics"
 	"github.com/loa-project/loa/hub/screenshots"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
@@ -143,14 +144,16 @@ type Options struct {
 
 // Server is the hub: an http.Handler for staff, agents and content.
 type Server struct {
-	st     Store
-	signer *protocol.Signer
-	dir    string
-	log    *slog.Logger
-	clock  Clock
-	tc     *media.Transcoder
-	opts   Options
-	mux    *http.ServeMux
+	st      Store
+	signer  *protocol.Signer
+	dir     string
+	log     *slog.Logger
+	clock   Clock
+	tc      *media.Transcoder
+	opts    Options
+	mux     *http.ServeMux
+	handler http.Handler // mux, its answers counted
+	metrics *metrics.Hub // the hub's registry (hub/metrics); served by MetricsHandler
 
 	link      *agentlink.Link // agents' websockets, push, commands
 	authLimit *authLimiter    // failed credentials per source (limiter.go)
@@ -190,6 +193,8 @@ func New(opts Options) (*Server, error) {
 		st: opts.Store, signer: opts.Signer, dir: opts.ContentDir, log: opts.Log, clock: opts.Clock,
 		tc: opts.Transcoder, opts: opts,
 	}
+	// The link is built below; until then nobody asks how many agents are connected.
+	s.metrics = metrics.New(func() int { return s.link.Connected() })
 	if opts.AuthFailureLimit == 0 {
 		opts.AuthFailureLimit = 60
 	}
@@ -205,12 +210,13 @@ func New(opts Options) (*Server, error) {
 	s.lib = library.New(library.Options{Store: s.st, Dir: s.dir, Transcoder: s.tc, Log: s.log, Now: s.now, PublicURL: opts.PublicURL,
 		MaxUploadBytes: func() int64 { return s.opts.MaxUploadBytes }, Audit: s.audit, DeviceAuth: s.deviceAuth, AreaChain: s.areaChain})
 	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
-		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget})
+		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget, Metrics: s.metrics})
 	s.acct = accounts.New(accounts.Options{Store: s.st, Now: s.now, Audit: s.audit})
 	var err error
 	s.link, err = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,
 		StatusInterval: opts.StatusInterval, Limits: opts.Limits, MaxHellos: opts.MaxHellos, BusyRetryAfter: opts.BusyRetryAfter,
-		DeviceAuth: s.deviceAuth, NewTitles: s.statusTitles, ResolveTarget: s.resolveTarget, LookupDevice: s.lookupDevice, Audit: s.audit})
+		DeviceAuth: s.deviceAuth, NewTitles: s.statusTitles, ResolveTarget: s.resolveTarget, LookupDevice: s.lookupDevice, Audit: s.audit,
+		Metrics: s.metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +251,11 @@ func (s *Server) areaChain(ctx context.Context, area string) ([]store.Schedule, 
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// MetricsHandler serves the hub's metrics in the Prometheus text format. Run serves it on
+// metrics_listen, apart from the staff and agent listener (docs/operations.md).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.Handler() }
 
 // Close closes every agent connection and waits for their goroutines.
 func (s *Server) Close() { s.link.Close() }
@@ -338,6 +348,7 @@ func (s *Server) routes() {
 		staffapi.Error(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s; see docs/hub.md for the routes", r.Method, r.URL.Path))
 	}))
 	s.mux = m
+	s.handler = s.metrics.Count(m)
 }
 
 // transfer replaces the server's whole-request read and write timeouts by a bound on each
@@ -431,7 +442,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	ln = newLimitListener(ln, cfg.MaxConnections, log)
 	hs := newHTTPServer(cfg, srv, log)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		ms := newHTTPServer(cfg, mux, log)
+		// Closed after the main server's shutdown (a scrape during it still answers), and
+		// waited for with the loops.
+		defer ms.Close()
+		loops.Go(func() { errc <- ms.Serve(mln) })
+		log.Info("hub metrics listening", "addr", mln.Addr().String(), "path", "/metrics")
+	}
 	go func() {
 		if cfg.TLSCert != "" {
 			errc <- hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)

@@ -141,7 +141,10 @@ func (c *agentConn) writeScheduleNow(e store.EffectiveSchedule) error {
 	c.sent[id] = e.Revision
 	c.mu.Unlock()
 	c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+	err = c.ws.WriteMessage(websocket.TextMessage, b)
+	c.s.metrics.Pushed(err == nil)
+	if err != nil {
+		c.s.metrics.WebsocketError("write")
 		c.s.log.Warn("schedule send failed", "device", c.device, "revision", e.Revision, "err", err)
 		return err
 	}
@@ -165,7 +168,7 @@ func (c *agentConn) carried(rev int64) bool {
 }
 
 func (s *Link) markSent(ctx context.Context, device string, revision int64) {
-	if _, err := s.st.MarkDelivery(ctx, device, revision, store.StateSent, ""); err != nil {
+	if _, err := s.timed.MarkDelivery(ctx, device, revision, store.StateSent, ""); err != nil {
 		s.log.Error("delivery state not recorded", "device", device, "revision", revision, "state", "sent", "err", err)
 	}
 }
@@ -173,6 +176,7 @@ func (s *Link) markSent(ctx context.Context, device string, revision int64) {
 // fail answers a message the hub cannot accept with an error and closes the connection.
 func (c *agentConn) fail(re string, err error, closeCode int) {
 	c.s.log.Warn("closing agent connection", "device", c.device, "err", err)
+	c.s.metrics.WebsocketError("refused")
 	m := protocol.NewErrorMessage(c.nextID(), re, err)
 	var ce *codeError
 	if errors.As(err, &ce) {
@@ -210,6 +214,7 @@ func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
+		s.metrics.WebsocketError("upgrade")
 		return // Upgrade has answered
 	}
 	s.wg.Add(1)
@@ -426,7 +431,7 @@ func (s *Link) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.
 			}
 			recs = append(recs, store.Confirmation{Confirmation: r})
 		}
-		ack, err := s.st.AddConfirmations(ctx, c.device, recs)
+		ack, err := s.timed.AddConfirmations(ctx, c.device, recs)
 		if err != nil {
 			if errors.Is(err, store.ErrInvalid) {
 				return &codeError{code: protocol.CodeInvalidField, msg: err.Error()}
@@ -437,10 +442,12 @@ func (s *Link) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.
 			// Not acknowledged, so nothing is lost; the connection stays up so the device is
 			// still served (schedules, commands) while the hub's technician makes space.
 			s.notStored.log(s.log, c.device, len(recs), err)
+			s.metrics.Confirmed("not_stored", len(recs))
 			return c.send(&protocol.ErrorMessage{Header: protocol.Header{ID: c.nextID(), Re: m.ID}, Code: protocol.CodeNotStored,
 				Message:     "the hub could not store these confirmations: " + err.Error() + "; they stay in your journal, send them again later",
 				RetryAfterS: notStoredRetryS})
 		}
+		s.countConfirmations(ctx, c.device, m.Records)
 		return c.send(&protocol.Ack{Header: protocol.Header{ID: c.nextID(), Re: m.ID}, Seq: uint64(ack)})
 	case *protocol.Delivery:
 		return s.recordDelivery(ctx, c, m)
@@ -534,9 +541,12 @@ func (s *Link) recordDelivery(ctx context.Context, c *agentConn, d *protocol.Del
 		s.log.Info("delivery state not tracked", "device", c.device, "state", d.State)
 		return nil
 	}
-	if _, err := s.st.MarkDelivery(ctx, c.device, rev, st, reason); err != nil {
+	dl, err := s.timed.MarkDelivery(ctx, c.device, rev, st, reason)
+	if err != nil {
 		s.log.Warn("delivery state not recorded", "device", c.device, "revision", rev, "state", st, "err", err)
+		return nil
 	}
+	s.observeDelivery(st, dl)
 	return nil
 }
 

@@ -216,7 +216,7 @@ func (s *Link) composeDeviceFrom(ctx context.Context, deviceID string, minRevisi
 		if err != nil {
 			return store.EffectiveSchedule{}, false, err
 		}
-		e, err = s.st.AddEffective(ctx, e)
+		e, err = s.timed.AddEffective(ctx, e)
 		if errors.Is(err, store.ErrStaleRevision) && attempt < 3 {
 			continue
 		}
@@ -344,7 +344,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 	if err != nil {
 		return fail(err)
 	}
-	under, err := s.st.LatestSchedulesUnder(ctx, area)
+	under, err := s.timed.LatestSchedulesUnder(ctx, area)
 	if err != nil {
 		return fail(err)
 	}
@@ -488,7 +488,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 					break more
 				}
 			}
-			stored, errs, err := s.st.AddEffectives(ctx, batch)
+			stored, errs, err := s.timed.AddEffectives(ctx, batch)
 			for i, e := range batch {
 				switch {
 				case err != nil:
@@ -537,7 +537,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 	close(toSend)
 	swg.Wait()
 	// "sent" is recorded after the fan-out, in one write, so the store is off the send path.
-	if err := s.st.MarkSent(ctx, sentRevs); err != nil {
+	if err := s.timed.MarkSent(ctx, sentRevs); err != nil {
 		s.log.Error("delivery state not recorded", "state", "sent", "err", err)
 	}
 	if len(failures) > 20 {

@@ -73,6 +73,9 @@ type Options struct {
 	StatusInterval time.Duration
 	// Limits bound agent messages; zero fields take protocol's defaults.
 	Limits protocol.Limits
+	// Metrics counts pushes, confirmations, deliveries and websocket errors, and times the
+	// store calls on the agents' path.
+	Metrics Metrics
 	// MaxHellos bounds welcomes at once (0 or less: no limit); BusyRetryAfter is the wait
 	// asked of an agent turned away busy.
 	MaxHellos      int
@@ -104,6 +107,9 @@ type Link struct {
 	clock     clockFunc
 	bc        Broadcasts
 	opts      Options
+	metrics   Metrics
+	timed     timedStore   // the store calls on the agents' path, timed into metrics
+	firsts    firstSamples // broadcasts whose first sample each device confirmed (metrics.go)
 
 	deviceAuth    func(w http.ResponseWriter, r *http.Request) (store.Device, bool)
 	newTitles     func(ctx context.Context) Titles
@@ -133,7 +139,7 @@ func New(opts Options) (*Link, error) {
 		name    string
 		missing bool
 	}{{"Store", opts.Store == nil}, {"Signer", opts.Signer == nil}, {"Now", opts.Now == nil},
-		{"Broadcasts", opts.Broadcasts == nil}, {"DeviceAuth", opts.DeviceAuth == nil}, {"NewTitles", opts.NewTitles == nil},
+		{"Broadcasts", opts.Broadcasts == nil}, {"Metrics", opts.Metrics == nil}, {"DeviceAuth", opts.DeviceAuth == nil}, {"NewTitles", opts.NewTitles == nil},
 		{"ResolveTarget", opts.ResolveTarget == nil}, {"LookupDevice", opts.LookupDevice == nil}, {"Audit", opts.Audit == nil}} {
 		if o.missing {
 			return nil, fmt.Errorf("agentlink: Options.%s is required", o.name)
@@ -150,7 +156,8 @@ func New(opts Options) (*Link, error) {
 	}
 	s := &Link{st: opts.Store, signer: opts.Signer, log: opts.Log, clock: clockFunc(opts.Now), bc: opts.Broadcasts, opts: opts,
 		deviceAuth: opts.DeviceAuth, newTitles: opts.NewTitles, resolveTarget: opts.ResolveTarget,
-		lookupDevice: opts.LookupDevice, audit: opts.Audit, conns: map[string]*agentConn{}}
+		lookupDevice: opts.LookupDevice, audit: opts.Audit, conns: map[string]*agentConn{}, metrics: opts.Metrics}
+	s.timed = timedStore{s}
 	s.composeMu.m = map[string]*keyedEntry{}
 	if opts.MaxHellos > 0 {
 		s.hellos = make(chan struct{}, opts.MaxHellos)

@@ -619,6 +619,9 @@ func (rm *Room) put(ctx context.Context, p staffapi.Caller, bs []broadcast, now 
 	rm.Changed()
 	for _, e := range added {
 		res.Emergencies = append(res.Emergencies, rm.emergencyJSON(e, now))
+		if rm.o.Metrics != nil {
+			rm.o.Metrics.Issued(e.Kind, e.Source)
+		}
 	}
 	for _, e := range replaced {
 		res.Replaced = append(res.Replaced, e.ID)

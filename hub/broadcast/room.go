@@ -42,6 +42,11 @@ type Pusher interface {
 	PushSince(ctx context.Context, t store.Target, before map[string]store.EffectiveHead) api.PushResponse
 }
 
+// Metrics counts the broadcasts put on the air (the hub's *metrics.Hub).
+type Metrics interface {
+	Issued(kind, source string)
+}
+
 // Library keeps the audio a CAP alert brings.
 type Library interface {
 	StoreFile(path string) (string, int64, error)
@@ -61,6 +66,8 @@ type Options struct {
 	Audit func(ctx context.Context, p staffapi.Caller, action, target string, detail any)
 	// FindTarget finds the area or device to names in p's scope, and the area it is or is in.
 	FindTarget func(ctx context.Context, p staffapi.Caller, to string) (store.Target, string, error)
+	// Metrics counts broadcasts put on the air; nil: not counted.
+	Metrics Metrics
 }
 
 // Room serves the broadcast routes (the hub mounts them), composes active broadcasts into
