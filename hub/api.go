@@ -612,12 +612,26 @@ func (s *Server) zone(r *http.Request) *time.Location {
 
 func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	q := r.URL.Query()
-	f := store.ConfirmationFilter{Result: q.Get("result")}
+	f := store.ConfirmationFilter{Result: q.Get("result"), Program: q.Get("program"), Item: q.Get("content")}
 	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
 		return
 	}
 	f.Area = area
+	if after := q.Get("after"); after != "" {
+		// The last row of the page before, DEVICE:SEQ; its device must be one the caller sees.
+		i := strings.LastIndex(after, ":")
+		seq, err := strconv.ParseInt(after[i+1:], 10, 64)
+		if i <= 0 || err != nil || seq <= 0 {
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("after %q: write the device and sequence number of the last play seen, DEVICE:SEQ", after))
+			return
+		}
+		d, ok := s.lookupDevice(w, r, p, after[:i])
+		if !ok {
+			return
+		}
+		f.After = &store.ConfirmationKey{Device: d.ID, Seq: seq}
+	}
 	if id := q.Get("device"); id != "" {
 		d, ok := s.lookupDevice(w, r, p, id)
 		if !ok {

@@ -292,6 +292,8 @@ func (s *Server) routes() {
 	api("GET /api/areas", V, s.apiListAreas)
 	api("POST /api/areas", A, s.apiAddArea)
 	api("GET /api/devices", V, s.apiListDevices)
+	api("GET /api/device-list", V, s.apiDeviceList) // one page, filtered (the console's device list)
+	api("GET /api/overview", V, s.apiOverview)      // counts per area, on the air, alarms
 	api("POST /api/devices", A, s.apiEnrolDevice)
 	api("POST /api/devices/rekey", A, s.apiRekeyDevice)
 	api("GET /api/devices/{id...}", V, s.apiShowDevice)
