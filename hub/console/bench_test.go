@@ -59,8 +59,8 @@ func TestConsoleBench(t *testing.T) {
 	}
 	dev := "qn/d17/c0777/cl-3" // device 3*1980+777: commune 777, in district 777 % 19
 	pages := []struct{ name, page, api string }{
-		{"overview", "/console/", "/api/areas /api/devices /api/emergencies"},
-		{"device list", "/console/devices", "/api/devices"},
+		{"overview", "/console/", "/api/areas /api/overview?limit=50 /api/emergencies"},
+		{"device list", "/console/devices", "/api/areas /api/device-list?per_page=100"},
 		{"device page", "/console/devices/" + dev, "/api/devices/" + dev + " /api/confirmations?device=" + dev + "&limit=10"},
 		{"play log", "/console/confirmations", "/api/confirmations?limit=51"},
 	}
