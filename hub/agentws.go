@@ -285,6 +285,7 @@ func (s *Server) handleAgentWS(w http.ResponseWriter, r *http.Request) {
 	if err := s.st.Seen(ctx, dev.ID); err != nil {
 		log.Error("last seen not recorded", "err", err)
 	}
+	s.states.touch(dev.ID)
 	c.credited = s.clock.Now()
 	defer c.creditOnline(context.WithoutCancel(ctx))
 
@@ -454,6 +455,7 @@ func (s *Server) handleAgentMessage(ctx context.Context, c *agentConn, m protoco
 		if err := s.st.UpdateStatus(ctx, c.device, st); err != nil {
 			s.log.Warn("status not stored", "device", c.device, "err", err)
 		}
+		s.states.touch(c.device)
 		c.creditOnline(ctx)
 		s.notePartFaults(c.device, st.Parts)
 		return nil
@@ -539,6 +541,7 @@ func (s *Server) recordDelivery(ctx context.Context, c *agentConn, d *protocol.D
 	if _, err := s.st.MarkDelivery(ctx, c.device, rev, st, reason); err != nil {
 		s.log.Warn("delivery state not recorded", "device", c.device, "revision", rev, "state", st, "err", err)
 	}
+	s.states.touch(c.device) // a refusal is an alarm
 	return nil
 }
 

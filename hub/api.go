@@ -216,6 +216,7 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p staffa
 		staffapi.Fail(w, err)
 		return
 	}
+	s.states.touch(d.ID)
 	s.audit(r.Context(), p, "device.enrol", "device:"+d.ID, map[string]string{"area": d.Area})
 	staffapi.WriteJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
 		PublicKey: protocol.FormatPublicKey(s.signer.PublicKey()), Hub: s.opts.PublicURL, Warning: publicURLWarning(s.opts.PublicURL)})
@@ -411,6 +412,7 @@ func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p staff
 		staffapi.Fail(w, err)
 		return
 	}
+	s.states.touch(d.ID)
 	s.audit(r.Context(), p, "device.revoke", "device:"+d.ID, nil)
 	s.dropConn(d.ID) // a revoked device loses its live connection at once, not at its next reconnect
 	d, _ = s.st.GetDevice(r.Context(), d.ID)

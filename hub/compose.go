@@ -217,6 +217,7 @@ func (s *Server) composeDeviceFrom(ctx context.Context, deviceID string, minRevi
 			return store.EffectiveSchedule{}, false, err
 		}
 		e, err = s.st.AddEffective(ctx, e)
+		s.states.touch(deviceID) // a new revision ends the alarm of a refused one
 		if errors.Is(err, store.ErrStaleRevision) && attempt < 3 {
 			continue
 		}
@@ -489,6 +490,9 @@ func (s *Server) pushArea(ctx context.Context, area string, before Heads) api.Pu
 				}
 			}
 			stored, errs, err := s.st.AddEffectives(ctx, batch)
+			for _, e := range batch {
+				s.states.touch(e.DeviceID)
+			}
 			for i, e := range batch {
 				switch {
 				case err != nil:

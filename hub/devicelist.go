@@ -8,16 +8,90 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
 )
 
-// The overview's counts and the device list's pages (issue 14) at 10,000 devices: the store
-// gives each device's few columns and the alarm conditions it can judge (DeviceStates, one
-// narrow scan), this file adds whether the device is connected (the hub's own connections)
-// and reads whole rows only for the devices shown.
+// The overview's counts and the device list's pages (issue 14) at 10,000 devices: the hub
+// keeps every device's state as the store judges it (DeviceStates: a few columns and the
+// alarm conditions) in memory, read whole at the first view and every stateRefresh, and
+// re-read by id for the devices it has changed since (touch: a status, a delivery, a new
+// schedule revision, enrolment, revocation). A view then counts and filters in memory, adds
+// whether each device is connected and whether it has been offline for a day (which becomes
+// true with time), and reads whole rows only for the devices it shows.
+
+// stateRefresh bounds how long a change the hub did not make itself (another hub on the same
+// PostgreSQL database, a device moved by hand in the store) takes to show.
+const stateRefresh = time.Minute
+
+// deviceCache is the devices' states the overview and the device list count.
+type deviceCache struct {
+	mu     sync.Mutex
+	byID   map[string]store.DeviceState
+	order  []string // ids in byte order; nil when a device came or went
+	dirty  map[string]bool
+	loaded time.Time // of the last whole read; zero: never
+}
+
+// touch marks a device's state as changed in the store.
+func (c *deviceCache) touch(id string) {
+	c.mu.Lock()
+	if c.byID != nil {
+		if c.dirty == nil {
+			c.dirty = map[string]bool{}
+		}
+		c.dirty[id] = true
+	}
+	c.mu.Unlock()
+}
+
+// fresh brings the cache up to date; c.mu is held.
+func (c *deviceCache) fresh(ctx context.Context, ds deviceStateStore, now time.Time) error {
+	rules := store.AlarmRules{LowDisk: api.AlarmLowDisk, ClockSkew: api.AlarmClockSkew}
+	if c.byID == nil || now.Sub(c.loaded) > stateRefresh || now.Before(c.loaded) {
+		all, err := ds.DeviceStates(ctx, store.DeviceQuery{Rules: rules})
+		if err != nil {
+			return err
+		}
+		c.byID, c.order, c.dirty, c.loaded = make(map[string]store.DeviceState, len(all)), nil, nil, now
+		for _, d := range all {
+			c.byID[d.ID] = d
+		}
+	}
+	ids := make([]string, 0, len(c.dirty))
+	for id := range c.dirty {
+		ids = append(ids, id)
+	}
+	for len(ids) > 0 { // in batches: a statement's placeholders are bounded
+		n := min(len(ids), 500)
+		got, err := ds.DeviceStates(ctx, store.DeviceQuery{IDs: ids[:n], Rules: rules})
+		if err != nil {
+			return err
+		}
+		for _, d := range got {
+			if _, ok := c.byID[d.ID]; !ok {
+				c.order = nil
+			}
+			c.byID[d.ID] = d
+		}
+		for _, id := range ids[:n] {
+			delete(c.dirty, id)
+		}
+		ids = ids[n:]
+	}
+	if c.order == nil {
+		c.order = make([]string, 0, len(c.byID))
+		for id := range c.byID {
+			c.order = append(c.order, id)
+		}
+		slices.Sort(c.order)
+	}
+	return nil
+}
 
 // deviceStateStore is what the overview and the device list read of the store.
 type deviceStateStore interface {
@@ -36,14 +110,10 @@ func (s *Server) stateStore() (deviceStateStore, error) {
 	return ds, nil
 }
 
-func (s *Server) alarmRules() store.AlarmRules {
-	return store.AlarmRules{StaleBefore: s.clock.Now().Add(-api.AlarmOfflineAfter), LowDisk: api.AlarmLowDisk, ClockSkew: api.AlarmClockSkew}
-}
-
 // deviceNow is a device's state with its connection.
 type deviceNow struct {
 	store.DeviceState
-	Online bool
+	Online, Stale bool // Stale: offline for AlarmOfflineAfter (or never seen that long after enrolment)
 }
 
 // alarmed says whether a device has an alarm: the rules of the console's alarm list.
@@ -51,24 +121,32 @@ func (d deviceNow) alarmed() bool {
 	return d.Faulty || !d.Online && !d.Revoked && d.Stale || d.Online && d.Skewed
 }
 
-// devicesNow reads the states of q's devices and adds whether each is connected.
+// devicesNow gives the states of q's devices (area, kind, software) in id order, with
+// whether each is connected.
 func (s *Server) devicesNow(ctx context.Context, q store.DeviceQuery) ([]deviceNow, error) {
 	ds, err := s.stateStore()
 	if err != nil {
 		return nil, err
 	}
-	q.Rules = s.alarmRules()
-	states, err := ds.DeviceStates(ctx, q)
-	if err != nil {
+	now := s.clock.Now()
+	staleBefore := now.Add(-api.AlarmOfflineAfter)
+	c := &s.states
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.fresh(ctx, ds, now); err != nil {
 		return nil, err
 	}
-	out := make([]deviceNow, len(states))
+	var out []deviceNow
 	s.mu.Lock()
-	for i, st := range states {
-		_, on := s.conns[st.ID]
-		out[i] = deviceNow{DeviceState: st, Online: on}
+	defer s.mu.Unlock()
+	for _, id := range c.order {
+		d := c.byID[id]
+		if q.Area != "" && !store.Allowed(q.Area, d.Area) || q.Kind != "" && d.Kind != q.Kind || q.Software != "" && d.Software != q.Software {
+			continue
+		}
+		_, on := s.conns[id]
+		out = append(out, deviceNow{DeviceState: d, Online: on, Stale: d.Stale(staleBefore)})
 	}
-	s.mu.Unlock()
 	return out, nil
 }
 

@@ -97,6 +97,20 @@ func TestOverviewAndDeviceList(t *testing.T) {
 	if ids, total, versions := list(c2, url.Values{}); !slices.Equal(ids, []string{"c2/cl-01"}) || total != 1 || len(versions) != 0 {
 		t.Errorf("c2 staff's list: %v of %d, versions %v", ids, total, versions)
 	}
+	// What changes after the first view shows at the next: a status (the hub keeps the states
+	// in memory and re-reads the devices it changed), a revocation.
+	a.send(&protocol.Status{At: time.Now(), UptimeS: 13})
+	h.mustCall(h.admin, "DELETE", "/api/devices/c1/cl-02", nil, nil, http.StatusOK)
+	want[1] = api.AreaCountJSON{Area: "qn/tk/c1", Kind: "cluster", Online: 1}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		h.mustCall(h.admin, "GET", "/api/overview", nil, &ov, http.StatusOK)
+		if slices.Equal(ov.Counts, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a status and a revocation: %+v, want %+v", ov.Counts, want)
+		}
+	}
 	for _, q := range []string{"state=asleep", "page=0", "per_page=x"} {
 		var e api.Error
 		if code := h.call(h.admin, "GET", "/api/device-list?"+q, nil, &e); code != http.StatusBadRequest {

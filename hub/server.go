@@ -155,6 +155,8 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[string]*agentConn // device id -> its live connection
+	// states: the devices' states the overview and device list count (devicelist.go).
+	states deviceCache
 	// composeMu serialises composition per device so two pushes cannot race for a revision.
 	composeMu keyedMutex
 	// Caches of parsed source schedules and of source sets whose composition parsed: pushing

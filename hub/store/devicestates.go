@@ -2,29 +2,31 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
 
-// The console's overview and device list (issue 14) read every device of a scope on each
-// view. DeviceStates reads only what they count and filter by — a few short columns and the
-// alarm conditions the store can judge, worked out in SQL — so a page of 10,000 devices costs
-// one narrow scan instead of every device's whole row turned into JSON. Whether a device is
-// connected is not in the store (the hub holds its connections), so the caller combines
-// Stale and Skewed with it.
+// The console's overview and device list (issue 14) count and filter every device of a scope
+// on each view. DeviceStates reads only what they need — a few short columns and the alarm
+// conditions the store can judge, worked out in SQL — for the hub to keep in memory and
+// re-read by id as devices change. Whether a device is connected is not in the store (the
+// hub holds its connections), nor is "offline for a day", which becomes true with time: the
+// hub judges those from LastSeen and EnrolledAt when it counts.
 
-// AlarmRules are the thresholds of a device's alarms.
+// AlarmRules are the thresholds of a device's alarms that the store judges.
 type AlarmRules struct {
-	StaleBefore time.Time     // offline alarm: last seen (or, never seen, enrolled) before this
-	LowDisk     int64         // disk alarm: free bytes reported below this (0 bytes: not reported)
-	ClockSkew   time.Duration // clock alarm, when connected: offset beyond this either way
+	LowDisk   int64         // disk alarm: free bytes reported below this (0 bytes: not reported)
+	ClockSkew time.Duration // clock alarm, when connected: offset beyond this either way
 }
 
-// DeviceQuery selects devices: an area's subtree and, when not "", one kind and one
-// software version.
+// DeviceQuery selects devices: an area's subtree and, when not empty, one kind, one
+// software version, and the named devices only.
 type DeviceQuery struct {
 	Area, Kind, Software string
+	IDs                  []string
 	Rules                AlarmRules
 }
 
@@ -32,9 +34,17 @@ type DeviceQuery struct {
 type DeviceState struct {
 	ID, Name, Area, Kind, Software string
 	Revoked, Playing               bool
-	Stale                          bool // seen last (or enrolled, never seen) before Rules.StaleBefore: an alarm when offline
-	Skewed                         bool // clock beyond Rules.ClockSkew: an alarm when connected
-	Faulty                         bool // a part reports an error, the disk is nearly full, or the newest schedule was refused
+	LastSeen, EnrolledAt           time.Time // LastSeen zero: never seen
+	Skewed                         bool      // clock beyond Rules.ClockSkew: an alarm when connected
+	Faulty                         bool      // a part reports an error, the disk is nearly full, or the newest schedule was refused
+}
+
+// Stale says whether a device was last seen (or, never seen, enrolled) before t.
+func (s DeviceState) Stale(t time.Time) bool {
+	if s.LastSeen.IsZero() {
+		return s.EnrolledAt.Before(t)
+	}
+	return s.LastSeen.Before(t)
 }
 
 // DeviceStates returns the devices matching q in id order.
@@ -47,18 +57,24 @@ func (db *DB) DeviceStates(ctx context.Context, q DeviceQuery) ([]DeviceState, e
 	if q.Software != "" {
 		conds, args = append(conds, "d.software_version = ?"), append(args, q.Software)
 	}
-	stale, skew := ts(q.Rules.StaleBefore), int64(q.Rules.ClockSkew)
+	if len(q.IDs) > 0 {
+		conds = append(conds, "d.id IN (?"+strings.Repeat(", ?", len(q.IDs)-1)+")")
+		for _, id := range q.IDs {
+			args = append(args, id)
+		}
+	}
+	skew := int64(q.Rules.ClockSkew)
 	// Parts are stored as JSON whose "error" is omitted when empty (Part's tags).
 	query := `SELECT d.id, d.name, d.area_id, d.kind, d.software_version,
 		CASE WHEN d.revoked_at IS NULL THEN 0 ELSE 1 END,
 		CASE WHEN d.now_playing <> '' THEN 1 ELSE 0 END,
-		CASE WHEN d.last_seen < ? OR (d.last_seen IS NULL AND d.enrolled_at < ?) THEN 1 ELSE 0 END,
+		d.last_seen, d.enrolled_at,
 		CASE WHEN d.clock_offset_ns > ? OR d.clock_offset_ns < ? THEN 1 ELSE 0 END,
 		CASE WHEN d.parts LIKE '%"error":%' OR (d.disk_free_bytes > 0 AND d.disk_free_bytes < ?)
 			OR (SELECT m.refused_at FROM effective m WHERE m.device_id = d.id ORDER BY m.revision DESC LIMIT 1) IS NOT NULL
 			THEN 1 ELSE 0 END
-		FROM devices d WHERE ` + strings.Join(conds, " AND ") + " ORDER BY d.id"
-	rows, err := db.r.QueryContext(ctx, query, append([]any{stale, stale, skew, -skew, q.Rules.LowDisk}, args...)...)
+		FROM devices d WHERE ` + strings.Join(conds, " AND ")
+	rows, err := db.r.QueryContext(ctx, query, append([]any{skew, -skew, q.Rules.LowDisk}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("device states under %q: %w", q.Area, err)
 	}
@@ -66,13 +82,20 @@ func (db *DB) DeviceStates(ctx context.Context, q DeviceQuery) ([]DeviceState, e
 	var out []DeviceState
 	for rows.Next() {
 		var s DeviceState
-		var revoked, playing, isStale, skewed, faulty int
-		if err := rows.Scan(&s.ID, &s.Name, &s.Area, &s.Kind, &s.Software, &revoked, &playing, &isStale, &skewed, &faulty); err != nil {
+		var revoked, playing, skewed, faulty int
+		var seen sql.NullInt64
+		var enrolled int64
+		if err := rows.Scan(&s.ID, &s.Name, &s.Area, &s.Kind, &s.Software, &revoked, &playing, &seen, &enrolled, &skewed, &faulty); err != nil {
 			return nil, fmt.Errorf("device states under %q: %w", q.Area, err)
 		}
-		s.Revoked, s.Playing, s.Stale, s.Skewed, s.Faulty = revoked == 1, playing == 1, isStale == 1, skewed == 1, faulty == 1
+		s.Revoked, s.Playing, s.Skewed, s.Faulty = revoked == 1, playing == 1, skewed == 1, faulty == 1
+		s.LastSeen, s.EnrolledAt = fromTS(seen), fromTS(sql.NullInt64{Int64: enrolled, Valid: true})
 		out = append(out, s)
 	}
+	// Sorted here, not by ORDER BY: SQLite would walk the area index and then sort 10,000 rows
+	// in a temporary tree, four times the cost of the read (BENCHMARKS.md, "Console"); and Go's
+	// byte order is the same on both engines, whatever PostgreSQL's collation.
+	slices.SortFunc(out, func(a, b DeviceState) int { return strings.Compare(a.ID, b.ID) })
 	return out, rows.Err()
 }
 

@@ -39,13 +39,14 @@ func TestDeviceStates(t *testing.T) {
 	must[Delivery](t)(db.MarkDelivery(ctx, "tt/quiet", 2, StateActive, ""))
 	noErr(t, db.RevokeDevice(ctx, "tt/new"))
 
-	rules := AlarmRules{StaleBefore: clk.Now().Add(-24 * time.Hour), LowDisk: 200 << 20, ClockSkew: 5 * time.Second}
+	rules := AlarmRules{LowDisk: 200 << 20, ClockSkew: 5 * time.Second}
+	dayAgo := clk.Now().Add(-24 * time.Hour)
 	all := must[[]DeviceState](t)(db.DeviceStates(ctx, DeviceQuery{Area: "quang-nam", Rules: rules}))
 	got := map[string]string{}
 	var ids []string
 	for _, s := range all {
 		ids = append(ids, s.ID)
-		got[s.ID] = fmt.Sprintf("revoked=%v playing=%v stale=%v skewed=%v faulty=%v", s.Revoked, s.Playing, s.Stale, s.Skewed, s.Faulty)
+		got[s.ID] = fmt.Sprintf("revoked=%v playing=%v stale=%v skewed=%v faulty=%v", s.Revoked, s.Playing, s.Stale(dayAgo), s.Skewed, s.Faulty)
 	}
 	want := map[string]string{
 		"tp/board":   "revoked=false playing=false stale=false skewed=false faulty=false",
@@ -76,6 +77,8 @@ func TestDeviceStates(t *testing.T) {
 		{DeviceQuery{Area: "quang-nam/tam-ky", Software: "1.2"}, []string{"tt/quiet", "tt/skewed"}},
 		{DeviceQuery{Area: "quang-nam/tam", Software: "1.2"}, nil}, // a prefix of a name is not its subtree
 		{DeviceQuery{Area: "quang-nam/duy-hai"}, nil},
+		{DeviceQuery{IDs: []string{"tt/relay", "tp/board", "nobody"}}, []string{"tp/board", "tt/relay"}},
+		{DeviceQuery{Area: tp, IDs: []string{"tt/relay", "tp/board"}}, []string{"tp/board"}},
 	} {
 		var ids []string
 		for _, s := range must[[]DeviceState](t)(db.DeviceStates(ctx, c.q)) {
