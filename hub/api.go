@@ -621,18 +621,18 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p staf
 	}
 	f.Area = area
 	if after := q.Get("after"); after != "" {
-		// The last row of the page before, DEVICE:SEQ; its device must be one the caller sees.
-		i := strings.LastIndex(after, ":")
-		seq, err := strconv.ParseInt(after[i+1:], 10, 64)
-		if i <= 0 || err != nil || seq <= 0 {
-			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("after %q: write the device and sequence number of the last play seen, DEVICE:SEQ", after))
+		// The last row of the page before; its device must be one the caller sees.
+		key, err := parsePlayCursor(after)
+		if err != nil {
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		d, ok := s.lookupDevice(w, r, p, after[:i])
+		d, ok := s.lookupDevice(w, r, p, key.Device)
 		if !ok {
 			return
 		}
-		f.After = &store.ConfirmationKey{Device: d.ID, Seq: seq}
+		key.Device = d.ID
+		f.After = &key
 	}
 	if id := q.Get("device"); id != "" {
 		d, ok := s.lookupDevice(w, r, p, id)
@@ -692,6 +692,17 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p staf
 		return
 	}
 	staffapi.WriteJSON(w, http.StatusOK, out)
+}
+
+// parsePlayCursor reads the play log's cursor, DEVICE:SEQ (device ids hold no ':' but may
+// hold '/').
+func parsePlayCursor(after string) (store.ConfirmationKey, error) {
+	i := strings.LastIndex(after, ":")
+	seq, err := strconv.ParseInt(after[i+1:], 10, 64)
+	if i <= 0 || err != nil || seq <= 0 {
+		return store.ConfirmationKey{}, fmt.Errorf("after %q: write the device and sequence number of the last play seen, DEVICE:SEQ", after)
+	}
+	return store.ConfirmationKey{Device: after[:i], Seq: seq}, nil
 }
 
 func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
