@@ -30,46 +30,60 @@ const stateRefresh = time.Minute
 
 // deviceCache is the devices' states the overview and the device list count.
 type deviceCache struct {
-	mu     sync.Mutex
+	mu     sync.Mutex // held by a view while it reads and counts
 	byID   map[string]store.DeviceState
-	order  []string // ids in byte order; nil when a device came or went
-	dirty  map[string]bool
+	order  []string  // ids in byte order; nil when a device came
 	loaded time.Time // of the last whole read; zero: never
+
+	// dirty, under its own lock so a status is never kept waiting by a view's read.
+	dmu   sync.Mutex
+	dirty map[string]bool
 }
 
 // touch marks a device's state as changed in the store.
 func (c *deviceCache) touch(id string) {
-	c.mu.Lock()
-	if c.byID != nil {
-		if c.dirty == nil {
-			c.dirty = map[string]bool{}
-		}
-		c.dirty[id] = true
+	c.dmu.Lock()
+	if c.dirty == nil {
+		c.dirty = map[string]bool{}
 	}
-	c.mu.Unlock()
+	c.dirty[id] = true
+	c.dmu.Unlock()
+}
+
+// takeDirty returns the devices touched since the last call and forgets them: taken before
+// a read, so a device touched during it is read again at the next view.
+func (c *deviceCache) takeDirty() []string {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	ids := make([]string, 0, len(c.dirty))
+	for id := range c.dirty {
+		ids = append(ids, id)
+	}
+	c.dirty = nil
+	return ids
 }
 
 // fresh brings the cache up to date; c.mu is held.
 func (c *deviceCache) fresh(ctx context.Context, ds deviceStateStore, now time.Time) error {
 	rules := store.AlarmRules{LowDisk: api.AlarmLowDisk, ClockSkew: api.AlarmClockSkew}
+	ids := c.takeDirty()
 	if c.byID == nil || now.Sub(c.loaded) > stateRefresh || now.Before(c.loaded) {
 		all, err := ds.DeviceStates(ctx, store.DeviceQuery{Rules: rules})
 		if err != nil {
 			return err
 		}
-		c.byID, c.order, c.dirty, c.loaded = make(map[string]store.DeviceState, len(all)), nil, nil, now
+		c.byID, c.order, c.loaded, ids = make(map[string]store.DeviceState, len(all)), nil, now, nil
 		for _, d := range all {
 			c.byID[d.ID] = d
 		}
-	}
-	ids := make([]string, 0, len(c.dirty))
-	for id := range c.dirty {
-		ids = append(ids, id)
 	}
 	for len(ids) > 0 { // in batches: a statement's placeholders are bounded
 		n := min(len(ids), 500)
 		got, err := ds.DeviceStates(ctx, store.DeviceQuery{IDs: ids[:n], Rules: rules})
 		if err != nil {
+			for _, id := range ids { // read again at the next view
+				c.touch(id)
+			}
 			return err
 		}
 		for _, d := range got {
@@ -77,9 +91,6 @@ func (c *deviceCache) fresh(ctx context.Context, ds deviceStateStore, now time.T
 				c.order = nil
 			}
 			c.byID[d.ID] = d
-		}
-		for _, id := range ids[:n] {
-			delete(c.dirty, id)
 		}
 		ids = ids[n:]
 	}
