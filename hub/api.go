@@ -216,6 +216,7 @@ func (s *Server) apiEnrolDevice(w http.ResponseWriter, r *http.Request, p staffa
 		staffapi.Fail(w, err)
 		return
 	}
+	s.states.touch(d.ID)
 	s.audit(r.Context(), p, "device.enrol", "device:"+d.ID, map[string]string{"area": d.Area})
 	staffapi.WriteJSON(w, http.StatusCreated, api.EnrolResponse{ID: d.ID, Area: d.Area, Secret: secret, KeyID: s.signer.KeyID(),
 		PublicKey: protocol.FormatPublicKey(s.signer.PublicKey()), Hub: s.opts.PublicURL, Warning: publicURLWarning(s.opts.PublicURL)})
@@ -409,6 +410,7 @@ func (s *Server) apiRevokeDevice(w http.ResponseWriter, r *http.Request, p staff
 		staffapi.Fail(w, err)
 		return
 	}
+	s.states.touch(d.ID)
 	s.audit(r.Context(), p, "device.revoke", "device:"+d.ID, nil)
 	s.dropConn(d.ID) // a revoked device loses its live connection at once, not at its next reconnect
 	d, _ = s.st.GetDevice(r.Context(), d.ID)
@@ -610,12 +612,26 @@ func (s *Server) zone(r *http.Request) *time.Location {
 
 func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	q := r.URL.Query()
-	f := store.ConfirmationFilter{Result: q.Get("result")}
+	f := store.ConfirmationFilter{Result: q.Get("result"), Program: q.Get("program"), Item: q.Get("content")}
 	area, ok := staffapi.AreaParam(w, r, p)
 	if !ok {
 		return
 	}
 	f.Area = area
+	if after := q.Get("after"); after != "" {
+		// The last row of the page before; its device must be one the caller sees.
+		key, err := parsePlayCursor(after)
+		if err != nil {
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		d, ok := s.lookupDevice(w, r, p, key.Device)
+		if !ok {
+			return
+		}
+		key.Device = d.ID
+		f.After = &key
+	}
 	if id := q.Get("device"); id != "" {
 		d, ok := s.lookupDevice(w, r, p, id)
 		if !ok {
@@ -674,6 +690,17 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p staf
 		return
 	}
 	staffapi.WriteJSON(w, http.StatusOK, out)
+}
+
+// parsePlayCursor reads the play log's cursor, DEVICE:SEQ (device ids hold no ':' but may
+// hold '/').
+func parsePlayCursor(after string) (store.ConfirmationKey, error) {
+	i := strings.LastIndex(after, ":")
+	seq, err := strconv.ParseInt(after[i+1:], 10, 64)
+	if i <= 0 || err != nil || seq <= 0 {
+		return store.ConfirmationKey{}, fmt.Errorf("after %q: write the device and sequence number of the last play seen, DEVICE:SEQ", after)
+	}
+	return store.ConfirmationKey{Device: after[:i], Seq: seq}, nil
 }
 
 func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {

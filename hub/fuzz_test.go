@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -38,5 +39,22 @@ func FuzzAgentFrame(f *testing.F) {
 			t.Fatal("welcome without resend_from")
 		}
 		a2.ws.Close()
+	})
+}
+
+// FuzzPlayCursor: the play log's cursor from a URL is refused with its words or read back to
+// what it names, never a crash.
+func FuzzPlayCursor(f *testing.F) {
+	for _, s := range []string{"c1/cl-01:7", "tt/cl-1:9223372036854775807", ":5", "c1:", "c1:-1", "a:b:3", "", ":", "c1:0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := parsePlayCursor(s)
+		if err != nil {
+			return
+		}
+		if k.Device == "" || k.Seq <= 0 || !strings.HasPrefix(s, k.Device+":") || strings.Contains(s[len(k.Device)+1:], ":") {
+			t.Fatalf("%q read as %+v", s, k)
+		}
 	})
 }

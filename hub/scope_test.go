@@ -60,6 +60,8 @@ func TestOutsideScopeAnswersAsUnknown(t *testing.T) {
 		{"emergency to an area", "POST", "/api/emergencies", func(id string) any { return api.EmergencyRequest{To: id, Text: "x"} }},
 		{"list an area", "GET", "/api/areas?area=", nil},
 		{"confirmations of an area", "GET", "/api/confirmations?area=", nil},
+		{"overview of an area", "GET", "/api/overview?area=", nil},
+		{"device list of an area", "GET", "/api/device-list?area=", nil},
 	}
 	devCalls := []call{
 		{"push to a device", "POST", "/api/schedules", func(id string) any { return api.PushRequest{To: "device:" + id, Document: relayDoc} }},
@@ -68,6 +70,7 @@ func TestOutsideScopeAnswersAsUnknown(t *testing.T) {
 		{"show a device", "GET", "/api/devices/", nil},
 		{"revoke a device", "DELETE", "/api/devices/", nil},
 		{"commands of a device", "GET", "/api/commands?device=", nil},
+		{"plays after a device's play", "GET", "/api/confirmations?limit=5&after=", nil},
 	}
 	try := func(c call, id string) (int, string) {
 		var e api.Error
@@ -77,6 +80,9 @@ func TestOutsideScopeAnswersAsUnknown(t *testing.T) {
 			body = c.body(id)
 		} else {
 			path += id
+			if strings.HasSuffix(c.path, "after=") {
+				path += ":1"
+			}
 		}
 		code := h.call(c1, c.method, path, body, &e)
 		return code, strings.ReplaceAll(e.Error, id, "ID")

@@ -161,6 +161,8 @@ type Server struct {
 	lib       *library.Room
 	bc        *broadcast.Room // emergencies, bulletins, live relays; CAP
 	acct      *accounts.Room
+	// states: the devices' states the overview and device list count (devicelist.go).
+	states deviceCache
 }
 
 // New returns a server over opts.Store.
@@ -216,7 +218,7 @@ func New(opts Options) (*Server, error) {
 	s.link, err = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,
 		StatusInterval: opts.StatusInterval, Limits: opts.Limits, MaxHellos: opts.MaxHellos, BusyRetryAfter: opts.BusyRetryAfter,
 		DeviceAuth: s.deviceAuth, NewTitles: s.statusTitles, ResolveTarget: s.resolveTarget, LookupDevice: s.lookupDevice, Audit: s.audit,
-		Metrics: s.metrics})
+		Metrics: s.metrics, Touched: s.states.touch})
 	if err != nil {
 		return nil, err
 	}
@@ -283,6 +285,8 @@ func (s *Server) routes() {
 	api("GET /api/areas", V, s.apiListAreas)
 	api("POST /api/areas", A, s.apiAddArea)
 	api("GET /api/devices", V, s.apiListDevices)
+	api("GET /api/device-list", V, s.apiDeviceList) // one page, filtered (the console's device list)
+	api("GET /api/overview", V, s.apiOverview)      // counts per area, on the air, alarms
 	api("POST /api/devices", A, s.apiEnrolDevice)
 	api("POST /api/devices/rekey", A, s.apiRekeyDevice)
 	api("GET /api/devices/{id...}", V, s.apiShowDevice)

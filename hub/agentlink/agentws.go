@@ -290,6 +290,7 @@ func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := s.st.Seen(ctx, dev.ID); err != nil {
 		log.Error("last seen not recorded", "err", err)
 	}
+	s.touched(dev.ID)
 	c.credited = s.clock.Now()
 	defer c.creditOnline(context.WithoutCancel(ctx))
 
@@ -459,6 +460,7 @@ func (s *Link) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.
 		if err := s.st.UpdateStatus(ctx, c.device, st); err != nil {
 			s.log.Warn("status not stored", "device", c.device, "err", err)
 		}
+		s.touched(c.device)
 		c.creditOnline(ctx)
 		s.notePartFaults(c.device, st.Parts)
 		return nil
@@ -547,6 +549,7 @@ func (s *Link) recordDelivery(ctx context.Context, c *agentConn, d *protocol.Del
 		return nil
 	}
 	s.observeDelivery(st, dl)
+	s.touched(c.device) // a refusal is an alarm
 	return nil
 }
 

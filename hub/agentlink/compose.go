@@ -217,6 +217,7 @@ func (s *Link) composeDeviceFrom(ctx context.Context, deviceID string, minRevisi
 			return store.EffectiveSchedule{}, false, err
 		}
 		e, err = s.timed.AddEffective(ctx, e)
+		s.touched(deviceID) // a new revision ends the alarm of a refused one
 		if errors.Is(err, store.ErrStaleRevision) && attempt < 3 {
 			continue
 		}
@@ -489,6 +490,9 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 				}
 			}
 			stored, errs, err := s.timed.AddEffectives(ctx, batch)
+			for _, e := range batch {
+				s.touched(e.DeviceID)
+			}
 			for i, e := range batch {
 				switch {
 				case err != nil:

@@ -73,6 +73,9 @@ type Options struct {
 	StatusInterval time.Duration
 	// Limits bound agent messages; zero fields take protocol's defaults.
 	Limits protocol.Limits
+	// Touched, when set, is told of each device whose state the link changed (a connection, a
+	// status, a delivery, a new revision): the hub's device list re-reads just that device.
+	Touched func(deviceID string)
 	// Metrics counts pushes, confirmations, deliveries and websocket errors, and times the
 	// store calls on the agents' path.
 	Metrics Metrics
@@ -108,6 +111,7 @@ type Link struct {
 	bc        Broadcasts
 	opts      Options
 	metrics   Metrics
+	touched   func(deviceID string)
 	timed     timedStore   // the store calls on the agents' path, timed into metrics
 	firsts    firstSamples // broadcasts whose first sample each device confirmed (metrics.go)
 
@@ -158,6 +162,10 @@ func New(opts Options) (*Link, error) {
 		deviceAuth: opts.DeviceAuth, newTitles: opts.NewTitles, resolveTarget: opts.ResolveTarget,
 		lookupDevice: opts.LookupDevice, audit: opts.Audit, conns: map[string]*agentConn{}, metrics: opts.Metrics}
 	s.timed = timedStore{s}
+	s.touched = opts.Touched
+	if s.touched == nil {
+		s.touched = func(string) {}
+	}
 	s.composeMu.m = map[string]*keyedEntry{}
 	if opts.MaxHellos > 0 {
 		s.hellos = make(chan struct{}, opts.MaxHellos)

@@ -83,6 +83,44 @@ type DeviceJSON struct {
 	Faults []string  `json:"faults,omitempty"`
 }
 
+// The alarms a technician acts on: the hub counts them (GET /api/overview, the device list's
+// state "alarm") and the console words them, by these thresholds.
+const (
+	AlarmOfflineAfter = 24 * time.Hour  // offline this long (or never seen this long after enrolment)
+	AlarmLowDisk      = 200 << 20       // bytes free below which a device's content may not fit
+	AlarmClockSkew    = 5 * time.Second // off the hub's clock: plays start at the wrong time
+)
+
+// OverviewJSON is GET /api/overview: the devices of a scope counted per area, and the first
+// of those on the air and of those with alarms.
+type OverviewJSON struct {
+	Counts      []AreaCountJSON `json:"counts"`
+	OnAir       []DeviceJSON    `json:"on_air"`
+	MoreOnAir   int             `json:"more_on_air,omitempty"` // on the air beyond those listed
+	Alarmed     []DeviceJSON    `json:"alarmed"`
+	MoreAlarmed int             `json:"more_alarmed,omitempty"`
+}
+
+// AreaCountJSON counts the devices of one kind in one area itself (not the areas below it);
+// revoked devices are not counted.
+type AreaCountJSON struct {
+	Area    string `json:"area"`
+	Kind    string `json:"kind"`
+	Online  int    `json:"online"`
+	Offline int    `json:"offline"`
+	Playing int    `json:"playing"`
+	Alarms  int    `json:"alarms"`
+}
+
+// DeviceListJSON is one page of GET /api/device-list.
+type DeviceListJSON struct {
+	Devices  []DeviceJSON `json:"devices"`
+	Total    int          `json:"total"` // devices matching the filters, on all pages
+	Page     int          `json:"page"`
+	PerPage  int          `json:"per_page"`
+	Versions []string     `json:"versions"` // software versions reported in the area, for a filter
+}
+
 // PartJSON is the state of a device's amplifier relay, LED sign or screen.
 type PartJSON struct {
 	State string     `json:"state"`           // relay: on, off, unknown; sign: connected, down; screen: running, down

@@ -38,41 +38,39 @@ func sortNodes(ns []*areaNode) {
 	sort.Slice(ns, func(i, j int) bool { return key(ns[i]) < key(ns[j]) })
 }
 
-// count adds a device to its area and every area above it in the tree.
-func count(nodes map[string]*areaNode, d api.DeviceJSON, alarmed bool) {
-	for a := d.Area; a != ""; {
-		n := nodes[a]
-		if n == nil {
+// count adds an area's own counts to it and every area above it in the tree.
+func count(nodes map[string]*areaNode, n api.AreaCountJSON) {
+	for a := n.Area; a != ""; {
+		node := nodes[a]
+		if node == nil {
 			return
 		}
-		if d.Online {
-			n.Online++
-		} else {
-			n.Offline++
-		}
-		if d.Online && d.NowPlaying != "" {
-			n.Playing++
-		}
-		if alarmed {
-			n.Alarms++
-		}
-		a = n.Parent
+		node.Online += n.Online
+		node.Offline += n.Offline
+		node.Playing += n.Playing
+		node.Alarms += n.Alarms
+		a = node.Parent
 	}
 }
 
-// areasAndDevices asks the API for the scope's areas and devices; on a refusal it shows it.
-func (c *Console) areasAndDevices(w http.ResponseWriter, r *http.Request, s *session) ([]api.AreaJSON, []api.DeviceJSON, bool) {
+// areaCounts asks the API for the scope's areas and its overview (the first `limit` devices
+// on the air and with alarms) and puts the counts on the tree; on a refusal it shows it.
+func (c *Console) areaCounts(w http.ResponseWriter, r *http.Request, s *session, limit int) ([]*areaNode, api.OverviewJSON, bool) {
 	var areas []api.AreaJSON
-	var devs []api.DeviceJSON
+	var ov api.OverviewJSON
 	if err := c.call(r.Context(), s, "GET", "/api/areas", nil, &areas); err != nil {
 		c.apiFail(w, r, s, err)
-		return nil, nil, false
+		return nil, ov, false
 	}
-	if err := c.call(r.Context(), s, "GET", "/api/devices", nil, &devs); err != nil {
+	if err := c.call(r.Context(), s, "GET", "/api/overview?limit="+strconv.Itoa(limit), nil, &ov); err != nil {
 		c.apiFail(w, r, s, err)
-		return nil, nil, false
+		return nil, ov, false
 	}
-	return areas, devs, true
+	tree, nodes := areaTree(areas)
+	for _, n := range ov.Counts {
+		count(nodes, n)
+	}
+	return tree, ov, true
 }
 
 type areasData struct {
@@ -85,19 +83,11 @@ type areasData struct {
 // areas shows the tree with the counts of each node and, for administrators, a form to add
 // an area under any node of the scope.
 func (c *Console) areas(w http.ResponseWriter, r *http.Request, s *session) {
-	areas, devs, ok := c.areasAndDevices(w, r, s)
+	tree, _, ok := c.areaCounts(w, r, s, 0)
 	if !ok {
 		return
 	}
-	d := areasData{Notice: r.URL.Query().Get("notice"), Parent: r.URL.Query().Get("parent"), Root: r.URL.Query().Get("area")}
-	var nodes map[string]*areaNode
-	d.Areas, nodes = areaTree(areas)
-	lang, now := langOf(r), c.opts.Now()
-	for _, dev := range devs {
-		if !dev.Revoked {
-			count(nodes, dev, len(c.alarmsOf(lang, dev, now)) > 0)
-		}
-	}
+	d := areasData{Areas: tree, Notice: r.URL.Query().Get("notice"), Parent: r.URL.Query().Get("parent"), Root: r.URL.Query().Get("area")}
 	d.Areas = shown(d.Areas, d.Root)
 	c.render(w, r, http.StatusOK, "areas", s, d)
 }
@@ -317,13 +307,6 @@ const listCap = 50
 
 type moreData struct{ OnAir, Alarms int }
 
-func capList[T any](xs []T) ([]T, int) {
-	if len(xs) > listCap {
-		return xs[:listCap], len(xs) - listCap
-	}
-	return xs, 0
-}
-
 // devicesPerPage keeps the device list's page small on a phone.
 const devicesPerPage = 100
 
@@ -333,13 +316,6 @@ type pagination struct {
 }
 
 func (d *devicesData) paginate(q url.Values) {
-	d.Pages = pagination{Page: 1, Total: len(d.Devices)}
-	d.Pages.Of = max(1, (len(d.Devices)+devicesPerPage-1)/devicesPerPage)
-	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
-		d.Pages.Page = min(n, d.Pages.Of)
-	}
-	from := (d.Pages.Page - 1) * devicesPerPage
-	d.Devices = d.Devices[from:min(len(d.Devices), from+devicesPerPage)]
 	f := url.Values{}
 	for _, k := range []string{"area", "state", "kind", "software", "q"} {
 		if v := q.Get(k); v != "" {

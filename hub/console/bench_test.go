@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/loa-project/loa/hub"
+	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -59,10 +61,17 @@ func TestConsoleBench(t *testing.T) {
 	}
 	dev := "qn/d17/c0777/cl-3" // device 3*1980+777: commune 777, in district 777 % 19
 	pages := []struct{ name, page, api string }{
-		{"overview", "/console/", "/api/areas /api/devices /api/emergencies"},
-		{"device list", "/console/devices", "/api/devices"},
+		{"overview", "/console/", "/api/areas /api/overview?limit=50 /api/emergencies"},
+		{"device list", "/console/devices", "/api/areas /api/device-list?per_page=100"},
 		{"device page", "/console/devices/" + dev, "/api/devices/" + dev + " /api/confirmations?device=" + dev + "&limit=10"},
-		{"play log", "/console/confirmations", "/api/confirmations?limit=51"},
+		{"play log", "/console/confirmations", "/api/confirmations?limit=51 /api/content"},
+	}
+	if rows > 10_000 { // page 200: after the cursor of row 9,950, as the page's next link gives it
+		var deep []api.ConfirmationJSON
+		h.api(h.admin, "GET", "/api/confirmations?limit=9950", nil, &deep, http.StatusOK)
+		after := url.QueryEscape(fmt.Sprintf("%s:%d", deep[len(deep)-1].Device, deep[len(deep)-1].Seq))
+		pages = append(pages, struct{ name, page, api string }{"play log p200", "/console/confirmations?page=200&after=" + after,
+			"/api/confirmations?limit=51&after=" + after + " /api/content"})
 	}
 	const n = 30
 	fmt.Printf("console pages, %d devices, %d confirmations, %d requests each, p50 / p95 (loopback, one at a time):\n", devices, rows, n)
@@ -78,7 +87,14 @@ func TestConsoleBench(t *testing.T) {
 		fmt.Printf("%-12s console %7.1f / %7.1f ms  (%7d B HTML)   JSON API %7.1f / %7.1f ms  (%8d B JSON)\n", p.name,
 			ms(page.p50), ms(page.p95), page.size, ms(apiT.p50), ms(apiT.p95), apiT.size)
 	}
-	browse(t, h, user, pages)
+	if rows > 10_000 { // page 200 as the console asked before the cursor: the newest 10,001 rows
+		ref := timeIt(t, n, func() (int, int) {
+			return http.StatusOK, len(h.api(h.admin, "GET", "/api/confirmations?limit=10001", nil, nil, http.StatusOK))
+		})
+		fmt.Printf("play log p200 without the cursor (/api/confirmations?limit=10001): JSON API %7.1f / %7.1f ms  (%8d B JSON)\n",
+			ms(ref.p50), ms(ref.p95), ref.size)
+	}
+	browse(t, h, user, pages[:4])
 }
 
 func envInt(t *testing.T, k string, def int) int {

@@ -92,13 +92,6 @@ func (c *Console) apiFail(w http.ResponseWriter, r *http.Request, s *session, er
 	c.fail(w, r, s, http.StatusInternalServerError, "err.internal")
 }
 
-// State of a device as the overview counts it.
-const (
-	staleAfter = 24 * time.Hour
-	lowDisk    = 200 << 20 // bytes free below which a device's content may not fit
-	clockSkew  = 5.0       // seconds off the hub's clock that make plays start at the wrong time
-)
-
 type alarm struct {
 	Device api.DeviceJSON
 	Text   string
@@ -123,9 +116,9 @@ func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []strin
 	var out []string
 	if !d.Online && !d.Revoked {
 		switch {
-		case d.LastSeen == nil && now.Sub(d.EnrolledAt) > staleAfter:
+		case d.LastSeen == nil && now.Sub(d.EnrolledAt) > api.AlarmOfflineAfter:
 			out = append(out, tr(lang, "alarm.never"))
-		case d.LastSeen != nil && now.Sub(*d.LastSeen) > staleAfter:
+		case d.LastSeen != nil && now.Sub(*d.LastSeen) > api.AlarmOfflineAfter:
 			out = append(out, tr(lang, "alarm.offline", fmtTime(*d.LastSeen, c.opts.Location)))
 		}
 	}
@@ -141,10 +134,10 @@ func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []strin
 			out = append(out, tr(lang, "alarm."+part.key, since, part.p.Error))
 		}
 	}
-	if d.DiskFreeBytes > 0 && d.DiskFreeBytes < lowDisk {
+	if d.DiskFreeBytes > 0 && d.DiskFreeBytes < api.AlarmLowDisk {
 		out = append(out, tr(lang, "alarm.disk", d.DiskFreeBytes>>20))
 	}
-	if d.Online && math.Abs(d.ClockOffsetS) > clockSkew {
+	if d.Online && math.Abs(d.ClockOffsetS) > api.AlarmClockSkew.Seconds() {
 		out = append(out, tr(lang, "alarm.clock", d.ClockOffsetS))
 	}
 	if d.Delivery == "refused" {
@@ -153,36 +146,26 @@ func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []strin
 	return out
 }
 
+// overview reads the hub's counts per area (GET /api/overview), not every device: the first
+// listCap devices on the air and with alarms come with them.
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
-	areas, devs, ok := c.areasAndDevices(w, r, s)
+	tree, ov, ok := c.areaCounts(w, r, s, listCap)
 	if !ok {
 		return
 	}
-	var data overviewData
+	data := overviewData{Areas: tree, OnAir: ov.OnAir, More: moreData{OnAir: ov.MoreOnAir, Alarms: ov.MoreAlarmed}}
 	if err := c.call(r.Context(), s, "GET", "/api/emergencies", nil, &data.Broadcasts); err != nil {
 		c.apiFail(w, r, s, err)
 		return
 	}
 	lang, now := langOf(r), c.opts.Now()
-	var nodes map[string]*areaNode
-	data.Areas, nodes = areaTree(areas)
-	for _, d := range devs {
-		if d.Revoked {
-			continue
-		}
-		al := c.alarmsOf(lang, d, now)
-		for _, t := range al {
+	for _, d := range ov.Alarmed {
+		for _, t := range c.alarmsOf(lang, d, now) {
 			data.Alarms = append(data.Alarms, alarm{Device: d, Text: t})
 		}
-		if d.Online && d.NowPlaying != "" {
-			data.OnAir = append(data.OnAir, d)
-		}
-		count(nodes, d, len(al) > 0)
 	}
 	data.Root = r.URL.Query().Get("area")
 	data.Areas = shown(data.Areas, data.Root)
-	data.OnAir, data.More.OnAir = capList(data.OnAir)
-	data.Alarms, data.More.Alarms = capList(data.Alarms)
 	c.render(w, r, http.StatusOK, "overview", s, data)
 }
 
@@ -198,6 +181,7 @@ type devicesData struct {
 	Pages    pagination
 }
 
+// devices is one page of the device list, filtered by the API (GET /api/device-list).
 func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	d := devicesData{Area: q.Get("area"), State: q.Get("state"), Kind: q.Get("kind"), Software: q.Get("software"), Q: strings.TrimSpace(q.Get("q"))}
@@ -205,31 +189,31 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *session) {
 		c.apiFail(w, r, s, err)
 		return
 	}
-	var all []api.DeviceJSON
-	if err := c.call(r.Context(), s, "GET", "/api/devices?"+url.Values{"area": {d.Area}}.Encode(), nil, &all); err != nil {
-		c.apiFail(w, r, s, err)
-		return
+	page := 1
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 && n <= 1_000_000 {
+		page = n
 	}
-	lang, now := langOf(r), c.opts.Now()
-	versions := map[string]bool{}
-	for _, dev := range all {
-		if dev.Software != "" && !versions[dev.Software] {
-			versions[dev.Software] = true
-			d.Versions = append(d.Versions, dev.Software)
+	f := url.Values{"per_page": {strconv.Itoa(devicesPerPage)}}
+	for k, v := range map[string]string{"area": d.Area, "state": d.State, "kind": d.Kind, "software": d.Software, "q": d.Q} {
+		if v != "" {
+			f.Set(k, v)
 		}
-		switch {
-		case d.Kind != "" && dev.Kind != d.Kind,
-			d.Software != "" && dev.Software != d.Software,
-			d.State == "online" && !dev.Online,
-			d.State == "offline" && dev.Online,
-			d.State == "playing" && (!dev.Online || dev.NowPlaying == ""),
-			d.State == "alarm" && len(c.alarmsOf(lang, dev, now)) == 0,
-			d.Q != "" && !strings.Contains(strings.ToLower(dev.ID+" "+dev.Name), strings.ToLower(d.Q)):
-			continue
-		}
-		d.Devices = append(d.Devices, dev)
 	}
-	sort.Strings(d.Versions)
+	var l api.DeviceListJSON
+	for {
+		f.Set("page", strconv.Itoa(page))
+		if err := c.call(r.Context(), s, "GET", "/api/device-list?"+f.Encode(), nil, &l); err != nil {
+			c.apiFail(w, r, s, err)
+			return
+		}
+		last := max(1, (l.Total+devicesPerPage-1)/devicesPerPage)
+		if page <= last { // a page past the end (the list shrank) shows the last one
+			d.Pages = pagination{Page: page, Of: last, Total: l.Total}
+			break
+		}
+		page = last
+	}
+	d.Devices, d.Versions = l.Devices, l.Versions
 	d.paginate(q)
 	c.render(w, r, http.StatusOK, "devices", s, d)
 }
@@ -299,16 +283,21 @@ const playsPerPage = 50
 type playsData struct {
 	Plays                              []api.ConfirmationJSON
 	Area, Device, Result, Since, Until string
+	Program, Content                   string
+	Items                              []api.ContentJSON // the library's newest, for the content filter
 	Page                               int
-	More                               bool
+	Next                               string // the cursor of the next page (the last row's DEVICE:SEQ); "" on the last
 	Query                              string // the filters, for the CSV link and the pages
 	Live                               string // the event stream of new rows (page 1)
 }
 
+// playsFilterKeys are the play log's filters, as the form and the API name them.
+var playsFilterKeys = []string{"area", "device", "result", "program", "content", "since", "until"}
+
 // playsFilter turns the form's dd/mm/yyyy [hh:mm] into what the API reads (its own dates).
 func playsFilter(q url.Values) url.Values {
 	v := url.Values{}
-	for _, k := range []string{"area", "device", "result"} {
+	for _, k := range []string{"area", "device", "result", "program", "content"} {
 		if x := strings.TrimSpace(q.Get(k)); x != "" {
 			v.Set(k, x)
 		}
@@ -336,31 +325,36 @@ func apiTime(s string) string {
 	return out
 }
 
+// confirmations is one page of the play log, newest first; a deeper page continues after the
+// last row of the one before (the API's cursor), so it costs what the first page costs.
 func (c *Console) confirmations(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
+	d := playsData{Area: q.Get("area"), Device: q.Get("device"), Result: q.Get("result"), Since: q.Get("since"), Until: q.Get("until"),
+		Program: strings.TrimSpace(q.Get("program")), Content: strings.TrimSpace(q.Get("content")), Page: 1}
+	after := q.Get("after")
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 && after != "" {
+		d.Page = n // shown only: the cursor says where the page starts
+	}
 	f := playsFilter(q)
-	d := playsData{Area: q.Get("area"), Device: q.Get("device"), Result: q.Get("result"), Since: q.Get("since"), Until: q.Get("until"), Page: 1}
-	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 && n <= 10000 {
-		d.Page = n
+	f.Set("limit", strconv.Itoa(playsPerPage+1))
+	if after != "" {
+		f.Set("after", after)
 	}
-	// The API gives the newest N; a page is the slice of them past the pages before it.
-	api := url.Values{}
-	for k, v := range f {
-		api[k] = v
-	}
-	api.Set("limit", strconv.Itoa(d.Page*playsPerPage+1))
-	var all []apiConfirmation
-	if err := c.call(r.Context(), s, "GET", "/api/confirmations?"+api.Encode(), nil, &all); err != nil {
+	if err := c.call(r.Context(), s, "GET", "/api/confirmations?"+f.Encode(), nil, &d.Plays); err != nil {
 		c.apiFail(w, r, s, err)
 		return
 	}
-	from := (d.Page - 1) * playsPerPage
-	for i := from; i < len(all) && i < from+playsPerPage; i++ {
-		d.Plays = append(d.Plays, all[i].ConfirmationJSON)
+	if len(d.Plays) > playsPerPage {
+		d.Plays = d.Plays[:playsPerPage]
+		last := d.Plays[len(d.Plays)-1]
+		d.Next = fmt.Sprintf("%s:%d", last.Device, last.Seq)
 	}
-	d.More = len(all) > d.Page*playsPerPage
+	if err := c.libraryForPlay(r.Context(), s, &d.Items); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
 	formQ := url.Values{}
-	for _, k := range []string{"area", "device", "result", "since", "until"} {
+	for _, k := range playsFilterKeys {
 		if x := q.Get(k); x != "" {
 			formQ.Set(k, x)
 		}
@@ -369,8 +363,6 @@ func (c *Console) confirmations(w http.ResponseWriter, r *http.Request, s *sessi
 	d.Live = livePlaysURL(d)
 	c.render(w, r, http.StatusOK, "confirmations", s, d)
 }
-
-type apiConfirmation struct{ api.ConfirmationJSON }
 
 // confirmationsCSV is the API's CSV itself, streamed, for the page's filters.
 func (c *Console) confirmationsCSV(w http.ResponseWriter, r *http.Request, s *session) {

@@ -345,8 +345,19 @@ type ConfirmationFilter struct {
 	Since    time.Time // at or after
 	Until    time.Time // before
 	Result   string
-	Limit    int  // 0: no limit
-	Newest   bool // newest first (with Limit: the newest Limit); else in time order
+	Program  string // the programme's id as the schedule names it
+	Item     string // the content's ref
+	Limit    int    // 0: no limit
+	Newest   bool   // newest first (with Limit: the newest Limit); else in time order
+	// After, with Newest, starts past this confirmation (the last row of the page before): a
+	// deep page is an index walk from there, not the rows before it read and dropped.
+	After *ConfirmationKey
+}
+
+// ConfirmationKey names one confirmation: a device's and its sequence number.
+type ConfirmationKey struct {
+	Device string
+	Seq    int64
 }
 
 var confirmationCols = `device_id, seq, area_id, output, schedule_id, revision, program, item_index, item_ref,
@@ -381,6 +392,19 @@ func (db *DB) EachConfirmation(ctx context.Context, f ConfirmationFilter, fn fun
 	}
 	if f.Result != "" {
 		conds, args = append(conds, "result = ?"), append(args, f.Result)
+	}
+	if f.Program != "" {
+		conds, args = append(conds, "program = ?"), append(args, f.Program)
+	}
+	if f.Item != "" {
+		conds, args = append(conds, "item_ref = ?"), append(args, f.Item)
+	}
+	if f.After != nil {
+		c, a, err := db.afterCond(ctx, *f.After, f.Newest)
+		if err != nil {
+			return err
+		}
+		conds, args = append(conds, c), append(args, a...)
 	}
 	// NULLS FIRST/LAST say SQLite's default, which PostgreSQL's is the opposite of: a play
 	// with no time sorts first on both engines.
@@ -552,4 +576,32 @@ func finite(f float64) float64 {
 		return 0
 	}
 	return f
+}
+
+// afterCond is the condition for the rows after key in the list's order (at, then device,
+// then seq; newest first or not), a play with no time sorting first in time order.
+func (db *DB) afterCond(ctx context.Context, key ConfirmationKey, newest bool) (string, []any, error) {
+	var at sql.NullInt64
+	err := db.r.QueryRowContext(ctx, "SELECT at FROM confirmations WHERE device_id = ? AND seq = ?", key.Device, key.Seq).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil, fmt.Errorf("%w: no confirmation %d of device %q to continue after", ErrNotFound, key.Seq, key.Device)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("confirmation %d of device %q: %w", key.Seq, key.Device, err)
+	}
+	cmp := ">"
+	if newest {
+		cmp = "<"
+	}
+	tie := "(device_id " + cmp + " ? OR (device_id = ? AND seq " + cmp + " ?))"
+	args := []any{key.Device, key.Device, key.Seq}
+	switch {
+	case !at.Valid && newest: // the last rows: only other timeless ones follow
+		return "(at IS NULL AND " + tie + ")", args, nil
+	case !at.Valid:
+		return "(at IS NOT NULL OR " + tie + ")", args, nil
+	case newest:
+		return "(at < ? OR at IS NULL OR (at = ? AND " + tie + "))", append([]any{at.Int64, at.Int64}, args...), nil
+	}
+	return "(at > ? OR (at = ? AND " + tie + "))", append([]any{at.Int64, at.Int64}, args...), nil
 }
