@@ -645,13 +645,7 @@ func (s *Server) apiConfirmations(w http.ResponseWriter, r *http.Request, p staf
 		}
 	}
 	var err error
-	now := s.clock.Now()
-	if f.Since, err = staffapi.ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
-		staffapi.Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if f.Until, err = staffapi.ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
-		staffapi.Error(w, http.StatusBadRequest, err.Error())
+	if f.Since, f.Until, ok = staffapi.TimeRange(w, q, s.clock.Now(), p); !ok {
 		return
 	}
 	if l := q.Get("limit"); l != "" {

@@ -99,13 +99,8 @@ func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) 
 			*x.dst = *x.v
 		}
 	}
-	now := rm.o.Now()
-	if f.Since, err = staffapi.ParseTimeParam("since", q.Get("since"), now, p.Zone); err != nil {
-		staffapi.Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if f.Until, err = staffapi.ParseTimeParam("until", q.Get("until"), now, p.Zone); err != nil {
-		staffapi.Error(w, http.StatusBadRequest, err.Error())
+	var ok bool
+	if f.Since, f.Until, ok = staffapi.TimeRange(w, q, rm.o.Now(), p); !ok {
 		return
 	}
 	cs, err := rm.o.Store.ListContent(r.Context(), f)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -154,6 +155,20 @@ func HubWide(w http.ResponseWriter, p Caller, what string) bool {
 		return false
 	}
 	return true
+}
+
+// TimeRange reads a list's since and until filters from q (ParseTimeParam's rules, in the
+// caller's zone), answering 400 naming the bad one.
+func TimeRange(w http.ResponseWriter, q url.Values, now time.Time, p Caller) (since, until time.Time, ok bool) {
+	var err error
+	if since, err = ParseTimeParam("since", q.Get("since"), now, p.Zone); err == nil {
+		until, err = ParseTimeParam("until", q.Get("until"), now, p.Zone)
+	}
+	if err != nil {
+		Error(w, http.StatusBadRequest, err.Error())
+		return time.Time{}, time.Time{}, false
+	}
+	return since, until, true
 }
 
 // ParseTimeParam reads a time filter that looks back (api.TimeRule, dates in loc). A duration

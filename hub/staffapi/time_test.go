@@ -1,6 +1,9 @@
 package staffapi
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -52,4 +55,21 @@ func FuzzParseTimeParam(f *testing.F) {
 			t.Logf("%q -> zero time", s)
 		}
 	})
+}
+
+// TimeRange reads both filters, or answers 400 naming the one that is wrong.
+func TestTimeRange(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	p := Caller{Zone: time.UTC}
+	w := httptest.NewRecorder()
+	since, until, ok := TimeRange(w, url.Values{"since": {"-2h"}, "until": {"-1h"}}, now, p)
+	if !ok || !since.Equal(now.Add(-2*time.Hour)) || !until.Equal(now.Add(-time.Hour)) {
+		t.Fatalf("since %v until %v ok %v (answer %d %s)", since, until, ok, w.Code, w.Body)
+	}
+	for _, bad := range []string{"since", "until"} {
+		w := httptest.NewRecorder()
+		if _, _, ok := TimeRange(w, url.Values{bad: {"yesterday-ish"}}, now, p); ok || w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), bad) {
+			t.Errorf("bad %s: ok %v, answer %d %s", bad, ok, w.Code, w.Body)
+		}
+	}
 }
