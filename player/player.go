@@ -715,7 +715,7 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		chunk = chunk[:2*n]
 		if !st.gapSince.IsZero() {
 			st.proof.Gaps++
-			st.proof.GapS += e.clock.Now().Sub(st.gapSince).Seconds()
+			st.proof.GapS += max(0, e.clock.Now().Sub(st.gapSince).Seconds()) // a wall clock stepped back is no gap
 			st.gapSince = time.Time{}
 		}
 		if !st.started {
@@ -804,7 +804,7 @@ func (e *engine) finishItem(st *itemState) {
 	now := e.clock.Now()
 	if !st.gapSince.IsZero() {
 		st.proof.Gaps++
-		st.proof.GapS += now.Sub(st.gapSince).Seconds()
+		st.proof.GapS += max(0, now.Sub(st.gapSince).Seconds()) // a wall clock stepped back is no gap
 		st.gapSince = time.Time{}
 	}
 	if !st.openedAt.IsZero() {

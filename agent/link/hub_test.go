@@ -65,8 +65,9 @@ type testHub struct {
 	addr string
 
 	mu          sync.Mutex
-	received    map[uint64]int  // seq -> times a batch carried it
-	stored      map[uint64]bool // seq -> stored (exactly once)
+	received    map[uint64]int    // seq -> times a batch carried it
+	stored      map[uint64]bool   // seq -> stored (exactly once)
+	errors      map[uint64]string // seq -> the stored record's error text
 	contig      uint64
 	hellos      []*protocol.Hello
 	conns       []*hubConn
@@ -95,7 +96,7 @@ func newHub(t testing.TB, secret string) *testHub {
 	}
 	h := &testHub{
 		t: t, secret: secret, signer: signer, pub: pub,
-		received: map[uint64]int{}, stored: map[uint64]bool{}, blobs: map[string][]byte{},
+		received: map[uint64]int{}, stored: map[uint64]bool{}, errors: map[uint64]string{}, blobs: map[string][]byte{},
 		deliveries: make(chan *protocol.Delivery, 100),
 		statuses:   make(chan *protocol.Status, 1000),
 		connected:  make(chan *hubConn, 10),
@@ -242,6 +243,7 @@ func (h *testHub) confirmations(hc *hubConn, m *protocol.Confirmations) bool {
 		h.received[r.Seq]++
 		if i < keep {
 			h.stored[r.Seq] = true
+			h.errors[r.Seq] = r.Error
 		}
 	}
 	for h.stored[h.contig+1] {

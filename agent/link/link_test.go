@@ -143,6 +143,38 @@ func TestConfirmationsResentAfterNotStored(t *testing.T) {
 	}
 }
 
+// A journal record the wire refuses (a gap gone negative over a clock step) must not hold back
+// every record after it: it goes without its measurements, the reason in its error, in order.
+func TestRecordTheWireRefusesIsSentWithoutItsMeasurements(t *testing.T) {
+	h := newHub(t, testSecret)
+	a := newTestAgent(t, h, testSecret, nil)
+	a.record(2)
+	if _, err := a.journal.Record(protocol.Confirmation{
+		Output: "speakers", ScheduleID: "dev-cl-07", Revision: 1, Program: "relay", Scheduled: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC),
+		Start: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 26, 7, 10, 0, 0, time.UTC),
+		Proof: protocol.Proof{PlayedS: 600, MissingS: -2980}, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a.record(3)
+	a.start()
+	h.nextConn(t)
+	waitFor(t, "journal acked to 6", 20*time.Second, func() bool { return a.journal.Acked() == 6 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.contig != 6 {
+		t.Fatalf("hub holds 1..%d, want 1..6", h.contig)
+	}
+	if e := h.errors[3]; !strings.Contains(e, "measurements dropped") || !strings.Contains(e, "missing_s") {
+		t.Errorf("record 3's error %q does not say its measurements were dropped and why", e)
+	}
+	for _, seq := range []uint64{1, 2, 4, 5, 6} {
+		if e := h.errors[seq]; e != "device was off" {
+			t.Errorf("record %d's error %q: only the refused record is changed", seq, e)
+		}
+	}
+}
+
 func (h *testHub) signSchedule(t *testing.T, id string, rev uint64, doc string) *protocol.Signed {
 	t.Helper()
 	s, err := h.signer.SignSchedule(protocol.SchedulePayload{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -289,10 +290,18 @@ func (s *session) sendJournal() error {
 			msg.Records[i] = recs[i].Confirmation // the journal stores the wire's confirmation
 		}
 		msg.ID = s.nextID()
-		if _, err := s.l.limits.Encode(msg); errors.Is(err, protocol.ErrTooLarge) && s.batch > 1 {
-			s.batch /= 2 // records with long error texts: send fewer at a time
+		_, err = s.l.limits.Encode(msg)
+		switch {
+		case err == nil:
+		case s.batch > 1:
+			// Too large (long error texts), or one record the wire refuses: send fewer at a
+			// time, down to the one at fault.
+			s.batch /= 2
 			continue
-		} else if err != nil {
+		case !errors.Is(err, protocol.ErrTooLarge) && s.repair(msg, err):
+			// A record the wire refuses would hold back every record after it for ever: it
+			// goes with its measurements dropped and the reason in its error, keeping seq.
+		default:
 			s.l.log.Error("a journal record cannot be sent to the hub", "from_seq", recs[0].Seq, "err", err)
 			return nil
 		}
@@ -300,8 +309,25 @@ func (s *session) sendJournal() error {
 			return err
 		}
 		s.sent = recs[len(recs)-1].Seq
+		s.batch = s.l.cfg.Batch
 	}
 	return nil
+}
+
+// repair makes msg's one record acceptable to the wire when only its measurements were at
+// fault (a duration gone negative over a clock step): the proof is dropped and the reason
+// written into its error, so the play stays confirmed in order with what it was.
+func (s *session) repair(msg *protocol.Confirmations, cause error) bool {
+	r := &msg.Records[0]
+	was := r.Proof
+	r.Proof = protocol.Proof{}
+	r.Error = strings.TrimSpace(r.Error + " (measurements dropped: " + cause.Error() + ")")
+	if _, err := s.l.limits.Encode(msg); err != nil {
+		r.Proof = was
+		return false
+	}
+	s.l.log.Error("a journal record's measurements were refused by the wire: sent without them", "seq", r.Seq, "err", cause)
+	return true
 }
 
 func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEnd) error {
