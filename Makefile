@@ -63,6 +63,8 @@ soak: deps
 	@mkdir -p $(BIN)
 	@echo "soak: the filesystem's own and the in-process power-cut tests (LOA_FUSE_INPROCESS=1)"
 	LOA_FUSE_INPROCESS=1 $(GO) test -count=1 -timeout 10m ./internal/powercut ./internal/atomicfile ./content ./agent/journal
+	@echo "soak: two players held in step on FIFO cards, one 3,000 ppm fast (docs/sync.md)"
+	LOA_SOAK=1 $(GO) test -count=1 -timeout 10m -v -run 'TestTwoCardsInStep' ./player
 	@echo "soak: the lost week (7 simulated days offline on a fast clock, then delivery to a real hub)"
 	@LOA_SOAK=1 $(GO) test -count=1 -timeout 30m -v -run 'TestAgentLostWeek' ./agent >$(BIN)/soak-lostweek.log 2>&1; rc=$$?; \
 	grep -E 'LOSTWEEK|^(---|ok|FAIL)' $(BIN)/soak-lostweek.log; [ $$rc -eq 0 ] || { echo "soak: full log in $(BIN)/soak-lostweek.log"; exit $$rc; }
