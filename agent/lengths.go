@@ -24,10 +24,32 @@ type lengthCache struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	m    map[string]time.Duration
+	// last is each item's (file or content reference) length when last seen on the device:
+	// a file that vanishes (or an item that rots) after its schedule was accepted keeps the
+	// place it had, and fails at its turn saying why, instead of leaving the whole schedule
+	// uncompilable and the device silent.
+	last map[string]time.Duration
 }
 
 func newLengthCache(rate int, log *slog.Logger) *lengthCache {
-	return &lengthCache{rate: rate, log: log, m: map[string]time.Duration{}}
+	return &lengthCache{rate: rate, log: log, m: map[string]time.Duration{}, last: map[string]time.Duration{}}
+}
+
+// remember keeps an item's length as last seen; lastSeen answers it.
+func (c *lengthCache) remember(item string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.last) > 10_000 { // a bound: schedules name far fewer items
+		clear(c.last)
+	}
+	c.last[item] = d
+}
+
+func (c *lengthCache) lastSeen(item string) (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.last[item]
+	return d, ok && d > 0
 }
 
 func (c *lengthCache) lengthOf(path string) (time.Duration, bool) {
@@ -124,17 +146,20 @@ func (a *Agent) itemLength(it scheduler.Item) (time.Duration, bool) {
 	default:
 		return 0, false
 	}
+	item := it.File + it.Content
 	if path != "" {
-		if d, ok := a.lengths.lengthOf(path); ok || it.Fallback == "" {
-			return d, ok
+		if d, ok := a.lengths.lengthOf(path); ok {
+			a.lengths.remember(item, d)
+			return d, true
 		}
 		if _, err := os.Stat(path); err == nil {
 			return 0, false // on the device, but of no length we can tell: not a missing item
 		}
 	}
-	// Missing on the device: it is the fallback text that will be heard, if any.
+	// Missing on the device: the fallback text is what will be heard, if any; without one,
+	// the length it had when last seen (it fails at its turn, saying it is missing).
 	if it.Fallback == "" || a.speech == nil {
-		return 0, false
+		return a.lengths.lastSeen(item)
 	}
 	p, err := a.speech.path(context.Background(), it.Fallback)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/loa-project/loa/scheduler"
 )
 
 // TestLengthsOfScreenMedia: a video's length comes from ffprobe, a still shows for
@@ -35,5 +37,28 @@ func TestLengthsOfScreenMedia(t *testing.T) {
 	}
 	if d, ok := c.lengthOf(junk); ok {
 		t.Errorf("a file that is no media got length %s", d)
+	}
+}
+
+// A file that vanishes after its schedule was accepted keeps the length it had: compiling the
+// schedule again (the runner compiles beside its loop, after activation) must not fail on it
+// and silence every programme; the item itself fails at its turn. A file never seen has none.
+func TestVanishedItemKeepsItsLastLength(t *testing.T) {
+	dir := t.TempDir()
+	wav := filepath.Join(dir, "tone.wav")
+	if out, err := exec.Command("sox", "-n", "-r", "48000", "-c", "1", wav, "synth", "1.5", "sine", "440").CombinedOutput(); err != nil {
+		t.Skipf("sox: %v %s", err, out)
+	}
+	a := &Agent{lengths: newLengthCache(48000, slog.New(slog.DiscardHandler))}
+	d, ok := a.itemLength(scheduler.Item{File: wav})
+	if !ok || d < 1400*time.Millisecond || d > 1600*time.Millisecond {
+		t.Fatalf("length %s (%v), want about 1.5 s", d, ok)
+	}
+	os.Remove(wav)
+	if d2, ok := a.itemLength(scheduler.Item{File: wav}); !ok || d2 != d {
+		t.Errorf("after the file vanished: %s (%v), want the %s it had", d2, ok, d)
+	}
+	if d, ok := a.itemLength(scheduler.Item{File: filepath.Join(dir, "never.wav")}); ok {
+		t.Errorf("a file never seen got length %s", d)
 	}
 }
