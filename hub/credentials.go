@@ -20,11 +20,7 @@ type credentialStore interface {
 }
 
 func (s *Server) credStore(w http.ResponseWriter) (credentialStore, bool) {
-	cs, ok := s.st.(credentialStore)
-	if !ok {
-		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot change credentials")
-	}
-	return cs, ok
+	return staffapi.StoreAs[credentialStore](w, s.st, "cannot change credentials")
 }
 
 // apiRekeyDevice replaces a device's secret (a box replaced, a secret leaked): the old one

@@ -19,11 +19,7 @@ type templateStore interface {
 }
 
 func (s *Server) templates(w http.ResponseWriter) (templateStore, bool) {
-	ts, ok := s.st.(templateStore)
-	if !ok {
-		staffapi.Error(w, http.StatusNotImplemented, "this hub's store keeps no schedule templates")
-	}
-	return ts, ok
+	return staffapi.StoreAs[templateStore](w, s.st, "keeps no schedule templates")
 }
 
 // visibleTemplate reports whether a template of area is for p: one of the scope's own areas,

@@ -95,11 +95,7 @@ type credentialStore interface {
 }
 
 func (rm *Room) credStore(w http.ResponseWriter) (credentialStore, bool) {
-	cs, ok := rm.o.Store.(credentialStore)
-	if !ok {
-		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot change credentials")
-	}
-	return cs, ok
+	return staffapi.StoreAs[credentialStore](w, rm.o.Store, "cannot change credentials")
 }
 
 // Issue is POST /api/tokens: it issues the caller a new token (rotation: then revoke the old one).

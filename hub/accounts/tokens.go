@@ -20,11 +20,7 @@ type accountStore interface {
 }
 
 func (rm *Room) accountStore(w http.ResponseWriter) (accountStore, bool) {
-	as, ok := rm.o.Store.(accountStore)
-	if !ok {
-		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot list tokens or move users")
-	}
-	return as, ok
+	return staffapi.StoreAs[accountStore](w, rm.o.Store, "cannot list tokens or move users")
 }
 
 // ListTokens lists the tokens of the users in the caller's scope (administrators), newest

@@ -21,11 +21,7 @@ type userStore interface {
 }
 
 func (rm *Room) userStore(w http.ResponseWriter) (userStore, bool) {
-	us, ok := rm.o.Store.(userStore)
-	if !ok {
-		staffapi.Error(w, http.StatusNotImplemented, "this hub's store cannot manage users")
-	}
-	return us, ok
+	return staffapi.StoreAs[userStore](w, rm.o.Store, "cannot manage users")
 }
 
 func userJSON(u store.User) api.UserJSON {

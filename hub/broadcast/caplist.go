@@ -84,9 +84,8 @@ func capVisible(p staffapi.Caller, target string, areas []string) bool {
 
 // Review records that an emergency warning, which went out without approval, was reviewed.
 func (rm *Room) Review(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
-	as, ok := rm.o.Store.(reviewStore)
+	as, ok := staffapi.StoreAs[reviewStore](w, rm.o.Store, "keeps no approvals")
 	if !ok {
-		staffapi.Error(w, http.StatusNotImplemented, "this hub's store keeps no approvals")
 		return
 	}
 	es, err := rm.emStore()

@@ -157,6 +157,16 @@ func HubWide(w http.ResponseWriter, p Caller, what string) bool {
 	return true
 }
 
+// StoreAs is the hub's store as the optional part a handler needs (a store interface the
+// caller declares), or false after answering 501 saying what this store cannot do.
+func StoreAs[T any](w http.ResponseWriter, st any, cannot string) (T, bool) {
+	t, ok := st.(T)
+	if !ok {
+		Error(w, http.StatusNotImplemented, "this hub's store "+cannot)
+	}
+	return t, ok
+}
+
 // TimeRange reads a list's since and until filters from q (ParseTimeParam's rules, in the
 // caller's zone), answering 400 naming the bad one.
 func TimeRange(w http.ResponseWriter, q url.Values, now time.Time, p Caller) (since, until time.Time, ok bool) {
