@@ -36,15 +36,16 @@ tidy-check:
 # agent underruns and a test hears a gap that is the machine's, not the code's.
 REALTIME_PKGS = ./agent ./internal/e2e ./player ./device/screen
 
-# The longest packages go first, so that on 2 cores they run beside the many short ones rather
-# than after them (go test starts packages in the order given).
-LONG_PKGS = ./hub/console ./hub
+# The longest of the other packages go first, so that on 2 cores they run beside the many
+# short ones rather than after them (go test starts packages in the order given).
+LONG_PKGS = ./cmd/loa-hub ./scheduler ./hub/cli
 
-# Packages that only burn CPU and measure no time (cross-builds, lintian, qemu; the hub store's
-# SQLite suite, which waits on nothing but its own queries) run at idle CPU priority beside all
-# the others, in the time the real-time tests leave a core waiting (in the CI rehearsal the
-# packaging test alone left that lane idle for the last 8 of 15 minutes).
-IDLE_PKGS = ./internal/packaging ./hub/store
+# Packages that measure no time run at idle CPU priority beside all the others, in the time
+# the real-time tests leave a core waiting: the package checks (cross-builds, lintian, qemu),
+# the console's and the hub's suites (browsers and hubs on loopback that wait with generous
+# deadlines, never on a clock) and the hub store's SQLite suite. Run before the real-time
+# packages at normal priority they made make test about 2.5 minutes longer.
+IDLE_PKGS = ./internal/packaging ./hub/console ./hub ./hub/store
 
 # The hub store's suite runs twice: on SQLite with the other packages, and on a PostgreSQL
 # server its TestMain starts in a temporary directory (docs/hub-storage.md). The PostgreSQL
