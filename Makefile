@@ -57,11 +57,13 @@ test: deps fmt-check vet tidy-check
 
 # The long reliability runs (docs/reliability.md): a lost week on a fast clock (1 day in
 # `make test`; about a minute), 1,000 power cuts under the agent's data directory (8 in
-# `make test`; about 2 hours on 2 cores), then 1,000 SIGKILLs of the agent and 40 of the hub
-# while plays and confirmations flow (about 1.5 hours) and a minute of play through bad links.
-# Prints the LOSTWEEK, POWERCUT and KILLS figures lines.
+# `make test`; about 2 hours on 2 cores), 100 under the hub's (5 in `make test`; about 10
+# minutes), then 1,000 SIGKILLs of the agent and 40 of the hub while plays and confirmations
+# flow (about 1.5 hours) and a minute of play through bad links.
+# Prints the LOSTWEEK, POWERCUT, HUBPOWERCUT and KILLS figures lines.
 POWERCUTS ?= 1000
 KILLS ?= 1000
+HUBPOWERCUTS ?= 100
 soak: deps
 	@mkdir -p $(BIN)
 	@echo "soak: the filesystem's own and the in-process power-cut tests (LOA_FUSE_INPROCESS=1)"
@@ -73,6 +75,8 @@ soak: deps
 	grep -E 'LOSTWEEK|^(---|ok|FAIL)' $(BIN)/soak-lostweek.log; [ $$rc -eq 0 ] || { echo "soak: full log in $(BIN)/soak-lostweek.log"; exit $$rc; }
 	@LOA_POWERCUTS=$(POWERCUTS) $(GO) test -count=1 -timeout 6h -v -run 'TestAgentSurvivesPowerCuts' ./agent >$(BIN)/soak.log 2>&1; rc=$$?; \
 	grep -v '^ *{' $(BIN)/soak.log | grep -E 'POWERCUT|seed|cut [0-9]|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak.log"; [ $$rc = 0 ] || exit $$rc
+	@LOA_HUB_POWERCUTS=$(HUBPOWERCUTS) $(GO) test -count=1 -timeout 2h -v -run 'TestHubSurvivesPowerCuts' ./cmd/loa-hub >$(BIN)/soak-hub.log 2>&1; rc=$$?; \
+	grep -E 'HUBPOWERCUT|seed|^(---|ok|FAIL)' $(BIN)/soak-hub.log; echo "soak: full log in $(BIN)/soak-hub.log"; [ $$rc = 0 ] || exit $$rc
 	@LOA_SOAK=1 LOA_KILLS=$(KILLS) $(GO) test -count=1 -timeout 5h -v -run 'TestKillsAtScale|TestPlayingThroughBadLinks' ./internal/e2e >$(BIN)/soak-kills.log 2>&1; rc=$$?; \
 	grep -v '^ *{' $(BIN)/soak-kills.log | grep -E 'KILLS|2G:|seed|kills \(|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak-kills.log"; exit $$rc
 

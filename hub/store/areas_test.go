@@ -28,7 +28,7 @@ func TestOpenSetsPragmasAndMigrates(t *testing.T) {
 	}
 }
 
-// The pragmas Open gives SQLite's two pools.
+// The pragmas Open gives SQLite's two pools (synchronous 2 = FULL: commits durable before they are answered).
 func sqlitePragmas(t *testing.T, db *DB) {
 	ctx := context.Background()
 	var mode string
@@ -38,7 +38,7 @@ func sqlitePragmas(t *testing.T, db *DB) {
 	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk))
 	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync))
 	noErr(t, db.w.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy))
-	if mode != "wal" || fk != 1 || sync != 1 || busy != int(BusyTimeout.Milliseconds()) || temp != 2 {
+	if mode != "wal" || fk != 1 || sync != 2 || busy != int(BusyTimeout.Milliseconds()) || temp != 2 {
 		t.Fatalf("writer pragmas: journal_mode=%s foreign_keys=%d synchronous=%d busy_timeout=%d temp_store=%d", mode, fk, sync, busy, temp)
 	}
 	noErr(t, db.r.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk))
