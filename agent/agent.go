@@ -42,6 +42,7 @@ type Agent struct {
 	amp     *amplifier.Amplifier
 	sign    sign.Sign      // the board output's LED sign, when the device has one
 	screen  *screen.Screen // the screen output's mpv, when the device has one
+	deadAir deadAirState   // the speakers' dead-air alarm, for the heartbeat
 
 	commands  chan func(outputs)  // hub commands, carried out on the main loop
 	adhoc     []scheduler.Program // play_now programmes beside the schedule
@@ -147,7 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer out.Close()
 	pl, err := player.New(player.Config{Output: out, Clock: a.clock, Log: a.log.With("component", "player"),
-		CorrectRate: *cfg.Audio.Sync.CorrectRate, OutputDelay: cfg.Audio.Sync.OutputDelay.D()})
+		CorrectRate: *cfg.Audio.Sync.CorrectRate, OutputDelay: cfg.Audio.Sync.OutputDelay.D(), DeadAir: deadAirOf(cfg.Audio.DeadAir)})
 	if err != nil {
 		return err
 	}
@@ -224,6 +225,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		speech:   a.speech,
 		amp:      a.amp,
 		volume:   a.volume,
+		deadAir:  &a.deadAir,
 	}
 	outs := outputs{"speakers": sp}
 	if a.cfg.has("board") {
@@ -440,4 +442,12 @@ func setAside(path string, now time.Time) (string, error) {
 		aside = fmt.Sprintf("%s-%d", base, i)
 	}
 	return aside, os.Rename(path, aside)
+}
+
+// deadAirOf is the player's dead-air watch from the agent's config (After 0: off).
+func deadAirOf(c DeadAirConfig) player.DeadAir {
+	if c.Enabled != nil && !*c.Enabled {
+		return player.DeadAir{}
+	}
+	return player.DeadAir{After: c.After.D(), LevelDBFS: c.LevelDBFS}
 }

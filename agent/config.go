@@ -82,6 +82,21 @@ type AudioConfig struct {
 	Rate int `yaml:"rate"`
 	// Sync holds plays to the wall clock, so that neighbouring clusters sound as one.
 	Sync SyncConfig `yaml:"sync"`
+	// DeadAir ends an item whose sound stays below a level too long (docs/agent.md).
+	DeadAir DeadAirConfig `yaml:"dead_air"`
+}
+
+// DeadAirConfig says what dead air is: an item (a file, a relay) whose sound stays below
+// LevelDBFS for After is ended, the programme goes on with its next item, the play is
+// recorded failed ("dead air: …") and the hub shows an alarm until sound comes back.
+type DeadAirConfig struct {
+	// After is how long the silence must last (default 30s; "off" is not a duration: set
+	// enabled: false to stop watching).
+	After scheduler.Duration `yaml:"after"`
+	// LevelDBFS is the level under which a 10 ms block counts as silence (default -50).
+	LevelDBFS float64 `yaml:"level_dbfs"`
+	// Enabled turns the watch on or off (default on).
+	Enabled *bool `yaml:"enabled"`
 }
 
 // SyncConfig holds the speakers' plays to the wall clock (docs/sync.md).
@@ -180,6 +195,12 @@ func (c *Config) check() error {
 	if d := c.Audio.Sync.OutputDelay.D(); d < 0 || d > 2*time.Second {
 		errs = append(errs, fmt.Errorf("audio.sync.output_delay %s: give 0 to 2s", d))
 	}
+	if d := c.Audio.DeadAir.After.D(); d < time.Second || d > time.Hour {
+		errs = append(errs, fmt.Errorf("audio.dead_air.after %s: give 1s to 1h, e.g. after: 30s", d))
+	}
+	if l := c.Audio.DeadAir.LevelDBFS; l < -100 || l > -10 {
+		errs = append(errs, fmt.Errorf("audio.dead_air.level_dbfs %g: give -100 to -10, e.g. level_dbfs: -50", l))
+	}
 	if c.Timezone != "" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
 			errs = append(errs, fmt.Errorf("timezone %q is not an IANA zone name", c.Timezone))
@@ -235,6 +256,15 @@ func (c *Config) defaults() {
 	}
 	if c.Audio.Sync.CorrectRate == nil {
 		c.Audio.Sync.CorrectRate = new(true)
+	}
+	if c.Audio.DeadAir.After == 0 {
+		c.Audio.DeadAir.After = scheduler.Duration(30 * time.Second)
+	}
+	if c.Audio.DeadAir.LevelDBFS == 0 {
+		c.Audio.DeadAir.LevelDBFS = -50
+	}
+	if c.Audio.DeadAir.Enabled == nil {
+		c.Audio.DeadAir.Enabled = new(true)
 	}
 	if c.Grace == 0 {
 		c.Grace = scheduler.Duration(5 * time.Minute)

@@ -127,6 +127,9 @@ func (a *Agent) Status() protocol.Status {
 		v := a.volume.now(a.clock.Now(), doc)
 		st.Volume = &v
 	}
+	if a.cfg.has("speakers") {
+		st.Audio = a.deadAir.part()
+	}
 	if a.amp != nil {
 		as := a.amp.State()
 		on := as.Relay == "on"

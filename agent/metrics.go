@@ -89,7 +89,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUnacked, prometheus.GaugeValue, float64(js.Unacked))
 	}
 	st := m.a.Status()
-	for part, p := range map[string]*protocol.Part{"relay": st.Relay, "sign": st.Sign, "screen": st.Screen} {
+	for part, p := range map[string]*protocol.Part{"relay": st.Relay, "sign": st.Sign, "screen": st.Screen, "audio": st.Audio} {
 		if p != nil {
 			ch <- prometheus.MustNewConstMetric(descPart, prometheus.GaugeValue, flag(p.Error != ""), part)
 		}

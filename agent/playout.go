@@ -37,8 +37,41 @@ type speakers struct {
 	amp        *amplifier.Amplifier // switches the amplifier relay around plays
 	volume     *volume              // device volume and its schedule
 	timing     SyncConfig           // holding plays to the clock
+	deadAir    *deadAirState        // the alarm the heartbeat carries
 
 	cur *speakerPlay
+}
+
+// deadAirState is the speakers' dead-air alarm: raised when the player ends an item as dead
+// air, cleared when sound comes back. Set on the playback goroutine, read by the heartbeat.
+type deadAirState struct {
+	mu    sync.Mutex
+	on    bool
+	since time.Time
+	what  string // the programme and item, for the technician
+}
+
+func (d *deadAirState) set(on bool, at time.Time, what string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if on && !d.on {
+		d.since = at
+	}
+	d.on, d.what = on, what
+}
+
+// part is the speakers' part in the heartbeat: "sound", or "dead_air" with what and since when.
+func (d *deadAirState) part() *protocol.Part {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.on {
+		return &protocol.Part{State: "sound"}
+	}
+	what := d.what
+	if len(what) > 900 { // the wire allows 1024 bytes
+		what = what[:900] + "…"
+	}
+	return &protocol.Part{State: "dead_air", Error: "dead air: " + what, Since: d.since}
 }
 
 // speakerPlay is one run being played.
@@ -144,6 +177,15 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 			}
 		},
 		OnItemEnd: func(i int, proof player.Proof) { s.finish(sp, i, proof) },
+		OnDeadAir: func(i int, on bool) {
+			seg := sp.segs[i]
+			s.deadAir.set(on, s.clock.Now(), fmt.Sprintf("programme %s item %d (%s) was silent", seg.Program, seg.Item, seg.Ref))
+			if on {
+				s.log.Warn("dead air: an item was silent too long; the programme goes on with its next item", "program", seg.Program, "item", seg.Item, "ref", seg.Ref)
+			} else {
+				s.log.Info("sound is back after dead air", "program", seg.Program)
+			}
+		},
 	}
 	if first > 0 {
 		prog.Start = player.Position{Item: 0, Frame: first}
@@ -329,7 +371,7 @@ func resultOf(ended string, reason scheduler.StopReason, planned scheduler.Statu
 	switch ended {
 	case player.EndCompleted:
 		return protocol.ResultCompleted
-	case player.EndFailed:
+	case player.EndFailed, player.EndDeadAir: // dead air: the proof's error says so
 		return protocol.ResultFailed
 	case player.EndUntil: // the timeline's planned end of the run
 		if planned == scheduler.StatusPreempted {

@@ -259,6 +259,7 @@ func (s *Server) listedDeviceJSON(ctx context.Context, d store.Device, heads map
 		j.Volume = &v
 	}
 	j.Relay, j.Sign, j.Screen = partJSON(d.Status.Parts.Relay), partJSON(d.Status.Parts.Sign), partJSON(d.Status.Parts.Screen)
+	j.Audio = partJSON(d.Status.Parts.Audio)
 	j.Faults = d.Status.Parts.Faults()
 	j.Online = s.link.Online(d.ID)
 	if heads != nil { // a list: read for all devices at once

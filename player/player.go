@@ -74,6 +74,9 @@ type Program struct {
 	// output (or it failed, or the program stopped inside it). Callbacks run on the
 	// playback goroutine: they must return quickly.
 	OnItemEnd func(index int, proof Proof)
+	// OnDeadAir is called (on the playback goroutine, quickly) when an item ends as dead air
+	// (on, with the item's index) and when sound comes back in the program after it (off).
+	OnDeadAir func(index int, on bool)
 }
 
 // How an item or a program ended.
@@ -84,6 +87,9 @@ const (
 	EndCancelled = "cancelled" // the context given to Play ended
 	EndFailed    = "failed"    // could not be played (see Error)
 	EndSkipped   = "skipped"   // not reached: the program ended before it
+	// EndDeadAir: its source gave silence for Config.DeadAir.After; the program goes on with
+	// its next item (see Error).
+	EndDeadAir = "dead_air"
 )
 
 // Proof is what reached the output for one item.
@@ -172,6 +178,8 @@ type Config struct {
 	// OutputDelay is how long a frame the output has consumed takes to be heard (ALSA's
 	// buffer, the card); 0 takes the output's own estimate (the ALSA output has one).
 	OutputDelay time.Duration
+	// DeadAir ends an item whose source stays silent this long (After 0: never).
+	DeadAir DeadAir
 }
 
 // Player plays one program at a time through its output.
@@ -397,6 +405,7 @@ func (pb *Playback) run(ctx context.Context) {
 	e.rampStep = 1 / (p.cfg.Ramp.Seconds() * float64(e.rate))
 	e.target = pb.prog.Gain
 	e.buf = make([]float32, 2*chunkFrames)
+	e.deadAir = newDeadAirWatch(p.cfg.DeadAir, e.rate)
 	// Frame accounting starts from an output with nothing pending.
 	if err := p.out.Drain(ctx); err != nil && ctx.Err() == nil {
 		p.cfg.Log.Error("audio output failed", "err", err)
@@ -437,6 +446,8 @@ type engine struct {
 	keep     *keeper   // holds a program with an At on the clock; nil without
 	placed   bool      // the program's start is placed on the clock
 	silence  []float32
+	deadAir  *deadAirWatch
+	inDead   bool // dead air was reported and sound has not come back yet
 }
 
 type pendingEnd struct {
@@ -468,7 +479,7 @@ func (e *engine) play(ctx context.Context) Result {
 			}
 		}
 		reason, at := e.playItem(ctx, i, skip)
-		if reason != EndCompleted && reason != EndFailed {
+		if reason != EndCompleted && reason != EndFailed && reason != EndDeadAir {
 			ended = reason
 			pos = at
 			break
@@ -534,6 +545,7 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 	st := &itemState{index: i, proof: e.proofs[i], lvl: newMeter(e.rate)}
 	st.startPos = e.base + e.written
 	st.underruns = e.out.Underruns()
+	e.deadAir.reset()
 	e.pb.item.Store(int64(i))
 	e.pb.itemStart.Store(st.startPos)
 	if it.Duration > 0 {
@@ -706,6 +718,21 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			n -= d
 		}
 		chunk := e.buf[:2*n]
+		e.deadAir.add(chunk)
+		if e.deadAir.sounded() && e.inDead {
+			e.inDead = false
+			if f := e.pb.prog.OnDeadAir; f != nil {
+				f(i, false)
+			}
+		}
+		if e.deadAir.dead() && stopping == "" && !pausing {
+			e.inDead = true
+			e.log.Warn("dead air: the item's source is silent; going on with the next item", "item", i, "source", it.String())
+			if f := e.pb.prog.OnDeadAir; f != nil {
+				f(i, true)
+			}
+			return end(EndDeadAir, e.deadAir.err(e.pb.p.cfg.DeadAir, e.rate))
+		}
 		k := e.applyGain(chunk, st, stopping != "" || pausing)
 		if k < n && pausing {
 			// Keep the frames after the fade for Resume: a pause loses nothing.

@@ -275,11 +275,13 @@ type Status struct {
 	TemperatureC  *float64     `json:"temperature_c,omitempty"`
 	UptimeS       float64      `json:"uptime_s"`
 	Link          *LinkQuality `json:"link,omitempty"`
-	// Relay, Sign and Screen are present when the device has that part (an older agent
-	// sends none of them).
+	// Relay, Sign, Screen and Audio are present when the device has that part (an older
+	// agent sends none of them). Audio is the speakers' sound: "sound", or "dead_air" while
+	// what plays has been silent too long (docs/agent.md).
 	Relay  *Part `json:"relay,omitempty"`
 	Sign   *Part `json:"sign,omitempty"`
 	Screen *Part `json:"screen,omitempty"`
+	Audio  *Part `json:"audio,omitempty"`
 }
 
 func (*Status) Type() Type { return TypeStatus }
@@ -306,7 +308,7 @@ func (m *Status) validate(c *checker) {
 	for _, p := range []struct {
 		name string
 		part *Part
-	}{{"relay", m.Relay}, {"sign", m.Sign}, {"screen", m.Screen}} {
+	}{{"relay", m.Relay}, {"sign", m.Sign}, {"screen", m.Screen}, {"audio", m.Audio}} {
 		if p.part != nil {
 			c.word(p.name+".state", p.part.State)
 			if len(p.part.Error) > 1024 {

@@ -604,7 +604,7 @@ func storeStatus(m *protocol.Status, device, software string, titles Titles) sto
 	if m.Volume != nil {
 		st.Volume = *m.Volume
 	}
-	st.Parts = store.Parts{Relay: storePart(m.Relay), Sign: storePart(m.Sign), Screen: storePart(m.Screen)}
+	st.Parts = store.Parts{Relay: storePart(m.Relay), Sign: storePart(m.Sign), Screen: storePart(m.Screen), Audio: storePart(m.Audio)}
 	if m.ClockOffsetS != nil {
 		st.ClockOffset = -time.Duration(*m.ClockOffsetS * float64(time.Second)) // store: device minus hub
 	}

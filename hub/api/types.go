@@ -75,11 +75,13 @@ type DeviceJSON struct {
 	TemperatureC   *float64   `json:"temperature_c,omitempty"`
 	ClockOffsetS   float64    `json:"clock_offset_s,omitempty"`
 	Volume         *float64   `json:"volume,omitempty"` // the device volume its last heartbeat gave
-	// Relay, Sign and Screen are the parts the last heartbeat reported (absent: the device has
-	// none, or its agent does not report them); Faults names the faulty ones with what is wrong.
+	// Relay, Sign, Screen and Audio (the speakers' sound: dead air) are the parts the last
+	// heartbeat reported (absent: the device has none, or its agent does not report them);
+	// Faults names the faulty ones with what is wrong.
 	Relay  *PartJSON `json:"relay,omitempty"`
 	Sign   *PartJSON `json:"sign,omitempty"`
 	Screen *PartJSON `json:"screen,omitempty"`
+	Audio  *PartJSON `json:"audio,omitempty"`
 	Faults []string  `json:"faults,omitempty"`
 }
 
@@ -121,9 +123,9 @@ type DeviceListJSON struct {
 	Versions []string     `json:"versions"` // software versions reported in the area, for a filter
 }
 
-// PartJSON is the state of a device's amplifier relay, LED sign or screen.
+// PartJSON is the state of a device's amplifier relay, LED sign, screen or speakers' sound.
 type PartJSON struct {
-	State string     `json:"state"`           // relay: on, off, unknown; sign: connected, down; screen: running, down
+	State string     `json:"state"`           // relay: on, off, unknown; sign: connected, down; screen: running, down; audio: sound, dead_air
 	Error string     `json:"error,omitempty"` // what is wrong now; "" when it works
 	Since *time.Time `json:"since,omitempty"` // when the fault began
 }

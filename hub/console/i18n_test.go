@@ -35,7 +35,7 @@ func TestCatalogueComplete(t *testing.T) {
 
 // Keys the code builds at run time are in the catalogue too.
 func TestDynamicKeys(t *testing.T) {
-	for _, k := range []string{"login.address", "alarm.relay", "alarm.sign", "alarm.screen", "alarm.disk", "alarm.clock", "alarm.refused",
+	for _, k := range []string{"login.address", "alarm.relay", "alarm.sign", "alarm.screen", "alarm.audio", "alarm.disk", "alarm.clock", "alarm.refused",
 		"alarm.offline", "alarm.never", "role.viewer", "role.operator", "role.emergency", "role.admin", "cmd.volume", "cmd.stop",
 		"cmd.reload", "delivery.composed", "delivery.sent", "delivery.received", "delivery.content_ready", "delivery.active",
 		"delivery.refused", "result.completed", "result.preempted", "result.interrupted", "result.missed", "result.failed",

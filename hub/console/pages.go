@@ -125,7 +125,7 @@ func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []strin
 	for _, part := range []struct {
 		key string
 		p   *api.PartJSON
-	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}} {
+	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}, {"audio", d.Audio}} {
 		if part.p != nil && part.p.Error != "" {
 			since := "—"
 			if part.p.Since != nil {

@@ -57,6 +57,7 @@ type Parts struct {
 	Relay  *Part `json:"relay,omitempty"`
 	Sign   *Part `json:"sign,omitempty"`
 	Screen *Part `json:"screen,omitempty"`
+	Audio  *Part `json:"audio,omitempty"` // the speakers' sound: dead air is its fault
 }
 
 // Part is one part's state; Error is what is wrong now ("" when it works).
@@ -72,7 +73,7 @@ func (p Parts) Faults() []string {
 	for _, x := range []struct {
 		name string
 		part *Part
-	}{{"relay", p.Relay}, {"sign", p.Sign}, {"screen", p.Screen}} {
+	}{{"relay", p.Relay}, {"sign", p.Sign}, {"screen", p.Screen}, {"audio", p.Audio}} {
 		if x.part != nil && x.part.Error != "" {
 			out = append(out, x.name+": "+x.part.Error)
 		}
@@ -342,7 +343,7 @@ func (db *DB) UpdateStatus(ctx context.Context, id string, s Status) error {
 	}
 	parts := ""
 	if s.Parts != (Parts{}) {
-		for _, p := range []*Part{s.Parts.Relay, s.Parts.Sign, s.Parts.Screen} {
+		for _, p := range []*Part{s.Parts.Relay, s.Parts.Sign, s.Parts.Screen, s.Parts.Audio} {
 			if p == nil {
 				continue
 			}
