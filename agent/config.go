@@ -64,7 +64,7 @@ type Config struct {
 	// Hub connects the agent to the district hub (optional: without it the agent plays its
 	// local schedule stand-alone).
 	Hub HubConfig `yaml:"hub"`
-	// InsecureHub lets hub.url be plaintext (http://, ws://) to a host that is not this
+	// InsecureHub lets hub.url (or hub.urls) be plaintext (http://, ws://) to a host that is not this
 	// machine: only when something else (a VPN, an SSH or stunnel tunnel) encrypts the way.
 	InsecureHub bool `yaml:"insecure_hub"`
 	// MetricsListen serves GET /metrics (Prometheus) on this loopback address, e.g.
@@ -206,20 +206,7 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("timezone %q is not an IANA zone name", c.Timezone))
 		}
 	}
-	if c.Hub.URL != "" {
-		if c.Hub.Secret == "" && c.Hub.SecretFile == "" {
-			errs = append(errs, errors.New("hub.secret (or hub.secret_file) is missing: run `loa device enroll` at the hub to get one"))
-		}
-		if len(c.Hub.TrustedKeys) == 0 {
-			errs = append(errs, errors.New("hub.trusted_keys is empty: add the key `loa-hub keygen` printed, or every push will be refused"))
-		}
-		if !strings.HasPrefix(c.Hub.URL, "http://") && !strings.HasPrefix(c.Hub.URL, "https://") &&
-			!strings.HasPrefix(c.Hub.URL, "ws://") && !strings.HasPrefix(c.Hub.URL, "wss://") {
-			errs = append(errs, fmt.Errorf("hub.url %q: give the hub's base URL, e.g. https://hub.example", c.Hub.URL))
-		} else if err := link.CheckHubURL(c.Hub.URL, c.InsecureHub); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, c.checkHub()...)
 	if c.MetricsListen != "" {
 		if host, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			errs = append(errs, fmt.Errorf("metrics_listen %q: %v (write 127.0.0.1:9470)", c.MetricsListen, err))
@@ -281,6 +268,55 @@ func (c *Config) defaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+}
+
+// checkHub checks the hub section when one is configured: every problem, each naming its
+// field (and index in hub.urls).
+func (c *Config) checkHub() []error {
+	var errs []error
+	if c.Hub.URL != "" && len(c.Hub.URLs) > 0 {
+		errs = append(errs, errors.New("hub.url and hub.urls are both set: give one, e.g. hub.urls: [https://hub-a.example, https://hub-b.example]"))
+	}
+	urls := c.HubURLs()
+	if len(urls) == 0 {
+		return errs
+	}
+	if c.Hub.Secret == "" && c.Hub.SecretFile == "" {
+		errs = append(errs, errors.New("hub.secret (or hub.secret_file) is missing: run `loa device enroll` at the hub to get one"))
+	}
+	if len(c.Hub.TrustedKeys) == 0 {
+		errs = append(errs, errors.New("hub.trusted_keys is empty: add the key `loa-hub keygen` printed, or every push will be refused"))
+	}
+	seen := map[string]string{}
+	for i, u := range urls {
+		field := "hub.url"
+		if len(c.Hub.URLs) > 0 {
+			field = fmt.Sprintf("hub.urls[%d]", i)
+		}
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") &&
+			!strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+			errs = append(errs, fmt.Errorf("%s %q: give the hub's base URL, e.g. https://hub.example", field, u))
+		} else if err := link.CheckHubURL(u, c.InsecureHub); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s", field, strings.TrimPrefix(err.Error(), "link: ")))
+		} else if first, dup := seen[strings.TrimSuffix(u, "/")]; dup {
+			errs = append(errs, fmt.Errorf("%s %q is %s again: list each hub once", field, u, first))
+		} else {
+			seen[strings.TrimSuffix(u, "/")] = field
+		}
+	}
+	return errs
+}
+
+// HubURLs are the hubs the agent connects to, in the order it tries them: hub.urls, or
+// hub.url as a list of one; none when the agent plays stand-alone.
+func (c *Config) HubURLs() []string {
+	if len(c.Hub.URLs) > 0 {
+		return c.Hub.URLs
+	}
+	if c.Hub.URL != "" {
+		return []string{c.Hub.URL}
+	}
+	return nil
 }
 
 // Paths inside the data directory.

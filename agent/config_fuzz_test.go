@@ -14,6 +14,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("device_id: a\ndata_dir: d\namplifier: {driver: lcus, port: /dev/x, warm_up: 2}\n")
 	f.Add("device_id: a\ndata_dir: d\naudio: {output: 'wav:', buffer: -1s}\nhub: {url: 'ws://[::1'}\n")
 	f.Add("device_id: a\ndata_dir: d\naudio: {sync: {in_step: true, start_delay: 11s, correct_rate: no, output_delay: -5ms}}\n")
+	f.Add("device_id: a\ndata_dir: d\nhub: {url: 'https://a', urls: ['https://a/', 'ws://[::1]:1', ''], secret: s}\n")
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, src string) {
 		path := filepath.Join(dir, "agent.yaml")

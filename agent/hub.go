@@ -19,6 +19,9 @@ import (
 // HubConfig connects the agent to its district hub. Without a URL the agent plays stand-alone.
 type HubConfig struct {
 	URL string `yaml:"url"` // https://hub.example (http:// only on loopback)
+	// URLs lists several hubs sharing one store (replicas), instead of url: the agent stays
+	// with the one it reached and moves to the next when that one fails.
+	URLs []string `yaml:"urls"`
 	// Secret is this device's secret from `loa device enroll`; SecretFile reads it from a
 	// file instead (keep it out of a config that is copied around).
 	Secret     string `yaml:"secret"`
@@ -54,7 +57,8 @@ func (c *Config) hubSecret() (string, error) {
 // newLink builds the hub link, or returns nil when no hub is configured.
 func (a *Agent) newLink() (*link.Link, error) {
 	hc := a.cfg.Hub
-	if hc.URL == "" {
+	urls := a.cfg.HubURLs()
+	if len(urls) == 0 {
 		return nil, nil
 	}
 	secret, err := a.cfg.hubSecret()
@@ -65,12 +69,12 @@ func (a *Agent) newLink() (*link.Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub.trusted_keys: %w", err)
 	}
-	tr, err := link.DeviceTransport(hc.URL, a.cfg.DeviceID, secret, nil)
+	tr, err := link.DeviceTransportAll(urls, a.cfg.DeviceID, secret, nil)
 	if err != nil {
 		return nil, err
 	}
 	return link.New(link.Config{
-		HubURL: hc.URL, DeviceID: a.cfg.DeviceID, Secret: secret, SoftwareVersion: SoftwareVersion,
+		HubURLs: urls, DeviceID: a.cfg.DeviceID, Secret: secret, SoftwareVersion: SoftwareVersion,
 		TrustedKeys: keys, Heartbeat: hc.Heartbeat.D(), Backoff: protocol.Backoff{Max: hc.ReconnectMax.D()},
 	}, link.Deps{
 		Logger: a.log.With("component", "link"), Clock: a.clock,
@@ -82,16 +86,17 @@ func (a *Agent) newLink() (*link.Link, error) {
 }
 
 // contentClient is the HTTP client the store fetches with: it carries the device's
-// credentials to the hub, and to the hub only.
+// credentials to the hubs, and to the hubs only.
 func (a *Agent) contentClient() *http.Client {
-	if a.cfg.Hub.URL == "" {
+	urls := a.cfg.HubURLs()
+	if len(urls) == 0 {
 		return nil
 	}
 	secret, err := a.cfg.hubSecret()
 	if err != nil {
 		return nil
 	}
-	tr, err := link.DeviceTransport(a.cfg.Hub.URL, a.cfg.DeviceID, secret, nil)
+	tr, err := link.DeviceTransportAll(urls, a.cfg.DeviceID, secret, nil)
 	if err != nil {
 		return nil
 	}

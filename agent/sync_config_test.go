@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,13 +9,8 @@ import (
 // audio.sync: off unless asked, with a second's start delay and rate correction by default; a
 // delay out of range is refused naming the key.
 func TestSyncConfig(t *testing.T) {
-	dir := t.TempDir()
 	load := func(audio string) (*Config, error) {
-		path := filepath.Join(dir, "agent.yaml")
-		if err := os.WriteFile(path, []byte("device_id: a\ndata_dir: d\naudio: "+audio+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return LoadConfig(path)
+		return loadConfigText(t, "device_id: a\ndata_dir: d\naudio: "+audio+"\n")
 	}
 	c, err := load("{output: 'null'}")
 	if err != nil {

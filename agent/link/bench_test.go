@@ -1,12 +1,7 @@
 package link
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +9,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/loa-project/loa/agent/journal"
-	"github.com/loa-project/loa/content"
-	"github.com/loa-project/loa/internal/clock"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -71,35 +64,19 @@ func benchRecordsList() []journal.Record {
 // bare websocket to the same hub with no window and waits for the last ack.
 func BenchmarkCatchUp(b *testing.B) {
 	recs := benchRecordsList()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b.Run("link", func(b *testing.B) {
-		st, err := content.Open(filepath.Join(b.TempDir(), "content"), content.Options{Logger: log})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer st.Close()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			h := newHub(b, testSecret)
 			j := &memJournal{recs: recs}
-			l, err := New(Config{HubURL: "http://" + h.addr, DeviceID: testDevice, Secret: testSecret,
-				TrustedKeys: protocol.TrustedKeys{testKeyID: h.pub}, Poll: time.Second},
-				Deps{Logger: log, Clock: clock.NewSystem(), Rand: mrand.New(mrand.NewPCG(1, 2)), Journal: j, Store: st,
-					Schedules: &testSchedules{store: st, held: map[string]uint64{}}, Commands: &testCommands{},
-					CommandMemory: FileCommandMemory{Path: filepath.Join(b.TempDir(), "c.json")}, Status: testStatus{}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
+			run := benchLink(b, Config{HubURL: "http://" + h.addr, TrustedKeys: protocol.TrustedKeys{testKeyID: h.pub}, Poll: time.Second}, j, 1)
 			b.StartTimer()
-			go func() { l.Run(ctx); close(done) }()
+			stop := run()
 			for j.Acked() < benchRecords {
 				time.Sleep(200 * time.Microsecond)
 			}
 			b.StopTimer()
-			cancel()
-			<-done
+			stop()
 			h.stop()
 		}
 		b.ReportMetric(float64(benchRecords*b.N)/b.Elapsed().Seconds(), "records/s")

@@ -64,11 +64,8 @@ type testHub struct {
 	srv  *http.Server
 	addr string
 
-	mu          sync.Mutex
-	received    map[uint64]int    // seq -> times a batch carried it
-	stored      map[uint64]bool   // seq -> stored (exactly once)
-	errors      map[uint64]string // seq -> the stored record's error text
-	contig      uint64
+	mu *sync.Mutex // shared with the hubs sharing its ledger
+	*ledger
 	hellos      []*protocol.Hello
 	conns       []*hubConn
 	crashAfter  int // >0: the first batch is stored only up to this many records, then the hub "crashes"
@@ -85,6 +82,16 @@ type testHub struct {
 	connected  chan *hubConn
 }
 
+// ledger is what a hub stores of the device's confirmations: several hubs may share one, as
+// replicas share their database.
+type ledger struct {
+	received map[uint64]int    // seq -> times a batch carried it
+	stored   map[uint64]bool   // seq -> stored (exactly once)
+	errors   map[uint64]string // seq -> the stored record's error text
+	unstored map[uint64]int    // seq -> times it came in a batch the hub "crashed" before storing
+	contig   uint64
+}
+
 func newHub(t testing.TB, secret string) *testHub {
 	pub, priv, err := protocol.GenerateKey(rand.Reader)
 	if err != nil {
@@ -94,13 +101,16 @@ func newHub(t testing.TB, secret string) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &testHub{
-		t: t, secret: secret, signer: signer, pub: pub,
-		received: map[uint64]int{}, stored: map[uint64]bool{}, errors: map[uint64]string{}, blobs: map[string][]byte{},
-		deliveries: make(chan *protocol.Delivery, 100),
-		statuses:   make(chan *protocol.Status, 1000),
-		connected:  make(chan *hubConn, 10),
-	}
+	return startHub(t, &testHub{t: t, secret: secret, signer: signer, pub: pub, mu: new(sync.Mutex),
+		ledger: &ledger{received: map[uint64]int{}, stored: map[uint64]bool{}, errors: map[uint64]string{}, unstored: map[uint64]int{}}})
+}
+
+// startHub makes h's channels and content, and starts it on a free loopback port.
+func startHub(t testing.TB, h *testHub) *testHub {
+	h.blobs = map[string][]byte{}
+	h.deliveries = make(chan *protocol.Delivery, 100)
+	h.statuses = make(chan *protocol.Status, 1000)
+	h.connected = make(chan *hubConn, 10)
 	h.start("127.0.0.1:0")
 	t.Cleanup(h.stop)
 	return h
@@ -244,6 +254,8 @@ func (h *testHub) confirmations(hc *hubConn, m *protocol.Confirmations) bool {
 		if i < keep {
 			h.stored[r.Seq] = true
 			h.errors[r.Seq] = r.Error
+		} else {
+			h.unstored[r.Seq]++
 		}
 	}
 	for h.stored[h.contig+1] {
@@ -497,7 +509,11 @@ func newTestAgent(t *testing.T, h *testHub, secret string, mod func(*Config)) *t
 	if mod != nil {
 		mod(&cfg) // may point HubURL at a proxy in front of h
 	}
-	tr, err := DeviceTransport(cfg.HubURL, testDevice, secret, nil)
+	urls := cfg.HubURLs // several hubs: each is sent the credentials
+	if cfg.HubURL != "" {
+		urls = []string{cfg.HubURL}
+	}
+	tr, err := DeviceTransportAll(urls, testDevice, secret, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

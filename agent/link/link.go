@@ -108,7 +108,12 @@ type StatusSource interface {
 type Config struct {
 	// HubURL is the hub's base URL: https://hub.example (or http:// on loopback) or the same
 	// with wss:// / ws://. The link dials <base>/agent/ws and fetches <base>/content/<ref>.
-	HubURL          string
+	// It is HubURLs with one entry; give one or the other.
+	HubURL string
+	// HubURLs are the base URLs of several hubs on one store (replicas), in the order they
+	// are tried: the link stays with the hub it reached and moves to the next when that one
+	// fails (docs/agent-link.md, "Several hubs").
+	HubURLs         []string
 	DeviceID        string
 	Secret          string
 	SoftwareVersion string
@@ -164,8 +169,8 @@ type Link struct {
 	d        Deps
 	commands sync.WaitGroup // commands being carried out; Run waits for them
 	log      *slog.Logger
-	base     *url.URL // http(s) base
-	wsURL    string
+	hubs     []hubAddr
+	cur      atomic.Int64 // index in hubs of the hub connected, or the next to dial
 	verifier *protocol.Verifier
 	cmdLog   *protocol.CommandLog
 	limits   protocol.Limits
@@ -205,7 +210,7 @@ func New(cfg Config, d Deps) (*Link, error) {
 	if len(cfg.TrustedKeys) == 0 {
 		return nil, errors.New("link: no trusted_keys: the agent could accept no schedule or command from the hub")
 	}
-	base, err := hubBase(cfg.HubURL)
+	hubs, err := hubAddrs(cfg.HubURL, cfg.HubURLs)
 	if err != nil {
 		return nil, err
 	}
@@ -241,16 +246,12 @@ func New(cfg Config, d Deps) (*Link, error) {
 		cfg:       cfg,
 		d:         d,
 		log:       d.Logger,
-		base:      base,
+		hubs:      hubs,
 		limits:    protocol.DefaultLimits(),
 		notify:    make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
 		fetchWant: make(chan fetchJob, 1),
 	}
-	ws := *base
-	ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[base.Scheme]
-	ws.Path = strings.TrimSuffix(base.Path, "/") + "/agent/ws"
-	l.wsURL = ws.String()
 	l.verifier, err = protocol.NewVerifier(cfg.TrustedKeys, cfg.DeviceID, hubClock{l})
 	if err != nil {
 		return nil, fmt.Errorf("link: %w", err)
@@ -268,7 +269,7 @@ func New(cfg Config, d Deps) (*Link, error) {
 // CheckHubURL refuses a plaintext hub URL (http://, ws://) on a host that is not loopback
 // unless allowInsecure: the device secret would cross the network in clear, and a hub posed
 // by anyone on the path would be believed for everything not signed. The agent's config check
-// calls it.
+// calls it for each hub URL, and puts the field's name in front of the error.
 func CheckHubURL(s string, allowInsecure bool) error {
 	u, err := hubBase(s)
 	if err != nil {
@@ -281,7 +282,7 @@ func CheckHubURL(s string, allowInsecure bool) error {
 	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("hub.url %q is plaintext to %s, which is not this machine: the device secret would cross the network in clear; "+
+	return fmt.Errorf("%q is plaintext to %s, which is not this machine: the device secret would cross the network in clear; "+
 		"use https:// (or wss://), or set insecure_hub: true if a TLS tunnel carries it", s, host)
 }
 
@@ -337,9 +338,10 @@ func (l *Link) Notify() {
 	}
 }
 
-// ContentURL is where the hub serves an item.
+// ContentURL is where the hub serves an item: the hub connected now, or when none is, the
+// one the link dials next.
 func (l *Link) ContentURL(ref content.Ref) string {
-	return strings.TrimSuffix(l.base.String(), "/") + "/content/" + ref.String()
+	return l.hub().url("/content/" + ref.String())
 }
 
 // ReportSchedule queues a delivery report for a schedule revision (state one of the

@@ -389,6 +389,9 @@ func TestReconnectAfterHubRestart(t *testing.T) {
 	if !a.logs.has(slog.LevelInfo, "hub link up", "outage") {
 		t.Errorf("the end of the outage was not logged with its length")
 	}
+	if n := a.logs.count(slog.LevelInfo, "moving to the next hub"); n != 0 {
+		t.Errorf("a link with one hub logged %d moves", n)
+	}
 }
 
 // A wrong secret gets 401 before any websocket: the link backs off (no hot loop) and says
@@ -520,6 +523,10 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		{func(c *Config) { c.TrustedKeys = nil }, "trusted_keys"},
 		{func(c *Config) { c.HubURL = "hub.example" }, "hub URL"},
 		{func(c *Config) { c.HubURL = "ftp://hub.example" }, "scheme"},
+		{func(c *Config) { c.HubURLs = []string{"https://hub-b.example"} }, "both HubURL and HubURLs"},
+		{func(c *Config) { c.HubURL, c.HubURLs = "", []string{"https://a.example", "https://a.example/agent/ws"} }, "repeats hub URL 0"},
+		{func(c *Config) { c.HubURL, c.HubURLs = "", []string{"https://a.example", "ftp://b.example"} }, "scheme"},
+		{func(c *Config) { c.HubURL = "" }, "no hub URL"},
 	} {
 		cfg := good
 		c.mod(&cfg)

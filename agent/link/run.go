@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,6 +21,8 @@ type sessionEnd struct {
 	retryAfter time.Duration // the hub asked to wait this long (busy, 429/503)
 	baseHint   time.Duration // welcome's reconnect_base_s
 	err        error         // why it ended
+	// authRefused: the hub refused the device's credentials (unknown, wrong secret, revoked).
+	authRefused bool
 }
 
 // Run keeps the link up until ctx ends, then returns nil. Failures are logged, never
@@ -35,19 +38,29 @@ func (l *Link) Run(ctx context.Context) error {
 
 	backoff := l.cfg.Backoff
 	attempt := 0
+	failures := 0 // attempts in a row that failed, for the moves' log
+	refused := 0  // hubs in a row that refused this device's credentials
 	for {
+		from := l.hub()
 		end := l.session(ctx)
 		l.connected.Store(false)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if end.welcomed {
+			failures = 0
 			if end.baseHint > 0 {
 				backoff.Base = end.baseHint
 			}
 			if end.lasted > backoff.Ceiling(1<<20) { // lasted longer than Max
 				attempt = 0
 			}
+		}
+		failures++
+		if end.authRefused {
+			refused++
+		} else {
+			refused = 0
 		}
 		wait := l.delay(backoff, attempt)
 		if end.retryAfter > 0 {
@@ -60,10 +73,11 @@ func (l *Link) Run(ctx context.Context) error {
 			if !l.everUp {
 				msg = "cannot reach the hub; playing on and retrying with backoff"
 			}
-			l.log.Warn(msg, "hub", l.wsURL, "err", end.err, "retry_in", wait.Round(time.Millisecond))
+			l.log.Warn(msg, "hub", from.ws, "err", end.err, "retry_in", wait.Round(time.Millisecond))
 		} else {
-			l.log.Debug("hub still unreachable", "hub", l.wsURL, "err", end.err, "attempt", attempt, "retry_in", wait.Round(time.Millisecond))
+			l.log.Debug("hub still unreachable", "hub", from.ws, "err", end.err, "attempt", attempt, "retry_in", wait.Round(time.Millisecond))
 		}
+		l.move(from, end, failures, refused, wait)
 		attempt++
 		if sleep(ctx, wait) {
 			return nil
@@ -71,9 +85,38 @@ func (l *Link) Run(ctx context.Context) error {
 	}
 }
 
+// move goes on to the next hub after a failure, when there are several. A refusal of the
+// device's credentials moves on too, until every hub has refused in a row: then the link
+// stays with the one it is at. The replicas share one store, so a refusal by all of them is
+// the province's answer (the device is unknown or revoked), and hopping would only write the
+// refusal into every replica's log; one replica alone refusing (restored from an old backup,
+// or on the wrong database) must not keep the device from the others. The backoff keeps
+// growing meanwhile, so a refused device asks once a backoff.Max until it is enrolled again.
+func (l *Link) move(from hubAddr, end sessionEnd, failures, refused int, wait time.Duration) {
+	n := len(l.hubs)
+	if n == 1 {
+		return
+	}
+	if refused >= n {
+		if refused == n {
+			l.log.Error("every hub refused this device's credentials: staying with this one and retrying with backoff; check device_id and the secret, or enrol the device again",
+				"hub", from.ws, "hubs", n, "err", end.err)
+		}
+		return
+	}
+	to := l.moveOn()
+	// Each hub's first failure of an outage is worth a line; going round a list of hubs
+	// that are all down is not.
+	level := slog.LevelInfo
+	if failures > n {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, "moving to the next hub", "from", from.ws, "to", to.ws, "why", end.err, "retry_in", wait.Round(time.Millisecond))
+}
+
 // logUp logs a welcome, and the end of an outage if there was one.
 func (l *Link) logUp(w *protocol.Welcome, offset, rtt time.Duration) {
-	args := []any{"hub", l.wsURL, "clock_offset", offset.Round(time.Millisecond), "rtt", rtt.Round(time.Millisecond), "resend_from", w.ResendFrom}
+	args := []any{"hub", l.hub().ws, "clock_offset", offset.Round(time.Millisecond), "rtt", rtt.Round(time.Millisecond), "resend_from", w.ResendFrom}
 	if l.down {
 		args = append(args, "outage", l.d.Clock.Now().Sub(l.downSince).Round(time.Second))
 	}
@@ -91,12 +134,13 @@ func (l *Link) dial(ctx context.Context) (*websocket.Conn, sessionEnd) {
 	h.Set("Authorization", protocol.FormatDeviceAuth(l.cfg.DeviceID, l.cfg.Secret))
 	dctx, cancel := context.WithTimeout(ctx, l.cfg.HandshakeTimeout)
 	defer cancel()
-	conn, resp, err := d.DialContext(dctx, l.wsURL, h)
+	ws := l.hub().ws
+	conn, resp, err := d.DialContext(dctx, ws, h)
 	if err == nil {
 		return conn, sessionEnd{}
 	}
 	if resp == nil {
-		return nil, sessionEnd{err: fmt.Errorf("dialling %s: %w", l.wsURL, err)}
+		return nil, sessionEnd{err: fmt.Errorf("dialling %s: %w", ws, err)}
 	}
 	end := sessionEnd{}
 	if s := resp.Header.Get("Retry-After"); s != "" {
@@ -107,10 +151,11 @@ func (l *Link) dial(ctx context.Context) (*websocket.Conn, sessionEnd) {
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		end.err = fmt.Errorf("the hub refused this device's credentials (HTTP %d): check device_id and secret in the agent config, or enrol the device again", resp.StatusCode)
+		end.authRefused = true
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		end.err = fmt.Errorf("the hub is busy (HTTP %d)", resp.StatusCode)
 	default:
-		end.err = fmt.Errorf("the hub answered the websocket upgrade with HTTP %d (is %s a Loa hub?)", resp.StatusCode, l.wsURL)
+		end.err = fmt.Errorf("the hub answered the websocket upgrade with HTTP %d (is %s a Loa hub?)", resp.StatusCode, ws)
 	}
 	return nil, end
 }

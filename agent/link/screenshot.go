@@ -46,7 +46,7 @@ func (l *Link) UploadScreenshot(ctx context.Context, commandID, path string) err
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("screenshot upload: %w", err)
 	}
-	u := strings.TrimSuffix(l.base.String(), "/") + "/agent/screenshot?command=" + url.QueryEscape(commandID)
+	u := l.hub().url("/agent/screenshot?command=" + url.QueryEscape(commandID))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, f)
 	if err != nil {
 		return fmt.Errorf("screenshot upload to %s: %w", u, err)

@@ -104,7 +104,7 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 	case *protocol.Welcome:
 		w = m
 	case *protocol.ErrorMessage:
-		end := sessionEnd{err: errRefusedByHub{m}}
+		end := sessionEnd{err: errRefusedByHub{m}, authRefused: m.Code == protocol.CodeUnauthorized}
 		if m.RetryAfterS > 0 {
 			end.retryAfter = time.Duration(m.RetryAfterS) * time.Second
 		}
@@ -363,6 +363,7 @@ func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEn
 			end.retryAfter = time.Duration(m.RetryAfterS) * time.Second
 		}
 		if m.Code == protocol.CodeBusy || m.Code == protocol.CodeUnauthorized {
+			end.authRefused = m.Code == protocol.CodeUnauthorized
 			return errRefusedByHub{m}
 		}
 		return nil
