@@ -40,17 +40,20 @@ const (
 	TypeStatus        Type = "status"
 	TypeDelivery      Type = "delivery"
 	TypeError         Type = "error"
+	TypeTime          Type = "time"
 )
 
 // Types lists every message type of this version, in the order docs/protocol.md presents them.
 func Types() []Type {
 	return []Type{TypeHello, TypeWelcome, TypeSchedule, TypeCommand, TypeConfirmations,
-		TypeAck, TypeStatus, TypeDelivery, TypeError}
+		TypeAck, TypeStatus, TypeDelivery, TypeError, TypeTime}
 }
 
 // newMessage returns an empty message of type t, or nil for an unknown type.
 func newMessage(t Type) Message {
 	switch t {
+	case TypeTime:
+		return &Time{}
 	case TypeHello:
 		return &Hello{}
 	case TypeWelcome:

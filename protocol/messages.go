@@ -100,6 +100,10 @@ type Welcome struct {
 	// StatusIntervalS is how often the hub wants a status message, in seconds (0: agent's
 	// default).
 	StatusIntervalS int `json:"status_interval_s,omitempty"`
+	// TimeSamples: the hub answers time messages, so the agent may measure its clock offset
+	// during the session, not only at the welcome (an older hub omits it: the agent does not
+	// send them, as such a hub would close the connection on an unknown type).
+	TimeSamples bool `json:"time_samples,omitempty"`
 	// ReconnectBaseS, when set, is the Backoff.Base the agent uses after it loses this
 	// connection, in seconds. The hub sets it from its fleet size so that its devices return
 	// from a hub restart at a rate it can take (10,000 devices with 20 s: about 500 a second).
@@ -437,5 +441,27 @@ func (m *ErrorMessage) validate(c *checker) {
 	}
 	if m.RetryAfterS < 0 {
 		c.fail("retry_after_s", ErrInvalidField, "%d is negative", m.RetryAfterS)
+	}
+}
+
+// Time measures the agent's clock against the hub's during a session, as NTP does: the agent
+// sends SentAt (t0, its clock); the hub answers with a time message whose Re is the request's
+// id, the same SentAt, ReceivedAt (t1) and HubTime (t2, when it answered), and the agent notes
+// when the answer came (t3): ClockOffset(t0, t1, t2, t3). The agent keeps the sample of the
+// shortest round trip among its last few (a slow round trip is an unequal one).
+type Time struct {
+	Header
+	SentAt     time.Time `json:"sent_at"`
+	ReceivedAt time.Time `json:"received_at,omitzero"`
+	HubTime    time.Time `json:"hub_time,omitzero"`
+}
+
+func (*Time) Type() Type { return TypeTime }
+
+func (m *Time) validate(c *checker) {
+	c.header(&m.Header)
+	c.time("sent_at", m.SentAt)
+	if m.ReceivedAt.IsZero() != m.HubTime.IsZero() {
+		c.fail("hub_time", ErrMissingField, "an answer gives both received_at and hub_time; a request neither")
 	}
 }

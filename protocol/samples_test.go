@@ -87,7 +87,8 @@ func samples(tb testing.TB) []Message {
 			Store:          StoreSummary{Items: 214, Bytes: 1_873_200_640, FreeBytes: 9_310_212_096}},
 		&Welcome{Header: Header{ID: "h-1", Re: "a-1"}, HelloReceivedAt: t0.Add(7*time.Minute + 40*time.Millisecond),
 			HubTime:        t0.Add(7*time.Minute + 52*time.Millisecond),
-			LatestSchedule: &ScheduleRef{ID: "dev-cl-07", Revision: 13}, ResendFrom: 1018, StatusIntervalS: 60, ReconnectBaseS: 20},
+			LatestSchedule: &ScheduleRef{ID: "dev-cl-07", Revision: 13}, ResendFrom: 1018, StatusIntervalS: 60, ReconnectBaseS: 20,
+			TimeSamples: true},
 		&Schedule{Header: Header{ID: "h-2"}, Signed: sch},
 		&Command{Header: Header{ID: "h-3"}, Signed: cmd},
 		&Confirmations{Header: Header{ID: "a-2"}, Records: []Confirmation{exampleRecord(1042), missed}},
@@ -103,6 +104,8 @@ func samples(tb testing.TB) []Message {
 			State: DeliveryContentReady},
 		&ErrorMessage{Header: Header{ID: "h-5", Re: "a-9"}, Code: "busy",
 			Message: "the hub is accepting reconnections slowly after a restart", RetryAfterS: 30},
+		&Time{Header: Header{ID: "h-6", Re: "a-5"}, SentAt: t0.Add(11 * time.Minute),
+			ReceivedAt: t0.Add(18*time.Minute + 61*time.Millisecond), HubTime: t0.Add(18*time.Minute + 61*time.Millisecond + 200*time.Microsecond)},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,14 @@ type testHub struct {
 	signer *protocol.Signer
 	pub    ed25519.PublicKey
 	skew   time.Duration // the hub's clock minus the real clock
+
+	// timeSamples: the welcome says the hub answers time messages; timeStep moves the hub's
+	// clock for those answers; uplinkDelay holds a time request before it is stamped received
+	// (an unequal round trip) while it is above zero.
+	timeSamples bool
+	timeStep    atomic.Int64
+	uplinkDelay atomic.Int64
+	timeAsked   atomic.Int64
 
 	ln   net.Listener
 	srv  *http.Server
@@ -196,7 +205,8 @@ func (h *testHub) serveWS(w http.ResponseWriter, r *http.Request) {
 		hc.send(h.t, &protocol.ErrorMessage{Header: protocol.Header{ID: "h-busy"}, Code: protocol.CodeBusy, Message: "busy", RetryAfterS: busy})
 		return
 	}
-	hc.send(h.t, &protocol.Welcome{Header: protocol.Header{ID: "h-1", Re: hello.ID}, HelloReceivedAt: t1, HubTime: h.now(), ResendFrom: resend})
+	hc.send(h.t, &protocol.Welcome{Header: protocol.Header{ID: "h-1", Re: hello.ID}, HelloReceivedAt: t1, HubTime: h.now(), ResendFrom: resend,
+		TimeSamples: h.timeSamples})
 	h.connected <- hc
 	for {
 		_, b, err := c.ReadMessage()
@@ -221,6 +231,15 @@ func (h *testHub) serveWS(w http.ResponseWriter, r *http.Request) {
 			case h.statuses <- m:
 			default:
 			}
+		case *protocol.Time:
+			if !h.timeSamples {
+				h.t.Errorf("hub: a time request to a hub whose welcome did not offer them")
+			}
+			h.timeAsked.Add(1)
+			time.Sleep(time.Duration(h.uplinkDelay.Load()))
+			step := time.Duration(h.timeStep.Load())
+			t1 := h.now().Add(step)
+			hc.send(h.t, &protocol.Time{Header: protocol.Header{ID: "h-t", Re: m.ID}, SentAt: m.SentAt, ReceivedAt: t1, HubTime: h.now().Add(step)})
 		default:
 			h.t.Errorf("hub: unexpected %s from the agent", m.Type())
 		}

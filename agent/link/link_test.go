@@ -589,3 +589,34 @@ func TestCheckHubURL(t *testing.T) {
 		}
 	}
 }
+
+// TestClockSampledDuringTheSession: a hub whose welcome offers time samples is asked during
+// the session; a request held on an unequal, slow uplink does not move the offset kept, and
+// a step of the hub's clock is followed. A hub that does not offer them is never asked (the
+// other tests: the test hub fails on a request it did not offer).
+func TestClockSampledDuringTheSession(t *testing.T) {
+	h := newHub(t, testSecret)
+	h.skew, h.timeSamples = 7*time.Minute, true
+	a := newTestAgent(t, h, testSecret, func(c *Config) { c.Heartbeat = 50 * time.Millisecond })
+	a.start()
+	h.nextConn(t)
+	waitFor(t, "time samples", 10*time.Second, func() bool { return h.timeAsked.Load() >= 3 })
+	off, _ := a.link.ClockOffset()
+	if (off - 7*time.Minute).Abs() > 50*time.Millisecond {
+		t.Fatalf("offset %v, want about 7m", off)
+	}
+	// 300 ms held before the hub stamps the request: each such sample says the hub is 150 ms
+	// further ahead; the filter keeps the short round trips.
+	h.uplinkDelay.Store(int64(300 * time.Millisecond))
+	asked := h.timeAsked.Load()
+	waitFor(t, "slow samples", 10*time.Second, func() bool { return h.timeAsked.Load() >= asked+3 })
+	if off2, _ := a.link.ClockOffset(); (off2 - off).Abs() > 50*time.Millisecond {
+		t.Errorf("slow unequal round trips moved the offset from %v to %v", off, off2)
+	}
+	h.uplinkDelay.Store(0)
+	h.timeStep.Store(int64(5 * time.Second)) // the hub's clock steps 5 s
+	waitFor(t, "the step followed", 10*time.Second, func() bool {
+		o, _ := a.link.ClockOffset()
+		return (o - 7*time.Minute - 5*time.Second).Abs() < 100*time.Millisecond
+	})
+}

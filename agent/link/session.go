@@ -29,6 +29,9 @@ type session struct {
 	// holdUntil: the hub could not store confirmations (CodeNotStored); none are sent before
 	// this, then everything unacknowledged is sent again.
 	holdUntil time.Time
+	// clock: the hub answers time messages (welcome.time_samples); filter keeps the samples.
+	timeSamples bool
+	clock       clockFilter
 }
 
 func (s *session) nextID() string {
@@ -113,6 +116,8 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 		return sessionEnd{err: fmt.Errorf("%w (got %s)", errNoWelcome, m.Type())}
 	}
 	offset, rtt := protocol.ClockOffset(t0, w.HelloReceivedAt, w.HubTime, t3)
+	s.timeSamples = w.TimeSamples
+	s.clock.add(clockSample{offset: offset, rtt: rtt, at: time.Now()})
 	l.offsetNS.Store(int64(offset))
 	l.hasOffset.Store(true)
 	l.rttNS.Store(int64(rtt))
@@ -196,6 +201,9 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 	if err := s.sendStatus(); err != nil {
 		return finish(err)
 	}
+	if err := s.sampleClock(); err != nil {
+		return finish(err)
+	}
 	if err := s.flushOutbox(); err != nil {
 		return finish(err)
 	}
@@ -227,7 +235,9 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 		case <-l.wake:
 			err = s.flushOutbox()
 		case <-statusT.C:
-			err = s.sendStatus()
+			if err = s.sendStatus(); err == nil {
+				err = s.sampleClock()
+			}
 		case <-pingT.C:
 			now := time.Now()
 			select {
@@ -348,6 +358,16 @@ func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEn
 		return s.schedule(ctx, m)
 	case *protocol.Command:
 		return s.command(ctx, m)
+	case *protocol.Time:
+		if m.HubTime.IsZero() {
+			return nil // the hub asks nothing of the kind
+		}
+		offset, rtt := protocol.ClockOffset(m.SentAt, m.ReceivedAt, m.HubTime, l.d.Clock.Now())
+		best := s.clock.add(clockSample{offset: offset, rtt: rtt, at: time.Now()})
+		l.offsetNS.Store(int64(best.offset))
+		l.log.Debug("clock sample", "offset", offset.Round(time.Millisecond), "rtt", rtt.Round(time.Millisecond),
+			"kept_offset", best.offset.Round(time.Millisecond), "kept_rtt", best.rtt.Round(time.Millisecond))
+		return nil
 	case *protocol.ErrorMessage:
 		if m.Code == protocol.CodeNotStored {
 			// Kept in the journal, unacknowledged: sent again from the first unacknowledged
@@ -525,4 +545,13 @@ func (a *aliveReader) Read(b []byte) (int, error) {
 		a.err = err
 	}
 	return n, err
+}
+
+// sampleClock asks the hub for its time, when it answers such requests: each answer is a
+// sample of the clock offset (handle).
+func (s *session) sampleClock() error {
+	if !s.timeSamples {
+		return nil
+	}
+	return s.write(&protocol.Time{SentAt: s.l.d.Clock.Now()})
 }

@@ -333,7 +333,7 @@ func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	welcome := &protocol.Welcome{Header: protocol.Header{ID: c.nextID(), Re: hello.ID}, HelloReceivedAt: t1,
-		ResendFrom: uint64(acked) + 1, StatusIntervalS: int(s.opts.StatusInterval / time.Second)}
+		ResendFrom: uint64(acked) + 1, StatusIntervalS: int(s.opts.StatusInterval / time.Second), TimeSamples: true}
 	if e.Revision > held {
 		welcome.LatestSchedule = &protocol.ScheduleRef{ID: ScheduleIDFor(dev.ID), Revision: uint64(e.Revision)}
 	}
@@ -464,6 +464,12 @@ func (s *Link) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.
 		c.creditOnline(ctx)
 		s.notePartFaults(c.device, st.Parts)
 		return nil
+	case *protocol.Time:
+		if !m.HubTime.IsZero() {
+			return nil // an answer: the hub asks nothing
+		}
+		t1 := s.clock.Now()
+		return c.send(&protocol.Time{Header: protocol.Header{ID: c.nextID(), Re: m.ID}, SentAt: m.SentAt, ReceivedAt: t1, HubTime: s.clock.Now()})
 	case *protocol.ErrorMessage:
 		s.log.Warn("agent reported an error", "device", c.device, "code", m.Code, "message", m.Message, "re", m.Re)
 		return nil
