@@ -123,6 +123,18 @@ type DeviceListJSON struct {
 	Versions []string     `json:"versions"` // software versions reported in the area, for a filter
 }
 
+// NamedPart is one part of a device by its name in reports and alarms.
+type NamedPart struct {
+	Name string // relay, sign, screen, audio
+	Part *PartJSON
+}
+
+// Parts lists the device's parts in the order staff see them (those it does not report are
+// nil).
+func (d DeviceJSON) Parts() []NamedPart {
+	return []NamedPart{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}, {"audio", d.Audio}}
+}
+
 // PartJSON is the state of a device's amplifier relay, LED sign, screen or speakers' sound.
 type PartJSON struct {
 	State string     `json:"state"`           // relay: on, off, unknown; sign: connected, down; screen: running, down; audio: sound, dead_air

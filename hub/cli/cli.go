@@ -856,17 +856,16 @@ func StatusTable(w io.Writer, ds []api.DeviceJSON, now time.Time) error {
 // partsCell is the status table's PARTS: ok, FAULT and the faulty parts, or - when the device
 // reports none (no relay, sign or screen, or an agent that does not say).
 func partsCell(d api.DeviceJSON) string {
-	if d.Relay == nil && d.Sign == nil && d.Screen == nil {
-		return "-"
-	}
 	var bad []string
-	for _, p := range []struct {
-		name string
-		part *api.PartJSON
-	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}} {
-		if p.part != nil && p.part.Error != "" {
-			bad = append(bad, p.name)
+	reported := false
+	for _, p := range d.Parts() {
+		reported = reported || p.Part != nil
+		if p.Part != nil && p.Part.Error != "" {
+			bad = append(bad, p.Name)
 		}
+	}
+	if !reported {
+		return "-"
 	}
 	if len(bad) == 0 {
 		return "ok"
@@ -909,12 +908,9 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON, now time.Time) error {
 	if d.Volume != nil {
 		row("volume", fmt.Sprintf("%.2f", *d.Volume))
 	}
-	for _, p := range []struct {
-		name string
-		part *api.PartJSON
-	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}} {
-		if p.part != nil {
-			row(p.name, partLine(p.part, now))
+	for _, p := range d.Parts() {
+		if p.Part != nil {
+			row(p.Name, partLine(p.Part, now))
 		}
 	}
 	if d.TemperatureC != nil {

@@ -122,16 +122,13 @@ func (c *Console) alarmsOf(lang string, d api.DeviceJSON, now time.Time) []strin
 			out = append(out, tr(lang, "alarm.offline", fmtTime(*d.LastSeen, c.opts.Location)))
 		}
 	}
-	for _, part := range []struct {
-		key string
-		p   *api.PartJSON
-	}{{"relay", d.Relay}, {"sign", d.Sign}, {"screen", d.Screen}, {"audio", d.Audio}} {
-		if part.p != nil && part.p.Error != "" {
+	for _, part := range d.Parts() {
+		if part.Part != nil && part.Part.Error != "" {
 			since := "—"
-			if part.p.Since != nil {
-				since = fmtTime(*part.p.Since, c.opts.Location)
+			if part.Part.Since != nil {
+				since = fmtTime(*part.Part.Since, c.opts.Location)
 			}
-			out = append(out, tr(lang, "alarm."+part.key, since, part.p.Error))
+			out = append(out, tr(lang, "alarm."+part.Name, since, part.Part.Error))
 		}
 	}
 	if d.DiskFreeBytes > 0 && d.DiskFreeBytes < api.AlarmLowDisk {
