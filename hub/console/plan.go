@@ -282,22 +282,23 @@ func (c *Console) starter(id string) []byte {
 }
 
 type previewData struct {
-	To         string
-	YAML       string
-	Old, New   calendar
-	Changes    []planChange
-	Warnings   []string
-	HasCurrent bool
-	Devices    int
-	Revision   int64
-	Unchanged  bool
-	Counts     map[string]int
-	Refused    string // why the API's dry run refused the document; no push is offered
+	To        string
+	YAML      string
+	Old, New  calendar
+	Changes   []planChange
+	Warnings  []string
+	Devices   int
+	Revision  int64
+	Unchanged bool
+	Counts    map[string]int
+	Refused   string // why the API's dry run refused the document; no push is offered
 }
 
-// planPreview compiles the target's stored schedule and the new one over the coming week and
-// shows them side by side with what moves, and the validator's warnings, before the push.
-// Both are the target's own schedule: what the push replaces.
+// planPreview shows, before the push, the target's effective week as it is and as it would be
+// with the new document (GET and POST /api/schedules/plan: scheduler.Compile over the target's
+// own schedule composed with the broadcasts and areas above it, what its devices really play),
+// what moves between the two, and the validator's warnings. For an area it is what a device
+// there without a schedule of its own plays.
 func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session, to string, src []byte, doc *scheduler.Document) {
 	loc := c.opts.Location
 	d := previewData{To: to, YAML: string(src), Counts: map[string]int{}}
@@ -310,13 +311,6 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 	for _, ct := range library {
 		lengths[ct.Ref] = time.Duration(ct.DurationS * float64(time.Second))
 	}
-	opts := scheduler.CompileOptions{ItemLength: func(it scheduler.Item) (time.Duration, bool) {
-		if it.File != "" {
-			return time.Second, true // only the device can measure its own files
-		}
-		l, ok := lengths[it.Content]
-		return l, ok && l > 0
-	}}
 	// The dry run is the API's own check (content there, playable on a device) and says
 	// what revision the push makes and how many devices it reaches.
 	// A refusal (content not uploaded, a cron no device could compile) is shown with the
@@ -333,33 +327,23 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 	d.Devices, d.Revision, d.Unchanged = dry.Devices, dry.Revision, dry.Unchanged
 	from := startOfWeek(c.opts.Now(), loc)
 	until := from.AddDate(0, 0, 7)
-	compile := func(doc *scheduler.Document) []calSeg {
-		tl, err := scheduler.Compile(doc, from, until, opts)
-		if err != nil {
-			d.Warnings = append(d.Warnings, err.Error())
-			return nil
-		}
-		titles := map[string]string{}
-		for _, p := range doc.Programs {
-			titles[p.ID] = p.Title
-		}
-		out := make([]calSeg, len(tl.Segments))
-		for i, sg := range tl.Segments {
-			out[i] = fromSegment(sg, titles)
+	week := "/api/schedules/plan?" + url.Values{"to": {to}, "from": {from.Format(time.RFC3339)}, "until": {until.Format(time.RFC3339)}}.Encode()
+	segsOf := func(p api.PlanJSON) []calSeg {
+		out := make([]calSeg, len(p.Segments))
+		for i, sg := range p.Segments {
+			out[i] = fromPlan(sg)
 			out[i].Start, out[i].End, out[i].Scheduled = sg.Start.In(loc), sg.End.In(loc), sg.Scheduled.In(loc)
 		}
 		return out
 	}
-	var oldSegs []calSeg
-	var oldQuiet []api.PlanQuiet
-	var sc api.ScheduleJSON
-	if err := c.call(r.Context(), s, "GET", "/api/schedules/show?"+url.Values{"to": {to}}.Encode(), nil, &sc); err == nil {
-		if old, err := scheduler.Parse("stored", []byte(sc.Document)); err == nil {
-			d.HasCurrent = true
-			oldSegs, oldQuiet = compile(old), quietOf(old)
-		}
+	var oldPlan, newPlan api.PlanJSON
+	if err := c.call(r.Context(), s, "GET", week, nil, &oldPlan); err != nil {
+		d.Warnings = append(d.Warnings, err.Error())
 	}
-	newSegs := compile(doc)
+	if err := c.call(r.Context(), s, "POST", week, api.PushRequest{To: to, Name: editorName, Document: string(src)}, &newPlan); err != nil {
+		d.Warnings = append(d.Warnings, err.Error())
+	}
+	oldSegs, newSegs := segsOf(oldPlan), segsOf(newPlan)
 	d.Changes = diffTimelines(oldSegs, newSegs, loc)
 	for _, ch := range d.Changes {
 		d.Counts[ch.Kind]++
@@ -374,17 +358,9 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 			}
 		}
 	}
-	d.Old = buildCalendar(oldSegs, oldQuiet, from, 7, loc)
-	d.New = buildCalendar(newSegs, quietOf(doc), from, 7, loc)
+	d.Old = buildCalendar(oldSegs, oldPlan.QuietHours, from, 7, loc)
+	d.New = buildCalendar(newSegs, newPlan.QuietHours, from, 7, loc)
 	c.render(w, r, http.StatusOK, "planpreview", s, d)
-}
-
-func quietOf(doc *scheduler.Document) []api.PlanQuiet {
-	var out []api.PlanQuiet
-	for _, q := range doc.QuietHours {
-		out = append(out, api.PlanQuiet{From: q.From.String(), To: q.To.String()})
-	}
-	return out
 }
 
 // planPush pushes the previewed document as the signed-in user (POST /api/schedules) and

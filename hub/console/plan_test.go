@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -333,5 +335,113 @@ func TestPreviewMissingContent(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `id="refused"`) || strings.Contains(body, `id="push"`) ||
 		!strings.Contains(body, "chưa có trong thư viện") || strings.Count(body, `class="seg `) != 6 {
 		t.Errorf("preview of missing content (%d):\n%s", code, body)
+	}
+}
+
+// composedWeek is scheduler.Compile, over the week from monday, of the documents composed as
+// the hub composes a device's effective schedule: sources root first, each programme's id
+// prefixed with its area, the nearest document's zone and quiet hours. Each segment is written
+// "output|program|item|start|end|status", times in UTC, sorted.
+func composedWeek(t *testing.T, monday time.Time, sources ...[2]string) []string {
+	t.Helper()
+	var eff *scheduler.Document
+	for _, src := range sources {
+		d, err := scheduler.Parse(src[0], []byte(src[1]))
+		must(t, err)
+		for i := range d.Programs {
+			d.Programs[i].ID = src[0] + "/" + d.Programs[i].ID
+		}
+		if eff != nil {
+			d.Programs = append(eff.Programs, d.Programs...)
+		}
+		eff = d
+	}
+	b, err := eff.Encode()
+	must(t, err)
+	eff, err = scheduler.Parse("composed", b)
+	must(t, err)
+	tl, err := scheduler.Compile(eff, monday, monday.AddDate(0, 0, 7), scheduler.CompileOptions{})
+	must(t, err)
+	var out []string
+	for _, s := range tl.Segments {
+		out = append(out, strings.Join([]string{s.Output, s.Program, s.Ref, s.Start.UTC().Format(time.RFC3339Nano), s.End.UTC().Format(time.RFC3339Nano), string(s.Status)}, "|"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// segsOn reads the segments a calendar page shows, written as composedWeek writes them.
+func segsOn(t *testing.T, page string) []string {
+	t.Helper()
+	re := regexp.MustCompile(`<div class="seg [^"]*"[^>]* data-output="([^"]*)" data-program="([^"]*)" data-item="([^"]*)" data-start="([^"]*)" data-end="([^"]*)" data-status="([^"]*)"`)
+	var out []string
+	for _, m := range re.FindAllStringSubmatch(page, -1) {
+		for i := range m {
+			m[i] = html.UnescapeString(m[i])
+		}
+		out = append(out, strings.Join(m[1:], "|"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func thisMonday(zone *time.Location) time.Time {
+	y, m, d := time.Now().In(zone).Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, zone)
+	return day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
+}
+
+// The push preview shows what the commune's devices will really play: the province's relay
+// of a higher class preempts the commune's new morning bulletin, which resumes after it, in
+// the new calendar; the current one already holds the province's plays; the diff is made on
+// these effective weeks, so the province's plays are not "added".
+func TestPreviewEffectiveWeek(t *testing.T) {
+	h := newTestHub(t)
+	prov := "version: 1\nid: tinh\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: tiep-song\n    class: priority\n    cron: \"0 35 5 * * *\"\n    items: [{stream: \"http://radio.example/qn.mp3\", duration: 5m}]\n"
+	h.api(h.admin, "POST", "/api/schedules", api.PushRequest{To: "area:qn", Document: prov}, nil, http.StatusOK)
+	commune := "version: 1\nid: tam-phu\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: sang\n    title: Bản tin sáng\n    cron: \"0 30 5 * * MON-SAT\"\n    max_duration: 20m\n    on_interrupt: resume\n    items: [{text: Bản tin sáng, duration: 10m}]\n"
+	a := h.client()
+	a.signIn("admin", adminPass)
+	a.do("GET", "/console/plan/edit?to=area:qn/tk/tp", nil)
+	monday := thisMonday(h.zone)
+	code, body, _ := a.do("POST", "/console/plan/edit", url.Values{"csrf": {a.csrf}, "to": {"area:qn/tk/tp"}, "act": {"yaml-preview"}, "yaml": {commune}})
+	if monday != thisMonday(h.zone) {
+		t.Skip("the week turned during the test")
+	}
+	oldAt, newAt := strings.Index(body, `class="cal-week-view old"`), strings.Index(body, `class="cal-week-view new"`)
+	if code != http.StatusOK || oldAt < 0 || newAt < oldAt || !strings.Contains(body, `id="push"`) {
+		t.Fatalf("preview (%d):\n%s", code, body)
+	}
+	gotOld, gotNew := segsOn(t, body[oldAt:newAt]), segsOn(t, body[newAt:])
+	wantOld := composedWeek(t, monday, [2]string{"qn", prov})
+	wantNew := composedWeek(t, monday, [2]string{"qn", prov}, [2]string{"qn/tk/tp", commune})
+	if strings.Join(gotOld, "\n") != strings.Join(wantOld, "\n") {
+		t.Errorf("the current week is not the province's:\n%s\n--- want\n%s", strings.Join(gotOld, "\n"), strings.Join(wantOld, "\n"))
+	}
+	if strings.Join(gotNew, "\n") != strings.Join(wantNew, "\n") {
+		t.Errorf("the new week is not the composed one:\n%s\n--- want\n%s", strings.Join(gotNew, "\n"), strings.Join(wantNew, "\n"))
+	}
+	// Six mornings preempted at 05:35 and resumed at 05:40, beside seven relays.
+	var preempted, resumed, relays int
+	for _, s := range gotNew {
+		f := strings.Split(s, "|")
+		switch {
+		case f[1] == "qn/tiep-song":
+			relays++
+		case f[1] == "qn/tk/tp/sang" && f[5] == "preempted":
+			preempted++
+		case f[1] == "qn/tk/tp/sang" && f[5] == "resumed":
+			resumed++
+		}
+	}
+	if relays != 7 || preempted != 6 || resumed != 6 {
+		t.Errorf("the new week has %d relays, %d mornings preempted and %d resumed; want 7, 6, 6", relays, preempted, resumed)
+	}
+	// What the push adds is the commune's plays only: 12 segments (6 preempted, 6 resumed).
+	if n := regexp.MustCompile(`id="n-added">(\d+)<`).FindStringSubmatch(body); n == nil || n[1] != "12" {
+		t.Errorf("added: %v, want 12", n)
+	}
+	if n := regexp.MustCompile(`id="n-removed">(\d+)<`).FindStringSubmatch(body); n == nil || n[1] != "0" {
+		t.Errorf("removed: %v, want 0", n)
 	}
 }
