@@ -434,17 +434,51 @@ type deliveryEvent struct {
 	Label    string `json:"label"`
 	Revision int64  `json:"revision"`
 	Reason   string `json:"reason,omitempty"`
+	// Played is the newest play the device confirmed from the revision delivered ("" none
+	// yet): what, and when it began in the hub's zone.
+	Played string `json:"played,omitempty"`
 }
 
-// planDeliveryEvents streams each device's delivery state as server-sent events until every
-// device is active or offline (then "done"). Like the overview's stream it checks the store
-// every EventInterval and sends only what changed.
+// playedFrom is the newest play a device confirmed from its newest composed revision (the one
+// being delivered), nil when none has come yet.
+func (c *Console) playedFrom(r *http.Request, s *session, d api.DeviceJSON) (*api.ConfirmationJSON, error) {
+	if d.Revision == 0 {
+		return nil, nil
+	}
+	var cs []api.ConfirmationJSON
+	if err := c.call(r.Context(), s, "GET", "/api/confirmations?"+url.Values{"device": {d.ID}, "limit": {"1"}}.Encode(), nil, &cs); err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 || cs[0].Revision < d.Revision {
+		return nil, nil
+	}
+	return &cs[0], nil
+}
+
+// playedLabel is how the delivery view names a confirmed play: "Bản tin sáng · 05:30:00 07/12".
+func (c *Console) playedLabel(p *api.ConfirmationJSON) string {
+	what := p.Title
+	if what == "" {
+		what = p.Program
+	}
+	at := p.ReceivedAt
+	if p.Start != nil {
+		at = *p.Start
+	}
+	return what + " · " + at.In(c.opts.Location).Format("15:04:05 02/01")
+}
+
+// planDeliveryEvents streams each device's delivery state as server-sent events: "done" once
+// every device is active, refused or offline, then on until each active one has confirmed a
+// play from the new revision, its first confirmation (then "end"). Like the overview's stream
+// it checks the store every EventInterval and sends only what changed.
 func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *session) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	rc := http.NewResponseController(w)
 	to, lang := r.URL.Query().Get("to"), langOf(r)
 	last := map[string]string{}
+	wasSettled := false
 	t := time.NewTicker(c.opts.EventInterval)
 	defer t.Stop()
 	for {
@@ -456,7 +490,7 @@ func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *
 			return
 		}
 		var buf bytes.Buffer
-		settled := true
+		settled, played := true, true
 		for _, d := range devs {
 			ev := deliveryEvent{ID: d.ID, Online: d.Online, State: d.Delivery, Revision: d.Revision, Reason: d.RefusedReason}
 			ev.Label = "—"
@@ -466,22 +500,39 @@ func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *
 			if d.Online && d.Delivery != "active" && d.Delivery != "refused" {
 				settled = false
 			}
+			if d.Delivery == "active" {
+				p, err := c.playedFrom(r, s, d)
+				if err != nil {
+					return
+				}
+				if p != nil {
+					ev.Played = c.playedLabel(p)
+				} else if d.Online {
+					played = false
+				}
+			}
 			b, _ := json.Marshal(ev)
 			if last[d.ID] != string(b) {
 				last[d.ID] = string(b)
 				fmt.Fprintf(&buf, "event: delivery\ndata: %s\n\n", b)
 			}
 		}
-		if settled {
+		switch {
+		case settled && !wasSettled:
 			buf.WriteString("event: done\ndata: {}\n\n")
-		} else {
+			wasSettled = true
+		default:
 			buf.WriteString(": alive\n\n")
+		}
+		end := settled && played
+		if end {
+			buf.WriteString("event: end\ndata: {}\n\n")
 		}
 		rc.SetWriteDeadline(time.Now().Add(c.opts.EventInterval + 30*time.Second))
 		if _, err := w.Write(buf.Bytes()); err != nil {
 			return
 		}
-		if err := rc.Flush(); err != nil || settled {
+		if err := rc.Flush(); err != nil || end {
 			return
 		}
 		select {

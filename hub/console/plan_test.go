@@ -27,7 +27,10 @@ import (
 )
 
 // playingAgent connects a device as the agent does and answers every schedule the hub sends
-// with the delivery reports a real agent makes: received, content_ready, then active.
+// with the delivery reports a real agent makes: received, content_ready, then active; then,
+// once it is active, it confirms a play of the schedule's first segment (played now rather
+// than at its time, so the test need not wait for it) in a confirmations batch, as the
+// agent's journal sends its records.
 func (h *testHub) playingAgent(id, secret string) {
 	u := "ws" + strings.TrimPrefix(h.url, "http") + "/agent/ws"
 	ws, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {protocol.FormatDeviceAuth(id, secret)}})
@@ -45,7 +48,7 @@ func (h *testHub) playingAgent(id, secret string) {
 	}
 	must(h.t, send(&protocol.Hello{Header: protocol.Header{ID: "h1"}, DeviceID: id, SoftwareVersion: "loa-agent 0.9"}))
 	go func() {
-		n := 0
+		n, seq := 0, uint64(0)
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {
@@ -66,6 +69,23 @@ func (h *testHub) playingAgent(id, secret string) {
 					Revision: p.Revision, State: st}) != nil {
 					return
 				}
+			}
+			doc, err := scheduler.Parse("received", []byte(p.Document))
+			if err != nil {
+				continue
+			}
+			now := time.Now()
+			tl, err := scheduler.Compile(doc, now, now.AddDate(0, 0, 8), scheduler.CompileOptions{})
+			if err != nil || len(tl.Segments) == 0 {
+				continue
+			}
+			sg := tl.Segments[0]
+			seq++
+			rec := protocol.Confirmation{Device: id, Seq: seq, Output: sg.Output, ScheduleID: p.ScheduleID, Revision: p.Revision,
+				Program: sg.Program, ItemIndex: sg.Item, Item: sg.Ref, Scheduled: now, Start: now, End: now.Add(time.Second),
+				Proof: protocol.Proof{PlayedS: 1}, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced}
+			if send(&protocol.Confirmations{Header: protocol.Header{ID: fmt.Sprintf("c%d", seq)}, Records: []protocol.Confirmation{rec}}) != nil {
+				return
 			}
 		}
 	}()
@@ -183,29 +203,37 @@ func TestPlanningInBrowser(t *testing.T) {
 	if strings.Join(states, " ") != "active active" {
 		t.Errorf("delivery states: %v", states)
 	}
+	// The first confirmations: each device's play from the pushed revision, named by its
+	// programme's title as the hub stored it.
+	loaded(t, ctx, `document.getElementById("progress").dataset.ended === "1"`)
+	played := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("tr[data-device]")].map(e => e.dataset.device + " " + e.querySelector("td.pl").textContent)`))
+	var plays []api.ConfirmationJSON
+	h.api(h.admin, "GET", "/api/confirmations?area=qn/tk/tx", nil, &plays, http.StatusOK)
+	var wantPlayed []string
+	for _, p := range plays {
+		var dev api.DeviceJSON
+		h.api(h.admin, "GET", "/api/devices/"+p.Device, nil, &dev, http.StatusOK)
+		if p.Title == "" || p.Start == nil || p.Revision != dev.Revision {
+			t.Errorf("a confirmation after the push: %+v (device at revision %d)", p, dev.Revision)
+			continue
+		}
+		wantPlayed = append(wantPlayed, p.Device+" "+p.Title+" · "+p.Start.In(h.zone).Format("15:04:05 02/01"))
+	}
+	sort.Strings(wantPlayed)
+	sort.Strings(played)
+	if len(wantPlayed) != 2 || strings.Join(played, "\n") != strings.Join(wantPlayed, "\n") {
+		t.Errorf("the delivery view's first plays:\n%s\nwant (the hub's confirmations):\n%s", strings.Join(played, "\n"), strings.Join(wantPlayed, "\n"))
+	}
 	planShot(t, ctx, dir, "plan-delivery")
 
 	// The calendar of one of the devices, against the scheduler's own compile of the document.
 	var stored api.ScheduleJSON
 	h.api(h.admin, "GET", "/api/schedules/show?to=area:qn/tk/tx", nil, &stored, http.StatusOK)
-	doc, err := scheduler.Parse("stored", []byte(stored.Document))
-	must(t, err)
-	for i := range doc.Programs {
-		doc.Programs[i].ID = "qn/tk/tx/" + doc.Programs[i].ID // as the hub composes a device's schedule
-	}
-	b, _ := doc.Encode()
-	doc, err = scheduler.Parse("composed", b)
-	must(t, err)
 	week := time.Now().In(h.zone).AddDate(0, 0, 7)
 	y, m, d := week.Date()
 	monday := time.Date(y, m, d, 0, 0, 0, 0, h.zone)
 	monday = monday.AddDate(0, 0, -((int(monday.Weekday()) + 6) % 7))
-	tl, err := scheduler.Compile(doc, monday, monday.AddDate(0, 0, 7), scheduler.CompileOptions{})
-	must(t, err)
-	var want []string
-	for _, s := range tl.Segments {
-		want = append(want, strings.Join([]string{s.Output, s.Program, s.Ref, s.Start.UTC().Format(time.RFC3339Nano), s.End.UTC().Format(time.RFC3339Nano), string(s.Status)}, "|"))
-	}
+	want := composedWeek(t, monday, [2]string{"qn/tk/tx", stored.Document}) // as the hub composes a device's schedule
 	do(t, ctx, chromedp.Navigate(h.url+"/console/plan?to=device:tx/cl-1&week="+monday.Format("2006-01-02")), chromedp.WaitVisible(chromedp.CSS(".cal")))
 	rendered := run(t, ctx, chromedp.Evaluate[[]renderedSeg](`[...document.querySelectorAll(".seg")].map(e => ({Output: e.dataset.output,
 		Program: e.dataset.program, Item: e.dataset.item, Start: e.dataset.start, End: e.dataset.end, Status: e.dataset.status}))`))
