@@ -55,8 +55,6 @@ var planFuncs = template.FuncMap{
 	"date": func(t time.Time) string { return t.Format("02/01/2006") },
 	"iso":  func(t time.Time) string { return t.Format("2006-01-02") },
 	"hm":   func(t time.Time) string { return t.Format("15:04") },
-	// rfc writes a segment's time for its data attributes: UTC, so no "+" to escape.
-	"rfc": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"weekday": func(v view, t time.Time) string {
 		return v.T(fmt.Sprintf("wd.%d", (int(t.Weekday())+6)%7))
 	},
@@ -65,6 +63,7 @@ var planFuncs = template.FuncMap{
 	"pf":          func(i int) string { return fmt.Sprintf("p.%d.", i) },
 	"dayNames":    func() [7]string { return dayNames },
 	"outputNames": func() []string { return outputNames },
+	"segBoxes":    segBoxes,
 	"calView": func(v view, cal calendar, caption string) any {
 		return struct {
 			View    view

@@ -473,3 +473,44 @@ func TestPreviewEffectiveWeek(t *testing.T) {
 		t.Errorf("removed: %v, want 0", n)
 	}
 }
+
+// A dense week (the scheduler benchmark's 500 programmes: about 5,600 segments on three
+// outputs, preempting each other) is drawn whole: every segment scheduler.Compile gives, with
+// its times and status; the page is sent gzipped.
+func TestDenseWeekCalendar(t *testing.T) {
+	h := newTestHub(t)
+	src := denseWeek(500)
+	h.api(h.admin, "POST", "/api/schedules", api.PushRequest{To: "device:tt/cl-2", Document: src}, nil, http.StatusOK)
+	a := h.client()
+	a.signIn("admin", adminPass)
+	monday := time.Date(2026, 12, 7, 0, 0, 0, 0, h.zone)
+	page := "/console/plan?to=device:tt/cl-2&week=" + monday.Format("2006-01-02")
+	code, body, _ := a.do("GET", page, nil)
+	want := composedWeek(t, monday, [2]string{"device:tt/cl-2", src})
+	got := segsOn(t, body)
+	if code != http.StatusOK || len(want) < 5000 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the dense week (%d): %d segments drawn, scheduler.Compile gives %d", code, len(got), len(want))
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("first difference:\n%s\nwant\n%s", got[i], want[i])
+			}
+		}
+	}
+	req, _ := http.NewRequest("GET", h.url+page, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := a.c.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+		t.Errorf("the calendar is sent as %q, Vary %q", resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"))
+	}
+	// The delivery events are not: a flush must reach the browser at once.
+	req, _ = http.NewRequest("GET", h.url+"/console/plan/delivery/events?to=device:tt/cl-2", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err = a.c.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("the delivery events (%d) are sent as %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
+	}
+}
