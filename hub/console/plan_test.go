@@ -135,7 +135,8 @@ type renderedSeg struct {
 // sessions and a Wednesday ethnic-language programme in the editor (meeting a field error on
 // the way), previews and pushes it to a commune with two connected agents, watches both reach
 // active, finds the device's calendar segment for segment what scheduler.Compile gives for the
-// same document, and applies the week as a template to two other communes.
+// same document, applies the week as a template to two other communes, and previews a change
+// beneath a province's relay.
 func TestPlanningInBrowser(t *testing.T) {
 	h := newTestHub(t)
 	ctx := browser(t)
@@ -197,7 +198,6 @@ func TestPlanningInBrowser(t *testing.T) {
 	if added == "0" || fmt.Sprint(newSegs) != added {
 		t.Errorf("preview: %s added, %d segments in the new calendar", added, newSegs)
 	}
-	planShot(t, ctx, dir, "plan-preview")
 	click(t, ctx, `#push`, `document.querySelector("table.delivery") !== null`)
 	loaded(t, ctx, `document.getElementById("progress").dataset.finished === "1"`)
 	states := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("td.dl")].map(e => e.dataset.state)`))
@@ -280,6 +280,20 @@ func TestPlanningInBrowser(t *testing.T) {
 			t.Errorf("%s's schedule is not the template's: by %s\n%s", a, sc.Author, sc.Document)
 		}
 	}
+
+	// The province relays its radio at 05:45 every day; the commune moves its morning bulletin
+	// to 05:40: the preview shows the relay in both weeks and the bulletin cut by it.
+	prov := "version: 1\nid: tinh\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: tiep-song\n    title: Tiếp sóng Đài tỉnh\n    class: priority\n    cron: \"0 45 5 * * *\"\n    items: [{stream: \"http://radio.example/qn.mp3\", duration: 15m}]\n"
+	h.api(h.admin, "POST", "/api/schedules", api.PushRequest{To: "area:qn", Document: prov}, nil, http.StatusOK)
+	do(t, ctx, chromedp.Navigate(h.url+"/console/plan/edit?to=area:qn/tk/tx"), chromedp.WaitVisible(chromedp.CSS(`input[name="p.0.time"]`)))
+	fill(t, ctx, [][2]string{{"p.0.time", "05:40"}})
+	click(t, ctx, `button[value=preview]`, `document.getElementById("push") !== null`)
+	counts := run(t, ctx, chromedp.Evaluate[[]int](`[".old .seg[data-program='qn/tiep-song']", ".new .seg[data-program='qn/tiep-song']",
+		".new .seg[data-program='qn/tk/tx/ban-tin-sang'][data-status='preempted']", ".new .seg.ch-added[data-program='qn/tiep-song']"].map(s => document.querySelectorAll(s).length)`))
+	if fmt.Sprint(counts) != "[7 7 6 0]" {
+		t.Errorf("the preview's relays (current, new), mornings cut and relays marked added: %v, want [7 7 6 0]", counts)
+	}
+	planShot(t, ctx, dir, "plan-preview")
 }
 
 // canon is a document as the scheduler reads it, so two writings of one schedule compare equal.
