@@ -143,12 +143,7 @@ func (c *Console) planCalendar(w http.ResponseWriter, r *http.Request, s *sessio
 		c.apiFail(w, r, s, err)
 		return
 	}
-	segs := make([]calSeg, len(d.Plan.Segments))
-	for i, p := range d.Plan.Segments {
-		segs[i] = fromPlan(p)
-		segs[i].Start, segs[i].End, segs[i].Scheduled = p.Start.In(loc), p.End.In(loc), p.Scheduled.In(loc)
-	}
-	d.Cal = buildCalendar(segs, d.Plan.QuietHours, from, days, loc)
+	d.Cal = buildCalendar(planSegs(d.Plan, loc), d.Plan.QuietHours, from, days, loc)
 	d.Cal.To = d.To
 	c.render(w, r, http.StatusOK, "plan", s, d)
 }
@@ -327,14 +322,6 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 	from := startOfWeek(c.opts.Now(), loc)
 	until := from.AddDate(0, 0, 7)
 	week := "/api/schedules/plan?" + url.Values{"to": {to}, "from": {from.Format(time.RFC3339)}, "until": {until.Format(time.RFC3339)}}.Encode()
-	segsOf := func(p api.PlanJSON) []calSeg {
-		out := make([]calSeg, len(p.Segments))
-		for i, sg := range p.Segments {
-			out[i] = fromPlan(sg)
-			out[i].Start, out[i].End, out[i].Scheduled = sg.Start.In(loc), sg.End.In(loc), sg.Scheduled.In(loc)
-		}
-		return out
-	}
 	var oldPlan, newPlan api.PlanJSON
 	if err := c.call(r.Context(), s, "GET", week, nil, &oldPlan); err != nil {
 		d.Warnings = append(d.Warnings, err.Error())
@@ -342,7 +329,7 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 	if err := c.call(r.Context(), s, "POST", week, api.PushRequest{To: to, Name: editorName, Document: string(src)}, &newPlan); err != nil {
 		d.Warnings = append(d.Warnings, err.Error())
 	}
-	oldSegs, newSegs := segsOf(oldPlan), segsOf(newPlan)
+	oldSegs, newSegs := planSegs(oldPlan, loc), planSegs(newPlan, loc)
 	d.Changes = diffTimelines(oldSegs, newSegs, loc)
 	for _, ch := range d.Changes {
 		d.Counts[ch.Kind]++

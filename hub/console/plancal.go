@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
-	"github.com/loa-project/loa/scheduler"
 )
 
 // calSeg is one segment of a compiled timeline as the calendar draws it.
@@ -33,14 +32,14 @@ func (s calSeg) Label() string {
 	return s.Program
 }
 
-func fromPlan(p api.PlanSegment) calSeg {
-	return calSeg{Output: p.Output, Program: p.Program, Title: p.Title, Class: p.Class, Item: p.Item, Status: p.Status,
-		Start: p.Start, End: p.End, Scheduled: p.Scheduled}
-}
-
-func fromSegment(s scheduler.Segment, titles map[string]string) calSeg {
-	return calSeg{Output: s.Output, Program: s.Program, Title: titles[s.Program], Class: s.Class.String(), Item: s.Ref,
-		Status: string(s.Status), Start: s.Start, End: s.End, Scheduled: s.Scheduled}
+// planSegs are the plan's segments as the calendar draws them, their times in loc.
+func planSegs(p api.PlanJSON, loc *time.Location) []calSeg {
+	out := make([]calSeg, len(p.Segments))
+	for i, sg := range p.Segments {
+		out[i] = calSeg{Output: sg.Output, Program: sg.Program, Title: sg.Title, Class: sg.Class, Item: sg.Item, Status: sg.Status,
+			Start: sg.Start.In(loc), End: sg.End.In(loc), Scheduled: sg.Scheduled.In(loc)}
+	}
+	return out
 }
 
 type calBox struct{ Top, Height int }
