@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/loa-project/loa/hub/agentlink"
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
@@ -208,10 +209,22 @@ func (s *Server) apiShowSchedule(w http.ResponseWriter, r *http.Request, p staff
 // apiPlan compiles what a device will play over [from, until) from the hub's newest signed
 // document for it; for an area, from what a device there without a schedule of its own is
 // given (the area's and its ancestors' schedules and the broadcasts reaching it).
+//
+// POST (a body as a push's, api.PushRequest) is the same for a schedule not yet pushed: what
+// the target's devices would play with req.Document in place of the target's own schedule,
+// composed with everything above it (the console's push preview).
 func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	target, area, ok := s.resolveTarget(w, r, p, q.Get("to"))
+	to := q.Get("to")
+	var req api.PushRequest
+	if r.Method == http.MethodPost {
+		if !staffapi.ReadJSON(w, r, &req) {
+			return
+		}
+		to = req.To
+	}
+	target, area, ok := s.resolveTarget(w, r, p, to)
 	if !ok {
 		return
 	}
@@ -247,6 +260,19 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p staffapi.Call
 	var docBytes []byte
 	if target.Kind == store.TargetDevice {
 		plan.Device = target.ID
+	}
+	switch {
+	case r.Method == http.MethodPost:
+		doc, err := scheduler.Parse("the new schedule of "+target.String(), []byte(req.Document))
+		if err != nil {
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if docBytes, err = s.composeWith(ctx, target, area, doc); err != nil {
+			staffapi.Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	case target.Kind == store.TargetDevice:
 		e, err := s.st.LatestEffective(ctx, target.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -261,7 +287,7 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p staffapi.Call
 			}
 			docBytes, plan.Revision = payload, e.Revision
 		}
-	} else {
+	default:
 		srcs, err := s.areaChain(ctx, area)
 		if err != nil {
 			staffapi.Fail(w, err)
@@ -293,7 +319,7 @@ func (s *Server) apiPlan(w http.ResponseWriter, r *http.Request, p staffapi.Call
 	for _, q := range doc.QuietHours {
 		plan.QuietHours = append(plan.QuietHours, api.PlanQuiet{From: q.From.String(), To: q.To.String()})
 	}
-	tl, err := scheduler.Compile(doc, from, until, scheduler.CompileOptions{})
+	tl, err := scheduler.Compile(doc, from, until, scheduler.CompileOptions{ItemLength: s.itemLength(ctx)})
 	if err != nil {
 		staffapi.Error(w, http.StatusBadRequest, err.Error())
 		return
@@ -319,4 +345,67 @@ func payloadDocument(payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("stored effective schedule: %w", err)
 	}
 	return []byte(p.Document), nil
+}
+
+// composeWith is the effective schedule of target's devices were doc its own schedule: the
+// broadcasts covering its area and the schedules above it (for a device, its area's chain),
+// composed as the hub composes them, then doc's programmes, nearest, deciding the zone and
+// the quiet hours. For an area that is what a device there without a schedule of its own plays.
+func (s *Server) composeWith(ctx context.Context, target store.Target, area string, doc *scheduler.Document) ([]byte, error) {
+	srcs, err := s.bc.Covering(ctx, area)
+	if err != nil {
+		return nil, err
+	}
+	var chain []store.Schedule
+	if target.Kind == store.TargetDevice {
+		chain, err = s.st.SchedulesForDevice(ctx, target.ID)
+	} else {
+		chain, err = s.areaChain(ctx, area)
+	}
+	if err != nil {
+		return nil, err
+	}
+	above := []store.Schedule{}
+	for _, sc := range append(srcs, chain...) {
+		if sc.Target != target {
+			above = append(above, sc)
+		}
+	}
+	eff := scheduler.Document{Version: scheduler.SchemaVersion, ID: doc.ID, Revision: 1, Timezone: doc.Timezone, QuietHours: doc.QuietHours}
+	if len(above) > 0 {
+		b, err := s.link.Compose(ctx, target.ID, 1, above)
+		if err != nil {
+			return nil, err
+		}
+		up, err := scheduler.Parse("composed schedule above "+target.String(), b)
+		if err != nil {
+			return nil, err
+		}
+		eff.Programs = up.Programs
+	}
+	for _, pr := range doc.Programs {
+		pr.ID = agentlink.ProgramPrefix(target) + "/" + pr.ID
+		eff.Programs = append(eff.Programs, pr)
+	}
+	return eff.Encode()
+}
+
+// itemLength gives library content the length the hub recorded and a device's own file a
+// second (only the device can measure it), as the hub's check before a push does: a
+// composed document has its content lengths written in, a previewed one not yet.
+func (s *Server) itemLength(ctx context.Context) func(scheduler.Item) (time.Duration, bool) {
+	lengths := map[string]time.Duration{}
+	return func(it scheduler.Item) (time.Duration, bool) {
+		if it.File != "" {
+			return time.Second, true
+		}
+		d, ok := lengths[it.Content]
+		if !ok && it.Content != "" {
+			if c, err := s.st.GetContent(ctx, it.Content); err == nil {
+				d = c.Duration
+			}
+			lengths[it.Content] = d
+		}
+		return d, d > 0
+	}
 }

@@ -311,6 +311,7 @@ func (s *Server) routes() {
 	api("GET /api/schedules", V, s.apiListSchedules)
 	api("GET /api/schedules/show", V, s.apiShowSchedule)
 	api("GET /api/schedules/plan", V, s.apiPlan)
+	api("POST /api/schedules/plan", V, s.apiPlan) // the same for a schedule not yet pushed
 	api("GET /api/schedule-templates", V, s.apiListTemplates)
 	api("POST /api/schedule-templates", O, s.apiSaveTemplate)
 	api("GET /api/status", V, s.apiStatus)

@@ -55,8 +55,6 @@ var planFuncs = template.FuncMap{
 	"date": func(t time.Time) string { return t.Format("02/01/2006") },
 	"iso":  func(t time.Time) string { return t.Format("2006-01-02") },
 	"hm":   func(t time.Time) string { return t.Format("15:04") },
-	// rfc writes a segment's time for its data attributes: UTC, so no "+" to escape.
-	"rfc": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"weekday": func(v view, t time.Time) string {
 		return v.T(fmt.Sprintf("wd.%d", (int(t.Weekday())+6)%7))
 	},
@@ -65,6 +63,7 @@ var planFuncs = template.FuncMap{
 	"pf":          func(i int) string { return fmt.Sprintf("p.%d.", i) },
 	"dayNames":    func() [7]string { return dayNames },
 	"outputNames": func() []string { return outputNames },
+	"segBoxes":    segBoxes,
 	"calView": func(v view, cal calendar, caption string) any {
 		return struct {
 			View    view
@@ -144,12 +143,7 @@ func (c *Console) planCalendar(w http.ResponseWriter, r *http.Request, s *sessio
 		c.apiFail(w, r, s, err)
 		return
 	}
-	segs := make([]calSeg, len(d.Plan.Segments))
-	for i, p := range d.Plan.Segments {
-		segs[i] = fromPlan(p)
-		segs[i].Start, segs[i].End, segs[i].Scheduled = p.Start.In(loc), p.End.In(loc), p.Scheduled.In(loc)
-	}
-	d.Cal = buildCalendar(segs, d.Plan.QuietHours, from, days, loc)
+	d.Cal = buildCalendar(planSegs(d.Plan, loc), d.Plan.QuietHours, from, days, loc)
 	d.Cal.To = d.To
 	c.render(w, r, http.StatusOK, "plan", s, d)
 }
@@ -282,22 +276,23 @@ func (c *Console) starter(id string) []byte {
 }
 
 type previewData struct {
-	To         string
-	YAML       string
-	Old, New   calendar
-	Changes    []planChange
-	Warnings   []string
-	HasCurrent bool
-	Devices    int
-	Revision   int64
-	Unchanged  bool
-	Counts     map[string]int
-	Refused    string // why the API's dry run refused the document; no push is offered
+	To        string
+	YAML      string
+	Old, New  calendar
+	Changes   []planChange
+	Warnings  []string
+	Devices   int
+	Revision  int64
+	Unchanged bool
+	Counts    map[string]int
+	Refused   string // why the API's dry run refused the document; no push is offered
 }
 
-// planPreview compiles the target's stored schedule and the new one over the coming week and
-// shows them side by side with what moves, and the validator's warnings, before the push.
-// Both are the target's own schedule: what the push replaces.
+// planPreview shows, before the push, the target's effective week as it is and as it would be
+// with the new document (GET and POST /api/schedules/plan: scheduler.Compile over the target's
+// own schedule composed with the broadcasts and areas above it, what its devices really play),
+// what moves between the two, and the validator's warnings. For an area it is what a device
+// there without a schedule of its own plays.
 func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session, to string, src []byte, doc *scheduler.Document) {
 	loc := c.opts.Location
 	d := previewData{To: to, YAML: string(src), Counts: map[string]int{}}
@@ -310,13 +305,6 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 	for _, ct := range library {
 		lengths[ct.Ref] = time.Duration(ct.DurationS * float64(time.Second))
 	}
-	opts := scheduler.CompileOptions{ItemLength: func(it scheduler.Item) (time.Duration, bool) {
-		if it.File != "" {
-			return time.Second, true // only the device can measure its own files
-		}
-		l, ok := lengths[it.Content]
-		return l, ok && l > 0
-	}}
 	// The dry run is the API's own check (content there, playable on a device) and says
 	// what revision the push makes and how many devices it reaches.
 	// A refusal (content not uploaded, a cron no device could compile) is shown with the
@@ -333,33 +321,15 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 	d.Devices, d.Revision, d.Unchanged = dry.Devices, dry.Revision, dry.Unchanged
 	from := startOfWeek(c.opts.Now(), loc)
 	until := from.AddDate(0, 0, 7)
-	compile := func(doc *scheduler.Document) []calSeg {
-		tl, err := scheduler.Compile(doc, from, until, opts)
-		if err != nil {
-			d.Warnings = append(d.Warnings, err.Error())
-			return nil
-		}
-		titles := map[string]string{}
-		for _, p := range doc.Programs {
-			titles[p.ID] = p.Title
-		}
-		out := make([]calSeg, len(tl.Segments))
-		for i, sg := range tl.Segments {
-			out[i] = fromSegment(sg, titles)
-			out[i].Start, out[i].End, out[i].Scheduled = sg.Start.In(loc), sg.End.In(loc), sg.Scheduled.In(loc)
-		}
-		return out
+	week := "/api/schedules/plan?" + url.Values{"to": {to}, "from": {from.Format(time.RFC3339)}, "until": {until.Format(time.RFC3339)}}.Encode()
+	var oldPlan, newPlan api.PlanJSON
+	if err := c.call(r.Context(), s, "GET", week, nil, &oldPlan); err != nil {
+		d.Warnings = append(d.Warnings, err.Error())
 	}
-	var oldSegs []calSeg
-	var oldQuiet []api.PlanQuiet
-	var sc api.ScheduleJSON
-	if err := c.call(r.Context(), s, "GET", "/api/schedules/show?"+url.Values{"to": {to}}.Encode(), nil, &sc); err == nil {
-		if old, err := scheduler.Parse("stored", []byte(sc.Document)); err == nil {
-			d.HasCurrent = true
-			oldSegs, oldQuiet = compile(old), quietOf(old)
-		}
+	if err := c.call(r.Context(), s, "POST", week, api.PushRequest{To: to, Name: editorName, Document: string(src)}, &newPlan); err != nil {
+		d.Warnings = append(d.Warnings, err.Error())
 	}
-	newSegs := compile(doc)
+	oldSegs, newSegs := planSegs(oldPlan, loc), planSegs(newPlan, loc)
 	d.Changes = diffTimelines(oldSegs, newSegs, loc)
 	for _, ch := range d.Changes {
 		d.Counts[ch.Kind]++
@@ -374,17 +344,9 @@ func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session
 			}
 		}
 	}
-	d.Old = buildCalendar(oldSegs, oldQuiet, from, 7, loc)
-	d.New = buildCalendar(newSegs, quietOf(doc), from, 7, loc)
+	d.Old = buildCalendar(oldSegs, oldPlan.QuietHours, from, 7, loc)
+	d.New = buildCalendar(newSegs, newPlan.QuietHours, from, 7, loc)
 	c.render(w, r, http.StatusOK, "planpreview", s, d)
-}
-
-func quietOf(doc *scheduler.Document) []api.PlanQuiet {
-	var out []api.PlanQuiet
-	for _, q := range doc.QuietHours {
-		out = append(out, api.PlanQuiet{From: q.From.String(), To: q.To.String()})
-	}
-	return out
 }
 
 // planPush pushes the previewed document as the signed-in user (POST /api/schedules) and
@@ -458,17 +420,51 @@ type deliveryEvent struct {
 	Label    string `json:"label"`
 	Revision int64  `json:"revision"`
 	Reason   string `json:"reason,omitempty"`
+	// Played is the newest play the device confirmed from the revision delivered ("" none
+	// yet): what, and when it began in the hub's zone.
+	Played string `json:"played,omitempty"`
 }
 
-// planDeliveryEvents streams each device's delivery state as server-sent events until every
-// device is active or offline (then "done"). Like the overview's stream it checks the store
-// every EventInterval and sends only what changed.
+// playedFrom is the newest play a device confirmed from its newest composed revision (the one
+// being delivered), nil when none has come yet.
+func (c *Console) playedFrom(r *http.Request, s *session, d api.DeviceJSON) (*api.ConfirmationJSON, error) {
+	if d.Revision == 0 {
+		return nil, nil
+	}
+	var cs []api.ConfirmationJSON
+	if err := c.call(r.Context(), s, "GET", "/api/confirmations?"+url.Values{"device": {d.ID}, "limit": {"1"}}.Encode(), nil, &cs); err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 || cs[0].Revision < d.Revision {
+		return nil, nil
+	}
+	return &cs[0], nil
+}
+
+// playedLabel is how the delivery view names a confirmed play: "Bản tin sáng · 05:30:00 07/12".
+func (c *Console) playedLabel(p *api.ConfirmationJSON) string {
+	what := p.Title
+	if what == "" {
+		what = p.Program
+	}
+	at := p.ReceivedAt
+	if p.Start != nil {
+		at = *p.Start
+	}
+	return what + " · " + at.In(c.opts.Location).Format("15:04:05 02/01")
+}
+
+// planDeliveryEvents streams each device's delivery state as server-sent events: "done" once
+// every device is active, refused or offline, then on until each active one has confirmed a
+// play from the new revision, its first confirmation (then "end"). Like the overview's stream
+// it checks the store every EventInterval and sends only what changed.
 func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *session) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	rc := http.NewResponseController(w)
 	to, lang := r.URL.Query().Get("to"), langOf(r)
 	last := map[string]string{}
+	wasSettled := false
 	t := time.NewTicker(c.opts.EventInterval)
 	defer t.Stop()
 	for {
@@ -480,7 +476,7 @@ func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *
 			return
 		}
 		var buf bytes.Buffer
-		settled := true
+		settled, played := true, true
 		for _, d := range devs {
 			ev := deliveryEvent{ID: d.ID, Online: d.Online, State: d.Delivery, Revision: d.Revision, Reason: d.RefusedReason}
 			ev.Label = "—"
@@ -490,22 +486,39 @@ func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *
 			if d.Online && d.Delivery != "active" && d.Delivery != "refused" {
 				settled = false
 			}
+			if d.Delivery == "active" {
+				p, err := c.playedFrom(r, s, d)
+				if err != nil {
+					return
+				}
+				if p != nil {
+					ev.Played = c.playedLabel(p)
+				} else if d.Online {
+					played = false
+				}
+			}
 			b, _ := json.Marshal(ev)
 			if last[d.ID] != string(b) {
 				last[d.ID] = string(b)
 				fmt.Fprintf(&buf, "event: delivery\ndata: %s\n\n", b)
 			}
 		}
-		if settled {
+		switch {
+		case settled && !wasSettled:
 			buf.WriteString("event: done\ndata: {}\n\n")
-		} else {
+			wasSettled = true
+		default:
 			buf.WriteString(": alive\n\n")
+		}
+		end := settled && played
+		if end {
+			buf.WriteString("event: end\ndata: {}\n\n")
 		}
 		rc.SetWriteDeadline(time.Now().Add(c.opts.EventInterval + 30*time.Second))
 		if _, err := w.Write(buf.Bytes()); err != nil {
 			return
 		}
-		if err := rc.Flush(); err != nil || settled {
+		if err := rc.Flush(); err != nil || end {
 			return
 		}
 		select {

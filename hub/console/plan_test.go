@@ -2,14 +2,17 @@ package console_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -25,7 +28,10 @@ import (
 )
 
 // playingAgent connects a device as the agent does and answers every schedule the hub sends
-// with the delivery reports a real agent makes: received, content_ready, then active.
+// with the delivery reports a real agent makes: received, content_ready, then active; then,
+// once it is active, it confirms a play of the schedule's first segment (played now rather
+// than at its time, so the test need not wait for it) in a confirmations batch, as the
+// agent's journal sends its records.
 func (h *testHub) playingAgent(id, secret string) {
 	u := "ws" + strings.TrimPrefix(h.url, "http") + "/agent/ws"
 	ws, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {protocol.FormatDeviceAuth(id, secret)}})
@@ -43,7 +49,7 @@ func (h *testHub) playingAgent(id, secret string) {
 	}
 	must(h.t, send(&protocol.Hello{Header: protocol.Header{ID: "h1"}, DeviceID: id, SoftwareVersion: "loa-agent 0.9"}))
 	go func() {
-		n := 0
+		n, seq := 0, uint64(0)
 		for {
 			_, b, err := ws.ReadMessage()
 			if err != nil {
@@ -64,6 +70,23 @@ func (h *testHub) playingAgent(id, secret string) {
 					Revision: p.Revision, State: st}) != nil {
 					return
 				}
+			}
+			doc, err := scheduler.Parse("received", []byte(p.Document))
+			if err != nil {
+				continue
+			}
+			now := time.Now()
+			tl, err := scheduler.Compile(doc, now, now.AddDate(0, 0, 8), scheduler.CompileOptions{})
+			if err != nil || len(tl.Segments) == 0 {
+				continue
+			}
+			sg := tl.Segments[0]
+			seq++
+			rec := protocol.Confirmation{Device: id, Seq: seq, Output: sg.Output, ScheduleID: p.ScheduleID, Revision: p.Revision,
+				Program: sg.Program, ItemIndex: sg.Item, Item: sg.Ref, Scheduled: now, Start: now, End: now.Add(time.Second),
+				Proof: protocol.Proof{PlayedS: 1}, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced}
+			if send(&protocol.Confirmations{Header: protocol.Header{ID: fmt.Sprintf("c%d", seq)}, Records: []protocol.Confirmation{rec}}) != nil {
+				return
 			}
 		}
 	}()
@@ -112,7 +135,8 @@ type renderedSeg struct {
 // sessions and a Wednesday ethnic-language programme in the editor (meeting a field error on
 // the way), previews and pushes it to a commune with two connected agents, watches both reach
 // active, finds the device's calendar segment for segment what scheduler.Compile gives for the
-// same document, and applies the week as a template to two other communes.
+// same document, applies the week as a template to two other communes, and previews a change
+// beneath a province's relay.
 func TestPlanningInBrowser(t *testing.T) {
 	h := newTestHub(t)
 	ctx := browser(t)
@@ -174,36 +198,43 @@ func TestPlanningInBrowser(t *testing.T) {
 	if added == "0" || fmt.Sprint(newSegs) != added {
 		t.Errorf("preview: %s added, %d segments in the new calendar", added, newSegs)
 	}
-	planShot(t, ctx, dir, "plan-preview")
 	click(t, ctx, `#push`, `document.querySelector("table.delivery") !== null`)
 	loaded(t, ctx, `document.getElementById("progress").dataset.finished === "1"`)
 	states := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("td.dl")].map(e => e.dataset.state)`))
 	if strings.Join(states, " ") != "active active" {
 		t.Errorf("delivery states: %v", states)
 	}
+	// The first confirmations: each device's play from the pushed revision, named by its
+	// programme's title as the hub stored it.
+	loaded(t, ctx, `document.getElementById("progress").dataset.ended === "1"`)
+	played := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("tr[data-device]")].map(e => e.dataset.device + " " + e.querySelector("td.pl").textContent)`))
+	var plays []api.ConfirmationJSON
+	h.api(h.admin, "GET", "/api/confirmations?area=qn/tk/tx", nil, &plays, http.StatusOK)
+	var wantPlayed []string
+	for _, p := range plays {
+		var dev api.DeviceJSON
+		h.api(h.admin, "GET", "/api/devices/"+p.Device, nil, &dev, http.StatusOK)
+		if p.Title == "" || p.Start == nil || p.Revision != dev.Revision {
+			t.Errorf("a confirmation after the push: %+v (device at revision %d)", p, dev.Revision)
+			continue
+		}
+		wantPlayed = append(wantPlayed, p.Device+" "+p.Title+" · "+p.Start.In(h.zone).Format("15:04:05 02/01"))
+	}
+	sort.Strings(wantPlayed)
+	sort.Strings(played)
+	if len(wantPlayed) != 2 || strings.Join(played, "\n") != strings.Join(wantPlayed, "\n") {
+		t.Errorf("the delivery view's first plays:\n%s\nwant (the hub's confirmations):\n%s", strings.Join(played, "\n"), strings.Join(wantPlayed, "\n"))
+	}
 	planShot(t, ctx, dir, "plan-delivery")
 
 	// The calendar of one of the devices, against the scheduler's own compile of the document.
 	var stored api.ScheduleJSON
 	h.api(h.admin, "GET", "/api/schedules/show?to=area:qn/tk/tx", nil, &stored, http.StatusOK)
-	doc, err := scheduler.Parse("stored", []byte(stored.Document))
-	must(t, err)
-	for i := range doc.Programs {
-		doc.Programs[i].ID = "qn/tk/tx/" + doc.Programs[i].ID // as the hub composes a device's schedule
-	}
-	b, _ := doc.Encode()
-	doc, err = scheduler.Parse("composed", b)
-	must(t, err)
 	week := time.Now().In(h.zone).AddDate(0, 0, 7)
 	y, m, d := week.Date()
 	monday := time.Date(y, m, d, 0, 0, 0, 0, h.zone)
 	monday = monday.AddDate(0, 0, -((int(monday.Weekday()) + 6) % 7))
-	tl, err := scheduler.Compile(doc, monday, monday.AddDate(0, 0, 7), scheduler.CompileOptions{})
-	must(t, err)
-	var want []string
-	for _, s := range tl.Segments {
-		want = append(want, strings.Join([]string{s.Output, s.Program, s.Ref, s.Start.UTC().Format(time.RFC3339Nano), s.End.UTC().Format(time.RFC3339Nano), string(s.Status)}, "|"))
-	}
+	want := composedWeek(t, monday, [2]string{"qn/tk/tx", stored.Document}) // as the hub composes a device's schedule
 	do(t, ctx, chromedp.Navigate(h.url+"/console/plan?to=device:tx/cl-1&week="+monday.Format("2006-01-02")), chromedp.WaitVisible(chromedp.CSS(".cal")))
 	rendered := run(t, ctx, chromedp.Evaluate[[]renderedSeg](`[...document.querySelectorAll(".seg")].map(e => ({Output: e.dataset.output,
 		Program: e.dataset.program, Item: e.dataset.item, Start: e.dataset.start, End: e.dataset.end, Status: e.dataset.status}))`))
@@ -249,6 +280,20 @@ func TestPlanningInBrowser(t *testing.T) {
 			t.Errorf("%s's schedule is not the template's: by %s\n%s", a, sc.Author, sc.Document)
 		}
 	}
+
+	// The province relays its radio at 05:45 every day; the commune moves its morning bulletin
+	// to 05:40: the preview shows the relay in both weeks and the bulletin cut by it.
+	prov := "version: 1\nid: tinh\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: tiep-song\n    title: Tiếp sóng Đài tỉnh\n    class: priority\n    cron: \"0 45 5 * * *\"\n    items: [{stream: \"http://radio.example/qn.mp3\", duration: 15m}]\n"
+	h.api(h.admin, "POST", "/api/schedules", api.PushRequest{To: "area:qn", Document: prov}, nil, http.StatusOK)
+	do(t, ctx, chromedp.Navigate(h.url+"/console/plan/edit?to=area:qn/tk/tx"), chromedp.WaitVisible(chromedp.CSS(`input[name="p.0.time"]`)))
+	fill(t, ctx, [][2]string{{"p.0.time", "05:40"}})
+	click(t, ctx, `button[value=preview]`, `document.getElementById("push") !== null`)
+	counts := run(t, ctx, chromedp.Evaluate[[]int](`[".old .seg[data-program='qn/tiep-song']", ".new .seg[data-program='qn/tiep-song']",
+		".new .seg[data-program='qn/tk/tx/ban-tin-sang'][data-status='preempted']", ".new .seg.ch-added[data-program='qn/tiep-song']"].map(s => document.querySelectorAll(s).length)`))
+	if fmt.Sprint(counts) != "[7 7 6 0]" {
+		t.Errorf("the preview's relays (current, new), mornings cut and relays marked added: %v, want [7 7 6 0]", counts)
+	}
+	planShot(t, ctx, dir, "plan-preview")
 }
 
 // canon is a document as the scheduler reads it, so two writings of one schedule compare equal.
@@ -333,5 +378,166 @@ func TestPreviewMissingContent(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `id="refused"`) || strings.Contains(body, `id="push"`) ||
 		!strings.Contains(body, "chưa có trong thư viện") || strings.Count(body, `class="seg `) != 6 {
 		t.Errorf("preview of missing content (%d):\n%s", code, body)
+	}
+}
+
+// composedWeek is scheduler.Compile, over the week from monday, of the documents composed as
+// the hub composes a device's effective schedule: sources root first, each programme's id
+// prefixed with its area, the nearest document's zone and quiet hours. Each segment is written
+// "output|program|item|start|end|status", times in UTC, sorted.
+func composedWeek(t *testing.T, monday time.Time, sources ...[2]string) []string {
+	t.Helper()
+	var eff *scheduler.Document
+	for _, src := range sources {
+		d, err := scheduler.Parse(src[0], []byte(src[1]))
+		must(t, err)
+		for i := range d.Programs {
+			d.Programs[i].ID = src[0] + "/" + d.Programs[i].ID
+		}
+		if eff != nil {
+			d.Programs = append(eff.Programs, d.Programs...)
+		}
+		eff = d
+	}
+	b, err := eff.Encode()
+	must(t, err)
+	eff, err = scheduler.Parse("composed", b)
+	must(t, err)
+	tl, err := scheduler.Compile(eff, monday, monday.AddDate(0, 0, 7), scheduler.CompileOptions{})
+	must(t, err)
+	var out []string
+	for _, s := range tl.Segments {
+		out = append(out, strings.Join([]string{s.Output, s.Program, s.Ref, s.Start.UTC().Format(time.RFC3339Nano), s.End.UTC().Format(time.RFC3339Nano), string(s.Status)}, "|"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// segsOn reads the segments a calendar page shows, written as composedWeek writes them.
+// Attributes are cut out by hand rather than by a regular expression: a dense week has
+// thousands of boxes, and under -race a regexp took seconds over them.
+func segsOn(t *testing.T, page string) []string {
+	t.Helper()
+	var out []string
+	boxes := strings.Split(page, `<div class="seg `)
+	for _, box := range boxes[1:] {
+		box, _, _ = strings.Cut(box, ">")
+		var f []string
+		for _, name := range []string{"output", "program", "item", "start", "end", "status"} {
+			_, v, ok := strings.Cut(box, ` data-`+name+`="`)
+			v, _, ok2 := strings.Cut(v, `"`)
+			if !ok || !ok2 {
+				t.Fatalf("a box without its data-%s: %s", name, box)
+			}
+			f = append(f, html.UnescapeString(v))
+		}
+		out = append(out, strings.Join(f, "|"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func thisMonday(zone *time.Location) time.Time {
+	y, m, d := time.Now().In(zone).Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, zone)
+	return day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
+}
+
+// The push preview shows what the commune's devices will really play: the province's relay
+// of a higher class preempts the commune's new morning bulletin, which resumes after it, in
+// the new calendar; the current one already holds the province's plays; the diff is made on
+// these effective weeks, so the province's plays are not "added".
+func TestPreviewEffectiveWeek(t *testing.T) {
+	h := newTestHub(t)
+	prov := "version: 1\nid: tinh\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: tiep-song\n    class: priority\n    cron: \"0 35 5 * * *\"\n    items: [{stream: \"http://radio.example/qn.mp3\", duration: 5m}]\n"
+	h.api(h.admin, "POST", "/api/schedules", api.PushRequest{To: "area:qn", Document: prov}, nil, http.StatusOK)
+	commune := "version: 1\nid: tam-phu\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: sang\n    title: Bản tin sáng\n    cron: \"0 30 5 * * MON-SAT\"\n    max_duration: 20m\n    on_interrupt: resume\n    items: [{text: Bản tin sáng, duration: 10m}]\n"
+	a := h.client()
+	a.signIn("admin", adminPass)
+	a.do("GET", "/console/plan/edit?to=area:qn/tk/tp", nil)
+	monday := thisMonday(h.zone)
+	code, body, _ := a.do("POST", "/console/plan/edit", url.Values{"csrf": {a.csrf}, "to": {"area:qn/tk/tp"}, "act": {"yaml-preview"}, "yaml": {commune}})
+	if monday != thisMonday(h.zone) {
+		t.Skip("the week turned during the test")
+	}
+	oldAt, newAt := strings.Index(body, `class="cal-week-view old"`), strings.Index(body, `class="cal-week-view new"`)
+	if code != http.StatusOK || oldAt < 0 || newAt < oldAt || !strings.Contains(body, `id="push"`) {
+		t.Fatalf("preview (%d):\n%s", code, body)
+	}
+	gotOld, gotNew := segsOn(t, body[oldAt:newAt]), segsOn(t, body[newAt:])
+	wantOld := composedWeek(t, monday, [2]string{"qn", prov})
+	wantNew := composedWeek(t, monday, [2]string{"qn", prov}, [2]string{"qn/tk/tp", commune})
+	if strings.Join(gotOld, "\n") != strings.Join(wantOld, "\n") {
+		t.Errorf("the current week is not the province's:\n%s\n--- want\n%s", strings.Join(gotOld, "\n"), strings.Join(wantOld, "\n"))
+	}
+	if strings.Join(gotNew, "\n") != strings.Join(wantNew, "\n") {
+		t.Errorf("the new week is not the composed one:\n%s\n--- want\n%s", strings.Join(gotNew, "\n"), strings.Join(wantNew, "\n"))
+	}
+	// Six mornings preempted at 05:35 and resumed at 05:40, beside seven relays.
+	var preempted, resumed, relays int
+	for _, s := range gotNew {
+		f := strings.Split(s, "|")
+		switch {
+		case f[1] == "qn/tiep-song":
+			relays++
+		case f[1] == "qn/tk/tp/sang" && f[5] == "preempted":
+			preempted++
+		case f[1] == "qn/tk/tp/sang" && f[5] == "resumed":
+			resumed++
+		}
+	}
+	if relays != 7 || preempted != 6 || resumed != 6 {
+		t.Errorf("the new week has %d relays, %d mornings preempted and %d resumed; want 7, 6, 6", relays, preempted, resumed)
+	}
+	// What the push adds is the commune's plays only: 12 segments (6 preempted, 6 resumed).
+	if n := regexp.MustCompile(`id="n-added">(\d+)<`).FindStringSubmatch(body); n == nil || n[1] != "12" {
+		t.Errorf("added: %v, want 12", n)
+	}
+	if n := regexp.MustCompile(`id="n-removed">(\d+)<`).FindStringSubmatch(body); n == nil || n[1] != "0" {
+		t.Errorf("removed: %v, want 0", n)
+	}
+}
+
+// A dense week (the scheduler benchmark's 500 programmes: about 5,600 segments on three
+// outputs, preempting each other) is drawn whole: every segment scheduler.Compile gives, with
+// its times and status; the page is sent gzipped.
+func TestDenseWeekCalendar(t *testing.T) {
+	h := newTestHub(t)
+	src := denseWeek(500)
+	h.api(h.admin, "POST", "/api/schedules", api.PushRequest{To: "device:tt/cl-2", Document: src}, nil, http.StatusOK)
+	a := h.client()
+	a.signIn("admin", adminPass)
+	monday := time.Date(2026, 12, 7, 0, 0, 0, 0, h.zone)
+	page := "/console/plan?to=device:tt/cl-2&week=" + monday.Format("2006-01-02")
+	req, _ := http.NewRequest("GET", h.url+page, nil)
+	req.Header.Set("Accept-Encoding", "gzip") // as a browser asks: the client then leaves it zipped
+	resp, err := a.c.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+		t.Fatalf("the calendar (%d) is sent as %q, Vary %q", resp.StatusCode, resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"))
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	must(t, err)
+	body, err := io.ReadAll(zr)
+	must(t, err)
+	want := composedWeek(t, monday, [2]string{"device:tt/cl-2", src})
+	got := segsOn(t, string(body))
+	if len(want) < 5000 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the dense week: %d segments drawn, scheduler.Compile gives %d", len(got), len(want))
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("first difference:\n%s\nwant\n%s", got[i], want[i])
+			}
+		}
+	}
+	// The delivery events are not: a flush must reach the browser at once.
+	req, _ = http.NewRequest("GET", h.url+"/console/plan/delivery/events?to=device:tt/cl-2", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err = a.c.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("the delivery events (%d) are sent as %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
 	}
 }

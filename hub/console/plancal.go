@@ -2,6 +2,8 @@ package console
 
 import (
 	"fmt"
+	"html"
+	"html/template"
 	"math"
 	"sort"
 	"strconv"
@@ -9,7 +11,6 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
-	"github.com/loa-project/loa/scheduler"
 )
 
 // calSeg is one segment of a compiled timeline as the calendar draws it.
@@ -31,14 +32,14 @@ func (s calSeg) Label() string {
 	return s.Program
 }
 
-func fromPlan(p api.PlanSegment) calSeg {
-	return calSeg{Output: p.Output, Program: p.Program, Title: p.Title, Class: p.Class, Item: p.Item, Status: p.Status,
-		Start: p.Start, End: p.End, Scheduled: p.Scheduled}
-}
-
-func fromSegment(s scheduler.Segment, titles map[string]string) calSeg {
-	return calSeg{Output: s.Output, Program: s.Program, Title: titles[s.Program], Class: s.Class.String(), Item: s.Ref,
-		Status: string(s.Status), Start: s.Start, End: s.End, Scheduled: s.Scheduled}
+// planSegs are the plan's segments as the calendar draws them, their times in loc.
+func planSegs(p api.PlanJSON, loc *time.Location) []calSeg {
+	out := make([]calSeg, len(p.Segments))
+	for i, sg := range p.Segments {
+		out[i] = calSeg{Output: sg.Output, Program: sg.Program, Title: sg.Title, Class: sg.Class, Item: sg.Item, Status: sg.Status,
+			Start: sg.Start.In(loc), End: sg.End.In(loc), Scheduled: sg.Scheduled.In(loc)}
+	}
+	return out
 }
 
 type calBox struct{ Top, Height int }
@@ -140,6 +141,51 @@ func buildCalendar(segs []calSeg, quiet []api.PlanQuiet, from time.Time, days in
 		o.Segs = append(o.Segs, s)
 	}
 	return cal
+}
+
+// segBoxes writes the boxes of one day column: what the calendar template would write, here
+// because a dense week has thousands of them and html/template's reflection per box was most
+// of the page's server time. Every value is escaped for a quoted attribute or text.
+func segBoxes(v view, segs []calSeg) template.HTML {
+	if len(segs) == 0 {
+		return ""
+	}
+	words := map[string]string{} // the few class, status and change words, looked up once
+	word := func(key string) string {
+		w, ok := words[key]
+		if !ok {
+			w = html.EscapeString(v.T(key))
+			words[key] = w
+		}
+		return w
+	}
+	var b strings.Builder
+	b.Grow(len(segs) * 340)
+	put := func(ss ...string) {
+		for _, s := range ss {
+			b.WriteString(s)
+		}
+	}
+	for _, s := range segs {
+		class, status, change := html.EscapeString(s.Class), html.EscapeString(s.Status), html.EscapeString(s.Change)
+		start, label := s.Start.Format("15:04"), html.EscapeString(s.Label())
+		put(`<div class="seg c-`, class, ` s-`, status, ` t`, strconv.Itoa(s.Top), ` h`, strconv.Itoa(s.Height))
+		if change != "" {
+			put(` ch-`, change)
+		}
+		put(`" tabindex="0" data-output="`, html.EscapeString(s.Output), `" data-program="`, html.EscapeString(s.Program),
+			`" data-item="`, html.EscapeString(s.Item), `" data-start="`, s.Start.UTC().Format(time.RFC3339Nano),
+			`" data-end="`, s.End.UTC().Format(time.RFC3339Nano), `" data-status="`, status, `"`)
+		if change != "" {
+			put(` data-change="`, change, `"`)
+		}
+		put(` title="`, start, `–`, s.End.Format("15:04"), ` `, label, ` · `, word("class."+s.Class), ` · `, word("st."+s.Status))
+		if change != "" {
+			put(` · `, word("ch."+s.Change))
+		}
+		put(`">`, start, ` `, label, "</div>")
+	}
+	return template.HTML(b.String())
 }
 
 // gridCSS places calendar boxes: .t<m> starts a box m minutes into the day, .h<m> makes it m

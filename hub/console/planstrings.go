@@ -124,10 +124,12 @@ func init() {
 		"preview.current":   "Lịch đang áp dụng",
 		"preview.new":       "Lịch mới",
 
-		"delivery.title":   "Tình trạng gửi lịch",
-		"delivery.pushed":  "Đã lưu phiên bản %s; đang gửi tới các thiết bị.",
-		"delivery.waiting": "Đang chờ thiết bị báo lại…",
-		"delivery.done":    "Xong: mọi thiết bị đã áp dụng lịch hoặc đang ngoại tuyến.",
+		"delivery.title":     "Tình trạng gửi lịch",
+		"delivery.pushed":    "Đã lưu phiên bản %s; đang gửi tới các thiết bị.",
+		"delivery.waiting":   "Đang chờ thiết bị báo lại…",
+		"delivery.done":      "Mọi thiết bị đã áp dụng lịch hoặc đang ngoại tuyến; đang chờ xác nhận phát đầu tiên…",
+		"delivery.played":    "Đã phát",
+		"delivery.allplayed": "Xong: mọi thiết bị đang áp dụng lịch đã gửi xác nhận phát đầu tiên.",
 
 		"tpl.title":    "Mẫu lịch tuần",
 		"tpl.hint":     "Lưu một tuần làm mẫu trong trình soạn lịch; áp dụng mẫu cho nhiều xã cùng lúc.",
@@ -263,10 +265,12 @@ func init() {
 		"preview.current":   "Current schedule",
 		"preview.new":       "New schedule",
 
-		"delivery.title":   "Schedule delivery",
-		"delivery.pushed":  "Revision %s stored; sending to the devices.",
-		"delivery.waiting": "Waiting for the devices to report…",
-		"delivery.done":    "Done: every device has applied the schedule or is offline.",
+		"delivery.title":     "Schedule delivery",
+		"delivery.pushed":    "Revision %s stored; sending to the devices.",
+		"delivery.waiting":   "Waiting for the devices to report…",
+		"delivery.done":      "Every device has applied the schedule or is offline; waiting for the first confirmations…",
+		"delivery.played":    "Played",
+		"delivery.allplayed": "Done: every device that applied the schedule has confirmed its first play.",
 
 		"tpl.title":    "Week templates",
 		"tpl.hint":     "Save a week as a template in the editor; apply it to several communes at once.",

@@ -31,8 +31,8 @@ func init() {
 
 var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
-// compressed gzips text answers for a browser that accepts it; not the event stream (each
-// event must leave at once), not byte ranges, not images.
+// compressed gzips text answers for a browser that accepts it; not event streams (each
+// event must leave at once: a flush does not reach through gzip), not byte ranges, not images.
 func compressed(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, func()) {
 	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") || r.Header.Get("Range") != "" || r.URL.Path == "/console/events" {
 		return w, func() {}
@@ -53,7 +53,7 @@ func (g *gzipWriter) WriteHeader(code int) {
 		h := g.ResponseWriter.Header()
 		ct := h.Get("Content-Type")
 		if code == http.StatusOK || code/100 == 4 || code/100 == 5 {
-			if strings.HasPrefix(ct, "text/") || strings.Contains(ct, "javascript") || strings.Contains(ct, "json") {
+			if (strings.HasPrefix(ct, "text/") || strings.Contains(ct, "javascript") || strings.Contains(ct, "json")) && !strings.HasPrefix(ct, "text/event-stream") {
 				h.Del("Content-Length")
 				h.Set("Content-Encoding", "gzip")
 				h.Add("Vary", "Accept-Encoding")

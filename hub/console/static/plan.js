@@ -1,5 +1,5 @@
-// The delivery view: each device's row follows the server-sent delivery events until the
-// server says every device is active or offline.
+// The delivery view: each device's row follows the server-sent delivery events; "done" when
+// every device is active or offline, "end" when each active one has also confirmed a play.
 "use strict";
 (function () {
   var table = document.querySelector("table.delivery[data-events]");
@@ -16,10 +16,17 @@
     var dl = row.querySelector(".dl");
     dl.dataset.state = d.state || "";
     dl.textContent = d.label + (d.reason ? ": " + d.reason : "");
+    var pl = row.querySelector(".pl");
+    pl.dataset.played = d.played ? "1" : "";
+    pl.textContent = d.played || "—";
   });
   es.addEventListener("done", function () {
-    es.close();
     progress.textContent = progress.dataset.done;
     progress.dataset.finished = "1";
+  });
+  es.addEventListener("end", function () {
+    es.close();
+    progress.textContent = progress.dataset.allPlayed;
+    progress.dataset.ended = "1";
   });
 })();
