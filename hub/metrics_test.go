@@ -101,7 +101,12 @@ func TestMetricsScrapedAfterPushConfirmationsAndEmergency(t *testing.T) {
 	b.send(&protocol.Confirmations{Records: []protocol.Confirmation{confirmation("tk/cl-01", 9)}})
 	b.closed()
 
+	// The client sees the close before the hub's handler has counted the connection gone.
 	got := promtest.Scrape(t, url)
+	for deadline := time.Now().Add(10 * time.Second); got.Value(metrics.AgentsConnected) != 1 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		got = promtest.Scrape(t, url)
+	}
 	checks := []struct {
 		name   string
 		labels []string
