@@ -40,12 +40,13 @@ const (
 	TypeStatus        Type = "status"
 	TypeDelivery      Type = "delivery"
 	TypeError         Type = "error"
+	TypeNeighbours    Type = "neighbours"
 )
 
 // Types lists every message type of this version, in the order docs/protocol.md presents them.
 func Types() []Type {
 	return []Type{TypeHello, TypeWelcome, TypeSchedule, TypeCommand, TypeConfirmations,
-		TypeAck, TypeStatus, TypeDelivery, TypeError}
+		TypeAck, TypeStatus, TypeDelivery, TypeError, TypeNeighbours}
 }
 
 // newMessage returns an empty message of type t, or nil for an unknown type.
@@ -69,6 +70,8 @@ func newMessage(t Type) Message {
 		return &Delivery{}
 	case TypeError:
 		return &ErrorMessage{}
+	case TypeNeighbours:
+		return &Neighbours{}
 	}
 	return nil
 }
@@ -87,7 +90,7 @@ type Header struct {
 func (h *Header) Envelope() *Header { return h }
 
 // Message is one of the message types of this package: *Hello, *Welcome, *Schedule, *Command,
-// *Confirmations, *Ack, *Status, *Delivery or *ErrorMessage. Decode returns one; use a type
+// *Confirmations, *Ack, *Status, *Delivery, *ErrorMessage or *Neighbours. Decode returns one; use a type
 // switch on it.
 type Message interface {
 	// Type is the wire name of the message type.
