@@ -348,6 +348,11 @@ func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEn
 		return s.schedule(ctx, m)
 	case *protocol.Command:
 		return s.command(ctx, m)
+	case *protocol.Neighbours:
+		if l.d.Neighbours != nil {
+			l.d.Neighbours.Hint(m)
+		}
+		return nil
 	case *protocol.ErrorMessage:
 		if m.Code == protocol.CodeNotStored {
 			// Kept in the journal, unacknowledged: sent again from the first unacknowledged
