@@ -170,11 +170,17 @@ type agent struct {
 }
 
 func (c *commune) agent(id string, cfg neighbours.Config) *agent {
+	c.t.Helper()
+	return c.agentVia(id, cfg, c.url)
+}
+
+// agentVia is an agent that reaches the hub at hubURL (a proxy shaping its link).
+func (c *commune) agentVia(id string, cfg neighbours.Config, hubURL string) *agent {
 	t := c.t
 	t.Helper()
 	dir := t.TempDir()
 	log := c.log.With("device", id)
-	tr, err := link.DeviceTransport(c.url, id, c.secret[id], nil)
+	tr, err := link.DeviceTransport(hubURL, id, c.secret[id], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +196,7 @@ func (c *commune) agent(id string, cfg neighbours.Config) *agent {
 	t.Cleanup(func() { j.Close() })
 	a := &agent{id: id, store: st}
 	if cfg.Listen != "" {
-		if a.nb, err = neighbours.New(cfg, id, c.url, st, log.With("component", "neighbours"), time.Now); err != nil {
+		if a.nb, err = neighbours.New(cfg, id, hubURL, st, log.With("component", "neighbours"), time.Now); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.nb.Listen(); err != nil {
@@ -207,7 +213,7 @@ func (c *commune) agent(id string, cfg neighbours.Config) *agent {
 	if a.nb != nil {
 		deps.Neighbours = a.nb
 	}
-	if a.link, err = link.New(link.Config{HubURL: c.url, DeviceID: id, Secret: c.secret[id], TrustedKeys: keys}, deps); err != nil {
+	if a.link, err = link.New(link.Config{HubURL: hubURL, DeviceID: id, Secret: c.secret[id], TrustedKeys: keys}, deps); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
