@@ -36,10 +36,10 @@ func TestNeighboursConfig(t *testing.T) {
 		t.Fatalf("read %+v", n)
 	}
 	for extra, key := range map[string]string{
-		hub + "neighbours: {listen: '7081'}":                           "neighbours.listen",
-		"neighbours: {listen: ':7081'}":                                "hub.url",
+		hub + "neighbours: {listen: '7081'}":                          "neighbours.listen",
+		"neighbours: {listen: ':7081'}":                               "hub.url",
 		hub + "neighbours: {listen: ':7081', advertise: 'pi-7:7081'}": "neighbours.advertise",
-		hub + "neighbours: {listen: ':7081', stall: -1s}":              "neighbours:",
+		hub + "neighbours: {listen: ':7081', stall: -1s}":             "neighbours:",
 	} {
 		if _, err := load(extra); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%q: error %v; want one naming %s", extra, err, key)

@@ -3,6 +3,8 @@ package neighbours_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -284,6 +286,12 @@ func (s status) Status() protocol.Status {
 	return st
 }
 
+// rank is how the neighbours order agents for an item (the agent with the lowest goes first).
+func rank(ref content.Ref, device string) string {
+	h := sha256.Sum256([]byte(ref.String() + "\n" + device))
+	return hex.EncodeToString(h[:])
+}
+
 func fast() neighbours.Config {
 	return neighbours.Config{Listen: "127.0.0.1:0", RateMBps: 1000}
 }
@@ -299,8 +307,12 @@ func TestCommuneFetchesFromTheHubOnce(t *testing.T) {
 	c.enrol("tp/cl-1", "qn/tp")
 	const size = 4 << 20
 	ref := c.addItem(size, 1)
-	a1, a2, a3 := c.agent("tt/cl-1", fast()), c.agent("tt/cl-2", fast()), c.agent("tt/cl-3", fast())
-	other := c.agent("tp/cl-1", fast())
+	// wait 10 minutes: an agent that waited for neighbours that do not need the item would
+	// not finish (fetchAll gives up after 2 minutes).
+	cfg := fast()
+	cfg.Wait = 10 * time.Minute
+	a1, a2, a3 := c.agent("tt/cl-1", cfg), c.agent("tt/cl-2", cfg), c.agent("tt/cl-3", cfg)
+	other := c.agent("tp/cl-1", cfg)
 	knows(t, 2, a1, a2, a3)
 	knows(t, 0, other)
 
@@ -316,12 +328,26 @@ func TestCommuneFetchesFromTheHubOnce(t *testing.T) {
 		t.Fatalf("neighbours sent %d bytes, want two items (%d)", fromNeighbours, 2*size)
 	}
 
+	// An item only one agent needs, the one ranked last for it: it does not wait for the
+	// others, which do not need it, and fetches from the hub.
+	ref2 := c.addItem(1<<20, 3)
+	last := a1
+	for _, a := range []*agent{a2, a3} {
+		if rank(ref2, a.id) > rank(ref2, last.id) {
+			last = a
+		}
+	}
+	fetchAll(t, ref2, last)
+	if got := c.served(ref2); got != 1<<20 {
+		t.Fatalf("an item one agent needed: the hub served %d bytes, want %d", got, 1<<20)
+	}
+
 	fetchAll(t, ref, other)
 	if got := c.served(ref); got != 2*size {
 		t.Fatalf("after an agent of another commune fetched it, the hub served %d bytes; want %d", got, 2*size)
 	}
-	if got := promtest.Scrape(t, c.metrics).Value(metrics.ContentServed); got != 2*size {
-		t.Fatalf("%s = %v, want %d", metrics.ContentServed, got, 2*size)
+	if got := promtest.Scrape(t, c.metrics).Value(metrics.ContentServed); got != 2*size+1<<20 {
+		t.Fatalf("%s = %v, want %d (both items)", metrics.ContentServed, got, 2*size+1<<20)
 	}
 }
 

@@ -22,7 +22,10 @@ const (
 	probeTimeout = 2 * time.Second
 	skipBad      = time.Hour        // a neighbour that sent wrong bytes
 	skipFailed   = 10 * time.Minute // one that failed otherwise
+	wantLinger   = 2 * time.Second
 )
+
+var never = time.Unix(1<<62, 0)
 
 // probe is what a neighbour said of an item.
 type probe struct {
@@ -31,25 +34,46 @@ type probe struct {
 	size           int64 // complete: its Content-Length
 	have, expected int64 // fetching: its progress
 	fetching       bool
+	wanting        bool // it needs the item too, and is asking its neighbours
+}
+
+// wantingBefore counts the neighbours that need the item and rank before this agent (score mine).
+func wantingBefore(probes []probe, mine string) int {
+	k := 0
+	for _, p := range probes {
+		if p.wanting && p.score < mine {
+			k++
+		}
+	}
+	return k
 }
 
 // Fetch tries to get ref into the store from a neighbour: one that has it complete, or, when
 // one is fetching it (from the hub, most likely), from that one once it has it. Of the
-// agents that need one item at once, the one ranked first for it (by a hash of the item and
-// the device id) goes to the hub; the others wait for it: Config.Wait per neighbour ranked
-// before them for it to start, then as long as its download progresses. size is the item's
-// size as the hub said (0 or less: not known, taken from the neighbour). It returns nil when
-// the store holds the item, or an error wrapping ErrNotFromNeighbours: fetch from the hub then.
+// agents that need one item at once (each says so to the others while it asks), the one
+// ranked first for it (by a hash of the item and the device id) goes to the hub; the others
+// wait for it: Config.Wait per such agent ranked before them for it to start, then as long as
+// its download progresses. An agent that alone needs an item asks its neighbours twice, a poll
+// apart, and goes to the hub. size is the item's size as the hub said (0 or less: not known,
+// taken from the neighbour). It returns nil when the store holds the item, or an error
+// wrapping ErrNotFromNeighbours: fetch from the hub then.
 func (n *Neighbours) Fetch(ctx context.Context, ref content.Ref, size int64) error {
-	key, peers, rank := n.peerList(ref)
+	key, peers := n.peerList(ref)
 	if key == nil {
 		return fmt.Errorf("%w: no neighbour key from the hub yet", ErrNotFromNeighbours)
 	}
 	if len(peers) == 0 {
 		return fmt.Errorf("%w: no neighbours known", ErrNotFromNeighbours)
 	}
+	n.wantFor(ref, never)
+	defer func() {
+		// Still wanted for a moment: the hub fetch that follows a failure registers in the
+		// store, and a neighbour must not take us for one that does not need the item.
+		n.wantFor(ref, time.Now().Add(wantLinger))
+	}()
 	start := time.Now()
-	waitUntil := start.Add(time.Duration(rank) * n.cfg.Wait)
+	mine := score(ref, n.self)
+	rounds := 0
 	var (
 		waitingOn    string // the neighbour whose download we wait for
 		lastHave     int64
@@ -114,10 +138,11 @@ func (n *Neighbours) Fetch(ctx context.Context, ref content.Ref, size int64) err
 			}
 		case !busySince.IsZero() && now.Sub(busySince) < n.cfg.Stall:
 			// wait for a slot at a neighbour that has it
-		case now.After(waitUntil):
+		case rounds >= 1 && !now.Before(start.Add(time.Duration(wantingBefore(probes, mine))*n.cfg.Wait)):
 			return fmt.Errorf("%w: none of %d neighbours has %s or is fetching it", ErrNotFromNeighbours, len(probes), ref)
 		}
-		_, peers, _ = n.peerList(ref) // without those skipped meanwhile
+		rounds++
+		_, peers = n.peerList(ref) // without those skipped meanwhile
 		if len(peers) == 0 {
 			return fmt.Errorf("%w: no neighbour left to ask", ErrNotFromNeighbours)
 		}
@@ -197,6 +222,7 @@ func (n *Neighbours) probe(ctx context.Context, key []byte, p peer, ref content.
 	case http.StatusOK:
 		out.complete, out.size = resp.ContentLength > 0, resp.ContentLength
 	case http.StatusNotFound:
+		out.wanting = resp.Header.Get(WantingHeader) != ""
 		if h, s, ok := strings.Cut(resp.Header.Get(FetchingHeader), "/"); ok {
 			have, err1 := strconv.ParseInt(h, 10, 64)
 			size, err2 := strconv.ParseInt(s, 10, 64)

@@ -52,9 +52,9 @@ type Config struct {
 	// RateMBps bounds the bytes sent to all neighbours together, in megabytes a second
 	// (default 8, about a 100 Mbit/s LAN's worth, which leaves the SD card to the player).
 	RateMBps float64
-	// Wait is how long a fetch waits, per neighbour ranked before this agent for an item,
-	// for that neighbour to start fetching it from the hub (default 2s): of the agents that
-	// need one item at once, one goes to the hub and the others wait for it.
+	// Wait is how long a fetch waits, per neighbour that needs the same item and ranks before
+	// this agent for it, for one of them to start fetching it from the hub (default 2s): of
+	// the agents that need one item at once, one goes to the hub and the others wait for it.
 	Wait time.Duration
 	// Stall: a neighbour whose transfer (to us, or its own from the hub that we wait for)
 	// makes no progress for this long is left for the hub (default 15s).
@@ -72,7 +72,9 @@ const (
 	maxSkew = 10 * time.Minute
 	// FetchingHeader on a 404 says the item is being fetched here: "<have>/<size>" bytes.
 	FetchingHeader = "Loa-Fetching"
-	maxRequests    = 16 // requests handled at once, transfers included
+	// WantingHeader on a 404 says this agent needs the item too and is asking its neighbours.
+	WantingHeader = "Loa-Wanting"
+	maxRequests   = 16 // requests handled at once, transfers included
 )
 
 // Neighbours serves this agent's store to its neighbours and fetches from them.
@@ -89,6 +91,7 @@ type Neighbours struct {
 	peers map[string]string // device id -> address, from the hub
 	lan   map[string]string // device id -> address, found on the LAN (AddPeer)
 	bad   map[string]time.Time
+	want  map[content.Ref]time.Time // items this agent is asking its neighbours for, until
 
 	ln        net.Listener
 	requests  chan struct{}
@@ -123,7 +126,7 @@ func New(cfg Config, self, hubURL string, store Store, log *slog.Logger, now fun
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Neighbours{cfg: cfg, self: self, hubURL: hubURL, store: store, log: log, now: now,
-		peers: map[string]string{}, lan: map[string]string{}, bad: map[string]time.Time{},
+		peers: map[string]string{}, lan: map[string]string{}, want: map[content.Ref]time.Time{}, bad: map[string]time.Time{},
 		requests: make(chan struct{}, maxRequests), transfers: make(chan struct{}, cfg.MaxTransfers),
 		pace: &pacer{rate: cfg.RateMBps * 1e6}}, nil
 }
@@ -218,28 +221,42 @@ func (n *Neighbours) lanIP() net.IP {
 	return nil
 }
 
-// peerList is the neighbours to ask now for ref, best ranked first, and this agent's rank
-// among them: how many rank before it.
-func (n *Neighbours) peerList(ref content.Ref) (key []byte, peers []peer, rank int) {
+// peerList is the neighbours to ask now for ref, best ranked first.
+func (n *Neighbours) peerList(ref content.Ref) (key []byte, peers []peer) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.key == nil {
-		return nil, nil, 0
+		return nil, nil
 	}
 	now := time.Now()
-	mine := score(ref, n.self)
 	for id, addr := range n.all() {
 		if until, bad := n.bad[id]; bad && now.Before(until) {
 			continue
 		}
-		p := peer{id: id, addr: addr, score: score(ref, id)}
-		peers = append(peers, p)
-		if p.score < mine {
-			rank++
-		}
+		peers = append(peers, peer{id: id, addr: addr, score: score(ref, id)})
 	}
 	slices.SortFunc(peers, func(a, b peer) int { return strings.Compare(a.score, b.score) })
-	return n.key, peers, rank
+	return n.key, peers
+}
+
+// wantFor says this agent needs ref until then (neighbours see it in WantingHeader).
+func (n *Neighbours) wantFor(ref content.Ref, until time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	for r, u := range n.want {
+		if !now.Before(u) {
+			delete(n.want, r)
+		}
+	}
+	n.want[ref] = until
+}
+
+func (n *Neighbours) wanting(ref content.Ref) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	u, ok := n.want[ref]
+	return ok && time.Now().Before(u)
 }
 
 // all is the hub's neighbours and those found on the LAN; the hub's address wins.

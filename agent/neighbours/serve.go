@@ -84,6 +84,8 @@ func (n *Neighbours) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !n.store.Has(ref) {
 		if have, size, ok := n.store.Fetching(ref); ok {
 			w.Header().Set(FetchingHeader, fmt.Sprintf("%d/%d", have, size))
+		} else if n.wanting(ref) {
+			w.Header().Set(WantingHeader, "1")
 		}
 		http.Error(w, "not here", http.StatusNotFound)
 		return

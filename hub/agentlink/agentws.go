@@ -52,10 +52,11 @@ type agentConn struct {
 	// revision it would then refuse as replayed.
 	ready       chan struct{}
 	readyOnce   sync.Once
-	area        string    // the device's area: its neighbours share it (neighbours.go)
-	contentAddr string    // where it serves content to its neighbours; under Link.mu
-	titles      Titles    // titles of what the device reports playing; the reader goroutine's
-	credited    time.Time // online time is recorded up to here (the reader goroutine's)
+	area        string     // the device's area: its neighbours share it (neighbours.go)
+	contentAddr string     // where it serves content to its neighbours; under Link.mu
+	nbMu        sync.Mutex // orders its neighbours messages (neighbours.go)
+	titles      Titles     // titles of what the device reports playing; the reader goroutine's
+	credited    time.Time  // online time is recorded up to here (the reader goroutine's)
 }
 
 // creditOnline records the time connected since the last credit: at each status and at the
