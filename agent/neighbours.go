@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/loa-project/loa/agent/link"
@@ -23,6 +24,9 @@ type NeighboursConfig struct {
 	RateMBps     float64            `yaml:"rate_mbps"`
 	Wait         scheduler.Duration `yaml:"wait"`
 	Stall        scheduler.Duration `yaml:"stall"`
+	// MDNS announces the box and finds its neighbours on the LAN by mDNS besides the hub's
+	// hint (default true; false where the LAN forbids multicast).
+	MDNS *bool `yaml:"mdns"`
 }
 
 func (c NeighboursConfig) check(hubURL string) []error {
@@ -68,6 +72,15 @@ func (a *Agent) newNeighbours() *neighbours.Neighbours {
 }
 
 func (a *Agent) runNeighbours(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if m := a.cfg.Neighbours.MDNS; m == nil || *m {
+		wg.Go(func() {
+			if err := a.neighbours.Discover(ctx, time.Minute); err != nil {
+				a.log.Warn("mDNS unavailable: neighbours are known from the hub only", "component", "neighbours", "err", err)
+			}
+		})
+	}
 	if err := a.neighbours.Run(ctx); err != nil {
 		a.log.Warn("serving neighbours stopped; items come from the hub only", "component", "neighbours", "err", err)
 	}
