@@ -202,3 +202,39 @@ func TestServeBoundsTransfers(t *testing.T) {
 		t.Fatalf("HEAD during a transfer: HTTP %d", r3.StatusCode)
 	}
 }
+
+// FuzzServe: whatever path, query and Range a LAN host sends, the handler does not panic and
+// sends no byte of an item without the commune's signature.
+func FuzzServe(f *testing.F) {
+	st, err := content.Open(filepath.Join(f.TempDir(), "content"), content.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	body := bytes.Repeat([]byte("loa"), 1000)
+	ref, err := st.Put(bytes.NewReader(body), content.Ref{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	n, err := New(Config{Listen: "127.0.0.1:0"}, "tt/cl-1", "http://127.0.0.1:1", st, nil, time.Now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	n.Hint(&protocol.Neighbours{Key: protocol.FormatNeighbourKey(bytes.Repeat([]byte{1}, protocol.NeighbourKeyBytes))})
+	f.Add("/content/"+ref.String(), "from=tt/cl-2&t=1&sig=00", "bytes=0-10")
+	f.Add("/content/"+ref.String(), "from=&t=&sig=", "")
+	f.Add("/content/sha256:zz", "t=-9999999999999999999", "bytes=-1")
+	f.Fuzz(func(t *testing.T, path, query, rng string) {
+		u := &url.URL{Path: path, RawQuery: query}
+		req, err := http.NewRequest(http.MethodGet, "http://x"+u.String(), nil)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Range", rng)
+		w := httptest.NewRecorder()
+		n.ServeHTTP(w, req)
+		if w.Code < 300 || bytes.Contains(w.Body.Bytes(), body[:30]) {
+			t.Fatalf("%q ? %q: HTTP %d with %d bytes, unsigned", path, query, w.Code, w.Body.Len())
+		}
+	})
+}
