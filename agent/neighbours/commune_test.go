@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -396,5 +397,42 @@ func TestCorruptNeighbourIsRefused(t *testing.T) {
 	fetchAll(t, ref, a1)
 	if got := c.served(ref); got != size || a2.nb.Served() != size {
 		t.Fatalf("second agent: hub served %d, a2 sent %d; want %d and %d", got, a2.nb.Served(), size, size)
+	}
+}
+
+// TestStalledNeighbourLeftForTheHub: a neighbour that offers the item and stops sending
+// half-way is left after stall; the hub sends the rest, resuming from the bytes that came.
+func TestStalledNeighbourLeftForTheHub(t *testing.T) {
+	c := newCommune(t)
+	c.enrol("tt/cl-1", "qn/tt")
+	const size, sent = 1 << 20, 100_000
+	ref := c.addItem(size, 4)
+	item, err := os.ReadFile(filepath.Join(c.dir, "content", ref.Hex()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		if r.Method == http.MethodHead {
+			return
+		}
+		w.Write(item[:sent]) // the right bytes, then nothing
+		w.(http.Flusher).Flush()
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(hang) // before Close, which waits for the handler
+	cfg := fast()
+	cfg.Stall = time.Second
+	a := c.agent("tt/cl-1", cfg)
+	knows(t, 0, a)
+	a.nb.AddPeer("tt/cl-slow", strings.TrimPrefix(slow.URL, "http://"))
+	fetchAll(t, ref, a)
+	if got := c.served(ref); got != size-sent {
+		t.Fatalf("the hub served %d bytes; want the rest after the stalled neighbour's %d (%d)", got, sent, size-sent)
 	}
 }
