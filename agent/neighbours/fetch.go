@@ -23,6 +23,7 @@ const (
 	skipBad      = time.Hour        // a neighbour that sent wrong bytes
 	skipFailed   = 10 * time.Minute // one that failed otherwise
 	wantLinger   = 2 * time.Second
+	minWaitRate  = 8000 // bytes/s: a neighbour's own download slower than a 2G link is not waited for
 )
 
 var never = time.Unix(1<<62, 0)
@@ -78,6 +79,8 @@ func (n *Neighbours) Fetch(ctx context.Context, ref content.Ref, size int64) err
 		waitingOn    string // the neighbour whose download we wait for
 		lastHave     int64
 		lastProgress time.Time
+		waitFrom     time.Time // when we began waiting on waitingOn, which had haveFrom
+		haveFrom     int64
 		busySince    time.Time // a neighbour that has the item was busy since
 	)
 	for {
@@ -122,19 +125,26 @@ func (n *Neighbours) Fetch(ctx context.Context, ref content.Ref, size int64) err
 		now := time.Now()
 		var best *probe
 		for i := range probes {
-			if p := &probes[i]; p.fetching && (best == nil || p.have > best.have) {
+			p := &probes[i]
+			if p.fetching && (size <= 0 || p.expected == size) && p.have < p.expected && (best == nil || p.have > best.have) {
 				best = p
 			}
 		}
 		switch {
 		case best != nil:
-			if best.id != waitingOn || best.have > lastHave {
-				if best.id != waitingOn {
-					n.log.Info("waiting for a neighbour that is fetching the item", "neighbour", best.id, "ref", ref.String(), "have", best.have, "size", best.expected)
-				}
-				waitingOn, lastHave, lastProgress = best.id, best.have, now
-			} else if now.Sub(lastProgress) > n.cfg.Stall {
+			if best.id != waitingOn {
+				n.log.Info("waiting for a neighbour that is fetching the item", "neighbour", best.id, "ref", ref.String(), "have", best.have, "size", best.expected)
+				waitingOn, waitFrom, haveFrom = best.id, now, best.have
+				lastHave, lastProgress = best.have, now
+			} else if best.have > lastHave {
+				lastHave, lastProgress = best.have, now
+			}
+			if now.Sub(lastProgress) > n.cfg.Stall {
 				return fmt.Errorf("%w: neighbour %s has made no progress fetching %s for %s", ErrNotFromNeighbours, best.id, ref, n.cfg.Stall)
+			}
+			// Progress too slow to be a download (or a neighbour pretending): the hub then.
+			if d := now.Sub(waitFrom); d > n.cfg.Stall && float64(best.have-haveFrom) < minWaitRate*d.Seconds() {
+				return fmt.Errorf("%w: neighbour %s fetches %s at under %d bytes/s", ErrNotFromNeighbours, best.id, ref, minWaitRate)
 			}
 		case !busySince.IsZero() && now.Sub(busySince) < n.cfg.Stall:
 			// wait for a slot at a neighbour that has it
