@@ -13,6 +13,7 @@ import (
 
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/agent/link"
+	"github.com/loa-project/loa/agent/neighbours"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/device/screen"
@@ -65,6 +66,9 @@ type Agent struct {
 	started  time.Duration // the clock's monotonic reading at Run: uptime counts from it
 	lastWall time.Time
 	stateMu  sync.Mutex
+
+	// neighbours serves the store to the commune's agents and fetches from them (nil: off).
+	neighbours *neighbours.Neighbours
 }
 
 // NowPlaying is what an output is playing, for status.
@@ -205,11 +209,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.sched.loadActive()
 	a.sched.loadPending()
 	a.sched.checkFile(true)
+	a.neighbours = a.newNeighbours()
 	if a.link, err = a.newLink(); err != nil {
 		return fmt.Errorf("hub link: %w", err)
 	}
 	if a.link != nil {
 		a.tasks.Go(func() { a.link.Run(ctx) })
+	}
+	if a.neighbours != nil {
+		a.tasks.Go(func() { a.runNeighbours(ctx) })
 	}
 	if a.sched.active() == nil {
 		a.log.Warn("no schedule yet: nothing will play until one is given (schedule: in the config, or a push from the hub)")

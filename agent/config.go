@@ -70,6 +70,8 @@ type Config struct {
 	// MetricsListen serves GET /metrics (Prometheus) on this loopback address, e.g.
 	// 127.0.0.1:9470; empty: off. Loopback only: it has no token (docs/operations.md).
 	MetricsListen string `yaml:"metrics_listen"`
+	// Neighbours shares content with the agents of the commune on the LAN (neighbours.go).
+	Neighbours NeighboursConfig `yaml:"neighbours"`
 }
 
 // AudioConfig chooses the audio output.
@@ -214,6 +216,7 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("metrics_listen %q is not a loopback address: the agent's metrics have no token, so they stay on the box (write 127.0.0.1:9470 and scrape through an SSH tunnel or a local exporter)", c.MetricsListen))
 		}
 	}
+	errs = append(errs, c.Neighbours.check(c.Hub.URL)...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:

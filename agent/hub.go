@@ -82,6 +82,7 @@ func (a *Agent) newLink() (*link.Link, error) {
 		HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		Journal:    a.journal, Store: a.store, Schedules: a.sched, Commands: a,
 		CommandMemory: link.FileCommandMemory{Path: a.cfg.commandsPath()}, Status: a,
+		Neighbours: a.linkNeighbours(),
 	})
 }
 
@@ -127,6 +128,9 @@ func (a *Agent) Status() protocol.Status {
 	}
 	if free, ok := diskFree(a.cfg.DataDir); ok {
 		st.DiskFreeBytes = &free
+	}
+	if a.neighbours != nil {
+		st.ContentAddr = a.neighbours.ContentAddr()
 	}
 	if a.volume != nil {
 		v := a.volume.now(a.clock.Now(), doc)

@@ -39,6 +39,27 @@ func (e fatalError) Unwrap() error { return e.err }
 
 func fatal(format string, a ...any) error { return fatalError{fmt.Errorf(format, a...)} }
 
+// inflight is a Fetch under way: closed done when it ends, and the size it expects.
+type inflight struct {
+	done chan struct{}
+	size int64
+}
+
+// Fetching reports whether a Fetch of ref is under way, with the bytes it holds so far and
+// the item's size: a neighbour asking for the item can wait for it rather than go to the hub.
+func (s *Store) Fetching(ref Ref) (have, size int64, ok bool) {
+	s.mu.Lock()
+	in, ok := s.fetches[ref]
+	s.mu.Unlock()
+	if !ok {
+		return 0, 0, false
+	}
+	if fi, err := os.Stat(s.partialPath(ref)); err == nil {
+		have = fi.Size()
+	}
+	return have, in.size, true
+}
+
 // Fetch downloads url into the store and checks it is size bytes hashing to ref. A partial
 // download is kept in partial/ (fsync'd after each attempt) and resumed with an HTTP Range
 // request, by this call after a dropped connection or by a later call, also after a restart.
@@ -63,14 +84,14 @@ func (s *Store) Fetch(ctx context.Context, url string, ref Ref, size int64) erro
 			}
 		}
 		s.mu.Lock()
-		wait, busy := s.fetches[ref]
+		in, busy := s.fetches[ref]
 		if !busy {
 			if err := s.makeRoomLocked(size); err != nil {
 				s.mu.Unlock()
 				return fmt.Errorf("fetch %s: %w", url, err)
 			}
 			s.reserve += size
-			s.fetches[ref] = make(chan struct{})
+			s.fetches[ref] = &inflight{done: make(chan struct{}), size: size}
 		}
 		s.mu.Unlock()
 		if !busy {
@@ -78,7 +99,7 @@ func (s *Store) Fetch(ctx context.Context, url string, ref Ref, size int64) erro
 		}
 		// Another call is fetching the same item: wait for it, then look again.
 		select {
-		case <-wait:
+		case <-in.done:
 		case <-ctx.Done():
 			return fmt.Errorf("fetch %s: %w", url, ctx.Err())
 		}
@@ -87,7 +108,7 @@ func (s *Store) Fetch(ctx context.Context, url string, ref Ref, size int64) erro
 	defer func() {
 		s.mu.Lock()
 		s.reserve -= reserved
-		close(s.fetches[ref])
+		close(s.fetches[ref].done)
 		delete(s.fetches, ref)
 		s.mu.Unlock()
 	}()

@@ -371,3 +371,42 @@ func TestFetchDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFetchingReportsProgress: while a Fetch is under way, Fetching names the bytes held and
+// the size expected (a neighbour asking for the item waits on it); before and after, it says
+// no fetch is under way.
+func TestFetchingReportsProgress(t *testing.T) {
+	b := data(300_000, 11)
+	ref := RefOf(b)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "300000")
+		w.Write(b[:100_000])
+		w.(http.Flusher).Flush()
+		<-release
+		w.Write(b[100_000:])
+	}))
+	defer srv.Close()
+	s := openStore(t, t.TempDir(), Options{})
+	if _, _, ok := s.Fetching(ref); ok {
+		t.Fatal("Fetching before any Fetch says one is under way")
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Fetch(context.Background(), srv.URL, ref, int64(len(b))) }()
+	var have, size int64
+	var ok bool
+	for i := 0; i < 1000 && have < 100_000; i++ {
+		have, size, ok = s.Fetching(ref)
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if !ok || have != 100_000 || size != int64(len(b)) {
+		t.Fatalf("Fetching during the download = %d of %d, %v; want 100000 of %d, true", have, size, ok, len(b))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := s.Fetching(ref); ok || !s.Has(ref) {
+		t.Fatalf("after Fetch: Fetching %v, Has %v", ok, s.Has(ref))
+	}
+}

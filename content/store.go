@@ -67,7 +67,7 @@ type Store struct {
 	bytes   int64        // sum of index sizes
 	keep    map[Ref]bool // nil before the first Keep or GC: nothing is evictable then
 	reserve int64        // bytes promised to Fetch calls in flight
-	fetches map[Ref]chan struct{}
+	fetches map[Ref]*inflight
 	hashes  atomic.Int64 // full hashes done by Open/Path/Verify (tests check the marker is trusted)
 }
 
@@ -143,7 +143,7 @@ func (e *BudgetError) Error() string {
 // and indexes the items without hashing them (Open/Path verify lazily).
 func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, fs: osFS{}, client: opts.HTTPClient,
-		index: map[Ref]entry{}, fetches: map[Ref]chan struct{}{}}
+		index: map[Ref]entry{}, fetches: map[Ref]*inflight{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

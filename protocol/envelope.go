@@ -41,12 +41,13 @@ const (
 	TypeDelivery      Type = "delivery"
 	TypeError         Type = "error"
 	TypeTime          Type = "time"
+	TypeNeighbours    Type = "neighbours"
 )
 
 // Types lists every message type of this version, in the order docs/protocol.md presents them.
 func Types() []Type {
 	return []Type{TypeHello, TypeWelcome, TypeSchedule, TypeCommand, TypeConfirmations,
-		TypeAck, TypeStatus, TypeDelivery, TypeError, TypeTime}
+		TypeAck, TypeStatus, TypeDelivery, TypeError, TypeTime, TypeNeighbours}
 }
 
 // newMessage returns an empty message of type t, or nil for an unknown type.
@@ -72,6 +73,8 @@ func newMessage(t Type) Message {
 		return &Delivery{}
 	case TypeError:
 		return &ErrorMessage{}
+	case TypeNeighbours:
+		return &Neighbours{}
 	}
 	return nil
 }
@@ -90,7 +93,7 @@ type Header struct {
 func (h *Header) Envelope() *Header { return h }
 
 // Message is one of the message types of this package: *Hello, *Welcome, *Schedule, *Command,
-// *Confirmations, *Ack, *Status, *Delivery or *ErrorMessage. Decode returns one; use a type
+// *Confirmations, *Ack, *Status, *Delivery, *ErrorMessage, *Time or *Neighbours. Decode returns one; use a type
 // switch on it.
 type Message interface {
 	// Type is the wire name of the message type.

@@ -20,7 +20,8 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range []string{``, `{}`, `null`, `[]`, `{"v":1}`, `{"v":1,"type":"ack","id":"x","seq":1}`,
 		`{"v":1,"type":"confirmations","id":"a","records":[{"device":"d","seq":1,"result":"x","end":"2026-11-26T06:30:00+07:00"}]}`,
 		`{"v":1,"type":"schedule","id":"x","signed":{"key_id":"k","payload":"e30=","sig":""}}`,
-		`{"v":1,"type":"hello","id":"a","device_id":"d","software_version":"1","sent_at":"x"}`} {
+		`{"v":1,"type":"hello","id":"a","device_id":"d","software_version":"1","sent_at":"x"}`,
+		`{"v":1,"type":"neighbours","id":"n","key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","peers":[{"device_id":"d","addr":"[::1]:1"}]}`} {
 		f.Add([]byte(s))
 	}
 	l := Limits{MaxMessageBytes: 64 << 10, MaxRecords: 50}

@@ -286,6 +286,9 @@ type Status struct {
 	Sign   *Part `json:"sign,omitempty"`
 	Screen *Part `json:"screen,omitempty"`
 	Audio  *Part `json:"audio,omitempty"`
+	// ContentAddr is where the agent serves its content store to its neighbours (IP:port,
+	// CheckContentAddr), absent when it does not. The hub tells the commune's other agents.
+	ContentAddr string `json:"content_addr,omitempty"`
 }
 
 func (*Status) Type() Type { return TypeStatus }
@@ -318,6 +321,11 @@ func (m *Status) validate(c *checker) {
 			if len(p.part.Error) > 1024 {
 				c.fail(p.name+".error", ErrInvalidField, "longer than 1024 bytes")
 			}
+		}
+	}
+	if m.ContentAddr != "" {
+		if err := CheckContentAddr(m.ContentAddr); err != nil {
+			c.fail("content_addr", ErrInvalidField, "%v", err)
 		}
 	}
 	if m.Link != nil {

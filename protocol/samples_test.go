@@ -99,13 +99,16 @@ func samples(tb testing.TB) []Message {
 				Since: t0.Add(9 * time.Minute)}},
 			Volume: f64(0.8), Amplifier: new(true), ClockOffsetS: f64(-0.012), ClockState: ClockSynced,
 			DiskFreeBytes: i64(9_310_212_096), TemperatureC: f64(58.4), UptimeS: 86_412,
-			Link: &LinkQuality{Kind: "cellular", SignalDBM: f64(-87), Quality: f64(0.6), RTTMS: f64(142)}},
+			Link:        &LinkQuality{Kind: "cellular", SignalDBM: f64(-87), Quality: f64(0.6), RTTMS: f64(142)},
+			ContentAddr: "192.168.1.23:7081"},
 		&Delivery{Header: Header{ID: "a-4", Re: "h-2"}, ScheduleID: "dev-cl-07", Revision: 13,
 			State: DeliveryContentReady},
 		&ErrorMessage{Header: Header{ID: "h-5", Re: "a-9"}, Code: "busy",
 			Message: "the hub is accepting reconnections slowly after a restart", RetryAfterS: 30},
 		&Time{Header: Header{ID: "h-6", Re: "a-5"}, SentAt: t0.Add(11 * time.Minute),
 			ReceivedAt: t0.Add(18*time.Minute + 61*time.Millisecond), HubTime: t0.Add(18*time.Minute + 61*time.Millisecond + 200*time.Microsecond)},
+		&Neighbours{Header: Header{ID: "h-6"}, Key: "qk3Zk7y1Vv0x9d2bEw4T6mJp0sXnL8cA1uR5hG3iKfY",
+			Peers: []Neighbour{{DeviceID: "cl-05", Addr: "192.168.1.21:7081"}, {DeviceID: "cl-09", Addr: "192.168.1.35:7081"}}},
 	}
 }
 

@@ -14,6 +14,16 @@ import (
 	"github.com/loa-project/loa/protocol"
 )
 
+// Neighbours are the agents of the commune that share content on the LAN;
+// *neighbours.Neighbours is one.
+type Neighbours interface {
+	// Fetch gets ref into the store from a neighbour (size 0: not known), or returns an
+	// error: then the link fetches it from the hub.
+	Fetch(ctx context.Context, ref content.Ref, size int64) error
+	// Hint takes the hub's neighbours message.
+	Hint(m *protocol.Neighbours)
+}
+
 // fetchJob is a pending schedule revision and the items it lacks (nil: ask Advance).
 type fetchJob struct {
 	ref     protocol.ScheduleRef
@@ -115,8 +125,9 @@ func (l *Link) fetchAll(ctx context.Context, refs []content.Ref) error {
 	return nil
 }
 
-// Fetch makes sure the store holds ref, fetching it from the hub: it asks the hub for the
-// item's size (HEAD), then lets the store download it with Range resume and verify it. The
+// Fetch makes sure the store holds ref, fetching it from a neighbour (Deps.Neighbours) or the
+// hub: it asks the hub for the item's size (HEAD), lets the neighbours try, then lets the
+// store download it from the hub with Range resume and verify it. The
 // daemon may call it itself, e.g. for the content of a play_now command.
 func (l *Link) Fetch(ctx context.Context, ref content.Ref) error {
 	if l.d.Store.Has(ref) {
@@ -124,6 +135,17 @@ func (l *Link) Fetch(ctx context.Context, ref content.Ref) error {
 	}
 	u := l.ContentURL(ref)
 	size, err := l.contentSize(ctx, u)
+	if l.d.Neighbours != nil {
+		// Neighbours first, also when the hub cannot be asked: the store verifies their bytes.
+		nerr := l.d.Neighbours.Fetch(ctx, ref, max(size, 0))
+		if nerr == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l.log.Debug("item not fetched from neighbours; asking the hub", "ref", ref.String(), "why", nerr)
+	}
 	if err != nil {
 		return err
 	}

@@ -161,6 +161,8 @@ type Deps struct {
 	Commands      Commands
 	CommandMemory CommandMemory
 	Status        StatusSource
+	// Neighbours, when set, are asked for an item before the hub (agent/neighbours).
+	Neighbours Neighbours
 }
 
 // Link is the agent's link to the hub. Create it with New, run it with Run.

@@ -368,6 +368,11 @@ func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEn
 		l.log.Debug("clock sample", "offset", offset.Round(time.Millisecond), "rtt", rtt.Round(time.Millisecond),
 			"kept_offset", best.offset.Round(time.Millisecond), "kept_rtt", best.rtt.Round(time.Millisecond))
 		return nil
+	case *protocol.Neighbours:
+		if l.d.Neighbours != nil {
+			l.d.Neighbours.Hint(m)
+		}
+		return nil
 	case *protocol.ErrorMessage:
 		if m.Code == protocol.CodeNotStored {
 			// Kept in the journal, unacknowledged: sent again from the first unacknowledged

@@ -50,10 +50,13 @@ type agentConn struct {
 	// ready is closed once the welcome (and the schedule the connection starts with) is
 	// written: a push must not reach the device before its welcome, nor before an older
 	// revision it would then refuse as replayed.
-	ready     chan struct{}
-	readyOnce sync.Once
-	titles    Titles    // titles of what the device reports playing; the reader goroutine's
-	credited  time.Time // online time is recorded up to here (the reader goroutine's)
+	ready       chan struct{}
+	readyOnce   sync.Once
+	area        string     // the device's area: its neighbours share it (neighbours.go)
+	contentAddr string     // where it serves content to its neighbours; under Link.mu
+	nbMu        sync.Mutex // orders its neighbours messages (neighbours.go)
+	titles      Titles     // titles of what the device reports playing; the reader goroutine's
+	credited    time.Time  // online time is recorded up to here (the reader goroutine's)
 }
 
 // creditOnline records the time connected since the last credit: at each status and at the
@@ -224,7 +227,7 @@ func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		lim.MaxMessageBytes = protocol.DefaultMaxMessageBytes
 	}
 	ws.SetReadLimit(int64(lim.MaxMessageBytes))
-	c := &agentConn{s: s, ws: ws, device: dev.ID, limits: lim, sent: map[string]int64{}, ready: make(chan struct{})}
+	c := &agentConn{s: s, ws: ws, device: dev.ID, area: dev.Area, limits: lim, sent: map[string]int64{}, ready: make(chan struct{})}
 	defer c.close()
 	defer c.setReady() // a push waiting on a connection that failed its welcome gives up at once
 	ctx := r.Context()
@@ -463,6 +466,7 @@ func (s *Link) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.
 		s.touched(c.device)
 		c.creditOnline(ctx)
 		s.notePartFaults(c.device, st.Parts)
+		s.noteContentAddr(c, m.ContentAddr)
 		return nil
 	case *protocol.Time:
 		if !m.HubTime.IsZero() {

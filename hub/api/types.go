@@ -283,6 +283,8 @@ type ContentJSON struct {
 	Created       bool      `json:"created"`
 	URL           string    `json:"url,omitempty"`
 	Note          string    `json:"note,omitempty"` // an upload of bytes already there: what was kept
+	// ServedBytes is what the hub sent of the item to devices since it started (GET /api/content).
+	ServedBytes int64 `json:"served_bytes,omitempty"`
 }
 
 // TermJSON is one entry of a metadata list (GET/POST /api/terms): a language, theme, format

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
@@ -59,13 +61,55 @@ type Options struct {
 	DeviceAuth func(w http.ResponseWriter, r *http.Request) (store.Device, bool)
 	// AreaChain is the newest schedules of area and the areas above it.
 	AreaChain func(ctx context.Context, area string) ([]store.Schedule, error)
+	// Served, when set, is told the bytes of each download to a device (the hub's metrics).
+	Served func(bytes int64)
 }
 
 // Room serves the library's routes (the hub mounts them).
-type Room struct{ o Options }
+type Room struct {
+	o Options
+	// served: ref -> *atomic.Int64, the bytes sent to devices since the hub started (kept in
+	// memory: a figure to compare, e.g. before and after neighbours shared an item, not a
+	// record that needs to survive a restart).
+	served sync.Map
+}
 
 // New returns a room over o.
 func New(o Options) *Room { return &Room{o: o} }
+
+// ServedBytes is the bytes of ref (sha256:…) sent to devices since the hub started.
+func (rm *Room) ServedBytes(ref string) int64 {
+	if v, ok := rm.served.Load(ref); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+func (rm *Room) countServed(ref string, n int64) {
+	if n <= 0 {
+		return
+	}
+	v, _ := rm.served.LoadOrStore(ref, new(atomic.Int64))
+	v.(*atomic.Int64).Add(n)
+	if rm.o.Served != nil {
+		rm.o.Served(n)
+	}
+}
+
+// countingWriter counts the body bytes of a download.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	k, err := w.ResponseWriter.Write(b)
+	w.n += int64(k)
+	return k, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (the hub's transfer deadlines).
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func contentJSON(c store.Content, base string) api.ContentJSON {
 	j := api.ContentJSON{Ref: c.Ref, Size: c.Size, DurationS: c.Duration.Seconds(), MIME: c.MIME, Title: c.Title,
@@ -111,7 +155,9 @@ func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) 
 	labels := rm.labels(r.Context())
 	out := make([]api.ContentJSON, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, withLabels(contentJSON(c, rm.o.PublicURL), labels))
+		j := withLabels(contentJSON(c, rm.o.PublicURL), labels)
+		j.ServedBytes = rm.ServedBytes(c.Ref)
+		out = append(out, j)
 	}
 	staffapi.WriteJSON(w, http.StatusOK, out)
 }
@@ -341,7 +387,11 @@ func (rm *Room) Download(w http.ResponseWriter, r *http.Request) {
 	if _, ok := rm.o.DeviceAuth(w, r); !ok {
 		return
 	}
-	rm.serveLibraryFile(w, r, "", true)
+	cw := &countingWriter{ResponseWriter: w}
+	rm.serveLibraryFile(cw, r, "", true)
+	if ref, _, err := store.ParseRef(r.PathValue("ref")); err == nil {
+		rm.countServed(ref, cw.n)
+	}
 }
 
 // serveLibraryFile answers GET …/{ref} with the library file, Range requests included

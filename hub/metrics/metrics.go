@@ -31,6 +31,7 @@ type Hub struct {
 	storeSeconds *prometheus.HistogramVec
 	httpAnswers  *prometheus.CounterVec
 	wsErrors     *prometheus.CounterVec
+	served       prometheus.Counter
 }
 
 // Metric names, shared with the dashboard and alert rules in firmware-config/ (a test checks
@@ -45,6 +46,7 @@ const (
 	StoreSeconds        = "loa_hub_store_seconds"
 	HTTPAnswers         = "loa_hub_http_answers_total"
 	WebsocketErrors     = "loa_hub_agent_websocket_errors_total"
+	ContentServed       = "loa_hub_content_served_bytes_total"
 	deliveryStageHelp   = "stage: received (the agent has the schedule), content_ready (and its content), active (playing from it)"
 	emergencySampleHelp = "Seconds from when a broadcast was due (issued, or its start if later) to the first sample a device confirms playing of it, by kind (emergency, bulletin, live); each device's first play of each broadcast counts once."
 )
@@ -52,7 +54,7 @@ const (
 // Names are the hub's own metrics; Histograms those of them that are histograms (exported as
 // _bucket, _sum and _count).
 var (
-	Names      = []string{AgentsConnected, Pushes, DeliverySeconds, Confirmations, Emergencies, EmergencyFirstPlay, StoreSeconds, HTTPAnswers, WebsocketErrors}
+	Names      = []string{AgentsConnected, Pushes, DeliverySeconds, Confirmations, Emergencies, EmergencyFirstPlay, StoreSeconds, HTTPAnswers, WebsocketErrors, ContentServed}
 	Histograms = []string{DeliverySeconds, EmergencyFirstPlay, StoreSeconds}
 )
 
@@ -85,7 +87,10 @@ func New(connected func() int) *Hub {
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: AgentsConnected, Help: "Agents connected by websocket now."},
 		func() float64 { return float64(connected()) }))
-	reg.MustRegister(m.pushes, m.delivery, m.confirmed, m.emergencies, m.firstSample, m.storeSeconds, m.httpAnswers, m.wsErrors)
+	// One series for all items (no ref label): per item, GET /api/content says served_bytes.
+	m.served = prometheus.NewCounter(prometheus.CounterOpts{Name: ContentServed,
+		Help: "Bytes of library content sent to agents (GET /content/<ref>, Range requests included): what neighbours sharing content saves shows here."})
+	reg.MustRegister(m.pushes, m.delivery, m.confirmed, m.emergencies, m.firstSample, m.storeSeconds, m.httpAnswers, m.wsErrors, m.served)
 	return m
 }
 
@@ -144,6 +149,14 @@ func (m *Hub) StoreCall(op string, start time.Time, err error) {
 		return
 	}
 	m.storeSeconds.WithLabelValues(op, outcome(err == nil, "ok", "error")).Observe(time.Since(start).Seconds())
+}
+
+// ContentServed counts bytes of content sent to an agent.
+func (m *Hub) ContentServed(n int64) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.served.Add(float64(n))
 }
 
 // WebsocketError counts an agent websocket error of kind.
