@@ -34,6 +34,7 @@ type agentConn struct {
 	s        *Link
 	ws       *websocket.Conn
 	device   string
+	area     string // the device's area at its hello: which pushes another replica announces reach it
 	software string
 	limits   protocol.Limits
 	wmu      sync.Mutex
@@ -224,7 +225,7 @@ func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		lim.MaxMessageBytes = protocol.DefaultMaxMessageBytes
 	}
 	ws.SetReadLimit(int64(lim.MaxMessageBytes))
-	c := &agentConn{s: s, ws: ws, device: dev.ID, limits: lim, sent: map[string]int64{}, ready: make(chan struct{})}
+	c := &agentConn{s: s, ws: ws, device: dev.ID, area: dev.Area, limits: lim, sent: map[string]int64{}, ready: make(chan struct{})}
 	defer c.close()
 	defer c.setReady() // a push waiting on a connection that failed its welcome gives up at once
 	ctx := r.Context()

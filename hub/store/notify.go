@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -62,8 +64,21 @@ func (db *DB) Notify(ctx context.Context, topic, payload string) error {
 // Listening reports whether the connection Listen holds is up (always false on SQLite).
 func (db *DB) Listening() bool { return db.listening.Load() }
 
-// Ping checks that the store answers, within ctx.
-func (db *DB) Ping(ctx context.Context) error { return db.r.PingContext(ctx) }
+// Ping checks that the store answers reads and writes, within ctx.
+func (db *DB) Ping(ctx context.Context) error {
+	return errors.Join(db.r.PingContext(ctx), db.w.PingContext(ctx))
+}
+
+// dropIdle closes the pools' idle connections: after the listening connection was lost they
+// may be to a server that went away (restarted, failed over), which a connection finds out
+// only when a statement on it fails, failing a staff request or a write with it.
+func (db *DB) dropIdle() {
+	for _, p := range []*sql.DB{db.r, db.w, db.notes} {
+		n := p.Stats().MaxOpenConnections
+		p.SetMaxIdleConns(0)
+		p.SetMaxIdleConns(cmp.Or(n, 2)) // 2: database/sql's default, for a pool without a bound
+	}
+}
 
 // How the listening connection checks itself and reconnects.
 const (
@@ -108,6 +123,9 @@ func (db *DB) Listen(ctx context.Context) <-chan Event {
 				continue
 			}
 			retry, failing = listenRetryFirst, false
+			if connected {
+				db.dropIdle()
+			}
 			db.listening.Store(true)
 			if connected {
 				db.log.Info("listening to the other hubs again; reading afresh what was missed")

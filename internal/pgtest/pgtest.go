@@ -38,6 +38,28 @@ var server struct {
 	logFile string                            // the server's log
 	counter atomic.Int64                      // names of the databases made
 	started bool
+	// lazy: Main was called; the first NewDatabase starts the server with prepare.
+	lazy    bool
+	prepare func(url string) error
+	stop    func()
+}
+
+// Main runs a package's tests (call it from TestMain: os.Exit(pgtest.Main(m, prepare))),
+// starting the server only when a test first asks for a database, so a package whose
+// PostgreSQL tests are a few among many pays for initdb only when they run; it stops the
+// server when the tests end.
+func Main(m *testing.M, prepare func(url string) error) int {
+	server.mu.Lock()
+	server.lazy, server.prepare = true, prepare
+	server.mu.Unlock()
+	defer func() {
+		server.mu.Lock()
+		defer server.mu.Unlock()
+		if server.stop != nil {
+			server.stop()
+		}
+	}()
+	return m.Run()
 }
 
 // Template is the database every NewDatabase copies: Start's prepare function fills it
@@ -52,6 +74,11 @@ const Template = "loa_template"
 func Start(prepare func(url string) error) (stop func(), err error) {
 	server.mu.Lock()
 	defer server.mu.Unlock()
+	return start(prepare)
+}
+
+// start is Start with server.mu held.
+func start(prepare func(url string) error) (stop func(), err error) {
 	if server.started {
 		return nil, errors.New("pgtest.Start called twice in one process")
 	}
@@ -155,6 +182,14 @@ func dbURL(url, name string) string { return strings.Replace(url, "/postgres?", 
 func NewDatabase(t testing.TB) string {
 	t.Helper()
 	server.mu.Lock()
+	if server.lazy && !server.started {
+		var err error
+		server.stop, err = start(server.prepare)
+		if err != nil {
+			server.mu.Unlock()
+			t.Fatalf("start PostgreSQL for the tests: %v", err)
+		}
+	}
 	skip, admin, started := server.skip, server.admin, server.started
 	server.mu.Unlock()
 	switch {
@@ -177,11 +212,13 @@ func NewDatabase(t testing.TB) string {
 	return URL(name)
 }
 
-// Stop stops the server at once ("immediate": as if it crashed), for a test of what
-// happens while the database is away. Start it again with Restart.
+// Stop stops the server as an administrator's restart would ("fast": every session is
+// ended, what was committed is kept), for a test of what happens while the database is
+// away. Start it again with Restart. (An "immediate" stop would lose the last commits: the
+// server runs with synchronous_commit off.)
 func Stop(t testing.TB) {
 	t.Helper()
-	if out, err := server.run("pg_ctl", "-D", server.data, "-m", "immediate", "-w", "stop").CombinedOutput(); err != nil {
+	if out, err := server.run("pg_ctl", "-D", server.data, "-m", "fast", "-w", "stop").CombinedOutput(); err != nil {
 		t.Fatalf("pg_ctl stop: %v: %s", err, out)
 	}
 }
