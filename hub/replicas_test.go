@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 
 // newReplicas starts two hubs on one fresh PostgreSQL database, with one signing key and
 // one content directory, each behind its own loopback server and listening to the other.
-func newReplicas(t *testing.T) (a, b *testHub) {
+func newReplicas(t testing.TB) (a, b *testHub) {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
 	dir := t.TempDir()
@@ -245,5 +245,35 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Fatalf("GET /healthz with the store closed: %d, want 200 (the process is alive)", code)
+	}
+}
+
+// Staff looking through A see a device connected to B online, and what it plays: its status
+// is announced to A, whose overview read the devices before it came.
+func TestReplicasShowEachOthersDevices(t *testing.T) {
+	a, b := newReplicas(t)
+	a.addArea("qn/tk")
+	secret := a.enrol("tk/cl-01", "qn/tk")
+	var ov api.OverviewJSON
+	a.mustCall(a.admin, "GET", "/api/overview", nil, &ov, http.StatusOK) // A's view of the devices, cached
+	if len(ov.Counts) != 1 || ov.Counts[0].Online != 0 {
+		t.Fatalf("before the device connects: %+v", ov.Counts)
+	}
+	onB, _ := b.connect("tk/cl-01", secret, protocol.Hello{})
+	onB.send(&protocol.Status{At: time.Now(), UptimeS: 12, NowPlaying: []protocol.NowPlaying{{Output: "speakers", Program: "qn/tk/morning"}}})
+	want := api.AreaCountJSON{Area: "qn/tk", Kind: "cluster", Online: 1, Playing: 1}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		a.mustCall(a.admin, "GET", "/api/overview", nil, &ov, http.StatusOK)
+		if len(ov.Counts) == 1 && ov.Counts[0] == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A's overview %+v, want %+v", ov.Counts, want)
+		}
+	}
+	var d api.DeviceJSON
+	a.mustCall(a.admin, "GET", "/api/devices/tk/cl-01", nil, &d, http.StatusOK)
+	if !d.Online || d.NowPlaying == "" {
+		t.Fatalf("the device through A: online %v, playing %q; want online and playing", d.Online, d.NowPlaying)
 	}
 }

@@ -168,6 +168,8 @@ type Server struct {
 	bus replicaBus
 	// notReady: the last /readyz answer was 503 (its cause is logged when it changes).
 	notReady atomic.Bool
+	// touchedHere: devices whose state this replica changed, for the others (replicas.go).
+	touchedHere touchedSet
 }
 
 // New returns a server over opts.Store.
@@ -227,7 +229,7 @@ func New(opts Options) (*Server, error) {
 	s.link, err = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,
 		StatusInterval: opts.StatusInterval, Limits: opts.Limits, MaxHellos: opts.MaxHellos, BusyRetryAfter: opts.BusyRetryAfter,
 		DeviceAuth: s.deviceAuth, NewTitles: s.statusTitles, ResolveTarget: s.resolveTarget, LookupDevice: s.lookupDevice, Audit: s.audit,
-		Metrics: s.metrics, Touched: s.states.touch, Peers: peers})
+		Metrics: s.metrics, Touched: s.touch, Peers: peers})
 	if err != nil {
 		return nil, err
 	}

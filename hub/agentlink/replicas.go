@@ -39,6 +39,9 @@ func newReplicaID() string {
 	return hex.EncodeToString(b)
 }
 
+// Replica is this process's id among the replicas: it starts what it announces.
+func (s *Link) Replica() string { return s.replica }
+
 // announce tells the other replicas that topic changed for id.
 func (s *Link) announce(ctx context.Context, topic, id string) {
 	if s.opts.Peers == nil {
