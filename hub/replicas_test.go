@@ -39,17 +39,33 @@ func TestMain(m *testing.M) {
 // one content directory, each behind its own loopback server and listening to the other.
 func newReplicas(t testing.TB) (a, b *testHub) {
 	t.Helper()
+	hubs := newHubsOnOneDatabase(t, "a", "b")
+	return hubs[0], hubs[1]
+}
+
+// alone is a hub's store that does not say it is shared: the hub announces nothing and
+// hears nothing, as if its notifications were lost.
+type alone struct{ Store }
+
+// newHubsOnOneDatabase is newReplicas for hubs with the given names; one named "alone"
+// neither announces nor listens.
+func newHubsOnOneDatabase(t testing.TB, names ...string) []*testHub {
+	t.Helper()
 	url := pgtest.NewDatabase(t)
 	dir := t.TempDir()
 	pub, signer := testSigner(t)
-	var hubs [2]*testHub
-	for i, name := range []string{"a", "b"} {
+	hubs := make([]*testHub, len(names))
+	for i, name := range names {
 		log := testLog().With("replica", name)
 		db, err := store.Open(context.Background(), url, realClock{}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := New(Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, StatusInterval: time.Minute,
+		var st Store = db
+		if name == "alone" {
+			st = alone{db}
+		}
+		srv, err := New(Options{Store: st, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, StatusInterval: time.Minute,
 			Transcoder: &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, name, "tmp")}})
 		if err != nil {
 			t.Fatal(err)
@@ -68,17 +84,15 @@ func newReplicas(t testing.TB) (a, b *testHub) {
 		})
 		hubs[i] = &testHub{t: t, db: db, srv: srv, http: hs, pub: pub, dir: dir}
 	}
-	a, b = hubs[0], hubs[1]
-	var err error
-	a.admin, err = AddUser(context.Background(), a.db, "admin", "Province admin", "qn", "Quảng Nam")
+	admin, err := AddUser(context.Background(), hubs[0].db, "admin", "Province admin", "qn", "Quảng Nam")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.admin = a.admin
 	for _, h := range hubs {
+		h.admin = admin
 		h.waitReady(http.StatusOK)
 	}
-	return a, b
+	return hubs
 }
 
 // waitReady waits until GET /readyz answers want.
@@ -275,5 +289,43 @@ func TestReplicasShowEachOthersDevices(t *testing.T) {
 	a.mustCall(a.admin, "GET", "/api/devices/tk/cl-01", nil, &d, http.StatusOK)
 	if !d.Online || d.NowPlaying == "" {
 		t.Fatalf("the device through A: online %v, playing %q; want online and playing", d.Online, d.NowPlaying)
+	}
+}
+
+// What a replica did while another was not listening (its notifications lost) reaches the
+// other's agents when it resynchronises, as after its listening connection came back: the
+// newest schedule, an unanswered command, and a revoked device's connection closed.
+func TestReplicaResyncCatchesUpLostNotifications(t *testing.T) {
+	hubs := newHubsOnOneDatabase(t, "alone", "b")
+	lost, b := hubs[0], hubs[1]
+	lost.addArea("qn/tk")
+	s1 := lost.enrol("tk/cl-01", "qn/tk")
+	s2 := lost.enrol("tk/cl-02", "qn/tk")
+	onB := b.cmdAgent("tk/cl-01", s1, realClock{}, nil)
+	revoked, _ := b.connect("tk/cl-02", s2, protocol.Hello{})
+
+	ref := addFakeContent(t, lost, "47", 30*time.Second)
+	if code, _, msg := lost.push(lost.admin, "qn/tk", docWith("tk", "Asia/Ho_Chi_Minh", "morning", ref)); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, msg)
+	}
+	vol := 0.5
+	c := lost.issue(lost.admin, api.CommandRequest{To: "tk/cl-01", Action: "volume", Volume: &vol})
+	lost.mustCall(lost.admin, "DELETE", "/api/devices/tk/cl-02", nil, nil, http.StatusOK)
+	select {
+	case m := <-onB.msgs:
+		t.Fatalf("the agent on B got %T before B resynchronised: the notifications were not lost", m)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	b.srv.link.Resync(context.Background())
+	_, doc := verifySchedule(t, b, "tk/cl-01", onB.next(), 0)
+	if !hasProgram(doc, "qn/tk/morning") {
+		t.Fatalf("after the resync the agent on B got programmes %v, want qn/tk/morning", programIDs(doc))
+	}
+	if p, err := onB.command(); err != nil || p.ID != c.ID {
+		t.Fatalf("after the resync, command %+v, %v; want %s", p, err, c.ID)
+	}
+	if _, err := revoked.closed(); err == nil {
+		t.Fatal("the revoked device's connection to B ended without an error")
 	}
 }
