@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/loa-project/loa/hub/store"
 )
@@ -32,6 +33,9 @@ const (
 	topicDrop    = "drop"    // a device id that was revoked or given a new secret
 )
 
+// announceWait bounds one announcement.
+const announceWait = 5 * time.Second
+
 // newReplicaID names this process among the replicas, so that it ignores its own announcements.
 func newReplicaID() string {
 	b := make([]byte, 8)
@@ -47,7 +51,11 @@ func (s *Link) announce(ctx context.Context, topic, id string) {
 	if s.opts.Peers == nil {
 		return
 	}
-	if err := s.opts.Peers.Notify(context.WithoutCancel(ctx), topic, s.replica+" "+id); err != nil {
+	// Bounded: the staff request (or the command lock) waits for it. If it fails, the other
+	// replicas' agents get the change when they next connect.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceWait)
+	defer cancel()
+	if err := s.opts.Peers.Notify(ctx, topic, s.replica+" "+id); err != nil {
 		s.log.Error("the other hubs were not told: their agents get this at their next connection or when the hubs resynchronise",
 			"what", topic, "id", id, "err", err)
 	}
