@@ -261,7 +261,7 @@ func (s *Server) listedDeviceJSON(ctx context.Context, d store.Device, heads map
 	j.Relay, j.Sign, j.Screen = partJSON(d.Status.Parts.Relay), partJSON(d.Status.Parts.Sign), partJSON(d.Status.Parts.Screen)
 	j.Audio = partJSON(d.Status.Parts.Audio)
 	j.Faults = d.Status.Parts.Faults()
-	j.Online = s.link.Online(d.ID)
+	j.Online = s.online(d.ID, d.LastSeen)
 	if heads != nil { // a list: read for all devices at once
 		if h, ok := heads[d.ID]; ok {
 			j.Revision, j.Delivery, j.RefusedReason, j.ActiveRevision = h.Revision, string(h.Delivery.State), h.Delivery.RefusedReason, h.ActiveRevision

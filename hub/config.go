@@ -30,8 +30,12 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Database is where the store is when it is not data_dir/hub.db: a PostgreSQL URL
 	// (postgres://user@host/db; docs/hub-storage.md) or sqlite:PATH. The content library
-	// stays in data_dir either way.
+	// stays in data_dir either way (or in content_dir).
 	Database string `yaml:"database"`
+	// ContentDir is where the content library's files are (default data_dir/content). Several
+	// hubs on one PostgreSQL database name the same shared directory, so each serves every
+	// item (docs/scale.md); screenshots go beside it.
+	ContentDir string `yaml:"content_dir"`
 	// SigningKeyFile holds the ed25519 private key ("ed25519-seed:…") schedules are signed with.
 	SigningKeyFile string `yaml:"signing_key_file"`
 	// SigningKeyID is the id agents know the public key by (their trusted_keys).
@@ -88,6 +92,9 @@ type Config struct {
 
 // Defaults fills the fields left empty.
 func (c *Config) Defaults() {
+	if c.ContentDir == "" && c.DataDir != "" {
+		c.ContentDir = filepath.Join(c.DataDir, "content")
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -220,7 +227,7 @@ func ParseConfig(data []byte, dir string) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("config: %v", err)
 	}
-	paths := []*string{&c.DataDir, &c.SigningKeyFile, &c.TLSCert, &c.TLSKey}
+	paths := []*string{&c.DataDir, &c.ContentDir, &c.SigningKeyFile, &c.TLSCert, &c.TLSKey}
 	if c.CAP != nil {
 		paths = append(paths, &c.CAP.AreaMap)
 	}

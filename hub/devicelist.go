@@ -36,32 +36,15 @@ type deviceCache struct {
 	loaded time.Time // of the last whole read; zero: never
 
 	// dirty, under its own lock so a status is never kept waiting by a view's read.
-	dmu   sync.Mutex
-	dirty map[string]bool
+	dirty touchedSet
 }
 
 // touch marks a device's state as changed in the store.
-func (c *deviceCache) touch(id string) {
-	c.dmu.Lock()
-	if c.dirty == nil {
-		c.dirty = map[string]bool{}
-	}
-	c.dirty[id] = true
-	c.dmu.Unlock()
-}
+func (c *deviceCache) touch(id string) { c.dirty.add(id) }
 
 // takeDirty returns the devices touched since the last call and forgets them: taken before
 // a read, so a device touched during it is read again at the next view.
-func (c *deviceCache) takeDirty() []string {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	ids := make([]string, 0, len(c.dirty))
-	for id := range c.dirty {
-		ids = append(ids, id)
-	}
-	c.dirty = nil
-	return ids
-}
+func (c *deviceCache) takeDirty() []string { return c.dirty.take() }
 
 // fresh brings the cache up to date; c.mu is held.
 func (c *deviceCache) fresh(ctx context.Context, ds deviceStateStore, now time.Time) error {
@@ -153,7 +136,7 @@ func (s *Server) devicesNow(ctx context.Context, q store.DeviceQuery) ([]deviceN
 		if q.Area != "" && !store.Allowed(q.Area, d.Area) || q.Kind != "" && d.Kind != q.Kind || q.Software != "" && d.Software != q.Software {
 			continue
 		}
-		out = append(out, deviceNow{DeviceState: d, Online: s.link.Online(id), Stale: d.Stale(staleBefore)})
+		out = append(out, deviceNow{DeviceState: d, Online: s.online(id, d.LastSeen), Stale: d.Stale(staleBefore)})
 	}
 	return out, nil
 }

@@ -63,23 +63,13 @@ func newTestHubWith(t testing.TB, dir string, wrap func(*store.DB) Store) *testH
 func newTestHubWithOptions(t testing.TB, dir string, wrap func(*store.DB) Store, edit func(*Options)) *testHub {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("LOA_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testLog()
 	dbPath := filepath.Join(dir, "hub.db")
 	db, err := store.Open(ctx, dbPath, realClock{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, priv, err := protocol.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := protocol.NewSigner("test-key", priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, signer := testSigner(t)
 	var st Store = db
 	if wrap != nil {
 		st = wrap(db)
@@ -306,4 +296,26 @@ func confirmation(device string, seq uint64) protocol.Confirmation {
 	return protocol.Confirmation{Device: device, Seq: seq, Output: "speakers", ScheduleID: "dev-" + device, Revision: 1,
 		Program: "qn/morning", Item: "sha256:" + strings.Repeat("ab", 32), Scheduled: t, Start: t, End: t.Add(30 * time.Second),
 		Proof: protocol.Proof{PlayedS: 30}, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced}
+}
+
+// testLog is a hub's logger in tests: nothing, or everything on stderr with LOA_TEST_LOG set.
+func testLog() *slog.Logger {
+	if os.Getenv("LOA_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// testSigner is a new signing key with the id agents in tests trust ("test-key").
+func testSigner(t testing.TB) (ed25519.PublicKey, *protocol.Signer) {
+	t.Helper()
+	pub, priv, err := protocol.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := protocol.NewSigner("test-key", priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, signer
 }

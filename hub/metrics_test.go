@@ -100,6 +100,11 @@ func TestMetricsScrapedAfterPushConfirmationsAndEmergency(t *testing.T) {
 	b, _ := h.connect("tk/cl-02", secret2, protocol.Hello{})
 	b.send(&protocol.Confirmations{Records: []protocol.Confirmation{confirmation("tk/cl-01", 9)}})
 	b.closed()
+	// The hub forgets the connection after it has recorded its online time, a moment after
+	// the agent saw it closed.
+	for deadline := time.Now().Add(10 * time.Second); h.srv.link.Connected() != 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	// The client sees the close before the hub's handler has counted the connection gone.
 	got := promtest.Scrape(t, url)

@@ -6,6 +6,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -163,6 +164,12 @@ type Server struct {
 	acct      *accounts.Room
 	// states: the devices' states the overview and device list count (devicelist.go).
 	states deviceCache
+	// bus: the other hubs on the same PostgreSQL database (replicas.go); nil when alone.
+	bus replicaBus
+	// notReady: the last /readyz answer was 503 (its cause is logged when it changes).
+	notReady atomic.Bool
+	// touchedHere: devices whose state this replica changed, for the others (replicas.go).
+	touchedHere touchedSet
 }
 
 // New returns a server over opts.Store.
@@ -214,11 +221,15 @@ func New(opts Options) (*Server, error) {
 	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
 		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget, Metrics: s.metrics})
 	s.acct = accounts.New(accounts.Options{Store: s.st, Now: s.now, Audit: s.audit})
+	var peers agentlink.Peers
+	if b, ok := s.st.(replicaBus); ok && b.Shared() {
+		s.bus, peers = b, b
+	}
 	var err error
 	s.link, err = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,
 		StatusInterval: opts.StatusInterval, Limits: opts.Limits, MaxHellos: opts.MaxHellos, BusyRetryAfter: opts.BusyRetryAfter,
 		DeviceAuth: s.deviceAuth, NewTitles: s.statusTitles, ResolveTarget: s.resolveTarget, LookupDevice: s.lookupDevice, Audit: s.audit,
-		Metrics: s.metrics, Touched: s.states.touch})
+		Metrics: s.metrics, Touched: s.touch, Peers: peers})
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +291,7 @@ func (s *Server) routes() {
 	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.lib.Download))
 	handle("POST /agent/screenshot", func() int64 { return screenshots.MaxBytes }, s.transfer(http.HandlerFunc(s.shots.Upload)))
 	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
+	handle("GET /readyz", small, http.HandlerFunc(s.readyz))
 
 	api("GET /api/whoami", V, s.apiWhoami)
 	api("GET /api/areas", V, s.apiListAreas)
@@ -417,7 +429,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer db.Close()
 	srv, err := New(Options{
-		Store: db, Signer: signer, ContentDir: filepath.Join(cfg.DataDir, "content"),
+		Store: db, Signer: signer, ContentDir: cmp.Or(cfg.ContentDir, filepath.Join(cfg.DataDir, "content")),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
 		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), TLS: cfg.TLSCert != "", AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
@@ -441,6 +453,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer stopLoops()
 	loops.Go(func() { srv.RunEmergencies(ctx) }) // expiry of broadcasts, the CAP feed
 	loops.Go(func() { srv.RunHousekeeping(ctx) })
+	loops.Go(func() { srv.RunReplicas(ctx) }) // on PostgreSQL: what the other hubs did
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -34,6 +34,7 @@ type agentConn struct {
 	s        *Link
 	ws       *websocket.Conn
 	device   string
+	area     string // the device's area at its hello: which pushes another replica announces reach it, and its neighbours (neighbours.go)
 	software string
 	limits   protocol.Limits
 	wmu      sync.Mutex
@@ -52,7 +53,6 @@ type agentConn struct {
 	// revision it would then refuse as replayed.
 	ready       chan struct{}
 	readyOnce   sync.Once
-	area        string     // the device's area: its neighbours share it (neighbours.go)
 	contentAddr string     // where it serves content to its neighbours; under Link.mu
 	nbMu        sync.Mutex // orders its neighbours messages (neighbours.go)
 	titles      Titles     // titles of what the device reports playing; the reader goroutine's

@@ -286,6 +286,9 @@ func (s *Link) IssueCommand(ctx context.Context, cst CommandStore, targets []sto
 	s.cmds.lastSeq = seq
 	s.log.Info("command issued", "id", id, "action", c.Action, "to", targetsText(targets), "devices", len(devices), "by", c.IssuedBy,
 		"expires_at", c.ExpiresAt)
+	// The other replicas send it to their devices; told before this one's fan-out, so they
+	// work at the same time (the store holds the command already).
+	s.announce(ctx, topicCommand, id)
 
 	// Fan-out to the devices connected now; the others get it when they connect.
 	type job struct {

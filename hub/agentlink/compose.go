@@ -302,7 +302,17 @@ func (before Heads) composedSince(id string, rev int64) bool {
 	return ok && rev > h.Revision
 }
 
+// PushSince is Push counting the devices composed since before was read; the other replicas
+// are told of the target when any device has a new revision, to send it to theirs.
 func (s *Link) PushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
+	res := s.pushSince(ctx, t, before)
+	if res.Devices > 0 {
+		s.announce(ctx, topicPush, t.String())
+	}
+	return res
+}
+
+func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
 	if t.Kind != store.TargetDevice {
 		return s.pushArea(ctx, t.ID, before)
 	}

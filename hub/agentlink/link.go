@@ -93,6 +93,9 @@ type Options struct {
 	ResolveTarget func(w http.ResponseWriter, r *http.Request, p staffapi.Caller, to string) (store.Target, string, bool)
 	LookupDevice  func(w http.ResponseWriter, r *http.Request, p staffapi.Caller, id string) (store.Device, bool)
 	Audit         func(ctx context.Context, p staffapi.Caller, action, target string, detail any)
+	// Peers, when set, is told of each push, command and revocation, for the other hubs
+	// sharing the store (replicas.go); nil when this hub is alone.
+	Peers Peers
 }
 
 // clockFunc is the hub's clock as the moved code reads it (s.clock.Now()).
@@ -112,6 +115,7 @@ type Link struct {
 	opts      Options
 	metrics   Metrics
 	touched   func(deviceID string)
+	replica   string       // this process among the replicas (replicas.go)
 	timed     timedStore   // the store calls on the agents' path, timed into metrics
 	firsts    firstSamples // broadcasts whose first sample each device confirmed (metrics.go)
 
@@ -162,6 +166,7 @@ func New(opts Options) (*Link, error) {
 		deviceAuth: opts.DeviceAuth, newTitles: opts.NewTitles, resolveTarget: opts.ResolveTarget,
 		lookupDevice: opts.LookupDevice, audit: opts.Audit, conns: map[string]*agentConn{}, metrics: opts.Metrics}
 	s.timed = timedStore{s}
+	s.replica = newReplicaID()
 	s.touched = opts.Touched
 	if s.touched == nil {
 		s.touched = func(string) {}
@@ -181,8 +186,15 @@ func (s *Link) Online(deviceID string) bool {
 	return ok
 }
 
-// Drop closes a device's live connection, if any (it was revoked or given a new secret).
+// Drop closes a device's live connection, if any (it was revoked or given a new secret), here
+// and on the other replicas.
 func (s *Link) Drop(deviceID string) {
+	s.dropHere(deviceID)
+	s.announce(context.Background(), topicDrop, deviceID)
+}
+
+// dropHere closes a device's live connection to this replica, if any.
+func (s *Link) dropHere(deviceID string) {
 	s.mu.Lock()
 	c := s.conns[deviceID]
 	s.mu.Unlock()

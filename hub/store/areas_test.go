@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/loa-project/loa/internal/pgtest"
 )
 
 func TestOpenSetsPragmasAndMigrates(t *testing.T) {
@@ -59,7 +61,7 @@ func TestOpenRefusesNewerSchemaAndBadPaths(t *testing.T) {
 	}
 	bad := []string{"", "a?b.db", t.TempDir() + "/no/such/dir/hub.db", "postgres://loa:hunter2@[::1", "postgres://secret-user:hunter2@127.0.0.1:1/x"}
 	if testEngine == "postgres" {
-		bad = append(bad, pgURL("no_such_database"))
+		bad = append(bad, pgtest.URL("no_such_database"))
 	}
 	for _, p := range bad {
 		if db, err := Open(ctx, p, clk, nil); err == nil {

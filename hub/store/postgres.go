@@ -48,7 +48,7 @@ func openPostgres(ctx context.Context, source string, clock Clock, log *slog.Log
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
-	db := &DB{w: w, clock: clock, log: log, path: shown, pg: true}
+	db := &DB{w: w, clock: clock, log: log, path: shown, pg: true, pgCfg: cfg.Copy()}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open hub store %s: %w (is PostgreSQL running, and do the user, password and database exist?)", shown, err)
@@ -64,6 +64,10 @@ func openPostgres(ctx context.Context, source string, clock Clock, log *slog.Log
 	if err := db.start(ctx, r); err != nil {
 		return nil, fmt.Errorf("open hub store %s: %w", shown, err)
 	}
+	// Notifications to the other hubs go through their own connections (notify.go): never
+	// queued behind the group writer, and NOTIFY is refused in the read pool's sessions.
+	db.notes = sql.OpenDB(stdlib.GetConnector(*cfg.Copy()))
+	db.notes.SetMaxOpenConns(2)
 	return db, nil
 }
 

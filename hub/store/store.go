@@ -18,8 +18,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -103,6 +106,12 @@ type DB struct {
 	insertEff    *sql.Stmt                   // on w
 	insertEffDoc *sql.Stmt                   // on w
 	markDeliv    map[DeliveryState]*sql.Stmt // on w
+
+	// Several hubs on one PostgreSQL (notify.go): the listening connection's config, the
+	// pool notifications are sent through, whether the listening connection is up.
+	pgCfg     *pgx.ConnConfig
+	notes     *sql.DB
+	listening atomic.Bool
 
 	// Group commit of every write (see write).
 	writeQ    chan *writeReq
@@ -262,6 +271,9 @@ func (db *DB) Close() error {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
+	}
+	if db.notes != nil {
+		errs = append(errs, db.notes.Close())
 	}
 	return errors.Join(append(errs, db.r.Close(), db.w.Close())...)
 }
