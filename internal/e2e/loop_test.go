@@ -20,6 +20,7 @@ import (
 
 	"github.com/loa-project/loa/internal/alsafifo"
 	"github.com/loa-project/loa/internal/faultnet"
+	"github.com/loa-project/loa/internal/pgtest"
 	"github.com/loa-project/loa/internal/testkit"
 )
 
@@ -71,7 +72,13 @@ func build(t *testing.T) binaries {
 	return binaries{testkit.Binary(t, "loa-hub"), testkit.Binary(t, "loa"), testkit.Binary(t, "loa-agent")}
 }
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+// TestMain removes the programs built and stops the PostgreSQL server a test started.
+func TestMain(m *testing.M) { testkit.Main(runner(func() int { return pgtest.Main(m, nil) })) }
+
+// runner is a function as what testkit.Main runs.
+type runner func() int
+
+func (r runner) Run() int { return r() }
 
 // proc is a background process whose stderr is kept for failure messages.
 type proc struct {

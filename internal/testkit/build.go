@@ -67,7 +67,7 @@ func Binary(t testing.TB, name string, flags ...string) string {
 
 // Main runs the package's tests (call it as TestMain's body) and then removes the programs
 // Binary built.
-func Main(m *testing.M) {
+func Main(m interface{ Run() int }) {
 	code := m.Run()
 	built.mu.Lock()
 	if built.dir != "" {
