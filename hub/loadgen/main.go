@@ -39,6 +39,7 @@ func main() {
 	batch := flag.Int("batch", 100, "records per batch")
 	conc := flag.Int("concurrency", 64, "parallel enrolments and dials")
 	floorURL := flag.String("floor", "", "URL of a `loadgen floor` server (ws://host:port)")
+	hub2 := flag.String("hub2", "", "a second hub replica on the same database: every other agent connects to it, the push goes through --hub")
 	if len(os.Args) > 1 && os.Args[1] == "storm" {
 		fs := flag.NewFlagSet("storm", flag.ExitOnError)
 		hubURL := fs.String("hub", "", "hub base URL (http://127.0.0.1:8470)")
@@ -61,7 +62,7 @@ func main() {
 		return
 	}
 	flag.Parse()
-	if err := run(*hubURL, *token, *parent, *floorURL, *n, *batches, *batch, *conc); err != nil {
+	if err := run(*hubURL, *hub2, *token, *parent, *floorURL, *n, *batches, *batch, *conc); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -191,7 +192,7 @@ func waitAll(agents []*agent, start time.Time) ([]time.Duration, error) {
 	return out, nil
 }
 
-func run(hubURL, token, parent, floorURL string, n, batches, batchSize, conc int) error {
+func run(hubURL, hub2, token, parent, floorURL string, n, batches, batchSize, conc int) error {
 	ctx := context.Background()
 	cl := &client.Client{BaseURL: hubURL, Token: token, HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}}
 	area := parent + "/bench-" + strconv.FormatInt(time.Now().Unix(), 36)
@@ -209,9 +210,12 @@ func run(hubURL, token, parent, floorURL string, n, batches, batchSize, conc int
 		return fmt.Errorf("enrol: %w", err)
 	}
 	fmt.Printf("enrolled %d agents in %.1fs\n", n, time.Since(t0).Seconds())
-	wsURL := "ws" + strings.TrimPrefix(hubURL, "http") + "/agent/ws"
+	wsURLs := []string{"ws" + strings.TrimPrefix(hubURL, "http") + "/agent/ws"}
+	if hub2 != "" {
+		wsURLs = append(wsURLs, "ws"+strings.TrimPrefix(hub2, "http")+"/agent/ws")
+	}
 	t0 = time.Now()
-	if err := parallel(n, conc, func(i int) error { _, err := dial(wsURL, agents[i]); return err }); err != nil {
+	if err := parallel(n, conc, func(i int) error { _, err := dial(wsURLs[i%len(wsURLs)], agents[i]); return err }); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	fmt.Printf("connected %d agents in %.1fs (%.0f/s)\n", n, time.Since(t0).Seconds(), float64(n)/time.Since(t0).Seconds())
