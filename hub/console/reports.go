@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/report"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -45,6 +46,7 @@ type reportsData struct {
 	Languages, Formats    []api.TermJSON
 	HomeText, DigitalText string // the settings as text when the hub keeps no list
 	Home, Digital         map[string]bool
+	Charts                *planCharts // the plan report's charts over time and by area
 }
 
 // reportQuery is what the API reads for the form's filters: the dates dd/mm/yyyy as its
@@ -114,8 +116,28 @@ func (c *Console) reports(w http.ResponseWriter, r *http.Request, s *session) {
 		} else {
 			d.Doc = &doc
 		}
+		if d.Doc != nil && d.Kind == "plan" {
+			if err := c.loadCharts(r, s, &d, q); err != nil {
+				c.apiFail(w, r, s, err)
+				return
+			}
+		}
 	}
 	c.render(w, r, code, "reports", s, d)
+}
+
+// loadCharts reads the plan report's series and area tree for the form's filters and draws them.
+func (c *Console) loadCharts(r *http.Request, s *session, d *reportsData, q url.Values) error {
+	var ser report.Series
+	if err := c.call(r.Context(), s, "GET", "/api/reports/plan/series?"+q.Encode(), nil, &ser); err != nil {
+		return err
+	}
+	var tree report.AreaTree
+	if err := c.call(r.Context(), s, "GET", "/api/reports/plan/areas?"+q.Encode(), nil, &tree); err != nil {
+		return err
+	}
+	d.Charts = newPlanCharts(langOf(r), ser, tree, d.From, d.To)
+	return nil
 }
 
 // loadSettings reads the report settings and the lists they choose from, for an
