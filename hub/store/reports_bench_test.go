@@ -176,8 +176,20 @@ func BenchmarkReports(b *testing.B) {
 			}
 		}
 	})
+	weeks := PeriodFilter{Area: "p", From: to.AddDate(0, 0, -56), To: to}
+	b.Run("count-group-by-day-item-8-weeks", func(b *testing.B) { // the floor of the weekly series
+		for b.Loop() {
+			rs, err := db.r.QueryContext(ctx, fmt.Sprintf(`SELECT (at + %d) / %d, item_ref, COUNT(*) FROM confirmations
+				WHERE at >= ? AND at < ? AND played_s > 0 GROUP BY 1, 2`, summaryOffset, int64(24*time.Hour)), weeks.From.UnixNano(), weeks.To.UnixNano())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for rs.Next() {
+			}
+			rs.Close()
+		}
+	})
 	b.Run("plan-series-8-weeks", func(b *testing.B) {
-		weeks := PeriodFilter{Area: "p", From: to.AddDate(0, 0, -56), To: to}
 		for b.Loop() {
 			if _, err := db.Series(ctx, PlanOptions{PeriodFilter: weeks}, StepWeek); err != nil {
 				b.Fatal(err)
