@@ -96,14 +96,12 @@ func band(b *strings.Builder, width int, top, low, high float64) {
 }
 
 // stackedChart draws, per point, its products' shares by the dimension's keys, the first key
-// at the bottom; each piece's title names it with its products and share.
+// at the bottom; each piece's title names it with its products and share. withBand lays the
+// target band over the bars.
 func stackedChart(s report.Series, keys []report.Key, dim func(report.SeriesPoint) map[string]report.GroupFigures, labelID, productsWord string, withBand bool) stackChart {
 	ck := keyClasses(keys)
 	var b strings.Builder
 	width := svgOpen(&b, len(s.Points), labelID)
-	if withBand {
-		band(&b, width, 1, s.TargetLow, s.TargetHigh)
-	}
 	yAxis(&b, width, 1, 0.25)
 	for i, p := range s.Points {
 		x := float64(chartLeft + i*chartSlot + (chartSlot-chartBar)/2)
@@ -123,6 +121,9 @@ func stackedChart(s report.Series, keys []report.Key, dim func(report.SeriesPoin
 		}
 		b.WriteString(`</g>`)
 		xLabel(&b, x+chartBar/2, p.Label)
+	}
+	if withBand { // over the bars, so the bottom pieces read against it
+		band(&b, width, 1, s.TargetLow, s.TargetHigh)
 	}
 	b.WriteString(`</svg>`)
 	return stackChart{SVG: template.HTML(b.String()), Keys: ck}
