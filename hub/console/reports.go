@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
@@ -104,8 +105,20 @@ func (c *Console) reports(w http.ResponseWriter, r *http.Request, s *session) {
 		q := reportQuery(&d)
 		d.Query = template.URL("kind=" + d.Kind + "&" + q.Encode())
 		q.Set("format", "json")
+		// The plan's charts are read beside the report: each reads a year of summaries, and
+		// the store answers them in parallel.
+		var charts func() (*planCharts, error)
+		if d.Kind == "plan" {
+			charts = c.loadCharts(r, s, &d, q)
+		}
 		var doc api.ReportDoc
-		if err := c.call(r.Context(), s, "GET", "/api/reports/"+d.Kind+"?"+q.Encode(), nil, &doc); err != nil {
+		err := c.call(r.Context(), s, "GET", "/api/reports/"+d.Kind+"?"+q.Encode(), nil, &doc)
+		var pc *planCharts
+		var chartErr error
+		if charts != nil {
+			pc, chartErr = charts() // waited for whatever the report's answer
+		}
+		if err != nil {
 			e, ok := err.(*apiError)
 			if !ok {
 				c.apiFail(w, r, s, err)
@@ -116,28 +129,41 @@ func (c *Console) reports(w http.ResponseWriter, r *http.Request, s *session) {
 		} else {
 			d.Doc = &doc
 		}
-		if d.Doc != nil && d.Kind == "plan" {
-			if err := c.loadCharts(r, s, &d, q); err != nil {
-				c.apiFail(w, r, s, err)
-				return
-			}
+		if d.Doc != nil && chartErr != nil {
+			c.apiFail(w, r, s, chartErr)
+			return
 		}
+		d.Charts = pc
 	}
 	c.render(w, r, code, "reports", s, d)
 }
 
-// loadCharts reads the plan report's series and area tree for the form's filters and draws them.
-func (c *Console) loadCharts(r *http.Request, s *session, d *reportsData, q url.Values) error {
+// loadCharts starts reading the plan report's series and area tree for the form's filters;
+// the function it returns waits for both and draws them.
+func (c *Console) loadCharts(r *http.Request, s *session, d *reportsData, q url.Values) func() (*planCharts, error) {
 	var ser report.Series
-	if err := c.call(r.Context(), s, "GET", "/api/reports/plan/series?"+q.Encode(), nil, &ser); err != nil {
-		return err
-	}
 	var tree report.AreaTree
-	if err := c.call(r.Context(), s, "GET", "/api/reports/plan/areas?"+q.Encode(), nil, &tree); err != nil {
-		return err
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errs[0] = c.call(r.Context(), s, "GET", "/api/reports/plan/series?"+q.Encode(), nil, &ser)
+	}()
+	go func() {
+		defer wg.Done()
+		errs[1] = c.call(r.Context(), s, "GET", "/api/reports/plan/areas?"+q.Encode(), nil, &tree)
+	}()
+	from, to := d.From, d.To
+	return func() (*planCharts, error) {
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+		return newPlanCharts(langOf(r), ser, tree, from, to), nil
 	}
-	d.Charts = newPlanCharts(langOf(r), ser, tree, d.From, d.To)
-	return nil
 }
 
 // loadSettings reads the report settings and the lists they choose from, for an
