@@ -22,8 +22,13 @@ const (
 	StepWeek  SeriesStep = "week"
 )
 
-// shortPeriod is the longest period a series cuts by week unless told.
-const shortPeriod = 62 * 24 * time.Hour
+// shortPeriod is the longest period a series cuts by week unless told, and weekClusters the
+// most clusters of its area: weeks are read from the confirmations (no summary keeps days and
+// items), which for a province takes seconds a week (BENCHMARKS.md), so a larger area gets months.
+const (
+	shortPeriod  = 62 * 24 * time.Hour
+	weekClusters = 200
+)
 
 // SeriesPoint is one month or week of the series: the plan report's figures over it.
 type SeriesPoint struct {
@@ -124,8 +129,9 @@ func seriesGroups(f PeriodFilter, useMonths bool) (string, []any) {
 }
 
 // Series computes the plan report's figures per month of the period, or per week (from Monday,
-// +07) when step is StepWeek; "" chooses weeks for a period of two months or less. It is one
-// query over the summaries and the period's edges, whatever the number of months.
+// +07) when step is StepWeek; "" chooses weeks for a period of two months or less in an area
+// of at most weekClusters clusters. It is one query over the summaries and the period's
+// edges, whatever the number of months.
 func (db *DB) Series(ctx context.Context, o PlanOptions, step SeriesStep) (PlanSeries, error) {
 	if err := o.check(); err != nil {
 		return PlanSeries{}, err
@@ -134,7 +140,14 @@ func (db *DB) Series(ctx context.Context, o PlanOptions, step SeriesStep) (PlanS
 	case "":
 		step = StepMonth
 		if o.To.Sub(o.From) <= shortPeriod {
-			step = StepWeek
+			var n int64
+			cond, args := subtree("area_id", o.Area)
+			if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL AND "+cond, args...).Scan(&n); err != nil {
+				return PlanSeries{}, fmt.Errorf("plan series: devices: %w", err)
+			}
+			if n <= weekClusters {
+				step = StepWeek
+			}
 		}
 	case StepMonth, StepWeek:
 	default:

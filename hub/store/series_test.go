@@ -229,6 +229,21 @@ func TestPlanSeriesCountsEveryMonth(t *testing.T) {
 	if _, err := db.Series(ctx, PlanOptions{PeriodFilter: PeriodFilter{From: cases[0].from, To: cases[0].to}}, "day"); err == nil {
 		t.Error("a series by day was accepted")
 	}
+	// A short period is cut by week, unless its area is too large to read its days quickly.
+	for i := range weekClusters {
+		id := fmt.Sprint("e/cl-", i)
+		if _, err := db.EnrolDevice(ctx, Device{ID: id, Name: id, Area: "p/e", Kind: KindCluster, Outputs: []string{"speakers"}}, hashOf(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short := PeriodFilter{From: time.Date(2026, 3, 1, 0, 0, 0, 0, vn), To: time.Date(2026, 4, 1, 0, 0, 0, 0, vn)}
+	for area, want := range map[string]SeriesStep{"p": StepMonth, "p/d": StepWeek} {
+		f := short
+		f.Area = area
+		if ser, err := db.Series(ctx, PlanOptions{PeriodFilter: f}, ""); err != nil || ser.Step != want {
+			t.Errorf("March in %s: by %s (%v), want by %s", area, ser.Step, err, want)
+		}
+	}
 }
 
 // TestAreaTreeCoverage: each area's clusters, products, target share and coverage equal a count
