@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -113,24 +114,15 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p staffapi.Ca
 	var doc report.Doc
 	switch kind := r.PathValue("kind"); kind {
 	case "plan":
-		o := store.PlanOptions{PeriodFilter: period}
+		o, ok := s.planOptions(w, r, period)
+		if !ok {
+			return
+		}
 		if v := q.Get("depth"); v != "" {
 			if o.CommuneDepth, err = strconv.Atoi(v); err != nil || o.CommuneDepth < 1 {
 				staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("--depth %q: write the depth of the communes in the area tree (1 = top area, 2 = the level below…)", v))
 				return
 			}
-		}
-		set, err := s.reportSettings(r.Context())
-		if err != nil {
-			staffapi.Error(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		o.HomeLanguages, o.DigitalFormats = set.HomeLanguages, set.DigitalFormats
-		if v := q.Get("home"); v != "" {
-			o.HomeLanguages = strings.Split(v, ",")
-		}
-		if v := q.Get("digital"); v != "" {
-			o.DigitalFormats = strings.Split(v, ",")
 		}
 		rep, err := s.st.Plan(r.Context(), o)
 		if err != nil {
@@ -198,6 +190,115 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p staffapi.Ca
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="loa-%s-%s.%s"`, doc.Kind, from.In(p.Zone).Format("20060102"), format))
 	w.Header().Set(api.ZoneHeader, p.Zone.String())
 	w.Write(buf.Bytes())
+}
+
+// planOptions is what the plan report counts towards its target: the hub's report setting,
+// or the request's own (?home=, ?digital=).
+func (s *Server) planOptions(w http.ResponseWriter, r *http.Request, period store.PeriodFilter) (store.PlanOptions, bool) {
+	o := store.PlanOptions{PeriodFilter: period}
+	set, err := s.reportSettings(r.Context())
+	if err != nil {
+		staffapi.Error(w, http.StatusInternalServerError, err.Error())
+		return o, false
+	}
+	o.HomeLanguages, o.DigitalFormats = set.HomeLanguages, set.DigitalFormats
+	q := r.URL.Query()
+	if v := q.Get("home"); v != "" {
+		o.HomeLanguages = strings.Split(v, ",")
+	}
+	if v := q.Get("digital"); v != "" {
+		o.DigitalFormats = strings.Split(v, ",")
+	}
+	return o, true
+}
+
+// chartStore is the store's part the plan report's charts read.
+type chartStore interface {
+	Series(ctx context.Context, o store.PlanOptions, step store.SeriesStep) (store.PlanSeries, error)
+	AreaTree(ctx context.Context, o store.PlanOptions, levels int) ([]store.AreaCoverage, error)
+}
+
+// planChart reads what the plan report's charts share: the area and period (scoped as the
+// reports), the target setting, the format (json or csv) and the store that charts.
+func (s *Server) planChart(w http.ResponseWriter, r *http.Request, p staffapi.Caller) (o store.PlanOptions, format string, cs chartStore, ok bool) {
+	format = r.URL.Query().Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "csv" {
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("format %q: the charts' figures are json or csv", format))
+		return o, format, nil, false
+	}
+	area, ok := staffapi.AreaParam(w, r, p)
+	if !ok {
+		return o, format, nil, false
+	}
+	from, to, err := reportPeriod(r.URL.Query(), s.clock.Now(), p.Zone)
+	if err != nil {
+		staffapi.Error(w, http.StatusBadRequest, err.Error())
+		return o, format, nil, false
+	}
+	if cs, ok = staffapi.StoreAs[chartStore](w, s.st, "cannot chart the plan report"); !ok {
+		return o, format, nil, false
+	}
+	o, ok = s.planOptions(w, r, store.PeriodFilter{Area: area, From: from, To: to})
+	return o, format, cs, ok
+}
+
+// writeChart answers the chart's figures as JSON, or its table as CSV.
+func (s *Server) writeChart(w http.ResponseWriter, format string, v any, doc report.Doc, from time.Time, zone *time.Location) {
+	if format == "json" {
+		staffapi.WriteJSON(w, http.StatusOK, v)
+		return
+	}
+	var buf bytes.Buffer
+	if err := report.WriteCSV(&buf, doc); err != nil {
+		staffapi.Error(w, http.StatusInternalServerError, fmt.Sprintf("the %s figures could not be written as CSV: %v", doc.Kind, err))
+		return
+	}
+	w.Header().Set("Content-Type", report.ContentType("csv"))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="loa-%s-%s.csv"`, doc.Kind, from.In(zone).Format("20060102")))
+	w.Write(buf.Bytes())
+}
+
+// apiPlanSeries serves GET /api/reports/plan/series: the plan report's figures per month
+// (per week for a period of two months or less, or as ?step= says).
+func (s *Server) apiPlanSeries(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	o, format, cs, ok := s.planChart(w, r, p)
+	if !ok {
+		return
+	}
+	ser, err := cs.Series(r.Context(), o, store.SeriesStep(r.URL.Query().Get("step")))
+	if err != nil {
+		staffapi.Fail(w, err)
+		return
+	}
+	doc := report.SeriesDoc(ser, s.reportNames(r, p, o.Area))
+	s.writeChart(w, format, doc, report.SeriesTable(doc), o.From, p.Zone)
+}
+
+// apiPlanAreas serves GET /api/reports/plan/areas: coverage and target share of the area and
+// the two levels below it (?levels= for more or fewer).
+func (s *Server) apiPlanAreas(w http.ResponseWriter, r *http.Request, p staffapi.Caller) {
+	o, format, cs, ok := s.planChart(w, r, p)
+	if !ok {
+		return
+	}
+	levels := 2
+	if v := r.URL.Query().Get("levels"); v != "" {
+		var err error
+		if levels, err = strconv.Atoi(v); err != nil || levels < 1 || levels > store.MaxAreaDepth {
+			staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("levels %q: write how many levels of areas below the report's to list (1 to %d)", v, store.MaxAreaDepth))
+			return
+		}
+	}
+	tree, err := cs.AreaTree(r.Context(), o, levels)
+	if err != nil {
+		staffapi.Fail(w, err)
+		return
+	}
+	doc := report.AreaTreeDoc(o, tree, s.reportNames(r, p, o.Area))
+	s.writeChart(w, format, doc, report.AreaTreeTable(doc), o.From, p.Zone)
 }
 
 // positivePtr is v when above 0 (a reported volume), else nil.

@@ -330,6 +330,8 @@ func (s *Server) routes() {
 	api("GET /api/confirmations", V, s.apiConfirmations)
 	api("GET /api/audit", A, s.apiAudit)
 	api("GET /api/reports/{kind}", V, s.apiReport)
+	api("GET /api/reports/plan/series", V, s.apiPlanSeries)
+	api("GET /api/reports/plan/areas", V, s.apiPlanAreas)
 	api("GET /api/settings/reports", V, s.apiGetReportSettings)
 	api("PUT /api/settings/reports", A, s.apiSetReportSettings)
 	api("POST /api/emergencies", O, s.bc.Create)

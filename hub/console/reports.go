@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/report"
 	"github.com/loa-project/loa/hub/store"
 )
 
@@ -45,6 +47,7 @@ type reportsData struct {
 	Languages, Formats    []api.TermJSON
 	HomeText, DigitalText string // the settings as text when the hub keeps no list
 	Home, Digital         map[string]bool
+	Charts                *planCharts // the plan report's charts over time and by area
 }
 
 // reportQuery is what the API reads for the form's filters: the dates dd/mm/yyyy as its
@@ -102,8 +105,20 @@ func (c *Console) reports(w http.ResponseWriter, r *http.Request, s *session) {
 		q := reportQuery(&d)
 		d.Query = template.URL("kind=" + d.Kind + "&" + q.Encode())
 		q.Set("format", "json")
+		// The plan's charts are read beside the report: each reads a year of summaries, and
+		// the store answers them in parallel.
+		var charts func() (*planCharts, error)
+		if d.Kind == "plan" {
+			charts = c.loadCharts(r, s, &d, q)
+		}
 		var doc api.ReportDoc
-		if err := c.call(r.Context(), s, "GET", "/api/reports/"+d.Kind+"?"+q.Encode(), nil, &doc); err != nil {
+		err := c.call(r.Context(), s, "GET", "/api/reports/"+d.Kind+"?"+q.Encode(), nil, &doc)
+		var pc *planCharts
+		var chartErr error
+		if charts != nil {
+			pc, chartErr = charts() // waited for whatever the report's answer
+		}
+		if err != nil {
 			e, ok := err.(*apiError)
 			if !ok {
 				c.apiFail(w, r, s, err)
@@ -114,8 +129,41 @@ func (c *Console) reports(w http.ResponseWriter, r *http.Request, s *session) {
 		} else {
 			d.Doc = &doc
 		}
+		if d.Doc != nil && chartErr != nil {
+			c.apiFail(w, r, s, chartErr)
+			return
+		}
+		d.Charts = pc
 	}
 	c.render(w, r, code, "reports", s, d)
+}
+
+// loadCharts starts reading the plan report's series and area tree for the form's filters;
+// the function it returns waits for both and draws them.
+func (c *Console) loadCharts(r *http.Request, s *session, d *reportsData, q url.Values) func() (*planCharts, error) {
+	var ser report.Series
+	var tree report.AreaTree
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errs[0] = c.call(r.Context(), s, "GET", "/api/reports/plan/series?"+q.Encode(), nil, &ser)
+	}()
+	go func() {
+		defer wg.Done()
+		errs[1] = c.call(r.Context(), s, "GET", "/api/reports/plan/areas?"+q.Encode(), nil, &tree)
+	}()
+	from, to := d.From, d.To
+	return func() (*planCharts, error) {
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+		return newPlanCharts(langOf(r), ser, tree, from, to), nil
+	}
 }
 
 // loadSettings reads the report settings and the lists they choose from, for an

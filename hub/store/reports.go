@@ -122,16 +122,8 @@ func (p PlanReport) Share() float64 {
 
 // IsTarget reports whether an item with metadata counts towards the plan's target.
 func (o PlanOptions) IsTarget(i ItemFigures) bool {
-	home, digital := o.HomeLanguages, o.DigitalFormats
-	if len(home) == 0 {
-		home = []string{"vi", "vie"}
-	}
-	if len(digital) == 0 {
-		digital = []string{"digital"}
-	}
-	// zxx (ISO 639: no linguistic content) and none: music, jingles; no language to count.
-	foreign := !contains(home, i.Language) && i.Language != "zxx" && i.Language != "none"
-	return !i.Untagged() && (foreign || contains(digital, i.Format))
+	foreign, digital := o.targetKinds(i)
+	return foreign || digital
 }
 
 func contains(list []string, s string) bool {
@@ -221,16 +213,6 @@ func (db *DB) Plan(ctx context.Context, o PlanOptions) (PlanReport, error) {
 		return rep, fmt.Errorf("plan report: %w", err)
 	}
 	byLang, byTheme, byFormat := map[string]*PlanGroup{}, map[string]*PlanGroup{}, map[string]*PlanGroup{}
-	add := func(m map[string]*PlanGroup, code string, it *ItemFigures) {
-		g := m[code]
-		if g == nil {
-			g = &PlanGroup{Code: code}
-			m[code] = g
-		}
-		g.Products++
-		g.Broadcasts += it.Broadcasts
-		g.Seconds += it.Seconds
-	}
 	for ref, it := range items {
 		it.Devices = int64(len(itemDevices[ref]))
 		rep.Products++
@@ -242,9 +224,9 @@ func (db *DB) Plan(ctx context.Context, o PlanOptions) (PlanReport, error) {
 				rep.Target++
 			}
 		}
-		add(byLang, it.Language, it)
-		add(byTheme, it.Theme, it)
-		add(byFormat, it.Format, it)
+		addGroup(byLang, it.Language, it)
+		addGroup(byTheme, it.Theme, it)
+		addGroup(byFormat, it.Format, it)
 		rep.Items = append(rep.Items, *it)
 	}
 	sort.Slice(rep.Items, func(i, j int) bool {

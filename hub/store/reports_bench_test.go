@@ -166,6 +166,44 @@ func BenchmarkReports(b *testing.B) {
 			}
 		}
 	})
+	// The console's charts: the plan report per month, per week over the last 8 weeks (read
+	// from the confirmations), and per area of the two levels below the province.
+	b.Run("plan-series-months", func(b *testing.B) {
+		for b.Loop() {
+			s, err := db.Series(ctx, PlanOptions{PeriodFilter: period}, StepMonth)
+			if err != nil || len(s.Points) != 12 || s.Points[0].Broadcasts == 0 {
+				b.Fatal(len(s.Points), err)
+			}
+		}
+	})
+	weeks := PeriodFilter{Area: "p", From: to.AddDate(0, 0, -56), To: to}
+	b.Run("count-group-by-day-item-8-weeks", func(b *testing.B) { // the floor of the weekly series
+		for b.Loop() {
+			rs, err := db.r.QueryContext(ctx, fmt.Sprintf(`SELECT (at + %d) / %d, item_ref, COUNT(*) FROM confirmations
+				WHERE at >= ? AND at < ? AND played_s > 0 GROUP BY 1, 2`, summaryOffset, int64(24*time.Hour)), weeks.From.UnixNano(), weeks.To.UnixNano())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for rs.Next() {
+			}
+			rs.Close()
+		}
+	})
+	b.Run("plan-series-8-weeks", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.Series(ctx, PlanOptions{PeriodFilter: weeks}, StepWeek); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("plan-area-tree", func(b *testing.B) {
+		for b.Loop() {
+			tree, err := db.AreaTree(ctx, PlanOptions{PeriodFilter: period}, 2)
+			if err != nil || len(tree) < 2 || tree[0].Broadcasts == 0 {
+				b.Fatal(len(tree), err)
+			}
+		}
+	})
 	b.Run("plays", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := db.Plays(ctx, PlaysFilter{PeriodFilter: period}); err != nil {
