@@ -542,6 +542,11 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p staff
 		s.submitSchedule(w, r, p, target, area, doc, req.Document, rule.approvers)
 		return
 	}
+	// What goes on air plays approved content only; a submission may wait for its items.
+	if items := s.unapprovedContent(r.Context(), doc); len(items) > 0 {
+		staffapi.Fail(w, errUnapproved(items))
+		return
+	}
 	before := s.link.HeadsBefore(r.Context(), target)
 	sc := store.Schedule{Target: target, ID: doc.ID, Document: []byte(req.Document), Author: p.User.ID}
 	if rule.selfApproved {

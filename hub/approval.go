@@ -106,7 +106,11 @@ func (s *Server) submissionJSON(ctx context.Context, sub store.Submission, withD
 			for _, it := range pr.Items {
 				if it.Content != "" && !seen[it.Content] {
 					seen[it.Content] = true
-					j.Items = append(j.Items, api.ItemRef{Ref: it.Content, Title: titles.item(it.Content)})
+					ref := api.ItemRef{Ref: it.Content, Title: titles.item(it.Content)}
+					if c, err := s.st.GetContent(ctx, it.Content); err == nil {
+						ref.State = c.State
+					}
+					j.Items = append(j.Items, ref)
 				}
 			}
 		}
@@ -222,6 +226,19 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p staffapi.Calle
 			staffapi.Error(w, http.StatusForbidden, fmt.Sprintf("you submitted %d yourself and %s's policy does not allow approving one's own submission: another approver must approve it (an administrator can allow it with `loa area policy %s --self-approval allowed`)",
 				sub.ID, sub.Area, sub.Area))
 			return
+		}
+	}
+	if approve {
+		// Its items may have left the library, or been rejected, since it was submitted.
+		if doc, err := scheduler.Parse(fmt.Sprintf("submission %d", sub.ID), sub.Document); err == nil {
+			if err := s.checkContent(ctx, doc); err != nil {
+				staffapi.Error(w, http.StatusConflict, fmt.Sprintf("submission %d cannot go on air: %v", sub.ID, err))
+				return
+			}
+			if items := s.unapprovedContent(ctx, doc); len(items) > 0 {
+				staffapi.Fail(w, errUnapproved(items))
+				return
+			}
 		}
 	}
 	before := s.link.HeadsBefore(ctx, sub.Target)

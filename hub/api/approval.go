@@ -56,4 +56,5 @@ type ReviewRequest struct {
 type ItemRef struct {
 	Ref   string `json:"ref"`
 	Title string `json:"title,omitempty"`
+	State string `json:"state,omitempty"` // the item's approval: submitted, approved, rejected
 }

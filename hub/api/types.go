@@ -269,6 +269,15 @@ type ContentJSON struct {
 	Created       bool      `json:"created"`
 	URL           string    `json:"url,omitempty"`
 	Note          string    `json:"note,omitempty"` // an upload of bytes already there: what was kept
+	// Editorial approval (issue 22): where it was uploaded, submitted (chờ duyệt), approved or
+	// rejected (with Reason), by whom and when ("" and no time for one approved at once).
+	Area      string     `json:"area,omitempty"`
+	State     string     `json:"state"`
+	DecidedBy string     `json:"decided_by,omitempty"`
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+	// Approvers: an upload that waits for approval, who can give it.
+	Approvers []string `json:"approvers,omitempty"`
 }
 
 // TermJSON is one entry of a metadata list (GET/POST /api/terms): a language, theme, format
@@ -294,10 +303,15 @@ type ContentEdit struct {
 func WriteContentCSV(w io.Writer, cs []ContentJSON) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"ref", "title", "duration_s", "mime", "language", "language_label", "theme", "theme_label",
-		"format", "format_label", "unit", "unit_label", "uploaded_by", "uploaded_at", "size"})
+		"format", "format_label", "unit", "unit_label", "uploaded_by", "uploaded_at", "size", "area", "state", "decided_by", "decided_at", "reason"})
 	for _, c := range cs {
+		decided := ""
+		if c.DecidedAt != nil {
+			decided = c.DecidedAt.Format(time.RFC3339)
+		}
 		cw.Write([]string{c.Ref, c.Title, strconv.FormatFloat(c.DurationS, 'f', -1, 64), c.MIME, c.Language, c.LanguageLabel,
-			c.Theme, c.ThemeLabel, c.Format, c.FormatLabel, c.Unit, c.UnitLabel, c.By, c.At.Format(time.RFC3339), strconv.FormatInt(c.Size, 10)})
+			c.Theme, c.ThemeLabel, c.Format, c.FormatLabel, c.Unit, c.UnitLabel, c.By, c.At.Format(time.RFC3339), strconv.FormatInt(c.Size, 10),
+			c.Area, c.State, c.DecidedBy, decided, c.Reason})
 	}
 	cw.Flush()
 	return cw.Error()
