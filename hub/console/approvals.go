@@ -23,6 +23,7 @@ func (c *Console) approvalRoutes(m *http.ServeMux) error {
 	c.pages["approvals"] = t
 	m.HandleFunc("GET /console/approvals", c.signedIn(c.approvals))
 	m.HandleFunc("POST /console/approvals/{id}/{action}", c.signedIn(c.approvalAction))
+	m.HandleFunc("POST /console/approvals/content/{action}", c.signedIn(c.contentAction))
 	return nil
 }
 
@@ -30,6 +31,7 @@ type approvalsData struct {
 	Waiting  []api.SubmissionJSON
 	Rejected []api.SubmissionJSON // the latest returned to their authors, with the reason
 	Review   []api.EmergencyJSON
+	Content  []api.ContentJSON // library items waiting for approval in the user's areas
 	Notice   string
 }
 
@@ -42,6 +44,7 @@ func (c *Console) approvals(w http.ResponseWriter, r *http.Request, s *session) 
 		{"/api/submissions", &d.Waiting},
 		{"/api/submissions?state=rejected", &d.Rejected},
 		{"/api/emergencies?review=1", &d.Review},
+		{"/api/content?state=submitted&area=" + url.QueryEscape(s.User.Scope), &d.Content},
 	} {
 		if err := c.call(r.Context(), s, "GET", q.path, nil, q.into); err != nil {
 			c.apiFail(w, r, s, err)
@@ -81,6 +84,28 @@ func (c *Console) approvalAction(w http.ResponseWriter, r *http.Request, s *sess
 		return
 	}
 	if err := c.call(r.Context(), s, "POST", path, body, nil); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, "/console/approvals?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// contentAction approves or rejects a library item (POST /api/content/{ref}/approve|reject).
+func (c *Console) contentAction(w http.ResponseWriter, r *http.Request, s *session) {
+	ref, title := r.PostFormValue("ref"), r.PostFormValue("title")
+	req := api.DecideRequest{Reason: strings.TrimSpace(r.PostFormValue("reason"))}
+	action, notice := r.PathValue("action"), tr(langOf(r), "appr.c.approved", title)
+	switch {
+	case action == "reject" && req.Reason == "":
+		c.fail(w, r, s, http.StatusBadRequest, "appr.noreason")
+		return
+	case action == "reject":
+		notice = tr(langOf(r), "appr.c.rejected", title)
+	case action != "approve":
+		c.fail(w, r, s, http.StatusNotFound, "err.notfound")
+		return
+	}
+	if err := c.call(r.Context(), s, "POST", "/api/content/"+url.PathEscape(ref)+"/"+action, req, nil); err != nil {
 		c.apiFail(w, r, s, err)
 		return
 	}

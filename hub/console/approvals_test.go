@@ -35,7 +35,9 @@ func TestApprovalQueuePage(t *testing.T) {
 		return fmt.Sprintf("version: 1\nid: tt\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n  - id: %s\n    title: Bản tin %s\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://r.example/n.mp3\n        duration: 15m\n", prog, prog)
 	}
 	ref := "sha256:" + strings.Repeat("cd", 32)
-	_, _, err = h.db.AddContent(ctx, store.Content{Ref: ref, Size: 1000, Duration: 30 * time.Second, MIME: "audio/mpeg", Title: "Bản tin sáng 5/12", UploadedBy: "bien-tap-tt"})
+	// The editor's recording waits for approval too (as uploaded where approval is required).
+	_, _, err = h.db.AddContent(ctx, store.Content{Ref: ref, Size: 1000, Duration: 30 * time.Second, MIME: "audio/mpeg", Title: "Bản tin sáng 5/12", UploadedBy: "bien-tap-tt",
+		Area: "qn/tk/tt", State: store.StateSubmitted})
 	must(t, err)
 	ids := map[string]int64{}
 	var res api.PushResponse
@@ -63,7 +65,20 @@ func TestApprovalQueuePage(t *testing.T) {
 	if n := run(t, bctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('tr[data-submission="%d"] audio[src$="%s"]').length`, ids["morning"], ref))); n != 1 {
 		t.Errorf("the morning submission has %d players for its item", n)
 	}
+	if n := run(t, bctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('tr[data-submission="%d"] .state-submitted').length`, ids["morning"]))); n != 1 {
+		t.Errorf("the morning submission does not say its item waits for approval (%d marks)", n)
+	}
+	if n := run(t, bctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('tr[data-content="%s"] audio').length`, ref))); n != 1 {
+		t.Errorf("the recording waiting for approval has %d players in the queue", n)
+	}
 	shot(t, bctx, shots(t), "approvals")
+	// The schedule cannot go on air before its recording is approved: the page says why.
+	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/approve"] button`, ids["morning"]), `document.body.innerText.includes("`+ref+`")`)
+	do(t, bctx, chromedp.Navigate(h.url+"/console/approvals"), chromedp.WaitVisible(chromedp.CSS(`tr[data-content]`)))
+	submit(t, bctx, fmt.Sprintf(`tr[data-content="%s"] form[action$="/approve"] button`, ref), `document.querySelector('.notice') !== null`)
+	if n := run(t, bctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-content]').length`)); n != 0 {
+		t.Errorf("%d recordings still wait after the approval", n)
+	}
 	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/approve"] button`, ids["morning"]), `document.querySelector('.notice') !== null`)
 	do(t, bctx, chromedp.SendKeys(chromedp.CSS(fmt.Sprintf("#reason-%d", ids["evening"])), "Trùng giờ với bản tin sáng"))
 	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/reject"] button`, ids["evening"]), `document.querySelector('tr[data-rejected]') !== null`)
@@ -76,6 +91,12 @@ func TestApprovalQueuePage(t *testing.T) {
 	if len(revs) != 1 || revs[0].ApprovedBy != "duyet-tk" || revs[0].Author != "bien-tap-tt" {
 		t.Fatalf("after the approval, Tam Thanh's revisions: %+v", revs)
 	}
+	// The library shows who approved the recording.
+	do(t, bctx, chromedp.Navigate(h.url+"/console/content"), chromedp.WaitVisible(chromedp.CSS(`tr[data-ref]`)))
+	if got := run(t, bctx, chromedp.Evaluate[string](`document.querySelector('tr[data-ref="`+ref+`"] td.approval').innerText`)); !strings.Contains(got, "Đã duyệt") || !strings.Contains(got, "duyet-tk") {
+		t.Errorf("the library's approval of the recording: %q", got)
+	}
+	shot(t, bctx, shots(t), "content-approved")
 	var rejected []api.SubmissionJSON
 	h.api(editor, "GET", "/api/submissions?state=rejected", nil, &rejected, http.StatusOK)
 	if len(rejected) != 1 || rejected[0].ID != ids["evening"] || rejected[0].Reason != "Trùng giờ với bản tin sáng" || rejected[0].DecidedBy != "duyet-tk" {
