@@ -98,6 +98,21 @@ func (s *Server) submissionJSON(ctx context.Context, sub store.Submission, withD
 	j := api.SubmissionJSON{ID: sub.ID, Target: sub.Target.String(), Area: sub.Area, ScheduleID: sub.ScheduleID,
 		SubmittedBy: sub.SubmittedBy, SubmittedAt: sub.SubmittedAt, State: sub.State, DecidedBy: sub.DecidedBy,
 		DecidedAt: staffapi.TimePtr(sub.DecidedAt), Reason: sub.Reason, Revision: sub.Revision}
+	if sub.Kind != "" && sub.Kind != store.SubmitSchedule {
+		what, ref := describeBroadcast(sub)
+		j.Kind, j.Changes = sub.Kind, []string{what}
+		if ref != "" {
+			item := api.ItemRef{Ref: ref, Title: newTitler(ctx, s).item(ref)}
+			if c, err := s.st.GetContent(ctx, ref); err == nil {
+				item.State = c.State
+			}
+			j.Items = []api.ItemRef{item}
+		}
+		if withDoc {
+			j.Document = string(sub.Document)
+		}
+		return j
+	}
 	doc, err := scheduler.Parse("submission "+strconv.FormatInt(sub.ID, 10), sub.Document)
 	if err == nil {
 		j.Programs = len(doc.Programs)
@@ -248,13 +263,26 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p staffapi.Calle
 		return
 	}
 	res := api.DecideResponse{Submission: s.submissionJSON(ctx, sub, false)}
-	if approve {
+	kind := sub.Kind
+	if kind == "" {
+		kind = store.SubmitSchedule
+	}
+	if approve && kind != store.SubmitSchedule {
+		s.audit(ctx, p, kind+".approve", sub.Target.String(), map[string]any{"submission": sub.ID, "submitted_by": sub.SubmittedBy})
+		sent, err := s.sendApproved(ctx, sub)
+		if err != nil {
+			s.log.Error("an approved broadcast was not sent", "submission", sub.ID, "err", err)
+			staffapi.Error(w, http.StatusBadGateway, fmt.Sprintf("submission %d is approved but was not sent: %v; send it again yourself", sub.ID, err))
+			return
+		}
+		res.Broadcast = sent
+	} else if approve {
 		s.audit(ctx, p, "schedule.approve", sub.Target.String(), map[string]any{"submission": sub.ID, "revision": sub.Revision, "submitted_by": sub.SubmittedBy})
 		push := s.link.PushSince(ctx, sub.Target, before)
 		push.Target, push.Revision = sub.Target.String(), sub.Revision
 		res.Push = &push
 	} else {
-		s.audit(ctx, p, "schedule.reject", sub.Target.String(), map[string]any{"submission": sub.ID, "reason": sub.Reason, "submitted_by": sub.SubmittedBy})
+		s.audit(ctx, p, kind+".reject", sub.Target.String(), map[string]any{"submission": sub.ID, "reason": sub.Reason, "submitted_by": sub.SubmittedBy})
 	}
 	staffapi.WriteJSON(w, http.StatusOK, res)
 }

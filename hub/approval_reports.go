@@ -22,7 +22,8 @@ const (
 // the devices name it: for a scheduled programme the approvers of the schedule revisions that
 // held it during [from, to) (noApprovalNeeded for a revision that did not wait for one); for an
 // emergency its reviewer (awaitingReview before the review; the feed for a CAP alert); for a
-// bulletin, live relay or command noApprovalNeeded. A programme whose schedule is gone (pruned)
+// bulletin or live relay who approved (or reviewed) it, else noApprovalNeeded; for a play-now
+// command noApprovalNeeded (its approval is in the audit log only). A programme whose schedule is gone (pruned)
 // has "". It reads the schedules, never the confirmations: the reports' figures come from the
 // monthly summaries, which keep no revisions.
 type reportApprovers struct {
@@ -56,9 +57,6 @@ func (a *reportApprovers) find(program string) string {
 		return noApprovalNeeded
 	}
 	if kind, id, ok := agentlink.BroadcastOf(program); ok {
-		if kind != store.KindEmergency {
-			return noApprovalNeeded
-		}
 		eg, ok := a.s.st.(emergencyGetter)
 		if !ok {
 			return ""
@@ -67,6 +65,8 @@ func (a *reportApprovers) find(program string) string {
 		switch {
 		case err != nil:
 			return ""
+		case kind != store.KindEmergency && e.ReviewedBy == "" && !e.ReviewWanted:
+			return noApprovalNeeded // a bulletin or relay sent where approval was not required
 		case strings.HasPrefix(e.Source, "cap:"):
 			sender, _, _ := strings.Cut(strings.TrimPrefix(e.Source, "cap:"), ",")
 			return "nguồn CAP " + sender

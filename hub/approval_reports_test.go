@@ -22,15 +22,7 @@ import (
 func TestReportsNameTheApprover(t *testing.T) {
 	h := newTestHub(t)
 	ctx := context.Background()
-	h.addArea("qn/tk")
-	h.addArea("qn/tk/c1")
-	h.addArea("qn/dl")
-	h.enrol("c1/a", "qn/tk/c1")
-	h.enrol("dl/a", "qn/dl")
-	editor := h.staff("lan", "qn/tk/c1", store.RoleOperator)
-	approver := h.staff("hung", "qn/tk", store.RoleApprover)
-	warner := h.staff("binh", "qn/tk", store.RoleEmergency)
-	h.setPolicy("qn/tk", store.ApprovalRequired, "")
+	editor, approver, warner := approvalDistrict(h)
 
 	code, res, msg := h.push(editor, "qn/tk/c1", approvalDoc("news"))
 	if code != http.StatusAccepted || res.Submission == nil {
@@ -76,6 +68,22 @@ func TestReportsNameTheApprover(t *testing.T) {
 	want = map[string]string{"Bản tin xã": "hung", "Cảnh báo bão": "hung", "Dân ca": "không cần duyệt"}
 	checkApprovers(t, "plan XLSX", xlsxTable(t, h, "/api/reports/plan?year=2026&format=xlsx", items), want)
 	checkApprovers(t, "plan CSV", csvTable(t, h, "/api/reports/plan?year=2026&format=csv", items), want)
+}
+
+// approvalDistrict is a district qn/tk requiring approval with a commune qn/tk/c1 and the
+// district qn/dl not requiring it, a device in each commune, the commune's editor "lan", the
+// district's approver "hung" and its emergency officer "binh" (their tokens).
+func approvalDistrict(h *testHub) (editor, approver, warner string) {
+	h.addArea("qn/tk")
+	h.addArea("qn/tk/c1")
+	h.addArea("qn/dl")
+	h.enrol("c1/a", "qn/tk/c1")
+	h.enrol("dl/a", "qn/dl")
+	editor = h.staff("lan", "qn/tk/c1", store.RoleOperator)
+	approver = h.staff("hung", "qn/tk", store.RoleApprover)
+	warner = h.staff("binh", "qn/tk", store.RoleEmergency)
+	h.setPolicy("qn/tk", store.ApprovalRequired, "")
+	return editor, approver, warner
 }
 
 // checkApprovers checks that each row whose first cell is a key of want ends with its value,

@@ -470,6 +470,10 @@ type EmergencyResponse struct {
 	Sent        int             `json:"sent"`    // of those, connected ones it was sent to at once
 	Failures    []string        `json:"failures,omitempty"`
 	Warnings    []string        `json:"warnings,omitempty"`
+	// Submission: a bulletin or relay to an area that requires approval waits as this
+	// submission for one of Approvers (answered 202); nothing was sent.
+	Submission *SubmissionJSON `json:"submission,omitempty"`
+	Approvers  []string        `json:"approvers,omitempty"`
 }
 
 // CancelRequest is the body of POST /api/emergencies/cancel: every active broadcast of a

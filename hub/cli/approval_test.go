@@ -57,10 +57,23 @@ func TestApprovalCommands(t *testing.T) {
 	if out = run(editor, 0, "schedule", "list", "--to", "qn/tk/c1"); !regexp.MustCompile(`area:qn/tk/c1\s+1\s+c1\s+1\s+lan\s+\S+ \S+\s+hung \d\d/\d\d/\d{4} \d\d:\d\d`).MatchString(out) {
 		t.Fatalf("schedule list:\n%s", out)
 	}
+	// A play-now of the editor waits too, and its approval sends it as the editor asked.
+	run(as(admin), 0, "device", "enroll", "c1/cl-01", "--area", "qn/tk/c1")
+	out = run(editor, 0, "play", "--to", "qn/tk/c1", "--url", "http://r.example/tb.mp3", "--title", "Thông báo")
+	if !strings.Contains(out, "area:qn/tk/c1: submitted for approval as 3") {
+		t.Fatalf("an editor's play where approval is required:\n%s", out)
+	}
+	if out = run(approver, 0, "submissions"); !strings.Contains(out, "play now (priority): Thông báo") {
+		t.Fatalf("the queue with a play-now:\n%s", out)
+	}
+	run(approver, 0, "approve", "3")
+	if out = run(approver, 0, "commands"); !strings.Contains(out, `play "Thông báo" (http://r.example/tb.mp3) to qn/tk/c1, by lan`) {
+		t.Fatalf("commands after the play-now's approval:\n%s", out)
+	}
 	// Where approval is not required, `loa submit` asks for it all the same.
 	run(as(admin), 0, "area", "add", "qn/hoi-an")
 	out = run(as(admin), 0, "submit", file, "--to", "qn/hoi-an")
-	if !strings.Contains(out, "area:qn/hoi-an: submitted for approval as 3") {
+	if !strings.Contains(out, "area:qn/hoi-an: submitted for approval as 4") {
 		t.Fatalf("submit where approval is not required:\n%s", out)
 	}
 	run(warner, 0, "emergency", "--to", "qn/tk", "--text", "Bão số 9")

@@ -112,6 +112,12 @@ func (c *Console) contentAction(w http.ResponseWriter, r *http.Request, s *sessi
 	http.Redirect(w, r, "/console/approvals?notice="+url.QueryEscape(notice), http.StatusSeeOther)
 }
 
+// toQueue sends the browser to the queue saying that what it sent waits for approval.
+func (c *Console) toQueue(w http.ResponseWriter, r *http.Request, sub *api.SubmissionJSON, approvers []string) {
+	notice := submittedNotice(langOf(r), api.PushResponse{Target: sub.Target, Submission: sub, Approvers: approvers})
+	http.Redirect(w, r, "/console/approvals?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
 // submittedNotice says that a push waits for approval, and who can give it.
 func submittedNotice(lang string, res api.PushResponse) string {
 	who := strings.Join(res.Approvers, ", ")

@@ -58,6 +58,10 @@ func TestApprovalQueuePage(t *testing.T) {
 		t.Fatalf("waiting after two pushes: %+v", waiting)
 	}
 	ids["evening"] = waiting[0].ID
+	// The editor's live relay waits in the same queue.
+	var relay api.EmergencyResponse
+	h.api(editor, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/tt", Kind: store.KindLive, Stream: "http://r.example/huyen.mp3", For: "30m"}, &relay, http.StatusAccepted)
+	ids["relay"] = relay.Submission.ID
 
 	bctx := browser(t)
 	signInBrowser(t, bctx, h, "duyet-tk", adminPass)
@@ -71,7 +75,16 @@ func TestApprovalQueuePage(t *testing.T) {
 	if n := run(t, bctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('tr[data-content="%s"] audio').length`, ref))); n != 1 {
 		t.Errorf("the recording waiting for approval has %d players in the queue", n)
 	}
+	if got := run(t, bctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('tr[data-submission="%d"]').innerText`, ids["relay"]))); !strings.Contains(got, "Phát trực tiếp") || !strings.Contains(got, "huyen.mp3") {
+		t.Errorf("the waiting relay's row: %q", got)
+	}
 	shot(t, bctx, shots(t), "approvals")
+	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/approve"] button`, ids["relay"]), `document.querySelector('.notice') !== null`)
+	var onAir []api.EmergencyJSON
+	h.api(editor, "GET", "/api/emergencies", nil, &onAir, http.StatusOK)
+	if len(onAir) != 1 || onAir[0].Kind != store.KindLive || onAir[0].CreatedBy != "bien-tap-tt" {
+		t.Errorf("on air after the relay's approval: %+v", onAir)
+	}
 	// The schedule cannot go on air before its recording is approved: the page says why.
 	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/approve"] button`, ids["morning"]), `document.body.innerText.includes("`+ref+`")`)
 	do(t, bctx, chromedp.Navigate(h.url+"/console/approvals"), chromedp.WaitVisible(chromedp.CSS(`tr[data-content]`)))

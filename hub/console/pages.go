@@ -270,6 +270,10 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
 		c.apiFail(w, r, s, err)
 		return
 	}
+	if out.Submission != nil { // the area requires approval: it waits in the queue
+		c.toQueue(w, r, out.Submission, out.Approvers)
+		return
+	}
 	notice := tr(langOf(r), "cmd.sent", tr(langOf(r), "cmd."+action), len(out.Outcomes), out.Counts["sent"])
 	q := url.Values{"notice": {notice}}
 	if action == "screenshot" { // the page waits for this command's image

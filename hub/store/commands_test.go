@@ -175,6 +175,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE content DROP COLUMN area_id", "ALTER TABLE content DROP COLUMN state",
 		"ALTER TABLE content DROP COLUMN decided_by", "ALTER TABLE content DROP COLUMN decided_at",
 		"ALTER TABLE content DROP COLUMN reason",
+		"ALTER TABLE emergencies DROP COLUMN review_wanted",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -456,6 +456,11 @@ ALTER TABLE content ADD COLUMN state TEXT NOT NULL DEFAULT 'approved'; -- submit
 ALTER TABLE content ADD COLUMN decided_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE content ADD COLUMN decided_at INTEGER;
 ALTER TABLE content ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+-- Bulletins, live relays and play-now commands wait in the same queue: kind says which, the
+-- document is then the request as sent (JSON). One sent at once by the emergency role where
+-- approval is required is flagged for review afterwards (review_wanted), as warnings are.
+ALTER TABLE submissions ADD COLUMN kind TEXT NOT NULL DEFAULT 'schedule'; -- schedule, bulletin, live, command
+ALTER TABLE emergencies ADD COLUMN review_wanted INTEGER NOT NULL DEFAULT 0;
 `},
 	}
 }
