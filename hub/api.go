@@ -523,6 +523,10 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p staff
 			staffapi.Fail(w, err)
 			return
 		}
+		if err := s.dryRunApproval(r.Context(), p, area, req.Submit, doc, &res); err != nil {
+			staffapi.Fail(w, err)
+			return
+		}
 		staffapi.WriteJSON(w, http.StatusOK, res)
 		return
 	}

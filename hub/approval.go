@@ -341,3 +341,17 @@ func (s *Server) apiSetPolicy(w http.ResponseWriter, r *http.Request, p staffapi
 	}
 	staffapi.WriteJSON(w, http.StatusOK, api.PolicyJSON{Area: req.Area, Required: pol.Required, SelfApproval: pol.SelfApproval})
 }
+
+// dryRunApproval says in a dry run what the approval rule would do with the push: submit it
+// for approval (and to whom), and which of its items are not approved.
+func (s *Server) dryRunApproval(ctx context.Context, p staffapi.Caller, area string, submit bool, doc *scheduler.Document, res *api.PushResponse) error {
+	rule, err := s.pushRuleFor(ctx, p, area, submit)
+	if err != nil {
+		return err
+	}
+	if !rule.atOnce {
+		res.WouldSubmit, res.Approvers = true, rule.approvers
+	}
+	res.Unapproved = s.unapprovedContent(ctx, doc)
+	return nil
+}

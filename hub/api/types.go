@@ -158,6 +158,12 @@ type PushResponse struct {
 	// waiting for one of Approvers (answered 202); nothing was composed or sent.
 	Submission *SubmissionJSON `json:"submission,omitempty"`
 	Approvers  []string        `json:"approvers,omitempty"`
+	// WouldSubmit (a dry run): the area requires approval, so a push would be submitted for
+	// one of Approvers rather than stored as Revision.
+	WouldSubmit bool `json:"would_submit,omitempty"`
+	// Unapproved (a dry run): library items it plays that are not approved; a push going on
+	// air would be refused until they are.
+	Unapproved []string `json:"unapproved,omitempty"`
 }
 
 // ScheduleJSON is one stored revision of a schedule attached to an area or a device.

@@ -30,7 +30,11 @@ func TestApprovalCommands(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "c1.yaml")
 	os.WriteFile(file, []byte(approvalDocCLI), 0o644)
-	out := run(editor, 0, "schedule", "push", file, "--to", "qn/tk/c1")
+	out := run(editor, 0, "schedule", "push", file, "--to", "qn/tk/c1", "--dry-run")
+	if !strings.Contains(out, "area:qn/tk/c1 requires approval: a push would submit it for approval (approvers: admin, binh, hung)") || strings.Contains(out, "would store") {
+		t.Fatalf("an editor's dry run where approval is required:\n%s", out)
+	}
+	out = run(editor, 0, "schedule", "push", file, "--to", "qn/tk/c1")
 	if !strings.Contains(out, "area:qn/tk/c1: submitted for approval as 1; nothing sent") || !strings.Contains(out, "admin, binh, hung") {
 		t.Fatalf("an editor's push:\n%s", out)
 	}

@@ -594,9 +594,17 @@ func (t *tree) scheduleCommands(schedule *cobra.Command) {
 					fmt.Fprintf(out, "dry run: %s is valid and the same as %s revision %d: a push would change nothing\n", pos[0], r.Target, r.Revision)
 					return nil
 				}
-				fmt.Fprintf(out, "dry run: %s is valid; a push would store %s revision %d for %d device(s):\n", pos[0], r.Target, r.Revision, r.Devices)
+				if r.WouldSubmit {
+					fmt.Fprintf(out, "dry run: %s is valid; %s requires approval: a push would submit it for approval (approvers: %s), changing for %d device(s):\n",
+						pos[0], r.Target, dash(strings.Join(r.Approvers, ", ")), r.Devices)
+				} else {
+					fmt.Fprintf(out, "dry run: %s is valid; a push would store %s revision %d for %d device(s):\n", pos[0], r.Target, r.Revision, r.Devices)
+				}
 				for _, ch := range r.Changes {
 					fmt.Fprintln(out, "  "+ch)
+				}
+				for _, u := range r.Unapproved {
+					fmt.Fprintln(out, "  not approved yet (no push goes on air with it): "+u)
 				}
 				fmt.Fprintln(out, "nothing was stored or sent")
 				return nil
