@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/scheduler"
 )
 
 // The approval queue (issue 22): the schedules waiting for approval in the signed-in user's
@@ -24,6 +25,7 @@ func (c *Console) approvalRoutes(m *http.ServeMux) error {
 	m.HandleFunc("GET /console/approvals", c.signedIn(c.approvals))
 	m.HandleFunc("POST /console/approvals/{id}/{action}", c.signedIn(c.approvalAction))
 	m.HandleFunc("POST /console/approvals/content/{action}", c.signedIn(c.contentAction))
+	m.HandleFunc("GET /console/approvals/{id}/calendar", c.signedIn(c.submissionCalendar))
 	return nil
 }
 
@@ -110,6 +112,22 @@ func (c *Console) contentAction(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	http.Redirect(w, r, "/console/approvals?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// submissionCalendar shows the week a waiting schedule would play beside the one playing now:
+// the planning page's preview (planPreviewOf), without its push.
+func (c *Console) submissionCalendar(w http.ResponseWriter, r *http.Request, s *session) {
+	var sub api.SubmissionJSON
+	if err := c.call(r.Context(), s, "GET", "/api/submissions/"+url.PathEscape(r.PathValue("id")), nil, &sub); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	doc, err := scheduler.Parse(fmt.Sprintf("submission %d", sub.ID), []byte(sub.Document))
+	if sub.Kind != "" || err != nil { // a bulletin, relay or command has no week to show
+		c.fail(w, r, s, http.StatusNotFound, "err.notfound")
+		return
+	}
+	c.planPreviewOf(w, r, s, sub.Target, []byte(sub.Document), doc, sub.ID)
 }
 
 // toQueue sends the browser to the queue saying that what it sent waits for approval.

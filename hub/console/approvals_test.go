@@ -79,6 +79,16 @@ func TestApprovalQueuePage(t *testing.T) {
 		t.Errorf("the waiting relay's row: %q", got)
 	}
 	shot(t, bctx, shots(t), "approvals")
+	// The week the evening schedule would play, beside the one playing now (none), with no push.
+	do(t, bctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-submission="%d"] a.would`, ids["evening"]))), chromedp.WaitVisible(chromedp.CSS(`#approval`)))
+	if n := run(t, bctx, chromedp.Evaluate[int](`document.querySelectorAll(".new .seg").length`)); n != 7 {
+		t.Errorf("the evening schedule's week shows %d plays, want 7 (one a day)", n)
+	}
+	if n := run(t, bctx, chromedp.Evaluate[int](`document.querySelectorAll("#push, form.pushform").length`)); n != 0 {
+		t.Errorf("the calendar of a waiting schedule offers a push")
+	}
+	shot(t, bctx, shots(t), "approvals-calendar")
+	do(t, bctx, chromedp.Navigate(h.url+"/console/approvals"), chromedp.WaitVisible(chromedp.CSS(`tr[data-submission]`)))
 	submit(t, bctx, fmt.Sprintf(`tr[data-submission="%d"] form[action$="/approve"] button`, ids["relay"]), `document.querySelector('.notice') !== null`)
 	var onAir []api.EmergencyJSON
 	h.api(editor, "GET", "/api/emergencies", nil, &onAir, http.StatusOK)
