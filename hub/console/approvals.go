@@ -1,6 +1,9 @@
 package console
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -35,28 +38,43 @@ type approvalsData struct {
 	Review   []api.EmergencyJSON
 	Content  []api.ContentJSON // library items waiting for approval in the user's areas
 	Notice   string
+	Key      string // what waits, as the live updates compare it (queueSource)
 }
 
 func (c *Console) approvals(w http.ResponseWriter, r *http.Request, s *session) {
-	d := approvalsData{Notice: r.URL.Query().Get("notice")}
+	d, err := c.queueOf(r.Context(), s)
+	if err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	d.Notice = r.URL.Query().Get("notice")
+	if err := c.call(r.Context(), s, "GET", "/api/submissions?state=rejected", nil, &d.Rejected); err != nil {
+		c.apiFail(w, r, s, err)
+		return
+	}
+	if len(d.Rejected) > 10 {
+		d.Rejected = d.Rejected[:10]
+	}
+	d.Key = d.key()
+	c.render(w, r, http.StatusOK, "approvals", s, d)
+}
+
+// queueOf reads what waits for the user's decision.
+func (c *Console) queueOf(ctx context.Context, s *session) (approvalsData, error) {
+	var d approvalsData
 	for _, q := range []struct {
 		path string
 		into any
 	}{
 		{"/api/submissions", &d.Waiting},
-		{"/api/submissions?state=rejected", &d.Rejected},
 		{"/api/emergencies?review=1", &d.Review},
 		{"/api/content?state=submitted&area=" + url.QueryEscape(s.User.Scope), &d.Content},
 	} {
-		if err := c.call(r.Context(), s, "GET", q.path, nil, q.into); err != nil {
-			c.apiFail(w, r, s, err)
-			return
+		if err := c.call(ctx, s, "GET", q.path, nil, q.into); err != nil {
+			return d, err
 		}
 	}
-	if len(d.Rejected) > 10 {
-		d.Rejected = d.Rejected[:10]
-	}
-	c.render(w, r, http.StatusOK, "approvals", s, d)
+	return d, nil
 }
 
 // approvalAction approves or rejects a submission, or records an emergency's review.
@@ -128,6 +146,43 @@ func (c *Console) submissionCalendar(w http.ResponseWriter, r *http.Request, s *
 		return
 	}
 	c.planPreviewOf(w, r, s, sub.Target, []byte(sub.Document), doc, sub.ID)
+}
+
+// queueSource returns what the event stream sends to an open approval queue (?queue=1): each
+// check, what waits in the user's areas (schedules, broadcasts, library items, warnings to
+// review) as one key, when it changed, so the page offers to reload. Nil for other pages.
+func (c *Console) queueSource(r *http.Request, s *session) func(ctx context.Context, buf *bytes.Buffer) error {
+	if r.URL.Query().Get("queue") != "1" {
+		return nil
+	}
+	last := ""
+	return func(ctx context.Context, buf *bytes.Buffer) error {
+		d, err := c.queueOf(ctx, s)
+		if err != nil {
+			return err
+		}
+		if key := d.key(); key != last {
+			last = key
+			b, _ := json.Marshal(map[string]any{"key": key, "waiting": len(d.Waiting) + len(d.Content) + len(d.Review)})
+			fmt.Fprintf(buf, "event: queue\ndata: %s\n\n", b)
+		}
+		return nil
+	}
+}
+
+// key names what waits on the page: it changes when anything arrives or is decided.
+func (d approvalsData) key() string {
+	var k []string
+	for _, x := range d.Waiting {
+		k = append(k, "s"+strconv.FormatInt(x.ID, 10))
+	}
+	for _, x := range d.Content {
+		k = append(k, "c"+x.Ref)
+	}
+	for _, x := range d.Review {
+		k = append(k, "e"+strconv.FormatInt(x.ID, 10))
+	}
+	return strings.Join(k, " ")
 }
 
 // toQueue sends the browser to the queue saying that what it sent waits for approval.

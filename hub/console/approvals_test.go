@@ -25,7 +25,7 @@ func TestApprovalQueuePage(t *testing.T) {
 	editor, err := hub.AddUser(ctx, h.db, "bien-tap-tt", "Lê Thị Hoa", "qn/tk/tt", "")
 	must(t, err)
 	must(t, h.db.SetRole(ctx, "bien-tap-tt", store.RoleOperator))
-	_, err = hub.AddUser(ctx, h.db, "duyet-tk", "Phạm Văn Hùng", "qn/tk", "")
+	approverTok, err := hub.AddUser(ctx, h.db, "duyet-tk", "Phạm Văn Hùng", "qn/tk", "")
 	must(t, err)
 	must(t, h.db.SetRole(ctx, "duyet-tk", store.RoleApprover))
 	h.password("duyet-tk", adminPass)
@@ -66,6 +66,12 @@ func TestApprovalQueuePage(t *testing.T) {
 	bctx := browser(t)
 	signInBrowser(t, bctx, h, "duyet-tk", adminPass)
 	do(t, bctx, chromedp.Navigate(h.url+"/console/approvals"), chromedp.WaitVisible(chromedp.CSS(`tr[data-submission]`)))
+	// Live updates: a new submission makes the open page say the queue changed; its rejection
+	// (the queue as shown again) hides the note.
+	h.api(editor, "POST", "/api/schedules", api.PushRequest{To: "qn/tk/tt", Document: doc("noon")}, &res, http.StatusAccepted)
+	do(t, bctx, chromedp.WaitVisible(chromedp.CSS(`#queue-live`)))
+	h.api(approverTok, "POST", fmt.Sprintf("/api/submissions/%d/reject", res.Submission.ID), api.DecideRequest{Reason: "Thử"}, nil, http.StatusOK)
+	do(t, bctx, chromedp.WaitNotVisible(chromedp.CSS(`#queue-live`)))
 	if n := run(t, bctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('tr[data-submission="%d"] audio[src$="%s"]').length`, ids["morning"], ref))); n != 1 {
 		t.Errorf("the morning submission has %d players for its item", n)
 	}
@@ -122,7 +128,8 @@ func TestApprovalQueuePage(t *testing.T) {
 	shot(t, bctx, shots(t), "content-approved")
 	var rejected []api.SubmissionJSON
 	h.api(editor, "GET", "/api/submissions?state=rejected", nil, &rejected, http.StatusOK)
-	if len(rejected) != 1 || rejected[0].ID != ids["evening"] || rejected[0].Reason != "Trùng giờ với bản tin sáng" || rejected[0].DecidedBy != "duyet-tk" {
+	// Newest submission first: the one rejected while the page was open, then the evening one.
+	if len(rejected) != 2 || rejected[1].ID != ids["evening"] || rejected[1].Reason != "Trùng giờ với bản tin sáng" || rejected[1].DecidedBy != "duyet-tk" {
 		t.Fatalf("the editor's rejected submissions: %+v", rejected)
 	}
 }

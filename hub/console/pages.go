@@ -394,6 +394,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	sentPlays := map[string]bool{}
 	last := map[string]string{}
 	plays := c.playsSource(r, s) // the play log's stream: its new rows, not devices
+	if plays == nil {
+		plays = c.queueSource(r, s) // the approval queue's: what waits, not devices
+	}
 	t := time.NewTicker(c.opts.EventInterval)
 	defer t.Stop()
 	for {
