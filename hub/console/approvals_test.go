@@ -87,6 +87,7 @@ func TestApprovalQueuePage(t *testing.T) {
 	shot(t, bctx, shots(t), "approvals")
 	// The week the evening schedule would play, beside the one playing now (none), with no push.
 	do(t, bctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-submission="%d"] a.would`, ids["evening"]))), chromedp.WaitVisible(chromedp.CSS(`#approval`)))
+	run(t, bctx, chromedp.Poll[bool](`document.readyState === "complete"`)) // the whole calendar, parsed
 	if n := run(t, bctx, chromedp.Evaluate[int](`document.querySelectorAll(".new .seg").length`)); n != 7 {
 		t.Errorf("the evening schedule's week shows %d plays, want 7 (one a day)", n)
 	}
