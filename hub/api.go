@@ -524,6 +524,10 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p staff
 			staffapi.Fail(w, err)
 			return
 		}
+		if err := s.dryRunApproval(r.Context(), p, area, req.Submit, doc, &res); err != nil {
+			staffapi.Fail(w, err)
+			return
+		}
 		staffapi.WriteJSON(w, http.StatusOK, res)
 		return
 	}
@@ -541,6 +545,11 @@ func (s *Server) apiPushSchedule(w http.ResponseWriter, r *http.Request, p staff
 	}
 	if !rule.atOnce {
 		s.submitSchedule(w, r, p, target, area, doc, req.Document, rule.approvers)
+		return
+	}
+	// What goes on air plays approved content only; a submission may wait for its items.
+	if items := s.unapprovedContent(r.Context(), doc); len(items) > 0 {
+		staffapi.Fail(w, errUnapproved(items))
 		return
 	}
 	before := s.link.HeadsBefore(r.Context(), target)

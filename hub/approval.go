@@ -98,6 +98,21 @@ func (s *Server) submissionJSON(ctx context.Context, sub store.Submission, withD
 	j := api.SubmissionJSON{ID: sub.ID, Target: sub.Target.String(), Area: sub.Area, ScheduleID: sub.ScheduleID,
 		SubmittedBy: sub.SubmittedBy, SubmittedAt: sub.SubmittedAt, State: sub.State, DecidedBy: sub.DecidedBy,
 		DecidedAt: staffapi.TimePtr(sub.DecidedAt), Reason: sub.Reason, Revision: sub.Revision}
+	if sub.Kind != "" && sub.Kind != store.SubmitSchedule {
+		what, ref := describeBroadcast(sub)
+		j.Kind, j.Changes = sub.Kind, []string{what}
+		if ref != "" {
+			item := api.ItemRef{Ref: ref, Title: newTitler(ctx, s).item(ref)}
+			if c, err := s.st.GetContent(ctx, ref); err == nil {
+				item.State = c.State
+			}
+			j.Items = []api.ItemRef{item}
+		}
+		if withDoc {
+			j.Document = string(sub.Document)
+		}
+		return j
+	}
 	doc, err := scheduler.Parse("submission "+strconv.FormatInt(sub.ID, 10), sub.Document)
 	if err == nil {
 		j.Programs = len(doc.Programs)
@@ -106,7 +121,11 @@ func (s *Server) submissionJSON(ctx context.Context, sub store.Submission, withD
 			for _, it := range pr.Items {
 				if it.Content != "" && !seen[it.Content] {
 					seen[it.Content] = true
-					j.Items = append(j.Items, api.ItemRef{Ref: it.Content, Title: titles.item(it.Content)})
+					ref := api.ItemRef{Ref: it.Content, Title: titles.item(it.Content)}
+					if c, err := s.st.GetContent(ctx, it.Content); err == nil {
+						ref.State = c.State
+					}
+					j.Items = append(j.Items, ref)
 				}
 			}
 		}
@@ -224,6 +243,19 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p staffapi.Calle
 			return
 		}
 	}
+	if approve {
+		// Its items may have left the library, or been rejected, since it was submitted.
+		if doc, err := scheduler.Parse(fmt.Sprintf("submission %d", sub.ID), sub.Document); err == nil {
+			if err := s.checkContent(ctx, doc); err != nil {
+				staffapi.Error(w, http.StatusConflict, fmt.Sprintf("submission %d cannot go on air: %v", sub.ID, err))
+				return
+			}
+			if items := s.unapprovedContent(ctx, doc); len(items) > 0 {
+				staffapi.Fail(w, errUnapproved(items))
+				return
+			}
+		}
+	}
 	before := s.link.HeadsBefore(ctx, sub.Target)
 	sub, err := as.Decide(ctx, sub.ID, p.User.ID, approve, req.Reason)
 	if err != nil {
@@ -231,13 +263,26 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p staffapi.Calle
 		return
 	}
 	res := api.DecideResponse{Submission: s.submissionJSON(ctx, sub, false)}
-	if approve {
+	kind := sub.Kind
+	if kind == "" {
+		kind = store.SubmitSchedule
+	}
+	if approve && kind != store.SubmitSchedule {
+		s.audit(ctx, p, kind+".approve", sub.Target.String(), map[string]any{"submission": sub.ID, "submitted_by": sub.SubmittedBy})
+		sent, err := s.sendApproved(ctx, sub)
+		if err != nil {
+			s.log.Error("an approved broadcast was not sent", "submission", sub.ID, "err", err)
+			staffapi.Error(w, http.StatusBadGateway, fmt.Sprintf("submission %d is approved but was not sent: %v; send it again yourself", sub.ID, err))
+			return
+		}
+		res.Broadcast = sent
+	} else if approve {
 		s.audit(ctx, p, "schedule.approve", sub.Target.String(), map[string]any{"submission": sub.ID, "revision": sub.Revision, "submitted_by": sub.SubmittedBy})
 		push := s.link.PushSince(ctx, sub.Target, before)
 		push.Target, push.Revision = sub.Target.String(), sub.Revision
 		res.Push = &push
 	} else {
-		s.audit(ctx, p, "schedule.reject", sub.Target.String(), map[string]any{"submission": sub.ID, "reason": sub.Reason, "submitted_by": sub.SubmittedBy})
+		s.audit(ctx, p, kind+".reject", sub.Target.String(), map[string]any{"submission": sub.ID, "reason": sub.Reason, "submitted_by": sub.SubmittedBy})
 	}
 	staffapi.WriteJSON(w, http.StatusOK, res)
 }
@@ -295,4 +340,18 @@ func (s *Server) apiSetPolicy(w http.ResponseWriter, r *http.Request, p staffapi
 		return
 	}
 	staffapi.WriteJSON(w, http.StatusOK, api.PolicyJSON{Area: req.Area, Required: pol.Required, SelfApproval: pol.SelfApproval})
+}
+
+// dryRunApproval says in a dry run what the approval rule would do with the push: submit it
+// for approval (and to whom), and which of its items are not approved.
+func (s *Server) dryRunApproval(ctx context.Context, p staffapi.Caller, area string, submit bool, doc *scheduler.Document, res *api.PushResponse) error {
+	rule, err := s.pushRuleFor(ctx, p, area, submit)
+	if err != nil {
+		return err
+	}
+	if !rule.atOnce {
+		res.WouldSubmit, res.Approvers = true, rule.approvers
+	}
+	res.Unapproved = s.unapprovedContent(ctx, doc)
+	return nil
 }

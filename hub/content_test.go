@@ -30,6 +30,12 @@ func needTools(t *testing.T, tools ...string) {
 
 func upload(t *testing.T, h *testHub, path string, fields map[string]string) (int, api.ContentJSON, string) {
 	t.Helper()
+	return uploadAs(t, h, h.admin, path, fields)
+}
+
+// uploadAs is upload with token's rights.
+func uploadAs(t *testing.T, h *testHub, token, path string, fields map[string]string) (int, api.ContentJSON, string) {
+	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	for k, v := range fields {
@@ -44,7 +50,7 @@ func upload(t *testing.T, h *testHub, path string, fields map[string]string) (in
 	mw.Close()
 	req, _ := http.NewRequest("POST", h.http.URL+"/api/content", &body)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+h.admin)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -129,6 +129,10 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p staffapi.Ca
 			staffapi.Fail(w, err)
 			return
 		}
+		// Who approved each product: of the programmes that carried it (issue 22).
+		if plays, err := s.st.Plays(r.Context(), store.PlaysFilter{PeriodFilter: period}); err == nil {
+			names.ItemApprovers = s.reportApprovers(r.Context(), from, to).items(plays.Lines)
+		}
 		doc = report.PlanDoc(rep, names)
 	case "plays":
 		f := store.PlaysFilter{PeriodFilter: period, Item: q.Get("content"), Program: q.Get("program")}
@@ -144,7 +148,10 @@ func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, p staffapi.Ca
 			staffapi.Fail(w, err)
 			return
 		}
+		approvers := s.reportApprovers(r.Context(), from, to)
+		names.Approvers = map[string]string{}
 		for _, l := range rep.Lines {
+			names.Approvers[l.Program] = approvers.program(l.Program)
 			if _, ok := names.Titles[l.Item]; !ok && strings.HasPrefix(l.Item, "sha256:") {
 				if c, err := s.st.GetContent(r.Context(), l.Item); err == nil {
 					names.Titles[l.Item] = c.Title

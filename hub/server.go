@@ -217,7 +217,8 @@ func New(opts Options) (*Server, error) {
 	s.shots = screenshots.New(screenshots.Options{Dir: filepath.Join(filepath.Dir(filepath.Clean(s.dir)), "screenshots"),
 		Commands: s.st, Now: s.now, Log: s.log, Location: opts.Location, DeviceAuth: s.deviceAuth, LookupDevice: s.lookupDevice})
 	s.lib = library.New(library.Options{Store: s.st, Dir: s.dir, Transcoder: s.tc, Log: s.log, Now: s.now, PublicURL: opts.PublicURL,
-		MaxUploadBytes: func() int64 { return s.opts.MaxUploadBytes }, Audit: s.audit, DeviceAuth: s.deviceAuth, AreaChain: s.areaChain, Served: s.metrics.ContentServed})
+		MaxUploadBytes: func() int64 { return s.opts.MaxUploadBytes }, Audit: s.audit, DeviceAuth: s.deviceAuth, AreaChain: s.areaChain,
+		Served: s.metrics.ContentServed, Approval: s.uploadApproval})
 	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
 		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget, Metrics: s.metrics})
 	s.acct = accounts.New(accounts.Options{Store: s.st, Now: s.now, Audit: s.audit})
@@ -315,6 +316,8 @@ func (s *Server) routes() {
 	api("PATCH /api/content/{ref}", O, s.lib.Edit)
 	api("GET /api/content/usage", V, s.lib.Usage)
 	api("GET /api/content/{ref}/file", V, s.lib.File)
+	api("POST /api/content/{ref}/approve", store.RoleApprover, s.apiApproveContent)
+	api("POST /api/content/{ref}/reject", store.RoleApprover, s.apiRejectContent)
 	api("GET /api/cap/alerts", V, s.bc.CAPAlerts)
 	api("GET /api/terms", V, s.lib.ListTerms)
 	api("POST /api/terms", A, s.lib.AddTerm)
@@ -334,12 +337,12 @@ func (s *Server) routes() {
 	api("GET /api/reports/plan/areas", V, s.apiPlanAreas)
 	api("GET /api/settings/reports", V, s.apiGetReportSettings)
 	api("PUT /api/settings/reports", A, s.apiSetReportSettings)
-	api("POST /api/emergencies", O, s.bc.Create)
+	api("POST /api/emergencies", O, s.gated(emergencyKind, s.bc.Create))
 	api("GET /api/emergencies", V, s.bc.List)
 	api("POST /api/emergencies/cancel", E, s.bc.CancelSeries)
 	api("POST /api/emergencies/{id}/cancel", E, s.bc.Cancel)
 	api("POST /api/cap", E, s.bc.CAP)
-	api("POST /api/commands", O, s.link.Issue)
+	api("POST /api/commands", O, s.gated(commandKind, s.link.Issue))
 	api("GET /api/commands", V, s.link.ListCommands)
 	// Editorial approval (issue 22).
 	api("GET /api/submissions", V, s.apiListSubmissions)

@@ -99,7 +99,7 @@ func (s *Link) countConfirmations(ctx context.Context, device string, recs []pro
 			res = "other" // a device's word, not one of ours: no new series for it
 		}
 		counts[res]++
-		kind, id, ok := broadcastOf(r.Program)
+		kind, id, ok := BroadcastOf(r.Program)
 		if !ok || r.Start.IsZero() || !s.firsts.first(device, id) {
 			continue
 		}
@@ -123,8 +123,9 @@ func (s *Link) countConfirmations(ctx context.Context, device string, recs []pro
 	}
 }
 
-// broadcastOf reads a broadcast's kind and id from a programme id ("emergency:12/speakers").
-func broadcastOf(program string) (string, int64, bool) {
+// BroadcastOf reads a broadcast's kind and id from a programme id ("emergency:12/speakers"):
+// the metrics time broadcasts by it, the reports find who approved them.
+func BroadcastOf(program string) (string, int64, bool) {
 	kind, rest, ok := strings.Cut(program, ":")
 	if !ok || (kind != store.KindEmergency && kind != store.KindBulletin && kind != store.KindLive) {
 		return "", 0, false

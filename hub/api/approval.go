@@ -1,11 +1,15 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // SubmissionJSON is a schedule waiting for approval, or approved or rejected.
 type SubmissionJSON struct {
 	ID          int64      `json:"id"`
-	Target      string     `json:"target"` // area:ID or device:ID
+	Kind        string     `json:"kind,omitempty"` // a bulletin, live or command waits too; "" is a schedule
+	Target      string     `json:"target"`         // area:ID or device:ID
 	Area        string     `json:"area"`
 	ScheduleID  string     `json:"schedule_id"`
 	Programs    int        `json:"programs"`
@@ -30,6 +34,9 @@ type DecideRequest struct {
 type DecideResponse struct {
 	Submission SubmissionJSON `json:"submission"`
 	Push       *PushResponse  `json:"push,omitempty"`
+	// Broadcast: an approved bulletin, relay or play-now command was sent; its answer as
+	// POST /api/emergencies or /api/commands gives it.
+	Broadcast json.RawMessage `json:"broadcast,omitempty"`
 }
 
 // PolicyRequest sets an area's approval policy (PUT /api/areas/policy); an empty field is
@@ -56,4 +63,5 @@ type ReviewRequest struct {
 type ItemRef struct {
 	Ref   string `json:"ref"`
 	Title string `json:"title,omitempty"`
+	State string `json:"state,omitempty"` // the item's approval: submitted, approved, rejected
 }

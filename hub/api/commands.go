@@ -38,6 +38,10 @@ type CommandJSON struct {
 	// Counts is the number of devices in each state (of Outcomes).
 	Counts   map[string]int       `json:"counts"`
 	Outcomes []CommandOutcomeJSON `json:"outcomes"`
+	// Submission: a play_now to an area that requires approval waits as this submission for
+	// one of Approvers (answered 202); nothing was sent.
+	Submission *SubmissionJSON `json:"submission,omitempty"`
+	Approvers  []string        `json:"approvers,omitempty"`
 }
 
 // CommandOutcomeJSON is how far a command got on one device. State is one of pending (not

@@ -172,6 +172,12 @@ type PushResponse struct {
 	// waiting for one of Approvers (answered 202); nothing was composed or sent.
 	Submission *SubmissionJSON `json:"submission,omitempty"`
 	Approvers  []string        `json:"approvers,omitempty"`
+	// WouldSubmit (a dry run): the area requires approval, so a push would be submitted for
+	// one of Approvers rather than stored as Revision.
+	WouldSubmit bool `json:"would_submit,omitempty"`
+	// Unapproved (a dry run): library items it plays that are not approved; a push going on
+	// air would be refused until they are.
+	Unapproved []string `json:"unapproved,omitempty"`
 }
 
 // ScheduleJSON is one stored revision of a schedule attached to an area or a device.
@@ -285,6 +291,15 @@ type ContentJSON struct {
 	Note          string    `json:"note,omitempty"` // an upload of bytes already there: what was kept
 	// ServedBytes is what the hub sent of the item to devices since it started (GET /api/content).
 	ServedBytes int64 `json:"served_bytes,omitempty"`
+	// Editorial approval (issue 22): where it was uploaded, submitted (chờ duyệt), approved or
+	// rejected (with Reason), by whom and when ("" and no time for one approved at once).
+	Area      string     `json:"area,omitempty"`
+	State     string     `json:"state"`
+	DecidedBy string     `json:"decided_by,omitempty"`
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+	// Approvers: an upload that waits for approval, who can give it.
+	Approvers []string `json:"approvers,omitempty"`
 }
 
 // TermJSON is one entry of a metadata list (GET/POST /api/terms): a language, theme, format
@@ -310,10 +325,15 @@ type ContentEdit struct {
 func WriteContentCSV(w io.Writer, cs []ContentJSON) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"ref", "title", "duration_s", "mime", "language", "language_label", "theme", "theme_label",
-		"format", "format_label", "unit", "unit_label", "uploaded_by", "uploaded_at", "size"})
+		"format", "format_label", "unit", "unit_label", "uploaded_by", "uploaded_at", "size", "area", "state", "decided_by", "decided_at", "reason"})
 	for _, c := range cs {
+		decided := ""
+		if c.DecidedAt != nil {
+			decided = c.DecidedAt.Format(time.RFC3339)
+		}
 		cw.Write([]string{c.Ref, c.Title, strconv.FormatFloat(c.DurationS, 'f', -1, 64), c.MIME, c.Language, c.LanguageLabel,
-			c.Theme, c.ThemeLabel, c.Format, c.FormatLabel, c.Unit, c.UnitLabel, c.By, c.At.Format(time.RFC3339), strconv.FormatInt(c.Size, 10)})
+			c.Theme, c.ThemeLabel, c.Format, c.FormatLabel, c.Unit, c.UnitLabel, c.By, c.At.Format(time.RFC3339), strconv.FormatInt(c.Size, 10),
+			c.Area, c.State, c.DecidedBy, decided, c.Reason})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -472,6 +492,10 @@ type EmergencyResponse struct {
 	Sent        int             `json:"sent"`    // of those, connected ones it was sent to at once
 	Failures    []string        `json:"failures,omitempty"`
 	Warnings    []string        `json:"warnings,omitempty"`
+	// Submission: a bulletin or relay to an area that requires approval waits as this
+	// submission for one of Approvers (answered 202); nothing was sent.
+	Submission *SubmissionJSON `json:"submission,omitempty"`
+	Approvers  []string        `json:"approvers,omitempty"`
 }
 
 // CancelRequest is the body of POST /api/emergencies/cancel: every active broadcast of a

@@ -783,7 +783,7 @@ func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) 
 	f := store.EmergencyFilter{Series: q.Get("series"), Kind: q.Get("kind"), Limit: 1000}
 	switch {
 	case q.Get("review") != "": // emergency warnings waiting for their review, however old
-		f.Kind, f.Unreviewed = store.KindEmergency, true
+		f.Unreviewed = true // warnings, and bulletins and relays flagged for review (issue 22)
 	case q.Get("all") == "":
 		f.ActiveAt = now
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/internal/clicmd"
@@ -79,8 +80,11 @@ func (t *tree) approvalCommands(root *cobra.Command) {
 			return nil
 		}
 	})
-	t.add(root, "approve ID", "approve a submitted schedule: it is stored and sent", func(c *command) action {
+	t.add(root, "approve ID | approve content REF", "approve a submitted schedule (it is stored and sent) or a content item", func(c *command) action {
 		return func(ctx context.Context, pos []string) error {
+			if len(pos) > 0 && pos[0] == "content" {
+				return c.decideContent(ctx, pos, true, "")
+			}
 			id, err := submissionID("approve", pos)
 			if err != nil {
 				return err
@@ -105,15 +109,18 @@ func (t *tree) approvalCommands(root *cobra.Command) {
 			return nil
 		}
 	})
-	t.add(root, "reject ID --reason TEXT", "return a submitted schedule to its author with a reason", func(c *command) action {
+	t.add(root, "reject ID --reason TEXT | reject content REF --reason TEXT", "return a submitted schedule or content item to its author with a reason", func(c *command) action {
 		reason := c.fs.String("reason", "", "why, for the author (required)")
 		return func(ctx context.Context, pos []string) error {
+			if strings.TrimSpace(*reason) == "" {
+				return clicmd.Usagef("reject needs --reason \"…\": the author reads it")
+			}
+			if len(pos) > 0 && pos[0] == "content" {
+				return c.decideContent(ctx, pos, false, *reason)
+			}
 			id, err := submissionID("reject", pos)
 			if err != nil {
 				return err
-			}
-			if strings.TrimSpace(*reason) == "" {
-				return clicmd.Usagef("reject needs --reason \"…\": the author reads it")
 			}
 			cl, err := c.client()
 			if err != nil {
@@ -213,6 +220,45 @@ func submissionID(name string, pos []string) (int64, error) {
 		return 0, clicmd.Usagef("%q is not a submission ID: `loa submissions` lists them", pos[0])
 	}
 	return id, nil
+}
+
+// decideContent approves or rejects the content item of `approve content REF`.
+func (c *command) decideContent(ctx context.Context, pos []string, approve bool, reason string) error {
+	verb := map[bool]string{true: "approve", false: "reject"}[approve]
+	if err := wantArgs(verb+" content", pos[1:], 1, "one content reference (sha256:…; `loa content list --state submitted` lists those waiting)"); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	x, err := cl.DecideContent(ctx, pos[1], approve, reason)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.Stdout, "%s %q uploaded by %s: %s\n", x.Ref, x.Title, x.By, contentApproval(x, cl.Location()))
+	return nil
+}
+
+// contentApproval is an item's approval as staff read it: approved by whom and when,
+// waiting, or rejected with the reason.
+func contentApproval(x api.ContentJSON, loc *time.Location) string {
+	at := ""
+	if x.DecidedAt != nil {
+		at = " " + x.DecidedAt.In(loc).Format("02/01/2006 15:04")
+	}
+	switch x.State {
+	case "submitted":
+		return "waiting for approval in " + x.Area
+	case "rejected":
+		return "rejected by " + x.DecidedBy + at + ": " + x.Reason
+	case "approved":
+		if x.DecidedBy == "" {
+			return "approved (no approval needed)"
+		}
+		return "approved by " + x.DecidedBy + at
+	}
+	return dash(x.State)
 }
 
 func firstOf(ss ...string) string {

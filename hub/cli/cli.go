@@ -363,6 +363,10 @@ func (t *tree) staffCommands(root *cobra.Command) {
 			if r.Note != "" {
 				fmt.Fprintln(c.env.Stdout, "  note:", r.Note)
 			}
+			if r.State == "submitted" {
+				fmt.Fprintf(c.env.Stdout, "  waiting for approval in %s: no schedule plays it until an approver approves it (`loa approve content %s`); who can: %s\n",
+					r.Area, r.Ref, dash(strings.Join(r.Approvers, ", ")))
+			}
 			return nil
 		}
 	})
@@ -397,7 +401,7 @@ func (t *tree) staffCommands(root *cobra.Command) {
 			return nil
 		}
 	})
-	t.add(content, "list [--language L] [--theme T] [--format F] [--unit U] [--title TEXT] [--by USER] [--since T] [--until T] [--json|--csv]",
+	t.add(content, "list [--language L] [--theme T] [--format F] [--unit U] [--title TEXT] [--by USER] [--since T] [--until T] [--state S] [--json|--csv]",
 		"the library, newest first", func(c *command) action {
 			var f client.ContentFilter
 			c.fs.StringVar(&f.Language, "language", "", "language, by name or code")
@@ -408,6 +412,7 @@ func (t *tree) staffCommands(root *cobra.Command) {
 			c.fs.StringVar(&f.By, "by", "", "uploaded by this user")
 			c.fs.StringVar(&f.Since, "since", "", "uploaded at or after")
 			c.fs.StringVar(&f.Until, "until", "", "uploaded before")
+			c.fs.StringVar(&f.State, "state", "", "approval: submitted (waiting), approved or rejected")
 			asJSON := c.fs.Bool("json", false, "print JSON")
 			asCSV := c.fs.Bool("csv", false, "print CSV")
 			return func(ctx context.Context, pos []string) error {
@@ -589,9 +594,17 @@ func (t *tree) scheduleCommands(schedule *cobra.Command) {
 					fmt.Fprintf(out, "dry run: %s is valid and the same as %s revision %d: a push would change nothing\n", pos[0], r.Target, r.Revision)
 					return nil
 				}
-				fmt.Fprintf(out, "dry run: %s is valid; a push would store %s revision %d for %d device(s):\n", pos[0], r.Target, r.Revision, r.Devices)
+				if r.WouldSubmit {
+					fmt.Fprintf(out, "dry run: %s is valid; %s requires approval: a push would submit it for approval (approvers: %s), changing for %d device(s):\n",
+						pos[0], r.Target, dash(strings.Join(r.Approvers, ", ")), r.Devices)
+				} else {
+					fmt.Fprintf(out, "dry run: %s is valid; a push would store %s revision %d for %d device(s):\n", pos[0], r.Target, r.Revision, r.Devices)
+				}
 				for _, ch := range r.Changes {
 					fmt.Fprintln(out, "  "+ch)
+				}
+				for _, u := range r.Unapproved {
+					fmt.Fprintln(out, "  not approved yet (no push goes on air with it): "+u)
 				}
 				fmt.Fprintln(out, "nothing was stored or sent")
 				return nil
@@ -735,15 +748,15 @@ func orCode(label, code string) string {
 // ContentTable prints the library for people: titles and labels, upload times in loc.
 func ContentTable(w io.Writer, cs []api.ContentJSON, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TITLE\tDURATION\tLANGUAGE\tTHEME\tFORMAT\tUNIT\tUPLOADED\tREF")
+	fmt.Fprintln(tw, "TITLE\tDURATION\tLANGUAGE\tTHEME\tFORMAT\tUNIT\tUPLOADED\tAPPROVAL\tREF")
 	for _, x := range cs {
 		ref := x.Ref
 		if len(ref) > 19 {
 			ref = ref[:19] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Title, time.Duration(x.DurationS*float64(time.Second)).Round(time.Second),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Title, time.Duration(x.DurationS*float64(time.Second)).Round(time.Second),
 			dash(orCode(x.LanguageLabel, x.Language)), dash(orCode(x.ThemeLabel, x.Theme)), dash(orCode(x.FormatLabel, x.Format)),
-			dash(orCode(x.UnitLabel, x.Unit)), x.At.In(loc).Format("02/01/2006 15:04"), ref)
+			dash(orCode(x.UnitLabel, x.Unit)), x.By+" "+x.At.In(loc).Format("02/01/2006 15:04"), contentApproval(x, loc), ref)
 	}
 	fmt.Fprintf(tw, "%d item(s); `--json` has the full references\n", len(cs))
 	return tw.Flush()

@@ -166,6 +166,10 @@ func (c *command) toDevices(name string) action {
 		if err != nil {
 			return err
 		}
+		if cmd.Submission != nil { // the area requires approval
+			printSubmitted(c.env.Stdout, api.PushResponse{Target: cmd.Submission.Target, Submission: cmd.Submission, Approvers: cmd.Approvers})
+			return nil
+		}
 		// Wait for the answers of the devices it was sent to; offline ones answer on reconnecting.
 		deadline := time.Now().Add(*wait)
 		for cmd.Counts["sent"] > 0 && time.Now().Before(deadline) {

@@ -183,6 +183,10 @@ func (c *command) broadcast(name string) action {
 }
 
 func printBroadcastResult(out io.Writer, res api.EmergencyResponse, verb string, loc *time.Location) error {
+	if res.Submission != nil { // the area requires approval
+		printSubmitted(out, api.PushResponse{Target: res.Submission.Target, Submission: res.Submission, Approvers: res.Approvers})
+		return nil
+	}
 	for _, e := range res.Emergencies {
 		what := e.Kind
 		fmt.Fprintf(out, "%s %d (series %s) for %s %s", what, e.ID, e.Series, broadcastWhere(e), verb)

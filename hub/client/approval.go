@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"net/url"
 
 	"github.com/loa-project/loa/hub/api"
 )
@@ -60,4 +61,15 @@ func (c *Client) Review(ctx context.Context, id int64, note string) (api.Emergen
 func (c *Client) SubmitSchedule(ctx context.Context, to, name string, doc []byte) (api.PushResponse, error) {
 	var out api.PushResponse
 	return out, c.do(ctx, "POST", "/api/schedules", api.PushRequest{To: to, Name: name, Document: string(doc), Submit: true}, &out)
+}
+
+// DecideContent approves (approve) or rejects with a reason a content item waiting for
+// approval, and returns the item after the decision.
+func (c *Client) DecideContent(ctx context.Context, ref string, approve bool, reason string) (api.ContentJSON, error) {
+	verb := "reject"
+	if approve {
+		verb = "approve"
+	}
+	var out api.ContentJSON
+	return out, c.do(ctx, "POST", "/api/content/"+url.PathEscape(ref)+"/"+verb, api.DecideRequest{Reason: reason}, &out)
 }

@@ -237,7 +237,7 @@ func (c *Client) AddContent(ctx context.Context, path string, m ContentMeta) (ap
 func (c *Client) ListContent(ctx context.Context, f ContentFilter) ([]api.ContentJSON, error) {
 	v := url.Values{}
 	for k, s := range map[string]string{"language": f.Language, "theme": f.Theme, "format": f.Format, "unit": f.Unit,
-		"title": f.Title, "by": f.By, "since": f.Since, "until": f.Until} {
+		"title": f.Title, "by": f.By, "since": f.Since, "until": f.Until, "state": f.State} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -256,6 +256,7 @@ type ContentFilter struct {
 	Title                         string // the title contains it
 	By                            string // uploaded by this user
 	Since, Until                  string // uploaded in [Since, Until)
+	State                         string // approval: submitted, approved, rejected
 }
 
 // EditContent changes a library item's title and metadata.

@@ -330,6 +330,10 @@ func (c *Console) startBroadcast(w http.ResponseWriter, r *http.Request, s *sess
 		c.apiFail(w, r, s, err)
 		return
 	}
+	if out.Submission != nil { // the area requires approval: it waits in the queue
+		c.toQueue(w, r, out.Submission, out.Approvers)
+		return
+	}
 	http.Redirect(w, r, "/console/emergency/live?"+url.Values{"series": {out.Emergencies[0].Series}}.Encode(), http.StatusSeeOther)
 }
 

@@ -267,6 +267,10 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
 		c.apiFail(w, r, s, err)
 		return
 	}
+	if out.Submission != nil { // the area requires approval: it waits in the queue
+		c.toQueue(w, r, out.Submission, out.Approvers)
+		return
+	}
 	notice := tr(langOf(r), "cmd.sent", tr(langOf(r), "cmd."+action), len(out.Outcomes), out.Counts["sent"])
 	q := url.Values{"notice": {notice}}
 	if action == "screenshot" { // the page waits for this command's image
@@ -387,6 +391,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	sentPlays := map[string]bool{}
 	last := map[string]string{}
 	plays := c.playsSource(r, s) // the play log's stream: its new rows, not devices
+	if plays == nil {
+		plays = c.queueSource(r, s) // the approval queue's: what waits, not devices
+	}
 	t := time.NewTicker(c.opts.EventInterval)
 	defer t.Stop()
 	for {

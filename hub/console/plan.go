@@ -286,6 +286,7 @@ type previewData struct {
 	Unchanged bool
 	Counts    map[string]int
 	Refused   string // why the API's dry run refused the document; no push is offered
+	Approval  int64  // set: the calendar of submission N waiting for approval; no push is offered
 }
 
 // planPreview shows, before the push, the target's effective week as it is and as it would be
@@ -294,8 +295,14 @@ type previewData struct {
 // what moves between the two, and the validator's warnings. For an area it is what a device
 // there without a schedule of its own plays.
 func (c *Console) planPreview(w http.ResponseWriter, r *http.Request, s *session, to string, src []byte, doc *scheduler.Document) {
+	c.planPreviewOf(w, r, s, to, src, doc, 0)
+}
+
+// planPreviewOf is planPreview; approval, when set, is the submission whose calendar it shows
+// in the approval queue (issue 22).
+func (c *Console) planPreviewOf(w http.ResponseWriter, r *http.Request, s *session, to string, src []byte, doc *scheduler.Document, approval int64) {
 	loc := c.opts.Location
-	d := previewData{To: to, YAML: string(src), Counts: map[string]int{}}
+	d := previewData{To: to, YAML: string(src), Counts: map[string]int{}, Approval: approval}
 	var library []api.ContentJSON
 	if err := c.call(r.Context(), s, "GET", "/api/content", nil, &library); err != nil {
 		c.apiFail(w, r, s, err)

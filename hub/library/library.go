@@ -63,6 +63,17 @@ type Options struct {
 	AreaChain func(ctx context.Context, area string) ([]store.Schedule, error)
 	// Served, when set, is told the bytes of each download to a device (the hub's metrics).
 	Served func(bytes int64)
+	// Approval says how p's upload starts (issue 22): approved at once (by p where p approves
+	// their own work, else by nobody) or, where p's area requires approval, submitted to
+	// approvers. Nil: approved at once.
+	Approval func(ctx context.Context, p staffapi.Caller) (Approval, error)
+}
+
+// Approval is how an upload starts.
+type Approval struct {
+	Submitted bool     // waits for one of Approvers
+	By        string   // approved at once by this approver of their own upload; "" if no approval was needed
+	Approvers []string // who can approve it
 }
 
 // Room serves the library's routes (the hub mounts them).
@@ -113,11 +124,17 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 func contentJSON(c store.Content, base string) api.ContentJSON {
 	j := api.ContentJSON{Ref: c.Ref, Size: c.Size, DurationS: c.Duration.Seconds(), MIME: c.MIME, Title: c.Title,
-		Theme: c.Theme, Language: c.Language, Format: c.Format, Unit: c.ProducingUnit, By: c.UploadedBy, At: c.UploadedAt}
+		Theme: c.Theme, Language: c.Language, Format: c.Format, Unit: c.ProducingUnit, By: c.UploadedBy, At: c.UploadedAt,
+		Area: c.Area, State: c.State, DecidedBy: c.DecidedBy, DecidedAt: staffapi.TimePtr(c.DecidedAt), Reason: c.Reason}
 	if base != "" {
 		j.URL = strings.TrimRight(base, "/") + "/content/" + c.Ref
 	}
 	return j
+}
+
+// ItemJSON is c as the library's answers show it (with its labels and URL).
+func (rm *Room) ItemJSON(ctx context.Context, c store.Content) api.ContentJSON {
+	return withLabels(contentJSON(c, rm.o.PublicURL), rm.labels(ctx))
 }
 
 // List is GET /api/content: the library, filtered by title, uploader, metadata and time.
@@ -134,7 +151,21 @@ func (rm *Room) List(w http.ResponseWriter, r *http.Request, p staffapi.Caller) 
 		staffapi.Fail(w, err)
 		return
 	}
-	f := store.ContentFilter{Title: q.Get("title"), UploadedBy: q.Get("by")}
+	f := store.ContentFilter{Title: q.Get("title"), UploadedBy: q.Get("by"), State: q.Get("state")}
+	switch f.State {
+	case "", store.StateSubmitted, store.StateApproved, store.StateRejected:
+	default:
+		staffapi.Error(w, http.StatusBadRequest, fmt.Sprintf("state %q: use submitted, approved or rejected", f.State))
+		return
+	}
+	// ?area= keeps the items uploaded in that area and below (those waiting for its approvers).
+	if q.Get("area") != "" {
+		area, ok := staffapi.AreaParam(w, r, p)
+		if !ok {
+			return
+		}
+		f.Area = area
+	}
 	for _, x := range []struct {
 		dst *string
 		v   *string
@@ -201,6 +232,13 @@ func (rm *Room) Upload(w http.ResponseWriter, r *http.Request, p staffapi.Caller
 		staffapi.Fail(w, err)
 		return
 	}
+	var ap Approval
+	if rm.o.Approval != nil {
+		if ap, err = rm.o.Approval(r.Context(), p); err != nil {
+			staffapi.Fail(w, err)
+			return
+		}
+	}
 	if err := in.Sync(); err != nil {
 		rm.uploadFailed(w, err)
 		return
@@ -220,6 +258,10 @@ func (rm *Room) Upload(w http.ResponseWriter, r *http.Request, p staffapi.Caller
 		staffapi.Error(w, code, err.Error())
 		return
 	}
+	state := store.StateApproved
+	if ap.Submitted {
+		state = store.StateSubmitted
+	}
 	ref, size, err := rm.StoreFile(out)
 	if err != nil {
 		rm.uploadFailed(w, err)
@@ -227,7 +269,7 @@ func (rm *Room) Upload(w http.ResponseWriter, r *http.Request, p staffapi.Caller
 	}
 	c, created, err := rm.o.Store.AddContent(r.Context(), store.Content{Ref: ref, Size: size, Duration: dur, MIME: mimeType,
 		Title: meta["title"], Theme: *m.theme, Language: *m.language, Format: *m.format,
-		ProducingUnit: *m.unit, UploadedBy: p.User.ID})
+		ProducingUnit: *m.unit, UploadedBy: p.User.ID, Area: p.Scope, State: state, DecidedBy: ap.By})
 	if err != nil {
 		if _, gerr := rm.o.Store.GetContent(r.Context(), ref); errors.Is(gerr, store.ErrNotFound) {
 			os.Remove(filepath.Join(rm.o.Dir, strings.TrimPrefix(ref, "sha256:"))) // no record names it
@@ -235,9 +277,12 @@ func (rm *Room) Upload(w http.ResponseWriter, r *http.Request, p staffapi.Caller
 		staffapi.Fail(w, err)
 		return
 	}
-	rm.o.Audit(r.Context(), p, "content.add", "content:"+c.Ref, map[string]any{"title": c.Title, "created": created, "file": meta["filename"]})
-	j := withLabels(contentJSON(c, rm.o.PublicURL), rm.labels(r.Context()))
+	rm.o.Audit(r.Context(), p, "content.add", "content:"+c.Ref, map[string]any{"title": c.Title, "created": created, "file": meta["filename"], "state": c.State})
+	j := rm.ItemJSON(r.Context(), c)
 	j.Created = created
+	if c.State == store.StateSubmitted {
+		j.Approvers = ap.Approvers
+	}
 	if !created && (c.Title != meta["title"] || c.Language != *m.language || c.Theme != *m.theme || c.Format != *m.format || c.ProducingUnit != *m.unit) {
 		j.Note = fmt.Sprintf("the library already had these bytes with their own title and metadata, kept; change them with `loa content edit %s`", c.Ref)
 	}

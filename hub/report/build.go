@@ -16,6 +16,9 @@ type Names struct {
 	Titles map[string]string // content ref -> title
 	Zone   *time.Location
 	Now    time.Time
+
+	// Who approved what was played (issue 22): per programme id (plays), per content ref (plan).
+	Approvers, ItemApprovers map[string]string
 }
 
 // Untagged is what a missing metadata value is called in every table.
@@ -110,10 +113,10 @@ func PlanDoc(r store.PlanReport, n Names) Doc {
 	if len(below) > 0 {
 		tc.Note = "Địa bàn chưa đạt chỉ tiêu: " + strings.Join(below, ", ")
 	}
-	ti := Table{Title: "Độ phủ từng sản phẩm", Headers: []string{"Sản phẩm", "Ngôn ngữ", "Chủ đề", "Thể loại", "Số lượt phát", "Số giờ phát", "Số cụm đã phát", "Độ phủ"}}
+	ti := Table{Title: "Độ phủ từng sản phẩm", Headers: []string{"Sản phẩm", "Ngôn ngữ", "Chủ đề", "Thể loại", "Số lượt phát", "Số giờ phát", "Số cụm đã phát", "Độ phủ", "Người duyệt"}}
 	for _, it := range r.Items {
 		ti.Rows = append(ti.Rows, []Cell{T(n.item(it.Ref, it.Title)), T(n.label("language", it.Language)), T(n.label("theme", it.Theme)),
-			T(n.label("format", it.Format)), N(it.Broadcasts), hours(it.Seconds), N(it.Devices), P(share(it.Devices, r.Devices))})
+			T(n.label("format", it.Format)), N(it.Broadcasts), hours(it.Seconds), N(it.Devices), P(share(it.Devices, r.Devices)), T(n.ItemApprovers[it.Ref])})
 	}
 	te := Table{Title: "Phát tin khẩn cấp", Headers: []string{"Bản tin", "Địa bàn", "Ban hành", "Số cụm", "Trong 1 phút", "Trong 5 phút", "Trong 15 phút", "Sau 15 phút", "Chưa phát"}}
 	for _, e := range r.Emergencies {
@@ -152,7 +155,7 @@ func PlaysDoc(r store.PlaysReport, n Names) Doc {
 	}
 	d.Summary = append(d.Summary, L("Số lượt theo lịch", N(r.Total.Scheduled)), L("Số lượt đã nghe", N(r.Total.Heard)),
 		L("Số giờ đã nghe", hours(r.Total.Seconds)))
-	t := Table{Title: "Theo chương trình và nội dung", Headers: append([]string{"Chương trình", "Nội dung", "Theo lịch", "Đã nghe", "Giờ đã nghe"}, resultHeaders()...)}
+	t := Table{Title: "Theo chương trình và nội dung", Headers: append([]string{"Chương trình", "Nội dung", "Theo lịch", "Đã nghe", "Giờ đã nghe"}, append(resultHeaders(), "Người duyệt")...)}
 	for _, l := range append(r.Lines, r.Total) {
 		prog, item := T(l.Program), T(n.item(l.Item, ""))
 		if l.Program == "" && l.Item == "" {
@@ -162,7 +165,7 @@ func PlaysDoc(r store.PlaysReport, n Names) Doc {
 		for _, res := range Results {
 			row = append(row, N(l.Results[res]))
 		}
-		t.Rows = append(t.Rows, row)
+		t.Rows = append(t.Rows, append(row, T(n.Approvers[l.Program])))
 	}
 	rt := Table{Title: "Lý do không phát trọn", Headers: []string{"Kết quả", "Lý do", "Số lượt"}}
 	for _, x := range r.Reasons {

@@ -108,9 +108,16 @@ const (
 	StateRejected  = "rejected"
 )
 
-// Submission is a schedule waiting for approval, or decided.
+// Submission kinds: a schedule, or a bulletin, live relay or play-now command (issue 22).
+const (
+	SubmitSchedule = "schedule"
+	SubmitCommand  = "command"
+)
+
+// Submission is a schedule (or a bulletin, relay or command) waiting for approval, or decided.
 type Submission struct {
 	ID          int64
+	Kind        string // SubmitSchedule, KindBulletin, KindLive or SubmitCommand; Document is then the request (JSON)
 	Area        string // the target's area
 	Target      Target
 	ScheduleID  string
@@ -132,8 +139,31 @@ func (db *DB) Submit(ctx context.Context, area string, s Schedule) (Submission, 
 	if len(s.Document) == 0 || len(s.Document) > MaxDocument {
 		return Submission{}, fmt.Errorf("%w: schedule document for %s is %d bytes; want 1 to %d", ErrInvalid, s.Target, len(s.Document), MaxDocument)
 	}
-	out := Submission{Area: area, Target: s.Target, ScheduleID: s.ID, Document: append([]byte(nil), s.Document...),
-		SubmittedBy: s.Author, SubmittedAt: db.now(), State: StateSubmitted}
+	return db.addSubmission(ctx, Submission{Kind: SubmitSchedule, Area: area, Target: s.Target, ScheduleID: s.ID, Document: s.Document, SubmittedBy: s.Author})
+}
+
+// SubmitBroadcast stores a bulletin, live relay or play-now command (kind) that waits for
+// approval: request is its API request as sent, target its (first) target, area that
+// target's area.
+func (db *DB) SubmitBroadcast(ctx context.Context, area string, target Target, kind, by string, request []byte) (Submission, error) {
+	switch kind {
+	case KindBulletin, KindLive, SubmitCommand:
+	default:
+		return Submission{}, fmt.Errorf("%w: a broadcast submission is a %s, %s or %s, not %q", ErrInvalid, KindBulletin, KindLive, SubmitCommand, kind)
+	}
+	if err := target.check(); err != nil {
+		return Submission{}, err
+	}
+	if len(request) == 0 || len(request) > MaxDocument {
+		return Submission{}, fmt.Errorf("%w: %s request for %s is %d bytes; want 1 to %d", ErrInvalid, kind, target, len(request), MaxDocument)
+	}
+	return db.addSubmission(ctx, Submission{Kind: kind, Area: area, Target: target, ScheduleID: kind, Document: request, SubmittedBy: by})
+}
+
+func (db *DB) addSubmission(ctx context.Context, out Submission) (Submission, error) {
+	s := Schedule{Target: out.Target, ID: out.ScheduleID, Author: out.SubmittedBy}
+	area := out.Area
+	out.Document, out.SubmittedAt, out.State = append([]byte(nil), out.Document...), db.now(), StateSubmitted
 	var device any
 	if s.Target.Kind == TargetDevice {
 		device = s.Target.ID
@@ -143,8 +173,8 @@ func (db *DB) Submit(ctx context.Context, area string, s Schedule) (Submission, 
 			return err
 		}
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
-		err := tx.QueryRowContext(ctx, `INSERT INTO submissions(area_id, device_id, schedule_id, document, submitted_by, submitted_at, state)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, area, device, s.ID, out.Document, s.Author, ts(out.SubmittedAt), StateSubmitted).Scan(&out.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO submissions(area_id, device_id, schedule_id, document, submitted_by, submitted_at, state, kind)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, area, device, s.ID, out.Document, s.Author, ts(out.SubmittedAt), StateSubmitted, out.Kind).Scan(&out.ID)
 		if err != nil {
 			return fmt.Errorf("store submission for %s: %w", s.Target, err)
 		}
@@ -156,14 +186,14 @@ func (db *DB) Submit(ctx context.Context, area string, s Schedule) (Submission, 
 	return out, nil
 }
 
-const submissionCols = "id, area_id, COALESCE(device_id, ''), schedule_id, document, submitted_by, submitted_at, state, decided_by, decided_at, reason, revision"
+const submissionCols = "id, area_id, COALESCE(device_id, ''), schedule_id, document, submitted_by, submitted_at, state, decided_by, decided_at, reason, revision, kind"
 
 func scanSubmission(s interface{ Scan(...any) error }) (Submission, error) {
 	var out Submission
 	var device string
 	var at, decided sql.NullInt64
 	err := s.Scan(&out.ID, &out.Area, &device, &out.ScheduleID, &out.Document, &out.SubmittedBy, &at, &out.State,
-		&out.DecidedBy, &decided, &out.Reason, &out.Revision)
+		&out.DecidedBy, &decided, &out.Reason, &out.Revision, &out.Kind)
 	out.Target = AreaTarget(out.Area)
 	if device != "" {
 		out.Target = DeviceTarget(device)
@@ -237,7 +267,9 @@ func (db *DB) Decide(ctx context.Context, id int64, by string, approve bool, rea
 			return fmt.Errorf("%w: submission %d was %s by %s", ErrDecided, id, s.State, s.DecidedBy)
 		}
 		s.DecidedBy, s.DecidedAt, s.Reason = by, db.now(), reason
-		if approve {
+		if approve && s.Kind != SubmitSchedule {
+			s.State = StateApproved // the hub sends the broadcast once this is stored
+		} else if approve {
 			s.State = StateApproved
 			sc := Schedule{Target: s.Target, ID: s.ScheduleID, Document: s.Document, Author: s.SubmittedBy,
 				CreatedAt: s.DecidedAt, ApprovedBy: by, ApprovedAt: s.DecidedAt}
@@ -286,4 +318,17 @@ func (db *DB) Review(ctx context.Context, id int64, by, note string) (Emergency,
 		return Emergency{}, err
 	}
 	return db.GetEmergency(ctx, id)
+}
+
+// FlagForReview marks broadcasts (bulletins, relays) sent at once by the emergency role where
+// approval is required: they wait for a review afterwards, as warnings do.
+func (db *DB) FlagForReview(ctx context.Context, ids []int64) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, "UPDATE emergencies SET review_wanted = 1 WHERE id = ? AND reviewed_at IS NULL", id); err != nil {
+				return fmt.Errorf("flag broadcast %d for review: %w", id, err)
+			}
+		}
+		return nil
+	})
 }

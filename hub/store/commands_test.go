@@ -172,6 +172,10 @@ func TestMigrateCommands(t *testing.T) {
 		"DROP TABLE submissions", "ALTER TABLE emergencies DROP COLUMN reviewed_by",
 		"ALTER TABLE emergencies DROP COLUMN reviewed_at", "ALTER TABLE emergencies DROP COLUMN review_note",
 		"ALTER TABLE confirmations DROP COLUMN start_error_s", "ALTER TABLE confirmations DROP COLUMN rate_ppm",
+		"ALTER TABLE content DROP COLUMN area_id", "ALTER TABLE content DROP COLUMN state",
+		"ALTER TABLE content DROP COLUMN decided_by", "ALTER TABLE content DROP COLUMN decided_at",
+		"ALTER TABLE content DROP COLUMN reason",
+		"ALTER TABLE emergencies DROP COLUMN review_wanted",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

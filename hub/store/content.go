@@ -23,6 +23,12 @@ type Content struct {
 	ProducingUnit string // taxonomy dimension "unit"
 	UploadedBy    string
 	UploadedAt    time.Time
+
+	// Editorial approval (issue 22): Area is where it was uploaded (the uploader's scope),
+	// whose approvers decide; State is StateApproved ("" when added), StateSubmitted while it
+	// waits, or StateRejected with Reason. DecidedBy is "" for an item approved at once.
+	Area, State, DecidedBy, Reason string
+	DecidedAt                      time.Time
 }
 
 // Dimension is one axis of the content taxonomy.
@@ -179,6 +185,9 @@ func (db *DB) AddContent(ctx context.Context, c Content) (stored Content, create
 		}
 	}
 	c.UploadedAt = db.now()
+	if err := c.checkApproval(); err != nil {
+		return Content{}, false, err
+	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		old, err := getContent(ctx, tx, ref)
 		if err == nil {
@@ -196,9 +205,10 @@ func (db *DB) AddContent(ctx context.Context, c Content) (stored Content, create
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO content(ref, size, duration_ns, mime, title, theme, language,
-			format, producing_unit, uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			format, producing_unit, uploaded_by, uploaded_at, area_id, state, decided_by, decided_at, reason)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ref, c.Size, int64(c.Duration), c.MIME, c.Title, c.Theme, c.Language, c.Format, c.ProducingUnit,
-			c.UploadedBy, ts(c.UploadedAt))
+			c.UploadedBy, ts(c.UploadedAt), c.Area, c.State, c.DecidedBy, ts(c.DecidedAt), c.Reason)
 		if err != nil {
 			return fmt.Errorf("add content %s: %w", ref, err)
 		}
@@ -211,15 +221,16 @@ func (db *DB) AddContent(ctx context.Context, c Content) (stored Content, create
 	return stored, created, nil
 }
 
-const contentCols = `ref, size, duration_ns, mime, title, theme, language, format, producing_unit, uploaded_by, uploaded_at`
+const contentCols = `ref, size, duration_ns, mime, title, theme, language, format, producing_unit, uploaded_by, uploaded_at,
+	area_id, state, decided_by, decided_at, reason`
 
 func scanContent(s interface{ Scan(...any) error }) (Content, error) {
 	var c Content
 	var dur int64
-	var up sql.NullInt64
+	var up, decided sql.NullInt64
 	err := s.Scan(&c.Ref, &c.Size, &dur, &c.MIME, &c.Title, &c.Theme, &c.Language, &c.Format,
-		&c.ProducingUnit, &c.UploadedBy, &up)
-	c.Duration, c.UploadedAt = time.Duration(dur), fromTS(up)
+		&c.ProducingUnit, &c.UploadedBy, &up, &c.Area, &c.State, &c.DecidedBy, &decided, &c.Reason)
+	c.Duration, c.UploadedAt, c.DecidedAt = time.Duration(dur), fromTS(up), fromTS(decided)
 	return c, err
 }
 
@@ -247,6 +258,8 @@ func (db *DB) GetContent(ctx context.Context, ref string) (Content, error) {
 type ContentFilter struct {
 	Theme, Language, Format, ProducingUnit, UploadedBy string
 	Title                                              string    // the title contains it
+	State                                              string    // approval state: submitted, approved, rejected
+	Area                                               string    // uploaded in this area's subtree
 	Since, Until                                       time.Time // uploaded in [Since, Until)
 	Limit                                              int       // 0: no limit
 }
@@ -256,7 +269,7 @@ func (db *DB) ListContent(ctx context.Context, f ContentFilter) ([]Content, erro
 	var conds []string
 	var args []any
 	for col, v := range map[string]string{"theme": f.Theme, "language": f.Language, "format": f.Format,
-		"producing_unit": f.ProducingUnit, "uploaded_by": f.UploadedBy} {
+		"producing_unit": f.ProducingUnit, "uploaded_by": f.UploadedBy, "state": f.State} {
 		if v != "" {
 			conds = append(conds, col+" = ?")
 			args = append(args, v)
@@ -267,6 +280,10 @@ func (db *DB) ListContent(ctx context.Context, f ContentFilter) ([]Content, erro
 	}
 	if !f.Until.IsZero() {
 		conds, args = append(conds, "uploaded_at < ?"), append(args, ts(f.Until))
+	}
+	if f.Area != "" {
+		cond, a := subtree("area_id", f.Area)
+		conds, args = append(conds, cond), append(args, a...)
 	}
 	if f.Title != "" {
 		// instr, not LIKE: no wildcards to escape, and case kept as typed (Vietnamese letters

@@ -52,6 +52,9 @@ type Emergency struct {
 	ReviewedAt time.Time // an emergency warning's review after it went out; zero while waiting
 	ReviewedBy string
 	ReviewNote string
+	// ReviewWanted: a bulletin or relay the emergency role sent at once where approval is
+	// required waits for a review too (FlagForReview).
+	ReviewWanted bool
 }
 
 // Reaches reports whether a device in area with id plays e.
@@ -75,7 +78,7 @@ func (e Emergency) Active(now time.Time) bool { return e.EndedAt.IsZero() && e.U
 
 const emergencyCols = `id, series, kind, area_id, class, title, text, items, issued_at, start_at, every_ns, until_at,
 	volume, source, created_by, created_at, ended_at, end_reason, ended_by, replaced_by, coalesce(device_id, ''),
-	reviewed_at, reviewed_by, review_note`
+	reviewed_at, reviewed_by, review_note, review_wanted`
 
 func scanEmergency(s interface{ Scan(...any) error }) (Emergency, error) {
 	var e Emergency
@@ -84,7 +87,7 @@ func scanEmergency(s interface{ Scan(...any) error }) (Emergency, error) {
 	var items string
 	if err := s.Scan(&e.ID, &e.Series, &e.Kind, &e.Area, &e.Class, &e.Title, &e.Text, &items, &issued, &start, &every,
 		&until, &e.Volume, &e.Source, &e.CreatedBy, &created, &ended, &e.EndReason, &e.EndedBy, &e.ReplacedBy, &e.Device,
-		&reviewed, &e.ReviewedBy, &e.ReviewNote); err != nil {
+		&reviewed, &e.ReviewedBy, &e.ReviewNote, &e.ReviewWanted); err != nil {
 		return Emergency{}, err
 	}
 	e.Items = []byte(items)
@@ -274,8 +277,9 @@ type EmergencyFilter struct {
 	Source string
 	// ActiveAt keeps only rows active at that time (not ended, until after it).
 	ActiveAt time.Time
-	// Unreviewed keeps only rows not reviewed yet that went out without approval: a CAP
-	// alert from the configured trusted feed counts as approved by that feed.
+	// Unreviewed keeps only rows not reviewed yet that went out without approval: warnings,
+	// and bulletins and relays flagged by FlagForReview; a CAP alert from the configured
+	// trusted feed counts as approved by that feed.
 	Unreviewed bool
 	Limit      int
 }
@@ -293,7 +297,7 @@ func (db *DB) ListEmergencies(ctx context.Context, f EmergencyFilter) ([]Emergen
 		conds, args = append(conds, "ended_at IS NULL AND until_at > ?"), append(args, ts(f.ActiveAt))
 	}
 	if f.Unreviewed {
-		conds = append(conds, "reviewed_at IS NULL AND source NOT LIKE 'cap:%'")
+		conds = append(conds, "reviewed_at IS NULL AND source NOT LIKE 'cap:%' AND (kind = 'emergency' OR review_wanted = 1)")
 	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+emergencyCols+" FROM emergencies WHERE "+strings.Join(conds, " AND ")+
 		" ORDER BY id DESC"+limitClause(f.Limit), args...)

@@ -447,6 +447,21 @@ UPDATE emergencies SET reviewed_at = created_at;
 ALTER TABLE confirmations ADD COLUMN start_error_s REAL NOT NULL DEFAULT 0;
 ALTER TABLE confirmations ADD COLUMN rate_ppm REAL NOT NULL DEFAULT 0;
 `},
+		{16, "content approval", `
+-- A content item uploaded where approval is required waits (submitted) for an approver of the
+-- area it was uploaded in (the uploader's scope) before a schedule may play it; items from
+-- before this step count as approved.
+ALTER TABLE content ADD COLUMN area_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE content ADD COLUMN state TEXT NOT NULL DEFAULT 'approved'; -- submitted, approved, rejected
+ALTER TABLE content ADD COLUMN decided_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE content ADD COLUMN decided_at INTEGER;
+ALTER TABLE content ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+-- Bulletins, live relays and play-now commands wait in the same queue: kind says which, the
+-- document is then the request as sent (JSON). One sent at once by the emergency role where
+-- approval is required is flagged for review afterwards (review_wanted), as warnings are.
+ALTER TABLE submissions ADD COLUMN kind TEXT NOT NULL DEFAULT 'schedule'; -- schedule, bulletin, live, command
+ALTER TABLE emergencies ADD COLUMN review_wanted INTEGER NOT NULL DEFAULT 0;
+`},
 	}
 }
 

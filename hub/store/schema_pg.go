@@ -16,6 +16,15 @@ func pgMigrations() []migration {
 ALTER TABLE confirmations ADD COLUMN start_error_s DOUBLE PRECISION NOT NULL DEFAULT 0;
 ALTER TABLE confirmations ADD COLUMN rate_ppm DOUBLE PRECISION NOT NULL DEFAULT 0;
 `},
+		{16, "content approval", `
+ALTER TABLE content ADD COLUMN area_id TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE content ADD COLUMN state TEXT COLLATE "C" NOT NULL DEFAULT 'approved';
+ALTER TABLE content ADD COLUMN decided_by TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE content ADD COLUMN decided_at BIGINT;
+ALTER TABLE content ADD COLUMN reason TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE submissions ADD COLUMN kind TEXT COLLATE "C" NOT NULL DEFAULT 'schedule';
+ALTER TABLE emergencies ADD COLUMN review_wanted INTEGER NOT NULL DEFAULT 0;
+`},
 	}
 }
 
