@@ -92,8 +92,18 @@ func (db *DB) AddEffectives(ctx context.Context, es []EffectiveSchedule) (out []
 		defer head.Close()
 		defer ins.Close()
 		defer insDoc.Close()
+		inserted, err := db.addEffectivesAtOnce(ctx, tx, out, srcs, errs)
+		if err != nil {
+			return err
+		}
 		for i := range es {
 			if errs[i] != nil {
+				continue
+			}
+			if inserted != nil {
+				if !inserted[i] {
+					res[i] = db.whyNotInserted(ctx, head, out[i])
+				}
 				continue
 			}
 			// A refused schedule has written nothing, so it needs no savepoint.
@@ -154,6 +164,71 @@ const (
 	insertEffectiveDoc = `INSERT INTO effective_documents(device_id, revision, document, signature) VALUES (?, ?, ?, ?)`
 )
 
+// insertEffectivesAtOnce is insertEffective and insertEffectiveDoc for many devices in one
+// statement, on PostgreSQL: there each statement is a round trip, and a push to 10,000 devices
+// made 20,000 of them (the push's writes were ten times SQLite's; BENCHMARKS "PostgreSQL beside
+// SQLite"). It returns the devices whose schedule went in.
+const insertEffectivesAtOnce = `WITH v(device_id, revision, sources, created_at, document, signature) AS (
+		SELECT * FROM unnest(CAST(?1 AS TEXT[]), CAST(?2 AS BIGINT[]), CAST(?3 AS TEXT[]), CAST(?4 AS BIGINT[]),
+			CAST(?5 AS BYTEA[]), CAST(?6 AS BYTEA[]))
+	), ins AS (
+		INSERT INTO effective(device_id, revision, sources, created_at)
+		SELECT v.device_id, v.revision, v.sources, v.created_at FROM v
+		WHERE EXISTS (SELECT 1 FROM devices d WHERE d.id = v.device_id)
+			AND v.revision > (SELECT COALESCE(MAX(e.revision), 0) FROM effective e WHERE e.device_id = v.device_id)
+		RETURNING device_id, revision
+	), docs AS (
+		INSERT INTO effective_documents(device_id, revision, document, signature)
+		SELECT v.device_id, v.revision, v.document, v.signature FROM v JOIN ins USING (device_id, revision)
+	)
+	SELECT device_id FROM ins`
+
+// addEffectivesAtOnce stores the checked schedules (those without errs[i]) in one statement on
+// PostgreSQL and says which went in; nil (nothing done) on SQLite, where a statement costs no
+// round trip, and when a device comes twice (one statement sees the table as it was before it,
+// so the second would not be judged against the first).
+func (db *DB) addEffectivesAtOnce(ctx context.Context, tx *sql.Tx, es []EffectiveSchedule, srcs []string, errs []error) ([]bool, error) {
+	if !db.pg {
+		return nil, nil
+	}
+	var ids, sources []string
+	var revs, created []int64
+	var docs, sigs [][]byte
+	seen := map[string]bool{}
+	for i, e := range es {
+		if errs[i] != nil {
+			continue
+		}
+		if seen[e.DeviceID] {
+			return nil, nil
+		}
+		seen[e.DeviceID] = true
+		ids, revs, sources, created = append(ids, e.DeviceID), append(revs, e.Revision), append(sources, srcs[i]), append(created, e.CreatedAt.UnixNano())
+		docs, sigs = append(docs, e.Document), append(sigs, e.Signature)
+	}
+	rows, err := tx.QueryContext(ctx, insertEffectivesAtOnce, ids, revs, sources, created, docs, sigs)
+	if err != nil {
+		return nil, fmt.Errorf("store %d effective schedules: %w", len(ids), err)
+	}
+	defer rows.Close()
+	in := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store %d effective schedules: %w", len(ids), err)
+		}
+		in[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store %d effective schedules: %w", len(ids), err)
+	}
+	out := make([]bool, len(es))
+	for i, e := range es {
+		out[i] = errs[i] == nil && in[e.DeviceID]
+	}
+	return out, nil
+}
+
 // addEffective inserts one checked effective schedule inside a write transaction; when the
 // insert is refused, head says why.
 func (db *DB) addEffective(ctx context.Context, head, ins, insDoc *sql.Stmt, e EffectiveSchedule, src string) error {
@@ -167,6 +242,12 @@ func (db *DB) addEffective(ctx context.Context, head, ins, insDoc *sql.Stmt, e E
 		}
 		return nil
 	}
+	return db.whyNotInserted(ctx, head, e)
+}
+
+// whyNotInserted says why e's schedule was not inserted: its device is unknown, or it already
+// has that revision or a newer one.
+func (db *DB) whyNotInserted(ctx context.Context, head *sql.Stmt, e EffectiveSchedule) error {
 	var exists sql.NullInt64
 	var latest int64
 	if err := head.QueryRowContext(ctx, e.DeviceID).Scan(&exists, &latest); err != nil {
@@ -320,6 +401,41 @@ func markDeliveryQueries() map[DeliveryState]string {
 	return out
 }
 
+// markSentAtOnce is MarkSent's updates in one statement, on PostgreSQL (one round trip, not
+// one per device); it returns the (device, revision) pairs that do not exist.
+func markSentAtOnce(ctx context.Context, tx *sql.Tx, now any, revs []DeviceRevision) ([]string, error) {
+	ids, nums := make([]string, len(revs)), make([]int64, len(revs))
+	for i, r := range revs {
+		ids[i], nums[i] = r.DeviceID, r.Revision
+	}
+	rows, err := tx.QueryContext(ctx, `UPDATE effective e SET sent_at = COALESCE(e.sent_at, ?1)
+		FROM unnest(CAST(?2 AS TEXT[]), CAST(?3 AS BIGINT[])) AS v(device_id, revision)
+		WHERE e.device_id = v.device_id AND e.revision = v.revision
+		RETURNING e.device_id, e.revision`, now, ids, nums)
+	if err != nil {
+		return nil, fmt.Errorf("mark %d revisions sent: %w", len(revs), err)
+	}
+	defer rows.Close()
+	found := map[DeviceRevision]bool{}
+	for rows.Next() {
+		var r DeviceRevision
+		if err := rows.Scan(&r.DeviceID, &r.Revision); err != nil {
+			return nil, fmt.Errorf("mark %d revisions sent: %w", len(revs), err)
+		}
+		found[r] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mark %d revisions sent: %w", len(revs), err)
+	}
+	var missing []string
+	for _, r := range revs {
+		if !found[r] {
+			missing = append(missing, fmt.Sprintf("%s revision %d", r.DeviceID, r.Revision))
+		}
+	}
+	return missing, nil
+}
+
 // MarkDelivery records that (device, revision) reached state now. Each transition keeps the
 // time it was first recorded, so a repeated report changes nothing; reports arriving out of
 // order are kept as they come (the state is the furthest one reached). reason is required for
@@ -381,6 +497,11 @@ func (db *DB) MarkSent(ctx context.Context, revs []DeviceRevision) error {
 	err := db.writeWeighted(ctx, len(revs), func(tx *sql.Tx) error {
 		missing = missing[:0]
 		now := ts(db.now())
+		if db.pg {
+			var err error
+			missing, err = markSentAtOnce(ctx, tx, now, revs)
+			return err
+		}
 		st := tx.StmtContext(ctx, db.markDeliv[StateSent])
 		defer st.Close()
 		for _, r := range revs {
