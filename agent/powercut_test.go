@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -48,20 +47,7 @@ func TestAgentSurvivesPowerCuts(t *testing.T) {
 	// Each restart takes the agent about 5 s to play again (activation and the clock check;
 	// docs/reliability.md), so make test runs 8 cuts in about 50 s (its 15 minutes on 2 cores
 	// hold no more) and `make soak` 1,000.
-	cuts := 8
-	if s := os.Getenv("LOA_POWERCUTS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("LOA_POWERCUTS=%q: %v", s, err)
-		}
-		cuts = n
-	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("LOA_POWERCUT_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (LOA_POWERCUT_SEED repeats the choices, not the timing)", seed)
-	rng := rand.New(rand.NewPCG(seed, 17))
+	cuts, rng := powercut.Schedule(t, "LOA_POWERCUTS", 8, 17)
 
 	b := newBox(t, "")
 	backing, mnt := filepath.Join(b.dir, "disk"), filepath.Join(b.dir, "data")

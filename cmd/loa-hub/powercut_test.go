@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,20 +42,7 @@ func TestHubSurvivesPowerCuts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting FUSE needs root")
 	}
-	cuts := 5
-	if s := os.Getenv("LOA_HUB_POWERCUTS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("LOA_HUB_POWERCUTS=%q: want a whole number of cuts, e.g. 100", s)
-		}
-		cuts = n
-	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("LOA_POWERCUT_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (LOA_POWERCUT_SEED repeats the choices, not the timing)", seed)
-	rng := rand.New(rand.NewPCG(seed, 23))
+	cuts, rng := powercut.Schedule(t, "LOA_HUB_POWERCUTS", 5, 23)
 
 	hubBin, _, _ := bins(t)
 	dir := t.TempDir()

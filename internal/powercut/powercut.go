@@ -33,7 +33,9 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"strconv"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -649,4 +651,37 @@ func AcrossACut(t TB, write func(dir string) (closeAll func()), check func(dir s
 	}
 	t.Cleanup(func() { pc.Unmount() })
 	check(mnt)
+}
+
+// Runner is what Schedule needs of a test (*testing.T satisfies it).
+type Runner interface {
+	Helper()
+	Logf(string, ...any)
+	Fatalf(string, ...any)
+}
+
+// Schedule is a power-cut test's plan: how many cuts (the environment variable countEnv, e.g.
+// LOA_POWERCUTS, or def) and the random source of its choices, seeded from LOA_POWERCUT_SEED
+// when set (it repeats the choices, not the timing) or from the clock, and logged either way.
+// stream tells tests apart that use the same seed.
+func Schedule(t Runner, countEnv string, def int, stream uint64) (cuts int, rng *rand.Rand) {
+	t.Helper()
+	cuts = def
+	if s := os.Getenv(countEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a whole number of cuts, e.g. 100", countEnv, s)
+		}
+		cuts = n
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("LOA_POWERCUT_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("LOA_POWERCUT_SEED=%q: want the seed a run logged, a whole number", s)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (LOA_POWERCUT_SEED repeats the choices, not the timing)", seed)
+	return cuts, rand.New(rand.NewPCG(seed, stream))
 }
