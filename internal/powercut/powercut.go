@@ -31,9 +31,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
-	"strconv"
 	"syscall"
 	"time"
 
