@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/content"
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -135,6 +136,9 @@ func TestServeOnlyToTheCommune(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, body[150_000:]) {
 		t.Fatalf("Range GET: HTTP %d, %d bytes", resp.StatusCode, len(b))
 	}
+	// The server counts a transfer when its handler returns, which may be just after the
+	// client has read the last byte.
+	testkit.Poll(10*time.Second, 10*time.Millisecond, func() bool { return s.n.Served() >= 250_000 })
 	if got := s.n.Served(); got != 250_000 {
 		t.Fatalf("Served = %d, want 250000", got)
 	}
