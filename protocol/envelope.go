@@ -42,12 +42,13 @@ const (
 	TypeError         Type = "error"
 	TypeTime          Type = "time"
 	TypeNeighbours    Type = "neighbours"
+	TypeUpgrade       Type = "upgrade"
 )
 
 // Types lists every message type of this version, in the order docs/protocol.md presents them.
 func Types() []Type {
 	return []Type{TypeHello, TypeWelcome, TypeSchedule, TypeCommand, TypeConfirmations,
-		TypeAck, TypeStatus, TypeDelivery, TypeError, TypeTime, TypeNeighbours}
+		TypeAck, TypeStatus, TypeDelivery, TypeError, TypeTime, TypeNeighbours, TypeUpgrade}
 }
 
 // newMessage returns an empty message of type t, or nil for an unknown type.
@@ -75,6 +76,8 @@ func newMessage(t Type) Message {
 		return &ErrorMessage{}
 	case TypeNeighbours:
 		return &Neighbours{}
+	case TypeUpgrade:
+		return &Upgrade{}
 	}
 	return nil
 }
@@ -93,7 +96,7 @@ type Header struct {
 func (h *Header) Envelope() *Header { return h }
 
 // Message is one of the message types of this package: *Hello, *Welcome, *Schedule, *Command,
-// *Confirmations, *Ack, *Status, *Delivery, *ErrorMessage, *Time or *Neighbours. Decode returns one; use a type
+// *Confirmations, *Ack, *Status, *Delivery, *ErrorMessage, *Time, *Neighbours or *Upgrade. Decode returns one; use a type
 // switch on it.
 type Message interface {
 	// Type is the wire name of the message type.

@@ -82,7 +82,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"version 0", `{"v":0,"type":"ack","id":"x"}`, ErrUnsupportedVersion, "protocol: field v: version 0 is not supported; this side speaks version 1"},
 		{"version string", `{"v":"1","type":"ack","id":"x"}`, ErrInvalidField, "protocol: field v: expected an integer, got JSON string (at byte 5)"},
 		{"no type", `{"v":1,"id":"x"}`, ErrMissingField, "protocol: field type: required"},
-		{"unknown type", `{"v":1,"type":"reboot","id":"x"}`, ErrUnknownType, `protocol: field type: unknown message type "reboot" (known: hello, welcome, schedule, command, confirmations, ack, status, delivery, error, time, neighbours)`},
+		{"unknown type", `{"v":1,"type":"reboot","id":"x"}`, ErrUnknownType, `protocol: field type: unknown message type "reboot" (known: hello, welcome, schedule, command, confirmations, ack, status, delivery, error, time, neighbours, upgrade)`},
 		{"no id", `{"v":1,"type":"ack","seq":3}`, ErrMissingField, "protocol: ack message: field id: required"},
 		{"id with space", `{"v":1,"type":"ack","id":"a b"}`, ErrInvalidField, `protocol: ack message: field id: "a b" contains a space or an unprintable character`},
 		{"id too long", `{"v":1,"type":"ack","id":"` + strings.Repeat("x", 129) + `"}`, ErrInvalidField, "protocol: ack message: field id: 129 bytes long, at most 128 allowed"},

@@ -61,6 +61,11 @@ type Hello struct {
 	PendingSchedule *ScheduleRef `json:"pending_schedule,omitempty"`
 	Journal         JournalState `json:"journal"`
 	Store           StoreSummary `json:"store"`
+	// Arch is the agent's Debian architecture (amd64, arm64, armhf), for the release a rollout
+	// sends it. Upgrades: the agent trusts a release key and installs upgrade messages; the
+	// hub never sends one to an agent without it (an older agent closes on an unknown type).
+	Arch     string `json:"arch,omitempty"`
+	Upgrades bool   `json:"upgrades,omitempty"`
 }
 
 func (*Hello) Type() Type { return TypeHello }
@@ -81,6 +86,12 @@ func (m *Hello) validate(c *checker) {
 	c.counter("journal.high_water", m.Journal.HighWater)
 	c.counter("journal.acked", m.Journal.Acked)
 	c.optID("journal.id", m.Journal.ID)
+	if m.Arch != "" && !isReleaseArch(m.Arch) {
+		c.fail("arch", ErrInvalidField, "%q is not one of %v", clip(m.Arch), ReleaseArches)
+	}
+	if m.Upgrades && m.Arch == "" {
+		c.fail("arch", ErrMissingField, "required when upgrades is true")
+	}
 }
 
 // Welcome is the hub's answer to Hello: its clock, and what the agent lacks.
@@ -289,6 +300,8 @@ type Status struct {
 	// ContentAddr is where the agent serves its content store to its neighbours (IP:port,
 	// CheckContentAddr), absent when it does not. The hub tells the commune's other agents.
 	ContentAddr string `json:"content_addr,omitempty"`
+	// Upgrade is where the agent is in the last upgrade it was sent (docs/upgrades.md).
+	Upgrade *UpgradeStatus `json:"upgrade,omitempty"`
 }
 
 func (*Status) Type() Type { return TypeStatus }
@@ -328,6 +341,7 @@ func (m *Status) validate(c *checker) {
 			c.fail("content_addr", ErrInvalidField, "%v", err)
 		}
 	}
+	c.upgradeStatus(m.Upgrade)
 	if m.Link != nil {
 		c.optFinite("link.signal_dbm", m.Link.SignalDBM)
 		c.unit("link.quality", m.Link.Quality)

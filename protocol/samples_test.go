@@ -81,7 +81,7 @@ func samples(tb testing.TB) []Message {
 		Error: "device was off until 12:41", Clock: ClockUnsynced}
 	return []Message{
 		&Hello{Header: Header{ID: "a-1"}, DeviceID: "cl-07", SoftwareVersion: "loa-agent 0.4.0",
-			Versions: []int{1}, SentAt: t0,
+			Versions: []int{1}, SentAt: t0, Arch: "arm64", Upgrades: true,
 			ActiveSchedule: &ScheduleRef{ID: "dev-cl-07", Revision: 12},
 			Journal:        JournalState{HighWater: 1043, Acked: 1017},
 			Store:          StoreSummary{Items: 214, Bytes: 1_873_200_640, FreeBytes: 9_310_212_096}},
@@ -100,7 +100,9 @@ func samples(tb testing.TB) []Message {
 			Volume: f64(0.8), Amplifier: new(true), ClockOffsetS: f64(-0.012), ClockState: ClockSynced,
 			DiskFreeBytes: i64(9_310_212_096), TemperatureC: f64(58.4), UptimeS: 86_412,
 			Link:        &LinkQuality{Kind: "cellular", SignalDBM: f64(-87), Quality: f64(0.6), RTTMS: f64(142)},
-			ContentAddr: "192.168.1.23:7081"},
+			ContentAddr: "192.168.1.23:7081",
+			Upgrade: &UpgradeStatus{Rollout: "r-12", Version: "1.4.0", From: "1.3.2", State: UpgradeWaiting,
+				Since: t0.Add(8 * time.Minute)}},
 		&Delivery{Header: Header{ID: "a-4", Re: "h-2"}, ScheduleID: "dev-cl-07", Revision: 13,
 			State: DeliveryContentReady},
 		&ErrorMessage{Header: Header{ID: "h-5", Re: "a-9"}, Code: "busy",
@@ -109,7 +111,21 @@ func samples(tb testing.TB) []Message {
 			ReceivedAt: t0.Add(18*time.Minute + 61*time.Millisecond), HubTime: t0.Add(18*time.Minute + 61*time.Millisecond + 200*time.Microsecond)},
 		&Neighbours{Header: Header{ID: "h-6"}, Key: "qk3Zk7y1Vv0x9d2bEw4T6mJp0sXnL8cA1uR5hG3iKfY",
 			Peers: []Neighbour{{DeviceID: "cl-05", Addr: "192.168.1.21:7081"}, {DeviceID: "cl-09", Addr: "192.168.1.35:7081"}}},
+		exampleUpgrade(),
 	}
+}
+
+// exampleUpgrade is signed with the zero seed under "release-2026" (TestReleaseSignature's key).
+func exampleUpgrade() *Upgrade {
+	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
+	p := ReleasePackage{Name: ReleaseName, Version: "1.4.0", Arch: "arm64", Size: 9_812_344,
+		SHA256: "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592", URL: "/api/releases/1.4.0/arm64/package"}
+	SignRelease(&p, "release-2026", priv)
+	prev := ReleasePackage{Name: ReleaseName, Version: "1.3.2", Arch: "arm64", Size: 9_790_120,
+		SHA256: "8f14e45fceea167a5a36dedd4bea25438f14e45fceea167a5a36dedd4bea2543", URL: "/api/releases/1.3.2/arm64/package"}
+	SignRelease(&prev, "release-2026", priv)
+	return &Upgrade{Header: Header{ID: "h-7"}, Rollout: "r-12", Package: p, Previous: &prev,
+		Window: "02:00-04:00", HealthyWithinS: 600}
 }
 
 func TestSamplesCoverEveryType(t *testing.T) {
