@@ -226,14 +226,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	sp := &speakers{
 		player: pl, tasks: &a.tasks, journal: a.journal, store: a.store, log: a.log.With("component", "speakers"), clock: a.clock,
 		rate: cfg.Audio.Rate, checkpoint: cfg.Journal.Checkpoint.D(), timing: cfg.Audio.Sync,
-		schedule: a.activeRef,
-		onChange: func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
-		health:   &a.health,
-		recorded: a.notifyLink,
-		speech:   a.speech,
-		amp:      a.amp,
-		volume:   a.volume,
-		deadAir:  &a.deadAir,
+		schedule:  a.activeRef,
+		onChange:  func(np *NowPlaying) { a.setNowPlaying("speakers", np) },
+		health:    &a.health,
+		recorded:  a.notifyLink,
+		speech:    a.speech,
+		amp:       a.amp,
+		volume:    a.volume,
+		deadAir:   &a.deadAir,
+		identFile: cfg.Audio.DeadAir.FallbackFile,
+		alarmChanged: func() {
+			if a.link != nil {
+				a.link.StatusChanged()
+			}
+		},
 	}
 	outs := outputs{"speakers": sp}
 	if a.cfg.has("board") {

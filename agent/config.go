@@ -99,6 +99,10 @@ type DeadAirConfig struct {
 	LevelDBFS float64 `yaml:"level_dbfs"`
 	// Enabled turns the watch on or off (default on).
 	Enabled *bool `yaml:"enabled"`
+	// FallbackFile is played in place of an item found dead that has no fallback_text of its
+	// own: a station identification on the device (MP3, MP2 or WAV). Empty: the programme
+	// goes on with its next item.
+	FallbackFile string `yaml:"fallback_file"`
 }
 
 // SyncConfig holds the speakers' plays to the wall clock (docs/sync.md).
@@ -202,6 +206,11 @@ func (c *Config) check() error {
 	}
 	if l := c.Audio.DeadAir.LevelDBFS; l < -100 || l > -10 {
 		errs = append(errs, fmt.Errorf("audio.dead_air.level_dbfs %g: give -100 to -10, e.g. level_dbfs: -50", l))
+	}
+	if f := c.Audio.DeadAir.FallbackFile; f != "" {
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("audio.dead_air.fallback_file %q: not a file on this device (%v); give the path of a station identification, e.g. /var/lib/loa-agent/ident.mp3", f, err))
+		}
 	}
 	if c.Timezone != "" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {

@@ -38,6 +38,9 @@ type speakers struct {
 	volume     *volume              // device volume and its schedule
 	timing     SyncConfig           // holding plays to the clock
 	deadAir    *deadAirState        // the alarm the heartbeat carries
+	identFile  string               // played in place of an item found dead without fallback_text
+	// alarmChanged tells the hub link that the heartbeat's alarms changed (dead air).
+	alarmChanged func()
 
 	cur *speakerPlay
 }
@@ -51,13 +54,16 @@ type deadAirState struct {
 	what  string // the programme and item, for the technician
 }
 
-func (d *deadAirState) set(on bool, at time.Time, what string) {
+// set raises or clears the alarm and reports whether that changed it.
+func (d *deadAirState) set(on bool, at time.Time, what string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if on && !d.on {
 		d.since = at
 	}
+	changed := on != d.on
 	d.on, d.what = on, what
+	return changed
 }
 
 // part is the speakers' part in the heartbeat: "sound", or "dead_air" with what and since when.
@@ -179,9 +185,11 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 		OnItemEnd: func(i int, proof player.Proof) { s.finish(sp, i, proof) },
 		OnDeadAir: func(i int, on bool) {
 			seg := sp.segs[i]
-			s.deadAir.set(on, s.clock.Now(), fmt.Sprintf("programme %s item %d (%s) was silent", seg.Program, seg.Item, seg.Ref))
+			if s.deadAir.set(on, s.clock.Now(), fmt.Sprintf("programme %s item %d (%s) was silent", seg.Program, seg.Item, seg.Ref)) && s.alarmChanged != nil {
+				s.alarmChanged()
+			}
 			if on {
-				s.log.Warn("dead air: an item was silent too long; the programme goes on with its next item", "program", seg.Program, "item", seg.Item, "ref", seg.Ref)
+				s.log.Warn("dead air: an item was silent too long; its fallback plays in its place, or the programme goes on with its next item", "program", seg.Program, "item", seg.Item, "ref", seg.Ref)
 			} else {
 				s.log.Info("sound is back after dead air", "program", seg.Program)
 			}
@@ -224,8 +232,29 @@ func (s *speakers) spoken(text string, cut time.Duration) (player.Item, error) {
 	return player.Item{Path: path, Duration: cut}, nil
 }
 
-// item turns a timeline segment into a player item cut at the segment's planned end.
+// item turns a timeline segment into a player item cut at the segment's planned end, with
+// what stands in for it if it turns out to be dead air: its fallback text spoken, else the
+// device's station identification. The text is spoken only if it was made before (the
+// agent makes it when the schedule becomes active): a start never waits for espeak-ng.
 func (s *speakers) item(seg scheduler.Segment, cut time.Duration) (player.Item, error) {
+	pi, err := s.source(seg, cut)
+	if err != nil || seg.Source.Kind() == scheduler.KindText {
+		return pi, err
+	}
+	if text := seg.Source.Fallback; text != "" && s.speech != nil {
+		if p, ok := s.speech.cached(text); ok && p != pi.Path {
+			pi.Fallback = &player.Item{Path: p}
+			return pi, nil
+		}
+	}
+	if s.identFile != "" {
+		pi.Fallback = &player.Item{Path: s.identFile}
+	}
+	return pi, nil
+}
+
+// source is the player item of a timeline segment, cut at the segment's planned end.
+func (s *speakers) source(seg scheduler.Segment, cut time.Duration) (player.Item, error) {
 	it := seg.Source
 	switch it.Kind() {
 	case scheduler.KindContent:

@@ -184,6 +184,7 @@ func (s *schedules) activate(act *activation, save bool) error {
 	s.a.store.Keep(keep)
 	s.rememberRevision(act.doc.ID, act.doc.Revision)
 	s.a.handOver(act.doc)
+	s.a.prepareFallbacks(act.doc)
 	s.a.log.Info("schedule active", "schedule", act.doc.ID, "revision", act.doc.Revision, "programs", len(act.doc.Programs))
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/internal/atomicfile"
+	"github.com/loa-project/loa/scheduler"
 )
 
 // speech turns a text item into audio with espeak-ng, so that a bulletin given only as text
@@ -30,11 +31,18 @@ func newSpeech(dataDir, voice string) *speech {
 	return &speech{dir: filepath.Join(dataDir, "speech"), voice: voice, bin: "espeak-ng"}
 }
 
-// path returns a WAV file speaking text, making it if needed.
-func (s *speech) path(ctx context.Context, text string) (string, error) {
+// cached returns the WAV file speaking text if it was made before.
+func (s *speech) cached(text string) (string, bool) {
 	sum := sha256.Sum256([]byte(s.voice + "\x00" + text))
 	out := filepath.Join(s.dir, hex.EncodeToString(sum[:16])+".wav")
-	if fi, err := os.Stat(out); err == nil && fi.Size() > 44 {
+	fi, err := os.Stat(out)
+	return out, err == nil && fi.Size() > 44
+}
+
+// path returns a WAV file speaking text, making it if needed.
+func (s *speech) path(ctx context.Context, text string) (string, error) {
+	out, ok := s.cached(text)
+	if ok {
 		return out, nil
 	}
 	if err := os.MkdirAll(s.dir, 0o750); err != nil {
@@ -50,4 +58,35 @@ func (s *speech) path(ctx context.Context, text string) (string, error) {
 		return "", fmt.Errorf("text to speech with %s (voice %s) failed: %v %s; install espeak-ng", s.bin, s.voice, err, stderr.String())
 	}
 	return out, atomicfile.Write(out, wav, 0o600)
+}
+
+// prepareFallbacks speaks, in the background, the fallback texts of a schedule that are not
+// made yet, so that an item found dead (or missing) can be replaced at once when it plays.
+func (a *Agent) prepareFallbacks(doc *scheduler.Document) {
+	if a.speech == nil {
+		return
+	}
+	var todo []string
+	seen := map[string]bool{}
+	for _, p := range doc.Programs {
+		for _, it := range p.Items {
+			if t := it.Fallback; t != "" && !seen[t] {
+				seen[t] = true
+				if _, ok := a.speech.cached(t); !ok {
+					todo = append(todo, t)
+				}
+			}
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	a.tasks.Go(func() {
+		for _, t := range todo {
+			if _, err := a.speech.path(context.Background(), t); err != nil {
+				a.log.Warn("cannot speak a fallback text ahead of its plays; an item found dead or missing will be replaced by the next item instead", "err", err)
+				return
+			}
+		}
+	})
 }

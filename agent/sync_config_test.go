@@ -27,8 +27,10 @@ func TestSyncConfig(t *testing.T) {
 		t.Errorf("read %+v: want in_step on, correct_rate off, output_delay 40ms", s)
 	}
 	for audio, key := range map[string]string{
-		"{sync: {start_delay: 1m}}":   "audio.sync.start_delay",
-		"{sync: {output_delay: -1s}}": "audio.sync.output_delay",
+		"{sync: {start_delay: 1m}}":                           "audio.sync.start_delay",
+		"{sync: {output_delay: -1s}}":                         "audio.sync.output_delay",
+		"{dead_air: {fallback_file: /nonexistent/ident.mp3}}": "audio.dead_air.fallback_file",
+		"{dead_air: {after: 100ms}}":                          "audio.dead_air.after",
 	} {
 		if _, err := load(audio); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("audio %s: error %v; want one naming %s", audio, err, key)

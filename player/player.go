@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,11 @@ type Item struct {
 	// Duration is how long a stream is relayed (required for URL); for a file, 0 plays it
 	// whole and more than 0 cuts it there.
 	Duration time.Duration `json:"duration,omitempty"`
+	// Fallback is a file played in the item's place when its source turns out to be dead air
+	// (Config.DeadAir): a station identification, a spoken notice. A file item then ends
+	// after it; a stream goes back to its station for the rest of its time, and plays the
+	// fallback again if the station is still silent. Nil: dead air ends the item.
+	Fallback *Item `json:"fallback,omitempty"`
 }
 
 func (it Item) String() string {
@@ -396,6 +402,10 @@ type itemState struct {
 	openedAt  time.Time // a stream item began waiting for audio
 	lastWrite time.Time // the item's last frames were handed to the output
 	errTaken  bool      // Proof.StartErrorS is measured
+	// Dead air with a fallback: inFallback while the fallback plays in the item's place,
+	// deadErr why (the proof's error if the item ends there).
+	inFallback bool
+	deadErr    error
 }
 
 func (pb *Playback) run(ctx context.Context) {
@@ -580,24 +590,42 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		e.finishItem(st)
 		return EndFailed, Position{}
 	}
-	defer src.Close()
+	defer func() { src.Close() }() // src changes while a fallback plays
 	pos := func() Position { return Position{Item: i, Frame: skip + st.written} }
-	end := func(reason string, err error) (string, Position) {
-		st.proof.Ended = reason
-		if err != nil {
-			st.proof.Error = err.Error()
-		}
+	// account adds what a source did to the proof, before it is closed or at the end.
+	account := func(src source) {
 		b, places := src.Skipped()
-		st.proof.SkippedBytes, st.proof.SkippedPlaces = b, places
+		st.proof.SkippedBytes += b
+		st.proof.SkippedPlaces += places
 		if ss, ok := src.(*streamSource); ok {
 			if err := ss.lastErr(); err != nil && st.written == 0 && st.proof.Error == "" {
 				st.proof.Error = "nothing played: " + err.Error()
 			}
 			c := ss.stats()
-			st.proof.Dropouts, st.proof.Reconnects, st.proof.ConnectFailures = int(c.dropouts), int(c.reconnects), int(c.failures)
+			st.proof.Dropouts += int(c.dropouts)
+			st.proof.Reconnects += int(c.reconnects)
+			st.proof.ConnectFailures += int(c.failures)
 		}
+	}
+	end := func(reason string, err error) (string, Position) {
+		if st.inFallback && reason == EndCompleted {
+			// The item's time ended while its fallback stood in for it.
+			reason, err = EndDeadAir, st.deadErr
+		}
+		st.proof.Ended = reason
+		if err != nil {
+			st.proof.Error = err.Error()
+		}
+		account(src)
 		e.finishItem(st)
 		return reason, pos()
+	}
+	// swap replaces the item's source (the fallback in, the station back).
+	swap := func(next source) {
+		account(src)
+		src.Close()
+		src = next
+		e.cur = 0 // fade in, as after a drop-out
 	}
 	var pauseReply chan Position
 	stopping, pausing := "", false
@@ -678,6 +706,24 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			e.cur = 0
 			continue
 		}
+		if err == io.EOF && st.inFallback {
+			if it.URL == "" {
+				return end(EndDeadAir, st.deadErr)
+			}
+			// The fallback is over and the relay has time left: back to the station.
+			next, oerr := e.openItem(itemCtx, it, 0)
+			if oerr != nil {
+				if itemCtx.Err() != nil {
+					return end(EndCompleted, nil)
+				}
+				return end(EndDeadAir, fmt.Errorf("%v; the station could not be reopened after it: %v", st.deadErr, oerr))
+			}
+			e.log.Info("dead air: fallback played; back to the station", "item", i, "source", it.String())
+			swap(next)
+			st.inFallback = false
+			e.deadAir.reset()
+			continue
+		}
 		if err == io.EOF {
 			return end(EndCompleted, nil)
 		}
@@ -719,19 +765,33 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		}
 		chunk := e.buf[:2*n]
 		e.deadAir.add(chunk)
-		if e.deadAir.sounded() && e.inDead {
+		if e.deadAir.sounded() && e.inDead && !st.inFallback { // the fallback's sound is not the station's
 			e.inDead = false
 			if f := e.pb.prog.OnDeadAir; f != nil {
 				f(i, false)
 			}
 		}
-		if e.deadAir.dead() && stopping == "" && !pausing {
+		if e.deadAir.dead() && stopping == "" && !pausing && !st.inFallback {
 			e.inDead = true
-			e.log.Warn("dead air: the item's source is silent; going on with the next item", "item", i, "source", it.String())
 			if f := e.pb.prog.OnDeadAir; f != nil {
 				f(i, true)
 			}
-			return end(EndDeadAir, e.deadAir.err(e.pb.p.cfg.DeadAir, e.rate))
+			derr := e.deadAir.err(e.pb.p.cfg.DeadAir, e.rate)
+			if it.Fallback == nil {
+				e.log.Warn("dead air: the item's source is silent; going on with the next item", "item", i, "source", it.String())
+				return end(EndDeadAir, derr)
+			}
+			fb, ferr := openFile(it.Fallback.Path, e.rate, 0)
+			if ferr != nil {
+				e.log.Error("dead air: the item's fallback cannot be played; going on with the next item", "item", i, "fallback", it.Fallback.Path, "err", ferr)
+				return end(EndDeadAir, fmt.Errorf("%v; its fallback could not be played: %v", derr, ferr))
+			}
+			e.log.Warn("dead air: the item's source is silent; playing its fallback in its place", "item", i, "source", it.String(), "fallback", it.Fallback.Path)
+			st.deadErr = fmt.Errorf("%s; its fallback %s was played in its place", strings.TrimSuffix(derr.Error(), "; the programme goes on with its next item"), it.Fallback.Path)
+			swap(fb)
+			st.inFallback = true
+			e.deadAir.reset()
+			continue
 		}
 		k := e.applyGain(chunk, st, stopping != "" || pausing)
 		if k < n && pausing {

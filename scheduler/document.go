@@ -166,7 +166,8 @@ type Item struct {
 	Duration Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
 	Title    string   `yaml:"title,omitempty" json:"title,omitempty"`
 	// Fallback is spoken (text to speech) on the speakers in place of a content or file item
-	// that is not on the device when it is due, so an emergency is never silent.
+	// that is not on the device when it is due, so an emergency is never silent; and in place
+	// of a content, file or stream item that turns out to be dead air (docs/agent.md).
 	Fallback string `yaml:"fallback_text,omitempty" json:"fallback_text,omitempty"`
 	// Ticker is a line that scrolls along the bottom of the screen while the item is shown
 	// (screens only; ignored by speakers and boards).

@@ -172,8 +172,8 @@ func validateItem(it Item) []error {
 	if it.Ticker != "" && it.Stream != "" {
 		errs = append(errs, fmt.Errorf("ticker runs on screens under a picture or a bulletin; a stream is sound only"))
 	}
-	if it.Fallback != "" && it.Content == "" && it.File == "" {
-		errs = append(errs, fmt.Errorf("fallback_text is spoken in place of missing content or a missing file; this item has neither"))
+	if it.Fallback != "" && it.Content == "" && it.File == "" && it.Stream == "" {
+		errs = append(errs, fmt.Errorf("fallback_text is spoken in place of missing content or a missing file, or of a recording or relay gone silent; a text item is spoken itself"))
 	}
 	switch {
 	case it.Content != "":

@@ -185,6 +185,7 @@ type Link struct {
 	connected atomic.Bool
 
 	notify chan struct{} // a record closed: look at the journal now
+	status chan struct{} // an alarm raised or cleared: send a status now
 	wake   chan struct{} // deliveries queued
 
 	mu     sync.Mutex
@@ -251,6 +252,7 @@ func New(cfg Config, d Deps) (*Link, error) {
 		hubs:      hubs,
 		limits:    protocol.DefaultLimits(),
 		notify:    make(chan struct{}, 1),
+		status:    make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
 		fetchWant: make(chan fetchJob, 1),
 	}
@@ -336,6 +338,15 @@ func (l *Link) Connected() bool { return l.connected.Load() }
 func (l *Link) Notify() {
 	select {
 	case l.notify <- struct{}{}:
+	default:
+	}
+}
+
+// StatusChanged asks for a status now rather than at the next interval: an alarm raised or
+// cleared (dead air) reaches the hub in seconds, not a minute later.
+func (l *Link) StatusChanged() {
+	select {
+	case l.status <- struct{}{}:
 	default:
 	}
 }

@@ -232,6 +232,8 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 			err = s.sendJournal()
 		case <-l.notify:
 			err = s.sendJournal()
+		case <-l.status:
+			err = s.sendStatus()
 		case <-l.wake:
 			err = s.flushOutbox()
 		case <-statusT.C:
