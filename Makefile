@@ -60,7 +60,7 @@ test: deps fmt-check vet tidy-check
 # `make test`; about 2 hours on 2 cores), 100 under the hub's (5 in `make test`; about 10
 # minutes), then 1,000 SIGKILLs of the agent and 40 of the hub while plays and confirmations
 # flow (about 1.5 hours) and a minute of play through bad links.
-# Prints the LOSTWEEK, POWERCUT, HUBPOWERCUT and KILLS figures lines.
+# Prints the LOSTWEEK, POWERCUT, HUBPOWERCUT and KILLS figures lines, then one table of them.
 POWERCUTS ?= 1000
 KILLS ?= 1000
 HUBPOWERCUTS ?= 100
@@ -79,6 +79,8 @@ soak: deps
 	grep -E 'HUBPOWERCUT|seed|^(---|ok|FAIL)' $(BIN)/soak-hub.log; echo "soak: full log in $(BIN)/soak-hub.log"; [ $$rc = 0 ] || exit $$rc
 	@LOA_SOAK=1 LOA_KILLS=$(KILLS) $(GO) test -count=1 -timeout 5h -v -run 'TestKillsAtScale|TestPlayingThroughBadLinks' ./internal/e2e >$(BIN)/soak-kills.log 2>&1; rc=$$?; \
 	grep -v '^ *{' $(BIN)/soak-kills.log | grep -E 'KILLS|2G:|seed|kills \(|^(---|ok|FAIL)'; echo "soak: full log in $(BIN)/soak-kills.log"; exit $$rc
+	@echo "soak: the table (lost, duplicated and half-files used must all be 0)"
+	@./scripts/soak-table $(BIN)/soak.log $(BIN)/soak-hub.log $(BIN)/soak-kills.log $(BIN)/soak-lostweek.log
 
 # Short fuzz runs of every parser of outside input; `FUZZTIME=1m make fuzz` for longer.
 FUZZTIME ?= 20s
