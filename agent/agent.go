@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loa-project/loa/agent/journal"
@@ -41,9 +42,10 @@ type Agent struct {
 	lengths *lengthCache
 	speech  *speech
 	amp     *amplifier.Amplifier
-	sign    sign.Sign      // the board output's LED sign, when the device has one
-	screen  *screen.Screen // the screen output's mpv, when the device has one
-	deadAir deadAirState   // the speakers' dead-air alarm, for the heartbeat
+	sign    sign.Sign                 // the board output's LED sign, when the device has one
+	screen  *screen.Screen            // the screen output's mpv, when the device has one
+	deadAir deadAirState              // the speakers' dead-air alarm, for the heartbeat
+	ntp     atomic.Pointer[ntpReport] // the NTP client's last word on the clock, for the heartbeat
 
 	commands  chan func(outputs)  // hub commands, carried out on the main loop
 	adhoc     []scheduler.Program // play_now programmes beside the schedule
@@ -215,6 +217,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.link != nil {
 		a.tasks.Go(func() { a.link.Run(ctx) })
+		a.tasks.Go(func() { a.watchNTP(ctx) })
 	}
 	if a.neighbours != nil {
 		a.tasks.Go(func() { a.runNeighbours(ctx) })

@@ -119,6 +119,10 @@ func (a *Agent) Status() protocol.Status {
 	if a.synced {
 		st.ClockState = protocol.ClockSynced
 	}
+	if r := a.ntp.Load(); r != nil && r.Synced {
+		e := r.ErrorS
+		st.ClockErrorS, st.ClockSource = &e, r.Source
+	}
 	for _, np := range a.nowPlaying {
 		p := protocol.NowPlaying{Output: np.Output, Program: np.Program, Class: np.Class, Item: np.Ref, Since: np.Since}
 		if doc != nil {

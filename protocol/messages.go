@@ -302,6 +302,11 @@ type Status struct {
 	ContentAddr string `json:"content_addr,omitempty"`
 	// Upgrade is where the agent is in the last upgrade it was sent (docs/upgrades.md).
 	Upgrade *UpgradeStatus `json:"upgrade,omitempty"`
+	// ClockErrorS bounds how far the system clock may be from true time, as the device's NTP
+	// client says (ClockSource: "chrony" or "timesyncd"); absent where none says. The hub's
+	// own measure, ClockOffsetS, cannot tell milliseconds over 3G (docs/sync.md).
+	ClockErrorS *float64 `json:"clock_error_s,omitempty"`
+	ClockSource string   `json:"clock_source,omitempty"`
 }
 
 func (*Status) Type() Type { return TypeStatus }
@@ -342,6 +347,13 @@ func (m *Status) validate(c *checker) {
 		}
 	}
 	c.upgradeStatus(m.Upgrade)
+	if e := m.ClockErrorS; e != nil {
+		c.finite("clock_error_s", *e)
+		if *e < 0 || *e > MaxSeconds {
+			c.fail("clock_error_s", ErrInvalidField, "%v s is not a bound (0 to a century)", *e)
+		}
+	}
+	c.optWord("clock_source", m.ClockSource)
 	if m.Link != nil {
 		c.optFinite("link.signal_dbm", m.Link.SignalDBM)
 		c.unit("link.quality", m.Link.Quality)
