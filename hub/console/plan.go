@@ -427,8 +427,8 @@ type deliveryEvent struct {
 	Label    string `json:"label"`
 	Revision int64  `json:"revision"`
 	Reason   string `json:"reason,omitempty"`
-	// Played is the newest play the device confirmed from the revision delivered ("" none
-	// yet): what, and when it began in the hub's zone.
+	// Played is a play the device confirmed from the revision delivered, the newest when the
+	// view first found one ("" none yet): what, and when it began in the hub's zone.
 	Played string `json:"played,omitempty"`
 }
 
@@ -471,6 +471,10 @@ func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *
 	rc := http.NewResponseController(w)
 	to, lang := r.URL.Query().Get("to"), langOf(r)
 	last := map[string]string{}
+	// A play confirmed from a revision stays confirmed: each device's is looked up until it is
+	// found, not on every tick (an area of a thousand clusters would cost a thousand queries
+	// every EventInterval for as long as the page stays open).
+	played := map[string]string{} // device id + revision -> label
 	wasSettled := false
 	t := time.NewTicker(c.opts.EventInterval)
 	defer t.Stop()
@@ -483,7 +487,7 @@ func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *
 			return
 		}
 		var buf bytes.Buffer
-		settled, played := true, true
+		settled, allPlayed := true, true
 		for _, d := range devs {
 			ev := deliveryEvent{ID: d.ID, Online: d.Online, State: d.Delivery, Revision: d.Revision, Reason: d.RefusedReason}
 			ev.Label = "—"
@@ -494,14 +498,16 @@ func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *
 				settled = false
 			}
 			if d.Delivery == "active" {
-				p, err := c.playedFrom(r, s, d)
-				if err != nil {
+				key := d.ID + "\x00" + strconv.FormatInt(d.Revision, 10)
+				if label, ok := played[key]; ok {
+					ev.Played = label
+				} else if p, err := c.playedFrom(r, s, d); err != nil {
 					return
-				}
-				if p != nil {
+				} else if p != nil {
 					ev.Played = c.playedLabel(p)
+					played[key] = ev.Played
 				} else if d.Online {
-					played = false
+					allPlayed = false
 				}
 			}
 			b, _ := json.Marshal(ev)
@@ -517,7 +523,7 @@ func (c *Console) planDeliveryEvents(w http.ResponseWriter, r *http.Request, s *
 		default:
 			buf.WriteString(": alive\n\n")
 		}
-		end := settled && played
+		end := settled && allPlayed
 		if end {
 			buf.WriteString("event: end\ndata: {}\n\n")
 		}
