@@ -245,7 +245,7 @@ func (s *Server) listedDeviceJSON(ctx context.Context, d store.Device, heads map
 	j := api.DeviceJSON{ID: d.ID, Name: d.Name, Area: d.Area, Kind: string(d.Kind), Outputs: d.Outputs,
 		EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, AckedSeq: d.AckedSeq, NowPlaying: d.Status.NowPlaying,
 		Software: d.Status.SoftwareVersion, Link: d.Status.Link, DiskFreeBytes: d.Status.DiskFreeBytes,
-		ClockOffsetS: d.Status.ClockOffset.Seconds()}
+		ClockOffsetS: d.Status.ClockOffset.Seconds(), ClockErrorS: d.Status.ClockError.Seconds(), ClockSource: d.Status.ClockSource}
 	if !d.LastSeen.IsZero() {
 		t := d.LastSeen
 		j.LastSeen = &t

@@ -618,6 +618,9 @@ func storeStatus(m *protocol.Status, device, software string, titles Titles) sto
 	if m.ClockOffsetS != nil {
 		st.ClockOffset = -time.Duration(*m.ClockOffsetS * float64(time.Second)) // store: device minus hub
 	}
+	if m.ClockErrorS != nil {
+		st.ClockError, st.ClockSource = time.Duration(*m.ClockErrorS*float64(time.Second)), m.ClockSource
+	}
 	if m.DiskFreeBytes != nil {
 		st.DiskFreeBytes = *m.DiskFreeBytes
 	}

@@ -74,7 +74,10 @@ type DeviceJSON struct {
 	DiskFreeBytes  int64      `json:"disk_free_bytes,omitempty"`
 	TemperatureC   *float64   `json:"temperature_c,omitempty"`
 	ClockOffsetS   float64    `json:"clock_offset_s,omitempty"`
-	Volume         *float64   `json:"volume,omitempty"` // the device volume its last heartbeat gave
+	// ClockErrorS bounds the device's clock error as its NTP client (ClockSource) says.
+	ClockErrorS float64  `json:"clock_error_s,omitempty"`
+	ClockSource string   `json:"clock_source,omitempty"`
+	Volume      *float64 `json:"volume,omitempty"` // the device volume its last heartbeat gave
 	// Relay, Sign, Screen and Audio (the speakers' sound: dead air) are the parts the last
 	// heartbeat reported (absent: the device has none, or its agent does not report them);
 	// Faults names the faulty ones with what is wrong.

@@ -935,6 +935,9 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON, now time.Time) error {
 	if d.Online {
 		row("clock offset", fmt.Sprintf("%+.3f s (device minus hub)", d.ClockOffsetS))
 	}
+	if d.ClockSource != "" {
+		row("clock error", fmt.Sprintf("±%.1f ms (as %s says)", d.ClockErrorS*1000, d.ClockSource))
+	}
 	return tw.Flush()
 }
 

@@ -176,6 +176,7 @@ func TestMigrateCommands(t *testing.T) {
 		"ALTER TABLE content DROP COLUMN decided_by", "ALTER TABLE content DROP COLUMN decided_at",
 		"ALTER TABLE content DROP COLUMN reason",
 		"ALTER TABLE emergencies DROP COLUMN review_wanted",
+		"ALTER TABLE devices DROP COLUMN clock_error_ns", "ALTER TABLE devices DROP COLUMN clock_source",
 		"DELETE FROM schema_version WHERE version >= 4"} {
 		if _, err := db.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -39,9 +39,13 @@ type Device struct {
 
 // Status is the latest snapshot a device reported in its heartbeat.
 type Status struct {
-	NowPlaying      string
-	Volume          float64
-	ClockOffset     time.Duration // device clock minus hub clock
+	NowPlaying  string
+	Volume      float64
+	ClockOffset time.Duration // device clock minus hub clock
+	// ClockError bounds the device's clock error as its NTP client says (ClockSource: chrony
+	// or timesyncd); 0 and "" where none said.
+	ClockError      time.Duration
+	ClockSource     string
 	DiskFreeBytes   int64
 	DiskTotalBytes  int64
 	TemperatureC    float64 // NaN when the device does not know
@@ -174,7 +178,7 @@ func areaExists(ctx context.Context, q queryer, id string) error {
 
 const deviceCols = `id, name, area_id, kind, outputs, enrolled_at, revoked_at, last_seen, acked_seq,
 	status_at, now_playing, volume, clock_offset_ns, disk_free_bytes, disk_total_bytes, temperature_c,
-	uptime_ns, link, software_version, parts`
+	uptime_ns, link, software_version, parts, clock_error_ns, clock_source`
 
 // qualified returns a column list with each column prefixed by a table alias ("d.id, d.name…").
 func qualified(alias, cols string) string {
@@ -193,9 +197,11 @@ func scanDevice(s interface{ Scan(...any) error }, extra ...any) (Device, error)
 	var temp sql.NullFloat64
 	var offset, uptime int64
 	var parts string
+	var clockErr int64
 	err := s.Scan(append(extra, &d.ID, &d.Name, &d.Area, &kind, &outputs, &enrolled, &revoked, &seen, &d.AckedSeq,
 		&statusAt, &d.Status.NowPlaying, &d.Status.Volume, &offset, &d.Status.DiskFreeBytes,
-		&d.Status.DiskTotalBytes, &temp, &uptime, &d.Status.Link, &d.Status.SoftwareVersion, &parts)...)
+		&d.Status.DiskTotalBytes, &temp, &uptime, &d.Status.Link, &d.Status.SoftwareVersion, &parts,
+		&clockErr, &d.Status.ClockSource)...)
 	if err != nil {
 		return Device{}, err
 	}
@@ -211,6 +217,7 @@ func scanDevice(s interface{ Scan(...any) error }, extra ...any) (Device, error)
 	d.EnrolledAt, d.RevokedAt, d.LastSeen, d.StatusAt = fromTS(enrolled), fromTS(revoked), fromTS(seen), fromTS(statusAt)
 	d.Revoked = revoked.Valid
 	d.Status.ClockOffset, d.Status.Uptime = time.Duration(offset), time.Duration(uptime)
+	d.Status.ClockError = time.Duration(clockErr)
 	d.Status.TemperatureC = math.NaN()
 	if temp.Valid {
 		d.Status.TemperatureC = temp.Float64
@@ -328,7 +335,7 @@ func (db *DB) Seen(ctx context.Context, id string) error {
 
 // UpdateStatus stores a device's status snapshot and marks it seen now.
 func (db *DB) UpdateStatus(ctx context.Context, id string, s Status) error {
-	for _, f := range [...]struct{ what, v string }{{"now playing", s.NowPlaying}, {"link", s.Link}, {"software version", s.SoftwareVersion}} {
+	for _, f := range [...]struct{ what, v string }{{"now playing", s.NowPlaying}, {"link", s.Link}, {"software version", s.SoftwareVersion}, {"clock source", s.ClockSource}} {
 		if err := checkText("device "+id+" "+f.what, f.v, false, 1024); err != nil {
 			return err
 		}
@@ -359,12 +366,12 @@ func (db *DB) UpdateStatus(ctx context.Context, id string, s Status) error {
 	}
 	now := ts(db.now())
 	return db.updateDevice(ctx, "update status of", id, db.setStatus, "", now, now, s.NowPlaying, vol, int64(s.ClockOffset),
-		s.DiskFreeBytes, s.DiskTotalBytes, temp, int64(s.Uptime), s.Link, s.SoftwareVersion, parts, id)
+		s.DiskFreeBytes, s.DiskTotalBytes, temp, int64(s.Uptime), s.Link, s.SoftwareVersion, parts, int64(s.ClockError), s.ClockSource, id)
 }
 
 const updateStatus = `UPDATE devices SET last_seen = ?, status_at = ?, now_playing = ?, volume = ?,
 	clock_offset_ns = ?, disk_free_bytes = ?, disk_total_bytes = ?, temperature_c = ?, uptime_ns = ?, link = ?,
-	software_version = ?, parts = ? WHERE id = ?`
+	software_version = ?, parts = ?, clock_error_ns = ?, clock_source = ? WHERE id = ?`
 
 // MoveDevice puts a device in another existing area. Its past confirmations keep the area they
 // were played in.

@@ -84,7 +84,7 @@ func TestDevices(t *testing.T) {
 	clk.Advance(time.Minute)
 	st := Status{NowPlaying: "morning/2 sha256:ab…", Volume: 0.8, ClockOffset: -1500 * time.Millisecond,
 		DiskFreeBytes: 1 << 30, DiskTotalBytes: 8 << 30, TemperatureC: 61.5, Uptime: 49 * time.Hour,
-		Link: "4g -87dBm", SoftwareVersion: "0.3.0"}
+		Link: "4g -87dBm", SoftwareVersion: "0.3.0", ClockError: 14200 * time.Microsecond, ClockSource: "chrony"}
 	noErr(t, db.UpdateStatus(ctx, "tam-thanh/cl-07", st))
 	got = must[Device](t)(db.GetDevice(ctx, "tam-thanh/cl-07"))
 	if got.Status != st || !got.LastSeen.Equal(clk.Now()) || !got.StatusAt.Equal(clk.Now()) {

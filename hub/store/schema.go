@@ -462,6 +462,12 @@ ALTER TABLE content ADD COLUMN reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE submissions ADD COLUMN kind TEXT NOT NULL DEFAULT 'schedule'; -- schedule, bulletin, live, command
 ALTER TABLE emergencies ADD COLUMN review_wanted INTEGER NOT NULL DEFAULT 0;
 `},
+		{17, "clock error bound", `
+-- How far the device's clock may be from true time as its NTP client says (chrony or
+-- timesyncd), from its heartbeat; 0 and '' where none said.
+ALTER TABLE devices ADD COLUMN clock_error_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN clock_source TEXT NOT NULL DEFAULT '';
+`},
 	}
 }
 

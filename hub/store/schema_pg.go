@@ -25,6 +25,10 @@ ALTER TABLE content ADD COLUMN reason TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE submissions ADD COLUMN kind TEXT COLLATE "C" NOT NULL DEFAULT 'schedule';
 ALTER TABLE emergencies ADD COLUMN review_wanted INTEGER NOT NULL DEFAULT 0;
 `},
+		{17, "clock error bound", `
+ALTER TABLE devices ADD COLUMN clock_error_ns BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN clock_source TEXT COLLATE "C" NOT NULL DEFAULT '';
+`},
 	}
 }
 
