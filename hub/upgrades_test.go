@@ -544,3 +544,50 @@ func TestRolloutRequests(t *testing.T) {
 		t.Fatalf("rollouts not audited: %+v", audit)
 	}
 }
+
+// Two hubs on one PostgreSQL database, each holding one of two devices, engines ticking only
+// hourly: the rollout started through one reaches the device on the other, and the move to
+// the rest stage made by one (when its canary's healthy_for ran out) reaches the device on
+// the other, through the replicas' announcements.
+func TestRolloutAcrossReplicas(t *testing.T) {
+	pub, priv, err := protocol.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubs := newHubsOnOneDatabaseWith(t, func(o *Options) {
+		o.ReleaseKeys = protocol.TrustedKeys{"rel-1": pub}
+		o.RolloutTick = time.Hour
+	}, "a", "b")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, h := range hubs {
+		wg.Go(func() { h.srv.RunUpgrades(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	a, b := &upgradeHub{testHub: hubs[0], releaseKey: priv}, &upgradeHub{testHub: hubs[1], releaseKey: priv}
+	a.addArea("qn/tk")
+	a.mustUpload("1.1.0", "arm64")
+	agents := map[string]*fakeAgent{
+		"tk/cl-a": a.upgradeAgent("tk/cl-a", a.enrol("tk/cl-a", "qn/tk"), "1.0.0", true),
+		"tk/cl-b": b.upgradeAgent("tk/cl-b", a.enrol("tk/cl-b", "qn/tk"), "1.0.0", true),
+	}
+	var ro api.RolloutJSON
+	a.mustCall(a.admin, "POST", "/api/rollouts", api.RolloutRequest{Area: "qn/tk", Version: "1.1.0", CanaryPercent: intp(50),
+		HealthyForS: intp(1)}, &ro, http.StatusCreated)
+	var canary, rest string
+	for _, d := range ro.Devices {
+		if d.Stage == "canary" {
+			canary = d.Device
+		} else {
+			rest = d.Device
+		}
+	}
+	u := agents[canary].nextUpgrade()
+	agents[canary].reportUpgrade(u, protocol.UpgradeHealthy, "")
+	u = agents[rest].nextUpgrade()
+	if u.Rollout != ro.ID {
+		t.Fatalf("the rest got %+v", u)
+	}
+	agents[rest].reportUpgrade(u, protocol.UpgradeHealthy, "")
+	b.waitRollout(ro.ID, "done", func(j api.RolloutJSON) bool { return j.Stage == "done" })
+}

@@ -109,6 +109,8 @@ type Upgrades interface {
 	Connected(device string)
 	// Report: a device's status said where it is in an upgrade.
 	Report(ctx context.Context, device string, u protocol.UpgradeStatus)
+	// Changed: another replica started, moved on or stopped a rollout (AnnounceRollout).
+	Changed()
 }
 
 // clockFunc is the hub's clock as the moved code reads it (s.clock.Now()).

@@ -54,6 +54,16 @@ func (rm *Room) poke() {
 // Connected is told by the agent link of each welcomed connection.
 func (rm *Room) Connected(device string) { rm.poke() }
 
+// Changed is told by the agent link that another replica changed a rollout.
+func (rm *Room) Changed() { rm.poke() }
+
+// changed tells the other replicas that rollout id changed (started, moved on, stopped).
+func (rm *Room) changed(ctx context.Context, id string) {
+	if rm.o.Announce != nil {
+		rm.o.Announce(ctx, id)
+	}
+}
+
 // Report stores the upgrade state a device's status carries and wakes the engine if it
 // changed.
 func (rm *Room) Report(ctx context.Context, device string, u protocol.UpgradeStatus) {
@@ -74,12 +84,17 @@ func (rm *Room) Report(ctx context.Context, device string, u protocol.UpgradeSta
 	rm.poke()
 }
 
-// Run drives the rollouts until ctx ends: at each tick, and when woken.
+// Run drives the rollouts until ctx ends: at each tick, when woken, and when a canary's
+// healthy_for runs out.
 func (rm *Room) Run(ctx context.Context) {
-	t := time.NewTicker(rm.o.Tick)
+	t := time.NewTimer(rm.o.Tick)
 	defer t.Stop()
 	for {
-		rm.Step(ctx)
+		wait := rm.o.Tick
+		if due := rm.Step(ctx); !due.IsZero() {
+			wait = min(wait, max(due.Sub(rm.o.Now()), 10*time.Millisecond))
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -91,42 +106,48 @@ func (rm *Room) Run(ctx context.Context) {
 
 // Step advances every open rollout once: stop it if too many failed, move it on a stage if
 // its canaries (or everyone) are done, send what its stage calls for to the devices
-// connected here.
-func (rm *Room) Step(ctx context.Context) {
+// connected here. It returns when a canary's healthy_for runs out next (zero: none waits).
+func (rm *Room) Step(ctx context.Context) time.Time {
 	ros, err := rm.o.Store.OpenRollouts(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			rm.o.Log.Error("rollouts not read: upgrades wait until the store answers", "err", err)
 		}
-		return
+		return time.Time{}
 	}
+	var next time.Time
 	for _, ro := range ros {
-		if err := rm.step(ctx, ro); err != nil && ctx.Err() == nil {
+		due, err := rm.step(ctx, ro)
+		if err != nil && ctx.Err() == nil {
 			rm.o.Log.Error("rollout not advanced; tried again at the next tick", "rollout", ro.ID, "err", err)
 		}
+		if !due.IsZero() && (next.IsZero() || due.Before(next)) {
+			next = due
+		}
 	}
+	return next
 }
 
-func (rm *Room) step(ctx context.Context, ro store.Rollout) error {
+func (rm *Room) step(ctx context.Context, ro store.Rollout) (due time.Time, err error) {
 	rows, err := rm.o.Store.RolloutDevices(ctx, ro.ID)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if ro.Stage == store.RolloutCanary || ro.Stage == store.RolloutRest {
 		if why := failureShare(ro, rows); why != "" {
-			if _, err := rm.stop(ctx, ro, why); err != nil {
-				return err
-			}
-			return nil // the next step cancels
+			_, err := rm.stop(ctx, ro, why)
+			return time.Time{}, err // the next step cancels
 		}
-		if next := rm.nextStage(ctx, ro, rows); next != "" {
+		var next string
+		if next, due = rm.nextStage(ctx, ro, rows); next != "" {
 			moved, err := rm.o.Store.AdvanceRollout(ctx, ro.ID, ro.Stage, next, "")
 			if err != nil {
-				return err
+				return time.Time{}, err
 			}
 			if moved {
 				rm.o.Log.Info("rollout moved on", "rollout", ro.ID, "version", ro.Version, "area", ro.Area, "from", ro.Stage, "to", next)
 				ro.Stage = next
+				rm.changed(ctx, ro.ID)
 			}
 		}
 	}
@@ -136,7 +157,7 @@ func (rm *Room) step(ctx context.Context, ro store.Rollout) error {
 	case store.RolloutStopped:
 		rm.sendCancels(ctx, ro, rows)
 	}
-	return nil
+	return due, nil
 }
 
 // failureShare says why a rollout must stop: the devices that rolled back, refused or failed
@@ -161,11 +182,12 @@ func failureShare(ro store.Rollout, rows []store.RolloutDevice) string {
 
 // nextStage is the stage a rollout moves to now, "" if it stays: from canary to rest when
 // every canary is final and each healthy one has stayed healthy and connected for
-// healthy_for; to done when every eligible device is final.
-func (rm *Room) nextStage(ctx context.Context, ro store.Rollout, rows []store.RolloutDevice) string {
+// healthy_for; to done when every eligible device is final. Staying, due is when a canary's
+// healthy_for runs out (zero if none is waiting for that).
+func (rm *Room) nextStage(ctx context.Context, ro store.Rollout, rows []store.RolloutDevice) (next string, due time.Time) {
 	now := rm.o.Now()
 	var lastSeen map[string]time.Time
-	allFinal := true
+	allFinal, wait := true, false
 	for _, x := range rows {
 		if x.Stage == store.DeviceNone {
 			continue
@@ -178,28 +200,35 @@ func (rm *Room) nextStage(ctx context.Context, ro store.Rollout, rows []store.Ro
 			continue
 		}
 		if !final {
-			return ""
+			wait = true
+			continue
 		}
 		if x.State != protocol.UpgradeHealthy {
 			continue
 		}
-		if x.HealthyAt.IsZero() || now.Sub(x.HealthyAt) < ro.HealthyFor {
-			return ""
+		if at := x.HealthyAt.Add(ro.HealthyFor); x.HealthyAt.IsZero() || now.Before(at) {
+			if !x.HealthyAt.IsZero() && (due.IsZero() || at.Before(due)) {
+				due = at
+			}
+			wait = true
+			continue
 		}
 		if lastSeen == nil {
 			lastSeen = rm.lastSeen(ctx, ro.Area)
 		}
 		if t, ok := lastSeen[x.Device]; !ok || !rm.o.Online(x.Device, t) {
-			return "" // healthy, but not connected now: wait for it
+			wait = true // healthy, but not connected now
 		}
 	}
-	if allFinal {
-		return store.RolloutDone
+	switch {
+	case wait:
+		return "", due
+	case allFinal:
+		return store.RolloutDone, time.Time{}
+	case ro.Stage == store.RolloutCanary:
+		return store.RolloutRest, time.Time{}
 	}
-	if ro.Stage == store.RolloutCanary {
-		return store.RolloutRest
-	}
-	return ""
+	return "", time.Time{}
 }
 
 func (rm *Room) lastSeen(ctx context.Context, area string) map[string]time.Time {
@@ -308,6 +337,7 @@ func (rm *Room) stop(ctx context.Context, ro store.Rollout, why string) (bool, e
 		return stopped, err
 	}
 	rm.o.Log.Warn("rollout stopped", "rollout", ro.ID, "version", ro.Version, "area", ro.Area, "reason", why)
+	defer rm.changed(ctx, ro.ID)
 	rows, err := rm.o.Store.RolloutDevices(ctx, ro.ID)
 	if err != nil {
 		return true, err

@@ -73,6 +73,9 @@ type Options struct {
 	// Tick is how often the rollout engine looks at running rollouts besides the statuses
 	// and connections that wake it (default 10 s).
 	Tick time.Duration
+	// Announce, when set, tells the other hubs sharing the store that a rollout changed
+	// (the agent link's AnnounceRollout); nil when this hub is alone.
+	Announce func(ctx context.Context, rollout string)
 }
 
 // Room serves the releases' and rollouts' routes and runs the rollouts (Run).

@@ -151,6 +151,7 @@ func (rm *Room) Create(w http.ResponseWriter, r *http.Request, p staffapi.Caller
 		"healthy_within_s": ro.HealthyWithinS, "max_failure_percent": ro.MaxFailurePercent, "eligible": eligible})
 	rm.o.Log.Info("rollout started", "rollout", ro.ID, "area", ro.Area, "version", ro.Version, "eligible", eligible, "by", p.User.ID)
 	rm.poke()
+	rm.changed(ctx, ro.ID)
 	rm.writeRollout(w, r, ro, http.StatusCreated)
 }
 
