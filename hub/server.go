@@ -237,7 +237,7 @@ func New(opts Options) (*Server, error) {
 	}
 	// The link is built below; the room reads it at each send.
 	s.up = upgrades.New(upgrades.Options{Store: s.st, Link: upgradeLink{s}, Keys: opts.ReleaseKeys, Dir: s.dir, StoreFile: s.lib.StoreFile,
-		Log: s.log.With("component", "upgrades"), Now: s.now, Audit: s.audit, DeviceAuth: s.deviceAuth, Online: s.online, Tick: opts.RolloutTick,
+		Log: s.log.With("component", "upgrades"), Now: s.now, Audit: s.audit, DeviceAuth: s.deviceAuth, Online: s.online, Tick: opts.RolloutTick, Metrics: s.metrics,
 		Announce: func(ctx context.Context, id string) { s.link.AnnounceRollout(ctx, id) }})
 	var err error
 	s.link, err = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,

@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +20,9 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/hub/api"
+	"github.com/loa-project/loa/hub/metrics"
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/internal/promtest"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -328,6 +331,16 @@ func TestRolloutCanariesThenRest(t *testing.T) {
 	j := h.waitRollout(ro.ID, "both canaries installing", func(j api.RolloutJSON) bool { return j.Counts["canary"]["installing"] == 2 })
 	if j.Stage != "canary" || j.Counts["rest"]["pending"] != 8 {
 		t.Fatalf("the rest were sent before the canaries were healthy: %+v", j.Counts)
+	}
+	// The metrics count the devices of the running rollout by state (after the engine's next step).
+	h.srv.up.Step(context.Background())
+	ms := httptest.NewServer(h.srv.MetricsHandler())
+	defer ms.Close()
+	got := promtest.Scrape(t, ms.URL)
+	if got.Value(metrics.UpgradeDevices, "state", "installing") != 2 || got.Value(metrics.UpgradeDevices, "state", "pending") != 8 ||
+		got.Value(metrics.UpgradeDevices, "state", "healthy") != 0 {
+		t.Fatalf("%s: installing %v, pending %v, healthy %v", metrics.UpgradeDevices, got.Value(metrics.UpgradeDevices, "state", "installing"),
+			got.Value(metrics.UpgradeDevices, "state", "pending"), got.Value(metrics.UpgradeDevices, "state", "healthy"))
 	}
 	for _, id := range canaries {
 		agents[id].reportUpgrade(&protocol.Upgrade{Rollout: ro.ID, Package: pkg}, protocol.UpgradeHealthy, "")

@@ -116,8 +116,9 @@ func (rm *Room) Step(ctx context.Context) time.Time {
 		return time.Time{}
 	}
 	var next time.Time
+	counts := map[string]int{}
 	for _, ro := range ros {
-		due, err := rm.step(ctx, ro)
+		due, err := rm.step(ctx, ro, counts)
 		if err != nil && ctx.Err() == nil {
 			rm.o.Log.Error("rollout not advanced; tried again at the next tick", "rollout", ro.ID, "err", err)
 		}
@@ -125,14 +126,25 @@ func (rm *Room) Step(ctx context.Context) time.Time {
 			next = due
 		}
 	}
+	if rm.o.Metrics != nil {
+		rm.o.Metrics.Upgrades(counts)
+	}
 	return next
 }
 
-func (rm *Room) step(ctx context.Context, ro store.Rollout) (due time.Time, err error) {
+// step advances one rollout; counts gains the states of its devices while it runs.
+func (rm *Room) step(ctx context.Context, ro store.Rollout, counts map[string]int) (due time.Time, err error) {
 	rows, err := rm.o.Store.RolloutDevices(ctx, ro.ID)
 	if err != nil {
 		return time.Time{}, err
 	}
+	defer func() {
+		if ro.Stage == store.RolloutCanary || ro.Stage == store.RolloutRest {
+			for _, x := range rows {
+				counts[x.State]++
+			}
+		}
+	}()
 	if ro.Stage == store.RolloutCanary || ro.Stage == store.RolloutRest {
 		if why := failureShare(ro, rows); why != "" {
 			_, err := rm.stop(ctx, ro, why)

@@ -73,9 +73,17 @@ type Options struct {
 	// Tick is how often the rollout engine looks at running rollouts besides the statuses
 	// and connections that wake it (default 10 s).
 	Tick time.Duration
+	// Metrics, when set, is told how many devices of the running rollouts are in each state
+	// after each step of the engine.
+	Metrics Metrics
 	// Announce, when set, tells the other hubs sharing the store that a rollout changed
 	// (the agent link's AnnounceRollout); nil when this hub is alone.
 	Announce func(ctx context.Context, rollout string)
+}
+
+// Metrics is what the engine tells the hub's metrics (hub/metrics).
+type Metrics interface {
+	Upgrades(counts map[string]int)
 }
 
 // Room serves the releases' and rollouts' routes and runs the rollouts (Run).
