@@ -140,6 +140,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the audit page lacks the sign-in or the command:\n%s", txt)
 	}
 	shot(t, ctx, dir, "audit")
+	// The rollouts page: the rollout with its groups, then its devices.
+	do(t, ctx, chromedp.Navigate(h.url+"/console/upgrades"), chromedp.WaitVisible(chromedp.CSS("section.rollout")))
+	txt = run(t, ctx, chromedp.Text(chromedp.CSS("main")))
+	for _, want := range []string{"Cập nhật phần mềm", "Phiên bản 1.1.0 cho qn/tk", "đang cập nhật nhóm trước", "Nhóm cập nhật trước", "1 đã quay về bản cũ",
+		"Các thiết bị còn lại", "1 chưa gửi", "Không cập nhật", "1 không cập nhật được", "hoạt động tốt 1 phút rồi mới cập nhật tiếp", "mỗi thiết bị có 10 phút"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("the rollouts page lacks %q:\n%s", want, txt)
+		}
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS(`a[href="/console/upgrades?rollout=ro-1"]`)), chromedp.WaitVisible(chromedp.CSS("section.rollout table")))
+	txt = run(t, ctx, chromedp.Text(chromedp.CSS("section.rollout table")))
+	for _, want := range []string{"tt/cl-1", "đã quay về bản cũ", "kiểm tra sức khoẻ không đạt", "tt/cl-2", "chưa gửi", "tp/cl-1", "its agent does not install upgrades"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("the rollout's devices lack %q:\n%s", want, txt)
+		}
+	}
+	shot(t, ctx, dir, "upgrades")
 	do(t, ctx, chromedp.Navigate(h.url+"/console/users"), chromedp.WaitVisible(chromedp.CSS(`form[action="/console/users/add"]`)))
 	shot(t, ctx, dir, "users")
 
@@ -192,7 +209,9 @@ func upgradeRolledBack(t *testing.T, db *store.DB, device string) {
 	must(t, err)
 	_, err = db.AddRollout(ctx, store.Rollout{ID: "ro-1", Area: "qn/tk", Version: "1.1.0", CanaryPercent: 10, HealthyFor: time.Minute,
 		HealthyWithinS: 600, MaxFailurePercent: 20, CreatedBy: "admin"},
-		[]store.RolloutDevice{{Device: device, Stage: store.DeviceCanary, Arch: "arm64", State: store.UpgradeSent}})
+		[]store.RolloutDevice{{Device: device, Stage: store.DeviceCanary, Arch: "arm64", From: "0.9", State: store.UpgradeSent},
+			{Device: "tt/cl-2", Stage: store.DeviceRest, Arch: "arm64", From: "0.9", State: store.UpgradePending},
+			{Device: "tp/cl-1", Stage: store.DeviceNone, State: store.UpgradeCannot, Error: "its agent does not install upgrades"}})
 	must(t, err)
 	_, err = db.ReportUpgrade(ctx, device, protocol.UpgradeStatus{Rollout: "ro-1", Version: "1.1.0", State: protocol.UpgradeRolledBack,
 		Error: "kiểm tra sức khoẻ không đạt sau 600 giây: âm ly không tiêu thụ âm thanh"})
