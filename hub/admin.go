@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -10,32 +9,18 @@ import (
 
 	"github.com/loa-project/loa/hub/accounts"
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/internal/keyfile"
 	"github.com/loa-project/loa/protocol"
 )
 
 // Keygen writes a new signing key to path (refusing to overwrite one) and returns the line
 // agents put under trusted_keys in their config.
 func Keygen(path, keyID string) (string, error) {
-	pub, priv, err := protocol.GenerateKey(rand.Reader)
+	pub, err := keyfile.New(path)
+	if errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("%s exists: a new key would make every agent refuse pushes until reconfigured; remove it first if you mean it", path)
+	}
 	if err != nil {
-		return "", err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("%s exists: a new key would make every agent refuse pushes until reconfigured; remove it first if you mean it", path)
-		}
-		return "", err
-	}
-	if _, err := fmt.Fprintln(f, protocol.FormatPrivateKey(priv)); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Close(); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s: %q", keyID, protocol.FormatPublicKey(pub)), nil

@@ -245,7 +245,8 @@ func (s *Server) listedDeviceJSON(ctx context.Context, d store.Device, heads map
 	j := api.DeviceJSON{ID: d.ID, Name: d.Name, Area: d.Area, Kind: string(d.Kind), Outputs: d.Outputs,
 		EnrolledAt: d.EnrolledAt, Revoked: d.Revoked, AckedSeq: d.AckedSeq, NowPlaying: d.Status.NowPlaying,
 		Software: d.Status.SoftwareVersion, Link: d.Status.Link, DiskFreeBytes: d.Status.DiskFreeBytes,
-		ClockOffsetS: d.Status.ClockOffset.Seconds(), ClockErrorS: d.Status.ClockError.Seconds(), ClockSource: d.Status.ClockSource}
+		ClockOffsetS: d.Status.ClockOffset.Seconds(), ClockErrorS: d.Status.ClockError.Seconds(), ClockSource: d.Status.ClockSource,
+		Arch: d.Arch, Upgrades: d.Upgrades}
 	if !d.LastSeen.IsZero() {
 		t := d.LastSeen
 		j.LastSeen = &t
@@ -273,6 +274,10 @@ func (s *Server) listedDeviceJSON(ctx context.Context, d store.Device, heads map
 	}
 	if e, err := s.st.LatestActiveEffective(ctx, d.ID); err == nil {
 		j.ActiveRevision = e.Revision
+	}
+	if u, err := s.st.LatestUpgrade(ctx, d.ID); err == nil {
+		j.Upgrade = &api.UpgradeJSON{Rollout: u.Rollout, Version: u.Version, State: u.State, Error: u.Error, Since: u.Since}
+		j.Rollbacks = u.Rollbacks
 	}
 	return j
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/broadcast"
+	"github.com/loa-project/loa/protocol"
 )
 
 // DefaultListen is where the hub listens when the config names no address: loopback only, so a
@@ -86,6 +87,11 @@ type Config struct {
 	// of its own without a token (empty: off): bind it to the district network's interface, or
 	// loopback, never the address agents reach over the internet (docs/operations.md).
 	MetricsListen string `yaml:"metrics_listen"`
+	// ReleaseKeys are the public keys agent releases must be signed with to be uploaded
+	// (id: key, the forms agents' trusted_keys take; docs/upgrades.md). Not the schedule
+	// key: whoever pushes schedules must not be able to replace the agents' software. None:
+	// release uploads are refused.
+	ReleaseKeys map[string]string `yaml:"release_keys"`
 	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.
 	CAP *broadcast.CAPConfig `yaml:"cap"`
 }
@@ -192,6 +198,11 @@ func (c *Config) Check() error {
 	}
 	if c.LoudnessLUFS > -5 || c.LoudnessLUFS < -70 {
 		return fmt.Errorf("config: loudness_lufs %v is outside -70..-5 (speech is usually -16)", c.LoudnessLUFS)
+	}
+	if len(c.ReleaseKeys) > 0 {
+		if _, err := protocol.ParseTrustedKeys(c.ReleaseKeys); err != nil {
+			return fmt.Errorf("config: release_keys: %v (write id: ed25519:… as `loa release keygen` prints it)", err)
+		}
 	}
 	if _, err := api.LoadZone(c.Timezone); err != nil {
 		return fmt.Errorf("config: timezone: %v", err)

@@ -51,6 +51,12 @@ type alone struct{ Store }
 // neither announces nor listens.
 func newHubsOnOneDatabase(t testing.TB, names ...string) []*testHub {
 	t.Helper()
+	return newHubsOnOneDatabaseWith(t, nil, names...)
+}
+
+// newHubsOnOneDatabaseWith is newHubsOnOneDatabase with edit applied to each hub's Options.
+func newHubsOnOneDatabaseWith(t testing.TB, edit func(*Options), names ...string) []*testHub {
+	t.Helper()
 	url := pgtest.NewDatabase(t)
 	dir := t.TempDir()
 	pub, signer := testSigner(t)
@@ -65,8 +71,12 @@ func newHubsOnOneDatabase(t testing.TB, names ...string) []*testHub {
 		if name == "alone" {
 			st = alone{db}
 		}
-		srv, err := New(Options{Store: st, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, StatusInterval: time.Minute,
-			Transcoder: &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, name, "tmp")}})
+		opts := Options{Store: st, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, StatusInterval: time.Minute,
+			Transcoder: &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16, TempDir: filepath.Join(dir, name, "tmp")}}
+		if edit != nil {
+			edit(&opts)
+		}
+		srv, err := New(opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,6 +33,7 @@ import (
 	"github.com/loa-project/loa/hub/screenshots"
 	"github.com/loa-project/loa/hub/staffapi"
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/hub/upgrades"
 	"github.com/loa-project/loa/protocol"
 )
 
@@ -105,6 +106,8 @@ type Store interface {
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 
 	agentlink.Store // the agent link, push and commands (hub/agentlink)
+	upgrades.Store  // releases and rollouts (hub/upgrades)
+	LatestUpgrade(ctx context.Context, device string) (store.DeviceUpgrade, error)
 }
 
 // Options configure a Server.
@@ -141,6 +144,11 @@ type Options struct {
 	TransferIdle time.Duration
 	// TLS says the hub is served over HTTPS: console cookies are marked Secure.
 	TLS bool
+	// ReleaseKeys are the release keys agent packages must be signed with to be uploaded
+	// (release_keys; none: release uploads are refused). RolloutTick is how often the rollout
+	// engine looks at running rollouts besides the statuses that wake it (default 10 s).
+	ReleaseKeys protocol.TrustedKeys
+	RolloutTick time.Duration
 }
 
 // Server is the hub: an http.Handler for staff, agents and content.
@@ -161,6 +169,7 @@ type Server struct {
 	shots     *screenshots.Room
 	lib       *library.Room
 	bc        *broadcast.Room // emergencies, bulletins, live relays; CAP
+	up        *upgrades.Room  // releases and rollouts of agent upgrades
 	acct      *accounts.Room
 	// states: the devices' states the overview and device list count (devicelist.go).
 	states deviceCache
@@ -226,11 +235,15 @@ func New(opts Options) (*Server, error) {
 	if b, ok := s.st.(replicaBus); ok && b.Shared() {
 		s.bus, peers = b, b
 	}
+	// The link is built below; the room reads it at each send.
+	s.up = upgrades.New(upgrades.Options{Store: s.st, Link: upgradeLink{s}, Keys: opts.ReleaseKeys, Dir: s.dir, StoreFile: s.lib.StoreFile,
+		Log: s.log.With("component", "upgrades"), Now: s.now, Audit: s.audit, DeviceAuth: s.deviceAuth, Online: s.online, Tick: opts.RolloutTick, Metrics: s.metrics,
+		Announce: func(ctx context.Context, id string) { s.link.AnnounceRollout(ctx, id) }})
 	var err error
 	s.link, err = agentlink.New(agentlink.Options{Store: s.st, Signer: s.signer, Log: s.log, Now: s.now, Broadcasts: s.bc,
 		StatusInterval: opts.StatusInterval, Limits: opts.Limits, MaxHellos: opts.MaxHellos, BusyRetryAfter: opts.BusyRetryAfter,
 		DeviceAuth: s.deviceAuth, NewTitles: s.statusTitles, ResolveTarget: s.resolveTarget, LookupDevice: s.lookupDevice, Audit: s.audit,
-		Metrics: s.metrics, Touched: s.touch, Peers: peers})
+		Metrics: s.metrics, Touched: s.touch, Peers: peers, Upgrades: s.up})
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +256,19 @@ func (s *Server) now() time.Time { return s.clock.Now() }
 // RunEmergencies drops expired broadcasts from the devices' schedules when they expire and
 // polls the CAP feed when one is configured, until ctx ends (broadcast.Room.Run).
 func (s *Server) RunEmergencies(ctx context.Context) { s.bc.Run(ctx) }
+
+// RunUpgrades drives the rollouts of agent upgrades until ctx ends (upgrades.Room.Run).
+func (s *Server) RunUpgrades(ctx context.Context) { s.up.Run(ctx) }
+
+// upgradeLink is the agent link as the rollouts see it; it reads s.link at each call, as the
+// upgrades room is built before the link that tells it of connections.
+type upgradeLink struct{ s *Server }
+
+func (l upgradeLink) Conn(device string) (uint64, bool) { return l.s.link.Conn(device) }
+
+func (l upgradeLink) SendOn(device string, conn uint64, m protocol.Message) error {
+	return l.s.link.SendOn(device, conn, m)
+}
 
 // ConfigureCAP reads the area map and turns CAP handling on. Call it before serving.
 func (s *Server) ConfigureCAP(c broadcast.CAPConfig) error { return s.bc.ConfigureCAP(c) }
@@ -355,6 +381,15 @@ func (s *Server) routes() {
 	api("GET /api/commands/{id}", V, s.link.ShowCommand)
 	api("GET /api/commands/{id}/screenshot", V, s.shots.ByCommand)
 	api("GET /api/screenshots/{device...}", V, s.shots.ByDevice)
+	// Agent upgrades (issue 20): releases and rollouts are the whole fleet's software, so
+	// only administrators upload and roll out; a package is served to devices and staff.
+	handle("POST /api/releases", func() int64 { return protocol.MaxReleaseBytes + 1<<20 }, s.transfer(s.staff(A, s.up.Upload)))
+	api("GET /api/releases", V, s.up.ListReleases)
+	handle("GET /api/releases/{version}/{arch}/package", small, s.transfer(deviceOrStaff(http.HandlerFunc(s.up.DeviceDownload), s.staff(V, s.up.StaffDownload))))
+	api("POST /api/rollouts", A, s.up.Create)
+	api("GET /api/rollouts", V, s.up.ListRollouts)
+	api("GET /api/rollouts/{id}", V, s.up.Show)
+	api("POST /api/rollouts/{id}/stop", A, s.up.Stop)
 	if cs, ok := s.st.(console.Store); ok {
 		c, err := console.New(console.Options{API: s, Store: cs, Log: s.log.With("component", "console"),
 			Location: s.opts.Location, Now: s.clock.Now, Secure: s.opts.TLS, Limiter: consoleLimiter{s}})
@@ -371,6 +406,18 @@ func (s *Server) routes() {
 	}))
 	s.mux = m
 	s.handler = s.metrics.Count(m)
+}
+
+// deviceOrStaff serves a route both to devices (their credentials) and to staff (a bearer
+// token).
+func deviceOrStaff(device, staff http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			staff.ServeHTTP(w, r)
+			return
+		}
+		device.ServeHTTP(w, r)
+	})
 }
 
 // transfer replaces the server's whole-request read and write timeouts by a bound on each
@@ -433,8 +480,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
+	var releaseKeys protocol.TrustedKeys
+	if len(cfg.ReleaseKeys) > 0 {
+		if releaseKeys, err = protocol.ParseTrustedKeys(cfg.ReleaseKeys); err != nil {
+			return fmt.Errorf("release_keys: %w", err)
+		}
+	}
 	srv, err := New(Options{
-		Store: db, Signer: signer, ContentDir: cmp.Or(cfg.ContentDir, filepath.Join(cfg.DataDir, "content")),
+		ReleaseKeys: releaseKeys,
+		Store:       db, Signer: signer, ContentDir: cmp.Or(cfg.ContentDir, filepath.Join(cfg.DataDir, "content")),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
 		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), TLS: cfg.TLSCert != "", AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
@@ -459,6 +513,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	loops.Go(func() { srv.RunEmergencies(ctx) }) // expiry of broadcasts, the CAP feed
 	loops.Go(func() { srv.RunHousekeeping(ctx) })
 	loops.Go(func() { srv.RunReplicas(ctx) }) // on PostgreSQL: what the other hubs did
+	loops.Go(func() { srv.RunUpgrades(ctx) }) // rollouts of agent upgrades
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -39,6 +39,7 @@ type agentConn struct {
 	limits   protocol.Limits
 	wmu      sync.Mutex
 	seq      atomic.Uint64
+	gen      uint64 // this connection's number (Link.Conn)
 	mu       sync.Mutex
 	sent     map[string]int64 // schedule message id -> revision, to tie refusals to a push
 	maxSent  int64            // the newest revision written to this connection
@@ -227,7 +228,8 @@ func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		lim.MaxMessageBytes = protocol.DefaultMaxMessageBytes
 	}
 	ws.SetReadLimit(int64(lim.MaxMessageBytes))
-	c := &agentConn{s: s, ws: ws, device: dev.ID, area: dev.Area, limits: lim, sent: map[string]int64{}, ready: make(chan struct{})}
+	c := &agentConn{s: s, ws: ws, device: dev.ID, area: dev.Area, limits: lim, sent: map[string]int64{}, ready: make(chan struct{}),
+		gen: s.gens.Add(1)}
 	defer c.close()
 	defer c.setReady() // a push waiting on a connection that failed its welcome gives up at once
 	ctx := r.Context()
@@ -293,6 +295,13 @@ func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := s.st.Seen(ctx, dev.ID); err != nil {
 		log.Error("last seen not recorded", "err", err)
 	}
+	// What the agent is (for rollouts): written only when it changed, so a reconnect storm of
+	// agents that did not change adds no writes.
+	if dev.Status.SoftwareVersion != hello.SoftwareVersion || dev.Arch != hello.Arch || dev.Upgrades != hello.Upgrades {
+		if err := s.st.SetAgent(ctx, dev.ID, hello.SoftwareVersion, hello.Arch, hello.Upgrades); err != nil {
+			log.Error("agent version and architecture not recorded", "err", err)
+		}
+	}
 	s.touched(dev.ID)
 	c.credited = s.clock.Now()
 	defer c.creditOnline(context.WithoutCancel(ctx))
@@ -353,6 +362,9 @@ func (s *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cmdStart.finish(ctx)
 	c.setReady()
 	release() // welcomed: the slot is for the next one
+	if s.opts.Upgrades != nil {
+		s.opts.Upgrades.Connected(dev.ID)
+	}
 
 	idle := 3*s.opts.StatusInterval + 30*time.Second
 	ws.SetPingHandler(func(data string) error {
@@ -467,6 +479,9 @@ func (s *Link) handleAgentMessage(ctx context.Context, c *agentConn, m protocol.
 		c.creditOnline(ctx)
 		s.notePartFaults(c.device, st.Parts)
 		s.noteContentAddr(c, m.ContentAddr)
+		if m.Upgrade != nil && s.opts.Upgrades != nil {
+			s.opts.Upgrades.Report(ctx, c.device, *m.Upgrade)
+		}
 		return nil
 	case *protocol.Time:
 		if !m.HubTime.IsZero() {

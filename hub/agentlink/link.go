@@ -9,6 +9,7 @@ package agentlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,7 @@ type Store interface {
 	GetDevice(ctx context.Context, id string) (store.Device, error)
 	ListDevices(ctx context.Context, area string) ([]store.Device, error)
 	Seen(ctx context.Context, id string) error
+	SetAgent(ctx context.Context, id, software, arch string, upgrades bool) error
 	UpdateStatus(ctx context.Context, id string, s store.Status) error
 	AddOnline(ctx context.Context, id string, from, to time.Time) error
 	SeeJournal(ctx context.Context, deviceID, journalID string) (restarted bool, oldAck int64, err error)
@@ -96,6 +98,19 @@ type Options struct {
 	// Peers, when set, is told of each push, command and revocation, for the other hubs
 	// sharing the store (replicas.go); nil when this hub is alone.
 	Peers Peers
+	// Upgrades, when set, is told of each welcomed connection and of the upgrade state each
+	// status carries (the hub's rollouts, hub/upgrades).
+	Upgrades Upgrades
+}
+
+// Upgrades is what the link tells the hub's rollouts.
+type Upgrades interface {
+	// Connected: a device was welcomed; an upgrade it has not finished can be sent again.
+	Connected(device string)
+	// Report: a device's status said where it is in an upgrade.
+	Report(ctx context.Context, device string, u protocol.UpgradeStatus)
+	// Changed: another replica started, moved on or stopped a rollout (AnnounceRollout).
+	Changed()
 }
 
 // clockFunc is the hub's clock as the moved code reads it (s.clock.Now()).
@@ -136,6 +151,7 @@ type Link struct {
 	wg                    sync.WaitGroup
 	cmds                  commandState  // the order of signed commands (commands.go)
 	hellos                chan struct{} // welcomes in progress (agentws.go); nil: no limit
+	gens                  atomic.Uint64 // numbers each connection (agentConn.gen)
 	// partFaults: device id -> its faulty parts as last logged, so a fault is logged once
 	// when it appears or changes, not at every heartbeat.
 	partFaults sync.Map
@@ -184,6 +200,45 @@ func (s *Link) Online(deviceID string) bool {
 	defer s.mu.Unlock()
 	_, ok := s.conns[deviceID]
 	return ok
+}
+
+// Conn is the number of the device's live connection here, if it has one: a new number at
+// each connection, so a sender can tell a reconnected device from one it already wrote to.
+func (s *Link) Conn(deviceID string) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.conns[deviceID]
+	if !ok {
+		return 0, false
+	}
+	return c.gen, true
+}
+
+// errGone is a send to a connection that is no longer the device's.
+var errGone = errors.New("the device's connection ended")
+
+// SendOn writes m to the device's connection numbered conn (Conn), once it is welcomed; it
+// fails if the device has no connection here or another one now.
+func (s *Link) SendOn(deviceID string, conn uint64, m protocol.Message) error {
+	s.mu.Lock()
+	c, ok := s.conns[deviceID]
+	s.mu.Unlock()
+	if !ok || c.gen != conn {
+		return errGone
+	}
+	select {
+	case <-c.ready:
+	default:
+		return errNotReady
+	}
+	if m.Envelope().ID == "" {
+		m.Envelope().ID = c.nextID()
+	}
+	err := c.send(m)
+	if err != nil {
+		s.metrics.WebsocketError("write")
+	}
+	return err
 }
 
 // Drop closes a device's live connection, if any (it was revoked or given a new secret), here

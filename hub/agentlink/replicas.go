@@ -31,7 +31,13 @@ const (
 	topicPush    = "push"    // a target (store.Target.String()) whose devices have new revisions
 	topicCommand = "command" // a command id
 	topicDrop    = "drop"    // a device id that was revoked or given a new secret
+	topicRollout = "rollout" // a rollout id that started, moved on a stage or stopped (hub/upgrades)
 )
+
+// AnnounceRollout tells the other replicas that a rollout changed, so that their rollout
+// engines send what it now calls for to the devices connected to them at once rather than at
+// their next tick.
+func (s *Link) AnnounceRollout(ctx context.Context, id string) { s.announce(ctx, topicRollout, id) }
 
 // announceWait bounds one announcement.
 const announceWait = 5 * time.Second
@@ -81,6 +87,10 @@ func (s *Link) Apply(ctx context.Context, topic, payload string) {
 		s.sendCommand(ctx, id)
 	case topicDrop:
 		s.dropHere(id)
+	case topicRollout:
+		if s.opts.Upgrades != nil {
+			s.opts.Upgrades.Changed()
+		}
 	default:
 		s.log.Warn("announcement from another hub not understood; ignored", "topic", topic, "payload", truncate(payload, 200))
 	}

@@ -86,6 +86,13 @@ type DeviceJSON struct {
 	Screen *PartJSON `json:"screen,omitempty"`
 	Audio  *PartJSON `json:"audio,omitempty"`
 	Faults []string  `json:"faults,omitempty"`
+	// Arch is the agent's Debian architecture and Upgrades whether it installs upgrades, as
+	// its last hello said; Upgrade is its part in the newest rollout that named it, Rollbacks
+	// how many rollouts it rolled back from (docs/upgrades.md).
+	Arch      string       `json:"arch,omitempty"`
+	Upgrades  bool         `json:"upgrades,omitempty"`
+	Upgrade   *UpgradeJSON `json:"upgrade,omitempty"`
+	Rollbacks int          `json:"rollbacks,omitempty"`
 }
 
 // The alarms a technician acts on: the hub counts them (GET /api/overview, the device list's

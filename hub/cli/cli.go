@@ -82,6 +82,7 @@ func NewRoot(env Env) *cobra.Command {
 	t.screenshotCommand(root)
 	t.deviceCommands(root)
 	t.approvalCommands(root)
+	t.upgradeCommands(root)
 	clicmd.Prepare(root)
 	rootUsage(root)
 	return root
@@ -916,7 +917,24 @@ func DeviceDetail(w io.Writer, d api.DeviceJSON, now time.Time) error {
 	row("active revision", rev(d.ActiveRevision))
 	row("now playing", dash(d.NowPlaying))
 	row("confirmations acked", d.AckedSeq)
-	row("software", dash(d.Software))
+	sw := dash(d.Software)
+	if d.Arch != "" {
+		sw += " (" + d.Arch + ")"
+	}
+	if d.Software != "" && !d.Upgrades {
+		sw += ", does not install upgrades"
+	}
+	row("software", sw)
+	if u := d.Upgrade; u != nil {
+		line := fmt.Sprintf("%s to %s: %s, %s", u.Rollout, u.Version, u.State, ago(&u.Since, now))
+		if u.Error != "" {
+			line += ": " + u.Error
+		}
+		row("upgrade", line)
+	}
+	if d.Rollbacks > 0 {
+		row("rollbacks", d.Rollbacks)
+	}
 	row("link", dash(d.Link))
 	if d.Volume != nil {
 		row("volume", fmt.Sprintf("%.2f", *d.Volume))

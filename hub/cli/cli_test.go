@@ -40,6 +40,13 @@ func startHubDB(t *testing.T) (string, string, *store.DB) {
 // province, its staff times in zone (nil: the hub's default), with an admin token.
 func startHubIn(t *testing.T, province string, zone *time.Location) (string, string, *store.DB) {
 	t.Helper()
+	url, tok, db, _ := startHubWith(t, province, func(o *hub.Options) { o.Location = zone })
+	return url, tok, db
+}
+
+// startHubWith is startHubIn with edit applied to the hub's options, also giving the server.
+func startHubWith(t *testing.T, province string, edit func(*hub.Options)) (string, string, *store.DB, *hub.Server) {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := store.Open(context.Background(), filepath.Join(dir, "hub.db"), clock{}, log)
@@ -48,8 +55,12 @@ func startHubIn(t *testing.T, province string, zone *time.Location) (string, str
 	}
 	_, priv, _ := protocol.GenerateKey(nil)
 	signer, _ := protocol.NewSigner("k", priv)
-	srv, err := hub.New(hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log, Location: zone,
-		Transcoder: &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16}})
+	opts := hub.Options{Store: db, Signer: signer, ContentDir: filepath.Join(dir, "content"), Log: log,
+		Transcoder: &media.Transcoder{FFmpeg: "ffmpeg", FFprobe: "ffprobe", LoudnessLUFS: -16}}
+	if edit != nil {
+		edit(&opts)
+	}
+	srv, err := hub.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +70,7 @@ func startHubIn(t *testing.T, province string, zone *time.Location) (string, str
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hs.URL, tok, db
+	return hs.URL, tok, db, srv
 }
 
 func runCLI(env Env, args ...string) (int, string, string) {

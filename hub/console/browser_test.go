@@ -15,6 +15,7 @@ import (
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/store"
+	"github.com/loa-project/loa/protocol"
 )
 
 // browser starts Debian's chromium, headless, for one test.
@@ -65,6 +66,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	h := newTestHub(t)
 	ctx := browser(t)
 	dir := shots(t)
+	upgradeRolledBack(t, h.db, "tt/cl-1")
 
 	// A storm warning on the air in Tam Thanh, as district staff send it with `loa emergency`.
 	h.api(h.admin, "POST", "/api/emergencies", api.EmergencyRequest{To: "qn/tk/tt", Title: "Cảnh báo bão số 9",
@@ -111,7 +113,8 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	do(t, ctx, chromedp.Click(chromedp.CSS(`a[href="/console/devices/tt/cl-1"]`)), chromedp.WaitVisible(chromedp.CSS("#vol")))
 	txt := run(t, ctx, chromedp.Text(chromedp.CSS("main")))
-	for _, want := range []string{"Cụm loa thôn Hoà Bình", "Tiếp sóng VOV1", "80 %", "46 °C", "loa-agent 0.9", "Trực tuyến", "qn/tk/tt/morning"} {
+	for _, want := range []string{"Cụm loa thôn Hoà Bình", "Tiếp sóng VOV1", "80 %", "46 °C", "loa-agent 0.9 (arm64)", "Trực tuyến", "qn/tk/tt/morning",
+		"Phiên bản phần mềm", "Cập nhật", "1.1.0: đã quay về bản cũ", "kiểm tra sức khoẻ không đạt", "Số lần quay về bản cũ"} {
 		if !strings.Contains(txt, want) {
 			t.Errorf("device page lacks %q:\n%s", want, txt)
 		}
@@ -137,6 +140,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the audit page lacks the sign-in or the command:\n%s", txt)
 	}
 	shot(t, ctx, dir, "audit")
+	// The rollouts page: the rollout with its groups, then its devices.
+	do(t, ctx, chromedp.Navigate(h.url+"/console/upgrades"), chromedp.WaitVisible(chromedp.CSS("section.rollout")))
+	txt = run(t, ctx, chromedp.Text(chromedp.CSS("main")))
+	for _, want := range []string{"Cập nhật phần mềm", "Phiên bản 1.1.0 cho qn/tk", "đang cập nhật nhóm trước", "Nhóm cập nhật trước", "1 đã quay về bản cũ",
+		"Các thiết bị còn lại", "1 chưa gửi", "Không cập nhật", "1 không cập nhật được", "hoạt động tốt 1 phút rồi mới cập nhật tiếp", "mỗi thiết bị có 10 phút"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("the rollouts page lacks %q:\n%s", want, txt)
+		}
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS(`a[href="/console/upgrades?rollout=ro-1"]`)), chromedp.WaitVisible(chromedp.CSS("section.rollout table")))
+	txt = run(t, ctx, chromedp.Text(chromedp.CSS("section.rollout table")))
+	for _, want := range []string{"tt/cl-1", "đã quay về bản cũ", "kiểm tra sức khoẻ không đạt", "tt/cl-2", "chưa gửi", "tp/cl-1", "its agent does not install upgrades"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("the rollout's devices lack %q:\n%s", want, txt)
+		}
+	}
+	shot(t, ctx, dir, "upgrades")
 	do(t, ctx, chromedp.Navigate(h.url+"/console/users"), chromedp.WaitVisible(chromedp.CSS(`form[action="/console/users/add"]`)))
 	shot(t, ctx, dir, "users")
 
@@ -176,6 +196,26 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("audit lacks %s: %+v", a, audit)
 		}
 	}
+}
+
+// upgradeRolledBack records a rollout of 1.1.0 in which device rolled back (docs/upgrades.md),
+// as the hub's rollout engine and the device's status would.
+func upgradeRolledBack(t *testing.T, db *store.DB, device string) {
+	t.Helper()
+	ctx := context.Background()
+	must(t, db.SetAgent(ctx, device, "loa-agent 0.9", "arm64", true))
+	_, _, err := db.AddRelease(ctx, store.Release{ReleasePackage: protocol.ReleasePackage{Name: protocol.ReleaseName, Version: "1.1.0", Arch: "arm64",
+		Size: 10, SHA256: strings.Repeat("a", 64), KeyID: "rel", Signature: strings.Repeat("ab", 64)}, UploadedBy: "admin"})
+	must(t, err)
+	_, err = db.AddRollout(ctx, store.Rollout{ID: "ro-1", Area: "qn/tk", Version: "1.1.0", CanaryPercent: 10, HealthyFor: time.Minute,
+		HealthyWithinS: 600, MaxFailurePercent: 20, CreatedBy: "admin"},
+		[]store.RolloutDevice{{Device: device, Stage: store.DeviceCanary, Arch: "arm64", From: "0.9", State: store.UpgradeSent},
+			{Device: "tt/cl-2", Stage: store.DeviceRest, Arch: "arm64", From: "0.9", State: store.UpgradePending},
+			{Device: "tp/cl-1", Stage: store.DeviceNone, State: store.UpgradeCannot, Error: "its agent does not install upgrades"}})
+	must(t, err)
+	_, err = db.ReportUpgrade(ctx, device, protocol.UpgradeStatus{Rollout: "ro-1", Version: "1.1.0", State: protocol.UpgradeRolledBack,
+		Error: "kiểm tra sức khoẻ không đạt sau 600 giây: âm ly không tiêu thụ âm thanh"})
+	must(t, err)
 }
 
 // shot saves the page as it is at 360 px and 1280 px wide, as name-360.png and name-1280.png:

@@ -135,6 +135,10 @@ func New(opts Options) (*Console, error) {
 		return nil, err
 	}
 	c.planRoutes(m) // the planning pages: calendar, editor, push preview, delivery, templates
+	// Rollouts of agent upgrades (issue 20): upgrades.go.
+	if err := c.upgradeRoutes(m); err != nil {
+		return nil, err
+	}
 	// The approval queue (issue 22): approvals.go.
 	if err := c.approvalRoutes(m); err != nil {
 		return nil, err

@@ -39,7 +39,9 @@ func TestDynamicKeys(t *testing.T) {
 		"alarm.offline", "alarm.never", "role.viewer", "role.operator", "role.emergency", "role.admin", "cmd.volume", "cmd.stop",
 		"cmd.reload", "delivery.composed", "delivery.sent", "delivery.received", "delivery.content_ready", "delivery.active",
 		"delivery.refused", "result.completed", "result.preempted", "result.interrupted", "result.missed", "result.failed",
-		"result.suppressed", "kind.cluster", "kind.board", "kind.b.emergency", "kind.b.bulletin", "kind.b.live"} {
+		"result.suppressed", "kind.cluster", "kind.board", "kind.b.emergency", "kind.b.bulletin", "kind.b.live",
+		"upgrade.downloading", "upgrade.waiting", "upgrade.installing", "upgrade.checking", "upgrade.healthy", "upgrade.rolled_back",
+		"upgrade.refused", "upgrade.failed", "upgrade.pending", "upgrade.sent", "upgrade.cancelled", "upgrade.current", "upgrade.cannot"} {
 		if _, ok := catalogue["vi"][k]; !ok {
 			t.Errorf("%q is not in the catalogue", k)
 		}

@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type Hub struct {
 	httpAnswers  *prometheus.CounterVec
 	wsErrors     *prometheus.CounterVec
 	served       prometheus.Counter
+	upgrades     *prometheus.GaugeVec
 }
 
 // Metric names, shared with the dashboard and alert rules in firmware-config/ (a test checks
@@ -47,6 +49,7 @@ const (
 	HTTPAnswers         = "loa_hub_http_answers_total"
 	WebsocketErrors     = "loa_hub_agent_websocket_errors_total"
 	ContentServed       = "loa_hub_content_served_bytes_total"
+	UpgradeDevices      = "loa_hub_upgrade_devices"
 	deliveryStageHelp   = "stage: received (the agent has the schedule), content_ready (and its content), active (playing from it)"
 	emergencySampleHelp = "Seconds from when a broadcast was due (issued, or its start if later) to the first sample a device confirms playing of it, by kind (emergency, bulletin, live); each device's first play of each broadcast counts once."
 )
@@ -54,7 +57,7 @@ const (
 // Names are the hub's own metrics; Histograms those of them that are histograms (exported as
 // _bucket, _sum and _count).
 var (
-	Names      = []string{AgentsConnected, Pushes, DeliverySeconds, Confirmations, Emergencies, EmergencyFirstPlay, StoreSeconds, HTTPAnswers, WebsocketErrors, ContentServed}
+	Names      = []string{AgentsConnected, Pushes, DeliverySeconds, Confirmations, Emergencies, EmergencyFirstPlay, StoreSeconds, HTTPAnswers, WebsocketErrors, ContentServed, UpgradeDevices}
 	Histograms = []string{DeliverySeconds, EmergencyFirstPlay, StoreSeconds}
 )
 
@@ -90,8 +93,38 @@ func New(connected func() int) *Hub {
 	// One series for all items (no ref label): per item, GET /api/content says served_bytes.
 	m.served = prometheus.NewCounter(prometheus.CounterOpts{Name: ContentServed,
 		Help: "Bytes of library content sent to agents (GET /content/<ref>, Range requests included): what neighbours sharing content saves shows here."})
-	reg.MustRegister(m.pushes, m.delivery, m.confirmed, m.emergencies, m.firstSample, m.storeSeconds, m.httpAnswers, m.wsErrors, m.served)
+	m.upgrades = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: UpgradeDevices,
+		Help: "Devices in the agent rollouts running now, by their upgrade state (docs/upgrades.md); other: a state this hub does not know."}, []string{"state"})
+	for _, st := range UpgradeStates {
+		m.upgrades.WithLabelValues(st).Set(0)
+	}
+	reg.MustRegister(m.pushes, m.delivery, m.confirmed, m.emergencies, m.firstSample, m.storeSeconds, m.httpAnswers, m.wsErrors, m.served, m.upgrades)
 	return m
+}
+
+// UpgradeStates are the label values of UpgradeDevices: a fixed set (an agent's unknown state
+// counts as other), each exported from the start.
+var UpgradeStates = []string{"pending", "sent", "downloading", "waiting", "installing", "checking", "healthy", "rolled_back",
+	"refused", "failed", "cancelled", "current", "cannot", "other"}
+
+// Upgrades sets how many devices of the running rollouts are in each upgrade state.
+func (m *Hub) Upgrades(counts map[string]int) {
+	if m == nil {
+		return
+	}
+	other := 0
+	for st, n := range counts {
+		if !slices.Contains(UpgradeStates, st) {
+			other += n
+		}
+	}
+	for _, st := range UpgradeStates {
+		n := counts[st]
+		if st == "other" {
+			n = other
+		}
+		m.upgrades.WithLabelValues(st).Set(float64(n))
+	}
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -155,7 +155,9 @@ func TestMigrateCommands(t *testing.T) {
 	at := time.Date(2026, 11, 26, 6, 30, 0, 0, time.UTC)
 	must[int64](t)(db.AddConfirmations(ctx, "tt/cl-1", []Confirmation{{Confirmation: protocol.Confirmation{Seq: 1, Output: "speakers", Program: "p", Start: at, Result: "completed", Volume: 0.5}}}))
 	// Undo step 4 by hand, as a step-3 file has it.
-	for _, q := range []string{"DROP TABLE command_devices", "DROP TABLE command_payloads", "DROP TABLE commands",
+	for _, q := range []string{"DROP TABLE rollout_devices", "DROP TABLE rollouts", "DROP TABLE releases",
+		"ALTER TABLE devices DROP COLUMN arch", "ALTER TABLE devices DROP COLUMN upgrades",
+		"DROP TABLE command_devices", "DROP TABLE command_payloads", "DROP TABLE commands",
 		"ALTER TABLE confirmations DROP COLUMN volume", "ALTER TABLE confirmations DROP COLUMN amplifier",
 		"ALTER TABLE confirmations DROP COLUMN dropouts", "ALTER TABLE confirmations DROP COLUMN reconnects",
 		"ALTER TABLE confirmations DROP COLUMN missing_s", "ALTER TABLE confirmations DROP COLUMN frames_dropped",

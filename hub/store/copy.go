@@ -35,6 +35,9 @@ var copyTables = []struct{ name, order string }{
 	{"settings", "key"},
 	{"schedule_templates", "area_id, name"},
 	{"submissions", "id"},
+	{"releases", "version, arch"},
+	{"rollouts", "id"},
+	{"rollout_devices", "rollout_id, device_id"},
 }
 
 // identityTables have a generated id that a PostgreSQL destination must continue after the

@@ -32,6 +32,13 @@ func populateAll(t *testing.T, db *DB) {
 	missed := conf(1)
 	missed.Result, missed.Error, missed.Proof = "missed", "the device was off", protocol.Proof{}
 	must[int64](t)(db.AddConfirmations(ctx, "duy-hai/cl-02", []Confirmation{missed}))
+	noErr(t, db.SetAgent(ctx, "duy-hai/cl-02", "loa-agent/1.1.0", "armhf", true))
+	if _, _, err := db.AddRelease(ctx, testRelease("1.2.0", "armhf", "d")); err != nil {
+		t.Fatal(err)
+	}
+	must[Rollout](t)(db.AddRollout(ctx, Rollout{ID: "ro-1", Area: "quang-nam/duy-hai", Version: "1.2.0", CanaryPercent: 10,
+		Window: "02:00-04:00", HealthyFor: time.Minute, HealthyWithinS: 600, MaxFailurePercent: 20, CreatedBy: "lan"},
+		[]RolloutDevice{{Device: "duy-hai/cl-02", Stage: DeviceCanary, Arch: "armhf", From: "1.1.0", State: UpgradePending}}))
 }
 
 // dumpTables renders every row of every table, in key order, for comparing two stores.

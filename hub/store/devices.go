@@ -35,6 +35,10 @@ type Device struct {
 	AckedSeq   int64 // highest contiguous confirmation seq stored (0: none)
 	Status     Status
 	StatusAt   time.Time
+	// What its agent said at its last hello (schema step 17): its Debian architecture and
+	// whether it installs upgrades (it trusts a release key).
+	Arch     string
+	Upgrades bool
 }
 
 // Status is the latest snapshot a device reported in its heartbeat.
@@ -178,7 +182,7 @@ func areaExists(ctx context.Context, q queryer, id string) error {
 
 const deviceCols = `id, name, area_id, kind, outputs, enrolled_at, revoked_at, last_seen, acked_seq,
 	status_at, now_playing, volume, clock_offset_ns, disk_free_bytes, disk_total_bytes, temperature_c,
-	uptime_ns, link, software_version, parts, clock_error_ns, clock_source`
+	uptime_ns, link, software_version, parts, clock_error_ns, clock_source, arch, upgrades`
 
 // qualified returns a column list with each column prefixed by a table alias ("d.id, d.name…").
 func qualified(alias, cols string) string {
@@ -197,11 +201,11 @@ func scanDevice(s interface{ Scan(...any) error }, extra ...any) (Device, error)
 	var temp sql.NullFloat64
 	var offset, uptime int64
 	var parts string
-	var clockErr int64
+	var clockErr, upgrades int64
 	err := s.Scan(append(extra, &d.ID, &d.Name, &d.Area, &kind, &outputs, &enrolled, &revoked, &seen, &d.AckedSeq,
 		&statusAt, &d.Status.NowPlaying, &d.Status.Volume, &offset, &d.Status.DiskFreeBytes,
 		&d.Status.DiskTotalBytes, &temp, &uptime, &d.Status.Link, &d.Status.SoftwareVersion, &parts,
-		&clockErr, &d.Status.ClockSource)...)
+		&clockErr, &d.Status.ClockSource, &d.Arch, &upgrades)...)
 	if err != nil {
 		return Device{}, err
 	}
@@ -211,6 +215,7 @@ func scanDevice(s interface{ Scan(...any) error }, extra ...any) (Device, error)
 		}
 	}
 	d.Kind = DeviceKind(kind)
+	d.Upgrades = upgrades != 0
 	if err := json.Unmarshal([]byte(outputs), &d.Outputs); err != nil {
 		return Device{}, fmt.Errorf("device %q: stored outputs %q: %w", d.ID, outputs, err)
 	}

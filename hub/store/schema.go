@@ -468,6 +468,56 @@ ALTER TABLE emergencies ADD COLUMN review_wanted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN clock_error_ns INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN clock_source TEXT NOT NULL DEFAULT '';
 `},
+		{18, "agent releases and rollouts", `
+-- What an agent said at its last hello: its Debian architecture and whether it installs
+-- upgrades (it trusts a release key); software_version is set at hello as well as at status.
+ALTER TABLE devices ADD COLUMN arch TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN upgrades INTEGER NOT NULL DEFAULT 0;
+-- Signed agent packages staff uploaded (the file is in the content dir under its sha256).
+CREATE TABLE releases (
+	version     TEXT NOT NULL,
+	arch        TEXT NOT NULL,
+	size        INTEGER NOT NULL,
+	sha256      TEXT NOT NULL,
+	key_id      TEXT NOT NULL,
+	signature   TEXT NOT NULL,
+	uploaded_by TEXT NOT NULL,
+	uploaded_at INTEGER NOT NULL,
+	PRIMARY KEY (version, arch)
+);
+-- A staged rollout of one version to an area's devices; stage: canary, rest, done, stopped.
+CREATE TABLE rollouts (
+	id                  TEXT PRIMARY KEY,
+	area_id             TEXT NOT NULL REFERENCES areas(id),
+	version             TEXT NOT NULL,
+	canary_percent      INTEGER NOT NULL,
+	install_window      TEXT NOT NULL,
+	healthy_for_ns      INTEGER NOT NULL,
+	healthy_within_s    INTEGER NOT NULL,
+	max_failure_percent INTEGER NOT NULL,
+	stage               TEXT NOT NULL,
+	reason              TEXT NOT NULL DEFAULT '',
+	created_by          TEXT NOT NULL,
+	created_at          INTEGER NOT NULL,
+	stage_at            INTEGER NOT NULL
+);
+CREATE INDEX rollouts_stage ON rollouts(stage, id);
+-- Each device of a rollout: its stage (canary, rest; none for one that cannot upgrade or is
+-- already at the version), the state the hub or its agent last gave, and when.
+CREATE TABLE rollout_devices (
+	rollout_id   TEXT NOT NULL REFERENCES rollouts(id),
+	device_id    TEXT NOT NULL REFERENCES devices(id),
+	stage        TEXT NOT NULL,
+	arch         TEXT NOT NULL,
+	from_version TEXT NOT NULL,
+	state        TEXT NOT NULL,
+	error        TEXT NOT NULL DEFAULT '',
+	since        INTEGER NOT NULL,
+	healthy_at   INTEGER,
+	PRIMARY KEY (rollout_id, device_id)
+);
+CREATE INDEX rollout_devices_device ON rollout_devices(device_id, since);
+`},
 	}
 }
 

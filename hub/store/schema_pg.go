@@ -29,6 +29,50 @@ ALTER TABLE emergencies ADD COLUMN review_wanted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN clock_error_ns BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN clock_source TEXT COLLATE "C" NOT NULL DEFAULT '';
 `},
+		{18, "agent releases and rollouts", `
+ALTER TABLE devices ADD COLUMN arch TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN upgrades INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE releases (
+	version     TEXT COLLATE "C" NOT NULL,
+	arch        TEXT COLLATE "C" NOT NULL,
+	size        BIGINT NOT NULL,
+	sha256      TEXT COLLATE "C" NOT NULL,
+	key_id      TEXT COLLATE "C" NOT NULL,
+	signature   TEXT COLLATE "C" NOT NULL,
+	uploaded_by TEXT COLLATE "C" NOT NULL,
+	uploaded_at BIGINT NOT NULL,
+	PRIMARY KEY (version, arch)
+);
+CREATE TABLE rollouts (
+	id                  TEXT COLLATE "C" PRIMARY KEY,
+	area_id             TEXT COLLATE "C" NOT NULL REFERENCES areas(id),
+	version             TEXT COLLATE "C" NOT NULL,
+	canary_percent      BIGINT NOT NULL,
+	install_window      TEXT COLLATE "C" NOT NULL,
+	healthy_for_ns      BIGINT NOT NULL,
+	healthy_within_s    BIGINT NOT NULL,
+	max_failure_percent BIGINT NOT NULL,
+	stage               TEXT COLLATE "C" NOT NULL,
+	reason              TEXT COLLATE "C" NOT NULL DEFAULT '',
+	created_by          TEXT COLLATE "C" NOT NULL,
+	created_at          BIGINT NOT NULL,
+	stage_at            BIGINT NOT NULL
+);
+CREATE INDEX rollouts_stage ON rollouts(stage, id);
+CREATE TABLE rollout_devices (
+	rollout_id   TEXT COLLATE "C" NOT NULL REFERENCES rollouts(id),
+	device_id    TEXT COLLATE "C" NOT NULL REFERENCES devices(id),
+	stage        TEXT COLLATE "C" NOT NULL,
+	arch         TEXT COLLATE "C" NOT NULL,
+	from_version TEXT COLLATE "C" NOT NULL,
+	state        TEXT COLLATE "C" NOT NULL,
+	error        TEXT COLLATE "C" NOT NULL DEFAULT '',
+	since        BIGINT NOT NULL,
+	healthy_at   BIGINT,
+	PRIMARY KEY (rollout_id, device_id)
+);
+CREATE INDEX rollout_devices_device ON rollout_devices(device_id, since);
+`},
 	}
 }
 
