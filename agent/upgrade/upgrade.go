@@ -307,14 +307,30 @@ func (m *Manager) download(ctx context.Context, st State) State {
 		path := filepath.Join(m.cfg.Dir, fmt.Sprintf("%s_%s_%s.deb", p.Name, p.Version, p.Arch))
 		return path, m.fetch(ctx, p, path)
 	}
-	f, err := get(st.Package)
-	if err == nil && st.PreviousFile == "" {
-		st.NewFile = f
-		st.PreviousFile, err = get(st.Previous)
-	} else {
-		st.NewFile = f
-	}
+	havePrevious := st.PreviousFile != "" // the kept copy
+	var err error
 	var bad badPackage
+	for attempt := 1; ; attempt++ {
+		var f string
+		f, err = get(st.Package)
+		st.NewFile = f
+		if err == nil && !havePrevious {
+			st.PreviousFile, err = get(st.Previous)
+		}
+		if err == nil || errors.As(err, &bad) || ctx.Err() != nil || attempt == downloadAttempts {
+			break
+		}
+		// A 4G link drops: try again later, resuming where the download stopped.
+		wait := min(m.cfg.Poll<<(attempt-1), 30*time.Minute)
+		m.d.Log.Warn("upgrade: a download failed; trying again", "rollout", st.Status.Rollout, "attempt", attempt, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return st
+		case <-t.C:
+		}
+	}
 	switch {
 	case errors.As(err, &bad):
 		m.d.Log.Warn("upgrade refused: a downloaded package does not match its signed statement; it is deleted", "rollout", st.Status.Rollout, "err", err)
@@ -323,7 +339,7 @@ func (m *Manager) download(ctx context.Context, st State) State {
 	case ctx.Err() != nil:
 		return st // cancelled, replaced or stopping: nothing to record
 	case err != nil:
-		m.d.Log.Warn("upgrade failed: a package could not be downloaded", "rollout", st.Status.Rollout, "err", err)
+		m.d.Log.Warn("upgrade failed: a package could not be downloaded", "rollout", st.Status.Rollout, "attempts", downloadAttempts, "err", err)
 		m.removeFiles(st)
 		st.Phase, st.Status.State, st.Status.Error, st.NewFile = PhaseDone, protocol.UpgradeFailed, clip(err.Error()), ""
 	default:
@@ -333,6 +349,10 @@ func (m *Manager) download(ctx context.Context, st State) State {
 	}
 	return st
 }
+
+// downloadAttempts bounds the tries of a download (about 1.5 h of waits with the default
+// poll) before the upgrade fails.
+const downloadAttempts = 8
 
 // badPackage is a download that is not the package its signed statement describes.
 type badPackage struct{ msg string }
@@ -374,6 +394,9 @@ func (m *Manager) fetch(ctx context.Context, p protocol.ReleasePackage, path str
 	}
 	if err != nil {
 		return fmt.Errorf("downloading %s %s from %s: %w (resumed next time)", p.Name, p.Version, p.URL, err)
+	}
+	if from+n < p.Size {
+		return fmt.Errorf("downloading %s %s from %s: the hub sent %d of %d bytes (resumed next time)", p.Name, p.Version, p.URL, from+n, p.Size)
 	}
 	if from+n > p.Size {
 		os.Remove(part)

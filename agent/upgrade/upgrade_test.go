@@ -27,18 +27,29 @@ import (
 type fakeHub struct {
 	mu    sync.Mutex
 	files map[string][]byte
-	gets  []string
+	froms []int64 // the offset of each fetch
+	// down fails that many fetches; cut sends that many bodies only half way.
+	down, cut int
 }
 
 func (h *fakeHub) Fetch(ctx context.Context, path string, from int64) (io.ReadCloser, bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.gets = append(h.gets, path)
+	h.froms = append(h.froms, from)
 	b, ok := h.files[path]
 	if !ok {
 		return nil, false, fmt.Errorf("404 %s", path)
 	}
-	return io.NopCloser(bytes.NewReader(b[from:])), true, nil
+	if h.down > 0 {
+		h.down--
+		return nil, false, errors.New("dial tcp: network is unreachable")
+	}
+	b = b[from:]
+	if h.cut > 0 {
+		h.cut--
+		b = b[:len(b)/2]
+	}
+	return io.NopCloser(bytes.NewReader(b)), true, nil
 }
 
 type fakeBox struct {
@@ -513,4 +524,32 @@ func TestDamagedStateIsForgotten(t *testing.T) {
 	f.run(m)
 	m.Upgrade(f.upgrade("r-1", &f.v1))
 	waitState(t, m, protocol.UpgradeInstalling)
+}
+
+// A link that drops: the download is tried again and resumed where it stopped; a hub that
+// stays unreachable fails the upgrade after the last attempt.
+func TestDownloadRetriedAndResumed(t *testing.T) {
+	f := newFixture(t)
+	f.box.set(func(b *fakeBox) { b.busy = "programme morning plays on speakers" })
+	f.hub.down, f.hub.cut = 1, 1
+	m := f.manager("1.0.0")
+	f.run(m)
+	m.Upgrade(f.upgrade("r-1", &f.v1))
+	waitState(t, m, protocol.UpgradeWaiting)
+	f.hub.mu.Lock()
+	froms := fmt.Sprint(f.hub.froms)
+	f.hub.mu.Unlock()
+	half := int64(len(f.hub.files[f.v2.URL]) / 2)
+	if want := fmt.Sprint([]int64{0, 0, half, 0}); froms != want {
+		t.Errorf("fetches from offsets %s, want %s (down, cut half way, resumed, then the previous package)", froms, want)
+	}
+
+	f.hub.mu.Lock()
+	f.hub.down = downloadAttempts
+	f.hub.mu.Unlock()
+	m.Upgrade(&protocol.Upgrade{Rollout: "r-2", Package: f.release("3.0.0", []byte("three")), Previous: &f.v1, HealthyWithinS: 60})
+	s := waitState(t, m, protocol.UpgradeFailed)
+	if s.Rollout != "r-2" || !strings.Contains(s.Error, "network is unreachable") {
+		t.Errorf("failed with %+v", s)
+	}
 }
