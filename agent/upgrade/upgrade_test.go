@@ -553,3 +553,23 @@ func TestDownloadRetriedAndResumed(t *testing.T) {
 		t.Errorf("failed with %+v", s)
 	}
 }
+
+// Under systemd the agent only asks: the request file is what loa-agent-upgrade.path watches.
+func TestSystemdLaunchWritesTheRequest(t *testing.T) {
+	dir := t.TempDir()
+	if err := (Detached{Exe: "/usr/bin/loa-agent", Systemd: true}).Launch(StatePath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, RequestFile))
+	if err != nil || string(b) != StatePath(dir)+"\n" {
+		t.Fatalf("request file %q %v", b, err)
+	}
+	unit, err := os.ReadFile("../../firmware-config/systemd/loa-agent-upgrade.path")
+	if err != nil || !strings.Contains(string(unit), "PathExists=/var/lib/loa/upgrade/"+RequestFile+"\n") {
+		t.Errorf("loa-agent-upgrade.path does not watch the request file: %v\n%s", err, unit)
+	}
+	// A process that is not an agent is never sent the guard's SIGTERM.
+	if isAgent(os.Getpid()) {
+		t.Error("the test process is taken for an agent")
+	}
+}
