@@ -122,8 +122,9 @@ func (g *Guard) install(log *slog.Logger, st State) error {
 
 func (g *Guard) check(ctx context.Context, log *slog.Logger, st State) error {
 	dir := filepath.Dir(g.StatePath)
-	// Waited on monotonic time from here: the clock of a box without RTC may step at boot.
-	left := st.Deadline.Sub(g.Now())
+	// Waited on monotonic time from here, and never longer than the whole allowance: the
+	// clock of a box without RTC may be far behind after a power cut, until NTP steps it.
+	left := min(st.Deadline.Sub(g.Now()), time.Duration(st.HealthyWithinS)*time.Second)
 	timeout := time.NewTimer(max(left, 0))
 	defer timeout.Stop()
 	tick := time.NewTicker(g.Poll)
