@@ -15,6 +15,7 @@ import (
 	"github.com/loa-project/loa/agent/journal"
 	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/agent/neighbours"
+	"github.com/loa-project/loa/agent/upgrade"
 	"github.com/loa-project/loa/content"
 	"github.com/loa-project/loa/device/amplifier"
 	"github.com/loa-project/loa/device/screen"
@@ -71,6 +72,8 @@ type Agent struct {
 
 	// neighbours serves the store to the commune's agents and fetches from them (nil: off).
 	neighbours *neighbours.Neighbours
+	// upgrader installs the hub's upgrades (nil: no release key trusted).
+	upgrader *upgrade.Manager
 }
 
 // NowPlaying is what an output is playing, for status.
@@ -214,6 +217,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.neighbours = a.newNeighbours()
 	if a.link, err = a.newLink(); err != nil {
 		return fmt.Errorf("hub link: %w", err)
+	}
+	// Before the link runs: the upgrader downloads through it, and it hands over upgrades.
+	if a.upgrader, err = a.newUpgrader(); err != nil {
+		return err
+	}
+	if a.upgrader != nil {
+		a.tasks.Go(func() { a.upgrader.Run(ctx) })
 	}
 	if a.link != nil {
 		a.tasks.Go(func() { a.link.Run(ctx) })

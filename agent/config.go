@@ -72,6 +72,8 @@ type Config struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// Neighbours shares content with the agents of the commune on the LAN (neighbours.go).
 	Neighbours NeighboursConfig `yaml:"neighbours"`
+	// Upgrade trusts release keys: the hub's upgrade messages are installed (upgrades.go).
+	Upgrade UpgradeConfig `yaml:"upgrade"`
 }
 
 // AudioConfig chooses the audio output.
@@ -226,6 +228,7 @@ func (c *Config) check() error {
 		}
 	}
 	errs = append(errs, c.Neighbours.check(c.Hub.URL)...)
+	errs = append(errs, c.Upgrade.check(c.HubURLs())...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:

@@ -76,6 +76,7 @@ func (a *Agent) newLink() (*link.Link, error) {
 	return link.New(link.Config{
 		HubURLs: urls, DeviceID: a.cfg.DeviceID, Secret: secret, SoftwareVersion: SoftwareVersion,
 		TrustedKeys: keys, Heartbeat: hc.Heartbeat.D(), Backoff: protocol.Backoff{Max: hc.ReconnectMax.D()},
+		Arch: DebianArch(), Upgrades: a.cfg.upgradesOn(),
 	}, link.Deps{
 		Logger: a.log.With("component", "link"), Clock: a.clock,
 		Rand:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
@@ -83,6 +84,7 @@ func (a *Agent) newLink() (*link.Link, error) {
 		Journal:    a.journal, Store: a.store, Schedules: a.sched, Commands: a,
 		CommandMemory: link.FileCommandMemory{Path: a.cfg.commandsPath()}, Status: a,
 		Neighbours: a.linkNeighbours(),
+		Upgrades:   a.upgradesFor(),
 	})
 }
 
@@ -166,6 +168,9 @@ func (a *Agent) Status() protocol.Status {
 			p.State, p.Error, p.Since = "down", orText(ss.LastError, "mpv is not running"), ss.LastErrorAt
 		}
 		st.Screen = p
+	}
+	if a.upgrader != nil {
+		st.Upgrade = a.upgrader.Status()
 	}
 	if c, ok := temperature(); ok {
 		st.TemperatureC = &c

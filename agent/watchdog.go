@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -60,7 +61,38 @@ func watchdogInterval() time.Duration {
 // on the speakers, whose output must be consuming samples while it plays.
 type health struct {
 	lastStep atomic.Int64 // unix nanos of the runner's last step
+	lastPing atomic.Int64 // unix nanos of the last WATCHDOG=1
 	playing  atomic.Pointer[player.Playback]
+
+	// What outputStuck saw last (the upgrade health check's goroutine only).
+	seenPb     *player.Playback
+	seenFrames int64
+	seenAt     time.Time
+}
+
+// stuckAfter is how long a play may take no samples before the health check of a new
+// version calls the output stuck.
+const stuckAfter = 5 * time.Second
+
+// outputStuck says why the audio output is not consuming: a play whose frames have not moved
+// across calls for stuckAfter. Idle (nothing playing) is not stuck: the output opened, or the
+// agent would not run.
+func (h *health) outputStuck() string {
+	now := time.Now()
+	pb := h.playing.Load()
+	if pb == nil || isDone(pb) || pb.Progress().Paused {
+		h.seenPb = nil
+		return ""
+	}
+	f := pb.Progress().ProgramFrames
+	if pb != h.seenPb || f != h.seenFrames {
+		h.seenPb, h.seenFrames, h.seenAt = pb, f, now
+		return ""
+	}
+	if d := now.Sub(h.seenAt); d >= stuckAfter {
+		return fmt.Sprintf("the audio output has taken no samples for %s during a play", d.Round(time.Second))
+	}
+	return ""
 }
 
 // stepped and watch use the machine's time, not the agent's clock: systemd's watchdog counts
@@ -106,6 +138,7 @@ func (h *health) watch(ctx context.Context, n *notifier, interval time.Duration,
 		}
 		if ok {
 			n.send("WATCHDOG=1")
+			h.lastPing.Store(now.UnixNano())
 			warned = false
 		} else {
 			warned = true

@@ -138,6 +138,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// FetchBackoff is the retry policy of content fetches (default 2s..5m).
 	FetchBackoff protocol.Backoff
+	// Arch is the agent's Debian architecture, told in hello; Upgrades says the agent trusts
+	// a release key and installs the hub's upgrade messages (Deps.Upgrades).
+	Arch     string
+	Upgrades bool
 }
 
 // Deps are the parts the link uses. Logger, Clock, Rand, Journal, Store, Schedules, Commands,
@@ -163,6 +167,14 @@ type Deps struct {
 	Status        StatusSource
 	// Neighbours, when set, are asked for an item before the hub (agent/neighbours).
 	Neighbours Neighbours
+	// Upgrades takes the hub's upgrade messages (agent/upgrade); nil: they are logged and
+	// ignored, and hello says upgrades: false.
+	Upgrades Upgrades
+}
+
+// Upgrades installs agent releases; *upgrade.Manager is one. Upgrade must not block.
+type Upgrades interface {
+	Upgrade(m *protocol.Upgrade)
 }
 
 // Link is the agent's link to the hub. Create it with New, run it with Run.
@@ -349,6 +361,12 @@ func (l *Link) StatusChanged() {
 	case l.status <- struct{}{}:
 	default:
 	}
+}
+
+// HubURL is the URL of a path on the hub connected now, or when none is, the one the link
+// dials next (a release package's URL is such a path).
+func (l *Link) HubURL(path string) string {
+	return l.hub().url(path)
 }
 
 // ContentURL is where the hub serves an item: the hub connected now, or when none is, the

@@ -88,6 +88,8 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 		PendingSchedule: l.d.Schedules.Pending(),
 		Journal:         protocol.JournalState{HighWater: l.d.Journal.HighWater(), Acked: l.d.Journal.Acked(), ID: l.d.Journal.ID()},
 		Store:           l.storeSummary(),
+		Arch:            l.cfg.Arch,
+		Upgrades:        l.cfg.Upgrades && l.d.Upgrades != nil,
 	}
 	if err := s.write(hello); err != nil {
 		return sessionEnd{err: err}
@@ -374,6 +376,14 @@ func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEn
 		if l.d.Neighbours != nil {
 			l.d.Neighbours.Hint(m)
 		}
+		return nil
+	case *protocol.Upgrade:
+		if l.d.Upgrades == nil || !l.cfg.Upgrades {
+			l.log.Warn("ignoring an upgrade: this agent trusts no release key (upgrade.release_keys), and its hello said so",
+				"rollout", m.Rollout, "version", m.Package.Version)
+			return nil
+		}
+		l.d.Upgrades.Upgrade(m)
 		return nil
 	case *protocol.ErrorMessage:
 		if m.Code == protocol.CodeNotStored {

@@ -45,6 +45,10 @@ func commands() []command {
   relay:    the amplifier relay on for --hold (default 5s), then off
   sign:     a test text on the LED sign for --hold (default 10s), then blank
   screen:   a test bulletin on the screen for --hold (default 10s)`, cobra.ExactArgs(1), testCmd},
+		{"upgrade-guard [--state FILE]", "install an upgrade outside the agent: dpkg, restart, health check, rollback (started by the agent)",
+			"The running agent starts this, detached (under systemd through loa-agent-upgrade.path), when an upgrade from the hub may be\n" +
+				"installed. It carries the upgrade in the state file from its current step to healthy, rolled_back or failed. Run it by hand\n" +
+				"as root to finish an upgrade a power cut interrupted (docs/upgrades.md).", cobra.NoArgs, guardCmd},
 	}
 }
 

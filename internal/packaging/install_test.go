@@ -64,6 +64,7 @@ func installUpgradePurge(t *testing.T, b built) {
 	v3 := r.copyIn(t, repackWithNewConfig(t, b.newer["amd64"], b.vThird), "/var/cache/loa-test/v3.deb")
 	const cfgPath = "/etc/loa/agent.yaml"
 	const wantsLink = "/etc/systemd/system/multi-user.target.wants/loa-agent.service"
+	const guardLink = "/etc/systemd/system/paths.target.wants/loa-agent-upgrade.path"
 
 	// Without --force-depends: libasound2, libmpg123-0, espeak-ng must be what this system has.
 	out := r.must(t, "dpkg", "--install", v1)
@@ -71,6 +72,7 @@ func installUpgradePurge(t *testing.T, b built) {
 
 	// Files.
 	for _, f := range []string{"/usr/bin/loa-agent", "/lib/systemd/system/loa-agent.service", cfgPath,
+		"/lib/systemd/system/loa-agent-upgrade.service", "/lib/systemd/system/loa-agent-upgrade.path", "/usr/share/doc/loa-agent/upgrades.md",
 		"/etc/alsa/conf.d/60-loa.conf", "/lib/udev/rules.d/99-loa-serial.rules",
 		"/usr/share/doc/loa-agent/copyright", "/usr/share/doc/loa-agent/changelog.gz", "/usr/share/doc/loa-agent/install.md",
 		"/usr/share/doc/loa-agent/signs.md", "/usr/share/doc/loa-agent/amplifier.md"} {
@@ -116,6 +118,9 @@ func installUpgradePurge(t *testing.T, b built) {
 	// Enabled for boot.
 	if link, err := os.Readlink(r.path(wantsLink)); err != nil || link != "/lib/systemd/system/loa-agent.service" {
 		t.Errorf("loa-agent.service is not enabled in multi-user.target: %q %v", link, err)
+	}
+	if link, err := os.Readlink(r.path(guardLink)); err != nil || link != "/lib/systemd/system/loa-agent-upgrade.path" {
+		t.Errorf("loa-agent-upgrade.path is not enabled in paths.target: %q %v", link, err)
 	}
 
 	// The technician sets device_id; the agent, as the loa user with its groups, reads the
@@ -183,7 +188,7 @@ func installUpgradePurge(t *testing.T, b built) {
 	out = r.must(t, "dpkg", "--purge", "loa-agent")
 	t.Logf("purge:\n%s", out)
 	for _, f := range []string{"/usr/bin/loa-agent", "/lib/systemd/system/loa-agent.service", cfgPath, "/etc/loa",
-		"/var/lib/loa", "/etc/alsa/conf.d/60-loa.conf", "/lib/udev/rules.d/99-loa-serial.rules", wantsLink} {
+		"/var/lib/loa", "/etc/alsa/conf.d/60-loa.conf", "/lib/udev/rules.d/99-loa-serial.rules", wantsLink, guardLink} {
 		if r.exists(f) {
 			t.Errorf("%s is still there after purge", f)
 		}
@@ -203,22 +208,31 @@ const newConfigLine = "# A line the next version's default config adds."
 // a release that changes a default would.
 func repackWithNewConfig(t *testing.T, deb, version string) string {
 	t.Helper()
+	return repack(t, deb, version, func(tree string) {
+		f, err := os.OpenFile(filepath.Join(tree, "etc/loa/agent.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("\n" + newConfigLine + "\n")
+		f.Close()
+	})
+}
+
+// repack makes another version of a package: its tree extracted, changed by change, and
+// built again at version.
+func repack(t *testing.T, deb, version string, change func(tree string)) string {
+	t.Helper()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
 	run(t, dir, nil, "dpkg-deb", "--raw-extract", deb, tree)
-	f, err := os.OpenFile(filepath.Join(tree, "etc/loa/agent.yaml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("\n" + newConfigLine + "\n")
-	f.Close()
+	change(tree)
 	control := filepath.Join(tree, "DEBIAN/control")
 	text := regexp.MustCompile(`(?m)^Version: .*$`).ReplaceAllString(readFile(t, control), "Version: "+version)
 	if err := os.WriteFile(control, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "loa-agent_"+version+"_amd64.deb")
-	run(t, dir, nil, "dpkg-deb", "--root-owner-group", "--build", tree, out)
+	run(t, dir, nil, "dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", tree, out) // fast: a test fixture
 	return out
 }
 

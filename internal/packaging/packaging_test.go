@@ -136,7 +136,8 @@ func (b built) output(t *testing.T, arch string, args ...string) []byte {
 }
 
 // TestPackages builds every agent package once and checks them: emulated binaries against the
-// native one, lintian, the unit, the ALSA config, and an install/upgrade/purge.
+// native one, lintian, the unit, the ALSA config, an install/upgrade/purge, and upgrades
+// from the hub through the agent's guard (rollback, healthy, tampered).
 func TestPackages(t *testing.T) {
 	root := repoRoot(t)
 	crossTools(t, root)
@@ -222,6 +223,10 @@ func TestPackages(t *testing.T) {
 
 	t.Run("InstallUpgradePurge", func(t *testing.T) {
 		installUpgradePurge(t, b)
+	})
+
+	t.Run("UpgradeOnDevice", func(t *testing.T) {
+		upgradeOnDevice(t, b)
 	})
 
 	t.Run("UnitsVerify", func(t *testing.T) {
