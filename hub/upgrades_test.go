@@ -419,8 +419,10 @@ func TestRolloutStopsOnFailures(t *testing.T) {
 		t.Fatalf("the slow canary got %+v, want a cancel", cancel)
 	}
 	j = h.waitRollout(ro.ID, "cancel recorded", func(j api.RolloutJSON) bool { return stateOf(j, canaries[1]).State == "cancelled" })
-	// Its status still says downloading until it acts on the cancel: it stays cancelled.
+	// Its status still says downloading until it acts on the cancel: it stays cancelled (the
+	// round trip after it: the hub has handled the status).
 	slow.reportUpgrade(us, protocol.UpgradeDownloading, "")
+	slow.nothingMore("after its cancel")
 	if j.Counts["rest"]["cancelled"] != 8 || j.Counts["canary"]["rolled_back"] != 1 {
 		t.Fatalf("counts after the stop: %+v", j.Counts)
 	}
