@@ -225,6 +225,9 @@ func TestPackages(t *testing.T) {
 		installUpgradePurge(t, b)
 	})
 
+	t.Run("RolloutFromHub", func(t *testing.T) {
+		rolloutFromHub(t, b)
+	})
 	t.Run("UpgradeOnDevice", func(t *testing.T) {
 		upgradeOnDevice(t, b)
 	})
