@@ -86,6 +86,10 @@ type Config struct {
 	// of its own without a token (empty: off): bind it to the district network's interface, or
 	// loopback, never the address agents reach over the internet (docs/operations.md).
 	MetricsListen string `yaml:"metrics_listen"`
+	// RelayThroughHub has the hub read each live relay's upstream once and serve it to the
+	// devices stamped with its clock, so that every cluster plays it in step (default true;
+	// docs/sync.md). A device whose hub cannot reach an upstream plays it directly.
+	RelayThroughHub *bool `yaml:"relay_through_hub"`
 	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.
 	CAP *broadcast.CAPConfig `yaml:"cap"`
 }
@@ -127,6 +131,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Timezone == "" {
 		c.Timezone = "Asia/Ho_Chi_Minh"
+	}
+	if c.RelayThroughHub == nil {
+		c.RelayThroughHub = new(true)
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = time.Minute
