@@ -234,6 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		amp:      a.amp,
 		volume:   a.volume,
 		deadAir:  &a.deadAir,
+		stamping: a.stamping,
 	}
 	outs := outputs{"speakers": sp}
 	if a.cfg.has("board") {

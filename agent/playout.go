@@ -38,6 +38,9 @@ type speakers struct {
 	volume     *volume              // device volume and its schedule
 	timing     SyncConfig           // holding plays to the clock
 	deadAir    *deadAirState        // the alarm the heartbeat carries
+	// stamping is how a relay the hub stamps is played (its feed's URL and how); nil, or
+	// a nil Stamping: the device plays the upstream itself.
+	stamping func(it scheduler.Item) (string, *player.Stamping)
 
 	cur *speakerPlay
 }
@@ -253,7 +256,13 @@ func (s *speakers) item(seg scheduler.Segment, cut time.Duration) (player.Item, 
 		if cut == 0 {
 			d += time.Minute // Until ends it first, as planned
 		}
-		return player.Item{URL: it.Stream, Duration: d}, nil
+		pi := player.Item{URL: it.Stream, Duration: d}
+		if it.Stamped != "" && s.stamping != nil {
+			if u, st := s.stamping(it); st != nil {
+				pi.URL, pi.Stamped = u, st
+			}
+		}
+		return pi, nil
 	case scheduler.KindText:
 		if s.speech != nil {
 			// A text on the speakers is spoken (espeak-ng), so a warning given as text is heard.

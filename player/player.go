@@ -37,6 +37,9 @@ type Item struct {
 	// Duration is how long a stream is relayed (required for URL); for a file, 0 plays it
 	// whole and more than 0 cuts it there.
 	Duration time.Duration `json:"duration,omitempty"`
+	// Stamped makes URL the hub's stamped feed of a live relay, played in step with the
+	// other clusters (stamped.go).
+	Stamped *Stamping `json:"-"`
 }
 
 func (it Item) String() string {
@@ -415,14 +418,14 @@ func (pb *Playback) run(ctx context.Context) {
 	pb.base.Store(e.base)
 	// Only a device that plays in real time can be held to the clock (a file or null output
 	// takes everything at once).
-	if d, ok := p.out.(delayer); ok && !pb.prog.At.IsZero() && pb.prog.Items[pb.prog.Start.Item].URL == "" {
-		delay := p.cfg.OutputDelay
-		if delay == 0 {
-			delay = d.Delay()
-		}
+	if delay, ok := e.outputDelay(); ok && !pb.prog.At.IsZero() && pb.prog.Items[pb.prog.Start.Item].URL == "" {
 		e.keep = newKeeper(e.rate, pb.prog.At, delay, p.cfg.CorrectRate, p.cfg.MaxCorrectionPPM)
-		defer e.keep.close()
 	}
+	defer func() {
+		if e.keep != nil {
+			e.keep.close()
+		}
+	}()
 	res := e.play(ctx)
 	pb.result = res
 	pb.p.current.CompareAndSwap(pb, nil)
@@ -446,6 +449,7 @@ type engine struct {
 	keep     *keeper   // holds a program with an At on the clock; nil without
 	placed   bool      // the program's start is placed on the clock
 	silence  []float32
+	stamped  bool // keep holds a stamped relay on its clock
 	deadAir  *deadAirWatch
 	inDead   bool // dead air was reported and sound has not come back yet
 }
@@ -530,12 +534,50 @@ func (e *engine) settle(final bool) {
 func (e *engine) openItem(ctx context.Context, it Item, skip int64) (source, error) {
 	if it.URL != "" {
 		cfg := e.pb.p.cfg
-		return openStream(ctx, it.URL, e.rate, e.pb.wake, streamConfig{
-			client: cfg.HTTP, log: e.log, clock: e.clock, backoffMin: cfg.BackoffMin, backoffMax: cfg.BackoffMax,
-			stall: cfg.StallTimeout,
-		})
+		scfg := streamConfig{client: cfg.HTTP, log: e.log, clock: e.clock, backoffMin: cfg.BackoffMin, backoffMax: cfg.BackoffMax,
+			stall: cfg.StallTimeout}
+		if it.Stamped == nil {
+			return openStream(ctx, it.URL, e.rate, e.pb.wake, scfg)
+		}
+		s, err := openStamped(ctx, it, e.rate, e.pb.wake, scfg)
+		if err == nil || it.Stamped.Direct == "" {
+			return s, err
+		}
+		e.log.Warn("live relay: the hub does not serve it; playing the upstream directly, not in step with the other clusters",
+			"upstream", it.Stamped.Direct, "err", err)
+		return openStream(ctx, it.Stamped.Direct, e.rate, e.pb.wake, scfg)
 	}
 	return openFile(it.Path, e.rate, skip)
+}
+
+// outputDelay is how long a frame the output has consumed takes to be heard; false for an
+// output that does not play in real time (a file, null), which cannot be held to the clock.
+func (e *engine) outputDelay() (time.Duration, bool) {
+	d, ok := e.out.(delayer)
+	if !ok {
+		return 0, false
+	}
+	if c := e.pb.p.cfg.OutputDelay; c != 0 {
+		return c, true
+	}
+	return d.Delay(), true
+}
+
+// keepStamped puts a stamped relay on the clock from its first frame on: frame 0 heard at its
+// stamp plus the relay delay.
+func (e *engine) keepStamped(s *stampedSource, st *Stamping) {
+	s.kept = true
+	delay, ok := e.outputDelay()
+	if !ok {
+		return
+	}
+	if e.keep != nil {
+		e.keep.close()
+	}
+	cfg := e.pb.p.cfg
+	e.keep = newKeeper(e.rate, s.heardAt(st), delay, cfg.CorrectRate, cfg.MaxCorrectionPPM)
+	e.keep.jump = int64(relayLateBound.Seconds() * float64(e.rate))
+	e.placed, e.stamped = false, true
 }
 
 // playItem plays item i from frame skip. It returns why it ended and, if the program is
@@ -554,8 +596,8 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			st.limit -= skip
 		}
 	}
-	if it.URL != "" && e.keep != nil {
-		e.keep.stop() // a live stream plays as it comes
+	if (it.URL != "" || e.stamped) && e.keep != nil {
+		e.keep.stop() // a live stream plays as it comes (a stamped one is put on its clock once it comes)
 	}
 	itemCtx, cancel := context.WithCancel(ctx)
 	if it.URL != "" {
@@ -589,7 +631,8 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		}
 		b, places := src.Skipped()
 		st.proof.SkippedBytes, st.proof.SkippedPlaces = b, places
-		if ss, ok := src.(*streamSource); ok {
+		if cs, ok := src.(interface{ conns() *connStats }); ok {
+			ss := cs.conns()
 			if err := ss.lastErr(); err != nil && st.written == 0 && st.proof.Error == "" {
 				st.proof.Error = "nothing played: " + err.Error()
 			}
@@ -694,6 +737,9 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		}
 		if n == 0 {
 			continue
+		}
+		if ss, ok := src.(*stampedSource); ok && !ss.kept {
+			e.keepStamped(ss, it.Stamped)
 		}
 		if e.keep != nil && !e.placed {
 			// Silence until the start is placed; the frames read wait for it.

@@ -47,6 +47,9 @@ type keeper struct {
 	delay   int64     // frames between Consumed and heard
 	correct bool
 	maxPPM  float64
+	// jump: an output later than this many frames drops what it cannot play on time and the
+	// servo starts again (a stamped relay whose card ran dry); 0: never.
+	jump int64
 
 	next int64 // content frame the next write begins with
 	drop int64 // frames of the start still to drop (it was late)
@@ -152,11 +155,15 @@ func (k *keeper) start(out, lead int64) {
 	k.marks = append(k.marks[:0], mark{out: out, content: k.next - lead})
 }
 
-// dropped records that d late frames of the start were thrown away rather than written.
+// dropped records that d late frames were thrown away rather than written.
 func (k *keeper) dropped(d int64) {
 	k.next += d
 	k.drop -= d
-	k.marks[0].content = k.next
+	if len(k.marks) == 1 { // at the start
+		k.marks[0].content = k.next
+		return
+	}
+	k.marks = append(k.marks, mark{out: k.marks[len(k.marks)-1].out, content: k.next})
 }
 
 // wrote records that content frames up to k.next+contentN went out as output frames up to out.
@@ -215,6 +222,13 @@ func (k *keeper) measure(now time.Time, consumed int64) {
 	e, now = k.winE, k.winT
 	x := k.winOT.Sub(k.at).Seconds()
 	k.rateFit.add(x, k.winO+x*float64(k.rate))
+	if k.jump > 0 && -e > float64(k.jump) && k.drop == 0 {
+		// Too late to catch up by resampling: drop what cannot be heard on time, and measure
+		// afresh from there (the servo's integral, the card's rate, is kept).
+		k.drop = int64(-e)
+		k.have = false
+		return
+	}
 	if !k.have {
 		k.errF, k.have, k.lastT = e, true, now
 		return

@@ -343,7 +343,12 @@ func (l *Link) Notify() {
 // ContentURL is where the hub serves an item: the hub connected now, or when none is, the
 // one the link dials next.
 func (l *Link) ContentURL(ref content.Ref) string {
-	return l.hub().url("/content/" + ref.String())
+	return l.URL("/content/" + ref.String())
+}
+
+// URL is path (with its query) on the hub connected now, or the next the link dials.
+func (l *Link) URL(path string) string {
+	return l.hub().url(path)
 }
 
 // ReportSchedule queues a delivery report for a schedule revision (state one of the
