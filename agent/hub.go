@@ -203,5 +203,17 @@ func (a *Agent) stamping(it scheduler.Item) (string, *player.Stamping) {
 	}
 	delay := a.cfg.Relay.Delay.D()
 	u := a.link.URL(it.Stamped) + sep + "delay=" + url.QueryEscape(delay.String())
-	return u, &player.Stamping{Delay: delay, Offset: a.link.ClockOffset, Auth: protocol.FormatDeviceAuth(a.cfg.DeviceID, secret), Direct: it.Stream}
+	return u, &player.Stamping{Delay: delay, Offset: a.hubOffset, Auth: protocol.FormatDeviceAuth(a.cfg.DeviceID, secret), Direct: it.Stream}
+}
+
+// hubOffset is the hub's clock minus this one, as far as it is known better than the system
+// clock does: an offset within its own error (half the round trip of its sample, tens of
+// milliseconds over 3G) says only that both clocks agree, and then the NTP-synced system clock
+// is the better reference (docs/sync.md); a larger one is a clock that is off, and corrected.
+func (a *Agent) hubOffset() (time.Duration, bool) {
+	off, ok := a.link.ClockOffset()
+	if !ok || off.Abs() <= a.link.ClockError()+5*time.Millisecond {
+		return 0, false
+	}
+	return off, true
 }

@@ -575,8 +575,12 @@ func (e *engine) keepStamped(s *stampedSource, st *Stamping) {
 		e.keep.close()
 	}
 	cfg := e.pb.p.cfg
-	e.keep = newKeeper(e.rate, s.heardAt(st), delay, cfg.CorrectRate, cfg.MaxCorrectionPPM)
-	e.keep.jump = int64(relayLateBound.Seconds() * float64(e.rate))
+	at := s.heardAt(st)
+	e.log.Info("live relay: played in step with the hub's stamps", "first_stamp", s.stamp0, "heard_at", at, "delay", st.Delay)
+	e.keep = newKeeper(e.rate, at, delay, cfg.CorrectRate, cfg.MaxCorrectionPPM)
+	// Beyond a device period or two (the measure's own steps: a period is about 0.4× the
+	// output's delay).
+	e.keep.jump = int64(max(relayBound, delay*4/5).Seconds() * float64(e.rate))
 	e.placed, e.stamped = false, true
 }
 
@@ -763,6 +767,13 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			copy(e.buf, e.buf[2*d:2*n])
 			n -= d
 		}
+		if e.keep != nil && e.keep.hold > 0 {
+			// Early: wait in silence until the frame's time.
+			if err := e.writeSilence(ctx, e.keep.hold); err != nil {
+				return end(EndFailed, err)
+			}
+			e.keep.held(e.base + e.written)
+		}
 		chunk := e.buf[:2*n]
 		e.deadAir.add(chunk)
 		if e.deadAir.sounded() && e.inDead {
@@ -822,7 +833,12 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		if e.keep != nil {
 			e.keep.wrote(n, e.base+e.written)
 			consumed := e.out.Consumed()
+			jumped := e.keep.drop + e.keep.hold
 			e.keep.measure(e.clock.Now(), consumed)
+			if d, h := e.keep.drop, e.keep.hold; d+h > jumped {
+				per := time.Second / time.Duration(e.rate)
+				e.log.Info("live relay: off the hub's clock; put back (a gap or a cut in the sound)", "behind", time.Duration(d)*per, "ahead", time.Duration(h)*per)
+			}
 			if !st.errTaken && st.written >= int64(e.rate)*3/2 {
 				e.takeStartError(st)
 			}

@@ -18,8 +18,10 @@ import (
 // heard. The player plays the item's first frame at its stamp + Delay (converted to this
 // machine's clock) and the rest on the clock after it, as it holds a scheduled play (sync.go):
 // a gap in the stamps is bridged with silence, frames whose time has passed (the stamps went
-// back) are dropped, and an output that fell behind the clock by more than relayLateBound (the
-// link to the hub stalled and the card ran dry) drops what it can no longer play on time.
+// back) are dropped, and an output further than relayBound (or two device periods) off the
+// clock for two measures running is put back at once:
+// behind (the link to the hub stalled and the card ran dry), it drops what it can no longer
+// play on time; ahead, it waits in silence.
 
 // Stamping makes a URL item the hub's stamped feed of a live relay.
 type Stamping struct {
@@ -37,8 +39,12 @@ type Stamping struct {
 const (
 	// stampSlack: stamps this close to where the last frame ended continue it.
 	stampSlack = 10 * time.Millisecond
-	// relayLateBound: an output later than this on a stamped relay's clock drops frames.
-	relayLateBound = 100 * time.Millisecond
+	// realign: a decoder this far off the stamps' time line is brought back to it (more than
+	// the decoder's and the resampler's own latency, two MPEG frames at most).
+	realign = 60 * time.Millisecond
+	// relayBound: an output further than this off a stamped relay's clock is put back at once
+	// (more than the servo's measure errs by, a device period; the servo closes less).
+	relayBound = 80 * time.Millisecond
 )
 
 // stampedSource decodes a stamped feed into frames on its time line: frame k of the item is
@@ -52,6 +58,8 @@ type stampedSource struct {
 	stamp0   time.Time // the first frame's stamp: the item's frame 0
 	end      time.Time // where the last frame taken ends on the stamps' time line
 	silence  int64     // frames of silence still to give before held (a gap)
+	discard  int64     // decoded frames to throw away (the decoder gave more than the stamps)
+	given    int64     // frames Read has returned
 	held     *protocol.RelayFrame
 	overlaps atomic.Int64 // frames dropped because their time had been played
 }
@@ -149,6 +157,7 @@ func (s *stampedSource) Read(ctx context.Context, dst []float32) (int, error) {
 			n := min(s.silence, int64(len(dst)/2))
 			clear(dst[:2*n])
 			s.silence -= n
+			s.given += n
 			return int(n), nil
 		}
 		if f := s.held; f != nil && s.pend.empty() {
@@ -157,8 +166,17 @@ func (s *stampedSource) Read(ctx context.Context, dst []float32) (int, error) {
 				return 0, err
 			}
 		}
-		if ok, err := s.decode(); ok || err != nil {
-			return s.pend.take(dst), err
+		ok, err := s.decode()
+		if ok && s.discard > 0 {
+			n := min(s.discard, s.pending())
+			s.pend.off += int(2 * n)
+			s.discard -= n
+			continue
+		}
+		if ok || err != nil {
+			n := s.pend.take(dst)
+			s.given += int64(n)
+			return n, err
 		}
 		c, err := s.next(ctx)
 		if c == nil {
@@ -187,13 +205,25 @@ func (s *stampedSource) take(f *protocol.RelayFrame) error {
 			return err
 		}
 	}
-	if d > stampSlack {
-		s.silence = int64(d.Seconds() * float64(s.conv.out))
+	// Where the frame belongs on the time line, against what has been given and decoded: a gap
+	// is bridged with silence, and a decoder that gave more or fewer samples than the stamps
+	// say (a frame it could not decode) is brought back in line.
+	exp := int64(f.Stamp.Sub(s.stamp0).Seconds() * float64(s.conv.out))
+	off := exp - (s.given + s.pending() + s.silence - s.discard)
+	bound := int64(realign.Seconds() * float64(s.conv.out))
+	switch {
+	case off > bound || (d > stampSlack && off > 0):
+		s.silence += off
+	case -off > bound:
+		s.discard += -off
 	}
 	s.end = f.Stamp.Add(f.Duration())
 	s.held = f
 	return nil
 }
+
+// pending is how many decoded frames wait in pend.
+func (s *stampedSource) pending() int64 { return int64(len(s.pend.buf)-s.pend.off) / 2 }
 
 // heardAt is when, on this machine's clock, the item's frame 0 is to be heard.
 func (s *stampedSource) heardAt(st *Stamping) time.Time {

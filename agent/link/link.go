@@ -180,6 +180,7 @@ type Link struct {
 	randMu sync.Mutex
 
 	offsetNS  atomic.Int64
+	offsetErr atomic.Int64 // half the round trip of the sample offsetNS came from: its bound
 	hasOffset atomic.Bool
 	rttNS     atomic.Int64
 	connected atomic.Bool
@@ -327,6 +328,10 @@ func (c hubClock) Now() time.Time {
 func (l *Link) ClockOffset() (time.Duration, bool) {
 	return time.Duration(l.offsetNS.Load()), l.hasOffset.Load()
 }
+
+// ClockError bounds the error of ClockOffset: half the round trip of the sample it came from
+// (NTP cannot tell how a round trip splits between the two ways).
+func (l *Link) ClockError() time.Duration { return time.Duration(l.offsetErr.Load()) }
 
 // Connected reports whether a welcomed connection is up now.
 func (l *Link) Connected() bool { return l.connected.Load() }

@@ -250,6 +250,9 @@ func (fs *Feeds) read(ctx context.Context, f *feed, st *stamper) (bool, error) {
 					break
 				}
 				got = true
+				if infoFrame(payload, h) {
+					continue
+				}
 				fs.publish(f, st.stamp(protocol.RelayFrame{Rate: h.rate, Channels: h.channels, Samples: h.samples, Payload: payload}))
 			}
 		}

@@ -1,5 +1,7 @@
 package livefeed
 
+import "bytes"
+
 // MPEG audio frame headers (ISO 11172-3, 13818-3, and the unofficial MPEG 2.5): enough to cut
 // an upstream byte stream into frames and say how long each sounds, without decoding it.
 
@@ -112,6 +114,22 @@ func (s *frameScanner) next() ([]byte, mpegHeader, bool) {
 		s.buf = s.buf[h.length:]
 		return f, h, true
 	}
+}
+
+// infoFrame says a layer III frame is an encoder's Xing/Info/VBRI header, not sound: a decoder
+// outputs nothing for it, and trims the encoder delay it states from what follows, so an agent
+// joining after it would count samples differently from one that saw it. It is left out.
+func infoFrame(f []byte, h mpegHeader) bool {
+	if h.layer != 3 {
+		return false
+	}
+	head := f[4:min(len(f), 48)]
+	for _, tag := range []string{"Xing", "Info", "VBRI"} {
+		if bytes.Contains(head, []byte(tag)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *frameScanner) drop(n int) {
