@@ -224,4 +224,3 @@ func TestLiveRelayOffsetBench(t *testing.T) {
 			what, ms(med), ms(p99), ms(mx), len(all), runs, slices.Min(corr))
 	}
 }
-
