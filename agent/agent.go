@@ -253,6 +253,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.link.StatusChanged()
 			}
 		},
+		stamping: a.stamping,
 	}
 	outs := outputs{"speakers": sp}
 	if a.cfg.has("board") {

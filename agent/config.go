@@ -74,6 +74,15 @@ type Config struct {
 	Neighbours NeighboursConfig `yaml:"neighbours"`
 	// Upgrade trusts release keys: the hub's upgrade messages are installed (upgrades.go).
 	Upgrade UpgradeConfig `yaml:"upgrade"`
+	// Relay is how live relays the hub stamps are played (docs/sync.md).
+	Relay RelayConfig `yaml:"relay"`
+}
+
+// RelayConfig plays live relays through the hub in step with the other clusters.
+type RelayConfig struct {
+	// Delay is how long after the hub's stamp each moment of a relay is heard (default 3s):
+	// the same on every cluster of an area, and longer than the way from the hub takes.
+	Delay scheduler.Duration `yaml:"delay"`
 }
 
 // AudioConfig chooses the audio output.
@@ -203,6 +212,9 @@ func (c *Config) check() error {
 	if d := c.Audio.Sync.OutputDelay.D(); d < 0 || d > 2*time.Second {
 		errs = append(errs, fmt.Errorf("audio.sync.output_delay %s: give 0 to 2s", d))
 	}
+	if d := c.Relay.Delay.D(); d < 500*time.Millisecond || d > 8*time.Second {
+		errs = append(errs, fmt.Errorf("relay.delay %s: give 500ms to 8s, the same on every cluster of an area (e.g. delay: 3s)", d))
+	}
 	if d := c.Audio.DeadAir.After.D(); d < time.Second || d > time.Hour {
 		errs = append(errs, fmt.Errorf("audio.dead_air.after %s: give 1s to 1h, e.g. after: 30s", d))
 	}
@@ -258,6 +270,9 @@ func (c *Config) defaults() {
 	}
 	if c.Audio.Sync.CorrectRate == nil {
 		c.Audio.Sync.CorrectRate = new(true)
+	}
+	if c.Relay.Delay == 0 {
+		c.Relay.Delay = scheduler.Duration(3 * time.Second)
 	}
 	if c.Audio.DeadAir.After == 0 {
 		c.Audio.DeadAir.After = scheduler.Duration(30 * time.Second)

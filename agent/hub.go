@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/loa-project/loa/agent/link"
 	"github.com/loa-project/loa/device/amplifier"
+	"github.com/loa-project/loa/player"
 	"github.com/loa-project/loa/protocol"
 	"github.com/loa-project/loa/scheduler"
 )
@@ -190,4 +192,37 @@ func temperature() (float64, bool) {
 		return 0, false
 	}
 	return float64(milli) / 1000, true
+}
+
+// stamping is how the speakers play a live relay the hub stamps (docs/sync.md): from the
+// hub's feed, with the device's credentials, at stamp + relay.delay on this clock, and from
+// the upstream itself if the hub does not serve it. Without a hub it is nil: the upstream.
+func (a *Agent) stamping(it scheduler.Item) (string, *player.Stamping) {
+	if a.link == nil {
+		return "", nil
+	}
+	secret, err := a.cfg.hubSecret()
+	if err != nil {
+		a.log.Warn("live relay: the device secret cannot be read; playing the upstream directly", "err", err)
+		return "", nil
+	}
+	sep := "?"
+	if strings.Contains(it.Stamped, "?") {
+		sep = "&"
+	}
+	delay := a.cfg.Relay.Delay.D()
+	u := a.link.URL(it.Stamped) + sep + "delay=" + url.QueryEscape(delay.String())
+	return u, &player.Stamping{Delay: delay, Offset: a.hubOffset, Auth: protocol.FormatDeviceAuth(a.cfg.DeviceID, secret), Direct: it.Stream}
+}
+
+// hubOffset is the hub's clock minus this one, as far as it is known better than the system
+// clock does: an offset within its own error (half the round trip of its sample, tens of
+// milliseconds over 3G) says only that both clocks agree, and then the NTP-synced system clock
+// is the better reference (docs/sync.md); a larger one is a clock that is off, and corrected.
+func (a *Agent) hubOffset() (time.Duration, bool) {
+	off, ok := a.link.ClockOffset()
+	if !ok || off.Abs() <= a.link.ClockError()+5*time.Millisecond {
+		return 0, false
+	}
+	return off, true
 }

@@ -41,6 +41,9 @@ type speakers struct {
 	identFile  string               // played in place of an item found dead without fallback_text
 	// alarmChanged tells the hub link that the heartbeat's alarms changed (dead air).
 	alarmChanged func()
+	// stamping is how a relay the hub stamps is played (its feed's URL and how); nil, or
+	// a nil Stamping: the device plays the upstream itself.
+	stamping func(it scheduler.Item) (string, *player.Stamping)
 
 	cur *speakerPlay
 }
@@ -282,7 +285,13 @@ func (s *speakers) source(seg scheduler.Segment, cut time.Duration) (player.Item
 		if cut == 0 {
 			d += time.Minute // Until ends it first, as planned
 		}
-		return player.Item{URL: it.Stream, Duration: d}, nil
+		pi := player.Item{URL: it.Stream, Duration: d}
+		if it.Stamped != "" && s.stamping != nil {
+			if u, st := s.stamping(it); st != nil {
+				pi.URL, pi.Stamped = u, st
+			}
+		}
+		return pi, nil
 	case scheduler.KindText:
 		if s.speech != nil {
 			// A text on the speakers is spoken (espeak-ng), so a warning given as text is heard.

@@ -92,6 +92,10 @@ type Config struct {
 	// key: whoever pushes schedules must not be able to replace the agents' software. None:
 	// release uploads are refused.
 	ReleaseKeys map[string]string `yaml:"release_keys"`
+	// RelayThroughHub has the hub read each live relay's upstream once and serve it to the
+	// devices stamped with its clock, so that every cluster plays it in step (default true;
+	// docs/sync.md). A device whose hub cannot reach an upstream plays it directly.
+	RelayThroughHub *bool `yaml:"relay_through_hub"`
 	// CAP turns on CAP 1.2 alerts (POST /api/cap and an optional polled feed); see docs/cap.md.
 	CAP *broadcast.CAPConfig `yaml:"cap"`
 }
@@ -133,6 +137,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Timezone == "" {
 		c.Timezone = "Asia/Ho_Chi_Minh"
+	}
+	if c.RelayThroughHub == nil {
+		c.RelayThroughHub = new(true)
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = time.Minute

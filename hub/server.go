@@ -28,6 +28,7 @@ import (
 	"github.com/loa-project/loa/hub/broadcast"
 	"github.com/loa-project/loa/hub/console"
 	"github.com/loa-project/loa/hub/library"
+	"github.com/loa-project/loa/hub/livefeed"
 	"github.com/loa-project/loa/hub/media"
 	"github.com/loa-project/loa/hub/metrics"
 	"github.com/loa-project/loa/hub/screenshots"
@@ -149,6 +150,9 @@ type Options struct {
 	// engine looks at running rollouts besides the statuses that wake it (default 10 s).
 	ReleaseKeys protocol.TrustedKeys
 	RolloutTick time.Duration
+	// StampRelays has the hub read each live relay's upstream once and serve it to the devices
+	// stamped with its clock (GET /agent/relay, hub/livefeed), so that they play it in step.
+	StampRelays bool
 }
 
 // Server is the hub: an http.Handler for staff, agents and content.
@@ -170,6 +174,7 @@ type Server struct {
 	lib       *library.Room
 	bc        *broadcast.Room // emergencies, bulletins, live relays; CAP
 	up        *upgrades.Room  // releases and rollouts of agent upgrades
+	feeds     *livefeed.Feeds // live relays' upstreams read once, stamped for the devices
 	acct      *accounts.Room
 	// states: the devices' states the overview and device list count (devicelist.go).
 	states deviceCache
@@ -229,7 +234,8 @@ func New(opts Options) (*Server, error) {
 		MaxUploadBytes: func() int64 { return s.opts.MaxUploadBytes }, Audit: s.audit, DeviceAuth: s.deviceAuth, AreaChain: s.areaChain,
 		Served: s.metrics.ContentServed, Approval: s.uploadApproval})
 	s.bc = broadcast.New(broadcast.Options{Store: s.st, Push: pusher{s}, Library: s.lib, Transcoder: s.tc, Log: s.log, Now: s.now,
-		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget, Metrics: s.metrics})
+		Location: opts.Location, Audit: s.audit, FindTarget: s.findTarget, Metrics: s.metrics, StampRelays: opts.StampRelays})
+	s.feeds = livefeed.New(livefeed.Options{Log: s.log.With("component", "livefeed"), Now: s.now})
 	s.acct = accounts.New(accounts.Options{Store: s.st, Now: s.now, Audit: s.audit})
 	var peers agentlink.Peers
 	if b, ok := s.st.(replicaBus); ok && b.Shared() {
@@ -298,7 +304,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) MetricsHandler() http.Handler { return s.metrics.Handler() }
 
 // Close closes every agent connection and waits for their goroutines.
-func (s *Server) Close() { s.link.Close() }
+func (s *Server) Close() {
+	s.link.Close()
+	s.feeds.Close()
+}
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
@@ -316,6 +325,7 @@ func (s *Server) routes() {
 	handle("GET /agent/ws", small, s.link)
 	handle("GET /content/{ref}", small, s.transfer(http.HandlerFunc(s.lib.Download)))
 	handle("HEAD /content/{ref}", small, http.HandlerFunc(s.lib.Download))
+	handle("GET /agent/relay", small, s.transfer(http.HandlerFunc(s.relayFeed)))
 	handle("POST /agent/screenshot", func() int64 { return screenshots.MaxBytes }, s.transfer(http.HandlerFunc(s.shots.Upload)))
 	handle("GET /healthz", small, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 	handle("GET /readyz", small, http.HandlerFunc(s.readyz))
@@ -491,7 +501,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Store:       db, Signer: signer, ContentDir: cmp.Or(cfg.ContentDir, filepath.Join(cfg.DataDir, "content")),
 		Log: log.With("component", "hub"), StatusInterval: cfg.StatusInterval,
 		MaxUploadBytes: cfg.MaxUploadBytes, PublicURL: cfg.PublicURL, Location: zoneOf(cfg.Timezone),
-		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), TLS: cfg.TLSCert != "", AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
+		TransferIdle: max(cfg.ReadTimeout, cfg.WriteTimeout), TLS: cfg.TLSCert != "", StampRelays: *cfg.RelayThroughHub, AuthFailureLimit: cfg.AuthFailureLimit, MaxHellos: cfg.MaxHellos,
 		Transcoder: &media.Transcoder{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, LoudnessLUFS: cfg.LoudnessLUFS,
 			TempDir: filepath.Join(cfg.DataDir, "tmp"), Timeout: cfg.TranscodeTimeout,
 			MaxConcurrent: cfg.MaxTranscodes, MaxDuration: cfg.MaxContentDuration},

@@ -43,6 +43,9 @@ type Item struct {
 	// after it; a stream goes back to its station for the rest of its time, and plays the
 	// fallback again if the station is still silent. Nil: dead air ends the item.
 	Fallback *Item `json:"fallback,omitempty"`
+	// Stamped makes URL the hub's stamped feed of a live relay, played in step with the
+	// other clusters (stamped.go).
+	Stamped *Stamping `json:"-"`
 }
 
 func (it Item) String() string {
@@ -425,14 +428,14 @@ func (pb *Playback) run(ctx context.Context) {
 	pb.base.Store(e.base)
 	// Only a device that plays in real time can be held to the clock (a file or null output
 	// takes everything at once).
-	if d, ok := p.out.(delayer); ok && !pb.prog.At.IsZero() && pb.prog.Items[pb.prog.Start.Item].URL == "" {
-		delay := p.cfg.OutputDelay
-		if delay == 0 {
-			delay = d.Delay()
-		}
+	if delay, ok := e.outputDelay(); ok && !pb.prog.At.IsZero() && pb.prog.Items[pb.prog.Start.Item].URL == "" {
 		e.keep = newKeeper(e.rate, pb.prog.At, delay, p.cfg.CorrectRate, p.cfg.MaxCorrectionPPM)
-		defer e.keep.close()
 	}
+	defer func() {
+		if e.keep != nil {
+			e.keep.close()
+		}
+	}()
 	res := e.play(ctx)
 	pb.result = res
 	pb.p.current.CompareAndSwap(pb, nil)
@@ -456,6 +459,7 @@ type engine struct {
 	keep     *keeper   // holds a program with an At on the clock; nil without
 	placed   bool      // the program's start is placed on the clock
 	silence  []float32
+	stamped  bool // keep holds a stamped relay on its clock
 	deadAir  *deadAirWatch
 	inDead   bool // dead air was reported and sound has not come back yet
 }
@@ -540,12 +544,54 @@ func (e *engine) settle(final bool) {
 func (e *engine) openItem(ctx context.Context, it Item, skip int64) (source, error) {
 	if it.URL != "" {
 		cfg := e.pb.p.cfg
-		return openStream(ctx, it.URL, e.rate, e.pb.wake, streamConfig{
-			client: cfg.HTTP, log: e.log, clock: e.clock, backoffMin: cfg.BackoffMin, backoffMax: cfg.BackoffMax,
-			stall: cfg.StallTimeout,
-		})
+		scfg := streamConfig{client: cfg.HTTP, log: e.log, clock: e.clock, backoffMin: cfg.BackoffMin, backoffMax: cfg.BackoffMax,
+			stall: cfg.StallTimeout}
+		if it.Stamped == nil {
+			return openStream(ctx, it.URL, e.rate, e.pb.wake, scfg)
+		}
+		s, err := openStamped(ctx, it, e.rate, e.pb.wake, scfg)
+		if err == nil || it.Stamped.Direct == "" {
+			return s, err
+		}
+		e.log.Warn("live relay: the hub does not serve it; playing the upstream directly, not in step with the other clusters",
+			"upstream", it.Stamped.Direct, "err", err)
+		return openStream(ctx, it.Stamped.Direct, e.rate, e.pb.wake, scfg)
 	}
 	return openFile(it.Path, e.rate, skip)
+}
+
+// outputDelay is how long a frame the output has consumed takes to be heard; false for an
+// output that does not play in real time (a file, null), which cannot be held to the clock.
+func (e *engine) outputDelay() (time.Duration, bool) {
+	d, ok := e.out.(delayer)
+	if !ok {
+		return 0, false
+	}
+	if c := e.pb.p.cfg.OutputDelay; c != 0 {
+		return c, true
+	}
+	return d.Delay(), true
+}
+
+// keepStamped puts a stamped relay on the clock from its first frame on: frame 0 heard at its
+// stamp plus the relay delay.
+func (e *engine) keepStamped(s *stampedSource, st *Stamping) {
+	s.kept = true
+	delay, ok := e.outputDelay()
+	if !ok {
+		return
+	}
+	if e.keep != nil {
+		e.keep.close()
+	}
+	cfg := e.pb.p.cfg
+	at := s.heardAt(st)
+	e.log.Info("live relay: played in step with the hub's stamps", "first_stamp", s.stamp0, "heard_at", at, "delay", st.Delay)
+	e.keep = newKeeper(e.rate, at, delay, cfg.CorrectRate, cfg.MaxCorrectionPPM)
+	// Beyond a device period or two (the measure's own steps: a period is about 0.4× the
+	// output's delay).
+	e.keep.jump = int64(max(relayBound, delay*4/5).Seconds() * float64(e.rate))
+	e.placed, e.stamped = false, true
 }
 
 // playItem plays item i from frame skip. It returns why it ended and, if the program is
@@ -564,8 +610,8 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			st.limit -= skip
 		}
 	}
-	if it.URL != "" && e.keep != nil {
-		e.keep.stop() // a live stream plays as it comes
+	if (it.URL != "" || e.stamped) && e.keep != nil {
+		e.keep.stop() // a live stream plays as it comes (a stamped one is put on its clock once it comes)
 	}
 	itemCtx, cancel := context.WithCancel(ctx)
 	if it.URL != "" {
@@ -597,7 +643,8 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		b, places := src.Skipped()
 		st.proof.SkippedBytes += b
 		st.proof.SkippedPlaces += places
-		if ss, ok := src.(*streamSource); ok {
+		if cs, ok := src.(interface{ conns() *connStats }); ok {
+			ss := cs.conns()
 			if err := ss.lastErr(); err != nil && st.written == 0 && st.proof.Error == "" {
 				st.proof.Error = "nothing played: " + err.Error()
 			}
@@ -741,6 +788,9 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		if n == 0 {
 			continue
 		}
+		if ss, ok := src.(*stampedSource); ok && !ss.kept {
+			e.keepStamped(ss, it.Stamped)
+		}
 		if e.keep != nil && !e.placed {
 			// Silence until the start is placed; the frames read wait for it.
 			e.leftover = append(append([]float32(nil), e.buf[:2*n]...), e.leftover...)
@@ -762,6 +812,13 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			}
 			copy(e.buf, e.buf[2*d:2*n])
 			n -= d
+		}
+		if e.keep != nil && e.keep.hold > 0 {
+			// Early: wait in silence until the frame's time.
+			if err := e.writeSilence(ctx, e.keep.hold); err != nil {
+				return end(EndFailed, err)
+			}
+			e.keep.held(e.base + e.written)
 		}
 		chunk := e.buf[:2*n]
 		e.deadAir.add(chunk)
@@ -836,7 +893,12 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 		if e.keep != nil {
 			e.keep.wrote(n, e.base+e.written)
 			consumed := e.out.Consumed()
+			jumped := e.keep.drop + e.keep.hold
 			e.keep.measure(e.clock.Now(), consumed)
+			if d, h := e.keep.drop, e.keep.hold; d+h > jumped {
+				per := time.Second / time.Duration(e.rate)
+				e.log.Info("live relay: off the hub's clock; put back (a gap or a cut in the sound)", "behind", time.Duration(d)*per, "ahead", time.Duration(h)*per)
+			}
 			if !st.errTaken && st.written >= int64(e.rate)*3/2 {
 				e.takeStartError(st)
 			}

@@ -14,23 +14,21 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/player/mpg123"
+	"github.com/loa-project/loa/protocol"
 )
 
 // streamChunk is what the network goroutine hands to the decoder: audio bytes (ICY metadata
 // removed), or the news that the connection dropped.
 type streamChunk struct {
-	data []byte
-	drop bool
+	data  []byte
+	frame *protocol.RelayFrame // a stamped relay's frame (stampedSource) instead of data
+	drop  bool
 }
 
 // streamSource relays an HTTP MP3 stream (Icecast/SHOUTcast). A goroutine keeps it connected,
 // reconnecting with capped exponential backoff until the item's context ends.
 type streamSource struct {
-	// Counted by the network goroutine, read for the proof.
-	dropouts   atomic.Int64 // connections lost after audio had come
-	reconnects atomic.Int64 // connections that brought audio back after a drop-out
-	failures   atomic.Int64 // connection tries that brought no audio
-
+	connStats
 	url    string
 	dec    *mpg123.Decoder
 	conv   rateConverter
@@ -39,8 +37,22 @@ type streamSource struct {
 	wake   <-chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
-	errs   chan error // last connection error, for the proof when nothing played
+	// read makes one connection and hands what comes to chunks until it ends; it returns how
+	// much came (connectAndRead; stampedSource has its own).
+	read func(ctx context.Context, cfg streamConfig, onAudio func()) (int64, error)
 }
+
+// connStats counts a network source's connections; the network goroutine counts, the proof
+// reads.
+type connStats struct {
+	dropouts   atomic.Int64 // connections lost after audio had come
+	reconnects atomic.Int64 // connections that brought audio back after a drop-out
+	failures   atomic.Int64 // connection tries that brought no audio
+	errs       chan error   // last connection error, for the proof when nothing played
+}
+
+// conns lets the engine read the counts of any network source.
+func (s *connStats) conns() *connStats { return s }
 
 type streamConfig struct {
 	client     *http.Client
@@ -56,14 +68,25 @@ type streamStats struct {
 	dropouts, reconnects, failures int64
 }
 
-func (s *streamSource) stats() streamStats {
+func (s *connStats) stats() streamStats {
 	return streamStats{s.dropouts.Load(), s.reconnects.Load(), s.failures.Load()}
 }
 
 func openStream(ctx context.Context, url string, outRate int, wake <-chan struct{}, cfg streamConfig) (*streamSource, error) {
-	dec, err := mpg123.NewFeed()
+	s, ctx, err := newStreamSource(ctx, url, outRate, wake)
 	if err != nil {
 		return nil, err
+	}
+	s.read = s.connectAndRead
+	go s.run(ctx, cfg)
+	return s, nil
+}
+
+// newStreamSource makes a source whose network goroutine (run, with s.read) is still to start.
+func newStreamSource(ctx context.Context, url string, outRate int, wake <-chan struct{}) (*streamSource, context.Context, error) {
+	dec, err := mpg123.NewFeed()
+	if err != nil {
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &streamSource{
@@ -74,13 +97,12 @@ func openStream(ctx context.Context, url string, outRate int, wake <-chan struct
 		wake:   wake,
 		cancel: cancel,
 		done:   make(chan struct{}),
-		errs:   make(chan error, 1),
 	}
-	go s.run(ctx, cfg)
-	return s, nil
+	s.errs = make(chan error, 1)
+	return s, ctx, nil
 }
 
-func (s *streamSource) lastErr() error {
+func (s *connStats) lastErr() error {
 	select {
 	case err := <-s.errs:
 		return err
@@ -89,7 +111,7 @@ func (s *streamSource) lastErr() error {
 	}
 }
 
-func (s *streamSource) setErr(err error) {
+func (s *connStats) setErr(err error) {
 	select {
 	case <-s.errs:
 	default:
@@ -103,7 +125,7 @@ func (s *streamSource) run(ctx context.Context, cfg streamConfig) {
 	connectedOnce := false
 	var lostAt time.Time // when the last drop-out happened, for the log
 	for ctx.Err() == nil {
-		got, err := s.connectAndRead(ctx, cfg, func() {
+		got, err := s.read(ctx, cfg, func() {
 			if connectedOnce {
 				s.reconnects.Add(1)
 				cfg.log.Info("stream back", "url", s.url, "down_for", cfg.clock.Now().Sub(lostAt).Round(time.Millisecond))
@@ -245,9 +267,9 @@ func (r *icyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Read decodes what has arrived. It blocks until audio is there, the stream drops
-// (errDropout), the engine is woken by a command (0, nil), or ctx ends.
-func (s *streamSource) Read(ctx context.Context, dst []float32) (int, error) {
+// decode turns what the decoder holds into pending output; false when it needs more input.
+// A broken frame drops what is buffered, to resync on the next data.
+func (s *streamSource) decode() (bool, error) {
 	for s.pend.empty() {
 		samples, err := s.dec.Frame()
 		switch {
@@ -256,35 +278,55 @@ func (s *streamSource) Read(ctx context.Context, dst []float32) (int, error) {
 				s.pend.buf, err = s.conv.convert(s.pend.buf[:0], samples, s.dec.Rate())
 				s.pend.off = 0
 				if err != nil {
-					return 0, fmt.Errorf("stream %s: %w", s.url, err)
+					return false, fmt.Errorf("stream %s: %w", s.url, err)
 				}
 			}
 			continue
 		case err == mpg123.ErrNeedMore || err == mpg123.ErrDone:
 		default:
-			// A broken frame: drop what is buffered and resync on the next data.
 			if rerr := s.dec.Reset(); rerr != nil {
-				return 0, rerr
+				return false, rerr
 			}
 		}
-		select {
-		case c := <-s.chunks:
-			if c.drop {
-				if err := s.dec.Reset(); err != nil {
-					return 0, err
-				}
-				return 0, errDropout
+		return false, nil
+	}
+	return true, nil
+}
+
+// next waits for the network's next chunk: nil with errDropout when the connection dropped,
+// nil and nil when the engine is woken by a command.
+func (s *streamSource) next(ctx context.Context) (*streamChunk, error) {
+	select {
+	case c := <-s.chunks:
+		if c.drop {
+			if err := s.dec.Reset(); err != nil {
+				return nil, err
 			}
-			if err := s.dec.Feed(c.data); err != nil {
-				return 0, err
-			}
-		case <-s.wake:
-			return 0, nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
+			return nil, errDropout
+		}
+		return &c, nil
+	case <-s.wake:
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Read decodes what has arrived. It blocks until audio is there, the stream drops
+// (errDropout), the engine is woken by a command (0, nil), or ctx ends.
+func (s *streamSource) Read(ctx context.Context, dst []float32) (int, error) {
+	for {
+		if ok, err := s.decode(); ok || err != nil {
+			return s.pend.take(dst), err
+		}
+		c, err := s.next(ctx)
+		if c == nil {
+			return 0, err
+		}
+		if err := s.dec.Feed(c.data); err != nil {
+			return 0, err
 		}
 	}
-	return s.pend.take(dst), nil
 }
 
 func (s *streamSource) Skipped() (int64, int64) { return s.dec.Skipped() }

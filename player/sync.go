@@ -47,6 +47,13 @@ type keeper struct {
 	delay   int64     // frames between Consumed and heard
 	correct bool
 	maxPPM  float64
+	// jump: an output further off the clock than this many frames is put back at once, the
+	// late dropping what it cannot play on time, the early waiting in silence, and the servo
+	// starts again (a stamped relay: its card ran dry, its start was placed a period off); 0:
+	// never.
+	jump int64
+	hold int64   // frames of silence to write before the next (it was early)
+	far  float64 // the last window's offset when it was beyond jump, else 0
 
 	next int64 // content frame the next write begins with
 	drop int64 // frames of the start still to drop (it was late)
@@ -152,11 +159,21 @@ func (k *keeper) start(out, lead int64) {
 	k.marks = append(k.marks[:0], mark{out: out, content: k.next - lead})
 }
 
-// dropped records that d late frames of the start were thrown away rather than written.
+// dropped records that d late frames were thrown away rather than written.
 func (k *keeper) dropped(d int64) {
 	k.next += d
 	k.drop -= d
-	k.marks[0].content = k.next
+	if len(k.marks) == 1 { // at the start
+		k.marks[0].content = k.next
+		return
+	}
+	k.marks = append(k.marks, mark{out: k.marks[len(k.marks)-1].out, content: k.next})
+}
+
+// held records that silence was written up to output frame out before the next frame.
+func (k *keeper) held(out int64) {
+	k.hold = 0
+	k.marks = append(k.marks, mark{out: out, content: k.next})
 }
 
 // wrote records that content frames up to k.next+contentN went out as output frames up to out.
@@ -215,6 +232,26 @@ func (k *keeper) measure(now time.Time, consumed int64) {
 	e, now = k.winE, k.winT
 	x := k.winOT.Sub(k.at).Seconds()
 	k.rateFit.add(x, k.winO+x*float64(k.rate))
+	if k.jump > 0 && k.drop == 0 && k.hold == 0 {
+		// Too far off to close by resampling, two windows running (one look can be a device
+		// period out): drop what cannot be heard on time, or wait, by the lesser of the two,
+		// and measure afresh from there (the servo's integral, the card's rate, is kept).
+		far := k.far
+		k.far = 0
+		if math.Abs(e) > float64(k.jump) {
+			k.far = e
+			if far*e > 0 {
+				off := math.Min(math.Abs(far), math.Abs(e))
+				if e < 0 {
+					k.drop = int64(off)
+				} else {
+					k.hold = int64(off)
+				}
+				k.have, k.far = false, 0
+				return
+			}
+		}
+	}
 	if !k.have {
 		k.errF, k.have, k.lastT = e, true, now
 		return

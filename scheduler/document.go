@@ -160,6 +160,11 @@ type Item struct {
 	Content string `yaml:"content,omitempty" json:"content,omitempty"`
 	File    string `yaml:"file,omitempty" json:"file,omitempty"`
 	Stream  string `yaml:"stream,omitempty" json:"stream,omitempty"`
+	// Stamped, beside a Stream, is the path on the hub that serves the same stream read once
+	// by the hub and time-stamped, so that every cluster plays it in step (docs/sync.md). The
+	// hub writes it; a device without the hub, or whose hub cannot reach the stream, plays
+	// Stream itself.
+	Stamped string `yaml:"stamped,omitempty" json:"stamped,omitempty"`
 	Text    string `yaml:"text,omitempty" json:"text,omitempty"`
 	// Duration is how long the item plays. Required for streams and text; for content and
 	// files it is the length of the media when known (the hub fills it in), or a cut.

@@ -172,6 +172,9 @@ func validateItem(it Item) []error {
 	if it.Ticker != "" && it.Stream != "" {
 		errs = append(errs, fmt.Errorf("ticker runs on screens under a picture or a bulletin; a stream is sound only"))
 	}
+	if it.Stamped != "" && (it.Stream == "" || !strings.HasPrefix(it.Stamped, "/") || strings.HasPrefix(it.Stamped, "//")) {
+		errs = append(errs, fmt.Errorf("stamped %.80q: a path on the hub (/agent/relay?…) beside a stream", it.Stamped))
+	}
 	if it.Fallback != "" && it.Content == "" && it.File == "" && it.Stream == "" {
 		errs = append(errs, fmt.Errorf("fallback_text is spoken in place of missing content or a missing file, or of a recording or relay gone silent; a text item is spoken itself"))
 	}

@@ -192,6 +192,7 @@ type Link struct {
 	randMu sync.Mutex
 
 	offsetNS  atomic.Int64
+	offsetErr atomic.Int64 // half the round trip of the sample offsetNS came from: its bound
 	hasOffset atomic.Bool
 	rttNS     atomic.Int64
 	connected atomic.Bool
@@ -342,6 +343,10 @@ func (l *Link) ClockOffset() (time.Duration, bool) {
 	return time.Duration(l.offsetNS.Load()), l.hasOffset.Load()
 }
 
+// ClockError bounds the error of ClockOffset: half the round trip of the sample it came from
+// (NTP cannot tell how a round trip splits between the two ways).
+func (l *Link) ClockError() time.Duration { return time.Duration(l.offsetErr.Load()) }
+
 // Connected reports whether a welcomed connection is up now.
 func (l *Link) Connected() bool { return l.connected.Load() }
 
@@ -372,7 +377,12 @@ func (l *Link) HubURL(path string) string {
 // ContentURL is where the hub serves an item: the hub connected now, or when none is, the
 // one the link dials next.
 func (l *Link) ContentURL(ref content.Ref) string {
-	return l.hub().url("/content/" + ref.String())
+	return l.URL("/content/" + ref.String())
+}
+
+// URL is path (with its query) on the hub connected now, or the next the link dials.
+func (l *Link) URL(path string) string {
+	return l.hub().url(path)
 }
 
 // ReportSchedule queues a delivery report for a schedule revision (state one of the

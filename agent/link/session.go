@@ -121,6 +121,7 @@ func (l *Link) session(ctx context.Context) sessionEnd {
 	s.timeSamples = w.TimeSamples
 	s.clock.add(clockSample{offset: offset, rtt: rtt, at: time.Now()})
 	l.offsetNS.Store(int64(offset))
+	l.offsetErr.Store(int64(rtt / 2))
 	l.hasOffset.Store(true)
 	l.rttNS.Store(int64(rtt))
 	l.connected.Store(true)
@@ -369,6 +370,7 @@ func (s *session) handle(ctx context.Context, m protocol.Message, end *sessionEn
 		offset, rtt := protocol.ClockOffset(m.SentAt, m.ReceivedAt, m.HubTime, l.d.Clock.Now())
 		best := s.clock.add(clockSample{offset: offset, rtt: rtt, at: time.Now()})
 		l.offsetNS.Store(int64(best.offset))
+		l.offsetErr.Store(int64(best.rtt / 2))
 		l.log.Debug("clock sample", "offset", offset.Round(time.Millisecond), "rtt", rtt.Round(time.Millisecond),
 			"kept_offset", best.offset.Round(time.Millisecond), "kept_rtt", best.rtt.Round(time.Millisecond))
 		return nil

@@ -97,7 +97,7 @@ func (rm *Room) activeEmergencies(ctx context.Context) ([]activeEmergency, error
 		loc := rm.emLocationLocked()
 		act := make([]activeEmergency, 0, len(es))
 		for _, e := range es {
-			doc, err := emergencyDocument(e, loc)
+			doc, err := emergencyDocument(e, loc, rm.o.StampRelays)
 			if err != nil {
 				rm.o.Log.Error("emergency cannot be composed; left out", "id", e.ID, "series", e.Series, "err", err)
 				continue
@@ -188,11 +188,19 @@ func (rm *Room) EmergenciesFor(ctx context.Context) (func(d store.Device, srcs [
 
 // emergencyDocument is the schedule source of one broadcast: a programme on the speakers (the
 // stored items) and, when it has a text, one for boards and screens, both starting at Start and
-// repeating every Every while a start is before Until.
-func emergencyDocument(e store.Emergency, loc *time.Location) ([]byte, error) {
+// repeating every Every while a start is before Until. With stamp, a live relay's stream is
+// also offered from the hub's stamped feed.
+func emergencyDocument(e store.Emergency, loc *time.Location, stamp bool) ([]byte, error) {
 	var items []scheduler.Item
 	if err := json.Unmarshal(e.Items, &items); err != nil {
 		return nil, fmt.Errorf("emergency %d items: %w", e.ID, err)
+	}
+	if stamp && e.Kind == store.KindLive {
+		for i := range items {
+			if items[i].Stream != "" {
+				items[i].Stamped = RelayPath(items[i].Stream)
+			}
+		}
 	}
 	class, err := scheduler.ParseClass(e.Class)
 	if err != nil {
@@ -232,6 +240,35 @@ func emergencyDocument(e store.Emergency, loc *time.Location) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// RelayPath is where on the hub a device gets the stamped feed of a live relay's upstream.
+func RelayPath(upstream string) string {
+	return "/agent/relay?url=" + url.QueryEscape(upstream)
+}
+
+// Relays says whether upstream is the stream of a live relay on the air now that reaches the
+// device: the hub's feed reads only those, never any address a device names.
+func (rm *Room) Relays(ctx context.Context, d store.Device, upstream string) (bool, error) {
+	act, err := rm.activeEmergencies(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range act {
+		if a.e.Kind != store.KindLive || !a.e.Reaches(d.ID, d.Area) {
+			continue
+		}
+		var items []scheduler.Item
+		if json.Unmarshal(a.e.Items, &items) != nil {
+			continue
+		}
+		for _, it := range items {
+			if it.Stream == upstream {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // maxRepeats is the scheduler's bound on repeat.count.

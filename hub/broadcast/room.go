@@ -68,6 +68,9 @@ type Options struct {
 	FindTarget func(ctx context.Context, p staffapi.Caller, to string) (store.Target, string, error)
 	// Metrics counts broadcasts put on the air; nil: not counted.
 	Metrics Metrics
+	// StampRelays has the devices play live relays from the hub's stamped feed (RelayPath,
+	// hub/livefeed), in step, rather than each from the upstream.
+	StampRelays bool
 }
 
 // Room serves the broadcast routes (the hub mounts them), composes active broadcasts into

@@ -40,11 +40,17 @@ type hubBox struct {
 // newHub makes a hub's key, config and admin user, and starts it.
 func newHub(t *testing.T, bins binaries) *hubBox {
 	t.Helper()
+	return newHubWith(t, bins, "")
+}
+
+// newHubWith is newHub with lines added to its config.
+func newHubWith(t *testing.T, bins binaries, extra string) *hubBox {
+	t.Helper()
 	h := &hubBox{bins: bins, dir: t.TempDir(), addr: testkit.FreeAddr(t)}
 	h.url, h.config = "http://"+h.addr, filepath.Join(h.dir, "hub.yaml")
 	keyOut := testkit.Run(t, nil, bins.hub, "keygen", "--out", filepath.Join(h.dir, "key"), "--key-id", "hub-e2e")
 	h.keyLine = strings.TrimSpace(regexp.MustCompile(`(?m)^\s*(hub-e2e: "ed25519:[^"]+")`).FindStringSubmatch(keyOut)[1])
-	os.WriteFile(h.config, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: key\nsigning_key_id: hub-e2e\nstatus_interval: 2s\n", h.addr)), 0o644)
+	os.WriteFile(h.config, []byte(fmt.Sprintf("listen: %s\ndata_dir: data\nsigning_key_file: key\nsigning_key_id: hub-e2e\nstatus_interval: 2s\n%s", h.addr, extra)), 0o644)
 	userOut := testkit.Run(t, nil, bins.hub, "user", "add", "admin", "--scope", "qn", "--area-name", "Quảng Nam", "--config", h.config)
 	h.token = regexp.MustCompile(`loa-st1-[a-z0-9]+`).FindString(userOut)
 	h.env = []string{"LOA_HUB=" + h.url, "LOA_TOKEN=" + h.token}
