@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ const (
 	topicPush    = "push"    // a target (store.Target.String()) whose devices have new revisions
 	topicCommand = "command" // a command id
 	topicDrop    = "drop"    // a device id that was revoked or given a new secret
+	topicStored  = "stored"  // device ids with new revisions, space-separated: a push's stored batch
 )
 
 // announceWait bounds one announcement.
@@ -77,6 +79,8 @@ func (s *Link) Apply(ctx context.Context, topic, payload string) {
 	case topicPush:
 		kind, tid, _ := strings.Cut(id, ":")
 		s.sendLatest(ctx, s.connsIn(store.Target{Kind: store.TargetKind(kind), ID: tid}))
+	case topicStored:
+		s.sendLatest(ctx, s.connsOf(strings.Fields(id)))
 	case topicCommand:
 		s.sendCommand(ctx, id)
 	case topicDrop:
@@ -120,36 +124,123 @@ func (s *Link) connsIn(t store.Target) []*agentConn {
 	return out
 }
 
+// latestChunk is how many devices' newest revisions sendLatest reads in one query: few enough
+// that the first are written while the next are read, many enough that a province's
+// thousands of agents cost a few queries, not one each.
+const latestChunk = 1000
+
+// connsOf is the connections here of the given devices.
+func (s *Link) connsOf(ids []string) []*agentConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*agentConn
+	for _, id := range ids {
+		if c, ok := s.conns[id]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// storedAnnouncer tells the other replicas, while a push to an area is still storing, which
+// devices have new revisions, batch by batch, so that their agents get them as soon as they
+// are stored rather than after the whole push (a province's push stores for seconds). A
+// replica told reads those devices' newest revisions in one query.
+type storedAnnouncer struct {
+	ids  chan []string
+	done chan struct{}
+}
+
+// announceStored starts an announcer for a push; nil without other replicas. Its owner adds
+// each stored batch's ids and closes it, which waits for the last announcement.
+func (s *Link) announceStored(ctx context.Context) *storedAnnouncer {
+	if s.opts.Peers == nil {
+		return nil
+	}
+	a := &storedAnnouncer{ids: make(chan []string, 16), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		// What fits beside the topic and "<replica> " (announce's prefix).
+		limit := store.MaxNotifyPayload - len(topicStored) - 1 - len(s.replica) - 1
+		var b strings.Builder
+		for batch := range a.ids {
+			for _, id := range batch {
+				if b.Len() > 0 && b.Len()+1+len(id) > limit {
+					s.announce(ctx, topicStored, b.String())
+					b.Reset()
+				}
+				if b.Len() > 0 {
+					b.WriteByte(' ')
+				}
+				b.WriteString(id)
+			}
+			if len(a.ids) == 0 && b.Len() > 0 { // nothing more stored yet: announce what is
+				s.announce(ctx, topicStored, b.String())
+				b.Reset()
+			}
+		}
+		if b.Len() > 0 {
+			s.announce(ctx, topicStored, b.String())
+		}
+	}()
+	return a
+}
+
+// add announces a stored batch's devices.
+func (a *storedAnnouncer) add(ids []string) {
+	if a != nil && len(ids) > 0 {
+		a.ids <- ids
+	}
+}
+
+func (a *storedAnnouncer) close() {
+	if a != nil {
+		close(a.ids)
+		<-a.done
+	}
+}
+
 // sendLatest writes each connection's newest stored revision unless it carried it, and
 // records the ones written as sent.
 func (s *Link) sendLatest(ctx context.Context, conns []*agentConn) {
+	type send struct {
+		c *agentConn
+		e store.EffectiveSchedule
+	}
 	var (
 		mu   sync.Mutex
 		sent []store.DeviceRevision
 		wg   sync.WaitGroup
 	)
-	next := make(chan *agentConn)
+	next := make(chan send, latestChunk)
 	for range min(4, len(conns)) { // as many writers as a push uses
 		wg.Go(func() {
-			for c := range next {
-				e, err := s.st.LatestEffective(ctx, c.device)
-				if err != nil {
-					if !errors.Is(err, store.ErrNotFound) {
-						s.log.Warn("newest schedule not read for a device connected here", "device", c.device, "err", err)
-					}
-					continue
-				}
-				if c.carried(e.Revision) || c.writeSchedule(e) != nil {
+			for w := range next {
+				if w.c.carried(w.e.Revision) || w.c.writeSchedule(w.e) != nil {
 					continue
 				}
 				mu.Lock()
-				sent = append(sent, store.DeviceRevision{DeviceID: c.device, Revision: e.Revision})
+				sent = append(sent, store.DeviceRevision{DeviceID: w.c.device, Revision: w.e.Revision})
 				mu.Unlock()
 			}
 		})
 	}
-	for _, c := range conns {
-		next <- c
+	for chunk := range slices.Chunk(conns, latestChunk) {
+		ids := make([]string, len(chunk))
+		for i, c := range chunk {
+			ids[i] = c.device
+		}
+		es, err := s.st.LatestEffectives(ctx, ids)
+		if err != nil {
+			s.log.Warn("newest schedules not read for devices connected here: they get them at their next connection or resynchronisation",
+				"devices", len(ids), "err", err)
+			continue
+		}
+		for _, c := range chunk {
+			if e, ok := es[c.device]; ok {
+				next <- send{c, e}
+			}
+		}
 	}
 	close(next)
 	wg.Wait()

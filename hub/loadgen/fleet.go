@@ -10,7 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/client"
@@ -60,6 +63,42 @@ type result struct {
 type fleet struct {
 	first  int
 	agents []*agent
+	stop   chan struct{} // ends keepalive
+	pinger sync.WaitGroup
+}
+
+// keepaliveEvery is how often each agent pings its hub, as loa-agent does: a hub closes a
+// connection silent for three status intervals and 30 s (3.5 minutes by default), and a run
+// of 50,000 agents lasts longer than that.
+const keepaliveEvery = time.Minute
+
+// keepalive pings every agent's connection until stopKeepalive.
+func (f *fleet) keepalive() {
+	f.stopKeepalive()
+	f.stop = make(chan struct{})
+	agents, stop := f.agents, f.stop
+	f.pinger.Go(func() {
+		t := time.NewTicker(keepaliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				for _, a := range agents {
+					a.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second))
+				}
+			}
+		}
+	})
+}
+
+func (f *fleet) stopKeepalive() {
+	if f.stop != nil {
+		close(f.stop)
+		f.stop = nil
+	}
+	f.pinger.Wait()
 }
 
 // receiptWait bounds how long a fleet waits for every agent's schedule, and an ack.
@@ -78,6 +117,7 @@ func (f *fleet) do(s step) result {
 	case "ingest":
 		r, err = f.ingest(s)
 	case "close":
+		f.stopKeepalive()
 		for _, a := range f.agents {
 			a.ws.Close()
 		}
@@ -113,6 +153,7 @@ func (f *fleet) connect(s step) error {
 	if len(s.URLs) == 0 {
 		return errors.New("connect: no URLs")
 	}
+	f.stopKeepalive()
 	err := parallel(len(f.agents), max(1, s.Conc), func(i int) error {
 		old := f.agents[i]
 		if old.ws != nil {
@@ -127,6 +168,7 @@ func (f *fleet) connect(s step) error {
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
+	f.keepalive()
 	return nil
 }
 
@@ -178,6 +220,8 @@ func (f *fleet) ingest(s step) (result, error) {
 				if got != uint64((b+1)*s.Batch) && got != 0 {
 					return fmt.Errorf("%s: ack %d after batch %d", a.id, got, b)
 				}
+			case <-a.gone:
+				return fmt.Errorf("%s: connection lost waiting for the ack of batch %d", a.id, b)
 			case <-time.After(receiptWait):
 				return fmt.Errorf("%s: no ack", a.id)
 			}
@@ -194,6 +238,7 @@ func (f *fleet) ingest(s step) (result, error) {
 func serveWorker(in io.Reader, out io.Writer) error {
 	dec, enc := json.NewDecoder(in), json.NewEncoder(out)
 	f := &fleet{}
+	defer f.stopKeepalive()
 	for {
 		var s step
 		if err := dec.Decode(&s); errors.Is(err, io.EOF) {

@@ -96,6 +96,7 @@ type agent struct {
 	wmu        sync.Mutex
 	got        chan time.Time // receipt of a schedule
 	acks       chan uint64
+	gone       chan struct{} // closed when the connection is lost
 	sample     atomic.Pointer[[]byte]
 }
 
@@ -110,6 +111,7 @@ func (a *agent) readLoop() {
 		_, b, err := a.ws.ReadMessage()
 		if err != nil {
 			close(a.got)
+			close(a.gone)
 			return
 		}
 		at := time.Now()
@@ -160,7 +162,7 @@ func dial(url string, a *agent) (*protocol.Welcome, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: first answer %s", a.id, m.Type())
 	}
-	a.got, a.acks = make(chan time.Time, 4), make(chan uint64, 64)
+	a.got, a.acks, a.gone = make(chan time.Time, 4), make(chan uint64, 64), make(chan struct{})
 	go a.readLoop()
 	return w, nil
 }
@@ -225,7 +227,9 @@ func run(c config) error {
 	procs = min(procs, c.n)
 	fleets := make([]stepper, procs)
 	if procs == 1 {
-		fleets[0] = &fleet{}
+		f := &fleet{}
+		defer f.stopKeepalive()
+		fleets[0] = f
 	} else {
 		var workers []*worker
 		defer func() {
