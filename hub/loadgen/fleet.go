@@ -86,7 +86,9 @@ func (f *fleet) keepalive() {
 				return
 			case <-t.C:
 				for _, a := range agents {
-					a.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second))
+					if ws := a.live.Load(); ws != nil {
+						ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second))
+					}
 				}
 			}
 		}
@@ -154,21 +156,23 @@ func (f *fleet) connect(s step) error {
 		return errors.New("connect: no URLs")
 	}
 	f.stopKeepalive()
-	err := parallel(len(f.agents), max(1, s.Conc), func(i int) error {
-		old := f.agents[i]
+	for i, old := range f.agents {
 		if old.ws != nil {
 			old.ws.Close()
 		}
 		// A new agent: the old connection's reader may still be closing the old one's channels.
-		a := &agent{id: old.id, secret: old.secret}
-		f.agents[i] = a
-		_, err := dial(s.URLs[(f.first+i)%len(s.URLs)], a)
+		f.agents[i] = &agent{id: old.id, secret: old.secret}
+	}
+	// From the first dial on: connecting 50,000 agents takes minutes, longer than a hub
+	// waits for a word from the first ones.
+	f.keepalive()
+	err := parallel(len(f.agents), max(1, s.Conc), func(i int) error {
+		_, err := dial(s.URLs[(f.first+i)%len(s.URLs)], f.agents[i])
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	f.keepalive()
 	return nil
 }
 
@@ -180,7 +184,7 @@ func (f *fleet) receipts() (result, error) {
 		select {
 		case at, ok := <-a.got:
 			if !ok {
-				return r, fmt.Errorf("agent %s lost its connection", a.id)
+				return r, fmt.Errorf("agent %s lost its connection waiting for its schedule: %v", a.id, a.lost)
 			}
 			r.At[i] = at.UnixNano()
 		case <-timeout:
@@ -221,7 +225,7 @@ func (f *fleet) ingest(s step) (result, error) {
 					return fmt.Errorf("%s: ack %d after batch %d", a.id, got, b)
 				}
 			case <-a.gone:
-				return fmt.Errorf("%s: connection lost waiting for the ack of batch %d", a.id, b)
+				return fmt.Errorf("%s: connection lost waiting for the ack of batch %d: %v", a.id, b, a.lost)
 			case <-time.After(receiptWait):
 				return fmt.Errorf("%s: no ack", a.id)
 			}

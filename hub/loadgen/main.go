@@ -96,7 +96,9 @@ type agent struct {
 	wmu        sync.Mutex
 	got        chan time.Time // receipt of a schedule
 	acks       chan uint64
-	gone       chan struct{} // closed when the connection is lost
+	gone       chan struct{}                  // closed when the connection is lost
+	lost       error                          // why, set before gone is closed
+	live       atomic.Pointer[websocket.Conn] // once welcomed: what keepalive pings
 	sample     atomic.Pointer[[]byte]
 }
 
@@ -110,6 +112,7 @@ func (a *agent) readLoop() {
 	for {
 		_, b, err := a.ws.ReadMessage()
 		if err != nil {
+			a.lost = err
 			close(a.got)
 			close(a.gone)
 			return
@@ -163,6 +166,7 @@ func dial(url string, a *agent) (*protocol.Welcome, error) {
 		return nil, fmt.Errorf("%s: first answer %s", a.id, m.Type())
 	}
 	a.got, a.acks, a.gone = make(chan time.Time, 4), make(chan uint64, 64), make(chan struct{})
+	a.live.Store(ws)
 	go a.readLoop()
 	return w, nil
 }
