@@ -303,11 +303,10 @@ func (before Heads) composedSince(id string, rev int64) bool {
 }
 
 // PushSince is Push counting the devices composed since before was read; the other replicas
-// are told of the device, or of an area's devices as they are stored (pushArea), when they
-// have new revisions, to send them to theirs.
+// are told of the target when any device has a new revision, to send it to theirs.
 func (s *Link) PushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
 	res := s.pushSince(ctx, t, before)
-	if res.Devices > 0 && t.Kind == store.TargetDevice {
+	if res.Devices > 0 {
 		s.announce(ctx, topicPush, t.String())
 	}
 	return res
@@ -447,9 +446,6 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 		failures = append(failures, fmt.Sprintf("device %s: %v", id, err))
 		mu.Unlock()
 	}
-	ann := s.announceStored(ctx) // to the other replicas, batch by batch
-	defer ann.close()
-	ann.add(current) // whoever composed them may not have told the others
 	composed := make(chan store.EffectiveSchedule, pushBatch)
 	toSend := make(chan store.EffectiveSchedule, pushBatch)
 	alone := make(chan string, 64) // composed on their own, under the device's lock
@@ -507,7 +503,6 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 			for _, e := range batch {
 				s.touched(e.DeviceID)
 			}
-			var ids []string
 			for i, e := range batch {
 				switch {
 				case err != nil:
@@ -519,10 +514,8 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 				default:
 					changed.Add(1)
 					toSend <- stored[i]
-					ids = append(ids, e.DeviceID)
 				}
 			}
-			ann.add(ids)
 		}
 	}()
 	// Devices composed on their own, one at a time: few, and each takes the device's lock.
@@ -535,7 +528,6 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 			} else if isNew || before.composedSince(id, e.Revision) {
 				changed.Add(1)
 				toSend <- e // written unless its connection carried it already
-				ann.add([]string{id})
 			}
 		}
 	}()

@@ -117,7 +117,6 @@ type Link struct {
 	metrics   Metrics
 	touched   func(deviceID string)
 	replica   string       // this process among the replicas (replicas.go)
-	stored    storedQueue  // devices other replicas stored, to send to those here (replicas.go)
 	timed     timedStore   // the store calls on the agents' path, timed into metrics
 	firsts    firstSamples // broadcasts whose first sample each device confirmed (metrics.go)
 

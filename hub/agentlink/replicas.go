@@ -32,7 +32,6 @@ const (
 	topicPush    = "push"    // a target (store.Target.String()) whose devices have new revisions
 	topicCommand = "command" // a command id
 	topicDrop    = "drop"    // a device id that was revoked or given a new secret
-	topicStored  = "stored"  // device ids with new revisions, space-separated: a push's stored batch
 )
 
 // announceWait bounds one announcement.
@@ -79,8 +78,6 @@ func (s *Link) Apply(ctx context.Context, topic, payload string) {
 	case topicPush:
 		kind, tid, _ := strings.Cut(id, ":")
 		s.sendLatest(ctx, s.connsIn(store.Target{Kind: store.TargetKind(kind), ID: tid}))
-	case topicStored:
-		s.sendStored(ctx, strings.Fields(id))
 	case topicCommand:
 		s.sendCommand(ctx, id)
 	case topicDrop:
@@ -128,130 +125,6 @@ func (s *Link) connsIn(t store.Target) []*agentConn {
 // that the first are written while the next are read, many enough that a province's
 // thousands of agents cost a few queries, not one each.
 const latestChunk = 1000
-
-// connsOf is the connections here of the given devices, each once.
-func (s *Link) connsOf(ids []string) []*agentConn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*agentConn
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if c, ok := s.conns[id]; ok && !seen[id] {
-			seen[id] = true
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// storedQueue gathers the devices other replicas announced stored while this one is still
-// sending the previous ones (sendStored).
-type storedQueue struct {
-	mu   sync.Mutex
-	ids  []string
-	busy bool
-}
-
-// sendStored sends the named devices connected here their newest revisions, in the
-// background: announcements that arrive meanwhile are merged into its next round, so a
-// replica reads and marks sent once per round, not once per announcement, and the listener
-// goes on reading notifications.
-func (s *Link) sendStored(ctx context.Context, ids []string) {
-	q := &s.stored
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.ids = append(q.ids, ids...)
-	if q.busy {
-		return
-	}
-	q.busy = true
-	s.wg.Go(func() {
-		for {
-			q.mu.Lock()
-			ids := q.ids
-			q.ids, q.busy = nil, len(ids) > 0
-			q.mu.Unlock()
-			if len(ids) == 0 {
-				return
-			}
-			s.sendLatest(ctx, s.connsOf(ids))
-		}
-	})
-}
-
-// storedAnnouncer tells the other replicas, while a push to an area is still storing, which
-// devices have new revisions, batch by batch, so that their agents get them as soon as they
-// are stored rather than after the whole push (a province's push stores for seconds). A
-// replica told reads those devices' newest revisions in one query.
-// announceStoredEvery is how long stored devices wait at most to be announced when they do
-// not fill a notification.
-const announceStoredEvery = 100 * time.Millisecond
-
-type storedAnnouncer struct {
-	ids  chan []string
-	done chan struct{}
-}
-
-// announceStored starts an announcer for a push; nil without other replicas. Its owner adds
-// each stored batch's ids and closes it, which waits for the last announcement.
-func (s *Link) announceStored(ctx context.Context) *storedAnnouncer {
-	if s.opts.Peers == nil {
-		return nil
-	}
-	a := &storedAnnouncer{ids: make(chan []string, 16), done: make(chan struct{})}
-	go func() {
-		defer close(a.done)
-		// What fits beside the topic and "<replica> " (announce's prefix).
-		limit := store.MaxNotifyPayload - len(topicStored) - 1 - len(s.replica) - 1
-		var b strings.Builder
-		flush := func() {
-			if b.Len() > 0 {
-				s.announce(ctx, topicStored, b.String())
-				b.Reset()
-			}
-		}
-		// A full notification goes at once, the rest at the next tick: a push whose batches
-		// are small (composing slower than storing) sends a few notifications a second, not
-		// one per batch, each of which every other replica reads and marks sent.
-		tick := time.NewTicker(announceStoredEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case batch, ok := <-a.ids:
-				if !ok {
-					flush()
-					return
-				}
-				for _, id := range batch {
-					if b.Len() > 0 && b.Len()+1+len(id) > limit {
-						flush()
-					}
-					if b.Len() > 0 {
-						b.WriteByte(' ')
-					}
-					b.WriteString(id)
-				}
-			case <-tick.C:
-				flush()
-			}
-		}
-	}()
-	return a
-}
-
-// add announces a stored batch's devices.
-func (a *storedAnnouncer) add(ids []string) {
-	if a != nil && len(ids) > 0 {
-		a.ids <- ids
-	}
-}
-
-func (a *storedAnnouncer) close() {
-	if a != nil {
-		close(a.ids)
-		<-a.done
-	}
-}
 
 // sendLatest writes each connection's newest stored revision unless it carried it, and
 // records the ones written as sent.
