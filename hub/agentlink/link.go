@@ -40,6 +40,7 @@ type Store interface {
 	SchedulesForDevice(ctx context.Context, deviceID string) ([]store.Schedule, error)
 	AddEffective(ctx context.Context, e store.EffectiveSchedule) (store.EffectiveSchedule, error)
 	LatestEffective(ctx context.Context, deviceID string) (store.EffectiveSchedule, error)
+	LatestEffectives(ctx context.Context, deviceIDs []string) (map[string]store.EffectiveSchedule, error)
 	LatestSchedulesUnder(ctx context.Context, area string) (store.SubtreeSchedules, error)
 	LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error)
 	AddEffectives(ctx context.Context, es []store.EffectiveSchedule) ([]store.EffectiveSchedule, []error, error)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -130,36 +131,52 @@ func (s *Link) connsIn(t store.Target) []*agentConn {
 	return out
 }
 
+// latestChunk is how many devices' newest revisions sendLatest reads in one query: few enough
+// that the first are written while the next are read, many enough that a province's
+// thousands of agents cost a few queries, not one each.
+const latestChunk = 1000
+
 // sendLatest writes each connection's newest stored revision unless it carried it, and
 // records the ones written as sent.
 func (s *Link) sendLatest(ctx context.Context, conns []*agentConn) {
+	type send struct {
+		c *agentConn
+		e store.EffectiveSchedule
+	}
 	var (
 		mu   sync.Mutex
 		sent []store.DeviceRevision
 		wg   sync.WaitGroup
 	)
-	next := make(chan *agentConn)
+	next := make(chan send, latestChunk)
 	for range min(4, len(conns)) { // as many writers as a push uses
 		wg.Go(func() {
-			for c := range next {
-				e, err := s.st.LatestEffective(ctx, c.device)
-				if err != nil {
-					if !errors.Is(err, store.ErrNotFound) {
-						s.log.Warn("newest schedule not read for a device connected here", "device", c.device, "err", err)
-					}
-					continue
-				}
-				if c.carried(e.Revision) || c.writeSchedule(e) != nil {
+			for w := range next {
+				if w.c.carried(w.e.Revision) || w.c.writeSchedule(w.e) != nil {
 					continue
 				}
 				mu.Lock()
-				sent = append(sent, store.DeviceRevision{DeviceID: c.device, Revision: e.Revision})
+				sent = append(sent, store.DeviceRevision{DeviceID: w.c.device, Revision: w.e.Revision})
 				mu.Unlock()
 			}
 		})
 	}
-	for _, c := range conns {
-		next <- c
+	for chunk := range slices.Chunk(conns, latestChunk) {
+		ids := make([]string, len(chunk))
+		for i, c := range chunk {
+			ids[i] = c.device
+		}
+		es, err := s.st.LatestEffectives(ctx, ids)
+		if err != nil {
+			s.log.Warn("newest schedules not read for devices connected here: they get them at their next connection or resynchronisation",
+				"devices", len(ids), "err", err)
+			continue
+		}
+		for _, c := range chunk {
+			if e, ok := es[c.device]; ok {
+				next <- send{c, e}
+			}
+		}
 	}
 	close(next)
 	wg.Wait()

@@ -25,21 +25,20 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/loa-project/loa/hub/api"
 	"github.com/loa-project/loa/hub/client"
 	"github.com/loa-project/loa/protocol"
 )
 
 func main() {
-	hubURL := flag.String("hub", "", "hub base URL (http://127.0.0.1:8470)")
+	hubURL := flag.String("hub", "", "hub base URLs, comma-separated (http://127.0.0.1:8470): replicas on one database; agent i connects to the i-th modulo their number, enrolment and the push go through the first")
 	token := flag.String("token", "", "staff token scoped to --parent or above")
 	parent := flag.String("parent", "", "existing area to create the bench area under")
 	n := flag.Int("agents", 1000, "simulated agents")
 	batches := flag.Int("batches", 4, "confirmation batches per agent")
 	batch := flag.Int("batch", 100, "records per batch")
 	conc := flag.Int("concurrency", 64, "parallel enrolments and dials")
-	floorURL := flag.String("floor", "", "URL of a `loadgen floor` server (ws://host:port)")
-	hub2 := flag.String("hub2", "", "a second hub replica on the same database: every other agent connects to it, the push goes through --hub")
+	floorURL := flag.String("floor", "", "URLs of `loadgen floor` servers, comma-separated (ws://host:port): agent i connects to the i-th modulo their number")
+	procs := flag.Int("procs", 0, "loadgen processes holding the agents (0: one per 15,000 agents; 1: this process alone)")
 	if len(os.Args) > 1 && os.Args[1] == "storm" {
 		fs := flag.NewFlagSet("storm", flag.ExitOnError)
 		hubURL := fs.String("hub", "", "hub base URL (http://127.0.0.1:8470)")
@@ -61,11 +60,34 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "worker" { // a fleet of a coordinator's (fleet.go)
+		if err := serveWorker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	flag.Parse()
-	if err := run(*hubURL, *hub2, *token, *parent, *floorURL, *n, *batches, *batch, *conc); err != nil {
+	c := config{hubs: splitList(*hubURL), floors: splitList(*floorURL), token: *token, parent: *parent,
+		n: *n, batches: *batches, batch: *batch, conc: *conc, procs: *procs}
+	if len(c.hubs) == 0 || c.n < 1 {
+		fmt.Fprintln(os.Stderr, "loadgen: --hub and --agents (1 or more) are needed")
+		os.Exit(2)
+	}
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 type agent struct {
@@ -74,6 +96,9 @@ type agent struct {
 	wmu        sync.Mutex
 	got        chan time.Time // receipt of a schedule
 	acks       chan uint64
+	gone       chan struct{}                  // closed when the connection is lost
+	lost       error                          // why, set before gone is closed
+	live       atomic.Pointer[websocket.Conn] // once welcomed: what keepalive pings
 	sample     atomic.Pointer[[]byte]
 }
 
@@ -87,7 +112,9 @@ func (a *agent) readLoop() {
 	for {
 		_, b, err := a.ws.ReadMessage()
 		if err != nil {
+			a.lost = err
 			close(a.got)
+			close(a.gone)
 			return
 		}
 		at := time.Now()
@@ -138,7 +165,8 @@ func dial(url string, a *agent) (*protocol.Welcome, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: first answer %s", a.id, m.Type())
 	}
-	a.got, a.acks = make(chan time.Time, 4), make(chan uint64, 64)
+	a.got, a.acks, a.gone = make(chan time.Time, 4), make(chan uint64, 64), make(chan struct{})
+	a.live.Store(ws)
 	go a.readLoop()
 	return w, nil
 }
@@ -174,142 +202,178 @@ func percentiles(ds []time.Duration) (med, p99, max time.Duration) {
 	return ds[len(ds)/2], ds[min(len(ds)-1, len(ds)*99/100)], ds[len(ds)-1]
 }
 
-// waitAll waits for one schedule receipt per agent and returns the latencies from start.
-func waitAll(agents []*agent, start time.Time) ([]time.Duration, error) {
-	out := make([]time.Duration, len(agents))
-	timeout := time.After(5 * time.Minute)
-	for i, a := range agents {
-		select {
-		case at, ok := <-a.got:
-			if !ok {
-				return nil, fmt.Errorf("agent %s lost its connection", a.id)
-			}
-			out[i] = at.Sub(start)
-		case <-timeout:
-			return nil, errors.New("timed out waiting for schedules")
-		}
-	}
-	return out, nil
+// config is one run of the load generator.
+type config struct {
+	hubs, floors            []string
+	token, parent           string
+	n, batches, batch, conc int
+	procs                   int
 }
 
-func run(hubURL, hub2, token, parent, floorURL string, n, batches, batchSize, conc int) error {
+// perProcess is how many agents one loadgen process holds by default: below the bench
+// sandbox's hard limit of 20,000 open files, with room for the process's own.
+const perProcess = 15000
+
+// stepper is a fleet, here or in a worker process.
+type stepper interface{ do(step) result }
+
+func run(c config) error {
 	ctx := context.Background()
-	cl := &client.Client{BaseURL: hubURL, Token: token, HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}}
-	area := parent + "/bench-" + strconv.FormatInt(time.Now().Unix(), 36)
+	cl := &client.Client{BaseURL: c.hubs[0], Token: c.token}
+	area := c.parent + "/bench-" + strconv.FormatInt(time.Now().Unix(), 36)
 	if _, err := cl.AddArea(ctx, area, "bench"); err != nil {
 		return err
 	}
-	agents := make([]*agent, n)
+	procs := c.procs
+	if procs <= 0 {
+		procs = (c.n + perProcess - 1) / perProcess
+	}
+	procs = min(procs, c.n)
+	fleets := make([]stepper, procs)
+	if procs == 1 {
+		f := &fleet{}
+		defer f.stopKeepalive()
+		fleets[0] = f
+	} else {
+		var workers []*worker
+		defer func() {
+			for _, w := range workers {
+				w.stop()
+			}
+		}()
+		for k := range fleets {
+			w, err := startWorker()
+			if err != nil {
+				return err
+			}
+			workers = append(workers, w)
+			fleets[k] = w
+		}
+		fmt.Printf("%d agents in %d loadgen processes\n", c.n, procs)
+	}
+	// all runs a step on every fleet at once; mk makes fleet k's.
+	all := func(mk func(k int) step) ([]result, error) {
+		rs := make([]result, len(fleets))
+		parallel(len(fleets), len(fleets), func(k int) error { rs[k] = fleets[k].do(mk(k)); return nil })
+		for _, r := range rs {
+			if r.Err != "" {
+				return nil, errors.New(r.Err)
+			}
+		}
+		return rs, nil
+	}
+	share := func(total int) int { return max(1, (total+procs-1)/procs) } // a fleet's part of a concurrency
+	// The agents' URLs on the hubs (http://…) and the floors (ws://…).
+	wsURLs := func(bases []string) []string {
+		out := make([]string, len(bases))
+		for i, b := range bases {
+			out[i] = "ws" + strings.TrimPrefix(strings.TrimPrefix(b, "ws"), "http") + "/agent/ws"
+		}
+		return out
+	}
+	prefix := fmt.Sprintf("b%d", time.Now().Unix()%100000)
+
 	t0 := time.Now()
-	if err := parallel(n, conc, func(i int) error {
-		id := fmt.Sprintf("b%d/a-%05d", time.Now().Unix()%100000, i)
-		r, err := cl.Enrol(ctx, api.EnrolRequest{ID: id, Area: area})
-		agents[i] = &agent{id: id, secret: r.Secret}
-		return err
+	if _, err := all(func(k int) step {
+		first := k * c.n / procs
+		return step{Op: "enrol", Hub: c.hubs[0], Token: c.token, Area: area, Prefix: prefix,
+			First: first, Count: (k+1)*c.n/procs - first, Conc: share(c.conc)}
 	}); err != nil {
-		return fmt.Errorf("enrol: %w", err)
+		return err
 	}
-	fmt.Printf("enrolled %d agents in %.1fs\n", n, time.Since(t0).Seconds())
-	wsURLs := []string{"ws" + strings.TrimPrefix(hubURL, "http") + "/agent/ws"}
-	if hub2 != "" {
-		wsURLs = append(wsURLs, "ws"+strings.TrimPrefix(hub2, "http")+"/agent/ws")
-	}
+	fmt.Printf("enrolled %d agents in %.1fs\n", c.n, time.Since(t0).Seconds())
 	t0 = time.Now()
-	if err := parallel(n, conc, func(i int) error { _, err := dial(wsURLs[i%len(wsURLs)], agents[i]); return err }); err != nil {
-		return fmt.Errorf("connect: %w", err)
+	if _, err := all(func(int) step { return step{Op: "connect", URLs: wsURLs(c.hubs), Conc: share(c.conc)} }); err != nil {
+		return err
 	}
-	fmt.Printf("connected %d agents in %.1fs (%.0f/s)\n", n, time.Since(t0).Seconds(), float64(n)/time.Since(t0).Seconds())
-	fmt.Printf("HUB_CONNECTED %d\n", n)
+	fmt.Printf("connected %d agents in %.1fs (%.0f/s)\n", c.n, time.Since(t0).Seconds(), float64(c.n)/time.Since(t0).Seconds())
+	fmt.Printf("HUB_CONNECTED %d\n", c.n)
 	os.Stdout.Sync()
-	time.Sleep(500 * time.Millisecond) // let the script read the hub's RSS
+	time.Sleep(500 * time.Millisecond) // let the script read the hubs' RSS
 
 	doc := fmt.Sprintf("version: 1\nid: bench\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n" +
 		"  - id: relay\n    cron: \"0 0 11 * * MON-FRI\"\n    items:\n      - stream: http://radio.example/qnr.mp3\n        duration: 30m\n" +
 		"  - id: news\n    cron: \"0 30 6 * * *\"\n    items:\n      - stream: http://radio.example/news.mp3\n        duration: 15m\n")
+	// The fleets wait for their schedules while the push is sent: each receipt is measured
+	// from this instant, whichever process saw it.
+	type pushed struct {
+		rs  []result
+		err error
+	}
+	got := make(chan pushed, 1)
+	go func() {
+		rs, err := all(func(int) step { return step{Op: "receipts"} })
+		got <- pushed{rs, err}
+	}()
 	start := time.Now()
 	res, err := cl.PushSchedule(ctx, area, "bench.yaml", []byte(doc))
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
 	pushCall := time.Since(start)
-	lat, err := waitAll(agents, start)
+	p := <-got
+	if p.err != nil {
+		return p.err
+	}
+	lat, err := latencies(p.rs, start, c.n)
 	if err != nil {
 		return err
 	}
 	med, p99, mx := percentiles(lat)
-	sample := *agents[0].sample.Load()
-	fmt.Printf("push to %d agents (%d composed, %d sent; %d-byte schedule message): API call %.2fs; agent receipt median %.3fs p99 %.3fs max %.3fs\n",
-		n, res.Devices, res.Sent, len(sample), pushCall.Seconds(), med.Seconds(), p99.Seconds(), mx.Seconds())
+	sample := p.rs[0].Sample
+	fmt.Printf("push to %d agents (%d composed, %d sent by the first hub; %d-byte schedule message): API call %.2fs; agent receipt median %.3fs p99 %.3fs max %.3fs\n",
+		c.n, res.Devices, res.Sent, len(sample), pushCall.Seconds(), med.Seconds(), p99.Seconds(), mx.Seconds())
 
 	// Confirmations: every agent sends its batches (waiting for each ack) to the hub, then the
-	// same to the floor, which answers each with an ack and stores nothing.
-	ingest := func(as []*agent) (float64, error) {
-		start := time.Now()
-		// At most 1,000 agents send at once: a whole province reporting in the same second is
-		// not how plays end, and 10,000 simultaneous batches would measure queueing only.
-		err := parallel(len(as), min(len(as), 1000), func(i int) error {
-			a := as[i]
-			for b := range batches {
-				m := &protocol.Confirmations{Header: protocol.Header{ID: "c-" + strconv.Itoa(b)}}
-				for k := range batchSize {
-					seq := uint64(b*batchSize + k + 1)
-					t := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC).Add(time.Duration(seq) * time.Second)
-					pk, rms := -1.0, -18.0
-					m.Records = append(m.Records, protocol.Confirmation{Device: a.id, Seq: seq, Output: "speakers", ScheduleID: "dev-" + a.id,
-						Revision: 1, Program: "bench/relay", Item: "http://radio.example/qnr.mp3", Scheduled: t, Start: t, End: t.Add(time.Second),
-						Proof: protocol.Proof{PlayedS: 1, PeakDBFS: &pk, RMSDBFS: &rms}, Result: protocol.ResultCompleted, Clock: protocol.ClockSynced})
-				}
-				bts, err := protocol.Encode(m)
-				if err != nil {
-					return err
-				}
-				if err := a.write(bts); err != nil {
-					return err
-				}
-				select {
-				case got := <-a.acks:
-					if got != uint64((b+1)*batchSize) && got != 0 {
-						return fmt.Errorf("%s: ack %d after batch %d", a.id, got, b)
-					}
-				case <-time.After(5 * time.Minute):
-					return fmt.Errorf("%s: no ack", a.id)
-				}
-			}
-			return nil
-		})
-		return float64(len(as)*batches*batchSize) / time.Since(start).Seconds(), err
+	// same to the floor, which answers each with an ack and stores nothing. At most 1,000
+	// agents send at once over all fleets: a whole province reporting in the same second is
+	// not how plays end, and 10,000 simultaneous batches would measure queueing only.
+	ingest := func() (float64, error) {
+		rs, err := all(func(int) step { return step{Op: "ingest", Batches: c.batches, Batch: c.batch, Conc: share(1000)} })
+		if err != nil {
+			return 0, err
+		}
+		r, _ := rate(rs)
+		return r, nil
 	}
-	rate, err := ingest(agents)
+	hubRate, err := ingest()
 	if err != nil {
-		return fmt.Errorf("confirmations: %w", err)
+		return err
 	}
-	for _, a := range agents {
-		a.ws.Close()
+	if _, err := all(func(int) step { return step{Op: "close"} }); err != nil {
+		return err
 	}
-	if floorURL == "" {
-		fmt.Printf("PUSH_MEDIAN_S %.3f FLOOR 0 RATIO 0\nPUSH_P99_S %.3f FLOOR 0 RATIO 0\nCONFIRMATIONS_PER_S %.0f FLOOR 0\n", med.Seconds(), p99.Seconds(), rate)
+	if len(c.floors) == 0 {
+		fmt.Printf("PUSH_MEDIAN_S %.3f FLOOR 0 RATIO 0\nPUSH_P99_S %.3f FLOOR 0 RATIO 0\nCONFIRMATIONS_PER_S %.0f FLOOR 0\n", med.Seconds(), p99.Seconds(), hubRate)
 		return nil
 	}
-	time.Sleep(time.Second) // let the hub drop its side of the connections
+	time.Sleep(time.Second) // let the hubs drop their side of the connections
 
-	// The floor: a separate process with no hub logic writes the same bytes to as many
-	// connections, with as many writers as the hub's push uses, and acks without storing.
-	fagents := make([]*agent, n)
-	if err := parallel(n, conc, func(i int) error {
-		fagents[i] = &agent{id: agents[i].id, secret: "x"}
-		_, err := dial(floorURL+"/agent/ws", fagents[i])
-		return err
-	}); err != nil {
-		return fmt.Errorf("floor connect: %w", err)
+	// The floor: processes with no hub logic (as many as the hubs, each with its share of the
+	// agents) write the same bytes to as many connections, each with as many writers as a
+	// hub's push uses, and ack without storing.
+	if _, err := all(func(int) step { return step{Op: "connect", URLs: wsURLs(c.floors), Conc: share(c.conc)} }); err != nil {
+		return fmt.Errorf("floor: %w", err)
 	}
-	ctl := "http" + strings.TrimPrefix(floorURL, "ws")
+	go func() {
+		rs, err := all(func(int) step { return step{Op: "receipts"} })
+		got <- pushed{rs, err}
+	}()
 	fstart := time.Now()
-	resp, err := http.Post(ctl+"/fanout?workers=4", "application/octet-stream", bytes.NewReader(sample))
-	if err != nil {
-		return fmt.Errorf("floor fanout: %w", err)
+	if err := parallel(len(c.floors), len(c.floors), func(i int) error {
+		resp, err := http.Post("http"+strings.TrimPrefix(c.floors[i], "ws")+"/fanout?workers=4", "application/octet-stream", bytes.NewReader(sample))
+		if err != nil {
+			return fmt.Errorf("floor fanout: %w", err)
+		}
+		return resp.Body.Close()
+	}); err != nil {
+		return err
 	}
-	resp.Body.Close()
-	flat, err := waitAll(fagents, fstart)
+	p = <-got
+	if p.err != nil {
+		return fmt.Errorf("floor: %w", p.err)
+	}
+	flat, err := latencies(p.rs, fstart, c.n)
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
@@ -317,12 +381,13 @@ func run(hubURL, hub2, token, parent, floorURL string, n, batches, batchSize, co
 	fmt.Printf("PUSH_MEDIAN_S %.3f FLOOR %.3f RATIO %.1f\n", med.Seconds(), fmed.Seconds(), med.Seconds()/max(fmed.Seconds(), 1e-6))
 	fmt.Printf("PUSH_P99_S %.3f FLOOR %.3f RATIO %.1f\n", p99.Seconds(), fp99.Seconds(), p99.Seconds()/max(fp99.Seconds(), 1e-6))
 	fmt.Printf("PUSH_MAX_S %.3f FLOOR %.3f\n", mx.Seconds(), fmx.Seconds())
-	frate, err := ingest(fagents)
+	floorRate, err := ingest()
 	if err != nil {
-		return fmt.Errorf("floor confirmations: %w", err)
+		return fmt.Errorf("floor: %w", err)
 	}
-	fmt.Printf("CONFIRMATIONS_PER_S %.0f FLOOR %.0f (%d agents x %d batches x %d records)\n", rate, frate, n, batches, batchSize)
-	return nil
+	fmt.Printf("CONFIRMATIONS_PER_S %.0f FLOOR %.0f (%d agents x %d batches x %d records)\n", hubRate, floorRate, c.n, c.batches, c.batch)
+	_, err = all(func(int) step { return step{Op: "close"} })
+	return err
 }
 
 // serveFloor runs the floor server: a websocket server with no hub logic. It answers hello

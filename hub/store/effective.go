@@ -356,6 +356,45 @@ func (db *DB) LatestEffective(ctx context.Context, deviceID string) (EffectiveSc
 	return e, nil
 }
 
+// LatestEffectives returns the newest effective schedule of each of the devices that has
+// one, by device id, in one query: a hub told that another one pushed to an area sends its
+// own connected devices their new revisions with this, not a query per device. Ids given
+// twice are read once; devices with no schedule are left out.
+func (db *DB) LatestEffectives(ctx context.Context, deviceIDs []string) (map[string]EffectiveSchedule, error) {
+	out := make(map[string]EffectiveSchedule, len(deviceIDs))
+	if len(deviceIDs) == 0 {
+		return out, nil
+	}
+	// The ids go as one parameter (an array, or a JSON array SQLite unpacks), so the query
+	// text, and its plan, are the same for any number of devices.
+	var ids any = deviceIDs
+	in := "e.device_id = ANY(CAST(?1 AS TEXT[]))"
+	if !db.pg {
+		b, err := json.Marshal(deviceIDs)
+		if err != nil {
+			return nil, err
+		}
+		ids, in = string(b), "e.device_id IN (SELECT value FROM json_each(?1))"
+	}
+	rows, err := db.r.QueryContext(ctx, effectiveSelect+" WHERE "+in+
+		" AND e.revision = (SELECT m.revision FROM effective m WHERE m.device_id = e.device_id ORDER BY m.revision DESC LIMIT 1)", ids)
+	if err != nil {
+		return nil, fmt.Errorf("latest effective schedules of %d devices: %w", len(deviceIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEffective(rows)
+		if err != nil {
+			return nil, fmt.Errorf("latest effective schedules of %d devices: %w", len(deviceIDs), err)
+		}
+		out[e.DeviceID] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest effective schedules of %d devices: %w", len(deviceIDs), err)
+	}
+	return out, nil
+}
+
 // LatestActiveEffective returns the newest revision the device reported active.
 func (db *DB) LatestActiveEffective(ctx context.Context, deviceID string) (EffectiveSchedule, error) {
 	e, err := scanEffective(db.r.QueryRowContext(ctx, effectiveSelect+

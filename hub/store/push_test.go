@@ -63,6 +63,18 @@ func TestBatchPush(t *testing.T) {
 		t.Fatalf("heads of a subtree without effective schedules: %+v", h)
 	}
 
+	// Many devices' newest documents in one read (a replica told of another's push): the
+	// newest revision each, ids given twice read once, devices without one left out.
+	latest := must[map[string]EffectiveSchedule](t)(db.LatestEffectives(ctx, []string{"tt/2", "tp/1", "dh/1", "nobody/9", "tt/2", "tt/1"}))
+	if len(latest) != 3 || string(latest["tt/2"].Document) != "new" || latest["tt/2"].Revision != 7 ||
+		string(latest["tp/1"].Document) != "d" || !slices.Equal(latest["tp/1"].Sources, src) ||
+		string(latest["tt/1"].Signature) != "s" || latest["tt/1"].Delivery.State != StateComposed {
+		t.Fatalf("latest of several devices: %+v", latest)
+	}
+	if got := must[map[string]EffectiveSchedule](t)(db.LatestEffectives(ctx, nil)); len(got) != 0 {
+		t.Fatalf("latest of no devices: %+v", got)
+	}
+
 	sent := clk.Advance(time.Second)
 	err = db.MarkSent(ctx, []DeviceRevision{{"tt/1", 1}, {"tp/1", 3}, {"tt/2", 99}})
 	wantErr(t, err, ErrNotFound, "sent mark of a missing revision")
