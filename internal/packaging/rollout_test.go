@@ -74,6 +74,10 @@ func rolloutFromHub(t *testing.T, b built) {
 		if err := os.WriteFile(r.path(cfgPath), []byte(c), 0o640); err != nil {
 			t.Fatal(err)
 		}
+		// The shipped config trusts the clock once timesyncd says so (clock.sync_file); this
+		// root's /run is fresh, so say it here, as a synchronised box would.
+		r.must(t, "mkdir", "-p", "/run/systemd/timesync")
+		r.must(t, "touch", "/run/systemd/timesync/synchronized")
 		r.startSupervisor(t, "/usr/bin/loa-agent run --config "+cfgPath, "/var/log/loa-agent.log")
 		roots[id] = r
 	}
@@ -173,6 +177,30 @@ func rolloutFromHub(t *testing.T, b built) {
 	}
 	t.Logf("broken release: canary rolled back and the rollout stopped (%s) in %v", ro.Reason, time.Since(step).Round(time.Second))
 
+	// A session plays on both devices when the good release comes: neither installs before
+	// it has ended (the agent's quiet-moment check, with the real scheduler and player).
+	session := filepath.Join(dir, "session.wav")
+	if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "1", session, "synth", "12", "sine", "440", "vol", "0.3").CombinedOutput(); err != nil {
+		t.Fatalf("sox: %v %s", err, out)
+	}
+	for _, r := range roots {
+		r.copyIn(t, session, "/var/lib/loa/session.wav")
+	}
+	sched := filepath.Join(dir, "tk.yaml")
+	os.WriteFile(sched, []byte(fmt.Sprintf("version: 1\nid: tk\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
+		"  - {id: session, at: %q, items: [{file: /var/lib/loa/session.wav}]}\n", time.Now().Add(6*time.Second).UTC().Format(time.RFC3339))), 0o644)
+	loa("schedule", "push", sched, "--to", "qn/tk")
+	wait("the session playing on both devices", 2*time.Minute, func() bool {
+		for _, dev := range devices {
+			out, err := exec.Command(cli, "--hub", "http://"+addr, "--token", token, "device", "show", dev, "--json").Output()
+			var d api.DeviceJSON
+			if err != nil || json.Unmarshal(out, &d) != nil || !strings.Contains(d.NowPlaying, "session") {
+				return false
+			}
+		}
+		return true
+	})
+
 	// The good release: the canary first, the other only once the canary is healthy and has
 	// stayed so.
 	step = time.Now()
@@ -207,6 +235,28 @@ func rolloutFromHub(t *testing.T, b built) {
 	for _, dev := range devices {
 		if v := installed(dev); v != vGood {
 			t.Errorf("%s runs %s after the good rollout, want %s", dev, v, vGood)
+		}
+	}
+	// Each began installing only after its session's last sample (the play's confirmed end).
+	installRe := regexp.MustCompile(`time=(\S+) level=INFO msg="upgrade: installing now`)
+	for _, dev := range devices {
+		var installing time.Time
+		for _, m := range installRe.FindAllStringSubmatch(roots[dev].read(t, "/var/log/loa-agent.log"), -1) {
+			installing, _ = time.Parse(time.RFC3339Nano, m[1]) // the last: the good release's
+		}
+		var cs []api.ConfirmationJSON
+		out, err := exec.Command(cli, "--hub", "http://"+addr, "--token", token, "confirmations", "--device", dev, "--json").Output()
+		if err != nil || json.Unmarshal(out, &cs) != nil {
+			t.Fatalf("%s's confirmations: %v %s", dev, err, out)
+		}
+		var ended time.Time
+		for _, c := range cs {
+			if strings.HasSuffix(c.Program, "session") && c.End != nil {
+				ended = *c.End
+			}
+		}
+		if installing.IsZero() || ended.IsZero() || !installing.After(ended) {
+			t.Errorf("%s began installing at %s, its session ended at %s: want the install after the session", dev, installing, ended)
 		}
 	}
 	if t.Failed() {
