@@ -366,13 +366,7 @@ func readUpload(r *http.Request, in io.Writer) (map[string]string, error) {
 // uploadFailed answers an upload the hub failed to keep: a full disk is said as such (507),
 // for the staff to tell the technician, and logged for the technician.
 func (rm *Room) uploadFailed(w http.ResponseWriter, err error) {
-	if store.IsFull(err) {
-		rm.o.Log.Error("upload refused: the hub's disk is full; free space in its data directory", "content_dir", rm.o.Dir, "err", err)
-		staffapi.Error(w, http.StatusInsufficientStorage, "the hub's disk is full: the upload was not stored. Ask the hub's technician to free space, then upload again")
-		return
-	}
-	rm.o.Log.Error("upload not stored", "err", err)
-	staffapi.Error(w, http.StatusInternalServerError, "the hub could not store the upload: "+err.Error())
+	staffapi.StoreFailed(w, rm.o.Log, "upload", rm.o.Dir, err)
 }
 
 // uploadReadError answers a body that could not be read: over the limit, or malformed.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,6 +49,19 @@ func BadRequest(format string, a ...any) error {
 // Error answers code with msg as the API's error body.
 func Error(w http.ResponseWriter, code int, msg string) {
 	WriteJSON(w, code, api.Error{Error: msg})
+}
+
+// StoreFailed answers an upload (what: "upload", "release") the hub could not keep: a full
+// disk is said as such (507), for the staff to tell the technician, and logged for the
+// technician with the directory to free.
+func StoreFailed(w http.ResponseWriter, log *slog.Logger, what, dir string, err error) {
+	if store.IsFull(err) {
+		log.Error(what+" refused: the hub's disk is full; free space in its data directory", "content_dir", dir, "err", err)
+		Error(w, http.StatusInsufficientStorage, "the hub's disk is full: the "+what+" was not stored. Ask the hub's technician to free space, then upload again")
+		return
+	}
+	log.Error(what+" not stored", "err", err)
+	Error(w, http.StatusInternalServerError, "the hub could not store the "+what+": "+err.Error())
 }
 
 // Fail answers err: a Refusal with its status, a store error with the status its kind maps

@@ -267,13 +267,7 @@ func readRelease(r *http.Request, out io.Writer) (size int64, sum string, stmt [
 
 // failed answers an upload the hub could not keep.
 func (rm *Room) failed(w http.ResponseWriter, err error) {
-	if store.IsFull(err) {
-		rm.o.Log.Error("release upload refused: the hub's disk is full; free space in its data directory", "content_dir", rm.o.Dir, "err", err)
-		staffapi.Error(w, http.StatusInsufficientStorage, "the hub's disk is full: the release was not stored. Ask the hub's technician to free space, then upload again")
-		return
-	}
-	rm.o.Log.Error("release upload not stored", "err", err)
-	staffapi.Error(w, http.StatusInternalServerError, "the hub could not store the release: "+err.Error())
+	staffapi.StoreFailed(w, rm.o.Log, "release", rm.o.Dir, err)
 }
 
 // ListReleases is GET /api/releases.
