@@ -94,6 +94,16 @@ func New(o Options) *Feeds {
 // Close disconnects every upstream and waits for the feeds' goroutines.
 func (fs *Feeds) Close() {
 	fs.cancel()
+	fs.mu.Lock()
+	for _, f := range fs.feeds {
+		f.mu.Lock()
+		if f.idle != nil && f.idle.Stop() {
+			fs.wg.Done() // a lingering feed ends with the others, not Linger later
+		}
+		f.idle = nil
+		f.mu.Unlock()
+	}
+	fs.mu.Unlock()
 	fs.wg.Wait()
 }
 
@@ -149,7 +159,9 @@ func (fs *Feeds) join(url string) (*feed, error) {
 	f.mu.Lock()
 	f.users++
 	if f.idle != nil {
-		f.idle.Stop()
+		if f.idle.Stop() {
+			fs.wg.Done() // the linger's callback will not run
+		}
 		f.idle = nil
 	}
 	f.mu.Unlock()
@@ -163,7 +175,11 @@ func (fs *Feeds) leave(f *feed) {
 	if f.users > 0 {
 		return
 	}
+	// The linger's callback is one of the feeds' goroutines: Close waits for it (or for its
+	// timer to be stopped), so nothing logs after the hub has closed.
+	fs.wg.Add(1)
 	f.idle = time.AfterFunc(fs.o.Linger, func() {
+		defer fs.wg.Done()
 		fs.mu.Lock()
 		f.mu.Lock()
 		gone := f.users == 0
