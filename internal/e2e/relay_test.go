@@ -39,7 +39,7 @@ func relayInStep(t *testing.T, stamp bool, windows int) relayRun {
 	}
 	h := newHubWith(t, bins, extra)
 	// Icecast sends a new listener a burst of what it holds (2 s here) before real time.
-	up := &testkit.Upstream{MP3: testkit.MP3(t, "60", "pinknoise"), Burst: 16000}
+	up := &testkit.Upstream{MP3: testkit.MP3(t, "30", "pinknoise"), Burst: 16000}
 	usrv := httptest.NewServer(up)
 	t.Cleanup(usrv.Close)
 	testkit.Run(t, h.env, bins.cli, "area", "add", "qn/tk")
@@ -180,7 +180,7 @@ func TestLiveRelayInStepThroughTheHub(t *testing.T) {
 	}
 	var problems []string
 	for attempt := 1; attempt <= 2; attempt++ {
-		r := relayInStep(t, true, 8)
+		r := relayInStep(t, true, 6)
 		problems = problems[:0]
 		for k, off := range r.offsets {
 			if r.corr[k] < 0.5 {
