@@ -118,7 +118,7 @@ func TestRestartsContinueTheProgramme(t *testing.T) {
 		return len(having(a.records(bins), prog("qn/tk/news", "playing"))) > 0
 	}, logs)
 
-	const kills = 16 // the hub twice among them (k%7 == 3); make soak kills 1,000 times
+	const kills = 16        // the hub twice among them (k%7 == 3); make soak kills 1,000 times
 	var outage [2]time.Time // the long one
 	for k := 0; k < kills; k++ {
 		time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond) // with the ~1 s a restart takes, kills land all over the 13-s play
