@@ -109,7 +109,7 @@ func TestCommandsFromTheHub(t *testing.T) {
 		return r.Program == "command:c-long" && r.Result != protocol.ResultPlaying
 	})
 	// (The null output is not paced, so the wall time tells that the stop cut it, not played.)
-	if wall := r.End.Sub(r.Start); r.Result != protocol.ResultInterrupted || wall > 15*time.Second || math(r.Volume) != 0.3 {
+	if wall := r.End.Sub(r.Start); r.Result != protocol.ResultInterrupted || wall > 15*time.Second || round3(r.Volume) != 0.3 {
 		t.Errorf("stopped play_now: %s after %s, volume %g; want interrupted well before its 20 s, volume 0.3", r.Result, wall, r.Volume)
 	}
 
@@ -119,4 +119,4 @@ func TestCommandsFromTheHub(t *testing.T) {
 	}
 }
 
-func math(v float64) float64 { return float64(int(v*1000+0.5)) / 1000 }
+func round3(v float64) float64 { return float64(int(v*1000+0.5)) / 1000 }

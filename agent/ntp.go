@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ func parseChronyTracking(out string) (ntpReport, error) {
 	}
 	num := func(i int, name string) (float64, error) {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f[i]), 64)
-		if err != nil || v != v || absF(v) > 1e9 { // NaN, ±Inf and absurd values
+		if err != nil || math.IsNaN(v) || math.Abs(v) > 1e9 { // NaN, ±Inf and absurd values
 			return 0, fmt.Errorf("chronyc tracking: %s %q is not a number", name, clipText(f[i]))
 		}
 		return v, nil
@@ -52,7 +53,7 @@ func parseChronyTracking(out string) (ntpReport, error) {
 		return ntpReport{}, err
 	}
 	leap := strings.TrimSpace(f[13])
-	return ntpReport{Source: "chrony", ErrorS: absF(offset) + absF(delay)/2 + absF(disp),
+	return ntpReport{Source: "chrony", ErrorS: math.Abs(offset) + math.Abs(delay)/2 + math.Abs(disp),
 		Synced: stratum > 0 && stratum < 16 && leap != "Not synchronised"}, nil
 }
 
@@ -89,13 +90,6 @@ func parseTimesyncStatus(out string) (ntpReport, error) {
 	}
 	delay, _ := dur("Delay") // older systemd does not print it
 	return ntpReport{Source: "timesyncd", ErrorS: (offset + root + delay/2).Seconds(), Synced: vals["Leap"] != "not synchronized"}, nil
-}
-
-func absF(v float64) float64 {
-	if v < 0 {
-		return -v
-	}
-	return v
 }
 
 func clipText(s string) string {

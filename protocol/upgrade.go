@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,14 +111,7 @@ func (c *checker) release(prefix string, p *ReleasePackage) {
 // MaxReleaseBytes bounds a package (the agent's .deb is ~10 MB).
 const MaxReleaseBytes = 256 << 20
 
-func isReleaseArch(a string) bool {
-	for _, x := range ReleaseArches {
-		if a == x {
-			return true
-		}
-	}
-	return false
-}
+func isReleaseArch(a string) bool { return slices.Contains(ReleaseArches, a) }
 
 // CheckVersion accepts a Debian package version: 1-64 bytes of digits, letters and . + ~ - :,
 // starting with a digit (e.g. "1.4.0", "1.4.0~rc1", "1:2.0-3").

@@ -41,28 +41,18 @@ func TestDeadAirEndToEnd(t *testing.T) {
 			t.Fatalf("sox: %v %s", err, o)
 		}
 	}
-	lame := func(in, out string) {
-		t.Helper()
-		if o, err := exec.Command("lame", "--quiet", "-b", "64", in, out).CombinedOutput(); err != nil {
-			t.Fatalf("lame: %v %s", err, o)
-		}
-	}
 	silentFile, ident := filepath.Join(media, "silent.wav"), filepath.Join(media, "ident.wav")
 	sox(silentFile, "trim", "0", "3")
 	sox(ident, "synth", "1.2", "sine", "300", "vol", "0.5")
-	sox(filepath.Join(media, "quiet.wav"), "trim", "0", "30")
-	sox(filepath.Join(media, "a440.wav"), "synth", "30", "sine", "440", "vol", "0.5")
-	lame(filepath.Join(media, "quiet.wav"), filepath.Join(media, "quiet.mp3"))
-	lame(filepath.Join(media, "a440.wav"), filepath.Join(media, "a440.mp3"))
+	quiet, onAir := testkit.MP3(t, "30", "sine", "440", "vol", "0"), testkit.MP3(t, "30", "sine", "440", "vol", "0.5")
 	// The station: silent on the first connection, on air from the second. It sends at twice
 	// real time, as Icecast sends its burst and then keeps ahead of the listener.
 	var conns atomic.Int32
 	station := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := "quiet.mp3"
+		b := quiet
 		if conns.Add(1) > 1 {
-			name = "a440.mp3"
+			b = onAir
 		}
-		b, _ := os.ReadFile(filepath.Join(media, name))
 		w.Header().Set("Content-Type", "audio/mpeg")
 		const chunk = 4000 // 0.5 s at 64 kbit/s
 		for i := 0; i < len(b); i += chunk {
