@@ -69,8 +69,11 @@ func (s *schedules) setHeld(held map[string]int64) {
 // prepare parses a schedule, resolves its local files against base (the directory of
 // the file it came from), and checks it can be played: its files exist and the runner can
 // compile it. Store items it lacks are listed in missing; the caller decides whether that
-// refuses it (a local file) or makes it pending (a push: the link fetches them).
-func (s *schedules) prepare(name string, data []byte, base string) (*activation, error) {
+// refuses it (a local file) or makes it pending (a push: the link fetches them). The saved
+// active schedule is not compiled again at a start (check false): it was when it was
+// accepted, and a dense one takes a minute on a loaded Pi that the runner's first, short
+// timeline does not (the runner says so itself if it cannot compile it now).
+func (s *schedules) prepare(name string, data []byte, base string, check bool) (*activation, error) {
 	doc, err := scheduler.Parse(name, data)
 	if err != nil {
 		return nil, err
@@ -105,8 +108,8 @@ func (s *schedules) prepare(name string, data []byte, base string) (*activation,
 		return nil, fmt.Errorf("%s revision %d: files missing on this device, keeping the current schedule: %s",
 			name, doc.Revision, strings.Join(missingFiles, "; "))
 	}
-	if len(act.missing) > 0 {
-		return act, nil // compiled once complete
+	if len(act.missing) > 0 || !check {
+		return act, nil // compiled once complete, or checked when it was accepted
 	}
 	// The runner's own check: a schedule it could not run (an item of unknown length, a cron
 	// firing every second) is refused now, not found out later.
@@ -133,7 +136,7 @@ func (act *activation) requireComplete(name string) error {
 // offerSchedule activates a schedule if it is newer than the active one (or the same one
 // unchanged, which is a no-op). It returns whether the active schedule changed.
 func (s *schedules) offer(name string, data []byte, base string) (bool, error) {
-	act, err := s.prepare(name, data, base)
+	act, err := s.prepare(name, data, base, true)
 	if err == nil {
 		err = act.requireComplete(name)
 	}
@@ -197,7 +200,7 @@ func (s *schedules) loadActive() {
 	}
 	if err == nil {
 		var act *activation
-		if act, err = s.prepare(s.a.cfg.activePath(), data, ""); err == nil {
+		if act, err = s.prepare(s.a.cfg.activePath(), data, "", false); err == nil {
 			// An emergency activated before its content arrived plays on after a reboot.
 			if err = act.requireComplete(s.a.cfg.activePath()); err == nil || s.urgent(act) {
 				err = s.activate(act, false)
@@ -305,7 +308,7 @@ func (s *schedules) rememberRevision(id string, rev int64) {
 // once when complete and otherwise kept pending while the link fetches what it lacks.
 func (s *schedules) Offer(ctx context.Context, p *protocol.SchedulePayload) (link.Progress, error) {
 	name := fmt.Sprintf("push of %s revision %d", p.ScheduleID, p.Revision)
-	act, err := s.prepare(name, []byte(p.Document), "")
+	act, err := s.prepare(name, []byte(p.Document), "", true)
 	if err != nil {
 		// Everything prepareSchedule refuses is the document's fault as the hub sees it.
 		return link.Progress{}, fmt.Errorf("%w: %v", link.ErrInvalidDocument, err)
@@ -325,7 +328,7 @@ func (s *schedules) Advance(ctx context.Context, ref protocol.ScheduleRef) (link
 		}
 		return link.Progress{}, fmt.Errorf("revision %d of %s is neither pending nor active here", ref.Revision, ref.ID)
 	}
-	act, err := s.prepare(fmt.Sprintf("pending %s revision %d", ref.ID, ref.Revision), pend.data, "")
+	act, err := s.prepare(fmt.Sprintf("pending %s revision %d", ref.ID, ref.Revision), pend.data, "", true)
 	if err != nil {
 		return link.Progress{}, err
 	}
@@ -414,7 +417,7 @@ func (s *schedules) loadPending() {
 	if err != nil {
 		return
 	}
-	act, err := s.prepare(s.a.cfg.pendingPath(), data, "")
+	act, err := s.prepare(s.a.cfg.pendingPath(), data, "", true)
 	if err != nil {
 		s.a.log.Warn("the saved pending schedule cannot be used; dropping it", "err", err)
 		os.Remove(s.a.cfg.pendingPath())

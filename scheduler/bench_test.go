@@ -133,3 +133,33 @@ func BenchmarkStepWhenDenseScheduleArrives(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFirstTimelineAfterRestart is what stands between a restart and the first play with
+// a dense schedule (a play every 2 s, another every 4 s, as the power-cut soak plays): the
+// first timeline over the runner's whole window (as before) beside the short first one.
+func BenchmarkFirstTimelineAfterRestart(b *testing.B) {
+	doc, err := Parse("dense", []byte(header+"programs:\n  - {id: beep, cron: \"*/2 * * * * *\", items: [{file: b.wav, duration: 1s}]}\n"+
+		"  - {id: stored, class: priority, cron: \"1/4 * * * * *\", items: [{file: s.wav, duration: 1s}]}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2026, 11, 3, 10, 0, 0, 0, doc.Location())
+	for _, c := range []struct {
+		name  string
+		short bool
+	}{{"whole-window", false}, {"short-first", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := NewRunner(RunnerOptions{Clock: clock.NewFake(now), LastRun: now.Add(-30 * time.Second)})
+			r.lastPlausibe = r.opts.LastRun // as its first step sets it
+			var runs int
+			for i := 0; i < b.N; i++ {
+				cp := r.newCompiled(doc, now, c.short).make(r.opts.Compile, nil)
+				if cp.err != nil {
+					b.Fatal(cp.err)
+				}
+				runs = len(cp.tl.Runs())
+			}
+			b.ReportMetric(float64(runs), "runs")
+		})
+	}
+}

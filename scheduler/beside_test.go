@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -183,4 +184,80 @@ func (c *sleepWatch) asleep() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.until > c.Monotonic()
+}
+
+// TestRunnerFirstTimelineAfterARestartIsShort: a restart with a dense schedule (a play every
+// 2 s) first compiles only the minutes around now and since the agent last ran, so that it
+// plays within a step or two instead of after the whole window is compiled (on a loaded Pi a
+// minute of silence after every restart: found by the power-cut soak); the whole window
+// follows beside the loop and takes over without a play started, missed or stopped twice.
+// What it decides is what a runner that compiled the whole window first decides.
+func TestRunnerFirstTimelineAfterARestartIsShort(t *testing.T) {
+	hcm, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	t0 := time.Date(2026, 11, 2, 10, 0, 0, 0, hcm)
+	down, up := t0.Add(20*time.Second), t0.Add(45200*time.Millisecond)
+	// And a three-hour programme on the board, begun two and a half hours before the agent
+	// last ran: still playing, it must be in the short timeline too.
+	doc := mustParse(t, everyTwoSeconds+`  - {id: long, cron: "0 30 7 * * *", outputs: [board], items: [{file: l.mp3, duration: 3h}]}
+`)
+	longBegan := time.Date(2026, 11, 2, 7, 30, 0, 0, hcm)
+	newRunner := func(c clock.Clock) *Runner {
+		r := NewRunner(RunnerOptions{Clock: c, LastRun: down, NotBefore: down, Tick: 500 * time.Millisecond,
+			MissedLookback: 6 * time.Hour, Horizon: time.Hour,
+			Compile: CompileOptions{ItemLength: func(Item) (time.Duration, bool) { return time.Second, true }}})
+		r.SetSchedule(doc)
+		r.Remember(Past{Output: "speakers", Program: "tick", Planned: down, Start: down, Was: PastCut},
+			Past{Output: "board", Program: "long", Planned: longBegan, Start: longBegan, Was: PastCut})
+		return r
+	}
+	// What happened, without when it was decided: the two runners decide a step apart.
+	what := func(evs []Event) []string {
+		var s []string
+		for _, e := range evs {
+			s = append(s, fmt.Sprintf("%s %s@%s %s", e.Kind, e.Run.Program, e.Run.Scheduled.Format("15:04:05"), e.Reason))
+		}
+		return s
+	}
+	end := up.Add(8 * time.Second)
+
+	// The reference: the whole window compiled in its first step (Step alone does so).
+	rc := clock.NewFake(up)
+	ref := newRunner(rc)
+	var want []Event
+	for !rc.Now().After(end) {
+		evs, _ := ref.Step()
+		want = append(want, evs...)
+		rc.Advance(250 * time.Millisecond)
+	}
+	full := len(ref.runs)
+
+	// As Run does it: compiled beside the loop, the short timeline first.
+	c := clock.NewFake(up)
+	r := newRunner(c)
+	r.async = true
+	var got []Event
+	var lengths []int
+	for !c.Now().After(end) {
+		evs, _ := r.Step()
+		got = append(got, evs...)
+		r.compiles.Wait() // at most one step late, as on a quiet machine
+		if len(lengths) == 0 || lengths[len(lengths)-1] != len(r.runs) {
+			lengths = append(lengths, len(r.runs))
+			if len(r.runs) > 0 && len(lengths) == 2 {
+				if ahead := r.compiledTo.Sub(c.Now()); ahead > firstAhead || !r.short {
+					t.Errorf("the first timeline reaches %v ahead (short %v), want at most %v", ahead, r.short, firstAhead)
+				}
+				if back := down.Sub(r.compiledFrom); back > 2*time.Hour+2*time.Minute {
+					t.Errorf("the first timeline begins %v before the agent last ran, want about the two hours a play may still be going", back)
+				}
+			}
+		}
+		c.Advance(250 * time.Millisecond)
+	}
+	if len(lengths) != 3 || lengths[0] != 0 || lengths[1]*3 > full || lengths[2] != full || r.short {
+		t.Errorf("timelines installed (runs in each): %v, want none, then a short one (under a third of %d), then the whole window's %d (short now: %v)", lengths, full, full, r.short)
+	}
+	if g, w := strings.Join(what(got), "\n"), strings.Join(what(want), "\n"); g != w || len(want) < 5 || !strings.Contains(g, "start long@07:30:00") {
+		t.Errorf("short timeline first:\n%s\nthe whole window first:\n%s", g, w)
+	}
 }

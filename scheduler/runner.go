@@ -209,6 +209,7 @@ type Runner struct {
 	async     bool
 	compiles  sync.WaitGroup // the compiles started beside the loop; Run waits for them
 	compiling *Document      // the document a compile beside the loop is making (one at a time)
+	short     bool           // the timeline installed is a first, short one (firstWindow)
 	gen       int            // counts timelines installed: a compile started before one is stale
 
 	// Loop state, touched only by Step.
@@ -243,6 +244,7 @@ type compiled struct {
 	err      error
 	from, to time.Time
 	gen      int
+	short    bool // over firstWindow, not window
 }
 
 type playing struct {
@@ -413,8 +415,11 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 			replaced = c.doc != r.compiledFor
 			r.install(c)
 		}
-		if r.compiledFor != doc || now.After(runsOut) && !stepped {
-			r.compileBeside(doc, now)
+		if r.compiledFor != doc || (now.After(runsOut) || r.short) && !stepped {
+			// With nothing to play yet (a start), the first timeline covers only the next
+			// minutes, so that a dense schedule under load plays within seconds of a restart,
+			// not after a day and more of it is compiled; the whole window follows beside.
+			r.compileBeside(doc, now, r.compiledFor == nil)
 		}
 		if r.compiledFor == nil {
 			r.firstLook = now // still starting: what falls due now was due while it was not running
@@ -423,6 +428,9 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		doc = r.compiledFor
 		// Compiled inline only if the next stretch has not come in time.
 		runsOut = r.compiledTo.Add(-r.opts.Horizon / 4)
+		if r.short {
+			runsOut = r.compiledTo.Add(-firstAhead / 2)
+		}
 	}
 	if replaced && !r.async || stepped || now.Before(r.compiledFrom.Add(2*time.Hour)) || now.After(runsOut) {
 		r.compile(doc, now)
@@ -593,6 +601,27 @@ func (r *Runner) window(now time.Time) (from, to time.Time) {
 	return now.Add(-2*time.Hour - r.opts.MissedLookback), now.Add(r.opts.Horizon)
 }
 
+// firstAhead is how far ahead the first timeline after a start reaches (firstWindow).
+const firstAhead = 10 * time.Minute
+
+// firstWindow is the span of the first timeline after a start: behind it, only as far as
+// missed runs are reported since the agent last ran (and the two hours a run may still be
+// going), ahead the next minutes. A play every 2 s over window's 32 hours is 57,600 runs: on a
+// loaded Pi, a minute of silence after every restart.
+func (r *Runner) firstWindow(now time.Time) (from, to time.Time) {
+	from, to = r.window(now)
+	since := now
+	if last := r.lastPlausibe; !last.IsZero() && last.Before(since) {
+		since = last
+	}
+	// A minute more than the two hours, so that the timeline's start is never within two
+	// hours of now (which Step takes for a clock stepped back before it).
+	if f := since.Add(-2*time.Hour - time.Minute); f.After(from) {
+		from = f
+	}
+	return from, now.Add(min(firstAhead, r.opts.Horizon))
+}
+
 // Check answers whether the runner can play doc: it compiles it over the window the runner
 // will compile, with the runner's options, so a schedule it could not run (an item of unknown
 // length, a cron firing every second) is refused when it is offered, not found out when its
@@ -604,35 +633,43 @@ func (r *Runner) Check(doc *Document) error {
 }
 
 // compile makes the timeline around now, with the occurrences known to have begun late, in
-// the loop.
+// the loop: over as short a window as the one installed, as the whole one is on its way.
 func (r *Runner) compile(doc *Document, now time.Time) {
-	r.install(r.compileAt(doc, now, r.began, r.gen))
+	c := r.newCompiled(doc, now, r.short)
+	r.install(c.make(r.opts.Compile, r.began))
 }
 
-// compileAt compiles doc over the window around now; it touches no loop state but began,
-// which a compile beside the loop is given a copy of.
-func (r *Runner) compileAt(doc *Document, now time.Time, began map[string]time.Time, gen int) *compiled {
-	c := &compiled{doc: doc, gen: gen}
+// newCompiled is a compile of doc to be made over the window around now (firstWindow if
+// short); the loop makes it, as it reads loop state.
+func (r *Runner) newCompiled(doc *Document, now time.Time, short bool) *compiled {
+	c := &compiled{doc: doc, gen: r.gen, short: short}
 	c.from, c.to = r.window(now)
-	opts := r.opts.Compile
+	if short {
+		c.from, c.to = r.firstWindow(now)
+	}
+	return c
+}
+
+// make compiles c's timeline; it touches nothing of the loop's but began, which a compile
+// beside the loop is given a copy of.
+func (c *compiled) make(opts CompileOptions, began map[string]time.Time) *compiled {
 	opts.Began = began
-	c.tl, c.err = Compile(doc, c.from, c.to, opts)
+	c.tl, c.err = Compile(c.doc, c.from, c.to, opts)
 	return c
 }
 
 // compileBeside starts compiling doc in a goroutine of the runner's (Run waits for it), unless
 // one is under way: its result is taken at a later step (takeCompiled).
-func (r *Runner) compileBeside(doc *Document, now time.Time) {
+func (r *Runner) compileBeside(doc *Document, now time.Time, short bool) {
 	if r.compiling != nil {
 		return
 	}
 	r.compiling = doc
-	began := maps.Clone(r.began)
-	gen := r.gen
+	c, began, opts := r.newCompiled(doc, now, short), maps.Clone(r.began), r.opts.Compile
 	r.compiles.Add(1)
 	go func() {
 		defer r.compiles.Done()
-		c := r.compileAt(doc, now, began, gen)
+		c.make(opts, began)
 		r.mu.Lock()
 		r.compiled = c
 		r.mu.Unlock()
@@ -680,7 +717,7 @@ func (r *Runner) install(c *compiled) {
 		r.compiledFor, r.runs = doc, nil
 		return
 	}
-	r.compiledFor, r.tl, r.compiledFrom, r.compiledTo = doc, tl, c.from, c.to
+	r.compiledFor, r.tl, r.compiledFrom, r.compiledTo, r.short = doc, tl, c.from, c.to, c.short
 	r.runs = tl.Runs()
 }
 

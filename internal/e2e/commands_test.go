@@ -29,6 +29,7 @@ type hubConfirmation struct {
 // `loa stop` ends a long play (interrupted); a device cut off until a command expired never
 // gets it and the hub says so.
 func TestCommandsEndToEnd(t *testing.T) {
+	t.Parallel() // waits more than it works, and measures no time: beside another such test
 	if testing.Short() {
 		t.Skip("real processes for about a minute")
 	}

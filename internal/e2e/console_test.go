@@ -26,6 +26,7 @@ import (
 // open live view, cancels it there, and downloads the play log whose rows for the warning are
 // those `loa confirmations --csv` gives.
 func TestConsoleWithWholeAgents(t *testing.T) {
+	t.Parallel() // waits more than it works, and measures no time: beside another such test
 	if testing.Short() {
 		t.Skip("real processes and Chromium")
 	}

@@ -211,6 +211,7 @@ func completed(recs []record, program string) int {
 }
 
 func TestPushPlayConfirmWithOutages(t *testing.T) {
+	t.Parallel() // waits more than it works, and measures no time: beside another such test
 	bins := build(t)
 	h := newHub(t, bins)
 	hubURL, addr, keyLine, env, token, hub := h.url, h.addr, h.keyLine, h.env, h.token, h.proc

@@ -26,6 +26,7 @@ import (
 //   - B is SIGKILLed: its agents move to A (the time is logged: docs/scale.md), and at the
 //     end A holds every play of each agent's journal exactly once, field by field.
 func TestTwoHubReplicas(t *testing.T) {
+	t.Parallel() // waits more than it works, and measures no time: beside another such test
 	if testing.Short() {
 		t.Skip("real processes and a PostgreSQL server")
 	}

@@ -20,6 +20,7 @@ import (
 // PNG whose pixels are that red. A cluster without a screen fails the command and the CLI
 // says so.
 func TestScreenshotEndToEnd(t *testing.T) {
+	t.Parallel() // waits more than it works, and measures no time: beside another such test
 	if testing.Short() {
 		t.Skip("real processes and mpv for about 15 s")
 	}

@@ -29,6 +29,7 @@ var useAfterClose = regexp.MustCompile(`(?i)database not open|database is closed
 // agent reconnecting — and checks that each stops cleanly within its bound and that nothing
 // touched the journal, the store or the database after they were closed.
 func TestShutdownWhileBusy(t *testing.T) {
+	t.Parallel() // waits more than it works, and measures no time: beside another such test
 	if testing.Short() {
 		t.Skip("race-detector builds and real processes")
 	}
