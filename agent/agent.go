@@ -203,12 +203,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if cfg.Clock.SyncFile != "" {
 		synced = func() bool { _, err := os.Stat(cfg.Clock.SyncFile); return err == nil }
 	}
+	// In step, a play on free speakers starts ahead of its time: the player measures the
+	// output and writes silence until its first sample is heard at that time (docs/sync.md).
+	var ahead map[string]time.Duration
+	if *cfg.Audio.Sync.InStep {
+		ahead = map[string]time.Duration{"speakers": startAhead}
+	}
 	a.runner = scheduler.NewRunner(scheduler.RunnerOptions{
 		Clock: a.clock, Log: a.log.With("component", "scheduler"), Grace: cfg.Grace.D(),
 		NotBefore: notBefore, LastRun: lastRun, Synced: synced, Outputs: cfg.Outputs,
-		Compile:   scheduler.CompileOptions{ItemLength: a.itemLength},
-		Lead:      cfg.Amplifier.WarmUp + time.Second,
-		Heartbeat: a.health.stepped,
+		Compile:    scheduler.CompileOptions{ItemLength: a.itemLength},
+		Lead:       cfg.Amplifier.WarmUp + time.Second + ahead["speakers"],
+		StartAhead: ahead,
+		Heartbeat:  a.health.stepped,
 	})
 	a.runner.Remember(past...)
 	a.sched.loadActive()

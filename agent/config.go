@@ -118,12 +118,12 @@ type DeadAirConfig struct {
 
 // SyncConfig holds the speakers' plays to the wall clock (docs/sync.md).
 type SyncConfig struct {
-	// InStep hears each play's first sample StartDelay after its scheduled time, and keeps
-	// the rest on the clock. Off by default for now: the schedule starts a play at its time,
-	// so the output needs that delay to settle, and every play is then heard that much later.
-	InStep bool `yaml:"in_step"`
-	// StartDelay is how long after its time a play is heard (default 1s; less and the start
-	// of each item is cut by what is late).
+	// InStep holds plays to the clock (default true): a play on free speakers starts ahead
+	// of its time, its first sample is heard at that time and the rest is kept on the clock.
+	// Other plays start at once. False plays each as soon as it starts, as before issue 19.
+	InStep *bool `yaml:"in_step"`
+	// StartDelay is no longer used (plays in step start ahead of their time); kept so that
+	// an agent.yaml written for an earlier version still loads.
 	StartDelay scheduler.Duration `yaml:"start_delay"`
 	// CorrectRate follows the sound card's crystal by resampling slightly (default true).
 	CorrectRate *bool `yaml:"correct_rate"`
@@ -270,6 +270,9 @@ func (c *Config) defaults() {
 	}
 	if c.Audio.Sync.CorrectRate == nil {
 		c.Audio.Sync.CorrectRate = new(true)
+	}
+	if c.Audio.Sync.InStep == nil {
+		c.Audio.Sync.InStep = new(true)
 	}
 	if c.Relay.Delay == 0 {
 		c.Relay.Delay = scheduler.Duration(3 * time.Second)

@@ -201,11 +201,8 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 	if first > 0 {
 		prog.Start = player.Position{Item: 0, Frame: first}
 	}
-	if s.timing.InStep {
-		// Where the timeline has the first item at its starting point, plus the delay every
-		// cluster adds alike.
-		seg := sp.segs[0]
-		prog.At = seg.Start.Add(sp.froms[0] - seg.Offset + s.timing.StartDelay.D())
+	if *s.timing.InStep {
+		prog.At = s.heardAt(ev, sp)
 	}
 	pb, err := s.player.Play(ctx, prog)
 	if err != nil {
@@ -224,6 +221,24 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 		s.health.playing.Store(pb)
 	}
 	s.tasks.Go(func() { s.checkpoints(sp) })
+}
+
+// startAhead is how long before its time a play on free speakers starts when in step: the
+// player's look at the output (300 ms) and the output's fill (about 1.25 × audio.buffer, with
+// the queues in front of it) must be over before the first sample is due.
+const startAhead = 1500 * time.Millisecond
+
+// heardAt is when, in step, a play's first sample is heard: a play the runner started ahead of
+// its time (on free speakers) exactly at that time, the same on every cluster. Any other play
+// (right after another programme, joining one mid-way after a restart, sent now: a command,
+// an emergency) plays at once, as without in_step: holding it to its time would cut its end
+// or its first words.
+func (s *speakers) heardAt(ev scheduler.Event, sp *speakerPlay) time.Time {
+	if !ev.At.Before(ev.Run.Start) {
+		return time.Time{}
+	}
+	seg := sp.segs[0]
+	return seg.Start.Add(sp.froms[0] - seg.Offset)
 }
 
 // spoken is a text said by text to speech, as a player item.

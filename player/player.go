@@ -77,7 +77,8 @@ type Program struct {
 	// See docs/sync.md.
 	At time.Time
 	// OnItemStart is called when the first sample of an item is handed to the output, with
-	// the time it will reach the output (Proof.Start).
+	// the time it will reach the output (Proof.Start; for a program with an At, the time it
+	// will be heard, the output's delay included).
 	OnItemStart func(index int, at time.Time)
 	// OnItemEnd is called with an item's proof once its last frame has been consumed by the
 	// output (or it failed, or the program stopped inside it). Callbacks run on the
@@ -869,6 +870,11 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			st.proof.Start = e.clock.Now()
 			if ahead := st.startPos - e.out.Consumed(); ahead > 0 {
 				st.proof.Start = st.proof.Start.Add(time.Duration(ahead) * time.Second / time.Duration(e.rate))
+			}
+			if e.keep != nil {
+				// In step the start was placed to be heard at its time: what the output adds
+				// after it takes a sample counts, so the record says when it was heard.
+				st.proof.Start = st.proof.Start.Add(time.Duration(e.keep.delay) * time.Second / time.Duration(e.rate))
 			}
 			if f := e.pb.prog.OnItemStart; f != nil {
 				f(i, st.proof.Start)

@@ -17,7 +17,8 @@ import (
 // only requests with the right credentials.
 func stampedRelay(t *testing.T, up *testkit.Upstream, refuse bool) (feed, direct string) {
 	usrv := httptest.NewServer(up)
-	t.Cleanup(usrv.Close)
+	// Connections first: Close waits for the requests, and the stream runs for its length.
+	t.Cleanup(func() { usrv.CloseClientConnections(); usrv.Close() })
 	fs := livefeed.New(livefeed.Options{Log: testkit.Logger(t), Linger: 50 * time.Millisecond})
 	t.Cleanup(fs.Close)
 	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

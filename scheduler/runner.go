@@ -165,6 +165,12 @@ type RunnerOptions struct {
 	Grace time.Duration
 	// Lead is how long before a run's start an EventUpcoming is sent (0: never).
 	Lead time.Duration
+	// StartAhead, by output, starts a run that long before its time if its output is free
+	// then (nothing playing on it), so that an output that needs time to measure and fill
+	// itself can have the first sample heard at the run's time (the agent's in-step play).
+	// The start event's At is before the run's Start. A run whose output is busy until its
+	// time (programmes back to back), or that joins its occurrence mid-way, starts at its time.
+	StartAhead map[string]time.Duration
 	// OnTime is lateness treated as on time (loop wake-up jitter; default 2 s).
 	OnTime time.Duration
 	// StepThreshold is how far wall and monotonic time may drift apart between two looks
@@ -509,14 +515,18 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		}
 	}
 
-	// 4. What should be playing now on each output.
+	// 4. What should be playing now on each output (and, ahead, what starts soon on a free one).
 	for _, run := range r.runs {
-		if run.Start.After(now) || !run.End.After(now) || !run.Segments[0].Audible() || !r.wantsOutput(run.Output) {
+		ahead := run.Start.After(now)
+		if ahead && !r.startsAhead(run, now) || !run.End.After(now) || !run.Segments[0].Audible() || !r.wantsOutput(run.Output) {
 			continue
 		}
 		cur := r.current[run.Output]
 		if cur != nil && cur.run.Key == run.Key {
 			continue // already playing; a forward step inside it does not restart it
+		}
+		if ahead && cur != nil {
+			continue // the output is busy until then: it starts at its time
 		}
 		if _, ok := r.done[run.Key]; ok {
 			continue // played (or missed) already: a backward step must not replay it
@@ -527,6 +537,9 @@ func (r *Runner) Step() ([]Event, time.Duration) {
 		late := now.Sub(run.Start)
 		from := run.Beginning()
 		_, began := r.occStarted[run.occurrenceKey()]
+		if ahead && began {
+			continue // a part of an occurrence playing already: it goes on at its time
+		}
 		switch {
 		case began:
 			// The occurrence was playing before (a crash, a clock step, a preemption it
@@ -976,12 +989,23 @@ func (r *Runner) nextWake(now time.Time, mono time.Duration) time.Duration {
 		if r.opts.Lead > 0 {
 			consider(run.Start.Sub(now) - r.opts.Lead)
 		}
+		if ahead := r.opts.StartAhead[run.Output]; ahead > 0 {
+			consider(run.Start.Sub(now) - ahead)
+		}
 	}
 	for _, p := range r.current {
 		consider(p.run.End.Sub(now))
 		consider(p.monoEnd - mono)
 	}
 	return wake
+}
+
+// startsAhead reports whether run, due after now, may start now (StartAhead): it is due within
+// StartAhead and begins at its occurrence's beginning, not joined mid-way or begun late.
+func (r *Runner) startsAhead(run *Run, now time.Time) bool {
+	seg, ahead := run.Segments[0], r.opts.StartAhead[run.Output]
+	return ahead > 0 && run.Start.Sub(now) <= ahead &&
+		seg.Item == 0 && seg.Offset == 0 && seg.Late == 0 && seg.Status != StatusResumed
 }
 
 // prune forgets runs that ended long ago, so memory stays flat over months of running.
