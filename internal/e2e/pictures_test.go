@@ -19,7 +19,6 @@ import (
 // video output), and the hub receives a screen confirmation per item, the video's length from
 // the library, the still for its written duration.
 func TestPicturesEndToEnd(t *testing.T) {
-	t.Parallel() // waits more than it works, and measures no time: beside another such test
 	if testing.Short() {
 		t.Skip("real processes and mpv for about 15 s")
 	}

@@ -41,7 +41,8 @@ func relayInStep(t *testing.T, stamp bool, windows int) relayRun {
 	// Icecast sends a new listener a burst of what it holds (2 s here) before real time.
 	up := &testkit.Upstream{MP3: testkit.MP3(t, "30", "pinknoise"), Burst: 16000}
 	usrv := httptest.NewServer(up)
-	t.Cleanup(usrv.Close)
+	// Connections first: Close waits for the requests, and the stream runs for its length.
+	t.Cleanup(func() { usrv.CloseClientConnections(); usrv.Close() })
 	testkit.Run(t, h.env, bins.cli, "area", "add", "qn/tk")
 	secretRe := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`)
 	var boxes []*agentBox
@@ -113,14 +114,14 @@ func frameAt(c *alsafifo.Capture, at time.Time) int64 {
 }
 
 const (
-	decim      = 6            // correlated at 8 kHz first
-	corrWindow = 24000        // half a second of frames at 48 kHz
+	coarse     = 48           // correlated at 1 kHz first,
+	decim      = 6            // then at 8 kHz,
+	corrWindow = 24000        // over half a second of frames at 48 kHz
 	maxLag     = int64(72000) // 1.5 s each way, in frames
-	fineLag    = int64(decim) // refined at 48 kHz around the coarse lag
 )
 
 // offsetAt finds the moment card 1 played at wall time at in card 2's capture, by
-// cross-correlation (coarsely at 8 kHz over ±1.5 s, then at 48 kHz), and returns when card 2
+// cross-correlation (coarsely at 1 kHz over ±1.5 s, then at 8 and 48 kHz), and returns when card 2
 // played it less when card 1 did, and the correlation there.
 func offsetAt(c1, c2 *alsafifo.Capture, at time.Time) (time.Duration, float64) {
 	s1, _ := c1.Samples()
@@ -139,21 +140,24 @@ func offsetAt(c1, c2 *alsafifo.Capture, at time.Time) (time.Duration, float64) {
 		}
 		return out
 	}
-	a := left(s1, i, corrWindow, decim)
-	best, bestLag := -2.0, int64(0)
-	for lag := -maxLag; lag <= maxLag; lag += decim {
-		if c := packaging.Correlation(a, left(s2, j0+lag, corrWindow, decim)); c > best {
-			best, bestLag = c, lag
+	// search finds the lag (frames; center plus a whole number of blocks of step) within
+	// ±radius at which card 2's frames, averaged in blocks of step, best match card 1's.
+	search := func(step, center, radius int64) (int64, float64) {
+		a := left(s1, i, corrWindow, step)
+		b := left(s2, j0+center-radius, corrWindow+2*radius, step)
+		best, lag := -2.0, center
+		for k := 0; k+len(a) <= len(b); k++ {
+			if c := packaging.Correlation(a, b[k:k+len(a)]); c > best {
+				best, lag = c, center-radius+int64(k)*step
+			}
 		}
+		return lag, best
 	}
-	a = left(s1, i, corrWindow, 1)
-	fine := bestLag
-	best = -2
-	for lag := bestLag - fineLag; lag <= bestLag+fineLag; lag++ {
-		if c := packaging.Correlation(a, left(s2, j0+lag, corrWindow, 1)); c > best {
-			best, fine = c, lag
-		}
-	}
+	// At 1 kHz over the whole ±1.5 s, then at 8 kHz and 48 kHz around what was found: one
+	// search at 8 kHz over it all cost a window a minute under -race.
+	lag, _ := search(coarse, 0, maxLag)
+	lag, _ = search(decim, lag, 2*coarse)
+	fine, best := search(1, lag, 2*decim)
 	w1, _ := c1.When(i, 48000)
 	w2, _ := c2.When(j0+fine, 48000)
 	return w2.Sub(w1), best
