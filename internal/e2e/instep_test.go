@@ -110,36 +110,44 @@ func apart(late [][]time.Duration, i, j int) []time.Duration {
 	return d
 }
 
-// TestScheduledItemsInStep: two agents in step (audio.sync.in_step) start the plays of one
-// schedule within 5 ms of each other in the median, and each within 110 ms (generous bounds for
-// a shared machine, where a start can still be placed a device period off; the figures are in
-// BENCHMARKS.md), and on time: the runner starts a play on free
-// speakers ahead of its time and the player has its first sample heard at that time, not
-// start_delay (1 s) or the output's fill (about 0.7 s) later. The cards' 64 KiB FIFO (171 ms
-// at 48 kHz stereo) sits after ALSA where no player can see it, so "on time" is judged
-// within 400 ms.
+// TestScheduledItemsInStep: two agents in step (audio.sync.in_step, the default) start the
+// plays of one schedule within 5 ms of each other in the median, and on time: the runner starts
+// a play on free speakers ahead of its time and the player has its first sample heard then,
+// not the output's fill (about 0.25 s here) later. The cards' 64 KiB FIFO (171 ms at 48 kHz
+// stereo) sits after ALSA where no player can see it: in step a play comes out of the FIFO
+// about 185 ms after its time, without in step about 400 ms (BENCHMARKS.md, the same pairs in
+// one run), so the median lateness must be under 300 ms. The bounds on single plays are
+// generous (160 ms apart, 500 ms late): on a shared machine a start is now and then placed one
+// or two device periods (50 ms) off, a weakness the figures show.
 func TestScheduledItemsInStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes for about 40 s")
 	}
-	late, logs := itemStarts(t, []string{"in_step: true", "in_step: true"}, 4)
+	late, logs := itemStarts(t, []string{"in_step: true", "in_step: true"}, 6)
 	d := apart(late, 0, 1)
 	t.Logf("first samples, agent 2 − agent 1: %v; lateness: %v and %v", d, late[0], late[1])
+	median := func(v []time.Duration) time.Duration {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
 	abs := make([]time.Duration, len(d))
 	for k := range d {
 		abs[k] = d[k].Abs()
 	}
-	slices.Sort(abs)
-	if med := abs[len(abs)/2]; med > 5*time.Millisecond {
+	if med := median(abs); med > 5*time.Millisecond {
 		t.Errorf("first samples: the median difference is %v, want within 5 ms\n%s", med, logs())
 	}
+	if med := median(append(slices.Clone(late[0]), late[1]...)); med > 300*time.Millisecond {
+		t.Errorf("plays heard a median %v after their time, want under 300 ms (the FIFO's 171 ms and the placement): not held to the clock\n%s", med, logs())
+	}
 	for k := range d {
-		if d[k].Abs() > 110*time.Millisecond {
-			t.Errorf("play %d: agent 2 started %v from agent 1, want within 110 ms\n%s", k, d[k], logs())
+		if d[k].Abs() > 160*time.Millisecond {
+			t.Errorf("play %d: agent 2 started %v from agent 1, want within 160 ms\n%s", k, d[k], logs())
 		}
 		for i := range late {
-			if late[i][k] < -50*time.Millisecond || late[i][k] > 400*time.Millisecond {
-				t.Errorf("play %d: agent %d heard it %v after its time, want on time (under 400 ms with the FIFO's 171 ms)\n%s", k, i+1, late[i][k], logs())
+			if late[i][k] < -50*time.Millisecond || late[i][k] > 500*time.Millisecond {
+				t.Errorf("play %d: agent %d heard it %v after its time, want within 500 ms\n%s", k, i+1, late[i][k], logs())
 			}
 		}
 	}
