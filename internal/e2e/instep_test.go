@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"os"
@@ -39,15 +38,7 @@ func itemStarts(t *testing.T, syncs []string, items int) (late [][]time.Duration
 		b := newAgent(t, bins, id, secret, h.url, h.keyLine)
 		cfg, _ := os.ReadFile(b.config)
 		os.WriteFile(b.config, []byte(strings.Replace(string(cfg), "audio: {output: alsa}", "audio: {output: alsa, sync: {"+sync+"}}", 1)), 0o644)
-		ctx, cancel := context.WithCancel(context.Background())
-		c, _, err := alsafifo.Open(ctx, b.fifo, alsafifo.Options{Rate: 48000, Keep: true, Stamp: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cancel)
-		b.stopCard = cancel
-		b.proc = start(t, []string{"ALSA_CONFIG_PATH=" + b.alsaConf}, bins.agent, "run", "--config", b.config)
-		boxes, caps = append(boxes, b), append(caps, c)
+		boxes, caps = append(boxes, b), append(caps, b.startCaptured(t, bins))
 	}
 	logs = func() string {
 		s := "hub:\n" + h.proc.String()

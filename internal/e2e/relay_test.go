@@ -51,15 +51,7 @@ func relayInStep(t *testing.T, stamp bool, windows int) relayRun {
 		id := fmt.Sprintf("qn/tk/cl-0%d", i+1)
 		s := secretRe.FindStringSubmatch(testkit.Run(t, h.env, bins.cli, "device", "enroll", id, "--area", "qn/tk"))[1]
 		b := newAgent(t, bins, id, s, h.url, h.keyLine)
-		ctx, cancel := context.WithCancel(context.Background())
-		c, _, err := alsafifo.Open(ctx, b.fifo, alsafifo.Options{Rate: 48000, Keep: true, Stamp: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cancel)
-		b.stopCard = cancel
-		b.proc = start(t, []string{"ALSA_CONFIG_PATH=" + b.alsaConf}, bins.agent, "run", "--config", b.config)
-		boxes, caps = append(boxes, b), append(caps, c)
+		boxes, caps = append(boxes, b), append(caps, b.startCaptured(t, bins))
 	}
 	run := relayRun{logs: func() string {
 		return "hub:\n" + h.proc.String() + "\nagent 1:\n" + boxes[0].proc.String() + "\nagent 2:\n" + boxes[1].proc.String()
@@ -161,6 +153,20 @@ func offsetAt(c1, c2 *alsafifo.Capture, at time.Time) (time.Duration, float64) {
 	w1, _ := c1.When(i, 48000)
 	w2, _ := c2.When(j0+fine, 48000)
 	return w2.Sub(w1), best
+}
+
+// startCaptured starts the agent on a card that keeps what it plays and stamps each block it
+// drains with the wall time, and returns that capture.
+func (b *agentBox) startCaptured(t *testing.T, bins binaries) *alsafifo.Capture {
+	ctx, cancel := context.WithCancel(context.Background())
+	c, _, err := alsafifo.Open(ctx, b.fifo, alsafifo.Options{Rate: 48000, Keep: true, Stamp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	b.stopCard = cancel
+	b.proc = start(t, []string{"ALSA_CONFIG_PATH=" + b.alsaConf}, bins.agent, "run", "--config", b.config)
+	return c
 }
 
 // figures are the median, 99th percentile and maximum of the offsets' sizes.
