@@ -173,3 +173,84 @@ func TestScheduledItemsInStepBench(t *testing.T) {
 			pair.name, len(abs), q(abs, 0.5), q(abs, 0.99), abs[len(abs)-1], q(lat, 0.5), lat[len(lat)-1])
 	}
 }
+
+// TestLongItemInStepBench measures item 3 with whole agents (LOA_BENCH_SYNC_LONG_E2E=1;
+// scripts/bench-sync): one long item of pink noise (LOA_BENCH_SYNC_LONG seconds, default 600)
+// pushed by the hub to three agents of one area, at one time: one on a true card, one on a
+// card LOA_BENCH_SYNC_SKEW ppm fast (default 300: ten minutes at +300 ppm drift as far as 30
+// minutes at +100 ppm, 180 ms) with rate correction, one on such a card without. Every 10 s
+// the captures are cross-correlated: how far each fast card is from the true one. It asserts
+// a generous bound (the corrected card within 20 ms throughout, the uncorrected one drifting
+// at least half its skew's due) and prints the figures.
+func TestLongItemInStepBench(t *testing.T) {
+	if os.Getenv("LOA_BENCH_SYNC_LONG_E2E") == "" {
+		t.Skip("a benchmark: LOA_BENCH_SYNC_LONG_E2E=1 (scripts/bench-sync)")
+	}
+	long, skew := 600, 300.0
+	fmt.Sscan(os.Getenv("LOA_BENCH_SYNC_LONG"), &long)
+	fmt.Sscan(os.Getenv("LOA_BENCH_SYNC_SKEW"), &skew)
+	bins := build(t)
+	h := newHub(t, bins)
+	testkit.Run(t, h.env, bins.cli, "area", "add", "qn/tk")
+	media := t.TempDir()
+	noise := filepath.Join(media, "noise.mp3")
+	os.WriteFile(noise, testkit.MP3(t, fmt.Sprint(long), "pinknoise"), 0o644)
+	ref := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(testkit.Run(t, h.env, bins.cli, "content", "add", noise, "--title", "noise"))
+	cards := []struct {
+		name    string
+		skewPPM float64
+		sync    string
+	}{{"true", 0, "in_step: true"}, {"fast", skew, "in_step: true"}, {"fast-uncorrected", skew, "in_step: true, correct_rate: false"}}
+	var boxes []*agentBox
+	var caps []*alsafifo.Capture
+	for i, c := range cards {
+		id := fmt.Sprintf("qn/tk/cl-%02d", i+1)
+		out := testkit.Run(t, h.env, bins.cli, "device", "enroll", id, "--area", "qn/tk")
+		b := newAgent(t, bins, id, regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(out)[1], h.url, h.keyLine)
+		cfg, _ := os.ReadFile(b.config)
+		os.WriteFile(b.config, []byte(strings.Replace(string(cfg), "audio: {output: alsa}", "audio: {output: alsa, sync: {"+c.sync+"}}", 1)), 0o644)
+		boxes, caps = append(boxes, b), append(caps, b.startCapturedAt(t, bins, c.skewPPM))
+	}
+	logs := func() string {
+		s := "hub:\n" + h.proc.String()
+		for i, b := range boxes {
+			s += fmt.Sprintf("\nagent %d:\n%s", i+1, b.proc.String())
+		}
+		return s
+	}
+	due := time.Now().Truncate(time.Second).Add(20 * time.Second)
+	sched := filepath.Join(media, "s.yaml")
+	os.WriteFile(sched, []byte(fmt.Sprintf("version: 1\nid: tk\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
+		"  - {id: noise, at: %q, items: [{content: %q}]}\n", due.Format(time.RFC3339), ref)), 0o644)
+	testkit.Run(t, h.env, bins.cli, "schedule", "push", sched, "--to", "qn/tk")
+	time.Sleep(time.Until(due.Add(time.Duration(long)*time.Second + 3*time.Second)))
+	for i, c := range caps {
+		if firstSound(c).IsZero() {
+			t.Fatalf("agent %d (%s card) played nothing\n%s", i+1, cards[i].name, logs())
+		}
+	}
+	var offs [2][]time.Duration
+	for s := 5; s <= long-5; s += 10 {
+		at := due.Add(time.Duration(s) * time.Second)
+		for k := range 2 {
+			off, corr := offsetAt(caps[0], caps[k+1], at)
+			if corr < 0.5 {
+				t.Fatalf("%s card at %d s: the captures do not match (correlation %.2f)\n%s", cards[k+1].name, s, corr, logs())
+			}
+			offs[k] = append(offs[k], off)
+		}
+	}
+	for k, o := range offs {
+		med, p99, mx := figures(o)
+		fmt.Printf("SYNC-LONG %s card (%+.0f ppm) against the true card over %d s, %d looks: |offset| median %v, p99 %v, max %v; first %v, last %v\n",
+			cards[k+1].name, skew, long, len(o), med, p99, mx, o[0], o[len(o)-1])
+		t.Logf("%s card, every 10 s: %v", cards[k+1].name, o)
+	}
+	if _, _, mx := figures(offs[0]); mx > 20*time.Millisecond {
+		t.Errorf("the corrected fast card went %v from the true one, want within 20 ms", mx)
+	}
+	due2 := time.Duration(skew * float64(long-10) / 1e6 * float64(time.Second))
+	if drift := offs[1][0] - offs[1][len(offs[1])-1]; drift < due2/2 {
+		t.Errorf("the uncorrected fast card drifted %v ahead, want about %v: the skew did not show", drift, due2)
+	}
+}

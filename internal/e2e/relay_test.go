@@ -158,8 +158,13 @@ func offsetAt(c1, c2 *alsafifo.Capture, at time.Time) (time.Duration, float64) {
 // startCaptured starts the agent on a card that keeps what it plays and stamps each block it
 // drains with the wall time, and returns that capture.
 func (b *agentBox) startCaptured(t *testing.T, bins binaries) *alsafifo.Capture {
+	return b.startCapturedAt(t, bins, 0)
+}
+
+// startCapturedAt is startCaptured on a card whose crystal runs skewPPM fast.
+func (b *agentBox) startCapturedAt(t *testing.T, bins binaries, skewPPM float64) *alsafifo.Capture {
 	ctx, cancel := context.WithCancel(context.Background())
-	c, _, err := alsafifo.Open(ctx, b.fifo, alsafifo.Options{Rate: 48000, Keep: true, Stamp: true})
+	c, _, err := alsafifo.Open(ctx, b.fifo, alsafifo.Options{Rate: 48000, Keep: true, Stamp: true, SkewPPM: skewPPM})
 	if err != nil {
 		t.Fatal(err)
 	}
