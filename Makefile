@@ -57,9 +57,9 @@ test: deps fmt-check vet tidy-check
 
 # The long reliability runs (docs/reliability.md): a lost week on a fast clock (1 day in
 # `make test`; about a minute), 1,000 power cuts under the agent's data directory (8 in
-# `make test`; about 2 hours on 2 cores), 100 under the hub's (5 in `make test`; about 10
+# `make test`; about 75 minutes on 2 cores), 100 under the hub's (5 in `make test`; about 10
 # minutes), then 1,000 SIGKILLs of the agent and 40 of the hub while plays and confirmations
-# flow (about 1.5 hours) and a minute of play through bad links.
+# flow (about 50 minutes) and a minute of play through bad links.
 # Prints the LOSTWEEK, POWERCUT, HUBPOWERCUT and KILLS figures lines, then one table of them.
 POWERCUTS ?= 1000
 KILLS ?= 1000
