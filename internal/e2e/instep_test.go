@@ -201,6 +201,9 @@ func TestLongItemInStepBench(t *testing.T) {
 		skewPPM float64
 		sync    string
 	}{{"true", 0, "in_step: true"}, {"fast", skew, "in_step: true"}, {"fast-uncorrected", skew, "in_step: true, correct_rate: false"}}
+	if s := os.Getenv("LOA_BENCH_SYNC_TRUE"); s != "" {
+		cards[0].sync = s // e.g. "in_step: true, correct_rate: false": a reference card not corrected
+	}
 	var boxes []*agentBox
 	var caps []*alsafifo.Capture
 	for i, c := range cards {
