@@ -200,7 +200,7 @@ func TestLongItemInStepBench(t *testing.T) {
 		name    string
 		skewPPM float64
 		sync    string
-	}{{"true", 0, "in_step: true"}, {"fast", skew, "in_step: true"}, {"fast-uncorrected", skew, "in_step: true, correct_rate: false"}}
+	}{{"true", 0, "in_step: true, correct_rate: true"}, {"fast", skew, "in_step: true, correct_rate: true"}, {"fast-uncorrected", skew, "in_step: true, correct_rate: false"}}
 	if s := os.Getenv("LOA_BENCH_SYNC_TRUE"); s != "" {
 		cards[0].sync = s // e.g. "in_step: true, correct_rate: false": a reference card not corrected
 	}
