@@ -29,24 +29,7 @@ func itemStarts(t *testing.T, syncs []string, items int) (late [][]time.Duration
 	testkit.Run(t, h.env, bins.cli, "area", "add", "qn/tk")
 	media := t.TempDir()
 	ref := h.addTone(t, filepath.Join(media, "tone.wav"), 48000, 700)
-	var boxes []*agentBox
-	var caps []*alsafifo.Capture
-	for i, sync := range syncs {
-		id := fmt.Sprintf("qn/tk/cl-%02d", i+1)
-		out := testkit.Run(t, h.env, bins.cli, "device", "enroll", id, "--area", "qn/tk")
-		secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(out)[1]
-		b := newAgent(t, bins, id, secret, h.url, h.keyLine)
-		cfg, _ := os.ReadFile(b.config)
-		os.WriteFile(b.config, []byte(strings.Replace(string(cfg), "audio: {output: alsa}", "audio: {output: alsa, sync: {"+sync+"}}", 1)), 0o644)
-		boxes, caps = append(boxes, b), append(caps, b.startCaptured(t, bins))
-	}
-	logs = func() string {
-		s := "hub:\n" + h.proc.String()
-		for i, b := range boxes {
-			s += fmt.Sprintf("\nagent %d:\n%s", i+1, b.proc.String())
-		}
-		return s
-	}
+	caps, logs := capturedAgents(t, bins, h, syncs, make([]float64, len(syncs)))
 	sched := filepath.Join(media, "s.yaml")
 	os.WriteFile(sched, []byte("version: 1\nid: tk\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
 		"  - {id: tone, cron: \"*/3 * * * * *\", items: [{content: \""+ref+"\"}]}\n"), 0o644)
@@ -77,6 +60,30 @@ func itemStarts(t *testing.T, syncs []string, items int) (late [][]time.Duration
 		}
 	}
 	return late, logs
+}
+
+// capturedAgents enrolls one agent of area qn/tk per entry of syncs (its audio.sync settings)
+// on a card skews[i] ppm fast that stamps what it drains, starts them, and returns the cards'
+// captures and the hub's and agents' logs.
+func capturedAgents(t *testing.T, bins binaries, h *hubBox, syncs []string, skews []float64) ([]*alsafifo.Capture, func() string) {
+	var boxes []*agentBox
+	var caps []*alsafifo.Capture
+	for i, sync := range syncs {
+		id := fmt.Sprintf("qn/tk/cl-%02d", i+1)
+		out := testkit.Run(t, h.env, bins.cli, "device", "enroll", id, "--area", "qn/tk")
+		secret := regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(out)[1]
+		b := newAgent(t, bins, id, secret, h.url, h.keyLine)
+		cfg, _ := os.ReadFile(b.config)
+		os.WriteFile(b.config, []byte(strings.Replace(string(cfg), "audio: {output: alsa}", "audio: {output: alsa, sync: {"+sync+"}}", 1)), 0o644)
+		boxes, caps = append(boxes, b), append(caps, b.startCapturedAt(t, bins, skews[i]))
+	}
+	return caps, func() string {
+		s := "hub:\n" + h.proc.String()
+		for i, b := range boxes {
+			s += fmt.Sprintf("\nagent %d:\n%s", i+1, b.proc.String())
+		}
+		return s
+	}
 }
 
 // soundAfter is the wall time the card first played sound in [from, until); zero if it did not.
@@ -204,23 +211,12 @@ func TestLongItemInStepBench(t *testing.T) {
 	if s := os.Getenv("LOA_BENCH_SYNC_TRUE"); s != "" {
 		cards[0].sync = s // e.g. "in_step: true, correct_rate: false": a reference card not corrected
 	}
-	var boxes []*agentBox
-	var caps []*alsafifo.Capture
-	for i, c := range cards {
-		id := fmt.Sprintf("qn/tk/cl-%02d", i+1)
-		out := testkit.Run(t, h.env, bins.cli, "device", "enroll", id, "--area", "qn/tk")
-		b := newAgent(t, bins, id, regexp.MustCompile(`secret: (loa-ds1-[a-z0-9]+)`).FindStringSubmatch(out)[1], h.url, h.keyLine)
-		cfg, _ := os.ReadFile(b.config)
-		os.WriteFile(b.config, []byte(strings.Replace(string(cfg), "audio: {output: alsa}", "audio: {output: alsa, sync: {"+c.sync+"}}", 1)), 0o644)
-		boxes, caps = append(boxes, b), append(caps, b.startCapturedAt(t, bins, c.skewPPM))
+	var syncs []string
+	var skews []float64
+	for _, c := range cards {
+		syncs, skews = append(syncs, c.sync), append(skews, c.skewPPM)
 	}
-	logs := func() string {
-		s := "hub:\n" + h.proc.String()
-		for i, b := range boxes {
-			s += fmt.Sprintf("\nagent %d:\n%s", i+1, b.proc.String())
-		}
-		return s
-	}
+	caps, logs := capturedAgents(t, bins, h, syncs, skews)
 	due := time.Now().Truncate(time.Second).Add(20 * time.Second)
 	sched := filepath.Join(media, "s.yaml")
 	os.WriteFile(sched, []byte(fmt.Sprintf("version: 1\nid: tk\nrevision: 1\ntimezone: Asia/Ho_Chi_Minh\nprograms:\n"+
