@@ -118,7 +118,7 @@ type DeadAirConfig struct {
 
 // SyncConfig holds the speakers' plays to the wall clock (docs/sync.md).
 type SyncConfig struct {
-	// InStep holds plays to the clock (default false until its restart test is steady): a play on free speakers starts ahead
+	// InStep holds plays to the clock (default true): a play on free speakers starts ahead
 	// of its time, its first sample is heard at that time and the rest is kept on the clock.
 	// Other plays start at once. False plays each as soon as it starts, as before issue 19.
 	InStep *bool `yaml:"in_step"`
@@ -274,7 +274,7 @@ func (c *Config) defaults() {
 		c.Audio.Sync.CorrectRate = new(false)
 	}
 	if c.Audio.Sync.InStep == nil {
-		c.Audio.Sync.InStep = new(false)
+		c.Audio.Sync.InStep = new(true)
 	}
 	if c.Relay.Delay == 0 {
 		c.Relay.Delay = scheduler.Duration(3 * time.Second)

@@ -169,9 +169,11 @@ func (s *speakers) start(ctx context.Context, ev scheduler.Event) {
 		Items: items,
 		Gain:  ev.Run.Gain * sp.volume,
 		Until: ev.Run.End,
-		OnItemStart: func(i int, at time.Time) {
+		OnItemStart: func(i int, at time.Time, skipped time.Duration) {
 			rec := s.recordFor(sp, sp.segs[i], at)
-			rec.FromS = (sp.froms[i]).Seconds()
+			// A play held to the clock that could only start late skips what it is late by:
+			// the record says where in the item it was first heard.
+			rec.FromS = (sp.froms[i] + skipped).Seconds()
 			seq, err := s.journal.Begin(rec)
 			if err != nil {
 				s.log.Error("journal: cannot record the start of a play; playing anyway", "program", ev.Run.Program, "err", err)

@@ -16,8 +16,8 @@ func TestSyncConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Audio.Sync; s.InStep == nil || *s.InStep || s.StartDelay.D() != time.Second || s.CorrectRate == nil || *s.CorrectRate {
-		t.Errorf("defaults %+v: want in_step off, start_delay 1s, correct_rate off", s)
+	if s := c.Audio.Sync; s.InStep == nil || !*s.InStep || s.StartDelay.D() != time.Second || s.CorrectRate == nil || *s.CorrectRate {
+		t.Errorf("defaults %+v: want in_step on, start_delay 1s, correct_rate off", s)
 	}
 	c, err = load("{output: 'null', sync: {in_step: false, correct_rate: true, output_delay: 40ms}}")
 	if err != nil {

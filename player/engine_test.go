@@ -41,7 +41,7 @@ func TestGaplessJoin(t *testing.T) {
 	var starts []int
 	pb, err := newPlayer(t, o, nil).Play(context.Background(), player.Program{
 		Items: []player.Item{{Path: a}, {Path: b}}, Gain: 1,
-		OnItemStart: func(i int, _ time.Time) { starts = append(starts, i) },
+		OnItemStart: func(i int, _ time.Time, _ time.Duration) { starts = append(starts, i) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -330,5 +330,81 @@ func TestPlayPreempts(t *testing.T) {
 	}
 	if step, at := maxStep(got); step > 0.1 {
 		t.Errorf("step of %.3f at frame %d: a click", step, at)
+	}
+}
+
+// realtimeOutput is a memory output that says it plays in real time (a delayer): a program
+// with an At is held to the clock on it. With a frameClock the clock is the audio written.
+type realtimeOutput struct {
+	*memOutput
+	delay time.Duration
+}
+
+func (o realtimeOutput) Delay() time.Duration { return o.delay }
+
+// TestInStepStartSaysWhereItIsHeardFrom: a program held to the clock that can only start late
+// skips what it is late by, and says so: the first sample handed over is frame `skipped` of
+// the item, and it is heard at At plus skipped (the item's own timeline). One that is early
+// waits in silence, skips nothing and is heard at At.
+func TestInStepStartSaysWhereItIsHeardFrom(t *testing.T) {
+	src := make([]float32, 2*2*rate) // 2 s of a rising ramp: each frame says where it is
+	for f := 0; f < len(src)/2; f++ {
+		v := 0.1 + 0.8*float32(f)/float32(len(src)/2)
+		src[2*f], src[2*f+1] = v, v
+	}
+	path := filepath.Join(t.TempDir(), "ramp.wav")
+	writeWAV(t, path, src, rate)
+	for _, tc := range []struct {
+		name string
+		at   time.Duration // the program's At from the clock's start
+		late bool
+	}{{"late by half a second", -500 * time.Millisecond, true}, {"early by two seconds", 2 * time.Second, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &frameClock{t0: time.Date(2026, 12, 5, 6, 30, 0, 0, time.UTC)}
+			o := realtimeOutput{memOutput: &memOutput{clock: clock}, delay: 100 * time.Millisecond}
+			at := clock.t0.Add(tc.at)
+			var heard time.Time
+			var skipped time.Duration
+			starts := 0
+			pb, err := newPlayer(t, o, clock).Play(context.Background(), player.Program{
+				Items: []player.Item{{Path: path}}, Gain: 1, At: at,
+				OnItemStart: func(_ int, a time.Time, s time.Duration) { heard, skipped, starts = a, s, starts+1 },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := pb.Wait()
+			if starts != 1 {
+				t.Fatalf("OnItemStart called %d times, want once", starts)
+			}
+			if tc.late && skipped < 500*time.Millisecond {
+				t.Errorf("late by 0.5 s (and the output's 0.1 s) but says it skipped only %s", skipped)
+			}
+			if !tc.late && skipped != 0 {
+				t.Errorf("early, yet says it skipped %s", skipped)
+			}
+			if off := heard.Sub(at.Add(skipped)); off.Abs() > time.Millisecond {
+				t.Errorf("heard at %s with %s skipped: %s off its timeline (At %s)", heard.Format("15:04:05.000"), skipped,
+					off, at.Format("15:04:05.000"))
+			}
+			// The first sample handed over is the frame it says it skipped to.
+			got := o.get()
+			first := 0
+			for first < len(got)/2 && got[2*first] == 0 {
+				first++
+			}
+			from := int(skipped.Seconds()*rate + 0.5)
+			if n := len(got)/2 - first; n != len(src)/2-from {
+				t.Fatalf("%d frames of the item went out after the silence, want %d (2 s less %s skipped)", n, len(src)/2-from, skipped)
+			}
+			for k := 2 * rampFrames; k < len(got)/2-first; k += rate / 10 {
+				if g, w := got[2*(first+k)], src[2*(from+k)]; math.Abs(float64(g-w)) > 1e-6 {
+					t.Fatalf("frame %d after the start is %v, the item's frame %d is %v: the skip is not what it says", k, g, from+k, w)
+				}
+			}
+			if p := res.Items[0]; p.Frames != int64(len(src)/2-from) {
+				t.Errorf("proof: %d frames played, want %d", p.Frames, len(src)/2-from)
+			}
+		})
 	}
 }

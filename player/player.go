@@ -78,8 +78,10 @@ type Program struct {
 	At time.Time
 	// OnItemStart is called when the first sample of an item is handed to the output, with
 	// the time it will reach the output (Proof.Start; for a program with an At, the time it
-	// will be heard, the output's delay included).
-	OnItemStart func(index int, at time.Time)
+	// will be heard, the output's delay included) and how much of the item's beginning, after
+	// where it was asked to start, was skipped to be heard in step (a program with an At that
+	// could only start late; zero otherwise): the first sample is that far into the item.
+	OnItemStart func(index int, at time.Time, skipped time.Duration)
 	// OnItemEnd is called with an item's proof once its last frame has been consumed by the
 	// output (or it failed, or the program stopped inside it). Callbacks run on the
 	// playback goroutine: they must return quickly.
@@ -397,6 +399,7 @@ type itemState struct {
 	proof     Proof
 	lvl       *meter
 	startPos  int64 // output frame of the item's first frame
+	asked     int64 // frame of the item it was asked to start from (before any skipped to be in step)
 	written   int64 // frames of this item written
 	limit     int64 // frames after which the item is cut (0: none)
 	deadline  time.Time
@@ -483,6 +486,9 @@ func (e *engine) play(ctx context.Context) Result {
 		skip := int64(0)
 		if i == prog.Start.Item {
 			skip = prog.Start.Frame
+		}
+		asked := skip
+		if i == prog.Start.Item {
 			if e.keep != nil {
 				// Already late: skip what cannot be heard on time, so as to be in step.
 				late := e.keep.lateFrames(e.clock.Now())
@@ -493,7 +499,7 @@ func (e *engine) play(ctx context.Context) Result {
 				skip += late
 			}
 		}
-		reason, at := e.playItem(ctx, i, skip)
+		reason, at := e.playItem(ctx, i, skip, asked)
 		if reason != EndCompleted && reason != EndFailed && reason != EndDeadAir {
 			ended = reason
 			pos = at
@@ -595,11 +601,12 @@ func (e *engine) keepStamped(s *stampedSource, st *Stamping) {
 	e.placed, e.stamped = false, true
 }
 
-// playItem plays item i from frame skip. It returns why it ended and, if the program is
-// to stop, the position to resume from.
-func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Position) {
+// playItem plays item i from frame skip (asked: where it was asked to start, before what was
+// skipped to be in step). It returns why it ended and, if the program is to stop, the
+// position to resume from.
+func (e *engine) playItem(ctx context.Context, i int, skip, asked int64) (string, Position) {
 	it := e.pb.prog.Items[i]
-	st := &itemState{index: i, proof: e.proofs[i], lvl: newMeter(e.rate)}
+	st := &itemState{index: i, proof: e.proofs[i], lvl: newMeter(e.rate), asked: asked}
 	st.startPos = e.base + e.written
 	st.underruns = e.out.Underruns()
 	e.deadAir.reset()
@@ -877,7 +884,13 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 				st.proof.Start = st.proof.Start.Add(time.Duration(e.keep.delay) * time.Second / time.Duration(e.rate))
 			}
 			if f := e.pb.prog.OnItemStart; f != nil {
-				f(i, st.proof.Start)
+				// In step a late start drops what cannot be heard on time (before the item
+				// began, and while it was placed): the first sample is that far in.
+				var skipped time.Duration
+				if e.keep != nil && it.URL == "" {
+					skipped = time.Duration(skip+st.written-st.asked) * time.Second / time.Duration(e.rate)
+				}
+				f(i, st.proof.Start, skipped)
 			}
 		}
 		st.lvl.add(chunk)
@@ -900,7 +913,14 @@ func (e *engine) playItem(ctx context.Context, i int, skip int64) (string, Posit
 			e.keep.wrote(n, e.base+e.written)
 			consumed := e.out.Consumed()
 			jumped := e.keep.drop + e.keep.hold
+			windows := e.keep.windows
 			e.keep.measure(e.clock.Now(), consumed)
+			if w := e.keep.windows; w != windows && w%10 == 0 {
+				// What the servo sees and does, every 10 s, for a technician checking a card.
+				errS, _ := e.keep.errorS()
+				e.log.Debug("in step: the output against the clock", "late_ms", errS*1000, "trim_ppm", e.keep.ppm,
+					"learnt_ppm", e.keep.integ, "card_ppm", e.keep.ratePPM(), "consumed", consumed, "written", e.base+e.written)
+			}
 			if d, h := e.keep.drop, e.keep.hold; d+h > jumped {
 				per := time.Second / time.Duration(e.rate)
 				e.log.Info("live relay: off the hub's clock; put back (a gap or a cut in the sound)", "behind", time.Duration(d)*per, "ahead", time.Duration(h)*per)

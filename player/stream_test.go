@@ -284,7 +284,7 @@ func TestStreamPauseIsNotAStall(t *testing.T) {
 	}
 	started := make(chan struct{})
 	pb, err := p.Play(t.Context(), player.Program{Items: []player.Item{{URL: srv.URL + "/live.mp3", Duration: 3 * time.Second}}, Gain: 1,
-		OnItemStart: func(int, time.Time) { close(started) }})
+		OnItemStart: func(int, time.Time, time.Duration) { close(started) }})
 	if err != nil {
 		t.Fatal(err)
 	}

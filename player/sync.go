@@ -77,6 +77,7 @@ type keeper struct {
 	off     bool // the program left the clock (paused, a stream): nothing more is kept
 	rateFit fit  // consumed frames against time: the card's measured rate
 
+	windows       int  // windows measured
 	win           bool // a window of looks is open
 	winFrom, winT time.Time
 	winE, winO    float64
@@ -229,6 +230,7 @@ func (k *keeper) measure(now time.Time, consumed int64) {
 		return
 	}
 	k.win = false
+	k.windows++
 	e, now = k.winE, k.winT
 	x := k.winOT.Sub(k.at).Seconds()
 	k.rateFit.add(x, k.winO+x*float64(k.rate))
