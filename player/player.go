@@ -434,6 +434,7 @@ func (pb *Playback) run(ctx context.Context) {
 	// takes everything at once).
 	if delay, ok := e.outputDelay(); ok && !pb.prog.At.IsZero() && pb.prog.Items[pb.prog.Start.Item].URL == "" {
 		e.keep = newKeeper(e.rate, pb.prog.At, delay, p.cfg.CorrectRate, p.cfg.MaxCorrectionPPM)
+		e.keep.jump = jumpFrames(delay, e.rate)
 	}
 	defer func() {
 		if e.keep != nil {
@@ -595,10 +596,15 @@ func (e *engine) keepStamped(s *stampedSource, st *Stamping) {
 	at := s.heardAt(st)
 	e.log.Info("live relay: played in step with the hub's stamps", "first_stamp", s.stamp0, "heard_at", at, "delay", st.Delay)
 	e.keep = newKeeper(e.rate, at, delay, cfg.CorrectRate, cfg.MaxCorrectionPPM)
-	// Beyond a device period or two (the measure's own steps: a period is about 0.4× the
-	// output's delay).
-	e.keep.jump = int64(max(relayBound, delay*4/5).Seconds() * float64(e.rate))
+	e.keep.jump = jumpFrames(delay, e.rate)
 	e.placed, e.stamped = false, true
+}
+
+// jumpFrames is how far off the clock an output held to it is put back at once rather than
+// by resampling: beyond a device period or two (the measure's own steps: a period is about
+// 0.4× the output's delay), and beyond what the correction's bound closes in minutes.
+func jumpFrames(delay time.Duration, rate int) int64 {
+	return int64(max(relayBound, delay*4/5).Seconds() * float64(rate))
 }
 
 // playItem plays item i from frame skip (asked: where it was asked to start, before what was
@@ -923,7 +929,8 @@ func (e *engine) playItem(ctx context.Context, i int, skip, asked int64) (string
 			}
 			if d, h := e.keep.drop, e.keep.hold; d+h > jumped {
 				per := time.Second / time.Duration(e.rate)
-				e.log.Info("live relay: off the hub's clock; put back (a gap or a cut in the sound)", "behind", time.Duration(d)*per, "ahead", time.Duration(h)*per)
+				e.log.Info("in step: the output was off the clock (it ran dry, the machine stalled, or a relay's stream came late); put back, a gap or a cut in the sound",
+					"behind", time.Duration(d)*per, "ahead", time.Duration(h)*per)
 			}
 			if !st.errTaken && st.written >= int64(e.rate)*3/2 {
 				e.takeStartError(st)

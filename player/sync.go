@@ -53,6 +53,7 @@ type keeper struct {
 	// never.
 	jump int64
 	hold int64   // frames of silence to write before the next (it was early)
+	jumps int    // times the output was put back
 	far  float64 // the last window's offset when it was beyond jump, else 0
 
 	next int64 // content frame the next write begins with
@@ -235,9 +236,12 @@ func (k *keeper) measure(now time.Time, consumed int64) {
 	x := k.winOT.Sub(k.at).Seconds()
 	k.rateFit.add(x, k.winO+x*float64(k.rate))
 	if k.jump > 0 && k.drop == 0 && k.hold == 0 {
-		// Too far off to close by resampling, two windows running (one look can be a device
-		// period out): drop what cannot be heard on time, or wait, by the lesser of the two,
-		// and measure afresh from there (the servo's integral, the card's rate, is kept).
+		// Too far off to close by resampling (the output ran dry, the machine stalled), two
+		// windows running (one look can be a device period out): drop what cannot be heard on
+		// time, or wait, by the lesser of the two, and measure afresh from there. A window
+		// that far off is not the card's rate: it is kept out of the servo, whose integral
+		// (the card's rate as learnt) would otherwise wind up to its bound on one window and
+		// take minutes to come back, and out of the rate's fit.
 		far := k.far
 		k.far = 0
 		if math.Abs(e) > float64(k.jump) {
@@ -250,8 +254,10 @@ func (k *keeper) measure(now time.Time, consumed int64) {
 					k.hold = int64(off)
 				}
 				k.have, k.far = false, 0
-				return
+				k.rateFit = fit{}
+				k.jumps++
 			}
+			return
 		}
 	}
 	if !k.have {

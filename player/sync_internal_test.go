@@ -14,10 +14,19 @@ import (
 // says it should be (positive: early), from the card's continuous position rather than the
 // steps the keeper sees, and the keeper.
 func simulateCard(t *testing.T, skewPPM float64, correct bool, seconds float64) (time.Duration, *keeper) {
+	return simulateDryCard(t, skewPPM, correct, seconds, 0, 0, 0)
+}
+
+// simulateDryCard is simulateCard with the output running dry once, for dryFor, after dryAt
+// seconds of programme (the machine stalled: from then on the card plays everything dryFor
+// later), on a keeper that puts the output back when it is more than jump frames off (0:
+// never), as the engine does: dropping what is late, waiting in silence when early.
+func simulateDryCard(t *testing.T, skewPPM float64, correct bool, seconds, dryAt float64, dryFor time.Duration, jump int64) (time.Duration, *keeper) {
 	const rate, period, queue, delay = 48000, 2400, 12000, 6000
 	card := rate * (1 + skewPPM/1e6)
 	t0 := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
 	k := newKeeper(rate, t0.Add(delay*time.Second/rate), delay*time.Second/rate, correct, 500)
+	k.jump = jump
 	defer k.close()
 	k.start(0, 0)
 	type point struct{ out, content float64 }
@@ -25,7 +34,21 @@ func simulateCard(t *testing.T, skewPPM float64, correct bool, seconds float64) 
 	chunk := make([]float32, 2*chunkFrames)
 	var written, content int64
 	var now time.Time
+	var dry time.Duration // the card's clock stopped this long so far
 	for content < int64(seconds*rate) {
+		if dryFor > 0 && dry == 0 && float64(content) >= dryAt*rate {
+			dry = dryFor
+		}
+		if k.drop > 0 { // late: the engine drops what cannot be heard on time
+			d := min(k.drop, chunkFrames)
+			k.dropped(d)
+			content += d
+			continue
+		}
+		if k.hold > 0 { // early: it waits in silence
+			written += k.hold
+			k.held(written)
+		}
 		out, err := k.process(chunk)
 		if err != nil {
 			t.Fatal(err)
@@ -35,12 +58,12 @@ func simulateCard(t *testing.T, skewPPM float64, correct bool, seconds float64) 
 		k.wrote(chunkFrames, written)
 		truth = append(truth, point{float64(written), float64(content)})
 		// The writer waits for room: the card has taken all but a queue of what was written.
-		now = t0.Add(time.Duration(float64(written-queue) / card * float64(time.Second)))
+		now = t0.Add(time.Duration(float64(written-queue)/card*float64(time.Second)) + dry)
 		consumed := int64(float64(written-queue)/period) * period
 		k.measure(now, max(0, consumed))
 	}
 	// Where the card really is: continuously, less its delay, traced back to the content.
-	h := card*now.Sub(t0).Seconds() - delay
+	h := card*(now.Sub(t0)-dry).Seconds() - delay
 	i := sort.Search(len(truth), func(i int) bool { return truth[i].out > h })
 	a, b := truth[i-1], truth[i]
 	heard := a.content + (h-a.out)*(b.content-a.content)/(b.out-a.out)
@@ -89,3 +112,26 @@ func TestKeeperCorrectionIsBounded(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// The output runs dry for 300 ms a minute into a five-minute programme (the machine stalled):
+// everything after it would be heard 300 ms late, and resampling at its bound closes that in
+// ten minutes. Held to the clock, the keeper drops what is late instead (a cut in the sound)
+// and is back on the clock to a few milliseconds by the end (the goal between two clusters is
+// 5 ms); a card 300 ppm fast too. Without putting back (jump 0) it ends far off.
+func TestKeeperPutsBackAfterTheCardRanDry(t *testing.T) {
+	const jump = 4800 // 100 ms, as jumpFrames gives for the default 100 ms buffer
+	for _, skew := range []float64{0, 300} {
+		off, k := simulateDryCard(t, skew, true, 300, 60, 300*time.Millisecond, jump)
+		t.Logf("card %+.0f ppm, dry 300 ms: %.3f ms off at the end, put back %d times, trim %+.1f ppm (learnt %+.1f), card measured %+.1f ppm",
+			skew, ms(off), k.jumps, k.ppm, k.integ, k.ratePPM())
+		if off.Abs() > 3*time.Millisecond {
+			t.Errorf("card %+.0f ppm: after running dry the programme ends %.2f ms off the clock; want within 3 ms", skew, ms(off))
+		}
+		if k.jumps != 1 {
+			t.Errorf("card %+.0f ppm: put back %d times; want once", skew, k.jumps)
+		}
+	}
+	if off, _ := simulateDryCard(t, 0, true, 300, 60, 300*time.Millisecond, 0); off.Abs() < 50*time.Millisecond {
+		t.Errorf("never put back, the programme still ended only %.1f ms off: the dry spell did not show", ms(off))
+	}
+}

@@ -51,15 +51,20 @@ func Setup(dir string) (configPath, fifoPath string, err error) {
 
 // Capture drains a FIFO at rate frames per second of stereo float32, like a sound card.
 type Capture struct {
-	mu      sync.Mutex
-	samples []float32 // interleaved stereo, as read
-	start   time.Time // when the first byte arrived
-	keep    bool
-	frames  int64
-	wav     *os.File
-	stamp   bool
-	stamps  []Stamp
-	dry     []Dry
+	mu sync.Mutex
+	// blocks hold the samples kept, interleaved stereo as read, a second each: one slice
+	// grown by append copied all of it at each growth, and at minutes of three cards in one
+	// test process those copies (and the garbage they left) stalled every drain at once for
+	// hundreds of milliseconds, which the cards took for running dry.
+	blocks [][]float32
+	nkept  int
+	start  time.Time // when the first byte arrived
+	keep   bool
+	frames int64
+	wav    *os.File
+	stamp  bool
+	stamps []Stamp
+	dry    []Dry
 }
 
 // Dry is a time the card ran dry: the writer fell behind the card's clock, and the frames from
@@ -231,8 +236,13 @@ func (c *Capture) add(b []byte, at time.Time) {
 	c.frames += int64(n / 2)
 	if c.keep {
 		for i := 0; i < n; i++ {
-			c.samples = append(c.samples, math.Float32frombits(binary.LittleEndian.Uint32(b[i*4:])))
+			if len(c.blocks) == 0 || len(c.blocks[len(c.blocks)-1]) == cap(c.blocks[len(c.blocks)-1]) {
+				c.blocks = append(c.blocks, make([]float32, 0, keptBlock))
+			}
+			last := &c.blocks[len(c.blocks)-1]
+			*last = append(*last, math.Float32frombits(binary.LittleEndian.Uint32(b[i*4:])))
 		}
+		c.nkept += n
 	}
 	if c.wav != nil {
 		c.wav.Write(b[:n*4])
@@ -268,8 +278,15 @@ func (c *Capture) finishWAV(rate int) {
 func (c *Capture) Samples() ([]float32, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]float32(nil), c.samples...), c.start
+	out := make([]float32, 0, c.nkept)
+	for _, b := range c.blocks {
+		out = append(out, b...)
+	}
+	return out, c.start
 }
+
+// keptBlock is the samples of one block kept: a second of stereo at 48 kHz.
+const keptBlock = 2 * 48000
 
 // Frames is how many frames have been consumed.
 func (c *Capture) Frames() int64 {

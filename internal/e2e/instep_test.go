@@ -232,9 +232,33 @@ func TestLongItemInStepBench(t *testing.T) {
 			t.Fatalf("agent %d (%s card) played nothing\n%s", i+1, cards[i].name, logs())
 		}
 	}
+	// A card that ran dry (the machine stalled the agent) is put back by its player a second
+	// or two later, dropping what it is late by: a look across that cut compares two cards
+	// cut at different moments, so looks near a dry spell are left out (and counted).
+	var drySpells []time.Time
+	for _, c := range caps {
+		for _, d := range c.Underruns() {
+			if at, ok := c.When(d.Frame, 48000); ok {
+				drySpells = append(drySpells, at)
+			}
+		}
+	}
+	nearDry := func(at time.Time) bool {
+		for _, d := range drySpells {
+			if at.After(d.Add(-2*time.Second)) && at.Before(d.Add(4*time.Second)) {
+				return true
+			}
+		}
+		return false
+	}
 	var offs [2][]time.Duration
+	skipped := 0
 	for s := 5; s <= long-5; s += 10 {
 		at := due.Add(time.Duration(s) * time.Second)
+		if nearDry(at) {
+			skipped++
+			continue
+		}
 		for k := range 2 {
 			off, corr := offsetAt(caps[0], caps[k+1], at)
 			if corr < 0.5 {
@@ -243,11 +267,22 @@ func TestLongItemInStepBench(t *testing.T) {
 			offs[k] = append(offs[k], off)
 		}
 	}
+	fmt.Printf("SYNC-LONG the cards ran dry %d times in all (the machine stalled the agents); %d looks near them left out, load average %s\n",
+		len(drySpells), skipped, load())
+	if len(offs[0]) < 2 {
+		t.Fatalf("too few looks away from dry spells (%d ran dry): the machine is too loaded to measure", len(drySpells))
+	}
 	for k, o := range offs {
 		med, p99, mx := figures(o)
 		fmt.Printf("SYNC-LONG %s card (%+.0f ppm) against the true card over %d s, %d looks: |offset| median %v, p99 %v, max %v; first %v, last %v\n",
 			cards[k+1].name, skew, long, len(o), med, p99, mx, o[0], o[len(o)-1])
 		t.Logf("%s card, every 10 s: %v", cards[k+1].name, o)
+	}
+	// What each agent's servo saw and did (the player logs it every 10 s at debug).
+	for _, l := range strings.Split(logs(), "\n") {
+		if strings.HasPrefix(l, "agent ") || strings.Contains(l, "in step: the output") {
+			t.Log(l)
+		}
 	}
 	if _, _, mx := figures(offs[0]); mx > 20*time.Millisecond {
 		t.Errorf("the corrected fast card went %v from the true one, want within 20 ms", mx)
@@ -256,4 +291,10 @@ func TestLongItemInStepBench(t *testing.T) {
 	if drift := offs[1][0] - offs[1][len(offs[1])-1]; drift < due2/2 {
 		t.Errorf("the uncorrected fast card drifted %v ahead, want about %v: the skew did not show", drift, due2)
 	}
+}
+
+// load is the machine's load averages, for benchmark lines.
+func load() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.Join(strings.Fields(string(b))[:min(3, len(strings.Fields(string(b))))], " ")
 }
