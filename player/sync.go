@@ -51,10 +51,10 @@ type keeper struct {
 	// late dropping what it cannot play on time, the early waiting in silence, and the servo
 	// starts again (a stamped relay: its card ran dry, its start was placed a period off); 0:
 	// never.
-	jump int64
-	hold int64   // frames of silence to write before the next (it was early)
-	jumps int    // times the output was put back
-	far  float64 // the last window's offset when it was beyond jump, else 0
+	jump  int64
+	hold  int64   // frames of silence to write before the next (it was early)
+	jumps int     // times the output was put back
+	far   float64 // the last window's offset when it was beyond jump, else 0
 
 	next int64 // content frame the next write begins with
 	drop int64 // frames of the start still to drop (it was late)
