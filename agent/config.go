@@ -125,9 +125,9 @@ type SyncConfig struct {
 	// StartDelay is no longer used (plays in step start ahead of their time); kept so that
 	// an agent.yaml written for an earlier version still loads.
 	StartDelay scheduler.Duration `yaml:"start_delay"`
-	// CorrectRate follows the sound card's crystal by resampling slightly (default false:
-	// in whole agents over a long item it pushed the wrong way, BENCHMARKS.md "The long item
-	// with whole agents"; the player's own tests of it pass).
+	// CorrectRate follows the sound card's crystal by resampling slightly (default true).
+	// False: a play starts on time and then drifts by the card's own skew (up to 180 ms over
+	// 30 minutes at 100 ppm) until it is 100 ms off and put back with a gap.
 	CorrectRate *bool `yaml:"correct_rate"`
 	// OutputDelay is the time from ALSA taking a sample to the loudspeaker playing it
 	// (default: estimated from audio.buffer). Measure it on one box of a model and set it on all.
@@ -271,7 +271,7 @@ func (c *Config) defaults() {
 		c.Audio.Sync.StartDelay = scheduler.Duration(time.Second)
 	}
 	if c.Audio.Sync.CorrectRate == nil {
-		c.Audio.Sync.CorrectRate = new(false)
+		c.Audio.Sync.CorrectRate = new(true)
 	}
 	if c.Audio.Sync.InStep == nil {
 		c.Audio.Sync.InStep = new(true)

@@ -16,15 +16,15 @@ func TestSyncConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Audio.Sync; s.InStep == nil || !*s.InStep || s.StartDelay.D() != time.Second || s.CorrectRate == nil || *s.CorrectRate {
-		t.Errorf("defaults %+v: want in_step on, start_delay 1s, correct_rate off", s)
+	if s := c.Audio.Sync; s.InStep == nil || !*s.InStep || s.StartDelay.D() != time.Second || s.CorrectRate == nil || !*s.CorrectRate {
+		t.Errorf("defaults %+v: want in_step on, start_delay 1s, correct_rate on", s)
 	}
-	c, err = load("{output: 'null', sync: {in_step: false, correct_rate: true, output_delay: 40ms}}")
+	c, err = load("{output: 'null', sync: {in_step: false, correct_rate: false, output_delay: 40ms}}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Audio.Sync; *s.InStep || !*s.CorrectRate || s.OutputDelay.D() != 40*time.Millisecond {
-		t.Errorf("read %+v: want in_step off, correct_rate on, output_delay 40ms", s)
+	if s := c.Audio.Sync; *s.InStep || *s.CorrectRate || s.OutputDelay.D() != 40*time.Millisecond {
+		t.Errorf("read %+v: want in_step off, correct_rate off, output_delay 40ms", s)
 	}
 	for audio, key := range map[string]string{
 		"{sync: {start_delay: 1m}}":                           "audio.sync.start_delay",

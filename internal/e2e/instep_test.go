@@ -272,24 +272,42 @@ func TestLongItemInStepBench(t *testing.T) {
 	if len(offs[0]) < 2 {
 		t.Fatalf("too few looks away from dry spells (%d ran dry): the machine is too loaded to measure", len(drySpells))
 	}
-	for k, o := range offs {
-		med, p99, mx := figures(o)
-		fmt.Printf("SYNC-LONG %s card (%+.0f ppm) against the true card over %d s, %d looks: |offset| median %v, p99 %v, max %v; first %v, last %v\n",
-			cards[k+1].name, skew, long, len(o), med, p99, mx, o[0], o[len(o)-1])
-		t.Logf("%s card, every 10 s: %v", cards[k+1].name, o)
+	// Corrected: the servo holds each card to the clock, so it also closes a start placed a
+	// device period off (at most 500 ppm: 50 ms in under two minutes); what counts is where
+	// it stays after that and where it ends. Uncorrected: the card drifts by its skew, and is
+	// put back by silence when 100 ms early (docs/sync.md): its rate is the median step
+	// between looks, put-backs left out.
+	settle := min(12, len(offs[0])/2) // looks: two minutes
+	med, p99, mx := figures(offs[0][settle:])
+	fmt.Printf("SYNC-LONG corrected fast card (%+.0f ppm) against the true card over %d s: first %v, at the end %v; from %d s on (%d looks) |offset| median %v, p99 %v, max %v\n",
+		skew, long, offs[0][0], offs[0][len(offs[0])-1], 10*settle, len(offs[0])-settle, med, p99, mx)
+	var steps []time.Duration
+	putBack := 0
+	for i := 1; i < len(offs[1]); i++ {
+		if d := offs[1][i] - offs[1][i-1]; d.Abs() > 20*time.Millisecond {
+			putBack++
+		} else {
+			steps = append(steps, d)
+		}
 	}
+	slices.Sort(steps)
+	rate := steps[len(steps)/2] // per 10 s
+	ratePPM := -rate.Seconds() / 10 * 1e6
+	fmt.Printf("SYNC-LONG uncorrected fast card (%+.0f ppm): drifts %v every 10 s (%+.0f ppm), put back %d times; first %v, at the end %v\n",
+		skew, rate, ratePPM, putBack, offs[1][0], offs[1][len(offs[1])-1])
+	t.Logf("corrected fast card, every 10 s: %v", offs[0])
+	t.Logf("uncorrected fast card, every 10 s: %v", offs[1])
 	// What each agent's servo saw and did (the player logs it every 10 s at debug).
 	for _, l := range strings.Split(logs(), "\n") {
 		if strings.HasPrefix(l, "agent ") || strings.Contains(l, "in step: the output") {
 			t.Log(l)
 		}
 	}
-	if _, _, mx := figures(offs[0]); mx > 20*time.Millisecond {
-		t.Errorf("the corrected fast card went %v from the true one, want within 20 ms", mx)
+	if mx > 20*time.Millisecond || offs[0][len(offs[0])-1].Abs() > 20*time.Millisecond {
+		t.Errorf("the corrected fast card went %v from the true one after two minutes (%v at the end), want within 20 ms", mx, offs[0][len(offs[0])-1])
 	}
-	due2 := time.Duration(skew * float64(long-10) / 1e6 * float64(time.Second))
-	if drift := offs[1][0] - offs[1][len(offs[1])-1]; drift < due2/2 {
-		t.Errorf("the uncorrected fast card drifted %v ahead, want about %v: the skew did not show", drift, due2)
+	if ratePPM < skew/2 || ratePPM > 2*skew {
+		t.Errorf("the uncorrected fast card drifted %+.0f ppm against the true one; it runs %+.0f ppm: the skew did not show", ratePPM, skew)
 	}
 }
 
