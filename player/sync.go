@@ -35,6 +35,10 @@ const (
 	maxPreroll = 10 * time.Second
 	// measureFor is how long the start is measured before it is placed.
 	measureFor = 300 * time.Millisecond
+	// startWindows and startBound: in its first windows an output more than startBound off
+	// the clock, two windows running, is put back (a start placed a device period off).
+	startWindows = 4
+	startBound   = 0.020 // s
 	// trimScale is the resampler's nominal rate as a multiple of the output rate, so that a
 	// ratio is set to a fiftieth of a ppm.
 	trimScale = 1000
@@ -244,7 +248,14 @@ func (k *keeper) measure(now time.Time, consumed int64) {
 		// take minutes to come back, and out of the rate's fit.
 		far := k.far
 		k.far = 0
-		if math.Abs(e) > float64(k.jump) {
+		bound := float64(k.jump)
+		if k.windows <= startWindows {
+			// The start's placement is one set of looks; the first windows are many more. A
+			// start they find half a device period off is put back now, not by the servo
+			// over minutes (at most 500 ppm: 50 ms in 100 s) or never (correct_rate off).
+			bound = min(bound, startBound*float64(k.rate))
+		}
+		if math.Abs(e) > bound {
 			k.far = e
 			if far*e > 0 {
 				off := math.Min(math.Abs(far), math.Abs(e))

@@ -135,3 +135,23 @@ func TestKeeperPutsBackAfterTheCardRanDry(t *testing.T) {
 		t.Errorf("never put back, the programme still ended only %.1f ms off: the dry spell did not show", ms(off))
 	}
 }
+
+// A start placed a device period (50 ms) late: the first windows see it, and the keeper puts
+// it back within seconds instead of leaving the servo to close it at 500 ppm over 100 s (or
+// never, uncorrected). Later, an offset that small is the servo's (the put-back bound is two
+// periods).
+func TestKeeperPutsBackAStartPlacedAPeriodOff(t *testing.T) {
+	const jump = 4800
+	for _, correct := range []bool{true, false} {
+		off, k := simulateDryCard(t, 0, correct, 20, 0, 50*time.Millisecond, jump)
+		t.Logf("correct %v: %.3f ms off after 20 s, put back %d times", correct, ms(off), k.jumps)
+		if off.Abs() > 3*time.Millisecond || k.jumps != 1 {
+			t.Errorf("correct %v: a start placed 50 ms late is %.2f ms off after 20 s, put back %d times; want within 3 ms, once", correct, ms(off), k.jumps)
+		}
+	}
+	// The same 50 ms behind, a minute into the programme: left to the servo.
+	_, k := simulateDryCard(t, 0, true, 90, 60, 50*time.Millisecond, jump)
+	if k.jumps != 0 {
+		t.Errorf("50 ms off a minute in was put back %d times; want it left to the servo", k.jumps)
+	}
+}
