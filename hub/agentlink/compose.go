@@ -305,16 +305,15 @@ func (before Heads) composedSince(id string, rev int64) bool {
 // PushSince is Push counting the devices composed since before was read; the other replicas
 // are told of the target when any device has a new revision, to send it to theirs.
 func (s *Link) PushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
-	res := s.pushSince(ctx, t, before)
-	if res.Devices > 0 {
-		s.announce(ctx, topicPush, t.String())
-	}
-	return res
+	return s.pushSince(ctx, t, before, func() { s.announce(ctx, topicPush, t.String()) })
 }
 
-func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
+// pushSince is PushSince calling stored once every new revision is in the store, if any is:
+// the other replicas are told then, not after this one's own sends and their "sent" marks
+// (which hold the writers' lock their reads and marks would wait for).
+func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads, stored func()) api.PushResponse {
 	if t.Kind != store.TargetDevice {
-		return s.pushArea(ctx, t.ID, before)
+		return s.pushArea(ctx, t.ID, before, stored)
 	}
 	e, isNew, err := s.composeDevice(ctx, t.ID, 0)
 	if err != nil {
@@ -323,6 +322,7 @@ func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads) api.
 	if !isNew && !before.composedSince(t.ID, e.Revision) {
 		return api.PushResponse{}
 	}
+	stored()
 	// Composed here, or by a concurrent push since the change: sendSchedule writes it unless
 	// the connection carried it already, and is nil either way.
 	res := api.PushResponse{Devices: 1}
@@ -348,8 +348,9 @@ const pushBatch = 512
 // every device's newest revision), composes and signs on every core, stores the new revisions
 // in batches (one transaction each), sends each batch as soon as it is stored, and marks them
 // all sent in one write at the end. A device whose stored state moved meanwhile (a concurrent
-// push or connection) is composed again on its own.
-func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.PushResponse {
+// push or connection) is composed again on its own. stored is called once every revision is
+// stored, if any changed.
+func (s *Link) pushArea(ctx context.Context, area string, before Heads, stored func()) api.PushResponse {
 	fail := func(err error) api.PushResponse { return api.PushResponse{Failures: []string{err.Error()}} }
 	ds, err := s.st.ListDevices(ctx, area)
 	if err != nil {
@@ -548,6 +549,9 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 		}()
 	}
 	owg.Wait()
+	if changed.Load() > 0 {
+		stored()
+	}
 	close(toSend)
 	swg.Wait()
 	// "sent" is recorded after the fan-out, in one write, so the store is off the send path.

@@ -490,6 +490,9 @@ func (db *DB) MarkDelivery(ctx context.Context, deviceID string, revision int64,
 	} else {
 		reason = ""
 	}
+	if db.pg {
+		return db.markDeliveryBatched(ctx, &markReq{state: state, deviceID: deviceID, revision: revision, reason: reason})
+	}
 	var out Delivery
 	err := db.writeOne(ctx, func(tx *sql.Tx) error {
 		d, err := db.markDelivery(ctx, tx, state, ts(db.now()), deviceID, revision, reason)
