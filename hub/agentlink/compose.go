@@ -274,20 +274,13 @@ func (s *Link) HeadsBefore(ctx context.Context, targets ...store.Target) Heads {
 			}
 			continue
 		}
-		hs, err := s.st.LatestEffectiveHeads(ctx, t.ID)
+		revs, err := s.st.LatestRevisions(ctx, t.ID)
 		if err != nil {
 			s.log.Warn("heads before a push not read: its counts leave out devices another push reaches first", "area", t.ID, "err", err)
 			continue
 		}
-		for id, h := range hs {
-			out[id] = h
-		}
-		if ds, err := s.st.ListDevices(ctx, t.ID); err == nil {
-			for _, d := range ds {
-				if _, ok := out[d.ID]; !ok {
-					out[d.ID] = store.EffectiveHead{} // none yet: any revision is newer
-				}
-			}
+		for id, rev := range revs {
+			out[id] = store.EffectiveHead{Revision: rev} // 0: none yet, any revision is newer
 		}
 	}
 	return out
@@ -352,20 +345,22 @@ const pushBatch = 512
 // stored, if any changed.
 func (s *Link) pushArea(ctx context.Context, area string, before Heads, stored func()) api.PushResponse {
 	fail := func(err error) api.PushResponse { return api.PushResponse{Failures: []string{err.Error()}} }
-	ds, err := s.st.ListDevices(ctx, area)
-	if err != nil {
-		return fail(err)
-	}
-	under, err := s.timed.LatestSchedulesUnder(ctx, area)
-	if err != nil {
-		return fail(err)
-	}
-	heads, err := s.st.LatestEffectiveHeads(ctx, area)
-	if err != nil {
-		return fail(err)
-	}
-	above, err := s.AreaChain(ctx, area) // the area and every area above it
-	if err != nil {
+	// Four independent reads, at once: at 50,000 devices each is a large answer, and the
+	// database works on one while this process decodes another.
+	var (
+		ds    []store.Device
+		under store.SubtreeSchedules
+		heads map[string]store.EffectiveHead
+		above []store.Schedule // the area and every area above it
+		errs  [4]error
+		rwg   sync.WaitGroup
+	)
+	rwg.Go(func() { ds, errs[0] = s.st.ListDevices(ctx, area) })
+	rwg.Go(func() { under, errs[1] = s.timed.LatestSchedulesUnder(ctx, area) })
+	rwg.Go(func() { heads, errs[2] = s.st.LatestEffectiveHeads(ctx, area) })
+	rwg.Go(func() { above, errs[3] = s.AreaChain(ctx, area) })
+	rwg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
 		return fail(err)
 	}
 	// The chain of each area in the subtree: the chain above the pushed area, then each area

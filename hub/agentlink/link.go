@@ -43,6 +43,7 @@ type Store interface {
 	LatestEffectives(ctx context.Context, deviceIDs []string) (map[string]store.EffectiveSchedule, error)
 	LatestSchedulesUnder(ctx context.Context, area string) (store.SubtreeSchedules, error)
 	LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error)
+	LatestRevisions(ctx context.Context, area string) (map[string]int64, error)
 	AddEffectives(ctx context.Context, es []store.EffectiveSchedule) ([]store.EffectiveSchedule, []error, error)
 	MarkSent(ctx context.Context, revs []store.DeviceRevision) error
 	MarkDelivery(ctx context.Context, deviceID string, revision int64, state store.DeliveryState, reason string) (store.Delivery, error)
