@@ -298,15 +298,22 @@ func (before Heads) composedSince(id string, rev int64) bool {
 // PushSince is Push counting the devices composed since before was read; the other replicas
 // are told of the target when any device has a new revision, to send it to theirs.
 func (s *Link) PushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
-	return s.pushSince(ctx, t, before, func() { s.announce(ctx, topicPush, t.String()) })
+	return s.pushSince(ctx, t, before, func(push string) {
+		if push != "" {
+			s.announce(ctx, topicPush, t.String()+" "+push)
+		} else {
+			s.announce(ctx, topicPush, t.String())
+		}
+	})
 }
 
-// pushSince is PushSince calling stored once every new revision is in the store, if any is:
+// pushSince is PushSince calling allStored once every new revision is in the store, if any is:
 // the other replicas are told then, not after this one's own sends and their "sent" marks
-// (which hold the writers' lock their reads and marks would wait for).
-func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads, stored func()) api.PushResponse {
+// (which hold the writers' lock their reads and marks would wait for). push names the push
+// whose stored devices were announced as it went ("" when none were).
+func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads, allStored func(push string)) api.PushResponse {
 	if t.Kind != store.TargetDevice {
-		return s.pushArea(ctx, t.ID, before, stored)
+		return s.pushArea(ctx, t.ID, before, allStored)
 	}
 	e, isNew, err := s.composeDevice(ctx, t.ID, 0)
 	if err != nil {
@@ -315,7 +322,7 @@ func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads, stor
 	if !isNew && !before.composedSince(t.ID, e.Revision) {
 		return api.PushResponse{}
 	}
-	stored()
+	allStored("")
 	// Composed here, or by a concurrent push since the change: sendSchedule writes it unless
 	// the connection carried it already, and is nil either way.
 	res := api.PushResponse{Devices: 1}
@@ -341,9 +348,10 @@ const pushBatch = 512
 // every device's newest revision), composes and signs on every core, stores the new revisions
 // in batches (one transaction each), sends each batch as soon as it is stored, and marks them
 // all sent in one write at the end. A device whose stored state moved meanwhile (a concurrent
-// push or connection) is composed again on its own. stored is called once every revision is
+// push or connection) is composed again on its own. The other replicas are told of each
+// stored batch as it commits (storedAnnouncer), and allStored is called once every revision is
 // stored, if any changed.
-func (s *Link) pushArea(ctx context.Context, area string, before Heads, stored func()) api.PushResponse {
+func (s *Link) pushArea(ctx context.Context, area string, before Heads, allStored func(push string)) api.PushResponse {
 	fail := func(err error) api.PushResponse { return api.PushResponse{Failures: []string{err.Error()}} }
 	// Four independent reads, at once: at 50,000 devices each is a large answer, and the
 	// database works on one while this process decodes another.
@@ -442,6 +450,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads, stored f
 		failures = append(failures, fmt.Sprintf("device %s: %v", id, err))
 		mu.Unlock()
 	}
+	ann := s.announceStored(ctx)
 	composed := make(chan store.EffectiveSchedule, pushBatch)
 	toSend := make(chan store.EffectiveSchedule, pushBatch)
 	alone := make(chan string, 64) // composed on their own, under the device's lock
@@ -499,6 +508,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads, stored f
 			for _, e := range batch {
 				s.touched(e.DeviceID)
 			}
+			var in []string
 			for i, e := range batch {
 				switch {
 				case err != nil:
@@ -510,8 +520,10 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads, stored f
 				default:
 					changed.Add(1)
 					toSend <- stored[i]
+					in = append(in, e.DeviceID)
 				}
 			}
+			ann.add(in...)
 		}
 	}()
 	// Devices composed on their own, one at a time: few, and each takes the device's lock.
@@ -524,6 +536,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads, stored f
 			} else if isNew || before.composedSince(id, e.Revision) {
 				changed.Add(1)
 				toSend <- e // written unless its connection carried it already
+				ann.add(id)
 			}
 		}
 	}()
@@ -544,8 +557,8 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads, stored f
 		}()
 	}
 	owg.Wait()
-	if changed.Load() > 0 {
-		stored()
+	if push := ann.close(); changed.Load() > 0 {
+		allStored(push)
 	}
 	close(toSend)
 	swg.Wait()

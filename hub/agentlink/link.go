@@ -135,6 +135,8 @@ type Link struct {
 	replica   string       // this process among the replicas (replicas.go)
 	timed     timedStore   // the store calls on the agents' path, timed into metrics
 	firsts    firstSamples // broadcasts whose first sample each device confirmed (metrics.go)
+	follow    follower     // other replicas' pushes in progress (replicas.go)
+	pushes    atomic.Int64 // numbers this replica's pushes in their announcements
 
 	deviceAuth    func(w http.ResponseWriter, r *http.Request) (store.Device, bool)
 	newTitles     func(ctx context.Context) Titles
