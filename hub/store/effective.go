@@ -314,14 +314,21 @@ func (db *DB) LatestEffectiveHeads(ctx context.Context, area string) (map[string
 	}
 	defer rows.Close()
 	out := map[string]EffectiveHead{}
+	// The devices of an area were composed from the same sources: decode each text once (the
+	// slices are shared; callers only read them).
+	decoded := map[string][]SourceRevision{}
 	for rows.Next() {
 		var id, src string
 		var h EffectiveHead
 		if err := rows.Scan(&id, &h.Revision, &src); err != nil {
 			return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
 		}
-		if err := json.Unmarshal([]byte(src), &h.Sources); err != nil {
-			return nil, fmt.Errorf("effective schedule %d of %q: stored sources: %w", h.Revision, id, err)
+		var ok bool
+		if h.Sources, ok = decoded[src]; !ok {
+			if err := json.Unmarshal([]byte(src), &h.Sources); err != nil {
+				return nil, fmt.Errorf("effective schedule %d of %q: stored sources: %w", h.Revision, id, err)
+			}
+			decoded[src] = h.Sources
 		}
 		out[id] = h
 	}
