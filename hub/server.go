@@ -87,6 +87,7 @@ type Store interface {
 	// For a push to an area: a few queries and batched writes instead of several per device.
 	LatestSchedulesUnder(ctx context.Context, area string) (store.SubtreeSchedules, error)
 	LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error)
+	LatestRevisions(ctx context.Context, area string) (map[string]int64, error)
 	AddEffectives(ctx context.Context, es []store.EffectiveSchedule) ([]store.EffectiveSchedule, []error, error)
 	MarkSent(ctx context.Context, revs []store.DeviceRevision) error
 	LatestActiveEffective(ctx context.Context, deviceID string) (store.EffectiveSchedule, error)

@@ -274,20 +274,13 @@ func (s *Link) HeadsBefore(ctx context.Context, targets ...store.Target) Heads {
 			}
 			continue
 		}
-		hs, err := s.st.LatestEffectiveHeads(ctx, t.ID)
+		revs, err := s.st.LatestRevisions(ctx, t.ID)
 		if err != nil {
 			s.log.Warn("heads before a push not read: its counts leave out devices another push reaches first", "area", t.ID, "err", err)
 			continue
 		}
-		for id, h := range hs {
-			out[id] = h
-		}
-		if ds, err := s.st.ListDevices(ctx, t.ID); err == nil {
-			for _, d := range ds {
-				if _, ok := out[d.ID]; !ok {
-					out[d.ID] = store.EffectiveHead{} // none yet: any revision is newer
-				}
-			}
+		for id, rev := range revs {
+			out[id] = store.EffectiveHead{Revision: rev} // 0: none yet, any revision is newer
 		}
 	}
 	return out
@@ -305,16 +298,22 @@ func (before Heads) composedSince(id string, rev int64) bool {
 // PushSince is Push counting the devices composed since before was read; the other replicas
 // are told of the target when any device has a new revision, to send it to theirs.
 func (s *Link) PushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
-	res := s.pushSince(ctx, t, before)
-	if res.Devices > 0 {
-		s.announce(ctx, topicPush, t.String())
-	}
-	return res
+	return s.pushSince(ctx, t, before, func(push string) {
+		if push != "" {
+			s.announce(ctx, topicPush, t.String()+" "+push)
+		} else {
+			s.announce(ctx, topicPush, t.String())
+		}
+	})
 }
 
-func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads) api.PushResponse {
+// pushSince is PushSince calling allStored once every new revision is in the store, if any is:
+// the other replicas are told then, not after this one's own sends and their "sent" marks
+// (which hold the writers' lock their reads and marks would wait for). push names the push
+// whose stored devices were announced as it went ("" when none were).
+func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads, allStored func(push string)) api.PushResponse {
 	if t.Kind != store.TargetDevice {
-		return s.pushArea(ctx, t.ID, before)
+		return s.pushArea(ctx, t.ID, before, allStored)
 	}
 	e, isNew, err := s.composeDevice(ctx, t.ID, 0)
 	if err != nil {
@@ -323,6 +322,7 @@ func (s *Link) pushSince(ctx context.Context, t store.Target, before Heads) api.
 	if !isNew && !before.composedSince(t.ID, e.Revision) {
 		return api.PushResponse{}
 	}
+	allStored("")
 	// Composed here, or by a concurrent push since the change: sendSchedule writes it unless
 	// the connection carried it already, and is nil either way.
 	res := api.PushResponse{Devices: 1}
@@ -348,23 +348,27 @@ const pushBatch = 512
 // every device's newest revision), composes and signs on every core, stores the new revisions
 // in batches (one transaction each), sends each batch as soon as it is stored, and marks them
 // all sent in one write at the end. A device whose stored state moved meanwhile (a concurrent
-// push or connection) is composed again on its own.
-func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.PushResponse {
+// push or connection) is composed again on its own. The other replicas are told of each
+// stored batch as it commits (storedAnnouncer), and allStored is called once every revision is
+// stored, if any changed.
+func (s *Link) pushArea(ctx context.Context, area string, before Heads, allStored func(push string)) api.PushResponse {
 	fail := func(err error) api.PushResponse { return api.PushResponse{Failures: []string{err.Error()}} }
-	ds, err := s.st.ListDevices(ctx, area)
-	if err != nil {
-		return fail(err)
-	}
-	under, err := s.timed.LatestSchedulesUnder(ctx, area)
-	if err != nil {
-		return fail(err)
-	}
-	heads, err := s.st.LatestEffectiveHeads(ctx, area)
-	if err != nil {
-		return fail(err)
-	}
-	above, err := s.AreaChain(ctx, area) // the area and every area above it
-	if err != nil {
+	// Four independent reads, at once: at 50,000 devices each is a large answer, and the
+	// database works on one while this process decodes another.
+	var (
+		ds    []store.Device
+		under store.SubtreeSchedules
+		heads map[string]store.EffectiveHead
+		above []store.Schedule // the area and every area above it
+		errs  [4]error
+		rwg   sync.WaitGroup
+	)
+	rwg.Go(func() { ds, errs[0] = s.st.ListDevices(ctx, area) })
+	rwg.Go(func() { under, errs[1] = s.timed.LatestSchedulesUnder(ctx, area) })
+	rwg.Go(func() { heads, errs[2] = s.st.LatestEffectiveHeads(ctx, area) })
+	rwg.Go(func() { above, errs[3] = s.AreaChain(ctx, area) })
+	rwg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
 		return fail(err)
 	}
 	// The chain of each area in the subtree: the chain above the pushed area, then each area
@@ -446,6 +450,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 		failures = append(failures, fmt.Sprintf("device %s: %v", id, err))
 		mu.Unlock()
 	}
+	ann := s.announceStored(ctx)
 	composed := make(chan store.EffectiveSchedule, pushBatch)
 	toSend := make(chan store.EffectiveSchedule, pushBatch)
 	alone := make(chan string, 64) // composed on their own, under the device's lock
@@ -503,6 +508,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 			for _, e := range batch {
 				s.touched(e.DeviceID)
 			}
+			var in []string
 			for i, e := range batch {
 				switch {
 				case err != nil:
@@ -514,8 +520,10 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 				default:
 					changed.Add(1)
 					toSend <- stored[i]
+					in = append(in, e.DeviceID)
 				}
 			}
+			ann.add(in...)
 		}
 	}()
 	// Devices composed on their own, one at a time: few, and each takes the device's lock.
@@ -528,6 +536,7 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 			} else if isNew || before.composedSince(id, e.Revision) {
 				changed.Add(1)
 				toSend <- e // written unless its connection carried it already
+				ann.add(id)
 			}
 		}
 	}()
@@ -548,6 +557,9 @@ func (s *Link) pushArea(ctx context.Context, area string, before Heads) api.Push
 		}()
 	}
 	owg.Wait()
+	if push := ann.close(); changed.Load() > 0 {
+		allStored(push)
+	}
 	close(toSend)
 	swg.Wait()
 	// "sent" is recorded after the fan-out, in one write, so the store is off the send path.

@@ -43,6 +43,7 @@ type Store interface {
 	LatestEffectives(ctx context.Context, deviceIDs []string) (map[string]store.EffectiveSchedule, error)
 	LatestSchedulesUnder(ctx context.Context, area string) (store.SubtreeSchedules, error)
 	LatestEffectiveHeads(ctx context.Context, area string) (map[string]store.EffectiveHead, error)
+	LatestRevisions(ctx context.Context, area string) (map[string]int64, error)
 	AddEffectives(ctx context.Context, es []store.EffectiveSchedule) ([]store.EffectiveSchedule, []error, error)
 	MarkSent(ctx context.Context, revs []store.DeviceRevision) error
 	MarkDelivery(ctx context.Context, deviceID string, revision int64, state store.DeliveryState, reason string) (store.Delivery, error)
@@ -134,6 +135,8 @@ type Link struct {
 	replica   string       // this process among the replicas (replicas.go)
 	timed     timedStore   // the store calls on the agents' path, timed into metrics
 	firsts    firstSamples // broadcasts whose first sample each device confirmed (metrics.go)
+	follow    follower     // other replicas' pushes in progress (replicas.go)
+	pushes    atomic.Int64 // numbers this replica's pushes in their announcements
 
 	deviceAuth    func(w http.ResponseWriter, r *http.Request) (store.Device, bool)
 	newTitles     func(ctx context.Context) Titles

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,9 @@ const (
 	topicCommand = "command" // a command id
 	topicDrop    = "drop"    // a device id that was revoked or given a new secret
 	topicRollout = "rollout" // a rollout id that started, moved on a stage or stopped (hub/upgrades)
+	// device ids whose new revisions a push in progress has stored: "<push id> <id> <id>…";
+	// its topicPush follows once all are stored, naming the push ("<target> <push id>").
+	topicStored = "stored"
 )
 
 // AnnounceRollout tells the other replicas that a rollout changed, so that their rollout
@@ -82,8 +86,13 @@ func (s *Link) Apply(ctx context.Context, topic, payload string) {
 	}
 	switch topic {
 	case topicPush:
-		kind, tid, _ := strings.Cut(id, ":")
-		s.sendLatest(ctx, s.connsIn(store.Target{Kind: store.TargetKind(kind), ID: tid}))
+		target, push, _ := strings.Cut(id, " ")
+		kind, tid, _ := strings.Cut(target, ":")
+		// The devices announced stored as the push went are sent by the follower already.
+		s.sendLatest(ctx, s.follow.notAnnounced(from+" "+push, s.connsIn(store.Target{Kind: store.TargetKind(kind), ID: tid})))
+	case topicStored:
+		push, ids, _ := strings.Cut(id, " ")
+		s.followStored(ctx, from+" "+push, strings.Fields(ids))
 	case topicCommand:
 		s.sendCommand(ctx, id)
 	case topicDrop:
@@ -101,6 +110,7 @@ func (s *Link) Apply(ctx context.Context, topic, payload string) {
 // may have been lost (the listening connection was down): the newest revision of each
 // device's schedule, its pending commands, and the revoked ones are closed.
 func (s *Link) Resync(ctx context.Context) {
+	s.follow.forget() // pushes whose end may have been lost: they are covered here
 	conns := s.connsIn(store.Target{})
 	var live []*agentConn
 	for _, c := range conns {
@@ -139,6 +149,13 @@ const latestChunk = 1000
 // sendLatest writes each connection's newest stored revision unless it carried it, and
 // records the ones written as sent.
 func (s *Link) sendLatest(ctx context.Context, conns []*agentConn) {
+	if err := s.timed.MarkSent(ctx, s.writeLatest(ctx, conns)); err != nil {
+		s.log.Error("delivery state not recorded", "state", "sent", "err", err)
+	}
+}
+
+// writeLatest is sendLatest without the "sent" marks, which it returns.
+func (s *Link) writeLatest(ctx context.Context, conns []*agentConn) []store.DeviceRevision {
 	type send struct {
 		c *agentConn
 		e store.EffectiveSchedule
@@ -180,9 +197,197 @@ func (s *Link) sendLatest(ctx context.Context, conns []*agentConn) {
 	}
 	close(next)
 	wg.Wait()
-	if err := s.timed.MarkSent(ctx, sent); err != nil {
-		s.log.Error("delivery state not recorded", "state", "sent", "err", err)
+	return sent
+}
+
+// Pipelined pushes (docs/scale.md). The replica that composes a push announces the devices of
+// each stored batch (topicStored) as it commits, so the others send while it composes the
+// rest, rather than after; a replica never sends what the store has not committed. These
+// announcements come every few dozen milliseconds during a large push: each is queued here
+// and one goroutine (sendFollowed) drains the queue, reading 1,000 devices per query, and
+// records the "sent" marks once the push has gone quiet, not one write per announcement
+// (which made the pushing replica's batches wait on the writers' lock).
+
+// follower is what a replica was told of other replicas' pushes in progress.
+type follower struct {
+	mu      sync.Mutex
+	pending []*agentConn  // connections here whose device has a newly stored revision
+	running bool          // a sendFollowed is draining pending
+	kick    chan struct{} // told of each addition to pending
+	// announced: per push ("<replica> <push id>"), the devices here already queued; its
+	// topicPush sends the others only. Cleared by that topicPush, or by a resync.
+	announced map[string]map[string]bool
+}
+
+// followIdle is how long sendFollowed waits for more announcements before it records what it
+// sent and ends; maxFollowedMarks bounds the marks it holds.
+const (
+	followIdle       = 250 * time.Millisecond
+	maxFollowedMarks = 20000
+)
+
+// followStored queues the connections here of devices another replica's push stored.
+func (s *Link) followStored(ctx context.Context, push string, ids []string) {
+	s.mu.Lock()
+	var conns []*agentConn
+	for _, id := range ids {
+		if c, ok := s.conns[id]; ok {
+			conns = append(conns, c)
+		}
 	}
+	s.mu.Unlock()
+	if len(conns) == 0 {
+		return
+	}
+	f := &s.follow
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.announced == nil {
+		f.announced = map[string]map[string]bool{}
+	}
+	if f.kick == nil {
+		f.kick = make(chan struct{}, 1)
+	}
+	if f.announced[push] == nil {
+		f.announced[push] = map[string]bool{}
+	}
+	for _, c := range conns {
+		f.announced[push][c.device] = true
+	}
+	f.pending = append(f.pending, conns...)
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+	if !f.running {
+		f.running = true
+		s.wg.Go(func() { s.sendFollowed(ctx) })
+	}
+}
+
+// sendFollowed writes the queued connections their newest revisions until the queue stays
+// empty for followIdle, then records them sent.
+func (s *Link) sendFollowed(ctx context.Context) {
+	f := &s.follow
+	var sent []store.DeviceRevision
+	mark := func() {
+		if err := s.timed.MarkSent(ctx, sent); err != nil {
+			s.log.Error("delivery state not recorded", "state", "sent", "err", err)
+		}
+		sent = nil
+	}
+	defer mark()
+	for {
+		f.mu.Lock()
+		n := min(len(f.pending), latestChunk)
+		chunk := slices.Clone(f.pending[:n])
+		f.pending = f.pending[n:]
+		f.mu.Unlock()
+		if n > 0 {
+			sent = append(sent, s.writeLatest(ctx, chunk)...)
+			if len(sent) >= maxFollowedMarks {
+				mark()
+			}
+			continue
+		}
+		select { // empty: wait for more, or end
+		case <-f.kick:
+			continue
+		case <-time.After(followIdle):
+		case <-ctx.Done():
+		}
+		f.mu.Lock()
+		if len(f.pending) > 0 && ctx.Err() == nil {
+			f.mu.Unlock()
+			continue
+		}
+		f.running, f.pending = false, nil
+		f.mu.Unlock()
+		return
+	}
+}
+
+// storedAnnouncer tells the other replicas, as a push goes, of the devices whose new
+// revisions it has stored (topicStored), packing the ids waiting into as few notifications as
+// fit. A nil one (no other replicas) does nothing.
+type storedAnnouncer struct {
+	s    *Link
+	push string // this push's id among this replica's
+	ids  chan []string
+	done chan struct{}
+}
+
+func (s *Link) announceStored(ctx context.Context) *storedAnnouncer {
+	if s.opts.Peers == nil {
+		return nil
+	}
+	a := &storedAnnouncer{s: s, push: strconv.FormatInt(s.pushes.Add(1), 10), ids: make(chan []string, 256), done: make(chan struct{})}
+	go a.run(ctx)
+	return a
+}
+
+// add announces ids, stored (committed) already.
+func (a *storedAnnouncer) add(ids ...string) {
+	if a != nil && len(ids) > 0 {
+		a.ids <- ids
+	}
+}
+
+// close returns once every id added is announced, with the push's id for its topicPush.
+func (a *storedAnnouncer) close() string {
+	if a == nil {
+		return ""
+	}
+	close(a.ids)
+	<-a.done
+	return a.push
+}
+
+func (a *storedAnnouncer) run(ctx context.Context) {
+	defer close(a.done)
+	room := store.MaxNotifyPayload - len(topicStored) - 1 - len(a.s.replica) - 1 // "topic\nreplica payload"
+	for ids := range a.ids {
+	more: // what came while the last notification was sent goes in the next ones
+		for {
+			select {
+			case more, ok := <-a.ids:
+				if !ok {
+					break more
+				}
+				ids = append(ids, more...)
+			default:
+				break more
+			}
+		}
+		for len(ids) > 0 {
+			var b strings.Builder
+			b.WriteString(a.push)
+			for n := 0; len(ids) > 0 && (n == 0 || b.Len()+1+len(ids[0]) <= room); n++ {
+				b.WriteString(" " + ids[0]) // the first always goes: an id is far shorter than the room
+				ids = ids[1:]
+			}
+			a.s.announce(ctx, topicStored, b.String())
+		}
+	}
+}
+
+// notAnnounced returns conns without those already queued for push, and forgets the push.
+func (f *follower) notAnnounced(push string, conns []*agentConn) []*agentConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	done := f.announced[push]
+	if done == nil {
+		return conns
+	}
+	delete(f.announced, push)
+	return slices.DeleteFunc(conns, func(c *agentConn) bool { return done[c.device] })
+}
+
+// forget drops what was announced of pushes in progress.
+func (f *follower) forget() {
+	f.mu.Lock()
+	f.announced = nil
+	f.mu.Unlock()
 }
 
 // sendCommand writes command id to its devices connected here.

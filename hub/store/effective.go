@@ -263,6 +263,34 @@ func (db *DB) whyNotInserted(ctx context.Context, head *sql.Stmt, e EffectiveSch
 	return fmt.Errorf("store effective schedule %d of device %q: not inserted", e.Revision, e.DeviceID)
 }
 
+// LatestRevisions returns the newest effective revision of every device in area and below
+// ("" = all), 0 for a device with none, by device id, in one query of two columns: what a push
+// notes before its change (agentlink.HeadsBefore) to count the devices composed since, without
+// the sources and device rows that LatestEffectiveHeads and ListDevices read for composing.
+func (db *DB) LatestRevisions(ctx context.Context, area string) (map[string]int64, error) {
+	cond, args := subtree("d.area_id", area)
+	rows, err := db.r.QueryContext(ctx, `SELECT d.id,
+		COALESCE((SELECT m.revision FROM effective m WHERE m.device_id = d.id ORDER BY m.revision DESC LIMIT 1), 0)
+		FROM devices d WHERE `+cond, args...)
+	if err != nil {
+		return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var rev int64
+		if err := rows.Scan(&id, &rev); err != nil {
+			return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
+		}
+		out[id] = rev
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
+	}
+	return out, nil
+}
+
 // EffectiveHead is what a push needs to know of a device's newest effective schedule: its
 // revision and what it was composed from.
 type EffectiveHead struct {
@@ -286,14 +314,21 @@ func (db *DB) LatestEffectiveHeads(ctx context.Context, area string) (map[string
 	}
 	defer rows.Close()
 	out := map[string]EffectiveHead{}
+	// The devices of an area were composed from the same sources: decode each text once (the
+	// slices are shared; callers only read them).
+	decoded := map[string][]SourceRevision{}
 	for rows.Next() {
 		var id, src string
 		var h EffectiveHead
 		if err := rows.Scan(&id, &h.Revision, &src); err != nil {
 			return nil, fmt.Errorf("latest effective revisions under %q: %w", area, err)
 		}
-		if err := json.Unmarshal([]byte(src), &h.Sources); err != nil {
-			return nil, fmt.Errorf("effective schedule %d of %q: stored sources: %w", h.Revision, id, err)
+		var ok bool
+		if h.Sources, ok = decoded[src]; !ok {
+			if err := json.Unmarshal([]byte(src), &h.Sources); err != nil {
+				return nil, fmt.Errorf("effective schedule %d of %q: stored sources: %w", h.Revision, id, err)
+			}
+			decoded[src] = h.Sources
 		}
 		out[id] = h
 	}
@@ -489,6 +524,9 @@ func (db *DB) MarkDelivery(ctx context.Context, deviceID string, revision int64,
 		}
 	} else {
 		reason = ""
+	}
+	if db.pg {
+		return db.markDeliveryBatched(ctx, &markReq{state: state, deviceID: deviceID, revision: revision, reason: reason})
 	}
 	var out Delivery
 	err := db.writeOne(ctx, func(tx *sql.Tx) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,6 +62,13 @@ func TestBatchPush(t *testing.T) {
 	}
 	if h := must[map[string]EffectiveHead](t)(db.LatestEffectiveHeads(ctx, "quang-nam/duy-hai")); len(h) != 0 {
 		t.Fatalf("heads of a subtree without effective schedules: %+v", h)
+	}
+	// The revisions alone, with 0 for a device that has none (what a push notes before it).
+	if r := must[map[string]int64](t)(db.LatestRevisions(ctx, "quang-nam")); !maps.Equal(r, map[string]int64{"tt/1": 1, "tt/2": 7, "tp/1": 3, "dh/1": 0}) {
+		t.Fatalf("latest revisions under quang-nam: %v", r)
+	}
+	if r := must[map[string]int64](t)(db.LatestRevisions(ctx, "quang-nam/tam-ky/tam-phu")); !maps.Equal(r, map[string]int64{"tp/1": 3}) {
+		t.Fatalf("latest revisions under tam-phu: %v", r)
 	}
 
 	// Many devices' newest documents in one read (a replica told of another's push): the

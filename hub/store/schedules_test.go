@@ -3,8 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -204,5 +207,80 @@ func TestDeviceOverview(t *testing.T) {
 	all := must[[]DeviceOverview](t)(db.ListDeviceOverview(ctx, ""))
 	if len(all) != 4 || all[0].ID != "dh-01" || all[0].LatestRevision != 0 || all[0].LatestState != "" || all[0].Area != "quang-nam/duy-hai" {
 		t.Fatalf("overview of all: %+v", all[0])
+	}
+}
+
+// TestManyDeliveryReportsAtOnce: the reports of hundreds of devices arriving together (after a
+// push), which PostgreSQL's store folds into one statement per state, each get their own
+// answer: the delivery as their report left it, ErrNotFound for a revision that does not
+// exist (without failing the others), the first reason of a revision refused twice.
+func TestManyDeliveryReportsAtOnce(t *testing.T) {
+	db, clk, _ := openTest(t)
+	ctx := context.Background()
+	seedTree(t, db)
+	const n = 300
+	dev := func(i int) string { return fmt.Sprintf("tam-thanh/cl-%03d", i) }
+	for i := range n {
+		enrol(t, db, dev(i), "quang-nam/tam-ky/tam-thanh")
+		must[EffectiveSchedule](t)(db.AddEffective(ctx, EffectiveSchedule{DeviceID: dev(i), Revision: 1, Document: []byte("x")}))
+	}
+	at := clk.Advance(time.Second)
+	type answer struct {
+		d   Delivery
+		err error
+	}
+	got := make([]answer, n)
+	missing := make([]error, 20)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			// Every device received; one in three also played, reported twice (the agent
+			// repeated itself) and in the same moment as the others' receipts.
+			d, err := db.MarkDelivery(ctx, dev(i), 1, StateReceived, "")
+			if err == nil && i%3 == 0 {
+				db.MarkDelivery(ctx, dev(i), 1, StateActive, "")
+				d, err = db.MarkDelivery(ctx, dev(i), 1, StateActive, "")
+			}
+			got[i] = answer{d, err}
+		})
+	}
+	for k := range missing {
+		wg.Go(func() { _, missing[k] = db.MarkDelivery(ctx, dev(k), 2, StateReceived, "") })
+	}
+	wg.Wait()
+	for i, a := range got {
+		want := StateReceived
+		if i%3 == 0 {
+			want = StateActive
+		}
+		if a.err != nil || a.d.State != want || !a.d.ReceivedAt.Equal(at) || (want == StateActive) != a.d.ActiveAt.Equal(at) {
+			t.Fatalf("device %s: %+v %v; want %s received at %v", dev(i), a.d, a.err, want, at)
+		}
+		if e := must[EffectiveSchedule](t)(db.LatestEffective(ctx, dev(i))); e.Delivery != a.d {
+			t.Fatalf("device %s: stored %+v, answered %+v", dev(i), e.Delivery, a.d)
+		}
+	}
+	for k, err := range missing {
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("report of %s's missing revision 2: %v, want ErrNotFound", dev(k), err)
+		}
+	}
+	t.Logf("a missing revision: %v", missing[0])
+
+	// Two refusals of one revision at once: one reason is kept, and a later one changes nothing.
+	must[EffectiveSchedule](t)(db.AddEffective(ctx, EffectiveSchedule{DeviceID: dev(0), Revision: 2, Document: []byte("x")}))
+	reasons := []string{"bad signature", "schedule does not compile"}
+	errs := make([]error, len(reasons))
+	for k, r := range reasons {
+		wg.Go(func() { _, errs[k] = db.MarkDelivery(ctx, dev(0), 2, StateRefused, r) })
+	}
+	wg.Wait()
+	noErr(t, errors.Join(errs...))
+	first := must[EffectiveSchedule](t)(db.Effective(ctx, dev(0), 2)).Delivery.RefusedReason
+	if !slices.Contains(reasons, first) {
+		t.Fatalf("refusal reason %q, want one of %q", first, reasons)
+	}
+	if d := must[Delivery](t)(db.MarkDelivery(ctx, dev(0), 2, StateRefused, "later")); d.RefusedReason != first || d.State != StateRefused {
+		t.Fatalf("after a later refusal: %+v, want the reason %q kept", d, first)
 	}
 }

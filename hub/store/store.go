@@ -118,6 +118,9 @@ type DB struct {
 	quit      chan struct{}
 	writeDone chan struct{}
 	closeOnce sync.Once
+	// Delivery reports folded into one statement each moment, on PostgreSQL (deliveries.go).
+	markQ    chan *markReq
+	markDone chan struct{}
 }
 
 // BusyTimeout is how long a connection waits for a lock held by another process.
@@ -203,6 +206,10 @@ func (db *DB) start(ctx context.Context, r *sql.DB) error {
 	db.r = r
 	db.writeQ, db.quit, db.writeDone = make(chan *writeReq), make(chan struct{}), make(chan struct{})
 	go db.writer()
+	if db.pg {
+		db.markQ, db.markDone = make(chan *markReq), make(chan struct{})
+		go db.marker()
+	}
 	if err := db.prepare(ctx); err != nil {
 		db.Close()
 		return err
@@ -260,6 +267,9 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() { close(db.quit) })
 	if db.writeDone != nil {
 		<-db.writeDone
+	}
+	if db.markDone != nil {
+		<-db.markDone
 	}
 	var errs []error
 	sts := []*sql.Stmt{db.getDevice, db.checkSecret, db.insertConf, db.upsertMonth, db.upsertDay, db.upsertProg, db.upsertReason, db.deviceAck, db.walkAck, db.setAck,
