@@ -408,3 +408,41 @@ func TestInStepStartSaysWhereItIsHeardFrom(t *testing.T) {
 		})
 	}
 }
+
+// laggingOutput takes what is written into a queue of lag frames that it never plays out: what
+// it has consumed is always lag frames behind what it was given (an agent killed with its
+// output's queue full).
+type laggingOutput struct {
+	memOutput
+	lag int64
+}
+
+func (o *laggingOutput) Consumed() int64 { return max(0, o.memOutput.Consumed()-o.lag) }
+
+// TestItemStartReportedWhenTheOutputTakesIt: an item handed to the output but still in its
+// queue when the program ends was not played, so its start is not reported (an agent killed
+// then would journal a start it never played); the item before it, taken, is.
+func TestItemStartReportedWhenTheOutputTakesIt(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.wav"), filepath.Join(dir, "b.wav")
+	writeWAV(t, a, tone(1000, 0.4, 0, rate), rate)   // 1 s
+	writeWAV(t, b, tone(1500, 0.4, 0, rate/5), rate) // 0.2 s, all of it inside the queue
+	o := &laggingOutput{lag: rate * 3 / 10}
+	var starts []int
+	ends := map[int]player.Proof{}
+	pb, err := newPlayer(t, o, nil).Play(context.Background(), player.Program{
+		Items: []player.Item{{Path: a}, {Path: b}}, Gain: 1,
+		OnItemStart: func(i int, _ time.Time, _ time.Duration) { starts = append(starts, i) },
+		OnItemEnd:   func(i int, p player.Proof) { ends[i] = p },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb.Wait()
+	if len(starts) != 1 || starts[0] != 0 {
+		t.Errorf("starts reported %v; want only item 0's (item 1 never left the queue)", starts)
+	}
+	if len(ends) != 2 || ends[1].Frames != 0 || ends[0].Frames != int64(rate-rate/10) {
+		t.Errorf("ends %v; want item 0 with %d frames taken, item 1 with none", ends, rate-rate/10)
+	}
+}

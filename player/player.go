@@ -76,9 +76,10 @@ type Program struct {
 	// Only a real-time output (ALSA) does this; a program beginning with a stream ignores it.
 	// See docs/sync.md.
 	At time.Time
-	// OnItemStart is called when the first sample of an item is handed to the output, with
-	// the time it will reach the output (Proof.Start; for a program with an At, the time it
-	// will be heard, the output's delay included) and how much of the item's beginning, after
+	// OnItemStart is called once the output has taken the first sample of an item (not when
+	// it is handed over: what is queued in front plays first), with the time it reaches the
+	// output (Proof.Start; for a program with an At, the time it is heard, the output's delay
+	// included) and how much of the item's beginning, after
 	// where it was asked to start, was skipped to be heard in step (a program with an At that
 	// could only start late; zero otherwise): the first sample is that far into the item.
 	OnItemStart func(index int, at time.Time, skipped time.Duration)
@@ -398,10 +399,11 @@ type itemState struct {
 	index     int
 	proof     Proof
 	lvl       *meter
-	startPos  int64 // output frame of the item's first frame
-	asked     int64 // frame of the item it was asked to start from (before any skipped to be in step)
-	written   int64 // frames of this item written
-	limit     int64 // frames after which the item is cut (0: none)
+	startPos  int64         // output frame of the item's first frame
+	asked     int64         // frame of the item it was asked to start from (before any skipped to be in step)
+	skipped   time.Duration // of the item's start, dropped to be in step (OnItemStart)
+	written   int64         // frames of this item written
+	limit     int64         // frames after which the item is cut (0: none)
 	deadline  time.Time
 	underruns int64
 	gapSince  time.Time
@@ -447,26 +449,27 @@ func (pb *Playback) run(ctx context.Context) {
 }
 
 type engine struct {
-	pb       *Playback
-	out      Output
-	clock    Clock
-	log      *slog.Logger
-	rate     int
-	cur      float64 // gain applied now
-	target   float64 // gain being ramped to
-	rampStep float64
-	buf      []float32
-	pendEnd  []pendingEnd
-	proofs   []Proof
-	base     int64     // output frame count when this playback began
-	written  int64     // frames written by this playback
-	leftover []float32 // frames read but held back by a pause
-	keep     *keeper   // holds a program with an At on the clock; nil without
-	placed   bool      // the program's start is placed on the clock
-	silence  []float32
-	stamped  bool // keep holds a stamped relay on its clock
-	deadAir  *deadAirWatch
-	inDead   bool // dead air was reported and sound has not come back yet
+	pb        *Playback
+	out       Output
+	clock     Clock
+	log       *slog.Logger
+	rate      int
+	cur       float64 // gain applied now
+	target    float64 // gain being ramped to
+	rampStep  float64
+	buf       []float32
+	pendEnd   []pendingEnd
+	pendStart []*itemState // items handed to the output whose first sample it has not taken yet
+	proofs    []Proof
+	base      int64     // output frame count when this playback began
+	written   int64     // frames written by this playback
+	leftover  []float32 // frames read but held back by a pause
+	keep      *keeper   // holds a program with an At on the clock; nil without
+	placed    bool      // the program's start is placed on the clock
+	silence   []float32
+	stamped   bool // keep holds a stamped relay on its clock
+	deadAir   *deadAirWatch
+	inDead    bool // dead air was reported and sound has not come back yet
 }
 
 type pendingEnd struct {
@@ -518,14 +521,37 @@ func (e *engine) play(ctx context.Context) Result {
 
 // settle reports items whose last frame the output has consumed (all of them when final).
 func (e *engine) settle(final bool) {
-	if len(e.pendEnd) == 0 {
+	if len(e.pendEnd) == 0 && len(e.pendStart) == 0 {
 		return
 	}
 	consumed := e.out.Consumed()
 	now := e.clock.Now()
 	k := 0
+	for _, st := range e.pendStart {
+		if consumed <= st.startPos && !final {
+			e.pendStart[k] = st
+			k++
+			continue
+		}
+		e.settleEnds(st.startPos, consumed, now, final) // the items before it end first
+		if consumed > st.startPos {
+			e.pb.item.Store(int64(st.index))
+			e.pb.itemStart.Store(st.startPos)
+			if f := e.pb.prog.OnItemStart; f != nil {
+				f(st.index, st.proof.Start, st.skipped)
+			}
+		} // else the program ended before the output took any of it: it was not played
+	}
+	e.pendStart = e.pendStart[:k]
+	e.settleEnds(math.MaxInt64, consumed, now, final)
+}
+
+// settleEnds reports the pending ends at or before output frame limit that the output has
+// consumed (all of them up to limit when final).
+func (e *engine) settleEnds(limit, consumed int64, now time.Time, final bool) {
+	k := 0
 	for _, pe := range e.pendEnd {
-		if consumed < pe.end && !final {
+		if pe.end > limit || (consumed < pe.end && !final) {
 			e.pendEnd[k] = pe
 			k++
 			continue
@@ -616,8 +642,6 @@ func (e *engine) playItem(ctx context.Context, i int, skip, asked int64) (string
 	st.startPos = e.base + e.written
 	st.underruns = e.out.Underruns()
 	e.deadAir.reset()
-	e.pb.item.Store(int64(i))
-	e.pb.itemStart.Store(st.startPos)
 	if it.Duration > 0 {
 		st.limit = int64(it.Duration.Seconds() * float64(e.rate))
 		if it.URL == "" {
@@ -889,15 +913,15 @@ func (e *engine) playItem(ctx context.Context, i int, skip, asked int64) (string
 				// after it takes a sample counts, so the record says when it was heard.
 				st.proof.Start = st.proof.Start.Add(time.Duration(e.keep.delay) * time.Second / time.Duration(e.rate))
 			}
-			if f := e.pb.prog.OnItemStart; f != nil {
-				// In step a late start drops what cannot be heard on time (before the item
-				// began, and while it was placed): the first sample is that far in.
-				var skipped time.Duration
-				if e.keep != nil && it.URL == "" {
-					skipped = time.Duration(skip+st.written-st.asked) * time.Second / time.Duration(e.rate)
-				}
-				f(i, st.proof.Start, skipped)
+			// In step a late start drops what cannot be heard on time (before the item began,
+			// and while it was placed): the first sample is that far in.
+			if e.keep != nil && it.URL == "" {
+				st.skipped = time.Duration(skip+st.written-st.asked) * time.Second / time.Duration(e.rate)
 			}
+			// Its start is reported once the output has taken its first sample (settle), not
+			// now: a queue ahead of the output (in step, most of a second) would otherwise
+			// journal a start that an agent killed in between never played.
+			e.pendStart = append(e.pendStart, st)
 		}
 		st.lvl.add(chunk)
 		st.written += int64(n)
@@ -1075,7 +1099,6 @@ func (e *engine) preroll(ctx context.Context, st *itemState) error {
 		}
 		e.placed = true
 		st.startPos = e.base + e.written
-		e.pb.itemStart.Store(st.startPos)
 		return nil
 	}
 	return e.writeSilence(ctx, chunkFrames)
