@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/player"
 )
 
@@ -181,14 +182,9 @@ func TestALSAThroughFIFO(t *testing.T) {
 		if len(problems) == 0 {
 			return
 		}
-		t.Logf("run %d through ALSA failed (load average %s): %s", attempt, loadavg(), strings.Join(problems, "; "))
+		t.Logf("run %d through ALSA failed (load average %s): %s", attempt, testkit.LoadAverage(), strings.Join(problems, "; "))
 	}
 	t.Fatalf("ALSA playback: %s", strings.Join(problems, "; "))
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	return strings.TrimSpace(string(b))
 }
 
 // alsaAttempt runs the child once and checks the capture; it returns what is wrong.

@@ -79,9 +79,9 @@ type Program struct {
 	// OnItemStart is called once the output has taken the first sample of an item (not when
 	// it is handed over: what is queued in front plays first), with the time it reaches the
 	// output (Proof.Start; for a program with an At, the time it is heard, the output's delay
-	// included) and how much of the item's beginning, after
-	// where it was asked to start, was skipped to be heard in step (a program with an At that
-	// could only start late; zero otherwise): the first sample is that far into the item.
+	// included) and how much of the item's beginning, after where it was asked to start, was
+	// skipped to be heard in step (a program with an At that could only start late; zero
+	// otherwise): the first sample is that far into the item.
 	OnItemStart func(index int, at time.Time, skipped time.Duration)
 	// OnItemEnd is called with an item's proof once its last frame has been consumed by the
 	// output (or it failed, or the program stopped inside it). Callbacks run on the

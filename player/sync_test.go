@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loa-project/loa/internal/alsafifo"
+	"github.com/loa-project/loa/internal/testkit"
 	"github.com/loa-project/loa/player"
 )
 
@@ -237,7 +238,7 @@ func TestTwoCardsInStep(t *testing.T) {
 		if len(problems) == 0 {
 			return
 		}
-		t.Logf("run %d in step failed (load average %s): %s", attempt, loadavg(), strings.Join(problems, "; "))
+		t.Logf("run %d in step failed (load average %s): %s", attempt, testkit.LoadAverage(), strings.Join(problems, "; "))
 	}
 	if l := loadPerCore(); l > 4 {
 		// Lags of whole seconds in the players' own threads are the machine's, not the code's.
@@ -249,7 +250,7 @@ func TestTwoCardsInStep(t *testing.T) {
 // loadPerCore is the one-minute load average over the cores.
 func loadPerCore() float64 {
 	var l float64
-	fmt.Sscan(loadavg(), &l)
+	fmt.Sscan(testkit.LoadAverage(), &l)
 	return l / float64(runtime.NumCPU())
 }
 

@@ -268,7 +268,7 @@ func TestLongItemInStepBench(t *testing.T) {
 		}
 	}
 	fmt.Printf("SYNC-LONG the cards ran dry %d times in all (the machine stalled the agents); %d looks near them left out, load average %s\n",
-		len(drySpells), skipped, load())
+		len(drySpells), skipped, testkit.LoadAverage())
 	if len(offs[0]) < 2 {
 		t.Fatalf("too few looks away from dry spells (%d ran dry): the machine is too loaded to measure", len(drySpells))
 	}
@@ -309,10 +309,4 @@ func TestLongItemInStepBench(t *testing.T) {
 	if ratePPM < skew/2 || ratePPM > 2*skew {
 		t.Errorf("the uncorrected fast card drifted %+.0f ppm against the true one; it runs %+.0f ppm: the skew did not show", ratePPM, skew)
 	}
-}
-
-// load is the machine's load averages, for benchmark lines.
-func load() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	return strings.Join(strings.Fields(string(b))[:min(3, len(strings.Fields(string(b))))], " ")
 }

@@ -5,7 +5,9 @@ package testkit
 
 import (
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,4 +54,12 @@ func FreePort(t testing.TB) int {
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
+}
+
+// LoadAverage is the machine's 1-, 5- and 15-minute load averages ("" if unknown), for the
+// lines that say how busy the machine was when a real-time test or benchmark ran.
+func LoadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
